@@ -1,0 +1,58 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "agentd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "agentd", targets: ["Daemon"]),
+        .library(name: "RPC", targets: ["RPC"]),
+        .library(name: "Services", targets: ["Services"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // The protocol engine: JSON-RPC 2.0 framing, parsing, routing, middleware. No domain knowledge.
+        .target(
+            name: "RPC",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        // The domains: method types, services, stores. Knows no process, socket or signal.
+        .target(
+            name: "Services",
+            dependencies: ["RPC", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The executable: configuration, composition root, socket server, lifecycle.
+        .executableTarget(
+            name: "Daemon",
+            dependencies: [
+                "RPC", "Services",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "RPCTests",
+            dependencies: ["RPC", "Services", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "AgentdTests",
+            dependencies: []
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,99 @@
+import Foundation
+import NIOCore
+
+/// Writes JSON text: string quoting and the response envelopes, straight into a `ByteBuffer`.
+enum JSONWriter {
+    /// The encoder settings every result and notification uses: no escaped slashes, and sorted keys
+    /// so that documents (and tests) are stable.
+    static func makeEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }
+
+    static func encodeToString<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try makeEncoder().encode(value), as: UTF8.self)
+    }
+
+    /// `value` as a JSON string literal.
+    static func quoted(_ value: String) -> String {
+        var buffer = ByteBufferAllocator().buffer(capacity: value.utf8.count + 2)
+        writeQuoted(value, into: &buffer)
+        return String(buffer: buffer)
+    }
+
+    static func writeQuoted(_ value: String, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "\""))
+        var needsEscaping = false
+        for byte in value.utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+            needsEscaping = true
+            break
+        }
+        if !needsEscaping {
+            buffer.writeString(value)
+        } else {
+            for byte in value.utf8 {
+                switch byte {
+                case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
+                case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
+                case 0x0A: buffer.writeStaticString("\\n")
+                case 0x0D: buffer.writeStaticString("\\r")
+                case 0x09: buffer.writeStaticString("\\t")
+                case 0x08: buffer.writeStaticString("\\b")
+                case 0x0C: buffer.writeStaticString("\\f")
+                case 0..<0x20:
+                    let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                    buffer.writeStaticString("\\u00")
+                    buffer.writeInteger(hex[Int(byte >> 4)])
+                    buffer.writeInteger(hex[Int(byte & 0xF)])
+                default: buffer.writeInteger(byte)
+                }
+            }
+        }
+        buffer.writeInteger(UInt8(ascii: "\""))
+    }
+
+    /// `{"jsonrpc":"2.0","id":ID,"result":RESULT}`
+    static func writeResult(id: RPCID, result: ByteBuffer, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("{\"jsonrpc\":\"2.0\",\"id\":")
+        buffer.writeString(id.json)
+        buffer.writeStaticString(",\"result\":")
+        var result = result
+        buffer.writeBuffer(&result)
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
+
+    /// `{"jsonrpc":"2.0","id":ID,"error":{"code":C,"message":M,"data":D}}`
+    static func writeError(id: RPCID, error: RPCError, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("{\"jsonrpc\":\"2.0\",\"id\":")
+        buffer.writeString(id.json)
+        buffer.writeStaticString(",\"error\":{\"code\":")
+        buffer.writeString(String(error.code.rawValue))
+        buffer.writeStaticString(",\"message\":")
+        writeQuoted(error.message, into: &buffer)
+        if let data = error.data {
+            buffer.writeStaticString(",\"data\":")
+            buffer.writeString(data.text)
+        }
+        buffer.writeStaticString("}}")
+    }
+
+    /// `{"jsonrpc":"2.0","method":M,"params":P}`
+    static func writeNotification(method: String, params: ByteBuffer?, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("{\"jsonrpc\":\"2.0\",\"method\":")
+        writeQuoted(method, into: &buffer)
+        if var params {
+            buffer.writeStaticString(",\"params\":")
+            buffer.writeBuffer(&params)
+        }
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
+
+    static func writeOutcome(id: RPCID, outcome: RPCOutcome, into buffer: inout ByteBuffer) {
+        switch outcome {
+        case .result(let result): writeResult(id: id, result: result, into: &buffer)
+        case .error(let error): writeError(id: id, error: error, into: &buffer)
+        }
+    }
+}

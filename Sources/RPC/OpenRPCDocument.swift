@@ -1,0 +1,71 @@
+/// Generates the OpenRPC 1.3 document that `rpc.discover` returns, from the router's registry.
+///
+/// OpenRPC cannot describe server-to-client notifications, so they are listed under the
+/// `x-notifications` extension; errors every method can answer with are under `x-errors`.
+enum OpenRPCDocument {
+    /// Errors any call can get, whatever the method.
+    static let commonErrors: [RPCErrorDescription] = [
+        .init(.parseError, "Parse error", data: "{reason}: where the JSON stopped making sense"),
+        .init(.invalidRequest, "Invalid Request", data: "{reason}"),
+        .init(.methodNotFound, "Method not found", data: "{method}"),
+        .init(.invalidParams, "Invalid params", data: "{field, reason}: the offending field as a dotted path"),
+        .init(.internalError, "Internal error", data: "none: details are in the server log only"),
+        .init(.requestCancelled, "Request cancelled", data: "none: answered to a call cancelled with $/cancelRequest"),
+        .init(.requestTimeout, "Request timed out", data: "{setting, limit, actual} in milliseconds"),
+        .init(.shuttingDown, "Server is shutting down", data: "none: retry after the server restarts"),
+        .init(.messageTooLarge, "Message too large", data: "{setting, limit, actual} in bytes"),
+        .init(.nestingTooDeep, "JSON nested too deeply", data: "{setting, limit, actual} in levels"),
+        .init(.batchTooLarge, "Batch too large", data: "{setting, limit, actual} in calls"),
+        .init(.tooManyConnections, "Too many connections", data: "{setting, limit, actual}; sent before the connection is closed"),
+        .init(.tooManyConnectionsForUser, "Too many connections for this user", data: "{setting, limit, actual}; sent before the connection is closed"),
+        .init(.framingError, "Framing error", data: "{reason}; sent before the connection is closed"),
+    ]
+
+    static func generate(router: RPCRouter, server: RPCServerDescription) -> JSONFragment {
+        let methods: [JSONValue] = router.routes.values.sorted { $0.name < $1.name }.map { route in
+            var method: [String: JSONValue] = [
+                "name": .string(route.name),
+                "summary": .string(route.summary),
+                "paramStructure": .string("either"),
+                "params": .array(
+                    (route.params.properties ?? []).map { property in
+                        .object(["name": .string(property.name), "required": .bool(property.required), "schema": property.schema.jsonValue])
+                    }),
+                "result": .object(["name": .string("result"), "schema": route.result.jsonValue]),
+            ]
+            if !route.errors.isEmpty {
+                method["errors"] = .array(route.errors.map(describe))
+            }
+            if let timeout = route.timeout {
+                method["x-timeout-ms"] = .number(Double(timeout.components.seconds * 1000))
+            }
+            return .object(method)
+        }
+        let notifications: [JSONValue] = router.notifications.sorted { $0.name < $1.name }.map { notification in
+            .object([
+                "name": .string(notification.name),
+                "summary": .string(notification.summary),
+                "params": notification.params.jsonValue,
+            ])
+        }
+        let document: JSONValue = .object([
+            "openrpc": .string("1.3.2"),
+            "info": .object([
+                "title": .string(server.name),
+                "version": .string(server.version),
+                "x-api-versions": .array(server.apiVersions.map(JSONValue.string)),
+            ]),
+            "methods": .array(methods),
+            "x-notifications": .array(notifications),
+            "x-errors": .array(commonErrors.map(describe)),
+        ])
+        // The registry is built from our own types: encoding cannot fail.
+        return try! JSONFragment(encoding: document)
+    }
+
+    private static func describe(_ error: RPCErrorDescription) -> JSONValue {
+        var object: [String: JSONValue] = ["code": .number(Double(error.code)), "message": .string(error.message)]
+        if let data = error.data { object["data"] = .string(data) }
+        return .object(object)
+    }
+}

@@ -1,0 +1,390 @@
+import Logging
+import NIOCore
+
+/// The server side of one connection: turns frames into calls, calls into replies, and owns the
+/// connection's calls in flight (cancellation, backpressure, drain).
+///
+/// Replies are written in the pipeline and flushed once per read burst; replies of calls that
+/// finish later are flushed together once per event-loop tick. All state is confined to the
+/// channel's event loop.
+public final class RPCConnectionHandler: ChannelDuplexHandler {
+    public typealias InboundIn = RPCFrame
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    /// Sent to every connection when the server starts draining.
+    public enum ShuttingDown: RPCNotification {
+        public static let name = "server.shuttingDown"
+        public static let summary = "The server is stopping: calls in flight may finish within drainTimeoutMs, new calls are refused, then the connection closes."
+        public struct Params: Codable, Sendable {
+            public var drainTimeoutMs: Int
+        }
+    }
+
+    private let dispatcher: RPCDispatcher
+    private let limits: RPCLimits
+    private let connectionID: UInt64
+    private let peer: RPCPeer?
+    private let logger: Logger
+    private var context: ChannelHandlerContext!
+    private var info: RPCConnectionInfo!
+
+    private var framing: RPCFraming = .newlineDelimited
+    /// Calls whose reply is pending, by identity of their cancellation handle.
+    private var running: [ObjectIdentifier: RPCCancellation] = [:]
+    /// The same calls by client id, for `$/cancelRequest`.
+    private var runningByID: [RPCID: RPCCancellation] = [:]
+    /// Ids cancelled before their request arrived (bounded, oldest forgotten first).
+    private var earlyCancels: [RPCID] = []
+    private static let maxEarlyCancels = 256
+    private var readPending = false
+    private var needsFlush = false
+    private var flushScheduled = false
+    private var inputClosed = false
+    private var draining = false
+    private var closing = false
+
+    public init(dispatcher: RPCDispatcher, connectionID: UInt64, peer: RPCPeer?, logger: Logger) {
+        self.dispatcher = dispatcher
+        self.limits = dispatcher.limits
+        self.connectionID = connectionID
+        self.peer = peer
+        self.logger = logger
+    }
+
+    /// A thread-safe handle on this connection for the server (drain, shutdown) and for handlers
+    /// (notifications). Valid once the handler is in a pipeline.
+    public private(set) var handle: Handle!
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let handle = Handle(eventLoop: context.eventLoop, handler: NIOLoopBound(self, eventLoop: context.eventLoop))
+        self.handle = handle
+        self.info = RPCConnectionInfo(id: connectionID, peer: peer, logger: logger, notifier: handle)
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        cancelAll(.connectionClosed)
+    }
+
+    // MARK: Inbound
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .message(let buffer, let framing):
+            self.framing = framing
+            handleMessage(buffer)
+        case .oversized(let prefix, let size, let framing):
+            self.framing = framing
+            let id = findRequestID(inPrefix: prefix) ?? .null
+            let error = RPCError.limit(
+                .messageTooLarge, "Message too large", setting: "max_message_bytes", limit: limits.maxMessageBytes, actual: size)
+            logger.notice("message over the size limit skipped", metadata: ["bytes": "\(size)", "id": "\(id)"])
+            writeFrame { JSONWriter.writeError(id: id, error: error, into: &$0) }
+        case .unframeable(let reason):
+            framing = .contentLength
+            logger.notice("unframeable input, closing", metadata: ["reason": "\(reason)"])
+            writeFrame { JSONWriter.writeError(id: .null, error: RPCError(.framingError, "Framing error", data: ["reason": reason]), into: &$0) }
+            closeAfterFlush()
+        }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        flushIfNeeded()
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // The client finished sending (socat at end of input): answer what is in flight, then close.
+            inputClosed = true
+            closeIfIdle()
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        cancelAll(.connectionClosed)
+        context.fireChannelInactive()
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { resumeReadingIfAllowed() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Outbound
+
+    public func read(context: ChannelHandlerContext) {
+        // Backpressure: stop reading while too many calls run or the client is not reading replies.
+        if running.count >= limits.maxInFlightPerConnection || !context.channel.isWritable {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    // MARK: Calls
+
+    private func handleMessage(_ buffer: ByteBuffer) {
+        switch dispatcher.parser.parse(buffer) {
+        case .failed(let error):
+            writeFrame { JSONWriter.writeError(id: .null, error: error, into: &$0) }
+        case .single(let entry):
+            guard let (id, reply) = start(entry) else { return }
+            switch reply {
+            case .now(let outcome):
+                writeFrame { JSONWriter.writeOutcome(id: id, outcome: outcome, into: &$0) }
+            case .later(let future):
+                let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                future.whenSuccess { outcome in
+                    loopBound.value.writeFrame { JSONWriter.writeOutcome(id: id, outcome: outcome, into: &$0) }
+                    loopBound.value.scheduleFlush()
+                }
+            }
+        case .batch(let entries):
+            startBatch(entries)
+        }
+    }
+
+    private func startBatch(_ entries: [RPCMessage.Entry]) {
+        var replies: [(RPCID, RPCReply)] = []
+        replies.reserveCapacity(entries.count)
+        for entry in entries {
+            if let reply = start(entry) { replies.append(reply) }
+        }
+        if replies.isEmpty { return }  // only notifications: nothing at all is sent back
+        let batch = BatchReply(count: replies.count)
+        var pending: [(Int, RPCID, EventLoopFuture<RPCOutcome>)] = []
+        for (index, (id, reply)) in replies.enumerated() {
+            switch reply {
+            case .now(let outcome): batch.set(index, id: id, outcome: outcome)
+            case .later(let future): pending.append((index, id, future))
+            }
+        }
+        if pending.isEmpty {
+            writeFrame { batch.write(into: &$0) }
+            return
+        }
+        let loopBound = NIOLoopBound((self, batch), eventLoop: context.eventLoop)
+        for (index, id, future) in pending {
+            future.whenSuccess { outcome in
+                let (handler, batch) = loopBound.value
+                batch.set(index, id: id, outcome: outcome)
+                if batch.isComplete {
+                    handler.writeFrame { batch.write(into: &$0) }
+                    handler.scheduleFlush()
+                }
+            }
+        }
+    }
+
+    /// Starts one call. Returns the id to answer and the reply, or nil when nothing is answered
+    /// (a notification).
+    private func start(_ entry: RPCMessage.Entry) -> (RPCID, RPCReply)? {
+        let request: RPCRequest
+        switch entry {
+        case .invalid(let id, let error):
+            return (id ?? .null, .now(.error(error)))
+        case .request(let parsed):
+            request = parsed
+        }
+        if request.method == "$/cancelRequest" {
+            cancelRequest(request)
+            return request.id.map { ($0, .now(.result(ByteBuffer(string: "null")))) }
+        }
+        if draining {
+            return request.id.map { ($0, .now(.error(RPCErrorFunnel.rpcError(for: .serverShutdown)))) }
+        }
+        if let id = request.id, let index = earlyCancels.firstIndex(of: id) {
+            earlyCancels.remove(at: index)
+            return (id, .now(.error(.cancelled)))
+        }
+        let callContext = dispatcher.makeContext(for: request, connection: info, eventLoop: context.eventLoop)
+        var reply = dispatcher.dispatch(request, context: callContext)
+        if case .later(let future) = reply {
+            let cancellation = callContext.cancellation
+            let key = ObjectIdentifier(cancellation)
+            running[key] = cancellation
+            if let id = request.id { runningByID[id] = cancellation }
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            // Bookkeeping runs before the reply is written (callbacks run in order of registration).
+            future.whenComplete { _ in
+                let handler = loopBound.value
+                handler.running[key] = nil
+                if let id = request.id, handler.runningByID[id] === cancellation { handler.runningByID[id] = nil }
+            }
+            reply = .later(future.always { _ in
+                loopBound.value.callFinished()
+            })
+        }
+        guard let id = request.id else { return nil }
+        return (id, reply)
+    }
+
+    private func callFinished() {
+        resumeReadingIfAllowed()
+        // Close after the reply that is being written now (callbacks after this one write it).
+        context.eventLoop.assumeIsolated().execute { [self] in closeIfIdle() }
+    }
+
+    private func cancelRequest(_ request: RPCRequest) {
+        guard let params = request.params, !request.paramsAreByPosition, let id = findRequestID(inPrefix: params) else {
+            logger.debug("$/cancelRequest without an id ignored")
+            return
+        }
+        if let cancellation = runningByID[id] {
+            cancellation.cancel(.requestedByClient)
+        } else {
+            // Not started yet (or already answered): remember it so that a request arriving just
+            // after its cancel is answered as cancelled instead of running.
+            earlyCancels.append(id)
+            if earlyCancels.count > Self.maxEarlyCancels { earlyCancels.removeFirst() }
+        }
+    }
+
+    private func cancelAll(_ reason: RPCCancellationReason) {
+        let calls = Array(running.values)
+        for call in calls { call.cancel(reason) }
+    }
+
+    private func resumeReadingIfAllowed() {
+        guard readPending, running.count < limits.maxInFlightPerConnection, context.channel.isWritable else { return }
+        readPending = false
+        context.read()
+    }
+
+    private func closeIfIdle() {
+        guard (inputClosed || draining), running.isEmpty, !closing else { return }
+        closeAfterFlush()
+    }
+
+    private func closeAfterFlush() {
+        guard !closing else { return }
+        closing = true
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer())).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    // MARK: Writing
+
+    /// Writes one framed message (not flushed yet).
+    private func writeFrame(_ body: (inout ByteBuffer) -> Void) {
+        guard context.channel.isActive else { return }
+        var buffer = context.channel.allocator.buffer(capacity: 128)
+        switch framing {
+        case .newlineDelimited:
+            body(&buffer)
+            buffer.writeInteger(UInt8(ascii: "\n"))
+            context.write(wrapOutboundOut(buffer), promise: nil)
+        case .contentLength:
+            body(&buffer)
+            var header = context.channel.allocator.buffer(capacity: 32)
+            header.writeStaticString("Content-Length: ")
+            header.writeString(String(buffer.readableBytes))
+            header.writeStaticString("\r\n\r\n")
+            context.write(wrapOutboundOut(header), promise: nil)
+            context.write(wrapOutboundOut(buffer), promise: nil)
+        }
+        needsFlush = true
+    }
+
+    private func flushIfNeeded() {
+        guard needsFlush else { return }
+        needsFlush = false
+        context.flush()
+    }
+
+    /// Flushes once after every reply completed in this event-loop tick has been written.
+    private func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            flushScheduled = false
+            flushIfNeeded()
+        }
+    }
+
+    fileprivate func sendNotification(method: String, params: ByteBuffer?) {
+        writeFrame { JSONWriter.writeNotification(method: method, params: params, into: &$0) }
+        scheduleFlush()
+    }
+
+    fileprivate func beginDrain(timeout: Duration) {
+        guard !draining else { return }
+        draining = true
+        let params = ShuttingDown.Params(drainTimeoutMs: Int(timeout.milliseconds))
+        sendNotification(method: ShuttingDown.name, params: ByteBuffer(string: try! JSONWriter.encodeToString(params)))
+        closeIfIdle()
+    }
+
+    fileprivate func forceClose() {
+        cancelAll(.serverShutdown)
+        draining = true
+        closeIfIdle()
+    }
+
+    /// The thread-safe face of a connection.
+    public final class Handle: RPCNotifier, Sendable {
+        public let eventLoop: any EventLoop
+        private let handler: NIOLoopBound<RPCConnectionHandler>
+
+        init(eventLoop: any EventLoop, handler: NIOLoopBound<RPCConnectionHandler>) {
+            self.eventLoop = eventLoop
+            self.handler = handler
+        }
+
+        public func notify(method: String, params: ByteBuffer?) {
+            let handler = self.handler
+            eventLoop.execute { handler.value.sendNotification(method: method, params: params) }
+        }
+
+        /// Tells the client the server is stopping, refuses new calls, and closes the connection
+        /// once its calls in flight have answered.
+        public func beginDrain(timeout: Duration) {
+            let handler = self.handler
+            eventLoop.execute { handler.value.beginDrain(timeout: timeout) }
+        }
+
+        /// Cancels what still runs (answered with -32002) and closes.
+        public func forceClose() {
+            let handler = self.handler
+            eventLoop.execute { handler.value.forceClose() }
+        }
+    }
+}
+
+/// Collects the replies of one batch; written as one array when the last member answers.
+private final class BatchReply {
+    private var slots: [(RPCID, RPCOutcome)?]
+    private var remaining: Int
+
+    init(count: Int) {
+        slots = Array(repeating: nil, count: count)
+        remaining = count
+    }
+
+    var isComplete: Bool { remaining == 0 }
+
+    func set(_ index: Int, id: RPCID, outcome: RPCOutcome) {
+        slots[index] = (id, outcome)
+        remaining -= 1
+    }
+
+    func write(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "["))
+        for (index, slot) in slots.enumerated() {
+            guard let (id, outcome) = slot else { continue }
+            if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+            JSONWriter.writeOutcome(id: id, outcome: outcome, into: &buffer)
+        }
+        buffer.writeInteger(UInt8(ascii: "]"))
+    }
+}

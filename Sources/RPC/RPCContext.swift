@@ -1,0 +1,82 @@
+import Logging
+import NIOCore
+
+/// Who is on the other end of a connection, from the kernel (SO_PEERCRED), not from the client.
+public struct RPCPeer: Sendable, Hashable, CustomStringConvertible {
+    public var uid: UInt32
+    public var gid: UInt32
+    public var pid: Int32
+
+    public init(uid: UInt32, gid: UInt32, pid: Int32) {
+        self.uid = uid
+        self.gid = gid
+        self.pid = pid
+    }
+
+    public var description: String { "uid=\(uid) gid=\(gid) pid=\(pid)" }
+}
+
+/// Sends server-initiated notifications on one connection, in the order they are sent.
+public protocol RPCNotifier: Sendable {
+    func notify(method: String, params: ByteBuffer?)
+}
+
+/// One client connection, as handlers see it.
+public final class RPCConnectionInfo: Sendable {
+    public let id: UInt64
+    public let peer: RPCPeer?
+    public let logger: Logger
+    let notifier: any RPCNotifier
+
+    public init(id: UInt64, peer: RPCPeer?, logger: Logger, notifier: any RPCNotifier) {
+        self.id = id
+        self.peer = peer
+        self.logger = logger
+        self.notifier = notifier
+    }
+
+    /// Sends a notification to this client. Notifications sent from one task keep their order.
+    public func notify<N: RPCNotification>(_: N.Type, _ params: N.Params) {
+        do {
+            let text = try JSONWriter.encodeToString(params)
+            notifier.notify(method: N.name, params: ByteBuffer(string: text))
+        } catch {
+            logger.error("could not encode notification", metadata: ["notification": "\(N.name)", "error": "\(error)"])
+        }
+    }
+}
+
+/// What a handler knows about the call it is serving. One per call; cheap to copy.
+public struct RPCContext: Sendable {
+    /// Server-assigned, unique per process: the `request` field of every log line about this call.
+    public let requestNumber: UInt64
+    public let method: String
+    /// The client's id; nil for a notification.
+    public let id: RPCID?
+    public let connection: RPCConnectionInfo
+    public let cancellation: RPCCancellation
+    public let eventLoop: any EventLoop
+    /// The method's registration, nil when the method does not exist.
+    public let route: RPCRoute?
+
+    public init(
+        requestNumber: UInt64, method: String, id: RPCID?, connection: RPCConnectionInfo,
+        cancellation: RPCCancellation, eventLoop: any EventLoop, route: RPCRoute?
+    ) {
+        self.requestNumber = requestNumber
+        self.method = method
+        self.id = id
+        self.connection = connection
+        self.cancellation = cancellation
+        self.eventLoop = eventLoop
+        self.route = route
+    }
+
+    /// The connection's logger with this call's request number and method.
+    public var logger: Logger {
+        var logger = connection.logger
+        logger[metadataKey: "request"] = "\(requestNumber)"
+        logger[metadataKey: "method"] = .string(method)
+        return logger
+    }
+}

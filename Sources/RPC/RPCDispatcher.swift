@@ -1,0 +1,94 @@
+import Logging
+import NIOCore
+import Synchronization
+
+/// Limits that protect the server. Each one fails politely: an error naming the limit with
+/// `data: {setting, limit, actual}`, the request's id where it can be known, and the connection
+/// kept open where the framing allows it.
+public struct RPCLimits: Sendable, Equatable {
+    /// Largest message, in bytes. Bigger ones are skipped without being buffered and answered.
+    public var maxMessageBytes = 16 * 1024 * 1024
+    /// Deepest JSON nesting in a message.
+    public var maxJSONDepth = 64
+    /// Most calls in one batch.
+    public var maxBatchLength = 1000
+    /// Calls running at once on one connection (a batch counts as its length). Past it the server
+    /// stops reading the connection until calls finish: backpressure, not unbounded buffering.
+    public var maxInFlightPerConnection = 256
+    /// Connections open at once, in total and per peer uid.
+    public var maxConnections = 1024
+    public var maxConnectionsPerUID = 256
+    /// Default time a call may run (methods may set their own).
+    public var requestTimeout: Duration = .seconds(120)
+    /// How long a graceful shutdown waits for calls in flight.
+    public var drainTimeout: Duration = .seconds(10)
+
+    public init() {}
+}
+
+/// Describes the server in `rpc.discover` and `system.version`.
+public struct RPCServerDescription: Sendable {
+    public var name: String
+    public var version: String
+    public var apiVersions: [String]
+
+    public init(name: String, version: String, apiVersions: [String]) {
+        self.name = name
+        self.version = version
+        self.apiVersions = apiVersions
+    }
+}
+
+/// Runs calls through the middleware chain to their handlers. Shared by every connection;
+/// immutable once built.
+public final class RPCDispatcher: Sendable {
+    public let router: RPCRouter
+    public let limits: RPCLimits
+    public let logger: Logger
+    /// The OpenRPC document (`rpc.discover`), generated once from the registry.
+    public let openRPCDocument: JSONFragment
+    let parser: RPCMessageParser
+    private let chain: RPCNext
+    private let requestCounter = Atomic<UInt64>(0)
+
+    /// - Parameters:
+    ///   - middleware: outermost first; every call passes through all of them in this order.
+    public init(router: RPCRouter, middleware: [any RPCMiddleware], limits: RPCLimits, server: RPCServerDescription, logger: Logger) {
+        var router = router
+        let document = OpenRPCDocument.generate(router: router, server: server)
+        router.onInline(RPCDiscover.self) { _, _ in document }
+        self.router = router
+        self.openRPCDocument = OpenRPCDocument.generate(router: router, server: server)
+        self.limits = limits
+        self.logger = logger
+        self.parser = RPCMessageParser(maxDepth: limits.maxJSONDepth, maxBatchLength: limits.maxBatchLength)
+        var next = RPCNext { request, context in
+            guard let route = context.route else { return .now(.error(.methodNotFound(request.method))) }
+            return route.invoke(request, context)
+        }
+        for layer in middleware.reversed() {
+            let inner = next
+            next = RPCNext { request, context in layer.handle(request, context: context, next: inner) }
+        }
+        self.chain = next
+    }
+
+    /// Makes the context of one call.
+    public func makeContext(for request: RPCRequest, connection: RPCConnectionInfo, eventLoop: any EventLoop) -> RPCContext {
+        RPCContext(
+            requestNumber: requestCounter.add(1, ordering: .relaxed).newValue, method: request.method, id: request.id,
+            connection: connection, cancellation: RPCCancellation(), eventLoop: eventLoop, route: router.routes[request.method])
+    }
+
+    /// Runs one call through the middleware chain.
+    public func dispatch(_ request: RPCRequest, context: RPCContext) -> RPCReply {
+        chain(request, context)
+    }
+}
+
+/// `rpc.discover`: the OpenRPC document of every method and notification.
+enum RPCDiscover: RPCMethod {
+    static let name = "rpc.discover"
+    static let summary = "Returns the OpenRPC document describing every method, its params, result and errors, and the notifications the server sends."
+    typealias Result = JSONFragment
+}

@@ -1,0 +1,88 @@
+/// An error as it appears on the wire: a code, a one-sentence message and optional structured data.
+///
+/// Codes are an open set: the JSON-RPC standard ones, LSP's cancellation code, and agentd's own in
+/// `-32000…-32099` (see docs/ERRORS.md). Domains add theirs with `extension RPCError.Code`.
+public struct RPCError: Error, Sendable, Equatable {
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+        public init(_ rawValue: Int) { self.rawValue = rawValue }
+        public var description: String { String(rawValue) }
+
+        // JSON-RPC 2.0 §5.1
+        public static let parseError = Code(-32700)
+        public static let invalidRequest = Code(-32600)
+        public static let methodNotFound = Code(-32601)
+        public static let invalidParams = Code(-32602)
+        public static let internalError = Code(-32603)
+        // LSP's convention for a request cancelled by `$/cancelRequest`.
+        public static let requestCancelled = Code(-32800)
+        // agentd, protocol level (-32000…-32019).
+        public static let requestTimeout = Code(-32001)
+        public static let shuttingDown = Code(-32002)
+        public static let messageTooLarge = Code(-32010)
+        public static let nestingTooDeep = Code(-32011)
+        public static let batchTooLarge = Code(-32012)
+        public static let tooManyConnections = Code(-32013)
+        public static let tooManyConnectionsForUser = Code(-32014)
+        public static let framingError = Code(-32015)
+    }
+
+    public var code: Code
+    public var message: String
+    /// Already-encoded JSON for the `data` member, or nil for none.
+    public var data: JSONFragment?
+
+    public init(_ code: Code, _ message: String, data: JSONFragment? = nil) {
+        self.code = code
+        self.message = message
+        self.data = data
+    }
+
+    public init<Data: Encodable>(_ code: Code, _ message: String, data: Data) {
+        self.init(code, message, data: try? JSONFragment(encoding: data))
+    }
+}
+
+/// Domain errors say how they appear on the wire by conforming to this protocol; anything else that
+/// reaches the dispatcher becomes an opaque internal error (details only in the log).
+public protocol RPCErrorConvertible: Error {
+    var rpcError: RPCError { get }
+}
+
+extension RPCError: RPCErrorConvertible {
+    public var rpcError: RPCError { self }
+}
+
+extension RPCError {
+    public static let parse = RPCError(.parseError, "Parse error")
+    public static let invalidRequest = RPCError(.invalidRequest, "Invalid Request")
+
+    public static func invalidRequest(_ reason: String) -> RPCError {
+        RPCError(.invalidRequest, "Invalid Request", data: ["reason": reason])
+    }
+
+    public static func methodNotFound(_ method: String) -> RPCError {
+        RPCError(.methodNotFound, "Method not found", data: ["method": method])
+    }
+
+    /// Wrong or missing params: `data` names the field (a dotted path, `""` for params as a whole).
+    public static func invalidParams(field: String, reason: String) -> RPCError {
+        RPCError(.invalidParams, "Invalid params", data: ["field": field, "reason": reason])
+    }
+
+    public static let internalError = RPCError(.internalError, "Internal error")
+
+    public static let cancelled = RPCError(.requestCancelled, "Request cancelled")
+
+    /// A limit was exceeded. `setting` is the configuration name of the limit.
+    public static func limit(_ code: Code, _ message: String, setting: String, limit: Int, actual: Int) -> RPCError {
+        RPCError(code, message, data: LimitData(setting: setting, limit: limit, actual: actual))
+    }
+
+    struct LimitData: Encodable {
+        var setting: String
+        var limit: Int
+        var actual: Int
+    }
+}

@@ -1,0 +1,226 @@
+import NIOCore
+
+/// How messages are delimited on a connection. Detected from the first bytes a client sends;
+/// every reply and notification uses the same framing.
+public enum RPCFraming: Sendable, Equatable {
+    /// One JSON value per line (`\n`, `\r\n` accepted; blank lines ignored): what `socat` users type.
+    case newlineDelimited
+    /// LSP base protocol: `Content-Length: N\r\n`, other headers tolerated, `\r\n`, N bytes.
+    case contentLength
+}
+
+/// What the frame decoder hands to the connection.
+public enum RPCFrame: Sendable {
+    case message(ByteBuffer, RPCFraming)
+    /// A message over the size limit, skipped without being buffered. `prefix` is its first bytes
+    /// (to recover the request id); `size` is its full length.
+    case oversized(prefix: ByteBuffer, size: Int, RPCFraming)
+    /// A broken LSP header: the stream cannot be resynchronised; the connection is answered and closed.
+    case unframeable(reason: String)
+}
+
+/// Splits the byte stream into messages, enforcing the size limit without buffering oversized
+/// messages: past the limit, bytes are counted and dropped until the frame ends.
+public struct RPCFrameDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = RPCFrame
+
+    /// How much of an oversized message is kept to find its `id`.
+    static let prefixBytes = 4096
+    /// Longest LSP header block accepted.
+    static let maxHeaderBytes = 8192
+
+    let maxMessageBytes: Int
+    private(set) var framing: RPCFraming?
+    private var skipping: Skip?
+    /// Bytes already searched for a newline in the current line (avoids rescanning on each read).
+    private var searched = 0
+
+    private struct Skip {
+        var prefix: ByteBuffer
+        var size: Int
+        /// Bytes still to drop (Content-Length framing); nil means "until the next newline".
+        var remaining: Int?
+    }
+
+    public init(maxMessageBytes: Int) {
+        self.maxMessageBytes = maxMessageBytes
+    }
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        if skipping != nil { return skip(&buffer, context: context) }
+        guard let framing = framing ?? detect(&buffer) else { return .needMoreData }
+        switch framing {
+        case .newlineDelimited: return decodeLine(&buffer, context: context)
+        case .contentLength: return decodeContentLength(&buffer, context: context)
+        }
+    }
+
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        let state = try decode(context: context, buffer: &buffer)
+        if state == .continue { return state }
+        // A final line without its newline is still a message (`printf '{...}' | socat …`).
+        if framing == .newlineDelimited, skipping == nil, buffer.readableBytes > 0 {
+            let line = buffer.readSlice(length: buffer.readableBytes)!
+            if !Self.isBlank(line) { context.fireChannelRead(wrapInboundOut(.message(line, .newlineDelimited))) }
+            return .continue
+        }
+        if let skip = skipping {
+            skipping = nil
+            buffer.moveReaderIndex(to: buffer.writerIndex)
+            context.fireChannelRead(wrapInboundOut(.oversized(prefix: skip.prefix, size: skip.size, framing ?? .newlineDelimited)))
+        }
+        return .needMoreData
+    }
+
+    private mutating func detect(_ buffer: inout ByteBuffer) -> RPCFraming? {
+        while let byte = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) {
+            switch byte {
+            case 0x20, 0x09, 0x0A, 0x0D:
+                buffer.moveReaderIndex(forwardBy: 1)
+            case UInt8(ascii: "C"), UInt8(ascii: "c"):
+                framing = .contentLength
+                return framing
+            default:
+                framing = .newlineDelimited
+                return framing
+            }
+        }
+        return nil
+    }
+
+    private mutating func decodeLine(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) -> DecodingState {
+        let view = buffer.readableBytesView
+        // A line may hold maxMessageBytes plus "\r\n".
+        let searchEnd = view.startIndex + min(view.count, maxMessageBytes + 2)
+        if let newline = view[(view.startIndex + searched)..<searchEnd].firstIndex(of: 0x0A) {
+            searched = 0
+            var length = newline - view.startIndex
+            let crlf = length > 0 && view[newline - 1] == 0x0D
+            if crlf { length -= 1 }
+            if length > maxMessageBytes {
+                let prefix = buffer.getSlice(at: buffer.readerIndex, length: min(length, Self.prefixBytes))!
+                buffer.moveReaderIndex(forwardBy: newline - view.startIndex + 1)
+                context.fireChannelRead(wrapInboundOut(.oversized(prefix: prefix, size: length, .newlineDelimited)))
+                return .continue
+            }
+            let line = buffer.readSlice(length: length)!
+            buffer.moveReaderIndex(forwardBy: crlf ? 2 : 1)
+            if !Self.isBlank(line) { context.fireChannelRead(wrapInboundOut(.message(line, .newlineDelimited))) }
+            return .continue
+        }
+        if view.count > maxMessageBytes + 1 {
+            // Over the limit with no end in sight: keep a prefix for the id, drop the rest as it comes.
+            searched = 0
+            let prefix = ByteBuffer(buffer.getSlice(at: buffer.readerIndex, length: Self.prefixBytes)!.readableBytesView)
+            skipping = Skip(prefix: prefix, size: view.count, remaining: nil)
+            buffer.moveReaderIndex(to: buffer.writerIndex)
+            return .needMoreData
+        }
+        searched = view.count
+        return .needMoreData
+    }
+
+    private mutating func decodeContentLength(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) -> DecodingState {
+        // Tolerate stray line breaks between messages.
+        while let byte = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self), byte == 0x0D || byte == 0x0A {
+            buffer.moveReaderIndex(forwardBy: 1)
+        }
+        let view = buffer.readableBytesView
+        guard let headerEnd = Self.headerEnd(view) else {
+            if view.count > Self.maxHeaderBytes {
+                context.fireChannelRead(wrapInboundOut(.unframeable(reason: "header block longer than \(Self.maxHeaderBytes) bytes")))
+                buffer.moveReaderIndex(to: buffer.writerIndex)
+            }
+            return .needMoreData
+        }
+        let header = String(decoding: view[view.startIndex..<headerEnd.start], as: UTF8.self)
+        var contentLength: Int?
+        for line in header.split(whereSeparator: { $0 == "\r\n" || $0 == "\n" || $0 == "\r" }) {
+            guard let colon = line.firstIndex(of: ":") else {
+                return fail("malformed header line", &buffer, context)
+            }
+            let name = line[..<colon].trimmingCharacters()
+            if name.lowercased() == "content-length" {
+                guard let value = Int(line[line.index(after: colon)...].trimmingCharacters()), value >= 0 else {
+                    return fail("invalid Content-Length", &buffer, context)
+                }
+                contentLength = value
+            }
+        }
+        guard let contentLength else { return fail("missing Content-Length header", &buffer, context) }
+        let headerLength = headerEnd.end - view.startIndex
+        if contentLength > maxMessageBytes {
+            buffer.moveReaderIndex(forwardBy: headerLength)
+            let available = min(buffer.readableBytes, contentLength)
+            let prefix = ByteBuffer(buffer.getSlice(at: buffer.readerIndex, length: min(available, Self.prefixBytes))!.readableBytesView)
+            buffer.moveReaderIndex(forwardBy: available)
+            skipping = Skip(prefix: prefix, size: contentLength, remaining: contentLength - available)
+            return skip(&buffer, context: context)
+        }
+        guard view.count >= headerLength + contentLength else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: headerLength)
+        let body = buffer.readSlice(length: contentLength)!
+        context.fireChannelRead(wrapInboundOut(.message(body, .contentLength)))
+        return .continue
+    }
+
+    private mutating func fail(_ reason: String, _ buffer: inout ByteBuffer, _ context: ChannelHandlerContext) -> DecodingState {
+        buffer.moveReaderIndex(to: buffer.writerIndex)
+        context.fireChannelRead(wrapInboundOut(.unframeable(reason: reason)))
+        return .needMoreData
+    }
+
+    private mutating func skip(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) -> DecodingState {
+        guard var skip = skipping else { return .continue }
+        if let remaining = skip.remaining {
+            let dropped = min(remaining, buffer.readableBytes)
+            buffer.moveReaderIndex(forwardBy: dropped)
+            skip.remaining = remaining - dropped
+            if skip.remaining! > 0 {
+                skipping = skip
+                return .needMoreData
+            }
+        } else {
+            let view = buffer.readableBytesView
+            guard let newline = view.firstIndex(of: 0x0A) else {
+                skip.size += view.count
+                skipping = skip
+                buffer.moveReaderIndex(to: buffer.writerIndex)
+                return .needMoreData
+            }
+            skip.size += newline - view.startIndex
+            if newline > view.startIndex, view[newline - 1] == 0x0D { skip.size -= 1 }
+            buffer.moveReaderIndex(forwardBy: newline - view.startIndex + 1)
+        }
+        skipping = nil
+        context.fireChannelRead(wrapInboundOut(.oversized(prefix: skip.prefix, size: skip.size, framing ?? .newlineDelimited)))
+        return .continue
+    }
+
+    /// Where the header block ends: after "\r\n\r\n" (or a bare "\n\n", which some clients send).
+    private static func headerEnd(_ view: ByteBufferView) -> (start: Int, end: Int)? {
+        let limit = min(view.endIndex, view.startIndex + maxHeaderBytes)
+        var index = view.startIndex
+        while index < limit {
+            if view[index] == 0x0A {
+                if index + 1 < view.endIndex, view[index + 1] == 0x0A { return (index, index + 2) }
+                if index + 2 < view.endIndex, view[index + 1] == 0x0D, view[index + 2] == 0x0A { return (index, index + 3) }
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    static func isBlank(_ buffer: ByteBuffer) -> Bool {
+        buffer.readableBytesView.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters() -> String {
+        var slice = self[...]
+        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
+        while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
+        return String(slice)
+    }
+}

@@ -1,0 +1,95 @@
+import Logging
+import Metrics
+
+/// Logs every call at `debug` (request number, method, duration, outcome) and every internal
+/// error at `error`. The level check comes first, so a quiet server pays nothing for it.
+public struct RPCLoggingMiddleware: RPCMiddleware {
+    public init() {}
+
+    public func handle(_ request: RPCRequest, context: RPCContext, next: RPCNext) -> RPCReply {
+        guard context.connection.logger.logLevel <= .debug else { return next(request, context) }
+        let start = ContinuousClock.now
+        return next(request, context).map { outcome in
+            let micros = (ContinuousClock.now - start).microseconds
+            var metadata: Logger.Metadata = ["duration_us": "\(micros)"]
+            if let id = request.id { metadata["id"] = "\(id)" }
+            switch outcome {
+            case .result: metadata["outcome"] = "ok"
+            case .error(let error): metadata["outcome"] = "error \(error.code)"
+            }
+            context.logger.debug("call", metadata: metadata)
+            return outcome
+        }
+    }
+}
+
+/// Counts calls and errors and records latency per method through swift-metrics
+/// (`rpc_requests_total`, `rpc_errors_total`, `rpc_request_duration_seconds`).
+public struct RPCMetricsMiddleware: RPCMiddleware {
+    private struct MethodMetrics: Sendable {
+        let requests: Counter
+        let duration: Metrics.Timer
+    }
+    private let methods: [String: MethodMetrics]
+    private let unknown: MethodMetrics
+
+    /// - Parameter methodNames: the registered methods; anything else is counted as `unknown`, so
+    ///   a client cannot grow the label set.
+    public init(methodNames: some Sequence<String>) {
+        func metrics(_ method: String) -> MethodMetrics {
+            MethodMetrics(
+                requests: Counter(label: "rpc_requests_total", dimensions: [("method", method)]),
+                duration: Metrics.Timer(label: "rpc_request_duration_seconds", dimensions: [("method", method)], preferredDisplayUnit: .seconds))
+        }
+        var methods: [String: MethodMetrics] = [:]
+        for name in methodNames { methods[name] = metrics(name) }
+        self.methods = methods
+        self.unknown = metrics("unknown")
+    }
+
+    public func handle(_ request: RPCRequest, context: RPCContext, next: RPCNext) -> RPCReply {
+        let metrics = context.route == nil ? unknown : (methods[request.method] ?? unknown)
+        let method = context.route == nil ? "unknown" : request.method
+        metrics.requests.increment()
+        let start = ContinuousClock.now
+        return next(request, context).map { outcome in
+            metrics.duration.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
+            if case .error(let error) = outcome {
+                Counter(label: "rpc_errors_total", dimensions: [("method", method), ("code", String(error.code.rawValue))]).increment()
+            }
+            return outcome
+        }
+    }
+}
+
+/// Cancels a call that runs longer than its method's timeout (or the server default); the call
+/// then answers `-32001` with the limit. Calls answered at once are never timed.
+public struct RPCTimeoutMiddleware: RPCMiddleware {
+    let defaultTimeout: Duration
+
+    public init(defaultTimeout: Duration) {
+        self.defaultTimeout = defaultTimeout
+    }
+
+    public func handle(_ request: RPCRequest, context: RPCContext, next: RPCNext) -> RPCReply {
+        let reply = next(request, context)
+        guard case .later(let future) = reply else { return reply }
+        let limit = context.route?.timeout ?? defaultTimeout
+        let cancellation = context.cancellation
+        let timer = context.eventLoop.scheduleTask(in: .nanoseconds(limit.nanoseconds)) {
+            cancellation.cancel(.timedOut(limit: limit))
+        }
+        future.whenComplete { _ in timer.cancel() }
+        return reply
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+
+    var microseconds: Int64 { nanoseconds / 1000 }
+    var milliseconds: Int64 { nanoseconds / 1_000_000 }
+}

@@ -1,0 +1,44 @@
+import RPC
+
+/// The `system.*` methods: liveness, echo and version. They answer at once, so they run inline.
+public enum System {
+    public enum Ping: RPCMethod {
+        public static let name = "system.ping"
+        public static let summary = "Answers \"pong\": proves the daemon is alive and serving."
+        public typealias Params = RPCNoParams
+        public typealias Result = String
+    }
+
+    public enum Echo: RPCMethod {
+        public static let name = "system.echo"
+        public static let summary = "Returns its params exactly as given (null when absent)."
+        public typealias Params = JSONFragment
+        public typealias Result = JSONFragment
+    }
+
+    public enum Version: RPCMethod {
+        public static let name = "system.version"
+        public static let summary = "The server's name, version and the API versions it supports."
+        public typealias Params = RPCNoParams
+        public typealias Result = VersionInfo
+    }
+
+    /// Registered only when the daemon runs with `--enable-test-methods`: a call that takes time,
+    /// for tests of concurrency, cancellation, timeouts and draining.
+    public enum Sleep: RPCMethod {
+        public static let name = "test.sleep"
+        public static let summary = "Test only: waits `ms` milliseconds (cancellable), then returns how long it slept."
+        public struct Params: Codable, Sendable {
+            public var ms: Int
+        }
+        public struct Result: Codable, Sendable {
+            public var sleptMs: Int
+        }
+    }
+
+    public struct VersionInfo: Codable, Sendable, Equatable {
+        public var name: String
+        public var version: String
+        public var apiVersions: [String]
+    }
+}

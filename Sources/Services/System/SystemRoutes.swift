@@ -1,0 +1,22 @@
+import RPC
+
+/// Registers the `system.*` methods: one line each into `SystemService`.
+public struct SystemRoutes: Sendable {
+    let service: SystemService
+    let includeTestMethods: Bool
+
+    public init(service: SystemService, includeTestMethods: Bool) {
+        self.service = service
+        self.includeTestMethods = includeTestMethods
+    }
+
+    public func register(on router: inout RPCRouter) {
+        let service = self.service
+        router.onInline(System.Ping.self) { _, _ in service.ping() }
+        router.onInline(System.Echo.self) { params, _ in service.echo(params) }
+        router.onInline(System.Version.self) { _, _ in service.version() }
+        if includeTestMethods {
+            router.on(System.Sleep.self) { params, _ in try await service.sleep(milliseconds: params.ms) }
+        }
+    }
+}

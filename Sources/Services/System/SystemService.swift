@@ -1,0 +1,28 @@
+import RPC
+
+/// What the `system.*` methods answer. Holds the build's identity, given by the composition root.
+public struct SystemService: Sendable {
+    private let server: RPCServerDescription
+    private let clock: any Clock<Duration>
+
+    public init(server: RPCServerDescription, clock: any Clock<Duration>) {
+        self.server = server
+        self.clock = clock
+    }
+
+    public func ping() -> String { "pong" }
+
+    public func echo(_ params: JSONFragment) -> JSONFragment { params }
+
+    public func version() -> System.VersionInfo {
+        System.VersionInfo(name: server.name, version: server.version, apiVersions: server.apiVersions)
+    }
+
+    public func sleep(milliseconds: Int) async throws -> System.Sleep.Result {
+        guard (0...3_600_000).contains(milliseconds) else {
+            throw RPCError.invalidParams(field: "ms", reason: "must be between 0 and 3600000")
+        }
+        try await clock.sleep(for: .milliseconds(milliseconds))
+        return .init(sleptMs: milliseconds)
+    }
+}
