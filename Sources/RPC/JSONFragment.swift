@@ -122,3 +122,13 @@ struct AnyCodingKey: CodingKey {
         self.intValue = intValue
     }
 }
+
+extension JSONFragment {
+    /// The fragment re-encoded with indentation and sorted keys (for files people read and diff).
+    public func prettyPrinted() throws -> String {
+        let value = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        let encoder = JSONWriter.makeEncoder()
+        encoder.outputFormatting.insert(.prettyPrinted)
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+}

@@ -1,0 +1,34 @@
+import Logging
+import RPC
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything the daemon needs to start, resolved from flags and the environment.
+struct DaemonConfiguration: Sendable {
+    var socketPath: String
+    var socketMode: mode_t = 0o600
+    var socketGroup: String?
+    var databasePath: String
+    var configFile: String?
+    var logLevel: Logger.Level = .info
+    var limits = RPCLimits()
+    var enableTestMethods = false
+
+    /// `$XDG_RUNTIME_DIR/agentd/agentd.sock`, else `/tmp/agentd-$UID/agentd.sock`.
+    static func defaultSocketPath() -> String {
+        if let runtime = FileSystem.environment("XDG_RUNTIME_DIR") {
+            return runtime + "/agentd/agentd.sock"
+        }
+        return "/tmp/agentd-\(getuid())/agentd.sock"
+    }
+
+    /// `$XDG_DATA_HOME/agentd/agentd.sqlite`, else `~/.local/share/agentd/agentd.sqlite`.
+    static func defaultDatabasePath() -> String {
+        if let data = FileSystem.environment("XDG_DATA_HOME") {
+            return data + "/agentd/agentd.sqlite"
+        }
+        return FileSystem.homeDirectory() + "/.local/share/agentd/agentd.sqlite"
+    }
+}

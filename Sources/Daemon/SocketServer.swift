@@ -1,0 +1,243 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import RPC
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The Unix-socket listener: binds (or refuses to, when another agentd is live), admits
+/// connections within the limits, and drains them on graceful shutdown.
+final class SocketServer: Service, Sendable {
+    struct Options: Sendable {
+        var path: String
+        /// File mode of the socket (0600 by default: only our user may connect).
+        var mode: mode_t
+        /// Group that owns the socket, when connecting is shared with a group (mode 0660).
+        var group: String?
+    }
+
+    private let options: Options
+    private let dispatcher: RPCDispatcher
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private let connections: ConnectionRegistry
+    private let onListening: @Sendable () -> Void
+
+    init(options: Options, dispatcher: RPCDispatcher, group: any EventLoopGroup, logger: Logger, onListening: @escaping @Sendable () -> Void = {}) {
+        self.options = options
+        self.dispatcher = dispatcher
+        self.group = group
+        self.logger = logger
+        self.connections = ConnectionRegistry(limits: dispatcher.limits)
+        self.onListening = onListening
+    }
+
+    func run() async throws {
+        try prepareSocketPath()
+        let channel = try await bind()
+        logger.info("listening", metadata: ["socket": "\(options.path)"])
+        onListening()
+
+        // Serve until SIGTERM/SIGINT (the service group turns them into graceful shutdown).
+        try? await gracefulShutdown()
+
+        logger.info("shutting down: draining connections", metadata: ["connections": "\(connections.count)"])
+        try? await channel.close()
+        let drainTimeout = dispatcher.limits.drainTimeout
+        for connection in connections.all { connection.beginDrain(timeout: drainTimeout) }
+        if await !connections.waitUntilEmpty(timeout: drainTimeout) {
+            logger.warning("drain timeout: cancelling calls still running", metadata: ["connections": "\(connections.count)"])
+            for connection in connections.all { connection.forceClose() }
+            _ = await connections.waitUntilEmpty(timeout: .seconds(2))
+        }
+        unlink(options.path)
+        logger.info("stopped")
+    }
+
+    private func bind() async throws -> any Channel {
+        let previousMask = umask(0o177)  // the socket is born 0600; chmod below widens it on purpose only
+        defer { umask(previousMask) }
+        let dispatcher = self.dispatcher
+        let connections = self.connections
+        let logger = self.logger
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 512)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                Self.initialize(channel, dispatcher: dispatcher, connections: connections, logger: logger)
+            }
+            .bind(unixDomainSocketPath: options.path, cleanupExistingSocketFile: false)
+            .get()
+        guard chmod(options.path, options.mode) == 0 else {
+            throw DaemonError("cannot set mode \(String(options.mode, radix: 8)) on \(options.path): \(errnoDescription())")
+        }
+        if let groupName = options.group {
+            guard let entry = getgrnam(groupName) else { throw DaemonError("unknown socket group \(groupName)") }
+            guard chown(options.path, uid_t.max, entry.pointee.gr_gid) == 0 else {
+                throw DaemonError("cannot give \(options.path) to group \(groupName): \(errnoDescription())")
+            }
+        }
+        return channel
+    }
+
+    private static func initialize(_ channel: any Channel, dispatcher: RPCDispatcher, connections: ConnectionRegistry, logger: Logger) -> EventLoopFuture<Void> {
+        let credentials: EventLoopFuture<PeerCredentials> = (channel as! any SocketOptionProvider)
+            .unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+        return credentials.flatMap { credentials in
+            let peer = RPCPeer(uid: credentials.uid, gid: credentials.gid, pid: credentials.pid)
+            switch connections.admit(peer: peer) {
+            case .failure(let error):
+                logger.warning("connection refused", metadata: ["peer": "\(peer)", "reason": "\(error.message)"])
+                return refuse(channel, error)
+            case .success(let id):
+                var connectionLogger = logger
+                connectionLogger[metadataKey: "connection"] = "\(id)"
+                connectionLogger[metadataKey: "peer_uid"] = "\(peer.uid)"
+                connectionLogger.debug("connection opened", metadata: ["peer_pid": "\(peer.pid)"])
+                let closedLogger = connectionLogger
+                channel.closeFuture.whenComplete { _ in
+                    connections.remove(id)
+                    closedLogger.debug("connection closed")
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    let handler = RPCConnectionHandler(dispatcher: dispatcher, connectionID: id, peer: peer, logger: connectionLogger)
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(RPCFrameDecoder(maxMessageBytes: dispatcher.limits.maxMessageBytes)))
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    connections.register(id, handle: handler.handle)
+                }
+            }
+        }
+    }
+
+    /// Tells the client why, then closes: a refused connection never just vanishes.
+    private static func refuse(_ channel: any Channel, _ error: RPCError) -> EventLoopFuture<Void> {
+        var line = ByteBuffer(string: "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":\(error.code.rawValue),\"message\":\"\(error.message)\"")
+        if let data = error.data { line.writeString(",\"data\":\(data.text)") }
+        line.writeString("}}\n")
+        channel.writeAndFlush(line).whenComplete { _ in channel.close(promise: nil) }
+        return channel.eventLoop.makeSucceededVoidFuture()
+    }
+
+    /// Makes sure the socket can be bound: creates missing parent folders (0700), refuses when a
+    /// live agentd answers on the path or when the path is not a socket, and removes a stale socket.
+    private func prepareSocketPath() throws {
+        let path = options.path
+        guard path.utf8.count < 108 else {
+            throw DaemonError("socket path is \(path.utf8.count) bytes; Unix sockets allow at most 107: \(path)")
+        }
+        try FileSystem.createParentDirectories(of: path)
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return }  // nothing there
+        guard status.st_mode & S_IFMT == S_IFSOCK else {
+            throw DaemonError("\(path) exists and is not a socket; refusing to replace it")
+        }
+        if FileSystem.socketAcceptsConnections(path) {
+            throw DaemonError("another agentd is already listening on \(path); stop it first or choose another --socket")
+        }
+        logger.info("removing stale socket", metadata: ["socket": "\(path)"])
+        guard unlink(path) == 0 || errno == ENOENT else {
+            throw DaemonError("cannot remove stale socket \(path): \(errnoDescription())")
+        }
+    }
+}
+
+/// The kernel's `struct ucred` (SO_PEERCRED): Glibc's Swift module hides it behind _GNU_SOURCE,
+/// so it is restated here with the identical layout.
+struct PeerCredentials: Sendable {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+}
+
+/// Live connections: admission within the limits, lookup for draining, and a wake-up when the
+/// last one closes.
+final class ConnectionRegistry: Sendable {
+    private struct State {
+        var nextID: UInt64 = 1
+        var perUID: [UInt32: Int] = [:]
+        var uidOf: [UInt64: UInt32] = [:]
+        var handles: [UInt64: RPCConnectionHandler.Handle] = [:]
+        var emptyWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let state = NIOLockedValueBox(State())
+    private let limits: RPCLimits
+
+    init(limits: RPCLimits) { self.limits = limits }
+
+    var count: Int { state.withLockedValue { $0.uidOf.count } }
+    var all: [RPCConnectionHandler.Handle] { state.withLockedValue { Array($0.handles.values) } }
+
+    func admit(peer: RPCPeer) -> Result<UInt64, RPCError> {
+        state.withLockedValue { state in
+            let total = state.uidOf.count
+            if total >= limits.maxConnections {
+                return .failure(.limit(.tooManyConnections, "Too many connections", setting: "max_connections", limit: limits.maxConnections, actual: total + 1))
+            }
+            let mine = state.perUID[peer.uid, default: 0]
+            if mine >= limits.maxConnectionsPerUID {
+                return .failure(.limit(
+                    .tooManyConnectionsForUser, "Too many connections for this user", setting: "max_connections_per_uid",
+                    limit: limits.maxConnectionsPerUID, actual: mine + 1))
+            }
+            let id = state.nextID
+            state.nextID += 1
+            state.perUID[peer.uid] = mine + 1
+            state.uidOf[id] = peer.uid
+            return .success(id)
+        }
+    }
+
+    func register(_ id: UInt64, handle: RPCConnectionHandler.Handle) {
+        state.withLockedValue { $0.handles[id] = handle }
+    }
+
+    func remove(_ id: UInt64) {
+        let waiters: [CheckedContinuation<Void, Never>] = state.withLockedValue { state in
+            guard let uid = state.uidOf.removeValue(forKey: id) else { return [] }
+            state.handles[id] = nil
+            state.perUID[uid, default: 1] -= 1
+            if state.perUID[uid] == 0 { state.perUID[uid] = nil }
+            guard state.uidOf.isEmpty else { return [] }
+            defer { state.emptyWaiters = [] }
+            return state.emptyWaiters
+        }
+        waiters.forEach { $0.resume() }
+    }
+
+    /// Returns true when every connection closed within `timeout`.
+    func waitUntilEmpty(timeout: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    let resumeNow = self.state.withLockedValue { state -> Bool in
+                        if state.uidOf.isEmpty { return true }
+                        state.emptyWaiters.append(continuation)
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await group.next() ?? false
+            if !first {
+                // Release the waiter so the group can finish.
+                let waiters = state.withLockedValue { state in
+                    defer { state.emptyWaiters = [] }
+                    return state.emptyWaiters
+                }
+                waiters.forEach { $0.resume() }
+            }
+            group.cancelAll()
+            return first
+        }
+    }
+}
