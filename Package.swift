@@ -51,7 +51,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentdTests",
-            dependencies: []
+            dependencies: ["Daemon"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -111,10 +111,8 @@ public struct RPCFrameDecoder: ByteToMessageDecoder {
         if view.count > maxMessageBytes + 1 {
             // Over the limit with no end in sight: keep a prefix for the id, drop the rest as it comes.
             searched = 0
-            let prefix = ByteBuffer(buffer.getSlice(at: buffer.readerIndex, length: Self.prefixBytes)!.readableBytesView)
-            skipping = Skip(prefix: prefix, size: view.count, remaining: nil)
-            buffer.moveReaderIndex(to: buffer.writerIndex)
-            return .needMoreData
+            skipping = Skip(prefix: ByteBuffer(), size: 0, remaining: nil)
+            return skip(&buffer, context: context)
         }
         searched = view.count
         return .needMoreData
@@ -151,10 +149,7 @@ public struct RPCFrameDecoder: ByteToMessageDecoder {
         let headerLength = headerEnd.end - view.startIndex
         if contentLength > maxMessageBytes {
             buffer.moveReaderIndex(forwardBy: headerLength)
-            let available = min(buffer.readableBytes, contentLength)
-            let prefix = ByteBuffer(buffer.getSlice(at: buffer.readerIndex, length: min(available, Self.prefixBytes))!.readableBytesView)
-            buffer.moveReaderIndex(forwardBy: available)
-            skipping = Skip(prefix: prefix, size: contentLength, remaining: contentLength - available)
+            skipping = Skip(prefix: ByteBuffer(), size: contentLength, remaining: contentLength)
             return skip(&buffer, context: context)
         }
         guard view.count >= headerLength + contentLength else { return .needMoreData }
@@ -172,25 +167,36 @@ public struct RPCFrameDecoder: ByteToMessageDecoder {
 
     private mutating func skip(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) -> DecodingState {
         guard var skip = skipping else { return .continue }
+        let view = buffer.readableBytesView
+        // How many of the readable bytes belong to the skipped message, and whether it ends here.
+        let take: Int
+        let ends: Bool
+        let consumed: Int
         if let remaining = skip.remaining {
-            let dropped = min(remaining, buffer.readableBytes)
-            buffer.moveReaderIndex(forwardBy: dropped)
-            skip.remaining = remaining - dropped
-            if skip.remaining! > 0 {
-                skipping = skip
-                return .needMoreData
-            }
+            take = min(remaining, view.count)
+            consumed = take
+            skip.remaining = remaining - take
+            ends = skip.remaining == 0
+        } else if let newline = view.firstIndex(of: 0x0A) {
+            take = newline - view.startIndex
+            consumed = take + 1
+            ends = true
         } else {
-            let view = buffer.readableBytesView
-            guard let newline = view.firstIndex(of: 0x0A) else {
-                skip.size += view.count
-                skipping = skip
-                buffer.moveReaderIndex(to: buffer.writerIndex)
-                return .needMoreData
-            }
-            skip.size += newline - view.startIndex
-            if newline > view.startIndex, view[newline - 1] == 0x0D { skip.size -= 1 }
-            buffer.moveReaderIndex(forwardBy: newline - view.startIndex + 1)
+            take = view.count
+            consumed = take
+            ends = false
+        }
+        // Keep the message's first bytes: its id is usually among them.
+        let keep = min(take, Self.prefixBytes - skip.prefix.readableBytes)
+        if keep > 0 { skip.prefix.writeBytes(view.prefix(keep)) }
+        if skip.remaining == nil {
+            skip.size += take
+            if ends, take > 0, view[view.startIndex + take - 1] == 0x0D { skip.size -= 1 }
+        }
+        buffer.moveReaderIndex(forwardBy: consumed)
+        guard ends else {
+            skipping = skip
+            return .needMoreData
         }
         skipping = nil
         context.fireChannelRead(wrapInboundOut(.oversized(prefix: skip.prefix, size: skip.size, framing ?? .newlineDelimited)))

@@ -55,7 +55,10 @@ public struct RPCErrorDescription: Sendable, Codable, Hashable {
 }
 
 /// Params of a method that takes none. Accepts absent params, `{}` and `[]`.
-public struct RPCNoParams: Codable, Sendable, Hashable {
+public struct RPCNoParams: Codable, Sendable, Hashable, JSONSchemaProviding {
+    public static var jsonSchema: JSONSchema { .object(properties: []) }
+    public static var schemaExample: RPCNoParams { RPCNoParams() }
+
     public init() {}
     public init(from decoder: any Decoder) throws {}
     public func encode(to encoder: any Encoder) throws {
