@@ -1,0 +1,40 @@
+# agentd — the two commands: `make run` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+# System packages: the C libraries agentd links (SQLite, libcurl, libsystemd), socat for the
+# README's examples and tests, systemd for its tools (systemd-analyze, systemd-socket-activate).
+APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev libsystemd-dev socat systemd pkg-config
+CONFIG ?= debug
+ARGS ?=
+
+.PHONY: deps build run test schema bench clean
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	swift build -c $(CONFIG) --product agentd
+
+## Runs the daemon in the foreground on its default socket (Ctrl-C stops it). Extra flags: ARGS="--log-level debug".
+run: build
+	"$$(swift build -c $(CONFIG) --show-bin-path)/agentd" $(ARGS)
+
+## Builds and runs every test (unit tests, then the live tests that start the real binary).
+test: deps
+	swift build --build-tests
+	swift test
+
+## Regenerates schema/openrpc.json from the method registry (a test fails when it is stale).
+schema: build
+	"$$(swift build -c $(CONFIG) --show-bin-path)/agentd" openrpc > schema/openrpc.json
+
+## Release build + socket benchmark (see BENCHMARKS.md).
+bench: deps
+	bench/rpc.sh
+
+clean:
+	rm -rf .build .build-release
