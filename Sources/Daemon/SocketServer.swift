@@ -58,8 +58,12 @@ final class SocketServer: Service, Sendable {
         logger.info("stopped")
     }
 
+    /// Binds on a temporary name beside the final path, sets mode and group, then renames it into
+    /// place: a client can never reach the socket before its permissions are final.
     private func bind() async throws -> any Channel {
-        let previousMask = umask(0o177)  // the socket is born 0600; chmod below widens it on purpose only
+        let temporary = options.path + ".\(getpid()).tmp"
+        unlink(temporary)
+        let previousMask = umask(0o177)  // born 0600 at worst; chmod below sets the configured mode
         defer { umask(previousMask) }
         let dispatcher = self.dispatcher
         let connections = self.connections
@@ -70,16 +74,25 @@ final class SocketServer: Service, Sendable {
             .childChannelInitializer { channel in
                 Self.initialize(channel, dispatcher: dispatcher, connections: connections, logger: logger)
             }
-            .bind(unixDomainSocketPath: options.path, cleanupExistingSocketFile: false)
+            .bind(unixDomainSocketPath: temporary, cleanupExistingSocketFile: false)
             .get()
-        guard chmod(options.path, options.mode) == 0 else {
-            throw DaemonError("cannot set mode \(String(options.mode, radix: 8)) on \(options.path): \(errnoDescription())")
-        }
-        if let groupName = options.group {
-            guard let entry = getgrnam(groupName) else { throw DaemonError("unknown socket group \(groupName)") }
-            guard chown(options.path, uid_t.max, entry.pointee.gr_gid) == 0 else {
-                throw DaemonError("cannot give \(options.path) to group \(groupName): \(errnoDescription())")
+        do {
+            guard chmod(temporary, options.mode) == 0 else {
+                throw DaemonError("cannot set mode \(String(options.mode, radix: 8)) on \(options.path): \(errnoDescription())")
             }
+            if let groupName = options.group {
+                guard let entry = getgrnam(groupName) else { throw DaemonError("unknown socket group \(groupName)") }
+                guard chown(temporary, uid_t.max, entry.pointee.gr_gid) == 0 else {
+                    throw DaemonError("cannot give \(options.path) to group \(groupName): \(errnoDescription())")
+                }
+            }
+            guard rename(temporary, options.path) == 0 else {
+                throw DaemonError("cannot move the socket into place at \(options.path): \(errnoDescription())")
+            }
+        } catch {
+            try? await channel.close()
+            unlink(temporary)
+            throw error
         }
         return channel
     }

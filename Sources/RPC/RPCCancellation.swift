@@ -1,4 +1,4 @@
-import NIOConcurrencyHelpers
+import Synchronization
 
 /// Why a call was cancelled; decides what the client is told.
 public enum RPCCancellationReason: Sendable, Equatable {
@@ -20,15 +20,23 @@ public final class RPCCancellation: Sendable {
         var handlers: [@Sendable () -> Void] = []
     }
     // Invariant: `handlers` is emptied when `reason` is set, so each handler runs at most once.
-    private let state = NIOLockedValueBox(State())
+    private let state = Mutex(State())
+    /// Inline calls finish before anything could cancel them: they share one handle that ignores
+    /// `cancel`, which saves an allocation per call on the hot path.
+    private let isInert: Bool
 
-    public init() {}
+    public init() { self.isInert = false }
 
-    public var reason: RPCCancellationReason? { state.withLockedValue { $0.reason } }
+    private init(inert: Bool) { self.isInert = inert }
+
+    static let inert = RPCCancellation(inert: true)
+
+    public var reason: RPCCancellationReason? { state.withLock { $0.reason } }
     public var isCancelled: Bool { reason != nil }
 
     public func cancel(_ reason: RPCCancellationReason) {
-        let handlers: [@Sendable () -> Void]? = state.withLockedValue { state in
+        if isInert { return }
+        let handlers: [@Sendable () -> Void]? = state.withLock { state in
             guard state.reason == nil else { return nil }
             state.reason = reason
             defer { state.handlers = [] }
@@ -39,7 +47,7 @@ public final class RPCCancellation: Sendable {
 
     /// Runs `handler` when the call is cancelled, at once if it already is.
     public func onCancel(_ handler: @escaping @Sendable () -> Void) {
-        let runNow = state.withLockedValue { state -> Bool in
+        let runNow = state.withLock { state -> Bool in
             if state.reason != nil { return true }
             state.handlers.append(handler)
             return false

@@ -36,9 +36,14 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private var runningByID: [RPCID: RPCCancellation] = [:]
     /// Ids cancelled before their request arrived (bounded, oldest forgotten first).
     private var earlyCancels: [RPCID] = []
+    /// Ids answered recently: a cancel for one of these came too late and must not be taken for an
+    /// early cancel (it would cancel the next request that reuses the id, as socat users do).
+    private var recentlyAnswered: [RPCID] = []
+    private var recentlyAnsweredIndex = 0
     private static let maxEarlyCancels = 256
     private var readPending = false
-    private var needsFlush = false
+    /// Replies and notifications written since the last flush: one buffer, one write, one flush.
+    private var output: ByteBuffer?
     private var flushScheduled = false
     private var inputClosed = false
     private var draining = false
@@ -191,6 +196,9 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         switch entry {
         case .invalid(let id, let error):
             return (id ?? .null, .now(.error(error)))
+        case .droppedNotification(let method, let error):
+            logger.notice("notification dropped", metadata: ["method": "\(method)", "reason": "\(error.message)"])
+            return nil
         case .request(let parsed):
             request = parsed
         }
@@ -217,7 +225,10 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
             future.whenComplete { _ in
                 let handler = loopBound.value
                 handler.running[key] = nil
-                if let id = request.id, handler.runningByID[id] === cancellation { handler.runningByID[id] = nil }
+                if let id = request.id, handler.runningByID[id] === cancellation {
+                    handler.runningByID[id] = nil
+                    handler.rememberAnswered(id)
+                }
             }
             reply = .later(future.always { _ in
                 loopBound.value.callFinished()
@@ -240,11 +251,23 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         }
         if let cancellation = runningByID[id] {
             cancellation.cancel(.requestedByClient)
+        } else if recentlyAnswered.contains(id) {
+            logger.debug("$/cancelRequest for a call already answered ignored", metadata: ["id": "\(id)"])
         } else {
             // Not started yet (or already answered): remember it so that a request arriving just
             // after its cancel is answered as cancelled instead of running.
             earlyCancels.append(id)
             if earlyCancels.count > Self.maxEarlyCancels { earlyCancels.removeFirst() }
+        }
+    }
+
+    /// Remembers the last few ids answered after running (a ring of `maxEarlyCancels`).
+    private func rememberAnswered(_ id: RPCID) {
+        if recentlyAnswered.count < Self.maxEarlyCancels {
+            recentlyAnswered.append(id)
+        } else {
+            recentlyAnswered[recentlyAnsweredIndex] = id
+            recentlyAnsweredIndex = (recentlyAnsweredIndex + 1) % Self.maxEarlyCancels
         }
     }
 
@@ -268,38 +291,37 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         guard !closing else { return }
         closing = true
         let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer())).whenComplete { _ in
+        let last = output ?? ByteBuffer()
+        output = nil
+        context.writeAndFlush(wrapOutboundOut(last)).whenComplete { _ in
             channel.close(promise: nil)
         }
     }
 
     // MARK: Writing
 
-    /// Writes one framed message (not flushed yet).
+    /// Appends one framed message to the output of this burst (written and flushed together).
     private func writeFrame(_ body: (inout ByteBuffer) -> Void) {
         guard context.channel.isActive else { return }
-        var buffer = context.channel.allocator.buffer(capacity: 128)
+        if output == nil { output = context.channel.allocator.buffer(capacity: 512) }
         switch framing {
         case .newlineDelimited:
-            body(&buffer)
-            buffer.writeInteger(UInt8(ascii: "\n"))
-            context.write(wrapOutboundOut(buffer), promise: nil)
+            body(&output!)
+            output!.writeInteger(UInt8(ascii: "\n"))
         case .contentLength:
-            body(&buffer)
-            var header = context.channel.allocator.buffer(capacity: 32)
-            header.writeStaticString("Content-Length: ")
-            header.writeString(String(buffer.readableBytes))
-            header.writeStaticString("\r\n\r\n")
-            context.write(wrapOutboundOut(header), promise: nil)
-            context.write(wrapOutboundOut(buffer), promise: nil)
+            var message = context.channel.allocator.buffer(capacity: 128)
+            body(&message)
+            output!.writeStaticString("Content-Length: ")
+            output!.writeString(String(message.readableBytes))
+            output!.writeStaticString("\r\n\r\n")
+            output!.writeBuffer(&message)
         }
-        needsFlush = true
     }
 
     private func flushIfNeeded() {
-        guard needsFlush else { return }
-        needsFlush = false
-        context.flush()
+        guard let pending = output else { return }
+        output = nil
+        context.writeAndFlush(wrapOutboundOut(pending), promise: nil)
     }
 
     /// Flushes once after every reply completed in this event-loop tick has been written.

@@ -54,11 +54,15 @@ public final class RPCDispatcher: Sendable {
     /// - Parameters:
     ///   - middleware: outermost first; every call passes through all of them in this order.
     public init(router: RPCRouter, middleware: [any RPCMiddleware], limits: RPCLimits, server: RPCServerDescription, logger: Logger) {
+        // The document describes rpc.discover too: generate it from the registry with the method
+        // in it, then register the method that serves it.
+        var described = router
+        described.onInline(RPCDiscover.self) { _, _ in .null }
+        let document = OpenRPCDocument.generate(router: described, server: server)
         var router = router
-        let document = OpenRPCDocument.generate(router: router, server: server)
         router.onInline(RPCDiscover.self) { _, _ in document }
         self.router = router
-        self.openRPCDocument = OpenRPCDocument.generate(router: router, server: server)
+        self.openRPCDocument = document
         self.limits = limits
         self.logger = logger
         self.parser = RPCMessageParser(maxDepth: limits.maxJSONDepth, maxBatchLength: limits.maxBatchLength)
@@ -75,9 +79,11 @@ public final class RPCDispatcher: Sendable {
 
     /// Makes the context of one call.
     public func makeContext(for request: RPCRequest, connection: RPCConnectionInfo, eventLoop: any EventLoop) -> RPCContext {
-        RPCContext(
+        let route = router.routes[request.method]
+        return RPCContext(
             requestNumber: requestCounter.add(1, ordering: .relaxed).newValue, method: request.method, id: request.id,
-            connection: connection, cancellation: RPCCancellation(), eventLoop: eventLoop, route: router.routes[request.method])
+            connection: connection, cancellation: route?.isInline ?? true ? .inert : RPCCancellation(), eventLoop: eventLoop,
+            route: route)
     }
 
     /// Runs one call through the middleware chain.

@@ -23,8 +23,10 @@ public struct RPCRequest: Sendable {
 enum RPCMessage {
     enum Entry {
         case request(RPCRequest)
-        /// Answered with this error (and this id, null when it could not be read); never dropped.
+        /// Answered with this error (and this id, null when it could not be read).
         case invalid(id: RPCID?, error: RPCError)
+        /// A notification that broke a limit: notifications are never answered, so it is only logged.
+        case droppedNotification(method: String, error: RPCError)
     }
     case single(Entry)
     case batch([Entry])
@@ -122,6 +124,7 @@ struct RPCMessageParser: Sendable {
         }
         scanner.index += 1  // {
         var id: RPCID?
+        var hasID = false
         var idIsInvalid = false
         var hasVersion = false
         var versionIsValid = false
@@ -164,6 +167,7 @@ struct RPCMessageParser: Sendable {
                         && scanner.base[value.lowerBound + 2] == UInt8(ascii: ".")
                         && scanner.base[value.lowerBound + 3] == UInt8(ascii: "0")
                 case .id:
+                    hasID = true
                     if kind == .string || kind == .number || (kind == .literal && scanner.base[value.lowerBound] == UInt8(ascii: "n")) {
                         id = RPCID(json: String(decoding: UnsafeRawBufferPointer(start: scanner.base + value.lowerBound, count: value.count), as: UTF8.self))
                         idIsInvalid = false
@@ -201,7 +205,12 @@ struct RPCMessageParser: Sendable {
             }
         }
 
-        if deepest > 0 { return .invalid(id: id, error: tooDeep(actual: deepest)) }
+        if deepest > 0 {
+            if !hasID, versionIsValid, let method, !methodIsInvalid {
+                return .droppedNotification(method: method, error: tooDeep(actual: deepest))
+            }
+            return .invalid(id: id, error: tooDeep(actual: deepest))
+        }
         // A request without a usable id gets a reply with a null id (JSON-RPC §5): an invalid message
         // is never treated as a silent notification.
         if idIsInvalid { return .invalid(id: nil, error: .invalidRequest("id must be a string, a number or null")) }

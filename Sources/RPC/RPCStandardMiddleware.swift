@@ -9,7 +9,7 @@ public struct RPCLoggingMiddleware: RPCMiddleware {
     public func handle(_ request: RPCRequest, context: RPCContext, next: RPCNext) -> RPCReply {
         guard context.connection.logger.logLevel <= .debug else { return next(request, context) }
         let start = ContinuousClock.now
-        return next(request, context).map { outcome in
+        let log: @Sendable (RPCOutcome) -> Void = { outcome in
             let micros = (ContinuousClock.now - start).microseconds
             var metadata: Logger.Metadata = ["duration_us": "\(micros)"]
             if let id = request.id { metadata["id"] = "\(id)" }
@@ -18,8 +18,10 @@ public struct RPCLoggingMiddleware: RPCMiddleware {
             case .error(let error): metadata["outcome"] = "error \(error.code)"
             }
             context.logger.debug("call", metadata: metadata)
-            return outcome
         }
+        let reply = next(request, context)
+        reply.whenComplete(log)
+        return reply
     }
 }
 
@@ -52,12 +54,21 @@ public struct RPCMetricsMiddleware: RPCMiddleware {
         let method = context.route == nil ? "unknown" : request.method
         metrics.requests.increment()
         let start = ContinuousClock.now
-        return next(request, context).map { outcome in
-            metrics.duration.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
-            if case .error(let error) = outcome {
-                Counter(label: "rpc_errors_total", dimensions: [("method", method), ("code", String(error.code.rawValue))]).increment()
-            }
-            return outcome
+        let reply = next(request, context)
+        switch reply {
+        case .now(let outcome):
+            // Recorded inline: no closure for calls that answered at once (the common case).
+            Self.record(outcome, metrics: metrics, method: method, start: start)
+        case .later(let future):
+            future.whenSuccess { Self.record($0, metrics: metrics, method: method, start: start) }
+        }
+        return reply
+    }
+
+    private static func record(_ outcome: RPCOutcome, metrics: MethodMetrics, method: String, start: ContinuousClock.Instant) {
+        metrics.duration.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
+        if case .error(let error) = outcome {
+            Counter(label: "rpc_errors_total", dimensions: [("method", method), ("code", String(error.code.rawValue))]).increment()
         }
     }
 }

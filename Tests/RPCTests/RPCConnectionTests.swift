@@ -74,9 +74,14 @@ actor Gates {
 
 /// One connection to an in-process engine: the real frame decoder and connection handler on a
 /// test channel, no socket.
-struct InProcessConnection {
+final class InProcessConnection: @unchecked Sendable {
+    // @unchecked: used by one test task at a time.
     let channel: NIOAsyncTestingChannel
     let gates: Gates
+    /// Bytes written by the server and not yet consumed by `next()`.
+    private var received = ""
+    /// After a Content-Length header: the length of the body still to come.
+    private var pendingBodyLength: Int?
 
     init(limits: RPCLimits = RPCLimits()) async throws {
         let gates = Gates()
@@ -112,12 +117,41 @@ struct InProcessConnection {
         try await channel.writeInbound(ByteBuffer(string: text))
     }
 
-    /// The next frame the server wrote (a newline-delimited message without its newline).
+    /// The next message the server wrote: a line without its newline, or for Content-Length
+    /// framing the header block and then the body.
     func next() async throws -> String {
-        let buffer = try await withTimeout { try await channel.waitForOutboundWrite(as: ByteBuffer.self) }
-        var text = String(buffer: buffer)
-        if text.hasSuffix("\n") { text.removeLast() }
-        return text
+        let deadline = ContinuousClock.now + .seconds(5)
+        while true {
+            if let message = popMessage() { return message }
+            if let buffer = try await channel.readOutbound(as: ByteBuffer.self) {
+                received += String(buffer: buffer)
+                continue
+            }
+            guard ContinuousClock.now < deadline else { throw TimedOut() }
+            await Task.yield()
+            try await Task.sleep(for: .milliseconds(1))  // polling for the server's write, bounded by the deadline
+        }
+    }
+
+    private func popMessage() -> String? {
+        if let length = pendingBodyLength {
+            let bytes = Array(received.utf8)
+            guard bytes.count >= length else { return nil }
+            pendingBodyLength = nil
+            received = String(decoding: bytes[length...], as: UTF8.self)
+            return String(decoding: bytes[..<length], as: UTF8.self)
+        }
+        if received.hasPrefix("Content-Length: ") {
+            guard let end = received.range(of: "\r\n\r\n") else { return nil }
+            let header = String(received[..<end.upperBound])
+            received.removeSubrange(..<end.upperBound)
+            pendingBodyLength = Int(header.dropFirst("Content-Length: ".count).prefix { $0.isNumber })
+            return header
+        }
+        guard let newline = received.firstIndex(of: "\n") else { return nil }
+        let line = String(received[..<newline])
+        received.removeSubrange(...newline)
+        return line
     }
 
     func nextJSON() async throws -> JSONValue {
@@ -126,20 +160,8 @@ struct InProcessConnection {
 
     /// Asserts nothing was written (everything sent so far has been processed synchronously).
     func expectNothingWritten() async throws {
+        #expect(received.isEmpty)
         #expect(try await channel.readOutbound(as: ByteBuffer.self) == nil)
-    }
-
-    private func withTimeout<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: .seconds(5))
-                throw TimedOut()
-            }
-            let result = try await group.next()!
-            group.cancelAll()
-            return result
-        }
     }
 
     struct TimedOut: Error {}
