@@ -49,15 +49,17 @@ struct Agentd: AsyncParsableCommand {
             Self.fail(error)
         }
         let logger = Self.makeLogger(level: configuration.logLevel)
+        let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         let dependencies = Dependencies.live(configuration: configuration, logger: logger)
         let server = SocketServer(
             options: .init(path: configuration.socketPath, mode: configuration.socketMode, group: configuration.socketGroup),
-            dispatcher: dependencies.dispatcher, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+            dispatcher: dependencies.dispatcher, group: eventLoops, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: server)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
+        defer { eventLoops.shutdownGracefully { _ in } }
         do {
             try await group.run()
         } catch let error as DaemonError {
@@ -121,6 +123,8 @@ struct Tuning: ParsableArguments {
     var requestTimeoutMs: Int = Int(RPCLimits().requestTimeout.components.seconds * 1000)
     @Option(help: "How long shutdown waits for calls in flight, in milliseconds.")
     var drainTimeoutMs: Int = Int(RPCLimits().drainTimeout.components.seconds * 1000)
+    @Option(help: "Event-loop threads (default: the CPUs this process may run on).")
+    var threads: Int?
     @Flag(help: ArgumentHelp("Register test-only methods (test.sleep).", visibility: .hidden))
     var enableTestMethods = false
 
@@ -133,7 +137,7 @@ struct Tuning: ParsableArguments {
         let positive: [(String, Int)] = [
             ("--max-message-bytes", maxMessageBytes), ("--max-json-depth", maxJsonDepth), ("--max-batch-length", maxBatchLength),
             ("--max-in-flight", maxInFlight), ("--max-connections", maxConnections),
-            ("--max-connections-per-uid", maxConnectionsPerUid), ("--request-timeout-ms", requestTimeoutMs),
+            ("--max-connections-per-uid", maxConnectionsPerUid), ("--request-timeout-ms", requestTimeoutMs), ("--threads", threads ?? 1),
         ]
         for (flag, value) in positive where value < 1 {
             throw DaemonError("\(flag) must be at least 1, not \(value)")
@@ -148,6 +152,7 @@ struct Tuning: ParsableArguments {
         configuration.limits.requestTimeout = .milliseconds(requestTimeoutMs)
         configuration.limits.drainTimeout = .milliseconds(drainTimeoutMs)
         configuration.enableTestMethods = enableTestMethods
+        configuration.threads = threads ?? Processors.available()
     }
 }
 

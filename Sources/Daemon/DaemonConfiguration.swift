@@ -15,6 +15,7 @@ struct DaemonConfiguration: Sendable {
     var logLevel: Logger.Level = .info
     var limits = RPCLimits()
     var enableTestMethods = false
+    var threads = 1
 
     /// `$XDG_RUNTIME_DIR/agentd/agentd.sock`, else `/tmp/agentd-$UID/agentd.sock`.
     static func defaultSocketPath() -> String {

@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -56,5 +57,29 @@ enum FileSystem {
     static func environment(_ name: String) -> String? {
         guard let value = getenv(name), value.pointee != 0 else { return nil }
         return String(cString: value)
+    }
+}
+
+enum Processors {
+    /// CPUs this process may run on (its affinity mask, as set by `taskset` or systemd's
+    /// `CPUAffinity=`), so that event-loop threads never outnumber the cores they share.
+    static func available() -> Int {
+        // /proc/self/status says "Cpus_allowed_list:\t0-1,4"; sched_getaffinity is hidden behind
+        // _GNU_SOURCE in Glibc's Swift module.
+        guard let file = fopen("/proc/self/status", "r") else { return 1 }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 512)
+        while fgets(&line, Int32(line.count), file) != nil {
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            guard text.hasPrefix("Cpus_allowed_list:") else { continue }
+            let list = text.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespacesAndNewlines)
+            var count = 0
+            for part in list.split(separator: ",") {
+                let bounds = part.split(separator: "-").compactMap { Int($0) }
+                if bounds.count == 2 { count += bounds[1] - bounds[0] + 1 } else if bounds.count == 1 { count += 1 }
+            }
+            return max(1, count)
+        }
+        return 1
     }
 }
