@@ -25,10 +25,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
-            ],
-            // The connection handler's state is confined to its event loop; dynamic exclusivity
-            // checks on it were ~5% of a ping in the profile (BENCHMARKS.md).
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            ]
         ),
         // The domains: method types, services, stores. Knows no process, socket or signal.
         .target(

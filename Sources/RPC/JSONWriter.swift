@@ -54,14 +54,30 @@ enum JSONWriter {
         buffer.writeInteger(UInt8(ascii: "\""))
     }
 
-    /// `{"jsonrpc":"2.0","id":ID,"result":RESULT}`
+    /// `{"jsonrpc":"2.0","id":ID,"result":RESULT}`, written with one capacity check and plain
+    /// copies (each separate `ByteBuffer.write…` call costs ~200 instructions).
     static func writeResult(id: RPCID, result: ByteBuffer, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("{\"jsonrpc\":\"2.0\",\"id\":")
-        buffer.writeString(id.json)
-        buffer.writeStaticString(",\"result\":")
-        var result = result
-        buffer.writeBuffer(&result)
-        buffer.writeInteger(UInt8(ascii: "}"))
+        let head: StaticString = "{\"jsonrpc\":\"2.0\",\"id\":"
+        let middle: StaticString = ",\"result\":"
+        var idText = id.json
+        idText.withUTF8 { idBytes in
+            result.withUnsafeReadableBytes { resultBytes in
+                let total = head.utf8CodeUnitCount + idBytes.count + middle.utf8CodeUnitCount + resultBytes.count + 1
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
+                    var offset = 0
+                    func copy(_ pointer: UnsafeRawPointer, _ count: Int) {
+                        (out.baseAddress! + offset).copyMemory(from: pointer, byteCount: count)
+                        offset += count
+                    }
+                    copy(head.utf8Start, head.utf8CodeUnitCount)
+                    copy(idBytes.baseAddress!, idBytes.count)
+                    copy(middle.utf8Start, middle.utf8CodeUnitCount)
+                    if resultBytes.count > 0 { copy(resultBytes.baseAddress!, resultBytes.count) }
+                    out[offset] = UInt8(ascii: "}")
+                    return total
+                }
+            }
+        }
     }
 
     /// `{"jsonrpc":"2.0","id":ID,"error":{"code":C,"message":M,"data":D}}`

@@ -8,7 +8,7 @@ import NIOCore
 /// finish later are flushed together once per event-loop tick. All state is confined to the
 /// channel's event loop.
 public final class RPCConnectionHandler: ChannelDuplexHandler {
-    public typealias InboundIn = RPCFrame
+    public typealias InboundIn = ByteBuffer
     public typealias OutboundIn = ByteBuffer
     public typealias OutboundOut = ByteBuffer
 
@@ -75,19 +75,20 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     // MARK: Inbound
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .message(let buffer, let framing):
+        handleMessage(unwrapInboundIn(data))
+    }
+
+    private func handleFrameEvent(_ event: RPCFrameEvent) {
+        switch event {
+        case .framingDetected(let framing):
             self.framing = framing
-            handleMessage(buffer)
-        case .oversized(let prefix, let size, let framing):
-            self.framing = framing
+        case .oversized(let prefix, let size):
             let id = findRequestID(inPrefix: prefix) ?? .null
             let error = RPCError.limit(
                 .messageTooLarge, "Message too large", setting: "max_message_bytes", limit: limits.maxMessageBytes, actual: size)
             logger.notice("message over the size limit skipped", metadata: ["bytes": "\(size)", "id": "\(id)"])
             writeFrame { JSONWriter.writeError(id: id, error: error, into: &$0) }
         case .unframeable(let reason):
-            framing = .contentLength
             logger.notice("unframeable input, closing", metadata: ["reason": "\(reason)"])
             writeFrame { JSONWriter.writeError(id: .null, error: RPCError(.framingError, "Framing error", data: ["reason": reason]), into: &$0) }
             closeAfterFlush()
@@ -99,6 +100,10 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? RPCFrameEvent {
+            handleFrameEvent(event)
+            return
+        }
         if let event = event as? ChannelEvent, event == .inputClosed {
             // The client finished sending (socat at end of input): answer what is in flight, then close.
             inputClosed = true

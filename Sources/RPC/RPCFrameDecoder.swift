@@ -9,12 +9,14 @@ public enum RPCFraming: Sendable, Equatable {
     case contentLength
 }
 
-/// What the frame decoder hands to the connection.
-public enum RPCFrame: Sendable {
-    case message(ByteBuffer, RPCFraming)
+/// What the frame decoder tells the connection besides the messages themselves (which travel as
+/// plain `ByteBuffer`s: NIO carries those without boxing, which a richer enum would cost per message).
+public enum RPCFrameEvent: Sendable {
+    /// The connection's framing, sent once before its first message.
+    case framingDetected(RPCFraming)
     /// A message over the size limit, skipped without being buffered. `prefix` is its first bytes
     /// (to recover the request id); `size` is its full length.
-    case oversized(prefix: ByteBuffer, size: Int, RPCFraming)
+    case oversized(prefix: ByteBuffer, size: Int)
     /// A broken LSP header: the stream cannot be resynchronised; the connection is answered and closed.
     case unframeable(reason: String)
 }
@@ -22,7 +24,7 @@ public enum RPCFrame: Sendable {
 /// Splits the byte stream into messages, enforcing the size limit without buffering oversized
 /// messages: past the limit, bytes are counted and dropped until the frame ends.
 public struct RPCFrameDecoder: ByteToMessageDecoder {
-    public typealias InboundOut = RPCFrame
+    public typealias InboundOut = ByteBuffer
 
     /// How much of an oversized message is kept to find its `id`.
     static let prefixBytes = 4096
@@ -48,7 +50,7 @@ public struct RPCFrameDecoder: ByteToMessageDecoder {
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         if skipping != nil { return skip(&buffer, context: context) }
-        guard let framing = framing ?? detect(&buffer) else { return .needMoreData }
+        guard let framing = framing ?? detect(&buffer, context: context) else { return .needMoreData }
         switch framing {
         case .newlineDelimited: return decodeLine(&buffer, context: context)
         case .contentLength: return decodeContentLength(&buffer, context: context)
@@ -61,18 +63,24 @@ public struct RPCFrameDecoder: ByteToMessageDecoder {
         // A final line without its newline is still a message (`printf '{...}' | socat …`).
         if framing == .newlineDelimited, skipping == nil, buffer.readableBytes > 0 {
             let line = buffer.readSlice(length: buffer.readableBytes)!
-            if !Self.isBlank(line) { context.fireChannelRead(wrapInboundOut(.message(line, .newlineDelimited))) }
+            if !Self.isBlank(line) { context.fireChannelRead(wrapInboundOut(line)) }
             return .continue
         }
         if let skip = skipping {
             skipping = nil
             buffer.moveReaderIndex(to: buffer.writerIndex)
-            context.fireChannelRead(wrapInboundOut(.oversized(prefix: skip.prefix, size: skip.size, framing ?? .newlineDelimited)))
+            context.fireUserInboundEventTriggered(RPCFrameEvent.oversized(prefix: skip.prefix, size: skip.size))
         }
         return .needMoreData
     }
 
-    private mutating func detect(_ buffer: inout ByteBuffer) -> RPCFraming? {
+    private mutating func detect(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) -> RPCFraming? {
+        guard let detected = detectFraming(&buffer) else { return nil }
+        context.fireUserInboundEventTriggered(RPCFrameEvent.framingDetected(detected))
+        return detected
+    }
+
+    private mutating func detectFraming(_ buffer: inout ByteBuffer) -> RPCFraming? {
         while let byte = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) {
             switch byte {
             case 0x20, 0x09, 0x0A, 0x0D:
@@ -100,12 +108,12 @@ public struct RPCFrameDecoder: ByteToMessageDecoder {
             if length > maxMessageBytes {
                 let prefix = buffer.getSlice(at: buffer.readerIndex, length: min(length, Self.prefixBytes))!
                 buffer.moveReaderIndex(forwardBy: newline - view.startIndex + 1)
-                context.fireChannelRead(wrapInboundOut(.oversized(prefix: prefix, size: length, .newlineDelimited)))
+                context.fireUserInboundEventTriggered(RPCFrameEvent.oversized(prefix: prefix, size: length))
                 return .continue
             }
             let line = buffer.readSlice(length: length)!
             buffer.moveReaderIndex(forwardBy: crlf ? 2 : 1)
-            if !Self.isBlank(line) { context.fireChannelRead(wrapInboundOut(.message(line, .newlineDelimited))) }
+            if !Self.isBlank(line) { context.fireChannelRead(wrapInboundOut(line)) }
             return .continue
         }
         if view.count > maxMessageBytes + 1 {
@@ -126,24 +134,31 @@ public struct RPCFrameDecoder: ByteToMessageDecoder {
         let view = buffer.readableBytesView
         guard let headerEnd = Self.headerEnd(view) else {
             if view.count > Self.maxHeaderBytes {
-                context.fireChannelRead(wrapInboundOut(.unframeable(reason: "header block longer than \(Self.maxHeaderBytes) bytes")))
+                context.fireUserInboundEventTriggered(RPCFrameEvent.unframeable(reason: "header block longer than \(Self.maxHeaderBytes) bytes"))
                 buffer.moveReaderIndex(to: buffer.writerIndex)
             }
             return .needMoreData
         }
-        let header = String(decoding: view[view.startIndex..<headerEnd.start], as: UTF8.self)
+        // Parsed as bytes: header lines are ASCII, and String work here cost ~20k instructions a message.
         var contentLength: Int?
-        for line in header.split(whereSeparator: { $0 == "\r\n" || $0 == "\n" || $0 == "\r" }) {
-            guard let colon = line.firstIndex(of: ":") else {
-                return fail("malformed header line", &buffer, context)
-            }
-            let name = line[..<colon].trimmingCharacters()
-            if name.lowercased() == "content-length" {
-                guard let value = Int(line[line.index(after: colon)...].trimmingCharacters()), value >= 0 else {
-                    return fail("invalid Content-Length", &buffer, context)
+        var lineStart = view.startIndex
+        while lineStart < headerEnd.start {
+            var lineEnd = lineStart
+            while lineEnd < headerEnd.start, view[lineEnd] != 0x0A { lineEnd += 1 }
+            var end = lineEnd
+            if end > lineStart, view[end - 1] == 0x0D { end -= 1 }
+            if end > lineStart {
+                guard let colon = view[lineStart..<end].firstIndex(of: UInt8(ascii: ":")) else {
+                    return fail("malformed header line", &buffer, context)
                 }
-                contentLength = value
+                if Self.isContentLength(view[lineStart..<colon]) {
+                    guard let value = Self.parseLength(view[(colon + 1)..<end]) else {
+                        return fail("invalid Content-Length", &buffer, context)
+                    }
+                    contentLength = value
+                }
             }
+            lineStart = lineEnd + 1
         }
         guard let contentLength else { return fail("missing Content-Length header", &buffer, context) }
         let headerLength = headerEnd.end - view.startIndex
@@ -155,13 +170,13 @@ public struct RPCFrameDecoder: ByteToMessageDecoder {
         guard view.count >= headerLength + contentLength else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: headerLength)
         let body = buffer.readSlice(length: contentLength)!
-        context.fireChannelRead(wrapInboundOut(.message(body, .contentLength)))
+        context.fireChannelRead(wrapInboundOut(body))
         return .continue
     }
 
     private mutating func fail(_ reason: String, _ buffer: inout ByteBuffer, _ context: ChannelHandlerContext) -> DecodingState {
         buffer.moveReaderIndex(to: buffer.writerIndex)
-        context.fireChannelRead(wrapInboundOut(.unframeable(reason: reason)))
+        context.fireUserInboundEventTriggered(RPCFrameEvent.unframeable(reason: reason))
         return .needMoreData
     }
 
@@ -199,7 +214,7 @@ public struct RPCFrameDecoder: ByteToMessageDecoder {
             return .needMoreData
         }
         skipping = nil
-        context.fireChannelRead(wrapInboundOut(.oversized(prefix: skip.prefix, size: skip.size, framing ?? .newlineDelimited)))
+        context.fireUserInboundEventTriggered(RPCFrameEvent.oversized(prefix: skip.prefix, size: skip.size))
         return .continue
     }
 
@@ -217,16 +232,26 @@ public struct RPCFrameDecoder: ByteToMessageDecoder {
         return nil
     }
 
+    private static func isContentLength(_ name: ByteBufferView.SubSequence) -> Bool {
+        let expected = Array("content-length".utf8)
+        let trimmed = name.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
+        guard trimmed.count == expected.count else { return false }
+        return zip(trimmed, expected).allSatisfy { ($0 | 0x20) == $1 }
+    }
+
+    /// A decimal length of at most 15 digits (anything longer is not a length we could accept).
+    private static func parseLength(_ bytes: ByteBufferView.SubSequence) -> Int? {
+        let digits = bytes.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
+        guard !digits.isEmpty, digits.count <= 15 else { return nil }
+        var value = 0
+        for digit in digits {
+            guard digit.isDigit else { return nil }
+            value = value * 10 + Int(digit - UInt8(ascii: "0"))
+        }
+        return value
+    }
+
     static func isBlank(_ buffer: ByteBuffer) -> Bool {
         buffer.readableBytesView.allSatisfy { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters() -> String {
-        var slice = self[...]
-        while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
-        while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
-        return String(slice)
     }
 }

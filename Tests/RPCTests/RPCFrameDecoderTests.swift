@@ -6,20 +6,33 @@ import Testing
 
 @Suite("Frame decoder")
 struct RPCFrameDecoderTests {
-    /// Feeds `chunks` one by one and returns the frames the decoder produced.
-    private func frames(_ chunks: [String], maxMessageBytes: Int = 64, close: Bool = false) throws -> [String] {
-        let channel = EmbeddedChannel(handler: ByteToMessageHandler(RPCFrameDecoder(maxMessageBytes: maxMessageBytes)))
-        for chunk in chunks { try channel.writeInbound(ByteBuffer(string: chunk)) }
-        if close { _ = try? channel.finish() }
-        var result: [String] = []
-        while let frame = try channel.readInbound(as: RPCFrame.self) {
-            switch frame {
-            case .message(let buffer, let framing): result.append("\(framing == .contentLength ? "L" : "N"):\(String(buffer: buffer))")
-            case .oversized(let prefix, let size, _): result.append("big:\(size):\(String(buffer: prefix).prefix(8))")
-            case .unframeable(let reason): result.append("bad:\(reason)")
+    /// Records what the decoder passes on: messages and frame events, in order.
+    final class Recorder: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        var framing: RPCFraming?
+        var seen: [String] = []
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            seen.append("\(framing == .contentLength ? "L" : "N"):\(String(buffer: unwrapInboundIn(data)))")
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            switch event as? RPCFrameEvent {
+            case .framingDetected(let framing): self.framing = framing
+            case .oversized(let prefix, let size): seen.append("big:\(size):\(String(buffer: prefix).prefix(8))")
+            case .unframeable(let reason): seen.append("bad:\(reason)")
+            case nil: break
             }
         }
-        return result
+    }
+
+    /// Feeds `chunks` one by one and returns what the decoder produced.
+    private func frames(_ chunks: [String], maxMessageBytes: Int = 64, close: Bool = false) throws -> [String] {
+        let recorder = Recorder()
+        let channel = EmbeddedChannel(handlers: [ByteToMessageHandler(RPCFrameDecoder(maxMessageBytes: maxMessageBytes)), recorder])
+        for chunk in chunks { try channel.writeInbound(ByteBuffer(string: chunk)) }
+        if close { _ = try? channel.finish() }
+        return recorder.seen
     }
 
     @Test("lines: LF, CRLF, blank lines, split and coalesced writes")
