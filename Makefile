@@ -32,8 +32,12 @@ test: deps
 	swift build --build-tests
 	swift test
 
-## Regenerates schema/openrpc.json from the method registry (a test fails when it is stale).
-schema: build
+## Regenerates what is derived from schema/ and the code (a test fails when either is stale):
+## Sources/Storage/Migrations+Generated.swift from the migrations schema/NNNN_name.sql (compiled into
+## the binary), then schema/openrpc.json from the method registry.
+schema: deps
+	scripts/embed-migrations.sh
+	swift build -c $(CONFIG) $(BUILD_FLAGS) --product agentd
 	"$$(swift build -c $(CONFIG) $(BUILD_FLAGS) --show-bin-path)/agentd" openrpc > schema/openrpc.json
 
 ## Release build + socket benchmark (see BENCHMARKS.md).

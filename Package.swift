@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "agentd", targets: ["Daemon"]),
         .library(name: "RPC", targets: ["RPC"]),
         .library(name: "Services", targets: ["Services"]),
+        .library(name: "Storage", targets: ["Storage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -15,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // The protocol engine: JSON-RPC 2.0 framing, parsing, routing, middleware. No domain knowledge.
@@ -32,11 +34,21 @@ let package = Package(
             name: "Services",
             dependencies: ["RPC", .product(name: "Logging", package: "swift-log")]
         ),
+        // SQLite implementations of the domains' store protocols, the database and its migrations
+        // (GRDB on the system libsqlite3). Services never import GRDB.
+        .target(
+            name: "Storage",
+            dependencies: [
+                "Services",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The executable: configuration, composition root, socket server, lifecycle.
         .executableTarget(
             name: "Daemon",
             dependencies: [
-                "RPC", "Services",
+                "RPC", "Services", "Storage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -50,8 +62,13 @@ let package = Package(
             dependencies: ["RPC", "Services", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
         .testTarget(
+            name: "StorageTests",
+            dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
             name: "AgentdTests",
-            dependencies: ["Daemon"]
+            // GRDB only to tamper with a database file the way another agentd version would.
+            dependencies: ["Daemon", .product(name: "GRDB", package: "GRDB.swift")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import RPC
 import ServiceLifecycle
+import Storage
 
 #if canImport(Glibc)
 import Glibc
@@ -23,7 +24,7 @@ struct Agentd: AsyncParsableCommand {
               echo '{"jsonrpc":"2.0","id":1,"method":"system.ping"}' | socat - UNIX-CONNECT:/tmp/a.sock
             """,
         version: AgentdVersion.current,
-        subcommands: [PrintOpenRPC.self]
+        subcommands: [PrintOpenRPC.self, Migrate.self]
     )
 
     @Option(name: .long, help: ArgumentHelp("Unix socket to listen on.", discussion: "Default: $XDG_RUNTIME_DIR/agentd/agentd.sock, else /tmp/agentd-$UID/agentd.sock.", valueName: "path"))
@@ -49,8 +50,15 @@ struct Agentd: AsyncParsableCommand {
             Self.fail(error)
         }
         let logger = Self.makeLogger(level: configuration.logLevel)
+        // Before the socket exists: a client never reaches a daemon whose database is not ready.
+        let database: AgentDatabase
+        do {
+            database = try await Dependencies.openDatabase(path: configuration.databasePath, logger: logger)
+        } catch {
+            Self.fail(error)
+        }
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
-        let dependencies = Dependencies.live(configuration: configuration, logger: logger)
+        let dependencies = Dependencies.live(configuration: configuration, database: database, logger: logger)
         let server = SocketServer(
             options: .init(path: configuration.socketPath, mode: configuration.socketMode, group: configuration.socketGroup),
             dispatcher: dependencies.dispatcher, group: eventLoops, logger: logger)
@@ -59,7 +67,10 @@ struct Agentd: AsyncParsableCommand {
                 services: [.init(service: server)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        defer { eventLoops.shutdownGracefully { _ in } }
+        defer {
+            eventLoops.shutdownGracefully { _ in }
+            try? database.close()
+        }
         do {
             try await group.run()
         } catch let error as DaemonError {
@@ -172,7 +183,8 @@ enum LogLevel: String, ExpressibleByArgument, CaseIterable {
 }
 
 /// `agentd openrpc`: prints the OpenRPC document (what `rpc.discover` returns), pretty-printed.
-/// `make schema` writes it to schema/openrpc.json.
+/// `make schema` writes it to schema/openrpc.json. The graph is built on an empty in-memory
+/// database: printing the document never opens or creates a database file.
 struct PrintOpenRPC: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "openrpc", abstract: "Print the OpenRPC document of every method.")
 
@@ -181,7 +193,8 @@ struct PrintOpenRPC: ParsableCommand {
         configuration.enableTestMethods = false
         var logger = Logger(label: "agentd")
         logger.logLevel = .critical
-        let document = Dependencies.live(configuration: configuration, logger: logger).dispatcher.openRPCDocument
+        let dependencies = Dependencies.live(configuration: configuration, database: try AgentDatabase.inMemory(), logger: logger)
+        let document = dependencies.dispatcher.openRPCDocument
         FileHandleOutput.standardOutput(try document.prettyPrinted() + "\n")
     }
 }

@@ -1,15 +1,20 @@
 import Logging
 import RPC
 import Services
+import Storage
 
 /// The composition root: the one place that picks implementations and wires the object graph.
-/// Tests build the same graph through `Dependencies.make` with their own configuration.
+/// `agentd openrpc` and tests build the same graph through `Dependencies.live`, with their own
+/// configuration and an in-memory database (`AgentDatabase.inMemory()`).
 struct Dependencies: Sendable {
     let dispatcher: RPCDispatcher
+    /// Opened and migrated before the graph is built (`openDatabase`); the domains' SQLite stores are
+    /// built on its `writer`.
+    let database: AgentDatabase
 
     static let server = RPCServerDescription(name: "agentd", version: AgentdVersion.current, apiVersions: ["1"])
 
-    static func live(configuration: DaemonConfiguration, logger: Logger) -> Dependencies {
+    static func live(configuration: DaemonConfiguration, database: AgentDatabase, logger: Logger) -> Dependencies {
         let system = SystemService(server: server, clock: ContinuousClock())
 
         var router = RPCRouter()
@@ -24,7 +29,39 @@ struct Dependencies: Sendable {
             RPCTimeoutMiddleware(defaultTimeout: configuration.limits.requestTimeout),
         ]
         let dispatcher = RPCDispatcher(router: router, middleware: middleware, limits: configuration.limits, server: server, logger: logger)
-        return Dependencies(dispatcher: dispatcher)
+        return Dependencies(dispatcher: dispatcher, database: database)
+    }
+
+    /// Opens the database file (creating it and its folders when missing) and applies the pending
+    /// migrations; logs `database ready` with its path and schema version.
+    ///
+    /// - Throws: a `DaemonError` whose message names the file: it cannot be opened, it was written
+    ///   by a newer agentd, an applied migration changed, or a migration failed.
+    static func openDatabase(path: String, logger: Logger) async throws(DaemonError) -> AgentDatabase {
+        do {
+            let database = try AgentDatabase.open(path: path)
+            let applied = try await database.migrate(logger: logger)
+            for migration in applied {
+                logger.notice("applied migration", metadata: ["database": "\(path)", "migration": "\(migration.fileName)"])
+            }
+            let status = try await database.migrationStatus()
+            logger.info("database ready", metadata: ["database": "\(path)", "schema_version": "\(status.schemaVersion)"])
+            return database
+        } catch {
+            throw DaemonError(databaseError: error, path: path)
+        }
+    }
+}
+
+extension DaemonError {
+    /// The storage layer's errors already name the file; anything else (SQLite failing under a
+    /// read) gets the path prepended.
+    init(databaseError error: any Error, path: String) {
+        switch error {
+        case let error as AgentDatabaseError: self.init(error.description)
+        case let error as MigrationError: self.init(error.description)
+        default: self.init("database \(path): \(error)")
+        }
     }
 }
 

@@ -22,9 +22,13 @@ final class ChildProcess {
     let process = Process()
     private let exited = DispatchSemaphore(value: 0)
 
-    init(executable: String, arguments: [String], stdout: String?, stderr: String?) throws {
+    /// `environment` entries are set on top of this process's environment.
+    init(executable: String, arguments: [String], stdout: String?, stderr: String?, environment: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = try Self.handle(stdout)
         process.standardError = try Self.handle(stderr)
@@ -65,12 +69,14 @@ final class ChildProcess {
 }
 
 /// Runs a command to completion with stdout and stderr captured (killed after `timeout`).
-func runCommand(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(30)) throws -> (termination: Termination, stdout: String, stderr: String) {
+func runCommand(
+    _ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(30)
+) throws -> (termination: Termination, stdout: String, stderr: String) {
     let directory = try TemporaryDirectory()
     defer { directory.remove() }
     let stdoutPath = "\(directory.path)/stdout"
     let stderrPath = "\(directory.path)/stderr"
-    let child = try ChildProcess(executable: executable, arguments: arguments, stdout: stdoutPath, stderr: stderrPath)
+    let child = try ChildProcess(executable: executable, arguments: arguments, stdout: stdoutPath, stderr: stderrPath, environment: environment)
     let termination: Termination
     do {
         termination = try child.waitForExit(timeout: timeout)

@@ -14,14 +14,20 @@ final class DaemonProcess {
     private let child: ChildProcess
 
     /// Spawns `agentd --socket socketPath <arguments>` (returns at once: use `connect()` or
-    /// `waitUntilConnectable()` to wait until it listens).
+    /// `waitUntilConnectable()` to wait until it listens). Unless `arguments` names a `--database`,
+    /// one is added beside the log, so that no test ever opens the user's own database.
     init(socketPath: String, arguments: [String], logName: String = "agentd") throws {
         self.socketPath = socketPath
         // The log goes in the socket's folder, or its nearest existing ancestor (the daemon
         // creates missing folders itself).
         var folder = URL(fileURLWithPath: socketPath).deletingLastPathComponent()
         while !FileManager.default.fileExists(atPath: folder.path), folder.path != "/" { folder.deleteLastPathComponent() }
-        stderrPath = "\(folder.path)/\(logName).\(UUID().uuidString.prefix(8)).stderr"
+        let name = "\(folder.path)/\(logName).\(UUID().uuidString.prefix(8))"
+        stderrPath = name + ".stderr"
+        var arguments = arguments
+        if !arguments.contains(where: { $0 == "--database" || $0.hasPrefix("--database=") }) {
+            arguments += ["--database", name + ".sqlite"]
+        }
         self.arguments = ["--socket", socketPath] + arguments
         child = try ChildProcess(executable: TestPaths.agentdBinary, arguments: self.arguments, stdout: nil, stderr: stderrPath)
     }
@@ -88,7 +94,7 @@ func withDaemon<T>(
 ) throws -> T {
     let directory = try TemporaryDirectory()
     defer { directory.remove() }
-    var all = ["--database", "\(directory.path)/agentd.sqlite"] + arguments
+    var all = arguments  // DaemonProcess adds a --database in `directory`
     if testMethods { all.append("--enable-test-methods") }
     let daemon = try DaemonProcess(socketPath: "\(directory.path)/agentd.sock", arguments: all)
     defer { daemon.kill() }
