@@ -118,8 +118,6 @@ final class SocketServer: Service, Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     let handler = RPCConnectionHandler(dispatcher: dispatcher, connectionID: id, peer: peer, logger: connectionLogger)
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(RPCFrameDecoder(maxMessageBytes: dispatcher.limits.maxMessageBytes)))
                     try channel.pipeline.syncOperations.addHandler(handler)
                     connections.register(id, handle: handler.handle)
                 }

@@ -30,6 +30,9 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private var info: RPCConnectionInfo!
 
     private var framing: RPCFraming = .newlineDelimited
+    private var decoder: RPCFrameDecoder
+    /// Bytes of a message not complete yet.
+    private var inbound: ByteBuffer?
     /// Calls whose reply is pending, by identity of their cancellation handle.
     private var running: [ObjectIdentifier: RPCCancellation] = [:]
     /// The same calls by client id, for `$/cancelRequest`.
@@ -52,6 +55,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     public init(dispatcher: RPCDispatcher, connectionID: UInt64, peer: RPCPeer?, logger: Logger) {
         self.dispatcher = dispatcher
         self.limits = dispatcher.limits
+        self.decoder = RPCFrameDecoder(maxMessageBytes: dispatcher.limits.maxMessageBytes)
         self.connectionID = connectionID
         self.peer = peer
         self.logger = logger
@@ -75,7 +79,26 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     // MARK: Inbound
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        handleMessage(unwrapInboundIn(data))
+        var buffer = unwrapInboundIn(data)
+        if var leftover = inbound {
+            inbound = nil
+            leftover.writeBuffer(&buffer)
+            buffer = leftover
+        }
+        decode(&buffer, atEnd: false)
+    }
+
+    /// Runs every complete message in `buffer`; keeps the incomplete rest for the next read.
+    private func decode(_ buffer: inout ByteBuffer, atEnd: Bool) {
+        while !closing {
+            let output = atEnd ? decoder.nextAtEnd(&buffer) : decoder.next(&buffer)
+            guard let output else { break }
+            switch output {
+            case .message(let message): handleMessage(message)
+            case .event(let event): handleFrameEvent(event)
+            }
+        }
+        if buffer.readableBytes > 0, !closing { inbound = buffer }
     }
 
     private func handleFrameEvent(_ event: RPCFrameEvent) {
@@ -100,12 +123,12 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? RPCFrameEvent {
-            handleFrameEvent(event)
-            return
-        }
         if let event = event as? ChannelEvent, event == .inputClosed {
-            // The client finished sending (socat at end of input): answer what is in flight, then close.
+            // The client finished sending (socat at end of input): serve a last line without its
+            // newline, answer what is in flight, then close.
+            var rest = inbound ?? ByteBuffer()
+            inbound = nil
+            decode(&rest, atEnd: true)
             inputClosed = true
             closeIfIdle()
             return

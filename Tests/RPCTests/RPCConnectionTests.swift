@@ -105,7 +105,6 @@ final class InProcessConnection: @unchecked Sendable {
             server: RPCServerDescription(name: "test", version: "0", apiVersions: ["1"]), logger: logger)
         let channel = NIOAsyncTestingChannel()
         try await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RPCFrameDecoder(maxMessageBytes: limits.maxMessageBytes)))
             try channel.pipeline.syncOperations.addHandler(RPCConnectionHandler(dispatcher: dispatcher, connectionID: 1, peer: nil, logger: logger))
         }.get()
         try await channel.connect(to: SocketAddress(unixDomainSocketPath: "/tmp/in-process")).get()

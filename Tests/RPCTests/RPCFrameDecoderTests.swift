@@ -1,38 +1,32 @@
 import NIOCore
-import NIOEmbedded
 import Testing
 
 @testable import RPC
 
 @Suite("Frame decoder")
 struct RPCFrameDecoderTests {
-    /// Records what the decoder passes on: messages and frame events, in order.
-    final class Recorder: ChannelInboundHandler, @unchecked Sendable {
-        typealias InboundIn = ByteBuffer
+    /// Feeds `chunks` one by one (as reads arrive) and returns what the decoder produced.
+    private func frames(_ chunks: [String], maxMessageBytes: Int = 64, close: Bool = false) throws -> [String] {
+        var decoder = RPCFrameDecoder(maxMessageBytes: maxMessageBytes)
         var framing: RPCFraming?
         var seen: [String] = []
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            seen.append("\(framing == .contentLength ? "L" : "N"):\(String(buffer: unwrapInboundIn(data)))")
-        }
-
-        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-            switch event as? RPCFrameEvent {
-            case .framingDetected(let framing): self.framing = framing
-            case .oversized(let prefix, let size): seen.append("big:\(size):\(String(buffer: prefix).prefix(8))")
-            case .unframeable(let reason): seen.append("bad:\(reason)")
-            case nil: break
+        var buffer = ByteBuffer()
+        func record(_ output: RPCFrameDecoder.Output) {
+            switch output {
+            case .message(let message): seen.append("\(framing == .contentLength ? "L" : "N"):\(String(buffer: message))")
+            case .event(.framingDetected(let detected)): framing = detected
+            case .event(.oversized(let prefix, let size)): seen.append("big:\(size):\(String(buffer: prefix).prefix(8))")
+            case .event(.unframeable(let reason)): seen.append("bad:\(reason)")
             }
         }
-    }
-
-    /// Feeds `chunks` one by one and returns what the decoder produced.
-    private func frames(_ chunks: [String], maxMessageBytes: Int = 64, close: Bool = false) throws -> [String] {
-        let recorder = Recorder()
-        let channel = EmbeddedChannel(handlers: [ByteToMessageHandler(RPCFrameDecoder(maxMessageBytes: maxMessageBytes)), recorder])
-        for chunk in chunks { try channel.writeInbound(ByteBuffer(string: chunk)) }
-        if close { _ = try? channel.finish() }
-        return recorder.seen
+        for chunk in chunks {
+            buffer.writeString(chunk)
+            while let output = decoder.next(&buffer) { record(output) }
+        }
+        if close {
+            while let output = decoder.nextAtEnd(&buffer) { record(output) }
+        }
+        return seen
     }
 
     @Test("lines: LF, CRLF, blank lines, split and coalesced writes")
