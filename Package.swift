@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
+        // libsystemd (libsystemd-dev): readiness, status, watchdog, socket activation.
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // The protocol engine: JSON-RPC 2.0 framing, parsing, routing, middleware. No domain knowledge.
         .target(
             name: "RPC",
@@ -48,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "Daemon",
             dependencies: [
-                "RPC", "Services", "Storage",
+                "RPC", "Services", "CSystemd", "Storage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -50,6 +50,12 @@ struct Agentd: AsyncParsableCommand {
             Self.fail(error)
         }
         let logger = Self.makeLogger(level: configuration.logLevel)
+        let activatedSocket: Int32?
+        do {
+            activatedSocket = try ServiceManager.activatedSocket()
+        } catch let error as DaemonError {
+            Self.fail(error)
+        }
         // Before the socket exists: a client never reaches a daemon whose database is not ready.
         let database: AgentDatabase
         do {
@@ -60,11 +66,17 @@ struct Agentd: AsyncParsableCommand {
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
         let dependencies = Dependencies.live(configuration: configuration, database: database, logger: logger)
         let server = SocketServer(
-            options: .init(path: configuration.socketPath, mode: configuration.socketMode, group: configuration.socketGroup),
-            dispatcher: dependencies.dispatcher, group: eventLoops, logger: logger)
+            options: .init(
+                path: configuration.socketPath, mode: configuration.socketMode, group: configuration.socketGroup,
+                activatedSocket: activatedSocket),
+            dispatcher: dependencies.dispatcher, group: eventLoops, logger: logger,
+            // READY=1 only now: the database is migrated and the socket listens.
+            onListening: { ServiceManager.notify("READY=1\nSTATUS=listening") })
+        let reporter = ServiceManagerReporter(
+            eventLoops: eventLoops, watchdog: ServiceManager.watchdogInterval(), status: { server.status }, logger: logger)
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server)],
+                services: [.init(service: server), .init(service: reporter)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         defer {

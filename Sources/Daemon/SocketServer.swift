@@ -18,6 +18,9 @@ final class SocketServer: Service, Sendable {
         var mode: mode_t
         /// Group that owns the socket, when connecting is shared with a group (mode 0660).
         var group: String?
+        /// A listening socket passed by systemd socket activation: served as it is, never
+        /// unlinked (agentd did not create it).
+        var activatedSocket: Int32?
     }
 
     private let options: Options
@@ -37,15 +40,22 @@ final class SocketServer: Service, Sendable {
     }
 
     func run() async throws {
-        try prepareSocketPath()
-        let channel = try await bind()
-        logger.info("listening", metadata: ["socket": "\(options.path)"])
+        let channel: any Channel
+        if let fd = options.activatedSocket {
+            channel = try await adopt(fd)
+            logger.info("listening on a socket passed by the service manager", metadata: ["fd": "\(fd)"])
+        } else {
+            try prepareSocketPath()
+            channel = try await bind()
+            logger.info("listening", metadata: ["socket": "\(options.path)"])
+        }
         onListening()
 
         // Serve until SIGTERM/SIGINT (the service group turns them into graceful shutdown).
         try? await gracefulShutdown()
 
         logger.info("shutting down: draining connections", metadata: ["connections": "\(connections.count)"])
+        ServiceManager.notify("STOPPING=1\nSTATUS=draining \(connections.count) connections")
         try? await channel.close()
         let drainTimeout = dispatcher.limits.drainTimeout
         for connection in connections.all { connection.beginDrain(timeout: drainTimeout) }
@@ -54,8 +64,26 @@ final class SocketServer: Service, Sendable {
             for connection in connections.all { connection.forceClose() }
             _ = await connections.waitUntilEmpty(timeout: .seconds(2))
         }
-        unlink(options.path)
+        if options.activatedSocket == nil { unlink(options.path) }
         logger.info("stopped")
+    }
+
+    /// A one-line state for `STATUS=` (systemctl status shows it).
+    var status: String {
+        "serving \(connections.count) connections"
+    }
+
+    private func adopt(_ fd: Int32) async throws -> any Channel {
+        let dispatcher = self.dispatcher
+        let connections = self.connections
+        let logger = self.logger
+        return try await ServerBootstrap(group: group)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                Self.initialize(channel, dispatcher: dispatcher, connections: connections, logger: logger)
+            }
+            .withBoundSocket(fd)
+            .get()
     }
 
     /// Binds on a temporary name beside the final path, sets mode and group, then renames it into

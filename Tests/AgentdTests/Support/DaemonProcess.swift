@@ -16,7 +16,7 @@ final class DaemonProcess {
     /// Spawns `agentd --socket socketPath <arguments>` (returns at once: use `connect()` or
     /// `waitUntilConnectable()` to wait until it listens). Unless `arguments` names a `--database`,
     /// one is added beside the log, so that no test ever opens the user's own database.
-    init(socketPath: String, arguments: [String], logName: String = "agentd") throws {
+    init(socketPath: String, arguments: [String], logName: String = "agentd", environment: [String: String] = [:]) throws {
         self.socketPath = socketPath
         // The log goes in the socket's folder, or its nearest existing ancestor (the daemon
         // creates missing folders itself).
@@ -29,7 +29,8 @@ final class DaemonProcess {
             arguments += ["--database", name + ".sqlite"]
         }
         self.arguments = ["--socket", socketPath] + arguments
-        child = try ChildProcess(executable: TestPaths.agentdBinary, arguments: self.arguments, stdout: nil, stderr: stderrPath)
+        child = try ChildProcess(
+            executable: TestPaths.agentdBinary, arguments: self.arguments, stdout: nil, stderr: stderrPath, environment: environment)
     }
 
     var pid: Int32 { child.pid }
