@@ -107,8 +107,16 @@ struct Agentd: AsyncParsableCommand {
         return configuration
     }
 
+    /// journald with structured fields when systemd connected stderr to the journal; otherwise
+    /// readable lines on stderr.
     static func makeLogger(level: Logger.Level) -> Logger {
+        let journal = JournalLogHandler.stderrIsJournal
         LoggingSystem.bootstrap { label in
+            if journal {
+                var handler = JournalLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
