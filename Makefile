@@ -11,7 +11,9 @@ ARGS ?=
 # stays usable as a dependency.
 BUILD_FLAGS := $(if $(filter release,$(CONFIG)),-Xswiftc -enforce-exclusivity=unchecked,)
 
-.PHONY: deps build run test schema bench clean
+.PHONY: deps build run test schema bench clean install install-user
+PREFIX ?= /usr/local
+RELEASE_BIN = $$(swift build -c release -Xswiftc -enforce-exclusivity=unchecked --show-bin-path)
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -43,6 +45,23 @@ schema: deps
 ## Release build + socket benchmark (see BENCHMARKS.md).
 bench: deps
 	bench/rpc.sh
+
+## System instance: the release binary in $(PREFIX)/bin, the units in /etc/systemd/system, and the
+## agentd group whose members may connect. Then: systemctl daemon-reload && systemctl enable --now agentd.socket
+install: deps
+	swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product agentd
+	install -D -m 0755 "$(RELEASE_BIN)/agentd" "$(DESTDIR)$(PREFIX)/bin/agentd"
+	install -D -m 0644 systemd/agentd.socket "$(DESTDIR)/etc/systemd/system/agentd.socket"
+	install -D -m 0644 systemd/agentd.service "$(DESTDIR)/etc/systemd/system/agentd.service"
+	@if [ -z "$(DESTDIR)" ] && ! getent group agentd >/dev/null; then $(SUDO) groupadd --system agentd; fi
+
+## A user's own instance: the binary in ~/.local/bin, the units in ~/.config/systemd/user.
+## Then: systemctl --user daemon-reload && systemctl --user enable --now agentd.socket
+install-user: deps
+	swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product agentd
+	install -D -m 0755 "$(RELEASE_BIN)/agentd" "$(HOME)/.local/bin/agentd"
+	install -D -m 0644 systemd/user/agentd.socket "$(HOME)/.config/systemd/user/agentd.socket"
+	install -D -m 0644 systemd/user/agentd.service "$(HOME)/.config/systemd/user/agentd.service"
 
 clean:
 	rm -rf .build .build-release
