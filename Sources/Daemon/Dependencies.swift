@@ -38,10 +38,16 @@ struct Dependencies: Sendable {
     }
 
     /// The test twin of `live`: the same graph on a migrated in-memory database, with fakes.
-    static func testing(configuration: DaemonConfiguration, collaborators: Collaborators, logger: Logger = Logger(label: "agentd-test")) async throws -> Dependencies {
+    static func testing(configuration: DaemonConfiguration, collaborators: Collaborators, logger: Logger = quietLogger) async throws -> Dependencies {
         let database = try AgentDatabase.inMemory()
         _ = try await database.migrate(logger: logger)
         return make(configuration: configuration, database: database, collaborators: collaborators, logger: logger)
+    }
+
+    static var quietLogger: Logger {
+        var logger = Logger(label: "agentd-test")
+        logger.logLevel = .critical
+        return logger
     }
 
     static func make(configuration: DaemonConfiguration, database: AgentDatabase, collaborators: Collaborators, logger: Logger) -> Dependencies {
