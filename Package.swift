@@ -75,8 +75,12 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentdTests",
-            // GRDB only to tamper with a database file the way another agentd version would.
-            dependencies: ["Daemon", .product(name: "GRDB", package: "GRDB.swift")]
+            // GRDB only to tamper with a database file the way another agentd version would; NIOEmbedded
+            // for the in-process auth route tests (a peer uid of the test's choosing).
+            dependencies: [
+                "Daemon", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

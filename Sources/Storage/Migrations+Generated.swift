@@ -37,8 +37,8 @@ CREATE INDEX sessions_user_id ON sessions(user_id);
             version: 2, name: "auth",
             sql: #"""
 -- 0002: failed logins, for throttling repeated attempts on one username.
--- One row per failure; rows older than the throttling window are deleted as new ones arrive, and
--- a successful login deletes the username's rows.
+-- One row per failure. Rows older than the throttling window are deleted (for every username) as
+-- new ones arrive, and a successful login deletes its username's rows, so the table stays small.
 
 CREATE TABLE login_failures (
     username  TEXT NOT NULL COLLATE NOCASE,
@@ -46,6 +46,7 @@ CREATE TABLE login_failures (
 );
 
 CREATE INDEX login_failures_username ON login_failures(username, failed_at);
+CREATE INDEX login_failures_failed_at ON login_failures(failed_at);
 
 """#
         ),

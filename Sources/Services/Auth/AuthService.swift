@@ -100,6 +100,8 @@ public struct AuthService: Sendable {
             matches = false
         }
         guard matches, let stored else {
+            // No account can have an invalid username: nothing to throttle, nothing to store.
+            guard Self.isValid(username: username) else { throw AuthError.invalidCredentials }
             try await store.recordFailedLogin(username: key, at: clock.now(), pruneBefore: now.addingTimeInterval(-settings.failedLoginWindow))
             throw AuthError.invalidCredentials
         }

@@ -50,8 +50,8 @@ public protocol AuthStore: Sendable {
     func session(tokenHash: Data) async throws -> StoredSession?
     func deleteSession(tokenHash: Data) async throws
 
-    /// Records a failed login for `username` (without case) at `date`, and forgets the failures
-    /// before `pruneBefore`.
+    /// Records a failed login for `username` (without case) at `date`, and forgets every
+    /// username's failures before `pruneBefore`.
     func recordFailedLogin(username: String, at date: Date, pruneBefore: Date) async throws
     /// The failed logins for `username` (without case) after `since`, oldest first.
     func failedLogins(username: String, since: Date) async throws -> [Date]

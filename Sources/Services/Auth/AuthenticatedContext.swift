@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RPC
 
 /// The connection attribute holding who the connection acts as.
@@ -13,6 +14,13 @@ public struct AuthenticatedContext: Sendable {
     public let request: RPCContext
 
     public var user: User { principal.user }
+
+    /// The request's logger with the caller's user id.
+    public var logger: Logger {
+        var logger = request.logger
+        logger[metadataKey: "user"] = .string(principal.user.id)
+        return logger
+    }
 
     /// Resolves the connection's principal: the session it authenticated with (checked again on
     /// every call, so a revoked or expired session stops working at once), else its Unix peer

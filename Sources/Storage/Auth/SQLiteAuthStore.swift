@@ -91,7 +91,7 @@ public struct SQLiteAuthStore: AuthStore {
 
     public func recordFailedLogin(username: String, at date: Date, pruneBefore: Date) async throws {
         try await writer.write { db in
-            try db.execute(sql: "DELETE FROM login_failures WHERE username = ? AND failed_at < ?", arguments: [username, Timestamp.text(pruneBefore)])
+            try db.execute(sql: "DELETE FROM login_failures WHERE failed_at < ?", arguments: [Timestamp.text(pruneBefore)])
             try db.execute(sql: "INSERT INTO login_failures (username, failed_at) VALUES (?, ?)", arguments: [username, Timestamp.text(date)])
         }
     }
