@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
     ],
     targets: [
         // libsystemd (libsystemd-dev): readiness, status, watchdog, socket activation.
@@ -34,7 +35,14 @@ let package = Package(
         // The domains: method types, services, stores. Knows no process, socket or signal.
         .target(
             name: "Services",
-            dependencies: ["RPC", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "RPC",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ]
         ),
         // SQLite implementations of the domains' store protocols, the database and its migrations
         // (GRDB on the system libsqlite3). Services never import GRDB.
@@ -69,8 +77,12 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentdTests",
-            // GRDB only to tamper with a database file the way another agentd version would.
-            dependencies: ["Daemon", .product(name: "GRDB", package: "GRDB.swift")]
+            // GRDB only to tamper with a database file the way another agentd version would; NIOEmbedded
+            // for the in-process auth route tests (a peer uid of the test's choosing).
+            dependencies: [
+                "Daemon", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

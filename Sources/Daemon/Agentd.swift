@@ -36,6 +36,9 @@ struct Agentd: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Configuration file (TOML).", valueName: "file"))
     var config: String?
 
+    @Option(name: .customLong("trusted-uid"), help: ArgumentHelp("A Unix uid recognised without a password, as the account linked to it (repeatable; the daemon's own uid always is).", valueName: "uid"))
+    var trustedUIDs: [UInt32] = []
+
     @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning or error.", valueName: "level"))
     var logLevel: LogLevel = .info
 
@@ -103,6 +106,7 @@ struct Agentd: AsyncParsableCommand {
             configuration.configFile = config
         }
         configuration.logLevel = logLevel.level
+        configuration.trustedUIDs = Set(trustedUIDs).union([getuid()])
         try tuning.apply(to: &configuration)
         return configuration
     }

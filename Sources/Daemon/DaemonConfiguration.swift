@@ -16,6 +16,8 @@ struct DaemonConfiguration: Sendable {
     var limits = RPCLimits()
     var enableTestMethods = false
     var threads = 1
+    /// Unix uids recognised without a password (`--trusted-uid`, plus the daemon's own uid).
+    var trustedUIDs: Set<UInt32> = []
 
     /// `$XDG_RUNTIME_DIR/agentd/agentd.sock`, else `/tmp/agentd-$UID/agentd.sock`.
     static func defaultSocketPath() -> String {

@@ -1,4 +1,5 @@
 import Logging
+import NIOPosix
 import RPC
 import Services
 import Storage
@@ -8,17 +9,57 @@ import Storage
 /// configuration and an in-memory database (`AgentDatabase.inMemory()`).
 struct Dependencies: Sendable {
     let dispatcher: RPCDispatcher
+    let auth: AuthService
     /// Opened and migrated before the graph is built (`openDatabase`); the domains' SQLite stores are
     /// built on its `writer`.
     let database: AgentDatabase
 
     static let server = RPCServerDescription(name: "agentd", version: AgentdVersion.current, apiVersions: ["1"])
 
+    /// The collaborators every domain shares. `live` for the daemon; tests pass fakes (a fixed
+    /// clock, a fast hasher, a recording event publisher).
+    struct Collaborators: Sendable {
+        var clock: any WallClock
+        var ids: any IDGenerator
+        var hasher: any PasswordHasher
+        var events: any EventPublisher
+        var accounts: any UnixAccountDirectory
+
+        static func live() -> Collaborators {
+            Collaborators(
+                clock: SystemClock(), ids: RandomIDGenerator(),
+                hasher: PBKDF2PasswordHasher(threadPool: .singleton),
+                events: NoEventPublisher(), accounts: PasswdDirectory(threadPool: .singleton))
+        }
+    }
+
     static func live(configuration: DaemonConfiguration, database: AgentDatabase, logger: Logger) -> Dependencies {
+        make(configuration: configuration, database: database, collaborators: .live(), logger: logger)
+    }
+
+    /// The test twin of `live`: the same graph on a migrated in-memory database, with fakes.
+    static func testing(configuration: DaemonConfiguration, collaborators: Collaborators, logger: Logger = quietLogger) async throws -> Dependencies {
+        let database = try AgentDatabase.inMemory()
+        _ = try await database.migrate(logger: logger)
+        return make(configuration: configuration, database: database, collaborators: collaborators, logger: logger)
+    }
+
+    static var quietLogger: Logger {
+        var logger = Logger(label: "agentd-test")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    static func make(configuration: DaemonConfiguration, database: AgentDatabase, collaborators: Collaborators, logger: Logger) -> Dependencies {
         let system = SystemService(server: server, clock: ContinuousClock())
+        let auth = AuthService(
+            store: SQLiteAuthStore(writer: database.writer), hasher: collaborators.hasher, clock: collaborators.clock,
+            ids: collaborators.ids, events: collaborators.events, accounts: collaborators.accounts,
+            settings: .init(trustedUIDs: configuration.trustedUIDs))
 
         var router = RPCRouter()
         SystemRoutes(service: system, includeTestMethods: configuration.enableTestMethods).register(on: &router)
+        AuthRoutes(service: auth).register(on: &router)
         router.describe(RPCConnectionHandler.ShuttingDown.self)
 
         // Order matters: metrics see every call (also ones refused further in), logging sees the
@@ -29,7 +70,7 @@ struct Dependencies: Sendable {
             RPCTimeoutMiddleware(defaultTimeout: configuration.limits.requestTimeout),
         ]
         let dispatcher = RPCDispatcher(router: router, middleware: middleware, limits: configuration.limits, server: server, logger: logger)
-        return Dependencies(dispatcher: dispatcher, database: database)
+        return Dependencies(dispatcher: dispatcher, auth: auth, database: database)
     }
 
     /// Opens the database file (creating it and its folders when missing) and applies the pending

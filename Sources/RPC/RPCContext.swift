@@ -26,6 +26,8 @@ public final class RPCConnectionInfo: Sendable {
     public let id: UInt64
     public let peer: RPCPeer?
     public let logger: Logger
+    /// Values the domains keep on this connection between calls (the authenticated principal, …).
+    public let attributes = RPCConnectionAttributes()
     let notifier: any RPCNotifier
 
     public init(id: UInt64, peer: RPCPeer?, logger: Logger, notifier: any RPCNotifier) {

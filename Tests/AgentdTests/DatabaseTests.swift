@@ -51,7 +51,7 @@ struct DatabaseTests {
             let lines = status.stdout.split(separator: "\n")
             #expect(lines.contains { $0.hasPrefix("0001  init  applied  20") }, "stdout: \(status.stdout)")
             #expect(!lines.contains { $0.contains("pending") }, "stdout: \(status.stdout)")
-            #expect(status.stdout.contains("schema version: 1"), "stdout: \(status.stdout)")
+            #expect(status.stdout.contains("schema version: 2"), "stdout: \(status.stdout)")
             if daemon.isRunning {
                 daemon.terminate()
                 #expect(try daemon.waitForExit() == .exited(0))
@@ -76,7 +76,7 @@ struct DatabaseTests {
         #expect(first.stdout.contains("applied 0001_init.sql"), "stdout: \(first.stdout)")
         let second = try Self.migrate(["--database", database], in: directory)
         #expect(second.termination == .exited(0), "stderr: \(second.stderr)")
-        #expect(second.stdout.contains("nothing to apply: schema version 1 is current"), "stdout: \(second.stdout)")
+        #expect(second.stdout.contains("nothing to apply: schema version 2 is current"), "stdout: \(second.stdout)")
     }
 
     @Test("a database written by a newer agentd: the daemon exits 1 before listening; migrate refuses too")
@@ -90,7 +90,7 @@ struct DatabaseTests {
         let daemon = try DaemonProcess(socketPath: "\(directory.path)/agentd.sock", arguments: ["--database", database])
         defer { daemon.kill() }
         #expect(try daemon.waitForExit() == .exited(1))
-        let expected = "agentd: database \(database) was written by a newer agentd (schema version 9999, this binary knows up to 1); refusing to downgrade"
+        let expected = "agentd: database \(database) was written by a newer agentd (schema version 9999, this binary knows up to 2); refusing to downgrade"
         #expect(daemon.stderr.contains(expected), "stderr: \(daemon.stderr)")
         #expect(!LifecycleTests.exists(daemon.socketPath), "it must stop before creating the socket")
 

@@ -1,0 +1,59 @@
+import Foundation
+
+/// A user row: the account and its password hash (nil for a uid-only account).
+public struct StoredUser: Sendable, Equatable {
+    public var user: User
+    public var passwordHash: String?
+
+    public init(user: User, passwordHash: String?) {
+        self.user = user
+        self.passwordHash = passwordHash
+    }
+}
+
+/// A session row. The token itself is never stored, only its SHA-256.
+public struct StoredSession: Sendable, Equatable {
+    public var tokenHash: Data
+    public var userID: String
+    public var createdAt: Date
+    public var expiresAt: Date
+
+    public init(tokenHash: Data, userID: String, createdAt: Date, expiresAt: Date) {
+        self.tokenHash = tokenHash
+        self.userID = userID
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+    }
+}
+
+/// Conflicts a store reports on `insertUser`.
+public enum AuthStoreError: Error, Equatable, Sendable {
+    /// Another account has this username (compared without case).
+    case usernameTaken
+    /// Another account is linked to this uid.
+    case linkedUIDTaken
+}
+
+/// Where accounts, sessions and failed logins live. `SQLiteAuthStore` in Storage implements it.
+public protocol AuthStore: Sendable {
+    /// - Throws: `AuthStoreError.usernameTaken` or `.linkedUIDTaken` on a conflict.
+    func insertUser(_ user: StoredUser) async throws
+    /// Finds a user by username, without case.
+    func user(username: String) async throws -> StoredUser?
+    func user(id: String) async throws -> StoredUser?
+    func user(linkedUID: UInt32) async throws -> StoredUser?
+    /// Sets the password hash and, in the same transaction, deletes the user's sessions except
+    /// `keeping` (nil: all of them). Returns how many sessions were deleted.
+    func setPasswordHash(_ hash: String, userID: String, revokingSessionsExcept keeping: Data?) async throws -> Int
+
+    func insertSession(_ session: StoredSession) async throws
+    func session(tokenHash: Data) async throws -> StoredSession?
+    func deleteSession(tokenHash: Data) async throws
+
+    /// Records a failed login for `username` (without case) at `date`, and forgets every
+    /// username's failures before `pruneBefore`.
+    func recordFailedLogin(username: String, at date: Date, pruneBefore: Date) async throws
+    /// The failed logins for `username` (without case) after `since`, oldest first.
+    func failedLogins(username: String, since: Date) async throws -> [Date]
+    func clearFailedLogins(username: String) async throws
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Logging
+import RPC
+
+/// The connection attribute holding who the connection acts as.
+enum AuthPrincipalKey: RPCConnectionAttributeKey {
+    typealias Value = AuthPrincipal
+}
+
+/// The context of a call that needs a user: `user` is not optional, and the only way to make one
+/// is the throwing init, so a handler registered with `onAuthenticated` cannot skip the check.
+public struct AuthenticatedContext: Sendable {
+    public let principal: AuthPrincipal
+    public let request: RPCContext
+
+    public var user: User { principal.user }
+
+    /// The request's logger with the caller's user id.
+    public var logger: Logger {
+        var logger = request.logger
+        logger[metadataKey: "user"] = .string(principal.user.id)
+        return logger
+    }
+
+    /// Resolves the connection's principal: the session it authenticated with (checked again on
+    /// every call, so a revoked or expired session stops working at once), else its Unix peer
+    /// credentials when the uid is trusted (the linked account, created on first use and then
+    /// cached on the connection).
+    ///
+    /// - Throws: `AuthError.unauthorized`.
+    public init(_ context: RPCContext, auth: AuthService) async throws {
+        let attributes = context.connection.attributes
+        if let principal = attributes[AuthPrincipalKey.self] {
+            if let tokenHash = principal.sessionTokenHash {
+                do {
+                    self.principal = try await auth.principal(sessionTokenHash: tokenHash)
+                } catch let error as AuthError {
+                    attributes[AuthPrincipalKey.self] = nil
+                    throw error
+                }
+            } else {
+                self.principal = principal
+            }
+        } else if let peer = context.connection.peer {
+            let principal = try await auth.principal(peerUID: peer.uid)
+            self.principal = attributes.setIfAbsent(AuthPrincipalKey.self, principal)
+        } else {
+            throw AuthError.unauthorized(reason: "authenticate first (auth.login or auth.authenticate)")
+        }
+        self.request = context
+    }
+}
+
+extension RPCRouter {
+    /// Registers a method that needs a user: the handler gets an `AuthenticatedContext`, and a
+    /// call without a principal is answered with `-32020 Unauthorized` before the handler runs.
+    public mutating func onAuthenticated<M: RPCMethod>(
+        _ method: M.Type, using auth: AuthService,
+        _ handler: @escaping @Sendable (M.Params, AuthenticatedContext) async throws -> M.Result
+    ) {
+        on(M.self) { params, context in
+            try await handler(params, try await AuthenticatedContext(context, auth: auth))
+        }
+    }
+}
+
+extension AuthService {
+    /// `auth.login`, binding the connection to the new session.
+    func login(_ params: Auth.Credentials, on connection: RPCConnectionInfo) async throws -> Login {
+        let (login, principal) = try await login(username: params.username, password: params.password)
+        connection.attributes[AuthPrincipalKey.self] = principal
+        return login
+    }
+
+    /// `auth.authenticate`, binding the connection to the token's session.
+    func authenticate(token: String, on connection: RPCConnectionInfo) async throws -> User {
+        let principal = try await authenticate(token: token)
+        connection.attributes[AuthPrincipalKey.self] = principal
+        return principal.user
+    }
+
+    /// `auth.logout`: ends the session and forgets the connection's principal.
+    func logout(_ context: AuthenticatedContext) async throws -> Bool {
+        context.request.connection.attributes[AuthPrincipalKey.self] = nil
+        return try await logout(context.principal)
+    }
+}

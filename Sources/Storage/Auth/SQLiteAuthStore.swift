@@ -1,0 +1,121 @@
+import Foundation
+import GRDB
+import Services
+
+/// The auth domain's store on SQLite: tables `users`, `sessions` (0001) and `login_failures` (0002).
+/// Reads and writes go through GRDB's async API, on its own queues, never on an event loop.
+public struct SQLiteAuthStore: AuthStore {
+    private let writer: any DatabaseWriter
+
+    public init(writer: any DatabaseWriter) {
+        self.writer = writer
+    }
+
+    public func insertUser(_ stored: StoredUser) async throws {
+        do {
+            try await writer.write { db in
+                try db.execute(
+                    sql: "INSERT INTO users (id, username, password_hash, linked_uid, created_at) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [stored.user.id, stored.user.username, stored.passwordHash, stored.user.linkedUID.map { Int64($0) }, Timestamp.text(stored.user.createdAt)])
+            }
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            if error.message?.contains("users.linked_uid") == true { throw AuthStoreError.linkedUIDTaken }
+            throw AuthStoreError.usernameTaken
+        }
+    }
+
+    public func user(username: String) async throws -> StoredUser? {
+        try await fetchUser(where: "username = ?", username)
+    }
+
+    public func user(id: String) async throws -> StoredUser? {
+        try await fetchUser(where: "id = ?", id)
+    }
+
+    public func user(linkedUID: UInt32) async throws -> StoredUser? {
+        try await fetchUser(where: "linked_uid = ?", Int64(linkedUID))
+    }
+
+    private func fetchUser(where condition: String, _ value: some DatabaseValueConvertible & Sendable) async throws -> StoredUser? {
+        try await writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT id, username, password_hash, linked_uid, created_at FROM users WHERE \(condition)", arguments: [value])
+                .map(Self.storedUser)
+        }
+    }
+
+    private static func storedUser(_ row: Row) throws -> StoredUser {
+        let hash: String? = row["password_hash"]
+        let uid: Int64? = row["linked_uid"]
+        let user = User(
+            id: row["id"], username: row["username"], linkedUID: uid.map { UInt32(truncatingIfNeeded: $0) },
+            hasPassword: hash != nil, createdAt: try Timestamp.date(row["created_at"]))
+        return StoredUser(user: user, passwordHash: hash)
+    }
+
+    public func setPasswordHash(_ hash: String, userID: String, revokingSessionsExcept keeping: Data?) async throws -> Int {
+        try await writer.write { db in
+            try db.execute(sql: "UPDATE users SET password_hash = ? WHERE id = ?", arguments: [hash, userID])
+            if let keeping {
+                try db.execute(sql: "DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?", arguments: [userID, keeping])
+            } else {
+                try db.execute(sql: "DELETE FROM sessions WHERE user_id = ?", arguments: [userID])
+            }
+            return db.changesCount
+        }
+    }
+
+    public func insertSession(_ session: StoredSession) async throws {
+        try await writer.write { db in
+            try db.execute(
+                sql: "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                arguments: [session.tokenHash, session.userID, Timestamp.text(session.createdAt), Timestamp.text(session.expiresAt)])
+        }
+    }
+
+    public func session(tokenHash: Data) async throws -> StoredSession? {
+        try await writer.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT user_id, created_at, expires_at FROM sessions WHERE token_hash = ?", arguments: [tokenHash]) else {
+                return nil
+            }
+            return StoredSession(
+                tokenHash: tokenHash, userID: row["user_id"],
+                createdAt: try Timestamp.date(row["created_at"]), expiresAt: try Timestamp.date(row["expires_at"]))
+        }
+    }
+
+    public func deleteSession(tokenHash: Data) async throws {
+        try await writer.write { db in
+            try db.execute(sql: "DELETE FROM sessions WHERE token_hash = ?", arguments: [tokenHash])
+        }
+    }
+
+    public func recordFailedLogin(username: String, at date: Date, pruneBefore: Date) async throws {
+        try await writer.write { db in
+            try db.execute(sql: "DELETE FROM login_failures WHERE failed_at < ?", arguments: [Timestamp.text(pruneBefore)])
+            try db.execute(sql: "INSERT INTO login_failures (username, failed_at) VALUES (?, ?)", arguments: [username, Timestamp.text(date)])
+        }
+    }
+
+    public func failedLogins(username: String, since: Date) async throws -> [Date] {
+        try await writer.read { db in
+            try String.fetchAll(db, sql: "SELECT failed_at FROM login_failures WHERE username = ? AND failed_at > ? ORDER BY failed_at", arguments: [username, Timestamp.text(since)])
+                .map(Timestamp.date)
+        }
+    }
+
+    public func clearFailedLogins(username: String) async throws {
+        try await writer.write { db in
+            try db.execute(sql: "DELETE FROM login_failures WHERE username = ?", arguments: [username])
+        }
+    }
+}
+
+/// Timestamps as the schema stores them: ISO 8601 UTC text with milliseconds, which sorts as text
+/// in time order (`2026-01-31T12:00:00.000Z`).
+enum Timestamp {
+    static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
+    static func text(_ date: Date) -> String { style.format(date) }
+
+    static func date(_ text: String) throws -> Date { try style.parse(text) }
+}

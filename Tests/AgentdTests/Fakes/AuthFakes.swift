@@ -1,0 +1,52 @@
+import Foundation
+import Services
+import Synchronization
+
+/// A wall clock the test moves by hand.
+final class TestClock: WallClock {
+    // Only touched under the mutex.
+    private let current: Mutex<Date>
+
+    init(_ start: Date = Date(timeIntervalSince1970: 1_800_000_000)) { current = Mutex(start) }
+
+    func now() -> Date { current.withLock { $0 } }
+
+    func advance(by seconds: TimeInterval) { current.withLock { $0 = $0.addingTimeInterval(seconds) } }
+}
+
+/// `usr_1`, `usr_2`, …: predictable ids.
+final class SequentialIDs: IDGenerator {
+    // Only touched under the mutex.
+    private let next = Mutex(0)
+
+    func makeID(prefix: String) -> String {
+        prefix + String(next.withLock { $0 += 1; return $0 })
+    }
+}
+
+/// A fast hasher that counts its calls: `fake$<password>`.
+final class FakeHasher: PasswordHasher {
+    // Only touched under the mutex.
+    private let counts = Mutex((hashes: 0, verifications: 0))
+
+    var hashes: Int { counts.withLock { $0.hashes } }
+    var verifications: Int { counts.withLock { $0.verifications } }
+    /// Every call that would run the KDF.
+    var kdfRuns: Int { counts.withLock { $0.hashes + $0.verifications } }
+
+    func hash(_ password: String) async throws -> String {
+        counts.withLock { $0.hashes += 1 }
+        return "fake$" + password
+    }
+
+    func verify(_ password: String, against encoded: String) async throws -> Bool {
+        counts.withLock { $0.verifications += 1 }
+        return encoded == "fake$" + password
+    }
+}
+
+/// A user database with fixed login names.
+struct FakeAccounts: UnixAccountDirectory {
+    var names: [UInt32: String] = [:]
+    func loginName(uid: UInt32) async -> String? { names[uid] }
+}
