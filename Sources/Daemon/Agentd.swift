@@ -39,20 +39,29 @@ struct Agentd: AsyncParsableCommand {
     @Option(name: .customLong("trusted-uid"), help: ArgumentHelp("A Unix uid recognised without a password, as the account linked to it (repeatable; the daemon's own uid always is).", valueName: "uid"))
     var trustedUIDs: [UInt32] = []
 
-    @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning or error.", valueName: "level"))
-    var logLevel: LogLevel = .info
+    @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning or error (default: info).", valueName: "level"))
+    var logLevel: LogLevel?
+
+    @Flag(name: .long, help: "Print the effective configuration (secrets masked) and where each value came from, then exit.")
+    var printConfig = false
 
     @OptionGroup(title: "Socket and limits")
     var tuning: Tuning
 
     mutating func run() async throws {
         let configuration: DaemonConfiguration
+        let loaded: ConfigurationLoader.Loaded
         do {
-            configuration = try makeConfiguration()
+            (configuration, loaded) = try makeConfiguration()
         } catch let error as DaemonError {
             Self.fail(error)
         }
-        let logger = Self.makeLogger(level: configuration.logLevel)
+        if printConfig {
+            FileHandleOutput.standardOutput(ConfigurationLoader.describe(loaded))
+            return
+        }
+        let logLevel = LogLevelControl(configuration.logLevel)
+        let logger = Self.makeLogger(level: logLevel)
         let activatedSocket: Int32?
         do {
             activatedSocket = try ServiceManager.activatedSocket()
@@ -77,9 +86,12 @@ struct Agentd: AsyncParsableCommand {
             onListening: { ServiceManager.notify("READY=1\nSTATUS=listening") })
         let reporter = ServiceManagerReporter(
             eventLoops: eventLoops, watchdog: ServiceManager.watchdogInterval(), status: { server.status }, logger: logger)
+        let reload = ReloadService(
+            loader: makeLoader(), base: Self.baseConfiguration(), initial: configuration, logLevel: logLevel, logger: logger,
+            onReload: { _ in })
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server), .init(service: reporter)],
+                services: [.init(service: server), .init(service: reporter), .init(service: reload)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         defer {
@@ -95,39 +107,47 @@ struct Agentd: AsyncParsableCommand {
         }
     }
 
-    private func makeConfiguration() throws -> DaemonConfiguration {
-        var configuration = DaemonConfiguration(
-            socketPath: socket ?? DaemonConfiguration.defaultSocketPath(),
-            databasePath: database ?? DaemonConfiguration.defaultDatabasePath())
-        if let config {
-            // The configuration file's contents are read from the configuration issue on; a named
-            // file that is missing is already an error, never silently ignored.
-            guard access(config, R_OK) == 0 else { throw DaemonError("cannot read configuration file \(config): \(errnoDescription())") }
-            configuration.configFile = config
-        }
-        configuration.logLevel = logLevel.level
-        configuration.trustedUIDs = Set(trustedUIDs).union([getuid()])
-        try tuning.apply(to: &configuration)
-        return configuration
+    /// The flags given on the command line, by setting key (flags > env > file > defaults).
+    func flagValues() -> [String: ConfigValue] {
+        var flags: [String: ConfigValue] = [:]
+        flags["server.socket"] = socket.map(ConfigValue.string)
+        flags["server.database"] = database.map(ConfigValue.string)
+        flags["server.log_level"] = logLevel.map { .string($0.rawValue) }
+        if !trustedUIDs.isEmpty { flags["server.trusted_uids"] = .array(trustedUIDs.map { .integer(Int($0)) }) }
+        return flags.merging(tuning.flagValues()) { $1 }
+    }
+
+    func makeLoader() -> ConfigurationLoader {
+        ConfigurationLoader(flags: flagValues(), explicitFile: config)
+    }
+
+    /// Defaults that depend on the environment (XDG paths, CPUs).
+    static func baseConfiguration() -> DaemonConfiguration {
+        var base = DaemonConfiguration(
+            socketPath: DaemonConfiguration.defaultSocketPath(), databasePath: DaemonConfiguration.defaultDatabasePath())
+        base.threads = Processors.available()
+        return base
+    }
+
+    private func makeConfiguration() throws -> (DaemonConfiguration, ConfigurationLoader.Loaded) {
+        let loaded = try makeLoader().load(base: Self.baseConfiguration())
+        var configuration = loaded.configuration
+        configuration.configFile = loaded.file
+        configuration.enableTestMethods = tuning.enableTestMethods
+        return (configuration, loaded)
     }
 
     /// journald with structured fields when systemd connected stderr to the journal; otherwise
     /// readable lines on stderr.
-    static func makeLogger(level: Logger.Level) -> Logger {
+    static func makeLogger(level: LogLevelControl) -> Logger {
         let journal = JournalLogHandler.stderrIsJournal
         LoggingSystem.bootstrap { label in
             if journal {
-                var handler = JournalLogHandler(label: label)
-                handler.logLevel = level
-                return handler
+                return ControlledLogHandler(wrapped: JournalLogHandler(label: label), control: level)
             }
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            return ControlledLogHandler(wrapped: StreamLogHandler.standardError(label: label), control: level)
         }
-        var logger = Logger(label: "agentd")
-        logger.logLevel = level
-        return logger
+        return Logger(label: "agentd")
     }
 
     static func fail(_ error: DaemonError) -> Never {
@@ -138,56 +158,45 @@ struct Agentd: AsyncParsableCommand {
 
 /// Socket and limit flags (each has a sane default; see `RPCLimits`).
 struct Tuning: ParsableArguments {
-    @Option(help: ArgumentHelp("Socket file mode, octal.", valueName: "mode"))
-    var socketMode: String = "0600"
+    @Option(help: ArgumentHelp("Socket file mode, octal (default: 0600).", valueName: "mode"))
+    var socketMode: String?
     @Option(help: ArgumentHelp("Group that owns the socket (with --socket-mode 0660).", valueName: "group"))
     var socketGroup: String?
-    @Option(help: "Largest message in bytes.")
-    var maxMessageBytes: Int = RPCLimits().maxMessageBytes
-    @Option(help: "Deepest JSON nesting.")
-    var maxJsonDepth: Int = RPCLimits().maxJSONDepth
-    @Option(help: "Most calls in one batch.")
-    var maxBatchLength: Int = RPCLimits().maxBatchLength
-    @Option(help: "Calls in flight per connection before the server stops reading it.")
-    var maxInFlight: Int = RPCLimits().maxInFlightPerConnection
-    @Option(help: "Connections open at once.")
-    var maxConnections: Int = RPCLimits().maxConnections
-    @Option(help: "Connections open at once per peer uid.")
-    var maxConnectionsPerUid: Int = RPCLimits().maxConnectionsPerUID
-    @Option(help: "Default call timeout in milliseconds.")
-    var requestTimeoutMs: Int = Int(RPCLimits().requestTimeout.components.seconds * 1000)
-    @Option(help: "How long shutdown waits for calls in flight, in milliseconds.")
-    var drainTimeoutMs: Int = Int(RPCLimits().drainTimeout.components.seconds * 1000)
+    @Option(help: "Largest message in bytes (default: 16777216).")
+    var maxMessageBytes: Int?
+    @Option(help: "Deepest JSON nesting (default: 64).")
+    var maxJsonDepth: Int?
+    @Option(help: "Most calls in one batch (default: 1000).")
+    var maxBatchLength: Int?
+    @Option(help: "Calls in flight per connection before the server stops reading it (default: 256).")
+    var maxInFlight: Int?
+    @Option(help: "Connections open at once (default: 1024).")
+    var maxConnections: Int?
+    @Option(help: "Connections open at once per peer uid (default: 256).")
+    var maxConnectionsPerUid: Int?
+    @Option(help: "Default call timeout in milliseconds (default: 120000).")
+    var requestTimeoutMs: Int?
+    @Option(help: "How long shutdown waits for calls in flight, in milliseconds (default: 10000).")
+    var drainTimeoutMs: Int?
     @Option(help: "Event-loop threads (default: the CPUs this process may run on).")
     var threads: Int?
     @Flag(help: ArgumentHelp("Register test-only methods (test.sleep).", visibility: .hidden))
     var enableTestMethods = false
 
-    func apply(to configuration: inout DaemonConfiguration) throws {
-        guard let mode = mode_t(socketMode, radix: 8), mode <= 0o777 else {
-            throw DaemonError("--socket-mode must be an octal file mode such as 0600, not \(socketMode)")
-        }
-        configuration.socketMode = mode
-        configuration.socketGroup = socketGroup
-        let positive: [(String, Int)] = [
-            ("--max-message-bytes", maxMessageBytes), ("--max-json-depth", maxJsonDepth), ("--max-batch-length", maxBatchLength),
-            ("--max-in-flight", maxInFlight), ("--max-connections", maxConnections),
-            ("--max-connections-per-uid", maxConnectionsPerUid), ("--request-timeout-ms", requestTimeoutMs), ("--threads", threads ?? 1),
-        ]
-        for (flag, value) in positive where value < 1 {
-            throw DaemonError("\(flag) must be at least 1, not \(value)")
-        }
-        guard drainTimeoutMs >= 0 else { throw DaemonError("--drain-timeout-ms must not be negative") }
-        configuration.limits.maxMessageBytes = maxMessageBytes
-        configuration.limits.maxJSONDepth = maxJsonDepth
-        configuration.limits.maxBatchLength = maxBatchLength
-        configuration.limits.maxInFlightPerConnection = maxInFlight
-        configuration.limits.maxConnections = maxConnections
-        configuration.limits.maxConnectionsPerUID = maxConnectionsPerUid
-        configuration.limits.requestTimeout = .milliseconds(requestTimeoutMs)
-        configuration.limits.drainTimeout = .milliseconds(drainTimeoutMs)
-        configuration.enableTestMethods = enableTestMethods
-        configuration.threads = threads ?? Processors.available()
+    func flagValues() -> [String: ConfigValue] {
+        var flags: [String: ConfigValue] = [:]
+        flags["server.socket_mode"] = socketMode.map(ConfigValue.string)
+        flags["server.socket_group"] = socketGroup.map(ConfigValue.string)
+        flags["server.threads"] = threads.map(ConfigValue.integer)
+        flags["limits.max_message_bytes"] = maxMessageBytes.map(ConfigValue.integer)
+        flags["limits.max_json_depth"] = maxJsonDepth.map(ConfigValue.integer)
+        flags["limits.max_batch_length"] = maxBatchLength.map(ConfigValue.integer)
+        flags["limits.max_in_flight"] = maxInFlight.map(ConfigValue.integer)
+        flags["limits.max_connections"] = maxConnections.map(ConfigValue.integer)
+        flags["limits.max_connections_per_uid"] = maxConnectionsPerUid.map(ConfigValue.integer)
+        flags["limits.request_timeout_ms"] = requestTimeoutMs.map(ConfigValue.integer)
+        flags["limits.drain_timeout_ms"] = drainTimeoutMs.map(ConfigValue.integer)
+        return flags
     }
 }
 

@@ -5,7 +5,8 @@ import RPC
 import Glibc
 #endif
 
-/// Everything the daemon needs to start, resolved from flags and the environment.
+/// Everything the daemon needs to start: defaults, then the configuration file, the environment,
+/// systemd credentials and flags (see `ConfigurationLoader`).
 struct DaemonConfiguration: Sendable {
     var socketPath: String
     var socketMode: mode_t = 0o600
@@ -17,7 +18,9 @@ struct DaemonConfiguration: Sendable {
     var enableTestMethods = false
     var threads = 1
     /// Unix uids recognised without a password (`--trusted-uid`, plus the daemon's own uid).
-    var trustedUIDs: Set<UInt32> = []
+    var trustedUIDs: Set<UInt32> = [getuid()]
+    var llm = LLMSettings()
+    var search = SearchSettings()
 
     /// `$XDG_RUNTIME_DIR/agentd/agentd.sock`, else `/tmp/agentd-$UID/agentd.sock`.
     static func defaultSocketPath() -> String {

@@ -26,7 +26,14 @@ struct Migrate: AsyncParsableCommand {
     var status = false
 
     func run() async throws {
-        let path = agentd.database ?? DaemonConfiguration.defaultDatabasePath()
+        // The same resolution as the daemon's: --database, AGENTD_DATABASE, the configuration file.
+        let base = DaemonConfiguration(socketPath: "", databasePath: DaemonConfiguration.defaultDatabasePath())
+        let path: String
+        do {
+            path = try agentd.makeLoader().load(base: base).configuration.databasePath
+        } catch let error as DaemonError {
+            Agentd.fail(error)
+        }
         do {
             if status {
                 FileHandleOutput.standardOutput(try await Self.status(path: path))

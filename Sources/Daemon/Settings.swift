@@ -1,0 +1,345 @@
+import Foundation
+import Logging
+import RPC
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Provider settings (used by the agent; configured now so that any tool can point agentd at a
+/// provider and see where each value came from).
+struct LLMSettings: Sendable, Equatable {
+    var provider = "openai"
+    var baseURL: String?
+    var apiKey: String?
+    var model: String?
+    var azureDeployment: String?
+    var azureAPIVersion: String?
+    var timeoutSeconds = 120
+    var maxRetries = 2
+    var fallbacks: [String] = []
+}
+
+struct SearchSettings: Sendable, Equatable {
+    var tavilyAPIKey: String?
+    var tavilyBaseURL = "https://api.tavily.com"
+}
+
+/// Where an effective value came from, for `--print-config` and reload messages.
+enum SettingSource: Sendable, Equatable, CustomStringConvertible {
+    case defaultValue
+    case file(String, line: Int)
+    case environment(String)
+    case credential(String)
+    case flag(String)
+
+    var description: String {
+        switch self {
+        case .defaultValue: "default"
+        case .file(let path, let line): "\(path):\(line)"
+        case .environment(let name): "environment \(name)"
+        case .credential(let name): "systemd credential \(name)"
+        case .flag(let name): "flag \(name)"
+        }
+    }
+}
+
+/// One configuration setting: its key in the file, its environment variables and flag, how its
+/// value is checked and applied, whether it is secret, and whether SIGHUP may change it.
+struct Setting: Sendable {
+    enum Kind: Sendable {
+        case string
+        case integer(minimum: Int)
+        case octalMode
+        case logLevel
+        case uidList
+        case stringList
+        case choice([String])
+    }
+
+    let key: String
+    let flag: String?
+    let environment: [String]
+    let credential: String?
+    let kind: Kind
+    let secret: Bool
+    let reloadable: Bool
+    let apply: @Sendable (inout DaemonConfiguration, ConfigValue) -> Void
+    let current: @Sendable (DaemonConfiguration) -> String?
+
+    init(
+        _ key: String, flag: String? = nil, environment: [String] = [], credential: String? = nil, kind: Kind,
+        secret: Bool = false, reloadable: Bool = false,
+        apply: @escaping @Sendable (inout DaemonConfiguration, ConfigValue) -> Void,
+        current: @escaping @Sendable (DaemonConfiguration) -> String?
+    ) {
+        self.key = key
+        self.flag = flag
+        self.environment = environment
+        self.credential = credential
+        self.kind = kind
+        self.secret = secret
+        self.reloadable = reloadable
+        self.apply = apply
+        self.current = current
+    }
+
+    /// Checks `value` (from the file, or text from the environment) and returns it normalised.
+    func check(_ value: ConfigValue) -> Result<ConfigValue, SettingProblem> {
+        switch kind {
+        case .string:
+            guard case .string = value else { return .failure(.init("must be a string, got \(value.kindName)")) }
+            return .success(value)
+        case .integer(let minimum):
+            var number: Int?
+            if case .integer(let integer) = value { number = integer }
+            if case .string(let text) = value { number = Int(text) }
+            guard let number else { return .failure(.init("must be an integer, got \(value.kindName)")) }
+            guard number >= minimum else { return .failure(.init("must be at least \(minimum), got \(number)")) }
+            return .success(.integer(number))
+        case .octalMode:
+            guard case .string(let text) = value, let mode = Int(text, radix: 8), (0...0o777).contains(mode) else {
+                return .failure(.init("must be an octal file mode in quotes, such as \"0600\""))
+            }
+            return .success(.integer(mode))
+        case .logLevel:
+            guard case .string(let text) = value, LogLevel(rawValue: text) != nil else {
+                return .failure(.init("must be one of \(LogLevel.allCases.map(\.rawValue).joined(separator: ", "))"))
+            }
+            return .success(value)
+        case .choice(let choices):
+            guard case .string(let text) = value, choices.contains(text) else {
+                return .failure(.init("must be one of \(choices.joined(separator: ", "))"))
+            }
+            return .success(value)
+        case .uidList:
+            let items: [ConfigValue]
+            switch value {
+            case .array(let values): items = values
+            case .string(let text): items = text.split(separator: ",").map { .string($0.trimmed()) }
+            case .integer: items = [value]
+            default: return .failure(.init("must be an array of uids"))
+            }
+            var uids: [ConfigValue] = []
+            for item in items {
+                switch item {
+                case .integer(let uid) where uid >= 0: uids.append(.integer(uid))
+                case .string(let text) where UInt32(text) != nil: uids.append(.integer(Int(text)!))
+                default: return .failure(.init("must be an array of uids (non-negative integers), got \(item)"))
+                }
+            }
+            return .success(.array(uids))
+        case .stringList:
+            switch value {
+            case .array(let values) where values.allSatisfy({ if case .string = $0 { true } else { false } }):
+                return .success(value)
+            case .string(let text):
+                return .success(.array(text.split(separator: ",").map { .string($0.trimmed()) }))
+            default:
+                return .failure(.init("must be an array of strings"))
+            }
+        }
+    }
+
+    /// The effective value as `--print-config` shows it (secrets masked).
+    func shown(_ configuration: DaemonConfiguration) -> String {
+        guard let value = current(configuration) else { return "(unset)" }
+        return secret ? Self.mask(value) : value
+    }
+
+    static func mask(_ secret: String) -> String {
+        secret.isEmpty ? "(empty)" : "**** (set, \(secret.utf8.count) characters)"
+    }
+}
+
+struct SettingProblem: Error {
+    let reason: String
+    init(_ reason: String) { self.reason = reason }
+}
+
+extension ConfigValue {
+    var string: String {
+        if case .string(let value) = self { return value }
+        return description
+    }
+
+    var integer: Int {
+        if case .integer(let value) = self { return value }
+        return 0
+    }
+
+    var strings: [String] {
+        if case .array(let values) = self { return values.map(\.string) }
+        return []
+    }
+
+    var integers: [Int] {
+        if case .array(let values) = self { return values.map(\.integer) }
+        return []
+    }
+}
+
+/// Every setting agentd has. The table is the single place that names a key, its variables and
+/// its flag; `--print-config`, validation and reload all read it.
+enum Settings {
+    static let all: [Setting] = [
+        Setting("server.socket", flag: "--socket", environment: ["AGENTD_SOCKET"], kind: .string,
+                apply: { $0.socketPath = $1.string }, current: { $0.socketPath }),
+        Setting("server.socket_mode", flag: "--socket-mode", environment: ["AGENTD_SOCKET_MODE"], kind: .octalMode,
+                apply: { $0.socketMode = mode_t($1.integer) }, current: { "0" + String($0.socketMode, radix: 8) }),
+        Setting("server.socket_group", flag: "--socket-group", environment: ["AGENTD_SOCKET_GROUP"], kind: .string,
+                apply: { $0.socketGroup = $1.string }, current: { $0.socketGroup }),
+        Setting("server.database", flag: "--database", environment: ["AGENTD_DATABASE"], kind: .string,
+                apply: { $0.databasePath = $1.string }, current: { $0.databasePath }),
+        Setting("server.log_level", flag: "--log-level", environment: ["AGENTD_LOG_LEVEL"], kind: .logLevel, reloadable: true,
+                apply: { $0.logLevel = LogLevel(rawValue: $1.string)!.level }, current: { "\($0.logLevel)" }),
+        Setting("server.threads", flag: "--threads", environment: ["AGENTD_THREADS"], kind: .integer(minimum: 1),
+                apply: { $0.threads = $1.integer }, current: { String($0.threads) }),
+        Setting("server.trusted_uids", flag: "--trusted-uid", environment: ["AGENTD_TRUSTED_UIDS"], kind: .uidList,
+                apply: { $0.trustedUIDs = Set($1.integers.map { UInt32($0) }).union([getuid()]) },
+                current: { "[" + $0.trustedUIDs.sorted().map(String.init).joined(separator: ", ") + "]" }),
+        limit("max_message_bytes", "--max-message-bytes", minimum: 1, \.maxMessageBytes),
+        limit("max_json_depth", "--max-json-depth", minimum: 1, \.maxJSONDepth),
+        limit("max_batch_length", "--max-batch-length", minimum: 1, \.maxBatchLength),
+        limit("max_in_flight", "--max-in-flight", minimum: 1, \.maxInFlightPerConnection),
+        limit("max_connections", "--max-connections", minimum: 1, \.maxConnections),
+        limit("max_connections_per_uid", "--max-connections-per-uid", minimum: 1, \.maxConnectionsPerUID),
+        Setting("limits.request_timeout_ms", flag: "--request-timeout-ms", environment: ["AGENTD_REQUEST_TIMEOUT_MS"], kind: .integer(minimum: 1),
+                apply: { $0.limits.requestTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.requestTimeout)) }),
+        Setting("limits.drain_timeout_ms", flag: "--drain-timeout-ms", environment: ["AGENTD_DRAIN_TIMEOUT_MS"], kind: .integer(minimum: 0),
+                apply: { $0.limits.drainTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.drainTimeout)) }),
+        Setting("llm.provider", environment: ["AGENTD_LLM_PROVIDER"], kind: .choice(["openai", "azure", "openai-compatible"]), reloadable: true,
+                apply: { $0.llm.provider = $1.string }, current: { $0.llm.provider }),
+        Setting("llm.base_url", environment: ["AGENTD_LLM_BASE_URL"], kind: .string, reloadable: true,
+                apply: { $0.llm.baseURL = $1.string }, current: { $0.llm.baseURL }),
+        Setting("llm.api_key", environment: ["AGENTD_LLM_API_KEY", "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"], credential: "llm-api-key",
+                kind: .string, secret: true, reloadable: true, apply: { $0.llm.apiKey = $1.string }, current: { $0.llm.apiKey }),
+        Setting("llm.model", environment: ["AGENTD_LLM_MODEL"], kind: .string, reloadable: true,
+                apply: { $0.llm.model = $1.string }, current: { $0.llm.model }),
+        Setting("llm.azure_deployment", environment: ["AGENTD_LLM_AZURE_DEPLOYMENT"], kind: .string, reloadable: true,
+                apply: { $0.llm.azureDeployment = $1.string }, current: { $0.llm.azureDeployment }),
+        Setting("llm.azure_api_version", environment: ["AGENTD_LLM_AZURE_API_VERSION"], kind: .string, reloadable: true,
+                apply: { $0.llm.azureAPIVersion = $1.string }, current: { $0.llm.azureAPIVersion }),
+        Setting("llm.timeout_seconds", environment: ["AGENTD_LLM_TIMEOUT_SECONDS"], kind: .integer(minimum: 1), reloadable: true,
+                apply: { $0.llm.timeoutSeconds = $1.integer }, current: { String($0.llm.timeoutSeconds) }),
+        Setting("llm.max_retries", environment: ["AGENTD_LLM_MAX_RETRIES"], kind: .integer(minimum: 0), reloadable: true,
+                apply: { $0.llm.maxRetries = $1.integer }, current: { String($0.llm.maxRetries) }),
+        Setting("llm.fallbacks", environment: ["AGENTD_LLM_FALLBACKS"], kind: .stringList, reloadable: true,
+                apply: { $0.llm.fallbacks = $1.strings }, current: { "[" + $0.llm.fallbacks.joined(separator: ", ") + "]" }),
+        Setting("search.tavily_api_key", environment: ["AGENTD_TAVILY_API_KEY", "TAVILY_API_KEY"], credential: "tavily-api-key",
+                kind: .string, secret: true, reloadable: true, apply: { $0.search.tavilyAPIKey = $1.string }, current: { $0.search.tavilyAPIKey }),
+        Setting("search.tavily_base_url", environment: ["AGENTD_TAVILY_BASE_URL"], kind: .string, reloadable: true,
+                apply: { $0.search.tavilyBaseURL = $1.string }, current: { $0.search.tavilyBaseURL }),
+    ]
+
+    static let byKey: [String: Setting] = Dictionary(uniqueKeysWithValues: all.map { ($0.key, $0) })
+
+    private static func limit(_ name: String, _ flag: String, minimum: Int, _ path: WritableKeyPath<RPCLimits, Int> & Sendable) -> Setting {
+        Setting("limits." + name, flag: flag, environment: ["AGENTD_" + name.uppercased()], kind: .integer(minimum: minimum),
+                apply: { $0.limits[keyPath: path] = $1.integer }, current: { String($0.limits[keyPath: path]) })
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+}
+
+/// Builds the effective configuration: defaults, then the file, then the environment and systemd
+/// credentials, then flags (flags > env > file > defaults). Remembers where each value came from.
+struct ConfigurationLoader {
+    /// Values given as flags, by setting key.
+    var flags: [String: ConfigValue] = [:]
+    /// `--config`, when given: must exist. Otherwise the user's file, then /etc's, when present.
+    var explicitFile: String?
+    var environment: [String: String] = ProcessInfo.processInfo.environment
+
+    struct Loaded {
+        var configuration: DaemonConfiguration
+        var sources: [String: SettingSource]
+        var file: String?
+    }
+
+    /// The configuration file to read, if any.
+    func configFile() throws -> String? {
+        if let explicitFile {
+            guard access(explicitFile, R_OK) == 0 else {
+                throw DaemonError("cannot read configuration file \(explicitFile): \(errnoDescription())")
+            }
+            return explicitFile
+        }
+        let user = (environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? FileSystem.homeDirectory() + "/.config")
+            + "/agentd/agentd.toml"
+        for candidate in [user, "/etc/agentd/agentd.toml"] where access(candidate, F_OK) == 0 {
+            return candidate
+        }
+        return nil
+    }
+
+    func load(base: DaemonConfiguration) throws -> Loaded {
+        var configuration = base
+        var sources: [String: SettingSource] = [:]
+        for setting in Settings.all { sources[setting.key] = .defaultValue }
+
+        func apply(_ setting: Setting, _ value: ConfigValue, from source: SettingSource, what: String) throws {
+            switch setting.check(value) {
+            case .success(let checked):
+                setting.apply(&configuration, checked)
+                sources[setting.key] = source
+            case .failure(let problem):
+                throw DaemonError("\(what): \(setting.key) \(problem.reason)")
+            }
+        }
+
+        let file = try configFile()
+        if let file {
+            let text: String
+            do {
+                text = try String(contentsOfFile: file, encoding: .utf8)
+            } catch {
+                throw DaemonError("cannot read configuration file \(file): \(error.localizedDescription)")
+            }
+            let entries: [TOMLReader.Entry]
+            do {
+                entries = try TOMLReader.read(text)
+            } catch {
+                throw DaemonError("\(file): \(error)")
+            }
+            for entry in entries {
+                guard let setting = Settings.byKey[entry.key] else {
+                    let known = Settings.all.map(\.key).filter { $0.hasPrefix(entry.key.split(separator: ".").first.map(String.init) ?? "") }
+                    throw DaemonError("\(file):\(entry.line): unknown key \(entry.key)" + (known.isEmpty ? "" : " (known here: \(known.joined(separator: ", ")))"))
+                }
+                try apply(setting, entry.value, from: .file(file, line: entry.line), what: "\(file):\(entry.line)")
+            }
+        }
+        let credentials = environment["CREDENTIALS_DIRECTORY"]
+        for setting in Settings.all {
+            // The first variable named wins (AGENTD_LLM_API_KEY before OPENAI_API_KEY).
+            if let name = setting.environment.first(where: { environment[$0].map { !$0.isEmpty } ?? false }) {
+                try apply(setting, .string(environment[name]!), from: .environment(name), what: "environment \(name)")
+            }
+            if let credential = setting.credential, let directory = credentials,
+                let secret = try? String(contentsOfFile: directory + "/" + credential, encoding: .utf8)
+            {
+                try apply(setting, .string(secret.trimmingCharacters(in: .whitespacesAndNewlines)), from: .credential(credential), what: "credential \(credential)")
+            }
+        }
+        for setting in Settings.all {
+            if let value = flags[setting.key] {
+                try apply(setting, value, from: .flag(setting.flag ?? setting.key), what: "flag \(setting.flag ?? setting.key)")
+            }
+        }
+        return Loaded(configuration: configuration, sources: sources, file: file)
+    }
+
+    /// `agentd --print-config`: every setting, its effective value (secrets masked) and its source.
+    static func describe(_ loaded: Loaded) -> String {
+        var lines = ["# effective configuration" + (loaded.file.map { " (file: \($0))" } ?? " (no configuration file)")]
+        let width = Settings.all.map { $0.key.count }.max() ?? 0
+        for setting in Settings.all {
+            let padded = setting.key.padding(toLength: width, withPad: " ", startingAt: 0)
+            lines.append("\(padded) = \(setting.shown(loaded.configuration))    # \(loaded.sources[setting.key] ?? .defaultValue)")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
