@@ -30,6 +30,8 @@ public struct AuthenticatedContext: Sendable {
     /// - Throws: `AuthError.unauthorized`.
     public init(_ context: RPCContext, auth: AuthService) async throws {
         let attributes = context.connection.attributes
+        // A login or authenticate sent before this call binds first (AuthBindingOrderMiddleware).
+        if let pending = attributes[PendingBindingsKey.self] { await pending.waitUntilIdle() }
         if let principal = attributes[AuthPrincipalKey.self] {
             if let tokenHash = principal.sessionTokenHash {
                 do {
