@@ -96,3 +96,18 @@ extension AuthTests {
         }
     }
 }
+
+extension AuthTests {
+    @Test("--trusted-uid is accepted (repeatable) and the daemon's own uid stays trusted; a bad value is refused")
+    func trustedUIDFlag() throws {
+        try withDaemon(["--trusted-uid", "12345", "--trusted-uid", "54321"]) { daemon in
+            let client = try daemon.connect()
+            let whoami = try Self.call(client, id: 1, "auth.whoami")
+            #expect(whoami["result"]?["linkedUID"]?.intValue == Int(getuid()), "reply: \(whoami)")
+        }
+        let refused = try runCommand(TestPaths.agentdBinary, ["--trusted-uid", "nobody", "--socket", "/nonexistent/a.sock"])
+        #expect(refused.termination != .exited(0))
+        #expect(refused.stderr.contains("trusted-uid"), "stderr: \(refused.stderr)")
+    }
+}
+
