@@ -67,6 +67,8 @@ struct Dependencies: Sendable {
         let middleware: [any RPCMiddleware] = [
             RPCMetricsMiddleware(methodNames: router.routes.keys + ["rpc.discover"]),
             RPCLoggingMiddleware(),
+            // Before the handlers run: a pipelined auth.authenticate binds before the calls after it.
+            AuthBindingOrderMiddleware(),
             RPCTimeoutMiddleware(defaultTimeout: configuration.limits.requestTimeout),
         ]
         let dispatcher = RPCDispatcher(router: router, middleware: middleware, limits: configuration.limits, server: server, logger: logger)

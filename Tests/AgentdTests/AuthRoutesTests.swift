@@ -34,7 +34,16 @@ struct AuthRoutesTests {
         /// Sends a call and returns its reply, parsed.
         func call(_ method: String, _ params: String = "{}") async throws -> [String: Any] {
             nextID += 1
-            try await channel.writeInbound(ByteBuffer(string: #"{"jsonrpc":"2.0","id":\#(nextID),"method":"\#(method)","params":\#(params)}"# + "\n"))
+            try await send(#"{"jsonrpc":"2.0","id":\#(nextID),"method":"\#(method)","params":\#(params)}"# + "\n")
+            return try await next()
+        }
+
+        func send(_ text: String) async throws {
+            try await channel.writeInbound(ByteBuffer(string: text))
+        }
+
+        /// The next reply, parsed.
+        func next() async throws -> [String: Any] {
             let deadline = ContinuousClock.now + .seconds(10)
             while true {
                 if let newline = received.firstIndex(of: "\n") {
@@ -107,5 +116,24 @@ struct AuthRoutesTests {
         #expect(Self.errorCode(reply) == -32023, "\(reply)")
         let data = (reply["error"] as? [String: Any])?["data"] as? [String: Any]
         #expect(data?["retryAfterMs"] as? Int == 900_000, "\(reply)")
+    }
+
+    @Test("auth.authenticate pipelined with whoami in one write: whoami already sees the token's user, not the uid's")
+    func pipelinedAuthenticate() async throws {
+        let auth = dependencies.auth
+        _ = try await auth.register(username: "peggy", password: "password1")
+        let token = try await auth.login(username: "peggy", password: "password1").login.token
+        for _ in 0..<20 {
+            let connection = try await Connection(dependencies: dependencies, peer: RPCPeer(uid: Self.trustedUID, gid: 100, pid: 1))
+            try await connection.send(
+                #"{"jsonrpc":"2.0","id":1,"method":"auth.authenticate","params":{"token":"\#(token)"}}"# + "\n"
+                    + #"{"jsonrpc":"2.0","id":2,"method":"auth.whoami"}"# + "\n")
+            var usernames: [Int: String] = [:]
+            for _ in 0..<2 {
+                let reply = try await connection.next()
+                usernames[reply["id"] as? Int ?? 0] = Self.result(reply)?["username"] as? String
+            }
+            #expect(usernames == [1: "peggy", 2: "peggy"])
+        }
     }
 }

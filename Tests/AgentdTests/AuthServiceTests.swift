@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import NIOPosix
 import Services
 import Testing
@@ -13,6 +14,7 @@ struct AuthServiceTests {
     let hasher = FakeHasher()
     let events = RecordingEventPublisher()
     let auth: AuthService
+    let dependencies: Dependencies
 
     static let trustedUID: UInt32 = 4242
 
@@ -21,7 +23,8 @@ struct AuthServiceTests {
         configuration.trustedUIDs = [Self.trustedUID]
         let collaborators = Dependencies.Collaborators(
             clock: clock, ids: SequentialIDs(), hasher: hasher, events: events, accounts: FakeAccounts(names: [Self.trustedUID: "alice"]))
-        auth = try await Dependencies.testing(configuration: configuration, collaborators: collaborators).auth
+        dependencies = try await Dependencies.testing(configuration: configuration, collaborators: collaborators)
+        auth = dependencies.auth
     }
 
     @Test("register creates an account and publishes user.registered; the username is taken after, in any case")
@@ -173,6 +176,30 @@ struct AuthServiceTests {
         } catch let error as AuthError {
             #expect(error.rpcError.code.rawValue == -32020)
         }
+    }
+
+    @Test("the database holds the token's SHA-256 and the password's hash, never the token or the password")
+    func storedOnlyAsHashes() async throws {
+        _ = try await auth.register(username: "ivan", password: "password1")
+        let (login, _) = try await auth.login(username: "ivan", password: "password1")
+        let (hashes, passwordHash) = try await dependencies.database.writer.read { db in
+            (try Data.fetchAll(db, sql: "SELECT token_hash FROM sessions"),
+             try String.fetchOne(db, sql: "SELECT password_hash FROM users WHERE username = 'ivan'"))
+        }
+        #expect(hashes == [AuthService.tokenHash(login.token)])
+        #expect(hashes.first?.count == 32)
+        #expect(passwordHash == "fake$password1", "what the hasher returned (the fake keeps the password visible)")
+    }
+
+    @Test("many connections of one trusted uid at once create one account")
+    func concurrentFirstUse() async throws {
+        let auth = self.auth
+        let ids = try await withThrowingTaskGroup(of: String.self, returning: Set<String>.self) { group in
+            for _ in 0..<16 { group.addTask { try await auth.principal(peerUID: Self.trustedUID).user.id } }
+            return try await group.reduce(into: []) { $0.insert($1) }
+        }
+        #expect(ids.count == 1)
+        #expect(events.events(of: AuthEvents.UserRegistered.self).count == 1)
     }
 }
 

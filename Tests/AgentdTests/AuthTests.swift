@@ -73,3 +73,41 @@ struct AuthTests {
         }
     }
 }
+
+extension AuthTests {
+    @Test("the README's Accounts examples: register, login, then authenticate + whoami on another connection")
+    func readmeExamples() throws {
+        try DiscoveryTests.requireSocat()
+        try withDaemon { daemon in
+            let S = "S=/tmp/agentd.sock; "
+            let registered = try DiscoveryTests.runReadmeExample(
+                S + #"echo '{"jsonrpc":"2.0","id":1,"method":"auth.register","params":{"username":"alice","password":"correct horse"}}' | socat -t 5 - UNIX-CONNECT:$S"#, daemon: daemon)
+            #expect(try JSON(parsing: registered)["result"]?["username"]?.stringValue == "alice", "stdout: \(registered)")
+            let login = try DiscoveryTests.runReadmeExample(
+                S + #"echo '{"jsonrpc":"2.0","id":2,"method":"auth.login","params":{"username":"alice","password":"correct horse"}}' | socat -t 5 - UNIX-CONNECT:$S"#, daemon: daemon)
+            let token = try #require(try JSON(parsing: login)["result"]?["token"]?.stringValue, "stdout: \(login)")
+            let lines = try DiscoveryTests.runReadmeExample(
+                S + #"printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"auth.authenticate","params":{"token":"\#(token)"}}' '{"jsonrpc":"2.0","id":2,"method":"auth.whoami"}' | socat -t 5 - UNIX-CONNECT:$S"#, daemon: daemon)
+                .split(separator: "\n")
+            #expect(lines.count == 2, "stdout: \(lines)")
+            for line in lines {
+                #expect(try JSON(parsing: String(line))["result"]?["username"]?.stringValue == "alice", "line: \(line)")
+            }
+        }
+    }
+}
+
+extension AuthTests {
+    @Test("--trusted-uid is accepted (repeatable) and the daemon's own uid stays trusted; a bad value is refused")
+    func trustedUIDFlag() throws {
+        try withDaemon(["--trusted-uid", "12345", "--trusted-uid", "54321"]) { daemon in
+            let client = try daemon.connect()
+            let whoami = try Self.call(client, id: 1, "auth.whoami")
+            #expect(whoami["result"]?["linkedUID"]?.intValue == Int(getuid()), "reply: \(whoami)")
+        }
+        let refused = try runCommand(TestPaths.agentdBinary, ["--trusted-uid", "nobody", "--socket", "/nonexistent/a.sock"])
+        #expect(refused.termination != .exited(0))
+        #expect(refused.stderr.contains("trusted-uid"), "stderr: \(refused.stderr)")
+    }
+}
+

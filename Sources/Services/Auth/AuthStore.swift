@@ -46,6 +46,7 @@ public protocol AuthStore: Sendable {
     /// `keeping` (nil: all of them). Returns how many sessions were deleted.
     func setPasswordHash(_ hash: String, userID: String, revokingSessionsExcept keeping: Data?) async throws -> Int
 
+    /// Inserts a session, and deletes the user's sessions that expired by its `createdAt`.
     func insertSession(_ session: StoredSession) async throws
     func session(tokenHash: Data) async throws -> StoredSession?
     func deleteSession(tokenHash: Data) async throws

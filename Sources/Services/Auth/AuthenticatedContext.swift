@@ -30,6 +30,8 @@ public struct AuthenticatedContext: Sendable {
     /// - Throws: `AuthError.unauthorized`.
     public init(_ context: RPCContext, auth: AuthService) async throws {
         let attributes = context.connection.attributes
+        // A login or authenticate sent before this call binds first (AuthBindingOrderMiddleware).
+        if let pending = attributes[PendingBindingsKey.self] { await pending.waitUntilIdle() }
         if let principal = attributes[AuthPrincipalKey.self] {
             if let tokenHash = principal.sessionTokenHash {
                 do {
@@ -48,40 +50,5 @@ public struct AuthenticatedContext: Sendable {
             throw AuthError.unauthorized(reason: "authenticate first (auth.login or auth.authenticate)")
         }
         self.request = context
-    }
-}
-
-extension RPCRouter {
-    /// Registers a method that needs a user: the handler gets an `AuthenticatedContext`, and a
-    /// call without a principal is answered with `-32020 Unauthorized` before the handler runs.
-    public mutating func onAuthenticated<M: RPCMethod>(
-        _ method: M.Type, using auth: AuthService,
-        _ handler: @escaping @Sendable (M.Params, AuthenticatedContext) async throws -> M.Result
-    ) {
-        on(M.self) { params, context in
-            try await handler(params, try await AuthenticatedContext(context, auth: auth))
-        }
-    }
-}
-
-extension AuthService {
-    /// `auth.login`, binding the connection to the new session.
-    func login(_ params: Auth.Credentials, on connection: RPCConnectionInfo) async throws -> Login {
-        let (login, principal) = try await login(username: params.username, password: params.password)
-        connection.attributes[AuthPrincipalKey.self] = principal
-        return login
-    }
-
-    /// `auth.authenticate`, binding the connection to the token's session.
-    func authenticate(token: String, on connection: RPCConnectionInfo) async throws -> User {
-        let principal = try await authenticate(token: token)
-        connection.attributes[AuthPrincipalKey.self] = principal
-        return principal.user
-    }
-
-    /// `auth.logout`: ends the session and forgets the connection's principal.
-    func logout(_ context: AuthenticatedContext) async throws -> Bool {
-        context.request.connection.attributes[AuthPrincipalKey.self] = nil
-        return try await logout(context.principal)
     }
 }

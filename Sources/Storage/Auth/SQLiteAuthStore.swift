@@ -66,6 +66,8 @@ public struct SQLiteAuthStore: AuthStore {
 
     public func insertSession(_ session: StoredSession) async throws {
         try await writer.write { db in
+            // Expired sessions are otherwise deleted only when presented: forget the user's here.
+            try db.execute(sql: "DELETE FROM sessions WHERE user_id = ? AND expires_at <= ?", arguments: [session.userID, Timestamp.text(session.createdAt)])
             try db.execute(
                 sql: "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
                 arguments: [session.tokenHash, session.userID, Timestamp.text(session.createdAt), Timestamp.text(session.expiresAt)])

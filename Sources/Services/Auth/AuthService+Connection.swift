@@ -1,0 +1,24 @@
+import RPC
+
+/// The auth methods that bind or unbind the caller's connection.
+extension AuthService {
+    /// `auth.login`, binding the connection to the new session.
+    func login(_ params: Auth.Credentials, on connection: RPCConnectionInfo) async throws -> Login {
+        let (login, principal) = try await login(username: params.username, password: params.password)
+        connection.attributes[AuthPrincipalKey.self] = principal
+        return login
+    }
+
+    /// `auth.authenticate`, binding the connection to the token's session.
+    func authenticate(token: String, on connection: RPCConnectionInfo) async throws -> User {
+        let principal = try await authenticate(token: token)
+        connection.attributes[AuthPrincipalKey.self] = principal
+        return principal.user
+    }
+
+    /// `auth.logout`: ends the session and forgets the connection's principal.
+    func logout(_ context: AuthenticatedContext) async throws -> Bool {
+        context.request.connection.attributes[AuthPrincipalKey.self] = nil
+        return try await logout(context.principal)
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import Logging
+import Services
+import Storage
+import Testing
+
+@Suite("SQLite auth store")
+struct SQLiteAuthStoreTests {
+    static func store() async throws -> SQLiteAuthStore {
+        let database = try AgentDatabase.inMemory()
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        _ = try await database.migrate(logger: logger)
+        return SQLiteAuthStore(writer: database.writer)
+    }
+
+    static let date = Date(timeIntervalSince1970: 1_800_000_000.25)  // whole milliseconds: the schema keeps milliseconds
+
+    static func user(_ id: String, _ username: String, uid: UInt32? = nil) -> StoredUser {
+        StoredUser(user: User(id: id, username: username, linkedUID: uid, hasPassword: uid == nil, createdAt: date), passwordHash: uid == nil ? "h" : nil)
+    }
+
+    @Test("users round-trip by id, username (any case) and linked uid; conflicts name what is taken")
+    func users() async throws {
+        let store = try await Self.store()
+        let alice = Self.user("usr_1", "Alice")
+        let linked = Self.user("usr_2", "uid-1000", uid: 1000)
+        try await store.insertUser(alice)
+        try await store.insertUser(linked)
+        #expect(try await store.user(id: "usr_1") == alice)
+        #expect(try await store.user(username: "aLiCe") == alice)
+        #expect(try await store.user(linkedUID: 1000) == linked)
+        #expect(try await store.user(linkedUID: 1001) == nil)
+        await #expect(throws: AuthStoreError.usernameTaken) { try await store.insertUser(Self.user("usr_3", "ALICE")) }
+        await #expect(throws: AuthStoreError.linkedUIDTaken) { try await store.insertUser(Self.user("usr_4", "other", uid: 1000)) }
+    }
+
+    @Test("sessions: insert, find, delete; a password change revokes all but the kept one")
+    func sessions() async throws {
+        let store = try await Self.store()
+        try await store.insertUser(Self.user("usr_1", "alice"))
+        let sessions = (0..<3).map { StoredSession(tokenHash: Data([UInt8($0)]), userID: "usr_1", createdAt: Self.date, expiresAt: Self.date + 60) }
+        for session in sessions { try await store.insertSession(session) }
+        #expect(try await store.session(tokenHash: Data([1])) == sessions[1])
+        try await store.deleteSession(tokenHash: Data([2]))
+        #expect(try await store.session(tokenHash: Data([2])) == nil)
+        #expect(try await store.setPasswordHash("new", userID: "usr_1", revokingSessionsExcept: Data([0])) == 1)
+        #expect(try await store.session(tokenHash: Data([0])) != nil)
+        #expect(try await store.user(id: "usr_1")?.passwordHash == "new")
+    }
+
+    @Test("failed logins: counted per username without case, pruned by age, cleared")
+    func failedLogins() async throws {
+        let store = try await Self.store()
+        for offset in [0.0, 10, 20] {
+            try await store.recordFailedLogin(username: "bob", at: Self.date + offset, pruneBefore: Self.date - 900)
+        }
+        try await store.recordFailedLogin(username: "carol", at: Self.date, pruneBefore: Self.date - 900)
+        #expect(try await store.failedLogins(username: "BOB", since: Self.date - 1) == [Self.date, Self.date + 10, Self.date + 20])
+        #expect(try await store.failedLogins(username: "bob", since: Self.date + 5).count == 2)
+        try await store.recordFailedLogin(username: "dave", at: Self.date + 1000, pruneBefore: Self.date + 15)
+        #expect(try await store.failedLogins(username: "bob", since: .distantPast) == [Self.date + 20])
+        #expect(try await store.failedLogins(username: "carol", since: .distantPast).isEmpty)
+        try await store.clearFailedLogins(username: "Bob")
+        #expect(try await store.failedLogins(username: "bob", since: .distantPast).isEmpty)
+    }
+}
