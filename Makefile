@@ -53,6 +53,10 @@ install: deps
 	install -D -m 0755 "$(RELEASE_BIN)/agentd" "$(DESTDIR)$(PREFIX)/bin/agentd"
 	install -D -m 0644 systemd/agentd.socket "$(DESTDIR)/etc/systemd/system/agentd.socket"
 	install -D -m 0644 systemd/agentd.service "$(DESTDIR)/etc/systemd/system/agentd.service"
+	@test -e "$(DESTDIR)/etc/agentd/agentd.toml" || install -D -m 0644 systemd/agentd.toml.example "$(DESTDIR)/etc/agentd/agentd.toml"
+	@for key in llm-api-key tavily-api-key; do \
+		test -e "$(DESTDIR)/etc/agentd/credentials/$$key" || install -D -m 0600 /dev/null "$(DESTDIR)/etc/agentd/credentials/$$key"; \
+	done
 	@if [ -z "$(DESTDIR)" ] && ! getent group agentd >/dev/null; then $(SUDO) groupadd --system agentd; fi
 
 ## A user's own instance: the binary in ~/.local/bin, the units in ~/.config/systemd/user.

@@ -88,7 +88,7 @@ struct Agentd: AsyncParsableCommand {
             eventLoops: eventLoops, watchdog: ServiceManager.watchdogInterval(), status: { server.status }, logger: logger)
         let reload = ReloadService(
             loader: makeLoader(), base: Self.baseConfiguration(), initial: configuration, logLevel: logLevel, logger: logger,
-            onReload: { _ in })
+            onReload: { reloaded in dependencies.dispatcher.limitsControl.update(reloaded.limits) })
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: server), .init(service: reporter), .init(service: reload)],

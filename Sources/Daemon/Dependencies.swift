@@ -62,6 +62,8 @@ struct Dependencies: Sendable {
         AuthRoutes(service: auth).register(on: &router)
         router.describe(RPCConnectionHandler.ShuttingDown.self)
 
+        // One limits control for the dispatcher, the timeout and the server: SIGHUP replaces it.
+        let limits = RPCLimitsControl(configuration.limits)
         // Order matters: metrics see every call (also ones refused further in), logging sees the
         // final outcome, the timeout wraps only the handler.
         let middleware: [any RPCMiddleware] = [
@@ -69,9 +71,9 @@ struct Dependencies: Sendable {
             RPCLoggingMiddleware(),
             // Before the handlers run: a pipelined auth.authenticate binds before the calls after it.
             AuthBindingOrderMiddleware(),
-            RPCTimeoutMiddleware(defaultTimeout: configuration.limits.requestTimeout),
+            RPCTimeoutMiddleware(limits: limits),
         ]
-        let dispatcher = RPCDispatcher(router: router, middleware: middleware, limits: configuration.limits, server: server, logger: logger)
+        let dispatcher = RPCDispatcher(router: router, middleware: middleware, limits: limits, server: server, logger: logger)
         return Dependencies(dispatcher: dispatcher, auth: auth, database: database)
     }
 

@@ -104,11 +104,12 @@ final class ReloadService: Service, Sendable {
         ])
     }
 
-    /// Reloadable settings live in the server block (log level) and in the provider blocks.
+    /// Reloadable settings: the log level, the limits, and the provider blocks.
     private static func copy(_ setting: Setting, from source: DaemonConfiguration, into target: inout DaemonConfiguration) {
         switch setting.key {
         case "server.log_level": target.logLevel = source.logLevel
         default:
+            if setting.key.hasPrefix("limits.") { target.limits = source.limits }
             if setting.key.hasPrefix("llm.") { target.llm = source.llm }
             if setting.key.hasPrefix("search.") { target.search = source.search }
         }

@@ -204,9 +204,9 @@ enum Settings {
         limit("max_in_flight", "--max-in-flight", minimum: 1, \.maxInFlightPerConnection),
         limit("max_connections", "--max-connections", minimum: 1, \.maxConnections),
         limit("max_connections_per_uid", "--max-connections-per-uid", minimum: 1, \.maxConnectionsPerUID),
-        Setting("limits.request_timeout_ms", flag: "--request-timeout-ms", environment: ["AGENTD_REQUEST_TIMEOUT_MS"], kind: .integer(minimum: 1),
+        Setting("limits.request_timeout_ms", flag: "--request-timeout-ms", environment: ["AGENTD_REQUEST_TIMEOUT_MS"], kind: .integer(minimum: 1), reloadable: true,
                 apply: { $0.limits.requestTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.requestTimeout)) }),
-        Setting("limits.drain_timeout_ms", flag: "--drain-timeout-ms", environment: ["AGENTD_DRAIN_TIMEOUT_MS"], kind: .integer(minimum: 0),
+        Setting("limits.drain_timeout_ms", flag: "--drain-timeout-ms", environment: ["AGENTD_DRAIN_TIMEOUT_MS"], kind: .integer(minimum: 0), reloadable: true,
                 apply: { $0.limits.drainTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.drainTimeout)) }),
         Setting("llm.provider", environment: ["AGENTD_LLM_PROVIDER"], kind: .choice(["openai", "azure", "openai-compatible"]), reloadable: true,
                 apply: { $0.llm.provider = $1.string }, current: { $0.llm.provider }),
@@ -235,7 +235,7 @@ enum Settings {
     static let byKey: [String: Setting] = Dictionary(uniqueKeysWithValues: all.map { ($0.key, $0) })
 
     private static func limit(_ name: String, _ flag: String, minimum: Int, _ path: WritableKeyPath<RPCLimits, Int> & Sendable) -> Setting {
-        Setting("limits." + name, flag: flag, environment: ["AGENTD_" + name.uppercased()], kind: .integer(minimum: minimum),
+        Setting("limits." + name, flag: flag, environment: ["AGENTD_" + name.uppercased()], kind: .integer(minimum: minimum), reloadable: true,
                 apply: { $0.limits[keyPath: path] = $1.integer }, current: { String($0.limits[keyPath: path]) })
     }
 
@@ -318,10 +318,13 @@ struct ConfigurationLoader {
             if let name = setting.environment.first(where: { environment[$0].map { !$0.isEmpty } ?? false }) {
                 try apply(setting, .string(environment[name]!), from: .environment(name), what: "environment \(name)")
             }
+            // An empty credential file means "not configured" (make install creates them empty so that
+            // the unit's LoadCredential= lines always find their file).
             if let credential = setting.credential, let directory = credentials,
                 let secret = try? String(contentsOfFile: directory + "/" + credential, encoding: .utf8)
+                    .trimmingCharacters(in: .whitespacesAndNewlines), !secret.isEmpty
             {
-                try apply(setting, .string(secret.trimmingCharacters(in: .whitespacesAndNewlines)), from: .credential(credential), what: "credential \(credential)")
+                try apply(setting, .string(secret), from: .credential(credential), what: "credential \(credential)")
             }
         }
         for setting in Settings.all {

@@ -35,7 +35,7 @@ final class SocketServer: Service, Sendable {
         self.dispatcher = dispatcher
         self.group = group
         self.logger = logger
-        self.connections = ConnectionRegistry(limits: dispatcher.limits)
+        self.connections = ConnectionRegistry(limits: dispatcher.limitsControl)
         self.onListening = onListening
     }
 
@@ -70,7 +70,7 @@ final class SocketServer: Service, Sendable {
 
     /// A one-line state for `STATUS=` (systemctl status shows it).
     var status: String {
-        "serving \(connections.count) connections"
+        "serving \(connections.count) connections, \(dispatcher.callsInFlight.load(ordering: .relaxed)) calls in flight"
     }
 
     private func adopt(_ fd: Int32) async throws -> any Channel {
@@ -204,15 +204,16 @@ final class ConnectionRegistry: Sendable {
         var emptyWaiters: [CheckedContinuation<Void, Never>] = []
     }
     private let state = NIOLockedValueBox(State())
-    private let limits: RPCLimits
+    private let limitsControl: RPCLimitsControl
 
-    init(limits: RPCLimits) { self.limits = limits }
+    init(limits: RPCLimitsControl) { self.limitsControl = limits }
 
     var count: Int { state.withLockedValue { $0.uidOf.count } }
     var all: [RPCConnectionHandler.Handle] { state.withLockedValue { Array($0.handles.values) } }
 
     func admit(peer: RPCPeer) -> Result<UInt64, RPCError> {
-        state.withLockedValue { state in
+        let limits = limitsControl.current
+        return state.withLockedValue { state in
             let total = state.uidOf.count
             if total >= limits.maxConnections {
                 return .failure(.limit(.tooManyConnections, "Too many connections", setting: "max_connections", limit: limits.maxConnections, actual: total + 1))

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Synchronization
 
 /// The server side of one connection: turns frames into calls, calls into replies, and owns the
 /// connection's calls in flight (cancellation, backpressure, drain).
@@ -22,7 +23,9 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     private let dispatcher: RPCDispatcher
+    /// The limits this connection opened with.
     private let limits: RPCLimits
+    private let parser: RPCMessageParser
     private let connectionID: UInt64
     private let peer: RPCPeer?
     private let logger: Logger
@@ -54,8 +57,10 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     public init(dispatcher: RPCDispatcher, connectionID: UInt64, peer: RPCPeer?, logger: Logger) {
         self.dispatcher = dispatcher
-        self.limits = dispatcher.limits
-        self.decoder = RPCFrameDecoder(maxMessageBytes: dispatcher.limits.maxMessageBytes)
+        let limits = dispatcher.limits
+        self.limits = limits
+        self.parser = RPCMessageParser(maxDepth: limits.maxJSONDepth, maxBatchLength: limits.maxBatchLength)
+        self.decoder = RPCFrameDecoder(maxMessageBytes: limits.maxMessageBytes)
         self.connectionID = connectionID
         self.peer = peer
         self.logger = logger
@@ -165,7 +170,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     // MARK: Calls
 
     private func handleMessage(_ buffer: ByteBuffer) {
-        switch dispatcher.parser.parse(buffer) {
+        switch parser.parse(buffer) {
         case .failed(let error):
             writeFrame { JSONWriter.writeError(id: .null, error: error, into: &$0) }
         case .single(let entry):
@@ -248,11 +253,13 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
             let key = ObjectIdentifier(cancellation)
             running[key] = cancellation
             if let id = request.id { runningByID[id] = cancellation }
+            dispatcher.callsInFlight.add(1, ordering: .relaxed)
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             // Bookkeeping runs before the reply is written (callbacks run in order of registration).
             future.whenComplete { _ in
                 let handler = loopBound.value
                 handler.running[key] = nil
+                handler.dispatcher.callsInFlight.subtract(1, ordering: .relaxed)
                 if let id = request.id, handler.runningByID[id] === cancellation {
                     handler.runningByID[id] = nil
                     handler.rememberAnswered(id)

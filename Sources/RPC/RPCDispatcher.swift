@@ -26,6 +26,19 @@ public struct RPCLimits: Sendable, Equatable {
     public init() {}
 }
 
+/// The limits in force, shared by the dispatcher, its middleware and the server, and replaceable
+/// while serving (SIGHUP). Connections take their per-connection limits (message size, depth,
+/// batch length, calls in flight) when they open; timeouts and connection caps apply at once.
+public final class RPCLimitsControl: Sendable {
+    private let state: Mutex<RPCLimits>
+
+    public init(_ limits: RPCLimits) { state = Mutex(limits) }
+
+    public var current: RPCLimits { state.withLock { $0 } }
+
+    public func update(_ limits: RPCLimits) { state.withLock { $0 = limits } }
+}
+
 /// Describes the server in `rpc.discover` and `system.version`.
 public struct RPCServerDescription: Sendable {
     public var name: String
@@ -43,17 +56,24 @@ public struct RPCServerDescription: Sendable {
 /// immutable once built.
 public final class RPCDispatcher: Sendable {
     public let router: RPCRouter
-    public let limits: RPCLimits
+    public let limitsControl: RPCLimitsControl
+    /// The limits in force now.
+    public var limits: RPCLimits { limitsControl.current }
+    /// Calls answered later (running in a task) across all connections, for status reports.
+    public let callsInFlight = Atomic<Int>(0)
     public let logger: Logger
     /// The OpenRPC document (`rpc.discover`), generated once from the registry.
     public let openRPCDocument: JSONFragment
-    let parser: RPCMessageParser
     private let chain: RPCNext
     private let requestCounter = Atomic<UInt64>(0)
 
     /// - Parameters:
     ///   - middleware: outermost first; every call passes through all of them in this order.
-    public init(router: RPCRouter, middleware: [any RPCMiddleware], limits: RPCLimits, server: RPCServerDescription, logger: Logger) {
+    public convenience init(router: RPCRouter, middleware: [any RPCMiddleware], limits: RPCLimits, server: RPCServerDescription, logger: Logger) {
+        self.init(router: router, middleware: middleware, limits: RPCLimitsControl(limits), server: server, logger: logger)
+    }
+
+    public init(router: RPCRouter, middleware: [any RPCMiddleware], limits: RPCLimitsControl, server: RPCServerDescription, logger: Logger) {
         // The document describes rpc.discover too: generate it from the registry with the method
         // in it, then register the method that serves it.
         var described = router
@@ -63,9 +83,8 @@ public final class RPCDispatcher: Sendable {
         router.onInline(RPCDiscover.self) { _, _ in document }
         self.router = router
         self.openRPCDocument = document
-        self.limits = limits
+        self.limitsControl = limits
         self.logger = logger
-        self.parser = RPCMessageParser(maxDepth: limits.maxJSONDepth, maxBatchLength: limits.maxBatchLength)
         var next = RPCNext { request, context in
             guard let route = context.route else { return .now(.error(.methodNotFound(request.method))) }
             return route.invoke(request, context)

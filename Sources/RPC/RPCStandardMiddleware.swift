@@ -76,16 +76,21 @@ public struct RPCMetricsMiddleware: RPCMiddleware {
 /// Cancels a call that runs longer than its method's timeout (or the server default); the call
 /// then answers `-32001` with the limit. Calls answered at once are never timed.
 public struct RPCTimeoutMiddleware: RPCMiddleware {
-    let defaultTimeout: Duration
+    let defaultTimeout: @Sendable () -> Duration
 
     public init(defaultTimeout: Duration) {
-        self.defaultTimeout = defaultTimeout
+        self.defaultTimeout = { defaultTimeout }
+    }
+
+    /// The default is read at each call (it follows a reloaded configuration).
+    public init(limits: RPCLimitsControl) {
+        self.defaultTimeout = { limits.current.requestTimeout }
     }
 
     public func handle(_ request: RPCRequest, context: RPCContext, next: RPCNext) -> RPCReply {
         let reply = next(request, context)
         guard case .later(let future) = reply else { return reply }
-        let limit = context.route?.timeout ?? defaultTimeout
+        let limit = context.route?.timeout ?? defaultTimeout()
         let cancellation = context.cancellation
         let timer = context.eventLoop.scheduleTask(in: .nanoseconds(limit.nanoseconds)) {
             cancellation.cancel(.timedOut(limit: limit))

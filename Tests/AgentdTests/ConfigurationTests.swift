@@ -115,38 +115,56 @@ struct ConfigurationTests {
         }
     }
 
-    @Test("SIGHUP re-reads the file: the log level changes at once, limits are reported as needing a restart, systemd hears RELOADING=1 then READY=1")
+    @Test("SIGHUP re-reads the file: log level and limits change (limits for new connections), the rest is reported as needing a restart, systemd hears RELOADING=1 then READY=1")
     func reload() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let file = "\(directory.path)/agentd.toml"
-        try "[server]\nlog_level = \"info\"\n[limits]\nmax_batch_length = 50\n".write(toFile: file, atomically: true, encoding: .utf8)
+        try "[server]\nlog_level = \"info\"\nthreads = 2\n[limits]\nmax_batch_length = 50\n".write(toFile: file, atomically: true, encoding: .utf8)
         let listener = try NotifyListener(path: "\(directory.path)/notify.sock")
         let daemon = try DaemonProcess(
             socketPath: "\(directory.path)/agentd.sock", arguments: ["--config", file], environment: ["NOTIFY_SOCKET": listener.path])
         defer { daemon.kill() }
         _ = try listener.next(containing: "READY=1")
-        let client = try daemon.connect()
-        #expect(try client.ping(id: 1)["result"] == .string("pong"))
+        let before = try daemon.connect()
+        #expect(try before.ping(id: 1)["result"] == .string("pong"))
         #expect(!daemon.stderr.contains("outcome=ok"), "debug lines before the reload")
 
-        try "[server]\nlog_level = \"debug\"\n[limits]\nmax_batch_length = 5\n".write(toFile: file, atomically: true, encoding: .utf8)
+        try "[server]\nlog_level = \"debug\"\nthreads = 1\n[limits]\nmax_batch_length = 5\n".write(toFile: file, atomically: true, encoding: .utf8)
         daemon.signal(SIGHUP)
         _ = try listener.next(containing: "RELOADING=1")
         _ = try listener.next(containing: "READY=1")
         try daemon.waitForLog(containing: "configuration reloaded")
-        #expect(daemon.stderr.contains("applied=server.log_level"))
-        #expect(daemon.stderr.contains("needs_restart=limits.max_batch_length"))
+        #expect(daemon.stderr.contains("applied=server.log_level, limits.max_batch_length"), "\(daemon.stderr)")
+        #expect(daemon.stderr.contains("needs_restart=server.threads"))
 
-        #expect(try client.ping(id: 2)["result"] == .string("pong"))
+        #expect(try before.ping(id: 2)["result"] == .string("pong"))
         try daemon.waitForLog(containing: "outcome=ok")  // the call is now logged at debug
-        // The limit in force is still the one the daemon started with (a batch of 6 is served).
-        try client.send(line: "[" + (1...6).map { #"{"jsonrpc":"2.0","id":\#($0 + 10),"method":"system.ping"}"# }.joined(separator: ",") + "]")
-        let batch = try client.readJSON()
-        guard case .array(let replies) = batch else {
-            Issue.record("not a batch reply: \(batch)")
+
+        let batch = "[" + (1...6).map { #"{"jsonrpc":"2.0","id":\#($0 + 10),"method":"system.ping"}"# }.joined(separator: ",") + "]"
+        // The connection opened before the reload keeps the limit it opened with ...
+        try before.send(line: batch)
+        guard case .array(let replies) = try before.readJSON() else {
+            Issue.record("not a batch reply")
             return
         }
         #expect(replies.count == 6)
+        // ... a new one gets the new limit.
+        let after = try daemon.connect()
+        try after.send(line: batch)
+        let refused = try after.readJSON()
+        #expect(refused["error"]?["code"] == .integer(-32012), "\(refused)")
+    }
+}
+
+extension ConfigurationTests {
+    @Test("the example configuration installed by make install is valid")
+    func exampleIsValid() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let example = TestPaths.repositoryRoot.appendingPathComponent("systemd/agentd.toml.example").path
+        let run = try Self.printConfig(["--config", example], in: directory)
+        #expect(run.termination == .exited(0), "\(run.stderr)")
+        #expect(Self.line("server.log_level", in: run.stdout)?.contains("# \(example):") == true, "\(run.stdout)")
     }
 }
