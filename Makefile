@@ -13,7 +13,10 @@ BUILD_FLAGS := $(if $(filter release,$(CONFIG)),-Xswiftc -enforce-exclusivity=un
 
 .PHONY: deps build run test schema bench clean install install-user
 PREFIX ?= /usr/local
-RELEASE_BIN = $$(swift build -c release -Xswiftc -enforce-exclusivity=unchecked --show-bin-path)
+# Installed binaries link the Swift runtime statically: no dependency on the toolchain's folder, and
+# less memory (idle RSS 28 MB instead of 33 MB, BENCHMARKS.md).
+INSTALL_BUILD = swift build -c release --static-swift-stdlib -Xswiftc -enforce-exclusivity=unchecked --scratch-path .build-static
+RELEASE_BIN = $$($(INSTALL_BUILD) --show-bin-path)
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -49,7 +52,7 @@ bench: deps
 ## System instance: the release binary in $(PREFIX)/bin, the units in /etc/systemd/system, and the
 ## agentd group whose members may connect. Then: systemctl daemon-reload && systemctl enable --now agentd.socket
 install: deps
-	swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product agentd
+	$(INSTALL_BUILD) --product agentd
 	install -D -m 0755 "$(RELEASE_BIN)/agentd" "$(DESTDIR)$(PREFIX)/bin/agentd"
 	install -D -m 0644 systemd/agentd.socket "$(DESTDIR)/etc/systemd/system/agentd.socket"
 	install -D -m 0644 systemd/agentd.service "$(DESTDIR)/etc/systemd/system/agentd.service"
@@ -62,7 +65,7 @@ install: deps
 ## A user's own instance: the binary in ~/.local/bin, the units in ~/.config/systemd/user.
 ## Then: systemctl --user daemon-reload && systemctl --user enable --now agentd.socket
 install-user: deps
-	swift build -c release -Xswiftc -enforce-exclusivity=unchecked --product agentd
+	$(INSTALL_BUILD) --product agentd
 	install -D -m 0755 "$(RELEASE_BIN)/agentd" "$(HOME)/.local/bin/agentd"
 	install -D -m 0644 systemd/user/agentd.socket "$(HOME)/.config/systemd/user/agentd.socket"
 	install -D -m 0644 systemd/user/agentd.service "$(HOME)/.config/systemd/user/agentd.service"
