@@ -155,10 +155,7 @@ final class SocketServer: Service, Sendable {
 
     /// Tells the client why, then closes: a refused connection never just vanishes.
     private static func refuse(_ channel: any Channel, _ error: RPCError) -> EventLoopFuture<Void> {
-        var line = ByteBuffer(string: "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":\(error.code.rawValue),\"message\":\"\(error.message)\"")
-        if let data = error.data { line.writeString(",\"data\":\(data.text)") }
-        line.writeString("}}\n")
-        channel.writeAndFlush(line).whenComplete { _ in channel.close(promise: nil) }
+        channel.writeAndFlush(error.unsolicitedReplyLine).whenComplete { _ in channel.close(promise: nil) }
         return channel.eventLoop.makeSucceededVoidFuture()
     }
 

@@ -1,3 +1,5 @@
+import NIOCore
+
 /// An error as it appears on the wire: a code, a one-sentence message and optional structured data.
 ///
 /// Codes are an open set: the JSON-RPC standard ones, LSP's cancellation code, and agentd's own in
@@ -55,6 +57,15 @@ extension RPCError: RPCErrorConvertible {
 }
 
 extension RPCError {
+    /// The error as one newline-delimited reply with a null id: for a connection refused before any
+    /// framing was negotiated (too many connections).
+    public var unsolicitedReplyLine: ByteBuffer {
+        var buffer = ByteBuffer()
+        JSONWriter.writeError(id: .null, error: self, into: &buffer)
+        buffer.writeInteger(UInt8(ascii: "\n"))
+        return buffer
+    }
+
     public static let parse = RPCError(.parseError, "Parse error")
     public static let invalidRequest = RPCError(.invalidRequest, "Invalid Request")
 
