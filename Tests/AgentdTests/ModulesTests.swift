@@ -57,3 +57,19 @@ struct ModulesTests {
         }
     }
 }
+
+extension ModulesTests {
+    @Test("the README's Modules example: modules.create with socat answers the new module")
+    func readmeExample() throws {
+        try DiscoveryTests.requireSocat()
+        try withDaemon { daemon in
+            let stdout = try DiscoveryTests.runReadmeExample(
+                ##"echo '{"jsonrpc":"2.0","id":1,"method":"modules.create","params":{"title":"Intro","content":"# Hello","tags":["notes"]}}' | socat - UNIX-CONNECT:/tmp/agentd.sock"##,
+                daemon: daemon)
+            let result = try #require(try JSON(parsing: stdout)["result"], "stdout: \(stdout)")
+            #expect(result["title"]?.stringValue == "Intro", "stdout: \(stdout)")
+            #expect(result["tags"] == .array([.string("notes")]), "stdout: \(stdout)")
+            #expect(result["id"]?.stringValue?.hasPrefix("mod_") == true, "stdout: \(stdout)")
+        }
+    }
+}
