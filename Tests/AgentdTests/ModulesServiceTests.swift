@@ -77,6 +77,25 @@ struct ModulesServiceTests {
         #expect(events.events(of: ModulesEvents.ModuleDeleted.self) == [.init(userID: alice.id, id: created.id)])
     }
 
+    @Test("concurrent partial updates of different fields both hold")
+    func concurrentPartialUpdates() async throws {
+        let module = try await create("Original")
+        let service = modules
+        let userID = alice.id
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<10 {
+                group.addTask { _ = try await service.update(.init(id: module.id, title: "Title \(index)"), userID: userID) }
+                group.addTask { _ = try await service.update(.init(id: module.id, content: "Content \(index)"), userID: userID) }
+                group.addTask { _ = try await service.update(.init(id: module.id, tags: ["t\(index)"]), userID: userID) }
+            }
+            try await group.waitForAll()
+        }
+        let final = try await modules.get(id: module.id, userID: alice.id)
+        #expect(final.title.hasPrefix("Title "))
+        #expect(final.content.hasPrefix("Content "))
+        #expect(final.tags.count == 1)
+    }
+
     @Test("validation errors name their field")
     func validation() async throws {
         await expectInvalid("title") { try await create("   ") }

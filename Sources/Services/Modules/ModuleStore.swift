@@ -31,14 +31,33 @@ public struct ModuleQuery: Sendable, Equatable {
     }
 }
 
+/// The fields `ModuleStore.update` changes: nil ones stay as they are.
+public struct ModuleChanges: Sendable, Equatable {
+    public var title: String?
+    public var description: String?
+    public var content: String?
+    /// When given, replaces every tag.
+    public var tags: [String]?
+    public var updatedAt: Date
+
+    public init(title: String? = nil, description: String? = nil, content: String? = nil, tags: [String]? = nil, updatedAt: Date) {
+        self.title = title
+        self.description = description
+        self.content = content
+        self.tags = tags
+        self.updatedAt = updatedAt
+    }
+}
+
 /// Where modules live. `SQLiteModuleStore` in Storage implements it. Every call is scoped to one
 /// user: another user's module is the same as a missing one.
 public protocol ModuleStore: Sendable {
     /// Inserts a module and its tags; returns its `seq`.
     func insert(_ module: Module, userID: String) async throws -> Int64
     func module(id: String, userID: String) async throws -> Module?
-    /// Replaces the module's fields and tags; false when the user has no such module.
-    func update(_ module: Module, userID: String) async throws -> Bool
+    /// Applies `changes` in one transaction (concurrent partial updates of different fields both
+    /// hold) and returns the module as it is then; nil when the user has no such module.
+    func update(id: String, userID: String, changes: ModuleChanges) async throws -> Module?
     /// False when the user has no such module.
     func delete(id: String, userID: String) async throws -> Bool
     /// Newest first (by `seq`), at most `query.limit` rows.

@@ -61,13 +61,10 @@ public struct ModulesService: Sendable {
         let title = try params.title.map(Self.validate(title:))
         if let content = params.content { try Self.validate(content: content) }
         let tags = try params.tags.map(Self.validate(tags:))
-        var module = try await get(id: params.id, userID: userID)
-        if let title { module.title = title }
-        if let description = params.description { module.description = description }
-        if let content = params.content { module.content = content }
-        if let tags { module.tags = tags }
-        module.updatedAt = clock.now()
-        guard try await store.update(module, userID: userID) else { throw ModulesError.notFound(id: params.id) }
+        let changes = ModuleChanges(title: title, description: params.description, content: params.content, tags: tags, updatedAt: clock.now())
+        guard let module = try await store.update(id: params.id, userID: userID, changes: changes) else {
+            throw ModulesError.notFound(id: params.id)
+        }
         events.publish(ModulesEvents.ModuleUpdated(userID: userID, module: module))
         return module
     }

@@ -31,15 +31,21 @@ public struct SQLiteModuleStore: ModuleStore {
         }
     }
 
-    public func update(_ module: Module, userID: String) async throws -> Bool {
+    public func update(id: String, userID: String, changes: ModuleChanges) async throws -> Module? {
         try await writer.write { db in
             try db.execute(
-                sql: "UPDATE modules SET title = ?, description = ?, content = ?, updated_at = ? WHERE id = ? AND user_id = ?",
-                arguments: [module.title, module.description, module.content, Timestamp.text(module.updatedAt), module.id, userID])
-            guard db.changesCount > 0 else { return false }
-            try db.execute(sql: "DELETE FROM module_tags WHERE module_id = ?", arguments: [module.id])
-            try Self.insertTags(module.tags, moduleID: module.id, db: db)
-            return true
+                sql: """
+                    UPDATE modules SET title = coalesce(?, title), description = coalesce(?, description),
+                        content = coalesce(?, content), updated_at = ? WHERE id = ? AND user_id = ?
+                    """,
+                arguments: [changes.title, changes.description, changes.content, Timestamp.text(changes.updatedAt), id, userID])
+            guard db.changesCount > 0 else { return nil }
+            if let tags = changes.tags {
+                try db.execute(sql: "DELETE FROM module_tags WHERE module_id = ?", arguments: [id])
+                try Self.insertTags(tags, moduleID: id, db: db)
+            }
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.columns) FROM modules WHERE id = ?", arguments: [id]) else { return nil }
+            return try Self.storedModule(row, db: db).module
         }
     }
 
