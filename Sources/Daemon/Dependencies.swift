@@ -10,6 +10,7 @@ import Storage
 struct Dependencies: Sendable {
     let dispatcher: RPCDispatcher
     let auth: AuthService
+    let modules: ModulesService
     /// Opened and migrated before the graph is built (`openDatabase`); the domains' SQLite stores are
     /// built on its `writer`.
     let database: AgentDatabase
@@ -56,10 +57,14 @@ struct Dependencies: Sendable {
             store: SQLiteAuthStore(writer: database.writer), hasher: collaborators.hasher, clock: collaborators.clock,
             ids: collaborators.ids, events: collaborators.events, accounts: collaborators.accounts,
             settings: .init(trustedUIDs: configuration.trustedUIDs))
+        let modules = ModulesService(
+            store: SQLiteModuleStore(writer: database.writer), clock: collaborators.clock, ids: collaborators.ids,
+            events: collaborators.events)
 
         var router = RPCRouter()
         SystemRoutes(service: system, includeTestMethods: configuration.enableTestMethods).register(on: &router)
         AuthRoutes(service: auth).register(on: &router)
+        ModulesRoutes(service: modules, auth: auth).register(on: &router)
         router.describe(RPCConnectionHandler.ShuttingDown.self)
 
         // One limits control for the dispatcher, the timeout and the server: SIGHUP replaces it.
@@ -74,7 +79,7 @@ struct Dependencies: Sendable {
             RPCTimeoutMiddleware(limits: limits),
         ]
         let dispatcher = RPCDispatcher(router: router, middleware: middleware, limits: limits, server: server, logger: logger)
-        return Dependencies(dispatcher: dispatcher, auth: auth, database: database)
+        return Dependencies(dispatcher: dispatcher, auth: auth, modules: modules, database: database)
     }
 
     /// Opens the database file (creating it and its folders when missing) and applies the pending

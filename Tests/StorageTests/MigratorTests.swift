@@ -31,7 +31,7 @@ struct MigratorTests {
         let database = try AgentDatabase.inMemory()
         let applied = try await database.migrate(logger: Self.logger)
         #expect(applied == Migration.embedded)
-        #expect(try await Self.tables(database.writer) == ["schema_migrations", "users", "sessions", "login_failures"])
+        #expect(try await Self.tables(database.writer) == ["schema_migrations", "users", "sessions", "login_failures", "modules", "module_tags"])
         let status = try await database.migrationStatus()
         #expect(status.pending.isEmpty)
         #expect(status.schemaVersion == Migration.embedded.last?.version)

@@ -1,0 +1,87 @@
+import Foundation
+import RPC
+
+/// The `modules.*` methods: the caller's modules.
+public enum Modules {
+    public enum Create: RPCMethod {
+        public static let name = "modules.create"
+        public static let summary = "Creates a module (title: 1-200 characters; content: at most 1 MiB; tags: at most 32 of 1-64 characters)."
+        public struct Params: Codable, Sendable {
+            public var title: String
+            public var description: String?
+            public var content: String?
+            public var tags: [String]?
+            public init(title: String, description: String? = nil, content: String? = nil, tags: [String]? = nil) {
+                self.title = title
+                self.description = description
+                self.content = content
+                self.tags = tags
+            }
+        }
+        public typealias Result = Module
+    }
+
+    public enum Get: RPCMethod {
+        public static let name = "modules.get"
+        public static let summary = "One of the caller's modules."
+        public struct Params: Codable, Sendable {
+            public var id: String
+            public init(id: String) { self.id = id }
+        }
+        public typealias Result = Module
+        public static var errors: [RPCErrorDescription] { [ModulesError.notFoundDescription] }
+    }
+
+    public enum Update: RPCMethod {
+        public static let name = "modules.update"
+        public static let summary = "Changes the given fields of one of the caller's modules; absent fields stay as they are (tags, when given, replace all tags)."
+        public struct Params: Codable, Sendable {
+            public var id: String
+            public var title: String?
+            public var description: String?
+            public var content: String?
+            public var tags: [String]?
+            public init(id: String, title: String? = nil, description: String? = nil, content: String? = nil, tags: [String]? = nil) {
+                self.id = id
+                self.title = title
+                self.description = description
+                self.content = content
+                self.tags = tags
+            }
+        }
+        public typealias Result = Module
+        public static var errors: [RPCErrorDescription] { [ModulesError.notFoundDescription] }
+    }
+
+    public enum Delete: RPCMethod {
+        public static let name = "modules.delete"
+        public static let summary = "Deletes one of the caller's modules."
+        public struct Params: Codable, Sendable {
+            public var id: String
+            public init(id: String) { self.id = id }
+        }
+        public struct Result: Codable, Sendable, Equatable {
+            public var deleted: Bool
+            public init(deleted: Bool) { self.deleted = deleted }
+        }
+        public static var errors: [RPCErrorDescription] { [ModulesError.notFoundDescription] }
+    }
+
+    public enum List: RPCMethod {
+        public static let name = "modules.list"
+        public static let summary = "The caller's modules, newest first, a page at a time (limit 1-200, default 50): pass nextCursor back as cursor for the next page. tag filters exactly; query matches title or description, without case."
+        public struct Params: Codable, Sendable {
+            public var cursor: String?
+            public var limit: Int?
+            public var tag: String?
+            public var query: String?
+            public init(cursor: String? = nil, limit: Int? = nil, tag: String? = nil, query: String? = nil) {
+                self.cursor = cursor
+                self.limit = limit
+                self.tag = tag
+                self.query = query
+            }
+        }
+        public typealias Result = ModulesService.Page
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+
+/// The caller's modules: create, read, change, delete and list them a page at a time. Every call
+/// is scoped to one user id; another user's module answers exactly like a missing one.
+public struct ModulesService: Sendable {
+    public static let maxTitleLength = 200
+    public static let maxContentBytes = 1 << 20
+    public static let maxTags = 32
+    public static let maxTagLength = 64
+    public static let defaultLimit = 50
+    public static let maxLimit = 200
+
+    /// What `list` answers: a page, and the cursor of the next one when there may be more.
+    public struct Page: Codable, Sendable, Equatable {
+        public var items: [Module]
+        public var nextCursor: String?
+
+        public init(items: [Module], nextCursor: String?) {
+            self.items = items
+            self.nextCursor = nextCursor
+        }
+    }
+
+    private let store: any ModuleStore
+    private let clock: any WallClock
+    private let ids: any IDGenerator
+    private let events: any EventPublisher
+
+    public init(store: any ModuleStore, clock: any WallClock, ids: any IDGenerator, events: any EventPublisher) {
+        self.store = store
+        self.clock = clock
+        self.ids = ids
+        self.events = events
+    }
+
+    /// - Throws: `ModulesError.invalid`.
+    public func create(_ params: Modules.Create.Params, userID: String) async throws -> Module {
+        let title = try Self.validate(title: params.title)
+        let content = params.content ?? ""
+        try Self.validate(content: content)
+        let tags = try Self.validate(tags: params.tags ?? [])
+        let now = clock.now()
+        let module = Module(
+            id: ids.makeID(prefix: "mod_"), title: title, description: params.description ?? "", content: content,
+            tags: tags, createdAt: now, updatedAt: now)
+        _ = try await store.insert(module, userID: userID)
+        events.publish(ModulesEvents.ModuleCreated(userID: userID, module: module))
+        return module
+    }
+
+    /// - Throws: `ModulesError.notFound`.
+    public func get(id: String, userID: String) async throws -> Module {
+        guard let module = try await store.module(id: id, userID: userID) else { throw ModulesError.notFound(id: id) }
+        return module
+    }
+
+    /// Changes the given fields; absent ones stay as they are.
+    ///
+    /// - Throws: `ModulesError.invalid`, `.notFound`.
+    public func update(_ params: Modules.Update.Params, userID: String) async throws -> Module {
+        let title = try params.title.map(Self.validate(title:))
+        if let content = params.content { try Self.validate(content: content) }
+        let tags = try params.tags.map(Self.validate(tags:))
+        let changes = ModuleChanges(title: title, description: params.description, content: params.content, tags: tags, updatedAt: clock.now())
+        guard let module = try await store.update(id: params.id, userID: userID, changes: changes) else {
+            throw ModulesError.notFound(id: params.id)
+        }
+        events.publish(ModulesEvents.ModuleUpdated(userID: userID, module: module))
+        return module
+    }
+
+    /// - Throws: `ModulesError.notFound`.
+    public func delete(id: String, userID: String) async throws -> Bool {
+        guard try await store.delete(id: id, userID: userID) else { throw ModulesError.notFound(id: id) }
+        events.publish(ModulesEvents.ModuleDeleted(userID: userID, id: id))
+        return true
+    }
+
+    /// Newest first. The cursor is keyset-based (the last row's `seq`), so pages stay correct
+    /// while modules are added.
+    ///
+    /// - Throws: `ModulesError.invalid` (`limit`, `cursor`).
+    public func list(_ params: Modules.List.Params, userID: String) async throws -> Page {
+        let limit = params.limit ?? Self.defaultLimit
+        guard (1...Self.maxLimit).contains(limit) else {
+            throw ModulesError.invalid(field: "limit", reason: "between 1 and \(Self.maxLimit)")
+        }
+        let before = try params.cursor.map(Self.seq(cursor:))
+        let rows = try await store.list(ModuleQuery(userID: userID, beforeSeq: before, limit: limit + 1, tag: params.tag, text: params.query))
+        let page = rows.prefix(limit)
+        let next = rows.count > limit ? page.last.map { Self.cursor(seq: $0.seq) } : nil
+        return Page(items: page.map(\.module), nextCursor: next)
+    }
+
+    // MARK: Cursor
+
+    static func cursor(seq: Int64) -> String {
+        Data(String(seq).utf8).base64EncodedString()
+    }
+
+    static func seq(cursor: String) throws -> Int64 {
+        guard let data = Data(base64Encoded: cursor), let text = String(data: data, encoding: .utf8),
+            let seq = Int64(text), seq > 0
+        else { throw ModulesError.invalid(field: "cursor", reason: "not a cursor from modules.list") }
+        return seq
+    }
+
+    // MARK: Validation
+
+    static func validate(title: String) throws -> String {
+        let trimmed = title.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { throw ModulesError.invalid(field: "title", reason: "must not be empty") }
+        guard trimmed.count <= maxTitleLength else {
+            throw ModulesError.invalid(field: "title", reason: "at most \(maxTitleLength) characters")
+        }
+        return trimmed
+    }
+
+    static func validate(content: String) throws {
+        guard content.utf8.count <= maxContentBytes else {
+            throw ModulesError.invalid(field: "content", reason: "at most \(maxContentBytes) bytes of UTF-8")
+        }
+    }
+
+    /// The tags unique and sorted.
+    static func validate(tags: [String]) throws -> [String] {
+        guard tags.count <= maxTags else { throw ModulesError.invalid(field: "tags", reason: "at most \(maxTags) tags") }
+        for (index, tag) in tags.enumerated() where tag.isEmpty || tag.count > maxTagLength {
+            throw ModulesError.invalid(field: "tags[\(index)]", reason: "1 to \(maxTagLength) characters")
+        }
+        return Array(Set(tags)).sorted()
+    }
+}

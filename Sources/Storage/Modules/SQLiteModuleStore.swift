@@ -1,0 +1,112 @@
+import Foundation
+import GRDB
+import Services
+
+/// The modules domain's store on SQLite: tables `modules` and `module_tags` (0003). Reads and
+/// writes go through GRDB's async API, never on an event loop.
+public struct SQLiteModuleStore: ModuleStore {
+    private let writer: any DatabaseWriter
+
+    public init(writer: any DatabaseWriter) {
+        self.writer = writer
+    }
+
+    public func insert(_ module: Module, userID: String) async throws -> Int64 {
+        try await writer.write { db in
+            try db.execute(
+                sql: "INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                arguments: [module.id, userID, module.title, module.description, module.content, Timestamp.text(module.createdAt), Timestamp.text(module.updatedAt)])
+            let seq = db.lastInsertedRowID
+            try Self.insertTags(module.tags, moduleID: module.id, db: db)
+            return seq
+        }
+    }
+
+    public func module(id: String, userID: String) async throws -> Module? {
+        try await writer.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.columns) FROM modules WHERE id = ? AND user_id = ?", arguments: [id, userID]) else {
+                return nil
+            }
+            return try Self.storedModule(row, db: db).module
+        }
+    }
+
+    public func update(id: String, userID: String, changes: ModuleChanges) async throws -> Module? {
+        try await writer.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE modules SET title = coalesce(?, title), description = coalesce(?, description),
+                        content = coalesce(?, content), updated_at = ? WHERE id = ? AND user_id = ?
+                    """,
+                arguments: [changes.title, changes.description, changes.content, Timestamp.text(changes.updatedAt), id, userID])
+            guard db.changesCount > 0 else { return nil }
+            if let tags = changes.tags {
+                try db.execute(sql: "DELETE FROM module_tags WHERE module_id = ?", arguments: [id])
+                try Self.insertTags(tags, moduleID: id, db: db)
+            }
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.columns) FROM modules WHERE id = ?", arguments: [id]) else { return nil }
+            return try Self.storedModule(row, db: db).module
+        }
+    }
+
+    public func delete(id: String, userID: String) async throws -> Bool {
+        try await writer.write { db in
+            try db.execute(sql: "DELETE FROM module_tags WHERE module_id IN (SELECT id FROM modules WHERE id = ? AND user_id = ?)", arguments: [id, userID])
+            try db.execute(sql: "DELETE FROM modules WHERE id = ? AND user_id = ?", arguments: [id, userID])
+            return db.changesCount > 0
+        }
+    }
+
+    public func list(_ query: ModuleQuery) async throws -> [StoredModule] {
+        var conditions = ["user_id = ?"]
+        var arguments: StatementArguments = [query.userID]
+        if let before = query.beforeSeq {
+            conditions.append("seq < ?")
+            arguments += [before]
+        }
+        if let tag = query.tag {
+            conditions.append("id IN (SELECT module_id FROM module_tags WHERE tag = ?)")
+            arguments += [tag]
+        }
+        if let text = query.text, !text.isEmpty {
+            let pattern = "%" + Self.escapeLike(text) + "%"
+            conditions.append(#"(title LIKE ? ESCAPE '\' OR description LIKE ? ESCAPE '\')"#)
+            arguments += [pattern, pattern]
+        }
+        arguments += [query.limit]
+        let sql = "SELECT \(Self.columns) FROM modules WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq DESC LIMIT ?"
+        let finalArguments = arguments
+        return try await writer.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: finalArguments).map { try Self.storedModule($0, db: db) }
+        }
+    }
+
+    // MARK: Helpers
+
+    private static let columns = "seq, id, title, description, content, created_at, updated_at"
+
+    private static func insertTags(_ tags: [String], moduleID: String, db: Database) throws {
+        for tag in tags {
+            try db.execute(sql: "INSERT OR IGNORE INTO module_tags (module_id, tag) VALUES (?, ?)", arguments: [moduleID, tag])
+        }
+    }
+
+    private static func storedModule(_ row: Row, db: Database) throws -> StoredModule {
+        let id: String = row["id"]
+        let tags = try String.fetchAll(db, sql: "SELECT tag FROM module_tags WHERE module_id = ? ORDER BY tag", arguments: [id])
+        let module = Module(
+            id: id, title: row["title"], description: row["description"], content: row["content"], tags: tags,
+            createdAt: try Timestamp.date(row["created_at"]), updatedAt: try Timestamp.date(row["updated_at"]))
+        return StoredModule(seq: row["seq"], module: module)
+    }
+
+    /// `\`, `%` and `_` escaped with `\`, for `LIKE … ESCAPE '\'`.
+    static func escapeLike(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            if character == "\\" || character == "%" || character == "_" { escaped.append("\\") }
+            escaped.append(character)
+        }
+        return escaped
+    }
+}
