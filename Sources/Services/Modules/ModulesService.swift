@@ -95,13 +95,13 @@ public struct ModulesService: Sendable {
     // MARK: Cursor
 
     static func cursor(seq: Int64) -> String {
-        Data(String(seq).utf8).base64EncodedString()
+        PageCursor.encode(seq)
     }
 
     static func seq(cursor: String) throws -> Int64 {
-        guard let data = Data(base64Encoded: cursor), let text = String(data: data, encoding: .utf8),
-            let seq = Int64(text), seq > 0
-        else { throw ModulesError.invalid(field: "cursor", reason: "not a cursor from modules.list") }
+        guard let seq = PageCursor.decode(cursor) else {
+            throw ModulesError.invalid(field: "cursor", reason: "not a cursor from modules.list")
+        }
         return seq
     }
 

@@ -1,0 +1,113 @@
+import Foundation
+
+/// A chat row with its position in the owner's list (`seq` grows with every insert).
+public struct StoredChat: Sendable, Equatable {
+    public var seq: Int64
+    public var chat: Chat
+
+    public init(seq: Int64, chat: Chat) {
+        self.seq = seq
+        self.chat = chat
+    }
+}
+
+/// What `ChatStore.chats` selects.
+public struct ChatQuery: Sendable, Equatable {
+    public var userID: String
+    /// Only chats in this module.
+    public var moduleID: String?
+    /// Only rows with `seq` below this (the keyset cursor); nil from the newest.
+    public var beforeSeq: Int64?
+    public var limit: Int
+
+    public init(userID: String, moduleID: String? = nil, beforeSeq: Int64? = nil, limit: Int) {
+        self.userID = userID
+        self.moduleID = moduleID
+        self.beforeSeq = beforeSeq
+        self.limit = limit
+    }
+}
+
+/// A new chat, as the service built it.
+public struct NewChat: Sendable, Equatable {
+    public var id: String
+    public var moduleID: String?
+    public var title: String
+    public var createdAt: Date
+
+    public init(id: String, moduleID: String?, title: String, createdAt: Date) {
+        self.id = id
+        self.moduleID = moduleID
+        self.title = title
+        self.createdAt = createdAt
+    }
+}
+
+/// Where a new message goes in its chat's tree.
+public enum MessagePlacement: Sendable, Equatable {
+    /// After the active branch's leaf (first message when the chat is empty).
+    case afterActiveLeaf
+    /// After this message, which must be in the same chat.
+    case after(messageID: String)
+    /// Next to this message (same parent): an edit or a regeneration of it.
+    case siblingOf(messageID: String)
+}
+
+/// A message to append, as the service built it; the store finds its parent and depth.
+public struct NewMessage: Sendable, Equatable {
+    public var id: String
+    public var chatID: String
+    public var placement: MessagePlacement
+    public var role: MessageRole
+    public var content: String
+    public var createdAt: Date
+
+    public init(id: String, chatID: String, placement: MessagePlacement, role: MessageRole, content: String, createdAt: Date) {
+        self.id = id
+        self.chatID = chatID
+        self.placement = placement
+        self.role = role
+        self.content = content
+        self.createdAt = createdAt
+    }
+}
+
+/// Where chats and their messages live. `SQLiteChatStore` in Storage implements it. Every call is
+/// scoped to one user: another user's chat or message is the same as a missing one, and the store
+/// reports either as `ChatsError.notFound`.
+public protocol ChatStore: Sendable {
+    /// Inserts an empty chat and returns it.
+    ///
+    /// - Throws: `ChatsError.notFound(kind: "module")` when `moduleID` is not one of the user's.
+    func insert(_ chat: NewChat, userID: String) async throws -> Chat
+    func chat(id: String, userID: String) async throws -> Chat?
+    /// Newest first (by `seq`), at most `query.limit` rows.
+    func chats(_ query: ChatQuery) async throws -> [StoredChat]
+    /// nil when the user has no such chat.
+    func rename(id: String, userID: String, title: String, updatedAt: Date) async throws -> Chat?
+    /// Deletes the chat and all its messages; false when the user has no such chat.
+    func delete(id: String, userID: String) async throws -> Bool
+
+    func message(id: String, userID: String) async throws -> Message?
+    /// The active branch from depth `afterDepth + 1`, in order, at most `limit` messages; nil when
+    /// the user has no such chat.
+    func activeBranch(chatID: String, userID: String, afterDepth: Int, limit: Int) async throws -> [Message]?
+    /// The path from the first message down to `messageID`, in order; nil when the user has no such
+    /// message.
+    func path(to messageID: String, userID: String) async throws -> [Message]?
+    /// Every message of the chat, parents before children; nil when the user has no such chat.
+    func allMessages(chatID: String, userID: String) async throws -> [Message]?
+
+    /// Appends a message, makes it the chat's active leaf and returns it. Concurrent appends may be
+    /// committed together; the call returns once the message is committed.
+    ///
+    /// - Throws: `ChatsError.notFound` for a chat, or a placement message, that is not the user's
+    ///   (or, for a placement message, not in that chat).
+    func append(_ message: NewMessage, userID: String) async throws -> Message
+    /// Makes the branch through `messageID` active: its leaf is found by following the newest child
+    /// from that message down. Returns the chat; nil when the user has no such message.
+    func selectBranch(messageID: String, userID: String, updatedAt: Date) async throws -> Chat?
+    /// Inserts a new chat holding `messages` (already copied, with new ids, parents and chat id), the
+    /// last one active, in one transaction, and returns it.
+    func insertFork(_ chat: NewChat, messages: [Message], userID: String) async throws -> Chat
+}

@@ -1,0 +1,216 @@
+import Foundation
+
+/// The caller's chats and their message trees. Every call is scoped to one user id; another
+/// user's chat or message answers exactly like a missing one.
+///
+/// Messages are never changed or deleted one by one: an edit or a regeneration appends a sibling,
+/// so every answer stays reachable and a chat's history is append-only (which is what lets appends
+/// be group-committed, see `SQLiteChatStore`).
+public struct ChatsService: Sendable {
+    public static let defaultTitle = "New chat"
+    public static let maxTitleLength = 200
+    public static let maxContentBytes = 1 << 20
+    public static let previewLength = 200
+    public static let defaultChatLimit = 50
+    public static let maxChatLimit = 200
+    public static let defaultMessageLimit = 100
+    public static let maxMessageLimit = 500
+
+    /// What `list` answers: a page of chats, and the cursor of the next one when there may be more.
+    public struct ChatPage: Codable, Sendable, Equatable {
+        public var items: [Chat]
+        public var nextCursor: String?
+
+        public init(items: [Chat], nextCursor: String?) {
+            self.items = items
+            self.nextCursor = nextCursor
+        }
+    }
+
+    /// What `messages` answers: a page of the active branch, in order.
+    public struct MessagePage: Codable, Sendable, Equatable {
+        public var items: [Message]
+        public var nextCursor: String?
+
+        public init(items: [Message], nextCursor: String?) {
+            self.items = items
+            self.nextCursor = nextCursor
+        }
+    }
+
+    private let store: any ChatStore
+    private let clock: any WallClock
+    private let ids: any IDGenerator
+    private let events: any EventPublisher
+
+    public init(store: any ChatStore, clock: any WallClock, ids: any IDGenerator, events: any EventPublisher) {
+        self.store = store
+        self.clock = clock
+        self.ids = ids
+        self.events = events
+    }
+
+    // MARK: Chats
+
+    /// - Throws: `ChatsError.invalid`, `.notFound(kind: "module")`.
+    public func create(_ params: Chats.Create.Params, userID: String) async throws -> Chat {
+        let title = try params.title.map(Self.validate(title:)) ?? Self.defaultTitle
+        let chat = try await store.insert(NewChat(id: ids.makeID(prefix: "cht_"), moduleID: params.moduleId, title: title, createdAt: clock.now()), userID: userID)
+        events.publish(ChatsEvents.ChatCreated(userID: userID, chat: chat))
+        return chat
+    }
+
+    /// - Throws: `ChatsError.notFound`.
+    public func get(id: String, userID: String) async throws -> Chat {
+        guard let chat = try await store.chat(id: id, userID: userID) else { throw ChatsError.notFound(kind: "chat", id: id) }
+        return chat
+    }
+
+    /// Newest first; the keyset cursor keeps pages correct while chats are added.
+    ///
+    /// - Throws: `ChatsError.invalid` (`limit`, `cursor`).
+    public func list(_ params: Chats.List.Params, userID: String) async throws -> ChatPage {
+        let limit = try Self.validate(limit: params.limit, default: Self.defaultChatLimit, max: Self.maxChatLimit)
+        let before = try params.cursor.map { try Self.position(cursor: $0, method: Chats.List.name) }
+        let rows = try await store.chats(ChatQuery(userID: userID, moduleID: params.moduleId, beforeSeq: before, limit: limit + 1))
+        let page = rows.prefix(limit)
+        let next = rows.count > limit ? page.last.map { PageCursor.encode($0.seq) } : nil
+        return ChatPage(items: page.map(\.chat), nextCursor: next)
+    }
+
+    /// - Throws: `ChatsError.invalid`, `.notFound`.
+    public func rename(_ params: Chats.Rename.Params, userID: String) async throws -> Chat {
+        let title = try Self.validate(title: params.title)
+        guard let chat = try await store.rename(id: params.id, userID: userID, title: title, updatedAt: clock.now()) else {
+            throw ChatsError.notFound(kind: "chat", id: params.id)
+        }
+        events.publish(ChatsEvents.ChatRenamed(userID: userID, chatID: chat.id, title: chat.title))
+        return chat
+    }
+
+    /// - Throws: `ChatsError.notFound`.
+    public func delete(id: String, userID: String) async throws -> Bool {
+        guard try await store.delete(id: id, userID: userID) else { throw ChatsError.notFound(kind: "chat", id: id) }
+        events.publish(ChatsEvents.ChatDeleted(userID: userID, chatID: id))
+        return true
+    }
+
+    /// A new chat with copies of the path down to `messageId` (new ids; same roles, contents and
+    /// times), in the original's module.
+    ///
+    /// - Throws: `ChatsError.invalid` (`title`), `.notFound(kind: "message")`.
+    public func fork(_ params: Chats.Fork.Params, userID: String) async throws -> Chat {
+        let title = try params.title.map(Self.validate(title:))
+        guard let path = try await store.path(to: params.messageId, userID: userID), let last = path.last,
+            let original = try await store.chat(id: last.chatId, userID: userID)
+        else { throw ChatsError.notFound(kind: "message", id: params.messageId) }
+        let chatID = ids.makeID(prefix: "cht_")
+        var copies: [Message] = []
+        copies.reserveCapacity(path.count)
+        for message in path {
+            copies.append(Message(
+                id: ids.makeID(prefix: "msg_"), chatId: chatID, parentId: copies.last?.id, role: message.role,
+                content: message.content, depth: message.depth, createdAt: message.createdAt))
+        }
+        let forkTitle = title ?? Self.forkTitle(of: original.title)
+        let chat = try await store.insertFork(NewChat(id: chatID, moduleID: original.moduleId, title: forkTitle, createdAt: clock.now()), messages: copies, userID: userID)
+        events.publish(ChatsEvents.ChatCreated(userID: userID, chat: chat))
+        for message in copies { events.publish(ChatsEvents.MessageCreated(userID: userID, message: message)) }
+        return chat
+    }
+
+    /// - Throws: `ChatsError.notFound`.
+    public func export(_ params: Chats.Export.Params, userID: String) async throws -> Chats.Export.Result {
+        let chat = try await get(id: params.chatId, userID: userID)
+        switch params.format {
+        case .json:
+            guard let messages = try await store.allMessages(chatID: chat.id, userID: userID) else {
+                throw ChatsError.notFound(kind: "chat", id: chat.id)
+            }
+            return .init(format: .json, mediaType: "application/json", content: try ChatTranscript.json(chat: chat, messages: messages))
+        case .markdown:
+            guard let branch = try await store.activeBranch(chatID: chat.id, userID: userID, afterDepth: 0, limit: Int.max) else {
+                throw ChatsError.notFound(kind: "chat", id: chat.id)
+            }
+            return .init(format: .markdown, mediaType: "text/markdown", content: ChatTranscript.markdown(chat: chat, branch: branch))
+        }
+    }
+
+    // MARK: Messages
+
+    /// The active branch in order; the cursor is the last item's depth, so a page continues where
+    /// the previous one ended even while messages are appended.
+    ///
+    /// - Throws: `ChatsError.invalid` (`limit`, `cursor`), `.notFound`.
+    public func messages(_ params: Chats.Messages.List.Params, userID: String) async throws -> MessagePage {
+        let limit = try Self.validate(limit: params.limit, default: Self.defaultMessageLimit, max: Self.maxMessageLimit)
+        let after = try params.cursor.map { try Self.position(cursor: $0, method: Chats.Messages.List.name) } ?? 0
+        guard let rows = try await store.activeBranch(chatID: params.chatId, userID: userID, afterDepth: Int(clamping: after), limit: limit + 1) else {
+            throw ChatsError.notFound(kind: "chat", id: params.chatId)
+        }
+        let page = rows.prefix(limit)
+        let next = rows.count > limit ? page.last.map { PageCursor.encode(Int64($0.depth)) } : nil
+        return MessagePage(items: Array(page), nextCursor: next)
+    }
+
+    /// - Throws: `ChatsError.notFound`.
+    public func message(id: String, userID: String) async throws -> Message {
+        guard let message = try await store.message(id: id, userID: userID) else { throw ChatsError.notFound(kind: "message", id: id) }
+        return message
+    }
+
+    /// - Throws: `ChatsError.invalid` (`content`, `parentId` with `siblingOf`), `.notFound`.
+    public func append(_ params: Chats.Messages.Append.Params, userID: String) async throws -> Message {
+        guard params.content.utf8.count <= Self.maxContentBytes else {
+            throw ChatsError.invalid(field: "content", reason: "at most \(Self.maxContentBytes) bytes of UTF-8")
+        }
+        let placement: MessagePlacement
+        switch (params.parentId, params.siblingOf) {
+        case (nil, nil): placement = .afterActiveLeaf
+        case (let parent?, nil): placement = .after(messageID: parent)
+        case (nil, let sibling?): placement = .siblingOf(messageID: sibling)
+        case (.some, .some): throw ChatsError.invalid(field: "siblingOf", reason: "give parentId or siblingOf, not both")
+        }
+        let message = try await store.append(
+            NewMessage(id: ids.makeID(prefix: "msg_"), chatID: params.chatId, placement: placement, role: params.role, content: params.content, createdAt: clock.now()),
+            userID: userID)
+        events.publish(ChatsEvents.MessageCreated(userID: userID, message: message))
+        return message
+    }
+
+    /// - Throws: `ChatsError.notFound(kind: "message")`.
+    public func selectBranch(messageID: String, userID: String) async throws -> Chat {
+        guard let chat = try await store.selectBranch(messageID: messageID, userID: userID, updatedAt: clock.now()) else {
+            throw ChatsError.notFound(kind: "message", id: messageID)
+        }
+        return chat
+    }
+
+    // MARK: Validation
+
+    static func validate(title: String) throws -> String {
+        let trimmed = title.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { throw ChatsError.invalid(field: "title", reason: "must not be empty") }
+        guard trimmed.count <= maxTitleLength else { throw ChatsError.invalid(field: "title", reason: "at most \(maxTitleLength) characters") }
+        return trimmed
+    }
+
+    static func validate(limit: Int?, default defaultLimit: Int, max: Int) throws -> Int {
+        let limit = limit ?? defaultLimit
+        guard (1...max).contains(limit) else { throw ChatsError.invalid(field: "limit", reason: "between 1 and \(max)") }
+        return limit
+    }
+
+    static func position(cursor: String, method: String) throws -> Int64 {
+        guard let position = PageCursor.decode(cursor) else {
+            throw ChatsError.invalid(field: "cursor", reason: "not a cursor from \(method)")
+        }
+        return position
+    }
+
+    /// "Title (fork)", shortened so the result stays within the title limit.
+    static func forkTitle(of title: String) -> String {
+        let suffix = " (fork)"
+        return String(title.prefix(maxTitleLength - suffix.count)) + suffix
+    }
+}

@@ -1,0 +1,254 @@
+import Foundation
+import GRDB
+import Services
+
+/// The chats domain's store on SQLite: tables `chats` and `messages` (0004).
+///
+/// Every write goes through one `GroupCommitWriter`, so concurrent appends (the hot write path:
+/// every turn of every conversation) share transactions instead of paying a commit each. Each
+/// write checks ownership inside its own savepoint, so a refused append never affects the others
+/// committed with it. Reads use the database's readers and see one snapshot each.
+public struct SQLiteChatStore: ChatStore {
+    private let reader: any DatabaseReader
+    private let writes: GroupCommitWriter
+
+    public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter) {
+        self.reader = writer
+        self.writes = groupWriter
+    }
+
+    // MARK: Chats
+
+    public func insert(_ chat: NewChat, userID: String) async throws -> Chat {
+        try await writes.write { db in
+            try Self.insertChat(chat, userID: userID, db: db)
+            return try Self.chat(id: chat.id, userID: userID, db: db)!
+        }
+    }
+
+    public func chat(id: String, userID: String) async throws -> Chat? {
+        try await reader.read { db in try Self.chat(id: id, userID: userID, db: db) }
+    }
+
+    public func chats(_ query: ChatQuery) async throws -> [StoredChat] {
+        var conditions = ["c.user_id = ?"]
+        var arguments: StatementArguments = [query.userID]
+        if let moduleID = query.moduleID {
+            conditions.append("c.module_id = ?")
+            arguments += [moduleID]
+        }
+        if let before = query.beforeSeq {
+            conditions.append("c.seq < ?")
+            arguments += [before]
+        }
+        arguments += [query.limit]
+        let sql = "\(Self.chatSelect) WHERE \(conditions.joined(separator: " AND ")) ORDER BY c.seq DESC LIMIT ?"
+        let finalArguments = arguments
+        return try await reader.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: finalArguments).map { StoredChat(seq: $0["seq"], chat: try Self.chat($0)) }
+        }
+    }
+
+    public func rename(id: String, userID: String, title: String, updatedAt: Date) async throws -> Chat? {
+        try await writes.write { db in
+            try db.execute(
+                sql: "UPDATE chats SET title = ?, updated_at = ? WHERE id = ? AND user_id = ?",
+                arguments: [title, Timestamp.text(updatedAt), id, userID])
+            guard db.changesCount > 0 else { return nil }
+            return try Self.chat(id: id, userID: userID, db: db)
+        }
+    }
+
+    public func delete(id: String, userID: String) async throws -> Bool {
+        // The messages go with the chat (ON DELETE CASCADE).
+        try await writes.write { db in
+            try db.execute(sql: "DELETE FROM chats WHERE id = ? AND user_id = ?", arguments: [id, userID])
+            return db.changesCount > 0
+        }
+    }
+
+    // MARK: Messages
+
+    public func message(id: String, userID: String) async throws -> Message? {
+        try await reader.read { db in
+            try Row.fetchOne(db, sql: "SELECT \(Self.messageColumns) FROM messages WHERE id = ? AND user_id = ?", arguments: [id, userID]).map(Self.message)
+        }
+    }
+
+    public func activeBranch(chatID: String, userID: String, afterDepth: Int, limit: Int) async throws -> [Message]? {
+        try await reader.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT active_message_id FROM chats WHERE id = ? AND user_id = ?", arguments: [chatID, userID]) else {
+                return nil
+            }
+            guard let leaf: String = row[0] else { return [] }
+            // Up from the leaf, no further than the cursor's depth, then in order.
+            return try Row.fetchAll(
+                db,
+                sql: """
+                    WITH RECURSIVE path(id, parent_id, depth) AS (
+                        SELECT id, parent_id, depth FROM messages WHERE id = ?
+                        UNION ALL
+                        SELECT m.id, m.parent_id, m.depth FROM messages m JOIN path p ON m.id = p.parent_id WHERE p.depth > ? + 1
+                    )
+                    SELECT \(Self.messageColumns("m")) FROM path JOIN messages m ON m.id = path.id
+                    WHERE path.depth > ? ORDER BY path.depth LIMIT ?
+                    """,
+                arguments: [leaf, afterDepth, afterDepth, limit]
+            ).map(Self.message)
+        }
+    }
+
+    public func path(to messageID: String, userID: String) async throws -> [Message]? {
+        try await reader.read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    WITH RECURSIVE path(id, parent_id) AS (
+                        SELECT id, parent_id FROM messages WHERE id = ? AND user_id = ?
+                        UNION ALL
+                        SELECT m.id, m.parent_id FROM messages m JOIN path p ON m.id = p.parent_id
+                    )
+                    SELECT \(Self.messageColumns("m")) FROM path JOIN messages m ON m.id = path.id ORDER BY m.depth
+                    """,
+                arguments: [messageID, userID])
+            return rows.isEmpty ? nil : try rows.map(Self.message)
+        }
+    }
+
+    public func allMessages(chatID: String, userID: String) async throws -> [Message]? {
+        try await reader.read { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM chats WHERE id = ? AND user_id = ?", arguments: [chatID, userID]) != nil else {
+                return nil
+            }
+            return try Row.fetchAll(db, sql: "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? ORDER BY depth, seq", arguments: [chatID])
+                .map(Self.message)
+        }
+    }
+
+    public func append(_ message: NewMessage, userID: String) async throws -> Message {
+        try await writes.write { db in
+            guard let chat = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT active_message_id FROM chats WHERE id = ? AND user_id = ?"), arguments: [message.chatID, userID])
+            else { throw ChatsError.notFound(kind: "chat", id: message.chatID) }
+
+            let parentID: String?
+            switch message.placement {
+            case .afterActiveLeaf:
+                parentID = chat[0]
+            case .after(let id):
+                parentID = id
+            case .siblingOf(let id):
+                guard let sibling = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT parent_id FROM messages WHERE id = ? AND chat_id = ?"), arguments: [id, message.chatID])
+                else { throw ChatsError.notFound(kind: "message", id: id) }
+                parentID = sibling[0]
+            }
+            var depth = 1
+            if let parentID {
+                guard let parentDepth = try Int.fetchOne(
+                    db.cachedStatement(sql: "SELECT depth FROM messages WHERE id = ? AND chat_id = ?"), arguments: [parentID, message.chatID])
+                else { throw ChatsError.notFound(kind: "message", id: parentID) }
+                depth = parentDepth + 1
+            }
+            let created = Timestamp.text(message.createdAt)
+            try db.cachedStatement(
+                sql: "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            ).execute(arguments: [message.id, message.chatID, userID, parentID, message.role.rawValue, message.content, depth, created])
+            try db.cachedStatement(sql: "UPDATE chats SET active_message_id = ?, updated_at = ? WHERE id = ?")
+                .execute(arguments: [message.id, created, message.chatID])
+            return Message(
+                id: message.id, chatId: message.chatID, parentId: parentID, role: message.role, content: message.content, depth: depth,
+                createdAt: message.createdAt)
+        }
+    }
+
+    public func selectBranch(messageID: String, userID: String, updatedAt: Date) async throws -> Chat? {
+        try await writes.write { db in
+            guard let chatID = try String.fetchOne(db, sql: "SELECT chat_id FROM messages WHERE id = ? AND user_id = ?", arguments: [messageID, userID]) else {
+                return nil
+            }
+            var leaf = messageID
+            while let child = try String.fetchOne(
+                db.cachedStatement(sql: "SELECT id FROM messages WHERE parent_id = ? ORDER BY seq DESC LIMIT 1"), arguments: [leaf])
+            {
+                leaf = child
+            }
+            try db.execute(
+                sql: "UPDATE chats SET active_message_id = ?, updated_at = ? WHERE id = ?",
+                arguments: [leaf, Timestamp.text(updatedAt), chatID])
+            return try Self.chat(id: chatID, userID: userID, db: db)
+        }
+    }
+
+    public func insertFork(_ chat: NewChat, messages: [Message], userID: String) async throws -> Chat {
+        try await writes.write { db in
+            try Self.insertChat(chat, userID: userID, db: db)
+            let insert = try db.cachedStatement(
+                sql: "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+            for message in messages {
+                try insert.execute(arguments: [
+                    message.id, chat.id, userID, message.parentId, message.role.rawValue, message.content, message.depth, Timestamp.text(message.createdAt),
+                ])
+            }
+            if let last = messages.last {
+                try db.execute(sql: "UPDATE chats SET active_message_id = ? WHERE id = ?", arguments: [last.id, chat.id])
+            }
+            return try Self.chat(id: chat.id, userID: userID, db: db)!
+        }
+    }
+
+    // MARK: Rows
+
+    private static func insertChat(_ chat: NewChat, userID: String, db: Database) throws {
+        if let moduleID = chat.moduleID,
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM modules WHERE id = ? AND user_id = ?", arguments: [moduleID, userID]) == nil
+        {
+            throw ChatsError.notFound(kind: "module", id: moduleID)
+        }
+        let created = Timestamp.text(chat.createdAt)
+        try db.execute(
+            sql: "INSERT INTO chats (id, user_id, module_id, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [chat.id, userID, chat.moduleID, chat.title, created, created])
+    }
+
+    /// A chat with its active leaf's depth (the branch's length) and start.
+    private static let chatSelect = """
+        SELECT c.seq, c.id, c.module_id, c.title, c.active_message_id, c.created_at, c.updated_at,
+            m.role AS last_role, substr(m.content, 1, \(ChatsService.previewLength)) AS last_text, m.depth AS last_depth,
+            m.created_at AS last_created_at
+        FROM chats c LEFT JOIN messages m ON m.id = c.active_message_id
+        """
+
+    private static func chat(id: String, userID: String, db: Database) throws -> Chat? {
+        try Row.fetchOne(db, sql: "\(chatSelect) WHERE c.id = ? AND c.user_id = ?", arguments: [id, userID]).map(chat)
+    }
+
+    private static func chat(_ row: Row) throws -> Chat {
+        var preview: MessagePreview?
+        if let id: String = row["active_message_id"], let roleText: String = row["last_role"], let created: String = row["last_created_at"] {
+            preview = MessagePreview(id: id, role: try Self.role(roleText), text: row["last_text"], createdAt: try Timestamp.date(created))
+        }
+        return Chat(
+            id: row["id"], moduleId: row["module_id"], title: row["title"], activeMessageId: row["active_message_id"],
+            messageCount: row["last_depth"] ?? 0, lastMessage: preview,
+            createdAt: try Timestamp.date(row["created_at"]), updatedAt: try Timestamp.date(row["updated_at"]))
+    }
+
+    private static let messageColumns = messageColumns(nil)
+
+    private static func messageColumns(_ table: String?) -> String {
+        let prefix = table.map { "\($0)." } ?? ""
+        return ["id", "chat_id", "parent_id", "role", "content", "depth", "created_at"].map { prefix + $0 }.joined(separator: ", ")
+    }
+
+    private static func message(_ row: Row) throws -> Message {
+        Message(
+            id: row["id"], chatId: row["chat_id"], parentId: row["parent_id"], role: try role(row["role"]), content: row["content"],
+            depth: row["depth"], createdAt: try Timestamp.date(row["created_at"]))
+    }
+
+    private static func role(_ text: String) throws -> MessageRole {
+        guard let role = MessageRole(rawValue: text) else { throw DatabaseError(message: "messages.role holds \(text)") }
+        return role
+    }
+}

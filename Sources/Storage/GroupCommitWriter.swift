@@ -1,0 +1,124 @@
+import GRDB
+import Synchronization
+
+/// Runs small writes from many callers in shared transactions ("group commit").
+///
+/// A WAL commit costs tens of microseconds whatever it holds, so one transaction per request caps
+/// a busy write path at a few tens of thousands of writes per second on one core. Here each write
+/// is queued; the first one schedules a transaction on GRDB's writer queue, and when that
+/// transaction starts it takes every write queued by then (up to `maxBatch`). While it runs, new
+/// writes queue up for the next one. A lone write therefore waits for nothing, and under load the
+/// commit cost is shared by the whole batch.
+///
+/// Each write runs in its own savepoint: one that throws is rolled back alone and its caller gets
+/// the error; the others commit. A caller is resumed only after the transaction holding its write
+/// has committed, so an acknowledged write is in the WAL (it survives `kill -9`, see
+/// ``AgentDatabase``). When the commit itself fails, every write of the batch gets that error.
+///
+/// ```swift
+/// let id = try await groupWriter.write { db in
+///     try db.execute(sql: "INSERT INTO messages …", arguments: […])
+///     return db.lastInsertedRowID
+/// }
+/// ```
+public final class GroupCommitWriter: Sendable {
+    /// The most writes one transaction takes; the rest wait for the next one, so one transaction
+    /// never holds the write lock for long.
+    public let maxBatch: Int
+    private let writer: any DatabaseWriter
+    private let state = Mutex(State())
+
+    private struct State {
+        var queued: [Job] = []
+        /// A transaction is scheduled that has not yet taken the queue.
+        var scheduled = false
+    }
+
+    /// One queued write: `run` executes it in the open transaction and returns how to finish it once
+    /// the transaction's outcome is known.
+    private struct Job: Sendable {
+        let run: @Sendable (Database) -> @Sendable (Result<Void, any Error>) -> Void
+    }
+
+    public init(writer: any DatabaseWriter, maxBatch: Int = 256) {
+        precondition(maxBatch > 0)
+        self.writer = writer
+        self.maxBatch = maxBatch
+    }
+
+    /// Runs `work` inside a shared write transaction and returns its value once that transaction
+    /// has committed.
+    ///
+    /// - Throws: what `work` threw (its changes are rolled back, the batch's others are not), or the
+    ///   commit's error.
+    public func write<T: Sendable>(_ work: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let job = Job { db in
+                var outcome: Result<T, any Error>?
+                do {
+                    try db.inSavepoint {
+                        outcome = .success(try work(db))
+                        return .commit
+                    }
+                } catch {
+                    outcome = .failure(error)
+                }
+                let finished = outcome!
+                return { transaction in
+                    switch (transaction, finished) {
+                    case (.failure(let error), _): continuation.resume(throwing: error)
+                    case (.success, let result): continuation.resume(with: result)
+                    }
+                }
+            }
+            enqueue(job)
+        }
+    }
+
+    /// Writes waiting for a transaction to take them (for tests and metrics).
+    public var queuedCount: Int { state.withLock { $0.queued.count } }
+
+    private func enqueue(_ job: Job) {
+        let schedule = state.withLock { state in
+            state.queued.append(job)
+            if state.scheduled { return false }
+            state.scheduled = true
+            return true
+        }
+        if schedule { scheduleTransaction() }
+    }
+
+    private func scheduleTransaction() {
+        writer.asyncWrite({ [self] db in
+            // The writer queue runs one transaction at a time, so `inFlight` belongs to this one.
+            let finishers = takeBatch().map { $0.run(db) }
+            inFlight.withLock { $0 = finishers }
+        }, completion: { [self] _, result in
+            // Success: committed. Failure: the commit failed (every job catches its own error), so
+            // the whole batch was rolled back and each caller gets the commit's error.
+            let finishers = inFlight.withLock { finishers in
+                defer { finishers = [] }
+                return finishers
+            }
+            for finish in finishers { finish(result) }
+        })
+    }
+
+    /// Takes up to `maxBatch` queued jobs for the transaction starting now; schedules another
+    /// transaction when more are waiting.
+    private func takeBatch() -> [Job] {
+        let (batch, more) = state.withLock { state -> ([Job], Bool) in
+            let count = min(state.queued.count, maxBatch)
+            let batch = Array(state.queued.prefix(count))
+            state.queued.removeFirst(count)
+            let more = !state.queued.isEmpty
+            state.scheduled = more
+            return (batch, more)
+        }
+        if more { scheduleTransaction() }
+        return batch
+    }
+
+    // The finishers of the transaction in progress, read back once its outcome is known.
+    private let inFlight = Mutex<[@Sendable (Result<Void, any Error>) -> Void]>([])
+}

@@ -1,0 +1,149 @@
+import Dispatch
+import Foundation
+import GRDB
+import Synchronization
+import Testing
+
+@testable import Storage
+
+/// GroupCommitWriter: writes queued while a transaction runs share the next one; a write that
+/// throws is rolled back alone; callers resume after the commit.
+@Suite("Group commit", .timeLimit(.minutes(1)))
+struct GroupCommitWriterTests {
+    /// Counts committed transactions.
+    final class CommitCounter: TransactionObserver, Sendable {
+        let commits = Atomic<Int>(0)
+        func observes(eventsOfKind eventKind: DatabaseEventKind) -> Bool { true }
+        func databaseDidChange(with event: DatabaseEvent) {}
+        func databaseDidCommit(_ db: Database) { commits.add(1, ordering: .relaxed) }
+        func databaseDidRollback(_ db: Database) {}
+    }
+
+    static func database() async throws -> (AgentDatabase, String) {
+        let folder = try AgentDatabaseTests.temporaryFolder()
+        let database = try AgentDatabase.open(path: "\(folder)/agentd.sqlite")
+        try await database.writer.write { db in try db.execute(sql: "CREATE TABLE items (n INTEGER PRIMARY KEY)") }
+        return (database, folder)
+    }
+
+    /// Holds the writer queue until `release()`, so writes pile up behind it deterministically.
+    final class WriterGate: Sendable {
+        private let semaphore = DispatchSemaphore(value: 0)
+        private let entered = DispatchSemaphore(value: 0)
+        init(_ writer: any DatabaseWriter) {
+            writer.asyncWriteWithoutTransaction { [semaphore, entered] _ in
+                entered.signal()
+                semaphore.wait()
+            }
+            entered.wait()
+        }
+        func release() { semaphore.signal() }
+    }
+
+    static func waitUntil(_ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !condition() {
+            guard ContinuousClock.now < deadline else { throw CancellationError() }
+            await Task.yield()
+        }
+    }
+
+    @Test("100 writes queued behind a busy writer commit in one transaction; each caller gets its own value")
+    func batches() async throws {
+        let (database, folder) = try await Self.database()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let counter = CommitCounter()
+        try await database.writer.write { db in db.add(transactionObserver: counter, extent: .databaseLifetime) }
+        // The transaction that added the observer counts itself.
+        let before = counter.commits.load(ordering: .relaxed)
+        let writes = GroupCommitWriter(writer: database.writer)
+
+        let gate = WriterGate(database.writer)
+        let values = try await withThrowingTaskGroup(of: Int64.self) { group in
+            for n in 1...100 {
+                group.addTask {
+                    try await writes.write { db in
+                        try db.execute(sql: "INSERT INTO items (n) VALUES (?)", arguments: [n])
+                        return db.lastInsertedRowID
+                    }
+                }
+            }
+            try await Self.waitUntil { writes.queuedCount == 100 }
+            #expect(counter.commits.load(ordering: .relaxed) == before)
+            gate.release()
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(values.sorted() == Array(1...100))
+        #expect(counter.commits.load(ordering: .relaxed) - before == 1)
+        let count = try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM items") }
+        #expect(count == 100)
+    }
+
+    @Test("a write that throws is rolled back alone: the others of its batch commit")
+    func failureIsolated() async throws {
+        struct Refused: Error {}
+        let (database, folder) = try await Self.database()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let writes = GroupCommitWriter(writer: database.writer)
+
+        let gate = WriterGate(database.writer)
+        let outcomes = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+            for n in 1...10 {
+                group.addTask {
+                    do {
+                        try await writes.write { db in
+                            try db.execute(sql: "INSERT INTO items (n) VALUES (?)", arguments: [n])
+                            // Written, then refused: the savepoint takes the row back.
+                            if n.isMultiple(of: 3) { throw Refused() }
+                        }
+                        return (n, true)
+                    } catch is Refused {
+                        return (n, false)
+                    }
+                }
+            }
+            try await Self.waitUntil { writes.queuedCount == 10 }
+            gate.release()
+            return try await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+        }
+        #expect(outcomes.filter(\.value).keys.sorted() == [1, 2, 4, 5, 7, 8, 10])
+        let stored = try await database.writer.read { db in try Int.fetchAll(db, sql: "SELECT n FROM items ORDER BY n") }
+        #expect(stored == [1, 2, 4, 5, 7, 8, 10])
+    }
+
+    @Test("a batch larger than maxBatch is split: 10 queued writes with maxBatch 4 take 3 transactions")
+    func maxBatch() async throws {
+        let (database, folder) = try await Self.database()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let counter = CommitCounter()
+        try await database.writer.write { db in db.add(transactionObserver: counter, extent: .databaseLifetime) }
+        // The transaction that added the observer counts itself.
+        let before = counter.commits.load(ordering: .relaxed)
+        let writes = GroupCommitWriter(writer: database.writer, maxBatch: 4)
+
+        let gate = WriterGate(database.writer)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for n in 1...10 {
+                group.addTask { try await writes.write { db in try db.execute(sql: "INSERT INTO items (n) VALUES (?)", arguments: [n]) } }
+            }
+            try await Self.waitUntil { writes.queuedCount == 10 }
+            gate.release()
+            try await group.waitForAll()
+        }
+        #expect(counter.commits.load(ordering: .relaxed) - before == 3)
+    }
+
+    @Test("a lone write runs at once and its value comes back after the commit")
+    func lone() async throws {
+        let (database, folder) = try await Self.database()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let writes = GroupCommitWriter(writer: database.writer)
+        let id = try await writes.write { db in
+            try db.execute(sql: "INSERT INTO items (n) VALUES (42)")
+            return db.lastInsertedRowID
+        }
+        #expect(id == 42)
+        // Committed: another connection (a reader) sees it.
+        #expect(try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT n FROM items") } == 42)
+    }
+}
