@@ -3,7 +3,8 @@ SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # System packages: the C libraries agentd links (SQLite, libcurl, libsystemd), socat for the
 # README's examples and tests, systemd for its tools (systemd-analyze, systemd-socket-activate).
-APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev libsystemd-dev socat systemd pkg-config
+# sqlite3 (the shell) for operators and bench/storage.sh.
+APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev libsystemd-dev socat systemd pkg-config sqlite3
 CONFIG ?= debug
 ARGS ?=
 # Release builds skip Swift's dynamic exclusivity checks: ~14% of a ping's instructions, mostly in

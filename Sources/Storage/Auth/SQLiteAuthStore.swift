@@ -111,13 +111,3 @@ public struct SQLiteAuthStore: AuthStore {
         }
     }
 }
-
-/// Timestamps as the schema stores them: ISO 8601 UTC text with milliseconds, which sorts as text
-/// in time order (`2026-01-31T12:00:00.000Z`).
-enum Timestamp {
-    static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-
-    static func text(_ date: Date) -> String { style.format(date) }
-
-    static func date(_ text: String) throws -> Date { try style.parse(text) }
-}

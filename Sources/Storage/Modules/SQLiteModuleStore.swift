@@ -77,7 +77,18 @@ public struct SQLiteModuleStore: ModuleStore {
         let sql = "SELECT \(Self.columns) FROM modules WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq DESC LIMIT ?"
         let finalArguments = arguments
         return try await writer.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: finalArguments).map { try Self.storedModule($0, db: db) }
+            let rows = try Row.fetchAll(db.cachedStatement(sql: sql), arguments: finalArguments)
+            // The page's tags in one query, not one per module.
+            var tags: [String: [String]] = [:]
+            if !rows.isEmpty {
+                let ids: [String] = rows.map { $0["id"] }
+                let placeholders = Array(repeating: "?", count: ids.count).joined(separator: ",")
+                let tagRows = try Row.fetchAll(
+                    db.cachedStatement(sql: "SELECT module_id, tag FROM module_tags WHERE module_id IN (\(placeholders)) ORDER BY module_id, tag"),
+                    arguments: StatementArguments(ids))
+                for row in tagRows { tags[row[0], default: []].append(row[1]) }
+            }
+            return try rows.map { try Self.storedModule($0, tags: tags[$0["id"]] ?? []) }
         }
     }
 
@@ -94,6 +105,11 @@ public struct SQLiteModuleStore: ModuleStore {
     private static func storedModule(_ row: Row, db: Database) throws -> StoredModule {
         let id: String = row["id"]
         let tags = try String.fetchAll(db, sql: "SELECT tag FROM module_tags WHERE module_id = ? ORDER BY tag", arguments: [id])
+        return try storedModule(row, tags: tags)
+    }
+
+    private static func storedModule(_ row: Row, tags: [String]) throws -> StoredModule {
+        let id: String = row["id"]
         let module = Module(
             id: id, title: row["title"], description: row["description"], content: row["content"], tags: tags,
             createdAt: try Timestamp.date(row["created_at"]), updatedAt: try Timestamp.date(row["updated_at"]))
