@@ -1,0 +1,142 @@
+import Foundation
+import Testing
+
+/// Every method that takes an id, found through `rpc.discover` (so a new method is covered the day
+/// it is registered), called by another user with the owner's id: the reply must be exactly the
+/// reply for an id that does not exist, and the owner's data must not change.
+@Suite("Isolation across users", .timeLimit(.minutes(3)))
+struct IsolationTests {
+    /// Which kind of resource an id-like param names. `id` depends on the method's domain.
+    static func kind(of param: String, method: String) -> String? {
+        switch param {
+        case "moduleId": return "module"
+        case "chatId": return "chat"
+        case "messageId", "parentId", "siblingOf": return "message"
+        case "promptId": return "prompt"
+        case "id":
+            if method.hasPrefix("chats.messages.") { return "message" }
+            if method.hasPrefix("chats.") { return "chat" }
+            if method.hasPrefix("modules.") { return "module" }
+            if method.hasPrefix("prompts.") { return "prompt" }
+            return nil
+        default: return nil
+        }
+    }
+
+    static func isIDLike(_ param: String) -> Bool { param == "id" || param.hasSuffix("Id") || param == "siblingOf" }
+
+    /// A resource of each kind, owned by one user.
+    struct Owned {
+        var ids: [String: String] = [:]
+    }
+
+    /// Creates a module, a chat in it with two messages, and a prompt when the daemon has prompts.
+    static func createResources(_ client: RPCTestClient, methods: Set<String>, tag: String) throws -> Owned {
+        var owned = Owned()
+        let module = try AuthTests.call(client, id: 1, "modules.create", #"{"title":"\#(tag) module","content":"\#(tag) secret"}"#)
+        owned.ids["module"] = try #require(module["result"]?["id"]?.stringValue, "\(module)")
+        let chat = try AuthTests.call(client, id: 2, "chats.create", #"{"moduleId":"\#(owned.ids["module"]!)","title":"\#(tag) chat"}"#)
+        owned.ids["chat"] = try #require(chat["result"]?["id"]?.stringValue, "\(chat)")
+        for (n, content) in ["\(tag) question", "\(tag) answer"].enumerated() {
+            let message = try AuthTests.call(client, id: 3 + n, "chats.messages.append", #"{"chatId":"\#(owned.ids["chat"]!)","role":"user","content":"\#(content)"}"#)
+            owned.ids["message"] = try #require(message["result"]?["id"]?.stringValue, "\(message)")
+        }
+        if methods.contains("prompts.create") {
+            let prompt = try AuthTests.call(client, id: 5, "prompts.create", #"{"name":"\#(tag)-prompt","body":"Hello {{name}}"}"#)
+            owned.ids["prompt"] = try #require(prompt["result"]?["id"]?.stringValue, "\(prompt)")
+        }
+        return owned
+    }
+
+    /// A value for a required param that is not under test.
+    static func filler(for schema: JSON?) -> JSON {
+        if let values = schema?["enum"]?.arrayValue, let first = values.first { return first }
+        switch schema?["type"]?.stringValue {
+        case "integer": return .integer(1)
+        case "number": return .double(1)
+        case "boolean": return .bool(false)
+        case "object": return .object([:])
+        case "array": return .array([])
+        default: return .string("x")
+        }
+    }
+
+    /// What the owner can read back about everything they own, to check nothing changed.
+    static func snapshot(_ client: RPCTestClient, _ owned: Owned) throws -> [JSON] {
+        var replies = [
+            try AuthTests.call(client, id: 90, "modules.get", #"{"id":"\#(owned.ids["module"]!)"}"#),
+            try AuthTests.call(client, id: 91, "chats.get", #"{"id":"\#(owned.ids["chat"]!)"}"#),
+            try AuthTests.call(client, id: 92, "chats.messages.list", #"{"chatId":"\#(owned.ids["chat"]!)"}"#),
+        ]
+        if let prompt = owned.ids["prompt"] { replies.append(try AuthTests.call(client, id: 93, "prompts.get", #"{"id":"\#(prompt)"}"#)) }
+        for reply in replies { #expect(reply["result"] != nil, "owner's read failed: \(reply)") }
+        return replies
+    }
+
+    @Test("another user's ids answer exactly like missing ones, in every method and param that takes an id")
+    func everyIDTakingMethod() throws {
+        try withDaemon { daemon in
+            let owner = try daemon.connect()
+            let discovered = try AuthTests.call(owner, id: 1, "rpc.discover")
+            let methods = try #require(discovered["result"]?["methods"]?.arrayValue)
+            let names = Set(methods.compactMap { $0["name"]?.stringValue })
+            let alice = try Self.createResources(owner, methods: names, tag: "alice")
+            let before = try Self.snapshot(owner, alice)
+
+            let intruder = try daemon.connect()
+            _ = try AuthTests.call(intruder, id: 1, "auth.register", #"{"username":"mallory","password":"correct horse"}"#)
+            let login = try AuthTests.call(intruder, id: 2, "auth.login", #"{"username":"mallory","password":"correct horse"}"#)
+            #expect(login["result"]?["token"] != nil, "\(login)")
+            let mallory = try Self.createResources(intruder, methods: names, tag: "mallory")
+
+            var checked: [String] = []
+            var refused: Set<String> = []
+            var requestID = 100
+            for method in methods {
+                guard let name = method["name"]?.stringValue, let params = method["params"]?.arrayValue else { continue }
+                let idParams = params.compactMap { $0["name"]?.stringValue }.filter(Self.isIDLike)
+                for param in idParams {
+                    let kind = try #require(Self.kind(of: param, method: name), "\(name): id param \(param) has no kind: add it to IsolationTests.kind")
+                    let aliceID = try #require(alice.ids[kind], "no \(kind) created")
+                    let missingID = String(aliceID.prefix { $0 != "_" }) + "_" + String(repeating: "0", count: aliceID.count - aliceID.prefix { $0 != "_" }.count - 1)
+
+                    func call(with id: String) throws -> String {
+                        var object: [String: JSON] = [:]
+                        for descriptor in params {
+                            guard let other = descriptor["name"]?.stringValue else { continue }
+                            if other == param {
+                                object[other] = .string(id)
+                            } else if descriptor["required"] == .bool(true) {
+                                if Self.isIDLike(other), let otherKind = Self.kind(of: other, method: name), let own = mallory.ids[otherKind] {
+                                    object[other] = .string(own)
+                                } else {
+                                    object[other] = Self.filler(for: descriptor["schema"])
+                                }
+                            }
+                        }
+                        requestID += 1
+                        try intruder.send(line: #"{"jsonrpc":"2.0","id":7,"method":"\#(name)","params":\#(JSON.object(object))}"#)
+                        let reply = try intruder.readJSON(timeout: .seconds(30))
+                        if reply.errorCode == -32030 { refused.insert("\(name).\(param)") }
+                        return reply.description.replacingOccurrences(of: id, with: "<id>")
+                    }
+                    let withAlices = try call(with: aliceID)
+                    let withMissing = try call(with: missingID)
+                    #expect(withAlices == withMissing, "\(name) \(param): another user's id and a missing id answer differently")
+                    #expect(!withAlices.contains("alice"), "\(name) \(param) leaked the owner's data: \(withAlices)")
+                    checked.append("\(name).\(param)")
+                }
+            }
+            // Every domain's id-taking methods were found and most of them refused with Not found.
+            for expected in ["modules.get.id", "modules.update.id", "modules.delete.id", "chats.get.id", "chats.delete.id", "chats.fork.messageId",
+                "chats.messages.append.chatId", "chats.messages.append.parentId", "chats.messages.append.siblingOf", "chats.branches.select.messageId"]
+            {
+                #expect(checked.contains(expected), "\(expected) not checked; checked: \(checked)")
+            }
+            // Filters (a list narrowed to a module) answer an empty page instead; everything else -32030.
+            let filters: Set<String> = ["chats.list.moduleId"]
+            #expect(Set(checked).subtracting(refused).subtracting(filters).isEmpty, "answered without -32030: \(Set(checked).subtracting(refused))")
+            #expect(try Self.snapshot(owner, alice) == before, "the owner's data changed")
+        }
+    }
+}
