@@ -12,6 +12,7 @@ struct Dependencies: Sendable {
     let auth: AuthService
     let modules: ModulesService
     let chats: ChatsService
+    let prompts: PromptsService
     /// Opened and migrated before the graph is built (`openDatabase`); the domains' SQLite stores are
     /// built on its `writer`.
     let database: AgentDatabase
@@ -66,12 +67,16 @@ struct Dependencies: Sendable {
         let chats = ChatsService(
             store: SQLiteChatStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock,
             ids: collaborators.ids, events: collaborators.events)
+        let prompts = PromptsService(
+            store: SQLitePromptStore(writer: database.writer), clock: collaborators.clock, ids: collaborators.ids,
+            events: collaborators.events)
 
         var router = RPCRouter()
         SystemRoutes(service: system, includeTestMethods: configuration.enableTestMethods).register(on: &router)
         AuthRoutes(service: auth).register(on: &router)
         ModulesRoutes(service: modules, auth: auth).register(on: &router)
         ChatsRoutes(service: chats, auth: auth).register(on: &router)
+        PromptsRoutes(service: prompts, auth: auth).register(on: &router)
         router.describe(RPCConnectionHandler.ShuttingDown.self)
 
         // One limits control for the dispatcher, the timeout and the server: SIGHUP replaces it.
@@ -86,7 +91,7 @@ struct Dependencies: Sendable {
             RPCTimeoutMiddleware(limits: limits),
         ]
         let dispatcher = RPCDispatcher(router: router, middleware: middleware, limits: limits, server: server, logger: logger)
-        return Dependencies(dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, database: database)
+        return Dependencies(dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, database: database)
     }
 
     /// Opens the database file (creating it and its folders when missing) and applies the pending

@@ -31,7 +31,9 @@ struct MigratorTests {
         let database = try AgentDatabase.inMemory()
         let applied = try await database.migrate(logger: Self.logger)
         #expect(applied == Migration.embedded)
-        #expect(try await Self.tables(database.writer) == ["schema_migrations", "users", "sessions", "login_failures", "modules", "module_tags"])
+        #expect(try await Self.tables(database.writer) == [
+            "schema_migrations", "users", "sessions", "login_failures", "modules", "module_tags", "chats", "messages", "prompts", "prompt_versions",
+        ])
         let status = try await database.migrationStatus()
         #expect(status.pending.isEmpty)
         #expect(status.schemaVersion == Migration.embedded.last?.version)

@@ -1,0 +1,149 @@
+import Foundation
+import GRDB
+import Services
+
+/// The prompts domain's store on SQLite: tables `prompts` and `prompt_versions` (0005). A row of
+/// `prompts` without `user_id` is a built-in: the reads find it for every user, the writes never.
+/// Reads and writes go through GRDB's async API, never on an event loop.
+public struct SQLitePromptStore: PromptStore {
+    private let writer: any DatabaseWriter
+
+    public init(writer: any DatabaseWriter) {
+        self.writer = writer
+    }
+
+    public func insert(_ prompt: Prompt, userID: String) async throws -> Int64 {
+        let variables = try Self.json(prompt.variables)
+        return try await Self.mappingNameTaken {
+            try await writer.write { db in
+                try db.execute(
+                    sql: "INSERT INTO prompts (id, user_id, name, description, latest_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    arguments: [
+                        prompt.id, userID, prompt.name, prompt.description, prompt.latestVersion, Timestamp.text(prompt.createdAt),
+                        Timestamp.text(prompt.updatedAt),
+                    ])
+                let seq = db.lastInsertedRowID
+                try db.execute(
+                    sql: "INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [prompt.id, prompt.version, prompt.body, variables, Timestamp.text(prompt.versionCreatedAt)])
+                return seq
+            }
+        }
+    }
+
+    public func prompt(id: String, version: Int?, userID: String) async throws -> Prompt? {
+        try await writer.read { db in
+            let sql = "\(Self.select(version: "coalesce(?, p.latest_version)")) WHERE p.id = ? AND (p.user_id = ? OR p.user_id IS NULL)"
+            return try Row.fetchOne(db, sql: sql, arguments: [version, id, userID]).map { try Self.storedPrompt($0).prompt }
+        }
+    }
+
+    public func prompt(named name: String, userID: String) async throws -> Prompt? {
+        try await writer.read { db in
+            // The user's own first: `user_id IS NULL` is 0 for theirs, 1 for a built-in.
+            let sql = """
+                \(Self.select(version: "p.latest_version")) WHERE p.name = ? AND (p.user_id = ? OR p.user_id IS NULL)
+                ORDER BY p.user_id IS NULL LIMIT 1
+                """
+            return try Row.fetchOne(db, sql: sql, arguments: [name, userID]).map { try Self.storedPrompt($0).prompt }
+        }
+    }
+
+    public func update(id: String, userID: String, edit: @escaping @Sendable (Prompt) throws -> PromptChanges) async throws -> Prompt? {
+        try await Self.mappingNameTaken {
+            try await writer.write { db in
+                let select = "\(Self.select(version: "p.latest_version")) WHERE p.id = ?"
+                guard let row = try Row.fetchOne(db, sql: select + " AND p.user_id = ?", arguments: [id, userID]) else { return nil }
+                let current = try Self.storedPrompt(row).prompt
+                let changes = try edit(current)
+                var latest = current.latestVersion
+                if let content = changes.content {
+                    latest += 1
+                    try db.execute(
+                        sql: "INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES (?, ?, ?, ?, ?)",
+                        arguments: [id, latest, content.body, try Self.json(content.variables), Timestamp.text(changes.updatedAt)])
+                }
+                try db.execute(
+                    sql: "UPDATE prompts SET name = coalesce(?, name), description = coalesce(?, description), latest_version = ?, updated_at = ? WHERE id = ?",
+                    arguments: [changes.name, changes.description, latest, Timestamp.text(changes.updatedAt), id])
+                return try Row.fetchOne(db, sql: select, arguments: [id]).map { try Self.storedPrompt($0).prompt }
+            }
+        }
+    }
+
+    public func delete(id: String, userID: String) async throws -> Bool {
+        try await writer.write { db in
+            // Its versions go with it (ON DELETE CASCADE).
+            try db.execute(sql: "DELETE FROM prompts WHERE id = ? AND user_id = ?", arguments: [id, userID])
+            return db.changesCount > 0
+        }
+    }
+
+    public func list(_ query: PromptQuery) async throws -> [StoredPrompt] {
+        var sql = "\(Self.select(version: "p.latest_version")) WHERE (p.user_id = ? OR p.user_id IS NULL)"
+        var arguments: StatementArguments = [query.userID]
+        if let before = query.beforeSeq {
+            sql += " AND p.seq < ?"
+            arguments += [before]
+        }
+        sql += " ORDER BY p.seq DESC LIMIT ?"
+        arguments += [query.limit]
+        let finalSQL = sql
+        let finalArguments = arguments
+        return try await writer.read { db in
+            try Row.fetchAll(db, sql: finalSQL, arguments: finalArguments).map(Self.storedPrompt)
+        }
+    }
+
+    public func versions(id: String, userID: String) async throws -> [PromptVersionSummary]? {
+        try await writer.read { db in
+            guard try Row.fetchOne(db, sql: "SELECT 1 FROM prompts WHERE id = ? AND (user_id = ? OR user_id IS NULL)", arguments: [id, userID]) != nil
+            else { return nil }
+            return try Row.fetchAll(
+                db, sql: "SELECT version, variables, created_at FROM prompt_versions WHERE prompt_id = ? ORDER BY version", arguments: [id]
+            ).map { row in
+                PromptVersionSummary(version: row["version"], variables: try Self.variables(row["variables"]), createdAt: try Timestamp.date(row["created_at"]))
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    /// The prompt joined with one of its versions (`version`: an SQL expression); add the WHERE.
+    private static func select(version: String) -> String {
+        """
+        SELECT p.seq, p.id, p.user_id, p.name, p.description, p.latest_version, p.created_at, p.updated_at,
+            v.version, v.body, v.variables, v.created_at AS version_created_at
+        FROM prompts p JOIN prompt_versions v ON v.prompt_id = p.id AND v.version = \(version)
+        """
+    }
+
+    private static func storedPrompt(_ row: Row) throws -> StoredPrompt {
+        let userID: String? = row["user_id"]
+        let prompt = Prompt(
+            id: row["id"], name: row["name"], description: row["description"], version: row["version"],
+            latestVersion: row["latest_version"], body: row["body"], variables: try variables(row["variables"]), builtIn: userID == nil,
+            createdAt: try Timestamp.date(row["created_at"]), updatedAt: try Timestamp.date(row["updated_at"]),
+            versionCreatedAt: try Timestamp.date(row["version_created_at"]))
+        return StoredPrompt(seq: row["seq"], prompt: prompt)
+    }
+
+    /// Declared variables are kept as a JSON array of names.
+    private static func json(_ variables: [String]) throws -> String {
+        String(decoding: try JSONEncoder().encode(variables), as: UTF8.self)
+    }
+
+    private static func variables(_ json: String) throws -> [String] {
+        try JSONDecoder().decode([String].self, from: Data(json.utf8))
+    }
+
+    /// A UNIQUE violation on a write is the (user, name) index: the only other one is the id's, and
+    /// ids are fresh.
+    private static func mappingNameTaken<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            throw PromptStoreError.nameTaken
+        }
+    }
+}
