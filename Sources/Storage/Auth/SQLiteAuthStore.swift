@@ -14,9 +14,7 @@ public struct SQLiteAuthStore: AuthStore {
     public func insertUser(_ stored: StoredUser) async throws {
         do {
             try await writer.write { db in
-                try db.execute(
-                    sql: "INSERT INTO users (id, username, password_hash, linked_uid, created_at) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [stored.user.id, stored.user.username, stored.passwordHash, stored.user.linkedUID.map { Int64($0) }, Timestamp.text(stored.user.createdAt)])
+                try db.cachedStatement(sql: "INSERT INTO users (id, username, password_hash, linked_uid, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [stored.user.id, stored.user.username, stored.passwordHash, stored.user.linkedUID.map { Int64($0) }, Timestamp.text(stored.user.createdAt)])
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
             if error.message?.contains("users.linked_uid") == true { throw AuthStoreError.linkedUIDTaken }
@@ -38,7 +36,7 @@ public struct SQLiteAuthStore: AuthStore {
 
     private func fetchUser(where condition: String, _ value: some DatabaseValueConvertible & Sendable) async throws -> StoredUser? {
         try await writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT id, username, password_hash, linked_uid, created_at FROM users WHERE \(condition)", arguments: [value])
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT id, username, password_hash, linked_uid, created_at FROM users WHERE \(condition)"), arguments: [value])
                 .map(Self.storedUser)
         }
     }
@@ -54,11 +52,11 @@ public struct SQLiteAuthStore: AuthStore {
 
     public func setPasswordHash(_ hash: String, userID: String, revokingSessionsExcept keeping: Data?) async throws -> Int {
         try await writer.write { db in
-            try db.execute(sql: "UPDATE users SET password_hash = ? WHERE id = ?", arguments: [hash, userID])
+            try db.cachedStatement(sql: "UPDATE users SET password_hash = ? WHERE id = ?").execute(arguments: [hash, userID])
             if let keeping {
-                try db.execute(sql: "DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?", arguments: [userID, keeping])
+                try db.cachedStatement(sql: "DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?").execute(arguments: [userID, keeping])
             } else {
-                try db.execute(sql: "DELETE FROM sessions WHERE user_id = ?", arguments: [userID])
+                try db.cachedStatement(sql: "DELETE FROM sessions WHERE user_id = ?").execute(arguments: [userID])
             }
             return db.changesCount
         }
@@ -67,16 +65,14 @@ public struct SQLiteAuthStore: AuthStore {
     public func insertSession(_ session: StoredSession) async throws {
         try await writer.write { db in
             // Expired sessions are otherwise deleted only when presented: forget the user's here.
-            try db.execute(sql: "DELETE FROM sessions WHERE user_id = ? AND expires_at <= ?", arguments: [session.userID, Timestamp.text(session.createdAt)])
-            try db.execute(
-                sql: "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                arguments: [session.tokenHash, session.userID, Timestamp.text(session.createdAt), Timestamp.text(session.expiresAt)])
+            try db.cachedStatement(sql: "DELETE FROM sessions WHERE user_id = ? AND expires_at <= ?").execute(arguments: [session.userID, Timestamp.text(session.createdAt)])
+            try db.cachedStatement(sql: "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)").execute(arguments: [session.tokenHash, session.userID, Timestamp.text(session.createdAt), Timestamp.text(session.expiresAt)])
         }
     }
 
     public func session(tokenHash: Data) async throws -> StoredSession? {
         try await writer.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT user_id, created_at, expires_at FROM sessions WHERE token_hash = ?", arguments: [tokenHash]) else {
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT user_id, created_at, expires_at FROM sessions WHERE token_hash = ?"), arguments: [tokenHash]) else {
                 return nil
             }
             return StoredSession(
@@ -87,27 +83,27 @@ public struct SQLiteAuthStore: AuthStore {
 
     public func deleteSession(tokenHash: Data) async throws {
         try await writer.write { db in
-            try db.execute(sql: "DELETE FROM sessions WHERE token_hash = ?", arguments: [tokenHash])
+            try db.cachedStatement(sql: "DELETE FROM sessions WHERE token_hash = ?").execute(arguments: [tokenHash])
         }
     }
 
     public func recordFailedLogin(username: String, at date: Date, pruneBefore: Date) async throws {
         try await writer.write { db in
-            try db.execute(sql: "DELETE FROM login_failures WHERE failed_at < ?", arguments: [Timestamp.text(pruneBefore)])
-            try db.execute(sql: "INSERT INTO login_failures (username, failed_at) VALUES (?, ?)", arguments: [username, Timestamp.text(date)])
+            try db.cachedStatement(sql: "DELETE FROM login_failures WHERE failed_at < ?").execute(arguments: [Timestamp.text(pruneBefore)])
+            try db.cachedStatement(sql: "INSERT INTO login_failures (username, failed_at) VALUES (?, ?)").execute(arguments: [username, Timestamp.text(date)])
         }
     }
 
     public func failedLogins(username: String, since: Date) async throws -> [Date] {
         try await writer.read { db in
-            try String.fetchAll(db, sql: "SELECT failed_at FROM login_failures WHERE username = ? AND failed_at > ? ORDER BY failed_at", arguments: [username, Timestamp.text(since)])
+            try String.fetchAll(db.cachedStatement(sql: "SELECT failed_at FROM login_failures WHERE username = ? AND failed_at > ? ORDER BY failed_at"), arguments: [username, Timestamp.text(since)])
                 .map(Timestamp.date)
         }
     }
 
     public func clearFailedLogins(username: String) async throws {
         try await writer.write { db in
-            try db.execute(sql: "DELETE FROM login_failures WHERE username = ?", arguments: [username])
+            try db.cachedStatement(sql: "DELETE FROM login_failures WHERE username = ?").execute(arguments: [username])
         }
     }
 }

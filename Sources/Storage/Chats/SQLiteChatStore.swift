@@ -45,15 +45,13 @@ public struct SQLiteChatStore: ChatStore {
         let sql = "\(Self.chatSelect) WHERE \(conditions.joined(separator: " AND ")) ORDER BY c.seq DESC LIMIT ?"
         let finalArguments = arguments
         return try await reader.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: finalArguments).map { StoredChat(seq: $0["seq"], chat: try Self.chat($0)) }
+            try Row.fetchAll(db.cachedStatement(sql: sql), arguments: finalArguments).map { StoredChat(seq: $0["seq"], chat: try Self.chat($0)) }
         }
     }
 
     public func rename(id: String, userID: String, title: String, updatedAt: Date) async throws -> Chat? {
         try await writes.write { db in
-            try db.execute(
-                sql: "UPDATE chats SET title = ?, updated_at = ? WHERE id = ? AND user_id = ?",
-                arguments: [title, Timestamp.text(updatedAt), id, userID])
+            try db.cachedStatement(sql: "UPDATE chats SET title = ?, updated_at = ? WHERE id = ? AND user_id = ?").execute(arguments: [title, Timestamp.text(updatedAt), id, userID])
             guard db.changesCount > 0 else { return nil }
             return try Self.chat(id: id, userID: userID, db: db)
         }
@@ -62,7 +60,7 @@ public struct SQLiteChatStore: ChatStore {
     public func delete(id: String, userID: String) async throws -> Bool {
         // The messages go with the chat (ON DELETE CASCADE).
         try await writes.write { db in
-            try db.execute(sql: "DELETE FROM chats WHERE id = ? AND user_id = ?", arguments: [id, userID])
+            try db.cachedStatement(sql: "DELETE FROM chats WHERE id = ? AND user_id = ?").execute(arguments: [id, userID])
             return db.changesCount > 0
         }
     }
@@ -71,20 +69,18 @@ public struct SQLiteChatStore: ChatStore {
 
     public func message(id: String, userID: String) async throws -> Message? {
         try await reader.read { db in
-            try Row.fetchOne(db, sql: "SELECT \(Self.messageColumns) FROM messages WHERE id = ? AND user_id = ?", arguments: [id, userID]).map(Self.message)
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.messageColumns) FROM messages WHERE id = ? AND user_id = ?"), arguments: [id, userID]).map(Self.message)
         }
     }
 
     public func activeBranch(chatID: String, userID: String, afterDepth: Int, limit: Int) async throws -> [Message]? {
         try await reader.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT active_message_id FROM chats WHERE id = ? AND user_id = ?", arguments: [chatID, userID]) else {
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT active_message_id FROM chats WHERE id = ? AND user_id = ?"), arguments: [chatID, userID]) else {
                 return nil
             }
             guard let leaf: String = row[0] else { return [] }
             // Up from the leaf, no further than the cursor's depth, then in order.
-            return try Row.fetchAll(
-                db,
-                sql: """
+            return try Row.fetchAll(db.cachedStatement(sql: """
                     WITH RECURSIVE path(id, parent_id, depth) AS (
                         SELECT id, parent_id, depth FROM messages WHERE id = ?
                         UNION ALL
@@ -92,7 +88,7 @@ public struct SQLiteChatStore: ChatStore {
                     )
                     SELECT \(Self.messageColumns("m")) FROM path JOIN messages m ON m.id = path.id
                     WHERE path.depth > ? ORDER BY path.depth LIMIT ?
-                    """,
+                    """),
                 arguments: [leaf, afterDepth, afterDepth, limit]
             ).map(Self.message)
         }
@@ -100,16 +96,14 @@ public struct SQLiteChatStore: ChatStore {
 
     public func path(to messageID: String, userID: String) async throws -> [Message]? {
         try await reader.read { db in
-            let rows = try Row.fetchAll(
-                db,
-                sql: """
+            let rows = try Row.fetchAll(db.cachedStatement(sql: """
                     WITH RECURSIVE path(id, parent_id) AS (
                         SELECT id, parent_id FROM messages WHERE id = ? AND user_id = ?
                         UNION ALL
                         SELECT m.id, m.parent_id FROM messages m JOIN path p ON m.id = p.parent_id
                     )
                     SELECT \(Self.messageColumns("m")) FROM path JOIN messages m ON m.id = path.id ORDER BY m.depth
-                    """,
+                    """),
                 arguments: [messageID, userID])
             return rows.isEmpty ? nil : try rows.map(Self.message)
         }
@@ -117,10 +111,10 @@ public struct SQLiteChatStore: ChatStore {
 
     public func allMessages(chatID: String, userID: String) async throws -> [Message]? {
         try await reader.read { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM chats WHERE id = ? AND user_id = ?", arguments: [chatID, userID]) != nil else {
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM chats WHERE id = ? AND user_id = ?"), arguments: [chatID, userID]) != nil else {
                 return nil
             }
-            return try Row.fetchAll(db, sql: "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? ORDER BY depth, seq", arguments: [chatID])
+            return try Row.fetchAll(db.cachedStatement(sql: "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? ORDER BY depth, seq"), arguments: [chatID])
                 .map(Self.message)
         }
     }
@@ -164,7 +158,7 @@ public struct SQLiteChatStore: ChatStore {
 
     public func selectBranch(messageID: String, userID: String, updatedAt: Date) async throws -> Chat? {
         try await writes.write { db in
-            guard let chatID = try String.fetchOne(db, sql: "SELECT chat_id FROM messages WHERE id = ? AND user_id = ?", arguments: [messageID, userID]) else {
+            guard let chatID = try String.fetchOne(db.cachedStatement(sql: "SELECT chat_id FROM messages WHERE id = ? AND user_id = ?"), arguments: [messageID, userID]) else {
                 return nil
             }
             var leaf = messageID
@@ -173,9 +167,7 @@ public struct SQLiteChatStore: ChatStore {
             {
                 leaf = child
             }
-            try db.execute(
-                sql: "UPDATE chats SET active_message_id = ?, updated_at = ? WHERE id = ?",
-                arguments: [leaf, Timestamp.text(updatedAt), chatID])
+            try db.cachedStatement(sql: "UPDATE chats SET active_message_id = ?, updated_at = ? WHERE id = ?").execute(arguments: [leaf, Timestamp.text(updatedAt), chatID])
             return try Self.chat(id: chatID, userID: userID, db: db)
         }
     }
@@ -191,7 +183,7 @@ public struct SQLiteChatStore: ChatStore {
                 ])
             }
             if let last = messages.last {
-                try db.execute(sql: "UPDATE chats SET active_message_id = ? WHERE id = ?", arguments: [last.id, chat.id])
+                try db.cachedStatement(sql: "UPDATE chats SET active_message_id = ? WHERE id = ?").execute(arguments: [last.id, chat.id])
             }
             return try Self.chat(id: chat.id, userID: userID, db: db)!
         }
@@ -201,14 +193,12 @@ public struct SQLiteChatStore: ChatStore {
 
     private static func insertChat(_ chat: NewChat, userID: String, db: Database) throws {
         if let moduleID = chat.moduleID,
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM modules WHERE id = ? AND user_id = ?", arguments: [moduleID, userID]) == nil
+            try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM modules WHERE id = ? AND user_id = ?"), arguments: [moduleID, userID]) == nil
         {
             throw ChatsError.notFound(kind: "module", id: moduleID)
         }
         let created = Timestamp.text(chat.createdAt)
-        try db.execute(
-            sql: "INSERT INTO chats (id, user_id, module_id, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-            arguments: [chat.id, userID, chat.moduleID, chat.title, created, created])
+        try db.cachedStatement(sql: "INSERT INTO chats (id, user_id, module_id, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)").execute(arguments: [chat.id, userID, chat.moduleID, chat.title, created, created])
     }
 
     /// A chat with its active leaf's depth (the branch's length) and start.
@@ -220,7 +210,7 @@ public struct SQLiteChatStore: ChatStore {
         """
 
     private static func chat(id: String, userID: String, db: Database) throws -> Chat? {
-        try Row.fetchOne(db, sql: "\(chatSelect) WHERE c.id = ? AND c.user_id = ?", arguments: [id, userID]).map(chat)
+        try Row.fetchOne(db.cachedStatement(sql: "\(chatSelect) WHERE c.id = ? AND c.user_id = ?"), arguments: [id, userID]).map(chat)
     }
 
     private static func chat(_ row: Row) throws -> Chat {

@@ -13,9 +13,7 @@ public struct SQLiteModuleStore: ModuleStore {
 
     public func insert(_ module: Module, userID: String) async throws -> Int64 {
         try await writer.write { db in
-            try db.execute(
-                sql: "INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [module.id, userID, module.title, module.description, module.content, Timestamp.text(module.createdAt), Timestamp.text(module.updatedAt)])
+            try db.cachedStatement(sql: "INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [module.id, userID, module.title, module.description, module.content, Timestamp.text(module.createdAt), Timestamp.text(module.updatedAt)])
             let seq = db.lastInsertedRowID
             try Self.insertTags(module.tags, moduleID: module.id, db: db)
             return seq
@@ -24,7 +22,7 @@ public struct SQLiteModuleStore: ModuleStore {
 
     public func module(id: String, userID: String) async throws -> Module? {
         try await writer.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.columns) FROM modules WHERE id = ? AND user_id = ?", arguments: [id, userID]) else {
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.columns) FROM modules WHERE id = ? AND user_id = ?"), arguments: [id, userID]) else {
                 return nil
             }
             return try Self.storedModule(row, db: db).module
@@ -33,26 +31,24 @@ public struct SQLiteModuleStore: ModuleStore {
 
     public func update(id: String, userID: String, changes: ModuleChanges) async throws -> Module? {
         try await writer.write { db in
-            try db.execute(
-                sql: """
+            try db.cachedStatement(sql: """
                     UPDATE modules SET title = coalesce(?, title), description = coalesce(?, description),
                         content = coalesce(?, content), updated_at = ? WHERE id = ? AND user_id = ?
-                    """,
-                arguments: [changes.title, changes.description, changes.content, Timestamp.text(changes.updatedAt), id, userID])
+                    """).execute(arguments: [changes.title, changes.description, changes.content, Timestamp.text(changes.updatedAt), id, userID])
             guard db.changesCount > 0 else { return nil }
             if let tags = changes.tags {
-                try db.execute(sql: "DELETE FROM module_tags WHERE module_id = ?", arguments: [id])
+                try db.cachedStatement(sql: "DELETE FROM module_tags WHERE module_id = ?").execute(arguments: [id])
                 try Self.insertTags(tags, moduleID: id, db: db)
             }
-            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.columns) FROM modules WHERE id = ?", arguments: [id]) else { return nil }
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.columns) FROM modules WHERE id = ?"), arguments: [id]) else { return nil }
             return try Self.storedModule(row, db: db).module
         }
     }
 
     public func delete(id: String, userID: String) async throws -> Bool {
         try await writer.write { db in
-            try db.execute(sql: "DELETE FROM module_tags WHERE module_id IN (SELECT id FROM modules WHERE id = ? AND user_id = ?)", arguments: [id, userID])
-            try db.execute(sql: "DELETE FROM modules WHERE id = ? AND user_id = ?", arguments: [id, userID])
+            try db.cachedStatement(sql: "DELETE FROM module_tags WHERE module_id IN (SELECT id FROM modules WHERE id = ? AND user_id = ?)").execute(arguments: [id, userID])
+            try db.cachedStatement(sql: "DELETE FROM modules WHERE id = ? AND user_id = ?").execute(arguments: [id, userID])
             return db.changesCount > 0
         }
     }
@@ -98,13 +94,13 @@ public struct SQLiteModuleStore: ModuleStore {
 
     private static func insertTags(_ tags: [String], moduleID: String, db: Database) throws {
         for tag in tags {
-            try db.execute(sql: "INSERT OR IGNORE INTO module_tags (module_id, tag) VALUES (?, ?)", arguments: [moduleID, tag])
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO module_tags (module_id, tag) VALUES (?, ?)").execute(arguments: [moduleID, tag])
         }
     }
 
     private static func storedModule(_ row: Row, db: Database) throws -> StoredModule {
         let id: String = row["id"]
-        let tags = try String.fetchAll(db, sql: "SELECT tag FROM module_tags WHERE module_id = ? ORDER BY tag", arguments: [id])
+        let tags = try String.fetchAll(db.cachedStatement(sql: "SELECT tag FROM module_tags WHERE module_id = ? ORDER BY tag"), arguments: [id])
         return try storedModule(row, tags: tags)
     }
 

@@ -16,16 +16,12 @@ public struct SQLitePromptStore: PromptStore {
         let variables = try Self.json(prompt.variables)
         return try await Self.mappingNameTaken {
             try await writer.write { db in
-                try db.execute(
-                    sql: "INSERT INTO prompts (id, user_id, name, description, latest_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    arguments: [
+                try db.cachedStatement(sql: "INSERT INTO prompts (id, user_id, name, description, latest_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [
                         prompt.id, userID, prompt.name, prompt.description, prompt.latestVersion, Timestamp.text(prompt.createdAt),
                         Timestamp.text(prompt.updatedAt),
                     ])
                 let seq = db.lastInsertedRowID
-                try db.execute(
-                    sql: "INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [prompt.id, prompt.version, prompt.body, variables, Timestamp.text(prompt.versionCreatedAt)])
+                try db.cachedStatement(sql: "INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [prompt.id, prompt.version, prompt.body, variables, Timestamp.text(prompt.versionCreatedAt)])
                 return seq
             }
         }
@@ -34,7 +30,7 @@ public struct SQLitePromptStore: PromptStore {
     public func prompt(id: String, version: Int?, userID: String) async throws -> Prompt? {
         try await writer.read { db in
             let sql = "\(Self.select(version: "coalesce(?, p.latest_version)")) WHERE p.id = ? AND (p.user_id = ? OR p.user_id IS NULL)"
-            return try Row.fetchOne(db, sql: sql, arguments: [version, id, userID]).map { try Self.storedPrompt($0).prompt }
+            return try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [version, id, userID]).map { try Self.storedPrompt($0).prompt }
         }
     }
 
@@ -45,7 +41,7 @@ public struct SQLitePromptStore: PromptStore {
                 \(Self.select(version: "p.latest_version")) WHERE p.name = ? AND (p.user_id = ? OR p.user_id IS NULL)
                 ORDER BY p.user_id IS NULL LIMIT 1
                 """
-            return try Row.fetchOne(db, sql: sql, arguments: [name, userID]).map { try Self.storedPrompt($0).prompt }
+            return try Row.fetchOne(db.cachedStatement(sql: sql), arguments: [name, userID]).map { try Self.storedPrompt($0).prompt }
         }
     }
 
@@ -53,20 +49,16 @@ public struct SQLitePromptStore: PromptStore {
         try await Self.mappingNameTaken {
             try await writer.write { db in
                 let select = "\(Self.select(version: "p.latest_version")) WHERE p.id = ?"
-                guard let row = try Row.fetchOne(db, sql: select + " AND p.user_id = ?", arguments: [id, userID]) else { return nil }
+                guard let row = try Row.fetchOne(db.cachedStatement(sql: select + " AND p.user_id = ?"), arguments: [id, userID]) else { return nil }
                 let current = try Self.storedPrompt(row).prompt
                 let changes = try edit(current)
                 var latest = current.latestVersion
                 if let content = changes.content {
                     latest += 1
-                    try db.execute(
-                        sql: "INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES (?, ?, ?, ?, ?)",
-                        arguments: [id, latest, content.body, try Self.json(content.variables), Timestamp.text(changes.updatedAt)])
+                    try db.cachedStatement(sql: "INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id, latest, content.body, try Self.json(content.variables), Timestamp.text(changes.updatedAt)])
                 }
-                try db.execute(
-                    sql: "UPDATE prompts SET name = coalesce(?, name), description = coalesce(?, description), latest_version = ?, updated_at = ? WHERE id = ?",
-                    arguments: [changes.name, changes.description, latest, Timestamp.text(changes.updatedAt), id])
-                return try Row.fetchOne(db, sql: select, arguments: [id]).map { try Self.storedPrompt($0).prompt }
+                try db.cachedStatement(sql: "UPDATE prompts SET name = coalesce(?, name), description = coalesce(?, description), latest_version = ?, updated_at = ? WHERE id = ?").execute(arguments: [changes.name, changes.description, latest, Timestamp.text(changes.updatedAt), id])
+                return try Row.fetchOne(db.cachedStatement(sql: select), arguments: [id]).map { try Self.storedPrompt($0).prompt }
             }
         }
     }
@@ -74,7 +66,7 @@ public struct SQLitePromptStore: PromptStore {
     public func delete(id: String, userID: String) async throws -> Bool {
         try await writer.write { db in
             // Its versions go with it (ON DELETE CASCADE).
-            try db.execute(sql: "DELETE FROM prompts WHERE id = ? AND user_id = ?", arguments: [id, userID])
+            try db.cachedStatement(sql: "DELETE FROM prompts WHERE id = ? AND user_id = ?").execute(arguments: [id, userID])
             return db.changesCount > 0
         }
     }
@@ -91,16 +83,15 @@ public struct SQLitePromptStore: PromptStore {
         let finalSQL = sql
         let finalArguments = arguments
         return try await writer.read { db in
-            try Row.fetchAll(db, sql: finalSQL, arguments: finalArguments).map(Self.storedPrompt)
+            try Row.fetchAll(db.cachedStatement(sql: finalSQL), arguments: finalArguments).map(Self.storedPrompt)
         }
     }
 
     public func versions(id: String, userID: String) async throws -> [PromptVersionSummary]? {
         try await writer.read { db in
-            guard try Row.fetchOne(db, sql: "SELECT 1 FROM prompts WHERE id = ? AND (user_id = ? OR user_id IS NULL)", arguments: [id, userID]) != nil
+            guard try Row.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM prompts WHERE id = ? AND (user_id = ? OR user_id IS NULL)"), arguments: [id, userID]) != nil
             else { return nil }
-            return try Row.fetchAll(
-                db, sql: "SELECT version, variables, created_at FROM prompt_versions WHERE prompt_id = ? ORDER BY version", arguments: [id]
+            return try Row.fetchAll(db.cachedStatement(sql: "SELECT version, variables, created_at FROM prompt_versions WHERE prompt_id = ? ORDER BY version"), arguments: [id]
             ).map { row in
                 PromptVersionSummary(version: row["version"], variables: try Self.variables(row["variables"]), createdAt: try Timestamp.date(row["created_at"]))
             }
