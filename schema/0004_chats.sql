@@ -4,6 +4,8 @@
 -- so a chat's message count, one lookup; `seq` orders rows and backs the keyset cursors.
 -- `messages.user_id` repeats the chat's owner so per-user reads (search, isolation checks) need no
 -- join. Deleting a user deletes their chats, a chat its messages; deleting a module keeps its chats.
+-- `parent_id` does not cascade: messages go only with their chat, all in one statement, and a
+-- cascade along the parent chain would recurse once per level (SQLite stops at 1000).
 
 CREATE TABLE chats (
     seq               INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -24,7 +26,7 @@ CREATE TABLE messages (
     id         TEXT NOT NULL UNIQUE,
     chat_id    TEXT NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
     user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    parent_id  TEXT REFERENCES messages(id) ON DELETE CASCADE,
+    parent_id  TEXT REFERENCES messages(id),
     role       TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
     content    TEXT NOT NULL,
     depth      INTEGER NOT NULL CHECK (depth >= 1),

@@ -58,7 +58,7 @@ public struct RPCRouter: Sendable {
         case .task(let handler):
             invoke = { request, context in
                 let promise = context.eventLoop.makePromise(of: RPCOutcome.self)
-                let task = Task {
+                let task = Task(executorPreference: EventLoopTaskExecutor(context.eventLoop)) {
                     let outcome: RPCOutcome
                     do {
                         let params = try codec.decode(request)

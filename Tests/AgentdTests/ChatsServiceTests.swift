@@ -278,3 +278,20 @@ struct ChatsServiceTests {
         for (parent, child) in zip(items, items.dropFirst()) { #expect(child.parentId == parent.id) }
     }
 }
+
+extension ChatsServiceTests {
+    @Test("a chat with a 3,000-message chain deletes (no cascade recursion along the parents)")
+    func deepChatDeletes() async throws {
+        let chat = try await chats.create(.init(), userID: alice.id)
+        let depth = 3000
+        // Appended concurrently: group commit makes this quick, and the chain is still one line.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for n in 1...depth { group.addTask { _ = try await append(chat, .user, "m\(n)") } }
+            try await group.waitForAll()
+        }
+        #expect(try await chats.get(id: chat.id, userID: alice.id).messageCount == depth)
+        #expect(try await chats.delete(id: chat.id, userID: alice.id))
+        let left = try await dependencies.database.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM messages") }
+        #expect(left == 0)
+    }
+}
