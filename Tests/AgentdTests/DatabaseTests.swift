@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Storage
 import Testing
 
 #if canImport(Glibc)
@@ -10,6 +11,8 @@ import Glibc
 /// listens, migrated, listed, and refused when a newer agentd wrote it.
 @Suite("Database", .timeLimit(.minutes(1)))
 struct DatabaseTests {
+    /// The newest schema version this binary knows (the versions may skip numbers).
+    static let latestVersion = Migration.embedded.last?.version ?? 0
     /// `agentd migrate <arguments>`, with `$XDG_DATA_HOME` pointing into `directory`: were `--database`
     /// ever ignored, the test would fail here instead of touching the user's own database.
     static func migrate(_ arguments: [String], in directory: TemporaryDirectory) throws -> (termination: Termination, stdout: String, stderr: String) {
@@ -51,7 +54,7 @@ struct DatabaseTests {
             let lines = status.stdout.split(separator: "\n")
             #expect(lines.contains { $0.hasPrefix("0001  init ") && $0.contains("  applied  20") }, "stdout: \(status.stdout)")
             #expect(!lines.contains { $0.contains("pending") }, "stdout: \(status.stdout)")
-            #expect(status.stdout.contains("schema version: 3"), "stdout: \(status.stdout)")
+            #expect(status.stdout.contains("schema version: \(Self.latestVersion)"), "stdout: \(status.stdout)")
             if daemon.isRunning {
                 daemon.terminate()
                 #expect(try daemon.waitForExit() == .exited(0))
@@ -76,7 +79,7 @@ struct DatabaseTests {
         #expect(first.stdout.contains("applied 0001_init.sql"), "stdout: \(first.stdout)")
         let second = try Self.migrate(["--database", database], in: directory)
         #expect(second.termination == .exited(0), "stderr: \(second.stderr)")
-        #expect(second.stdout.contains("nothing to apply: schema version 3 is current"), "stdout: \(second.stdout)")
+        #expect(second.stdout.contains("nothing to apply: schema version \(Self.latestVersion) is current"), "stdout: \(second.stdout)")
     }
 
     @Test("a database written by a newer agentd: the daemon exits 1 before listening; migrate refuses too")
@@ -90,7 +93,7 @@ struct DatabaseTests {
         let daemon = try DaemonProcess(socketPath: "\(directory.path)/agentd.sock", arguments: ["--database", database])
         defer { daemon.kill() }
         #expect(try daemon.waitForExit() == .exited(1))
-        let expected = "agentd: database \(database) was written by a newer agentd (schema version 9999, this binary knows up to 3); refusing to downgrade"
+        let expected = "agentd: database \(database) was written by a newer agentd (schema version 9999, this binary knows up to \(Self.latestVersion)); refusing to downgrade"
         #expect(daemon.stderr.contains(expected), "stderr: \(daemon.stderr)")
         #expect(!LifecycleTests.exists(daemon.socketPath), "it must stop before creating the socket")
 
