@@ -11,6 +11,7 @@ struct Dependencies: Sendable {
     let dispatcher: RPCDispatcher
     let auth: AuthService
     let modules: ModulesService
+    let search: SearchService
     /// Opened and migrated before the graph is built (`openDatabase`); the domains' SQLite stores are
     /// built on its `writer`.
     let database: AgentDatabase
@@ -60,11 +61,13 @@ struct Dependencies: Sendable {
         let modules = ModulesService(
             store: SQLiteModuleStore(writer: database.writer), clock: collaborators.clock, ids: collaborators.ids,
             events: collaborators.events)
+        let search = SearchService(index: SQLiteSearchIndex(reader: database.writer))
 
         var router = RPCRouter()
         SystemRoutes(service: system, includeTestMethods: configuration.enableTestMethods).register(on: &router)
         AuthRoutes(service: auth).register(on: &router)
         ModulesRoutes(service: modules, auth: auth).register(on: &router)
+        SearchRoutes(service: search, auth: auth).register(on: &router)
         router.describe(RPCConnectionHandler.ShuttingDown.self)
 
         // One limits control for the dispatcher, the timeout and the server: SIGHUP replaces it.
@@ -79,7 +82,7 @@ struct Dependencies: Sendable {
             RPCTimeoutMiddleware(limits: limits),
         ]
         let dispatcher = RPCDispatcher(router: router, middleware: middleware, limits: limits, server: server, logger: logger)
-        return Dependencies(dispatcher: dispatcher, auth: auth, modules: modules, database: database)
+        return Dependencies(dispatcher: dispatcher, auth: auth, modules: modules, search: search, database: database)
     }
 
     /// Opens the database file (creating it and its folders when missing) and applies the pending
