@@ -13,6 +13,7 @@ struct Dependencies: Sendable {
     let modules: ModulesService
     let chats: ChatsService
     let prompts: PromptsService
+    let search: SearchService
     /// Opened and migrated before the graph is built (`openDatabase`); the domains' SQLite stores are
     /// built on its `writer`.
     let database: AgentDatabase
@@ -70,6 +71,7 @@ struct Dependencies: Sendable {
         let prompts = PromptsService(
             store: SQLitePromptStore(writer: database.writer), clock: collaborators.clock, ids: collaborators.ids,
             events: collaborators.events)
+        let search = SearchService(index: SQLiteSearchIndex(reader: database.writer))
 
         var router = RPCRouter()
         SystemRoutes(service: system, includeTestMethods: configuration.enableTestMethods).register(on: &router)
@@ -77,6 +79,7 @@ struct Dependencies: Sendable {
         ModulesRoutes(service: modules, auth: auth).register(on: &router)
         ChatsRoutes(service: chats, auth: auth).register(on: &router)
         PromptsRoutes(service: prompts, auth: auth).register(on: &router)
+        SearchRoutes(service: search, auth: auth).register(on: &router)
         router.describe(RPCConnectionHandler.ShuttingDown.self)
 
         // One limits control for the dispatcher, the timeout and the server: SIGHUP replaces it.
@@ -91,7 +94,7 @@ struct Dependencies: Sendable {
             RPCTimeoutMiddleware(limits: limits),
         ]
         let dispatcher = RPCDispatcher(router: router, middleware: middleware, limits: limits, server: server, logger: logger)
-        return Dependencies(dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, database: database)
+        return Dependencies(dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, database: database)
     }
 
     /// Opens the database file (creating it and its folders when missing) and applies the pending

@@ -31,9 +31,11 @@ struct MigratorTests {
         let database = try AgentDatabase.inMemory()
         let applied = try await database.migrate(logger: Self.logger)
         #expect(applied == Migration.embedded)
-        #expect(try await Self.tables(database.writer) == [
-            "schema_migrations", "users", "sessions", "login_failures", "modules", "module_tags", "chats", "messages", "prompts", "prompt_versions",
-        ])
+        // The FTS5 tables of 0006 come with their shadow tables (external content: no _content).
+        let fts = ["modules_fts", "messages_fts"].flatMap { table in ["", "_data", "_idx", "_docsize", "_config"].map { table + $0 } }
+        #expect(
+            try await Self.tables(database.writer)
+                == Set(["schema_migrations", "users", "sessions", "login_failures", "modules", "module_tags", "chats", "messages", "prompts", "prompt_versions"] + fts))
         let status = try await database.migrationStatus()
         #expect(status.pending.isEmpty)
         #expect(status.schemaVersion == Migration.embedded.last?.version)
@@ -93,6 +95,19 @@ struct MigratorTests {
         #expect(status.pending == [Self.second])
         #expect(try await newer.migrate(logger: Self.logger) == [Self.second])
         #expect(try await Self.tables(old.writer) == ["schema_migrations", "a", "b"])
+    }
+
+    @Test("versions may skip numbers, and a lower version that arrives later (a branch merged after) is applied too")
+    func gapsAndLateVersions() async throws {
+        let fourth = Migration(version: 4, name: "fourth", sql: "CREATE TABLE d (id INTEGER PRIMARY KEY);\n")
+        let third = Migration(version: 3, name: "third", sql: "CREATE TABLE c (id INTEGER PRIMARY KEY);\n")
+        let database = try Self.database([Self.first, Self.second, fourth])
+        #expect(try await database.migrate(logger: Self.logger) == [Self.first, Self.second, fourth])
+        let merged = AgentDatabase(writer: database.writer, path: database.path, migrator: Migrator(migrations: [Self.first, Self.second, third, fourth]))
+        #expect(try await merged.migrationStatus().pending == [third])
+        #expect(try await merged.migrate(logger: Self.logger) == [third])
+        #expect(try await Self.recordedVersions(database.writer) == [1, 2, 3, 4])
+        #expect(try await Self.tables(database.writer) == ["schema_migrations", "a", "b", "c", "d"])
     }
 
     @Test("a database written by a newer agentd is refused, by migrate and by status, and left alone")
