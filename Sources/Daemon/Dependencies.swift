@@ -38,14 +38,14 @@ struct Dependencies: Sendable {
     }
 
     static func live(configuration: DaemonConfiguration, database: AgentDatabase, logger: Logger) -> Dependencies {
-        make(configuration: configuration, database: database, collaborators: .live(), logger: logger)
+        make(configuration: configuration, database: database, collaborators: .live(), handlerExecution: .connectionEventLoop, logger: logger)
     }
 
     /// The test twin of `live`: the same graph on a migrated in-memory database, with fakes.
     static func testing(configuration: DaemonConfiguration, collaborators: Collaborators, logger: Logger = quietLogger) async throws -> Dependencies {
         let database = try AgentDatabase.inMemory()
         _ = try await database.migrate(logger: logger)
-        return make(configuration: configuration, database: database, collaborators: collaborators, logger: logger)
+        return make(configuration: configuration, database: database, collaborators: collaborators, handlerExecution: .globalPool, logger: logger)
     }
 
     static var quietLogger: Logger {
@@ -54,7 +54,13 @@ struct Dependencies: Sendable {
         return logger
     }
 
-    static func make(configuration: DaemonConfiguration, database: AgentDatabase, collaborators: Collaborators, logger: Logger) -> Dependencies {
+    /// `handlerExecution`: the daemon runs handler tasks on their connection's event loop (fewer
+    /// thread wake-ups per call, BENCHMARKS.md); the in-process tests' testing event loop runs jobs
+    /// only when told, so their graph uses the global pool.
+    static func make(
+        configuration: DaemonConfiguration, database: AgentDatabase, collaborators: Collaborators, handlerExecution: RPCHandlerExecution,
+        logger: Logger
+    ) -> Dependencies {
         let system = SystemService(server: server, clock: ContinuousClock())
         let auth = AuthService(
             store: SQLiteAuthStore(writer: database.writer), hasher: collaborators.hasher, clock: collaborators.clock,
@@ -73,7 +79,7 @@ struct Dependencies: Sendable {
             events: collaborators.events)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer))
 
-        var router = RPCRouter()
+        var router = RPCRouter(handlerExecution: handlerExecution)
         SystemRoutes(service: system, includeTestMethods: configuration.enableTestMethods).register(on: &router)
         AuthRoutes(service: auth).register(on: &router)
         ModulesRoutes(service: modules, auth: auth).register(on: &router)

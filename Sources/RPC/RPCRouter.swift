@@ -6,8 +6,12 @@ import NIOCore
 public struct RPCRouter: Sendable {
     public private(set) var routes: [String: RPCRoute] = [:]
     public private(set) var notifications: [RPCNotificationDescription] = []
+    /// Where the tasks of `on` handlers run.
+    public let handlerExecution: RPCHandlerExecution
 
-    public init() {}
+    public init(handlerExecution: RPCHandlerExecution = .globalPool) {
+        self.handlerExecution = handlerExecution
+    }
 
     /// Registers a method whose handler may suspend (database, network). It runs in its own task,
     /// off the event loop, and can be cancelled.
@@ -45,6 +49,7 @@ public struct RPCRouter: Sendable {
         let codec = RPCParamsCodec<M>(schema: paramsSchema)
         let encode = RPCResultEncoder.encoder(for: M.Result.self)
         let invoke: @Sendable (RPCRequest, RPCContext) -> RPCReply
+        let preferEventLoop = handlerExecution == .connectionEventLoop
         switch execution {
         case .inline(let handler):
             invoke = { request, context in
@@ -58,7 +63,8 @@ public struct RPCRouter: Sendable {
         case .task(let handler):
             invoke = { request, context in
                 let promise = context.eventLoop.makePromise(of: RPCOutcome.self)
-                let task = Task(executorPreference: EventLoopTaskExecutor(context.eventLoop)) {
+                let executor: (any TaskExecutor)? = preferEventLoop ? EventLoopTaskExecutor(context.eventLoop) : nil
+                let task = Task(executorPreference: executor) {
                     let outcome: RPCOutcome
                     do {
                         let params = try codec.decode(request)
@@ -78,6 +84,16 @@ public struct RPCRouter: Sendable {
             name: M.name, summary: M.summary, params: paramsSchema, result: JSONSchema.of(M.Result.self),
             errors: M.errors, timeout: M.timeout, isInline: isInline, invoke: invoke)
     }
+}
+
+/// Where the tasks of `on` (suspending) handlers run.
+public enum RPCHandlerExecution: Sendable, Equatable {
+    /// Swift's global concurrent pool: a hop from the event loop and back per call.
+    case globalPool
+    /// The connection's own event loop (`EventLoopTaskExecutor`): no hop, but a handler's CPU work
+    /// between `await`s delays that loop's other connections. What the daemon uses; the in-process
+    /// test harness (a testing event loop that runs jobs only when told) uses `globalPool`.
+    case connectionEventLoop
 }
 
 /// One registered method: its description (for `rpc.discover`) and how to call it.

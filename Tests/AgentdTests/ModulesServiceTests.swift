@@ -108,6 +108,8 @@ struct ModulesServiceTests {
         await expectInvalid("tags") { try await create("t", tags: (0..<33).map { "t\($0)" }) }
         await expectInvalid("tags[1]") { try await create("t", tags: ["ok", ""]) }
         await expectInvalid("tags[0]") { try await create("t", tags: [String(repeating: "x", count: 65)]) }
+        await expectInvalid("tags[1]") { try await create("t", tags: ["ok", "a\u{1F}b"]) }
+        await expectInvalid("tags[0]") { try await create("t", tags: ["line\nbreak"]) }
         let module = try await create("t")
         await expectInvalid("title") { try await modules.update(.init(id: module.id, title: ""), userID: alice.id) }
         await expectInvalid("limit") { try await modules.list(.init(limit: 0), userID: alice.id) }

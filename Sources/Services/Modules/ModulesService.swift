@@ -125,8 +125,14 @@ public struct ModulesService: Sendable {
     /// The tags unique and sorted.
     static func validate(tags: [String]) throws -> [String] {
         guard tags.count <= maxTags else { throw ModulesError.invalid(field: "tags", reason: "at most \(maxTags) tags") }
-        for (index, tag) in tags.enumerated() where tag.isEmpty || tag.count > maxTagLength {
-            throw ModulesError.invalid(field: "tags[\(index)]", reason: "1 to \(maxTagLength) characters")
+        for (index, tag) in tags.enumerated() {
+            if tag.isEmpty || tag.count > maxTagLength {
+                throw ModulesError.invalid(field: "tags[\(index)]", reason: "1 to \(maxTagLength) characters")
+            }
+            // The store joins a module's tags with U+001F; no tag needs a control character.
+            if tag.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                throw ModulesError.invalid(field: "tags[\(index)]", reason: "no control characters")
+            }
         }
         return Array(Set(tags)).sorted()
     }

@@ -35,7 +35,7 @@ public struct SQLiteAuthStore: AuthStore {
     }
 
     private func fetchUser(where condition: String, _ value: some DatabaseValueConvertible & Sendable) async throws -> StoredUser? {
-        try await writer.read { db in
+        try await writer.unsafeRead { db in
             try Row.fetchOne(db.cachedStatement(sql: "SELECT id, username, password_hash, linked_uid, created_at FROM users WHERE \(condition)"), arguments: [value])
                 .map(Self.storedUser)
         }
@@ -71,7 +71,7 @@ public struct SQLiteAuthStore: AuthStore {
     }
 
     public func session(tokenHash: Data) async throws -> StoredSession? {
-        try await writer.read { db in
+        try await writer.unsafeRead { db in
             guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT user_id, created_at, expires_at FROM sessions WHERE token_hash = ?"), arguments: [tokenHash]) else {
                 return nil
             }
@@ -95,7 +95,7 @@ public struct SQLiteAuthStore: AuthStore {
     }
 
     public func failedLogins(username: String, since: Date) async throws -> [Date] {
-        try await writer.read { db in
+        try await writer.unsafeRead { db in
             try String.fetchAll(db.cachedStatement(sql: "SELECT failed_at FROM login_failures WHERE username = ? AND failed_at > ? ORDER BY failed_at"), arguments: [username, Timestamp.text(since)])
                 .map(Timestamp.date)
         }

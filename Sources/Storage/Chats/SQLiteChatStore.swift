@@ -7,7 +7,9 @@ import Services
 /// Every write goes through one `GroupCommitWriter`, so concurrent appends (the hot write path:
 /// every turn of every conversation) share transactions instead of paying a commit each. Each
 /// write checks ownership inside its own savepoint, so a refused append never affects the others
-/// committed with it. Reads use the database's readers and see one snapshot each.
+/// committed with it. Reads use the database's readers; a read of one statement skips the
+/// snapshot transaction (`unsafeRead`: one statement is consistent on its own, and the BEGIN/COMMIT
+/// pair cost more than the query), a read of several statements takes one.
 public struct SQLiteChatStore: ChatStore {
     private let reader: any DatabaseReader
     private let writes: GroupCommitWriter
@@ -27,7 +29,7 @@ public struct SQLiteChatStore: ChatStore {
     }
 
     public func chat(id: String, userID: String) async throws -> Chat? {
-        try await reader.read { db in try Self.chat(id: id, userID: userID, db: db) }
+        try await reader.unsafeRead { db in try Self.chat(id: id, userID: userID, db: db) }
     }
 
     public func chats(_ query: ChatQuery) async throws -> [StoredChat] {
@@ -44,7 +46,7 @@ public struct SQLiteChatStore: ChatStore {
         arguments += [query.limit]
         let sql = "\(Self.chatSelect) WHERE \(conditions.joined(separator: " AND ")) ORDER BY c.seq DESC LIMIT ?"
         let finalArguments = arguments
-        return try await reader.read { db in
+        return try await reader.unsafeRead { db in
             try Row.fetchAll(db.cachedStatement(sql: sql), arguments: finalArguments).map { StoredChat(seq: $0["seq"], chat: try Self.chat($0)) }
         }
     }
@@ -68,7 +70,7 @@ public struct SQLiteChatStore: ChatStore {
     // MARK: Messages
 
     public func message(id: String, userID: String) async throws -> Message? {
-        try await reader.read { db in
+        try await reader.unsafeRead { db in
             try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.messageColumns) FROM messages WHERE id = ? AND user_id = ?"), arguments: [id, userID]).map(Self.message)
         }
     }
@@ -95,7 +97,7 @@ public struct SQLiteChatStore: ChatStore {
     }
 
     public func path(to messageID: String, userID: String) async throws -> [Message]? {
-        try await reader.read { db in
+        try await reader.unsafeRead { db in
             let rows = try Row.fetchAll(db.cachedStatement(sql: """
                     WITH RECURSIVE path(id, parent_id) AS (
                         SELECT id, parent_id FROM messages WHERE id = ? AND user_id = ?

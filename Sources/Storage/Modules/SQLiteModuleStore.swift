@@ -21,11 +21,10 @@ public struct SQLiteModuleStore: ModuleStore {
     }
 
     public func module(id: String, userID: String) async throws -> Module? {
-        try await writer.read { db in
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.columns) FROM modules WHERE id = ? AND user_id = ?"), arguments: [id, userID]) else {
-                return nil
-            }
-            return try Self.storedModule(row, db: db).module
+        // One statement (tags included), so no snapshot transaction is needed.
+        try await writer.unsafeRead { db in
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.columnsWithTags) FROM modules WHERE id = ? AND user_id = ?"), arguments: [id, userID])
+                .map { try Self.storedModule($0).module }
         }
     }
 
@@ -70,27 +69,21 @@ public struct SQLiteModuleStore: ModuleStore {
             arguments += [pattern, pattern]
         }
         arguments += [query.limit]
-        let sql = "SELECT \(Self.columns) FROM modules WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq DESC LIMIT ?"
+        let sql = "SELECT \(Self.columnsWithTags) FROM modules WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq DESC LIMIT ?"
         let finalArguments = arguments
-        return try await writer.read { db in
-            let rows = try Row.fetchAll(db.cachedStatement(sql: sql), arguments: finalArguments)
-            // The page's tags in one query, not one per module.
-            var tags: [String: [String]] = [:]
-            if !rows.isEmpty {
-                let ids: [String] = rows.map { $0["id"] }
-                let placeholders = Array(repeating: "?", count: ids.count).joined(separator: ",")
-                let tagRows = try Row.fetchAll(
-                    db.cachedStatement(sql: "SELECT module_id, tag FROM module_tags WHERE module_id IN (\(placeholders)) ORDER BY module_id, tag"),
-                    arguments: StatementArguments(ids))
-                for row in tagRows { tags[row[0], default: []].append(row[1]) }
-            }
-            return try rows.map { try Self.storedModule($0, tags: tags[$0["id"]] ?? []) }
+        return try await writer.unsafeRead { db in
+            try Row.fetchAll(db.cachedStatement(sql: sql), arguments: finalArguments).map { try Self.storedModule($0) }
         }
     }
 
     // MARK: Helpers
 
     private static let columns = "seq, id, title, description, content, created_at, updated_at"
+
+    /// `columns` and the module's tags, sorted, joined by U+001F (which tags may not contain).
+    private static let columnsWithTags = columns + """
+        , (SELECT group_concat(tag, char(31)) FROM (SELECT tag FROM module_tags WHERE module_id = modules.id ORDER BY tag)) AS tags
+        """
 
     private static func insertTags(_ tags: [String], moduleID: String, db: Database) throws {
         for tag in tags {
@@ -101,6 +94,14 @@ public struct SQLiteModuleStore: ModuleStore {
     private static func storedModule(_ row: Row, db: Database) throws -> StoredModule {
         let id: String = row["id"]
         let tags = try String.fetchAll(db.cachedStatement(sql: "SELECT tag FROM module_tags WHERE module_id = ? ORDER BY tag"), arguments: [id])
+        return try storedModule(row, tags: tags)
+    }
+
+    /// A row selected with `columnsWithTags`.
+    private static func storedModule(_ row: Row) throws -> StoredModule {
+        let joined: String? = row["tags"]
+        // Sorted here as the service sorts them (group_concat's order is not guaranteed).
+        let tags = joined.map { $0.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init).sorted() } ?? []
         return try storedModule(row, tags: tags)
     }
 
