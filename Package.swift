@@ -51,6 +51,9 @@ let package = Package(
             dependencies: [
                 "Services",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // The sqlite3 C API itself, for the one hot path that bypasses GRDB's statements
+                // (SQLiteChatStore's append, see RawStatement).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

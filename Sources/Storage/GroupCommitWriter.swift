@@ -27,6 +27,9 @@ public final class GroupCommitWriter: Sendable {
     public let maxBatch: Int
     private let writer: any DatabaseWriter
     private let state = Mutex(State())
+    /// Statements on the writer connection for jobs' hot paths (`statement(_:in:)`) and the
+    /// per-job savepoints.
+    private let rawStatements = RawStatementCache()
 
     private struct State {
         var queued: [Job] = []
@@ -54,37 +57,60 @@ public final class GroupCommitWriter: Sendable {
         self.maxBatch = maxBatch
     }
 
+    /// How a job is kept apart from the others of its batch.
+    public enum Isolation: Sendable {
+        /// In its own savepoint: when the job throws, its changes are rolled back and the others
+        /// commit.
+        case savepoint
+        /// No savepoint, for jobs that check everything before they write (the hot append path:
+        /// with an FTS5 table written by triggers, every savepoint release flushes the full-text
+        /// index, which made a savepoint cost more than the rest of the job). A job that throws
+        /// before changing anything fails alone; one that throws after a change aborts the whole
+        /// batch (rolled back, every caller gets the error), so nothing half-written commits.
+        case checksBeforeWrites
+    }
+
     /// Runs `work` inside a shared write transaction and returns its value once that transaction
     /// has committed.
     ///
-    /// - Throws: what `work` threw (its changes are rolled back, the batch's others are not), or the
-    ///   commit's error.
-    public func write<T: Sendable>(_ work: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    /// - Throws: what `work` threw (its changes are rolled back, the batch's others are not, see
+    ///   `Isolation`), or the commit's error.
+    public func write<T: Sendable>(isolation: Isolation = .savepoint, _ work: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let job = Job { db in
-                // A savepoint per write, on cached statements (GRDB's `inSavepoint` parses its SQL
-                // on every call, which showed in profiles of the append path).
                 var outcome: Result<T, any Error>
                 let fail: @Sendable (Result<Void, any Error>) -> Void = { transaction in
                     if case .failure(let error) = transaction { continuation.resume(throwing: error) }
                     else { continuation.resume(throwing: GroupCommitError.batchAborted) }
                 }
-                do {
-                    try db.cachedStatement(sql: "SAVEPOINT group_write").execute()
-                } catch {
-                    return .abortBatch(error, fail)
-                }
-                do {
-                    outcome = .success(try work(db))
-                    try db.cachedStatement(sql: "RELEASE SAVEPOINT group_write").execute()
-                } catch {
-                    outcome = .failure(error)
+                switch isolation {
+                case .savepoint:
+                    // On raw prepared statements: GRDB's `inSavepoint` parses its SQL on every call.
                     do {
-                        try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT group_write").execute()
-                        try db.cachedStatement(sql: "RELEASE SAVEPOINT group_write").execute()
+                        try self.rawStatements.statement("SAVEPOINT group_write", in: db).run([])
                     } catch {
-                        // The write's changes could not be taken back: the batch must not commit.
                         return .abortBatch(error, fail)
+                    }
+                    do {
+                        outcome = .success(try work(db))
+                        try self.rawStatements.statement("RELEASE SAVEPOINT group_write", in: db).run([])
+                    } catch {
+                        outcome = .failure(error)
+                        do {
+                            try self.rawStatements.statement("ROLLBACK TO SAVEPOINT group_write", in: db).run([])
+                            try self.rawStatements.statement("RELEASE SAVEPOINT group_write", in: db).run([])
+                        } catch {
+                            // The write's changes could not be taken back: the batch must not commit.
+                            return .abortBatch(error, fail)
+                        }
+                    }
+                case .checksBeforeWrites:
+                    let changesBefore = db.totalChangesCount
+                    do {
+                        outcome = .success(try work(db))
+                    } catch {
+                        if db.totalChangesCount != changesBefore { return .abortBatch(error, fail) }
+                        outcome = .failure(error)
                     }
                 }
                 let finished = outcome
@@ -97,6 +123,12 @@ public final class GroupCommitWriter: Sendable {
             }
             enqueue(job)
         }
+    }
+
+    /// A raw prepared statement on the writer connection, for a job's hot path: use it only inside a
+    /// `write` job (the writer's queue), never keep it.
+    func statement(_ sql: String, in db: Database) throws -> RawStatement {
+        try rawStatements.statement(sql, in: db)
     }
 
     /// Writes waiting for a transaction to take them (for tests and metrics).

@@ -146,4 +146,55 @@ struct GroupCommitWriterTests {
         // Committed: another connection (a reader) sees it.
         #expect(try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT n FROM items") } == 42)
     }
+
+    @Test("checksBeforeWrites: a job refused before writing fails alone; one that throws after a write aborts its batch, nothing commits")
+    func checksBeforeWrites() async throws {
+        struct Refused: Error {}
+        let (database, folder) = try await Self.database()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let writes = GroupCommitWriter(writer: database.writer)
+
+        // Batch 1: 1…5 insert, 3 is refused before writing.
+        var gate = WriterGate(database.writer)
+        var outcomes = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+            for n in 1...5 {
+                group.addTask {
+                    do {
+                        try await writes.write(isolation: .checksBeforeWrites) { db in
+                            if n == 3 { throw Refused() }
+                            try db.execute(sql: "INSERT INTO items (n) VALUES (?)", arguments: [n])
+                        }
+                        return (n, true)
+                    } catch { return (n, false) }
+                }
+            }
+            try await Self.waitUntil { writes.queuedCount == 5 }
+            gate.release()
+            return try await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+        }
+        #expect(outcomes == [1: true, 2: true, 3: false, 4: true, 5: true])
+
+        // Batch 2: 10…14 insert, 12 throws after its insert: the whole batch is rolled back.
+        gate = WriterGate(database.writer)
+        outcomes = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+            for n in 10...14 {
+                group.addTask {
+                    do {
+                        try await writes.write(isolation: .checksBeforeWrites) { db in
+                            try db.execute(sql: "INSERT INTO items (n) VALUES (?)", arguments: [n])
+                            if n == 12 { throw Refused() }
+                        }
+                        return (n, true)
+                    } catch { return (n, false) }
+                }
+            }
+            try await Self.waitUntil { writes.queuedCount == 5 }
+            gate.release()
+            return try await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+        }
+        #expect(outcomes.values.allSatisfy { !$0 }, "\(outcomes)")
+        let stored = try await database.writer.read { db in try Int.fetchAll(db, sql: "SELECT n FROM items ORDER BY n") }
+        #expect(stored == [1, 2, 4, 5])
+    }
 }
+

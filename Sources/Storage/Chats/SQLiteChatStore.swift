@@ -122,36 +122,42 @@ public struct SQLiteChatStore: ChatStore {
     }
 
     public func append(_ message: NewMessage, userID: String) async throws -> Message {
-        try await writes.write { db in
-            guard let chat = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT active_message_id FROM chats WHERE id = ? AND user_id = ?"), arguments: [message.chatID, userID])
-            else { throw ChatsError.notFound(kind: "chat", id: message.chatID) }
+        // The hottest write: raw statements (RawStatement); every check comes before the two
+        // writes, so the job needs no savepoint of its own (GroupCommitWriter.Isolation).
+        let writes = self.writes
+        return try await writes.write(isolation: .checksBeforeWrites) { db in
+            let chat = try writes.statement("SELECT active_message_id FROM chats WHERE id = ? AND user_id = ?", in: db)
+            guard let activeLeaf = try chat.firstRow([message.chatID, userID], { $0.text(0) }) else {
+                throw ChatsError.notFound(kind: "chat", id: message.chatID)
+            }
 
             let parentID: String?
             switch message.placement {
             case .afterActiveLeaf:
-                parentID = chat[0]
+                parentID = activeLeaf
             case .after(let id):
                 parentID = id
             case .siblingOf(let id):
-                guard let sibling = try Row.fetchOne(
-                    db.cachedStatement(sql: "SELECT parent_id FROM messages WHERE id = ? AND chat_id = ?"), arguments: [id, message.chatID])
-                else { throw ChatsError.notFound(kind: "message", id: id) }
-                parentID = sibling[0]
+                let sibling = try writes.statement("SELECT parent_id FROM messages WHERE id = ? AND chat_id = ?", in: db)
+                guard let siblingParent = try sibling.firstRow([id, message.chatID], { $0.text(0) }) else {
+                    throw ChatsError.notFound(kind: "message", id: id)
+                }
+                parentID = siblingParent
             }
             var depth = 1
             if let parentID {
-                guard let parentDepth = try Int.fetchOne(
-                    db.cachedStatement(sql: "SELECT depth FROM messages WHERE id = ? AND chat_id = ?"), arguments: [parentID, message.chatID])
-                else { throw ChatsError.notFound(kind: "message", id: parentID) }
-                depth = parentDepth + 1
+                let parent = try writes.statement("SELECT depth FROM messages WHERE id = ? AND chat_id = ?", in: db)
+                guard let parentDepth = try parent.firstRow([parentID, message.chatID], { $0.integer(0) }) else {
+                    throw ChatsError.notFound(kind: "message", id: parentID)
+                }
+                depth = Int(parentDepth) + 1
             }
             let created = Timestamp.text(message.createdAt)
-            try db.cachedStatement(
-                sql: "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            ).execute(arguments: [message.id, message.chatID, userID, parentID, message.role.rawValue, message.content, depth, created])
-            try db.cachedStatement(sql: "UPDATE chats SET active_message_id = ?, updated_at = ? WHERE id = ?")
-                .execute(arguments: [message.id, created, message.chatID])
+            try writes.statement(
+                "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", in: db
+            ).run([message.id, message.chatID, userID, parentID, message.role.rawValue, message.content, depth, created])
+            try writes.statement("UPDATE chats SET active_message_id = ?, updated_at = ? WHERE id = ?", in: db)
+                .run([message.id, created, message.chatID])
             return Message(
                 id: message.id, chatId: message.chatID, parentId: parentID, role: message.role, content: message.content, depth: depth,
                 createdAt: message.createdAt)
