@@ -72,46 +72,36 @@ struct SearchTests {
     /// Messages have no RPC method to create them in this branch: this test writes a chat and its
     /// messages into the daemon's database file with SQL from the test process (WAL: the daemon
     /// sees the commit on its next read), the same rows the chats service will write.
-    @Test("messages written to the daemon's database are found with their chat; another user's are not")
-    func messagesWrittenToTheDatabase() throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let databasePath = "\(directory.path)/agentd.sqlite"
-        try withDaemon(["--database", databasePath]) { daemon in
+    @Test("messages appended over RPC are found with their chat; another user's are not")
+    func messages() throws {
+        try withDaemon { daemon in
             let client = try daemon.connect()
-            let whoami = try AuthTests.call(client, id: 1, "auth.whoami")
-            let userID = try #require(whoami["result"]?["id"]?.stringValue, "reply: \(whoami)")
             let other = try daemon.connect()
-            let registered = try AuthTests.call(other, id: 1, "auth.register", #"{"username":"mallory","password":"correct horse"}"#)
-            let otherID = try #require(registered["result"]?["id"]?.stringValue, "reply: \(registered)")
+            _ = try AuthTests.call(other, id: 1, "auth.register", #"{"username":"mallory","password":"correct horse"}"#)
+            let login = try AuthTests.call(other, id: 2, "auth.login", #"{"username":"mallory","password":"correct horse"}"#)
+            #expect(login["result"]?["token"] != nil, "reply: \(login)")
             let module = try AuthTests.call(client, id: 2, "modules.create", #"{"title":"Lighthouse","content":"keeper's log"}"#)
             let moduleID = try #require(module["result"]?["id"]?.stringValue, "reply: \(module)")
 
-            var configuration = Configuration()
-            configuration.busyMode = .timeout(5)
-            let database = try DatabaseQueue(path: databasePath, configuration: configuration)
-            try database.write { db in
-                let now = "2027-01-15T08:00:00.000Z"
-                for (chat, owner, module) in [("cht_mine", userID, moduleID as String?), ("cht_theirs", otherID, nil)] {
-                    try db.execute(
-                        sql: "INSERT INTO chats (id, user_id, module_id, title, created_at, updated_at) VALUES (?, ?, ?, 'Night shift', ?, ?)",
-                        arguments: [chat, owner, module, now, now])
-                    try db.execute(
-                        sql: "INSERT INTO messages (id, chat_id, user_id, role, content, depth, created_at) VALUES (?, ?, ?, 'assistant', 'the lighthouse lamp is lit', 1, ?)",
-                        arguments: ["msg_" + chat, chat, owner, now])
-                }
+            var messageIDs: [String] = []
+            for (connection, moduleParam) in [(client, #","moduleId":"\#(moduleID)""#), (other, "")] {
+                let chat = try AuthTests.call(connection, id: 3, "chats.create", #"{"title":"Night shift"\#(moduleParam)}"#)
+                let chatID = try #require(chat["result"]?["id"]?.stringValue, "reply: \(chat)")
+                let message = try AuthTests.call(
+                    connection, id: 4, "chats.messages.append", #"{"chatId":"\#(chatID)","role":"assistant","content":"the lighthouse lamp is lit"}"#)
+                messageIDs.append(try #require(message["result"]?["id"]?.stringValue, "reply: \(message)"))
             }
-            try database.close()
-
-            let found = try AuthTests.call(client, id: 3, "search.query", #"{"query":"lighthouse"}"#)
-            #expect(Set(Self.ids(found)) == [moduleID, "msg_cht_mine"], "reply: \(found)")
-            let hit = try #require(found["result"]?["items"]?.arrayValue?.first { $0["id"]?.stringValue == "msg_cht_mine" }, "reply: \(found)")
-            #expect(hit == JSON.object([
-                "kind": .string("message"), "id": .string("msg_cht_mine"), "chatId": .string("cht_mine"), "moduleId": .string(moduleID),
-                "role": .string("assistant"), "title": .string("Night shift"), "snippet": .string("the ⟦lighthouse⟧ lamp is lit"),
-            ]), "reply: \(found)")
-            let onlyMessages = try AuthTests.call(client, id: 4, "search.query", #"{"query":"lamp","kinds":["messages"]}"#)
-            #expect(Self.ids(onlyMessages) == ["msg_cht_mine"], "reply: \(onlyMessages)")
+            let mine = messageIDs[0]
+            let found = try AuthTests.call(client, id: 5, "search.query", #"{"query":"lighthouse"}"#)
+            #expect(Set(Self.ids(found)) == [moduleID, mine], "reply: \(found)")
+            let hit = try #require(found["result"]?["items"]?.arrayValue?.first { $0["id"]?.stringValue == mine }, "reply: \(found)")
+            #expect(hit["kind"]?.stringValue == "message" && hit["moduleId"]?.stringValue == moduleID, "reply: \(found)")
+            #expect(hit["role"]?.stringValue == "assistant" && hit["title"]?.stringValue == "Night shift", "reply: \(found)")
+            #expect(hit["snippet"]?.stringValue == "the ⟦lighthouse⟧ lamp is lit", "reply: \(found)")
+            let onlyMessages = try AuthTests.call(client, id: 6, "search.query", #"{"query":"lamp","kinds":["messages"]}"#)
+            #expect(Self.ids(onlyMessages) == [mine], "reply: \(onlyMessages)")
+            let theirs = try AuthTests.call(other, id: 7, "search.query", #"{"query":"lighthouse"}"#)
+            #expect(Self.ids(theirs) == [messageIDs[1]], "reply: \(theirs)")
         }
     }
 }
