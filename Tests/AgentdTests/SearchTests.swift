@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import Testing
 
 /// `search.query` over the socket, with the real binary. The test process's uid is the daemon's own,
