@@ -70,7 +70,8 @@ struct Dependencies: Sendable {
             store: SQLiteModuleStore(writer: database.writer), clock: collaborators.clock, ids: collaborators.ids,
             events: collaborators.events)
         // Concurrent writes share transactions here: one commit per batch, not per append.
-        let groupWriter = GroupCommitWriter(writer: database.writer)
+        // New messages are added to the search index once per batch, before its commit.
+        let groupWriter = GroupCommitWriter(writer: database.writer, beforeCommit: SQLiteSearchIndex.indexNewMessages)
         let chats = ChatsService(
             store: SQLiteChatStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock,
             ids: collaborators.ids, events: collaborators.events)

@@ -51,10 +51,15 @@ public final class GroupCommitWriter: Sendable {
         case abortBatch(any Error, @Sendable (Result<Void, any Error>) -> Void)
     }
 
-    public init(writer: any DatabaseWriter, maxBatch: Int = 256) {
+    /// Runs after a batch's jobs, before its commit, in its transaction (e.g. indexing what the
+    /// jobs inserted, once per batch). When it throws, the batch is rolled back.
+    private let beforeCommit: @Sendable (Database) throws -> Void
+
+    public init(writer: any DatabaseWriter, maxBatch: Int = 256, beforeCommit: @escaping @Sendable (Database) throws -> Void = { _ in }) {
         precondition(maxBatch > 0)
         self.writer = writer
         self.maxBatch = maxBatch
+        self.beforeCommit = beforeCommit
     }
 
     /// How a job is kept apart from the others of its batch.
@@ -159,6 +164,7 @@ public final class GroupCommitWriter: Sendable {
             }
             inFlight.withLock { $0 = finishers }
             if let abort { throw abort }
+            try beforeCommit(db)
         }, completion: { [self] _, result in
             // Success: committed. Failure: the commit failed (every job catches its own error), so
             // the whole batch was rolled back and each caller gets the commit's error.

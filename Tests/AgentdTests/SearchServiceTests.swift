@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import RPC
 import Services
+import Storage
 import Testing
 
 @testable import Daemon
@@ -56,6 +57,8 @@ struct SearchServiceTests {
             try db.execute(
                 sql: "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 arguments: [id, chatID, userID, parent, role, content, depth, Self.timestamp])
+            // What the group-commit writer does before each commit of the chats store.
+            try SQLiteSearchIndex.indexNewMessages(db)
         }
         return id
     }
@@ -380,5 +383,25 @@ struct SearchServiceTests {
         _ = try await find("x", limit: 100)
         await expectInvalid("kinds") { try await find("x", kinds: []) }
         #expect(SearchError.invalid(field: "query", reason: "r").rpcError == RPCError.invalidParams(field: "query", reason: "r"))
+    }
+}
+
+extension SearchServiceTests {
+    @Test("messages appended through the chats service are searchable once committed, also when many share a batch")
+    func appendedMessagesAreIndexed() async throws {
+        let chat = try await dependencies.chats.create(.init(title: "Batch"), userID: alice.id)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for n in 1...50 {
+                group.addTask {
+                    _ = try await dependencies.chats.append(.init(chatId: chat.id, role: .user, content: "batched word\(n) zebra"), userID: alice.id)
+                }
+            }
+            try await group.waitForAll()
+        }
+        let hits = try await dependencies.search.query(.init(query: "zebra", limit: 100), userID: alice.id)
+        #expect(hits.items.count == 50)
+        // Deleting the chat takes its messages out of the index.
+        _ = try await dependencies.chats.delete(id: chat.id, userID: alice.id)
+        #expect(try await dependencies.search.query(.init(query: "zebra", limit: 100), userID: alice.id).items.isEmpty)
     }
 }
