@@ -22,6 +22,11 @@ enum OpenRPCDocument {
     ]
 
     static func generate(router: RPCRouter, server: RPCServerDescription) -> JSONFragment {
+        // The registry is built from our own types: encoding cannot fail.
+        try! JSONFragment(encoding: document(router: router, server: server))
+    }
+
+    static func document(router: RPCRouter, server: RPCServerDescription) -> JSONValue {
         let methods: [JSONValue] = router.routes.values.sorted { $0.name < $1.name }.map { route in
             var method: [String: JSONValue] = [
                 "name": .string(route.name),
@@ -48,7 +53,7 @@ enum OpenRPCDocument {
                 "params": notification.params.jsonValue,
             ])
         }
-        let document: JSONValue = .object([
+        return .object([
             "openrpc": .string("1.3.2"),
             "info": .object([
                 "title": .string(server.name),
@@ -59,8 +64,6 @@ enum OpenRPCDocument {
             "x-notifications": .array(notifications),
             "x-errors": .array(commonErrors.map(describe)),
         ])
-        // The registry is built from our own types: encoding cannot fail.
-        return try! JSONFragment(encoding: document)
     }
 
     private static func describe(_ error: RPCErrorDescription) -> JSONValue {

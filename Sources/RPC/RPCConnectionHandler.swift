@@ -378,7 +378,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         guard !draining else { return }
         draining = true
         let params = ShuttingDown.Params(drainTimeoutMs: Int(timeout.milliseconds))
-        sendNotification(method: ShuttingDown.name, params: ByteBuffer(string: try! JSONWriter.encodeToString(params)))
+        sendNotification(method: ShuttingDown.name, params: try! RPCJSONEncoder().encode(params))
         closeIfIdle()
     }
 

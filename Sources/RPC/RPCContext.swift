@@ -40,8 +40,7 @@ public final class RPCConnectionInfo: Sendable {
     /// Sends a notification to this client. Notifications sent from one task keep their order.
     public func notify<N: RPCNotification>(_: N.Type, _ params: N.Params) {
         do {
-            let text = try JSONWriter.encodeToString(params)
-            notifier.notify(method: N.name, params: ByteBuffer(string: text))
+            notifier.notify(method: N.name, params: try RPCJSONEncoder().encode(params))
         } catch {
             logger.error("could not encode notification", metadata: ["notification": "\(N.name)", "error": "\(error)"])
         }
