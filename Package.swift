@@ -71,6 +71,12 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // bench/encoder.sh: ns per encode of a modules.list page, JSONEncoder against RPCJSONEncoder.
+        .executableTarget(
+            name: "EncoderBenchmark",
+            dependencies: ["RPC", "Services", .product(name: "NIOCore", package: "swift-nio")],
+            path: "bench/EncoderBenchmark"
+        ),
         .testTarget(
             name: "RPCTests",
             dependencies: ["RPC", "Services", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]

@@ -109,7 +109,7 @@ struct _JSONUnkeyedContainer: UnkeyedEncodingContainer {
     var codingPath: [any CodingKey] { sink.codingPath(frame) }
 
     var count: Int {
-        frame < sink.frames.count && sink.frames[frame].id == id ? sink.frames[frame].count : 0
+        frame >= 0 && frame < sink.frames.count && sink.frames[frame].id == id ? sink.frames[frame].count : 0
     }
 
     @inline(__always)

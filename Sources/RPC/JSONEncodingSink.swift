@@ -63,6 +63,8 @@ final class JSONEncodingSink: @unchecked Sendable {
         /// The key's raw UTF-8 in `keyBytes`.
         var keyStart: Int
         var keyCount: Int
+        /// The key's first eight bytes, big-endian, zero-padded: most keys compare on this alone.
+        var prefix: UInt64
     }
 
     /// JSONWriter refuses arrays and objects nested this deep (it throws after building the tree);
@@ -72,32 +74,32 @@ final class JSONEncodingSink: @unchecked Sendable {
     @exclusivity(unchecked) var out = JSONOutput(capacity: 4096)
     @exclusivity(unchecked) private var scratch = JSONOutput(capacity: 1024)
     @exclusivity(unchecked) private var keyBytes = JSONOutput(capacity: 256)
-    @exclusivity(unchecked) private(set) var frames: [Frame] = []
-    @exclusivity(unchecked) private var entries: [Entry] = []
-    @exclusivity(unchecked) private var order: [Int] = []
-    @exclusivity(unchecked) private var kept: [Int] = []
+    @exclusivity(unchecked) private(set) var frames = JSONStack<Frame>(capacity: 16)
+    @exclusivity(unchecked) private var entries = JSONStack<Entry>(capacity: 64)
     @exclusivity(unchecked) private var nextID: UInt32 = 1
+    /// The last type found not to be one `encodeSpecial` writes.
+    @exclusivity(unchecked) private var lastComposite: ObjectIdentifier?
     private(set) var failure: Failure?
     private(set) var tooDeep = false
     private(set) var topLevelIsEmpty = false
 
-    init() {
-        frames.reserveCapacity(16)
-        entries.reserveCapacity(64)
-    }
+    init() {}
 
     deinit {
         out.deallocate()
         scratch.deallocate()
         keyBytes.deallocate()
+        frames.deallocate()
+        entries.deallocate()
     }
 
     func reset() {
         out.count = 0
         scratch.count = 0
         keyBytes.count = 0
-        frames.removeAll(keepingCapacity: true)
-        entries.removeAll(keepingCapacity: true)
+        frames.removeAll()
+        entries.removeAll()
+        lastComposite = nil
         nextID = 1
         failure = nil
         tooDeep = false
@@ -269,15 +271,14 @@ final class JSONEncodingSink: @unchecked Sendable {
         let count = frames[index].count
         if count > 0 { out.append(UInt8(ascii: ",")) }
         let start = out.count
-        out.appendQuoted(utf8)
-        out.append(UInt8(ascii: ":"))
+        let prefix = JSONOutput.prefix(utf8)
+        out.appendKey(utf8, prefix: prefix)
         let keyStart = keyBytes.count
-        keyBytes.append(utf8)
-        for byte in utf8 where byte >= 0x80 {
+        keyBytes.appendRawKey(utf8, prefix: prefix)
+        if prefix & 0x8080_8080_8080_8080 != 0 || (utf8.count > 8 && utf8[8...].contains { $0 >= 0x80 }) {
             frames[index].nonASCIIKeys = true
-            break
         }
-        let entry = Entry(start: start, keyStart: keyStart, keyCount: utf8.count)
+        let entry = Entry(start: start, keyStart: keyStart, keyCount: utf8.count, prefix: prefix)
         if count > 0 && !frames[index].sortNeeded && compareKeys(entries[entries.count &- 1], entry) >= 0 {
             frames[index].sortNeeded = true
         }
@@ -292,7 +293,7 @@ final class JSONEncodingSink: @unchecked Sendable {
         var key = key
         let duplicate = key.withUTF8 { utf8 in
             let first = frames[index].firstEntry
-            return entries[first...].contains { entry in
+            return entries.elements(first..<entries.count).contains { entry in
                 entry.keyCount == utf8.count && (utf8.count == 0 || memcmp(keyBytes.base + entry.keyStart, utf8.baseAddress!, utf8.count) == 0)
             }
         }
@@ -307,9 +308,10 @@ final class JSONEncodingSink: @unchecked Sendable {
     /// Byte order of the raw keys, as Foundation sorts (`a.utf8.lexicographicallyPrecedes(b.utf8)`).
     @inline(__always)
     private func compareKeys(_ a: Entry, _ b: Entry) -> Int {
+        if a.prefix != b.prefix { return a.prefix < b.prefix ? -1 : 1 }
         let shorter = Swift.min(a.keyCount, b.keyCount)
-        if shorter > 0 {
-            let result = memcmp(keyBytes.base + a.keyStart, keyBytes.base + b.keyStart, shorter)
+        if shorter > 8 {
+            let result = memcmp(keyBytes.base + a.keyStart + 8, keyBytes.base + b.keyStart + 8, shorter &- 8)
             if result != 0 { return Int(result) }
         }
         return a.keyCount &- b.keyCount
@@ -333,30 +335,49 @@ final class JSONEncodingSink: @unchecked Sendable {
     /// as Swift strings (canonically equivalent, like "K" and KELVIN SIGN) collapse into one; the
     /// first is reproduced here, the second is left to Foundation.
     private func reorder(first: Int, count: Int, sort: Bool, checkEquivalence: Bool) {
-        order.removeAll(keepingCapacity: true)
-        order.append(contentsOf: 0..<count)
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { order in
+            reorder(entries.elements(first..<first &+ count), order: order, sort: sort, checkEquivalence: checkEquivalence)
+        }
+    }
+
+    private func reorder(_ members: UnsafeBufferPointer<Entry>, order: UnsafeMutableBufferPointer<Int>, sort: Bool, checkEquivalence: Bool) {
+        let count = members.count
+        for index in 0..<count { order[index] = index }
+        // Keys arriving strictly ascending (no sort needed) are all different.
+        var equalKeys = false
         if sort {
-            entries.withUnsafeBufferPointer { entries in
-                order.sort { a, b in
-                    let result = compareKeys(entries[first &+ a], entries[first &+ b])
-                    return result != 0 ? result < 0 : a < b
+            // Insertion sort: objects are small and often nearly ordered; stable, so equal keys stay
+            // in the order written. An element's final predecessor is the last one compared, so
+            // equal neighbours are all seen.
+            for index in 1..<count {
+                let member = order[index]
+                var position = index
+                while position > 0 {
+                    let comparison = compareKeys(members[order[position &- 1]], members[member])
+                    if comparison <= 0 {
+                        if comparison == 0 { equalKeys = true }
+                        break
+                    }
+                    order[position] = order[position &- 1]
+                    position &-= 1
                 }
+                order[position] = member
             }
         }
-        kept.removeAll(keepingCapacity: true)
-        var position = 0
-        while position < count {
-            var last = position
-            while last &+ 1 < count && compareKeys(entries[first &+ order[last]], entries[first &+ order[last &+ 1]]) == 0 {
-                last &+= 1
+        // Of equal keys (adjacent now) keep the last written.
+        var kept = count
+        if equalKeys {
+            kept = 0
+            for index in 0..<count {
+                if index &+ 1 < count && compareKeys(members[order[index]], members[order[index &+ 1]]) == 0 { continue }
+                order[kept] = order[index]
+                kept &+= 1
             }
-            kept.append(order[last])
-            position = last &+ 1
         }
         if checkEquivalence {
             var seen = Set<String>()
-            for member in kept {
-                let entry = entries[first &+ member]
+            for member in order[0..<kept] {
+                let entry = members[member]
                 let key = String(decoding: UnsafeBufferPointer(start: keyBytes.base + entry.keyStart, count: entry.keyCount), as: UTF8.self)
                 if !seen.insert(key).inserted {
                     fail(.fallback)
@@ -366,15 +387,16 @@ final class JSONEncodingSink: @unchecked Sendable {
         }
         guard sort else { return }
 
-        let bodyStart = entries[first].start
+        let bodyStart = members[0].start
         let bodyEnd = out.count
         scratch.count = 0
         scratch.append(out.base + bodyStart, count: bodyEnd &- bodyStart)
         out.count = bodyStart
-        for (position, member) in kept.enumerated() {
-            let start = entries[first &+ member].start &- bodyStart
+        for position in 0..<kept {
+            let member = order[position]
+            let start = members[member].start &- bodyStart
             // A member ends where the comma before the next one is.
-            let end = (member &+ 1 < count ? entries[first &+ member &+ 1].start &- 1 : bodyEnd) &- bodyStart
+            let end = (member &+ 1 < count ? members[member &+ 1].start &- 1 : bodyEnd) &- bodyStart
             if position > 0 { out.append(UInt8(ascii: ",")) }
             out.append(scratch.base + start, count: end &- start)
         }
@@ -407,7 +429,12 @@ final class JSONEncodingSink: @unchecked Sendable {
     }
 
     private func encodeOther<T: Encodable>(_ value: T, in frame: Int, key: PathKey) throws {
-        if try encodeSpecial(value, in: frame, key: key) { return }
+        // Arrays hold one type: after the first element, skip the list of special types.
+        let type = ObjectIdentifier(T.self)
+        if type != lastComposite {
+            if try encodeSpecial(value, in: frame, key: key) { return }
+            lastComposite = type
+        }
         let (index, id) = pushFrame(key: key)
         try value.encode(to: _JSONFrameEncoder(sink: self, frame: index, id: id))
         endFrame(index, id)
@@ -558,7 +585,7 @@ final class JSONEncodingSink: @unchecked Sendable {
         guard index >= 0, index < frames.count else { return [] }
         var path: [any CodingKey] = []
         var nested: [any CodingKey] = []
-        for frame in frames.prefix(index &+ 1) {
+        for frame in frames.elements(0..<index &+ 1) {
             if frame.isNestedContainer {
                 nested += frame.key.codingKeys
             } else {

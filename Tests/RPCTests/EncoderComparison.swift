@@ -94,6 +94,8 @@ enum NastyValues {
         "a", "b", "B", "A", "ab", "aB", "Ab", "_", "-", "id", "ID", "Id", "createdAt", "created_at", "createdat", "updatedAt",
         "10", "9", "1", "01", "", " ", "z", "Z", "é", "ß", "日本", "😀", "\"", "\\", "/", "a\nb", "\u{1}", "\u{7F}", "~", "items",
         "nextCursor", "x-errors", "x-notifications", "ü", "u", "v",
+        // Around the eight-byte key prefix: NUL padding, exactly eight, nine, escapes and non-ASCII past it.
+        "a\u{0}", "a\u{0}b", "\u{0}", "abcdefgh", "abcdefghi", "abcdefgh\u{0}", "abcdefg\"", "abcdefgh\"", "12345678é", "1234567é",
     ]
 
     static let integers: [Int] = [0, 1, -1, 9, 10, -10, 99, 100, 1_000_000, Int.max, Int.min, Int.max - 1, Int.min + 1, 1 << 53, -(1 << 53) - 1]
