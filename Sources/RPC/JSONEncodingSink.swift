@@ -71,6 +71,8 @@ final class JSONEncodingSink: @unchecked Sendable {
     /// arrays of numbers or strings count too.
     static let maximumDepth = 512
 
+    // Only the encode that took this sink from the pool touches it, on one thread, and no access
+    // overlaps another: the dynamic exclusivity checks (debug builds) are skipped on the hot state.
     @exclusivity(unchecked) var out = JSONOutput(capacity: 4096)
     @exclusivity(unchecked) private var scratch = JSONOutput(capacity: 1024)
     @exclusivity(unchecked) private var keyBytes = JSONOutput(capacity: 256)
@@ -625,8 +627,10 @@ struct JSONIndexKey: CodingKey {
 
 extension JSONEncodingSink {
     private static let pool = NIOLockedValueBox<[JSONEncodingSink]>([])
-    private static let pooledSinks = 8
-    private static let pooledBytes = 1 << 20
+    // At most 4 × 512 KiB kept: enough for the encodes that run at once on a few cores, and for a
+    // page of 200 modules with 1 KiB contents; a sink that grew further is freed after use.
+    private static let pooledSinks = 4
+    private static let pooledBytes = 512 << 10
 
     /// A sink from the pool (its buffers keep their capacity between runs), or a new one.
     static func take() -> JSONEncodingSink {

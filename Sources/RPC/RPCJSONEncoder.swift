@@ -29,9 +29,7 @@ public struct RPCJSONEncoder: Sendable {
 
     /// `value` as JSON in a new buffer.
     public func encode<T: Encodable>(_ value: T) throws -> ByteBuffer {
-        var buffer = ByteBuffer()
-        try encode(value, into: &buffer)
-        return buffer
+        try withEncoded(value) { ByteBuffer(bytes: $0) }  // allocated at its final size
     }
 
     /// Appends `value` as JSON to `buffer`. Nothing is appended when it throws.
