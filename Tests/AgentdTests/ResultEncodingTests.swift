@@ -21,6 +21,7 @@ struct ResultEncodingTests {
         Chats.Messages.List.self, Chats.Messages.Get.self, Chats.Messages.Append.self, Chats.Branches.Select.self,
         Prompts.Create.self, Prompts.Get.self, Prompts.Update.self, Prompts.Delete.self, Prompts.List.self, Prompts.Versions.self,
         Prompts.Render.self,
+        Search.Query.self,
         RPCDiscover.self,
     ]
 
@@ -115,7 +116,7 @@ struct ResultEncodingTests {
 /// Makes random values of any `Decodable` type by answering its `init(from:)`: strings with control
 /// characters, quotes, slashes and non-ASCII; extreme integers; dates with fractional seconds over
 /// millennia; optionals absent about a third of the time; arrays of 0-4 elements; a random case of
-/// a string enum; small JSON documents for raw JSON.
+/// an enum; small JSON documents for raw JSON.
 final class RandomValueDecoder: Decoder {
     private final class Source {
         var state: UInt64
@@ -189,13 +190,13 @@ final class RandomValueDecoder: Decoder {
         if T.self == JSONValue.self {
             return try JSONDecoder().decode(JSONValue.self, from: Data(Self.documents[source.below(Self.documents.count)].utf8)) as! T
         }
-        if let enumeration = T.self as? any RPCStringEnum.Type {
+        if let enumeration = T.self as? any CaseIterable.Type {
             return randomCase(enumeration) as! T
         }
         return try T(from: RandomValueDecoder(source: source, depth: depth + 1))
     }
 
-    private func randomCase<E: RPCStringEnum>(_ type: E.Type) -> E {
+    private func randomCase<E: CaseIterable>(_ type: E.Type) -> E {
         let cases = Array(E.allCases)
         return cases[source.below(cases.count)]
     }
