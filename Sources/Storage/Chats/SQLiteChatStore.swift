@@ -126,31 +126,37 @@ public struct SQLiteChatStore: ChatStore {
         // writes, so the job needs no savepoint of its own (GroupCommitWriter.Isolation).
         let writes = self.writes
         return try await writes.write(isolation: .checksBeforeWrites) { db in
-            let chat = try writes.statement("SELECT active_message_id FROM chats WHERE id = ? AND user_id = ?", in: db)
-            guard let activeLeaf = try chat.firstRow([message.chatID, userID], { $0.text(0) }) else {
+            // The chat (ownership) and its active leaf with that leaf's depth, in one statement.
+            let chat = try writes.statement(
+                "SELECT c.active_message_id, m.depth FROM chats c LEFT JOIN messages m ON m.id = c.active_message_id WHERE c.id = ? AND c.user_id = ?",
+                in: db)
+            guard let (activeLeaf, leafDepth) = try chat.firstRow([message.chatID, userID], { ($0.text(0), $0.integer(1)) }) else {
                 throw ChatsError.notFound(kind: "chat", id: message.chatID)
             }
 
             let parentID: String?
+            var depth = 1
             switch message.placement {
             case .afterActiveLeaf:
                 parentID = activeLeaf
-            case .after(let id):
-                parentID = id
-            case .siblingOf(let id):
-                let sibling = try writes.statement("SELECT parent_id FROM messages WHERE id = ? AND chat_id = ?", in: db)
-                guard let siblingParent = try sibling.firstRow([id, message.chatID], { $0.text(0) }) else {
-                    throw ChatsError.notFound(kind: "message", id: id)
+                if activeLeaf != nil { depth = Int(leafDepth) + 1 }
+            case .after(let id), .siblingOf(let id):
+                if case .siblingOf = message.placement {
+                    let sibling = try writes.statement("SELECT parent_id FROM messages WHERE id = ? AND chat_id = ?", in: db)
+                    guard let siblingParent = try sibling.firstRow([id, message.chatID], { $0.text(0) }) else {
+                        throw ChatsError.notFound(kind: "message", id: id)
+                    }
+                    parentID = siblingParent
+                } else {
+                    parentID = id
                 }
-                parentID = siblingParent
-            }
-            var depth = 1
-            if let parentID {
-                let parent = try writes.statement("SELECT depth FROM messages WHERE id = ? AND chat_id = ?", in: db)
-                guard let parentDepth = try parent.firstRow([parentID, message.chatID], { $0.integer(0) }) else {
-                    throw ChatsError.notFound(kind: "message", id: parentID)
+                if let parentID {
+                    let parent = try writes.statement("SELECT depth FROM messages WHERE id = ? AND chat_id = ?", in: db)
+                    guard let parentDepth = try parent.firstRow([parentID, message.chatID], { $0.integer(0) }) else {
+                        throw ChatsError.notFound(kind: "message", id: parentID)
+                    }
+                    depth = Int(parentDepth) + 1
                 }
-                depth = Int(parentDepth) + 1
             }
             let created = Timestamp.text(message.createdAt)
             try writes.statement(
