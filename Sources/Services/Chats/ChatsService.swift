@@ -16,27 +16,10 @@ public struct ChatsService: Sendable {
     public static let defaultMessageLimit = 100
     public static let maxMessageLimit = 500
 
-    /// What `list` answers: a page of chats, and the cursor of the next one when there may be more.
-    public struct ChatPage: Codable, Sendable, Equatable {
-        public var items: [Chat]
-        public var nextCursor: String?
-
-        public init(items: [Chat], nextCursor: String?) {
-            self.items = items
-            self.nextCursor = nextCursor
-        }
-    }
-
+    /// What `list` answers: a page of chats.
+    public typealias ChatPage = KeysetPage<Chat>
     /// What `messages` answers: a page of the active branch, in order.
-    public struct MessagePage: Codable, Sendable, Equatable {
-        public var items: [Message]
-        public var nextCursor: String?
-
-        public init(items: [Message], nextCursor: String?) {
-            self.items = items
-            self.nextCursor = nextCursor
-        }
-    }
+    public typealias MessagePage = KeysetPage<Message>
 
     private let store: any ChatStore
     private let clock: any WallClock
@@ -73,9 +56,7 @@ public struct ChatsService: Sendable {
         let limit = try Self.validate(limit: params.limit, default: Self.defaultChatLimit, max: Self.maxChatLimit)
         let before = try params.cursor.map { try Self.position(cursor: $0, method: Chats.List.name) }
         let rows = try await store.chats(ChatQuery(userID: userID, moduleID: params.moduleId, beforeSeq: before, limit: limit + 1))
-        let page = rows.prefix(limit)
-        let next = rows.count > limit ? page.last.map { PageCursor.encode($0.seq) } : nil
-        return ChatPage(items: page.map(\.chat), nextCursor: next)
+        return ChatPage(rows: rows, limit: limit, position: \.seq, item: \.chat)
     }
 
     /// - Throws: `ChatsError.invalid`, `.notFound`.
@@ -148,9 +129,7 @@ public struct ChatsService: Sendable {
         guard let rows = try await store.activeBranch(chatID: params.chatId, userID: userID, afterDepth: Int(clamping: after), limit: limit + 1) else {
             throw ChatsError.notFound(kind: "chat", id: params.chatId)
         }
-        let page = rows.prefix(limit)
-        let next = rows.count > limit ? page.last.map { PageCursor.encode(Int64($0.depth)) } : nil
-        return MessagePage(items: Array(page), nextCursor: next)
+        return MessagePage(rows: rows, limit: limit, position: { Int64($0.depth) }, item: { $0 })
     }
 
     /// - Throws: `ChatsError.notFound`.

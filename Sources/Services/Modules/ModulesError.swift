@@ -1,10 +1,5 @@
 import RPC
 
-extension RPCError.Code {
-    // Modules (-32030…-32039), docs/ERRORS.md.
-    public static let notFound = RPCError.Code(-32030)
-}
-
 /// The modules domain's errors, and how they appear on the wire.
 public enum ModulesError: Error, Equatable, Sendable, RPCErrorConvertible {
     /// No such module for this user (another user's module answers the same).

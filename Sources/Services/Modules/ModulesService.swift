@@ -10,16 +10,8 @@ public struct ModulesService: Sendable {
     public static let defaultLimit = 50
     public static let maxLimit = 200
 
-    /// What `list` answers: a page, and the cursor of the next one when there may be more.
-    public struct Page: Codable, Sendable, Equatable {
-        public var items: [Module]
-        public var nextCursor: String?
-
-        public init(items: [Module], nextCursor: String?) {
-            self.items = items
-            self.nextCursor = nextCursor
-        }
-    }
+    /// What `list` answers.
+    public typealias Page = KeysetPage<Module>
 
     private let store: any ModuleStore
     private let clock: any WallClock
@@ -87,16 +79,10 @@ public struct ModulesService: Sendable {
         }
         let before = try params.cursor.map(Self.seq(cursor:))
         let rows = try await store.list(ModuleQuery(userID: userID, beforeSeq: before, limit: limit + 1, tag: params.tag, text: params.query))
-        let page = rows.prefix(limit)
-        let next = rows.count > limit ? page.last.map { Self.cursor(seq: $0.seq) } : nil
-        return Page(items: page.map(\.module), nextCursor: next)
+        return Page(rows: rows, limit: limit, position: \.seq, item: \.module)
     }
 
     // MARK: Cursor
-
-    static func cursor(seq: Int64) -> String {
-        PageCursor.encode(seq)
-    }
 
     static func seq(cursor: String) throws -> Int64 {
         guard let seq = PageCursor.decode(cursor) else {

@@ -17,16 +17,8 @@ public struct PromptsService: Sendable {
     /// The name of the agent's system prompt (a built-in, unless the user has their own).
     public static let defaultSystemPromptName = "default.system"
 
-    /// What `list` answers: a page, and the cursor of the next one when there may be more.
-    public struct Page: Codable, Sendable, Equatable {
-        public var items: [Prompt]
-        public var nextCursor: String?
-
-        public init(items: [Prompt], nextCursor: String?) {
-            self.items = items
-            self.nextCursor = nextCursor
-        }
-    }
+    /// What `list` answers.
+    public typealias Page = KeysetPage<Prompt>
 
     /// What `versions` answers: every version of one prompt, oldest first.
     public struct VersionList: Codable, Sendable, Equatable {
@@ -158,9 +150,7 @@ public struct PromptsService: Sendable {
         }
         let before = try params.cursor.map(Self.seq(cursor:))
         let rows = try await store.list(PromptQuery(userID: userID, beforeSeq: before, limit: limit + 1))
-        let page = rows.prefix(limit)
-        let next = rows.count > limit ? page.last.map { Self.cursor(seq: $0.seq) } : nil
-        return Page(items: page.map(\.prompt), nextCursor: next)
+        return Page(rows: rows, limit: limit, position: \.seq, item: \.prompt)
     }
 
     /// - Throws: `PromptsError.notFound`.
@@ -215,14 +205,10 @@ public struct PromptsService: Sendable {
 
     // MARK: Cursor
 
-    static func cursor(seq: Int64) -> String {
-        Data(String(seq).utf8).base64EncodedString()
-    }
-
     static func seq(cursor: String) throws -> Int64 {
-        guard let data = Data(base64Encoded: cursor), let text = String(data: data, encoding: .utf8),
-            let seq = Int64(text), seq > 0
-        else { throw PromptsError.invalid(field: "cursor", reason: "not a cursor from prompts.list") }
+        guard let seq = PageCursor.decode(cursor) else {
+            throw PromptsError.invalid(field: "cursor", reason: "not a cursor from prompts.list")
+        }
         return seq
     }
 

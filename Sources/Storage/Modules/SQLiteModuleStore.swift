@@ -39,8 +39,8 @@ public struct SQLiteModuleStore: ModuleStore {
                 try db.cachedStatement(sql: "DELETE FROM module_tags WHERE module_id = ?").execute(arguments: [id])
                 try Self.insertTags(tags, moduleID: id, db: db)
             }
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.columns) FROM modules WHERE id = ?"), arguments: [id]) else { return nil }
-            return try Self.storedModule(row, db: db).module
+            return try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.columnsWithTags) FROM modules WHERE id = ?"), arguments: [id])
+                .map { try Self.storedModule($0).module }
         }
     }
 
@@ -91,24 +91,13 @@ public struct SQLiteModuleStore: ModuleStore {
         }
     }
 
-    private static func storedModule(_ row: Row, db: Database) throws -> StoredModule {
-        let id: String = row["id"]
-        let tags = try String.fetchAll(db.cachedStatement(sql: "SELECT tag FROM module_tags WHERE module_id = ? ORDER BY tag"), arguments: [id])
-        return try storedModule(row, tags: tags)
-    }
-
     /// A row selected with `columnsWithTags`.
     private static func storedModule(_ row: Row) throws -> StoredModule {
         let joined: String? = row["tags"]
         // Sorted here as the service sorts them (group_concat's order is not guaranteed).
         let tags = joined.map { $0.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init).sorted() } ?? []
-        return try storedModule(row, tags: tags)
-    }
-
-    private static func storedModule(_ row: Row, tags: [String]) throws -> StoredModule {
-        let id: String = row["id"]
         let module = Module(
-            id: id, title: row["title"], description: row["description"], content: row["content"], tags: tags,
+            id: row["id"], title: row["title"], description: row["description"], content: row["content"], tags: tags,
             createdAt: try Timestamp.date(row["created_at"]), updatedAt: try Timestamp.date(row["updated_at"]))
         return StoredModule(seq: row["seq"], module: module)
     }
