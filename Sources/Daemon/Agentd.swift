@@ -91,7 +91,11 @@ struct Agentd: AsyncParsableCommand {
             onReload: { reloaded in dependencies.dispatcher.limitsControl.update(reloaded.limits) })
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: server), .init(service: reporter), .init(service: reload)],
+                services: [
+                    .init(service: server), .init(service: reporter), .init(service: reload),
+                    .init(service: EventsBackgroundService(
+                        consumers: configuration.holdEventConsumers ? [] : dependencies.eventConsumers, events: dependencies.events, logger: logger)),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         defer {
@@ -134,6 +138,7 @@ struct Agentd: AsyncParsableCommand {
         var configuration = loaded.configuration
         configuration.configFile = loaded.file
         configuration.enableTestMethods = tuning.enableTestMethods
+        configuration.holdEventConsumers = tuning.testHoldEventConsumers
         return (configuration, loaded)
     }
 
@@ -182,6 +187,8 @@ struct Tuning: ParsableArguments {
     var threads: Int?
     @Flag(help: ArgumentHelp("Register test-only methods (test.sleep).", visibility: .hidden))
     var enableTestMethods = false
+    @Flag(help: ArgumentHelp("Test only: do not run the in-process event consumers.", visibility: .hidden))
+    var testHoldEventConsumers = false
 
     func flagValues() -> [String: ConfigValue] {
         var flags: [String: ConfigValue] = [:]

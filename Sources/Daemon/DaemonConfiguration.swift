@@ -1,5 +1,6 @@
 import Logging
 import RPC
+import Services
 
 #if canImport(Glibc)
 import Glibc
@@ -21,6 +22,10 @@ struct DaemonConfiguration: Sendable {
     var trustedUIDs: Set<UInt32> = [getuid()]
     var llm = LLMSettings()
     var search = SearchSettings()
+    var events = EventsService.Settings()
+    /// Test-only (`--test-hold-event-consumers`): in-process consumers do not run, so a test can
+    /// stop the daemon between an event's commit and its dispatch.
+    var holdEventConsumers = false
 
     /// `$XDG_RUNTIME_DIR/agentd/agentd.sock`, else `/tmp/agentd-$UID/agentd.sock`.
     static func defaultSocketPath() -> String {

@@ -14,6 +14,12 @@ struct Dependencies: Sendable {
     let chats: ChatsService
     let prompts: PromptsService
     let search: SearchService
+    let events: EventsService
+    let audit: AuditService
+    /// Committed events go here (from the outbox) and on to subscriptions and consumers.
+    let eventBus: EventBus
+    /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
+    let eventConsumers: [EventConsumerRunner]
     /// Opened and migrated before the graph is built (`openDatabase`); the domains' SQLite stores are
     /// built on its `writer`.
     let database: AgentDatabase
@@ -21,19 +27,18 @@ struct Dependencies: Sendable {
     static let server = RPCServerDescription(name: "agentd", version: AgentdVersion.current, apiVersions: ["1"])
 
     /// The collaborators every domain shares. `live` for the daemon; tests pass fakes (a fixed
-    /// clock, a fast hasher, a recording event publisher).
+    /// clock, a fast hasher).
     struct Collaborators: Sendable {
         var clock: any WallClock
         var ids: any IDGenerator
         var hasher: any PasswordHasher
-        var events: any EventPublisher
         var accounts: any UnixAccountDirectory
 
         static func live() -> Collaborators {
             Collaborators(
                 clock: SystemClock(), ids: RandomIDGenerator(),
                 hasher: PBKDF2PasswordHasher(threadPool: .singleton),
-                events: NoEventPublisher(), accounts: PasswdDirectory(threadPool: .singleton))
+                accounts: PasswdDirectory(threadPool: .singleton))
         }
     }
 
@@ -62,23 +67,35 @@ struct Dependencies: Sendable {
         logger: Logger
     ) -> Dependencies {
         let system = SystemService(server: server, clock: ContinuousClock())
+        // Events: the outbox writes a change's events in its transaction and hands them, once
+        // committed, to the bus, which fans them out to subscriptions and wakes the consumers.
+        let eventStore = SQLiteEventStore(writer: database.writer)
+        let latestSeq = (try? database.writer.read { try SQLiteEventStore.latestSeq($0) }) ?? 0
+        let bus = EventBus(lastSeq: latestSeq, logger: logger)
+        let outbox = EventOutbox(clock: collaborators.clock, publish: bus.committed)
+        // Every write with an event goes through this one writer: concurrent writes share
+        // transactions (one commit per batch, not per append), and new messages are added to the
+        // search index once per batch, before its commit.
+        let groupWriter = GroupCommitWriter(writer: database.writer, outbox: outbox, beforeCommit: SQLiteSearchIndex.indexNewMessages)
         let auth = AuthService(
-            store: SQLiteAuthStore(writer: database.writer), hasher: collaborators.hasher, clock: collaborators.clock,
-            ids: collaborators.ids, events: collaborators.events, accounts: collaborators.accounts,
-            settings: .init(trustedUIDs: configuration.trustedUIDs))
+            store: SQLiteAuthStore(writer: database.writer, groupWriter: groupWriter), hasher: collaborators.hasher, clock: collaborators.clock,
+            ids: collaborators.ids, accounts: collaborators.accounts, settings: .init(trustedUIDs: configuration.trustedUIDs))
         let modules = ModulesService(
-            store: SQLiteModuleStore(writer: database.writer), clock: collaborators.clock, ids: collaborators.ids,
-            events: collaborators.events)
-        // Concurrent writes share transactions here: one commit per batch, not per append.
-        // New messages are added to the search index once per batch, before its commit.
-        let groupWriter = GroupCommitWriter(writer: database.writer, beforeCommit: SQLiteSearchIndex.indexNewMessages)
+            store: SQLiteModuleStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock, ids: collaborators.ids)
         let chats = ChatsService(
-            store: SQLiteChatStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock,
-            ids: collaborators.ids, events: collaborators.events)
+            store: SQLiteChatStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock, ids: collaborators.ids)
         let prompts = PromptsService(
-            store: SQLitePromptStore(writer: database.writer), clock: collaborators.clock, ids: collaborators.ids,
-            events: collaborators.events)
+            store: SQLitePromptStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock, ids: collaborators.ids)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer))
+        // In-process consumers, by topic: each in its own task with its own cursor.
+        let auditStore = SQLiteAuditStore(writer: database.writer)
+        let consumers: [any EventConsumer] = [AuditConsumer(store: auditStore)]
+        let eventConsumers = consumers.map { EventConsumerRunner(consumer: $0, store: eventStore, bus: bus, logger: logger) }
+        let topics = (AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all).map { $0.topic }
+        let events = EventsService(
+            store: eventStore, bus: bus, ids: collaborators.ids, clock: collaborators.clock, topics: topics, consumers: consumers.map(\.name),
+            settings: configuration.events)
+        let audit = AuditService(store: auditStore)
 
         var router = RPCRouter(handlerExecution: handlerExecution)
         SystemRoutes(service: system, includeTestMethods: configuration.enableTestMethods).register(on: &router)
@@ -87,6 +104,8 @@ struct Dependencies: Sendable {
         ChatsRoutes(service: chats, auth: auth).register(on: &router)
         PromptsRoutes(service: prompts, auth: auth).register(on: &router)
         SearchRoutes(service: search, auth: auth).register(on: &router)
+        EventsRoutes(service: events, auth: auth).register(on: &router)
+        AuditRoutes(service: audit, auth: auth).register(on: &router)
         router.describe(RPCConnectionHandler.ShuttingDown.self)
 
         // One limits control for the dispatcher, the timeout and the server: SIGHUP replaces it.
@@ -101,7 +120,9 @@ struct Dependencies: Sendable {
             RPCTimeoutMiddleware(limits: limits),
         ]
         let dispatcher = RPCDispatcher(router: router, middleware: middleware, limits: limits, server: server, logger: logger)
-        return Dependencies(dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, database: database)
+        return Dependencies(
+            dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
+            eventBus: bus, eventConsumers: eventConsumers, database: database)
     }
 
     /// Opens the database file (creating it and its folders when missing) and applies the pending

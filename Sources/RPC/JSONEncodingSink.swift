@@ -447,6 +447,9 @@ final class JSONEncodingSink: @unchecked Sendable {
         func cast<U>(_: U.Type) -> U { unsafeBitCast(value, to: U.self) }
         if T.self == Double.self {
             try appendFloat(cast(Double.self), in: frame, key: key)
+        } else if T.self == JSONFragment.self {
+            // Already JSON (an event's data): written as it is, not re-parsed.
+            out.appendPlain(cast(JSONFragment.self).text)
         } else if T.self == Int64.self {
             out.appendInteger(cast(Int64.self))
         } else if T.self == UInt32.self {

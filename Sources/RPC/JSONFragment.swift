@@ -3,8 +3,8 @@ import Foundation
 /// A piece of JSON text that is passed through as it is: `system.echo`'s params, error `data`,
 /// results that are already encoded.
 ///
-/// When a fragment is the whole result or error data it is written byte for byte. Nested inside
-/// another `Encodable` it goes through `JSONValue` (correct, but slower).
+/// `RPCJSONEncoder` writes a fragment byte for byte, also nested in another value (an event's
+/// `data`); Foundation's `JSONEncoder` goes through `JSONValue` (correct, but slower).
 public struct JSONFragment: Sendable, Hashable, Codable, CustomStringConvertible {
     /// Valid JSON text (UTF-8).
     public let text: String

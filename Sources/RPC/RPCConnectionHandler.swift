@@ -54,6 +54,11 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private var inputClosed = false
     private var draining = false
     private var closing = false
+    /// Open push streams (event subscriptions), by id.
+    private var pushStreams: [UInt64: PushStreamState] = [:]
+    /// Request numbers of the calls running now: a push stream opened by one of them is held
+    /// until its reply is written.
+    private var runningRequests: Set<UInt64> = []
 
     public init(dispatcher: RPCDispatcher, connectionID: UInt64, peer: RPCPeer?, logger: Logger) {
         self.dispatcher = dispatcher
@@ -79,6 +84,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         cancelAll(.connectionClosed)
+        endAllPushStreams()
     }
 
     // MARK: Inbound
@@ -143,6 +149,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     public func channelInactive(context: ChannelHandlerContext) {
         cancelAll(.connectionClosed)
+        endAllPushStreams()
         context.fireChannelInactive()
     }
 
@@ -152,7 +159,10 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { resumeReadingIfAllowed() }
+        if context.channel.isWritable {
+            drainPushStreams()
+            resumeReadingIfAllowed()
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -174,15 +184,19 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         case .failed(let error):
             writeFrame { JSONWriter.writeError(id: .null, error: error, into: &$0) }
         case .single(let entry):
-            guard let (id, reply) = start(entry) else { return }
-            switch reply {
+            guard let started = start(entry) else { return }
+            let id = started.id
+            switch started.reply {
             case .now(let outcome):
                 writeFrame { JSONWriter.writeOutcome(id: id, outcome: outcome, into: &$0) }
             case .later(let future):
                 let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                let requestNumber = started.requestNumber
                 future.whenSuccess { outcome in
-                    loopBound.value.writeFrame { JSONWriter.writeOutcome(id: id, outcome: outcome, into: &$0) }
-                    loopBound.value.scheduleFlush()
+                    let handler = loopBound.value
+                    handler.writeFrame { JSONWriter.writeOutcome(id: id, outcome: outcome, into: &$0) }
+                    if let requestNumber { handler.releasePushStreams(openedBy: requestNumber, outcome: outcome) }
+                    handler.scheduleFlush()
                 }
             }
         case .batch(let entries):
@@ -192,9 +206,13 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     private func startBatch(_ entries: [RPCMessage.Entry]) {
         var replies: [(RPCID, RPCReply)] = []
+        var requestNumbers: [UInt64?] = []
         replies.reserveCapacity(entries.count)
         for entry in entries {
-            if let reply = start(entry) { replies.append(reply) }
+            if let started = start(entry) {
+                replies.append((started.id, started.reply))
+                requestNumbers.append(started.requestNumber)
+            }
         }
         if replies.isEmpty { return }  // only notifications: nothing at all is sent back
         let batch = BatchReply(count: replies.count)
@@ -210,25 +228,37 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
             return
         }
         let loopBound = NIOLoopBound((self, batch), eventLoop: context.eventLoop)
+        let numbers = requestNumbers
         for (index, id, future) in pending {
             future.whenSuccess { outcome in
                 let (handler, batch) = loopBound.value
                 batch.set(index, id: id, outcome: outcome)
                 if batch.isComplete {
                     handler.writeFrame { batch.write(into: &$0) }
+                    for (number, outcome) in zip(numbers, batch.outcomes) {
+                        if let number, let outcome { handler.releasePushStreams(openedBy: number, outcome: outcome) }
+                    }
                     handler.scheduleFlush()
                 }
             }
         }
     }
 
+    /// A call started by `start`: the id to answer, the reply, and (for a call that runs) its
+    /// request number.
+    private struct Started {
+        var id: RPCID
+        var reply: RPCReply
+        var requestNumber: UInt64? = nil
+    }
+
     /// Starts one call. Returns the id to answer and the reply, or nil when nothing is answered
     /// (a notification).
-    private func start(_ entry: RPCMessage.Entry) -> (RPCID, RPCReply)? {
+    private func start(_ entry: RPCMessage.Entry) -> Started? {
         let request: RPCRequest
         switch entry {
         case .invalid(let id, let error):
-            return (id ?? .null, .now(.error(error)))
+            return Started(id: id ?? .null, reply: .now(.error(error)))
         case .droppedNotification(let method, let error):
             logger.notice("notification dropped", metadata: ["method": "\(method)", "reason": "\(error.message)"])
             return nil
@@ -237,14 +267,14 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         }
         if request.method == "$/cancelRequest" {
             cancelRequest(request)
-            return request.id.map { ($0, .now(.result(ByteBuffer(string: "null")))) }
+            return request.id.map { Started(id: $0, reply: .now(.result(ByteBuffer(string: "null")))) }
         }
         if draining {
-            return request.id.map { ($0, .now(.error(RPCErrorFunnel.rpcError(for: .serverShutdown)))) }
+            return request.id.map { Started(id: $0, reply: .now(.error(RPCErrorFunnel.rpcError(for: .serverShutdown)))) }
         }
         if let id = request.id, let index = earlyCancels.firstIndex(of: id) {
             earlyCancels.remove(at: index)
-            return (id, .now(.error(.cancelled)))
+            return Started(id: id, reply: .now(.error(.cancelled)))
         }
         let callContext = dispatcher.makeContext(for: request, connection: info, eventLoop: context.eventLoop)
         var reply = dispatcher.dispatch(request, context: callContext)
@@ -253,12 +283,19 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
             let key = ObjectIdentifier(cancellation)
             running[key] = cancellation
             if let id = request.id { runningByID[id] = cancellation }
+            let requestNumber = callContext.requestNumber
+            runningRequests.insert(requestNumber)
             dispatcher.callsInFlight.add(1, ordering: .relaxed)
             let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
             // Bookkeeping runs before the reply is written (callbacks run in order of registration).
-            future.whenComplete { _ in
+            future.whenComplete { result in
                 let handler = loopBound.value
                 handler.running[key] = nil
+                handler.runningRequests.remove(requestNumber)
+                // A notification has no reply to wait for.
+                if request.id == nil, case .success(let outcome) = result {
+                    handler.releasePushStreams(openedBy: requestNumber, outcome: outcome)
+                }
                 handler.dispatcher.callsInFlight.subtract(1, ordering: .relaxed)
                 if let id = request.id, handler.runningByID[id] === cancellation {
                     handler.runningByID[id] = nil
@@ -268,9 +305,11 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
             reply = .later(future.always { _ in
                 loopBound.value.callFinished()
             })
+            guard let id = request.id else { return nil }
+            return Started(id: id, reply: reply, requestNumber: requestNumber)
         }
         guard let id = request.id else { return nil }
-        return (id, reply)
+        return Started(id: id, reply: reply)
     }
 
     private func callFinished() {
@@ -374,6 +413,135 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         scheduleFlush()
     }
 
+    // MARK: Push streams
+
+    /// One push stream's queue and state; confined to the event loop like the rest.
+    private struct PushStreamState {
+        let options: RPCPushStreamOptions
+        /// Messages wait until the reply of the call that opened the stream is written.
+        var held: Bool
+        let openedBy: UInt64
+        var pending = CircularBuffer<RPCPushMessage>()
+        var lastWritten: Int64?
+        /// `finish(with:)`'s message, written once `pending` is.
+        var finalMessage: ByteBuffer?
+        var drainWaiters: [CheckedContinuation<Bool, Never>] = []
+    }
+
+    fileprivate func openPushStream(_ id: UInt64, openedBy requestNumber: UInt64, options: RPCPushStreamOptions) {
+        guard context.channel.isActive, !closing else {
+            options.onEnd(.connectionClosed)
+            return
+        }
+        // A call that already answered (or was a notification) holds nothing back.
+        let held = runningRequests.contains(requestNumber)
+        pushStreams[id] = PushStreamState(options: options, held: held, openedBy: requestNumber)
+    }
+
+    fileprivate func pushSend(_ id: UInt64, _ messages: [RPCPushMessage]) {
+        guard var stream = pushStreams[id], stream.finalMessage == nil else { return }
+        if !stream.held, stream.pending.isEmpty, context.channel.isWritable {
+            for message in messages { write(message, of: &stream) }
+            pushStreams[id] = stream
+            scheduleFlush()
+            return
+        }
+        stream.pending.append(contentsOf: messages)
+        pushStreams[id] = stream
+        // Held (its call's reply is not written yet): checked when released.
+        if !stream.held, stream.pending.count > stream.options.capacity { overflow(id) }
+    }
+
+    fileprivate func pushFinish(_ id: UInt64, last: ByteBuffer) {
+        guard var stream = pushStreams[id], stream.finalMessage == nil else { return }
+        stream.finalMessage = last
+        pushStreams[id] = stream
+        drain(id)
+    }
+
+    fileprivate func pushClose(_ id: UInt64) {
+        endPushStream(id, .closed)
+    }
+
+    fileprivate func pushDrained(_ id: UInt64, _ continuation: CheckedContinuation<Bool, Never>) {
+        guard var stream = pushStreams[id] else { return continuation.resume(returning: false) }
+        if !stream.held, stream.pending.isEmpty, context.channel.isWritable { return continuation.resume(returning: true) }
+        stream.drainWaiters.append(continuation)
+        pushStreams[id] = stream
+    }
+
+    /// The reply of call `requestNumber` was just written: its streams start (or, when it failed,
+    /// end).
+    private func releasePushStreams(openedBy requestNumber: UInt64, outcome: RPCOutcome) {
+        if pushStreams.isEmpty { return }
+        for (id, stream) in pushStreams where stream.held && stream.openedBy == requestNumber {
+            if case .error = outcome {
+                endPushStream(id, .callFailed)
+                continue
+            }
+            pushStreams[id]!.held = false
+            if stream.pending.count > stream.options.capacity {
+                overflow(id)
+            } else {
+                drain(id)
+            }
+        }
+    }
+
+    /// The connection can take more: every stream writes what waits.
+    private func drainPushStreams() {
+        for id in Array(pushStreams.keys) { drain(id) }
+    }
+
+    /// Writes what `id` has waiting (the queue is at most `capacity` long, so this is bounded),
+    /// then its final message, and wakes who waits for it to drain.
+    private func drain(_ id: UInt64) {
+        guard var stream = pushStreams[id], !stream.held, context.channel.isWritable else { return }
+        let wrote = !stream.pending.isEmpty || stream.finalMessage != nil
+        while let message = stream.pending.popFirst() { write(message, of: &stream) }
+        if let last = stream.finalMessage {
+            writeFrame { $0.writeImmutableBuffer(last) }
+            scheduleFlush()
+            pushStreams[id] = stream
+            endPushStream(id, .finished)
+            return
+        }
+        let waiters = stream.drainWaiters
+        stream.drainWaiters = []
+        pushStreams[id] = stream
+        if wrote { scheduleFlush() }
+        for waiter in waiters { waiter.resume(returning: true) }
+    }
+
+    private func write(_ message: RPCPushMessage, of stream: inout PushStreamState) {
+        writeFrame {
+            $0.writeImmutableBuffer(message.head)
+            $0.writeImmutableBuffer(message.body)
+        }
+        stream.lastWritten = message.position
+    }
+
+    /// Too many messages wait: drop them, tell the client where the stream stopped, end it.
+    private func overflow(_ id: UInt64) {
+        guard let stream = pushStreams[id] else { return }
+        let lastWritten = stream.lastWritten
+        pushStreams[id]!.pending.removeAll()
+        writeFrame { $0.writeImmutableBuffer(stream.options.overflowMessage(lastWritten)) }
+        scheduleFlush()
+        logger.notice("push stream overflowed", metadata: ["capacity": "\(stream.options.capacity)"])
+        endPushStream(id, .overflowed(lastWritten: lastWritten))
+    }
+
+    private func endPushStream(_ id: UInt64, _ reason: RPCPushStreamEnd) {
+        guard let stream = pushStreams.removeValue(forKey: id) else { return }
+        for waiter in stream.drainWaiters { waiter.resume(returning: false) }
+        stream.options.onEnd(reason)
+    }
+
+    private func endAllPushStreams() {
+        for id in Array(pushStreams.keys) { endPushStream(id, .connectionClosed) }
+    }
+
     fileprivate func beginDrain(timeout: Duration) {
         guard !draining else { return }
         draining = true
@@ -389,9 +557,10 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     /// The thread-safe face of a connection.
-    public final class Handle: RPCNotifier, Sendable {
+    public final class Handle: RPCNotifier, RPCPushConnection, Sendable {
         public let eventLoop: any EventLoop
         private let handler: NIOLoopBound<RPCConnectionHandler>
+        private let nextStreamID = Atomic<UInt64>(1)
 
         init(eventLoop: any EventLoop, handler: NIOLoopBound<RPCConnectionHandler>) {
             self.eventLoop = eventLoop
@@ -401,6 +570,36 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         public func notify(method: String, params: ByteBuffer?) {
             let handler = self.handler
             eventLoop.execute { handler.value.sendNotification(method: method, params: params) }
+        }
+
+        public func openPushStream(openedBy requestNumber: UInt64, _ options: RPCPushStreamOptions) -> RPCPushStream {
+            let id = nextStreamID.wrappingAdd(1, ordering: .relaxed).oldValue
+            let handler = self.handler
+            // Everything below goes through the event loop's queue, so it runs after this.
+            eventLoop.execute { handler.value.openPushStream(id, openedBy: requestNumber, options: options) }
+            return RPCPushStream(id: id, connection: self)
+        }
+
+        public func pushSend(stream: UInt64, _ messages: [RPCPushMessage]) {
+            let handler = self.handler
+            eventLoop.execute { handler.value.pushSend(stream, messages) }
+        }
+
+        public func pushFinish(stream: UInt64, last: ByteBuffer) {
+            let handler = self.handler
+            eventLoop.execute { handler.value.pushFinish(stream, last: last) }
+        }
+
+        public func pushClose(stream: UInt64) {
+            let handler = self.handler
+            eventLoop.execute { handler.value.pushClose(stream) }
+        }
+
+        public func pushDrained(stream: UInt64) async -> Bool {
+            let handler = self.handler
+            return await withCheckedContinuation { continuation in
+                eventLoop.execute { handler.value.pushDrained(stream, continuation) }
+            }
         }
 
         /// Tells the client the server is stopping, refuses new calls, and closes the connection
@@ -429,6 +628,9 @@ private final class BatchReply {
     }
 
     var isComplete: Bool { remaining == 0 }
+
+    /// Each member's outcome, in order (nil until it answered).
+    var outcomes: [RPCOutcome?] { slots.map { $0?.1 } }
 
     func set(_ index: Int, id: RPCID, outcome: RPCOutcome) {
         slots[index] = (id, outcome)

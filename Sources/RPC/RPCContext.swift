@@ -19,6 +19,8 @@ public struct RPCPeer: Sendable, Hashable, CustomStringConvertible {
 /// Sends server-initiated notifications on one connection, in the order they are sent.
 public protocol RPCNotifier: Sendable {
     func notify(method: String, params: ByteBuffer?)
+    /// Opens a push stream that starts once the reply to call `requestNumber` is written.
+    func openPushStream(openedBy requestNumber: UInt64, _ options: RPCPushStreamOptions) -> RPCPushStream
 }
 
 /// One client connection, as handlers see it.
@@ -71,6 +73,13 @@ public struct RPCContext: Sendable {
         self.cancellation = cancellation
         self.eventLoop = eventLoop
         self.route = route
+    }
+
+    /// Opens a server-push stream on this call's connection (an event subscription). Its messages
+    /// are held until this call's reply is written; when the call answers with an error the
+    /// stream ends (`.callFailed`).
+    public func openPushStream(_ options: RPCPushStreamOptions) -> RPCPushStream {
+        connection.notifier.openPushStream(openedBy: requestNumber, options)
     }
 
     /// The connection's logger with this call's request number and method.

@@ -1,4 +1,5 @@
 import GRDB
+import Services
 import Synchronization
 
 /// Runs small writes from many callers in shared transactions ("group commit").
@@ -54,12 +55,26 @@ public final class GroupCommitWriter: Sendable {
     /// Runs after a batch's jobs, before its commit, in its transaction (e.g. indexing what the
     /// jobs inserted, once per batch). When it throws, the batch is rolled back.
     private let beforeCommit: @Sendable (Database) throws -> Void
+    /// Where `record(_:in:)` puts events; nil when this writer's jobs record none (tests).
+    private let outbox: EventOutbox?
 
-    public init(writer: any DatabaseWriter, maxBatch: Int = 256, beforeCommit: @escaping @Sendable (Database) throws -> Void = { _ in }) {
+    public init(
+        writer: any DatabaseWriter, maxBatch: Int = 256, outbox: EventOutbox? = nil,
+        beforeCommit: @escaping @Sendable (Database) throws -> Void = { _ in }
+    ) {
         precondition(maxBatch > 0)
         self.writer = writer
         self.maxBatch = maxBatch
+        self.outbox = outbox
         self.beforeCommit = beforeCommit
+    }
+
+    /// Writes `event` in the job's transaction (the outbox): it is published once that
+    /// transaction commits, and never when the job's changes roll back. Use it only inside a
+    /// `write` job, after the change it describes.
+    public func record(_ event: some DomainEvent, in db: Database) throws {
+        guard let outbox else { throw GroupCommitError.noOutbox }
+        try outbox.record(event, statement: rawStatements.statement(EventOutbox.insertSQL, in: db))
     }
 
     /// How a job is kept apart from the others of its batch.
@@ -84,6 +99,7 @@ public final class GroupCommitWriter: Sendable {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let job = Job { db in
                 var outcome: Result<T, any Error>
+                let eventsMark = self.outbox?.mark ?? 0
                 let fail: @Sendable (Result<Void, any Error>) -> Void = { transaction in
                     if case .failure(let error) = transaction { continuation.resume(throwing: error) }
                     else { continuation.resume(throwing: GroupCommitError.batchAborted) }
@@ -101,6 +117,7 @@ public final class GroupCommitWriter: Sendable {
                         try self.rawStatements.statement("RELEASE SAVEPOINT group_write", in: db).run([])
                     } catch {
                         outcome = .failure(error)
+                        self.outbox?.rollBack(to: eventsMark)
                         do {
                             try self.rawStatements.statement("ROLLBACK TO SAVEPOINT group_write", in: db).run([])
                             try self.rawStatements.statement("RELEASE SAVEPOINT group_write", in: db).run([])
@@ -116,6 +133,7 @@ public final class GroupCommitWriter: Sendable {
                     } catch {
                         if db.totalChangesCount != changesBefore { return .abortBatch(error, fail) }
                         outcome = .failure(error)
+                        self.outbox?.rollBack(to: eventsMark)
                     }
                 }
                 let finished = outcome
@@ -166,6 +184,11 @@ public final class GroupCommitWriter: Sendable {
             if let abort { throw abort }
             try beforeCommit(db)
         }, completion: { [self] _, result in
+            // Still on the writer's queue, so batches hand their events on in commit order.
+            switch result {
+            case .success: outbox?.committed()
+            case .failure: outbox?.discard()
+            }
             // Success: committed. Failure: the commit failed (every job catches its own error), so
             // the whole batch was rolled back and each caller gets the commit's error.
             let finishers = inFlight.withLock { finishers in
@@ -198,4 +221,6 @@ public final class GroupCommitWriter: Sendable {
 /// Only if a rolled-back batch somehow reported success to a write that had aborted it.
 enum GroupCommitError: Error {
     case batchAborted
+    /// `record(_:in:)` on a writer built without an outbox.
+    case noOutbox
 }

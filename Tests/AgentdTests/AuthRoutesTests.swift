@@ -68,7 +68,7 @@ struct AuthRoutesTests {
         configuration.trustedUIDs = [Self.trustedUID]
         dependencies = try await Dependencies.testing(
             configuration: configuration,
-            collaborators: .init(clock: TestClock(), ids: SequentialIDs(), hasher: FakeHasher(), events: RecordingEventPublisher(), accounts: FakeAccounts()))
+            collaborators: .init(clock: TestClock(), ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts()))
     }
 
     static func errorCode(_ reply: [String: Any]) -> Int? { (reply["error"] as? [String: Any])?["code"] as? Int }

@@ -12,7 +12,6 @@ import Testing
 struct AuthServiceTests {
     let clock = TestClock()
     let hasher = FakeHasher()
-    let events = RecordingEventPublisher()
     let auth: AuthService
     let dependencies: Dependencies
 
@@ -22,7 +21,7 @@ struct AuthServiceTests {
         var configuration = DaemonConfiguration(socketPath: "", databasePath: "")
         configuration.trustedUIDs = [Self.trustedUID]
         let collaborators = Dependencies.Collaborators(
-            clock: clock, ids: SequentialIDs(), hasher: hasher, events: events, accounts: FakeAccounts(names: [Self.trustedUID: "alice"]))
+            clock: clock, ids: SequentialIDs(), hasher: hasher, accounts: FakeAccounts(names: [Self.trustedUID: "alice"]))
         dependencies = try await Dependencies.testing(configuration: configuration, collaborators: collaborators)
         auth = dependencies.auth
     }
@@ -34,7 +33,7 @@ struct AuthServiceTests {
         #expect(user.hasPassword)
         #expect(user.linkedUID == nil)
         #expect(user.id.hasPrefix("usr_"))
-        #expect(events.events(of: AuthEvents.UserRegistered.self) == [.init(user: user)])
+        #expect(try await dependencies.recorded(AuthEvents.UserRegistered.self) == [try RecordedEvent(AuthEvents.UserRegistered(user: user))])
         await #expect(throws: AuthError.usernameTaken("BOB.smith")) {
             try await auth.register(username: "BOB.smith", password: "another one")
         }
@@ -154,7 +153,7 @@ struct AuthServiceTests {
         #expect(first.sessionTokenHash == nil)
         let again = try await auth.principal(peerUID: Self.trustedUID)
         #expect(again.user == first.user)
-        #expect(events.events(of: AuthEvents.UserRegistered.self).count == 1)
+        #expect(try await dependencies.recorded(AuthEvents.UserRegistered.self).count == 1)
         // A uid-only account has no password to log in with, and may set one without an old one.
         await #expect(throws: AuthError.invalidCredentials) { try await auth.login(username: "alice", password: "whatever1") }
         #expect(try await auth.changePassword(first, oldPassword: nil, newPassword: "password1") == 0)
@@ -199,7 +198,7 @@ struct AuthServiceTests {
             return try await group.reduce(into: []) { $0.insert($1) }
         }
         #expect(ids.count == 1)
-        #expect(events.events(of: AuthEvents.UserRegistered.self).count == 1)
+        #expect(try await dependencies.recorded(AuthEvents.UserRegistered.self).count == 1)
     }
 }
 

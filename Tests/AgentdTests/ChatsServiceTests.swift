@@ -10,7 +10,6 @@ import Testing
 @Suite("Chats service")
 struct ChatsServiceTests {
     let clock = TestClock()
-    let events = RecordingEventPublisher()
     let dependencies: Dependencies
     let chats: ChatsService
     let alice: User
@@ -19,7 +18,7 @@ struct ChatsServiceTests {
     init() async throws {
         let configuration = DaemonConfiguration(socketPath: "", databasePath: "")
         let collaborators = Dependencies.Collaborators(
-            clock: clock, ids: SequentialIDs(), hasher: FakeHasher(), events: events, accounts: FakeAccounts())
+            clock: clock, ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts())
         dependencies = try await Dependencies.testing(configuration: configuration, collaborators: collaborators)
         chats = dependencies.chats
         alice = try await dependencies.auth.register(username: "alice", password: "password1")
@@ -66,9 +65,9 @@ struct ChatsServiceTests {
 
         #expect(try await chats.delete(id: chat.id, userID: alice.id))
         await expectError(.notFound(kind: "chat", id: chat.id)) { try await chats.get(id: chat.id, userID: alice.id) }
-        #expect(events.events(of: ChatsEvents.ChatCreated.self).map(\.chat) == [chat])
-        #expect(events.events(of: ChatsEvents.ChatRenamed.self).map(\.title) == ["Plans"])
-        #expect(events.events(of: ChatsEvents.ChatDeleted.self).map(\.chatID) == [chat.id])
+        #expect(try await dependencies.recorded(ChatsEvents.ChatCreated.self) == [try RecordedEvent(ChatsEvents.ChatCreated(userID: alice.id, chatId: chat.id, moduleId: module.id, title: chat.title))])
+        #expect(try await dependencies.recorded(ChatsEvents.ChatRenamed.self) == [try RecordedEvent(ChatsEvents.ChatRenamed(userID: alice.id, chatId: chat.id, title: "Plans"))])
+        #expect(try await dependencies.recorded(ChatsEvents.ChatDeleted.self) == [try RecordedEvent(ChatsEvents.ChatDeleted(userID: alice.id, chatId: chat.id))])
     }
 
     @Test("validation: title, limit, cursor, content size, parentId with siblingOf; another user's module")
@@ -105,7 +104,7 @@ struct ChatsServiceTests {
         #expect(got.lastMessage?.text == String(answer.content.prefix(ChatsService.previewLength)))
         #expect(got.updatedAt == answer.createdAt)
         #expect(try await chats.message(id: answer.id, userID: alice.id) == answer)
-        #expect(events.events(of: ChatsEvents.MessageCreated.self).map(\.message) == [question, answer])
+        #expect(try await dependencies.recorded(ChatsEvents.MessageCreated.self) == [question, answer].map { try RecordedEvent(ChatsEvents.MessageCreated(userID: alice.id, message: $0)) })
     }
 
     @Test("editing and regenerating make sibling branches; branches.select switches, following the newest child")

@@ -10,7 +10,6 @@ import Testing
 @Suite("Modules service")
 struct ModulesServiceTests {
     let clock = TestClock()
-    let events = RecordingEventPublisher()
     let dependencies: Dependencies
     let modules: ModulesService
     let alice: User
@@ -19,7 +18,7 @@ struct ModulesServiceTests {
     init() async throws {
         let configuration = DaemonConfiguration(socketPath: "", databasePath: "")
         let collaborators = Dependencies.Collaborators(
-            clock: clock, ids: SequentialIDs(), hasher: FakeHasher(), events: events, accounts: FakeAccounts())
+            clock: clock, ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts())
         dependencies = try await Dependencies.testing(configuration: configuration, collaborators: collaborators)
         modules = dependencies.modules
         alice = try await dependencies.auth.register(username: "alice", password: "password1")
@@ -72,9 +71,12 @@ struct ModulesServiceTests {
         await #expect(throws: ModulesError.notFound(id: created.id)) { try await modules.get(id: created.id, userID: alice.id) }
         await #expect(throws: ModulesError.notFound(id: created.id)) { try await modules.delete(id: created.id, userID: alice.id) }
 
-        #expect(events.events(of: ModulesEvents.ModuleCreated.self) == [.init(userID: alice.id, module: created)])
-        #expect(events.events(of: ModulesEvents.ModuleUpdated.self) == [.init(userID: alice.id, module: updated), .init(userID: alice.id, module: retagged)])
-        #expect(events.events(of: ModulesEvents.ModuleDeleted.self) == [.init(userID: alice.id, id: created.id)])
+        #expect(try await dependencies.recorded(ModulesEvents.ModuleCreated.self) == [try RecordedEvent(ModulesEvents.ModuleCreated(userID: alice.id, module: created))])
+        #expect(try await dependencies.recorded(ModulesEvents.ModuleUpdated.self) == [
+            try RecordedEvent(ModulesEvents.ModuleUpdated(userID: alice.id, moduleId: created.id, fields: ["content"])),
+            try RecordedEvent(ModulesEvents.ModuleUpdated(userID: alice.id, moduleId: created.id, fields: ["tags", "title"])),
+        ])
+        #expect(try await dependencies.recorded(ModulesEvents.ModuleDeleted.self) == [try RecordedEvent(ModulesEvents.ModuleDeleted(userID: alice.id, moduleId: created.id))])
     }
 
     @Test("concurrent partial updates of different fields both hold")

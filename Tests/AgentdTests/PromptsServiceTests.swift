@@ -11,7 +11,6 @@ import Testing
 @Suite("Prompts service")
 struct PromptsServiceTests {
     let clock = TestClock()
-    let events = RecordingEventPublisher()
     let dependencies: Dependencies
     let prompts: PromptsService
     let alice: User
@@ -22,7 +21,7 @@ struct PromptsServiceTests {
     init() async throws {
         let configuration = DaemonConfiguration(socketPath: "", databasePath: "")
         let collaborators = Dependencies.Collaborators(
-            clock: clock, ids: SequentialIDs(), hasher: FakeHasher(), events: events, accounts: FakeAccounts())
+            clock: clock, ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts())
         dependencies = try await Dependencies.testing(configuration: configuration, collaborators: collaborators)
         prompts = dependencies.prompts
         alice = try await dependencies.auth.register(username: "alice", password: "password1")
@@ -110,9 +109,9 @@ struct PromptsServiceTests {
         await #expect(throws: PromptsError.notFound(id: created.id)) { try await prompts.versions(id: created.id, userID: alice.id) }
         await #expect(throws: PromptsError.notFound(id: created.id)) { try await prompts.delete(id: created.id, userID: alice.id) }
 
-        #expect(events.events(of: PromptsEvents.PromptCreated.self) == [.init(userID: alice.id, prompt: created)])
-        #expect(events.events(of: PromptsEvents.PromptUpdated.self) == [v2, renamed, v3].map { .init(userID: alice.id, prompt: $0) })
-        #expect(events.events(of: PromptsEvents.PromptDeleted.self) == [.init(userID: alice.id, id: created.id)])
+        #expect(try await dependencies.recorded(PromptsEvents.PromptCreated.self) == [try RecordedEvent(PromptsEvents.PromptCreated(userID: alice.id, prompt: created))])
+        #expect(try await dependencies.recorded(PromptsEvents.PromptUpdated.self) == [v2, renamed, v3].map { try RecordedEvent(PromptsEvents.PromptUpdated(userID: alice.id, prompt: $0)) })
+        #expect(try await dependencies.recorded(PromptsEvents.PromptDeleted.self) == [try RecordedEvent(PromptsEvents.PromptDeleted(userID: alice.id, promptId: created.id))])
     }
 
     @Test("render: values inserted as is, never re-expanded; a missing variable is -32602 naming it; unused values listed")
@@ -244,8 +243,8 @@ struct PromptsServiceTests {
         await expectInvalid("id") { try await prompts.update(.init(id: Self.builtInID, name: "renamed"), userID: alice.id) }
         await expectInvalid("id") { try await prompts.delete(id: Self.builtInID, userID: alice.id) }
         #expect(try await prompts.get(id: Self.builtInID, userID: bob.id).body.hasPrefix("You are a helpful assistant"))
-        #expect(events.events(of: PromptsEvents.PromptUpdated.self).isEmpty)
-        #expect(events.events(of: PromptsEvents.PromptDeleted.self).isEmpty)
+        #expect(try await dependencies.recorded(PromptsEvents.PromptUpdated.self).isEmpty)
+        #expect(try await dependencies.recorded(PromptsEvents.PromptDeleted.self).isEmpty)
     }
 
     @Test("prompt(named:): the user's own prompt of that name first (without case), else the built-in")
@@ -285,8 +284,8 @@ struct PromptsServiceTests {
         #expect(try await prompts.prompt(named: "alice's", userID: bob.id) == nil)
         // Untouched for its owner.
         #expect(try await prompts.get(id: prompt.id, userID: alice.id) == prompt)
-        #expect(events.events(of: PromptsEvents.PromptUpdated.self).isEmpty)
-        #expect(events.events(of: PromptsEvents.PromptDeleted.self).isEmpty)
+        #expect(try await dependencies.recorded(PromptsEvents.PromptUpdated.self).isEmpty)
+        #expect(try await dependencies.recorded(PromptsEvents.PromptDeleted.self).isEmpty)
     }
 
     @Test("concurrent updates of the body each make their own version; none is lost")

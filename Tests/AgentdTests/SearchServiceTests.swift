@@ -22,7 +22,7 @@ struct SearchServiceTests {
     init() async throws {
         let configuration = DaemonConfiguration(socketPath: "", databasePath: "")
         let collaborators = Dependencies.Collaborators(
-            clock: TestClock(), ids: SequentialIDs(), hasher: FakeHasher(), events: RecordingEventPublisher(), accounts: FakeAccounts())
+            clock: TestClock(), ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts())
         dependencies = try await Dependencies.testing(configuration: configuration, collaborators: collaborators)
         modules = dependencies.modules
         search = dependencies.search

@@ -37,19 +37,17 @@ public struct AuthService: Sendable {
     private let hasher: any PasswordHasher
     private let clock: any WallClock
     private let ids: any IDGenerator
-    private let events: any EventPublisher
     private let accounts: any UnixAccountDirectory
     public let settings: Settings
 
     public init(
         store: any AuthStore, hasher: any PasswordHasher, clock: any WallClock, ids: any IDGenerator,
-        events: any EventPublisher, accounts: any UnixAccountDirectory, settings: Settings
+        accounts: any UnixAccountDirectory, settings: Settings
     ) {
         self.store = store
         self.hasher = hasher
         self.clock = clock
         self.ids = ids
-        self.events = events
         self.accounts = accounts
         self.settings = settings
     }
@@ -67,11 +65,10 @@ public struct AuthService: Sendable {
         let hash = try await hasher.hash(password)
         let user = User(id: ids.makeID(prefix: "usr_"), username: username, hasPassword: true, createdAt: clock.now())
         do {
-            try await store.insertUser(StoredUser(user: user, passwordHash: hash))
+            try await store.insertUser(StoredUser(user: user, passwordHash: hash), event: AuthEvents.UserRegistered(user: user))
         } catch AuthStoreError.usernameTaken {
             throw AuthError.usernameTaken(username)
         }
-        events.publish(AuthEvents.UserRegistered(user: user))
         return user
     }
 
@@ -161,8 +158,7 @@ public struct AuthService: Sendable {
         for username in candidates {
             let user = User(id: ids.makeID(prefix: "usr_"), username: username, linkedUID: uid, hasPassword: false, createdAt: clock.now())
             do {
-                try await store.insertUser(StoredUser(user: user, passwordHash: nil))
-                events.publish(AuthEvents.UserRegistered(user: user))
+                try await store.insertUser(StoredUser(user: user, passwordHash: nil), event: AuthEvents.UserRegistered(user: user))
                 return AuthPrincipal(user: user, sessionTokenHash: nil)
             } catch AuthStoreError.usernameTaken {
                 continue

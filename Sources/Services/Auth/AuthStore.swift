@@ -36,8 +36,9 @@ public enum AuthStoreError: Error, Equatable, Sendable {
 
 /// Where accounts, sessions and failed logins live. `SQLiteAuthStore` in Storage implements it.
 public protocol AuthStore: Sendable {
+    /// Inserts the user and, in the same transaction, `event` (the outbox).
     /// - Throws: `AuthStoreError.usernameTaken` or `.linkedUIDTaken` on a conflict.
-    func insertUser(_ user: StoredUser) async throws
+    func insertUser(_ user: StoredUser, event: AuthEvents.UserRegistered) async throws
     /// Finds a user by username, without case.
     func user(username: String) async throws -> StoredUser?
     func user(id: String) async throws -> StoredUser?

@@ -74,19 +74,20 @@ public struct NewMessage: Sendable, Equatable {
 
 /// Where chats and their messages live. `SQLiteChatStore` in Storage implements it. Every call is
 /// scoped to one user: another user's chat or message is the same as a missing one, and the store
-/// reports either as `ChatsError.notFound`.
+/// reports either as `ChatsError.notFound`. A write stores its events in the same transaction (the
+/// outbox), only when it changes something.
 public protocol ChatStore: Sendable {
     /// Inserts an empty chat and returns it.
     ///
     /// - Throws: `ChatsError.notFound(kind: "module")` when `moduleID` is not one of the user's.
-    func insert(_ chat: NewChat, userID: String) async throws -> Chat
+    func insert(_ chat: NewChat, userID: String, event: ChatsEvents.ChatCreated) async throws -> Chat
     func chat(id: String, userID: String) async throws -> Chat?
     /// Newest first (by `seq`), at most `query.limit` rows.
     func chats(_ query: ChatQuery) async throws -> [StoredChat]
     /// nil when the user has no such chat.
-    func rename(id: String, userID: String, title: String, updatedAt: Date) async throws -> Chat?
+    func rename(id: String, userID: String, title: String, updatedAt: Date, event: ChatsEvents.ChatRenamed) async throws -> Chat?
     /// Deletes the chat and all its messages; false when the user has no such chat.
-    func delete(id: String, userID: String) async throws -> Bool
+    func delete(id: String, userID: String, event: ChatsEvents.ChatDeleted) async throws -> Bool
 
     func message(id: String, userID: String) async throws -> Message?
     /// The active branch from depth `afterDepth + 1`, in order, at most `limit` messages; nil when
@@ -98,16 +99,17 @@ public protocol ChatStore: Sendable {
     /// Every message of the chat, parents before children; nil when the user has no such chat.
     func allMessages(chatID: String, userID: String) async throws -> [Message]?
 
-    /// Appends a message, makes it the chat's active leaf and returns it. Concurrent appends may be
-    /// committed together; the call returns once the message is committed.
+    /// Appends a message, makes it the chat's active leaf and returns it, with the event `event`
+    /// makes of it. Concurrent appends may be committed together; the call returns once the
+    /// message is committed.
     ///
     /// - Throws: `ChatsError.notFound` for a chat, or a placement message, that is not the user's
     ///   (or, for a placement message, not in that chat).
-    func append(_ message: NewMessage, userID: String) async throws -> Message
+    func append(_ message: NewMessage, userID: String, event: @escaping @Sendable (Message) -> ChatsEvents.MessageCreated) async throws -> Message
     /// Makes the branch through `messageID` active: its leaf is found by following the newest child
     /// from that message down. Returns the chat; nil when the user has no such message.
     func selectBranch(messageID: String, userID: String, updatedAt: Date) async throws -> Chat?
     /// Inserts a new chat holding `messages` (already copied, with new ids, parents and chat id), the
     /// last one active, in one transaction, and returns it.
-    func insertFork(_ chat: NewChat, messages: [Message], userID: String) async throws -> Chat
+    func insertFork(_ chat: NewChat, messages: [Message], userID: String, events: [any DomainEvent]) async throws -> Chat
 }

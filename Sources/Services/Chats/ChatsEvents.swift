@@ -1,48 +1,80 @@
-/// Events of the chats domain.
+/// Events of the chats domain. Each is filed under its chat and, through the chat, its module.
 public enum ChatsEvents {
     public struct ChatCreated: DomainEvent, Equatable {
-        public static let name = "chat.created"
+        public static let topic = "chat.created"
         public var userID: String
-        public var chat: Chat
+        public var chatId: String
+        public var moduleId: String?
+        public var title: String
+        /// For `chats.fork`: the message the new chat was forked at.
+        public var forkedFrom: String?
+        public var chatID: String? { chatId }
+        public var moduleID: String? { moduleId }
 
-        public init(userID: String, chat: Chat) {
+        public init(userID: String, chatId: String, moduleId: String?, title: String, forkedFrom: String? = nil) {
             self.userID = userID
-            self.chat = chat
+            self.chatId = chatId
+            self.moduleId = moduleId
+            self.title = title
+            self.forkedFrom = forkedFrom
         }
+
+        enum CodingKeys: String, CodingKey { case chatId, moduleId, title, forkedFrom }
     }
 
     public struct ChatRenamed: DomainEvent, Equatable {
-        public static let name = "chat.renamed"
+        public static let topic = "chat.renamed"
         public var userID: String
-        public var chatID: String
+        public var chatId: String
         public var title: String
+        public var chatID: String? { chatId }
 
-        public init(userID: String, chatID: String, title: String) {
+        public init(userID: String, chatId: String, title: String) {
             self.userID = userID
-            self.chatID = chatID
+            self.chatId = chatId
             self.title = title
         }
+
+        enum CodingKeys: String, CodingKey { case chatId, title }
     }
 
     public struct ChatDeleted: DomainEvent, Equatable {
-        public static let name = "chat.deleted"
+        public static let topic = "chat.deleted"
         public var userID: String
-        public var chatID: String
+        public var chatId: String
+        public var chatID: String? { chatId }
 
-        public init(userID: String, chatID: String) {
+        public init(userID: String, chatId: String) {
             self.userID = userID
-            self.chatID = chatID
+            self.chatId = chatId
         }
+
+        enum CodingKeys: String, CodingKey { case chatId }
     }
 
+    /// A message was appended (or copied by a fork). The text is not in the event: fetch it with
+    /// `chats.messages.get`.
     public struct MessageCreated: DomainEvent, Equatable {
-        public static let name = "chat.message.created"
+        public static let topic = "chat.message.created"
         public var userID: String
-        public var message: Message
+        public var chatId: String
+        public var messageId: String
+        public var parentId: String?
+        public var role: MessageRole
+        public var depth: Int
+        public var chatID: String? { chatId }
 
         public init(userID: String, message: Message) {
             self.userID = userID
-            self.message = message
+            self.chatId = message.chatId
+            self.messageId = message.id
+            self.parentId = message.parentId
+            self.role = message.role
+            self.depth = message.depth
         }
+
+        enum CodingKeys: String, CodingKey { case chatId, messageId, parentId, role, depth }
     }
+
+    public static let all: [any DomainEvent.Type] = [ChatCreated.self, ChatRenamed.self, ChatDeleted.self, MessageCreated.self]
 }

@@ -24,13 +24,11 @@ public struct ChatsService: Sendable {
     private let store: any ChatStore
     private let clock: any WallClock
     private let ids: any IDGenerator
-    private let events: any EventPublisher
 
-    public init(store: any ChatStore, clock: any WallClock, ids: any IDGenerator, events: any EventPublisher) {
+    public init(store: any ChatStore, clock: any WallClock, ids: any IDGenerator) {
         self.store = store
         self.clock = clock
         self.ids = ids
-        self.events = events
     }
 
     // MARK: Chats
@@ -38,9 +36,8 @@ public struct ChatsService: Sendable {
     /// - Throws: `ChatsError.invalid`, `.notFound(kind: "module")`.
     public func create(_ params: Chats.Create.Params, userID: String) async throws -> Chat {
         let title = try params.title.map(Self.validate(title:)) ?? Self.defaultTitle
-        let chat = try await store.insert(NewChat(id: ids.makeID(prefix: "cht_"), moduleID: params.moduleId, title: title, createdAt: clock.now()), userID: userID)
-        events.publish(ChatsEvents.ChatCreated(userID: userID, chat: chat))
-        return chat
+        let new = NewChat(id: ids.makeID(prefix: "cht_"), moduleID: params.moduleId, title: title, createdAt: clock.now())
+        return try await store.insert(new, userID: userID, event: ChatsEvents.ChatCreated(userID: userID, chatId: new.id, moduleId: new.moduleID, title: title))
     }
 
     /// - Throws: `ChatsError.notFound`.
@@ -62,17 +59,18 @@ public struct ChatsService: Sendable {
     /// - Throws: `ChatsError.invalid`, `.notFound`.
     public func rename(_ params: Chats.Rename.Params, userID: String) async throws -> Chat {
         let title = try Self.validate(title: params.title)
-        guard let chat = try await store.rename(id: params.id, userID: userID, title: title, updatedAt: clock.now()) else {
+        let event = ChatsEvents.ChatRenamed(userID: userID, chatId: params.id, title: title)
+        guard let chat = try await store.rename(id: params.id, userID: userID, title: title, updatedAt: clock.now(), event: event) else {
             throw ChatsError.notFound(kind: "chat", id: params.id)
         }
-        events.publish(ChatsEvents.ChatRenamed(userID: userID, chatID: chat.id, title: chat.title))
         return chat
     }
 
     /// - Throws: `ChatsError.notFound`.
     public func delete(id: String, userID: String) async throws -> Bool {
-        guard try await store.delete(id: id, userID: userID) else { throw ChatsError.notFound(kind: "chat", id: id) }
-        events.publish(ChatsEvents.ChatDeleted(userID: userID, chatID: id))
+        guard try await store.delete(id: id, userID: userID, event: ChatsEvents.ChatDeleted(userID: userID, chatId: id)) else {
+            throw ChatsError.notFound(kind: "chat", id: id)
+        }
         return true
     }
 
@@ -94,10 +92,10 @@ public struct ChatsService: Sendable {
                 content: message.content, depth: message.depth, createdAt: message.createdAt))
         }
         let forkTitle = title ?? Self.forkTitle(of: original.title)
-        let chat = try await store.insertFork(NewChat(id: chatID, moduleID: original.moduleId, title: forkTitle, createdAt: clock.now()), messages: copies, userID: userID)
-        events.publish(ChatsEvents.ChatCreated(userID: userID, chat: chat))
-        for message in copies { events.publish(ChatsEvents.MessageCreated(userID: userID, message: message)) }
-        return chat
+        let created = ChatsEvents.ChatCreated(userID: userID, chatId: chatID, moduleId: original.moduleId, title: forkTitle, forkedFrom: params.messageId)
+        return try await store.insertFork(
+            NewChat(id: chatID, moduleID: original.moduleId, title: forkTitle, createdAt: clock.now()), messages: copies, userID: userID,
+            events: [created] + copies.map { ChatsEvents.MessageCreated(userID: userID, message: $0) })
     }
 
     /// - Throws: `ChatsError.notFound`.
@@ -150,11 +148,9 @@ public struct ChatsService: Sendable {
         case (nil, let sibling?): placement = .siblingOf(messageID: sibling)
         case (.some, .some): throw ChatsError.invalid(field: "siblingOf", reason: "give parentId or siblingOf, not both")
         }
-        let message = try await store.append(
+        return try await store.append(
             NewMessage(id: ids.makeID(prefix: "msg_"), chatID: params.chatId, placement: placement, role: params.role, content: params.content, createdAt: clock.now()),
-            userID: userID)
-        events.publish(ChatsEvents.MessageCreated(userID: userID, message: message))
-        return message
+            userID: userID, event: { ChatsEvents.MessageCreated(userID: userID, message: $0) })
     }
 
     /// - Throws: `ChatsError.notFound(kind: "message")`.

@@ -47,19 +47,25 @@ public struct ModuleChanges: Sendable, Equatable {
         self.tags = tags
         self.updatedAt = updatedAt
     }
+
+    /// The names of the fields given, as clients spell them.
+    public var fieldNames: [String] {
+        [title.map { _ in "title" }, description.map { _ in "description" }, content.map { _ in "content" }, tags.map { _ in "tags" }].compactMap { $0 }
+    }
 }
 
 /// Where modules live. `SQLiteModuleStore` in Storage implements it. Every call is scoped to one
-/// user: another user's module is the same as a missing one.
+/// user: another user's module is the same as a missing one. A write stores its `event` in the
+/// same transaction (the outbox), only when it changes something.
 public protocol ModuleStore: Sendable {
     /// Inserts a module and its tags; returns its `seq`.
-    func insert(_ module: Module, userID: String) async throws -> Int64
+    func insert(_ module: Module, userID: String, event: ModulesEvents.ModuleCreated) async throws -> Int64
     func module(id: String, userID: String) async throws -> Module?
     /// Applies `changes` in one transaction (concurrent partial updates of different fields both
     /// hold) and returns the module as it is then; nil when the user has no such module.
-    func update(id: String, userID: String, changes: ModuleChanges) async throws -> Module?
+    func update(id: String, userID: String, changes: ModuleChanges, event: ModulesEvents.ModuleUpdated) async throws -> Module?
     /// False when the user has no such module.
-    func delete(id: String, userID: String) async throws -> Bool
+    func delete(id: String, userID: String, event: ModulesEvents.ModuleDeleted) async throws -> Bool
     /// Newest first (by `seq`), at most `query.limit` rows.
     func list(_ query: ModuleQuery) async throws -> [StoredModule]
 }

@@ -16,13 +16,11 @@ public struct ModulesService: Sendable {
     private let store: any ModuleStore
     private let clock: any WallClock
     private let ids: any IDGenerator
-    private let events: any EventPublisher
 
-    public init(store: any ModuleStore, clock: any WallClock, ids: any IDGenerator, events: any EventPublisher) {
+    public init(store: any ModuleStore, clock: any WallClock, ids: any IDGenerator) {
         self.store = store
         self.clock = clock
         self.ids = ids
-        self.events = events
     }
 
     /// - Throws: `ModulesError.invalid`.
@@ -35,8 +33,7 @@ public struct ModulesService: Sendable {
         let module = Module(
             id: ids.makeID(prefix: "mod_"), title: title, description: params.description ?? "", content: content,
             tags: tags, createdAt: now, updatedAt: now)
-        _ = try await store.insert(module, userID: userID)
-        events.publish(ModulesEvents.ModuleCreated(userID: userID, module: module))
+        _ = try await store.insert(module, userID: userID, event: ModulesEvents.ModuleCreated(userID: userID, module: module))
         return module
     }
 
@@ -54,17 +51,18 @@ public struct ModulesService: Sendable {
         if let content = params.content { try Self.validate(content: content) }
         let tags = try params.tags.map(Self.validate(tags:))
         let changes = ModuleChanges(title: title, description: params.description, content: params.content, tags: tags, updatedAt: clock.now())
-        guard let module = try await store.update(id: params.id, userID: userID, changes: changes) else {
+        let event = ModulesEvents.ModuleUpdated(userID: userID, moduleId: params.id, fields: changes.fieldNames)
+        guard let module = try await store.update(id: params.id, userID: userID, changes: changes, event: event) else {
             throw ModulesError.notFound(id: params.id)
         }
-        events.publish(ModulesEvents.ModuleUpdated(userID: userID, module: module))
         return module
     }
 
     /// - Throws: `ModulesError.notFound`.
     public func delete(id: String, userID: String) async throws -> Bool {
-        guard try await store.delete(id: id, userID: userID) else { throw ModulesError.notFound(id: id) }
-        events.publish(ModulesEvents.ModuleDeleted(userID: userID, id: id))
+        guard try await store.delete(id: id, userID: userID, event: ModulesEvents.ModuleDeleted(userID: userID, moduleId: id)) else {
+            throw ModulesError.notFound(id: id)
+        }
         return true
     }
 

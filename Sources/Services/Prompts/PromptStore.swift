@@ -59,11 +59,12 @@ public enum PromptStoreError: Error, Equatable, Sendable {
 
 /// Where prompts live. `SQLitePromptStore` in Storage implements it. Every call is scoped to one
 /// user: another user's prompt is the same as a missing one. Built-in prompts (no owner) are found
-/// by the reads for every user, and never by the writes.
+/// by the reads for every user, and never by the writes. A write stores its event in the same
+/// transaction (the outbox), only when it changes something.
 public protocol PromptStore: Sendable {
     /// Inserts a user's prompt and its version 1 (`prompt.version`, body and variables); returns its `seq`.
     /// - Throws: `PromptStoreError.nameTaken`.
-    func insert(_ prompt: Prompt, userID: String) async throws -> Int64
+    func insert(_ prompt: Prompt, userID: String, event: PromptsEvents.PromptCreated) async throws -> Int64
     /// The user's or a built-in prompt at `version` (nil: the latest); nil when there is no such
     /// prompt for the user, or no such version.
     func prompt(id: String, version: Int?, userID: String) async throws -> Prompt?
@@ -72,12 +73,16 @@ public protocol PromptStore: Sendable {
     /// In one write transaction: reads the user's prompt at its latest version, hands it to `edit`
     /// and applies the changes it returns (a `content` becomes version `latestVersion + 1`). Returns
     /// the prompt as it is then, at its latest version; nil when the user has no such prompt (also
-    /// for a built-in). An error thrown by `edit` rolls everything back and is rethrown.
+    /// for a built-in). An error thrown by `edit` rolls everything back and is rethrown. `event`
+    /// makes the event of the prompt as it is then.
     /// - Throws: `PromptStoreError.nameTaken`, or what `edit` throws.
-    func update(id: String, userID: String, edit: @escaping @Sendable (Prompt) throws -> PromptChanges) async throws -> Prompt?
+    func update(
+        id: String, userID: String, edit: @escaping @Sendable (Prompt) throws -> PromptChanges,
+        event: @escaping @Sendable (Prompt) -> PromptsEvents.PromptUpdated
+    ) async throws -> Prompt?
     /// Deletes the user's prompt and its versions; false when the user has no such prompt (also for
     /// a built-in).
-    func delete(id: String, userID: String) async throws -> Bool
+    func delete(id: String, userID: String, event: PromptsEvents.PromptDeleted) async throws -> Bool
     /// The user's prompts and the built-ins, newest first (by `seq`), at most `query.limit` rows.
     func list(_ query: PromptQuery) async throws -> [StoredPrompt]
     /// Every version of the user's or a built-in prompt, oldest first; nil when there is no such prompt.

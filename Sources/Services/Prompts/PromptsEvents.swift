@@ -1,36 +1,52 @@
-/// Events of the prompts domain, published after the write.
+/// Events of the prompts domain.
 public enum PromptsEvents {
     public struct PromptCreated: DomainEvent, Equatable {
-        public static let name = "prompt.created"
+        public static let topic = "prompt.created"
         public var userID: String
-        public var prompt: Prompt
+        public var promptId: String
+        public var name: String
+        public var version: Int
 
         public init(userID: String, prompt: Prompt) {
             self.userID = userID
-            self.prompt = prompt
+            self.promptId = prompt.id
+            self.name = prompt.name
+            self.version = prompt.latestVersion
         }
+
+        enum CodingKeys: String, CodingKey { case promptId, name, version }
     }
 
-    /// `prompt` is at its latest version, which is new when the body or the variables changed.
+    /// `version` is the latest one, which is new when the body or the variables changed.
     public struct PromptUpdated: DomainEvent, Equatable {
-        public static let name = "prompt.updated"
+        public static let topic = "prompt.updated"
         public var userID: String
-        public var prompt: Prompt
+        public var promptId: String
+        public var name: String
+        public var version: Int
 
         public init(userID: String, prompt: Prompt) {
             self.userID = userID
-            self.prompt = prompt
+            self.promptId = prompt.id
+            self.name = prompt.name
+            self.version = prompt.latestVersion
         }
+
+        enum CodingKeys: String, CodingKey { case promptId, name, version }
     }
 
     public struct PromptDeleted: DomainEvent, Equatable {
-        public static let name = "prompt.deleted"
+        public static let topic = "prompt.deleted"
         public var userID: String
-        public var id: String
+        public var promptId: String
 
-        public init(userID: String, id: String) {
+        public init(userID: String, promptId: String) {
             self.userID = userID
-            self.id = id
+            self.promptId = promptId
         }
+
+        enum CodingKeys: String, CodingKey { case promptId }
     }
+
+    public static let all: [any DomainEvent.Type] = [PromptCreated.self, PromptUpdated.self, PromptDeleted.self]
 }

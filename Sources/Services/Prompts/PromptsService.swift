@@ -51,13 +51,11 @@ public struct PromptsService: Sendable {
     private let store: any PromptStore
     private let clock: any WallClock
     private let ids: any IDGenerator
-    private let events: any EventPublisher
 
-    public init(store: any PromptStore, clock: any WallClock, ids: any IDGenerator, events: any EventPublisher) {
+    public init(store: any PromptStore, clock: any WallClock, ids: any IDGenerator) {
         self.store = store
         self.clock = clock
         self.ids = ids
-        self.events = events
     }
 
     /// - Throws: `PromptsError.invalid`.
@@ -71,11 +69,10 @@ public struct PromptsService: Sendable {
             id: ids.makeID(prefix: "prm_"), name: name, description: description, version: 1, latestVersion: 1,
             body: content.body, variables: content.variables, builtIn: false, createdAt: now, updatedAt: now, versionCreatedAt: now)
         do {
-            _ = try await store.insert(prompt, userID: userID)
+            _ = try await store.insert(prompt, userID: userID, event: PromptsEvents.PromptCreated(userID: userID, prompt: prompt))
         } catch PromptStoreError.nameTaken {
             throw Self.nameTaken(name)
         }
-        events.publish(PromptsEvents.PromptCreated(userID: userID, prompt: prompt))
         return prompt
     }
 
@@ -120,12 +117,11 @@ public struct PromptsService: Sendable {
         }
         let updated: Prompt?
         do {
-            updated = try await store.update(id: params.id, userID: userID, edit: edit)
+            updated = try await store.update(id: params.id, userID: userID, edit: edit, event: { PromptsEvents.PromptUpdated(userID: userID, prompt: $0) })
         } catch PromptStoreError.nameTaken {
             throw Self.nameTaken(name ?? "")
         }
         guard let prompt = updated else { throw try await refusal(id: params.id, userID: userID) }
-        events.publish(PromptsEvents.PromptUpdated(userID: userID, prompt: prompt))
         return prompt
     }
 
@@ -133,8 +129,9 @@ public struct PromptsService: Sendable {
     ///
     /// - Throws: `PromptsError.notFound`, `.invalid` (`id`, a built-in prompt).
     public func delete(id: String, userID: String) async throws -> Bool {
-        guard try await store.delete(id: id, userID: userID) else { throw try await refusal(id: id, userID: userID) }
-        events.publish(PromptsEvents.PromptDeleted(userID: userID, id: id))
+        guard try await store.delete(id: id, userID: userID, event: PromptsEvents.PromptDeleted(userID: userID, promptId: id)) else {
+            throw try await refusal(id: id, userID: userID)
+        }
         return true
     }
 

@@ -3,18 +3,23 @@ import GRDB
 import Services
 
 /// The auth domain's store on SQLite: tables `users`, `sessions` (0001) and `login_failures` (0002).
-/// Reads and writes go through GRDB's async API, on its own queues, never on an event loop.
+/// Reads and writes go through GRDB's async API, on its own queues, never on an event loop; a
+/// write with an event (a new account) through the shared `GroupCommitWriter`.
 public struct SQLiteAuthStore: AuthStore {
     private let writer: any DatabaseWriter
+    private let writes: GroupCommitWriter
 
-    public init(writer: any DatabaseWriter) {
+    public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter) {
         self.writer = writer
+        self.writes = groupWriter
     }
 
-    public func insertUser(_ stored: StoredUser) async throws {
+    public func insertUser(_ stored: StoredUser, event: AuthEvents.UserRegistered) async throws {
+        let writes = self.writes
         do {
-            try await writer.write { db in
+            try await writes.write { db in
                 try db.cachedStatement(sql: "INSERT INTO users (id, username, password_hash, linked_uid, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [stored.user.id, stored.user.username, stored.passwordHash, stored.user.linkedUID.map { Int64($0) }, Timestamp.text(stored.user.createdAt)])
+                try writes.record(event, in: db)
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
             if error.message?.contains("users.linked_uid") == true { throw AuthStoreError.linkedUIDTaken }

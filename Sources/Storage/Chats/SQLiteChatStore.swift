@@ -21,9 +21,11 @@ public struct SQLiteChatStore: ChatStore {
 
     // MARK: Chats
 
-    public func insert(_ chat: NewChat, userID: String) async throws -> Chat {
-        try await writes.write { db in
+    public func insert(_ chat: NewChat, userID: String, event: ChatsEvents.ChatCreated) async throws -> Chat {
+        let writes = self.writes
+        return try await writes.write { db in
             try Self.insertChat(chat, userID: userID, db: db)
+            try writes.record(event, in: db)
             return try Self.chat(id: chat.id, userID: userID, db: db)!
         }
     }
@@ -51,19 +53,27 @@ public struct SQLiteChatStore: ChatStore {
         }
     }
 
-    public func rename(id: String, userID: String, title: String, updatedAt: Date) async throws -> Chat? {
-        try await writes.write { db in
+    public func rename(id: String, userID: String, title: String, updatedAt: Date, event: ChatsEvents.ChatRenamed) async throws -> Chat? {
+        let writes = self.writes
+        return try await writes.write { db in
             try db.cachedStatement(sql: "UPDATE chats SET title = ?, updated_at = ? WHERE id = ? AND user_id = ?").execute(arguments: [title, Timestamp.text(updatedAt), id, userID])
             guard db.changesCount > 0 else { return nil }
+            try writes.record(event, in: db)
             return try Self.chat(id: id, userID: userID, db: db)
         }
     }
 
-    public func delete(id: String, userID: String) async throws -> Bool {
+    public func delete(id: String, userID: String, event: ChatsEvents.ChatDeleted) async throws -> Bool {
         // The messages go with the chat (ON DELETE CASCADE).
-        try await writes.write { db in
+        let writes = self.writes
+        return try await writes.write { db in
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM chats WHERE id = ? AND user_id = ?"), arguments: [id, userID]) != nil else {
+                return false
+            }
+            // Before the row goes, so that the event is filed under the chat's module.
+            try writes.record(event, in: db)
             try db.cachedStatement(sql: "DELETE FROM chats WHERE id = ? AND user_id = ?").execute(arguments: [id, userID])
-            return db.changesCount > 0
+            return true
         }
     }
 
@@ -121,7 +131,7 @@ public struct SQLiteChatStore: ChatStore {
         }
     }
 
-    public func append(_ message: NewMessage, userID: String) async throws -> Message {
+    public func append(_ message: NewMessage, userID: String, event: @escaping @Sendable (Message) -> ChatsEvents.MessageCreated) async throws -> Message {
         // The hottest write: raw statements (RawStatement); every check comes before the two
         // writes, so the job needs no savepoint of its own (GroupCommitWriter.Isolation).
         let writes = self.writes
@@ -164,9 +174,11 @@ public struct SQLiteChatStore: ChatStore {
             ).run([message.id, message.chatID, userID, parentID, message.role.rawValue, message.content, depth, created])
             try writes.statement("UPDATE chats SET active_message_id = ?, updated_at = ? WHERE id = ?", in: db)
                 .run([message.id, created, message.chatID])
-            return Message(
+            let appended = Message(
                 id: message.id, chatId: message.chatID, parentId: parentID, role: message.role, content: message.content, depth: depth,
                 createdAt: message.createdAt)
+            try writes.record(event(appended), in: db)
+            return appended
         }
     }
 
@@ -186,8 +198,9 @@ public struct SQLiteChatStore: ChatStore {
         }
     }
 
-    public func insertFork(_ chat: NewChat, messages: [Message], userID: String) async throws -> Chat {
-        try await writes.write { db in
+    public func insertFork(_ chat: NewChat, messages: [Message], userID: String, events: [any DomainEvent]) async throws -> Chat {
+        let writes = self.writes
+        return try await writes.write { db in
             try Self.insertChat(chat, userID: userID, db: db)
             let insert = try db.cachedStatement(
                 sql: "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
@@ -199,6 +212,7 @@ public struct SQLiteChatStore: ChatStore {
             if let last = messages.last {
                 try db.cachedStatement(sql: "UPDATE chats SET active_message_id = ? WHERE id = ?").execute(arguments: [last.id, chat.id])
             }
+            for event in events { try writes.record(event, in: db) }
             return try Self.chat(id: chat.id, userID: userID, db: db)!
         }
     }

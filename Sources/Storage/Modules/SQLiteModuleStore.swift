@@ -2,20 +2,25 @@ import Foundation
 import GRDB
 import Services
 
-/// The modules domain's store on SQLite: tables `modules` and `module_tags` (0003). Reads and
-/// writes go through GRDB's async API, never on an event loop.
+/// The modules domain's store on SQLite: tables `modules` and `module_tags` (0003). Reads go
+/// through GRDB's async API, writes through the shared `GroupCommitWriter` (with their events);
+/// never on an event loop.
 public struct SQLiteModuleStore: ModuleStore {
     private let writer: any DatabaseWriter
+    private let writes: GroupCommitWriter
 
-    public init(writer: any DatabaseWriter) {
+    public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter) {
         self.writer = writer
+        self.writes = groupWriter
     }
 
-    public func insert(_ module: Module, userID: String) async throws -> Int64 {
-        try await writer.write { db in
+    public func insert(_ module: Module, userID: String, event: ModulesEvents.ModuleCreated) async throws -> Int64 {
+        let writes = self.writes
+        return try await writes.write { db in
             try db.cachedStatement(sql: "INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [module.id, userID, module.title, module.description, module.content, Timestamp.text(module.createdAt), Timestamp.text(module.updatedAt)])
             let seq = db.lastInsertedRowID
             try Self.insertTags(module.tags, moduleID: module.id, db: db)
+            try writes.record(event, in: db)
             return seq
         }
     }
@@ -28,8 +33,9 @@ public struct SQLiteModuleStore: ModuleStore {
         }
     }
 
-    public func update(id: String, userID: String, changes: ModuleChanges) async throws -> Module? {
-        try await writer.write { db in
+    public func update(id: String, userID: String, changes: ModuleChanges, event: ModulesEvents.ModuleUpdated) async throws -> Module? {
+        let writes = self.writes
+        return try await writes.write { db in
             try db.cachedStatement(sql: """
                     UPDATE modules SET title = coalesce(?, title), description = coalesce(?, description),
                         content = coalesce(?, content), updated_at = ? WHERE id = ? AND user_id = ?
@@ -39,16 +45,20 @@ public struct SQLiteModuleStore: ModuleStore {
                 try db.cachedStatement(sql: "DELETE FROM module_tags WHERE module_id = ?").execute(arguments: [id])
                 try Self.insertTags(tags, moduleID: id, db: db)
             }
+            try writes.record(event, in: db)
             return try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.columnsWithTags) FROM modules WHERE id = ?"), arguments: [id])
                 .map { try Self.storedModule($0).module }
         }
     }
 
-    public func delete(id: String, userID: String) async throws -> Bool {
-        try await writer.write { db in
+    public func delete(id: String, userID: String, event: ModulesEvents.ModuleDeleted) async throws -> Bool {
+        let writes = self.writes
+        return try await writes.write { db in
             try db.cachedStatement(sql: "DELETE FROM module_tags WHERE module_id IN (SELECT id FROM modules WHERE id = ? AND user_id = ?)").execute(arguments: [id, userID])
             try db.cachedStatement(sql: "DELETE FROM modules WHERE id = ? AND user_id = ?").execute(arguments: [id, userID])
-            return db.changesCount > 0
+            guard db.changesCount > 0 else { return false }
+            try writes.record(event, in: db)
+            return true
         }
     }
 

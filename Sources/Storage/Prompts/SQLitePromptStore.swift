@@ -4,24 +4,29 @@ import Services
 
 /// The prompts domain's store on SQLite: tables `prompts` and `prompt_versions` (0005). A row of
 /// `prompts` without `user_id` is a built-in: the reads find it for every user, the writes never.
-/// Reads and writes go through GRDB's async API, never on an event loop.
+/// Reads go through GRDB's async API, writes through the shared `GroupCommitWriter` (with their
+/// events); never on an event loop.
 public struct SQLitePromptStore: PromptStore {
     private let writer: any DatabaseWriter
+    private let writes: GroupCommitWriter
 
-    public init(writer: any DatabaseWriter) {
+    public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter) {
         self.writer = writer
+        self.writes = groupWriter
     }
 
-    public func insert(_ prompt: Prompt, userID: String) async throws -> Int64 {
+    public func insert(_ prompt: Prompt, userID: String, event: PromptsEvents.PromptCreated) async throws -> Int64 {
         let variables = try Self.json(prompt.variables)
+        let writes = self.writes
         return try await Self.mappingNameTaken {
-            try await writer.write { db in
+            try await writes.write { db in
                 try db.cachedStatement(sql: "INSERT INTO prompts (id, user_id, name, description, latest_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [
                         prompt.id, userID, prompt.name, prompt.description, prompt.latestVersion, Timestamp.text(prompt.createdAt),
                         Timestamp.text(prompt.updatedAt),
                     ])
                 let seq = db.lastInsertedRowID
                 try db.cachedStatement(sql: "INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [prompt.id, prompt.version, prompt.body, variables, Timestamp.text(prompt.versionCreatedAt)])
+                try writes.record(event, in: db)
                 return seq
             }
         }
@@ -45,9 +50,13 @@ public struct SQLitePromptStore: PromptStore {
         }
     }
 
-    public func update(id: String, userID: String, edit: @escaping @Sendable (Prompt) throws -> PromptChanges) async throws -> Prompt? {
-        try await Self.mappingNameTaken {
-            try await writer.write { db in
+    public func update(
+        id: String, userID: String, edit: @escaping @Sendable (Prompt) throws -> PromptChanges,
+        event: @escaping @Sendable (Prompt) -> PromptsEvents.PromptUpdated
+    ) async throws -> Prompt? {
+        let writes = self.writes
+        return try await Self.mappingNameTaken {
+            try await writes.write { db in
                 let select = "\(Self.select(version: "p.latest_version")) WHERE p.id = ?"
                 guard let row = try Row.fetchOne(db.cachedStatement(sql: select + " AND p.user_id = ?"), arguments: [id, userID]) else { return nil }
                 let current = try Self.storedPrompt(row).prompt
@@ -58,16 +67,23 @@ public struct SQLitePromptStore: PromptStore {
                     try db.cachedStatement(sql: "INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id, latest, content.body, try Self.json(content.variables), Timestamp.text(changes.updatedAt)])
                 }
                 try db.cachedStatement(sql: "UPDATE prompts SET name = coalesce(?, name), description = coalesce(?, description), latest_version = ?, updated_at = ? WHERE id = ?").execute(arguments: [changes.name, changes.description, latest, Timestamp.text(changes.updatedAt), id])
-                return try Row.fetchOne(db.cachedStatement(sql: select), arguments: [id]).map { try Self.storedPrompt($0).prompt }
+                guard let updated = try Row.fetchOne(db.cachedStatement(sql: select), arguments: [id]).map({ try Self.storedPrompt($0).prompt }) else {
+                    return nil
+                }
+                try writes.record(event(updated), in: db)
+                return updated
             }
         }
     }
 
-    public func delete(id: String, userID: String) async throws -> Bool {
-        try await writer.write { db in
+    public func delete(id: String, userID: String, event: PromptsEvents.PromptDeleted) async throws -> Bool {
+        let writes = self.writes
+        return try await writes.write { db in
             // Its versions go with it (ON DELETE CASCADE).
             try db.cachedStatement(sql: "DELETE FROM prompts WHERE id = ? AND user_id = ?").execute(arguments: [id, userID])
-            return db.changesCount > 0
+            guard db.changesCount > 0 else { return false }
+            try writes.record(event, in: db)
+            return true
         }
     }
 

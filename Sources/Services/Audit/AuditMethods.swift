@@ -1,0 +1,18 @@
+import RPC
+
+/// The `audit.*` methods: the caller's audit log.
+public enum Audit {
+    public enum List: RPCMethod {
+        public static let name = "audit.list"
+        public static let summary = "The caller's audit log, newest first, a page at a time (limit 1-200, default 50): accounts created, modules, chats and prompts deleted, prompts changed."
+        public struct Params: Codable, Sendable {
+            public var cursor: String?
+            public var limit: Int?
+            public init(cursor: String? = nil, limit: Int? = nil) {
+                self.cursor = cursor
+                self.limit = limit
+            }
+        }
+        public typealias Result = KeysetPage<AuditRecord>
+    }
+}

@@ -1,0 +1,9 @@
+/// Where the audit log lives. `SQLiteAuditStore` in Storage implements it.
+public protocol AuditStore: Sendable {
+    /// Records `event` for its user; recording the same event again changes nothing (delivery to
+    /// consumers is at least once).
+    func record(_ event: Event) async throws
+    /// The user's entries, newest first, with a seq below `beforeSeq` (nil: from the newest), at
+    /// most `limit`.
+    func records(userID: String, beforeSeq: Int64?, limit: Int) async throws -> [AuditRecord]
+}

@@ -1,0 +1,122 @@
+import Dispatch
+import Logging
+import NIOCore
+import RPC
+import Synchronization
+
+/// Hands committed events to whoever listens: the live subscriptions of connected clients and the
+/// in-process consumers (audit, …).
+///
+/// The outbox calls `committed(_:)` after each commit, in commit order, so events arrive here in
+/// seq order with no gap. Dispatch runs on one serial queue of the bus's own: the writer that
+/// committed never waits for it, and the order is kept. Fan-out never blocks either: a
+/// subscription only appends to its connection's bounded queue (`RPCPushStream`), and a consumer
+/// is only woken (it reads what it needs from the store in its own task). So a slow or stuck
+/// subscriber cannot hold up the publisher or anyone else.
+public final class EventBus: Sendable {
+    private let queue = DispatchQueue(label: "agentd.events")
+    private let state: Mutex<State>
+    private let logger: Logger
+
+    private struct State {
+        /// The last seq dispatched: a subscription registered now receives every event after it.
+        var lastSeq: Int64
+        var subscriptions: [String: EventSubscription] = [:]
+        var consumers: [ConsumerWaker] = []
+    }
+
+    /// An in-process consumer's topics and how to wake it.
+    struct ConsumerWaker: Sendable {
+        let topics: Set<String>
+        let wake: @Sendable () -> Void
+    }
+
+    /// - Parameter lastSeq: the newest seq in the store when the daemon starts (live subscriptions
+    ///   start after it).
+    public init(lastSeq: Int64, logger: Logger) {
+        self.state = Mutex(State(lastSeq: lastSeq))
+        self.logger = logger
+    }
+
+    /// Called by the outbox once the transaction that wrote `events` has committed, in commit
+    /// order. Returns at once.
+    public func committed(_ events: [Event]) {
+        if events.isEmpty { return }
+        queue.async { self.dispatch(events) }
+    }
+
+    /// The last seq dispatched.
+    public var lastSeq: Int64 { state.withLock { $0.lastSeq } }
+
+    /// Starts delivering live events to `subscription`; returns the seq it starts after.
+    func add(_ subscription: EventSubscription) -> Int64 {
+        state.withLock { state in
+            state.subscriptions[subscription.id] = subscription
+            return state.lastSeq
+        }
+    }
+
+    func remove(subscriptionID: String) {
+        _ = state.withLock { $0.subscriptions.removeValue(forKey: subscriptionID) }
+    }
+
+    var subscriptionCount: Int { state.withLock { $0.subscriptions.count } }
+
+    func addConsumer(topics: Set<String>, wake: @escaping @Sendable () -> Void) {
+        state.withLock { $0.consumers.append(ConsumerWaker(topics: topics, wake: wake)) }
+    }
+
+    private func dispatch(_ events: [Event]) {
+        // Reading the subscriptions and moving `lastSeq` together: a subscription added after this
+        // starts after these events, one added before receives them, never both or neither.
+        let (subscriptions, consumers) = state.withLock { state in
+            state.lastSeq = max(state.lastSeq, events.last!.seq)
+            return (Array(state.subscriptions.values), state.consumers)
+        }
+        if !subscriptions.isEmpty {
+            let encoded = EncodedEvents(events, logger: logger)
+            for subscription in subscriptions { subscription.deliver(encoded) }
+        }
+        for consumer in consumers where events.contains(where: { consumer.topics.contains($0.topic) }) {
+            consumer.wake()
+        }
+    }
+}
+
+/// A batch of events with each one's notification body encoded once, on first use, for every
+/// subscription it goes to.
+final class EncodedEvents {
+    let events: [Event]
+    private var bodies: [ByteBuffer?]
+    private let logger: Logger
+
+    init(_ events: [Event], logger: Logger) {
+        self.events = events
+        self.bodies = Array(repeating: nil, count: events.count)
+        self.logger = logger
+    }
+
+    /// `,"seq":…,"topic":…,"occurredAt":…,"data":…}}`: an `events.event` notification after its
+    /// subscription member (see `EventSubscription.head`).
+    func body(_ index: Int) -> ByteBuffer? {
+        if let body = bodies[index] { return body }
+        do {
+            let body = try Self.body(of: events[index])
+            bodies[index] = body
+            return body
+        } catch {
+            logger.error("could not encode an event", metadata: ["seq": "\(events[index].seq)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    static func body(of event: Event) throws -> ByteBuffer {
+        let item = try RPCJSONEncoder().encode(EventItem(event))
+        var body = ByteBuffer()
+        body.reserveCapacity(item.readableBytes + 2)
+        body.writeStaticString(",")
+        body.writeImmutableBuffer(item.getSlice(at: item.readerIndex + 1, length: item.readableBytes - 1)!)
+        body.writeStaticString("}")
+        return body
+    }
+}

@@ -1,0 +1,154 @@
+import NIOCore
+import RPC
+import Synchronization
+
+/// One client's subscription: which events it takes, and the push stream on its connection that
+/// carries them.
+///
+/// A subscription with `since` first catches up from the store (`EventsService` reads pages and
+/// calls `sendCatchUp`) while live events are buffered here; `goLive` then sends the buffered ones
+/// the catch-up did not cover and switches to sending live events straight away. Both paths and
+/// the switch run under one lock, and every event is sent only if its seq is past the last one
+/// sent, so the client sees each event once, in seq order, with no gap.
+final class EventSubscription: Sendable {
+    let id: String
+    let userID: String
+    let selector: EventSelector
+    /// The most events buffered during a catch-up before the subscription overflows (the same
+    /// bound as the stream's queue).
+    let capacity: Int
+    /// `{"jsonrpc":"2.0","method":"events.event","params":{"subscription":"…"`.
+    let head: ByteBuffer
+    private let state: Mutex<State>
+
+    private struct State {
+        var phase: Phase
+        /// The seq of the last event sent to the stream; nothing at or before it is sent again.
+        var lastSent: Int64
+        var stream: RPCPushStream?
+        var start: Int64
+    }
+
+    enum Phase {
+        case catchingUp(buffer: [Event])
+        case live
+        case ended
+    }
+
+    init(id: String, userID: String, selector: EventSelector, capacity: Int, startingAfter since: Int64?) {
+        self.id = id
+        self.userID = userID
+        self.selector = selector
+        self.capacity = capacity
+        var head = ByteBuffer()
+        head.writeString(#"{"jsonrpc":"2.0","method":"\#(EventsNotifications.Event.name)","params":{"subscription":"\#(id)""#)
+        self.head = head
+        self.state = Mutex(State(phase: since == nil ? .live : .catchingUp(buffer: []), lastSent: since ?? 0, start: since ?? 0))
+    }
+
+    /// Attaches the stream, before the subscription is added to the bus.
+    func attach(_ stream: RPCPushStream) {
+        state.withLock { $0.stream = stream }
+    }
+
+    /// Where the client stands when nothing was written since the stream opened: its `since`, or
+    /// the bus's last seq when it subscribed without one (set once added to the bus).
+    func setStart(_ seq: Int64) {
+        state.withLock { $0.start = seq }
+    }
+
+    var start: Int64 { state.withLock { $0.start } }
+
+    var isActive: Bool {
+        state.withLock { if case .ended = $0.phase { false } else { true } }
+    }
+
+    /// Live events from the bus (its dispatch queue).
+    func deliver(_ batch: EncodedEvents) {
+        var messages: [RPCPushMessage] = []
+        state.withLock { state in
+            for (index, event) in batch.events.enumerated() where event.userID == userID && event.seq > state.lastSent && selector.matches(event) {
+                switch state.phase {
+                case .ended:
+                    return
+                case .catchingUp(var buffer):
+                    buffer.append(event)
+                    if buffer.count > capacity {
+                        // The client reads slower than events come in while it catches up.
+                        overflow(&state)
+                        return
+                    }
+                    state.phase = .catchingUp(buffer: buffer)
+                case .live:
+                    guard let body = batch.body(index) else { continue }
+                    messages.append(RPCPushMessage(position: event.seq, head: head, body: body))
+                    state.lastSent = event.seq
+                }
+            }
+            if !messages.isEmpty { state.stream?.send(messages) }
+        }
+    }
+
+    /// Stored events read by the catch-up, oldest first (already filtered by user and selector).
+    func sendCatchUp(_ events: [Event]) throws {
+        try state.withLock { state in
+            guard case .catchingUp = state.phase else { return }
+            var messages: [RPCPushMessage] = []
+            for event in events where event.seq > state.lastSent {
+                messages.append(RPCPushMessage(position: event.seq, head: head, body: try EncodedEvents.body(of: event)))
+                state.lastSent = event.seq
+            }
+            state.stream?.send(messages)
+        }
+    }
+
+    /// The catch-up found nothing after `after`: sends the buffered live events past it and
+    /// switches to live. False when the subscription ended meanwhile.
+    func goLive(after: Int64) throws -> Bool {
+        try state.withLock { state in
+            guard case .catchingUp(let buffer) = state.phase else { return false }
+            state.lastSent = max(state.lastSent, after)
+            var messages: [RPCPushMessage] = []
+            for event in buffer where event.seq > state.lastSent {
+                messages.append(RPCPushMessage(position: event.seq, head: head, body: try EncodedEvents.body(of: event)))
+                state.lastSent = event.seq
+            }
+            state.stream?.send(messages)
+            state.phase = .live
+            return true
+        }
+    }
+
+    /// The catch-up cannot go on (the events it needs were pruned): ends like an overflow, so the
+    /// client resubscribes and learns why.
+    func endCatchUp() {
+        state.withLock { state in overflow(&state) }
+    }
+
+    /// Ends the subscription after the events already sent, with `events.overflow`.
+    private func overflow(_ state: inout State) {
+        let lastSeq = max(state.lastSent, state.start)
+        state.phase = .ended
+        state.stream?.finish(with: Self.overflowMessage(subscription: id, lastSeq: lastSeq))
+    }
+
+    /// `events.unsubscribe`, or the stream ended on its own.
+    func end() {
+        let stream = state.withLock { state -> RPCPushStream? in
+            state.phase = .ended
+            return state.stream
+        }
+        stream?.close()
+    }
+
+    /// Marks the subscription ended without touching the stream (it already ended).
+    func streamEnded() {
+        state.withLock { $0.phase = .ended }
+    }
+
+    static func overflowMessage(subscription: String, lastSeq: Int64) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.writeString(#"{"jsonrpc":"2.0","method":"\#(EventsNotifications.Overflow.name)","params":{"subscription":"\#(subscription)","lastSeq":\#(lastSeq)}}"#)
+        return buffer
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import GRDB
+import RPC
+import Services
+import Synchronization
+
+/// The transactional outbox: the events of a transaction's changes, written to the `events`
+/// table in that transaction (`record`), and handed to the event bus once it has committed.
+///
+/// `GroupCommitWriter` owns one and tells it about the transaction's outcome: a write that rolls
+/// back to its savepoint takes its events with it (`rollBack(to:)`), a batch that fails to commit
+/// takes them all (`discard`), and only a commit hands them on (`committed`), in commit order. A
+/// crash between the commit and the hand-off loses nothing: the rows are in the table, and the
+/// bus's consumers read from there when they start.
+public final class EventOutbox: Sendable {
+    private let clock: any WallClock
+    private let publish: @Sendable ([Event]) -> Void
+    /// The events recorded by the transaction in progress. Only touched on the writer's queue (one
+    /// transaction at a time); the mutex is for the compiler, never contended.
+    private let pending = Mutex<[Event]>([])
+
+    /// - Parameter publish: receives each committed transaction's events, in seq order
+    ///   (`EventBus.committed`).
+    public init(clock: any WallClock, publish: @escaping @Sendable ([Event]) -> Void) {
+        self.clock = clock
+        self.publish = publish
+    }
+
+    /// One statement: the event, its module (the chat's, when the event names none: what
+    /// `filter.moduleId` matches) and its seq back.
+    static let insertSQL = """
+        INSERT INTO events (topic, user_id, chat_id, module_id, occurred_at, data)
+        VALUES (?, ?, ?, coalesce(?, (SELECT module_id FROM chats WHERE id = ?)), ?, ?)
+        RETURNING seq, module_id
+        """
+
+    /// Writes `event` in the open transaction (with `statement`, a prepared `insertSQL`); it is
+    /// published if that transaction commits.
+    func record(_ event: some DomainEvent, statement: RawStatement) throws {
+        let topic = type(of: event).topic
+        let data = try RPCJSONEncoder().encodeToString(event)
+        let occurredAt = Timestamp.text(clock.now())
+        let row = try statement.firstRow([topic, event.userID, event.chatID, event.moduleID, event.chatID, occurredAt, data]) {
+            ($0.integer(0), $0.text(1))
+        }
+        guard let (seq, moduleID) = row else { throw EventOutboxError.noSeq }
+        let stored = Event(
+            seq: seq, topic: topic, userID: event.userID, chatID: event.chatID, moduleID: moduleID,
+            occurredAt: try Timestamp.date(occurredAt), data: JSONFragment(unchecked: data))
+        pending.withLock { $0.append(stored) }
+    }
+
+    /// How many events the transaction has recorded so far: a write's mark for `rollBack(to:)`.
+    var mark: Int { pending.withLock { $0.count } }
+
+    /// The write that started at `mark` rolled back to its savepoint: its events are gone.
+    func rollBack(to mark: Int) {
+        pending.withLock { $0.removeSubrange(mark...) }
+    }
+
+    /// The transaction rolled back: nothing is published.
+    func discard() {
+        pending.withLock { $0.removeAll() }
+    }
+
+    /// The transaction committed: its events go to the bus.
+    func committed() {
+        let events = pending.withLock { events in
+            defer { events.removeAll(keepingCapacity: true) }
+            return events
+        }
+        if !events.isEmpty { publish(events) }
+    }
+}
+
+enum EventOutboxError: Error {
+    /// INSERT … RETURNING returned no row (cannot happen with a working SQLite).
+    case noSeq
+}
