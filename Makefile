@@ -40,11 +40,11 @@ test: deps
 
 ## Regenerates what is derived from schema/ and the code (a test fails when either is stale):
 ## Sources/Storage/Migrations+Generated.swift from the migrations schema/NNNN_name.sql (compiled into
-## the binary), then schema/openrpc.json from the method registry.
+## the binary), then schema/openrpc-vN.json (one per API version) from the method registry.
 schema: deps
 	scripts/embed-migrations.sh
 	swift build -c $(CONFIG) $(BUILD_FLAGS) --product agentd
-	"$$(swift build -c $(CONFIG) $(BUILD_FLAGS) --show-bin-path)/agentd" openrpc > schema/openrpc.json
+	for version in 1 2; do "$$(swift build -c $(CONFIG) $(BUILD_FLAGS) --show-bin-path)/agentd" openrpc --api-version $$version > schema/openrpc-v$$version.json; done
 
 ## Release build + socket benchmark (see BENCHMARKS.md).
 bench: deps

@@ -222,11 +222,14 @@ enum LogLevel: String, ExpressibleByArgument, CaseIterable {
     }
 }
 
-/// `agentd openrpc`: prints the OpenRPC document (what `rpc.discover` returns), pretty-printed.
-/// `make schema` writes it to schema/openrpc.json. The graph is built on an empty in-memory
-/// database: printing the document never opens or creates a database file.
+/// `agentd openrpc --api-version N`: prints that API version's OpenRPC document (what `rpc.discover`
+/// returns), pretty-printed. `make schema` writes them to schema/openrpc-vN.json. The graph is
+/// built on an empty in-memory database: printing a document never opens or creates a database file.
 struct PrintOpenRPC: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "openrpc", abstract: "Print the OpenRPC document of every method.")
+    static let configuration = CommandConfiguration(commandName: "openrpc", abstract: "Print the OpenRPC document of an API version's methods.")
+
+    @Option(name: .customLong("api-version"), help: "The API version (default: the newest).")
+    var apiVersion: String?
 
     func run() throws {
         var configuration = DaemonConfiguration(socketPath: "", databasePath: "")
@@ -234,7 +237,10 @@ struct PrintOpenRPC: ParsableCommand {
         var logger = Logger(label: "agentd")
         logger.logLevel = .critical
         let dependencies = Dependencies.live(configuration: configuration, database: try AgentDatabase.inMemory(), logger: logger)
-        let document = dependencies.dispatcher.openRPCDocument
+        let version = apiVersion ?? Dependencies.apiVersions.last!.name
+        guard let document = dependencies.dispatcher.openRPCDocuments[version] else {
+            throw ValidationError("no API version \(version); there are \(Dependencies.apiVersions.map(\.name).joined(separator: ", "))")
+        }
         FileHandleOutput.standardOutput(try document.prettyPrinted() + "\n")
     }
 }

@@ -24,7 +24,13 @@ struct Dependencies: Sendable {
     /// built on its `writer`.
     let database: AgentDatabase
 
-    static let server = RPCServerDescription(name: "agentd", version: AgentdVersion.current, apiVersions: ["1"])
+    /// The API versions, oldest first. Version 1 is what clients get without `session.hello`; 2
+    /// changes `chats.list` (items name their module) and deprecates `system.version`.
+    static let apiVersions = [RPCAPIVersion("1"), RPCAPIVersion("2")]
+
+    static let server = RPCServerDescription(
+        name: "agentd", version: AgentdVersion.current, apiVersions: apiVersions.map(\.name),
+        capabilities: ["batches", "content-length-framing", "$/cancelRequest", "events.subscribe"])
 
     /// The collaborators every domain shares. `live` for the daemon; tests pass fakes (a fixed
     /// clock, a fast hasher).
@@ -97,7 +103,7 @@ struct Dependencies: Sendable {
             settings: configuration.events)
         let audit = AuditService(store: auditStore)
 
-        var router = RPCRouter(handlerExecution: handlerExecution)
+        var router = RPCRouter(versions: apiVersions, handlerExecution: handlerExecution)
         SystemRoutes(service: system, includeTestMethods: configuration.enableTestMethods).register(on: &router)
         AuthRoutes(service: auth).register(on: &router)
         ModulesRoutes(service: modules, auth: auth).register(on: &router)
@@ -113,7 +119,7 @@ struct Dependencies: Sendable {
         // Order matters: metrics see every call (also ones refused further in), logging sees the
         // final outcome, the timeout wraps only the handler.
         let middleware: [any RPCMiddleware] = [
-            RPCMetricsMiddleware(methodNames: router.routes.keys + ["rpc.discover"]),
+            RPCMetricsMiddleware(methodNames: router.routes.keys + ["rpc.discover", "session.hello"]),
             RPCLoggingMiddleware(),
             // Before the handlers run: a pipelined auth.authenticate binds before the calls after it.
             AuthBindingOrderMiddleware(),

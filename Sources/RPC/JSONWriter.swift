@@ -111,6 +111,13 @@ enum JSONWriter {
     static func writeOutcome(id: RPCID, outcome: RPCOutcome, into buffer: inout ByteBuffer) {
         switch outcome {
         case .result(let result): writeResult(id: id, result: result, into: &buffer)
+        case .deprecatedResult(let result, let notice):
+            // `{"jsonrpc":"2.0","id":ID,"result":RESULT,"deprecation":NOTICE}`
+            writeResult(id: id, result: result, into: &buffer)
+            buffer.moveWriterIndex(to: buffer.writerIndex - 1)
+            buffer.writeStaticString(",\"deprecation\":")
+            buffer.writeImmutableBuffer(notice)
+            buffer.writeStaticString("}")
         case .error(let error): writeError(id: id, error: error, into: &buffer)
         }
     }

@@ -1,4 +1,6 @@
-/// Generates the OpenRPC 1.3 document that `rpc.discover` returns, from the router's registry.
+/// Generates the OpenRPC 1.3 document of one API version that `rpc.discover` returns, from the
+/// router's registry. `info.version` is the API version (not the server's release), so a published
+/// document changes only when that version's contract does.
 ///
 /// OpenRPC cannot describe server-to-client notifications, so they are listed under the
 /// `x-notifications` extension; errors every method can answer with are under `x-errors`.
@@ -21,13 +23,14 @@ enum OpenRPCDocument {
         .init(.framingError, "Framing error", data: "{reason}; sent before the connection is closed"),
     ]
 
-    static func generate(router: RPCRouter, server: RPCServerDescription) -> JSONFragment {
+    static func generate(router: RPCRouter, version: RPCAPIVersion, server: RPCServerDescription) -> JSONFragment {
         // The registry is built from our own types: encoding cannot fail.
-        try! JSONFragment(encoding: document(router: router, server: server))
+        try! JSONFragment(encoding: document(router: router, version: version, server: server))
     }
 
-    static func document(router: RPCRouter, server: RPCServerDescription) -> JSONValue {
-        let methods: [JSONValue] = router.routes.values.sorted { $0.name < $1.name }.map { route in
+    static func document(router: RPCRouter, version: RPCAPIVersion, server: RPCServerDescription) -> JSONValue {
+        let routes = router.tables[version.name] ?? [:]
+        let methods: [JSONValue] = routes.values.sorted { $0.name < $1.name }.map { route in
             var method: [String: JSONValue] = [
                 "name": .string(route.name),
                 "summary": .string(route.summary),
@@ -44,6 +47,10 @@ enum OpenRPCDocument {
             if let timeout = route.timeout {
                 method["x-timeout-ms"] = .number(Double(timeout.components.seconds * 1000))
             }
+            if let deprecation = route.deprecation ?? version.deprecation {
+                method["deprecated"] = .bool(true)
+                method["x-deprecation"] = .string(deprecation)
+            }
             return .object(method)
         }
         let notifications: [JSONValue] = router.notifications.sorted { $0.name < $1.name }.map { notification in
@@ -53,13 +60,15 @@ enum OpenRPCDocument {
                 "params": notification.params.jsonValue,
             ])
         }
+        var info: [String: JSONValue] = [
+            "title": .string(server.name),
+            "version": .string(version.name),
+            "x-api-versions": .array(router.versions.map { .string($0.name) }),
+        ]
+        if let deprecation = version.deprecation { info["x-deprecation"] = .string(deprecation) }
         return .object([
             "openrpc": .string("1.3.2"),
-            "info": .object([
-                "title": .string(server.name),
-                "version": .string(server.version),
-                "x-api-versions": .array(server.apiVersions.map(JSONValue.string)),
-            ]),
+            "info": .object(info),
             "methods": .array(methods),
             "x-notifications": .array(notifications),
             "x-errors": .array(commonErrors.map(describe)),

@@ -53,7 +53,10 @@ public final class RPCConnectionInfo: Sendable {
 public struct RPCContext: Sendable {
     /// Server-assigned, unique per process: the `request` field of every log line about this call.
     public let requestNumber: UInt64
+    /// The method's name, without a `vN.` prefix.
     public let method: String
+    /// The API version the call is served in.
+    public let apiVersion: String
     /// The client's id; nil for a notification.
     public let id: RPCID?
     public let connection: RPCConnectionInfo
@@ -63,11 +66,12 @@ public struct RPCContext: Sendable {
     public let route: RPCRoute?
 
     public init(
-        requestNumber: UInt64, method: String, id: RPCID?, connection: RPCConnectionInfo,
+        requestNumber: UInt64, method: String, apiVersion: String, id: RPCID?, connection: RPCConnectionInfo,
         cancellation: RPCCancellation, eventLoop: any EventLoop, route: RPCRoute?
     ) {
         self.requestNumber = requestNumber
         self.method = method
+        self.apiVersion = apiVersion
         self.id = id
         self.connection = connection
         self.cancellation = cancellation

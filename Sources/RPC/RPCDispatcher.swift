@@ -39,17 +39,25 @@ public final class RPCLimitsControl: Sendable {
     public func update(_ limits: RPCLimits) { state.withLock { $0 = limits } }
 }
 
-/// Describes the server in `rpc.discover` and `system.version`.
+/// Describes the server in `session.hello`, `rpc.discover` and `system.version`.
 public struct RPCServerDescription: Sendable {
     public var name: String
     public var version: String
     public var apiVersions: [String]
+    /// What `session.hello` tells clients this server can do beyond plain calls.
+    public var capabilities: [String]
 
-    public init(name: String, version: String, apiVersions: [String]) {
+    public init(name: String, version: String, apiVersions: [String], capabilities: [String] = []) {
         self.name = name
         self.version = version
         self.apiVersions = apiVersions
+        self.capabilities = capabilities
     }
+}
+
+/// The connection attribute holding the API version `session.hello` chose.
+public enum RPCAPIVersionKey: RPCConnectionAttributeKey {
+    public typealias Value = String
 }
 
 /// Runs calls through the middleware chain to their handlers. Shared by every connection;
@@ -62,8 +70,11 @@ public final class RPCDispatcher: Sendable {
     /// Calls answered later (running in a task) across all connections, for status reports.
     public let callsInFlight = Atomic<Int>(0)
     public let logger: Logger
-    /// The OpenRPC document (`rpc.discover`), generated once from the registry.
-    public let openRPCDocument: JSONFragment
+    /// Each API version's OpenRPC document (`rpc.discover`), generated once from the registry.
+    public let openRPCDocuments: [String: JSONFragment]
+    /// The version of calls on a connection without a handshake: the oldest one not deprecated,
+    /// so `socat` users never need one.
+    public let defaultVersion: String
     private let chain: RPCNext
     private let requestCounter = Atomic<UInt64>(0)
 
@@ -74,20 +85,44 @@ public final class RPCDispatcher: Sendable {
     }
 
     public init(router: RPCRouter, middleware: [any RPCMiddleware], limits: RPCLimitsControl, server: RPCServerDescription, logger: Logger) {
-        // The document describes rpc.discover too: generate it from the registry with the method
-        // in it, then register the method that serves it.
+        let versions = router.versions
+        let defaultVersion = (versions.first { $0.deprecation == nil } ?? versions[0]).name
+        self.defaultVersion = defaultVersion
+        // The documents describe the protocol's own methods too: generate them from the registry
+        // with placeholders, then register the methods that serve them.
         var described = router
         described.onInline(RPCDiscover.self) { _, _ in .null }
-        let document = OpenRPCDocument.generate(router: described, server: server)
+        described.onInline(SessionHello.self) { _, _ in throw RPCError.internalError }
+        var documents: [String: JSONFragment] = [:]
+        for version in versions {
+            documents[version.name] = OpenRPCDocument.generate(router: described, version: version, server: server)
+        }
+        let finalDocuments = documents
         var router = router
-        router.onInline(RPCDiscover.self) { _, _ in document }
+        router.onInline(RPCDiscover.self) { params, context in
+            let version = params.version ?? context.apiVersion
+            guard let document = finalDocuments[version] else { throw SessionHello.unsupported(field: "version", versions: versions) }
+            return document
+        }
+        router.onInline(SessionHello.self) { params, context in
+            try SessionHello.negotiate(params, context: context, versions: versions, server: server)
+        }
         self.router = router
-        self.openRPCDocument = document
+        self.openRPCDocuments = documents
         self.limitsControl = limits
         self.logger = logger
+        let finalRouter = router
         var next = RPCNext { request, context in
-            guard let route = context.route else { return .now(.error(.methodNotFound(request.method))) }
-            return route.invoke(request, context)
+            guard let route = context.route else {
+                let elsewhere = finalRouter.versions(having: context.method)
+                return .now(.error(.methodNotFound(request.method, apiVersion: context.apiVersion, availableIn: elsewhere)))
+            }
+            let reply = route.invoke(request, context)
+            guard let notice = Self.deprecationNotice(route: route, version: context.apiVersion, versions: versions) else { return reply }
+            return reply.map { outcome in
+                if case .result(let result) = outcome { return .deprecatedResult(result, notice: notice) }
+                return outcome
+            }
         }
         for layer in middleware.reversed() {
             let inner = next
@@ -96,13 +131,45 @@ public final class RPCDispatcher: Sendable {
         self.chain = next
     }
 
-    /// Makes the context of one call.
+    /// The OpenRPC document of the newest version.
+    public var openRPCDocument: JSONFragment { openRPCDocuments[router.versions.last!.name]! }
+
+    /// Makes the context of one call: the method's version is the one its `vN.` prefix names, else
+    /// the one the connection's `session.hello` chose, else `defaultVersion`.
     public func makeContext(for request: RPCRequest, connection: RPCConnectionInfo, eventLoop: any EventLoop) -> RPCContext {
-        let route = router.routes[request.method]
+        var method = request.method
+        let version: String
+        if let (prefixed, rest) = Self.versionPrefix(of: method), router.tables[prefixed] != nil {
+            version = prefixed
+            method = rest
+        } else {
+            version = connection.attributes[RPCAPIVersionKey.self] ?? defaultVersion
+        }
+        let route = router.route(method, version: version)
         return RPCContext(
-            requestNumber: requestCounter.add(1, ordering: .relaxed).newValue, method: request.method, id: request.id,
+            requestNumber: requestCounter.add(1, ordering: .relaxed).newValue, method: method, apiVersion: version, id: request.id,
             connection: connection, cancellation: route?.isInline ?? true ? .inert : RPCCancellation(), eventLoop: eventLoop,
             route: route)
+    }
+
+    /// `("1", "chats.list")` for `v1.chats.list`; nil when the name has no version prefix.
+    static func versionPrefix(of method: String) -> (String, String)? {
+        guard method.utf8.first == UInt8(ascii: "v"), let dot = method.firstIndex(of: ".") else { return nil }
+        let digits = method[method.index(after: method.startIndex)..<dot]
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else { return nil }
+        return (String(digits), String(method[method.index(after: dot)...]))
+    }
+
+    /// `{"apiVersion":…,"method":…,"message":…}` when the method or its version is deprecated.
+    static func deprecationNotice(route: RPCRoute, version: String, versions: [RPCAPIVersion]) -> ByteBuffer? {
+        let versionNotice = versions.first { $0.name == version }?.deprecation
+        guard let message = route.deprecation ?? versionNotice else { return nil }
+        struct Notice: Encodable {
+            var apiVersion: String
+            var method: String
+            var message: String
+        }
+        return try? RPCJSONEncoder().encode(Notice(apiVersion: version, method: route.name, message: message))
     }
 
     /// Runs one call through the middleware chain.
@@ -111,9 +178,68 @@ public final class RPCDispatcher: Sendable {
     }
 }
 
-/// `rpc.discover`: the OpenRPC document of every method and notification.
+/// `rpc.discover`: the OpenRPC document of every method and notification of a version.
 enum RPCDiscover: RPCMethod {
     static let name = "rpc.discover"
-    static let summary = "Returns the OpenRPC document describing every method, its params, result and errors, and the notifications the server sends."
+    static let summary = "Returns the OpenRPC document of an API version (default: the connection's): every method, its params, result and errors, and the notifications the server sends."
+    struct Params: Codable, Sendable {
+        var version: String?
+    }
     typealias Result = JSONFragment
+}
+
+/// `session.hello`: the optional handshake that picks the connection's API version.
+enum SessionHello: RPCMethod {
+    static let name = "session.hello"
+    static let summary = "Picks this connection's API version: the newest of apiVersions the server supports (without a handshake, calls use the oldest stable version). Answers the version chosen, the server's name and version, every version it supports and its capabilities."
+    struct Client: Codable, Sendable {
+        var name: String
+        var version: String?
+    }
+    struct Params: Codable, Sendable {
+        var client: Client?
+        var apiVersions: [String]
+    }
+    struct Version: Codable, Sendable {
+        var version: String
+        var deprecated: String?
+    }
+    struct Server: Codable, Sendable {
+        var name: String
+        var version: String
+    }
+    struct Result: Codable, Sendable {
+        var apiVersion: String
+        var server: Server
+        var apiVersions: [Version]
+        var capabilities: [String]
+    }
+    static var errors: [RPCErrorDescription] {
+        [RPCErrorDescription(.unsupportedAPIVersion, "Unsupported API version", data: "{field, requested, supported}: none of the versions asked for is served here")]
+    }
+
+    static func negotiate(_ params: Params, context: RPCContext, versions: [RPCAPIVersion], server: RPCServerDescription) throws -> Result {
+        let supported = versions.map(\.name)
+        guard let chosen = supported.last(where: params.apiVersions.contains) else {
+            throw unsupported(field: "apiVersions", requested: params.apiVersions, versions: versions)
+        }
+        context.connection.attributes[RPCAPIVersionKey.self] = chosen
+        var metadata: Logger.Metadata = ["api_version": .string(chosen)]
+        if let client = params.client { metadata["client"] = "\(client.name) \(client.version ?? "")" }
+        context.logger.info("session.hello", metadata: metadata)
+        return Result(
+            apiVersion: chosen, server: Server(name: server.name, version: server.version),
+            apiVersions: versions.map { Version(version: $0.name, deprecated: $0.deprecation) }, capabilities: server.capabilities)
+    }
+
+    static func unsupported(field: String, requested: [String] = [], versions: [RPCAPIVersion]) -> RPCError {
+        struct Data: Encodable {
+            var field: String
+            var requested: [String]
+            var supported: [String]
+        }
+        return RPCError(
+            .unsupportedAPIVersion, "Unsupported API version",
+            data: try? JSONFragment(encoding: Data(field: field, requested: requested, supported: versions.map(\.name))))
+    }
 }

@@ -28,6 +28,8 @@ public struct RPCError: Error, Sendable, Equatable {
         public static let tooManyConnections = Code(-32013)
         public static let tooManyConnectionsForUser = Code(-32014)
         public static let framingError = Code(-32015)
+        /// `session.hello` (or `rpc.discover`) with no API version this server serves.
+        public static let unsupportedAPIVersion = Code(-32016)
     }
 
     public var code: Code
@@ -75,6 +77,17 @@ extension RPCError {
 
     public static func methodNotFound(_ method: String) -> RPCError {
         RPCError(.methodNotFound, "Method not found", data: ["method": method])
+    }
+
+    /// No such method in `apiVersion`; `availableIn` names the versions that have it, if any.
+    public static func methodNotFound(_ method: String, apiVersion: String, availableIn: [String]) -> RPCError {
+        struct Data: Encodable {
+            var method: String
+            var apiVersion: String
+            var availableIn: [String]?
+        }
+        let data = Data(method: method, apiVersion: apiVersion, availableIn: availableIn.isEmpty ? nil : availableIn)
+        return RPCError(.methodNotFound, "Method not found", data: try? JSONFragment(encoding: data))
     }
 
     /// Wrong or missing params: `data` names the field (a dotted path, `""` for params as a whole).

@@ -27,11 +27,15 @@ public protocol RPCMethod: Sendable {
     /// How long a call may run before it is cancelled and answered with `-32001`; nil for the
     /// server's default.
     static var timeout: Duration? { get }
+    /// Set when the method is deprecated: what to use instead. Its calls still work; each reply
+    /// carries a `deprecation` member and `rpc.discover` says `deprecated: true`.
+    static var deprecation: String? { get }
 }
 
 extension RPCMethod {
     public static var errors: [RPCErrorDescription] { [] }
     public static var timeout: Duration? { nil }
+    public static var deprecation: String? { nil }
 }
 
 /// A notification the server sends (documented under `x-notifications` in `rpc.discover`).

@@ -4,6 +4,9 @@ import NIOCore
 public enum RPCOutcome: Sendable {
     /// The encoded JSON of the result.
     case result(ByteBuffer)
+    /// A result of a deprecated method or version, with its notice (a JSON object), written as the
+    /// response's `deprecation` member.
+    case deprecatedResult(ByteBuffer, notice: ByteBuffer)
     case error(RPCError)
 
     public var error: RPCError? {

@@ -1,24 +1,57 @@
 import Foundation
 import NIOCore
 
-/// The registry of methods and notifications. Build it once at start-up (`on`, `onInline`,
-/// `describe`), then hand it to an `RPCDispatcher`; it is immutable while serving.
+/// The registry of methods and notifications, per API version. Build it once at start-up (`on`,
+/// `onInline`, `describe`), then hand it to an `RPCDispatcher`; it is immutable while serving.
+///
+/// A method is registered in a range of versions (all of them by default). Changing a method in
+/// version 2 means registering the new type `in: .from("2")` and narrowing the old one to
+/// `.until("1")`: version 1 keeps its exact contract.
 public struct RPCRouter: Sendable {
-    public private(set) var routes: [String: RPCRoute] = [:]
+    /// The API versions, oldest first.
+    public let versions: [RPCAPIVersion]
+    /// Each version's methods, by version name then method name.
+    public private(set) var tables: [String: [String: RPCRoute]] = [:]
     public private(set) var notifications: [RPCNotificationDescription] = []
     /// Where the tasks of `on` handlers run.
     public let handlerExecution: RPCHandlerExecution
 
-    public init(handlerExecution: RPCHandlerExecution = .globalPool) {
+    public init(versions: [RPCAPIVersion] = [RPCAPIVersion("1")], handlerExecution: RPCHandlerExecution = .globalPool) {
+        precondition(!versions.isEmpty && Set(versions.map(\.name)).count == versions.count)
+        self.versions = versions
         self.handlerExecution = handlerExecution
+        for version in versions { tables[version.name] = [:] }
+    }
+
+    /// Every method name of any version, with its newest route (for metrics and listings).
+    public var routes: [String: RPCRoute] {
+        var routes: [String: RPCRoute] = [:]
+        for version in versions {
+            for (name, route) in tables[version.name] ?? [:] { routes[name] = route }
+        }
+        return routes
+    }
+
+    /// The method `name` as version `version` has it.
+    public func route(_ name: String, version: String) -> RPCRoute? {
+        tables[version]?[name]
+    }
+
+    /// The versions that have a method called `name`.
+    public func versions(having name: String) -> [String] {
+        versions.map(\.name).filter { tables[$0]?[name] != nil }
     }
 
     /// Registers a method whose handler may suspend (database, network). It runs in its own task,
     /// off the event loop, and can be cancelled.
+    ///
+    /// - Parameter deprecated: marks the method deprecated in these versions (what to use instead),
+    ///   over `M.deprecation`.
     public mutating func on<M: RPCMethod>(
-        _ method: M.Type, _ handler: @escaping @Sendable (M.Params, RPCContext) async throws -> M.Result
+        _ method: M.Type, in range: RPCVersionRange = .all, deprecated: String? = nil,
+        _ handler: @escaping @Sendable (M.Params, RPCContext) async throws -> M.Result
     ) {
-        add(M.self, execution: .task(handler))
+        add(M.self, in: range, deprecated: deprecated, execution: .task(handler))
     }
 
     /// Registers a method that answers at once: pure computation, no I/O, no lock that can be
@@ -27,9 +60,10 @@ public struct RPCRouter: Sendable {
     ///
     /// - Important: never block or do I/O here; every other client on the loop waits meanwhile.
     public mutating func onInline<M: RPCMethod>(
-        _ method: M.Type, _ handler: @escaping @Sendable (M.Params, RPCContext) throws -> M.Result
+        _ method: M.Type, in range: RPCVersionRange = .all, deprecated: String? = nil,
+        _ handler: @escaping @Sendable (M.Params, RPCContext) throws -> M.Result
     ) {
-        add(M.self, execution: .inline(handler))
+        add(M.self, in: range, deprecated: deprecated, execution: .inline(handler))
     }
 
     /// Declares a notification the server sends, so that `rpc.discover` documents it.
@@ -43,8 +77,10 @@ public struct RPCRouter: Sendable {
         case inline(@Sendable (M.Params, RPCContext) throws -> M.Result)
     }
 
-    private mutating func add<M: RPCMethod>(_ method: M.Type, execution: Execution<M>) {
-        precondition(routes[M.name] == nil, "method \(M.name) registered twice")
+    private mutating func add<M: RPCMethod>(_ method: M.Type, in range: RPCVersionRange, deprecated: String?, execution: Execution<M>) {
+        let names = range.names(in: versions.map(\.name))
+        precondition(!names.isEmpty, "method \(M.name): no version in \(range)")
+        for name in names { precondition(tables[name]?[M.name] == nil, "method \(M.name) registered twice in version \(name)") }
         let paramsSchema = JSONSchema.of(M.Params.self)
         let codec = RPCParamsCodec<M>(schema: paramsSchema)
         let encode = RPCResultEncoder.encoder(for: M.Result.self)
@@ -80,9 +116,51 @@ public struct RPCRouter: Sendable {
         }
         var isInline = false
         if case .inline = execution { isInline = true }
-        routes[M.name] = RPCRoute(
+        let route = RPCRoute(
             name: M.name, summary: M.summary, params: paramsSchema, result: JSONSchema.of(M.Result.self),
-            errors: M.errors, timeout: M.timeout, isInline: isInline, invoke: invoke)
+            errors: M.errors, timeout: M.timeout, deprecation: deprecated ?? M.deprecation, isInline: isInline, invoke: invoke)
+        for name in names { tables[name]![M.name] = route }
+    }
+}
+
+/// One API version: its name (`"1"`) and, when it is on its way out, why.
+public struct RPCAPIVersion: Sendable, Hashable {
+    public var name: String
+    /// Set when the version is deprecated: its calls still work, and every reply says so.
+    public var deprecation: String?
+
+    public init(_ name: String, deprecation: String? = nil) {
+        self.name = name
+        self.deprecation = deprecation
+    }
+}
+
+/// The versions a method is registered in.
+public enum RPCVersionRange: Sendable, CustomStringConvertible {
+    case all
+    /// This version and the later ones.
+    case from(String)
+    /// The versions up to and including this one.
+    case until(String)
+
+    func names(in versions: [String]) -> [String] {
+        switch self {
+        case .all: return versions
+        case .from(let first):
+            guard let index = versions.firstIndex(of: first) else { return [] }
+            return Array(versions[index...])
+        case .until(let last):
+            guard let index = versions.firstIndex(of: last) else { return [] }
+            return Array(versions[...index])
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .all: "all"
+        case .from(let version): "from \(version)"
+        case .until(let version): "until \(version)"
+        }
     }
 }
 
@@ -104,14 +182,17 @@ public final class RPCRoute: Sendable {
     public let result: JSONSchema
     public let errors: [RPCErrorDescription]
     public let timeout: Duration?
+    /// Set when the method is deprecated (`RPCMethod.deprecation`).
+    public let deprecation: String?
     /// Runs on the event loop and answers at once (`onInline`).
     public let isInline: Bool
     let invoke: @Sendable (RPCRequest, RPCContext) -> RPCReply
 
     init(
         name: String, summary: String, params: JSONSchema, result: JSONSchema, errors: [RPCErrorDescription],
-        timeout: Duration?, isInline: Bool, invoke: @escaping @Sendable (RPCRequest, RPCContext) -> RPCReply
+        timeout: Duration?, deprecation: String?, isInline: Bool, invoke: @escaping @Sendable (RPCRequest, RPCContext) -> RPCReply
     ) {
+        self.deprecation = deprecation
         self.isInline = isInline
         self.name = name
         self.summary = summary

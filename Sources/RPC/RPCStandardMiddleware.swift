@@ -14,7 +14,7 @@ public struct RPCLoggingMiddleware: RPCMiddleware {
             var metadata: Logger.Metadata = ["duration_us": "\(micros)"]
             if let id = request.id { metadata["id"] = "\(id)" }
             switch outcome {
-            case .result: metadata["outcome"] = "ok"
+            case .result, .deprecatedResult: metadata["outcome"] = "ok"
             case .error(let error): metadata["outcome"] = "error \(error.code)"
             }
             context.logger.debug("call", metadata: metadata)
@@ -50,8 +50,8 @@ public struct RPCMetricsMiddleware: RPCMiddleware {
     }
 
     public func handle(_ request: RPCRequest, context: RPCContext, next: RPCNext) -> RPCReply {
-        let metrics = context.route == nil ? unknown : (methods[request.method] ?? unknown)
-        let method = context.route == nil ? "unknown" : request.method
+        let metrics = context.route == nil ? unknown : (methods[context.method] ?? unknown)
+        let method = context.route == nil ? "unknown" : context.method
         metrics.requests.increment()
         let start = ContinuousClock.now
         let reply = next(request, context)

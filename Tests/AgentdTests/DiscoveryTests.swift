@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// The published contract (`rpc.discover`, `agentd openrpc`, schema/openrpc.json) and the README's
+/// The published contract (`rpc.discover`, `agentd openrpc`, schema/openrpc-vN.json) and the README's
 /// socat one-liner.
 @Suite("Discovery and documentation", .timeLimit(.minutes(1)))
 struct DiscoveryTests {
@@ -23,14 +23,15 @@ struct DiscoveryTests {
         }
     }
 
-    @Test("rpc.discover returns what `agentd openrpc` prints")
-    func discoverMatchesOpenRPCCommand() throws {
-        let printed = try runCommand(TestPaths.agentdBinary, ["openrpc"])
+    @Test("rpc.discover returns what `agentd openrpc` prints, per API version (v1 without a handshake)", arguments: [nil, "1", "2"])
+    func discoverMatchesOpenRPCCommand(version: String?) throws {
+        let printed = try runCommand(TestPaths.agentdBinary, ["openrpc", "--api-version", version ?? "1"])
         #expect(printed.termination == .exited(0), "stderr: \(printed.stderr)")
         let expected = try JSON(parsing: printed.stdout)
         try withDaemon(testMethods: false) { daemon in
             let client = try daemon.connect()
-            try client.send(line: #"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"#)
+            let params = version.map { #","params":{"version":"\#($0)"}"# } ?? ""
+            try client.send(line: #"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"\#(params)}"#)
             let reply = try client.readJSON()
             let served = try #require(reply["result"], "reply: \(reply)")
             let difference = served.firstDifference(from: expected)
@@ -38,18 +39,25 @@ struct DiscoveryTests {
         }
     }
 
-    @Test("schema/openrpc.json is up to date with `agentd openrpc`")
-    func schemaFileIsCurrent() throws {
-        let schemaPath = TestPaths.repositoryRoot.appendingPathComponent("schema/openrpc.json").path
+    @Test("schema/openrpc-vN.json is up to date with `agentd openrpc --api-version N`", arguments: ["1", "2"])
+    func schemaFileIsCurrent(version: String) throws {
+        let name = "schema/openrpc-v\(version).json"
         let committed = try #require(
-            FileManager.default.contents(atPath: schemaPath),
-            "schema/openrpc.json is missing: run `make schema`")
-        let printed = try runCommand(TestPaths.agentdBinary, ["openrpc"])
+            FileManager.default.contents(atPath: TestPaths.repositoryRoot.appendingPathComponent(name).path), "\(name) is missing: run `make schema`")
+        let printed = try runCommand(TestPaths.agentdBinary, ["openrpc", "--api-version", version])
         #expect(printed.termination == .exited(0), "stderr: \(printed.stderr)")
         let difference = try JSON(parsing: committed).firstDifference(from: JSON(parsing: printed.stdout))
+        #expect(difference == nil, "\(name) (left) is stale, it differs from `agentd openrpc` (right): run `make schema` and commit the result")
+    }
+
+    /// A published version's contract never changes: schema/published.sha256 pins its document.
+    /// New methods and changes go into the newest, unpublished version.
+    @Test("published API versions' documents are unchanged (schema/published.sha256)")
+    func publishedVersionsAreFrozen() throws {
+        let check = try runCommand("/bin/sh", ["-c", "cd '\(TestPaths.repositoryRoot.appendingPathComponent("schema").path)' && sha256sum --check --strict published.sha256"])
         #expect(
-            difference == nil,
-            "schema/openrpc.json (left) is stale, it differs from `agentd openrpc` (right): run `make schema` and commit the result")
+            check.termination == .exited(0),
+            "a published API version's document changed (\(check.stdout)\(check.stderr)): its clients rely on it; make the change in the newest version instead")
     }
 
     static func requireSocat() throws {
@@ -96,10 +104,10 @@ struct DiscoveryTests {
             #"{"jsonrpc":"2.0","id":4,"method":"nope"}"#,
         ]
         let replies = [
-            #"{"jsonrpc":"2.0","id":1,"result":{"apiVersions":["1"],"name":"agentd","version":"0.1.0"}}"#,
+            #"{"jsonrpc":"2.0","id":1,"result":{"apiVersions":["1","2"],"name":"agentd","version":"0.1.0"}}"#,
             #"{"jsonrpc":"2.0","id":2,"result":{"any":["json",1.50]}}"#,
             #"[{"jsonrpc":"2.0","id":3,"result":"pong"}]"#,
-            #"{"jsonrpc":"2.0","id":4,"error":{"code":-32601,"message":"Method not found","data":{"method":"nope"}}}"#,
+            #"{"jsonrpc":"2.0","id":4,"error":{"code":-32601,"message":"Method not found","data":{"apiVersion":"1","method":"nope"}}}"#,
         ]
         try withDaemon { daemon in
             let stdout = try Self.runReadmeExample(

@@ -23,7 +23,8 @@ struct ResultEncodingTests {
         Prompts.Render.self,
         Search.Query.self,
         Events.Subscribe.self, Events.Unsubscribe.self, Events.Replay.self, Audit.List.self,
-        RPCDiscover.self,
+        Chats.ListV2.self,
+        RPCDiscover.self, SessionHello.self,
     ]
 
     static let notifications: [any RPCNotification.Type] = [
@@ -77,7 +78,7 @@ struct ResultEncodingTests {
     @Test("the OpenRPC document (rpc.discover): the same bytes as JSONEncoder")
     func openRPCDocument() async throws {
         let router = try await Self.dependencies().dispatcher.router
-        let document = OpenRPCDocument.document(router: router, server: Dependencies.server)
+        let document = OpenRPCDocument.document(router: router, version: Dependencies.apiVersions[0], server: Dependencies.server)
         Self.expectSameEncoding(document, "rpc.discover")
         #expect(try RPCJSONEncoder().encodeToString(document) == String(decoding: try JSONWriter.makeEncoder().encode(document), as: UTF8.self))
     }

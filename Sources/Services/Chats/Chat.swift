@@ -81,3 +81,39 @@ public struct Message: Codable, Sendable, Equatable {
         self.createdAt = createdAt
     }
 }
+
+/// A chat in a `chats.list` page of API version 2: the chat, with its module named.
+public struct ChatListItem: Codable, Sendable, Equatable {
+    public var id: String
+    /// The module the chat acts in, with its title; nil when it has none.
+    public var module: ModuleReference?
+    public var title: String
+    public var activeMessageId: String?
+    public var messageCount: Int
+    public var lastMessage: MessagePreview?
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(_ stored: StoredChat) {
+        let chat = stored.chat
+        self.id = chat.id
+        self.module = chat.moduleId.map { ModuleReference(id: $0, title: stored.moduleTitle ?? "") }
+        self.title = chat.title
+        self.activeMessageId = chat.activeMessageId
+        self.messageCount = chat.messageCount
+        self.lastMessage = chat.lastMessage
+        self.createdAt = chat.createdAt
+        self.updatedAt = chat.updatedAt
+    }
+}
+
+/// A module named in another result: its id and title.
+public struct ModuleReference: Codable, Sendable, Equatable {
+    public var id: String
+    public var title: String
+
+    public init(id: String, title: String) {
+        self.id = id
+        self.title = title
+    }
+}

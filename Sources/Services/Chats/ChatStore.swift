@@ -4,10 +4,13 @@ import Foundation
 public struct StoredChat: Sendable, Equatable {
     public var seq: Int64
     public var chat: Chat
+    /// The title of the chat's module, when it has one.
+    public var moduleTitle: String?
 
-    public init(seq: Int64, chat: Chat) {
+    public init(seq: Int64, chat: Chat, moduleTitle: String? = nil) {
         self.seq = seq
         self.chat = chat
+        self.moduleTitle = moduleTitle
     }
 }
 

@@ -45,6 +45,15 @@ public enum Chats {
         public typealias Result = ChatsService.ChatPage
     }
 
+    /// `chats.list` as API version 2 has it: each item names its module (`module: {id, title}`)
+    /// instead of only its id, so an editor can show the list without a `modules.get` per chat.
+    public enum ListV2: RPCMethod {
+        public static let name = "chats.list"
+        public static let summary = "The caller's chats, newest first, a page at a time (limit 1-200, default 50), optionally only those of one module; each item has its module's id and title. Pass nextCursor back as cursor for the next page."
+        public typealias Params = List.Params
+        public typealias Result = KeysetPage<ChatListItem>
+    }
+
     public enum Rename: RPCMethod {
         public static let name = "chats.rename"
         public static let summary = "Changes a chat's title (1-200 characters)."

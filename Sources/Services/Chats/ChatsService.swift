@@ -56,6 +56,16 @@ public struct ChatsService: Sendable {
         return ChatPage(rows: rows, limit: limit, position: \.seq, item: \.chat)
     }
 
+    /// `chats.list` of API version 2: the same page, each chat with its module's id and title.
+    ///
+    /// - Throws: `ChatsError.invalid` (`limit`, `cursor`).
+    public func listWithModules(_ params: Chats.List.Params, userID: String) async throws -> KeysetPage<ChatListItem> {
+        let limit = try Self.validate(limit: params.limit, default: Self.defaultChatLimit, max: Self.maxChatLimit)
+        let before = try params.cursor.map { try Self.position(cursor: $0, method: Chats.List.name) }
+        let rows = try await store.chats(ChatQuery(userID: userID, moduleID: params.moduleId, beforeSeq: before, limit: limit + 1))
+        return KeysetPage(rows: rows, limit: limit, position: \.seq, item: ChatListItem.init)
+    }
+
     /// - Throws: `ChatsError.invalid`, `.notFound`.
     public func rename(_ params: Chats.Rename.Params, userID: String) async throws -> Chat {
         let title = try Self.validate(title: params.title)

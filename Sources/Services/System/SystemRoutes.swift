@@ -14,7 +14,11 @@ public struct SystemRoutes: Sendable {
         let service = self.service
         router.onInline(System.Ping.self) { _, _ in service.ping() }
         router.onInline(System.Echo.self) { params, _ in service.echo(params) }
-        router.onInline(System.Version.self) { _, _ in service.version() }
+        router.onInline(System.Version.self, in: .until("1")) { _, _ in service.version() }
+        // session.hello answers all of it, and more, since version 2.
+        router.onInline(System.Version.self, in: .from("2"), deprecated: "use session.hello: it answers the server's name, version and API versions") { _, _ in
+            service.version()
+        }
         if includeTestMethods {
             router.on(System.Sleep.self) { params, _ in try await service.sleep(milliseconds: params.ms) }
         }

@@ -46,10 +46,16 @@ public struct SQLiteChatStore: ChatStore {
             arguments += [before]
         }
         arguments += [query.limit]
-        let sql = "\(Self.chatSelect) WHERE \(conditions.joined(separator: " AND ")) ORDER BY c.seq DESC LIMIT ?"
+        let sql = """
+            \(Self.chatSelect.replacingOccurrences(of: "SELECT ", with: "SELECT mo.title AS module_title, ", options: .anchored))
+            LEFT JOIN modules mo ON mo.id = c.module_id
+            WHERE \(conditions.joined(separator: " AND ")) ORDER BY c.seq DESC LIMIT ?
+            """
         let finalArguments = arguments
         return try await reader.unsafeRead { db in
-            try Row.fetchAll(db.cachedStatement(sql: sql), arguments: finalArguments).map { StoredChat(seq: $0["seq"], chat: try Self.chat($0)) }
+            try Row.fetchAll(db.cachedStatement(sql: sql), arguments: finalArguments).map {
+                StoredChat(seq: $0["seq"], chat: try Self.chat($0), moduleTitle: $0["module_title"])
+            }
         }
     }
 
