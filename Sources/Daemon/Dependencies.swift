@@ -121,6 +121,11 @@ struct Dependencies: Sendable {
         let middleware: [any RPCMiddleware] = [
             RPCMetricsMiddleware(methodNames: router.routes.keys + ["rpc.discover", "session.hello"]),
             RPCLoggingMiddleware(),
+            // Per caller: the user signed in with a token, else the peer's uid (its linked account;
+            // one budget for all its connections); a batch counts as its length.
+            RPCRateLimitMiddleware(
+                buckets: RPCTokenBuckets(), limits: limits, classify: RateLimitClasses.classify,
+                caller: { context in AuthService.signedInUserID(on: context.connection) ?? "uid:\(context.connection.peer?.uid ?? UInt32.max)" }),
             // Before the handlers run: a pipelined auth.authenticate binds before the calls after it.
             AuthBindingOrderMiddleware(),
             RPCTimeoutMiddleware(limits: limits),

@@ -198,6 +198,9 @@ enum Settings {
         Setting("server.trusted_uids", flag: "--trusted-uid", environment: ["AGENTD_TRUSTED_UIDS"], kind: .uidList,
                 apply: { $0.trustedUIDs = Set($1.integers.map { UInt32($0) }).union([getuid()]) },
                 current: { "[" + $0.trustedUIDs.sorted().map(String.init).joined(separator: ", ") + "]" }),
+        Setting("limits.rate_limiting", environment: ["AGENTD_RATE_LIMITING"], kind: .choice(["on", "off"]), reloadable: true,
+                apply: { $0.limits.rateLimiting = $1.string == "on" }, current: { $0.limits.rateLimiting ? "on" : "off" }),
+    ] + RateLimitClasses.names.flatMap(rateSettings) + [
         limit("max_message_bytes", "--max-message-bytes", minimum: 1, \.maxMessageBytes),
         limit("max_json_depth", "--max-json-depth", minimum: 1, \.maxJSONDepth),
         limit("max_batch_length", "--max-batch-length", minimum: 1, \.maxBatchLength),
@@ -245,6 +248,24 @@ enum Settings {
     private static func limit(_ name: String, _ flag: String, minimum: Int, _ path: WritableKeyPath<RPCLimits, Int> & Sendable) -> Setting {
         Setting("limits." + name, flag: flag, environment: ["AGENTD_" + name.uppercased()], kind: .integer(minimum: minimum), reloadable: true,
                 apply: { $0.limits[keyPath: path] = $1.integer }, current: { String($0.limits[keyPath: path]) })
+    }
+
+    /// `limits.rate_<class>_per_second` and `limits.rate_<class>_burst`.
+    private static func rateSettings(_ name: String) -> [Setting] {
+        let defaults = RPCLimits.defaultRateClasses[name]!
+        @Sendable func update(_ configuration: inout DaemonConfiguration, _ change: (inout RPCRateClass) -> Void) {
+            var rateClass = configuration.limits.rateClasses[name] ?? defaults
+            change(&rateClass)
+            configuration.limits.rateClasses[name] = rateClass
+        }
+        return [
+            Setting("limits.rate_\(name)_per_second", environment: ["AGENTD_RATE_\(name.uppercased())_PER_SECOND"], kind: .integer(minimum: 1), reloadable: true,
+                    apply: { configuration, value in update(&configuration) { $0.perSecond = Double(value.integer) } },
+                    current: { String(Int($0.limits.rateClasses[name]?.perSecond ?? defaults.perSecond)) }),
+            Setting("limits.rate_\(name)_burst", environment: ["AGENTD_RATE_\(name.uppercased())_BURST"], kind: .integer(minimum: 1), reloadable: true,
+                    apply: { configuration, value in update(&configuration) { $0.burst = value.integer } },
+                    current: { String($0.limits.rateClasses[name]?.burst ?? defaults.burst) }),
+        ]
     }
 
     private static func milliseconds(_ duration: Duration) -> Int64 {

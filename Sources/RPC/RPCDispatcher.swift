@@ -22,6 +22,19 @@ public struct RPCLimits: Sendable, Equatable {
     public var requestTimeout: Duration = .seconds(120)
     /// How long a graceful shutdown waits for calls in flight.
     public var drainTimeout: Duration = .seconds(10)
+    /// Whether `RPCRateLimitMiddleware` refuses anything.
+    public var rateLimiting = true
+    /// Per-caller budgets by method class (`RPCRateLimitMiddleware`); a class that is absent is not
+    /// limited.
+    public var rateClasses: [String: RPCRateClass] = RPCLimits.defaultRateClasses
+
+    /// What a person typing never reaches and a script in a loop reaches within a second.
+    public static let defaultRateClasses: [String: RPCRateClass] = [
+        "read": RPCRateClass("read", perSecond: 200, burst: 1000),
+        "write": RPCRateClass("write", perSecond: 100, burst: 500),
+        "expensive": RPCRateClass("expensive", perSecond: 20, burst: 100),
+        "auth": RPCRateClass("auth", perSecond: 1, burst: 20),
+    ]
 
     public init() {}
 }

@@ -22,3 +22,13 @@ extension AuthService {
         return try await logout(context.principal)
     }
 }
+
+extension AuthService {
+    /// The id of the user `connection` signed in as with a password or token (for per-user
+    /// policies such as rate limits); nil otherwise. A connection recognised by its peer uid is
+    /// that uid's account, so such policies key it by uid from its first call on.
+    public static func signedInUserID(on connection: RPCConnectionInfo) -> String? {
+        guard let principal = connection.attributes[AuthPrincipalKey.self], principal.sessionTokenHash != nil else { return nil }
+        return principal.user.id
+    }
+}

@@ -29,6 +29,10 @@ final class DaemonProcess {
             arguments += ["--database", name + ".sqlite"]
         }
         self.arguments = ["--socket", socketPath] + arguments
+        // Rate limiting is off unless a test turns it on (RateLimitTests): several tests drive
+        // thousands of calls a second from one user on purpose (crash, overflow, load).
+        var environment = environment
+        if environment["AGENTD_RATE_LIMITING"] == nil { environment["AGENTD_RATE_LIMITING"] = "off" }
         child = try ChildProcess(
             executable: TestPaths.agentdBinary, arguments: self.arguments, stdout: nil, stderr: stderrPath, environment: environment)
     }

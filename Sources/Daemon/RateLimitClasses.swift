@@ -1,0 +1,30 @@
+import RPC
+
+/// Which rate class (`RPCLimits.rateClasses`) each method is in: the policy `RPCRateLimitMiddleware`
+/// applies, kept in one table here rather than in the methods or their handlers.
+enum RateLimitClasses {
+    static let names = ["read", "write", "expensive", "auth"]
+
+    /// Never limited: the protocol's own methods, liveness checks and what ends work.
+    static let exempt: Set<String> = [
+        "rpc.discover", "session.hello", "system.ping", "system.echo", "system.version", "system.metrics", "test.sleep",
+        "auth.whoami", "auth.logout", "events.unsubscribe",
+    ]
+
+    /// Passwords and tokens: guessing them is what a limit must make slow.
+    static let auth: Set<String> = ["auth.login", "auth.register", "auth.authenticate", "auth.changePassword"]
+
+    /// Calls whose cost grows with the data (full-text search, whole transcripts, history scans).
+    static let expensive: Set<String> = ["search.query", "chats.export", "chats.fork", "events.replay"]
+
+    static let writeVerbs: Set<String> = ["create", "update", "delete", "rename", "append", "select", "subscribe"]
+
+    /// The class of `method`; nil when it is never limited.
+    static func classify(_ method: String) -> String? {
+        if exempt.contains(method) { return nil }
+        if auth.contains(method) { return "auth" }
+        if expensive.contains(method) { return "expensive" }
+        if let verb = method.split(separator: ".").last, writeVerbs.contains(String(verb)) { return "write" }
+        return "read"
+    }
+}

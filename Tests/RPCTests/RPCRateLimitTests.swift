@@ -1,0 +1,64 @@
+import Synchronization
+import Testing
+
+@testable import RPC
+
+/// Token buckets on a clock the test moves: a budget is spent, refused with the exact wait, and
+/// back after that wait, with no sleeping.
+@Suite("Rate limits")
+struct RPCRateLimitTests {
+    final class ManualClock: Sendable {
+        private let seconds = Mutex(1000.0)
+        var now: Double { seconds.withLock { $0 } }
+        func advance(_ by: Double) { seconds.withLock { $0 += by } }
+    }
+
+    static let reads = RPCRateClass("read", perSecond: 2, burst: 3)
+
+    @Test("a burst is allowed, the next call waits exactly until a token is back, then is allowed")
+    func reachedAndRecovered() {
+        let clock = ManualClock()
+        let buckets = RPCTokenBuckets(now: { clock.now })
+        for _ in 0..<3 { #expect(buckets.take(caller: "usr_a", Self.reads) == nil) }
+        #expect(buckets.take(caller: "usr_a", Self.reads) == 0.5)
+        clock.advance(0.25)
+        #expect(buckets.take(caller: "usr_a", Self.reads) == 0.25)
+        clock.advance(0.25)
+        #expect(buckets.take(caller: "usr_a", Self.reads) == nil)
+        #expect(buckets.take(caller: "usr_a", Self.reads) == 0.5)
+        // Refills to the burst, never beyond it.
+        clock.advance(3600)
+        for _ in 0..<3 { #expect(buckets.take(caller: "usr_a", Self.reads) == nil) }
+        #expect(buckets.take(caller: "usr_a", Self.reads) != nil)
+    }
+
+    @Test("callers and classes have budgets of their own")
+    func separateBudgets() {
+        let clock = ManualClock()
+        let buckets = RPCTokenBuckets(now: { clock.now })
+        for _ in 0..<3 { _ = buckets.take(caller: "usr_a", Self.reads) }
+        #expect(buckets.take(caller: "usr_a", Self.reads) != nil)
+        #expect(buckets.take(caller: "usr_b", Self.reads) == nil)
+        #expect(buckets.take(caller: "usr_a", RPCRateClass("write", perSecond: 1, burst: 1)) == nil)
+    }
+
+    @Test("memory is bounded: past maxBuckets, buckets that refilled are forgotten")
+    func bounded() {
+        let clock = ManualClock()
+        let buckets = RPCTokenBuckets(maxBuckets: 10, now: { clock.now })
+        for n in 0..<10 { _ = buckets.take(caller: "usr_\(n)", Self.reads) }
+        clock.advance(10)  // all full again
+        for n in 10..<15 { _ = buckets.take(caller: "usr_\(n)", Self.reads) }
+        #expect(buckets.count <= 10)
+        // Callers still mid-burst are kept: usr_14 is still refused after its burst.
+        for _ in 0..<2 { _ = buckets.take(caller: "usr_14", Self.reads) }
+        #expect(buckets.take(caller: "usr_14", Self.reads) != nil)
+    }
+
+    @Test("the refusal names the class, its rate and the wait in whole milliseconds, rounded up")
+    func error() throws {
+        let error = RPCRateLimitMiddleware.error(Self.reads, retryAfter: 0.2501)
+        #expect(error.code == .rateLimited)
+        #expect(error.data?.text == #"{"burst":3,"class":"read","perSecond":2,"retryAfterMs":251}"#)
+    }
+}
