@@ -23,6 +23,7 @@ struct DaemonConfiguration: Sendable {
     var llm = LLMSettings()
     var search = SearchSettings()
     var events = EventsService.Settings()
+    var cache = CacheSettings()
     /// Test-only (`--test-hold-event-consumers`): in-process consumers do not run, so a test can
     /// stop the daemon between an event's commit and its dispatch.
     var holdEventConsumers = false
@@ -42,4 +43,10 @@ struct DaemonConfiguration: Sendable {
         }
         return FileSystem.homeDirectory() + "/.local/share/agentd/agentd.sqlite"
     }
+}
+
+/// The result cache (`RPCCacheMiddleware`): on by default, bounded by entries.
+struct CacheSettings: Sendable {
+    var enabled = true
+    var maxEntries = 10_000
 }

@@ -102,6 +102,13 @@ struct Dependencies: Sendable {
             store: eventStore, bus: bus, ids: collaborators.ids, clock: collaborators.clock, topics: topics, consumers: consumers.map(\.name),
             settings: configuration.events)
         let audit = AuditService(store: auditStore)
+        // The result cache is invalidated by the events, at commit, before the writer is answered.
+        let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries)
+        bus.onCommit { events in
+            for event in events {
+                for tag in ResultCachePolicies.staleTags(event) { resultCache.invalidate(tag: tag) }
+            }
+        }
 
         var router = RPCRouter(versions: apiVersions, handlerExecution: handlerExecution)
         SystemRoutes(service: system, includeTestMethods: configuration.enableTestMethods).register(on: &router)
@@ -126,6 +133,11 @@ struct Dependencies: Sendable {
             RPCRateLimitMiddleware(
                 buckets: RPCTokenBuckets(), limits: limits, classify: RateLimitClasses.classify,
                 caller: { context in AuthService.signedInUserID(on: context.connection) ?? "uid:\(context.connection.peer?.uid ?? UInt32.max)" }),
+            // Hot reads of one item from memory, for connections recognised by their uid (a
+            // session must be checked again on each call, which costs what a hit saves).
+            RPCCacheMiddleware(
+                cache: resultCache, policies: ResultCachePolicies.policies, caller: { AuthService.peerUserID(on: $0.connection) },
+                enabled: { configuration.cache.enabled }),
             // Before the handlers run: a pipelined auth.authenticate binds before the calls after it.
             AuthBindingOrderMiddleware(),
             RPCTimeoutMiddleware(limits: limits),

@@ -202,9 +202,14 @@ struct RPCJSONEncoderTests {
                 blob: Bool.random(using: &random) ? Data((0..<Int.random(in: 0...9, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }) : nil,
                 flag: Bool.random(using: &random),
                 kind: Kind.allCases.randomElement(using: &random)!,
-                raw: Bool.random(using: &random) ? JSONFragment(unchecked: #"{"b":[1,2.5,"x\/y",null,true],"a":{"c":-0.0,"B":1e300}}"#) : nil)
+                raw: Bool.random(using: &random) ? RPCJSONEncoderTests.canonicalFragment : nil)
         }
     }
+
+    /// A fragment as the engine makes them (RPCJSONEncoder writes fragments verbatim; JSONEncoder
+    /// re-encodes them, so only the canonical spelling compares equal).
+    static let canonicalFragment = try! JSONFragment(
+        encoding: try! JSONDecoder().decode(JSONValue.self, from: Data(#"{"b":[1,2.5,"x\/y",null,true],"a":{"c":-0.0,"B":1e300}}"#.utf8)))
 
     @Test("synthesized Codable: declaration order sorted, nil omitted, arrays of optionals, dictionaries, enums, fragments")
     func synthesized() {
@@ -363,14 +368,18 @@ struct RPCJSONEncoderTests {
         expectSameEncoding([Record.Kind.first: 1])
     }
 
-    @Test("JSONFragment and JSONValue nested in results go through JSONValue, as before")
+    @Test("a JSONFragment nested in a result is written as it is; in the engine's own form that is what JSONEncoder writes")
     func fragments() throws {
         let texts = [
             #"{"b":1,"a":[true,null,"x\/y\u0041"],"c":{"é":1.0,"e":-0.0,"d":1e300,"f":12345678901234567890}}"#,
             #"[]"#, #"{}"#, #""text""#, #"-3"#, #"0.1"#, #"null"#,
         ]
         for text in texts {
-            let fragment = JSONFragment(unchecked: text)
+            // Verbatim, whatever its spelling (an event's data is stored encoded and sent as it is).
+            let verbatim = JSONFragment(unchecked: text)
+            #expect(try RPCJSONEncoder().encodeToString(["k": verbatim]) == #"{"k":\#(text)}"#)
+            // The engine's own encoding of the same value: both encoders agree byte for byte.
+            let fragment = try JSONFragment(encoding: try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)))
             expectSameEncoding(fragment)
             expectSameEncoding([fragment])
             expectSameEncoding(["k": fragment])

@@ -32,3 +32,13 @@ extension AuthService {
         return principal.user.id
     }
 }
+
+extension AuthService {
+    /// The id of the user `connection` acts as when it was recognised by its peer uid (no session
+    /// to check again on each call); nil otherwise. What a result cache may key on without
+    /// skipping a session's revocation check.
+    public static func peerUserID(on connection: RPCConnectionInfo) -> String? {
+        guard let principal = connection.attributes[AuthPrincipalKey.self], principal.sessionTokenHash == nil else { return nil }
+        return principal.user.id
+    }
+}

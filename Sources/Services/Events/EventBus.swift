@@ -23,6 +23,7 @@ public final class EventBus: Sendable {
         var lastSeq: Int64
         var subscriptions: [String: EventSubscription] = [:]
         var consumers: [ConsumerWaker] = []
+        var commitListeners: [@Sendable ([Event]) -> Void] = []
     }
 
     /// An in-process consumer's topics and how to wake it.
@@ -42,7 +43,17 @@ public final class EventBus: Sendable {
     /// order. Returns at once.
     public func committed(_ events: [Event]) {
         if events.isEmpty { return }
+        // Before the writers of these events are answered: a client that changed something and
+        // reads it back never sees what a listener (the result cache) held from before.
+        for listener in state.withLock({ $0.commitListeners }) { listener(events) }
         queue.async { self.dispatch(events) }
+    }
+
+    /// Registers `listener` to run at each commit, synchronously on the writer's queue, before
+    /// the writers are answered: for instant in-memory work only (dropping cache entries). Anything
+    /// slower is an `EventConsumer`.
+    public func onCommit(_ listener: @escaping @Sendable ([Event]) -> Void) {
+        state.withLock { $0.commitListeners.append(listener) }
     }
 
     /// The last seq dispatched.

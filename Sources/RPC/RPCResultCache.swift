@@ -1,0 +1,156 @@
+import Metrics
+import NIOCore
+import Synchronization
+
+/// Encoded results of read calls, by caller, method and params, each filed under tags (the ids it
+/// shows, `module:mod_…`) so that a change to one of them drops every result that showed it.
+///
+/// Bounded by entries and bytes (the oldest entries go first). A result read from the database
+/// while a change to it commits must not be kept: every invalidation moves an epoch, and a result
+/// is only stored when no invalidation happened since its call looked the cache up
+/// (`lookUp` → `store(…, epoch:)`).
+public final class RPCResultCache: Sendable {
+    public struct Key: Hashable, Sendable {
+        public var caller: String
+        public var method: String
+        /// The params' raw JSON (two spellings of the same params are two entries: harmless).
+        public var params: ByteBuffer?
+    }
+
+    private struct Entry {
+        var value: ByteBuffer
+        var tags: [String]
+    }
+
+    private struct State {
+        var entries: [Key: Entry] = [:]
+        /// Keys in insertion order, for eviction (may hold keys already removed).
+        var order: [Key] = []
+        var orderStart = 0
+        var byTag: [String: Set<Key>] = [:]
+        var bytes = 0
+        var epoch: UInt64 = 0
+    }
+
+    public let maxEntries: Int
+    public let maxBytes: Int
+    private let state = Mutex(State())
+
+    public init(maxEntries: Int = 10_000, maxBytes: Int = 64 << 20) {
+        self.maxEntries = maxEntries
+        self.maxBytes = maxBytes
+    }
+
+    /// The cached result, or nil with the epoch to pass to `store`.
+    public func lookUp(_ key: Key) -> (ByteBuffer?, epoch: UInt64) {
+        state.withLock { state in (state.entries[key]?.value, state.epoch) }
+    }
+
+    /// Keeps `value` unless something was invalidated since `epoch`.
+    public func store(_ key: Key, value: ByteBuffer, tags: [String], epoch: UInt64) {
+        guard value.readableBytes <= maxBytes / 16 else { return }  // one huge result must not flush the rest
+        state.withLock { state in
+            guard state.epoch == epoch, state.entries[key] == nil else { return }
+            state.entries[key] = Entry(value: value, tags: tags)
+            state.order.append(key)
+            state.bytes += value.readableBytes
+            for tag in tags { state.byTag[tag, default: []].insert(key) }
+            while state.entries.count > maxEntries || state.bytes > maxBytes { Self.evictOldest(&state) }
+        }
+    }
+
+    /// Drops every result filed under `tag`.
+    public func invalidate(tag: String) {
+        state.withLock { state in
+            state.epoch &+= 1
+            guard let keys = state.byTag.removeValue(forKey: tag) else { return }
+            for key in keys { Self.remove(key, from: &state) }
+        }
+    }
+
+    public var count: Int { state.withLock { $0.entries.count } }
+
+    private static func remove(_ key: Key, from state: inout State) {
+        guard let entry = state.entries.removeValue(forKey: key) else { return }
+        state.bytes -= entry.value.readableBytes
+        for tag in entry.tags {
+            state.byTag[tag]?.remove(key)
+            if state.byTag[tag]?.isEmpty == true { state.byTag[tag] = nil }
+        }
+    }
+
+    private static func evictOldest(_ state: inout State) {
+        while state.orderStart < state.order.count {
+            let key = state.order[state.orderStart]
+            state.orderStart += 1
+            if state.entries[key] != nil {
+                remove(key, from: &state)
+                break
+            }
+        }
+        // Compact the order list once half of it is consumed.
+        if state.orderStart > 1024, state.orderStart * 2 > state.order.count {
+            state.order.removeFirst(state.orderStart)
+            state.orderStart = 0
+        }
+    }
+}
+
+/// What the cache middleware does for one method: who the caller is (nil: do not cache this call)
+/// and which tags a call's result is filed under.
+public struct RPCCachePolicy: Sendable {
+    public var tags: @Sendable (_ params: ByteBuffer?) -> [String]?
+
+    public init(tags: @escaping @Sendable (ByteBuffer?) -> [String]?) {
+        self.tags = tags
+    }
+}
+
+/// Serves hot reads from `RPCResultCache` and fills it on a miss; what is invalidated when is not
+/// its business (the composition root connects the event bus to `invalidate(tag:)`). Counts hits
+/// and misses per method (`rpc_cache_hits_total`, `rpc_cache_misses_total`).
+public struct RPCCacheMiddleware: RPCMiddleware {
+    let cache: RPCResultCache
+    let policies: [String: RPCCachePolicy]
+    let caller: @Sendable (RPCContext) -> String?
+    let enabled: @Sendable () -> Bool
+    private let hits: [String: Counter]
+    private let misses: [String: Counter]
+
+    public init(
+        cache: RPCResultCache, policies: [String: RPCCachePolicy], caller: @escaping @Sendable (RPCContext) -> String?,
+        enabled: @escaping @Sendable () -> Bool = { true }
+    ) {
+        self.cache = cache
+        self.policies = policies
+        self.caller = caller
+        self.enabled = enabled
+        var hits: [String: Counter] = [:]
+        var misses: [String: Counter] = [:]
+        for method in policies.keys {
+            hits[method] = Counter(label: "rpc_cache_hits_total", dimensions: [("method", method)])
+            misses[method] = Counter(label: "rpc_cache_misses_total", dimensions: [("method", method)])
+        }
+        self.hits = hits
+        self.misses = misses
+    }
+
+    public func handle(_ request: RPCRequest, context: RPCContext, next: RPCNext) -> RPCReply {
+        guard let policy = policies[context.method], context.route != nil, enabled(), let caller = caller(context),
+            let tags = policy.tags(request.params)
+        else { return next(request, context) }
+        let key = RPCResultCache.Key(caller: caller, method: context.method + "@" + context.apiVersion, params: request.params)
+        let (cached, epoch) = cache.lookUp(key)
+        if let cached {
+            hits[context.method]?.increment()
+            return .now(.result(cached))
+        }
+        misses[context.method]?.increment()
+        let cache = self.cache
+        let reply = next(request, context)
+        reply.whenComplete { outcome in
+            if case .result(let value) = outcome { cache.store(key, value: value, tags: tags, epoch: epoch) }
+        }
+        return reply
+    }
+}
