@@ -138,6 +138,8 @@ struct Dependencies: Sendable {
             RPCCacheMiddleware(
                 cache: resultCache, policies: ResultCachePolicies.policies, caller: { AuthService.peerUserID(on: $0.connection) },
                 enabled: { configuration.cache.enabled }),
+            // Logins, logouts, password changes and refused sessions, written before the reply.
+            SecurityAuditMiddleware(store: auditStore, auth: auth, clock: collaborators.clock),
             // Before the handlers run: a pipelined auth.authenticate binds before the calls after it.
             AuthBindingOrderMiddleware(),
             RPCTimeoutMiddleware(limits: limits),

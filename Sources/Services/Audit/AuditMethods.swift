@@ -4,7 +4,7 @@ import RPC
 public enum Audit {
     public enum List: RPCMethod {
         public static let name = "audit.list"
-        public static let summary = "The caller's audit log, newest first, a page at a time (limit 1-200, default 50): accounts created, modules, chats and prompts deleted, prompts changed."
+        public static let summary = "The caller's audit log, newest first, a page at a time (limit 1-200, default 50): logins (also failed ones), logouts, password changes, refused sessions; accounts created, modules, chats and prompts deleted, prompts changed."
         public struct Params: Codable, Sendable {
             public var cursor: String?
             public var limit: Int?

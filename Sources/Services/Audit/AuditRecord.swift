@@ -1,19 +1,49 @@
 import Foundation
 import RPC
 
-/// One entry of a user's audit log: an audited event, as it was recorded.
+/// One entry of a user's audit log: an audited event (a deletion, a new account, …) or a
+/// security-relevant call (a login, a logout, a password change, a refused token).
 public struct AuditRecord: Codable, Sendable, Equatable {
-    /// The event's seq (also the entry's position in the log).
-    public var seq: Int64
-    /// The event's topic (`chat.deleted`).
+    /// The entry's position in the log (the `audit.list` cursor).
+    public var id: Int64
+    /// The event's topic (`chat.deleted`) or the call's method (`auth.login`).
     public var action: String
+    /// `ok`, or the error code the call was refused with (`error -32021`).
+    public var outcome: String
     public var occurredAt: Date
-    /// The event's data.
+    /// The peer uid of the connection that made the call, for calls.
+    public var uid: UInt32?
+    /// The event's seq, for events.
+    public var eventSeq: Int64?
+    /// The event's data; for calls, what identifies them (`{"username": …}` for a login).
     public var data: JSONFragment
 
-    public init(seq: Int64, action: String, occurredAt: Date, data: JSONFragment) {
-        self.seq = seq
+    public init(id: Int64, action: String, outcome: String, occurredAt: Date, uid: UInt32?, eventSeq: Int64?, data: JSONFragment) {
+        self.id = id
         self.action = action
+        self.outcome = outcome
+        self.occurredAt = occurredAt
+        self.uid = uid
+        self.eventSeq = eventSeq
+        self.data = data
+    }
+}
+
+/// A security-relevant call to record (`AuditStore.record(call:)`).
+public struct AuditedCall: Sendable, Equatable {
+    /// Who it concerned; nil when no known user (an unknown token or username, an untrusted uid).
+    public var userID: String?
+    public var uid: UInt32?
+    public var action: String
+    public var outcome: String
+    public var occurredAt: Date
+    public var data: JSONFragment
+
+    public init(userID: String?, uid: UInt32?, action: String, outcome: String, occurredAt: Date, data: JSONFragment) {
+        self.userID = userID
+        self.uid = uid
+        self.action = action
+        self.outcome = outcome
         self.occurredAt = occurredAt
         self.data = data
     }

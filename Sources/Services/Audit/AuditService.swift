@@ -9,7 +9,7 @@ public struct AuditService: Sendable {
         self.store = store
     }
 
-    /// Newest first; the cursor is the last entry's seq.
+    /// Newest first; the cursor is the last entry's id.
     ///
     /// - Throws: `EventsError.invalid` (`limit`, `cursor`).
     public func list(_ params: Audit.List.Params, userID: String) async throws -> KeysetPage<AuditRecord> {
@@ -19,7 +19,7 @@ public struct AuditService: Sendable {
             guard let seq = PageCursor.decode(cursor) else { throw EventsError.invalid(field: "cursor", reason: "not a cursor from audit.list") }
             return seq
         }
-        let rows = try await store.records(userID: userID, beforeSeq: before, limit: limit + 1)
-        return KeysetPage(rows: rows, limit: limit, position: \.seq, item: { $0 })
+        let rows = try await store.records(userID: userID, beforeID: before, limit: limit + 1)
+        return KeysetPage(rows: rows, limit: limit, position: \.id, item: { $0 })
     }
 }

@@ -3,7 +3,9 @@ public protocol AuditStore: Sendable {
     /// Records `event` for its user; recording the same event again changes nothing (delivery to
     /// consumers is at least once).
     func record(_ event: Event) async throws
-    /// The user's entries, newest first, with a seq below `beforeSeq` (nil: from the newest), at
+    /// Records a security-relevant call.
+    func record(call: AuditedCall) async throws
+    /// The user's entries, newest first, with an id below `beforeID` (nil: from the newest), at
     /// most `limit`.
-    func records(userID: String, beforeSeq: Int64?, limit: Int) async throws -> [AuditRecord]
+    func records(userID: String, beforeID: Int64?, limit: Int) async throws -> [AuditRecord]
 }

@@ -42,3 +42,11 @@ extension AuthService {
         return principal.user.id
     }
 }
+
+extension AuthService {
+    /// The id of the user `connection` acts as now, however it was recognised; nil when none.
+    public static func principalUserID(on connection: RPCConnectionInfo) -> String? {
+        connection.attributes[AuthPrincipalKey.self]?.user.id
+    }
+
+}

@@ -54,6 +54,12 @@ public struct AuthService: Sendable {
 
     // MARK: Accounts
 
+    /// The id of the account named `username` (without case); nil when there is none. For the
+    /// audit log of failed logins.
+    public func userID(username: String) async throws -> String? {
+        try await store.user(username: username)?.user.id
+    }
+
     /// Creates an account with a password.
     ///
     /// - Throws: `AuthError.invalid` (username or password), `.usernameTaken`.
