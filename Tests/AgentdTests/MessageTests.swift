@@ -55,7 +55,7 @@ struct MessageTests {
             let client = try daemon.connect()
             try expectReply(client.ping(id: 1), equals: #"{"jsonrpc":"2.0","id":1,"result":"pong"}"#)
             try client.send(line: #"{"jsonrpc":"2.0","id":2,"method":"system.version"}"#)
-            try expectReply(client.readJSON(), equals: #"{"jsonrpc":"2.0","id":2,"result":{"name":"agentd","version":"0.1.0","apiVersions":["1"]}}"#)
+            try expectReply(client.readJSON(), equals: #"{"jsonrpc":"2.0","id":2,"result":{"name":"agentd","version":"0.1.0","apiVersions":["1","2"]}}"#)
         }
     }
 

@@ -201,12 +201,12 @@ struct RPCConnectionTests {
             (#"{"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": 4}"#, #"{"jsonrpc": "2.0", "result": 19, "id": 4}"#),
             (#"{"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}"#, nil),
             (#"{"jsonrpc": "2.0", "method": "foobar"}"#, nil),
-            (#"{"jsonrpc": "2.0", "method": "foobar", "id": "1"}"#, #"{"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found", "data": {"method": "foobar"}}, "id": "1"}"#),
+            (#"{"jsonrpc": "2.0", "method": "foobar", "id": "1"}"#, #"{"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found", "data": {"apiVersion": "1", "method": "foobar"}}, "id": "1"}"#),
             (#"{"jsonrpc": "2.0", "method": 1, "params": "bar"}"#, #"{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request", "data": {"reason": "method must be a string"}}, "id": null}"#),
             (#"[1]"#, #"[{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request", "data": {"reason": "a batch member must be an object"}}, "id": null}]"#),
             (#"[{"jsonrpc": "2.0", "method": "notify_sum", "params": [1,2,4]}, {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}]"#, nil),
             (#"[{"jsonrpc": "2.0", "method": "get_data", "id": "9"}, {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}, {"jsonrpc": "2.0", "method": "subtract", "params": [42,23], "id": "2"}, {"foo": "boo"}, {"jsonrpc": "2.0", "method": "foo.get", "params": {"name": "myself"}, "id": "5"}]"#,
-             #"[{"jsonrpc": "2.0", "result": ["hello", 5], "id": "9"}, {"jsonrpc": "2.0", "result": 19, "id": "2"}, {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request", "data": {"reason": "jsonrpc must be \"2.0\""}}, "id": null}, {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found", "data": {"method": "foo.get"}}, "id": "5"}]"#),
+             #"[{"jsonrpc": "2.0", "result": ["hello", 5], "id": "9"}, {"jsonrpc": "2.0", "result": 19, "id": "2"}, {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request", "data": {"reason": "jsonrpc must be \"2.0\""}}, "id": null}, {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found", "data": {"apiVersion": "1", "method": "foo.get"}}, "id": "5"}]"#),
         ]
         for (request, expected) in examples {
             try await connection.send(request + "\n")
