@@ -86,6 +86,15 @@ struct Agentd: AsyncParsableCommand {
         let metrics = PrometheusMetrics()
         MetricsSystem.bootstrap(metrics.factory)
         let dependencies = Dependencies.live(configuration: configuration, database: database, metrics: metrics, logger: logger)
+        // Before the socket listens: a metrics address that cannot be bound stops startup first.
+        var metricsServer: MetricsHTTPServer?
+        if let address = configuration.metricsListen {
+            do {
+                metricsServer = try await MetricsHTTPServer.bind(address: address, exposition: metrics, group: eventLoops, logger: logger)
+            } catch {
+                Self.fail(error)
+            }
+        }
         let server = SocketServer(
             options: .init(
                 path: configuration.socketPath, mode: configuration.socketMode, group: configuration.socketGroup,
@@ -104,9 +113,7 @@ struct Agentd: AsyncParsableCommand {
             .init(service: EventsBackgroundService(
                 consumers: configuration.holdEventConsumers ? [] : dependencies.eventConsumers, events: dependencies.events, logger: logger)),
         ]
-        if let address = configuration.metricsListen {
-            services.append(.init(service: MetricsHTTPServer(address: address, exposition: metrics, group: eventLoops, logger: logger)))
-        }
+        if let metricsServer { services.append(.init(service: metricsServer)) }
         let group = ServiceGroup(
             configuration: .init(
                 services: services,

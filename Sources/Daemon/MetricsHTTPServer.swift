@@ -9,26 +9,28 @@ import Services
 /// `--metrics-listen HOST:PORT`: the smallest HTTP/1.1 server a Prometheus scraper needs.
 /// `GET /metrics` (or `HEAD`) answers the exposition with `Content-Type: text/plain;
 /// version=0.0.4; charset=utf-8`; any other path is 404, any other method on `/metrics` 405.
-/// Keep-alive is honoured. Logs `metrics listening` with the address it bound (the real port when
-/// given port 0); on graceful shutdown it stops listening and closes the scrapers' connections.
+/// Keep-alive is honoured. `bind` listens at once, before the Unix socket does (a bad address stops
+/// startup before any client is served) and logs `metrics listening` with the address it got (the
+/// real port when given port 0); `run` serves until graceful shutdown, then stops listening and
+/// closes the scrapers' connections.
 final class MetricsHTTPServer: Service, Sendable {
-    private let address: ListenAddress
-    private let exposition: any MetricsExposition
-    private let group: any EventLoopGroup
+    private let channel: any Channel
     private let logger: Logger
     /// Scrapers' open connections, closed on shutdown.
-    private let connections = NIOLockedValueBox([ObjectIdentifier: any Channel]())
+    private let connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>
 
-    init(address: ListenAddress, exposition: any MetricsExposition, group: any EventLoopGroup, logger: Logger) {
-        self.address = address
-        self.exposition = exposition
-        self.group = group
+    private init(channel: any Channel, connections: NIOLockedValueBox<[ObjectIdentifier: any Channel]>, logger: Logger) {
+        self.channel = channel
+        self.connections = connections
         self.logger = logger
     }
 
-    func run() async throws {
-        let exposition = self.exposition
-        let connections = self.connections
+    /// - Throws: a `DaemonError` naming the address when it cannot be bound (in use, not local,
+    ///   unknown host).
+    static func bind(address: ListenAddress, exposition: any MetricsExposition, group: any EventLoopGroup, logger: Logger) async throws(DaemonError)
+        -> MetricsHTTPServer
+    {
+        let connections = NIOLockedValueBox([ObjectIdentifier: any Channel]())
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: group)
@@ -49,9 +51,11 @@ final class MetricsHTTPServer: Service, Sendable {
         }
         let bound = ListenAddress(host: address.host, port: channel.localAddress?.port ?? address.port)
         logger.info("metrics listening", metadata: ["address": "\(bound)"])
+        return MetricsHTTPServer(channel: channel, connections: connections, logger: logger)
+    }
 
+    func run() async throws {
         try? await gracefulShutdown()
-
         try? await channel.close()
         for connection in connections.withLockedValue({ Array($0.values) }) { connection.close(promise: nil) }
         logger.info("metrics listener stopped")

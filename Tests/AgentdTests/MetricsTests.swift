@@ -141,6 +141,19 @@ struct MetricsTests {
         }
     }
 
+    @Test("a metrics address that cannot be bound stops startup before the socket listens")
+    func addressInUse() throws {
+        let (fd, port) = try HTTPTestClient.occupyPort()
+        defer { Glibc.close(fd) }
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let daemon = try DaemonProcess(socketPath: "\(directory.path)/agentd.sock", arguments: ["--metrics-listen", "127.0.0.1:\(port)"])
+        defer { daemon.kill() }
+        #expect(try daemon.waitForExit() == .exited(1))
+        #expect(daemon.stderr.contains("agentd: cannot listen for metrics on 127.0.0.1:\(port)"), "\(daemon.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(directory.path)/agentd.sock"))
+    }
+
     @Test("listen addresses: HOST:PORT and [IPv6]:PORT")
     func listenAddresses() {
         #expect(ListenAddress(parsing: "127.0.0.1:9464") == ListenAddress(host: "127.0.0.1", port: 9464))
@@ -310,6 +323,27 @@ enum HTTPTestClient {
         var headers: [String: String]
         var body: String
         var description: String { "HTTP \(status) \(headers)\n\(body.prefix(500))" }
+    }
+
+    /// A socket listening on a free loopback port, so that nothing else can bind it.
+    static func occupyPort() throws -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError("socket(): \(String(cString: strerror(errno)))") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                Glibc.bind(fd, pointer, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else {
+            Glibc.close(fd)
+            throw HarnessError("cannot listen on a loopback port: \(String(cString: strerror(errno)))")
+        }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
     }
 
     static func request(port: Int, _ method: String, _ path: String, timeout: Duration = .seconds(10)) throws -> Response {
