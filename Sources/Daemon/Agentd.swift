@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import RPC
@@ -42,6 +43,9 @@ struct Agentd: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning or error (default: info).", valueName: "level"))
     var logLevel: LogLevel?
 
+    @Option(name: .customLong("metrics-listen"), help: ArgumentHelp("Serve GET /metrics (Prometheus text) over HTTP on this address (default: off).", discussion: "Such as 127.0.0.1:9464; keep it on loopback: the metrics are not authenticated.", valueName: "host:port"))
+    var metricsListen: String?
+
     @Flag(name: .long, help: "Print the effective configuration (secrets masked) and where each value came from, then exit.")
     var printConfig = false
 
@@ -76,7 +80,21 @@ struct Agentd: AsyncParsableCommand {
             Self.fail(error)
         }
         let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: configuration.threads)
-        let dependencies = Dependencies.live(configuration: configuration, database: database, logger: logger)
+        // The process's one swift-metrics bootstrap (swift-metrics allows only one), here and not in
+        // `Dependencies`, which tests build many times per process. agentd's own metrics are made
+        // with `metrics.factory` explicitly (see `PrometheusMetrics`); the global serves libraries.
+        let metrics = PrometheusMetrics()
+        MetricsSystem.bootstrap(metrics.factory)
+        let dependencies = Dependencies.live(configuration: configuration, database: database, metrics: metrics, logger: logger)
+        // Before the socket listens: a metrics address that cannot be bound stops startup first.
+        var metricsServer: MetricsHTTPServer?
+        if let address = configuration.metricsListen {
+            do {
+                metricsServer = try await MetricsHTTPServer.bind(address: address, exposition: metrics, group: eventLoops, logger: logger)
+            } catch {
+                Self.fail(error)
+            }
+        }
         let server = SocketServer(
             options: .init(
                 path: configuration.socketPath, mode: configuration.socketMode, group: configuration.socketGroup,
@@ -84,18 +102,21 @@ struct Agentd: AsyncParsableCommand {
             dispatcher: dependencies.dispatcher, group: eventLoops, logger: logger,
             // READY=1 only now: the database is migrated and the socket listens.
             onListening: { ServiceManager.notify("READY=1\nSTATUS=listening") })
+        metrics.gauge("rpc_connections_open", help: "Connections open on the Unix socket.") { server.connectionCount }
         let reporter = ServiceManagerReporter(
             eventLoops: eventLoops, watchdog: ServiceManager.watchdogInterval(), status: { server.status }, logger: logger)
         let reload = ReloadService(
             loader: makeLoader(), base: Self.baseConfiguration(), initial: configuration, logLevel: logLevel, logger: logger,
             onReload: { reloaded in dependencies.dispatcher.limitsControl.update(reloaded.limits) })
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: server), .init(service: reporter), .init(service: reload),
+            .init(service: EventsBackgroundService(
+                consumers: configuration.holdEventConsumers ? [] : dependencies.eventConsumers, events: dependencies.events, logger: logger)),
+        ]
+        if let metricsServer { services.append(.init(service: metricsServer)) }
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: server), .init(service: reporter), .init(service: reload),
-                    .init(service: EventsBackgroundService(
-                        consumers: configuration.holdEventConsumers ? [] : dependencies.eventConsumers, events: dependencies.events, logger: logger)),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         defer {
@@ -117,6 +138,7 @@ struct Agentd: AsyncParsableCommand {
         flags["server.socket"] = socket.map(ConfigValue.string)
         flags["server.database"] = database.map(ConfigValue.string)
         flags["server.log_level"] = logLevel.map { .string($0.rawValue) }
+        flags["server.metrics_listen"] = metricsListen.map(ConfigValue.string)
         if !trustedUIDs.isEmpty { flags["server.trusted_uids"] = .array(trustedUIDs.map { .integer(Int($0)) }) }
         return flags.merging(tuning.flagValues()) { $1 }
     }
@@ -236,7 +258,8 @@ struct PrintOpenRPC: ParsableCommand {
         configuration.enableTestMethods = false
         var logger = Logger(label: "agentd")
         logger.logLevel = .critical
-        let dependencies = Dependencies.live(configuration: configuration, database: try AgentDatabase.inMemory(), logger: logger)
+        let dependencies = Dependencies.live(
+            configuration: configuration, database: try AgentDatabase.inMemory(), metrics: PrometheusMetrics(), logger: logger)
         let version = apiVersion ?? Dependencies.apiVersions.last!.name
         guard let document = dependencies.dispatcher.openRPCDocuments[version] else {
             throw ValidationError("no API version \(version); there are \(Dependencies.apiVersions.map(\.name).joined(separator: ", "))")

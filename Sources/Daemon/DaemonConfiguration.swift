@@ -18,6 +18,9 @@ struct DaemonConfiguration: Sendable {
     var limits = RPCLimits()
     var enableTestMethods = false
     var threads = 1
+    /// Where the `/metrics` HTTP listener binds (`--metrics-listen`); nil: no listener (the
+    /// default). `system.metrics` answers the same text either way.
+    var metricsListen: ListenAddress?
     /// Unix uids recognised without a password (`--trusted-uid`, plus the daemon's own uid).
     var trustedUIDs: Set<UInt32> = [getuid()]
     var llm = LLMSettings()

@@ -20,6 +20,8 @@ struct Dependencies: Sendable {
     let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
     let eventConsumers: [EventConsumerRunner]
+    /// Where every metric of this graph is made and rendered (`system.metrics`, `/metrics`).
+    let metrics: PrometheusMetrics
     /// Opened and migrated before the graph is built (`openDatabase`); the domains' SQLite stores are
     /// built on its `writer`.
     let database: AgentDatabase
@@ -48,15 +50,22 @@ struct Dependencies: Sendable {
         }
     }
 
-    static func live(configuration: DaemonConfiguration, database: AgentDatabase, logger: Logger) -> Dependencies {
-        make(configuration: configuration, database: database, collaborators: .live(), handlerExecution: .connectionEventLoop, logger: logger)
+    /// - Parameter metrics: the registry the daemon bootstrapped swift-metrics with (`Agentd.run`);
+    ///   `agentd openrpc` passes a fresh one.
+    static func live(configuration: DaemonConfiguration, database: AgentDatabase, metrics: PrometheusMetrics, logger: Logger) -> Dependencies {
+        make(
+            configuration: configuration, database: database, collaborators: .live(), metrics: metrics, handlerExecution: .connectionEventLoop,
+            logger: logger)
     }
 
-    /// The test twin of `live`: the same graph on a migrated in-memory database, with fakes.
+    /// The test twin of `live`: the same graph on a migrated in-memory database, with fakes, and
+    /// its own metrics registry (never swift-metrics' global, which a process bootstraps once).
     static func testing(configuration: DaemonConfiguration, collaborators: Collaborators, logger: Logger = quietLogger) async throws -> Dependencies {
         let database = try AgentDatabase.inMemory()
         _ = try await database.migrate(logger: logger)
-        return make(configuration: configuration, database: database, collaborators: collaborators, handlerExecution: .globalPool, logger: logger)
+        return make(
+            configuration: configuration, database: database, collaborators: collaborators, metrics: PrometheusMetrics(), handlerExecution: .globalPool,
+            logger: logger)
     }
 
     static var quietLogger: Logger {
@@ -69,10 +78,10 @@ struct Dependencies: Sendable {
     /// thread wake-ups per call, BENCHMARKS.md); the in-process tests' testing event loop runs jobs
     /// only when told, so their graph uses the global pool.
     static func make(
-        configuration: DaemonConfiguration, database: AgentDatabase, collaborators: Collaborators, handlerExecution: RPCHandlerExecution,
-        logger: Logger
+        configuration: DaemonConfiguration, database: AgentDatabase, collaborators: Collaborators, metrics: PrometheusMetrics,
+        handlerExecution: RPCHandlerExecution, logger: Logger
     ) -> Dependencies {
-        let system = SystemService(server: server, clock: ContinuousClock())
+        let system = SystemService(server: server, clock: ContinuousClock(), metrics: metrics)
         // Events: the outbox writes a change's events in its transaction and hands them, once
         // committed, to the bus, which fans them out to subscriptions and wakes the consumers.
         let eventStore = SQLiteEventStore(writer: database.writer)
@@ -126,7 +135,7 @@ struct Dependencies: Sendable {
         // Order matters: metrics see every call (also ones refused further in), logging sees the
         // final outcome, the timeout wraps only the handler.
         let middleware: [any RPCMiddleware] = [
-            RPCMetricsMiddleware(methodNames: router.routes.keys + ["rpc.discover", "session.hello"]),
+            RPCMetricsMiddleware(methodNames: router.routes.keys + ["rpc.discover", "session.hello"], factory: metrics.factory),
             RPCLoggingMiddleware(),
             // Per caller: the user signed in with a token, else the peer's uid (its linked account;
             // one budget for all its connections); a batch counts as its length.
@@ -145,9 +154,16 @@ struct Dependencies: Sendable {
             RPCTimeoutMiddleware(limits: limits),
         ]
         let dispatcher = RPCDispatcher(router: router, middleware: middleware, limits: limits, server: server, logger: logger)
+        // Gauges read at each render (the socket's connections are added by `Agentd.run`, which
+        // builds the server).
+        metrics.gauge("rpc_calls_in_flight", help: "Calls dispatched and not answered yet, on every connection.") {
+            dispatcher.callsInFlight.load(ordering: .relaxed)
+        }
+        metrics.gauge("events_subscriptions_active", help: "Live events.subscribe subscriptions.") { bus.subscriptionCount }
+        metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            eventBus: bus, eventConsumers: eventConsumers, database: database)
+            eventBus: bus, eventConsumers: eventConsumers, metrics: metrics, database: database)
     }
 
     /// Opens the database file (creating it and its folders when missing) and applies the pending

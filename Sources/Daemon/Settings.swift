@@ -55,6 +55,8 @@ struct Setting: Sendable {
         case uidList
         case stringList
         case choice([String])
+        /// `HOST:PORT` (`[IPv6]:PORT`), or empty for off.
+        case listenAddress
     }
 
     let key: String
@@ -110,6 +112,11 @@ struct Setting: Sendable {
         case .choice(let choices):
             guard case .string(let text) = value, choices.contains(text) else {
                 return .failure(.init("must be one of \(choices.joined(separator: ", "))"))
+            }
+            return .success(value)
+        case .listenAddress:
+            guard case .string(let text) = value, text.isEmpty || ListenAddress(parsing: text) != nil else {
+                return .failure(.init(#"must be HOST:PORT, such as "127.0.0.1:9464" ([::1]:9464 for IPv6; port 0 to 65535, 0: any free port), got \#(value)"#))
             }
             return .success(value)
         case .uidList:
@@ -193,6 +200,8 @@ enum Settings {
                 apply: { $0.databasePath = $1.string }, current: { $0.databasePath }),
         Setting("server.log_level", flag: "--log-level", environment: ["AGENTD_LOG_LEVEL"], kind: .logLevel, reloadable: true,
                 apply: { $0.logLevel = LogLevel(rawValue: $1.string)!.level }, current: { "\($0.logLevel)" }),
+        Setting("server.metrics_listen", flag: "--metrics-listen", environment: ["AGENTD_METRICS_LISTEN"], kind: .listenAddress,
+                apply: { $0.metricsListen = ListenAddress(parsing: $1.string) }, current: { $0.metricsListen?.description }),
         Setting("server.threads", flag: "--threads", environment: ["AGENTD_THREADS"], kind: .integer(minimum: 1),
                 apply: { $0.threads = $1.integer }, current: { String($0.threads) }),
         Setting("server.trusted_uids", flag: "--trusted-uid", environment: ["AGENTD_TRUSTED_UIDS"], kind: .uidList,

@@ -68,6 +68,9 @@ final class SocketServer: Service, Sendable {
         logger.info("stopped")
     }
 
+    /// Connections admitted and not closed yet (the `rpc_connections_open` gauge).
+    var connectionCount: Int { connections.count }
+
     /// A one-line state for `STATUS=` (systemctl status shows it).
     var status: String {
         "serving \(connections.count) connections, \(dispatcher.callsInFlight.load(ordering: .relaxed)) calls in flight"

@@ -26,7 +26,12 @@ public struct RPCLoggingMiddleware: RPCMiddleware {
 }
 
 /// Counts calls and errors and records latency per method through swift-metrics
-/// (`rpc_requests_total`, `rpc_errors_total`, `rpc_request_duration_seconds`).
+/// (`rpc_requests_total{method}`, `rpc_errors_total{method,code}`, and the timer
+/// `rpc_request_duration_seconds{method}`, which a Prometheus backend renders as a histogram).
+///
+/// The metrics are made with the factory given, never with swift-metrics' global one: the daemon
+/// passes the factory it also bootstrapped, and tests, which build many graphs in one process, each
+/// pass their own (a fresh registry), so no test sees another's counts.
 public struct RPCMetricsMiddleware: RPCMiddleware {
     private struct MethodMetrics: Sendable {
         let requests: Counter
@@ -34,19 +39,24 @@ public struct RPCMetricsMiddleware: RPCMiddleware {
     }
     private let methods: [String: MethodMetrics]
     private let unknown: MethodMetrics
+    private let factory: any MetricsFactory
 
-    /// - Parameter methodNames: the registered methods; anything else is counted as `unknown`, so
-    ///   a client cannot grow the label set.
-    public init(methodNames: some Sequence<String>) {
+    /// - Parameters:
+    ///   - methodNames: the registered methods; anything else is counted as `unknown`, so a client
+    ///     cannot grow the label set.
+    ///   - factory: where the metrics are made (the backend that renders them).
+    public init(methodNames: some Sequence<String>, factory: any MetricsFactory) {
         func metrics(_ method: String) -> MethodMetrics {
             MethodMetrics(
-                requests: Counter(label: "rpc_requests_total", dimensions: [("method", method)]),
-                duration: Metrics.Timer(label: "rpc_request_duration_seconds", dimensions: [("method", method)], preferredDisplayUnit: .seconds))
+                requests: Counter(label: "rpc_requests_total", dimensions: [("method", method)], factory: factory),
+                duration: Metrics.Timer(
+                    label: "rpc_request_duration_seconds", dimensions: [("method", method)], preferredDisplayUnit: .seconds, factory: factory))
         }
         var methods: [String: MethodMetrics] = [:]
         for name in methodNames { methods[name] = metrics(name) }
         self.methods = methods
         self.unknown = metrics("unknown")
+        self.factory = factory
     }
 
     public func handle(_ request: RPCRequest, context: RPCContext, next: RPCNext) -> RPCReply {
@@ -55,20 +65,24 @@ public struct RPCMetricsMiddleware: RPCMiddleware {
         metrics.requests.increment()
         let start = ContinuousClock.now
         let reply = next(request, context)
+        let factory = self.factory
         switch reply {
         case .now(let outcome):
             // Recorded inline: no closure for calls that answered at once (the common case).
-            Self.record(outcome, metrics: metrics, method: method, start: start)
+            Self.record(outcome, metrics: metrics, method: method, start: start, factory: factory)
         case .later(let future):
-            future.whenSuccess { Self.record($0, metrics: metrics, method: method, start: start) }
+            future.whenSuccess { Self.record($0, metrics: metrics, method: method, start: start, factory: factory) }
         }
         return reply
     }
 
-    private static func record(_ outcome: RPCOutcome, metrics: MethodMetrics, method: String, start: ContinuousClock.Instant) {
+    private static func record(
+        _ outcome: RPCOutcome, metrics: MethodMetrics, method: String, start: ContinuousClock.Instant, factory: any MetricsFactory
+    ) {
         metrics.duration.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
         if case .error(let error) = outcome {
-            Counter(label: "rpc_errors_total", dimensions: [("method", method), ("code", String(error.code.rawValue))]).increment()
+            // Made on demand: codes are few, and the backend hands back the same series each time.
+            Counter(label: "rpc_errors_total", dimensions: [("method", method), ("code", String(error.code.rawValue))], factory: factory).increment()
         }
     }
 }

@@ -71,7 +71,8 @@ public final class EventBus: Sendable {
         _ = state.withLock { $0.subscriptions.removeValue(forKey: subscriptionID) }
     }
 
-    var subscriptionCount: Int { state.withLock { $0.subscriptions.count } }
+    /// Live `events.subscribe` subscriptions, on every connection (a metrics gauge).
+    public var subscriptionCount: Int { state.withLock { $0.subscriptions.count } }
 
     func addConsumer(topics: Set<String>, wake: @escaping @Sendable () -> Void) {
         state.withLock { $0.consumers.append(ConsumerWaker(topics: topics, wake: wake)) }

@@ -1,6 +1,7 @@
 import RPC
 
-/// The `system.*` methods: liveness, echo and version. They answer at once, so they run inline.
+/// The `system.*` methods: liveness, echo, version and metrics. They answer at once, so they run
+/// inline.
 public enum System {
     public enum Ping: RPCMethod {
         public static let name = "system.ping"
@@ -23,6 +24,15 @@ public enum System {
         public typealias Result = VersionInfo
     }
 
+    /// Since API version 2 (version 1 is published and never changes).
+    public enum Metrics: RPCMethod {
+        public static let name = "system.metrics"
+        public static let summary =
+            "The daemon's metrics (calls, errors and latency per method, connections, subscriptions, queue depths) as Prometheus text."
+        public typealias Params = RPCNoParams
+        public typealias Result = MetricsText
+    }
+
     /// Registered only when the daemon runs with `--enable-test-methods`: a call that takes time,
     /// for tests of concurrency, cancellation, timeouts and draining.
     public enum Sleep: RPCMethod {
@@ -40,5 +50,15 @@ public enum System {
         public var name: String
         public var version: String
         public var apiVersions: [String]
+    }
+
+    public struct MetricsText: Codable, Sendable, Equatable {
+        /// `text/plain; version=0.0.4`: the Prometheus text exposition format.
+        public var contentType: String
+        /// `# TYPE` lines and `name{labels} value` samples, one per line.
+        public var text: String
+
+        /// The media type of the text, as `/metrics` also sends it (there with `; charset=utf-8`).
+        public static let prometheusContentType = "text/plain; version=0.0.4"
     }
 }

@@ -19,6 +19,8 @@ public struct SystemRoutes: Sendable {
         router.onInline(System.Version.self, in: .from("2"), deprecated: "use session.hello: it answers the server's name, version and API versions") { _, _ in
             service.version()
         }
+        // New in version 2: version 1 is published and never changes.
+        router.onInline(System.Metrics.self, in: .from("2")) { _, _ in service.metricsText() }
         if includeTestMethods {
             router.on(System.Sleep.self) { params, _ in try await service.sleep(milliseconds: params.ms) }
         }

@@ -1,13 +1,16 @@
 import RPC
 
-/// What the `system.*` methods answer. Holds the build's identity, given by the composition root.
+/// What the `system.*` methods answer. Holds the build's identity and the metrics exposition, given
+/// by the composition root.
 public struct SystemService: Sendable {
     private let server: RPCServerDescription
     private let clock: any Clock<Duration>
+    private let metrics: any MetricsExposition
 
-    public init(server: RPCServerDescription, clock: any Clock<Duration>) {
+    public init(server: RPCServerDescription, clock: any Clock<Duration>, metrics: any MetricsExposition) {
         self.server = server
         self.clock = clock
+        self.metrics = metrics
     }
 
     public func ping() -> String { "pong" }
@@ -16,6 +19,10 @@ public struct SystemService: Sendable {
 
     public func version() -> System.VersionInfo {
         System.VersionInfo(name: server.name, version: server.version, apiVersions: server.apiVersions)
+    }
+
+    public func metricsText() -> System.MetricsText {
+        System.MetricsText(contentType: System.MetricsText.prometheusContentType, text: metrics.render())
     }
 
     public func sleep(milliseconds: Int) async throws -> System.Sleep.Result {
