@@ -11,13 +11,19 @@ struct ResultCacheTests {
             let reader = try daemon.connect()
             let writer = try daemon.connect()
             let module = try #require(try AuthTests.call(writer, id: 1, "modules.create", #"{"title":"v1"}"#)["result"]?["id"]?.stringValue)
-            for id in 1...3 {  // the first fills the cache, the others are served from it
+            // The connection's first call binds its peer-credential principal (not cached: no caller
+            // yet), the second fills the cache, the third and fourth are served from it.
+            for id in 1...4 {
                 #expect(try AuthTests.call(reader, id: id, "modules.get", #"{"id":"\#(module)"}"#)["result"]?["title"]?.stringValue == "v1")
             }
+            // Two hits, counted per method in the metrics.
+            let metrics = try #require(try AuthTests.call(writer, id: 10, "v2.system.metrics")["result"]?["text"]?.stringValue)
+            let hits = metrics.split(separator: "\n").first { $0.hasPrefix(#"rpc_cache_hits_total{method="modules.get"}"#) }
+            #expect(hits.flatMap { Double($0.split(separator: " ").last ?? "") } == 2, "\(hits ?? "no rpc_cache_hits_total for modules.get")")
             _ = try AuthTests.call(writer, id: 2, "modules.update", #"{"id":"\#(module)","title":"v2"}"#)
-            #expect(try AuthTests.call(reader, id: 4, "modules.get", #"{"id":"\#(module)"}"#)["result"]?["title"]?.stringValue == "v2")
+            #expect(try AuthTests.call(reader, id: 14, "modules.get", #"{"id":"\#(module)"}"#)["result"]?["title"]?.stringValue == "v2")
             _ = try AuthTests.call(writer, id: 3, "modules.delete", #"{"id":"\#(module)"}"#)
-            #expect(try AuthTests.call(reader, id: 5, "modules.get", #"{"id":"\#(module)"}"#)["error"]?["code"] == .integer(-32030))
+            #expect(try AuthTests.call(reader, id: 15, "modules.get", #"{"id":"\#(module)"}"#)["error"]?["code"] == .integer(-32030))
 
             let prompt = try #require(
                 try AuthTests.call(writer, id: 4, "prompts.create", #"{"name":"greet","body":"Hi {{name}}"}"#)["result"]?["id"]?.stringValue)
