@@ -108,7 +108,7 @@ struct Dependencies: Sendable {
         let eventConsumers = consumers.map { EventConsumerRunner(consumer: $0, store: eventStore, bus: bus, logger: logger) }
         let topics = (AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all).map { $0.topic }
         let events = EventsService(
-            store: eventStore, bus: bus, ids: collaborators.ids, clock: collaborators.clock, topics: topics, consumers: consumers.map(\.name),
+            store: eventStore, bus: bus, ids: collaborators.ids, clock: collaborators.clock, topics: topics, consumers: consumers,
             settings: configuration.events)
         let audit = AuditService(store: auditStore)
         // The result cache is invalidated by the events, at commit, before the writer is answered.

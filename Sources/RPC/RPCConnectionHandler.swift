@@ -465,6 +465,10 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     fileprivate func pushDrained(_ id: UInt64, _ continuation: CheckedContinuation<Bool, Never>) {
         guard var stream = pushStreams[id] else { return continuation.resume(returning: false) }
+        // Frames written since the last flush are not in the channel yet, so its writability does
+        // not count them: flush first, or a sender with a backlog learns "drained" while what it
+        // sent is still in `output`, and its next batch finds the connection full.
+        flushIfNeeded()
         if !stream.held, stream.pending.isEmpty, context.channel.isWritable { return continuation.resume(returning: true) }
         stream.drainWaiters.append(continuation)
         pushStreams[id] = stream

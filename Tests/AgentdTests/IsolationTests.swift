@@ -3,16 +3,19 @@ import Testing
 
 /// Every method that takes an id, found through `rpc.discover` (so a new method is covered the day
 /// it is registered), called by another user with the owner's id: the reply must be exactly the
-/// reply for an id that does not exist, and the owner's data must not change.
+/// reply for an id that does not exist, and the owner's data must not change. An id inside an
+/// object param counts too (`events.subscribe`'s `filter.chatId`), and so does a subscription id
+/// (a connection's own).
 @Suite("Isolation across users", .timeLimit(.minutes(3)))
 struct IsolationTests {
     /// Which kind of resource an id-like param names. `id` depends on the method's domain.
     static func kind(of param: String, method: String) -> String? {
-        switch param {
+        switch param.split(separator: ".").last.map(String.init) ?? param {
         case "moduleId": return "module"
         case "chatId": return "chat"
         case "messageId", "parentId", "siblingOf": return "message"
         case "promptId": return "prompt"
+        case "subscription": return "subscription"
         case "id":
             if method.hasPrefix("chats.messages.") { return "message" }
             if method.hasPrefix("chats.") { return "chat" }
@@ -23,7 +26,21 @@ struct IsolationTests {
         }
     }
 
-    static func isIDLike(_ param: String) -> Bool { param == "id" || param.hasSuffix("Id") || param == "siblingOf" }
+    static func isIDLike(_ param: String) -> Bool { param == "id" || param.hasSuffix("Id") || param == "siblingOf" || param == "subscription" }
+
+    /// The id-like params of a method: top-level ones, and those inside an object param, as
+    /// `filter.chatId`.
+    static func idParams(_ params: [JSON]) -> [String] {
+        var found: [String] = []
+        for descriptor in params {
+            guard let name = descriptor["name"]?.stringValue else { continue }
+            if isIDLike(name) { found.append(name) }
+            if let properties = descriptor["schema"]?["properties"]?.objectValue {
+                found += properties.keys.sorted().filter(isIDLike).map { "\(name).\($0)" }
+            }
+        }
+        return found
+    }
 
     /// A resource of each kind, owned by one user.
     struct Owned {
@@ -47,6 +64,10 @@ struct IsolationTests {
         }
         return owned
     }
+
+    /// Values for required params that a type's filler would make fail before the id is looked at
+    /// (no topic at all is an error of its own).
+    static let fillers: [String: JSON] = ["topics": .array([.string("*")])]
 
     /// A value for a required param that is not under test.
     static func filler(for schema: JSON?) -> JSON {
@@ -80,8 +101,16 @@ struct IsolationTests {
             let discovered = try AuthTests.call(owner, id: 1, "rpc.discover")
             let methods = try #require(discovered["result"]?["methods"]?.arrayValue)
             let names = Set(methods.compactMap { $0["name"]?.stringValue })
-            let alice = try Self.createResources(owner, methods: names, tag: "alice")
+            var alice = try Self.createResources(owner, methods: names, tag: "alice")
             let before = try Self.snapshot(owner, alice)
+            if names.contains("events.subscribe") {
+                // Alice's subscription, on her connection, from her newest event (none follows until
+                // the end of the test).
+                let stored = try AuthTests.call(owner, id: 6, "events.replay", #"{"since":0,"limit":1000}"#)
+                let newest = try #require(stored["result"]?["lastSeq"]?.intValue, "\(stored)")
+                let subscribed = try AuthTests.call(owner, id: 7, "events.subscribe", #"{"topics":["*"],"since":\#(newest)}"#)
+                alice.ids["subscription"] = try #require(subscribed["result"]?["subscription"]?.stringValue, "\(subscribed)")
+            }
 
             let intruder = try daemon.connect()
             _ = try AuthTests.call(intruder, id: 1, "auth.register", #"{"username":"mallory","password":"correct horse"}"#)
@@ -94,23 +123,23 @@ struct IsolationTests {
             var requestID = 100
             for method in methods {
                 guard let name = method["name"]?.stringValue, let params = method["params"]?.arrayValue else { continue }
-                let idParams = params.compactMap { $0["name"]?.stringValue }.filter(Self.isIDLike)
-                for param in idParams {
+                for param in Self.idParams(params) {
                     let kind = try #require(Self.kind(of: param, method: name), "\(name): id param \(param) has no kind: add it to IsolationTests.kind")
                     let aliceID = try #require(alice.ids[kind], "no \(kind) created")
                     let missingID = String(aliceID.prefix { $0 != "_" }) + "_" + String(repeating: "0", count: aliceID.count - aliceID.prefix { $0 != "_" }.count - 1)
 
                     func call(with id: String) throws -> String {
                         var object: [String: JSON] = [:]
+                        let path = param.split(separator: ".").map(String.init)
                         for descriptor in params {
                             guard let other = descriptor["name"]?.stringValue else { continue }
-                            if other == param {
-                                object[other] = .string(id)
+                            if other == path[0] {
+                                object[other] = path.count == 1 ? .string(id) : .object([path[1]: .string(id)])
                             } else if descriptor["required"] == .bool(true) {
                                 if Self.isIDLike(other), let otherKind = Self.kind(of: other, method: name), let own = mallory.ids[otherKind] {
                                     object[other] = .string(own)
                                 } else {
-                                    object[other] = Self.filler(for: descriptor["schema"])
+                                    object[other] = Self.fillers[other] ?? Self.filler(for: descriptor["schema"])
                                 }
                             }
                         }
@@ -118,7 +147,9 @@ struct IsolationTests {
                         try intruder.send(line: #"{"jsonrpc":"2.0","id":7,"method":"\#(name)","params":\#(JSON.object(object))}"#)
                         let reply = try intruder.readJSON(timeout: .seconds(30))
                         if reply.errorCode == -32030 { refused.insert("\(name).\(param)") }
+                        // A new subscription's id is new each time.
                         return reply.description.replacingOccurrences(of: id, with: "<id>")
+                            .replacingOccurrences(of: #"sub_[0-9a-f]+"#, with: "<subscription>", options: .regularExpression)
                     }
                     let withAlices = try call(with: aliceID)
                     let withMissing = try call(with: missingID)
@@ -133,10 +164,30 @@ struct IsolationTests {
             {
                 #expect(checked.contains(expected), "\(expected) not checked; checked: \(checked)")
             }
-            // Filters (a list narrowed to a module) answer an empty page instead; everything else -32030.
-            let filters: Set<String> = ["chats.list.moduleId"]
+            if names.contains("events.subscribe") {
+                for expected in ["events.subscribe.filter.chatId", "events.subscribe.filter.moduleId", "events.replay.filter.chatId", "events.unsubscribe.subscription"] {
+                    #expect(checked.contains(expected), "\(expected) not checked; checked: \(checked)")
+                }
+            }
+            // Filters (a list narrowed to a module, events narrowed to a chat or module) answer an
+            // empty page or a subscription that never fires instead; everything else -32030.
+            let filters: Set<String> = [
+                "chats.list.moduleId", "events.subscribe.filter.chatId", "events.subscribe.filter.moduleId", "events.replay.filter.chatId",
+                "events.replay.filter.moduleId",
+            ]
             #expect(Set(checked).subtracting(refused).subtracting(filters).isEmpty, "answered without -32030: \(Set(checked).subtracting(refused))")
             #expect(try Self.snapshot(owner, alice) == before, "the owner's data changed")
+
+            if names.contains("events.subscribe") {
+                // The intruder's subscriptions filtered on the owner's chat and module stay silent
+                // when the owner changes them; the owner's own subscription sees the change.
+                try owner.send(line: #"{"jsonrpc":"2.0","id":94,"method":"chats.messages.append","params":{"chatId":"\#(alice.ids["chat"]!)","role":"user","content":"later"}}"#)
+                // The reply and the event, in either order.
+                let messages = [try owner.readJSON(), try owner.readJSON()]
+                #expect(messages.contains { $0["id"] == .integer(94) && $0["result"] != nil }, "\(messages)")
+                #expect(messages.contains { $0["method"]?.stringValue == "events.event" }, "\(messages)")
+                try intruder.expectNoData(within: .milliseconds(200), "an event of the owner's reached another user's filtered subscription")
+            }
         }
     }
 }

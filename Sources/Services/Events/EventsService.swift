@@ -38,20 +38,20 @@ public struct EventsService: Sendable {
     private let clock: any WallClock
     /// Every topic there is, for checking patterns (a typo must not subscribe to nothing).
     private let topics: Set<String>
-    private let consumers: [String]
+    /// The in-process consumers' names (their cursors) and topics.
+    private let consumers: [(name: String, topics: [String])]
     private let settings: Settings
 
     /// - Parameters:
     ///   - topics: every event topic the domains publish.
-    ///   - consumers: the names of the in-process consumers: retention keeps what they have not
-    ///     handled.
-    public init(store: any EventStore, bus: EventBus, ids: any IDGenerator, clock: any WallClock, topics: [String], consumers: [String], settings: Settings) {
+    ///   - consumers: the in-process consumers: retention keeps what they have not handled.
+    public init(store: any EventStore, bus: EventBus, ids: any IDGenerator, clock: any WallClock, topics: [String], consumers: [any EventConsumer], settings: Settings) {
         self.store = store
         self.bus = bus
         self.ids = ids
         self.clock = clock
         self.topics = Set(topics)
-        self.consumers = consumers
+        self.consumers = consumers.map { ($0.name, $0.topics.sorted()) }
         self.settings = settings
     }
 
@@ -95,9 +95,13 @@ public struct EventsService: Sendable {
     /// reads, then switches the subscription to live.
     static func catchUp(_ subscription: EventSubscription, after since: Int64, stream: RPCPushStream, store: any EventStore, logger: Logger) async {
         var after = since
+        // A page is sent in one go, and when it cannot be written at once (the stream is still
+        // held for the subscribe reply, or the connection is momentarily full) it waits in the
+        // stream's queue: a page longer than that queue would overflow a client that reads.
+        let limit = min(pageSize, subscription.capacity)
         do {
             while subscription.isActive {
-                let page = try await store.events(EventQuery(userID: subscription.userID, afterSeq: after, limit: pageSize))
+                let page = try await store.events(EventQuery(userID: subscription.userID, afterSeq: after, limit: limit))
                 // Events after `after` that retention removed meanwhile would be a silent gap.
                 if try await store.prunedThrough() > after {
                     subscription.endCatchUp()
@@ -160,8 +164,18 @@ public struct EventsService: Sendable {
     /// Prunes events past the retention age or count, keeping what an in-process consumer has not
     /// handled yet.
     public func prune() async throws -> PruneResult {
-        var keepAfter = Int64.max
-        for name in consumers { keepAfter = min(keepAfter, try await store.consumerPosition(name: name)) }
+        // What a consumer has not handled starts at the first event of its topics after its cursor.
+        // Not at the cursor itself: the cursor moves only over the consumer's own topics, so
+        // everything committed after its last event (all other topics) would be kept forever.
+        // The newest seq is read first: an event committed after that has a later seq, so it is
+        // kept even if the look-up below did not see it.
+        var keepAfter = try await store.latestSeq()
+        for consumer in consumers {
+            let cursor = try await store.consumerPosition(name: consumer.name)
+            if let unhandled = try await store.events(topics: consumer.topics, afterSeq: cursor, limit: 1).first {
+                keepAfter = min(keepAfter, unhandled.seq - 1)
+            }
+        }
         let cutoff = clock.now().addingTimeInterval(-settings.retentionAge)
         return try await store.prune(before: cutoff, keepLast: settings.retentionCount, keepAfter: keepAfter)
     }

@@ -90,18 +90,18 @@ final class DaemonProcess {
     deinit { kill() }
 }
 
-/// Runs `body` with a daemon on a fresh socket (`<tmp>/agentd.sock`), then kills the daemon and
-/// removes its folder, whether the body passed, failed or threw. The daemon's stderr is attached to
-/// the error when the body throws.
+/// Runs `body` with a daemon on a fresh socket (`<tmp>/agentd.sock`) and `environment` set on top
+/// of this process's, then kills the daemon and removes its folder, whether the body passed, failed
+/// or threw. The daemon's stderr is attached to the error when the body throws.
 func withDaemon<T>(
-    _ arguments: [String] = [], testMethods: Bool = true,
+    _ arguments: [String] = [], testMethods: Bool = true, environment: [String: String] = [:],
     _ body: (DaemonProcess) throws -> T
 ) throws -> T {
     let directory = try TemporaryDirectory()
     defer { directory.remove() }
     var all = arguments  // DaemonProcess adds a --database in `directory`
     if testMethods { all.append("--enable-test-methods") }
-    let daemon = try DaemonProcess(socketPath: "\(directory.path)/agentd.sock", arguments: all)
+    let daemon = try DaemonProcess(socketPath: "\(directory.path)/agentd.sock", arguments: all, environment: environment)
     defer { daemon.kill() }
     do {
         return try body(daemon)

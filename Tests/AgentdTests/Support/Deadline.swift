@@ -13,6 +13,9 @@ struct Deadline {
 
     var hasPassed: Bool { ContinuousClock.now >= instant }
 
+    /// The time left (zero once passed), for a read that must end by this deadline.
+    var remaining: Duration { max(.zero, instant - .now) }
+
     /// Milliseconds left, rounded up, for `poll` (0 once passed).
     var pollMilliseconds: Int32 {
         let left = instant - .now
