@@ -444,7 +444,7 @@ struct EventsTests {
             #expect(entries.first?["data"] == .object(["moduleId": .string(moduleID)]), "\(entries)")
             let replay = try Self.replayAll(client, since: 0)
             #expect(replay.map { $0["topic"]?.stringValue } == ["user.registered", "module.created", "module.deleted"])
-            #expect(entries.map { $0["seq"] } == [replay[2]["seq"], replay[0]["seq"]], "audit entries keep their events' seqs")
+            #expect(entries.map { $0["eventSeq"] } == [replay[2]["seq"], replay[0]["seq"]], "audit entries keep their events' seqs")
             restarted.kill()
         }
 
