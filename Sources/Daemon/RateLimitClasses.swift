@@ -3,7 +3,7 @@ import RPC
 /// Which rate class (`RPCLimits.rateClasses`) each method is in: the policy `RPCRateLimitMiddleware`
 /// applies, kept in one table here rather than in the methods or their handlers.
 enum RateLimitClasses {
-    static let names = ["read", "write", "expensive", "auth"]
+    static let names = ["read", "write", "expensive", "auth", "agent"]
 
     /// Never limited: the protocol's own methods, liveness checks and what ends work.
     static let exempt: Set<String> = [
@@ -19,10 +19,14 @@ enum RateLimitClasses {
 
     static let writeVerbs: Set<String> = ["create", "update", "delete", "rename", "append", "select", "subscribe"]
 
+    /// Long calls that a user runs a few of at once (`RPCRateClass.maxConcurrent`).
+    static let agent: Set<String> = ["agent.act"]
+
     /// The class of `method`; nil when it is never limited.
     static func classify(_ method: String) -> String? {
         if exempt.contains(method) { return nil }
         if auth.contains(method) { return "auth" }
+        if agent.contains(method) { return "agent" }
         if expensive.contains(method) { return "expensive" }
         if let verb = method.split(separator: ".").last, writeVerbs.contains(String(verb)) { return "write" }
         return "read"

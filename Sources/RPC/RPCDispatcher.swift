@@ -34,6 +34,8 @@ public struct RPCLimits: Sendable, Equatable {
         "write": RPCRateClass("write", perSecond: 100, burst: 500),
         "expensive": RPCRateClass("expensive", perSecond: 20, burst: 100),
         "auth": RPCRateClass("auth", perSecond: 1, burst: 20),
+        // agent.act (the agent issue): a few answers at once per user; the rate hardly matters.
+        "agent": RPCRateClass("agent", perSecond: 2, burst: 20, maxConcurrent: 2),
     ]
 
     public init() {}

@@ -1,17 +1,20 @@
 import Synchronization
 
 /// A budget that a group of methods shares per caller: a token bucket holding at most `burst`
-/// calls, refilled at `perSecond`.
+/// calls, refilled at `perSecond`, and optionally at most `maxConcurrent` calls running at once
+/// (for long calls such as the agent's, where the rate says little).
 public struct RPCRateClass: Sendable, Hashable, CustomStringConvertible {
     public var name: String
     public var perSecond: Double
     public var burst: Int
+    public var maxConcurrent: Int?
 
-    public init(_ name: String, perSecond: Double, burst: Int) {
-        precondition(perSecond > 0 && burst > 0)
+    public init(_ name: String, perSecond: Double, burst: Int, maxConcurrent: Int? = nil) {
+        precondition(perSecond > 0 && burst > 0 && (maxConcurrent ?? 1) > 0)
         self.name = name
         self.perSecond = perSecond
         self.burst = burst
+        self.maxConcurrent = maxConcurrent
     }
 
     public var description: String { "\(name) (\(burst) at once, \(perSecond)/s)" }
@@ -82,6 +85,30 @@ public final class RPCTokenBuckets: Sendable {
 extension RPCError.Code {
     /// A caller went over a method class's rate (`RPCRateLimitMiddleware`).
     public static let rateLimited = RPCError.Code(-32017)
+    /// A caller already has a method class's `maxConcurrent` calls running.
+    public static let tooManyCallsInProgress = RPCError.Code(-32018)
+}
+
+/// Calls running now, by caller and class (`RPCRateClass.maxConcurrent`).
+final class RPCCallsInProgress: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+
+    /// Counts a call in, unless `limit` are already running.
+    func enter(_ key: String, limit: Int) -> Bool {
+        counts.withLock { counts in
+            let running = counts[key] ?? 0
+            guard running < limit else { return false }
+            counts[key] = running + 1
+            return true
+        }
+    }
+
+    func leave(_ key: String) {
+        counts.withLock { counts in
+            let running = (counts[key] ?? 1) - 1
+            counts[key] = running > 0 ? running : nil  // no entry for idle callers: bounded memory
+        }
+    }
 }
 
 /// Refuses calls over their caller's budget, before they run: a token bucket per caller and
@@ -95,6 +122,7 @@ public struct RPCRateLimitMiddleware: RPCMiddleware {
     let limits: RPCLimitsControl
     let classify: @Sendable (_ method: String) -> String?
     let caller: @Sendable (RPCContext) -> String
+    private let inProgress = RPCCallsInProgress()
 
     public init(
         buckets: RPCTokenBuckets, limits: RPCLimitsControl, classify: @escaping @Sendable (String) -> String?,
@@ -111,8 +139,25 @@ public struct RPCRateLimitMiddleware: RPCMiddleware {
         guard context.route != nil, let name = classify(context.method) else { return next(request, context) }
         let current = limits.current
         guard current.rateLimiting, let rateClass = current.rateClasses[name] else { return next(request, context) }
-        guard let wait = buckets.take(caller: caller(context), rateClass) else { return next(request, context) }
-        return .now(.error(Self.error(rateClass, retryAfter: wait)))
+        let caller = caller(context)
+        if let wait = buckets.take(caller: caller, rateClass) { return .now(.error(Self.error(rateClass, retryAfter: wait))) }
+        guard let limit = rateClass.maxConcurrent else { return next(request, context) }
+        let key = caller + "\u{1F}" + rateClass.name
+        guard inProgress.enter(key, limit: limit) else { return .now(.error(Self.busy(rateClass, limit: limit))) }
+        let reply = next(request, context)
+        let inProgress = self.inProgress
+        reply.whenComplete { _ in inProgress.leave(key) }
+        return reply
+    }
+
+    static func busy(_ rateClass: RPCRateClass, limit: Int) -> RPCError {
+        struct Data: Encodable {
+            var rateClass: String
+            var maxConcurrent: Int
+
+            enum CodingKeys: String, CodingKey { case rateClass = "class", maxConcurrent }
+        }
+        return RPCError(.tooManyCallsInProgress, "Too many calls in progress", data: try? JSONFragment(encoding: Data(rateClass: rateClass.name, maxConcurrent: limit)))
     }
 
     static func error(_ rateClass: RPCRateClass, retryAfter seconds: Double) -> RPCError {

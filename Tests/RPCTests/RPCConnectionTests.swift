@@ -83,7 +83,7 @@ final class InProcessConnection: @unchecked Sendable {
     /// After a Content-Length header: the length of the body still to come.
     private var pendingBodyLength: Int?
 
-    init(limits: RPCLimits = RPCLimits()) async throws {
+    init(limits: RPCLimits = RPCLimits(), middleware: [any RPCMiddleware] = []) async throws {
         let gates = Gates()
         var router = RPCRouter()
         router.onInline(Fixtures.Subtract.self) { params, _ in params.minuend - params.subtrahend }
@@ -101,7 +101,7 @@ final class InProcessConnection: @unchecked Sendable {
         router.on(Fixtures.Fail.self) { _, _ in throw Fixtures.Secret() }
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         let dispatcher = RPCDispatcher(
-            router: router, middleware: [RPCTimeoutMiddleware(defaultTimeout: .seconds(30))], limits: limits,
+            router: router, middleware: middleware + [RPCTimeoutMiddleware(defaultTimeout: .seconds(30))], limits: limits,
             server: RPCServerDescription(name: "test", version: "0", apiVersions: ["1"]), logger: logger)
         let channel = NIOAsyncTestingChannel()
         try await channel.eventLoop.submit {

@@ -62,3 +62,28 @@ struct RPCRateLimitTests {
         #expect(error.data?.text == #"{"burst":3,"class":"read","perSecond":2,"retryAfterMs":251}"#)
     }
 }
+
+/// A class's `maxConcurrent` through the connection engine: the call over the limit is refused at
+/// once, and once a running call answers the next is accepted.
+@Suite("Calls in progress per caller")
+struct RPCConcurrencyLimitTests {
+    @Test("with maxConcurrent 1, a second long call is refused with -32018 until the first answers")
+    func concurrency() async throws {
+        var limits = RPCLimits()
+        limits.rateClasses = ["agent": RPCRateClass("agent", perSecond: 1000, burst: 1000, maxConcurrent: 1)]
+        let control = RPCLimitsControl(limits)
+        let middleware = RPCRateLimitMiddleware(
+            buckets: RPCTokenBuckets(), limits: control, classify: { $0 == "wait" ? "agent" : nil }, caller: { _ in "usr_a" })
+        let connection = try await InProcessConnection(limits: limits, middleware: [middleware])
+        try await connection.send(#"{"jsonrpc":"2.0","id":1,"method":"wait","params":{"gate":"a"}}"# + "\n")
+        try await connection.send(#"{"jsonrpc":"2.0","id":2,"method":"wait","params":{"gate":"b"}}"# + "\n")
+        let refused = try await connection.nextJSON()
+        #expect(refused.at("id")?.int == 2 && refused.at("error.code")?.int == -32018, "\(refused)")
+        #expect(refused.at("error.data.maxConcurrent")?.int == 1)
+        await connection.gates.open("a")
+        #expect(try await connection.nextJSON().at("result")?.string == "a")
+        await connection.gates.open("c")
+        try await connection.send(#"{"jsonrpc":"2.0","id":3,"method":"wait","params":{"gate":"c"}}"# + "\n")
+        #expect(try await connection.nextJSON().at("result")?.string == "c")
+    }
+}
