@@ -438,18 +438,21 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         pushStreams[id] = PushStreamState(options: options, held: held, openedBy: requestNumber)
     }
 
+    // The stream's state is changed in place (`pushStreams.values[index]`), never through a copy: a
+    // copy shares `pending`'s storage, so appending to it would copy the whole queue, every message
+    // retained, on each send to a client that does not read (O(capacity) per event).
     fileprivate func pushSend(_ id: UInt64, _ messages: [RPCPushMessage]) {
-        guard var stream = pushStreams[id], stream.finalMessage == nil else { return }
-        if !stream.held, stream.pending.isEmpty, context.channel.isWritable {
-            for message in messages { write(message, of: &stream) }
-            pushStreams[id] = stream
+        guard let index = pushStreams.index(forKey: id), pushStreams.values[index].finalMessage == nil else { return }
+        if !pushStreams.values[index].held, pushStreams.values[index].pending.isEmpty, context.channel.isWritable {
+            for message in messages { write(message, of: &pushStreams.values[index]) }
             scheduleFlush()
             return
         }
-        stream.pending.append(contentsOf: messages)
-        pushStreams[id] = stream
+        pushStreams.values[index].pending.append(contentsOf: messages)
         // Held (its call's reply is not written yet): checked when released.
-        if !stream.held, stream.pending.count > stream.options.capacity { overflow(id) }
+        if !pushStreams.values[index].held, pushStreams.values[index].pending.count > pushStreams.values[index].options.capacity {
+            overflow(id)
+        }
     }
 
     fileprivate func pushFinish(_ id: UInt64, last: ByteBuffer) {
@@ -500,19 +503,17 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     /// Writes what `id` has waiting (the queue is at most `capacity` long, so this is bounded),
     /// then its final message, and wakes who waits for it to drain.
     private func drain(_ id: UInt64) {
-        guard var stream = pushStreams[id], !stream.held, context.channel.isWritable else { return }
-        let wrote = !stream.pending.isEmpty || stream.finalMessage != nil
-        while let message = stream.pending.popFirst() { write(message, of: &stream) }
-        if let last = stream.finalMessage {
+        guard let index = pushStreams.index(forKey: id), !pushStreams.values[index].held, context.channel.isWritable else { return }
+        let wrote = !pushStreams.values[index].pending.isEmpty || pushStreams.values[index].finalMessage != nil
+        while let message = pushStreams.values[index].pending.popFirst() { write(message, of: &pushStreams.values[index]) }
+        if let last = pushStreams.values[index].finalMessage {
             writeFrame { $0.writeImmutableBuffer(last) }
             scheduleFlush()
-            pushStreams[id] = stream
             endPushStream(id, .finished)
             return
         }
-        let waiters = stream.drainWaiters
-        stream.drainWaiters = []
-        pushStreams[id] = stream
+        let waiters = pushStreams.values[index].drainWaiters
+        pushStreams.values[index].drainWaiters = []
         if wrote { scheduleFlush() }
         for waiter in waiters { waiter.resume(returning: true) }
     }
