@@ -456,9 +456,8 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     fileprivate func pushFinish(_ id: UInt64, last: ByteBuffer) {
-        guard var stream = pushStreams[id], stream.finalMessage == nil else { return }
-        stream.finalMessage = last
-        pushStreams[id] = stream
+        guard let index = pushStreams.index(forKey: id), pushStreams.values[index].finalMessage == nil else { return }
+        pushStreams.values[index].finalMessage = last
         drain(id)
     }
 
@@ -467,14 +466,15 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     fileprivate func pushDrained(_ id: UInt64, _ continuation: CheckedContinuation<Bool, Never>) {
-        guard var stream = pushStreams[id] else { return continuation.resume(returning: false) }
         // Frames written since the last flush are not in the channel yet, so its writability does
         // not count them: flush first, or a sender with a backlog learns "drained" while what it
-        // sent is still in `output`, and its next batch finds the connection full.
+        // sent is still in `output`, and its next batch finds the connection full. (Before reading
+        // the stream: a flush can change writability, which drains streams right away.)
         flushIfNeeded()
+        guard let index = pushStreams.index(forKey: id) else { return continuation.resume(returning: false) }
+        let stream = pushStreams.values[index]
         if !stream.held, stream.pending.isEmpty, context.channel.isWritable { return continuation.resume(returning: true) }
-        stream.drainWaiters.append(continuation)
-        pushStreams[id] = stream
+        pushStreams.values[index].drainWaiters.append(continuation)
     }
 
     /// The reply of call `requestNumber` was just written: its streams start (or, when it failed,
