@@ -109,7 +109,14 @@ struct Dependencies: Sendable {
         let topics = (AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all).map { $0.topic }
         let events = EventsService(
             store: eventStore, bus: bus, ids: collaborators.ids, clock: collaborators.clock, topics: topics, consumers: consumers,
-            settings: configuration.events)
+            sessions: auth, settings: configuration.events)
+        // A revoked session's subscriptions end (the check reads the database: off the writer).
+        bus.onCommit { committed in
+            for event in committed where event.topic == AuthEvents.SessionsRevoked.topic {
+                let userID = event.userID
+                Task { await events.endRevokedSubscriptions(userID: userID) }
+            }
+        }
         let audit = AuditService(store: auditStore)
         // The result cache is invalidated by the events, at commit, before the writer is answered.
         let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries)

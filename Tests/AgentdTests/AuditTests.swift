@@ -82,3 +82,35 @@ struct AuditTests {
         }
     }
 }
+
+/// A subscription opened with a session ends when that session is revoked elsewhere: a client
+/// never keeps receiving a user's events on a session that no longer exists.
+@Suite("Subscriptions of revoked sessions", .timeLimit(.minutes(1)))
+struct RevokedSubscriptionTests {
+    @Test("a logout on another connection ends the session's subscription with events.ended; nothing follows it")
+    func logoutEndsSubscription() throws {
+        try withDaemon { daemon in
+            let first = try daemon.connect()
+            _ = try AuthTests.call(first, id: 1, "auth.register", #"{"username":"dora","password":"correct horse"}"#)
+            let token = try #require(
+                try AuthTests.call(first, id: 2, "auth.login", #"{"username":"dora","password":"correct horse"}"#)["result"]?["token"]?.stringValue)
+            let watcher = try daemon.connect()
+            #expect(try AuthTests.call(watcher, id: 1, "auth.authenticate", #"{"token":"\#(token)"}"#)["result"] != nil)
+            let subscription = try #require(
+                try AuthTests.call(watcher, id: 2, "events.subscribe", #"{"topics":["module.*"]}"#)["result"]?["subscription"]?.stringValue)
+
+            // Another session of dora's keeps working and publishing.
+            let other = try daemon.connect()
+            _ = try AuthTests.call(other, id: 1, "auth.login", #"{"username":"dora","password":"correct horse"}"#)
+            _ = try AuthTests.call(other, id: 2, "modules.create", #"{"title":"before"}"#)
+            #expect(try watcher.readJSON()["params"]?["topic"]?.stringValue == "module.created")
+
+            _ = try AuthTests.call(first, id: 3, "auth.logout")
+            let ended = try watcher.readJSON()
+            #expect(ended["method"]?.stringValue == "events.ended", "\(ended)")
+            #expect(ended["params"]?["subscription"]?.stringValue == subscription)
+            _ = try AuthTests.call(other, id: 3, "modules.create", #"{"title":"after"}"#)
+            try watcher.expectNoData(within: .milliseconds(300))
+        }
+    }
+}

@@ -28,7 +28,7 @@ struct ResultEncodingTests {
     ]
 
     static let notifications: [any RPCNotification.Type] = [
-        RPCConnectionHandler.ShuttingDown.self, EventsNotifications.Event.self, EventsNotifications.Overflow.self,
+        RPCConnectionHandler.ShuttingDown.self, EventsNotifications.Event.self, EventsNotifications.Overflow.self, EventsNotifications.Ended.self,
     ]
 
     static func dependencies() async throws -> Dependencies {

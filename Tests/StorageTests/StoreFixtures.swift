@@ -20,6 +20,14 @@ extension SQLiteAuthStore {
     func insertUser(_ user: StoredUser) async throws {
         try await insertUser(user, event: AuthEvents.UserRegistered(user: user.user))
     }
+
+    func deleteSession(tokenHash: Data) async throws {
+        try await deleteSession(tokenHash: tokenHash, event: AuthEvents.SessionsRevoked(userID: "usr_1", reason: "logout"))
+    }
+
+    func setPasswordHash(_ hash: String, userID: String, revokingSessionsExcept keeping: Data?) async throws -> Int {
+        try await setPasswordHash(hash, userID: userID, revokingSessionsExcept: keeping, event: AuthEvents.SessionsRevoked(userID: userID, reason: "passwordChanged"))
+    }
 }
 
 extension SQLitePromptStore {

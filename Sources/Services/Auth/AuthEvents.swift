@@ -19,5 +19,21 @@ public enum AuthEvents {
         }
     }
 
-    public static let all: [any DomainEvent.Type] = [UserRegistered.self]
+    /// Sessions of the user ended: a logout, or a password change that revoked the others. Their
+    /// connections' event subscriptions end too (`EventsService.endRevokedSubscriptions`).
+    public struct SessionsRevoked: DomainEvent, Equatable {
+        public static let topic = "user.sessions.revoked"
+        public var userID: String
+        /// `logout`, `passwordChanged` or `expired` (found expired when presented).
+        public var reason: String
+
+        public init(userID: String, reason: String) {
+            self.userID = userID
+            self.reason = reason
+        }
+
+        enum CodingKeys: String, CodingKey { case userID = "userId", reason }
+    }
+
+    public static let all: [any DomainEvent.Type] = [UserRegistered.self, SessionsRevoked.self]
 }

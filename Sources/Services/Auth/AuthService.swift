@@ -138,7 +138,7 @@ public struct AuthService: Sendable {
             throw AuthError.unauthorized(reason: "unknown or revoked token")
         }
         guard session.expiresAt > clock.now() else {
-            try await store.deleteSession(tokenHash: tokenHash)
+            try await store.deleteSession(tokenHash: tokenHash, event: AuthEvents.SessionsRevoked(userID: session.userID, reason: "expired"))
             throw AuthError.unauthorized(reason: "expired token")
         }
         guard let stored = try await store.user(id: session.userID) else {
@@ -180,7 +180,7 @@ public struct AuthService: Sendable {
     /// Ends the session of `principal`, when it has one. Returns whether a session was deleted.
     public func logout(_ principal: AuthPrincipal) async throws -> Bool {
         guard let tokenHash = principal.sessionTokenHash else { return false }
-        try await store.deleteSession(tokenHash: tokenHash)
+        try await store.deleteSession(tokenHash: tokenHash, event: AuthEvents.SessionsRevoked(userID: principal.user.id, reason: "logout"))
         return true
     }
 
@@ -200,7 +200,9 @@ public struct AuthService: Sendable {
             guard try await hasher.verify(oldPassword, against: hash) else { throw AuthError.invalidCredentials }
         }
         let newHash = try await hasher.hash(newPassword)
-        return try await store.setPasswordHash(newHash, userID: stored.user.id, revokingSessionsExcept: principal.sessionTokenHash)
+        return try await store.setPasswordHash(
+            newHash, userID: stored.user.id, revokingSessionsExcept: principal.sessionTokenHash,
+            event: AuthEvents.SessionsRevoked(userID: stored.user.id, reason: "passwordChanged"))
     }
 
     // MARK: Rules

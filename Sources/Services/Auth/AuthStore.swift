@@ -45,12 +45,14 @@ public protocol AuthStore: Sendable {
     func user(linkedUID: UInt32) async throws -> StoredUser?
     /// Sets the password hash and, in the same transaction, deletes the user's sessions except
     /// `keeping` (nil: all of them). Returns how many sessions were deleted.
-    func setPasswordHash(_ hash: String, userID: String, revokingSessionsExcept keeping: Data?) async throws -> Int
+    /// `event` is stored with the change when sessions were deleted.
+    func setPasswordHash(_ hash: String, userID: String, revokingSessionsExcept keeping: Data?, event: AuthEvents.SessionsRevoked) async throws -> Int
 
     /// Inserts a session, and deletes the user's sessions that expired by its `createdAt`.
     func insertSession(_ session: StoredSession) async throws
     func session(tokenHash: Data) async throws -> StoredSession?
-    func deleteSession(tokenHash: Data) async throws
+    /// `event` is stored with the change when the session existed.
+    func deleteSession(tokenHash: Data, event: AuthEvents.SessionsRevoked) async throws
 
     /// Records a failed login for `username` (without case) at `date`, and forgets every
     /// username's failures before `pruneBefore`.

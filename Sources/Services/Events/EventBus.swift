@@ -72,6 +72,11 @@ public final class EventBus: Sendable {
     }
 
     /// Live `events.subscribe` subscriptions, on every connection (a metrics gauge).
+    /// The live subscriptions of `userID` opened with a session.
+    func sessionSubscriptions(of userID: String) -> [EventSubscription] {
+        state.withLock { $0.subscriptions.values.filter { $0.userID == userID && $0.sessionTokenHash != nil } }
+    }
+
     public var subscriptionCount: Int { state.withLock { $0.subscriptions.count } }
 
     func addConsumer(topics: Set<String>, wake: @escaping @Sendable () -> Void) {

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import RPC
 import Synchronization
@@ -13,6 +14,9 @@ import Synchronization
 final class EventSubscription: Sendable {
     let id: String
     let userID: String
+    /// The session the subscriber signed in with (nil: recognised by its peer uid): when it is
+    /// revoked, the subscription ends.
+    let sessionTokenHash: Data?
     let selector: EventSelector
     /// The most events buffered during a catch-up before the subscription overflows (the same
     /// bound as the stream's queue).
@@ -35,9 +39,10 @@ final class EventSubscription: Sendable {
         case ended
     }
 
-    init(id: String, userID: String, selector: EventSelector, capacity: Int, startingAfter since: Int64?) {
+    init(id: String, userID: String, sessionTokenHash: Data? = nil, selector: EventSelector, capacity: Int, startingAfter since: Int64?) {
         self.id = id
         self.userID = userID
+        self.sessionTokenHash = sessionTokenHash
         self.selector = selector
         self.capacity = capacity
         var head = ByteBuffer()
@@ -130,6 +135,17 @@ final class EventSubscription: Sendable {
         let lastSeq = max(state.lastSent, state.start)
         state.phase = .ended
         state.stream?.finish(with: Self.overflowMessage(subscription: id, lastSeq: lastSeq))
+    }
+
+    /// Its session was revoked: ends after the events already sent, with `events.ended`.
+    func endRevoked() {
+        state.withLock { state in
+            if case .ended = state.phase { return }
+            state.phase = .ended
+            var buffer = ByteBuffer()
+            buffer.writeString(#"{"jsonrpc":"2.0","method":"\#(EventsNotifications.Ended.name)","params":{"reason":"session revoked","subscription":"\#(id)"}}"#)
+            state.stream?.finish(with: buffer)
+        }
     }
 
     /// `events.unsubscribe`, or the stream ended on its own.

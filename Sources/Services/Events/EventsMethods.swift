@@ -98,6 +98,15 @@ public enum EventsNotifications {
         }
     }
 
+    public enum Ended: RPCNotification {
+        public static let name = "events.ended"
+        public static let summary = "The subscription ended because the session it was opened with was revoked (a logout or a password change elsewhere); every event sent before it was the user's."
+        public struct Params: Codable, Sendable {
+            public var subscription: String
+            public var reason: String
+        }
+    }
+
     public enum Overflow: RPCNotification {
         public static let name = "events.overflow"
         public static let summary = "The subscription ended because the client read too slowly: every event up to lastSeq was sent; subscribe again with since: lastSeq."

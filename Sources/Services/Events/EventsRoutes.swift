@@ -12,10 +12,13 @@ public struct EventsRoutes: Sendable {
 
     public func register(on router: inout RPCRouter) {
         let events = self.service
-        router.onAuthenticated(Events.Subscribe.self, using: auth) { params, context in try await events.subscribe(params, userID: context.user.id, request: context.request) }
+        router.onAuthenticated(Events.Subscribe.self, using: auth) { params, context in
+            try await events.subscribe(params, userID: context.user.id, session: context.principal.sessionTokenHash, request: context.request)
+        }
         router.onAuthenticated(Events.Unsubscribe.self, using: auth) { params, context in .init(unsubscribed: try events.unsubscribe(params.subscription, request: context.request)) }
         router.onAuthenticated(Events.Replay.self, using: auth) { params, context in try await events.replay(params, userID: context.user.id) }
         router.describe(EventsNotifications.Event.self)
         router.describe(EventsNotifications.Overflow.self)
+        router.describe(EventsNotifications.Ended.self)
     }
 }

@@ -40,12 +40,17 @@ public struct EventsService: Sendable {
     private let topics: Set<String>
     /// The in-process consumers' names (their cursors) and topics.
     private let consumers: [(name: String, topics: [String])]
+    private let sessions: any SessionChecker
     private let settings: Settings
 
     /// - Parameters:
     ///   - topics: every event topic the domains publish.
     ///   - consumers: the in-process consumers: retention keeps what they have not handled.
-    public init(store: any EventStore, bus: EventBus, ids: any IDGenerator, clock: any WallClock, topics: [String], consumers: [any EventConsumer], settings: Settings) {
+    public init(
+        store: any EventStore, bus: EventBus, ids: any IDGenerator, clock: any WallClock, topics: [String], consumers: [any EventConsumer],
+        sessions: any SessionChecker, settings: Settings
+    ) {
+        self.sessions = sessions
         self.store = store
         self.bus = bus
         self.ids = ids
@@ -60,12 +65,15 @@ public struct EventsService: Sendable {
     /// Subscribes `request`'s connection; events follow the reply.
     ///
     /// - Throws: `EventsError.invalid` (`topics`, `since`), `.expired`, `.tooManySubscriptions`.
-    public func subscribe(_ params: Events.Subscribe.Params, userID: String, request: RPCContext) async throws -> Events.Subscribe.Result {
+    public func subscribe(
+        _ params: Events.Subscribe.Params, userID: String, session sessionTokenHash: Data? = nil, request: RPCContext
+    ) async throws -> Events.Subscribe.Result {
         let selector = try selector(topics: params.topics, filter: params.filter, field: "topics")
         if let since = params.since { try await checkAvailable(since: since) }
         let subscriptions = request.connection.attributes.setIfAbsent(ConnectionSubscriptionsKey.self, ConnectionSubscriptions())
         let subscription = EventSubscription(
-            id: ids.makeID(prefix: "sub_"), userID: userID, selector: selector, capacity: settings.queueCapacity, startingAfter: params.since)
+            id: ids.makeID(prefix: "sub_"), userID: userID, sessionTokenHash: sessionTokenHash, selector: selector,
+            capacity: settings.queueCapacity, startingAfter: params.since)
         guard subscriptions.add(subscription, limit: settings.maxSubscriptionsPerConnection) else {
             throw EventsError.tooManySubscriptions(limit: settings.maxSubscriptionsPerConnection)
         }
@@ -129,6 +137,20 @@ public struct EventsService: Sendable {
         bus.remove(subscriptionID: id)
         subscription.end()
         return true
+    }
+
+    /// Ends `userID`'s subscriptions whose session no longer exists (after `user.sessions.revoked`),
+    /// each with `events.ended`. Returns how many ended.
+    @discardableResult
+    public func endRevokedSubscriptions(userID: String) async -> Int {
+        var ended = 0
+        for subscription in bus.sessionSubscriptions(of: userID) {
+            guard let tokenHash = subscription.sessionTokenHash, await !sessions.isSessionValid(tokenHash: tokenHash) else { continue }
+            bus.remove(subscriptionID: subscription.id)
+            subscription.endRevoked()
+            ended += 1
+        }
+        return ended
     }
 
     // MARK: Replay

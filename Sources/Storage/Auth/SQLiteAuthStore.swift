@@ -55,15 +55,18 @@ public struct SQLiteAuthStore: AuthStore {
         return StoredUser(user: user, passwordHash: hash)
     }
 
-    public func setPasswordHash(_ hash: String, userID: String, revokingSessionsExcept keeping: Data?) async throws -> Int {
-        try await writer.write { db in
+    public func setPasswordHash(_ hash: String, userID: String, revokingSessionsExcept keeping: Data?, event: AuthEvents.SessionsRevoked) async throws -> Int {
+        let writes = self.writes
+        return try await writes.write { db in
             try db.cachedStatement(sql: "UPDATE users SET password_hash = ? WHERE id = ?").execute(arguments: [hash, userID])
             if let keeping {
                 try db.cachedStatement(sql: "DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?").execute(arguments: [userID, keeping])
             } else {
                 try db.cachedStatement(sql: "DELETE FROM sessions WHERE user_id = ?").execute(arguments: [userID])
             }
-            return db.changesCount
+            let revoked = db.changesCount
+            if revoked > 0 { try writes.record(event, in: db) }
+            return revoked
         }
     }
 
@@ -86,9 +89,11 @@ public struct SQLiteAuthStore: AuthStore {
         }
     }
 
-    public func deleteSession(tokenHash: Data) async throws {
-        try await writer.write { db in
+    public func deleteSession(tokenHash: Data, event: AuthEvents.SessionsRevoked) async throws {
+        let writes = self.writes
+        try await writes.write { db in
             try db.cachedStatement(sql: "DELETE FROM sessions WHERE token_hash = ?").execute(arguments: [tokenHash])
+            if db.changesCount > 0 { try writes.record(event, in: db) }
         }
     }
 
