@@ -25,18 +25,7 @@ mkdir -p "$OUT/raw"
 build_agentd
 build_rpcload
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/agentd-bench.XXXXXX")
-AGENTD_PID=
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    if [[ -n $AGENTD_PID ]]; then stop_pid "$AGENTD_PID"; fi
-    rm -rf "$TMP"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+make_temporary_folder   # TMP, removed at exit after stopping AGENTD_PID
 
 echo "agentd result cache benchmark"
 echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"

@@ -68,3 +68,21 @@ stop_pid() {
     fi
     wait "$pid" 2>/dev/null || STOP_RC=$?
 }
+
+# A temporary folder, TMP, for the daemon's socket and database; at exit (also on INT/TERM) the
+# daemon AGENTD_PID, when set, is stopped and the folder removed.
+make_temporary_folder() {
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/agentd-bench.XXXXXX")
+    AGENTD_PID=
+    trap cleanup_temporary_folder EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+cleanup_temporary_folder() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [[ -n ${AGENTD_PID:-} ]]; then stop_pid "$AGENTD_PID"; fi
+    rm -rf "$TMP"
+    exit "$status"
+}

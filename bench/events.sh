@@ -64,19 +64,8 @@ if [[ ! -x $EVENTLOAD || bench/eventload.c -nt $EVENTLOAD ]]; then
     cc -O2 -Wall -o "$EVENTLOAD" bench/eventload.c
 fi
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/agentd-bench.XXXXXX")
+make_temporary_folder   # TMP, removed at exit after stopping AGENTD_PID
 SOCK=$TMP/agentd.sock
-AGENTD_PID=
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    if [[ -n $AGENTD_PID ]]; then stop_pid "$AGENTD_PID"; fi
-    rm -rf "$TMP"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 declare -A RESULTS=()
 run_once() {   # key run-number queue-capacity eventload-flags...

@@ -37,20 +37,9 @@ mkdir -p "$OUT/raw"
 build_agentd
 build_rpcload
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/agentd-bench.XXXXXX")
+make_temporary_folder   # TMP, removed at exit after stopping AGENTD_PID
 SOCK=$TMP/agentd.sock
 DB=$TMP/agentd.sqlite
-AGENTD_PID=
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    if [[ -n $AGENTD_PID ]]; then stop_pid "$AGENTD_PID"; fi
-    rm -rf "$TMP"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 "$AGENTD" --socket "$SOCK" --database "$DB" --log-level warning >"$OUT/agentd-storage.log" 2>&1 &
 AGENTD_PID=$!
