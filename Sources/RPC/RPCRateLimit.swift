@@ -33,6 +33,9 @@ public final class RPCTokenBuckets: Sendable {
     private struct Bucket {
         var tokens: Double
         var updated: Double
+        /// When it holds its whole burst again if nothing is taken: after that, dropping it
+        /// changes nothing.
+        var fullAt: Double
     }
 
     public let maxBuckets: Int
@@ -56,7 +59,7 @@ public final class RPCTokenBuckets: Sendable {
         let now = self.now()
         let key = Key(caller: caller, rateClass: rateClass.name)
         return buckets.withLock { buckets in
-            var bucket = buckets[key] ?? Bucket(tokens: Double(rateClass.burst), updated: now)
+            var bucket = buckets[key] ?? Bucket(tokens: Double(rateClass.burst), updated: now, fullAt: now)
             bucket.tokens = min(Double(rateClass.burst), bucket.tokens + (now - bucket.updated) * rateClass.perSecond)
             bucket.updated = now
             let wait: Double?
@@ -66,7 +69,8 @@ public final class RPCTokenBuckets: Sendable {
             } else {
                 wait = (1 - bucket.tokens) / rateClass.perSecond
             }
-            if buckets[key] == nil, buckets.count >= maxBuckets { Self.forgetFull(&buckets, now: now, classes: rateClass) }
+            bucket.fullAt = now + (Double(rateClass.burst) - bucket.tokens) / rateClass.perSecond
+            if buckets[key] == nil, buckets.count >= maxBuckets { buckets = buckets.filter { $0.value.fullAt > now } }
             buckets[key] = bucket
             return wait
         }
@@ -74,12 +78,6 @@ public final class RPCTokenBuckets: Sendable {
 
     /// How many buckets are kept (for tests and metrics).
     public var count: Int { buckets.withLock { $0.count } }
-
-    private static func forgetFull(_ buckets: inout [Key: Bucket], now: Double, classes rateClass: RPCRateClass) {
-        // A bucket untouched for burst / perSecond seconds is full again: dropping it changes nothing.
-        let idle = Double(rateClass.burst) / rateClass.perSecond
-        buckets = buckets.filter { now - $0.value.updated < idle }
-    }
 }
 
 extension RPCError.Code {

@@ -11,11 +11,7 @@ struct RateLimitTests {
     ]
 
     static func daemon(_ body: (DaemonProcess) throws -> Void) throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let daemon = try DaemonProcess(socketPath: "\(directory.path)/agentd.sock", arguments: [], environment: Self.environment)
-        defer { daemon.kill() }
-        do { try body(daemon) } catch { throw HarnessError("\(error)\n--- agentd stderr ---\n\(daemon.stderr)") }
+        try withDaemon(testMethods: false, environment: Self.environment, body)
     }
 
     @Test("a burst of reads passes, the next is refused with -32017 and retryAfterMs; pings are never limited")

@@ -55,6 +55,18 @@ struct RPCRateLimitTests {
         #expect(buckets.take(caller: "usr_14", Self.reads) != nil)
     }
 
+    @Test("eviction keeps a slow class's spent bucket even when a fast class's buckets are full again")
+    func evictionPerBucket() {
+        let clock = ManualClock()
+        let buckets = RPCTokenBuckets(maxBuckets: 2, now: { clock.now })
+        let logins = RPCRateClass("auth", perSecond: 0.1, burst: 1)
+        #expect(buckets.take(caller: "usr_a", logins) == nil)  // spent: full again only after 10 s
+        _ = buckets.take(caller: "usr_b", Self.reads)
+        clock.advance(2)  // usr_b's read bucket is full again, usr_a's login bucket is not
+        _ = buckets.take(caller: "usr_c", Self.reads)
+        #expect(buckets.take(caller: "usr_a", logins) != nil)
+    }
+
     @Test("the refusal names the class, its rate and the wait in whole milliseconds, rounded up")
     func error() throws {
         let error = RPCRateLimitMiddleware.error(Self.reads, retryAfter: 0.2501)

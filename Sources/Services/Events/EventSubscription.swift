@@ -98,13 +98,18 @@ final class EventSubscription: Sendable {
     func sendCatchUp(_ events: [Event]) throws {
         try state.withLock { state in
             guard case .catchingUp = state.phase else { return }
-            var messages: [RPCPushMessage] = []
-            for event in events where event.seq > state.lastSent {
-                messages.append(RPCPushMessage(position: event.seq, head: head, body: try EncodedEvents.body(of: event)))
-                state.lastSent = event.seq
-            }
-            state.stream?.send(messages)
+            try send(events, &state)
         }
+    }
+
+    /// Sends the events past `lastSent` (stored or buffered ones, encoded here) and moves it.
+    private func send(_ events: [Event], _ state: inout State) throws {
+        var messages: [RPCPushMessage] = []
+        for event in events where event.seq > state.lastSent {
+            messages.append(RPCPushMessage(position: event.seq, head: head, body: try EncodedEvents.body(of: event)))
+            state.lastSent = event.seq
+        }
+        state.stream?.send(messages)
     }
 
     /// The catch-up found nothing after `after`: sends the buffered live events past it and
@@ -113,12 +118,7 @@ final class EventSubscription: Sendable {
         try state.withLock { state in
             guard case .catchingUp(let buffer) = state.phase else { return false }
             state.lastSent = max(state.lastSent, after)
-            var messages: [RPCPushMessage] = []
-            for event in buffer where event.seq > state.lastSent {
-                messages.append(RPCPushMessage(position: event.seq, head: head, body: try EncodedEvents.body(of: event)))
-                state.lastSent = event.seq
-            }
-            state.stream?.send(messages)
+            try send(buffer, &state)
             state.phase = .live
             return true
         }
