@@ -20,10 +20,10 @@ struct ConcurrencyTests {
     func cancelInFlight() throws {
         try withDaemon { daemon in
             let client = try daemon.connect()
-            try client.send(line: #"{"jsonrpc":"2.0","id":"c1","method":"test.sleep","params":{"ms":10000}}"#)
+            try client.send(line: #"{"jsonrpc":"2.0","id":"c1","method":"test.sleep","params":{"ms":120000}}"#)
             try client.send(line: #"{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":"c1"}}"#)
-            // Well before the 10 s sleep would end.
-            let reply = try client.readJSON(timeout: .seconds(5))
+            // Well before the 2 min sleep would end.
+            let reply = try client.readJSON(timeout: .seconds(30))
             try expectReply(reply, equals: #"{"jsonrpc":"2.0","id":"c1","error":{"code":-32800,"message":"Request cancelled"}}"#)
             // The cancel notification itself is not answered.
             try expectReply(client.ping(id: 2), equals: #"{"jsonrpc":"2.0","id":2,"result":"pong"}"#)
@@ -35,11 +35,11 @@ struct ConcurrencyTests {
     func cancelMatchesExactID() throws {
         try withDaemon { daemon in
             let client = try daemon.connect()
-            try client.send(line: #"{"jsonrpc":"2.0","id":7,"method":"test.sleep","params":{"ms":10000}}"#)
+            try client.send(line: #"{"jsonrpc":"2.0","id":7,"method":"test.sleep","params":{"ms":120000}}"#)
             try client.send(line: #"{"jsonrpc":"2.0","id":"7","method":"test.sleep","params":{"ms":300}}"#)
             try client.send(line: #"{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":7}}"#)
-            try expectReply(client.readJSON(timeout: .seconds(5)), equals: #"{"jsonrpc":"2.0","id":7,"error":{"code":-32800,"message":"Request cancelled"}}"#)
-            try expectReply(client.readJSON(timeout: .seconds(5)), equals: #"{"jsonrpc":"2.0","id":"7","result":{"sleptMs":300}}"#)
+            try expectReply(client.readJSON(timeout: .seconds(30)), equals: #"{"jsonrpc":"2.0","id":7,"error":{"code":-32800,"message":"Request cancelled"}}"#)
+            try expectReply(client.readJSON(timeout: .seconds(30)), equals: #"{"jsonrpc":"2.0","id":"7","result":{"sleptMs":300}}"#)
         }
     }
 
@@ -48,8 +48,8 @@ struct ConcurrencyTests {
         try withDaemon { daemon in
             let client = try daemon.connect()
             try client.send(line: #"{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":"early"}}"#)
-            try client.send(line: #"{"jsonrpc":"2.0","id":"early","method":"test.sleep","params":{"ms":10000}}"#)
-            let reply = try client.readJSON(timeout: .seconds(5))
+            try client.send(line: #"{"jsonrpc":"2.0","id":"early","method":"test.sleep","params":{"ms":120000}}"#)
+            let reply = try client.readJSON(timeout: .seconds(30))
             try expectReply(reply, equals: #"{"jsonrpc":"2.0","id":"early","error":{"code":-32800,"message":"Request cancelled"}}"#)
             try client.expectNoData(within: .milliseconds(100))
         }

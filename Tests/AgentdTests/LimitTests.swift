@@ -200,7 +200,7 @@ struct LimitTests {
 
             // Closing a connection frees its slot (released asynchronously: retry until admitted).
             admitted.removeFirst().close()
-            let deadline = Deadline(.seconds(5))
+            let deadline = Deadline(.seconds(30))
             while true {
                 let client = try RPCTestClient(path: daemon.socketPath)
                 // A refused connection may already be closed by the time we send: then the
@@ -228,9 +228,9 @@ struct LimitTests {
     func requestTimeout() throws {
         try withDaemon(["--request-timeout-ms", "200"]) { daemon in
             let client = try daemon.connect()
-            try client.send(line: #"{"jsonrpc":"2.0","id":1,"method":"test.sleep","params":{"ms":5000}}"#)
-            // Far sooner than the 5 s sleep.
-            let reply = try client.readJSON(timeout: .seconds(3))
+            try client.send(line: #"{"jsonrpc":"2.0","id":1,"method":"test.sleep","params":{"ms":120000}}"#)
+            // Far sooner than the 2 min sleep.
+            let reply = try client.readJSON(timeout: .seconds(30))
             #expect(reply["id"] == .integer(1), "reply: \(reply)")
             #expect(reply.errorCode == -32001, "reply: \(reply)")
             let data = reply["error"]?["data"]

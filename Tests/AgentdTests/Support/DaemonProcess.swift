@@ -46,7 +46,7 @@ final class DaemonProcess {
     }
 
     /// A new connection, retrying until the daemon listens (or exits, or `timeout` passes).
-    func connect(timeout: Duration = .seconds(10)) throws -> RPCTestClient {
+    func connect(timeout: Duration = .seconds(30)) throws -> RPCTestClient {
         let child = self.child
         do {
             return try RPCTestClient.connect(path: socketPath, timeout: timeout, whileAlive: { child.isRunning })
@@ -56,13 +56,13 @@ final class DaemonProcess {
     }
 
     /// Waits until the socket accepts a connection (the probe connection is closed at once).
-    func waitUntilConnectable(timeout: Duration = .seconds(10)) throws {
+    func waitUntilConnectable(timeout: Duration = .seconds(30)) throws {
         _ = try connect(timeout: timeout)
     }
 
     /// Waits until the daemon's stderr contains `text` (it logs "listening" once the socket is
     /// bound and set up).
-    func waitForLog(containing text: String, timeout: Duration = .seconds(10)) throws {
+    func waitForLog(containing text: String, timeout: Duration = .seconds(30)) throws {
         let deadline = Deadline(timeout)
         while !stderr.contains(text) {
             guard isRunning else { throw HarnessError("agentd exited before logging \(text.debugDescription):\n\(stderr)") }
@@ -77,7 +77,7 @@ final class DaemonProcess {
 
     func signal(_ number: Int32) { child.signal(number) }
 
-    func waitForExit(timeout: Duration = .seconds(10)) throws -> Termination {
+    func waitForExit(timeout: Duration = .seconds(30)) throws -> Termination {
         try child.waitForExit(timeout: timeout)
     }
 

@@ -13,7 +13,7 @@ final class EventsConnection {
     }
 
     /// Sends a call and returns its reply; notifications that come before it are kept.
-    func call(_ method: String, _ params: String = "{}", timeout: Duration = .seconds(10)) throws -> JSON {
+    func call(_ method: String, _ params: String = "{}", timeout: Duration = .seconds(30)) throws -> JSON {
         let id = nextID
         nextID += 1
         try client.send(line: #"{"jsonrpc":"2.0","id":\#(id),"method":"\#(method)","params":\#(params)}"#)
@@ -48,7 +48,7 @@ final class EventsConnection {
     }
 
     /// The next notification (kept ones first); a reply here is an error.
-    func nextNotification(timeout: Duration = .seconds(10)) throws -> JSON {
+    func nextNotification(timeout: Duration = .seconds(30)) throws -> JSON {
         if !kept.isEmpty { return kept.removeFirst() }
         let message = try client.readJSON(timeout: timeout)
         guard message["id"] == nil else { throw HarnessError("expected a notification, got a reply: \(message)") }
@@ -57,7 +57,7 @@ final class EventsConnection {
 
     /// The params of `events.event` notifications, up to and including the first one `isLast`
     /// accepts. Any other notification (`events.overflow`) is an error.
-    func events(until isLast: (JSON) -> Bool, timeout: Duration = .seconds(10)) throws -> [JSON] {
+    func events(until isLast: (JSON) -> Bool, timeout: Duration = .seconds(30)) throws -> [JSON] {
         let deadline = Deadline(timeout)
         var events: [JSON] = []
         while true {

@@ -21,7 +21,7 @@ final class RPCTestClient {
     }
 
     /// Connects, retrying until the daemon listens or `timeout` passes.
-    static func connect(path: String, timeout: Duration = .seconds(10), whileAlive isAlive: () -> Bool = { true }) throws -> RPCTestClient {
+    static func connect(path: String, timeout: Duration = .seconds(30), whileAlive isAlive: () -> Bool = { true }) throws -> RPCTestClient {
         let deadline = Deadline(timeout)
         var lastError = "no attempt"
         while true {
@@ -77,18 +77,18 @@ final class RPCTestClient {
     // MARK: Sending
 
     /// Sends the bytes of `raw` exactly (no newline added).
-    func send(raw: String, timeout: Duration = .seconds(10)) throws {
+    func send(raw: String, timeout: Duration = .seconds(30)) throws {
         try send(bytes: Array(raw.utf8), timeout: timeout)
     }
 
     /// Sends one NDJSON message: `json` followed by `\n`.
-    func send(line json: String, timeout: Duration = .seconds(10)) throws {
+    func send(line json: String, timeout: Duration = .seconds(30)) throws {
         try send(raw: json + "\n", timeout: timeout)
     }
 
     /// Sends one message with LSP framing: `Content-Length` (the body's byte count), any extra
     /// header lines, a blank line, the body.
-    func sendLSP(body: String, extraHeaders: [String] = [], timeout: Duration = .seconds(10)) throws {
+    func sendLSP(body: String, extraHeaders: [String] = [], timeout: Duration = .seconds(30)) throws {
         try send(raw: Self.lspFrame(body: body, extraHeaders: extraHeaders), timeout: timeout)
     }
 
@@ -98,7 +98,7 @@ final class RPCTestClient {
         return header + "\r\n" + body
     }
 
-    func send(bytes: [UInt8], timeout: Duration = .seconds(10)) throws {
+    func send(bytes: [UInt8], timeout: Duration = .seconds(30)) throws {
         let deadline = Deadline(timeout)
         var offset = 0
         while offset < bytes.count {
@@ -122,7 +122,7 @@ final class RPCTestClient {
     // MARK: Receiving
 
     /// The next NDJSON line, without its `\n`.
-    func readLine(timeout: Duration = .seconds(10)) throws -> String {
+    func readLine(timeout: Duration = .seconds(30)) throws -> String {
         let deadline = Deadline(timeout)
         while true {
             if let newline = buffer.firstIndex(of: 0x0A) {
@@ -135,12 +135,12 @@ final class RPCTestClient {
     }
 
     /// The next NDJSON line, parsed.
-    func readJSON(timeout: Duration = .seconds(10)) throws -> JSON {
+    func readJSON(timeout: Duration = .seconds(30)) throws -> JSON {
         try JSON(parsing: readLine(timeout: timeout))
     }
 
     /// The next LSP-framed message: checks the header block, returns the body.
-    func readLSPMessage(timeout: Duration = .seconds(10)) throws -> String {
+    func readLSPMessage(timeout: Duration = .seconds(30)) throws -> String {
         let deadline = Deadline(timeout)
         let separator: [UInt8] = Array("\r\n\r\n".utf8)
         var headerEnd: Int?
@@ -167,7 +167,7 @@ final class RPCTestClient {
         return body
     }
 
-    func readLSPJSON(timeout: Duration = .seconds(10)) throws -> JSON {
+    func readLSPJSON(timeout: Duration = .seconds(30)) throws -> JSON {
         try JSON(parsing: readLSPMessage(timeout: timeout))
     }
 
@@ -199,7 +199,7 @@ final class RPCTestClient {
     /// Waits for the server to close the connection. Returns the bytes that came before the end
     /// (throws on timeout).
     @discardableResult
-    func readUntilEOF(timeout: Duration = .seconds(10)) throws -> String {
+    func readUntilEOF(timeout: Duration = .seconds(30)) throws -> String {
         let deadline = Deadline(timeout)
         while !sawEOF {
             do {
@@ -260,7 +260,7 @@ final class RPCTestClient {
 extension RPCTestClient {
     /// Sends a ping and returns its reply: a ping's answer proves every earlier message on this
     /// connection has been read (messages are read in order).
-    func ping(id: Int = 1, timeout: Duration = .seconds(10)) throws -> JSON {
+    func ping(id: Int = 1, timeout: Duration = .seconds(30)) throws -> JSON {
         try send(line: #"{"jsonrpc":"2.0","id":\#(id),"method":"system.ping"}"#)
         return try readJSON(timeout: timeout)
     }
