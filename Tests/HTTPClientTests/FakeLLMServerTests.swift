@@ -6,7 +6,7 @@ import Testing
 
 /// The fake server's default routes and scenarios, as a client sees them on the wire.
 @Suite struct FakeLLMServerTests {
-    static let timeouts = HTTPTimeouts(connect: .seconds(30), total: .seconds(30), idle: .seconds(30))
+    static let timeouts = HTTPTimeouts(connect: .seconds(120), total: .seconds(120), idle: .seconds(120))
 
     static func post(_ client: CurlHTTPClient, _ url: String, _ json: String, headers: [(name: String, value: String)] = []) async throws -> (Int, String, HTTPResponseHead) {
         let (head, body) = try await client.collect(
