@@ -23,6 +23,8 @@ let package = Package(
     targets: [
         // libsystemd (libsystemd-dev): readiness, status, watchdog, socket activation.
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // libcurl (libcurl4-openssl-dev): the HTTP transport under CurlHTTP.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // The protocol engine: JSON-RPC 2.0 framing, parsing, routing, middleware. No domain knowledge.
         .target(
             name: "RPC",
@@ -59,11 +61,28 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // `HTTPClient` (Services) on libcurl's multi interface: one driver thread, streaming bodies.
+        .target(
+            name: "CurlHTTP",
+            dependencies: ["CCurl", "Services", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/HTTPClient"
+        ),
+        // The fake OpenAI / Azure OpenAI / OpenAI-compatible / Tavily server the tests and the
+        // benchmark talk to (loopback only).
+        .target(
+            name: "FakeLLMServer",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/FakeLLMServer"
+        ),
         // The executable: configuration, composition root, socket server, lifecycle.
         .executableTarget(
             name: "Daemon",
             dependencies: [
-                "RPC", "Services", "CSystemd", "Storage",
+                "RPC", "Services", "CSystemd", "Storage", "CurlHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 // The `/metrics` listener (--metrics-listen): a few lines of HTTP/1.1.
@@ -82,6 +101,16 @@ let package = Package(
             name: "EncoderBenchmark",
             dependencies: ["RPC", "Services", .product(name: "NIOCore", package: "swift-nio")],
             path: "bench/EncoderBenchmark"
+        ),
+        // `fake-llm-server --port N`: the fake server on its own, for benchmarks and manual tests.
+        .executableTarget(
+            name: "fake-llm-server",
+            dependencies: ["FakeLLMServer", .product(name: "NIOCore", package: "swift-nio")],
+            path: "bench/FakeLLMServerMain"
+        ),
+        .testTarget(
+            name: "HTTPClientTests",
+            dependencies: ["CurlHTTP", "FakeLLMServer", "Services", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "RPCTests",
