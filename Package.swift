@@ -120,6 +120,12 @@ let package = Package(
             name: "StorageTests",
             dependencies: ["Storage", "Services", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
         ),
+        // The providers, their SSE decoding, retries, fallbacks and Tavily, against a scripted
+        // in-memory HTTPClient (no socket, no daemon).
+        .testTarget(
+            name: "LLMTests",
+            dependencies: ["Services", "RPC"]
+        ),
         .testTarget(
             name: "AgentdTests",
             // GRDB only to tamper with a database file the way another agentd version would; NIOEmbedded

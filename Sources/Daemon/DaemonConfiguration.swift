@@ -23,8 +23,10 @@ struct DaemonConfiguration: Sendable {
     var metricsListen: ListenAddress?
     /// Unix uids recognised without a password (`--trusted-uid`, plus the daemon's own uid).
     var trustedUIDs: Set<UInt32> = [getuid()]
-    var llm = LLMSettings()
-    var search = SearchSettings()
+    /// The `[llm]` settings, as `LLMProviderFactory.makeProvider` takes them.
+    var llm = LLMConfiguration()
+    /// The `[search]` settings, as `LLMProviderFactory.makeWebSearchClient` takes them.
+    var search = WebSearchConfiguration()
     var events = EventsService.Settings()
     var cache = CacheSettings()
     /// Test-only (`--test-hold-event-consumers`): in-process consumers do not run, so a test can

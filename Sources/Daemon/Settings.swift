@@ -1,29 +1,11 @@
 import Foundation
 import Logging
 import RPC
+import Services
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Provider settings (used by the agent; configured now so that any tool can point agentd at a
-/// provider and see where each value came from).
-struct LLMSettings: Sendable, Equatable {
-    var provider = "openai"
-    var baseURL: String?
-    var apiKey: String?
-    var model: String?
-    var azureDeployment: String?
-    var azureAPIVersion: String?
-    var timeoutSeconds = 120
-    var maxRetries = 2
-    var fallbacks: [String] = []
-}
-
-struct SearchSettings: Sendable, Equatable {
-    var tavilyAPIKey: String?
-    var tavilyBaseURL = "https://api.tavily.com"
-}
 
 /// Where an effective value came from, for `--print-config` and reload messages.
 enum SettingSource: Sendable, Equatable, CustomStringConvertible {
@@ -57,12 +39,18 @@ struct Setting: Sendable {
         case choice([String])
         /// `HOST:PORT` (`[IPv6]:PORT`), or empty for off.
         case listenAddress
+        /// LLM fallbacks: an array of inline tables `{provider?, base_url?, model}` or of strings
+        /// `model` / `provider:model` / `provider:model@base_url` (the environment's comma list).
+        case fallbackList
     }
 
     let key: String
     let flag: String?
     let environment: [String]
     let credential: String?
+    /// When the order of `environment` depends on what is already configured (the provider's own
+    /// key variable first): given the configuration so far, the variables to try in order.
+    let environmentOrder: (@Sendable (DaemonConfiguration) -> [String])?
     let kind: Kind
     let secret: Bool
     let reloadable: Bool
@@ -70,8 +58,8 @@ struct Setting: Sendable {
     let current: @Sendable (DaemonConfiguration) -> String?
 
     init(
-        _ key: String, flag: String? = nil, environment: [String] = [], credential: String? = nil, kind: Kind,
-        secret: Bool = false, reloadable: Bool = false,
+        _ key: String, flag: String? = nil, environment: [String] = [], credential: String? = nil,
+        environmentOrder: (@Sendable (DaemonConfiguration) -> [String])? = nil, kind: Kind, secret: Bool = false, reloadable: Bool = false,
         apply: @escaping @Sendable (inout DaemonConfiguration, ConfigValue) -> Void,
         current: @escaping @Sendable (DaemonConfiguration) -> String?
     ) {
@@ -79,6 +67,7 @@ struct Setting: Sendable {
         self.flag = flag
         self.environment = environment
         self.credential = credential
+        self.environmentOrder = environmentOrder
         self.kind = kind
         self.secret = secret
         self.reloadable = reloadable
@@ -145,6 +134,55 @@ struct Setting: Sendable {
             default:
                 return .failure(.init("must be an array of strings"))
             }
+        case .fallbackList:
+            let items: [ConfigValue]
+            switch value {
+            case .array(let values): items = values
+            case .string(let text): items = text.split(separator: ",").map { .string($0.trimmed()) }
+            default: return .failure(.init(#"must be an array of {provider?, base_url?, model} tables or "provider:model@base_url" strings"#))
+            }
+            var checked: [ConfigValue] = []
+            for item in items {
+                switch Self.fallback(item) {
+                case .success(let fallback): checked.append(.string(fallback.description))
+                case .failure(let problem): return .failure(problem)
+                }
+            }
+            return .success(.array(checked))
+        }
+    }
+
+    /// One fallback, from a string or an inline table.
+    static func fallback(_ value: ConfigValue) -> Result<LLMConfiguration.Fallback, SettingProblem> {
+        let providers = LLMConfiguration.ProviderKind.allCases.map(\.rawValue).joined(separator: ", ")
+        switch value {
+        case .string(let text):
+            guard let fallback = LLMConfiguration.Fallback(parsing: text) else {
+                return .failure(.init(#"has an invalid fallback "\#(text)": use "model", "provider:model" or "provider:model@base_url""#))
+            }
+            return .success(fallback)
+        case .table(let members):
+            var fallback = LLMConfiguration.Fallback(model: "")
+            for (key, member) in members {
+                guard case .string(let text) = member, !text.isEmpty else { return .failure(.init("fallback \(key) must be a non-empty string")) }
+                switch key {
+                case "model": fallback.model = text
+                case "base_url": fallback.baseURL = text
+                case "provider":
+                    guard let kind = LLMConfiguration.ProviderKind(rawValue: text) else {
+                        return .failure(.init("fallback provider must be one of \(providers), got \"\(text)\""))
+                    }
+                    fallback.provider = kind
+                default: return .failure(.init("fallback has an unknown key \(key) (known: provider, base_url, model)"))
+                }
+            }
+            guard !fallback.model.isEmpty else { return .failure(.init("fallback needs a model")) }
+            if fallback.baseURL != nil, fallback.provider == nil {
+                return .failure(.init("fallback with a base_url needs a provider"))
+            }
+            return .success(fallback)
+        default:
+            return .failure(.init("fallback must be a table or a string, got \(value.kindName)"))
         }
     }
 
@@ -220,11 +258,13 @@ enum Settings {
                 apply: { $0.limits.requestTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.requestTimeout)) }),
         Setting("limits.drain_timeout_ms", flag: "--drain-timeout-ms", environment: ["AGENTD_DRAIN_TIMEOUT_MS"], kind: .integer(minimum: 0), reloadable: true,
                 apply: { $0.limits.drainTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.drainTimeout)) }),
-        Setting("llm.provider", environment: ["AGENTD_LLM_PROVIDER"], kind: .choice(["openai", "azure", "openai-compatible"]), reloadable: true,
-                apply: { $0.llm.provider = $1.string }, current: { $0.llm.provider }),
+        Setting("llm.provider", environment: ["AGENTD_LLM_PROVIDER"], kind: .choice(LLMConfiguration.ProviderKind.allCases.map(\.rawValue)), reloadable: true,
+                apply: { $0.llm.provider = LLMConfiguration.ProviderKind(rawValue: $1.string)! }, current: { $0.llm.provider.rawValue }),
         Setting("llm.base_url", environment: ["AGENTD_LLM_BASE_URL"], kind: .string, reloadable: true,
                 apply: { $0.llm.baseURL = $1.string }, current: { $0.llm.baseURL }),
+        // The provider's own variable first: AZURE_OPENAI_API_KEY before OPENAI_API_KEY for azure.
         Setting("llm.api_key", environment: ["AGENTD_LLM_API_KEY", "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"], credential: "llm-api-key",
+                environmentOrder: { $0.llm.provider == .azure ? ["AGENTD_LLM_API_KEY", "AZURE_OPENAI_API_KEY", "OPENAI_API_KEY"] : ["AGENTD_LLM_API_KEY", "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"] },
                 kind: .string, secret: true, reloadable: true, apply: { $0.llm.apiKey = $1.string }, current: { $0.llm.apiKey }),
         Setting("llm.model", environment: ["AGENTD_LLM_MODEL"], kind: .string, reloadable: true,
                 apply: { $0.llm.model = $1.string }, current: { $0.llm.model }),
@@ -236,8 +276,11 @@ enum Settings {
                 apply: { $0.llm.timeoutSeconds = $1.integer }, current: { String($0.llm.timeoutSeconds) }),
         Setting("llm.max_retries", environment: ["AGENTD_LLM_MAX_RETRIES"], kind: .integer(minimum: 0), reloadable: true,
                 apply: { $0.llm.maxRetries = $1.integer }, current: { String($0.llm.maxRetries) }),
-        Setting("llm.fallbacks", environment: ["AGENTD_LLM_FALLBACKS"], kind: .stringList, reloadable: true,
-                apply: { $0.llm.fallbacks = $1.strings }, current: { "[" + $0.llm.fallbacks.joined(separator: ", ") + "]" }),
+        Setting("llm.fallbacks", environment: ["AGENTD_LLM_FALLBACKS"], kind: .fallbackList, reloadable: true,
+                apply: { $0.llm.fallbacks = $1.strings.compactMap(LLMConfiguration.Fallback.init(parsing:)) },
+                current: { "[" + $0.llm.fallbacks.map(\.description).joined(separator: ", ") + "]" }),
+        Setting("llm.context_window", environment: ["AGENTD_LLM_CONTEXT_WINDOW"], kind: .integer(minimum: 256), reloadable: true,
+                apply: { $0.llm.contextWindow = $1.integer }, current: { $0.llm.contextWindow.map(String.init) }),
         Setting("search.tavily_api_key", environment: ["AGENTD_TAVILY_API_KEY", "TAVILY_API_KEY"], credential: "tavily-api-key",
                 kind: .string, secret: true, reloadable: true, apply: { $0.search.tavilyAPIKey = $1.string }, current: { $0.search.tavilyAPIKey }),
         Setting("cache.enabled", environment: ["AGENTD_CACHE"], kind: .choice(["on", "off"]),
@@ -357,7 +400,7 @@ struct ConfigurationLoader {
         let credentials = environment["CREDENTIALS_DIRECTORY"]
         for setting in Settings.all {
             // The first variable named wins (AGENTD_LLM_API_KEY before OPENAI_API_KEY).
-            if let name = setting.environment.first(where: { environment[$0].map { !$0.isEmpty } ?? false }) {
+            if let name = (setting.environmentOrder?(configuration) ?? setting.environment).first(where: { environment[$0].map { !$0.isEmpty } ?? false }) {
                 try apply(setting, .string(environment[name]!), from: .environment(name), what: "environment \(name)")
             }
             // An empty credential file means "not configured" (make install creates them empty so that

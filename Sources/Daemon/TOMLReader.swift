@@ -7,6 +7,8 @@ enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
     case float(Double)
     case bool(Bool)
     case array([ConfigValue])
+    /// A one-line inline table, `{model = "x", base_url = "…"}`.
+    case table([String: ConfigValue])
 
     var description: String {
         switch self {
@@ -15,6 +17,7 @@ enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
         case .float(let value): String(value)
         case .bool(let value): String(value)
         case .array(let values): "[" + values.map(\.description).joined(separator: ", ") + "]"
+        case .table(let members): "{" + members.sorted { $0.key < $1.key }.map { "\($0.key) = \($0.value)" }.joined(separator: ", ") + "}"
         }
     }
 
@@ -26,13 +29,14 @@ enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
         case .float: "a number"
         case .bool: "a boolean"
         case .array: "an array"
+        case .table: "a table"
         }
     }
 }
 
 /// Reads the subset of TOML that agentd's configuration uses: `[table]` headers, `key = value`
-/// lines with basic and literal strings, integers (with `_`), floats, booleans and one-line
-/// arrays, and `#` comments. Anything else is an error naming the line — never silently skipped.
+/// lines with basic and literal strings, integers (with `_`), floats, booleans, one-line arrays
+/// and one-line inline tables (`{key = value, …}`), and `#` comments. Anything else is an error naming the line — never silently skipped.
 struct TOMLReader {
     struct Entry: Equatable {
         /// `table.key`
@@ -150,8 +154,35 @@ struct TOMLReader {
                     throw Failure(line: line, reason: "expected , or ] in array")
                 }
             }
+        case "{":
+            text = text.dropFirst()
+            var members: [String: ConfigValue] = [:]
+            while true {
+                text = Substring(String(text).trimmed())
+                if text.first == "}", members.isEmpty {
+                    text = text.dropFirst()
+                    return .table(members)
+                }
+                guard let equals = text.firstIndex(of: "=") else { throw Failure(line: line, reason: "expected key = value in inline table") }
+                let name = String(text[..<equals]).trimmed()
+                guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) else {
+                    throw Failure(line: line, reason: "invalid key \"\(name)\" in inline table")
+                }
+                guard members[name] == nil else { throw Failure(line: line, reason: "\(name) is set twice in an inline table") }
+                text = text[text.index(after: equals)...]
+                members[name] = try parseValue(&text, line: line)
+                text = Substring(String(text).trimmed())
+                if text.first == "," {
+                    text = text.dropFirst()
+                } else if text.first == "}" {
+                    text = text.dropFirst()
+                    return .table(members)
+                } else {
+                    throw Failure(line: line, reason: "expected , or } in inline table")
+                }
+            }
         default:
-            let end = text.firstIndex { $0 == "," || $0 == "]" || $0 == " " || $0 == "\t" } ?? text.endIndex
+            let end = text.firstIndex { $0 == "," || $0 == "]" || $0 == "}" || $0 == " " || $0 == "\t" } ?? text.endIndex
             let word = String(text[..<end])
             text = text[end...]
             if word == "true" { return .bool(true) }

@@ -51,6 +51,9 @@ public struct LLMError: Error, Sendable, Equatable {
     /// `.contextOverflow` found before calling: the estimate and the window.
     public var estimatedTokens: Int?
     public var contextWindow: Int?
+    /// The provider's `x-should-retry` header, when it sent one: it overrides the status-based
+    /// retry decision (`LLMRetryPolicy`). Not part of the wire `data`.
+    public var shouldRetry: Bool?
 
     public init(
         _ kind: Kind, _ message: String, provider: String, status: Int? = nil, requestId: String? = nil, retryAfterMs: Int? = nil,

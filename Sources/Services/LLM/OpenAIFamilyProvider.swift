@@ -1,0 +1,325 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Chat Completions over HTTP for the three provider kinds that speak it:
+///
+/// - **openai**: `POST {base}/chat/completions` (base defaults to `https://api.openai.com/v1`),
+///   `Authorization: Bearer <key>`;
+/// - **azure**: with `azureDeployment`, `POST {endpoint}/openai/deployments/{deployment}/chat/completions
+///   ?api-version={version}` (a request's `model` names the deployment); without one, the v1 form
+///   `POST {endpoint}/openai/v1/chat/completions` with `model` the deployment name (a base URL that
+///   already ends in `/openai/v1` is used as is); `api-key: <key>`;
+/// - **openai-compatible** (Ollama, llama.cpp, vLLM): `POST {base}/chat/completions`, a Bearer key
+///   only when one is configured.
+///
+/// The body always asks for `stream: true` with `stream_options.include_usage` (usage is estimated
+/// when none arrives). **Parameter drift** is handled per model, remembered for the process in
+/// `LLMParameterDrift`: o1/o3/o4/gpt-5 models get `max_completion_tokens` from the start; any
+/// model whose 400 names `max_tokens`, `temperature` or `stream_options` as unsupported is retried
+/// once with `max_completion_tokens`, without `temperature`, or without `stream_options`.
+///
+/// A 200 answered as `application/json` (a server that ignored `stream`) is decoded as one chunk.
+/// Errors follow `OpenAIErrorClassifier`; once a delta has been yielded every failure is
+/// `.streamBroken` with the partial text (except a content-filter stop, `.contentFiltered`).
+/// This type does not retry transient failures: wrap it in `RetryingLLMProvider`.
+public struct OpenAIFamilyProvider: LLMProvider {
+    public let configuration: LLMConfiguration
+    private let client: any HTTPClient
+    private let clock: any WallClock
+    private let drift: LLMParameterDrift
+    private let metrics: LLMMetrics?
+    private let logger: Logger?
+
+    /// `drift`: share one per process so that what a model refused is remembered across requests.
+    public init(
+        configuration: LLMConfiguration, client: any HTTPClient, clock: any WallClock = SystemClock(), drift: LLMParameterDrift = LLMParameterDrift(),
+        metrics: LLMMetrics? = nil, logger: Logger? = nil
+    ) {
+        self.configuration = configuration
+        self.client = client
+        self.clock = clock
+        self.drift = drift
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    public var name: String { configuration.provider.rawValue }
+
+    private var usesAzureDeployments: Bool { configuration.provider == .azure && !configuration.azureDeployment.isBlank }
+
+    public var defaultModel: String? {
+        usesAzureDeployments ? configuration.azureDeployment : (configuration.model.isBlank ? nil : configuration.model)
+    }
+
+    public func contextWindow(model: String) -> Int {
+        configuration.contextWindow ?? LLMContextWindows.window(for: model)
+    }
+
+    public func stream(_ request: LLMRequest) -> AsyncThrowingStream<LLMStreamEvent, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                do {
+                    try await run(request) { continuation.yield($0) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    // MARK: - One request
+
+    private func run(_ request: LLMRequest, yield: (LLMStreamEvent) -> Void) async throws {
+        guard let model = request.model.isBlank ? defaultModel : request.model else {
+            throw LLMError(
+                .notConfigured, "no model given and none configured", provider: name,
+                missingSettings: [configuration.provider == .azure ? "llm.azure_deployment or llm.model (AGENTD_LLM_MODEL)" : "llm.model (AGENTD_LLM_MODEL)"])
+        }
+        var adjustments = drift.adjustments(provider: name, model: model)
+        if configuration.provider != .openAICompatible, LLMParameterDrift.prefersMaxCompletionTokens(model) {
+            adjustments.insert(.maxCompletionTokens)
+        }
+        while true {
+            let httpRequest = try makeHTTPRequest(request, model: model, adjustments: adjustments)
+            let started = ContinuousClock.now
+            let response: HTTPResponse
+            do {
+                response = try await client.execute(httpRequest)
+            } catch {
+                metrics?.request(provider: name, model: model, duration: ContinuousClock.now - started, succeeded: false)
+                throw Self.mapTransport(error, provider: name)
+            }
+            let head = response.head
+            guard (200..<300).contains(head.status) else {
+                let body = await Self.collectErrorBody(response.body)
+                metrics?.request(provider: name, model: model, duration: ContinuousClock.now - started, succeeded: false)
+                if head.status == 400, let hint = LLMParameterDrift.hint(in: body), !adjustments.contains(hint), hint.applies(to: request) {
+                    drift.remember(hint, provider: name, model: model)
+                    adjustments.insert(hint)
+                    logger?.notice("provider refused a parameter; retrying without it", metadata: ["provider": "\(name)", "model": "\(model)", "adjustment": "\(hint)"])
+                    continue
+                }
+                throw OpenAIErrorClassifier.classify(status: head.status, headers: head, body: body, provider: name, now: clock.now())
+            }
+            var decoder = OpenAIChatStreamDecoder(
+                provider: name, requestedModel: model, promptBytes: OpenAIChatStreamDecoder.promptBytes(of: request.messages),
+                requestId: OpenAIErrorClassifier.requestID(head))
+            var succeeded = false
+            defer { metrics?.request(provider: name, model: model, duration: ContinuousClock.now - started, succeeded: succeeded) }
+            try await consume(response, decoder: &decoder) { event in
+                if case .usage(let usage) = event, !usage.estimated {
+                    metrics?.tokens(provider: name, model: model, input: usage.promptTokens, output: usage.completionTokens)
+                }
+                yield(event)
+            }
+            succeeded = true
+            return
+        }
+    }
+
+    private func consume(_ response: HTTPResponse, decoder: inout OpenAIChatStreamDecoder, yield: (LLMStreamEvent) -> Void) async throws {
+        var yielded = false
+        func emit(_ events: [LLMStreamEvent]) {
+            for event in events {
+                if case .text = event { yielded = true }
+                if case .toolCall = event { yielded = true }
+                yield(event)
+            }
+        }
+        let isJSON = response.head.header("content-type")?.lowercased().contains("application/json") ?? false
+        var parser = SSEParser()
+        var whole: [UInt8] = []
+        do {
+            for try await chunk in response.body {
+                if isJSON {
+                    whole += chunk
+                    if whole.count > parser.maxEventBytes { throw SSEParser.Failure.eventTooLarge(limit: parser.maxEventBytes) }
+                    continue
+                }
+                for event in try parser.feed(chunk) { emit(try decoder.decode(event)) }
+            }
+            try Task.checkCancellation()
+            if isJSON {
+                emit(try decoder.decode(SSEEvent(data: String(decoding: whole, as: UTF8.self))))
+            } else {
+                for event in try parser.finish() { emit(try decoder.decode(event)) }
+            }
+            emit(try decoder.finish())
+        } catch {
+            throw Self.midStream(error, yielded: yielded, partialText: decoder.text, provider: name, requestId: decoder.requestId)
+        }
+    }
+
+    /// A failure while reading the body: `.streamBroken` with the partial text once a delta went
+    /// out; before that, the error as if the request had failed (retriable when transient).
+    static func midStream(_ error: any Error, yielded: Bool, partialText: String, provider: String, requestId: String?) -> any Error {
+        if error is CancellationError || error as? HTTPClientError == .cancelled || Task.isCancelled { return CancellationError() }
+        var mapped: LLMError
+        switch error {
+        case let error as LLMError: mapped = error
+        case let failure as SSEParser.Failure:
+            let limit = switch failure { case .eventTooLarge(let limit): limit }
+            mapped = LLMError(.upstreamUnavailable, "the stream sent an event over \(limit) bytes", provider: provider, requestId: requestId)
+        case let error as HTTPClientError: mapped = OpenAIErrorClassifier.classify(error, provider: provider)
+        default: mapped = LLMError(.upstreamUnavailable, "the stream failed", provider: provider, requestId: requestId)
+        }
+        if mapped.requestId == nil { mapped.requestId = requestId }
+        if mapped.kind == .contentFiltered { return mapped }
+        if yielded {
+            if mapped.kind != .streamBroken {
+                mapped = LLMError(
+                    .streamBroken, "the stream broke after the answer began: " + mapped.message, provider: provider, status: mapped.status,
+                    requestId: mapped.requestId, partialText: partialText)
+            }
+            return mapped
+        }
+        if mapped.kind == .streamBroken {
+            // Nothing reached the caller: the same as a connection that failed, so it may be retried.
+            return LLMError(.upstreamUnavailable, "the stream ended before any answer", provider: provider, requestId: requestId)
+        }
+        return mapped
+    }
+
+    static func mapTransport(_ error: any Error, provider: String) -> any Error {
+        switch error {
+        case is CancellationError, HTTPClientError.cancelled: CancellationError()
+        case let error as HTTPClientError: OpenAIErrorClassifier.classify(error, provider: provider)
+        case let error as LLMError: error
+        default: LLMError(.upstreamUnavailable, "the request failed", provider: provider)
+        }
+    }
+
+    /// At most 1 MiB of an error body (they are a few hundred bytes); a broken body gives what came.
+    static func collectErrorBody(_ body: AsyncThrowingStream<[UInt8], any Error>) async -> [UInt8] {
+        var bytes: [UInt8] = []
+        do {
+            for try await chunk in body {
+                bytes += chunk
+                if bytes.count > 1 << 20 { break }
+            }
+        } catch {}
+        return bytes
+    }
+
+    // MARK: - The HTTP request
+
+    /// The URL, headers and JSON body of one attempt.
+    func makeHTTPRequest(_ request: LLMRequest, model: String, adjustments: Set<LLMParameterDrift.Adjustment>) throws -> HTTPRequest {
+        var headers: [(name: String, value: String)] = [("Content-Type", "application/json"), ("Accept", "text/event-stream")]
+        let key = configuration.apiKey?.trimmingCharacters(in: .whitespaces) ?? ""
+        switch configuration.provider {
+        case .azure: headers.append(("api-key", key))
+        case .openai: headers.append(("Authorization", "Bearer " + key))
+        case .openAICompatible: if !key.isEmpty { headers.append(("Authorization", "Bearer " + key)) }
+        }
+        let seconds = configuration.timeoutSeconds
+        return HTTPRequest(
+            method: "POST", url: url(model: model), headers: headers, body: try body(request, model: model, adjustments: adjustments),
+            timeouts: HTTPTimeouts(connect: .seconds(min(10, seconds)), total: .seconds(max(600, seconds)), idle: .seconds(seconds)))
+    }
+
+    func url(model: String) -> String {
+        var base = (configuration.baseURL.isBlank ? nil : configuration.baseURL) ?? LLMConfiguration.defaultOpenAIBaseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        guard configuration.provider == .azure else { return base + "/chat/completions" }
+        if usesAzureDeployments {
+            let version = configuration.azureAPIVersion.isBlank ? LLMConfiguration.defaultAzureAPIVersion : configuration.azureAPIVersion!
+            return base + "/openai/deployments/" + Self.pathComponent(model) + "/chat/completions?api-version=" + Self.pathComponent(version)
+        }
+        let v1 = base.hasSuffix("/openai/v1") ? base : base + "/openai/v1"
+        let query = configuration.azureAPIVersion.isBlank ? "" : "?api-version=" + Self.pathComponent(configuration.azureAPIVersion!)
+        return v1 + "/chat/completions" + query
+    }
+
+    private static func pathComponent(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/?&#"))) ?? text
+    }
+
+    func body(_ request: LLMRequest, model: String, adjustments: Set<LLMParameterDrift.Adjustment>) throws -> [UInt8] {
+        var body: [String: Any] = ["messages": request.messages.map(Self.encode), "stream": true]
+        if !usesAzureDeployments { body["model"] = model }
+        if !adjustments.contains(.omitStreamOptions) { body["stream_options"] = ["include_usage": true] }
+        if let temperature = request.temperature, !adjustments.contains(.omitTemperature) { body["temperature"] = temperature }
+        if let maxTokens = request.maxTokens {
+            body[adjustments.contains(.maxCompletionTokens) ? "max_completion_tokens" : "max_tokens"] = maxTokens
+        }
+        if !request.tools.isEmpty {
+            body["tools"] = try request.tools.map { tool -> [String: Any] in
+                guard let schema = try? JSONSerialization.jsonObject(with: Data(tool.parametersSchema.utf8)), schema is [String: Any] else {
+                    throw LLMError(.badRequest, "the parameters schema of tool \(tool.name) is not a JSON object", provider: name)
+                }
+                return ["type": "function", "function": ["name": tool.name, "description": tool.description, "parameters": schema]]
+            }
+        }
+        return Array(try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes]))
+    }
+
+    static func encode(_ message: LLMMessage) -> [String: Any] {
+        var object: [String: Any] = ["role": message.role.rawValue, "content": message.content ?? NSNull()]
+        if !message.toolCalls.isEmpty {
+            object["tool_calls"] = message.toolCalls.map { call in
+                ["id": call.id, "type": "function", "function": ["name": call.name, "arguments": call.arguments]] as [String: Any]
+            }
+        }
+        if let id = message.toolCallID { object["tool_call_id"] = id }
+        return object
+    }
+}
+
+/// What models refused, remembered for the process: one instance shared by every provider the
+/// factory builds (`LLMProviderFactory`).
+public final class LLMParameterDrift: Sendable {
+    public enum Adjustment: String, Sendable, Hashable, CustomStringConvertible {
+        /// `max_completion_tokens` instead of `max_tokens`.
+        case maxCompletionTokens
+        case omitTemperature
+        case omitStreamOptions
+
+        public var description: String { rawValue }
+
+        func applies(to request: LLMRequest) -> Bool {
+            switch self {
+            case .maxCompletionTokens: request.maxTokens != nil
+            case .omitTemperature: request.temperature != nil
+            case .omitStreamOptions: true
+            }
+        }
+    }
+
+    // Only touched under the mutex; keyed by "provider model".
+    private let learned = Mutex<[String: Set<Adjustment>]>([:])
+
+    public init() {}
+
+    public func adjustments(provider: String, model: String) -> Set<Adjustment> {
+        learned.withLock { $0[provider + " " + model] ?? [] }
+    }
+
+    public func remember(_ adjustment: Adjustment, provider: String, model: String) {
+        _ = learned.withLock { $0[provider + " " + model, default: []].insert(adjustment) }
+    }
+
+    /// Reasoning models that reject `max_tokens`.
+    public static func prefersMaxCompletionTokens(_ model: String) -> Bool {
+        let name = model.lowercased()
+        return ["o1", "o3", "o4", "gpt-5"].contains { name == $0 || name.hasPrefix($0 + "-") || name.hasPrefix($0 + ".") }
+    }
+
+    /// What a 400 body asks to change: `param` (or the message) naming `max_tokens`, `temperature`
+    /// or `stream_options` as unsupported or unrecognised.
+    static func hint(in body: [UInt8]) -> Adjustment? {
+        let details = ErrorDetails(body: body)
+        let message = details.message?.lowercased() ?? ""
+        let unsupported =
+            details.code == "unsupported_parameter" || details.code == "unsupported_value" || message.contains("unsupported")
+            || message.contains("not supported") || message.contains("unrecognized") || message.contains("unknown")
+        guard unsupported else { return nil }
+        if details.param == "max_tokens" || message.contains("max_completion_tokens") || message.contains("'max_tokens'") { return .maxCompletionTokens }
+        if details.param == "temperature" || message.contains("'temperature'") { return .omitTemperature }
+        if details.param == "stream_options" || message.contains("stream_options") { return .omitStreamOptions }
+        return nil
+    }
+}

@@ -1,0 +1,180 @@
+import Logging
+
+/// When and how long to wait before trying a failed request again (the official SDKs' rules).
+///
+/// Retried: `.rateLimited` (429 without quota or size trouble), `.upstreamUnavailable` (5xx, 409,
+/// connection refused or reset, a stream that ended before any delta), `.timeout` (408 and
+/// transport timeouts). Never: `.quotaExhausted`, `.requestTooLarge` — whatever the headers say —
+/// and every other kind unless the provider sent `x-should-retry: true`; `x-should-retry: false`
+/// stops any retry. Only before the first delta reached the caller (the wrapper checks that).
+///
+/// The delay is the provider's `retry-after-ms` / `Retry-After` / message hint when it is at most
+/// `maxHonouredDelay`, else exponential backoff with full jitter: a uniform draw in
+/// `0 ... min(maxDelay, initialDelay × 2^attempt)`.
+public struct LLMRetryPolicy: Sendable {
+    public var maxRetries: Int
+    public var initialDelay: Duration
+    public var maxDelay: Duration
+    /// A server-given delay longer than this is not waited for (the backoff is used instead).
+    public var maxHonouredDelay: Duration
+
+    public init(maxRetries: Int = 2, initialDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(8), maxHonouredDelay: Duration = .seconds(60)) {
+        self.maxRetries = maxRetries
+        self.initialDelay = initialDelay
+        self.maxDelay = maxDelay
+        self.maxHonouredDelay = maxHonouredDelay
+    }
+
+    public func shouldRetry(_ error: LLMError) -> Bool {
+        switch error.kind {
+        case .quotaExhausted, .requestTooLarge, .notConfigured, .streamBroken: return false
+        default: break
+        }
+        if let forced = error.shouldRetry { return forced }
+        return [.rateLimited, .upstreamUnavailable, .timeout].contains(error.kind)
+    }
+
+    /// The wait before retry number `attempt + 1` (`attempt` counts from 0). `random` returns a
+    /// value in `0..<1`.
+    public func delay(after error: LLMError, attempt: Int, random: () -> Double) -> Duration {
+        if let hinted = error.retryAfterMs, hinted >= 0, Duration.milliseconds(hinted) <= maxHonouredDelay {
+            return .milliseconds(hinted)
+        }
+        let ceiling = min(maxDelay, initialDelay * (1 << min(attempt, 20)))
+        return ceiling * random()
+    }
+}
+
+/// Retries a provider's failed requests by `LLMRetryPolicy`, only while nothing has been yielded
+/// to the caller. The sleeper and the random source are injected so that tests do not wait.
+public struct RetryingLLMProvider: LLMProvider {
+    public typealias Sleeper = @Sendable (Duration) async throws -> Void
+
+    public let base: any LLMProvider
+    public let policy: LLMRetryPolicy
+    private let sleep: Sleeper
+    private let random: @Sendable () -> Double
+    private let logger: Logger?
+
+    public init(
+        _ base: any LLMProvider, policy: LLMRetryPolicy, logger: Logger? = nil, sleep: @escaping Sleeper = { try await Task.sleep(for: $0) },
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+    ) {
+        self.base = base
+        self.policy = policy
+        self.sleep = sleep
+        self.random = random
+        self.logger = logger
+    }
+
+    public var name: String { base.name }
+    public var defaultModel: String? { base.defaultModel }
+    public func contextWindow(model: String) -> Int { base.contextWindow(model: model) }
+
+    public func stream(_ request: LLMRequest) -> AsyncThrowingStream<LLMStreamEvent, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                var attempt = 0
+                while true {
+                    var yielded = false
+                    do {
+                        for try await event in base.stream(request) {
+                            yielded = true
+                            continuation.yield(event)
+                        }
+                        continuation.finish()
+                        return
+                    } catch let error as LLMError where !yielded && attempt < policy.maxRetries && policy.shouldRetry(error) && !Task.isCancelled {
+                        let delay = policy.delay(after: error, attempt: attempt, random: random)
+                        logger?.notice(
+                            "LLM request failed; retrying",
+                            metadata: [
+                                "provider": "\(base.name)", "kind": "\(error.kind.rawValue)", "status": "\(error.status.map(String.init) ?? "-")",
+                                "attempt": "\(attempt + 1)", "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
+                            ])
+                        attempt += 1
+                        do {
+                            try await sleep(delay)
+                        } catch {
+                            continuation.finish(throwing: CancellationError())
+                            return
+                        }
+                    } catch {
+                        continuation.finish(throwing: error)
+                        return
+                    }
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
+
+/// Tries providers (or models) in order: the next one only when the previous failed **before its
+/// first delta** with an error another provider or model may not have — `.rateLimited`,
+/// `.quotaExhausted`, `.upstreamUnavailable`, `.timeout`, `.modelNotFound`. Authentication,
+/// context overflow, content filter, bad requests and broken streams are the caller's answer and
+/// end the chain. When every member fails, the primary's error is thrown (it is the one the
+/// configuration names); the log says what the fallbacks answered.
+public struct FallbackLLMProvider: LLMProvider {
+    public struct Member: Sendable {
+        public var provider: any LLMProvider
+        /// The model this member uses whatever the request asked; nil: the request's (the primary).
+        public var model: String?
+
+        public init(_ provider: any LLMProvider, model: String? = nil) {
+            self.provider = provider
+            self.model = model
+        }
+    }
+
+    public static let fallbackKinds: Set<LLMError.Kind> = [.rateLimited, .quotaExhausted, .upstreamUnavailable, .timeout, .modelNotFound]
+
+    public let members: [Member]
+    private let logger: Logger?
+
+    /// `members` must not be empty; the first is the primary.
+    public init(_ members: [Member], logger: Logger? = nil) {
+        precondition(!members.isEmpty, "a fallback chain needs a primary")
+        self.members = members
+        self.logger = logger
+    }
+
+    public var name: String { members[0].provider.name }
+    public var defaultModel: String? { members[0].model ?? members[0].provider.defaultModel }
+    public func contextWindow(model: String) -> Int { members[0].provider.contextWindow(model: model) }
+
+    public func stream(_ request: LLMRequest) -> AsyncThrowingStream<LLMStreamEvent, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                var firstError: (any Error)?
+                for (position, member) in members.enumerated() {
+                    var attempt = request
+                    if let model = member.model { attempt.model = model }
+                    var yielded = false
+                    do {
+                        for try await event in member.provider.stream(attempt) {
+                            yielded = true
+                            continuation.yield(event)
+                        }
+                        continuation.finish()
+                        return
+                    } catch let error as LLMError where !yielded && Self.fallbackKinds.contains(error.kind) && position + 1 < members.count && !Task.isCancelled {
+                        logger?.notice(
+                            "LLM provider failed; trying the next fallback",
+                            metadata: [
+                                "provider": "\(member.provider.name)", "model": "\(attempt.model ?? member.provider.defaultModel ?? "-")",
+                                "kind": "\(error.kind.rawValue)", "next": "\(position + 1)",
+                            ])
+                        if firstError == nil { firstError = error }
+                    } catch {
+                        let primaryFailed = firstError != nil && error is LLMError && !yielded
+                        continuation.finish(throwing: primaryFailed ? firstError! : error)
+                        return
+                    }
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
