@@ -22,6 +22,6 @@ public struct AgentRoutes: Sendable {
         router.onAuthenticated(Agent.Cancel.self, in: .from("2"), using: auth) { params, context in try await agent.cancel(runID: params.runId, userID: context.user.id) }
         router.onAuthenticated(Agent.Runs.List.self, in: .from("2"), using: auth) { params, context in try await agent.runs(params, userID: context.user.id) }
         router.onAuthenticated(Agent.Runs.Get.self, in: .from("2"), using: auth) { params, context in try await agent.run(id: params.runId, userID: context.user.id) }
-        router.describe(Agent.Delta.self)
+        router.describe(Agent.Delta.self, in: .from("2"))
     }
 }
