@@ -86,6 +86,13 @@ struct Agentd: AsyncParsableCommand {
         let metrics = PrometheusMetrics()
         MetricsSystem.bootstrap(metrics.factory)
         let dependencies = Dependencies.live(configuration: configuration, database: database, metrics: metrics, logger: logger)
+        // Runs a crash left `running` end as failed (`interrupted`) before any client can see them.
+        do {
+            let interrupted = try await dependencies.agent.failInterruptedRuns()
+            if interrupted > 0 { logger.notice("agent runs interrupted by the last stop marked failed", metadata: ["runs": "\(interrupted)"]) }
+        } catch {
+            Self.fail(DaemonError(databaseError: error, path: configuration.databasePath))
+        }
         // Before the socket listens: a metrics address that cannot be bound stops startup first.
         var metricsServer: MetricsHTTPServer?
         if let address = configuration.metricsListen {

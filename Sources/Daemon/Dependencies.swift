@@ -16,6 +16,7 @@ struct Dependencies: Sendable {
     let search: SearchService
     let events: EventsService
     let audit: AuditService
+    let agent: AgentService
     /// Committed events go here (from the outbox) and on to subscriptions and consumers.
     let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
@@ -41,12 +42,19 @@ struct Dependencies: Sendable {
         var ids: any IDGenerator
         var hasher: any PasswordHasher
         var accounts: any UnixAccountDirectory
+        /// The agent's model. Tests pass a scripted fake.
+        var llmProvider: any LLMProvider = UnconfiguredLLMProvider()
+        /// The agent's web search; nil when no Tavily key is configured (`webSearch: true` then
+        /// answers `-32050`).
+        var webSearch: (any WebSearchClient)? = nil
 
         static func live() -> Collaborators {
             Collaborators(
                 clock: SystemClock(), ids: RandomIDGenerator(),
                 hasher: PBKDF2PasswordHasher(threadPool: .singleton),
-                accounts: PasswdDirectory(threadPool: .singleton))
+                accounts: PasswdDirectory(threadPool: .singleton),
+                // MERGE: replace with LLMProviderFactory (and the Tavily client when search.tavily_api_key is set)
+                llmProvider: UnconfiguredLLMProvider(), webSearch: nil)
         }
     }
 
@@ -97,16 +105,20 @@ struct Dependencies: Sendable {
             ids: collaborators.ids, accounts: collaborators.accounts, settings: .init(trustedUIDs: configuration.trustedUIDs))
         let modules = ModulesService(
             store: SQLiteModuleStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock, ids: collaborators.ids)
-        let chats = ChatsService(
-            store: SQLiteChatStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock, ids: collaborators.ids)
+        let chatStore = SQLiteChatStore(writer: database.writer, groupWriter: groupWriter)
+        let agentStore = SQLiteAgentStore(writer: database.writer, groupWriter: groupWriter)
+        let chats = ChatsService(store: chatStore, clock: collaborators.clock, ids: collaborators.ids, generations: agentStore)
         let prompts = PromptsService(
             store: SQLitePromptStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock, ids: collaborators.ids)
+        let agent = AgentService(
+            store: agentStore, chats: chatStore, prompts: prompts, modules: modules, provider: collaborators.llmProvider, webSearch: collaborators.webSearch,
+            clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer))
         // In-process consumers, by topic: each in its own task with its own cursor.
         let auditStore = SQLiteAuditStore(writer: database.writer)
         let consumers: [any EventConsumer] = [AuditConsumer(store: auditStore)]
         let eventConsumers = consumers.map { EventConsumerRunner(consumer: $0, store: eventStore, bus: bus, logger: logger) }
-        let topics = (AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all).map { $0.topic }
+        let topics = (AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all).map { $0.topic }
         let events = EventsService(
             store: eventStore, bus: bus, ids: collaborators.ids, clock: collaborators.clock, topics: topics, consumers: consumers,
             sessions: auth, settings: configuration.events)
@@ -135,6 +147,7 @@ struct Dependencies: Sendable {
         SearchRoutes(service: search, auth: auth).register(on: &router)
         EventsRoutes(service: events, auth: auth).register(on: &router)
         AuditRoutes(service: audit, auth: auth).register(on: &router)
+        AgentRoutes(service: agent, auth: auth).register(on: &router)
         router.describe(RPCConnectionHandler.ShuttingDown.self)
 
         // One limits control for the dispatcher, the timeout and the server: SIGHUP replaces it.
@@ -170,7 +183,7 @@ struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            eventBus: bus, eventConsumers: eventConsumers, metrics: metrics, database: database)
+            agent: agent, eventBus: bus, eventConsumers: eventConsumers, metrics: metrics, database: database)
     }
 
     /// Opens the database file (creating it and its folders when missing) and applies the pending

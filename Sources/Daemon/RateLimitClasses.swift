@@ -8,7 +8,7 @@ enum RateLimitClasses {
     /// Never limited: the protocol's own methods, liveness checks and what ends work.
     static let exempt: Set<String> = [
         "rpc.discover", "session.hello", "system.ping", "system.echo", "system.version", "system.metrics", "test.sleep",
-        "auth.whoami", "auth.logout", "events.unsubscribe",
+        "auth.whoami", "auth.logout", "events.unsubscribe", "agent.cancel",
     ]
 
     /// Passwords and tokens: guessing them is what a limit must make slow.
@@ -20,7 +20,7 @@ enum RateLimitClasses {
     static let writeVerbs: Set<String> = ["create", "update", "delete", "rename", "append", "select", "subscribe"]
 
     /// Long calls that a user runs a few of at once (`RPCRateClass.maxConcurrent`).
-    static let agent: Set<String> = ["agent.act"]
+    static let agent: Set<String> = ["agent.act", "agent.regenerate"]
 
     /// The class of `method`; nil when it is never limited.
     static func classify(_ method: String) -> String? {

@@ -53,7 +53,7 @@ enum OpenRPCDocument {
             }
             return .object(method)
         }
-        let notifications: [JSONValue] = router.notifications.sorted { $0.name < $1.name }.map { notification in
+        let notifications: [JSONValue] = router.notifications.filter { $0.versions.contains(version.name) }.sorted { $0.name < $1.name }.map { notification in
             .object([
                 "name": .string(notification.name),
                 "summary": .string(notification.summary),

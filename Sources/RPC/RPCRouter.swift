@@ -66,10 +66,12 @@ public struct RPCRouter: Sendable {
         add(M.self, in: range, deprecated: deprecated, execution: .inline(handler))
     }
 
-    /// Declares a notification the server sends, so that `rpc.discover` documents it.
-    public mutating func describe<N: RPCNotification>(_ notification: N.Type) {
+    /// Declares a notification the server sends, so that `rpc.discover` documents it (in the
+    /// versions of `range`: a notification of a new method's goes in the versions that have it).
+    public mutating func describe<N: RPCNotification>(_ notification: N.Type, in range: RPCVersionRange = .all) {
         notifications.removeAll { $0.name == N.name }
-        notifications.append(RPCNotificationDescription(name: N.name, summary: N.summary, params: JSONSchema.of(N.Params.self)))
+        notifications.append(
+            RPCNotificationDescription(name: N.name, summary: N.summary, params: JSONSchema.of(N.Params.self), versions: Set(range.names(in: versions.map(\.name)))))
     }
 
     private enum Execution<M: RPCMethod> {
@@ -208,6 +210,8 @@ public struct RPCNotificationDescription: Sendable {
     public var name: String
     public var summary: String
     public var params: JSONSchema
+    /// The API versions that document it.
+    public var versions: Set<String>
 }
 
 /// Turns a request's raw params into the method's `Params`, by name or by position.

@@ -159,6 +159,17 @@ public enum Chats {
             public static var errors: [RPCErrorDescription] { [ChatsError.notFoundDescription] }
         }
 
+        /// `chats.messages.get` as API version 2 has it: an assistant message the agent wrote also
+        /// says how (`generation`: run, provider, model, finish reason, usage, timings, the web
+        /// searches with their results, the tool calls).
+        public enum GetV2: RPCMethod {
+            public static let name = "chats.messages.get"
+            public static let summary = "One message of one of the caller's chats; an answer written by the agent has generation: its run, provider, model, finish reason, usage, latency, time to first token, and the web searches (query, results, credits, request id) and tool calls it made."
+            public typealias Params = Get.Params
+            public typealias Result = MessageDetail
+            public static var errors: [RPCErrorDescription] { [ChatsError.notFoundDescription] }
+        }
+
         public enum Append: RPCMethod {
             public static let name = "chats.messages.append"
             public static let summary = "Adds a message (content: at most 1 MiB) and makes its branch active. By default it follows the active branch's last message; parentId puts it after that message instead, siblingOf next to that message (an edit or a regeneration: a new branch). The reply comes once the message is committed."

@@ -24,11 +24,15 @@ public struct ChatsService: Sendable {
     private let store: any ChatStore
     private let clock: any WallClock
     private let ids: any IDGenerator
+    private let generations: (any MessageGenerationSource)?
 
-    public init(store: any ChatStore, clock: any WallClock, ids: any IDGenerator) {
+    /// - Parameter generations: how the agent wrote its messages (`chats.messages.get` of API
+    ///   version 2); nil answers every message without `generation`.
+    public init(store: any ChatStore, clock: any WallClock, ids: any IDGenerator, generations: (any MessageGenerationSource)? = nil) {
         self.store = store
         self.clock = clock
         self.ids = ids
+        self.generations = generations
     }
 
     // MARK: Chats
@@ -144,6 +148,15 @@ public struct ChatsService: Sendable {
     public func message(id: String, userID: String) async throws -> Message {
         guard let message = try await store.message(id: id, userID: userID) else { throw ChatsError.notFound(kind: "message", id: id) }
         return message
+    }
+
+    /// `chats.messages.get` of API version 2: the message with how the agent generated it.
+    ///
+    /// - Throws: `ChatsError.notFound`.
+    public func messageDetail(id: String, userID: String) async throws -> MessageDetail {
+        let message = try await message(id: id, userID: userID)
+        let generation = message.role == .assistant ? try await generations?.generation(messageID: id, userID: userID) : nil
+        return MessageDetail(message, generation: generation)
     }
 
     /// - Throws: `ChatsError.invalid` (`content`, `parentId` with `siblingOf`), `.notFound`.

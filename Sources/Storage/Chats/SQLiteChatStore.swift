@@ -142,50 +142,59 @@ public struct SQLiteChatStore: ChatStore {
         // writes, so the job needs no savepoint of its own (GroupCommitWriter.Isolation).
         let writes = self.writes
         return try await writes.write(isolation: .checksBeforeWrites) { db in
-            // The chat (ownership) and its active leaf with that leaf's depth, in one statement.
-            let chat = try writes.statement(
-                "SELECT c.active_message_id, m.depth FROM chats c LEFT JOIN messages m ON m.id = c.active_message_id WHERE c.id = ? AND c.user_id = ?",
-                in: db)
-            guard let (activeLeaf, leafDepth) = try chat.firstRow([message.chatID, userID], { ($0.text(0), $0.integer(1)) }) else {
-                throw ChatsError.notFound(kind: "chat", id: message.chatID)
-            }
-
-            let parentID: String?
-            var depth = 1
-            switch message.placement {
-            case .afterActiveLeaf:
-                parentID = activeLeaf
-                if activeLeaf != nil { depth = Int(leafDepth) + 1 }
-            case .after(let id), .siblingOf(let id):
-                if case .siblingOf = message.placement {
-                    let sibling = try writes.statement("SELECT parent_id FROM messages WHERE id = ? AND chat_id = ?", in: db)
-                    guard let siblingParent = try sibling.firstRow([id, message.chatID], { $0.text(0) }) else {
-                        throw ChatsError.notFound(kind: "message", id: id)
-                    }
-                    parentID = siblingParent
-                } else {
-                    parentID = id
-                }
-                if let parentID {
-                    let parent = try writes.statement("SELECT depth FROM messages WHERE id = ? AND chat_id = ?", in: db)
-                    guard let parentDepth = try parent.firstRow([parentID, message.chatID], { $0.integer(0) }) else {
-                        throw ChatsError.notFound(kind: "message", id: parentID)
-                    }
-                    depth = Int(parentDepth) + 1
-                }
-            }
-            let created = Timestamp.text(message.createdAt)
-            try writes.statement(
-                "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", in: db
-            ).run([message.id, message.chatID, userID, parentID, message.role.rawValue, message.content, depth, created])
-            try writes.statement("UPDATE chats SET active_message_id = ?, updated_at = ? WHERE id = ?", in: db)
-                .run([message.id, created, message.chatID])
-            let appended = Message(
-                id: message.id, chatId: message.chatID, parentId: parentID, role: message.role, content: message.content, depth: depth,
-                createdAt: message.createdAt)
+            let appended = try Self.insertMessage(message, userID: userID, writes: writes, db: db)
             try writes.record(event(appended), in: db)
             return appended
         }
+    }
+
+    /// Inserts `message` where its placement says and makes it the chat's active leaf, in the
+    /// caller's write job (`append`, and the agent's store, which stores a message with its run).
+    /// Every check comes before the two writes.
+    ///
+    /// - Throws: `ChatsError.notFound` for a chat, or a placement message, that is not the user's.
+    static func insertMessage(_ message: NewMessage, userID: String, writes: GroupCommitWriter, db: Database) throws -> Message {
+        // The chat (ownership) and its active leaf with that leaf's depth, in one statement.
+        let chat = try writes.statement(
+            "SELECT c.active_message_id, m.depth FROM chats c LEFT JOIN messages m ON m.id = c.active_message_id WHERE c.id = ? AND c.user_id = ?",
+            in: db)
+        guard let (activeLeaf, leafDepth) = try chat.firstRow([message.chatID, userID], { ($0.text(0), $0.integer(1)) }) else {
+            throw ChatsError.notFound(kind: "chat", id: message.chatID)
+        }
+
+        let parentID: String?
+        var depth = 1
+        switch message.placement {
+        case .afterActiveLeaf:
+            parentID = activeLeaf
+            if activeLeaf != nil { depth = Int(leafDepth) + 1 }
+        case .after(let id), .siblingOf(let id):
+            if case .siblingOf = message.placement {
+                let sibling = try writes.statement("SELECT parent_id FROM messages WHERE id = ? AND chat_id = ?", in: db)
+                guard let siblingParent = try sibling.firstRow([id, message.chatID], { $0.text(0) }) else {
+                    throw ChatsError.notFound(kind: "message", id: id)
+                }
+                parentID = siblingParent
+            } else {
+                parentID = id
+            }
+            if let parentID {
+                let parent = try writes.statement("SELECT depth FROM messages WHERE id = ? AND chat_id = ?", in: db)
+                guard let parentDepth = try parent.firstRow([parentID, message.chatID], { $0.integer(0) }) else {
+                    throw ChatsError.notFound(kind: "message", id: parentID)
+                }
+                depth = Int(parentDepth) + 1
+            }
+        }
+        let created = Timestamp.text(message.createdAt)
+        try writes.statement(
+            "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", in: db
+        ).run([message.id, message.chatID, userID, parentID, message.role.rawValue, message.content, depth, created])
+        try writes.statement("UPDATE chats SET active_message_id = ?, updated_at = ? WHERE id = ?", in: db)
+            .run([message.id, created, message.chatID])
+        return Message(
+            id: message.id, chatId: message.chatID, parentId: parentID, role: message.role, content: message.content, depth: depth,
+            createdAt: message.createdAt)
     }
 
     public func selectBranch(messageID: String, userID: String, updatedAt: Date) async throws -> Chat? {
@@ -225,7 +234,7 @@ public struct SQLiteChatStore: ChatStore {
 
     // MARK: Rows
 
-    private static func insertChat(_ chat: NewChat, userID: String, db: Database) throws {
+    static func insertChat(_ chat: NewChat, userID: String, db: Database) throws {
         if let moduleID = chat.moduleID,
             try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM modules WHERE id = ? AND user_id = ?"), arguments: [moduleID, userID]) == nil
         {

@@ -1,0 +1,174 @@
+import Foundation
+import RPC
+
+/// Where an agent run is.
+public enum AgentRunStatus: String, RPCStringEnum {
+    case running, completed, failed, cancelled
+}
+
+/// What the context of a request held: branch messages sent, older ones left out for lack of room,
+/// and the request's estimated size in tokens (about UTF-8 bytes / 4, plus a few per message).
+public struct AgentContextReport: Codable, Sendable, Equatable {
+    /// Messages of the chat's branch sent (the new user message included).
+    public var keptMessages: Int
+    /// Older messages of the branch left out because they did not fit the model's context window.
+    public var droppedMessages: Int
+    public var estimatedTokens: Int
+
+    public init(keptMessages: Int, droppedMessages: Int, estimatedTokens: Int) {
+        self.keptMessages = keptMessages
+        self.droppedMessages = droppedMessages
+        self.estimatedTokens = estimatedTokens
+    }
+}
+
+/// One agent run (`agent.runs.get`): a question answered, or trying to be.
+public struct AgentRun: Codable, Sendable, Equatable {
+    /// `run_…`, opaque.
+    public var id: String
+    public var chatId: String
+    /// The question.
+    public var userMessageId: String
+    /// The answer, once stored (also the partial answer of a cancelled run); nil while running,
+    /// for a failed run, and for a run cancelled before anything arrived.
+    public var assistantMessageId: String?
+    public var status: AgentRunStatus
+    public var provider: String
+    /// The model requested (nil: the provider's default), then the one that answered.
+    public var model: String?
+    public var finishReason: LLMFinishReason?
+    /// Summed over the run's requests; `estimated` when a provider reported none for one of them.
+    public var usage: LLMUsage?
+    /// Why the run failed: an `LLMError.Kind` (`authentication`, …), `interrupted` (the daemon
+    /// stopped during the run) or `internal`.
+    public var error: LLMErrorSummary?
+    public var context: AgentContextReport?
+    /// How many web searches the run made.
+    public var searchCount: Int
+    public var startedAt: Date
+    public var firstTokenAt: Date?
+    public var finishedAt: Date?
+
+    public init(
+        id: String, chatId: String, userMessageId: String, assistantMessageId: String? = nil, status: AgentRunStatus, provider: String, model: String?,
+        finishReason: LLMFinishReason? = nil, usage: LLMUsage? = nil, error: LLMErrorSummary? = nil, context: AgentContextReport? = nil,
+        searchCount: Int = 0, startedAt: Date, firstTokenAt: Date? = nil, finishedAt: Date? = nil
+    ) {
+        self.id = id
+        self.chatId = chatId
+        self.userMessageId = userMessageId
+        self.assistantMessageId = assistantMessageId
+        self.status = status
+        self.provider = provider
+        self.model = model
+        self.finishReason = finishReason
+        self.usage = usage
+        self.error = error
+        self.context = context
+        self.searchCount = searchCount
+        self.startedAt = startedAt
+        self.firstTokenAt = firstTokenAt
+        self.finishedAt = finishedAt
+    }
+
+    public var latencyMs: Int? { finishedAt.map { Self.milliseconds(from: startedAt, to: $0) } }
+    public var timeToFirstTokenMs: Int? { firstTokenAt.map { Self.milliseconds(from: startedAt, to: $0) } }
+
+    static func milliseconds(from start: Date, to end: Date) -> Int {
+        max(0, Int((end.timeIntervalSince(start) * 1000).rounded()))
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, chatId, userMessageId, assistantMessageId, status, provider, model, finishReason, usage, error, context, searchCount, startedAt,
+            firstTokenAt, finishedAt, latencyMs, timeToFirstTokenMs
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try container.decode(String.self, forKey: .id), chatId: try container.decode(String.self, forKey: .chatId),
+            userMessageId: try container.decode(String.self, forKey: .userMessageId),
+            assistantMessageId: try container.decodeIfPresent(String.self, forKey: .assistantMessageId),
+            status: try container.decode(AgentRunStatus.self, forKey: .status), provider: try container.decode(String.self, forKey: .provider),
+            model: try container.decodeIfPresent(String.self, forKey: .model),
+            finishReason: try container.decodeIfPresent(LLMFinishReason.self, forKey: .finishReason),
+            usage: try container.decodeIfPresent(LLMUsage.self, forKey: .usage), error: try container.decodeIfPresent(LLMErrorSummary.self, forKey: .error),
+            context: try container.decodeIfPresent(AgentContextReport.self, forKey: .context), searchCount: try container.decode(Int.self, forKey: .searchCount),
+            startedAt: try container.decode(Date.self, forKey: .startedAt), firstTokenAt: try container.decodeIfPresent(Date.self, forKey: .firstTokenAt),
+            finishedAt: try container.decodeIfPresent(Date.self, forKey: .finishedAt))
+        _ = try container.decodeIfPresent(Int.self, forKey: .latencyMs)
+        _ = try container.decodeIfPresent(Int.self, forKey: .timeToFirstTokenMs)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(chatId, forKey: .chatId)
+        try container.encode(userMessageId, forKey: .userMessageId)
+        try container.encodeIfPresent(assistantMessageId, forKey: .assistantMessageId)
+        try container.encode(status, forKey: .status)
+        try container.encode(provider, forKey: .provider)
+        try container.encodeIfPresent(model, forKey: .model)
+        try container.encodeIfPresent(finishReason, forKey: .finishReason)
+        try container.encodeIfPresent(usage, forKey: .usage)
+        try container.encodeIfPresent(error, forKey: .error)
+        try container.encodeIfPresent(context, forKey: .context)
+        try container.encode(searchCount, forKey: .searchCount)
+        try container.encode(startedAt, forKey: .startedAt)
+        try container.encodeIfPresent(firstTokenAt, forKey: .firstTokenAt)
+        try container.encodeIfPresent(finishedAt, forKey: .finishedAt)
+        try container.encodeIfPresent(latencyMs, forKey: .latencyMs)
+        try container.encodeIfPresent(timeToFirstTokenMs, forKey: .timeToFirstTokenMs)
+    }
+}
+
+/// A web page an answer drew on (from the run's searches).
+public struct AgentSource: Codable, Sendable, Equatable {
+    public var title: String
+    public var url: String
+
+    public init(title: String, url: String) {
+        self.title = title
+        self.url = url
+    }
+}
+
+/// What `agent.act` and `agent.regenerate` answer.
+public struct AgentAnswer: Codable, Sendable, Equatable {
+    public var runId: String
+    public var chatId: String
+    /// The assistant message stored (`finishReason` and more: `chats.messages.get` in version 2).
+    public var message: Message
+    public var finishReason: LLMFinishReason
+    public var usage: LLMUsage
+    public var context: AgentContextReport
+    /// The pages the run's web searches found, each once, in the order found; absent without search.
+    public var sources: [AgentSource]?
+
+    public init(runId: String, chatId: String, message: Message, finishReason: LLMFinishReason, usage: LLMUsage, context: AgentContextReport, sources: [AgentSource]?) {
+        self.runId = runId
+        self.chatId = chatId
+        self.message = message
+        self.finishReason = finishReason
+        self.usage = usage
+        self.context = context
+        self.sources = sources
+    }
+}
+
+/// One `agent.delta` notification: a piece of the answer's text, numbered from 1 per run.
+public struct AgentDelta: Codable, Sendable, Equatable {
+    public var runId: String
+    public var chatId: String
+    public var seq: Int
+    public var text: String
+
+    public init(runId: String, chatId: String, seq: Int, text: String) {
+        self.runId = runId
+        self.chatId = chatId
+        self.seq = seq
+        self.text = text
+    }
+}
+
+extension LLMError.Kind: RPCStringEnum {}

@@ -1,0 +1,27 @@
+import RPC
+
+/// The agent domain's own errors (the provider's are `LLMError`), and how they appear on the wire.
+public enum AgentError: Error, Equatable, Sendable, RPCErrorConvertible {
+    /// No such run for this user (another user's answers the same).
+    case notFound(kind: String, id: String)
+    /// A param fails validation: `-32602` with `{field, reason}`.
+    case invalid(field: String, reason: String)
+    /// The run was cancelled (`agent.cancel`, or the call's own cancellation): `-32800` with
+    /// `{runId, messageId?}` (the partial answer stored, when anything arrived).
+    case cancelled(runId: String, messageId: String?)
+
+    public var rpcError: RPCError {
+        switch self {
+        case .notFound(let kind, let id):
+            RPCError(.notFound, "Not found", data: ["kind": kind, "id": id])
+        case .invalid(let field, let reason):
+            RPCError.invalidParams(field: field, reason: reason)
+        case .cancelled(let runId, let messageId):
+            RPCError(.requestCancelled, "Request cancelled", data: messageId.map { ["runId": runId, "messageId": $0] } ?? ["runId": runId])
+        }
+    }
+
+    static let notFoundDescription = RPCErrorDescription(
+        .notFound, "Not found", data: "{kind: \"run\" | \"chat\" | \"message\" | \"module\" | \"prompt\", id}: not the caller's (also another user's)")
+    static let cancelledDescription = RPCErrorDescription(.requestCancelled, "Request cancelled", data: "{runId, messageId?}: the run was cancelled; its partial answer is messageId")
+}

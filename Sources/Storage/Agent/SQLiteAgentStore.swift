@@ -1,0 +1,183 @@
+import Foundation
+import GRDB
+import Services
+
+/// The agent domain's store on SQLite: table `agent_runs` (0010), beside the chats' tables, whose
+/// messages it writes with the run (`SQLiteChatStore.insertMessage`): a run's start (chat, question,
+/// run row, events) is one transaction, its end (answer, run row, events) another. Writes go through
+/// the shared `GroupCommitWriter`, reads through the database's readers.
+public struct SQLiteAgentStore: AgentStore {
+    private let reader: any DatabaseReader
+    private let writes: GroupCommitWriter
+
+    public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter) {
+        self.reader = writer
+        self.writes = groupWriter
+    }
+
+    public func start(_ start: AgentRunStart, userID: String) async throws -> Message? {
+        let writes = self.writes
+        return try await writes.write { db in
+            if let chat = start.newChat {
+                try SQLiteChatStore.insertChat(chat, userID: userID, db: db)
+                if let event = start.chatCreated { try writes.record(event, in: db) }
+            } else if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM chats WHERE id = ? AND user_id = ?"), arguments: [start.run.chatId, userID]) == nil {
+                throw ChatsError.notFound(kind: "chat", id: start.run.chatId)
+            }
+            var question: Message?
+            if let message = start.userMessage {
+                let inserted = try SQLiteChatStore.insertMessage(message, userID: userID, writes: writes, db: db)
+                try writes.record(ChatsEvents.MessageCreated(userID: userID, message: inserted), in: db)
+                question = inserted
+            }
+            let run = start.run
+            try db.cachedStatement(sql: """
+                INSERT INTO agent_runs (id, user_id, chat_id, user_message_id, status, provider, model, started_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [run.id, userID, run.chatId, run.userMessageId, run.status.rawValue, run.provider, run.model, Timestamp.text(run.startedAt)])
+            try writes.record(start.runStarted, in: db)
+            return question
+        }
+    }
+
+    public func finish(_ finish: AgentRunFinish, userID: String) async throws -> (run: AgentRun, answer: Message?) {
+        let writes = self.writes
+        let steps = try Self.json(finish.steps)
+        let searches = try Self.json(finish.searches)
+        let result = try await writes.write { db -> Result in
+            let run = finish.run
+            guard try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT 1 FROM agent_runs WHERE id = ? AND user_id = ? AND status = 'running'"), arguments: [run.id, userID]) != nil
+            else { throw AgentError.notFound(kind: "run", id: run.id) }
+            var answer: Message?
+            if let message = finish.answer {
+                let inserted = try SQLiteChatStore.insertMessage(message, userID: userID, writes: writes, db: db)
+                try writes.record(ChatsEvents.MessageCreated(userID: userID, message: inserted), in: db)
+                answer = inserted
+            }
+            try db.cachedStatement(sql: """
+                UPDATE agent_runs SET assistant_message_id = ?, status = ?, model = ?, finish_reason = ?, prompt_tokens = ?, completion_tokens = ?,
+                    usage_estimated = ?, error_kind = ?, error_message = ?, first_token_at = ?, finished_at = ?, kept_messages = ?,
+                    dropped_messages = ?, estimated_tokens = ?, searches = ?, steps = ?
+                WHERE id = ?
+                """).execute(arguments: [
+                    answer?.id, run.status.rawValue, run.model, run.finishReason?.rawValue, run.usage?.promptTokens, run.usage?.completionTokens,
+                    run.usage?.estimated ?? false, run.error?.kind, run.error?.message, run.firstTokenAt.map(Timestamp.text),
+                    run.finishedAt.map(Timestamp.text), run.context?.keptMessages, run.context?.droppedMessages, run.context?.estimatedTokens,
+                    searches, steps, run.id,
+                ])
+            try writes.record(finish.event(answer), in: db)
+            var stored = run
+            stored.assistantMessageId = answer?.id
+            return Result(run: stored, answer: answer)
+        }
+        return (result.run, result.answer)
+    }
+
+    private struct Result: Sendable {
+        var run: AgentRun
+        var answer: Message?
+    }
+
+    public func run(id: String, userID: String) async throws -> AgentRun? {
+        try await reader.unsafeRead { db in
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.columns) FROM agent_runs WHERE id = ? AND user_id = ?"), arguments: [id, userID]).map(Self.run)
+        }
+    }
+
+    public func runs(_ query: AgentRunQuery) async throws -> [StoredAgentRun] {
+        var conditions = ["user_id = ?"]
+        var arguments: StatementArguments = [query.userID]
+        if let chatID = query.chatID {
+            conditions.append("chat_id = ?")
+            arguments += [chatID]
+        }
+        if let before = query.beforeSeq {
+            conditions.append("seq < ?")
+            arguments += [before]
+        }
+        arguments += [query.limit]
+        let sql = "SELECT seq, \(Self.columns) FROM agent_runs WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq DESC LIMIT ?"
+        let finalArguments = arguments
+        return try await reader.unsafeRead { db in
+            try Row.fetchAll(db.cachedStatement(sql: sql), arguments: finalArguments).map { StoredAgentRun(seq: $0["seq"], run: try Self.run($0)) }
+        }
+    }
+
+    public func steps(answerIDs: [String], userID: String) async throws -> [String: [LLMMessage]] {
+        guard !answerIDs.isEmpty else { return [:] }
+        let placeholders = Array(repeating: "?", count: answerIDs.count).joined(separator: ", ")
+        let sql = "SELECT assistant_message_id, steps FROM agent_runs WHERE user_id = ? AND steps != '[]' AND assistant_message_id IN (\(placeholders))"
+        let arguments = StatementArguments([userID] + answerIDs)
+        return try await reader.unsafeRead { db in
+            var steps: [String: [LLMMessage]] = [:]
+            for row in try Row.fetchAll(db, sql: sql, arguments: arguments) {
+                steps[row[0]] = try JSONDecoder().decode([LLMMessage].self, from: Data((row[1] as String).utf8))
+            }
+            return steps
+        }
+    }
+
+    public func generation(messageID: String, userID: String) async throws -> MessageGeneration? {
+        try await reader.unsafeRead { db in
+            guard let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT \(Self.columns), steps FROM agent_runs WHERE assistant_message_id = ? AND user_id = ?"), arguments: [messageID, userID])
+            else { return nil }
+            let run = try Self.run(row)
+            let steps = try JSONDecoder().decode([LLMMessage].self, from: Data((row["steps"] as String).utf8))
+            return MessageGeneration(
+                runId: run.id, provider: run.provider, model: run.model, finishReason: run.finishReason, usage: run.usage, latencyMs: run.latencyMs,
+                timeToFirstTokenMs: run.timeToFirstTokenMs, searches: try Self.searches(row), toolCalls: steps.flatMap(\.toolCalls))
+        }
+    }
+
+    public func failInterruptedRuns(at date: Date) async throws -> Int {
+        let writes = self.writes
+        return try await writes.write { db in
+            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, user_id, chat_id FROM agent_runs WHERE status = 'running'"))
+            let update = try db.cachedStatement(sql: """
+                UPDATE agent_runs SET status = 'failed', error_kind = 'interrupted',
+                    error_message = 'agentd stopped during the run', finished_at = ? WHERE id = ?
+                """)
+            for row in rows {
+                try update.execute(arguments: [Timestamp.text(date), row["id"] as String])
+                try writes.record(AgentEvents.RunFailed(userID: row["user_id"], runId: row["id"], chatId: row["chat_id"], errorKind: "interrupted"), in: db)
+            }
+            return rows.count
+        }
+    }
+
+    // MARK: Rows
+
+    private static let columns = """
+        id, chat_id, user_message_id, assistant_message_id, status, provider, model, finish_reason, prompt_tokens, completion_tokens,
+        usage_estimated, error_kind, error_message, started_at, first_token_at, finished_at, kept_messages, dropped_messages,
+        estimated_tokens, searches
+        """
+
+    private static func run(_ row: Row) throws -> AgentRun {
+        guard let status = AgentRunStatus(rawValue: row["status"]) else { throw DatabaseError(message: "agent_runs.status holds \(row["status"] as String)") }
+        var usage: LLMUsage?
+        if let prompt: Int = row["prompt_tokens"], let completion: Int = row["completion_tokens"] {
+            usage = LLMUsage(promptTokens: prompt, completionTokens: completion, estimated: row["usage_estimated"])
+        }
+        var context: AgentContextReport?
+        if let kept: Int = row["kept_messages"], let dropped: Int = row["dropped_messages"], let estimated: Int = row["estimated_tokens"] {
+            context = AgentContextReport(keptMessages: kept, droppedMessages: dropped, estimatedTokens: estimated)
+        }
+        let error = (row["error_kind"] as String?).map { LLMErrorSummary(kind: $0, message: row["error_message"] ?? "") }
+        return AgentRun(
+            id: row["id"], chatId: row["chat_id"], userMessageId: row["user_message_id"], assistantMessageId: row["assistant_message_id"], status: status,
+            provider: row["provider"], model: row["model"], finishReason: (row["finish_reason"] as String?).map { LLMFinishReason(rawValue: $0) ?? .other },
+            usage: usage, error: error, context: context, searchCount: try searches(row).count, startedAt: try Timestamp.date(row["started_at"]),
+            firstTokenAt: try (row["first_token_at"] as String?).map(Timestamp.date), finishedAt: try (row["finished_at"] as String?).map(Timestamp.date))
+    }
+
+    private static func searches(_ row: Row) throws -> [WebSearchStep] {
+        try JSONDecoder().decode([WebSearchStep].self, from: Data((row["searches"] as String).utf8))
+    }
+
+    private static func json(_ value: some Encodable) throws -> String {
+        String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
+    }
+}
