@@ -114,7 +114,10 @@ struct Agentd: AsyncParsableCommand {
             eventLoops: eventLoops, watchdog: ServiceManager.watchdogInterval(), status: { server.status }, logger: logger)
         let reload = ReloadService(
             loader: makeLoader(), base: Self.baseConfiguration(), initial: configuration, logLevel: logLevel, logger: logger,
-            onReload: { reloaded in dependencies.dispatcher.limitsControl.update(reloaded.limits) })
+            onReload: { reloaded in
+                dependencies.dispatcher.limitsControl.update(reloaded.limits)
+                dependencies.llm?.update(llm: reloaded.llm, search: reloaded.search)
+            })
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: server), .init(service: reporter), .init(service: reload),
             .init(service: EventsBackgroundService(

@@ -1,3 +1,4 @@
+import CurlHTTP
 import Logging
 import NIOPosix
 import RPC
@@ -26,6 +27,8 @@ struct Dependencies: Sendable {
     /// Opened and migrated before the graph is built (`openDatabase`); the domains' SQLite stores are
     /// built on its `writer`.
     let database: AgentDatabase
+    /// The daemon's provider and web search, rebuilt on reload; nil in tests (fakes instead).
+    var llm: ReloadableLLM? = nil
 
     /// The API versions, oldest first. Version 1 is what clients get without `session.hello`; 2
     /// changes `chats.list` (items name their module) and deprecates `system.version`.
@@ -43,27 +46,35 @@ struct Dependencies: Sendable {
         var hasher: any PasswordHasher
         var accounts: any UnixAccountDirectory
         /// The agent's model. Tests pass a scripted fake.
-        var llmProvider: any LLMProvider = UnconfiguredLLMProvider()
+        var llmProvider: any LLMProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration())
         /// The agent's web search; nil when no Tavily key is configured (`webSearch: true` then
         /// answers `-32050`).
         var webSearch: (any WebSearchClient)? = nil
 
-        static func live() -> Collaborators {
+        /// The daemon's: the system clock, random ids, the slow KDF, `/etc/passwd`, and the configured
+        /// provider and web search over one libcurl client (`CurlHTTPClient`, proxies from the
+        /// environment).
+        static func live(llm: ReloadableLLM) -> Collaborators {
             Collaborators(
                 clock: SystemClock(), ids: RandomIDGenerator(),
                 hasher: PBKDF2PasswordHasher(threadPool: .singleton),
                 accounts: PasswdDirectory(threadPool: .singleton),
-                // MERGE: replace with LLMProviderFactory (and the Tavily client when search.tavily_api_key is set)
-                llmProvider: UnconfiguredLLMProvider(), webSearch: nil)
+                llmProvider: llm.provider, webSearch: llm.webSearch)
         }
     }
 
     /// - Parameter metrics: the registry the daemon bootstrapped swift-metrics with (`Agentd.run`);
     ///   `agentd openrpc` passes a fresh one.
     static func live(configuration: DaemonConfiguration, database: AgentDatabase, metrics: PrometheusMetrics, logger: Logger) -> Dependencies {
-        make(
-            configuration: configuration, database: database, collaborators: .live(), metrics: metrics, handlerExecution: .connectionEventLoop,
-            logger: logger)
+        // One libcurl client (its own driver thread, proxies from the environment) for every
+        // provider and the web search.
+        let factory = LLMProviderFactory(client: CurlHTTPClient(logger: logger), metrics: LLMMetrics(factory: metrics.factory), logger: logger)
+        let llm = ReloadableLLM(factory: factory, llm: configuration.llm, search: configuration.search)
+        var dependencies = make(
+            configuration: configuration, database: database, collaborators: .live(llm: llm), metrics: metrics,
+            handlerExecution: .connectionEventLoop, logger: logger)
+        dependencies.llm = llm
+        return dependencies
     }
 
     /// The test twin of `live`: the same graph on a migrated in-memory database, with fakes, and

@@ -228,7 +228,7 @@ public struct AgentService: Sendable {
         let tools: [LLMTool]
         do {
             if options.webSearch == true {
-                guard webSearch != nil else {
+                guard webSearch?.isConfigured == true else {
                     throw LLMError(
                         .notConfigured, "web search needs a Tavily API key", provider: "tavily", missingSettings: Self.missingSearchSettings)
                 }

@@ -3,6 +3,13 @@ public protocol WebSearchClient: Sendable {
     /// Throws `LLMError` (the same taxonomy as the providers: 401 authentication, 429 rate limited,
     /// 432/433 quota exhausted, 5xx upstream unavailable, timeouts).
     func search(_ query: WebSearchQuery) async throws -> WebSearchResponse
+    /// False while no key is configured (a client that follows reloads): the agent then refuses
+    /// `webSearch: true` before calling the model.
+    var isConfigured: Bool { get }
+}
+
+extension WebSearchClient {
+    public var isConfigured: Bool { true }
 }
 
 public struct WebSearchQuery: Sendable, Equatable, Codable {
