@@ -262,11 +262,13 @@ struct AgentServiceTests {
         #expect(run.status == .failed && run.error?.kind == "notConfigured")
         #expect(try await branch(graph, run.chatId).map(\.content) == ["Search"])
 
-        let unconfigured = try await self.graph(UnconfiguredLLMProvider())
+        let unconfiguredProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration())
+        let unconfigured = try await self.graph(unconfiguredProvider)
         let missing = await expectLLMError(.notConfigured) {
             try await unconfigured.agent.act(.init(message: "Hello"), user: unconfigured.alice) { _ in }
         }
-        #expect(missing?.missingSettings == UnconfiguredLLMProvider.missingSettings)
+        #expect(missing?.missingSettings == LLMConfiguration().missingSettings)
+        #expect(missing?.missingSettings.isEmpty == false)
         #expect(try await unconfigured.dependencies.recorded(AgentEvents.RunFailed.self).count == 1)
     }
 
