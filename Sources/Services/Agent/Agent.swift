@@ -75,7 +75,9 @@ public struct AgentRun: Codable, Sendable, Equatable {
     public var timeToFirstTokenMs: Int? { firstTokenAt.map { Self.milliseconds(from: startedAt, to: $0) } }
 
     static func milliseconds(from start: Date, to end: Date) -> Int {
-        max(0, Int((end.timeIntervalSince(start) * 1000).rounded()))
+        let milliseconds = (end.timeIntervalSince(start) * 1000).rounded()
+        guard milliseconds.isFinite, milliseconds > 0 else { return 0 }
+        return milliseconds < 1e15 ? Int(milliseconds) : Int(1e15)
     }
 
     enum CodingKeys: String, CodingKey {

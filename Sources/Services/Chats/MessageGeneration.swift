@@ -102,7 +102,6 @@ public protocol MessageGenerationSource: Sendable {
     func generation(messageID: String, userID: String) async throws -> MessageGeneration?
 }
 
-extension LLMFinishReason: JSONSchemaProviding {
-    public static var jsonSchema: JSONSchema { .string(enumeration: ["stop", "length", "tool_calls", "content_filter", "cancelled", "other"]) }
-    public static var schemaExample: LLMFinishReason { .stop }
+extension LLMFinishReason: RPCStringEnum {
+    public static var allCases: [LLMFinishReason] { [.stop, .length, .toolCalls, .contentFilter, .cancelled, .other] }
 }
