@@ -21,7 +21,8 @@ struct Agentctl: ParsableCommand {
             Examples:
               agentctl call system.ping
               agentctl call modules.create title=Notes 'tags=["a","b"]'
-              agentctl call prompts.render '{"id":"prm_default_system","variables":{"user":"me"}}'
+              agentctl call prompts.render id=prm_default_system variables.user=me
+              agentctl call system.echo '{"any":[1,2]}'
               echo '{"query":"backup"}' | agentctl call search.query -
               agentctl methods 'chats.*'
               agentctl describe modules.create
