@@ -26,8 +26,10 @@ deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+## The daemon and its command-line client, agentctl.
 build: deps
 	swift build -c $(CONFIG) $(BUILD_FLAGS) --product agentd
+	swift build -c $(CONFIG) $(BUILD_FLAGS) --product agentctl
 
 ## Runs the daemon in the foreground on its default socket (Ctrl-C stops it). Extra flags: ARGS="--log-level debug".
 run: build
@@ -50,11 +52,13 @@ schema: deps
 bench: deps
 	bench/rpc.sh
 
-## System instance: the release binary in $(PREFIX)/bin, the units in /etc/systemd/system, and the
+## System instance: the release binaries (agentd, agentctl) in $(PREFIX)/bin, the units in /etc/systemd/system, and the
 ## agentd group whose members may connect. Then: systemctl daemon-reload && systemctl enable --now agentd.socket
 install: deps
 	$(INSTALL_BUILD) --product agentd
+	$(INSTALL_BUILD) --product agentctl
 	install -D -m 0755 "$(RELEASE_BIN)/agentd" "$(DESTDIR)$(PREFIX)/bin/agentd"
+	install -D -m 0755 "$(RELEASE_BIN)/agentctl" "$(DESTDIR)$(PREFIX)/bin/agentctl"
 	install -D -m 0644 systemd/agentd.socket "$(DESTDIR)/etc/systemd/system/agentd.socket"
 	install -D -m 0644 systemd/agentd.service "$(DESTDIR)/etc/systemd/system/agentd.service"
 	@test -e "$(DESTDIR)/etc/agentd/agentd.toml" || install -D -m 0644 systemd/agentd.toml.example "$(DESTDIR)/etc/agentd/agentd.toml"
@@ -67,7 +71,9 @@ install: deps
 ## Then: systemctl --user daemon-reload && systemctl --user enable --now agentd.socket
 install-user: deps
 	$(INSTALL_BUILD) --product agentd
+	$(INSTALL_BUILD) --product agentctl
 	install -D -m 0755 "$(RELEASE_BIN)/agentd" "$(HOME)/.local/bin/agentd"
+	install -D -m 0755 "$(RELEASE_BIN)/agentctl" "$(HOME)/.local/bin/agentctl"
 	install -D -m 0644 systemd/user/agentd.socket "$(HOME)/.config/systemd/user/agentd.socket"
 	install -D -m 0644 systemd/user/agentd.service "$(HOME)/.config/systemd/user/agentd.service"
 

@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "agentd", targets: ["Daemon"]),
+        .executable(name: "agentctl", targets: ["agentctl"]),
         .library(name: "RPC", targets: ["RPC"]),
         .library(name: "Services", targets: ["Services"]),
         .library(name: "Storage", targets: ["Storage"]),
@@ -34,6 +35,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
+        ),
+        // The client side of the protocol: finding the daemon's socket and one blocking connection
+        // to it (the wire format is RPC's). Used by agentctl; the daemon takes its socket rule from here.
+        .target(
+            name: "RPCClient",
+            dependencies: ["RPC", .product(name: "NIOCore", package: "swift-nio")]
         ),
         // The domains: method types, services, stores. Knows no process, socket or signal.
         .target(
@@ -82,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "Daemon",
             dependencies: [
-                "RPC", "Services", "CSystemd", "Storage", "CurlHTTP",
+                "RPC", "RPCClient", "Services", "CSystemd", "Storage", "CurlHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 // The `/metrics` listener (--metrics-listen): a few lines of HTTP/1.1.
@@ -94,6 +101,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The command-line client (issue 8): `agentctl call|methods|login|modules|chat|watch …`.
+        .executableTarget(
+            name: "agentctl",
+            dependencies: [
+                "RPC", "RPCClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // bench/encoder.sh: ns per encode of a modules.list page, JSONEncoder against RPCJSONEncoder.
@@ -131,7 +146,7 @@ let package = Package(
             // GRDB only to tamper with a database file the way another agentd version would; NIOEmbedded
             // for the in-process auth route tests (a peer uid of the test's choosing).
             dependencies: [
-                "Daemon", .product(name: "GRDB", package: "GRDB.swift"),
+                "Daemon", "agentctl", "RPC", "RPCClient", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),

@@ -1,5 +1,6 @@
 import Logging
 import RPC
+import RPCClient
 import Services
 
 #if canImport(Glibc)
@@ -34,11 +35,9 @@ struct DaemonConfiguration: Sendable {
     var holdEventConsumers = false
 
     /// `$XDG_RUNTIME_DIR/agentd/agentd.sock`, else `/tmp/agentd-$UID/agentd.sock`.
+    /// The same rule `agentctl` uses to find the daemon (`AgentdSocket`).
     static func defaultSocketPath() -> String {
-        if let runtime = FileSystem.environment("XDG_RUNTIME_DIR") {
-            return runtime + "/agentd/agentd.sock"
-        }
-        return "/tmp/agentd-\(getuid())/agentd.sock"
+        AgentdSocket.defaultPath()
     }
 
     /// `$XDG_DATA_HOME/agentd/agentd.sqlite`, else `~/.local/share/agentd/agentd.sqlite`.

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RPC
+import RPCClient
 import Services
 
 #if canImport(Glibc)
@@ -228,7 +229,7 @@ extension ConfigValue {
 /// its flag; `--print-config`, validation and reload all read it.
 enum Settings {
     static let all: [Setting] = [
-        Setting("server.socket", flag: "--socket", environment: ["AGENTD_SOCKET"], kind: .string,
+        Setting("server.socket", flag: "--socket", environment: [AgentdSocket.environmentVariable], kind: .string,
                 apply: { $0.socketPath = $1.string }, current: { $0.socketPath }),
         Setting("server.socket_mode", flag: "--socket-mode", environment: ["AGENTD_SOCKET_MODE"], kind: .octalMode,
                 apply: { $0.socketMode = mode_t($1.integer) }, current: { "0" + String($0.socketMode, radix: 8) }),
