@@ -413,8 +413,7 @@ struct AgentctlTests {
         #expect(try hello["method"] == .string("session.hello") && hello["params"]?["apiVersions"] == (JSON(parsing: #"["2","1"]"#)))
     }
 
-    @Test("chat against the real daemon without a provider: -32050 LLM provider not configured with data.missing; call exits 7",
-          .disabled("needs agent.act (the agent helper's branch)"))
+    @Test("chat against the real daemon without a provider: -32050 LLM provider not configured with data.missing; call exits 7")
     func chatProviderNotConfigured() throws {
         try Self.withAgentctl { _, ctl, folder in
             let call = try ctl.run(["call", "agent.act", "message=hello"])
