@@ -267,7 +267,7 @@ struct AgentServiceTests {
         let missing = await expectLLMError(.notConfigured) {
             try await unconfigured.agent.act(.init(message: "Hello"), user: unconfigured.alice) { _ in }
         }
-        #expect(missing?.missingSettings == LLMConfiguration().missingSettings)
+        #expect(missing?.missingSettings == unconfiguredProvider.error.missingSettings)
         #expect(missing?.missingSettings.isEmpty == false)
         #expect(try await unconfigured.dependencies.recorded(AgentEvents.RunFailed.self).count == 1)
     }

@@ -31,7 +31,7 @@ final class NotifyListener {
     deinit { close(fd) }
 
     /// The next datagram and when it arrived; throws when none comes within `timeout`.
-    func next(timeout: Duration = .seconds(10)) throws -> (text: String, at: ContinuousClock.Instant) {
+    func next(timeout: Duration = .seconds(30)) throws -> (text: String, at: ContinuousClock.Instant) {
         var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
         guard poll(&poller, 1, milliseconds) == 1 else { throw HarnessError("no notification within \(timeout)") }
@@ -42,7 +42,7 @@ final class NotifyListener {
     }
 
     /// Skips datagrams until one contains `text`.
-    func next(containing text: String, timeout: Duration = .seconds(10)) throws -> (text: String, at: ContinuousClock.Instant) {
+    func next(containing text: String, timeout: Duration = .seconds(30)) throws -> (text: String, at: ContinuousClock.Instant) {
         let deadline = ContinuousClock.now + timeout
         while true {
             let message = try next(timeout: max(.zero, deadline - .now))

@@ -84,6 +84,14 @@ extension FakeLLMServer {
             return .chatStream(pieces, model: model, includeUsage: includeUsage, promptTokens: promptTokens, id: "chatcmpl-fake-\(request.index)",
                 delay: milliseconds > 0 ? .milliseconds(milliseconds) : nil)
         }
+        if model == "fake-timestamped" || model.hasPrefix("fake-timestamped-") {
+            let spec = model.dropFirst("fake-timestamped-".count).split(separator: "x")
+            let count = spec.first.flatMap { Int($0) } ?? 20
+            let milliseconds = spec.count > 1 ? Int(spec[1]) ?? 10 : 10
+            let pieces = Array(repeating: FakeLLMServer.stampPlaceholder + " ", count: max(1, count))
+            return .chatStream(pieces, model: model, includeUsage: includeUsage, promptTokens: promptTokens, id: "chatcmpl-fake-\(request.index)",
+                delay: milliseconds > 0 ? .milliseconds(milliseconds) : nil)
+        }
         if model.hasPrefix("fake-flaky-"), let failures = Int(model.dropFirst("fake-flaky-".count)) {
             var seen = 0
             mutate { state in

@@ -25,6 +25,8 @@
 // Scenarios by model name (so a daemon run as a subprocess or a benchmark can pick behaviour):
 //   fake-slow                 the echo, 100 ms between deltas
 //   fake-stream-<N>x<MS>      N deltas "tok1 " … "tokN ", MS ms apart (0 for no delay): benchmarks
+//   fake-timestamped[-<N>x<MS>]  N deltas (default 20, 10 ms apart), each the CLOCK_MONOTONIC
+//                             nanoseconds at which it was written, then a space (bench/agent.sh)
 //   fake-stall                one delta, then silence with the connection open
 //   fake-disconnect           two events, then the server closes the connection mid-body
 //   fake-flaky-<N>            the first N requests naming this model get 503 (retry-after-ms: 10)
@@ -40,6 +42,9 @@
 //                             the error bodies of FakeResponse+Errors.swift
 // Tavily queries: "fake-401", "fake-429", "fake-432", "fake-433", "fake-500" answer those errors.
 
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -129,6 +134,21 @@ public final class FakeLLMServer: Sendable {
     /// without the query). Unscripted requests get the default route's answer.
     public func enqueue(_ response: FakeResponse, path: String? = nil) {
         state.withLock { $0.scripted.append((path, response)) }
+    }
+
+    /// The placeholder a chunk's text may hold: replaced, when the chunk is written, by the
+    /// CLOCK_MONOTONIC time in nanoseconds (one clock for every process on the machine), so a
+    /// receiver elsewhere measures the delta's latency from here (bench/agentload.c).
+    public static let stampPlaceholder = "@@STAMP@@"
+
+    static func stamped(_ bytes: [UInt8]) -> [UInt8] {
+        let placeholder = Array(stampPlaceholder.utf8)
+        guard let start = bytes.firstRange(of: placeholder) else { return bytes }
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        var out = bytes
+        out.replaceSubrange(start, with: Array(String(Int(now.tv_sec) * 1_000_000_000 + Int(now.tv_nsec)).utf8))
+        return out
     }
 
     /// Lets chunks waiting on `gate` go (now and later).
@@ -323,7 +343,7 @@ public final class FakeLLMServer: Sendable {
                     }
                     if let delay = chunk.delay { try await Task.sleep(for: delay) }
                     try Task.checkCancellation()
-                    try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: chunk.bytes))))
+                    try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: Self.stamped(chunk.bytes)))))
                     mutate { $0.chunksSent[index] = number + 1 }
                 }
                 switch end {

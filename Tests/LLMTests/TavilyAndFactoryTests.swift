@@ -73,13 +73,20 @@ struct ProviderFactoryTests {
     @Test("without a key (openai, azure) or a base URL (azure, openai-compatible) the provider fails at once naming the settings")
     func notConfigured() async {
         let cases: [(LLMConfiguration, [String])] = [
-            (LLMConfiguration(), ["llm.api_key (AGENTD_LLM_API_KEY or OPENAI_API_KEY)"]),
-            (LLMConfiguration(apiKey: "  "), ["llm.api_key (AGENTD_LLM_API_KEY or OPENAI_API_KEY)"]),
+            // Without a model the default model is named too.
+            (LLMConfiguration(), ["llm.api_key (AGENTD_LLM_API_KEY or OPENAI_API_KEY)", "llm.model (AGENTD_LLM_MODEL)"]),
+            (LLMConfiguration(apiKey: "  ", model: "gpt-4o"), ["llm.api_key (AGENTD_LLM_API_KEY or OPENAI_API_KEY)"]),
             (
                 LLMConfiguration(provider: .azure),
-                ["llm.base_url (AGENTD_LLM_BASE_URL): the resource endpoint, https://NAME.openai.azure.com", "llm.api_key (AGENTD_LLM_API_KEY or AZURE_OPENAI_API_KEY)"]
+                [
+                    "llm.base_url (AGENTD_LLM_BASE_URL): the resource endpoint, https://NAME.openai.azure.com",
+                    "llm.api_key (AGENTD_LLM_API_KEY or AZURE_OPENAI_API_KEY)", "llm.azure_deployment or llm.model (AGENTD_LLM_MODEL)",
+                ]
             ),
-            (LLMConfiguration(provider: .openAICompatible), ["llm.base_url (AGENTD_LLM_BASE_URL): the server's base, such as http://localhost:11434/v1"]),
+            (
+                LLMConfiguration(provider: .openAICompatible, model: "llama3"),
+                ["llm.base_url (AGENTD_LLM_BASE_URL): the server's base, such as http://localhost:11434/v1"]
+            ),
         ]
         for (configuration, missing) in cases {
             let http = ScriptedHTTPClient()

@@ -94,8 +94,13 @@ public struct UnconfiguredLLMProvider: LLMProvider {
     public var defaultModel: String? { configuration.model }
     public func contextWindow(model: String) -> Int { configuration.contextWindow ?? LLMContextWindows.window(for: model) }
 
+    /// Names every setting still to set: what the factory needed, and `llm.model` when none is
+    /// configured (a request may name its own model, but a first-time user needs one default).
     public var error: LLMError {
-        let missing = configuration.missingSettings
+        var missing = configuration.missingSettings
+        if configuration.model.isBlank, configuration.provider != .azure || configuration.azureDeployment.isBlank {
+            missing.append(configuration.provider == .azure ? "llm.azure_deployment or llm.model (AGENTD_LLM_MODEL)" : "llm.model (AGENTD_LLM_MODEL)")
+        }
         return LLMError(
             .notConfigured, "set " + missing.joined(separator: " and ") + " to use the \(configuration.provider.rawValue) provider", provider: name,
             missingSettings: missing)
