@@ -249,7 +249,14 @@ public struct AgentService: Sendable {
     }
 
     private func context(_ run: AgentRun, question: Message, system: String?, options: Agent.Options, tools: [LLMTool], userID: String) async throws -> AgentContext.Built {
-        guard let branch = try await chats.path(to: question.id, userID: userID) else { throw ChatsError.notFound(kind: "message", id: question.id) }
+        // A chat's first message is its whole branch: no read before the model is called.
+        let branch: [Message]
+        if question.parentId == nil {
+            branch = [question]
+        } else {
+            guard let path = try await chats.path(to: question.id, userID: userID) else { throw ChatsError.notFound(kind: "message", id: question.id) }
+            branch = path
+        }
         let answers = branch.filter { $0.role == .assistant }.map(\.id)
         let steps = answers.isEmpty ? [:] : try await store.steps(answerIDs: answers, userID: userID)
         var units = AgentContext.units(branch: branch, steps: steps)
