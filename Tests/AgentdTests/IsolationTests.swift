@@ -100,7 +100,8 @@ struct IsolationTests {
             let owner = try daemon.connect()
             // Every API version's methods (v2-only ones and v2's changed ones are called as `v2.…`).
             let version = try AuthTests.call(owner, id: 1, "system.version")
-            let versions = try #require(version["result"]?["apiVersions"]?.arrayValue?.compactMap(\.stringValue), "\(version)")
+            let versionList = try #require(version["result"]?["apiVersions"]?.arrayValue, "\(version)")
+            let versions = versionList.compactMap { $0.stringValue }
             #expect(versions.count >= 2, "\(version)")
             var methods: [(prefix: String, method: JSON)] = []
             for (index, apiVersion) in versions.enumerated() {
