@@ -44,4 +44,26 @@ struct FuzzRegressionTests {
             return false
         })
     }
+
+    @Test("FuzzJSON: the lenient skip never leaves the scanner past the end (a string ending in a backslash at the end of input)")
+    func lenientSkipStopsAtTheEnd() {
+        // crash-6c0a3185…: `{"[\` (the lenient skip then read one byte past the buffer).
+        for input in [#"{"[\"#, #"["\"#, #"{"a":"\"#] {
+            let bytes = Array(input.utf8)
+            bytes.withUnsafeBytes { raw in
+                var scanner = JSONScanner(raw, maxDepth: 16)
+                let skipped = scanner.skipValueLeniently()
+                let index = scanner.index
+                #expect(!skipped)
+                #expect(index <= raw.count, "index \(index) past \(raw.count) for \(input)")
+            }
+        }
+        // Through the parser: a member too deep for the limit whose string ends the input.
+        let parser = RPCMessageParser(maxDepth: 1, maxBatchLength: 10)
+        guard case .failed(let error) = parser.parse(ByteBuffer(string: #"[{"a":[{"b":"\"#)) else {
+            Issue.record("an unterminated message parsed")
+            return
+        }
+        #expect(error.code == .parseError)
+    }
 }
