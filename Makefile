@@ -3,8 +3,9 @@ SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # System packages: the C libraries agentd links (SQLite, libcurl, libsystemd), socat for the
 # README's examples and tests, systemd for its tools (systemd-analyze, systemd-socket-activate).
-# sqlite3 (the shell) for operators and bench/storage.sh.
-APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev libsystemd-dev socat systemd pkg-config sqlite3
+# sqlite3 (the shell) for operators and bench/storage.sh; python3 for bench/crash.py (the crash-consistency
+# test runs it).
+APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev libsystemd-dev socat systemd pkg-config sqlite3 python3
 CONFIG ?= debug
 ARGS ?=
 # Release builds skip Swift's dynamic exclusivity checks: ~14% of a ping's instructions, mostly in
@@ -12,7 +13,7 @@ ARGS ?=
 # stays usable as a dependency.
 BUILD_FLAGS := $(if $(filter release,$(CONFIG)),-Xswiftc -enforce-exclusivity=unchecked,)
 
-.PHONY: deps build run test schema bench clean install install-user
+.PHONY: deps build run test fuzz schema bench clean install install-user
 PREFIX ?= /usr/local
 # Installed binaries link the Swift runtime statically: no dependency on the toolchain's folder, and
 # less memory (idle RSS 28 MB instead of 33 MB, BENCHMARKS.md).
@@ -35,10 +36,17 @@ build: deps
 run: build
 	"$$(swift build -c $(CONFIG) $(BUILD_FLAGS) --show-bin-path)/agentd" $(ARGS)
 
-## Builds and runs every test (unit tests, then the live tests that start the real binary).
+## Builds and runs every test (unit tests, then the live tests that start the real binary), then
+## each fuzz target for FUZZ_SECONDS (fuzz/run.sh; 0 skips them).
+FUZZ_SECONDS ?= 30
 test: deps
 	swift build --build-tests
 	swift test
+	if [ "$(FUZZ_SECONDS)" != 0 ]; then fuzz/run.sh $(FUZZ_SECONDS); fi
+
+## Runs each fuzz target for FUZZ_SECONDS (default 30; `make fuzz FUZZ_SECONDS=600` for a real session).
+fuzz: deps
+	fuzz/run.sh $(FUZZ_SECONDS)
 
 ## Regenerates what is derived from schema/ and the code (a test fails when either is stale):
 ## Sources/Storage/Migrations+Generated.swift from the migrations schema/NNNN_name.sql (compiled into
@@ -78,4 +86,4 @@ install-user: deps
 	install -D -m 0644 systemd/user/agentd.service "$(HOME)/.config/systemd/user/agentd.service"
 
 clean:
-	rm -rf .build .build-release
+	rm -rf .build .build-release .build-fuzz

@@ -127,6 +127,22 @@ let package = Package(
             name: "HTTPClientTests",
             dependencies: ["CurlHTTP", "FakeLLMServer", "Services", .product(name: "NIOCore", package: "swift-nio")]
         ),
+        // fuzz/run.sh: libFuzzer targets (built with -DFUZZING and the fuzzer and address sanitizers);
+        // a normal build makes them corpus replayers (`FuzzJSON fuzz/corpus/json`).
+        .target(name: "FuzzSupport", path: "fuzz/Sources/FuzzSupport"),
+        .executableTarget(
+            name: "FuzzFraming", dependencies: ["RPC", "FuzzSupport", .product(name: "NIOCore", package: "swift-nio")],
+            path: "fuzz/Sources/FuzzFraming"),
+        .executableTarget(
+            name: "FuzzJSON", dependencies: ["RPC", "FuzzSupport", .product(name: "NIOCore", package: "swift-nio")],
+            path: "fuzz/Sources/FuzzJSON"),
+        .executableTarget(
+            name: "FuzzRequest",
+            dependencies: [
+                "RPC", "Services", "FuzzSupport", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "fuzz/Sources/FuzzRequest"),
         .testTarget(
             name: "RPCTests",
             dependencies: ["RPC", "Services", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]

@@ -215,6 +215,8 @@ struct Tuning: ParsableArguments {
     var requestTimeoutMs: Int?
     @Option(help: "How long shutdown waits for calls in flight, in milliseconds (default: 10000).")
     var drainTimeoutMs: Int?
+    @Option(help: "How long a connection may hold an unfinished message before it is closed, in milliseconds; 0: never (default: 30000).")
+    var frameTimeoutMs: Int?
     @Option(help: "Event-loop threads (default: the CPUs this process may run on).")
     var threads: Int?
     @Flag(help: ArgumentHelp("Register test-only methods (test.sleep).", visibility: .hidden))
@@ -235,6 +237,7 @@ struct Tuning: ParsableArguments {
         flags["limits.max_connections_per_uid"] = maxConnectionsPerUid.map(ConfigValue.integer)
         flags["limits.request_timeout_ms"] = requestTimeoutMs.map(ConfigValue.integer)
         flags["limits.drain_timeout_ms"] = drainTimeoutMs.map(ConfigValue.integer)
+        flags["limits.frame_timeout_ms"] = frameTimeoutMs.map(ConfigValue.integer)
         return flags
     }
 }

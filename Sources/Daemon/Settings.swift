@@ -259,6 +259,8 @@ enum Settings {
                 apply: { $0.limits.requestTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.requestTimeout)) }),
         Setting("limits.drain_timeout_ms", flag: "--drain-timeout-ms", environment: ["AGENTD_DRAIN_TIMEOUT_MS"], kind: .integer(minimum: 0), reloadable: true,
                 apply: { $0.limits.drainTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.drainTimeout)) }),
+        Setting("limits.frame_timeout_ms", flag: "--frame-timeout-ms", environment: ["AGENTD_FRAME_TIMEOUT_MS"], kind: .integer(minimum: 0), reloadable: true,
+                apply: { $0.limits.frameTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.frameTimeout)) }),
         Setting("llm.provider", environment: ["AGENTD_LLM_PROVIDER"], kind: .choice(LLMConfiguration.ProviderKind.allCases.map(\.rawValue)), reloadable: true,
                 apply: { $0.llm.provider = LLMConfiguration.ProviderKind(rawValue: $1.string)! }, current: { $0.llm.provider.rawValue }),
         Setting("llm.base_url", environment: ["AGENTD_LLM_BASE_URL"], kind: .string, reloadable: true,

@@ -240,7 +240,11 @@ struct JSONScanner: ~Copyable {
                 while index < count, base[index] != UInt8(ascii: "\"") {
                     index += base[index] == UInt8(ascii: "\\") ? 2 : 1
                 }
-                guard index < count else { return false }
+                // A backslash as the last byte steps past the end: callers measure from index.
+                guard index < count else {
+                    index = count
+                    return false
+                }
                 index += 1
                 if depth == 0 { return true }
             case UInt8(ascii: "{"), UInt8(ascii: "["):

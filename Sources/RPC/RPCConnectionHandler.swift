@@ -59,6 +59,10 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     /// Request numbers of the calls running now: a push stream opened by one of them is held
     /// until its reply is written.
     private var runningRequests: Set<UInt64> = []
+    /// Since when the connection has held a partial message with no complete one after it (nil: no
+    /// partial message), and the timer that enforces `frameTimeout` on it.
+    private var partialSince: NIODeadline?
+    private var frameTimer: Scheduled<Void>?
 
     public init(dispatcher: RPCDispatcher, connectionID: UInt64, peer: RPCPeer?, logger: Logger) {
         self.dispatcher = dispatcher
@@ -83,6 +87,8 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
+        frameTimer?.cancel()
+        frameTimer = nil
         cancelAll(.connectionClosed)
         endAllPushStreams()
     }
@@ -101,15 +107,60 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     /// Runs every complete message in `buffer`; keeps the incomplete rest for the next read.
     private func decode(_ buffer: inout ByteBuffer, atEnd: Bool) {
+        var completed = false
         while !closing {
             let output = atEnd ? decoder.nextAtEnd(&buffer) : decoder.next(&buffer)
             guard let output else { break }
             switch output {
-            case .message(let message): handleMessage(message)
-            case .event(let event): handleFrameEvent(event)
+            case .message(let message):
+                completed = true
+                handleMessage(message)
+            case .event(let event):
+                if case .oversized = event { completed = true }
+                handleFrameEvent(event)
             }
         }
         if buffer.readableBytes > 0, !closing { inbound = buffer }
+        trackPartialFrame(completedOne: completed)
+    }
+
+    /// Starts, restarts or stops the clock of a partial message: it runs while the connection holds
+    /// bytes of a message it has not finished, from the last complete message (or the first byte),
+    /// so that a client streaming many pipelined messages is never cut, and one that trickles a
+    /// message byte by byte is after `frameTimeout`.
+    private func trackPartialFrame(completedOne: Bool) {
+        let partial = !closing && ((inbound?.readableBytes ?? 0) > 0 || decoder.isSkipping)
+        guard partial, limits.frameTimeout > .zero else {
+            partialSince = nil
+            return
+        }
+        if partialSince == nil || completedOne { partialSince = .now() }
+        if frameTimer == nil { scheduleFrameTimer(in: .nanoseconds(limits.frameTimeout.nanoseconds)) }
+    }
+
+    private func scheduleFrameTimer(in delay: TimeAmount) {
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        frameTimer = context.eventLoop.scheduleTask(in: delay) { loopBound.value.frameTimerFired() }
+    }
+
+    private func frameTimerFired() {
+        frameTimer = nil
+        guard let since = partialSince, !closing else { return }
+        let timeout = TimeAmount.nanoseconds(limits.frameTimeout.nanoseconds)
+        let waited = NIODeadline.now() - since
+        // Not the client's fault while this server has stopped reading it (backpressure).
+        if readPending || waited < timeout {
+            if readPending { partialSince = .now() }
+            scheduleFrameTimer(in: readPending ? timeout : timeout - waited)
+            return
+        }
+        let error = RPCError.limit(
+            .frameTimeout, "Frame timeout", setting: "frame_timeout_ms", limit: Int(limits.frameTimeout.milliseconds),
+            actual: Int(waited.nanoseconds / 1_000_000))
+        logger.notice("partial message not finished in time, closing", metadata: ["waited_ms": "\(waited.nanoseconds / 1_000_000)"])
+        writeFrame { JSONWriter.writeError(id: .null, error: error, into: &$0) }
+        inbound = nil
+        closeAfterFlush()
     }
 
     private func handleFrameEvent(_ event: RPCFrameEvent) {

@@ -22,6 +22,11 @@ public struct RPCLimits: Sendable, Equatable {
     public var requestTimeout: Duration = .seconds(120)
     /// How long a graceful shutdown waits for calls in flight.
     public var drainTimeout: Duration = .seconds(10)
+    /// How long a connection may hold a message it has begun and not finished (no complete message
+    /// in between) before it is answered `-32019` and closed: slow-loris protection. A connection
+    /// with no partial message is never timed out, however long it stays idle (editors, event
+    /// subscribers); idle connections are bounded by `maxConnections` instead. Zero turns it off.
+    public var frameTimeout: Duration = .seconds(30)
     /// Whether `RPCRateLimitMiddleware` refuses anything.
     public var rateLimiting = true
     /// Per-caller budgets by method class (`RPCRateLimitMiddleware`); a class that is absent is not

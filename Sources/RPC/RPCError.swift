@@ -30,6 +30,8 @@ public struct RPCError: Error, Sendable, Equatable {
         public static let framingError = Code(-32015)
         /// `session.hello` (or `rpc.discover`) with no API version this server serves.
         public static let unsupportedAPIVersion = Code(-32016)
+        /// A message begun and not finished within `frame_timeout_ms` (a slow-loris client).
+        public static let frameTimeout = Code(-32019)
     }
 
     public var code: Code

@@ -5,7 +5,7 @@ import Testing
 /// it is registered), called by another user with the owner's id: the reply must be exactly the
 /// reply for an id that does not exist, and the owner's data must not change. An id inside an
 /// object param counts too (`events.subscribe`'s `filter.chatId`), and so does a subscription id
-/// (a connection's own).
+/// (a connection's own). Every API version is enumerated: version 2's methods are called as `v2.…`.
 @Suite("Isolation across users", .timeLimit(.minutes(3)))
 struct IsolationTests {
     /// Which kind of resource an id-like param names. `id` depends on the method's domain.
@@ -98,9 +98,18 @@ struct IsolationTests {
     func everyIDTakingMethod() throws {
         try withDaemon { daemon in
             let owner = try daemon.connect()
-            let discovered = try AuthTests.call(owner, id: 1, "rpc.discover")
-            let methods = try #require(discovered["result"]?["methods"]?.arrayValue)
-            let names = Set(methods.compactMap { $0["name"]?.stringValue })
+            // Every API version's methods (v2-only ones and v2's changed ones are called as `v2.…`).
+            let version = try AuthTests.call(owner, id: 1, "system.version")
+            let versionList = try #require(version["result"]?["apiVersions"]?.arrayValue, "\(version)")
+            let versions = versionList.compactMap { $0.stringValue }
+            #expect(versions.count >= 2, "\(version)")
+            var methods: [(prefix: String, method: JSON)] = []
+            for (index, apiVersion) in versions.enumerated() {
+                let discovered = try AuthTests.call(owner, id: 1, "rpc.discover", #"{"version":"\#(apiVersion)"}"#)
+                let described = try #require(discovered["result"]?["methods"]?.arrayValue, "\(discovered)")
+                methods += described.map { (index == 0 ? "" : "v\(apiVersion).", $0) }
+            }
+            let names = Set(methods.compactMap { $0.method["name"]?.stringValue })
             var alice = try Self.createResources(owner, methods: names, tag: "alice")
             let before = try Self.snapshot(owner, alice)
             if names.contains("events.subscribe") {
@@ -121,10 +130,11 @@ struct IsolationTests {
             var checked: [String] = []
             var refused: Set<String> = []
             var requestID = 100
-            for method in methods {
-                guard let name = method["name"]?.stringValue, let params = method["params"]?.arrayValue else { continue }
+            for (prefix, method) in methods {
+                guard let bare = method["name"]?.stringValue, let params = method["params"]?.arrayValue else { continue }
+                let name = prefix + bare
                 for param in Self.idParams(params) {
-                    let kind = try #require(Self.kind(of: param, method: name), "\(name): id param \(param) has no kind: add it to IsolationTests.kind")
+                    let kind = try #require(Self.kind(of: param, method: bare), "\(name): id param \(param) has no kind: add it to IsolationTests.kind")
                     let aliceID = try #require(alice.ids[kind], "no \(kind) created")
                     let missingID = String(aliceID.prefix { $0 != "_" }) + "_" + String(repeating: "0", count: aliceID.count - aliceID.prefix { $0 != "_" }.count - 1)
 
@@ -136,7 +146,7 @@ struct IsolationTests {
                             if other == path[0] {
                                 object[other] = path.count == 1 ? .string(id) : .object([path[1]: .string(id)])
                             } else if descriptor["required"] == .bool(true) {
-                                if Self.isIDLike(other), let otherKind = Self.kind(of: other, method: name), let own = mallory.ids[otherKind] {
+                                if Self.isIDLike(other), let otherKind = Self.kind(of: other, method: bare), let own = mallory.ids[otherKind] {
                                     object[other] = .string(own)
                                 } else {
                                     object[other] = Self.fillers[other] ?? Self.filler(for: descriptor["schema"])
@@ -171,8 +181,10 @@ struct IsolationTests {
             }
             // Filters (a list narrowed to a module, events narrowed to a chat or module) answer an
             // empty page or a subscription that never fires instead; everything else -32030.
+            #expect(checked.contains("v2.chats.list.moduleId") && checked.contains("v2.modules.get.id"), "version 2 not checked; checked: \(checked)")
             let filters: Set<String> = [
-                "chats.list.moduleId", "events.subscribe.filter.chatId", "events.subscribe.filter.moduleId", "events.replay.filter.chatId",
+                "chats.list.moduleId", "v2.chats.list.moduleId", "v2.events.subscribe.filter.chatId", "v2.events.subscribe.filter.moduleId",
+                "v2.events.replay.filter.chatId", "v2.events.replay.filter.moduleId", "events.subscribe.filter.chatId", "events.subscribe.filter.moduleId", "events.replay.filter.chatId",
                 "events.replay.filter.moduleId",
             ]
             #expect(Set(checked).subtracting(refused).subtracting(filters).isEmpty, "answered without -32030: \(Set(checked).subtracting(refused))")
