@@ -81,7 +81,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        let handle = Handle(eventLoop: context.eventLoop, handler: NIOLoopBound(self, eventLoop: context.eventLoop))
+        let handle = Handle(eventLoop: context.eventLoop, handler: self)
         self.handle = handle
         self.info = RPCConnectionInfo(id: connectionID, peer: peer, logger: logger, notifier: handle)
     }
@@ -91,6 +91,10 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         frameTimer = nil
         cancelAll(.connectionClosed)
         endAllPushStreams()
+        handle.detach()
+        // The context holds this handler: keeping it would keep every closed connection in memory.
+        // Replies of calls still finishing find no context and are dropped (the client is gone).
+        self.context = nil
     }
 
     // MARK: Inbound
@@ -364,6 +368,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     private func callFinished() {
+        guard context != nil else { return }
         resumeReadingIfAllowed()
         // Close after the reply that is being written now (callbacks after this one write it).
         context.eventLoop.assumeIsolated().execute { [self] in closeIfIdle() }
@@ -402,7 +407,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     private func resumeReadingIfAllowed() {
-        guard readPending, running.count < limits.maxInFlightPerConnection, context.channel.isWritable else { return }
+        guard context != nil, readPending, running.count < limits.maxInFlightPerConnection, context.channel.isWritable else { return }
         readPending = false
         context.read()
     }
@@ -413,7 +418,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     private func closeAfterFlush() {
-        guard !closing else { return }
+        guard !closing, context != nil else { return }
         closing = true
         let channel = context.channel
         let last = output ?? ByteBuffer()
@@ -427,7 +432,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     /// Appends one framed message to the output of this burst (written and flushed together).
     private func writeFrame(_ body: (inout ByteBuffer) -> Void) {
-        guard context.channel.isActive else { return }
+        guard context != nil, context.channel.isActive else { return }
         if output == nil { output = context.channel.allocator.buffer(capacity: 512) }
         switch framing {
         case .newlineDelimited:
@@ -444,14 +449,14 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     private func flushIfNeeded() {
-        guard let pending = output else { return }
+        guard context != nil, let pending = output else { return }
         output = nil
         context.writeAndFlush(wrapOutboundOut(pending), promise: nil)
     }
 
     /// Flushes once after every reply completed in this event-loop tick has been written.
     private func scheduleFlush() {
-        guard !flushScheduled else { return }
+        guard !flushScheduled, context != nil else { return }
         flushScheduled = true
         context.eventLoop.assumeIsolated().execute { [self] in
             flushScheduled = false
@@ -612,63 +617,85 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         closeIfIdle()
     }
 
-    /// The thread-safe face of a connection.
+    /// The thread-safe face of a connection. It lets go of its handler when the handler leaves the
+    /// pipeline (`detach`): the handler holds its handle, so holding the handler back for good would
+    /// keep every closed connection alive. Calls after that do nothing (a drain answers `false`).
     public final class Handle: RPCNotifier, RPCPushConnection, Sendable {
         public let eventLoop: any EventLoop
-        private let handler: NIOLoopBound<RPCConnectionHandler>
+        private let handler: NIOLoopBoundBox<RPCConnectionHandler?>
         private let nextStreamID = Atomic<UInt64>(1)
 
-        init(eventLoop: any EventLoop, handler: NIOLoopBound<RPCConnectionHandler>) {
+        init(eventLoop: any EventLoop, handler: RPCConnectionHandler) {
             self.eventLoop = eventLoop
-            self.handler = handler
+            self.handler = NIOLoopBoundBox(handler, eventLoop: eventLoop)
+        }
+
+        /// On the event loop, when the handler is removed.
+        func detach() {
+            handler.value = nil
+        }
+
+        /// Runs `body` with the handler on the event loop, unless it has left the pipeline.
+        private func withHandler(_ body: @escaping @Sendable (RPCConnectionHandler) -> Void) {
+            let handler = self.handler
+            eventLoop.execute {
+                if let value = handler.value { body(value) }
+            }
         }
 
         public func notify(method: String, params: ByteBuffer?) {
-            let handler = self.handler
-            eventLoop.execute { handler.value.sendNotification(method: method, params: params) }
+            withHandler { $0.sendNotification(method: method, params: params) }
         }
 
         public func openPushStream(openedBy requestNumber: UInt64, _ options: RPCPushStreamOptions) -> RPCPushStream {
             let id = nextStreamID.wrappingAdd(1, ordering: .relaxed).oldValue
+            // Everything below goes through the event loop's queue, so it runs after this. A stream
+            // opened after the connection closed is ended at once.
             let handler = self.handler
-            // Everything below goes through the event loop's queue, so it runs after this.
-            eventLoop.execute { handler.value.openPushStream(id, openedBy: requestNumber, options: options) }
+            eventLoop.execute {
+                if let value = handler.value {
+                    value.openPushStream(id, openedBy: requestNumber, options: options)
+                } else {
+                    options.onEnd(.connectionClosed)
+                }
+            }
             return RPCPushStream(id: id, connection: self)
         }
 
         public func pushSend(stream: UInt64, _ messages: [RPCPushMessage]) {
-            let handler = self.handler
-            eventLoop.execute { handler.value.pushSend(stream, messages) }
+            withHandler { $0.pushSend(stream, messages) }
         }
 
         public func pushFinish(stream: UInt64, last: ByteBuffer) {
-            let handler = self.handler
-            eventLoop.execute { handler.value.pushFinish(stream, last: last) }
+            withHandler { $0.pushFinish(stream, last: last) }
         }
 
         public func pushClose(stream: UInt64) {
-            let handler = self.handler
-            eventLoop.execute { handler.value.pushClose(stream) }
+            withHandler { $0.pushClose(stream) }
         }
 
         public func pushDrained(stream: UInt64) async -> Bool {
             let handler = self.handler
             return await withCheckedContinuation { continuation in
-                eventLoop.execute { handler.value.pushDrained(stream, continuation) }
+                eventLoop.execute {
+                    if let value = handler.value {
+                        value.pushDrained(stream, continuation)
+                    } else {
+                        continuation.resume(returning: false)
+                    }
+                }
             }
         }
 
         /// Tells the client the server is stopping, refuses new calls, and closes the connection
         /// once its calls in flight have answered.
         public func beginDrain(timeout: Duration) {
-            let handler = self.handler
-            eventLoop.execute { handler.value.beginDrain(timeout: timeout) }
+            withHandler { $0.beginDrain(timeout: timeout) }
         }
 
         /// Cancels what still runs (answered with -32002) and closes.
         public func forceClose() {
-            let handler = self.handler
-            eventLoop.execute { handler.value.forceClose() }
+            withHandler { $0.forceClose() }
         }
     }
 }
