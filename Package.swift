@@ -161,8 +161,9 @@ let package = Package(
             name: "AgentdTests",
             // GRDB only to tamper with a database file the way another agentd version would; NIOEmbedded
             // for the in-process auth route tests (a peer uid of the test's choosing).
+            // FakeLLMServer: the provider and Tavily the end-to-end agent tests point the daemon at.
             dependencies: [
-                "Daemon", "agentctl", "RPC", "RPCClient", .product(name: "GRDB", package: "GRDB.swift"),
+                "Daemon", "agentctl", "RPC", "RPCClient", "FakeLLMServer", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),

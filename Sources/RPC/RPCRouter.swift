@@ -348,6 +348,12 @@ enum RPCResultEncoder {
 public enum RPCErrorFunnel {
     public static func rpcError(for error: any Error, context: RPCContext) -> RPCError {
         if let reason = context.cancellation.reason, error is CancellationError || Task.isCancelled {
+            // A handler that ends a client-cancelled call with its own -32800 says what it kept
+            // (`data`, such as the agent's partial answer): that reply wins over the bare one.
+            if reason == .requestedByClient, let convertible = error as? any RPCErrorConvertible {
+                let own = convertible.rpcError
+                if own.code == .requestCancelled { return own }
+            }
             return rpcError(for: reason)
         }
         if let convertible = error as? any RPCErrorConvertible { return convertible.rpcError }

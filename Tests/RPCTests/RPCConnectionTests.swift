@@ -40,6 +40,14 @@ enum Fixtures {
         static var timeout: Duration? { .seconds(30) }
     }
 
+    /// As `wait`, but a cancelled call ends with the handler's own -32800, with `data`.
+    enum WaitOwnCancel: RPCMethod {
+        static let name = "waitOwnCancel"
+        static let summary = "Waits for a gate; cancelled, says what it kept."
+        typealias Params = Wait.Params
+        typealias Result = String
+    }
+
     enum Timed: RPCMethod {
         static let name = "timed"
         static let summary = "Never finishes on its own; times out after 50 ms."
@@ -94,6 +102,11 @@ final class InProcessConnection: @unchecked Sendable {
         router.on(Fixtures.Wait.self) { params, _ in
             await gates.wait(params.gate)
             try Task.checkCancellation()
+            return params.gate
+        }
+        router.on(Fixtures.WaitOwnCancel.self) { params, _ in
+            await gates.wait(params.gate)
+            if Task.isCancelled { throw RPCError(.requestCancelled, "Request cancelled", data: ["kept": "partial"]) }
             return params.gate
         }
         router.on(Fixtures.Timed.self) { _, _ in
@@ -304,6 +317,17 @@ struct RPCConnectionTests {
         let reply = try await connection.nextJSON()
         #expect(reply.at("id")?.int == 5)
         #expect(reply.at("error.code")?.int == -32800)
+    }
+
+    @Test("a cancelled call that ends with its own -32800 is answered with it (its data says what it kept)")
+    func cancelWithHandlerData() async throws {
+        let connection = try await InProcessConnection()
+        try await connection.send(#"{"jsonrpc":"2.0","id":6,"method":"waitOwnCancel","params":{"gate":"never"}}"# + "\n")
+        try await connection.send(#"{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":6}}"# + "\n")
+        await connection.gates.open("never")
+        let reply = try await connection.nextJSON()
+        #expect(reply.at("error.code")?.int == -32800)
+        #expect(reply.at("error.data.kept")?.string == "partial")
     }
 
     @Test("a cancel that arrives before its request is not lost")

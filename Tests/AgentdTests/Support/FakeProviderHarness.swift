@@ -1,0 +1,197 @@
+import FakeLLMServer
+import Foundation
+import Synchronization
+import Testing
+
+/// The end-to-end agent tests' harness: the fake provider (`FakeLLMServer`, in this process) and
+/// the real daemon (a child process) pointed at it, driven over the socket.
+///
+/// The socket client blocks (poll with deadlines) while the fake server runs on Swift concurrency:
+/// so that a blocked test never starves the server of the cooperative pool (2 threads on 2 cores),
+/// each test body runs on a thread of its own (`withFakeProvider`), and waits on the server from
+/// there with `FakeProvider`'s blocking wrappers.
+
+/// Something crossing to the test's own thread (the body and what it returns are used by one
+/// thread at a time: the caller waits).
+private struct Handoff<T>: @unchecked Sendable {
+    var value: T
+}
+
+/// Starts the fake server, runs `body` on a thread of its own, shuts the server down (also when
+/// `body` throws).
+func withFakeProvider<T>(
+    configuration: FakeLLMServer.Configuration = .init(apiKey: FakeProvider.apiKey, tavilyKey: FakeProvider.tavilyKey),
+    _ body: @escaping (FakeProvider) throws -> T
+) async throws -> T {
+    let server = try await FakeLLMServer.start(configuration: configuration)
+    let provider = FakeProvider(server)
+    let work = Handoff(value: body)
+    let outcome: Handoff<Result<T, any Error>> = await withCheckedContinuation { continuation in
+        let thread = Thread {
+            continuation.resume(returning: Handoff(value: Result { try work.value(provider) }))
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+    await server.shutdown()
+    return try outcome.value.get()
+}
+
+/// The fake provider seen from a test's own thread: scripting is the server's, waits block.
+final class FakeProvider: Sendable {
+    static let apiKey = "sk-test-key-not-secret"
+    static let tavilyKey = "tvly-test-key-not-secret"
+    static let chatPath = "/v1/chat/completions"
+
+    let server: FakeLLMServer
+
+    init(_ server: FakeLLMServer) {
+        self.server = server
+    }
+
+    var baseURL: String { server.baseURL }
+    var requests: [FakeRecordedRequest] { server.requests }
+    /// The chat completion requests (any provider form), in order.
+    var chatRequests: [FakeRecordedRequest] { server.requests.filter { $0.path.hasSuffix("/chat/completions") } }
+    var searchRequests: [FakeRecordedRequest] { server.requests.filter { $0.path == "/search" } }
+
+    func enqueue(_ response: FakeResponse, path: String? = FakeProvider.chatPath) {
+        server.enqueue(response, path: path)
+    }
+
+    func openGate(_ gate: String) { server.openGate(gate) }
+
+    func waitForRequests(count: Int) -> Bool {
+        blockingAwait { [server] in await server.waitForRequests(count: count, timeout: .seconds(30)) }
+    }
+
+    func waitForClientClose(requestIndex index: Int) -> Bool {
+        blockingAwait { [server] in await server.waitForClientClose(requestIndex: index, timeout: .seconds(30)) }
+    }
+
+    func waitForChunksSent(requestIndex index: Int, count: Int) -> Bool {
+        blockingAwait { [server] in await server.waitForChunksSent(requestIndex: index, count: count, timeout: .seconds(30)) }
+    }
+
+    /// The daemon's environment for an OpenAI provider at this server (the Tavily fake too).
+    func openAIEnvironment(maxRetries: Int = 2, _ extra: [String: String] = [:]) -> [String: String] {
+        environment([
+            "AGENTD_LLM_PROVIDER": "openai", "AGENTD_LLM_BASE_URL": baseURL + "/v1", "AGENTD_LLM_API_KEY": Self.apiKey,
+            "AGENTD_LLM_MODEL": "gpt-4o-mini", "AGENTD_LLM_MAX_RETRIES": String(maxRetries),
+        ].merging(extra) { $1 })
+    }
+
+    /// `settings`, Tavily at this server, and no proxy for loopback (libcurl reads the usual
+    /// proxy variables).
+    func environment(_ settings: [String: String]) -> [String: String] {
+        [
+            "AGENTD_TAVILY_API_KEY": Self.tavilyKey, "AGENTD_TAVILY_BASE_URL": baseURL, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+        ].merging(settings) { $1 }
+    }
+}
+
+/// Blocks this (non-cooperative) thread until `operation` finishes.
+func blockingAwait<T: Sendable>(_ operation: @escaping @Sendable () async -> T) -> T {
+    let result = Mutex<T?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        let value = await operation()
+        result.withLock { $0 = value }
+        done.signal()
+    }
+    done.wait()
+    return result.withLock { $0! }
+}
+
+extension FakeRecordedRequest {
+    /// The body as parsed JSON (`.null` when it is not JSON).
+    var json: JSON { (try? JSON(parsing: Data(body))) ?? .null }
+
+    /// The `messages` of a chat request as `(role, content)`.
+    var chatMessages: [(role: String, content: String?)] {
+        (json["messages"]?.arrayValue ?? []).map { ($0["role"]?.stringValue ?? "?", $0["content"]?.stringValue) }
+    }
+}
+
+/// One connection used the way a chat client uses it: calls matched to replies by id, notifications
+/// (`agent.delta`, events) kept in arrival order.
+final class AgentClient {
+    let client: RPCTestClient
+    private var nextID = 1
+    /// Notifications read while waiting for a reply, oldest first.
+    private(set) var kept: [JSON] = []
+
+    init(_ client: RPCTestClient) {
+        self.client = client
+    }
+
+    /// Sends a call without waiting; returns its id.
+    @discardableResult
+    func send(_ method: String, _ params: String = "{}") throws -> Int {
+        let id = nextID
+        nextID += 1
+        try client.send(line: #"{"jsonrpc":"2.0","id":\#(id),"method":"\#(method)","params":\#(params)}"#)
+        return id
+    }
+
+    func notify(_ method: String, _ params: String) throws {
+        try client.send(line: #"{"jsonrpc":"2.0","method":"\#(method)","params":\#(params)}"#)
+    }
+
+    /// Reads until the reply to `id`; returns it with the notifications that came before it (and
+    /// any kept earlier), in arrival order. Replies to other calls are an error.
+    func reply(to id: Int, timeout: Duration = .seconds(30)) throws -> (reply: JSON, notifications: [JSON]) {
+        let deadline = Deadline(timeout)
+        var notifications = kept
+        kept = []
+        while true {
+            let message = try client.readJSON(timeout: deadline.remaining)
+            guard let replyID = message["id"] else {
+                notifications.append(message)
+                continue
+            }
+            guard replyID == .integer(Int64(id)) else { throw HarnessError("expected the reply to call \(id), got \(message)") }
+            return (message, notifications)
+        }
+    }
+
+    /// A call's reply; notifications before it are kept.
+    func call(_ method: String, _ params: String = "{}") throws -> JSON {
+        let (reply, notifications) = try reply(to: send(method, params))
+        kept += notifications
+        return reply
+    }
+
+    /// The call's result; an error reply is an error.
+    func result(_ method: String, _ params: String = "{}", sourceLocation: SourceLocation = #_sourceLocation) throws -> JSON {
+        let reply = try call(method, params)
+        return try #require(reply["result"], "\(method) \(params): \(reply)", sourceLocation: sourceLocation)
+    }
+
+    /// The next notification (kept ones first).
+    func nextNotification(timeout: Duration = .seconds(30)) throws -> JSON {
+        if !kept.isEmpty { return kept.removeFirst() }
+        let message = try client.readJSON(timeout: timeout)
+        guard message["id"] == nil else { throw HarnessError("expected a notification, got a reply: \(message)") }
+        return message
+    }
+
+    /// `agent.delta` notifications until `count` have arrived.
+    func deltas(_ count: Int) throws -> [JSON] {
+        var deltas: [JSON] = []
+        while deltas.count < count {
+            let message = try nextNotification()
+            if message["method"]?.stringValue == "agent.delta" { deltas.append(message["params"] ?? .null) }
+        }
+        return deltas
+    }
+
+    /// `v2.agent.act` (or another streaming method) to its reply: the reply and the `agent.delta` params.
+    func act(_ params: String, method: String = "v2.agent.act") throws -> (reply: JSON, deltas: [JSON]) {
+        let (reply, notifications) = try reply(to: send(method, params))
+        return (reply, notifications.filter { $0["method"]?.stringValue == "agent.delta" }.compactMap { $0["params"] })
+    }
+}
+
+/// A JSON string literal for building params.
+func quoted(_ text: String) -> String { JSON.string(text).description }
