@@ -13,9 +13,8 @@ struct AgentTests {
             let act = try AuthTests.call(client, id: 1, "v2.agent.act", #"{"message":"Hello there"}"#)
             #expect(act.errorCode == -32050, "reply: \(act)")
             let missing = act["error"]?["data"]?["missing"]?.arrayValue?.compactMap(\.stringValue) ?? []
-            // What the provider needs to be built (LLMConfiguration.missingSettings, pinned in LLMTests): the
-            // key. A model is named when a request has none and none is configured (ProviderRequestTests).
-            #expect(missing.contains { $0.hasPrefix("llm.api_key") }, "reply: \(act)")
+            // Everything still to set at once: the key, and a default model (none is configured).
+            #expect(missing.contains { $0.hasPrefix("llm.api_key") } && missing.contains { $0.hasPrefix("llm.model") }, "reply: \(act)")
             #expect(act["error"]?["data"]?["kind"]?.stringValue == "notConfigured", "reply: \(act)")
 
             let chats = try AuthTests.call(client, id: 2, "v2.chats.list")

@@ -16,6 +16,7 @@ struct IsolationTests {
         case "messageId", "parentId", "siblingOf": return "message"
         case "promptId": return "prompt"
         case "subscription": return "subscription"
+        case "runId": return "run"
         case "id":
             if method.hasPrefix("chats.messages.") { return "message" }
             if method.hasPrefix("chats.") { return "chat" }
@@ -61,6 +62,13 @@ struct IsolationTests {
         if methods.contains("prompts.create") {
             let prompt = try AuthTests.call(client, id: 5, "prompts.create", #"{"name":"\#(tag)-prompt","body":"Hello {{name}}"}"#)
             owned.ids["prompt"] = try #require(prompt["result"]?["id"]?.stringValue, "\(prompt)")
+        }
+        if methods.contains("agent.act") {
+            // No provider is configured: the run fails (-32050), but the question and the run are stored.
+            let act = try AuthTests.call(client, id: 6, "v2.agent.act", #"{"chatId":"\#(owned.ids["chat"]!)","message":"\#(tag) asks"}"#)
+            #expect(act.errorCode == -32050, "\(act)")
+            let runs = try AuthTests.call(client, id: 7, "v2.agent.runs.list", #"{"chatId":"\#(owned.ids["chat"]!)"}"#)
+            owned.ids["run"] = try #require(runs["result"]?["items"]?.arrayValue?.first?["id"]?.stringValue, "\(runs)")
         }
         return owned
     }
@@ -185,8 +193,15 @@ struct IsolationTests {
             let filters: Set<String> = [
                 "chats.list.moduleId", "v2.chats.list.moduleId", "v2.events.subscribe.filter.chatId", "v2.events.subscribe.filter.moduleId",
                 "v2.events.replay.filter.chatId", "v2.events.replay.filter.moduleId", "events.subscribe.filter.chatId", "events.subscribe.filter.moduleId", "events.replay.filter.chatId",
-                "events.replay.filter.moduleId",
+                "events.replay.filter.moduleId", "v2.agent.runs.list.chatId",
             ]
+            if names.contains("agent.act") {
+                for expected in ["v2.agent.act.chatId", "v2.agent.act.moduleId", "v2.agent.act.parentId", "v2.agent.act.promptId", "v2.agent.regenerate.messageId",
+                    "v2.agent.cancel.runId", "v2.agent.runs.get.runId", "v2.chats.messages.get.id"]
+                {
+                    #expect(checked.contains(expected), "\(expected) not checked; checked: \(checked)")
+                }
+            }
             #expect(Set(checked).subtracting(refused).subtracting(filters).isEmpty, "answered without -32030: \(Set(checked).subtracting(refused))")
             #expect(try Self.snapshot(owner, alice) == before, "the owner's data changed")
 
