@@ -143,6 +143,9 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ],
             path: "fuzz/Sources/FuzzRequest"),
+        .executableTarget(
+            name: "FuzzSSE", dependencies: ["Services", "FuzzSupport"],
+            path: "fuzz/Sources/FuzzSSE"),
         .testTarget(
             name: "RPCTests",
             dependencies: ["RPC", "Services", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]

@@ -7,9 +7,8 @@
 #                 of oversized messages
 #   FuzzRequest   the request decoder: a message through the parser and the dispatcher into every
 #                 v1/v2 method's Params type (by name and by position), no socket, no store
-#   (slot)        the agent's SSE parser: add its target to TARGETS below and a seed corpus in
-#                 fuzz/corpus/sse once it lands (same shape as the others: an executable target
-#                 under fuzz/Sources with an @_cdecl("LLVMFuzzerTestOneInput") under #if FUZZING)
+#   FuzzSSE       the provider stream: SSEParser and OpenAIChatStreamDecoder, the input cut into
+#                 reads at points it chooses (the same events wherever the cut falls)
 #
 # Usage: fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     (default 60 s, every target)
 # Each target starts from its seed corpus (fuzz/corpus/<name>, read only) plus what earlier runs
@@ -23,8 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SECONDS_PER_TARGET=${1:-60}
 shift || true
-TARGETS=(FuzzFraming FuzzJSON FuzzRequest)
-# SSE parser slot: TARGETS+=(FuzzSSE)
+TARGETS=(FuzzFraming FuzzJSON FuzzRequest FuzzSSE)
 if (( $# > 0 )); then TARGETS=("$@"); fi
 SCRATCH=.build-fuzz
 CRASHES=$SCRATCH/crashes

@@ -48,7 +48,8 @@ let dispatcher: RPCDispatcher = {
     register(Chats.Fork.self, &router)
     register(Chats.Export.self, &router)
     register(Chats.Messages.List.self, &router)
-    register(Chats.Messages.Get.self, &router)
+    register(Chats.Messages.Get.self, &router, in: .until("1"))
+    register(Chats.Messages.GetV2.self, &router, in: .from("2"))
     register(Chats.Messages.Append.self, &router)
     register(Chats.Branches.Select.self, &router)
     register(Prompts.Create.self, &router)
@@ -63,6 +64,11 @@ let dispatcher: RPCDispatcher = {
     register(Events.Unsubscribe.self, &router)
     register(Events.Replay.self, &router)
     register(Audit.List.self, &router)
+    register(Agent.Act.self, &router, in: .from("2"))
+    register(Agent.Regenerate.self, &router, in: .from("2"))
+    register(Agent.Cancel.self, &router, in: .from("2"))
+    register(Agent.Runs.List.self, &router, in: .from("2"))
+    register(Agent.Runs.Get.self, &router, in: .from("2"))
     return RPCDispatcher(
         router: router, middleware: [], limits: RPCLimits(),
         server: RPCServerDescription(name: "agentd-fuzz", version: "0", apiVersions: ["1", "2"]),
