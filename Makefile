@@ -37,11 +37,13 @@ run: build
 	"$$(swift build -c $(CONFIG) $(BUILD_FLAGS) --show-bin-path)/agentd" $(ARGS)
 
 ## Builds and runs every test (unit tests, then the live tests that start the real binary), then
-## each fuzz target for FUZZ_SECONDS (fuzz/run.sh; 0 skips them).
+## each fuzz target for FUZZ_SECONDS (fuzz/run.sh; 0 skips them). One test at a time: the live tests
+## wait on sockets synchronously, and run side by side they hold both threads of Swift's cooperative
+## pool on a 2-core machine, starving the async tests past their time limits (serial: ~110 s here).
 FUZZ_SECONDS ?= 30
 test: deps
 	swift build --build-tests
-	swift test
+	swift test --no-parallel
 	if [ "$(FUZZ_SECONDS)" != 0 ]; then fuzz/run.sh $(FUZZ_SECONDS); fi
 
 ## Runs each fuzz target for FUZZ_SECONDS (default 30; `make fuzz FUZZ_SECONDS=600` for a real session).
