@@ -68,7 +68,9 @@ struct Dependencies: Sendable {
     static func live(configuration: DaemonConfiguration, database: AgentDatabase, metrics: PrometheusMetrics, logger: Logger) -> Dependencies {
         // One libcurl client (its own driver thread, proxies from the environment) for every
         // provider and the web search.
-        let factory = LLMProviderFactory(client: CurlHTTPClient(logger: logger), metrics: LLMMetrics(factory: metrics.factory), logger: logger)
+        // No metrics for the providers: the agent records `LLMMetrics` once per model request, with
+        // a model label clients cannot multiply (recording here too counted every request twice).
+        let factory = LLMProviderFactory(client: CurlHTTPClient(logger: logger), logger: logger)
         let llm = ReloadableLLM(factory: factory, llm: configuration.llm, search: configuration.search)
         var dependencies = make(
             configuration: configuration, database: database, collaborators: .live(llm: llm), metrics: metrics,

@@ -35,7 +35,7 @@ public struct AgentService: Sendable {
         name: "web_search", description: "Searches the web and returns the most relevant pages (title, url, content). Use it for current events and facts you are unsure of.",
         parametersSchema: #"{"type":"object","properties":{"query":{"type":"string","description":"What to search for"}},"required":["query"],"additionalProperties":false}"#)
     /// What `webSearch: true` needs when no search client is configured.
-    public static let missingSearchSettings = ["search.tavily_api_key (AGENTD_TAVILY_API_KEY or TAVILY_API_KEY)"]
+    public static let missingSearchSettings = WebSearchConfiguration().missingSettings
 
     private let store: any AgentStore
     private let chats: any ChatStore

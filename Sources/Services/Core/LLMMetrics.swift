@@ -1,7 +1,7 @@
 import Metrics
 
 /// The metrics of calls to LLM providers, named now so that dashboards can be written before the
-/// agent calls any provider (nothing records them yet: the providers come with the agent).
+/// agent calls any provider. The agent records them, once per model request (retries included).
 ///
 /// - `llm_request_duration_seconds{provider,model,outcome}`: a timer (a histogram with buckets up
 ///   to minutes in the daemon's Prometheus backend), one sample per provider request, retries

@@ -85,6 +85,16 @@ public struct LLMConfiguration: Sendable, Equatable, CustomStringConvertible, Cu
         self.contextWindow = contextWindow
     }
 
+    /// The setting that names the default model, as a `notConfigured` error names it.
+    public var modelSetting: String {
+        provider == .azure ? "llm.azure_deployment or llm.model (AGENTD_LLM_MODEL)" : "llm.model (AGENTD_LLM_MODEL)"
+    }
+
+    /// True when requests that name no model still have one (the model, or Azure's deployment).
+    public var hasDefaultModel: Bool {
+        !model.isBlank || (provider == .azure && !azureDeployment.isBlank)
+    }
+
     /// The settings still needed before a provider can be called, as the `notConfigured` error
     /// names them; empty when the configuration is usable.
     public var missingSettings: [String] {

@@ -98,9 +98,7 @@ public struct UnconfiguredLLMProvider: LLMProvider {
     /// configured (a request may name its own model, but a first-time user needs one default).
     public var error: LLMError {
         var missing = configuration.missingSettings
-        if configuration.model.isBlank, configuration.provider != .azure || configuration.azureDeployment.isBlank {
-            missing.append(configuration.provider == .azure ? "llm.azure_deployment or llm.model (AGENTD_LLM_MODEL)" : "llm.model (AGENTD_LLM_MODEL)")
-        }
+        if !configuration.hasDefaultModel { missing.append(configuration.modelSetting) }
         return LLMError(
             .notConfigured, "set " + missing.joined(separator: " and ") + " to use the \(configuration.provider.rawValue) provider", provider: name,
             missingSettings: missing)

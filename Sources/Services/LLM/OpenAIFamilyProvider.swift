@@ -76,7 +76,7 @@ public struct OpenAIFamilyProvider: LLMProvider {
         guard let model = request.model.isBlank ? defaultModel : request.model else {
             throw LLMError(
                 .notConfigured, "no model given and none configured", provider: name,
-                missingSettings: [configuration.provider == .azure ? "llm.azure_deployment or llm.model (AGENTD_LLM_MODEL)" : "llm.model (AGENTD_LLM_MODEL)"])
+                missingSettings: [configuration.modelSetting])
         }
         var adjustments = drift.adjustments(provider: name, model: model)
         if configuration.provider != .openAICompatible, LLMParameterDrift.prefersMaxCompletionTokens(model) {
