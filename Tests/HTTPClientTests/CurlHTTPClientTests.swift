@@ -169,7 +169,12 @@ import Testing
             for await _ in firstChunk { break }
             task.cancel()
             #expect(await server.waitForClientClose(requestIndex: 0))
-            await #expect(throws: HTTPClientError.cancelled) { try await task.value }
+            // A cancelled consumer's loop either ends (the stream answers nil to a cancelled
+            // iterator) or throws `.cancelled`, depending on which side sees the cancel first
+            // (CI saw both); never another error.
+            if case .failure(let error) = await task.result {
+                #expect(error as? HTTPClientError == .cancelled, "\(error)")
+            }
         }
     }
 
