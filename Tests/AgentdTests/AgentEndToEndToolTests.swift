@@ -155,7 +155,8 @@ extension AgentEndToEndTests {
                 try chat.type("again\n")
                 try chat.waitForOutput(containing: "Echo: again\r\n> ", after: mark)
                 try chat.type("\u{04}")  // Ctrl-D
-                #expect(try chat.waitForExit() == .exited(0))
+                let exit = try chat.waitForExit()
+                #expect(exit == .exited(0), "\(exit)\n--- terminal ---\n\(chat.stdout)\n--- stderr ---\n\(chat.stderr)")
 
                 let requests = fake.chatRequests
                 #expect(requests.count == 3)

@@ -84,8 +84,11 @@ final class BackgroundAgentctl {
         stdoutPath = name + ".out"
         stderrPath = name + ".err"
         if terminal {
-            // -q quiet, -f flush at once, -e the child's exit status, -c the command.
-            let command = ([TestPaths.agentctlBinary] + arguments).map(Self.shellQuoted).joined(separator: " ")
+            // -q quiet, -f flush at once, -e the child's exit status, -c the command. script runs
+            // the command with $SHELL -c; `exec` makes agentctl replace that shell, so the shell
+            // never sees the Ctrl-C meant for agentctl (dash, CI's /bin/sh, would otherwise note
+            // the SIGINT while waiting and exit 130 after agentctl exited 0).
+            let command = "exec " + ([TestPaths.agentctlBinary] + arguments).map(Self.shellQuoted).joined(separator: " ")
             process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
             process.arguments = ["-qfec", command, "/dev/null"]
         } else {
