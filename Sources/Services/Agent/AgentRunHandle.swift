@@ -2,11 +2,12 @@ import Synchronization
 
 /// One run going on in this process: what `agent.cancel` stops and waits for. Registered before the
 /// run's start is stored (so a client that learns the run id from `agent.run.started` can always
-/// cancel it), attached to the run's task once that exists.
+/// cancel it); the run watches it for a cancel request while it generates.
 final class AgentRunHandle: Sendable {
     private struct State {
-        var cancel: (@Sendable () -> Void)?
         var cancelled = false
+        /// The run's watcher, parked until `cancel()` (or until the run ends and cancels it).
+        var watcher: CheckedContinuation<Void, Never>?
         var finished = false
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -21,21 +22,35 @@ final class AgentRunHandle: Sendable {
 
     var isCancelled: Bool { state.withLock { $0.cancelled } }
 
-    /// Cancels the run's task: now when attached, else as soon as it is.
+    /// Asks the run to stop: `untilCancelled()` returns, and the run cancels its generation.
     func cancel() {
-        let cancel = state.withLock { state -> (@Sendable () -> Void)? in
+        let watcher = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.cancelled = true
-            return state.cancel
+            defer { state.watcher = nil }
+            return state.watcher
         }
-        cancel?()
+        watcher?.resume()
     }
 
-    func attach(cancel: @escaping @Sendable () -> Void) {
-        let cancelNow = state.withLock { state -> Bool in
-            state.cancel = cancel
-            return state.cancelled
+    /// Returns when `cancel()` is called (at once when it already was), or when the calling task
+    /// is cancelled. One watcher at a time: the run's.
+    func untilCancelled() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state -> Bool in
+                    if state.cancelled || Task.isCancelled { return true }
+                    state.watcher = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            let watcher = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                defer { state.watcher = nil }
+                return state.watcher
+            }
+            watcher?.resume()
         }
-        if cancelNow { cancel() }
     }
 
     /// The run's end is stored.

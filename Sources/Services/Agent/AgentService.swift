@@ -162,8 +162,8 @@ public struct AgentService: Sendable {
         AgentEvents.RunStarted(userID: userID, runId: run.id, chatId: run.chatId, userMessageId: run.userMessageId, provider: run.provider, model: run.model)
     }
 
-    /// Stores the start, then runs the model in a task of its own (what `agent.cancel` cancels),
-    /// which the calling task's cancellation also cancels.
+    /// Stores the start, then runs the model in a child task, which `agent.cancel` and the calling
+    /// task's cancellation cancel.
     private func perform(
         _ run: AgentRun, start: AgentRunStart, question given: Message?, system: String?, options: Agent.Options, userID: String,
         onDelta: @escaping @Sendable (AgentDelta) -> Void
@@ -182,15 +182,26 @@ public struct AgentService: Sendable {
             handle.markFinished()
             throw AgentError.notFound(kind: "message", id: run.userMessageId)
         }
+        // The generation is a child task (it runs where the caller's task runs: the connection's
+        // event loop, so a delta is written without a thread hop) beside a watcher that returns
+        // when `agent.cancel` asks; then the generation is cancelled, as by the caller's own
+        // cancellation, which reaches both children.
         let service = self
-        let task = Task {
-            await service.generate(run, question: question, system: system, options: options, userID: userID, onDelta: onDelta)
-        }
-        handle.attach { task.cancel() }
-        let outcome = await withTaskCancellationHandler {
-            await task.value
-        } onCancel: {
-            task.cancel()
+        let outcome = await withTaskGroup(of: Result<AgentAnswer, any Error>?.self) { group in
+            group.addTask {
+                await service.generate(run, question: question, system: system, options: options, userID: userID, onDelta: onDelta)
+            }
+            group.addTask {
+                await handle.untilCancelled()
+                return nil
+            }
+            var answer: Result<AgentAnswer, any Error>?
+            while let next = await group.next() {
+                // Either the generation ended (the watcher is no longer needed) or a cancel came.
+                if let next { answer = next }
+                group.cancelAll()
+            }
+            return answer ?? .failure(CancellationError())
         }
         handle.markFinished()
         return try outcome.get()

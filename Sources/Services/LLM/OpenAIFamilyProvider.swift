@@ -56,23 +56,20 @@ public struct OpenAIFamilyProvider: LLMProvider {
         configuration.contextWindow ?? LLMContextWindows.window(for: model)
     }
 
+    /// The stream runs in the consumer's own task: each `next()` reads the body as far as the next
+    /// events, so a delta goes from libcurl's thread straight to the task that iterates (one
+    /// thread hop, not one per wrapper). Dropping the iterator, or cancelling its task, ends the
+    /// HTTP transfer.
     public func stream(_ request: LLMRequest) -> AsyncThrowingStream<LLMStreamEvent, any Error> {
-        AsyncThrowingStream { continuation in
-            let task = Task {
-                do {
-                    try await run(request) { continuation.yield($0) }
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in task.cancel() }
-        }
+        let cursor = OpenAIChatCursor(provider: self, request: request)
+        return AsyncThrowingStream(unfolding: { try await cursor.next() })
     }
 
     // MARK: - One request
 
-    private func run(_ request: LLMRequest, yield: (LLMStreamEvent) -> Void) async throws {
+    /// Sends the request until it is answered with a 2xx (a 400 naming a refused parameter is
+    /// sent again without it) and returns the response's body, ready to read.
+    fileprivate func open(_ request: LLMRequest) async throws -> OpenAIChatBody {
         guard let model = request.model.isBlank ? defaultModel : request.model else {
             throw LLMError(
                 .notConfigured, "no model given and none configured", provider: name,
@@ -104,53 +101,21 @@ public struct OpenAIFamilyProvider: LLMProvider {
                 }
                 throw OpenAIErrorClassifier.classify(status: head.status, headers: head, body: body, provider: name, now: clock.now())
             }
-            var decoder = OpenAIChatStreamDecoder(
+            let decoder = OpenAIChatStreamDecoder(
                 provider: name, requestedModel: model, promptBytes: OpenAIChatStreamDecoder.promptBytes(of: request.messages),
                 requestId: OpenAIErrorClassifier.requestID(head))
-            var succeeded = false
-            defer { metrics?.request(provider: name, model: model, duration: ContinuousClock.now - started, succeeded: succeeded) }
-            try await consume(response, decoder: &decoder) { event in
-                if case .usage(let usage) = event, !usage.estimated {
-                    metrics?.tokens(provider: name, model: model, input: usage.promptTokens, output: usage.completionTokens)
-                }
-                yield(event)
-            }
-            succeeded = true
-            return
+            return OpenAIChatBody(response: response, decoder: decoder, model: model, started: started)
         }
     }
 
-    private func consume(_ response: HTTPResponse, decoder: inout OpenAIChatStreamDecoder, yield: (LLMStreamEvent) -> Void) async throws {
-        var yielded = false
-        func emit(_ events: [LLMStreamEvent]) {
-            for event in events {
-                if case .text = event { yielded = true }
-                if case .toolCall = event { yielded = true }
-                yield(event)
-            }
-        }
-        let isJSON = response.head.header("content-type")?.lowercased().contains("application/json") ?? false
-        var parser = SSEParser()
-        var whole: [UInt8] = []
-        do {
-            for try await chunk in response.body {
-                if isJSON {
-                    whole += chunk
-                    if whole.count > parser.maxEventBytes { throw SSEParser.Failure.eventTooLarge(limit: parser.maxEventBytes) }
-                    continue
-                }
-                for event in try parser.feed(chunk) { emit(try decoder.decode(event)) }
-            }
-            try Task.checkCancellation()
-            if isJSON {
-                emit(try decoder.decode(SSEEvent(data: String(decoding: whole, as: UTF8.self))))
-            } else {
-                for event in try parser.finish() { emit(try decoder.decode(event)) }
-            }
-            emit(try decoder.finish())
-        } catch {
-            throw Self.midStream(error, yielded: yielded, partialText: decoder.text, provider: name, requestId: decoder.requestId)
-        }
+    /// Records a finished request (and its reported usage) in the metrics, when there are any.
+    fileprivate func record(_ body: OpenAIChatBody, succeeded: Bool) {
+        metrics?.request(provider: name, model: body.model, duration: ContinuousClock.now - body.started, succeeded: succeeded)
+    }
+
+    fileprivate func recordTokens(_ usage: LLMUsage, model: String) {
+        guard !usage.estimated else { return }
+        metrics?.tokens(provider: name, model: model, input: usage.promptTokens, output: usage.completionTokens)
     }
 
     /// A failure while reading the body: `.streamBroken` with the partial text once a delta went
@@ -321,5 +286,139 @@ public final class LLMParameterDrift: Sendable {
         if details.param == "temperature" || message.contains("'temperature'") { return .omitTemperature }
         if details.param == "stream_options" || message.contains("stream_options") { return .omitStreamOptions }
         return nil
+    }
+}
+
+/// One `stream(_:)` call: the request, then its body read event by event. Only the consuming
+/// task touches it, one `next()` at a time (`AsyncThrowingStream(unfolding:)` never overlaps
+/// them), hence `@unchecked Sendable`.
+private final class OpenAIChatCursor: @unchecked Sendable {
+    private enum Phase {
+        case request
+        case body(OpenAIChatBody)
+        case finished
+    }
+
+    private let provider: OpenAIFamilyProvider
+    private let request: LLMRequest
+    private var phase = Phase.request
+    /// Events read but not yet handed out (a chunk can hold several).
+    private var ready: [LLMStreamEvent] = []
+    private var readyIndex = 0
+
+    init(provider: OpenAIFamilyProvider, request: LLMRequest) {
+        self.provider = provider
+        self.request = request
+    }
+
+    func next() async throws -> LLMStreamEvent? {
+        while true {
+            if readyIndex < ready.count {
+                defer { readyIndex += 1 }
+                let event = ready[readyIndex]
+                if case .usage(let usage) = event, case .body(let body) = phase { provider.recordTokens(usage, model: body.model) }
+                return event
+            }
+            switch phase {
+            case .request:
+                phase = .finished
+                phase = .body(try await provider.open(request))
+            case .body(var body):
+                phase = .finished
+                let events: [LLMStreamEvent]?
+                do {
+                    events = try await body.read()
+                } catch {
+                    provider.record(body, succeeded: false)
+                    throw error
+                }
+                guard let events else {
+                    provider.record(body, succeeded: true)
+                    return nil
+                }
+                phase = .body(body)
+                ready = events
+                readyIndex = 0
+            case .finished:
+                return nil
+            }
+        }
+    }
+
+    deinit {
+        // Abandoned mid-body (cancelled, or the consumer stopped reading): a request that failed.
+        if case .body(let body) = phase { provider.record(body, succeeded: false) }
+    }
+}
+
+/// A 2xx response's body as stream events: bytes → SSE events (or one JSON document, from a
+/// server that ignored `stream`) → `OpenAIChatStreamDecoder`. Once a delta has been read every
+/// failure is `.streamBroken` with the partial text (`OpenAIFamilyProvider.midStream`).
+private struct OpenAIChatBody {
+    let model: String
+    let started: ContinuousClock.Instant
+    private var body: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator
+    private let isJSON: Bool
+    private var parser = SSEParser()
+    private var whole: [UInt8] = []
+    private var decoder: OpenAIChatStreamDecoder
+    /// A text or tool-call delta has been read.
+    private var yielded = false
+    private var ended = false
+    /// A failure met after some events of the same chunk: thrown once those are handed out.
+    private var failure: (any Error)?
+
+    init(response: HTTPResponse, decoder: OpenAIChatStreamDecoder, model: String, started: ContinuousClock.Instant) {
+        self.body = response.body.makeAsyncIterator()
+        self.isJSON = response.head.header("content-type")?.lowercased().contains("application/json") ?? false
+        self.decoder = decoder
+        self.model = model
+        self.started = started
+    }
+
+    /// The events of the next chunk (maybe none: a chunk need not end an event); nil at the end.
+    mutating func read() async throws -> [LLMStreamEvent]? {
+        if let failure {
+            self.failure = nil
+            throw failure
+        }
+        if ended { return nil }
+        var events: [LLMStreamEvent] = []
+        do {
+            if let chunk = try await body.next() {
+                if isJSON {
+                    whole += chunk
+                    if whole.count > parser.maxEventBytes { throw SSEParser.Failure.eventTooLarge(limit: parser.maxEventBytes) }
+                    return events
+                }
+                for event in try parser.feed(chunk) { append(try decoder.decode(event), to: &events) }
+                return events
+            }
+            try Task.checkCancellation()
+            ended = true
+            if isJSON {
+                append(try decoder.decode(SSEEvent(data: String(decoding: whole, as: UTF8.self))), to: &events)
+            } else {
+                for event in try parser.finish() { append(try decoder.decode(event), to: &events) }
+            }
+            append(try decoder.finish(), to: &events)
+            return events
+        } catch {
+            ended = true
+            let mapped = OpenAIFamilyProvider.midStream(error, yielded: yielded, partialText: decoder.text, provider: decoder.provider, requestId: decoder.requestId)
+            if events.isEmpty { throw mapped }
+            failure = mapped
+            return events
+        }
+    }
+
+    private mutating func append(_ decoded: [LLMStreamEvent], to events: inout [LLMStreamEvent]) {
+        for event in decoded {
+            switch event {
+            case .text, .toolCall: yielded = true
+            default: break
+            }
+        }
+        events += decoded
     }
 }

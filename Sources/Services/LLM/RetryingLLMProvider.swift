@@ -71,41 +71,62 @@ public struct RetryingLLMProvider: LLMProvider {
     public var defaultModel: String? { base.defaultModel }
     public func contextWindow(model: String) -> Int { base.contextWindow(model: model) }
 
+    /// Runs in the consumer's task, like the providers it wraps (no task of its own, no extra
+    /// thread hop per delta).
     public func stream(_ request: LLMRequest) -> AsyncThrowingStream<LLMStreamEvent, any Error> {
-        AsyncThrowingStream { continuation in
-            let task = Task {
-                var attempt = 0
-                while true {
-                    var yielded = false
-                    do {
-                        for try await event in base.stream(request) {
-                            yielded = true
-                            continuation.yield(event)
-                        }
-                        continuation.finish()
-                        return
-                    } catch let error as LLMError where !yielded && attempt < policy.maxRetries && policy.shouldRetry(error) && !Task.isCancelled {
-                        let delay = policy.delay(after: error, attempt: attempt, random: random)
-                        logger?.notice(
-                            "LLM request failed; retrying",
-                            metadata: [
-                                "provider": "\(base.name)", "kind": "\(error.kind.rawValue)", "status": "\(error.status.map(String.init) ?? "-")",
-                                "attempt": "\(attempt + 1)", "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
-                            ])
-                        attempt += 1
-                        do {
-                            try await sleep(delay)
-                        } catch {
-                            continuation.finish(throwing: CancellationError())
-                            return
-                        }
-                    } catch {
-                        continuation.finish(throwing: error)
-                        return
+        let cursor = RetryCursor(self, request: request)
+        return AsyncThrowingStream(unfolding: { try await cursor.next() })
+    }
+
+    /// One `stream(_:)` call. Only the consuming task touches it, one `next()` at a time
+    /// (`AsyncThrowingStream(unfolding:)` never overlaps them), hence `@unchecked Sendable`.
+    private final class RetryCursor: @unchecked Sendable {
+        private let provider: RetryingLLMProvider
+        private let request: LLMRequest
+        private var events: AsyncThrowingStream<LLMStreamEvent, any Error>.AsyncIterator?
+        private var attempt = 0
+        private var yielded = false
+        private var finished = false
+
+        init(_ provider: RetryingLLMProvider, request: LLMRequest) {
+            self.provider = provider
+            self.request = request
+        }
+
+        func next() async throws -> LLMStreamEvent? {
+            while !finished {
+                var current = events ?? provider.base.stream(request).makeAsyncIterator()
+                do {
+                    let event = try await current.next()
+                    events = current
+                    guard let event else {
+                        finished = true
+                        return nil
                     }
+                    yielded = true
+                    return event
+                } catch let error as LLMError where !yielded && attempt < provider.policy.maxRetries && provider.policy.shouldRetry(error) && !Task.isCancelled {
+                    events = nil
+                    let delay = provider.policy.delay(after: error, attempt: attempt, random: provider.random)
+                    provider.logger?.notice(
+                        "LLM request failed; retrying",
+                        metadata: [
+                            "provider": "\(provider.base.name)", "kind": "\(error.kind.rawValue)", "status": "\(error.status.map(String.init) ?? "-")",
+                            "attempt": "\(attempt + 1)", "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
+                        ])
+                    attempt += 1
+                    do {
+                        try await provider.sleep(delay)
+                    } catch {
+                        finished = true
+                        throw CancellationError()
+                    }
+                } catch {
+                    finished = true
+                    throw error
                 }
             }
-            continuation.onTermination = { _ in task.cancel() }
+            return nil
         }
     }
 }
@@ -144,37 +165,60 @@ public struct FallbackLLMProvider: LLMProvider {
     public var defaultModel: String? { members[0].model ?? members[0].provider.defaultModel }
     public func contextWindow(model: String) -> Int { members[0].provider.contextWindow(model: model) }
 
+    /// Runs in the consumer's task, like the providers it wraps.
     public func stream(_ request: LLMRequest) -> AsyncThrowingStream<LLMStreamEvent, any Error> {
-        AsyncThrowingStream { continuation in
-            let task = Task {
-                var firstError: (any Error)?
-                for (position, member) in members.enumerated() {
-                    var attempt = request
-                    if let model = member.model { attempt.model = model }
-                    var yielded = false
-                    do {
-                        for try await event in member.provider.stream(attempt) {
-                            yielded = true
-                            continuation.yield(event)
-                        }
-                        continuation.finish()
-                        return
-                    } catch let error as LLMError where !yielded && Self.fallbackKinds.contains(error.kind) && position + 1 < members.count && !Task.isCancelled {
-                        logger?.notice(
-                            "LLM provider failed; trying the next fallback",
-                            metadata: [
-                                "provider": "\(member.provider.name)", "model": "\(attempt.model ?? member.provider.defaultModel ?? "-")",
-                                "kind": "\(error.kind.rawValue)", "next": "\(position + 1)",
-                            ])
-                        if firstError == nil { firstError = error }
-                    } catch {
-                        let primaryFailed = firstError != nil && error is LLMError && !yielded
-                        continuation.finish(throwing: primaryFailed ? firstError! : error)
-                        return
+        let cursor = FallbackCursor(self, request: request)
+        return AsyncThrowingStream(unfolding: { try await cursor.next() })
+    }
+
+    /// One `stream(_:)` call. Only the consuming task touches it, one `next()` at a time
+    /// (`AsyncThrowingStream(unfolding:)` never overlaps them), hence `@unchecked Sendable`.
+    private final class FallbackCursor: @unchecked Sendable {
+        private let chain: FallbackLLMProvider
+        private let request: LLMRequest
+        private var position = 0
+        private var events: AsyncThrowingStream<LLMStreamEvent, any Error>.AsyncIterator?
+        private var yielded = false
+        private var finished = false
+        private var firstError: (any Error)?
+
+        init(_ chain: FallbackLLMProvider, request: LLMRequest) {
+            self.chain = chain
+            self.request = request
+        }
+
+        func next() async throws -> LLMStreamEvent? {
+            while !finished {
+                let member = chain.members[position]
+                var attempt = request
+                if let model = member.model { attempt.model = model }
+                var current = events ?? member.provider.stream(attempt).makeAsyncIterator()
+                do {
+                    let event = try await current.next()
+                    events = current
+                    guard let event else {
+                        finished = true
+                        return nil
                     }
+                    yielded = true
+                    return event
+                } catch let error as LLMError where !yielded && FallbackLLMProvider.fallbackKinds.contains(error.kind) && position + 1 < chain.members.count && !Task.isCancelled {
+                    chain.logger?.notice(
+                        "LLM provider failed; trying the next fallback",
+                        metadata: [
+                            "provider": "\(member.provider.name)", "model": "\(attempt.model ?? member.provider.defaultModel ?? "-")",
+                            "kind": "\(error.kind.rawValue)", "next": "\(position + 1)",
+                        ])
+                    if firstError == nil { firstError = error }
+                    events = nil
+                    position += 1
+                } catch {
+                    finished = true
+                    let primaryFailed = firstError != nil && error is LLMError && !yielded
+                    throw primaryFailed ? firstError! : error
                 }
             }
-            continuation.onTermination = { _ in task.cancel() }
+            return nil
         }
     }
 }
