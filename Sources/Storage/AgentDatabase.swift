@@ -77,6 +77,10 @@ public struct AgentDatabase: Sendable {
             // A pool's writer already gets NORMAL with WAL (GRDB); say so for every connection rather
             // than depend on that default. FULL arrives with the `durability` configuration key.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // Savepoint journals (every group-commit job runs in a savepoint) and sort spills in
+            // memory, not in temporary files: a job that touched 15 pages wrote each of them to a
+            // file first (measured on the agent's start transaction).
+            try db.execute(sql: "PRAGMA temp_store = MEMORY")
         }
         return configuration
     }

@@ -176,6 +176,26 @@ struct AgentServiceTests {
         #expect(roomy.messages.count == 6 && roomy.report.droppedMessages == 0)
     }
 
+    @Test("the prompt's date variable is the UTC day, the same as Foundation's Gregorian calendar says, across leap years and centuries")
+    func dayVariable() {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        var generator = SystemRandomNumberGenerator()
+        // Every day edge from 1899 to 2101 would be 73k cases; the edges of each sampled day, plus
+        // the known hard ones (leap days, century years, the epoch).
+        var instants: [Double] = [0, -1, 86_399, 86_400, 951_782_400, 951_868_799, 4_107_542_400, -2_203_891_200, 253_402_300_799]
+        for _ in 0..<2_000 {
+            let day = Double(Int.random(in: -25_567...47_482, using: &generator)) * 86_400
+            instants += [day, day + 86_399.999, day + Double.random(in: 0..<86_400, using: &generator)]
+        }
+        for instant in instants {
+            let date = Date(timeIntervalSince1970: instant)
+            let parts = calendar.dateComponents([.year, .month, .day], from: date)
+            let expected = String(format: "%04d-%02d-%02d", parts.year!, parts.month!, parts.day!)
+            #expect(AgentService.day(date) == expected, "\(instant)")
+        }
+    }
+
     @Test("history repair: a call without a result gets an 'interrupted' result, a stray result is dropped; ids normalised per answer")
     func repair() {
         let steps = [

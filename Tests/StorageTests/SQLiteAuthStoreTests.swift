@@ -49,6 +49,19 @@ struct SQLiteAuthStoreTests {
         #expect(try await store.user(id: "usr_1")?.passwordHash == "new")
     }
 
+    @Test("the account linked to a uid is cached, and a password change is seen at once: the copy is dropped")
+    func linkedAccountCache() async throws {
+        let store = try await Self.store()
+        #expect(try await store.user(linkedUID: 1000) == nil, "a miss is not cached")
+        let linked = Self.user("usr_2", "uid-1000", uid: 1000)
+        try await store.insertUser(linked)
+        #expect(try await store.user(linkedUID: 1000) == linked)
+        #expect(try await store.user(linkedUID: 1000) == linked, "served again (from memory)")
+        _ = try await store.setPasswordHash("set", userID: "usr_2", revokingSessionsExcept: nil)
+        let changed = try #require(try await store.user(linkedUID: 1000))
+        #expect(changed.passwordHash == "set" && changed.user.hasPassword, "\(changed)")
+    }
+
     @Test("failed logins: counted per username without case, pruned by age, cleared")
     func failedLogins() async throws {
         let store = try await Self.store()

@@ -1,13 +1,19 @@
 import Foundation
 import GRDB
 import Services
+import Synchronization
 
 /// The auth domain's store on SQLite: tables `users`, `sessions` (0001) and `login_failures` (0002).
 /// Reads and writes go through GRDB's async API, on its own queues, never on an event loop; a
 /// write with an event (a new account) through the shared `GroupCommitWriter`.
+///
+/// The account linked to a uid is kept in memory once read: every new connection from the
+/// editor's uid looks it up, and the read was a fifth of what agentd added to an agent run's first
+/// token. This store is the only writer of `users`, so it drops the copy whenever it changes one.
 public struct SQLiteAuthStore: AuthStore {
     private let writer: any DatabaseWriter
     private let writes: GroupCommitWriter
+    private let linkedUsers = LinkedUserCache()
 
     public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter) {
         self.writer = writer
@@ -17,6 +23,7 @@ public struct SQLiteAuthStore: AuthStore {
     public func insertUser(_ stored: StoredUser, event: AuthEvents.UserRegistered) async throws {
         let writes = self.writes
         do {
+            defer { linkedUsers.invalidate() }
             try await writes.write { db in
                 try db.cachedStatement(sql: "INSERT INTO users (id, username, password_hash, linked_uid, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [stored.user.id, stored.user.username, stored.passwordHash, stored.user.linkedUID.map { Int64($0) }, Timestamp.text(stored.user.createdAt)])
                 try writes.record(event, in: db)
@@ -36,7 +43,11 @@ public struct SQLiteAuthStore: AuthStore {
     }
 
     public func user(linkedUID: UInt32) async throws -> StoredUser? {
-        try await fetchUser(where: "linked_uid = ?", Int64(linkedUID))
+        if let cached = linkedUsers[linkedUID] { return cached }
+        let generation = linkedUsers.generation
+        let stored = try await fetchUser(where: "linked_uid = ?", Int64(linkedUID))
+        if let stored { linkedUsers.store(stored, for: linkedUID, readAt: generation) }
+        return stored
     }
 
     private func fetchUser(where condition: String, _ value: some DatabaseValueConvertible & Sendable) async throws -> StoredUser? {
@@ -57,6 +68,8 @@ public struct SQLiteAuthStore: AuthStore {
 
     public func setPasswordHash(_ hash: String, userID: String, revokingSessionsExcept keeping: Data?, event: AuthEvents.SessionsRevoked) async throws -> Int {
         let writes = self.writes
+        // After the commit: a read that began before it must not leave the old account cached.
+        defer { linkedUsers.invalidate() }
         return try await writes.write { db in
             try db.cachedStatement(sql: "UPDATE users SET password_hash = ? WHERE id = ?").execute(arguments: [hash, userID])
             if let keeping {
@@ -114,6 +127,36 @@ public struct SQLiteAuthStore: AuthStore {
     public func clearFailedLogins(username: String) async throws {
         try await writer.write { db in
             try db.cachedStatement(sql: "DELETE FROM login_failures WHERE username = ?").execute(arguments: [username])
+        }
+    }
+}
+
+/// Accounts by linked uid, as last read. `invalidate()` (after every change to `users`) empties it
+/// and bumps the generation; a read that began under an older generation is not stored, so a
+/// read racing a change can never cache what the change replaced.
+final class LinkedUserCache: Sendable {
+    private struct State {
+        var users: [UInt32: StoredUser] = [:]
+        var generation = 0
+    }
+
+    private let state = Mutex(State())
+
+    subscript(uid: UInt32) -> StoredUser? { state.withLock { $0.users[uid] } }
+
+    var generation: Int { state.withLock { $0.generation } }
+
+    func store(_ user: StoredUser, for uid: UInt32, readAt generation: Int) {
+        state.withLock { state in
+            guard state.generation == generation else { return }
+            state.users[uid] = user
+        }
+    }
+
+    func invalidate() {
+        state.withLock { state in
+            state.users = [:]
+            state.generation += 1
         }
     }
 }
