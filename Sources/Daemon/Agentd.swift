@@ -124,6 +124,11 @@ struct Agentd: AsyncParsableCommand {
                 consumers: configuration.holdEventConsumers ? [] : dependencies.eventConsumers, events: dependencies.events, logger: logger)),
         ]
         if let metricsServer { services.append(.init(service: metricsServer)) }
+        do {
+            services.append(.init(service: DatabaseCheckpointService(checkpointer: try WALCheckpointer(path: database.path), logger: logger)))
+        } catch {
+            logger.warning("no checkpoint connection; the writer checkpoints the WAL itself", metadata: ["error": "\(error)"])
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: services,

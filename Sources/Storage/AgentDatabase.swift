@@ -46,7 +46,12 @@ public struct AgentDatabase: Sendable {
         try createFileIfMissing(path)
         do {
             // A pool puts the file in WAL mode (and fails when it cannot).
-            let pool = try DatabasePool(path: path, configuration: configuration())
+            var configuration = configuration()
+            configuration.prepareDatabase { db in
+                // Checkpoints are `WALCheckpointer`'s job; the writer's own is only a backstop.
+                try db.execute(sql: "PRAGMA wal_autocheckpoint = \(WALCheckpointer.writerBackstopPages)")
+            }
+            let pool = try DatabasePool(path: path, configuration: configuration)
             return AgentDatabase(writer: pool, path: path, migrator: migrator)
         } catch let error as DatabaseError {
             throw AgentDatabaseError(path: path, reason: error.message ?? "\(error)")

@@ -62,6 +62,32 @@ struct DatabaseTests {
         }
     }
 
+    @Test("the daemon checkpoints the WAL in the background: what clients wrote reaches the database file while it runs")
+    func backgroundCheckpoints() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = "\(directory.path)/agentd.sqlite"
+        let daemon = try DaemonProcess(socketPath: "\(directory.path)/agentd.sock", arguments: ["--database", database])
+        defer { daemon.kill() }
+        try daemon.waitUntilConnectable()
+        let size = { (try? FileManager.default.attributesOfItem(atPath: database)[.size] as? NSNumber)?.intValue ?? 0 }
+        let client = EventsConnection(try daemon.connect())
+        let content = String(repeating: "checkpoint ", count: 70_000)  // 770 KB each, 3.8 MB in all
+        for index in 0..<5 {
+            _ = try client.result("modules.create", #"{"title":"Module \#(index)","content":"\#(content)"}"#)
+        }
+        // The writer's own threshold is 64 MiB, so only the background checkpointer can put these
+        // rows in the file (not sequencing: waiting for the file to change, up to a deadline).
+        let deadline = Deadline(.seconds(30))
+        while size() < 3_800_000, !deadline.hasPassed {
+            var pause = timespec(tv_sec: 0, tv_nsec: 20_000_000)
+            nanosleep(&pause, nil)
+        }
+        #expect(size() >= 3_800_000, "database file \(size()) bytes\n\(daemon.stderr)")
+        daemon.terminate()
+        #expect(try daemon.waitForExit() == .exited(0))
+    }
+
     @Test("`agentd migrate` applies what is pending and prints it; a second run has nothing to apply")
     func migrateCommand() throws {
         let directory = try TemporaryDirectory()

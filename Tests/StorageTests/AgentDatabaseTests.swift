@@ -33,9 +33,12 @@ struct AgentDatabaseTests {
                 try String.fetchOne(db, sql: "PRAGMA foreign_keys"),
                 try String.fetchOne(db, sql: "PRAGMA synchronous"),
                 try String.fetchOne(db, sql: "PRAGMA busy_timeout"),
+                try String.fetchOne(db, sql: "PRAGMA temp_store"),
+                try String.fetchOne(db, sql: "PRAGMA wal_autocheckpoint"),
             ]
         }
-        #expect(written == ["wal", "1", "1", "5000"])
+        // temp_store 2 = MEMORY; the writer's automatic checkpoint is only a backstop.
+        #expect(written == ["wal", "1", "1", "5000", "2", "\(WALCheckpointer.writerBackstopPages)"])
         // Reader connections are separate connections with their own settings. GRDB gives readers
         // at least 10 s (WAL readers can meet SQLITE_BUSY in rare recovery cases).
         let (foreignKeys, busyTimeout) = try await database.writer.read { db in
@@ -43,6 +46,33 @@ struct AgentDatabaseTests {
         }
         #expect(foreignKeys == 1)
         #expect((busyTimeout ?? 0) >= 5000, "reader busy_timeout: \(busyTimeout.map(String.init) ?? "nil")")
+    }
+
+    @Test("the writer leaves the WAL to the checkpointer, whose passive checkpoint copies every frame into the file")
+    func checkpointer() async throws {
+        let folder = try Self.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = "\(folder)/agentd.sqlite"
+        let database = try AgentDatabase.open(path: path)
+        defer { try? database.close() }
+        try await database.writer.write { db in try db.execute(sql: "CREATE TABLE t (x BLOB)") }
+        // ~4 MiB in 1,000 commits: past SQLite's default threshold (1,000 pages), so without the
+        // raised one the writer would have checkpointed and the file would hold the rows.
+        for _ in 0..<1_000 {
+            try await database.writer.write { db in try db.execute(sql: "INSERT INTO t VALUES (zeroblob(4000))") }
+        }
+        let before = try Self.size(path)
+        #expect(before < 1 << 20, "the writer did not checkpoint: the file is \(before) bytes")
+        let checkpointer = try WALCheckpointer(path: path)
+        defer { try? checkpointer.close() }
+        let result = try await checkpointer.checkpoint()
+        #expect(result.walFrames >= 1_000 && result.checkpointed == result.walFrames, "\(result)")
+        #expect(try Self.size(path) > 4_000_000, "the rows are in the file now")
+        #expect(try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM t") } == 1_000)
+    }
+
+    static func size(_ path: String) throws -> Int {
+        (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.intValue ?? -1
     }
 
     @Test("missing parent folders are created 0700, the file 0600; reopening keeps the data")

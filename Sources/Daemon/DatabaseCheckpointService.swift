@@ -1,0 +1,49 @@
+import Logging
+import ServiceLifecycle
+import Storage
+
+/// Runs `WALCheckpointer` for the daemon's service group: a passive checkpoint every `busyInterval`
+/// while there are frames to copy, backing off to `idleInterval` while the WAL stays empty (an
+/// idle daemon wakes once a second for it), and a last one at shutdown.
+struct DatabaseCheckpointService: Service {
+    static let busyInterval: Duration = .milliseconds(200)
+    static let idleInterval: Duration = .seconds(1)
+
+    let checkpointer: WALCheckpointer
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await checkpoints() }
+        _ = await checkpoint()
+        try? checkpointer.close()
+    }
+
+    private func checkpoints() async {
+        var interval = Self.busyInterval
+        var last: (walFrames: Int, checkpointed: Int)?
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            guard !Task.isCancelled else { return }
+            let result = await checkpoint()
+            // Work found: the WAL changed since the last look (a WAL wholly copied stays as it is
+            // until the next write restarts it).
+            let busy = result.map { now in last.map { $0 != now } ?? true } ?? false
+            last = result ?? last
+            interval = busy ? Self.busyInterval : min(interval * 2, Self.idleInterval)
+        }
+    }
+
+    /// The WAL's frames and how many are in the file; nil when the checkpoint failed.
+    private func checkpoint() async -> (walFrames: Int, checkpointed: Int)? {
+        do {
+            let result = try await checkpointer.checkpoint()
+            if result.walFrames > 0, result.checkpointed < result.walFrames {
+                logger.debug("checkpoint partial: a reader holds older pages", metadata: ["wal_frames": "\(result.walFrames)", "checkpointed": "\(result.checkpointed)"])
+            }
+            return result
+        } catch {
+            logger.warning("WAL checkpoint failed; the writer's own checkpoint remains", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+}
