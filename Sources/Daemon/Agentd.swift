@@ -125,7 +125,9 @@ struct Agentd: AsyncParsableCommand {
         ]
         if let metricsServer { services.append(.init(service: metricsServer)) }
         do {
-            services.append(.init(service: DatabaseCheckpointService(checkpointer: try WALCheckpointer(path: database.path), logger: logger)))
+            // First, so shut down last (the group stops services in reverse order): its final
+            // checkpoint comes after the socket server has drained the last writes.
+            services.insert(.init(service: DatabaseCheckpointService(checkpointer: try WALCheckpointer(path: database.path), logger: logger)), at: 0)
         } catch {
             logger.warning("no checkpoint connection; the writer checkpoints the WAL itself", metadata: ["error": "\(error)"])
         }

@@ -62,7 +62,7 @@ struct DatabaseTests {
         }
     }
 
-    @Test("the daemon checkpoints the WAL in the background: what clients wrote reaches the database file while it runs")
+    @Test("the daemon checkpoints the WAL in the background: what clients wrote reaches the database file while it runs, and all of it by the stop")
     func backgroundCheckpoints() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -84,8 +84,15 @@ struct DatabaseTests {
             nanosleep(&pause, nil)
         }
         #expect(size() >= 3_800_000, "database file \(size()) bytes\n\(daemon.stderr)")
+        // After a stop the main file alone holds everything, the last write included.
+        _ = try client.result("modules.create", #"{"title":"The last one"}"#)
         daemon.terminate()
         #expect(try daemon.waitForExit() == .exited(0))
+        let copy = "\(directory.path)/copy.sqlite"
+        try FileManager.default.copyItem(atPath: database, toPath: copy)
+        let queue = try DatabaseQueue(path: copy)
+        defer { try? queue.close() }
+        #expect(try queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM modules") } == 6)
     }
 
     @Test("`agentd migrate` applies what is pending and prints it; a second run has nothing to apply")
