@@ -2,6 +2,7 @@ import Foundation
 import RPC
 import Services
 import Storage
+import Synchronization
 import Testing
 
 @testable import Daemon
@@ -357,6 +358,27 @@ struct AgentServiceTests {
         #expect(run.status == .cancelled && run.finishReason == .cancelled)
         let partialID = try #require(run.assistantMessageId)
         #expect(try await graph.chats.message(id: partialID, userID: graph.alice.id).content == "Hel")
+        gate.open()
+    }
+
+    @Test("a call cancelled by its time limit ends the run as failed, kind timeout (not as cancelled by someone)")
+    func timedOutRun() async throws {
+        let gate = Gate()
+        let provider = ScriptedLLMProvider(scripts: [Self.blockingScript(gate)])
+        let graph = try await graph(provider)
+        let deltas = DeltaRecorder()
+        let agent = graph.agent
+        let alice = graph.alice
+        let limit = Mutex<Duration?>(nil)
+        let task = Task { try await agent.act(.init(message: "Tell me"), user: alice, onDelta: deltas.record, timedOut: { limit.withLock { $0 } }) }
+        await deltas.firstDelta.wait()
+        limit.withLock { $0 = .seconds(900) }
+        task.cancel()
+        await #expect(throws: LLMError.self) { try await task.value }
+        await provider.cancelledGate.wait()
+        let run = try await graph.agent.run(id: try #require(deltas.all.first?.runId), userID: graph.alice.id)
+        #expect(run.status == .failed && run.error?.kind == "timeout" && run.assistantMessageId == nil, "\(run)")
+        #expect(run.error?.message.contains("900 s") == true, "\(run)")
         gate.open()
     }
 

@@ -14,14 +14,27 @@ public struct AgentRoutes: Sendable {
     public func register(on router: inout RPCRouter) {
         let agent = self.service
         router.onAuthenticated(Agent.Act.self, in: .from("2"), using: auth) { params, context in
-            try await agent.act(params, user: context.user) { [connection = context.request.connection] in connection.notify(Agent.Delta.self, $0) }
+            try await agent.act(params, user: context.user, onDelta: Self.deltas(to: context), timedOut: Self.timeLimit(of: context))
         }
         router.onAuthenticated(Agent.Regenerate.self, in: .from("2"), using: auth) { params, context in
-            try await agent.regenerate(params, user: context.user) { [connection = context.request.connection] in connection.notify(Agent.Delta.self, $0) }
+            try await agent.regenerate(params, user: context.user, onDelta: Self.deltas(to: context), timedOut: Self.timeLimit(of: context))
         }
         router.onAuthenticated(Agent.Cancel.self, in: .from("2"), using: auth) { params, context in try await agent.cancel(runID: params.runId, userID: context.user.id) }
         router.onAuthenticated(Agent.Runs.List.self, in: .from("2"), using: auth) { params, context in try await agent.runs(params, userID: context.user.id) }
         router.onAuthenticated(Agent.Runs.Get.self, in: .from("2"), using: auth) { params, context in try await agent.run(id: params.runId, userID: context.user.id) }
         router.describe(Agent.Delta.self, in: .from("2"))
+    }
+
+    /// A run's deltas go to the connection that called it.
+    private static func deltas(to context: AuthenticatedContext) -> @Sendable (AgentDelta) -> Void {
+        { [connection = context.request.connection] in connection.notify(Agent.Delta.self, $0) }
+    }
+
+    /// The call's time limit when that is why it was cancelled (`-32001`).
+    private static func timeLimit(of context: AuthenticatedContext) -> @Sendable () -> Duration? {
+        { [cancellation = context.request.cancellation] in
+            if case .timedOut(let limit) = cancellation.reason { return limit }
+            return nil
+        }
     }
 }

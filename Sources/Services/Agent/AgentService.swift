@@ -73,7 +73,11 @@ public struct AgentService: Sendable {
     /// - Throws: `AgentError.invalid`, `.notFound`, `.cancelled`; `ChatsError.notFound`,
     ///   `PromptsError`, `ModulesError.notFound` before anything is stored; after the question is
     ///   stored, the provider's `LLMError` (the run failed).
-    public func act(_ params: Agent.Act.Params, user: User, onDelta: @escaping @Sendable (AgentDelta) -> Void) async throws -> AgentAnswer {
+    /// `timedOut`: asked when the run is cancelled; the call's time limit when that is why (the run
+    /// then ends as failed with kind `timeout`, not as cancelled by someone).
+    public func act(
+        _ params: Agent.Act.Params, user: User, onDelta: @escaping @Sendable (AgentDelta) -> Void, timedOut: @escaping @Sendable () -> Duration? = { nil }
+    ) async throws -> AgentAnswer {
         guard !params.message.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw AgentError.invalid(field: "message", reason: "must not be blank") }
         guard params.message.utf8.count <= ChatsService.maxContentBytes else {
             throw AgentError.invalid(field: "message", reason: "at most \(ChatsService.maxContentBytes) bytes of UTF-8")
@@ -123,12 +127,14 @@ public struct AgentService: Sendable {
         let run = AgentRun(id: ids.makeID(prefix: "run_"), chatId: chatID, userMessageId: question.id, status: .running, provider: provider.name, model: options.model, startedAt: now)
         return try await perform(
             run, start: AgentRunStart(newChat: newChat, chatCreated: chatCreated, userMessage: question, run: run, runStarted: started(run, userID: user.id)),
-            question: nil, system: system, options: options, userID: user.id, onDelta: onDelta)
+            question: nil, system: system, options: options, userID: user.id, onDelta: onDelta, timedOut: timedOut)
     }
 
     /// - Throws: as `act`; `AgentError.invalid` (`messageId`) for a message that is neither an
     ///   answer to a user message nor a user message.
-    public func regenerate(_ params: Agent.Regenerate.Params, user: User, onDelta: @escaping @Sendable (AgentDelta) -> Void) async throws -> AgentAnswer {
+    public func regenerate(
+        _ params: Agent.Regenerate.Params, user: User, onDelta: @escaping @Sendable (AgentDelta) -> Void, timedOut: @escaping @Sendable () -> Duration? = { nil }
+    ) async throws -> AgentAnswer {
         let options = try Self.validate(params.options)
         guard let target = try await chats.message(id: params.messageId, userID: user.id) else { throw ChatsError.notFound(kind: "message", id: params.messageId) }
         let question: Message
@@ -150,7 +156,7 @@ public struct AgentService: Sendable {
         let run = AgentRun(id: ids.makeID(prefix: "run_"), chatId: chat.id, userMessageId: question.id, status: .running, provider: provider.name, model: options.model, startedAt: now)
         return try await perform(
             run, start: AgentRunStart(newChat: nil, chatCreated: nil, userMessage: nil, run: run, runStarted: started(run, userID: user.id)),
-            question: question, system: system, options: options, userID: user.id, onDelta: onDelta)
+            question: question, system: system, options: options, userID: user.id, onDelta: onDelta, timedOut: timedOut)
     }
 
     private func module(_ id: String?, userID: String) async throws -> Module? {
@@ -166,7 +172,7 @@ public struct AgentService: Sendable {
     /// task's cancellation cancel.
     private func perform(
         _ run: AgentRun, start: AgentRunStart, question given: Message?, system: String?, options: Agent.Options, userID: String,
-        onDelta: @escaping @Sendable (AgentDelta) -> Void
+        onDelta: @escaping @Sendable (AgentDelta) -> Void, timedOut: @escaping @Sendable () -> Duration?
     ) async throws -> AgentAnswer {
         let handle = AgentRunHandle(userID: userID)
         registry.add(run.id, handle)
@@ -189,7 +195,7 @@ public struct AgentService: Sendable {
         let service = self
         let outcome = await withTaskGroup(of: Result<AgentAnswer, any Error>?.self) { group in
             group.addTask {
-                await service.generate(run, question: question, system: system, options: options, userID: userID, onDelta: onDelta)
+                await service.generate(run, question: question, system: system, options: options, userID: userID, onDelta: onDelta, timedOut: timedOut)
             }
             group.addTask {
                 await handle.untilCancelled()
@@ -232,7 +238,8 @@ public struct AgentService: Sendable {
 
     /// Everything after the start is stored; never throws: every end is stored, then returned.
     private func generate(
-        _ run: AgentRun, question: Message, system: String?, options: Agent.Options, userID: String, onDelta: @escaping @Sendable (AgentDelta) -> Void
+        _ run: AgentRun, question: Message, system: String?, options: Agent.Options, userID: String, onDelta: @escaping @Sendable (AgentDelta) -> Void,
+        timedOut: @Sendable () -> Duration?
     ) async -> Result<AgentAnswer, any Error> {
         var progress = Progress()
         progress.searchOffered = options.webSearch == true
@@ -253,6 +260,10 @@ public struct AgentService: Sendable {
             return try await rounds(run, messages: built.messages, tools: tools, options: options, userID: userID, progress: &progress, onDelta: onDelta)
         } catch {
             if Task.isCancelled || error is CancellationError {
+                if let limit = timedOut() {
+                    let timeout = LLMError(.timeout, "the run passed the call's time limit (\(limit.components.seconds) s)", provider: "agentd")
+                    return await end(run, .failed, progress: progress, error: timeout, userID: userID)
+                }
                 return await end(run, .cancelled, progress: progress, error: nil, userID: userID)
             }
             return await end(run, .failed, progress: progress, error: error, userID: userID)
