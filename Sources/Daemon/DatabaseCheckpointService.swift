@@ -14,17 +14,25 @@ struct DatabaseCheckpointService: Service {
 
     func run() async throws {
         await cancelWhenGracefulShutdown { await checkpoints() }
-        _ = await checkpoint()
+        _ = await checkpoint(logFailure: true)
         try? checkpointer.close()
     }
 
     private func checkpoints() async {
         var interval = Self.busyInterval
         var last: (walFrames: Int, checkpointed: Int)?
+        var failing = false
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
             guard !Task.isCancelled else { return }
-            let result = await checkpoint()
+            // A failure is logged once (a full disk would otherwise log five times a second), and
+            // its end too.
+            let result = await checkpoint(logFailure: !failing)
+            if result == nil, !failing { failing = true }
+            if result != nil, failing {
+                failing = false
+                logger.notice("WAL checkpoints work again")
+            }
             // Work found: the WAL changed since the last look (a WAL wholly copied stays as it is
             // until the next write restarts it).
             let busy = result.map { now in last.map { $0 != now } ?? true } ?? false
@@ -34,7 +42,7 @@ struct DatabaseCheckpointService: Service {
     }
 
     /// The WAL's frames and how many are in the file; nil when the checkpoint failed.
-    private func checkpoint() async -> (walFrames: Int, checkpointed: Int)? {
+    private func checkpoint(logFailure: Bool) async -> (walFrames: Int, checkpointed: Int)? {
         do {
             let result = try await checkpointer.checkpoint()
             if result.walFrames > 0, result.checkpointed < result.walFrames {
@@ -42,7 +50,7 @@ struct DatabaseCheckpointService: Service {
             }
             return result
         } catch {
-            logger.warning("WAL checkpoint failed; the writer's own checkpoint remains", metadata: ["error": "\(error)"])
+            if logFailure { logger.warning("WAL checkpoint failed; the writer's own checkpoint remains", metadata: ["error": "\(error)"]) }
             return nil
         }
     }
