@@ -1,4 +1,5 @@
 import Foundation
+import Services
 
 /// Timestamps as the schema stores them: ISO 8601 UTC text with milliseconds, which sorts as text
 /// in time order (`2026-01-31T12:00:00.000Z`).
@@ -16,7 +17,7 @@ enum Timestamp {
         let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
         guard milliseconds >= 0, milliseconds < 253_402_300_800_000 else { return style.format(date) }  // years 1970–9999
         let (days, dayMilliseconds) = milliseconds.quotientAndRemainder(dividingBy: 86_400_000)
-        let (year, month, day) = civil(fromDays: days)
+        let (year, month, day) = CivilDate.civil(fromDays: days)
         let seconds = dayMilliseconds / 1000
         var bytes = [UInt8](repeating: 0, count: 24)
         func put(_ value: Int64, at offset: Int, digits: Int) {
@@ -68,32 +69,9 @@ enum Timestamp {
                 let minute = number(14, 2), let second = number(17, 2), let millisecond = number(20, 3),
                 (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 60
             else { return nil }
-            let days = Self.days(fromCivil: year, month, day)
+            let days = CivilDate.days(fromCivil: year, month, day)
             let milliseconds = ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millisecond
             return Date(timeIntervalSince1970: Double(milliseconds) / 1000)
         }
-    }
-
-    // Howard Hinnant's days-from-civil and civil-from-days (proleptic Gregorian, day 0 = 1970-01-01).
-
-    static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
-
-    static func days(fromCivil year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
-        let year = month <= 2 ? year - 1 : year
-        let era = (year >= 0 ? year : year - 399) / 400
-        let yearOfEra = year - era * 400
-        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
     }
 }

@@ -633,21 +633,11 @@ public struct AgentService: Sendable {
         return text
     }
 
-    /// `date`'s UTC day as YYYY-MM-DD (the proleptic Gregorian calendar, years 0-9999), by
-    /// arithmetic: building a `Calendar` and a `TimeZone` cost ~50 µs per run on Linux, on the path
-    /// to the first token.
+    /// `date`'s UTC day as YYYY-MM-DD (years 0-9999), by arithmetic (`CivilDate`): building a
+    /// `Calendar` and a `TimeZone` cost ~50 µs per run on Linux, on the path to the first token.
     static func day(_ date: Date) -> String {
-        // Howard Hinnant's days-to-civil, on days since 1970-01-01.
-        let z = Int((date.timeIntervalSince1970 / 86_400).rounded(.down)) + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1_460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let shiftedMonth = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
-        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        func padded(_ value: Int, _ width: Int) -> String {
+        let (year, month, day) = CivilDate.civil(fromDays: Int64((date.timeIntervalSince1970 / 86_400).rounded(.down)))
+        func padded(_ value: Int64, _ width: Int) -> String {
             let digits = String(value)
             return String(repeating: "0", count: max(0, width - digits.count)) + digits
         }

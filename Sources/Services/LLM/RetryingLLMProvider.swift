@@ -83,10 +83,8 @@ public struct RetryingLLMProvider: LLMProvider {
     private final class RetryCursor: @unchecked Sendable {
         private let provider: RetryingLLMProvider
         private let request: LLMRequest
-        private var events: AsyncThrowingStream<LLMStreamEvent, any Error>.AsyncIterator?
+        private var events = AttemptEvents()
         private var attempt = 0
-        private var yielded = false
-        private var finished = false
 
         init(_ provider: RetryingLLMProvider, request: LLMRequest) {
             self.provider = provider
@@ -94,19 +92,11 @@ public struct RetryingLLMProvider: LLMProvider {
         }
 
         func next() async throws -> LLMStreamEvent? {
-            while !finished {
-                var current = events ?? provider.base.stream(request).makeAsyncIterator()
+            while !events.finished {
                 do {
-                    let event = try await current.next()
-                    events = current
-                    guard let event else {
-                        finished = true
-                        return nil
-                    }
-                    yielded = true
-                    return event
-                } catch let error as LLMError where !yielded && attempt < provider.policy.maxRetries && provider.policy.shouldRetry(error) && !Task.isCancelled {
-                    events = nil
+                    return try await events.next { provider.base.stream(request) }
+                } catch let error as LLMError where !events.yielded && attempt < provider.policy.maxRetries && provider.policy.shouldRetry(error) && !Task.isCancelled {
+                    events.restart()
                     let delay = provider.policy.delay(after: error, attempt: attempt, random: provider.random)
                     provider.logger?.notice(
                         "LLM request failed; retrying",
@@ -118,11 +108,11 @@ public struct RetryingLLMProvider: LLMProvider {
                     do {
                         try await provider.sleep(delay)
                     } catch {
-                        finished = true
+                        events.finished = true
                         throw CancellationError()
                     }
                 } catch {
-                    finished = true
+                    events.finished = true
                     throw error
                 }
             }
@@ -177,9 +167,7 @@ public struct FallbackLLMProvider: LLMProvider {
         private let chain: FallbackLLMProvider
         private let request: LLMRequest
         private var position = 0
-        private var events: AsyncThrowingStream<LLMStreamEvent, any Error>.AsyncIterator?
-        private var yielded = false
-        private var finished = false
+        private var events = AttemptEvents()
         private var firstError: (any Error)?
 
         init(_ chain: FallbackLLMProvider, request: LLMRequest) {
@@ -188,21 +176,13 @@ public struct FallbackLLMProvider: LLMProvider {
         }
 
         func next() async throws -> LLMStreamEvent? {
-            while !finished {
+            while !events.finished {
                 let member = chain.members[position]
                 var attempt = request
                 if let model = member.model { attempt.model = model }
-                var current = events ?? member.provider.stream(attempt).makeAsyncIterator()
                 do {
-                    let event = try await current.next()
-                    events = current
-                    guard let event else {
-                        finished = true
-                        return nil
-                    }
-                    yielded = true
-                    return event
-                } catch let error as LLMError where !yielded && FallbackLLMProvider.fallbackKinds.contains(error.kind) && position + 1 < chain.members.count && !Task.isCancelled {
+                    return try await events.next { member.provider.stream(attempt) }
+                } catch let error as LLMError where !events.yielded && FallbackLLMProvider.fallbackKinds.contains(error.kind) && position + 1 < chain.members.count && !Task.isCancelled {
                     chain.logger?.notice(
                         "LLM provider failed; trying the next fallback",
                         metadata: [
@@ -210,15 +190,38 @@ public struct FallbackLLMProvider: LLMProvider {
                             "kind": "\(error.kind.rawValue)", "next": "\(position + 1)",
                         ])
                     if firstError == nil { firstError = error }
-                    events = nil
+                    events.restart()
                     position += 1
                 } catch {
-                    finished = true
-                    let primaryFailed = firstError != nil && error is LLMError && !yielded
+                    events.finished = true
+                    let primaryFailed = firstError != nil && error is LLMError && !events.yielded
                     throw primaryFailed ? firstError! : error
                 }
             }
             return nil
         }
     }
+}
+
+/// The attempt a wrapper is reading (the retry's current try, the fallback chain's current member),
+/// and whether anything of it reached the caller: after that, neither wrapper may start again.
+private struct AttemptEvents {
+    private var iterator: AsyncThrowingStream<LLMStreamEvent, any Error>.AsyncIterator?
+    /// An event went to the caller.
+    private(set) var yielded = false
+    /// The stream ended or failed for good.
+    var finished = false
+
+    /// The next event of the current attempt, which `start` opens when there is none; nil (and
+    /// `finished`) at its end.
+    mutating func next(start: () -> AsyncThrowingStream<LLMStreamEvent, any Error>) async throws -> LLMStreamEvent? {
+        var current = iterator ?? start().makeAsyncIterator()
+        let event = try await current.next()
+        iterator = current
+        if event == nil { finished = true } else { yielded = true }
+        return event
+    }
+
+    /// Drops the current attempt: the next `next` opens another.
+    mutating func restart() { iterator = nil }
 }
