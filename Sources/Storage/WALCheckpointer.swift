@@ -14,7 +14,8 @@ import GRDB
 /// keeps committing; the writer restarts the WAL from its beginning once everything in it is in the
 /// file.
 public final class WALCheckpointer: Sendable {
-    /// The writer's automatic checkpoint threshold, in pages (64 MiB), when a checkpointer runs.
+    /// The writer's own automatic checkpoint threshold, in pages (64 MiB): a backstop for when the
+    /// checkpointer falls behind or does not run.
     public static let writerBackstopPages = 16_384
 
     private let connection: DatabaseQueue

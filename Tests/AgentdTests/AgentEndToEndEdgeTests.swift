@@ -10,8 +10,8 @@ extension AgentEndToEndTests {
     func cancelBeforeText() async throws {
         try await withFakeProvider { fake in
             try withDaemon(environment: fake.openAIEnvironment()) { daemon in
-                let agent = try AgentClient(daemon.connect())
-                let other = try AgentClient(daemon.connect())
+                let agent = try ClientConnection(daemon.connect())
+                let other = try ClientConnection(daemon.connect())
                 fake.enqueue(.stall())
                 let id = try agent.send("v2.agent.act", #"{"message":"Wait for it"}"#)
                 #expect(fake.waitForRequests(count: 1))
@@ -26,9 +26,9 @@ extension AgentEndToEndTests {
                 let messages = try other.result("v2.chats.messages.list", #"{"chatId":"\#(run["chatId"]?.stringValue ?? "")"}"#)
                 #expect(messages["items"]?.arrayValue?.map { $0["role"]?.stringValue } == ["user"], "\(messages)")
 
-                let watcher = EventsConnection(try daemon.connect())
+                let watcher = ClientConnection(try daemon.connect())
                 _ = try watcher.subscribe(#"{"topics":["agent.run.cancelled"]}"#)
-                let closing = try AgentClient(daemon.connect())
+                let closing = try ClientConnection(daemon.connect())
                 fake.enqueue(.stall())
                 try closing.send("v2.agent.act", #"{"message":"Hang up early"}"#)
                 #expect(fake.waitForRequests(count: 2))
@@ -45,8 +45,8 @@ extension AgentEndToEndTests {
     func cancelDuringSearch() async throws {
         try await withFakeProvider { fake in
             try withDaemon(environment: fake.openAIEnvironment()) { daemon in
-                let agent = try AgentClient(daemon.connect())
-                let other = try AgentClient(daemon.connect())
+                let agent = try ClientConnection(daemon.connect())
+                let other = try ClientConnection(daemon.connect())
                 // Tavily's answer waits for a gate never opened.
                 let held = FakeResponse.chunks(headers: [("Content-Type", "application/json")], [FakeResponse.Chunk("{}", gate: "never")])
                 fake.enqueue(held, path: "/search")
@@ -79,7 +79,7 @@ extension AgentEndToEndTests {
         try await withFakeProvider { fake in
             let environment = fake.openAIEnvironment(maxRetries: 1, ["AGENTD_LLM_FALLBACKS": "gpt-4o-fallback"])
             try withDaemon(environment: environment) { daemon in
-                let agent = try AgentClient(daemon.connect())
+                let agent = try ClientConnection(daemon.connect())
                 let text = "café 🎉 naïve — 日本語"
                 let split = try agent.act(#"{"message":"\#(text)","model":"fake-byte-split"}"#)
                 #expect(split.reply["result"]?["message"]?["content"]?.stringValue == "Echo: \(text)", "\(split.reply)")
@@ -135,8 +135,8 @@ extension AgentEndToEndTests {
             }
             try write(model: "model-before")
             try withDaemon(["--config", file], environment: fake.environment(["AGENTD_LLM_API_KEY": FakeProvider.apiKey])) { daemon in
-                let agent = try AgentClient(daemon.connect())
-                let other = try AgentClient(daemon.connect())
+                let agent = try ClientConnection(daemon.connect())
+                let other = try ClientConnection(daemon.connect())
                 fake.enqueue(FakeResponse.chatStream(["Old ", "provider"]).gating(chunk: 2, on: "after-reload"))
                 let id = try agent.send("v2.agent.act", #"{"message":"Before"}"#)
                 _ = try agent.deltas(1)
@@ -173,7 +173,7 @@ extension AgentEndToEndTests {
             for (index, stop) in [SIGTERM, SIGKILL].enumerated() {
                 let daemon = try DaemonProcess(socketPath: socket, arguments: arguments, environment: environment)
                 defer { daemon.kill() }
-                let agent = try AgentClient(daemon.connect())
+                let agent = try ClientConnection(daemon.connect())
                 fake.enqueue(FakeResponse.chatStream(["Half ", "never"]).gating(chunk: 2, on: "never"))
                 let id = try agent.send("v2.agent.act", #"{"message":"Stop \#(index)"}"#)
                 let delta = try #require(try agent.deltas(1).first)
@@ -191,7 +191,7 @@ extension AgentEndToEndTests {
 
             let restarted = try DaemonProcess(socketPath: socket, arguments: arguments, environment: environment)
             defer { restarted.kill() }
-            let client = try AgentClient(restarted.connect())
+            let client = try ClientConnection(restarted.connect())
             let stopped = try client.result("v2.agent.runs.get", #"{"runId":"\#(runIDs[0])"}"#)
             #expect(stopped["status"]?.stringValue == "cancelled" && stopped["finishReason"]?.stringValue == "cancelled", "\(stopped)")
             let partial = try client.result("v2.chats.messages.get", #"{"id":"\#(stopped["assistantMessageId"]?.stringValue ?? "")"}"#)
@@ -205,7 +205,7 @@ extension AgentEndToEndTests {
     func concurrentRuns() async throws {
         try await withFakeProvider { fake in
             try withDaemon(environment: fake.openAIEnvironment()) { daemon in
-                let agent = try AgentClient(daemon.connect())
+                let agent = try ClientConnection(daemon.connect())
                 fake.enqueue(FakeResponse.chatStream(["Slow ", "one"]).gating(chunk: 2, on: "slow"))
                 let slow = try agent.send("v2.agent.act", #"{"message":"Slow"}"#)
                 let slowDelta = try #require(try agent.deltas(1).first)

@@ -11,8 +11,8 @@ extension AgentEndToEndTests {
     func cancellation() async throws {
         try await withFakeProvider { fake in
             try withDaemon(environment: fake.openAIEnvironment()) { daemon in
-                let agent = try AgentClient(daemon.connect())
-                let other = try AgentClient(daemon.connect())
+                let agent = try ClientConnection(daemon.connect())
+                let other = try ClientConnection(daemon.connect())
 
                 // $/cancelRequest after two deltas (the third waits for a gate never opened).
                 fake.enqueue(FakeResponse.chatStream(["Part one ", "part two ", "never"]).gating(chunk: 3, on: "never"))
@@ -49,9 +49,9 @@ extension AgentEndToEndTests {
                 #expect(stored["content"]?.stringValue == "Only this ", "\(stored)")
 
                 // Closing the connection mid-stream cancels the run.
-                let watcher = EventsConnection(try daemon.connect())
+                let watcher = ClientConnection(try daemon.connect())
                 _ = try watcher.subscribe(#"{"topics":["agent.run.cancelled"]}"#)
-                let closing = try AgentClient(daemon.connect())
+                let closing = try ClientConnection(daemon.connect())
                 fake.enqueue(FakeResponse.chatStream(["Going ", "never"]).gating(chunk: 2, on: "never"))
                 try closing.send("v2.agent.act", #"{"message":"Hang up"}"#)
                 let third = try #require(try closing.deltas(1).first)
@@ -72,7 +72,7 @@ extension AgentEndToEndTests {
     func retries() async throws {
         try await withFakeProvider { fake in
             try withDaemon(environment: fake.openAIEnvironment(maxRetries: 2)) { daemon in
-                let agent = try AgentClient(daemon.connect())
+                let agent = try ClientConnection(daemon.connect())
                 fake.enqueue(.overloaded503)
                 fake.enqueue(.rateLimited(retryAfterMs: 10))
                 let act = try agent.act(#"{"message":"Try again"}"#)
@@ -113,7 +113,7 @@ extension AgentEndToEndTests {
     func errorMapping() async throws {
         try await withFakeProvider { fake in
             try withDaemon(["--log-level", "debug"], environment: fake.openAIEnvironment(maxRetries: 1)) { daemon in
-                let agent = try AgentClient(daemon.connect())
+                let agent = try ClientConnection(daemon.connect())
                 let cases: [(model: String, code: Int, kind: String, requests: Int)] = [
                     ("fake-401", -32051, "authentication", 1), ("fake-404", -32052, "modelNotFound", 1),
                     ("fake-context-overflow", -32053, "contextOverflow", 1), ("fake-413", -32056, "requestTooLarge", 1),
@@ -165,7 +165,7 @@ extension AgentEndToEndTests {
         try await withFakeProvider { fake in
             let environment = fake.openAIEnvironment(maxRetries: 0, ["AGENTD_LLM_CONTEXT_WINDOW": "256", "AGENTD_LLM_TIMEOUT_SECONDS": "1"])
             try withDaemon(environment: environment) { daemon in
-                let agent = try AgentClient(daemon.connect())
+                let agent = try ClientConnection(daemon.connect())
                 // 256 tokens, 32 kept for the answer: each turn here is about 2 × (4 + 35) tokens.
                 let filler = String(repeating: "word ", count: 26)
                 var chatID: String?

@@ -15,8 +15,8 @@ struct AgentEndToEndTests {
     func streamingOrder() async throws {
         try await withFakeProvider { fake in
             try withDaemon(environment: fake.openAIEnvironment()) { daemon in
-                let agent = try AgentClient(daemon.connect())
-                let other = try AgentClient(daemon.connect())
+                let agent = try ClientConnection(daemon.connect())
+                let other = try ClientConnection(daemon.connect())
                 fake.enqueue(FakeResponse.chatStream(["Echo: ", "Hello ", "there"], promptTokens: 12).gating(chunk: 1, on: "first-delta"))
                 let id = try agent.send("v2.agent.act", #"{"message":"Hello there"}"#)
                 #expect(fake.waitForRequests(count: 1))
@@ -80,7 +80,7 @@ struct AgentEndToEndTests {
     func openAIRequest() async throws {
         try await withFakeProvider { fake in
             try withDaemon(environment: fake.openAIEnvironment()) { daemon in
-                let agent = try AgentClient(daemon.connect())
+                let agent = try ClientConnection(daemon.connect())
                 let user = try #require(agent.result("auth.whoami")["username"]?.stringValue)
                 let module = try agent.result("modules.create", #"{"title":"Garden","content":"Tomatoes need sun."}"#)
                 let moduleID = try #require(module["id"]?.stringValue)
@@ -135,7 +135,7 @@ struct AgentEndToEndTests {
             ])
             for (name, environment) in [("deployments", deployments), ("v1", v1), ("compatible", compatible)] {
                 try withDaemon(environment: environment) { daemon in
-                    let agent = try AgentClient(daemon.connect())
+                    let agent = try ClientConnection(daemon.connect())
                     let before = fake.chatRequests.count
                     let act = try agent.act(#"{"message":"Hi \#(name)"}"#)
                     #expect(act.reply["result"]?["message"]?["content"]?.stringValue == "Echo: Hi \(name)", "\(name): \(act.reply)")
@@ -168,7 +168,7 @@ struct AgentEndToEndTests {
     func quirkStreams() async throws {
         try await withFakeProvider { fake in
             try withDaemon(environment: fake.openAIEnvironment()) { daemon in
-                let agent = try AgentClient(daemon.connect())
+                let agent = try ClientConnection(daemon.connect())
                 let cases: [(model: String, answer: String, estimated: Bool)] = [
                     ("fake-byte-split", "Echo: split me", false), ("fake-crlf", "Echo: split me", false),
                     ("fake-comments", "Hello world", false), ("fake-fields", "Hello world", true),

@@ -11,7 +11,7 @@ extension AgentEndToEndTests {
     func toolLoop() async throws {
         try await withFakeProvider { fake in
             try withDaemon(environment: fake.openAIEnvironment()) { daemon in
-                let agent = try AgentClient(daemon.connect())
+                let agent = try ClientConnection(daemon.connect())
                 let act = try agent.act(#"{"message":"swift concurrency","model":"fake-tool-loop","webSearch":true}"#)
                 let result = try #require(act.reply["result"], "\(act.reply)")
                 let chats = fake.chatRequests
@@ -71,7 +71,7 @@ extension AgentEndToEndTests {
     func parallelToolCalls() async throws {
         try await withFakeProvider { fake in
             try withDaemon(environment: fake.openAIEnvironment()) { daemon in
-                let agent = try AgentClient(daemon.connect())
+                let agent = try ClientConnection(daemon.connect())
                 fake.enqueue(.chatStreamParallelToolCalls())
                 let act = try agent.act(#"{"message":"Weather and swift","webSearch":true}"#)
                 let result = try #require(act.reply["result"], "\(act.reply)")
@@ -95,7 +95,7 @@ extension AgentEndToEndTests {
     func regenerateAndRuns() async throws {
         try await withFakeProvider { fake in
             try withDaemon(environment: fake.openAIEnvironment(maxRetries: 0)) { daemon in
-                let agent = try AgentClient(daemon.connect())
+                let agent = try ClientConnection(daemon.connect())
                 let first = try #require(try agent.act(#"{"message":"Tell me"}"#).reply["result"])
                 let chatID = try #require(first["chatId"]?.stringValue)
                 let answerID = try #require(first["message"]?["id"]?.stringValue)
@@ -162,7 +162,7 @@ extension AgentEndToEndTests {
                 #expect(requests.count == 3)
                 // One chat: the second and third questions continued the first's.
                 #expect(requests.last?.chatMessages.map(\.content).first == "first question", "\(requests.last?.bodyText ?? "")")
-                let client = try AgentClient(daemon.connect())
+                let client = try ClientConnection(daemon.connect())
                 let runs = try client.result("v2.agent.runs.list")["items"]?.arrayValue ?? []
                 #expect(runs.map { $0["status"]?.stringValue } == ["completed", "cancelled", "completed"], "\(runs)")
             }

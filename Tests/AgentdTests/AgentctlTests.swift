@@ -262,7 +262,7 @@ struct AgentctlTests {
         try Self.withAgentctl { daemon, ctl, folder in
             let watch = try ctl.start(["watch", "module.*", "chat.created"], in: folder)
             // Subscribed once a first event arrives: keep making modules until one is printed.
-            let publisher = EventsConnection(try daemon.connect())
+            let publisher = ClientConnection(try daemon.connect())
             var first = ""
             let deadline = Deadline(.seconds(30))
             while !watch.stdout.contains("module.created"), !deadline.hasPassed {
@@ -286,7 +286,7 @@ struct AgentctlTests {
     @Test("watch falls behind (SIGSTOP) into an events.overflow and resumes from its last seq: every event exactly once, in order")
     func watchResumesAfterOverflow() throws {
         try Self.withAgentctl(environment: ["AGENTD_EVENTS_QUEUE_CAPACITY": "16"]) { daemon, ctl, folder in
-            let publisher = EventsConnection(try daemon.connect())
+            let publisher = ClientConnection(try daemon.connect())
             let (_, leaf) = try EventsTests.chain(publisher, length: 100)
             let since = try EventsTests.newestSeq(publisher)
             let watch = try ctl.start(["watch", "--since", String(since)], in: folder)
@@ -320,7 +320,7 @@ struct AgentctlTests {
         try daemon.waitUntilConnectable()
         let ctl = Agentctl(socketPath: socket, configHome: directory.path + "/config")
         let watch = try ctl.start(["watch", "module.created", "--since", "0"], in: directory.path)
-        _ = try EventsConnection(try daemon.connect()).result("modules.create", #"{"title":"before"}"#)
+        _ = try ClientConnection(try daemon.connect()).result("modules.create", #"{"title":"before"}"#)
         try watch.waitForOutput(containing: "module.created")
 
         daemon.terminate()
@@ -328,7 +328,7 @@ struct AgentctlTests {
         daemon = try DaemonProcess(socketPath: socket, arguments: arguments)
         defer { daemon.kill() }
         try daemon.waitUntilConnectable()
-        let publisher = EventsConnection(try daemon.connect())
+        let publisher = ClientConnection(try daemon.connect())
         _ = try publisher.result("modules.create", #"{"title":"after"}"#)
         let stored = try EventsTests.replayAll(publisher, since: 0).filter { $0["topic"] == .string("module.created") }
         let last = try #require(stored.last?["seq"]?.intValue)

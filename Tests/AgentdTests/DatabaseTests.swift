@@ -71,7 +71,7 @@ struct DatabaseTests {
         defer { daemon.kill() }
         try daemon.waitUntilConnectable()
         let size = { (try? FileManager.default.attributesOfItem(atPath: database)[.size] as? NSNumber)?.intValue ?? 0 }
-        let client = EventsConnection(try daemon.connect())
+        let client = ClientConnection(try daemon.connect())
         let content = String(repeating: "checkpoint ", count: 70_000)  // 770 KB each, 3.8 MB in all
         for index in 0..<5 {
             _ = try client.result("modules.create", #"{"title":"Module \#(index)","content":"\#(content)"}"#)

@@ -14,7 +14,7 @@ struct EventsTests {
     @Test("changes made on another connection arrive after the subscribe reply, in seq order, with their topics and data")
     func subscribeToEverything() throws {
         try withDaemon { daemon in
-            let changes = EventsConnection(try daemon.connect())
+            let changes = ClientConnection(try daemon.connect())
             _ = try changes.result("modules.create", #"{"title":"Before"}"#)
             let stored = try Self.replayAll(changes, since: 0)
             let newestBefore = try #require(stored.last?["seq"]?.intValue)
@@ -27,7 +27,7 @@ struct EventsTests {
             let subscription = try #require(reply["result"]?["subscription"]?.stringValue, "\(reply)")
             let after = try #require(reply["result"]?["after"]?.intValue, "\(reply)")
             #expect((0...newestBefore).contains(after), "after \(after), newest stored \(newestBefore)")
-            let subscriber = EventsConnection(raw)
+            let subscriber = ClientConnection(raw)
 
             let module = try changes.result("modules.create", #"{"title":"Plans","tags":["a"]}"#)
             let moduleID = try #require(module["id"]?.stringValue)
@@ -66,7 +66,7 @@ struct EventsTests {
     @Test("topic patterns and filters: chat.* takes chat and message events only; filter.chatId one chat; filter.moduleId its module and that module's chats")
     func patternsAndFilters() throws {
         try withDaemon { daemon in
-            let changes = EventsConnection(try daemon.connect())
+            let changes = ClientConnection(try daemon.connect())
             let module = try #require(try changes.result("modules.create", #"{"title":"One"}"#)["id"]?.stringValue)
             let otherModule = try #require(try changes.result("modules.create", #"{"title":"Two"}"#)["id"]?.stringValue)
             let chat = try #require(try changes.result("chats.create", #"{"moduleId":"\#(module)","title":"In one"}"#)["id"]?.stringValue)
@@ -74,7 +74,7 @@ struct EventsTests {
 
             // From the newest stored event, so that none of the set-up's events can arrive.
             let since = try Self.newestSeq(changes)
-            let subscriber = EventsConnection(try daemon.connect())
+            let subscriber = ClientConnection(try daemon.connect())
             let chats = try subscriber.subscribe(#"{"topics":["chat.*"],"since":\#(since)}"#)
             let oneChat = try subscriber.subscribe(#"{"topics":["*"],"filter":{"chatId":"\#(chat)"},"since":\#(since)}"#)
             let oneModule = try subscriber.subscribe(#"{"topics":["*"],"filter":{"moduleId":"\#(module)"},"since":\#(since)}"#)
@@ -132,12 +132,12 @@ struct EventsTests {
     @Test("another user's events never arrive, not even through a filter naming the other user's chat or module, and never replay")
     func otherUsersEvents() throws {
         try withDaemon { daemon in
-            let alice = EventsConnection(try daemon.connect())
+            let alice = ClientConnection(try daemon.connect())
             let (bob, token) = try Self.signIn(daemon, username: "bob")
             let aliceModule = try #require(try alice.result("modules.create", #"{"title":"Alice's"}"#)["id"]?.stringValue)
             let aliceChat = try #require(try alice.result("chats.create", #"{"moduleId":"\#(aliceModule)"}"#)["id"]?.stringValue)
 
-            let aliceWatch = EventsConnection(try daemon.connect())
+            let aliceWatch = ClientConnection(try daemon.connect())
             let aliceAll = try aliceWatch.subscribe(#"{"topics":["*"]}"#)
             let bobWatch = try Self.authenticated(daemon, token: token)
             let bobAll = try bobWatch.subscribe(#"{"topics":["*"],"since":0}"#)
@@ -191,7 +191,7 @@ struct EventsTests {
         // Topics, and whether they take module.created.
         let topicChoices = [(#"["*"]"#, true), (#"["chat.*"]"#, false), (#"["chat.message.created"]"#, false), (#"["chat.message.created","module.created"]"#, true)]
         try withDaemon { daemon in
-            let publisher = EventsConnection(try daemon.connect())
+            let publisher = ClientConnection(try daemon.connect())
             let chatID = try #require(try publisher.result("chats.create", #"{"title":"Busy"}"#)["id"]?.stringValue)
             let bob = try Self.signIn(daemon, username: "bob").connection
             let bobChat = try #require(try bob.result("chats.create", #"{"title":"Bob's"}"#)["id"]?.stringValue)
@@ -230,7 +230,7 @@ struct EventsTests {
                     // Wait for every message of the round, and the module when the topics take it.
                     var awaited = Set(created.filter { $0.hasPrefix("msg_") })
                     if takesModules { awaited.formUnion(created.filter { $0.hasPrefix("mod_") }) }
-                    let subscriber = EventsConnection(raw)
+                    let subscriber = ClientConnection(raw)
                     let received = try subscriber.events(until: { event in
                         awaited.remove(event["data"]?["messageId"]?.stringValue ?? event["data"]?["moduleId"]?.stringValue ?? "")
                         return awaited.isEmpty
@@ -257,12 +257,12 @@ struct EventsTests {
     @Test("a client that stops reading gets its events in order then one events.overflow at the last one; since: lastSeq resumes with no gap; others are unaffected")
     func slowClientOverflows() throws {
         try withDaemon(environment: ["AGENTD_EVENTS_QUEUE_CAPACITY": "16"]) { daemon in
-            let publisher = EventsConnection(try daemon.connect())
+            let publisher = ClientConnection(try daemon.connect())
             let (chatID, leaf) = try Self.chain(publisher, length: 100)
             let since = try Self.newestSeq(publisher)  // so that no event of the chain can arrive
-            let stalled = EventsConnection(try daemon.connect())
+            let stalled = ClientConnection(try daemon.connect())
             let stalledSubscription = try stalled.subscribe(#"{"topics":["*"],"since":\#(since)}"#)
-            let healthy = EventsConnection(try daemon.connect())
+            let healthy = ClientConnection(try daemon.connect())
             let healthySubscription = try healthy.subscribe(#"{"topics":["chat.message.created"],"since":\#(since)}"#)
 
             // ~800 kB of events (24 forks of 100 messages): several times what the stalled client's
@@ -325,14 +325,14 @@ struct EventsTests {
     @Test("a client that reads while catching up on many more stored events than its queue holds is never cut off")
     func catchUpLongerThanTheQueue() throws {
         try withDaemon(environment: ["AGENTD_EVENTS_QUEUE_CAPACITY": "16"]) { daemon in
-            let publisher = EventsConnection(try daemon.connect())
+            let publisher = ClientConnection(try daemon.connect())
             let (_, leaf) = try Self.chain(publisher, length: 100)
             try Self.sendForks(publisher.client, of: leaf, count: 20)  // ~2,100 events in all: 5 pages
             _ = try Self.readResults(publisher.client, count: 20)
             let stored = try Self.replayAll(publisher, since: 0)
             let last = try #require(stored.last?["seq"])
             for _ in 0..<2 {
-                let subscriber = EventsConnection(try daemon.connect())
+                let subscriber = ClientConnection(try daemon.connect())
                 _ = try subscriber.subscribe(#"{"topics":["*"],"since":0}"#)
                 let received = try subscriber.events(until: { $0["seq"] == last })
                 #expect(received.map(Self.withoutSubscription) == stored)
@@ -345,9 +345,9 @@ struct EventsTests {
     @Test("after the unsubscribe reply, changes produce no notification for that subscription; the connection's others go on")
     func unsubscribeStopsDelivery() throws {
         try withDaemon { daemon in
-            let changes = EventsConnection(try daemon.connect())
+            let changes = ClientConnection(try daemon.connect())
             let since = try Self.newestSeq(changes)  // the account's user.registered
-            let subscriber = EventsConnection(try daemon.connect())
+            let subscriber = ClientConnection(try daemon.connect())
             let everything = try subscriber.subscribe(#"{"topics":["*"],"since":\#(since)}"#)
             let modules = try subscriber.subscribe(#"{"topics":["module.*"],"since":\#(since)}"#)
             _ = try changes.result("modules.create", #"{"title":"Seen twice"}"#)
@@ -372,13 +372,13 @@ struct EventsTests {
     @Test("closing a subscriber mid-stream, with unread events, ends its subscriptions: the daemon keeps serving everyone else, without an error")
     func closeMidStream() throws {
         try withDaemon { daemon in
-            let publisher = EventsConnection(try daemon.connect())
+            let publisher = ClientConnection(try daemon.connect())
             let (_, leaf) = try Self.chain(publisher, length: 100)
-            let watcher = EventsConnection(try daemon.connect())
+            let watcher = ClientConnection(try daemon.connect())
             let watching = try watcher.subscribe(#"{"topics":["chat.message.created"],"since":\#(try Self.newestSeq(publisher))}"#)
-            var closers: [EventsConnection] = []
+            var closers: [ClientConnection] = []
             for _ in 0..<4 {
-                let closer = EventsConnection(try daemon.connect())
+                let closer = ClientConnection(try daemon.connect())
                 _ = try closer.subscribe(#"{"topics":["*"]}"#)
                 _ = try closer.subscribe(#"{"topics":["chat.*"],"since":0}"#)
                 closers.append(closer)
@@ -399,7 +399,7 @@ struct EventsTests {
             #expect(received.map(Self.withoutSubscription) == (try Self.replayAll(publisher, since: watching.after, extra: #","topics":["chat.message.created"]"#)))
 
             // Still serving: a new subscription gets the next change, the others answer.
-            let fresh = EventsConnection(try daemon.connect())
+            let fresh = ClientConnection(try daemon.connect())
             _ = try fresh.subscribe(#"{"topics":["module.*"]}"#)
             _ = try publisher.result("modules.create", #"{"title":"After"}"#)
             #expect(try fresh.nextNotification()["params"]?["data"]?["title"]?.stringValue == "After")
@@ -424,7 +424,7 @@ struct EventsTests {
         do {
             let held = try DaemonProcess(socketPath: socket, arguments: database + ["--test-hold-event-consumers"])
             defer { held.kill() }
-            let client = EventsConnection(try held.connect())
+            let client = ClientConnection(try held.connect())
             moduleID = try #require(try client.result("modules.create", #"{"title":"Doomed"}"#)["id"]?.stringValue)
             _ = try client.result("modules.delete", #"{"id":"\#(moduleID)"}"#)
             // Committed (the replay reads them) but not handled: the audit log is empty.
@@ -438,7 +438,7 @@ struct EventsTests {
         do {
             let restarted = try DaemonProcess(socketPath: socket, arguments: database)
             defer { restarted.kill() }
-            let client = EventsConnection(try restarted.connect())
+            let client = ClientConnection(try restarted.connect())
             entries = try Self.waitForAudit(client, count: 2)
             #expect(entries.map { $0["action"]?.stringValue } == ["module.deleted", "user.registered"], "\(entries)")
             #expect(entries.first?["data"] == .object(["moduleId": .string(moduleID)]), "\(entries)")
@@ -452,7 +452,7 @@ struct EventsTests {
         // handled after everything before it, shows the consumer has caught up.
         let again = try DaemonProcess(socketPath: socket, arguments: database)
         defer { again.kill() }
-        let client = EventsConnection(try again.connect())
+        let client = ClientConnection(try again.connect())
         let second = try #require(try client.result("modules.create", #"{"title":"Also doomed"}"#)["id"]?.stringValue)
         _ = try client.result("modules.delete", #"{"id":"\#(second)"}"#)
         let after = try Self.waitForAudit(client, count: 3)
@@ -474,7 +474,7 @@ struct EventsTests {
         do {
             let daemon = try DaemonProcess(socketPath: socket, arguments: database)
             defer { daemon.kill() }
-            let client = EventsConnection(try daemon.connect())
+            let client = ClientConnection(try daemon.connect())
             _ = try Self.waitForAudit(client, count: 1)  // user.registered, seq 1, handled
             for n in 0..<5 { _ = try client.result("modules.create", #"{"title":"m\#(n)"}"#) }  // seqs 2…6, not audited
             daemon.terminate()
@@ -485,7 +485,7 @@ struct EventsTests {
         let daemon = try DaemonProcess(socketPath: socket, arguments: database, environment: ["AGENTD_EVENTS_RETENTION_COUNT": "2"])
         defer { daemon.kill() }
         try daemon.waitForLog(containing: "pruned events")
-        let client = EventsConnection(try daemon.connect())
+        let client = ClientConnection(try daemon.connect())
         let expired = try client.call("events.replay", #"{"since":3}"#)
         #expect(expired.errorCode == -32040, "\(expired)")
         #expect(expired["error"]?["data"] == .object(["since": .integer(3), "prunedThrough": .integer(4)]), "\(expired)")
@@ -503,7 +503,7 @@ struct EventsTests {
     @Test("errors: unknown or no topics, a replay limit out of range, an unknown or another connection's subscription, too many subscriptions")
     func errors() throws {
         try withDaemon(environment: ["AGENTD_EVENTS_MAX_SUBSCRIPTIONS_PER_CONNECTION": "2"]) { daemon in
-            let client = EventsConnection(try daemon.connect())
+            let client = ClientConnection(try daemon.connect())
             func expectInvalid(_ method: String, _ params: String, field: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
                 let reply = try client.call(method, params)
                 #expect(reply.errorCode == -32602, "\(method) \(params): \(reply)", sourceLocation: sourceLocation)
@@ -533,7 +533,7 @@ struct EventsTests {
             #expect(third.errorCode == -32041, "\(third)")
             #expect(third["error"]?["data"] == .object(["setting": .string("events.max_subscriptions_per_connection"), "limit": .integer(2)]), "\(third)")
             // Another connection has its own allowance, and cannot end this one's subscription.
-            let other = EventsConnection(try daemon.connect())
+            let other = ClientConnection(try daemon.connect())
             _ = try other.subscribe(#"{"topics":["module.*"]}"#)
             let foreign = try other.call("events.unsubscribe", #"{"subscription":"\#(first.id)"}"#)
             #expect(foreign.errorCode == -32030 && foreign["error"]?["data"]?["id"]?.stringValue == first.id, "\(foreign)")
@@ -551,23 +551,23 @@ struct EventsTests {
 
     /// A second user, registered and signed in on one connection: that connection and the session's
     /// token (`authenticated` opens more connections as that user).
-    static func signIn(_ daemon: DaemonProcess, username: String) throws -> (connection: EventsConnection, token: String) {
-        let connection = EventsConnection(try daemon.connect())
+    static func signIn(_ daemon: DaemonProcess, username: String) throws -> (connection: ClientConnection, token: String) {
+        let connection = ClientConnection(try daemon.connect())
         _ = try connection.result("auth.register", #"{"username":"\#(username)","password":"correct horse"}"#)
         let login = try connection.result("auth.login", #"{"username":"\#(username)","password":"correct horse"}"#)
         return (connection, try #require(login["token"]?.stringValue, "\(login)"))
     }
 
     /// A new connection, authenticated with `token`.
-    static func authenticated(_ daemon: DaemonProcess, token: String) throws -> EventsConnection {
-        let connection = EventsConnection(try daemon.connect())
+    static func authenticated(_ daemon: DaemonProcess, token: String) throws -> ClientConnection {
+        let connection = ClientConnection(try daemon.connect())
         _ = try connection.result("auth.authenticate", #"{"token":"\#(token)"}"#)
         return connection
     }
 
     /// Every stored event of the caller after `since` (all pages); `extra` adds members to the
     /// params (`,"topics":[…]`).
-    static func replayAll(_ connection: EventsConnection, since: Int64, extra: String = "") throws -> [JSON] {
+    static func replayAll(_ connection: ClientConnection, since: Int64, extra: String = "") throws -> [JSON] {
         var events: [JSON] = []
         var since = since
         while true {
@@ -579,13 +579,13 @@ struct EventsTests {
     }
 
     /// The seq of the caller's newest stored event (0 when none).
-    static func newestSeq(_ connection: EventsConnection) throws -> Int64 {
+    static func newestSeq(_ connection: ClientConnection) throws -> Int64 {
         Int64(try replayAll(connection, since: 0).last?["seq"]?.intValue ?? 0)
     }
 
     /// Polls `audit.list` until it has `count` entries (with a deadline: the consumer runs on its
     /// own), and returns them.
-    static func waitForAudit(_ connection: EventsConnection, count: Int, timeout: Duration = .seconds(10)) throws -> [JSON] {
+    static func waitForAudit(_ connection: ClientConnection, count: Int, timeout: Duration = .seconds(10)) throws -> [JSON] {
         let deadline = Deadline(timeout)
         while true {
             let items = try #require(try connection.result("audit.list")["items"]?.arrayValue)
@@ -608,7 +608,7 @@ struct EventsTests {
 
     /// A new chat holding one chain of `length` messages: its id and the last message's.
     /// `sendForks` of that message then publishes `length + 1` events per call, in one transaction.
-    static func chain(_ connection: EventsConnection, length: Int) throws -> (chatID: String, leaf: String) {
+    static func chain(_ connection: ClientConnection, length: Int) throws -> (chatID: String, leaf: String) {
         let chatID = try #require(try connection.result("chats.create", #"{"title":"Chain"}"#)["id"]?.stringValue)
         // Pipelined appends to one chat form one chain (each goes under the active leaf).
         try sendAppends(connection.client, chatID: chatID, range: 0..<length, tag: "chain")

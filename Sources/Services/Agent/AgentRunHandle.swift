@@ -20,8 +20,6 @@ final class AgentRunHandle: Sendable {
         self.userID = userID
     }
 
-    var isCancelled: Bool { state.withLock { $0.cancelled } }
-
     /// Asks the run to stop: `untilCancelled()` returns, and the run cancels its generation.
     func cancel() {
         let watcher = state.withLock { state -> CheckedContinuation<Void, Never>? in

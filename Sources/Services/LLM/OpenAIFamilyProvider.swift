@@ -110,11 +110,12 @@ public struct OpenAIFamilyProvider: LLMProvider {
         }
     }
 
-    /// Records a finished request (and its reported usage) in the metrics, when there are any.
+    /// Records a finished request in the metrics, when there are any.
     fileprivate func record(_ body: OpenAIChatBody, succeeded: Bool) {
         metrics?.request(provider: name, model: body.model, duration: ContinuousClock.now - body.started, succeeded: succeeded)
     }
 
+    /// Records the usage the provider reported (an estimate is not recorded).
     fileprivate func recordTokens(_ usage: LLMUsage, model: String) {
         guard !usage.estimated else { return }
         metrics?.tokens(provider: name, model: model, input: usage.promptTokens, output: usage.completionTokens)
@@ -377,10 +378,10 @@ private final class OpenAIChatCursor: @unchecked Sendable {
             }
             switch phase {
             case .request:
-                phase = .finished
+                phase = .finished  // stays so when the request fails
                 phase = .body(try await provider.open(request))
             case .body(var body):
-                phase = .finished
+                phase = .finished  // the body is read from a copy; put back below unless it ended
                 let events: [LLMStreamEvent]?
                 do {
                     events = try await body.read()

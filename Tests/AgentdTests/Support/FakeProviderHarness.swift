@@ -113,69 +113,8 @@ extension FakeRecordedRequest {
     }
 }
 
-/// One connection used the way a chat client uses it: calls matched to replies by id, notifications
-/// (`agent.delta`, events) kept in arrival order.
-final class AgentClient {
-    let client: RPCTestClient
-    private var nextID = 1
-    /// Notifications read while waiting for a reply, oldest first.
-    private(set) var kept: [JSON] = []
-
-    init(_ client: RPCTestClient) {
-        self.client = client
-    }
-
-    /// Sends a call without waiting; returns its id.
-    @discardableResult
-    func send(_ method: String, _ params: String = "{}") throws -> Int {
-        let id = nextID
-        nextID += 1
-        try client.send(line: #"{"jsonrpc":"2.0","id":\#(id),"method":"\#(method)","params":\#(params)}"#)
-        return id
-    }
-
-    func notify(_ method: String, _ params: String) throws {
-        try client.send(line: #"{"jsonrpc":"2.0","method":"\#(method)","params":\#(params)}"#)
-    }
-
-    /// Reads until the reply to `id`; returns it with the notifications that came before it (and
-    /// any kept earlier), in arrival order. Replies to other calls are an error.
-    func reply(to id: Int, timeout: Duration = .seconds(30)) throws -> (reply: JSON, notifications: [JSON]) {
-        let deadline = Deadline(timeout)
-        var notifications = kept
-        kept = []
-        while true {
-            let message = try client.readJSON(timeout: deadline.remaining)
-            guard let replyID = message["id"] else {
-                notifications.append(message)
-                continue
-            }
-            guard replyID == .integer(Int64(id)) else { throw HarnessError("expected the reply to call \(id), got \(message)") }
-            return (message, notifications)
-        }
-    }
-
-    /// A call's reply; notifications before it are kept.
-    func call(_ method: String, _ params: String = "{}") throws -> JSON {
-        let (reply, notifications) = try reply(to: send(method, params))
-        kept += notifications
-        return reply
-    }
-
-    /// The call's result; an error reply is an error.
-    func result(_ method: String, _ params: String = "{}", sourceLocation: SourceLocation = #_sourceLocation) throws -> JSON {
-        let reply = try call(method, params)
-        return try #require(reply["result"], "\(method) \(params): \(reply)", sourceLocation: sourceLocation)
-    }
-
-    /// The next notification (kept ones first).
-    func nextNotification(timeout: Duration = .seconds(30)) throws -> JSON {
-        if !kept.isEmpty { return kept.removeFirst() }
-        let message = try client.readJSON(timeout: timeout)
-        guard message["id"] == nil else { throw HarnessError("expected a notification, got a reply: \(message)") }
-        return message
-    }
-
+/// What a chat client does on its connection: wait for deltas, run a call to its reply.
+extension ClientConnection {
     /// `agent.delta` notifications until `count` have arrived.
     func deltas(_ count: Int) throws -> [JSON] {
         var deltas: [JSON] = []

@@ -1,8 +1,9 @@
 import Testing
 
-/// One connection used as an events client uses it: each call is matched to its reply by id, and
-/// the notifications that arrive meanwhile are kept, in order, for `nextNotification`.
-final class EventsConnection {
+/// One connection used as a client uses it: each call is matched to its reply by id, and the
+/// notifications that arrive meanwhile (`agent.delta`, `events.event`, …) are kept, in order, for
+/// `nextNotification`.
+final class ClientConnection {
     let client: RPCTestClient
     private var nextID = 1
     /// Notifications read while waiting for a reply, oldest first.
@@ -12,21 +13,41 @@ final class EventsConnection {
         self.client = client
     }
 
-    /// Sends a call and returns its reply; notifications that come before it are kept.
-    func call(_ method: String, _ params: String = "{}", timeout: Duration = .seconds(30)) throws -> JSON {
+    /// Sends a call without waiting; returns its id.
+    @discardableResult
+    func send(_ method: String, _ params: String = "{}") throws -> Int {
         let id = nextID
         nextID += 1
         try client.send(line: #"{"jsonrpc":"2.0","id":\#(id),"method":"\#(method)","params":\#(params)}"#)
+        return id
+    }
+
+    func notify(_ method: String, _ params: String) throws {
+        try client.send(line: #"{"jsonrpc":"2.0","method":"\#(method)","params":\#(params)}"#)
+    }
+
+    /// Reads until the reply to `id`; returns it with the notifications that came before it (and
+    /// any kept earlier), in arrival order. Replies to other calls are an error.
+    func reply(to id: Int, timeout: Duration = .seconds(30)) throws -> (reply: JSON, notifications: [JSON]) {
         let deadline = Deadline(timeout)
+        var notifications = kept
+        kept = []
         while true {
             let message = try client.readJSON(timeout: deadline.remaining)
             guard let replyID = message["id"] else {
-                kept.append(message)
+                notifications.append(message)
                 continue
             }
             guard replyID == .integer(Int64(id)) else { throw HarnessError("expected the reply to call \(id), got \(message)") }
-            return message
+            return (message, notifications)
         }
+    }
+
+    /// Sends a call and returns its reply; notifications that come before it are kept.
+    func call(_ method: String, _ params: String = "{}", timeout: Duration = .seconds(30)) throws -> JSON {
+        let (reply, notifications) = try reply(to: send(method, params), timeout: timeout)
+        kept = notifications
+        return reply
     }
 
     /// The call's result; records an issue with the reply when it is an error.
