@@ -51,12 +51,12 @@ struct Dependencies: Sendable {
         /// answers `-32050`).
         var webSearch: (any WebSearchClient)? = nil
 
-        /// The daemon's: the system clock, random ids, the slow KDF, `/etc/passwd`, and the configured
+        /// The daemon's: the system clock, time-ordered ids, the slow KDF, `/etc/passwd`, and the configured
         /// provider and web search over one libcurl client (`CurlHTTPClient`, proxies from the
         /// environment).
         static func live(llm: ReloadableLLM) -> Collaborators {
             Collaborators(
-                clock: SystemClock(), ids: RandomIDGenerator(),
+                clock: SystemClock(), ids: TimeOrderedIDGenerator(clock: SystemClock()),
                 hasher: PBKDF2PasswordHasher(threadPool: .singleton),
                 accounts: PasswdDirectory(threadPool: .singleton),
                 llmProvider: llm.provider, webSearch: llm.webSearch)

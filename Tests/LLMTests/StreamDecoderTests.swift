@@ -1,5 +1,5 @@
 import Foundation
-import Services
+@testable import Services
 import Testing
 
 /// The Chat Completions stream quirks, through `OpenAIFamilyProvider` and a scripted client, each
@@ -215,5 +215,58 @@ struct StreamDecoderTests {
         let stream = Self.sse([#"{"id":"x","model":"m","choices":[{"index":0,"delta":{"content":"a"}}]}"#, "[DONE]", #"{"id":"x","model":"m","choices":[{"index":0,"delta":{"content":"b"}}]}"#])
         let result = await Self.run(stream)
         #expect(result.events == [.text("a"), .usage(LLMUsage(promptTokens: 4, completionTokens: 1, estimated: true)), .finished(reason: .stop, model: "m")])
+    }
+}
+
+/// Chunks take a typed path (`JSONReader`) when they can and the general one (`JSONSerialization`)
+/// otherwise; both must give the same events and the same end.
+@Suite("Chat Completions chunks: the typed path and the general path agree")
+struct StreamDecoderPathTests {
+    static let chunks = [
+        #"{"id":"c1","object":"chat.completion.chunk","model":"gpt-4o-mini","system_fingerprint":null,"choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"obfuscation":"aZ"}"#,
+        #"{"choices":[{"index":0,"delta":{"content":"He said \"hi\"\n\u00e9\ud83d\ude00 😀"}}]}"#,
+        #"{"choices":[{"delta":{"refusal":"no"}},{"index":1,"delta":{"content":"other choice"}}]}"#,
+        #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_b","type":"function","function":{"name":"web_search","arguments":""}},{"id":"","function":{"arguments":"{\"q\":"}}]}}]}"#,
+        #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":null},{"function":{"name":null,"arguments":null}}]}}]}"#,
+        #"{"choices":[{"index":0,"message":{"content":"whole"},"finish_reason":"stop"}]}"#,
+        #"{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}}"#,
+        #"{"choices":null,"usage":{"completion_tokens":5}}"#,
+        #"{"model":"","usage":null}"#,
+        #"{"error":null,"choices":[{"index":0,"delta":{"content":"after a null error"},"finish_reason":"length"}]}"#,
+        // Only the general path reads these; the typed one must hand them over.
+        #"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":{"b":1,"a":[2]}}}]}}]}"#,
+        #"{"choices":[{"index":0,"delta":{"content":"filtered?"},"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}}}]}"#,
+        #"{"choices":[{"index":0.0,"delta":{"content":"float index"}}],"usage":{"prompt_tokens":3.0}}"#,
+        #"{"choices":[null,{"delta":{"content":"after null"}}]}"#,
+        #"{"choices":[{"index":0,"delta":{"content":"trailing"}}]} x"#,
+        #"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#,
+        #"{"choices":[{"index":0,"delta":{"content":"end"},"finish_reason":"content_filter"}]}"#,
+        "  {\"choices\":[{\"delta\":{\"content\":\"spaced\"}}]}\t", "[DONE]",
+    ]
+
+    struct Outcome: Equatable {
+        var events: [LLMStreamEvent]
+        var error: LLMError?
+    }
+
+    static func decode(_ chunk: String, typed: Bool) -> Outcome {
+        var decoder = OpenAIChatStreamDecoder(provider: "openai", requestedModel: "m", promptBytes: 40)
+        decoder.typedPath = typed
+        var events: [LLMStreamEvent] = []
+        do {
+            events += try decoder.decode(SSEEvent(data: "{\"choices\":[{\"delta\":{\"content\":\"first\"}}]}"))
+            events += try decoder.decode(SSEEvent(data: chunk))
+            events += try decoder.finish()
+            return Outcome(events: events, error: nil)
+        } catch {
+            return Outcome(events: events, error: error)
+        }
+    }
+
+    @Test("every chunk gives the same events, usage, finish and error either way", arguments: chunks)
+    func samePaths(_ chunk: String) {
+        let typed = Self.decode(chunk, typed: true)
+        #expect(typed == Self.decode(chunk, typed: false))
+        #expect(typed.events.count > 1 || typed.error != nil)
     }
 }
