@@ -26,26 +26,36 @@ public final class EventOutbox: Sendable {
         self.publish = publish
     }
 
-    /// One statement: the event, its module (the chat's, when the event names none: what
-    /// `filter.moduleId` matches) and its seq back.
-    static let insertSQL = """
-        INSERT INTO events (topic, user_id, chat_id, module_id, occurred_at, data)
-        VALUES (?, ?, ?, coalesce(?, (SELECT module_id FROM chats WHERE id = ?)), ?, ?)
-        RETURNING seq, module_id
-        """
+    /// The event row; its seq is the row id. No `RETURNING`: SQLite runs such a statement into a
+    /// temporary table first, which cost as much as the insert itself on the append path.
+    static let insertSQL = "INSERT INTO events (topic, user_id, chat_id, module_id, occurred_at, data) VALUES (?, ?, ?, ?, ?, ?)"
+    /// The module of the event's chat, when the event names none: what `filter.moduleId` matches.
+    static let chatModuleSQL = "SELECT module_id FROM chats WHERE id = ?"
 
-    /// Writes `event` in the open transaction (with `statement`, a prepared `insertSQL`); it is
-    /// published if that transaction commits.
-    func record(_ event: some DomainEvent, statement: RawStatement) throws {
+    /// Where the module of an event's chat comes from, when the event names no module.
+    enum ChatModule {
+        /// The job read it already (nil: the chat is in no module).
+        case known(String?)
+        /// Look it up with this prepared `chatModuleSQL`.
+        case ofChat(RawStatement)
+    }
+
+    /// Writes `event` in the open transaction on `db` (with `insert`, a prepared `insertSQL`); it
+    /// is published if that transaction commits.
+    func record(_ event: some DomainEvent, insert: RawStatement, chatModule: ChatModule, db: Database) throws {
         let topic = type(of: event).topic
         let data = try RPCJSONEncoder().encodeToString(event)
         let occurredAt = Timestamp.text(clock.now())
-        let row = try statement.firstRow([topic, event.userID, event.chatID, event.moduleID, event.chatID, occurredAt, data]) {
-            ($0.integer(0), $0.text(1))
+        var moduleID = event.moduleID
+        if moduleID == nil, let chatID = event.chatID {
+            switch chatModule {
+            case .known(let known): moduleID = known
+            case .ofChat(let statement): moduleID = try statement.firstRow([chatID]) { $0.text(0) } ?? nil
+            }
         }
-        guard let (seq, moduleID) = row else { throw EventOutboxError.noSeq }
+        try insert.run([topic, event.userID, event.chatID, moduleID, occurredAt, data])
         let stored = Event(
-            seq: seq, topic: topic, userID: event.userID, chatID: event.chatID, moduleID: moduleID,
+            seq: db.lastInsertedRowID, topic: topic, userID: event.userID, chatID: event.chatID, moduleID: moduleID,
             occurredAt: try Timestamp.date(occurredAt), data: JSONFragment(unchecked: data))
         pending.withLock { $0.append(stored) }
     }
@@ -71,9 +81,4 @@ public final class EventOutbox: Sendable {
         }
         if !events.isEmpty { publish(events) }
     }
-}
-
-enum EventOutboxError: Error {
-    /// INSERT … RETURNING returned no row (cannot happen with a working SQLite).
-    case noSeq
 }

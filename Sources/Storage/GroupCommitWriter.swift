@@ -73,8 +73,18 @@ public final class GroupCommitWriter: Sendable {
     /// transaction commits, and never when the job's changes roll back. Use it only inside a
     /// `write` job, after the change it describes.
     public func record(_ event: some DomainEvent, in db: Database) throws {
+        try record(event, chatModule: .ofChat(rawStatements.statement(EventOutbox.chatModuleSQL, in: db)), in: db)
+    }
+
+    /// `record(_:in:)` for a job that has read the module of the event's chat already (nil: the
+    /// chat is in none), which saves the outbox looking it up.
+    public func record(_ event: some DomainEvent, chatModuleID: String?, in db: Database) throws {
+        try record(event, chatModule: .known(chatModuleID), in: db)
+    }
+
+    private func record(_ event: some DomainEvent, chatModule: EventOutbox.ChatModule, in db: Database) throws {
         guard let outbox else { throw GroupCommitError.noOutbox }
-        try outbox.record(event, statement: rawStatements.statement(EventOutbox.insertSQL, in: db))
+        try outbox.record(event, insert: rawStatements.statement(EventOutbox.insertSQL, in: db), chatModule: chatModule, db: db)
     }
 
     /// How a job is kept apart from the others of its batch.

@@ -27,8 +27,8 @@ public struct SQLiteAgentStore: AgentStore {
             var question: Message?
             if let message = start.userMessage {
                 let inserted = try SQLiteChatStore.insertMessage(message, userID: userID, writes: writes, db: db)
-                try writes.record(ChatsEvents.MessageCreated(userID: userID, message: inserted), in: db)
-                question = inserted
+                try writes.record(ChatsEvents.MessageCreated(userID: userID, message: inserted.message), chatModuleID: inserted.chatModuleID, in: db)
+                question = inserted.message
             }
             let run = start.run
             try db.cachedStatement(sql: """
@@ -52,8 +52,8 @@ public struct SQLiteAgentStore: AgentStore {
             var answer: Message?
             if let message = finish.answer {
                 let inserted = try SQLiteChatStore.insertMessage(message, userID: userID, writes: writes, db: db)
-                try writes.record(ChatsEvents.MessageCreated(userID: userID, message: inserted), in: db)
-                answer = inserted
+                try writes.record(ChatsEvents.MessageCreated(userID: userID, message: inserted.message), chatModuleID: inserted.chatModuleID, in: db)
+                answer = inserted.message
             }
             try db.cachedStatement(sql: """
                 UPDATE agent_runs SET assistant_message_id = ?, status = ?, model = ?, finish_reason = ?, prompt_tokens = ?, completion_tokens = ?,

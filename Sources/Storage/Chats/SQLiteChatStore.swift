@@ -143,8 +143,8 @@ public struct SQLiteChatStore: ChatStore {
         let writes = self.writes
         return try await writes.write(isolation: .checksBeforeWrites) { db in
             let appended = try Self.insertMessage(message, userID: userID, writes: writes, db: db)
-            try writes.record(event(appended), in: db)
-            return appended
+            try writes.record(event(appended.message), chatModuleID: appended.chatModuleID, in: db)
+            return appended.message
         }
     }
 
@@ -152,13 +152,15 @@ public struct SQLiteChatStore: ChatStore {
     /// caller's write job (`append`, and the agent's store, which stores a message with its run).
     /// Every check comes before the two writes.
     ///
+    /// Returns the message and its chat's module (for the message's event).
+    ///
     /// - Throws: `ChatsError.notFound` for a chat, or a placement message, that is not the user's.
-    static func insertMessage(_ message: NewMessage, userID: String, writes: GroupCommitWriter, db: Database) throws -> Message {
-        // The chat (ownership) and its active leaf with that leaf's depth, in one statement.
+    static func insertMessage(_ message: NewMessage, userID: String, writes: GroupCommitWriter, db: Database) throws -> (message: Message, chatModuleID: String?) {
+        // The chat (ownership, module) and its active leaf with that leaf's depth, in one statement.
         let chat = try writes.statement(
-            "SELECT c.active_message_id, m.depth FROM chats c LEFT JOIN messages m ON m.id = c.active_message_id WHERE c.id = ? AND c.user_id = ?",
+            "SELECT c.active_message_id, m.depth, c.module_id FROM chats c LEFT JOIN messages m ON m.id = c.active_message_id WHERE c.id = ? AND c.user_id = ?",
             in: db)
-        guard let (activeLeaf, leafDepth) = try chat.firstRow([message.chatID, userID], { ($0.text(0), $0.integer(1)) }) else {
+        guard let (activeLeaf, leafDepth, chatModuleID) = try chat.firstRow([message.chatID, userID], { ($0.text(0), $0.integer(1), $0.text(2)) }) else {
             throw ChatsError.notFound(kind: "chat", id: message.chatID)
         }
 
@@ -192,9 +194,10 @@ public struct SQLiteChatStore: ChatStore {
         ).run([message.id, message.chatID, userID, parentID, message.role.rawValue, message.content, depth, created])
         try writes.statement("UPDATE chats SET active_message_id = ?, updated_at = ? WHERE id = ?", in: db)
             .run([message.id, created, message.chatID])
-        return Message(
+        let inserted = Message(
             id: message.id, chatId: message.chatID, parentId: parentID, role: message.role, content: message.content, depth: depth,
             createdAt: message.createdAt)
+        return (inserted, chatModuleID)
     }
 
     public func selectBranch(messageID: String, userID: String, updatedAt: Date) async throws -> Chat? {
