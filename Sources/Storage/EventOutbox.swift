@@ -26,13 +26,17 @@ public final class EventOutbox: Sendable {
         self.publish = publish
     }
 
-    /// The event row; its seq is the row id. No `RETURNING`: SQLite runs such a statement into a
-    /// temporary table first, which cost as much as the insert itself on the append path.
-    static let insertSQL = "INSERT INTO events (topic, user_id, chat_id, module_id, occurred_at, data) VALUES (?, ?, ?, ?, ?, ?)"
-    /// The module of the event's chat, when the event names none: what `filter.moduleId` matches.
+    /// The rows of `count` events; the seqs are their row ids, consecutive within the statement.
+    /// No `RETURNING`: SQLite runs such a statement into a temporary table first, which cost as much
+    /// as the insert itself on the append path.
+    static func insertSQL(rows count: Int) -> String {
+        "INSERT INTO events (topic, user_id, chat_id, module_id, occurred_at, data) VALUES "
+            + repeatElement("(?, ?, ?, ?, ?, ?)", count: count).joined(separator: ", ")
+    }
+    /// The module of the events' chat, when an event names none: what `filter.moduleId` matches.
     static let chatModuleSQL = "SELECT module_id FROM chats WHERE id = ?"
 
-    /// Where the module of an event's chat comes from, when the event names no module.
+    /// Where the module of the events' chat comes from, for events that name no module.
     enum ChatModule {
         /// The job read it already (nil: the chat is in no module).
         case known(String?)
@@ -40,24 +44,38 @@ public final class EventOutbox: Sendable {
         case ofChat(RawStatement)
     }
 
-    /// Writes `event` in the open transaction on `db` (with `insert`, a prepared `insertSQL`); it
-    /// is published if that transaction commits.
-    func record(_ event: some DomainEvent, insert: RawStatement, chatModule: ChatModule, db: Database) throws {
-        let topic = type(of: event).topic
-        let data = try RPCJSONEncoder().encodeToString(event)
+    /// Writes `events` in the open transaction on `db`, in one statement (`insert`, a prepared
+    /// `insertSQL(rows: events.count)`); they are published if that transaction commits.
+    func record(_ events: [any DomainEvent], insert: RawStatement, chatModule: ChatModule, db: Database) throws {
         let occurredAt = Timestamp.text(clock.now())
-        var moduleID = event.moduleID
-        if moduleID == nil, let chatID = event.chatID {
-            switch chatModule {
-            case .known(let known): moduleID = known
-            case .ofChat(let statement): moduleID = try statement.firstRow([chatID]) { $0.text(0) } ?? nil
+        let occurred = try Timestamp.date(occurredAt)
+        var values: [(any Sendable)?] = []
+        values.reserveCapacity(events.count * 6)
+        var stored: [Event] = []
+        var chatModules: [String: String?] = [:]
+        for event in events {
+            let topic = type(of: event).topic
+            let data = try RPCJSONEncoder().encodeToString(event)
+            var moduleID = event.moduleID
+            if moduleID == nil, let chatID = event.chatID {
+                switch chatModule {
+                case .known(let known): moduleID = known
+                case .ofChat(let statement):
+                    if let cached = chatModules[chatID] { moduleID = cached } else {
+                        moduleID = try statement.firstRow([chatID]) { $0.text(0) } ?? nil
+                        chatModules[chatID] = moduleID
+                    }
+                }
             }
+            values += [topic, event.userID, event.chatID, moduleID, occurredAt, data] as [(any Sendable)?]
+            stored.append(Event(
+                seq: 0, topic: topic, userID: event.userID, chatID: event.chatID, moduleID: moduleID, occurredAt: occurred,
+                data: JSONFragment(unchecked: data)))
         }
-        try insert.run([topic, event.userID, event.chatID, moduleID, occurredAt, data])
-        let stored = Event(
-            seq: db.lastInsertedRowID, topic: topic, userID: event.userID, chatID: event.chatID, moduleID: moduleID,
-            occurredAt: try Timestamp.date(occurredAt), data: JSONFragment(unchecked: data))
-        pending.withLock { $0.append(stored) }
+        try insert.run(values)
+        let last = db.lastInsertedRowID
+        for index in stored.indices { stored[index].seq = last - Int64(stored.count - 1 - index) }
+        pending.withLock { $0 += stored }
     }
 
     /// How many events the transaction has recorded so far: a write's mark for `rollBack(to:)`.

@@ -42,6 +42,8 @@ public final class GroupCommitWriter: Sendable {
     /// the transaction's outcome is known.
     private struct Job: Sendable {
         let run: @Sendable (Database) -> Ran
+        /// The job's batch may skip `beforeCommit` (see `write(…, urgent:)`).
+        var urgent = false
     }
 
     private enum Ran {
@@ -73,18 +75,24 @@ public final class GroupCommitWriter: Sendable {
     /// transaction commits, and never when the job's changes roll back. Use it only inside a
     /// `write` job, after the change it describes.
     public func record(_ event: some DomainEvent, in db: Database) throws {
-        try record(event, chatModule: .ofChat(rawStatements.statement(EventOutbox.chatModuleSQL, in: db)), in: db)
+        try record([event], in: db)
     }
 
-    /// `record(_:in:)` for a job that has read the module of the event's chat already (nil: the
+    /// `record(_:in:)` for several events, in one statement, in this order.
+    public func record(_ events: [any DomainEvent], in db: Database) throws {
+        try record(events, chatModule: .ofChat(rawStatements.statement(EventOutbox.chatModuleSQL, in: db)), in: db)
+    }
+
+    /// `record(_:in:)` for a job that has read the module of the events' chat already (nil: the
     /// chat is in none), which saves the outbox looking it up.
-    public func record(_ event: some DomainEvent, chatModuleID: String?, in db: Database) throws {
-        try record(event, chatModule: .known(chatModuleID), in: db)
+    public func record(_ events: [any DomainEvent], chatModuleID: String?, in db: Database) throws {
+        try record(events, chatModule: .known(chatModuleID), in: db)
     }
 
-    private func record(_ event: some DomainEvent, chatModule: EventOutbox.ChatModule, in db: Database) throws {
+    private func record(_ events: [any DomainEvent], chatModule: EventOutbox.ChatModule, in db: Database) throws {
         guard let outbox else { throw GroupCommitError.noOutbox }
-        try outbox.record(event, insert: rawStatements.statement(EventOutbox.insertSQL, in: db), chatModule: chatModule, db: db)
+        if events.isEmpty { return }
+        try outbox.record(events, insert: rawStatements.statement(EventOutbox.insertSQL(rows: events.count), in: db), chatModule: chatModule, db: db)
     }
 
     /// How a job is kept apart from the others of its batch.
@@ -105,9 +113,16 @@ public final class GroupCommitWriter: Sendable {
     ///
     /// - Throws: what `work` threw (its changes are rolled back, the batch's others are not, see
     ///   `Isolation`), or the commit's error.
-    public func write<T: Sendable>(isolation: Isolation = .savepoint, _ work: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    ///
+    /// `urgent`: the caller waits on the path to a user-visible answer (the agent's start, before the
+    /// model is called). A batch of urgent jobs only skips `beforeCommit` (indexing for search),
+    /// which the next batch, of any kind, then does for both: it works on everything inserted since
+    /// it last ran.
+    public func write<T: Sendable>(
+        isolation: Isolation = .savepoint, urgent: Bool = false, _ work: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let job = Job { db in
+            var job = Job { db in
                 var outcome: Result<T, any Error>
                 let eventsMark = self.outbox?.mark ?? 0
                 let fail: @Sendable (Result<Void, any Error>) -> Void = { transaction in
@@ -154,6 +169,7 @@ public final class GroupCommitWriter: Sendable {
                     }
                 }
             }
+            job.urgent = urgent
             enqueue(job)
         }
     }
@@ -182,7 +198,8 @@ public final class GroupCommitWriter: Sendable {
             // The writer queue runs one transaction at a time, so `inFlight` belongs to this one.
             var finishers: [@Sendable (Result<Void, any Error>) -> Void] = []
             var abort: (any Error)?
-            for job in takeBatch() {
+            let batch = takeBatch()
+            for job in batch {
                 switch job.run(db) {
                 case .ran(let finish): finishers.append(finish)
                 case .abortBatch(let error, let finish):
@@ -192,7 +209,7 @@ public final class GroupCommitWriter: Sendable {
             }
             inFlight.withLock { $0 = finishers }
             if let abort { throw abort }
-            try beforeCommit(db)
+            if !batch.allSatisfy(\.urgent) { try beforeCommit(db) }
         }, completion: { [self] _, result in
             // Still on the writer's queue, so batches hand their events on in commit order.
             switch result {

@@ -121,6 +121,29 @@ struct EventOutboxTests {
         #expect(try await fixture.store.events(EventQuery(userID: "usr_1", afterSeq: 0, limit: 1)) == [event])
     }
 
+    @Test("several events in one statement: consecutive seqs in order, as stored; the chat's module looked up once or given")
+    func severalEvents() async throws {
+        let fixture = try await Fixture()
+        defer { fixture.remove() }
+        try await fixture.database.writer.write { db in
+            try db.execute(sql: "INSERT INTO users (id, username, created_at) VALUES ('usr_1', 'a', '2026-01-01T00:00:00.000Z')")
+            try db.execute(sql: "INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES ('mod_1', 'usr_1', 't', '', '', 'x', 'x')")
+            try db.execute(sql: "INSERT INTO chats (id, user_id, module_id, title, created_at, updated_at) VALUES ('cht_1', 'usr_1', 'mod_1', 't', 'x', 'x')")
+        }
+        try await fixture.write(1)
+        let writes = fixture.writes
+        try await writes.write { db in
+            try writes.record([Happened(userID: "usr_1", chatID: "cht_1", n: 2), Happened(userID: "usr_1", n: 3), Happened(userID: "usr_1", chatID: "cht_1", n: 4)], in: db)
+            try writes.record([Happened(userID: "usr_1", chatID: "cht_1", n: 5)], chatModuleID: "mod_given", in: db)
+            try writes.record([Happened(userID: "usr_1", chatID: "cht_1", n: 6)], chatModuleID: nil, in: db)
+        }
+        let events = try #require(fixture.published.all.last)
+        #expect(events.map(\.seq) == [2, 3, 4, 5, 6])
+        #expect(Self.ns(events) == ["{\"n\":2}", "{\"n\":3}", "{\"n\":4}", "{\"n\":5}", "{\"n\":6}"])
+        #expect(events.map(\.moduleID) == ["mod_1", nil, "mod_1", "mod_given", nil])
+        #expect(try await fixture.store.events(EventQuery(userID: "usr_1", afterSeq: 1, limit: 10)) == events)
+    }
+
     @Test("retention: by count and by age, never past what consumers handled; the mark and the newest seq survive")
     func prune() async throws {
         let clock = TestWallClock()

@@ -133,6 +133,27 @@ struct GroupCommitWriterTests {
         #expect(counter.commits.load(ordering: .relaxed) - before == 3)
     }
 
+    @Test("a batch of urgent writes skips beforeCommit; the next batch runs it; a mixed batch runs it")
+    func urgentSkipsBeforeCommit() async throws {
+        let (database, folder) = try await Self.database()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let runs = Atomic<Int>(0)
+        let writes = GroupCommitWriter(writer: database.writer) { _ in runs.add(1, ordering: .relaxed) }
+        try await writes.write(urgent: true) { db in try db.execute(sql: "INSERT INTO items (n) VALUES (1)") }
+        #expect(runs.load(ordering: .relaxed) == 0)
+        try await writes.write { db in try db.execute(sql: "INSERT INTO items (n) VALUES (2)") }
+        #expect(runs.load(ordering: .relaxed) == 1)
+        // An urgent write and an ordinary one queued behind a busy writer share a batch, which runs it.
+        let gate = WriterGate(database.writer)
+        async let urgent: Void = writes.write(urgent: true) { db in try db.execute(sql: "INSERT INTO items (n) VALUES (3)") }
+        try await Self.waitUntil { writes.queuedCount == 1 }
+        async let ordinary: Void = writes.write { db in try db.execute(sql: "INSERT INTO items (n) VALUES (4)") }
+        try await Self.waitUntil { writes.queuedCount == 2 }
+        gate.release()
+        _ = try await (urgent, ordinary)
+        #expect(runs.load(ordering: .relaxed) == 2)
+    }
+
     @Test("a lone write runs at once and its value comes back after the commit")
     func lone() async throws {
         let (database, folder) = try await Self.database()

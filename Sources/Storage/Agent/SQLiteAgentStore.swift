@@ -15,27 +15,36 @@ public struct SQLiteAgentStore: AgentStore {
         self.writes = groupWriter
     }
 
+    /// On the path to the first token, so: raw statements, every check before the first write (no
+    /// savepoint), and the question indexed for search by the next batch (`urgent`).
     public func start(_ start: AgentRunStart, userID: String) async throws -> Message? {
         let writes = self.writes
-        return try await writes.write { db in
+        return try await writes.write(isolation: .checksBeforeWrites, urgent: true) { db in
+            var events: [any DomainEvent] = []
+            // nil until read: the module of the run's chat, for the events.
+            var chatModuleID: String??
             if let chat = start.newChat {
-                try SQLiteChatStore.insertChat(chat, userID: userID, db: db)
-                if let event = start.chatCreated { try writes.record(event, in: db) }
-            } else if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM chats WHERE id = ? AND user_id = ?"), arguments: [start.run.chatId, userID]) == nil {
+                try SQLiteChatStore.insertChat(chat, userID: userID, writes: writes, db: db)
+                chatModuleID = .some(chat.moduleID)
+                if let event = start.chatCreated { events.append(event) }
+            } else if try writes.statement("SELECT 1 FROM chats WHERE id = ? AND user_id = ?", in: db).firstRow([start.run.chatId, userID], { _ in () }) == nil {
                 throw ChatsError.notFound(kind: "chat", id: start.run.chatId)
             }
             var question: Message?
             if let message = start.userMessage {
                 let inserted = try SQLiteChatStore.insertMessage(message, userID: userID, writes: writes, db: db)
-                try writes.record(ChatsEvents.MessageCreated(userID: userID, message: inserted.message), chatModuleID: inserted.chatModuleID, in: db)
+                chatModuleID = .some(inserted.chatModuleID)
+                events.append(ChatsEvents.MessageCreated(userID: userID, message: inserted.message))
                 question = inserted.message
             }
             let run = start.run
-            try db.cachedStatement(sql: """
+            try writes.statement("""
                 INSERT INTO agent_runs (id, user_id, chat_id, user_message_id, status, provider, model, started_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [run.id, userID, run.chatId, run.userMessageId, run.status.rawValue, run.provider, run.model, Timestamp.text(run.startedAt)])
-            try writes.record(start.runStarted, in: db)
+                """, in: db).run([run.id, userID, run.chatId, run.userMessageId, run.status.rawValue, run.provider, run.model, Timestamp.text(run.startedAt)])
+            events.append(start.runStarted)
+            // One statement for the start's events.
+            if let chatModuleID { try writes.record(events, chatModuleID: chatModuleID, in: db) } else { try writes.record(events, in: db) }
             return question
         }
     }
@@ -52,7 +61,7 @@ public struct SQLiteAgentStore: AgentStore {
             var answer: Message?
             if let message = finish.answer {
                 let inserted = try SQLiteChatStore.insertMessage(message, userID: userID, writes: writes, db: db)
-                try writes.record(ChatsEvents.MessageCreated(userID: userID, message: inserted.message), chatModuleID: inserted.chatModuleID, in: db)
+                try writes.record([ChatsEvents.MessageCreated(userID: userID, message: inserted.message)], chatModuleID: inserted.chatModuleID, in: db)
                 answer = inserted.message
             }
             try db.cachedStatement(sql: """

@@ -24,7 +24,7 @@ public struct SQLiteChatStore: ChatStore {
     public func insert(_ chat: NewChat, userID: String, event: ChatsEvents.ChatCreated) async throws -> Chat {
         let writes = self.writes
         return try await writes.write { db in
-            try Self.insertChat(chat, userID: userID, db: db)
+            try Self.insertChat(chat, userID: userID, writes: writes, db: db)
             try writes.record(event, in: db)
             return try Self.chat(id: chat.id, userID: userID, db: db)!
         }
@@ -143,7 +143,7 @@ public struct SQLiteChatStore: ChatStore {
         let writes = self.writes
         return try await writes.write(isolation: .checksBeforeWrites) { db in
             let appended = try Self.insertMessage(message, userID: userID, writes: writes, db: db)
-            try writes.record(event(appended.message), chatModuleID: appended.chatModuleID, in: db)
+            try writes.record([event(appended.message)], chatModuleID: appended.chatModuleID, in: db)
             return appended.message
         }
     }
@@ -219,7 +219,7 @@ public struct SQLiteChatStore: ChatStore {
     public func insertFork(_ chat: NewChat, messages: [Message], userID: String, events: [any DomainEvent]) async throws -> Chat {
         let writes = self.writes
         return try await writes.write { db in
-            try Self.insertChat(chat, userID: userID, db: db)
+            try Self.insertChat(chat, userID: userID, writes: writes, db: db)
             let insert = try db.cachedStatement(
                 sql: "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             for message in messages {
@@ -230,21 +230,22 @@ public struct SQLiteChatStore: ChatStore {
             if let last = messages.last {
                 try db.cachedStatement(sql: "UPDATE chats SET active_message_id = ? WHERE id = ?").execute(arguments: [last.id, chat.id])
             }
-            for event in events { try writes.record(event, in: db) }
+            try writes.record(events, in: db)
             return try Self.chat(id: chat.id, userID: userID, db: db)!
         }
     }
 
     // MARK: Rows
 
-    static func insertChat(_ chat: NewChat, userID: String, db: Database) throws {
+    static func insertChat(_ chat: NewChat, userID: String, writes: GroupCommitWriter, db: Database) throws {
         if let moduleID = chat.moduleID,
-            try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM modules WHERE id = ? AND user_id = ?"), arguments: [moduleID, userID]) == nil
+            try writes.statement("SELECT 1 FROM modules WHERE id = ? AND user_id = ?", in: db).firstRow([moduleID, userID], { _ in () }) == nil
         {
             throw ChatsError.notFound(kind: "module", id: moduleID)
         }
         let created = Timestamp.text(chat.createdAt)
-        try db.cachedStatement(sql: "INSERT INTO chats (id, user_id, module_id, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)").execute(arguments: [chat.id, userID, chat.moduleID, chat.title, created, created])
+        try writes.statement("INSERT INTO chats (id, user_id, module_id, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)", in: db)
+            .run([chat.id, userID, chat.moduleID, chat.title, created, created])
     }
 
     /// A chat with its active leaf's depth (the branch's length) and start.
