@@ -501,7 +501,9 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         guard let index = pushStreams.index(forKey: id), pushStreams.values[index].finalMessage == nil else { return }
         if !pushStreams.values[index].held, pushStreams.values[index].pending.isEmpty, context.channel.isWritable {
             for message in messages { write(message, of: &pushStreams.values[index]) }
-            scheduleFlush()
+            // A push comes in a task of its own (from another thread), not amid a read burst's
+            // replies: flush now rather than in one more task.
+            flushIfNeeded()
             return
         }
         pushStreams.values[index].pending.append(contentsOf: messages)

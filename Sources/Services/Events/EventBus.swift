@@ -24,6 +24,9 @@ public final class EventBus: Sendable {
         var subscriptions: [String: EventSubscription] = [:]
         var consumers: [ConsumerWaker] = []
         var commitListeners: [@Sendable ([Event]) -> Void] = []
+        /// Committed events not yet taken by a dispatch, in seq order.
+        var undispatched: [Event] = []
+        var dispatchScheduled = false
     }
 
     /// An in-process consumer's topics and how to wake it.
@@ -46,7 +49,25 @@ public final class EventBus: Sendable {
         // Before the writers of these events are answered: a client that changed something and
         // reads it back never sees what a listener (the result cache) held from before.
         for listener in state.withLock({ $0.commitListeners }) { listener(events) }
-        queue.async { self.dispatch(events) }
+        // Commits that arrive while a dispatch runs wait for the next one, which takes them all:
+        // under load a fan-out pass (one hand-off and one write per connection) carries several
+        // commits' events, and a lone commit is dispatched at once.
+        let schedule = state.withLock { state in
+            state.undispatched += events
+            if state.dispatchScheduled { return false }
+            state.dispatchScheduled = true
+            return true
+        }
+        if schedule { queue.async { self.dispatchUndispatched() } }
+    }
+
+    private func dispatchUndispatched() {
+        let events = state.withLock { state in
+            state.dispatchScheduled = false
+            defer { state.undispatched = [] }
+            return state.undispatched
+        }
+        if !events.isEmpty { dispatch(events) }
     }
 
     /// Registers `listener` to run at each commit, synchronously on the writer's queue, before
