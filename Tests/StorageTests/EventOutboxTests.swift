@@ -49,6 +49,15 @@ struct EventOutboxTests {
 
         func remove() { try? FileManager.default.removeItem(atPath: folder) }
 
+        /// User `usr_1` with chat `cht_1` in module `mod_1`.
+        func chatInModule() async throws {
+            try await database.writer.write { db in
+                try db.execute(sql: "INSERT INTO users (id, username, created_at) VALUES ('usr_1', 'a', '2026-01-01T00:00:00.000Z')")
+                try db.execute(sql: "INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES ('mod_1', 'usr_1', 't', '', '', 'x', 'x')")
+                try db.execute(sql: "INSERT INTO chats (id, user_id, module_id, title, created_at, updated_at) VALUES ('cht_1', 'usr_1', 'mod_1', 't', 'x', 'x')")
+            }
+        }
+
         /// Inserts `n` and records its event, in one job; `refuse` throws after both.
         func write(_ n: Int, refuse: Bool = false, isolation: GroupCommitWriter.Isolation = .savepoint) async throws {
             struct Refused: Error {}
@@ -109,11 +118,7 @@ struct EventOutboxTests {
     func moduleFromChat() async throws {
         let fixture = try await Fixture()
         defer { fixture.remove() }
-        try await fixture.database.writer.write { db in
-            try db.execute(sql: "INSERT INTO users (id, username, created_at) VALUES ('usr_1', 'a', '2026-01-01T00:00:00.000Z')")
-            try db.execute(sql: "INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES ('mod_1', 'usr_1', 't', '', '', 'x', 'x')")
-            try db.execute(sql: "INSERT INTO chats (id, user_id, module_id, title, created_at, updated_at) VALUES ('cht_1', 'usr_1', 'mod_1', 't', 'x', 'x')")
-        }
+        try await fixture.chatInModule()
         let writes = fixture.writes
         try await writes.write { db in try writes.record(Happened(userID: "usr_1", chatID: "cht_1", n: 1), in: db) }
         let event = try #require(fixture.published.all.first?.first)
@@ -125,11 +130,7 @@ struct EventOutboxTests {
     func severalEvents() async throws {
         let fixture = try await Fixture()
         defer { fixture.remove() }
-        try await fixture.database.writer.write { db in
-            try db.execute(sql: "INSERT INTO users (id, username, created_at) VALUES ('usr_1', 'a', '2026-01-01T00:00:00.000Z')")
-            try db.execute(sql: "INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES ('mod_1', 'usr_1', 't', '', '', 'x', 'x')")
-            try db.execute(sql: "INSERT INTO chats (id, user_id, module_id, title, created_at, updated_at) VALUES ('cht_1', 'usr_1', 'mod_1', 't', 'x', 'x')")
-        }
+        try await fixture.chatInModule()
         try await fixture.write(1)
         let writes = fixture.writes
         try await writes.write { db in
