@@ -63,11 +63,11 @@ public struct OpenAIChatStreamDecoder: Sendable {
             return []
         }
         if payload.isEmpty { return [] }
-        // Almost every chunk is plain text or tool-call pieces: those take the typed path. What it
-        // does not cover (error events, filter results, odd types) goes the general way, which
-        // gives the same deltas for everything the typed path takes.
-        if typedPath, event.event != "error", let chunk = try? CommonChunk(payload) {
-            return try decode(chunk)
+        // Almost every chunk is plain text or tool-call pieces: `JSONReader` reads those. What it
+        // does not cover (error events, filter results, odd types) goes through `JSONSerialization`;
+        // both give the same `StreamChunk` for every chunk the reader takes.
+        if typedPath, event.event != "error", let chunk = try? StreamChunk(json: payload) {
+            return try apply(chunk)
         }
         let object: Any
         do {
@@ -87,75 +87,39 @@ public struct OpenAIChatStreamDecoder: Sendable {
         if let error = chunk["error"], !(error is NSNull) {
             throw fail(OpenAIErrorClassifier.classifyStreamError(error, provider: provider, requestId: requestId))
         }
-        if let model = chunk["model"] as? String, !model.isEmpty { self.model = model }
-        if let usage = chunk["usage"] as? [String: Any], let prompt = usage["prompt_tokens"] as? Int {
-            self.usage = LLMUsage(promptTokens: prompt, completionTokens: usage["completion_tokens"] as? Int ?? 0, estimated: false)
-        }
-        var events: [LLMStreamEvent] = []
-        for case let choice as [String: Any] in chunk["choices"] as? [Any] ?? [] {
-            // Only the first choice is asked for (n = 1); ignore any other.
-            if let index = choice["index"] as? Int, index != 0 { continue }
-            filterCategories.formUnion(ErrorDetails.filtered(choice["content_filter_results"]))
-            if let delta = choice["delta"] as? [String: Any] ?? choice["message"] as? [String: Any] {
-                for key in ["content", "refusal"] {
-                    if let piece = delta[key] as? String { add(piece, to: &events) }
-                }
-                for (position, element) in (delta["tool_calls"] as? [Any] ?? []).enumerated() {
-                    guard let call = element as? [String: Any] else { continue }
-                    let function = call["function"] as? [String: Any] ?? [:]
-                    addToolCall(
-                        index: call["index"] as? Int ?? position, id: Self.nonEmpty(call["id"]), name: Self.nonEmpty(function["name"]),
-                        arguments: Self.argumentsText(function["arguments"]), to: &events)
-                }
-            }
-            if let reason = choice["finish_reason"] as? String { finished(reason) }
-        }
-        if finishReason == .contentFilter {
-            throw fail(contentFiltered())
-        }
-        return events
+        return try apply(StreamChunk(object: chunk))
     }
 
-    /// A chunk the typed path read (see `CommonChunk`): the same steps as the general path.
-    private mutating func decode(_ chunk: CommonChunk) throws(LLMError) -> [LLMStreamEvent] {
+    private mutating func apply(_ chunk: StreamChunk) throws(LLMError) -> [LLMStreamEvent] {
         if let model = chunk.model, !model.isEmpty { self.model = model }
         if let usage = chunk.usage, let prompt = usage.promptTokens {
             self.usage = LLMUsage(promptTokens: prompt, completionTokens: usage.completionTokens ?? 0, estimated: false)
         }
         var events: [LLMStreamEvent] = []
         for choice in chunk.choices ?? [] {
+            // Only the first choice is asked for (n = 1); ignore any other.
             if let index = choice.index, index != 0 { continue }
+            filterCategories.formUnion(choice.filterCategories)
             if let delta = choice.delta ?? choice.message {
-                if let piece = delta.content { add(piece, to: &events) }
-                if let piece = delta.refusal { add(piece, to: &events) }
+                for piece in [delta.content, delta.refusal] {
+                    guard let piece, !piece.isEmpty else { continue }
+                    text += piece
+                    outputBytes += piece.utf8.count
+                    events.append(.text(piece))
+                }
                 for (position, call) in (delta.toolCalls ?? []).enumerated() {
-                    addToolCall(
-                        index: call.index ?? position, id: Self.nonEmpty(call.id), name: Self.nonEmpty(call.function?.name),
-                        arguments: call.function?.arguments ?? "", to: &events)
+                    let arguments = call.function?.arguments ?? ""
+                    outputBytes += arguments.utf8.count
+                    events.append(
+                        .toolCall(index: call.index ?? position, id: Self.nonEmpty(call.id), name: Self.nonEmpty(call.function?.name), arguments: arguments))
                 }
             }
-            if let reason = choice.finishReason { finished(reason) }
+            if let reason = choice.finishReason, !reason.isEmpty { finishReason = Self.finishReason(reason) }
         }
         if finishReason == .contentFilter {
             throw fail(contentFiltered())
         }
         return events
-    }
-
-    private mutating func add(_ piece: String, to events: inout [LLMStreamEvent]) {
-        guard !piece.isEmpty else { return }
-        text += piece
-        outputBytes += piece.utf8.count
-        events.append(.text(piece))
-    }
-
-    private mutating func addToolCall(index: Int, id: String?, name: String?, arguments: String, to events: inout [LLMStreamEvent]) {
-        outputBytes += arguments.utf8.count
-        events.append(.toolCall(index: index, id: id, name: name, arguments: arguments))
-    }
-
-    private mutating func finished(_ reason: String) {
-        if !reason.isEmpty { finishReason = Self.finishReason(reason) }
     }
 
     /// `data` without the spaces and tabs around it. A chunk almost always starts and ends with
@@ -207,37 +171,19 @@ public struct OpenAIChatStreamDecoder: Sendable {
         }
     }
 
-    private static func nonEmpty(_ value: Any?) -> String? {
-        guard let text = value as? String, !text.isEmpty else { return nil }
-        return text
-    }
-
     private static func nonEmpty(_ text: String?) -> String? {
         guard let text, !text.isEmpty else { return nil }
         return text
     }
-
-    /// `arguments` as text: a string as is; an object (some servers send one) re-serialised.
-    private static func argumentsText(_ value: Any?) -> String {
-        switch value {
-        case let text as String: return text
-        case nil, is NSNull: return ""
-        case let object?:
-            guard JSONSerialization.isValidJSONObject(object), let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
-                return ""
-            }
-            return String(decoding: data, as: UTF8.self)
-        }
-    }
 }
 
-/// The chunk that carries nearly every delta, read with `JSONReader`: `JSONSerialization` and
-/// its `Any` casts, or `JSONDecoder`, took ~110 µs per chunk on this machine (a chunk comes every
-/// few ms, to cold caches), on every delta's path; this takes a tenth of that. Reading fails, and
-/// the general path takes over, whenever the chunk holds something only that path handles: an
-/// `error` member, `content_filter_results`, `arguments` sent as an object, or any member of
-/// another type than expected.
-private struct CommonChunk {
+/// The members of a Chat Completions chunk the decoder uses. Read from the text with `JSONReader`
+/// (`init(json:)`): `JSONSerialization` and its `Any` casts, or `JSONDecoder`, took ~110 µs per
+/// chunk on this machine (a chunk comes every few ms, to cold caches), on every delta's path; this
+/// takes a tenth of that. It throws, and the caller takes the general path (`init(object:)` over
+/// `JSONSerialization`), whenever the chunk holds something only that path handles: an `error`
+/// member, `content_filter_results`, `arguments` sent as an object, or any member of another type.
+private struct StreamChunk {
     var model: String?
     var usage: (promptTokens: Int?, completionTokens: Int?)?
     var choices: [Choice]?
@@ -247,6 +193,8 @@ private struct CommonChunk {
         var delta: Delta?
         var message: Delta?
         var finishReason: String?
+        /// The categories `content_filter_results` reports (the general path only).
+        var filterCategories: Set<String> = []
     }
 
     struct Delta {
@@ -261,8 +209,8 @@ private struct CommonChunk {
         var function: (name: String?, arguments: String?)?
     }
 
-    init(_ payload: String) throws {
-        var chunk = CommonChunk()
+    init(json payload: String) throws {
+        var chunk = StreamChunk()
         try JSONReader.read(payload) { reader in
             try reader.readObject { reader, key in
                 switch key {
@@ -278,6 +226,47 @@ private struct CommonChunk {
     }
 
     private init() {}
+
+    /// The same members from a parsed chunk, however odd: values of other types read as absent,
+    /// elements that are not objects are skipped, `arguments` sent as an object are re-serialised.
+    init(object chunk: [String: Any]) {
+        model = chunk["model"] as? String
+        if let usage = chunk["usage"] as? [String: Any] {
+            self.usage = (usage["prompt_tokens"] as? Int, usage["completion_tokens"] as? Int)
+        }
+        choices = (chunk["choices"] as? [Any] ?? []).compactMap { element -> Choice? in
+            guard let choice = element as? [String: Any] else { return nil }
+            return Choice(
+                index: choice["index"] as? Int, delta: (choice["delta"] as? [String: Any]).map(Self.delta),
+                message: (choice["message"] as? [String: Any]).map(Self.delta), finishReason: choice["finish_reason"] as? String,
+                filterCategories: Set(ErrorDetails.filtered(choice["content_filter_results"])))
+        }
+    }
+
+    private static func delta(_ delta: [String: Any]) -> Delta {
+        let calls = (delta["tool_calls"] as? [Any] ?? []).enumerated().compactMap { position, element -> ToolCall? in
+            guard let call = element as? [String: Any] else { return nil }
+            let function = call["function"] as? [String: Any] ?? [:]
+            // The index falls back to the position among all elements, objects or not.
+            return ToolCall(
+                index: call["index"] as? Int ?? position, id: call["id"] as? String,
+                function: (function["name"] as? String, argumentsText(function["arguments"])))
+        }
+        return Delta(content: delta["content"] as? String, refusal: delta["refusal"] as? String, toolCalls: calls)
+    }
+
+    /// `arguments` as text: a string as is; an object (some servers send one) re-serialised.
+    private static func argumentsText(_ value: Any?) -> String {
+        switch value {
+        case let text as String: return text
+        case nil, is NSNull: return ""
+        case let object?:
+            guard JSONSerialization.isValidJSONObject(object), let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+                return ""
+            }
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
 
     /// A member's array of objects (`null`: nil).
     private static func list<T>(_ reader: inout JSONReader, _ element: (inout JSONReader) throws -> T?) throws -> [T]? {

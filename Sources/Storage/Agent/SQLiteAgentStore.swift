@@ -21,19 +21,22 @@ public struct SQLiteAgentStore: AgentStore {
         let writes = self.writes
         return try await writes.write(isolation: .checksBeforeWrites, urgent: true) { db in
             var events: [any DomainEvent] = []
-            // nil until read: the module of the run's chat, for the events.
-            var chatModuleID: String??
+            // The module of the run's chat, for the events.
+            let chatModuleID: String?
             if let chat = start.newChat {
                 try SQLiteChatStore.insertChat(chat, userID: userID, writes: writes, db: db)
-                chatModuleID = .some(chat.moduleID)
+                chatModuleID = chat.moduleID
                 if let event = start.chatCreated { events.append(event) }
-            } else if try writes.statement("SELECT 1 FROM chats WHERE id = ? AND user_id = ?", in: db).firstRow([start.run.chatId, userID], { _ in () }) == nil {
-                throw ChatsError.notFound(kind: "chat", id: start.run.chatId)
+            } else {
+                let chat = try writes.statement("SELECT module_id FROM chats WHERE id = ? AND user_id = ?", in: db)
+                guard let moduleID = try chat.firstRow([start.run.chatId, userID], { $0.text(0) }) else {
+                    throw ChatsError.notFound(kind: "chat", id: start.run.chatId)
+                }
+                chatModuleID = moduleID
             }
             var question: Message?
             if let message = start.userMessage {
                 let inserted = try SQLiteChatStore.insertMessage(message, userID: userID, writes: writes, db: db)
-                chatModuleID = .some(inserted.chatModuleID)
                 events.append(ChatsEvents.MessageCreated(userID: userID, message: inserted.message))
                 question = inserted.message
             }
@@ -44,7 +47,7 @@ public struct SQLiteAgentStore: AgentStore {
                 """, in: db).run([run.id, userID, run.chatId, run.userMessageId, run.status.rawValue, run.provider, run.model, Timestamp.text(run.startedAt)])
             events.append(start.runStarted)
             // One statement for the start's events.
-            if let chatModuleID { try writes.record(events, chatModuleID: chatModuleID, in: db) } else { try writes.record(events, in: db) }
+            try writes.record(events, chatModuleID: chatModuleID, in: db)
             return question
         }
     }
