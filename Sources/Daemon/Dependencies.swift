@@ -111,8 +111,9 @@ struct Dependencies: Sendable {
         let outbox = EventOutbox(clock: collaborators.clock, publish: bus.committed)
         // Every write with an event goes through this one writer: concurrent writes share
         // transactions (one commit per batch, not per append), and new messages are added to the
-        // search index once per batch, before its commit.
-        let groupWriter = GroupCommitWriter(writer: database.writer, outbox: outbox, beforeCommit: SQLiteSearchIndex.indexNewMessages)
+        // search index before a commit at most every 20 ms (a search catches the index up first).
+        let groupWriter = GroupCommitWriter(
+            writer: database.writer, outbox: outbox, beforeCommitInterval: .milliseconds(20), beforeCommit: SQLiteSearchIndex.indexNewMessages)
         let auth = AuthService(
             store: SQLiteAuthStore(writer: database.writer, groupWriter: groupWriter), hasher: collaborators.hasher, clock: collaborators.clock,
             ids: collaborators.ids, accounts: collaborators.accounts, settings: .init(trustedUIDs: configuration.trustedUIDs))
@@ -126,7 +127,7 @@ struct Dependencies: Sendable {
         let agent = AgentService(
             store: agentStore, chats: chatStore, prompts: prompts, modules: modules, provider: collaborators.llmProvider, webSearch: collaborators.webSearch,
             clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger)
-        let search = SearchService(index: SQLiteSearchIndex(reader: database.writer))
+        let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter))
         // In-process consumers, by topic: each in its own task with its own cursor.
         let auditStore = SQLiteAuditStore(writer: database.writer)
         let consumers: [any EventConsumer] = [AuditConsumer(store: auditStore)]

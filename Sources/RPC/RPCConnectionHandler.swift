@@ -448,6 +448,10 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    fileprivate func flushPushes() {
+        flushIfNeeded()
+    }
+
     private func flushIfNeeded() {
         guard context != nil, let pending = output else { return }
         output = nil
@@ -497,13 +501,11 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     // The stream's state is changed in place (`pushStreams.values[index]`), never through a copy: a
     // copy shares `pending`'s storage, so appending to it would copy the whole queue, every message
     // retained, on each send to a client that does not read (O(capacity) per event).
+    // Not flushed here: the handle's task flushes once after all the operations it took.
     fileprivate func pushSend(_ id: UInt64, _ messages: [RPCPushMessage]) {
         guard let index = pushStreams.index(forKey: id), pushStreams.values[index].finalMessage == nil else { return }
         if !pushStreams.values[index].held, pushStreams.values[index].pending.isEmpty, context.channel.isWritable {
             for message in messages { write(message, of: &pushStreams.values[index]) }
-            // A push comes in a task of its own (from another thread), not amid a read burst's
-            // replies: flush now rather than in one more task.
-            flushIfNeeded()
             return
         }
         pushStreams.values[index].pending.append(contentsOf: messages)
@@ -626,6 +628,21 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         public let eventLoop: any EventLoop
         private let handler: NIOLoopBoundBox<RPCConnectionHandler?>
         private let nextStreamID = Atomic<UInt64>(1)
+        /// Push-stream operations not yet run on the event loop, in the order they were made, and
+        /// whether a task to run them is scheduled. All of a connection's push operations go
+        /// through here, so they keep their order; and operations made while the loop is busy (an
+        /// event fan-out pass after another, while the loop still writes the first) are run by one
+        /// task and leave in one write, so a loop that fell behind catches up with fewer system
+        /// calls instead of one per pass and connection.
+        private let pushOperations = Mutex<(waiting: [PushOperation], scheduled: Bool)>(([], false))
+
+        private enum PushOperation: Sendable {
+            case open(UInt64, openedBy: UInt64, RPCPushStreamOptions)
+            case send(UInt64, [RPCPushMessage])
+            case finish(UInt64, last: ByteBuffer)
+            case close(UInt64)
+            case drained(UInt64, CheckedContinuation<Bool, Never>)
+        }
 
         init(eventLoop: any EventLoop, handler: RPCConnectionHandler) {
             self.eventLoop = eventLoop
@@ -651,42 +668,67 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
         public func openPushStream(openedBy requestNumber: UInt64, _ options: RPCPushStreamOptions) -> RPCPushStream {
             let id = nextStreamID.wrappingAdd(1, ordering: .relaxed).oldValue
-            // Everything below goes through the event loop's queue, so it runs after this. A stream
-            // opened after the connection closed is ended at once.
-            let handler = self.handler
-            eventLoop.execute {
-                if let value = handler.value {
-                    value.openPushStream(id, openedBy: requestNumber, options: options)
-                } else {
-                    options.onEnd(.connectionClosed)
-                }
-            }
+            // The stream's other operations queue behind this one. A stream opened after the
+            // connection closed is ended at once.
+            enqueue(.open(id, openedBy: requestNumber, options))
             return RPCPushStream(id: id, connection: self)
         }
 
         public func pushSend(stream: UInt64, _ messages: [RPCPushMessage]) {
-            withHandler { $0.pushSend(stream, messages) }
+            enqueue(.send(stream, messages))
         }
 
         public func pushFinish(stream: UInt64, last: ByteBuffer) {
-            withHandler { $0.pushFinish(stream, last: last) }
+            enqueue(.finish(stream, last: last))
         }
 
         public func pushClose(stream: UInt64) {
-            withHandler { $0.pushClose(stream) }
+            enqueue(.close(stream))
         }
 
         public func pushDrained(stream: UInt64) async -> Bool {
-            let handler = self.handler
-            return await withCheckedContinuation { continuation in
-                eventLoop.execute {
-                    if let value = handler.value {
-                        value.pushDrained(stream, continuation)
-                    } else {
-                        continuation.resume(returning: false)
+            await withCheckedContinuation { continuation in enqueue(.drained(stream, continuation)) }
+        }
+
+        private func enqueue(_ operation: PushOperation) {
+            let schedule = pushOperations.withLock { queue in
+                queue.waiting.append(operation)
+                if queue.scheduled { return false }
+                queue.scheduled = true
+                return true
+            }
+            if schedule { eventLoop.execute { self.runPushOperations() } }
+        }
+
+        /// On the event loop: runs every operation waiting, then flushes once.
+        private func runPushOperations() {
+            let operations = pushOperations.withLock { queue in
+                queue.scheduled = false
+                defer { queue.waiting = [] }
+                return queue.waiting
+            }
+            guard let handler = handler.value else {
+                for operation in operations {
+                    switch operation {
+                    case .open(_, _, let options): options.onEnd(.connectionClosed)
+                    case .drained(_, let continuation): continuation.resume(returning: false)
+                    case .send, .finish, .close: break
                     }
                 }
+                return
             }
+            for operation in operations {
+                switch operation {
+                case .open(let id, let requestNumber, let options): handler.openPushStream(id, openedBy: requestNumber, options: options)
+                case .send(let id, let messages): handler.pushSend(id, messages)
+                case .finish(let id, let last): handler.pushFinish(id, last: last)
+                case .close(let id): handler.pushClose(id)
+                case .drained(let id, let continuation): handler.pushDrained(id, continuation)
+                }
+            }
+            // A push comes in a task of its own (from another thread), not amid a read burst's
+            // replies: flush now rather than in one more task.
+            handler.flushPushes()
         }
 
         /// Tells the client the server is stopping, refuses new calls, and closes the connection

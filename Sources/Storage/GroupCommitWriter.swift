@@ -1,3 +1,4 @@
+import Dispatch
 import GRDB
 import Services
 import Synchronization
@@ -10,6 +11,11 @@ import Synchronization
 /// transaction starts it takes every write queued by then (up to `maxBatch`). While it runs, new
 /// writes queue up for the next one. A lone write therefore waits for nothing, and under load the
 /// commit cost is shared by the whole batch.
+///
+/// `beforeCommit` is work for the whole batch, done in its transaction (indexing new rows for
+/// search). With a `beforeCommitInterval` it runs in at most one batch per interval and in a
+/// catch-up batch after a skip, so at a steady trickle of writes it is not paid per write;
+/// `catchUpBeforeCommit()` is for readers who need it done now.
 ///
 /// Each write runs in its own savepoint: one that throws is rolled back alone and its caller gets
 /// the error; the others commit. A caller is resumed only after the transaction holding its write
@@ -36,6 +42,13 @@ public final class GroupCommitWriter: Sendable {
         var queued: [Job] = []
         /// A transaction is scheduled that has not yet taken the queue.
         var scheduled = false
+        /// When a committed batch last ran `beforeCommit` (nil: not since the writer was made).
+        var beforeCommitRan: ContinuousClock.Instant?
+        /// Some committed batch skipped `beforeCommit` and none ran it since. True at first: rows
+        /// committed before a crash may be waiting for it.
+        var beforeCommitOwed = true
+        /// A catch-up batch is scheduled on `catchUpTimer`.
+        var catchUpScheduled = false
     }
 
     /// One queued write: `run` executes it in the open transaction and returns how to finish it once
@@ -44,6 +57,8 @@ public final class GroupCommitWriter: Sendable {
         let run: @Sendable (Database) -> Ran
         /// The job's batch may skip `beforeCommit` (see `write(…, urgent:)`).
         var urgent = false
+        /// The job's batch runs `beforeCommit` whatever the interval (`catchUpBeforeCommit()`).
+        var forcesBeforeCommit = false
     }
 
     private enum Ran {
@@ -57,17 +72,24 @@ public final class GroupCommitWriter: Sendable {
     /// Runs after a batch's jobs, before its commit, in its transaction (e.g. indexing what the
     /// jobs inserted, once per batch). When it throws, the batch is rolled back.
     private let beforeCommit: @Sendable (Database) throws -> Void
+    /// `beforeCommit` runs at most this often: a batch sooner after the last run skips it, and a
+    /// catch-up batch runs it this long after a skip when no batch did meanwhile. `.zero`: every
+    /// batch runs it.
+    public let beforeCommitInterval: Duration
+    private let catchUpTimer = DispatchQueue(label: "agentd.group-commit.catch-up")
     /// Where `record(_:in:)` puts events; nil when this writer's jobs record none (tests).
     private let outbox: EventOutbox?
 
     public init(
-        writer: any DatabaseWriter, maxBatch: Int = 256, outbox: EventOutbox? = nil,
+        writer: any DatabaseWriter, maxBatch: Int = 256, outbox: EventOutbox? = nil, beforeCommitInterval: Duration = .zero,
         beforeCommit: @escaping @Sendable (Database) throws -> Void = { _ in }
     ) {
         precondition(maxBatch > 0)
+        precondition(beforeCommitInterval >= .zero)
         self.writer = writer
         self.maxBatch = maxBatch
         self.outbox = outbox
+        self.beforeCommitInterval = beforeCommitInterval
         self.beforeCommit = beforeCommit
     }
 
@@ -115,9 +137,8 @@ public final class GroupCommitWriter: Sendable {
     ///   `Isolation`), or the commit's error.
     ///
     /// `urgent`: the caller waits on the path to a user-visible answer (the agent's start, before the
-    /// model is called). A batch of urgent jobs only skips `beforeCommit` (indexing for search),
-    /// which the next batch, of any kind, then does for both: it works on everything inserted since
-    /// it last ran.
+    /// model is called). A batch of urgent jobs skips `beforeCommit` (indexing for search) even when
+    /// it is due; a later batch does it (it works on everything inserted since it last ran).
     public func write<T: Sendable>(
         isolation: Isolation = .savepoint, urgent: Bool = false, _ work: @escaping @Sendable (Database) throws -> T
     ) async throws -> T {
@@ -174,6 +195,55 @@ public final class GroupCommitWriter: Sendable {
         }
     }
 
+    /// Returns once `beforeCommit` has run in a committed batch after every batch committed so far:
+    /// at once when none skipped it since it last ran, otherwise after a batch that runs it. For
+    /// readers of what `beforeCommit` maintains (search reads the index it fills).
+    public func catchUpBeforeCommit() async throws {
+        guard state.withLock({ $0.beforeCommitOwed }) else { return }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            var job = Job { _ in .ran { continuation.resume(with: $0) } }
+            job.forcesBeforeCommit = true
+            enqueue(job)
+        }
+    }
+
+    /// Whether `batch`, starting `now`, runs `beforeCommit`.
+    private func runsBeforeCommit(_ batch: [Job], now: ContinuousClock.Instant) -> Bool {
+        if batch.contains(where: \.forcesBeforeCommit) { return true }
+        if batch.allSatisfy(\.urgent) { return false }
+        guard let last = state.withLock({ $0.beforeCommitRan }) else { return true }
+        return now - last >= beforeCommitInterval
+    }
+
+    /// After a commit: records whether the batch ran `beforeCommit`; when it did not, makes sure a
+    /// batch does within `beforeCommitInterval`.
+    private func committed(ranBeforeCommit: Bool, startedAt: ContinuousClock.Instant) {
+        let scheduleCatchUp = state.withLock { state in
+            if ranBeforeCommit {
+                state.beforeCommitRan = startedAt
+                state.beforeCommitOwed = false
+                return false
+            }
+            state.beforeCommitOwed = true
+            if state.catchUpScheduled { return false }
+            state.catchUpScheduled = true
+            return true
+        }
+        guard scheduleCatchUp else { return }
+        let (seconds, attoseconds) = beforeCommitInterval.components
+        let delay = DispatchTimeInterval.nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
+        catchUpTimer.asyncAfter(deadline: .now() + delay) { [self] in
+            let owed = state.withLock { state in
+                state.catchUpScheduled = false
+                return state.beforeCommitOwed
+            }
+            guard owed else { return }
+            var job = Job { _ in .ran { _ in } }
+            job.forcesBeforeCommit = true
+            enqueue(job)
+        }
+    }
+
     /// A raw prepared statement on the writer connection, for a job's hot path: use it only inside a
     /// `write` job (the writer's queue), never keep it.
     func statement(_ sql: String, in db: Database) throws -> RawStatement {
@@ -199,6 +269,7 @@ public final class GroupCommitWriter: Sendable {
             var finishers: [@Sendable (Result<Void, any Error>) -> Void] = []
             var abort: (any Error)?
             let batch = takeBatch()
+            let startedAt = ContinuousClock.now
             for job in batch {
                 switch job.run(db) {
                 case .ran(let finish): finishers.append(finish)
@@ -207,22 +278,25 @@ public final class GroupCommitWriter: Sendable {
                     abort = abort ?? error
                 }
             }
-            inFlight.withLock { $0 = finishers }
+            let runsBeforeCommit = runsBeforeCommit(batch, now: startedAt)
+            inFlight.withLock { $0 = InFlight(finishers: finishers, ranBeforeCommit: runsBeforeCommit, startedAt: startedAt) }
             if let abort { throw abort }
-            if !batch.allSatisfy(\.urgent) { try beforeCommit(db) }
+            if runsBeforeCommit { try beforeCommit(db) }
         }, completion: { [self] _, result in
+            let batch = inFlight.withLock { inFlight in
+                defer { inFlight = InFlight() }
+                return inFlight
+            }
             // Still on the writer's queue, so batches hand their events on in commit order.
             switch result {
-            case .success: outbox?.committed()
+            case .success:
+                committed(ranBeforeCommit: batch.ranBeforeCommit, startedAt: batch.startedAt)
+                outbox?.committed()
             case .failure: outbox?.discard()
             }
             // Success: committed. Failure: the commit failed (every job catches its own error), so
             // the whole batch was rolled back and each caller gets the commit's error.
-            let finishers = inFlight.withLock { finishers in
-                defer { finishers = [] }
-                return finishers
-            }
-            for finish in finishers { finish(result) }
+            for finish in batch.finishers { finish(result) }
         })
     }
 
@@ -241,8 +315,14 @@ public final class GroupCommitWriter: Sendable {
         return batch
     }
 
-    // The finishers of the transaction in progress, read back once its outcome is known.
-    private let inFlight = Mutex<[@Sendable (Result<Void, any Error>) -> Void]>([])
+    /// The transaction in progress, read back once its outcome is known.
+    private struct InFlight {
+        var finishers: [@Sendable (Result<Void, any Error>) -> Void] = []
+        var ranBeforeCommit = false
+        var startedAt = ContinuousClock.now
+    }
+
+    private let inFlight = Mutex(InFlight())
 }
 
 /// Only if a rolled-back batch somehow reported success to a write that had aborted it.

@@ -154,6 +154,43 @@ struct GroupCommitWriterTests {
         #expect(runs.load(ordering: .relaxed) == 2)
     }
 
+    @Test("with an interval, beforeCommit runs in the first batch, is skipped until the interval passes, and is caught up on demand")
+    func beforeCommitInterval() async throws {
+        let (database, folder) = try await Self.database()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let runs = Atomic<Int>(0)
+        // An hour: within a test, only the first batch and the catch-ups run it.
+        let writes = GroupCommitWriter(writer: database.writer, beforeCommitInterval: .seconds(3600)) { _ in runs.add(1, ordering: .relaxed) }
+        try await writes.write { db in try db.execute(sql: "INSERT INTO items (n) VALUES (1)") }
+        #expect(runs.load(ordering: .relaxed) == 1)
+        // Nothing skipped it since: a catch-up has nothing to do and writes nothing.
+        let counter = CommitCounter()
+        database.writer.add(transactionObserver: counter, extent: .databaseLifetime)
+        try await writes.catchUpBeforeCommit()
+        #expect(counter.commits.load(ordering: .relaxed) == 0)
+        for n in 2...4 { try await writes.write { db in try db.execute(sql: "INSERT INTO items (n) VALUES (?)", arguments: [n]) } }
+        #expect(runs.load(ordering: .relaxed) == 1)
+        try await writes.catchUpBeforeCommit()
+        #expect(runs.load(ordering: .relaxed) == 2)
+        try await writes.catchUpBeforeCommit()
+        #expect(runs.load(ordering: .relaxed) == 2)
+        #expect(try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM items") } == 4)
+    }
+
+    @Test("a skipped beforeCommit is caught up by a batch of its own once the interval has passed, with no further write")
+    func beforeCommitCatchUp() async throws {
+        let (database, folder) = try await Self.database()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let runs = Atomic<Int>(0)
+        let writes = GroupCommitWriter(writer: database.writer, beforeCommitInterval: .milliseconds(50)) { _ in runs.add(1, ordering: .relaxed) }
+        try await writes.write { db in try db.execute(sql: "INSERT INTO items (n) VALUES (1)") }
+        try await writes.write { db in try db.execute(sql: "INSERT INTO items (n) VALUES (2)") }
+        // The second came within 50 ms of the first (unless this machine stalled): either way it
+        // is run once more, by the second batch or by the catch-up.
+        try await Self.waitUntil { runs.load(ordering: .relaxed) == 2 }
+        #expect(runs.load(ordering: .relaxed) == 2)
+    }
+
     @Test("a lone write runs at once and its value comes back after the commit")
     func lone() async throws {
         let (database, folder) = try await Self.database()

@@ -21,15 +21,21 @@ public struct SQLiteSearchIndex: SearchIndex {
     static let snippetTokens = 16
 
     private let reader: any DatabaseReader
+    /// The writer that runs `indexNewMessages` (its `beforeCommit`), caught up before each search
+    /// so that a search sees every message committed before it; nil when nothing adds messages.
+    private let indexer: GroupCommitWriter?
 
-    public init(reader: any DatabaseReader) {
+    public init(reader: any DatabaseReader, indexer: GroupCommitWriter?) {
         self.reader = reader
+        self.indexer = indexer
     }
 
     /// Adds the messages inserted since the last call to `messages_fts`, in one statement, and
-    /// records how far it got. The group-commit writer runs it before each commit, in the batch's
-    /// transaction, so every committed message is searchable; it costs one indexed range read
-    /// when there is nothing new.
+    /// records how far it got. The group-commit writer runs it before a commit, in the batch's
+    /// transaction, at most every `beforeCommitInterval` (FTS5 writes a new index segment per
+    /// transaction that adds to it, so indexing one append per transaction cost as much as the
+    /// append; a batch of them costs little more than one); `search` catches it up first. It costs
+    /// one indexed range read when there is nothing new.
     public static func indexNewMessages(_ db: Database) throws {
         try db.cachedStatement(sql: """
             INSERT INTO messages_fts (rowid, content)
@@ -42,6 +48,7 @@ public struct SQLiteSearchIndex: SearchIndex {
 
     public func search(_ query: SearchQuery) async throws -> [SearchHit] {
         let match = Self.matchExpression(words: query.words, lastWordIsPrefix: query.lastWordIsPrefix)
+        try await indexer?.catchUpBeforeCommit()
         return try await reader.read { db in
             var scored: [(hit: SearchHit, score: Double)] = []
             if query.kinds.contains(.modules) {
