@@ -6,7 +6,11 @@ import Storage
 /// while there are frames to copy, backing off to `idleInterval` while the WAL stays empty (an
 /// idle daemon wakes once a second for it), and a last one at shutdown.
 struct DatabaseCheckpointService: Service {
-    static let busyInterval: Duration = .milliseconds(200)
+    /// Short: each checkpoint's copy and `fdatasync` is then small. The writer's WAL appends stall
+    /// while the file system commits its journal for that sync, so a bigger checkpoint is a longer
+    /// stall (paced appends with 100 subscribers, p99: 1 s → 20–34 ms, 200 ms → 8–9 ms,
+    /// 50 ms → 6–8 ms; BENCHMARKS.md).
+    static let busyInterval: Duration = .milliseconds(50)
     static let idleInterval: Duration = .seconds(1)
 
     let checkpointer: WALCheckpointer
