@@ -216,8 +216,9 @@ public final class GroupCommitWriter: Sendable {
     }
 
     /// After a commit: records whether the batch ran `beforeCommit`; when it did not, makes sure a
-    /// batch does within `beforeCommitInterval`.
-    private func committed(ranBeforeCommit: Bool, startedAt: ContinuousClock.Instant) {
+    /// batch does within `beforeCommitInterval` (not after an urgent batch: its caller writes
+    /// again soon, the agent when its run ends, and that batch runs it or schedules the catch-up).
+    private func committed(ranBeforeCommit: Bool, urgent: Bool, startedAt: ContinuousClock.Instant) {
         let scheduleCatchUp = state.withLock { state in
             if ranBeforeCommit {
                 state.beforeCommitRan = startedAt
@@ -225,7 +226,7 @@ public final class GroupCommitWriter: Sendable {
                 return false
             }
             state.beforeCommitOwed = true
-            if state.catchUpScheduled { return false }
+            if urgent || state.catchUpScheduled { return false }
             state.catchUpScheduled = true
             return true
         }
@@ -279,7 +280,9 @@ public final class GroupCommitWriter: Sendable {
                 }
             }
             let runsBeforeCommit = runsBeforeCommit(batch, now: startedAt)
-            inFlight.withLock { $0 = InFlight(finishers: finishers, ranBeforeCommit: runsBeforeCommit, startedAt: startedAt) }
+            inFlight.withLock {
+                $0 = InFlight(finishers: finishers, ranBeforeCommit: runsBeforeCommit, urgent: batch.allSatisfy(\.urgent), startedAt: startedAt)
+            }
             if let abort { throw abort }
             if runsBeforeCommit { try beforeCommit(db) }
         }, completion: { [self] _, result in
@@ -290,7 +293,7 @@ public final class GroupCommitWriter: Sendable {
             // Still on the writer's queue, so batches hand their events on in commit order.
             switch result {
             case .success:
-                committed(ranBeforeCommit: batch.ranBeforeCommit, startedAt: batch.startedAt)
+                committed(ranBeforeCommit: batch.ranBeforeCommit, urgent: batch.urgent, startedAt: batch.startedAt)
                 outbox?.committed()
             case .failure: outbox?.discard()
             }
@@ -319,6 +322,7 @@ public final class GroupCommitWriter: Sendable {
     private struct InFlight {
         var finishers: [@Sendable (Result<Void, any Error>) -> Void] = []
         var ranBeforeCommit = false
+        var urgent = false
         var startedAt = ContinuousClock.now
     }
 
