@@ -1,6 +1,20 @@
 import Foundation
 import NIOCore
 
+/// JSON text built by hand, for the few values on a hot path that skip the generic encoder.
+public enum JSONText {
+    /// Appends `value` as a JSON string literal (quoted, escaped as `RPCJSONEncoder` escapes).
+    public static func appendQuoted(_ value: String, to text: inout String) {
+        for byte in value.utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+            text += JSONWriter.quoted(value)
+            return
+        }
+        text += "\""
+        text += value
+        text += "\""
+    }
+}
+
 /// Writes JSON text: string quoting and the response envelopes, straight into a `ByteBuffer`.
 enum JSONWriter {
     /// The encoder settings of the wire format: no escaped slashes, and sorted keys so that documents

@@ -55,7 +55,7 @@ public final class EventOutbox: Sendable {
         var chatModules: [String: String?] = [:]
         for event in events {
             let topic = type(of: event).topic
-            let data = try RPCJSONEncoder().encodeToString(event)
+            let data = try event.json ?? RPCJSONEncoder().encodeToString(event)
             var moduleID = event.moduleID
             if moduleID == nil, let chatID = event.chatID {
                 switch chatModule {

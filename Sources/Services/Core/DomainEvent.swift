@@ -18,9 +18,14 @@ public protocol DomainEvent: Sendable, Encodable {
     /// The module the event is about, for `filter.moduleId`. When nil and `chatID` is set, the
     /// outbox files the event under that chat's module.
     var moduleID: String? { get }
+    /// The encoded form written without the generic encoder, for events on a hot write path (the
+    /// outbox encodes inside the write transaction): the same text `RPCJSONEncoder` makes (keys
+    /// sorted, nil members left out; a test compares them). Nil: the outbox encodes the event.
+    var json: String? { get }
 }
 
 extension DomainEvent {
     public var chatID: String? { nil }
     public var moduleID: String? { nil }
+    public var json: String? { nil }
 }
