@@ -663,6 +663,12 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         }
 
         public func notify(method: String, params: ByteBuffer?) {
+            // From a call's own task on the connection's loop (the agent's deltas): written now, not
+            // one loop turn later, and so always before that call's reply.
+            if eventLoop.inEventLoop {
+                handler.value?.sendNotification(method: method, params: params)
+                return
+            }
             withHandler { $0.sendNotification(method: method, params: params) }
         }
 
