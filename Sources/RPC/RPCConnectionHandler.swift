@@ -448,11 +448,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    fileprivate func flushPushes() {
-        flushIfNeeded()
-    }
-
-    private func flushIfNeeded() {
+    fileprivate func flushIfNeeded() {
         guard context != nil, let pending = output else { return }
         output = nil
         context.writeAndFlush(wrapOutboundOut(pending), promise: nil)
@@ -734,7 +730,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
             }
             // A push comes in a task of its own (from another thread), not amid a read burst's
             // replies: flush now rather than in one more task.
-            handler.flushPushes()
+            handler.flushIfNeeded()
         }
 
         /// Tells the client the server is stopping, refuses new calls, and closes the connection
