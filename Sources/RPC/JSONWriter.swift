@@ -5,7 +5,7 @@ import NIOCore
 public enum JSONText {
     /// Appends `value` as a JSON string literal (quoted, escaped as `RPCJSONEncoder` escapes).
     public static func appendQuoted(_ value: String, to text: inout String) {
-        for byte in value.utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+        if JSONWriter.needsEscaping(value) {
             text += JSONWriter.quoted(value)
             return
         }
@@ -39,14 +39,15 @@ enum JSONWriter {
         return String(buffer: buffer)
     }
 
+    /// Whether `value` has a character a JSON string literal must escape (a control character, `"`
+    /// or `\`); most ids and names have none, and are copied as they are.
+    static func needsEscaping(_ value: String) -> Bool {
+        value.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+    }
+
     static func writeQuoted(_ value: String, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
-        var needsEscaping = false
-        for byte in value.utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-            needsEscaping = true
-            break
-        }
-        if !needsEscaping {
+        if !needsEscaping(value) {
             buffer.writeString(value)
         } else {
             for byte in value.utf8 {

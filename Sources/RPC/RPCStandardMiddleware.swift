@@ -115,7 +115,8 @@ public struct RPCTimeoutMiddleware: RPCMiddleware {
 }
 
 extension Duration {
-    var nanoseconds: Int64 {
+    /// The whole nanoseconds of the duration.
+    public var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }

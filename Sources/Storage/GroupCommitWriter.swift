@@ -231,9 +231,7 @@ public final class GroupCommitWriter: Sendable {
             return true
         }
         guard scheduleCatchUp else { return }
-        let (seconds, attoseconds) = beforeCommitInterval.components
-        let delay = DispatchTimeInterval.nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))
-        catchUpTimer.asyncAfter(deadline: .now() + delay) { [self] in
+        catchUpTimer.asyncAfter(deadline: .now() + .nanoseconds(Int(beforeCommitInterval.nanoseconds))) { [self] in
             let owed = state.withLock { state in
                 state.catchUpScheduled = false
                 return state.beforeCommitOwed

@@ -77,7 +77,8 @@ public enum ChatsEvents {
 
         enum CodingKeys: String, CodingKey { case chatId, messageId, parentId, role, depth }
 
-        /// One per append, encoded in the append's transaction: by hand, a fifth of the cost.
+        /// One per append, encoded in the append's transaction, where the generic encoder took ~7% of
+        /// the writer thread's time (BENCHMARKS.md).
         public var json: String? {
             var text = #"{"chatId":"#
             JSONText.appendQuoted(chatId, to: &text)
