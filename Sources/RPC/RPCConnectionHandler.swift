@@ -624,13 +624,12 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         public let eventLoop: any EventLoop
         private let handler: NIOLoopBoundBox<RPCConnectionHandler?>
         private let nextStreamID = Atomic<UInt64>(1)
-        /// Push-stream operations not yet run on the event loop, in the order they were made, and
-        /// whether a task to run them is scheduled. All of a connection's push operations go
-        /// through here, so they keep their order; and operations made while the loop is busy (an
+        /// Push-stream operations not yet run on the event loop, in the order they were made. All
+        /// of a connection's push operations go through here, so they keep their order; and operations made while the loop is busy (an
         /// event fan-out pass after another, while the loop still writes the first) are run by one
         /// task and leave in one write, so a loop that fell behind catches up with fewer system
         /// calls instead of one per pass and connection.
-        private let pushOperations = Mutex<(waiting: [PushOperation], scheduled: Bool)>(([], false))
+        private let pushOperations = CoalescingQueue<PushOperation>()
 
         private enum PushOperation: Sendable {
             case open(UInt64, openedBy: UInt64, RPCPushStreamOptions)
@@ -693,22 +692,12 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         }
 
         private func enqueue(_ operation: PushOperation) {
-            let schedule = pushOperations.withLock { queue in
-                queue.waiting.append(operation)
-                if queue.scheduled { return false }
-                queue.scheduled = true
-                return true
-            }
-            if schedule { eventLoop.execute { self.runPushOperations() } }
+            if pushOperations.append(operation) { eventLoop.execute { self.runPushOperations() } }
         }
 
         /// On the event loop: runs every operation waiting, then flushes once.
         private func runPushOperations() {
-            let operations = pushOperations.withLock { queue in
-                queue.scheduled = false
-                defer { queue.waiting = [] }
-                return queue.waiting
-            }
+            let operations = pushOperations.takeAll()
             guard let handler = handler.value else {
                 for operation in operations {
                     switch operation {

@@ -1,5 +1,6 @@
 import Dispatch
 import GRDB
+import RPC
 import Services
 import Synchronization
 
@@ -38,10 +39,10 @@ public final class GroupCommitWriter: Sendable {
     /// per-job savepoints.
     private let rawStatements = RawStatementCache()
 
+    /// Writes waiting for a transaction; a transaction is scheduled while any wait.
+    private let queued = CoalescingQueue<Job>()
+
     private struct State {
-        var queued: [Job] = []
-        /// A transaction is scheduled that has not yet taken the queue.
-        var scheduled = false
         /// When a committed batch last ran `beforeCommit` (nil: not since the writer was made).
         var beforeCommitRan: ContinuousClock.Instant?
         /// Some committed batch skipped `beforeCommit` and none ran it since. True at first: rows
@@ -250,16 +251,10 @@ public final class GroupCommitWriter: Sendable {
     }
 
     /// Writes waiting for a transaction to take them (for tests and metrics).
-    public var queuedCount: Int { state.withLock { $0.queued.count } }
+    public var queuedCount: Int { queued.count }
 
     private func enqueue(_ job: Job) {
-        let schedule = state.withLock { state in
-            state.queued.append(job)
-            if state.scheduled { return false }
-            state.scheduled = true
-            return true
-        }
-        if schedule { scheduleTransaction() }
+        if queued.append(job) { scheduleTransaction() }
     }
 
     private func scheduleTransaction() {
@@ -304,14 +299,7 @@ public final class GroupCommitWriter: Sendable {
     /// Takes up to `maxBatch` queued jobs for the transaction starting now; schedules another
     /// transaction when more are waiting.
     private func takeBatch() -> [Job] {
-        let (batch, more) = state.withLock { state -> ([Job], Bool) in
-            let count = min(state.queued.count, maxBatch)
-            let batch = Array(state.queued.prefix(count))
-            state.queued.removeFirst(count)
-            let more = !state.queued.isEmpty
-            state.scheduled = more
-            return (batch, more)
-        }
+        let (batch, more) = queued.take(upTo: maxBatch)
         if more { scheduleTransaction() }
         return batch
     }

@@ -24,10 +24,9 @@ public final class EventBus: Sendable {
         var subscriptions: [String: EventSubscription] = [:]
         var consumers: [ConsumerWaker] = []
         var commitListeners: [@Sendable ([Event]) -> Void] = []
-        /// Committed events not yet taken by a dispatch, in seq order.
-        var undispatched: [Event] = []
-        var dispatchScheduled = false
     }
+    /// Committed events not yet taken by a dispatch, in seq order.
+    private let undispatched = CoalescingQueue<Event>()
 
     /// An in-process consumer's topics and how to wake it.
     struct ConsumerWaker: Sendable {
@@ -52,21 +51,11 @@ public final class EventBus: Sendable {
         // Commits that arrive while a dispatch runs wait for the next one, which takes them all:
         // under load a fan-out pass (one hand-off and one write per connection) carries several
         // commits' events, and a lone commit is dispatched at once.
-        let schedule = state.withLock { state in
-            state.undispatched += events
-            if state.dispatchScheduled { return false }
-            state.dispatchScheduled = true
-            return true
-        }
-        if schedule { queue.async { self.dispatchUndispatched() } }
+        if undispatched.append(contentsOf: events) { queue.async { self.dispatchUndispatched() } }
     }
 
     private func dispatchUndispatched() {
-        let events = state.withLock { state in
-            state.dispatchScheduled = false
-            defer { state.undispatched = [] }
-            return state.undispatched
-        }
+        let events = undispatched.takeAll()
         if !events.isEmpty { dispatch(events) }
     }
 
