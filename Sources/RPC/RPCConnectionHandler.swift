@@ -625,10 +625,10 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         private let handler: NIOLoopBoundBox<RPCConnectionHandler?>
         private let nextStreamID = Atomic<UInt64>(1)
         /// Push-stream operations not yet run on the event loop, in the order they were made. All
-        /// of a connection's push operations go through here, so they keep their order; and operations made while the loop is busy (an
-        /// event fan-out pass after another, while the loop still writes the first) are run by one
-        /// task and leave in one write, so a loop that fell behind catches up with fewer system
-        /// calls instead of one per pass and connection.
+        /// of a connection's push operations go through here, so they keep their order; and
+        /// operations made while the loop is busy (an event fan-out pass after another, while the
+        /// loop still writes the first) are run by one task and leave in one write, so a loop that
+        /// fell behind catches up with fewer system calls instead of one per pass and connection.
         private let pushOperations = CoalescingQueue<PushOperation>()
 
         private enum PushOperation: Sendable {
