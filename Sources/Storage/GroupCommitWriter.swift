@@ -208,10 +208,10 @@ public final class GroupCommitWriter: Sendable {
         }
     }
 
-    /// Whether `batch`, starting `now`, runs `beforeCommit`.
-    private func runsBeforeCommit(_ batch: [Job], now: ContinuousClock.Instant) -> Bool {
+    /// Whether `batch` (`urgent`: all its jobs are), starting `now`, runs `beforeCommit`.
+    private func runsBeforeCommit(_ batch: [Job], urgent: Bool, now: ContinuousClock.Instant) -> Bool {
         if batch.contains(where: \.forcesBeforeCommit) { return true }
-        if batch.allSatisfy(\.urgent) { return false }
+        if urgent { return false }
         guard let last = state.withLock({ $0.beforeCommitRan }) else { return true }
         return now - last >= beforeCommitInterval
     }
@@ -272,10 +272,9 @@ public final class GroupCommitWriter: Sendable {
                     abort = abort ?? error
                 }
             }
-            let runsBeforeCommit = runsBeforeCommit(batch, now: startedAt)
-            inFlight.withLock {
-                $0 = InFlight(finishers: finishers, ranBeforeCommit: runsBeforeCommit, urgent: batch.allSatisfy(\.urgent), startedAt: startedAt)
-            }
+            let urgent = batch.allSatisfy(\.urgent)
+            let runsBeforeCommit = runsBeforeCommit(batch, urgent: urgent, now: startedAt)
+            inFlight.withLock { $0 = InFlight(finishers: finishers, ranBeforeCommit: runsBeforeCommit, urgent: urgent, startedAt: startedAt) }
             if let abort { throw abort }
             if runsBeforeCommit { try beforeCommit(db) }
         }, completion: { [self] _, result in
