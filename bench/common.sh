@@ -29,11 +29,9 @@ build_agentd() {
     [[ -x $AGENTD ]] || fail "$AGENTD not found (build failed, or BENCH_SKIP_BUILD=1 without a build)"
 }
 
-# The load generator lives in ../shared beside the repository clone (CI), else in /work/shared.
+# The load generator, bench/rpcload.c, compiled beside it (not committed).
 build_rpcload() {
-    local src=../shared/bench/rpcload.c
-    [[ -f $src ]] || src=/work/shared/bench/rpcload.c
-    [[ -f $src ]] || fail "rpcload.c not found in ../shared/bench or /work/shared/bench"
+    local src=bench/rpcload.c
     if [[ ! -x $RPCLOAD || $src -nt $RPCLOAD ]]; then
         log "== compiling $RPCLOAD from $src"
         gcc -O2 -Wall -o "$RPCLOAD" "$src" -lpthread

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/rpc.sh — throughput and latency of agentd's JSON-RPC core (system.ping) on a Unix socket.
 #
-# Builds the release daemon, compiles the load generator (../shared/bench/rpcload.c) and a minimal C
+# Builds the release daemon, compiles the load generator (bench/rpcload.c) and a minimal C
 # echo server (the ceiling), pins everything to one core and measures:
 #   1x1   (1 connection, 1 request in flight)   latency
 #   16x16 (16 connections, 16 in flight each)   throughput

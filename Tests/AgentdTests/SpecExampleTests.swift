@@ -1,7 +1,7 @@
 import Testing
 
-/// Every example of the JSON-RPC 2.0 specification (§7, verbatim in
-/// /work/shared/notes/jsonrpc-anchors.md section (c)), sent to the real daemon over its socket.
+/// Every example of the JSON-RPC 2.0 specification (§7, verbatim), sent to the real daemon over its
+/// socket.
 ///
 /// The spec's fixture methods map onto `system.echo`, which returns its params as given: `subtract`
 /// and `sum` echo their params, `get_data` echoes `["hello", 5]`. Notification targets (`update`,

@@ -1,5 +1,5 @@
-/// Byte-exact builders for OpenAI-style Chat Completions stream events (see
-/// /work/shared/notes/llm-provider-wire-formats.md A3, A5, A6).
+/// Byte-exact builders for OpenAI-style Chat Completions stream events (the `chat.completion.chunk`
+/// objects of OpenAI's streaming API, as OpenAI, Azure OpenAI and compatible servers send them).
 public enum SSE {
     public static let created = 1761564674
     public static let done = "data: [DONE]\n\n"
