@@ -12,7 +12,8 @@ The daemon runs with its shipped limits (rate limiting on) on a socket that othe
        - create modules with 1 MiB descriptions,
        - hold 64-pattern subscriptions on SUBSCRIBERS connections (16 uids),
        - guess a password with parallel wrong logins,
-     and the daemon's own user selects back and forth between the BRANCH-deep leaf and the fork;
+     and the daemon's own user selects back and forth between the BRANCH-deep branch (by its root) and
+     a second root;
   4. check: every append the well-behaved client saw acknowledged is readable, and the daemon never exited.
 
 It prints the daemon's peak RSS (VmHWM), the database's growth during the abuse, the well-behaved
@@ -243,7 +244,7 @@ def role_guess(path, seconds, _):
 
 
 def role_select(path, seconds, ids):
-    """The daemon's own user selects the deep leaf and the fork in turn."""
+    """The daemon's own user selects the deep branch (from its root) and the fork in turn."""
     deep, fork = ids.split(",")
     client = Client(path)
     end = time.monotonic() + seconds
@@ -285,9 +286,9 @@ def database_bytes(folder):
 
 
 def build_branch(client, chat_id):
-    """BRANCH appends, pipelined 500 at a time; returns (deepest id, id of a fork near the root)."""
+    """BRANCH appends, pipelined 500 at a time, then a second root beside the first; returns both
+    roots. Selecting the first walks down BRANCH levels (the newest child at each step) to the leaf."""
     sent = 0
-    last = None
     while sent < BRANCH:
         count = min(500, BRANCH - sent)
         wanted = [client.send("chats.messages.append", {"chatId": chat_id, "role": "user", "content": f"m{sent + i}"}) for i in range(count)]
@@ -295,12 +296,11 @@ def build_branch(client, chat_id):
             reply = client.read()
             if "result" not in reply:
                 raise RuntimeError(f"append: {reply}")
-            last = reply["result"]["id"]
         sent += count
     first = client.result("chats.messages.list", {"chatId": chat_id, "limit": 2})
     root = first["items"][0]["id"]
     fork = client.result("chats.messages.append", {"chatId": chat_id, "role": "user", "content": "fork", "siblingOf": root})["id"]
-    return last, fork
+    return root, fork
 
 
 def main():
