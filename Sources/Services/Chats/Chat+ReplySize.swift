@@ -19,3 +19,23 @@ extension MessagePreview: ReplySized {
 extension Message: ReplySized {
     public var replySize: Int { ReplySize.itemOverhead + ReplySize.text(content) }
 }
+
+extension MessageDetail: ReplySized {
+    public var replySize: Int { ReplySize.itemOverhead + ReplySize.text(content) + (generation?.replySize ?? 0) }
+}
+
+extension MessageGeneration: ReplySized {
+    /// The searches' queries and results and the tool calls' arguments are the model's and the
+    /// web's text: counted in full.
+    public var replySize: Int {
+        var size = ReplySize.itemOverhead + ReplySize.text(provider) + ReplySize.text(model)
+        for search in searches {
+            size += ReplySize.itemOverhead + ReplySize.text(search.query) + ReplySize.text(search.requestId) + ReplySize.text(search.error?.message)
+            for result in search.results {
+                size += ReplySize.itemOverhead + ReplySize.text(result.title) + ReplySize.text(result.url) + ReplySize.text(result.content)
+            }
+        }
+        for call in toolCalls { size += ReplySize.itemOverhead + ReplySize.text(call.id) + ReplySize.text(call.name) + ReplySize.text(call.arguments) }
+        return size
+    }
+}

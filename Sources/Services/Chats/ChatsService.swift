@@ -181,7 +181,7 @@ public struct ChatsService: Sendable {
     public func messageDetail(id: String, userID: String) async throws -> MessageDetail {
         let message = try await message(id: id, userID: userID)
         let generation = message.role == .assistant ? try await generations?.generation(messageID: id, userID: userID) : nil
-        return MessageDetail(message, generation: generation)
+        return try replyBudget.check(MessageDetail(message, generation: generation))
     }
 
     /// - Throws: `ChatsError.invalid` (`content`, `parentId` with `siblingOf`), `.notFound`.
