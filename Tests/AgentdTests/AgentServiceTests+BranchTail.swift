@@ -89,3 +89,34 @@ extension AgentServiceTests {
         #expect(chats.messagesRead - before <= 6, "read \(chats.messagesRead - before) messages to regenerate")
     }
 }
+
+extension AgentServiceTests {
+    @Test("SQLiteChatStore.pathTail and contentSize: bounded by bytes, the message itself always, another user's nothing")
+    func storeReadsBoundedByBytes() async throws {
+        let graph = try await graph(ScriptedLLMProvider(scripts: []))
+        let store = SQLiteChatStore(
+            writer: graph.dependencies.database.writer,
+            groupWriter: GroupCommitWriter(writer: graph.dependencies.database.writer, outbox: EventOutbox(clock: clock, publish: { _ in })))
+        let chat = try await graph.chats.create(.init(), userID: graph.alice.id)
+        var ids: [String] = []
+        for index in 0..<5 {
+            // 100 bytes each, "é" two of them.
+            let message = try await graph.chats.append(.init(chatId: chat.id, role: .user, content: "\(index)é" + String(repeating: "x", count: 97)), userID: graph.alice.id)
+            ids.append(message.id)
+        }
+        let last = try #require(ids.last)
+        #expect(try await store.pathTail(to: last, userID: graph.alice.id, maxContentBytes: 0)?.map(\.id) == [last])
+        #expect(try await store.pathTail(to: last, userID: graph.alice.id, maxContentBytes: 299)?.map(\.id) == Array(ids.suffix(2)))
+        #expect(try await store.pathTail(to: last, userID: graph.alice.id, maxContentBytes: 300)?.map(\.id) == Array(ids.suffix(3)))
+        #expect(try await store.pathTail(to: ids[1], userID: graph.alice.id, maxContentBytes: 10_000)?.map(\.id) == Array(ids.prefix(2)))
+        #expect(try await store.pathTail(to: last, userID: graph.bob.id, maxContentBytes: 10_000) == nil)
+
+        // A side branch counts for the whole chat, not for the active branch.
+        _ = try await graph.chats.append(.init(chatId: chat.id, role: .user, content: String(repeating: "s", count: 50), siblingOf: ids[4]), userID: graph.alice.id)
+        #expect(try await store.contentSize(chatID: chat.id, userID: graph.alice.id, scope: .all) == ChatContentSize(messages: 6, bytes: 550))
+        #expect(try await store.contentSize(chatID: chat.id, userID: graph.alice.id, scope: .activeBranch) == ChatContentSize(messages: 5, bytes: 450))
+        #expect(try await store.contentSize(chatID: chat.id, userID: graph.bob.id, scope: .all) == nil)
+        let empty = try await graph.chats.create(.init(), userID: graph.alice.id)
+        #expect(try await store.contentSize(chatID: empty.id, userID: graph.alice.id, scope: .activeBranch) == ChatContentSize(messages: 0, bytes: 0))
+    }
+}
