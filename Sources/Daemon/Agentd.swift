@@ -218,6 +218,8 @@ struct Tuning: ParsableArguments {
     var maxConnections: Int?
     @Option(help: "Connections open at once per peer uid (default: 256).")
     var maxConnectionsPerUid: Int?
+    @Option(help: "Most bytes in one reply: lists stop early, a larger item is refused (default: 16777216).")
+    var replyBudgetBytes: Int?
     @Option(help: "Default call timeout in milliseconds (default: 120000).")
     var requestTimeoutMs: Int?
     @Option(help: "How long shutdown waits for calls in flight, in milliseconds (default: 10000).")
@@ -242,6 +244,7 @@ struct Tuning: ParsableArguments {
         flags["limits.max_in_flight"] = maxInFlight.map(ConfigValue.integer)
         flags["limits.max_connections"] = maxConnections.map(ConfigValue.integer)
         flags["limits.max_connections_per_uid"] = maxConnectionsPerUid.map(ConfigValue.integer)
+        flags["limits.reply_budget_bytes"] = replyBudgetBytes.map(ConfigValue.integer)
         flags["limits.request_timeout_ms"] = requestTimeoutMs.map(ConfigValue.integer)
         flags["limits.drain_timeout_ms"] = drainTimeoutMs.map(ConfigValue.integer)
         flags["limits.frame_timeout_ms"] = frameTimeoutMs.map(ConfigValue.integer)

@@ -17,6 +17,10 @@ struct DaemonConfiguration: Sendable {
     var configFile: String?
     var logLevel: Logger.Level = .info
     var limits = RPCLimits()
+    /// The most bytes one reply may hold (`limits.reply_budget_bytes`): lists stop early, a larger
+    /// single item answers `-32006`. Given to the services when the graph is built (a restart
+    /// changes it, not SIGHUP).
+    var replyBudget = ReplyBudget()
     var enableTestMethods = false
     var threads = 1
     /// Where the `/metrics` HTTP listener binds (`--metrics-listen`); nil: no listener (the

@@ -118,16 +118,20 @@ struct Dependencies: Sendable {
             store: SQLiteAuthStore(writer: database.writer, groupWriter: groupWriter), hasher: collaborators.hasher, clock: collaborators.clock,
             ids: collaborators.ids, accounts: collaborators.accounts, settings: .init(trustedUIDs: configuration.trustedUIDs))
         let modules = ModulesService(
-            store: SQLiteModuleStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock, ids: collaborators.ids)
+            store: SQLiteModuleStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock, ids: collaborators.ids,
+            replyBudget: configuration.replyBudget)
         let chatStore = SQLiteChatStore(writer: database.writer, groupWriter: groupWriter)
         let agentStore = SQLiteAgentStore(writer: database.writer, groupWriter: groupWriter)
-        let chats = ChatsService(store: chatStore, clock: collaborators.clock, ids: collaborators.ids, generations: agentStore)
+        let chats = ChatsService(
+            store: chatStore, clock: collaborators.clock, ids: collaborators.ids, generations: agentStore, replyBudget: configuration.replyBudget)
         let prompts = PromptsService(
-            store: SQLitePromptStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock, ids: collaborators.ids)
+            store: SQLitePromptStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock, ids: collaborators.ids,
+            replyBudget: configuration.replyBudget)
         let agent = AgentService(
             store: agentStore, chats: chatStore, prompts: prompts, modules: modules, provider: collaborators.llmProvider, webSearch: collaborators.webSearch,
-            clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger)
-        let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter))
+            clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger,
+            replyBudget: configuration.replyBudget)
+        let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
         // In-process consumers, by topic: each in its own task with its own cursor.
         let auditStore = SQLiteAuditStore(writer: database.writer)
         let consumers: [any EventConsumer] = [AuditConsumer(store: auditStore)]
@@ -135,7 +139,7 @@ struct Dependencies: Sendable {
         let topics = (AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all).map { $0.topic }
         let events = EventsService(
             store: eventStore, bus: bus, ids: collaborators.ids, clock: collaborators.clock, topics: topics, consumers: consumers,
-            sessions: auth, settings: configuration.events)
+            sessions: auth, settings: configuration.events, replyBudget: configuration.replyBudget)
         // A revoked session's subscriptions end (the check reads the database: off the writer).
         bus.onCommit { committed in
             for event in committed where event.topic == AuthEvents.SessionsRevoked.topic {
@@ -143,7 +147,7 @@ struct Dependencies: Sendable {
                 Task { await events.endRevokedSubscriptions(userID: userID) }
             }
         }
-        let audit = AuditService(store: auditStore)
+        let audit = AuditService(store: auditStore, replyBudget: configuration.replyBudget)
         // The result cache is invalidated by the events, at commit, before the writer is answered.
         let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries)
         bus.onCommit { events in

@@ -255,6 +255,9 @@ enum Settings {
         limit("max_in_flight", "--max-in-flight", minimum: 1, \.maxInFlightPerConnection),
         limit("max_connections", "--max-connections", minimum: 1, \.maxConnections),
         limit("max_connections_per_uid", "--max-connections-per-uid", minimum: 1, \.maxConnectionsPerUID),
+        // At least 64 KiB: any chat (title and preview are short) fits alone, whatever its text.
+        Setting("limits.reply_budget_bytes", flag: "--reply-budget-bytes", environment: ["AGENTD_REPLY_BUDGET_BYTES"], kind: .integer(minimum: 65536),
+                apply: { $0.replyBudget = ReplyBudget(bytes: $1.integer) }, current: { String($0.replyBudget.bytes) }),
         Setting("limits.request_timeout_ms", flag: "--request-timeout-ms", environment: ["AGENTD_REQUEST_TIMEOUT_MS"], kind: .integer(minimum: 1), reloadable: true,
                 apply: { $0.limits.requestTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.requestTimeout)) }),
         Setting("limits.drain_timeout_ms", flag: "--drain-timeout-ms", environment: ["AGENTD_DRAIN_TIMEOUT_MS"], kind: .integer(minimum: 0), reloadable: true,

@@ -43,14 +43,23 @@ enum AgentContext {
     /// Room kept for the answer: `maxTokens` when given, else an eighth of the window (at most 1024).
     static func reserve(window: Int, maxTokens: Int?) -> Int { maxTokens ?? min(1024, window / 8) }
 
+    /// The most bytes of message text, question included, that can be kept: a message costs at
+    /// least a token per 4 bytes (`estimate`), so text past `4 × (window − reserve)` bytes never
+    /// fits and need not be read.
+    static func maxHistoryBytes(window: Int, reserve: Int) -> Int { 4 * max(0, window - reserve) }
+
     // MARK: Budget
 
     /// The request's messages: `system` first, then the newest history units that fit, then
     /// `current` (the question). History is dropped oldest first, whole units at a time.
+    /// `unread`: messages of the branch older than `history` that were not read (they could not
+    /// fit), counted as dropped.
     ///
     /// - Throws: `LLMError.contextOverflow` (with the estimate and the window) when the system
     ///   prompt, the question and the answer's reserve do not fit even without history.
-    static func build(system: String?, history: [Unit], current: Unit, window: Int, reserve: Int, tools: [LLMTool], provider: String) throws -> Built {
+    static func build(
+        system: String?, history: [Unit], current: Unit, window: Int, reserve: Int, tools: [LLMTool], provider: String, unread: Int = 0
+    ) throws -> Built {
         let systemMessage = system.map { LLMMessage(role: .system, content: $0) }
         let fixed = (systemMessage.map(estimate) ?? 0) + estimate(current.messages) + estimate(tools: tools)
         let available = window - reserve
@@ -68,7 +77,7 @@ enum AgentContext {
             used += cost
             kept.append(unit)
         }
-        let total = history.reduce(current.chatMessages) { $0 + $1.chatMessages }
+        let total = history.reduce(current.chatMessages + unread) { $0 + $1.chatMessages }
         let keptCount = kept.reduce(current.chatMessages) { $0 + $1.chatMessages }
         var messages: [LLMMessage] = systemMessage.map { [$0] } ?? []
         for unit in kept.reversed() { messages += unit.messages }

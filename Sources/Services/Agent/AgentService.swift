@@ -47,12 +47,16 @@ public struct AgentService: Sendable {
     private let ids: any IDGenerator
     private let metrics: LLMMetrics
     private let logger: Logger
+    private let replyBudget: ReplyBudget
     private let registry = AgentRunRegistry()
 
+    /// - Parameter replyBudget: the most bytes a reply may hold (`agent.runs.list` stops early).
     public init(
         store: any AgentStore, chats: any ChatStore, prompts: any AgentPromptSource, modules: any AgentModuleSource, provider: any LLMProvider,
-        webSearch: (any WebSearchClient)?, clock: any WallClock, ids: any IDGenerator, metrics: LLMMetrics, logger: Logger
+        webSearch: (any WebSearchClient)?, clock: any WallClock, ids: any IDGenerator, metrics: LLMMetrics, logger: Logger,
+        replyBudget: ReplyBudget = ReplyBudget()
     ) {
+        self.replyBudget = replyBudget
         self.store = store
         self.chats = chats
         self.prompts = prompts
@@ -161,7 +165,7 @@ public struct AgentService: Sendable {
 
     private func module(_ id: String?, userID: String) async throws -> Module? {
         guard let id else { return nil }
-        return try await modules.get(id: id, userID: userID)
+        return try await modules.module(id: id, userID: userID)
     }
 
     private func started(_ run: AgentRun, userID: String) -> AgentEvents.RunStarted {
@@ -271,22 +275,27 @@ public struct AgentService: Sendable {
     }
 
     private func context(_ run: AgentRun, question: Message, system: String?, options: Agent.Options, tools: [LLMTool], userID: String) async throws -> AgentContext.Built {
-        // A chat's first message is its whole branch: no read before the model is called.
+        let window = provider.contextWindow(model: options.model ?? provider.defaultModel ?? "")
+        let reserve = AgentContext.reserve(window: window, maxTokens: options.maxTokens)
+        // A chat's first message is its whole branch: no read before the model is called. Else
+        // only the newest messages whose text could fit the window (a long chat is not read
+        // whole to send its end); the budget below drops what the estimate does not keep.
         let branch: [Message]
         if question.parentId == nil {
             branch = [question]
         } else {
-            guard let path = try await chats.path(to: question.id, userID: userID) else { throw ChatsError.notFound(kind: "message", id: question.id) }
-            branch = path
+            guard let tail = try await chats.pathTail(to: question.id, userID: userID, maxContentBytes: AgentContext.maxHistoryBytes(window: window, reserve: reserve)) else {
+                throw ChatsError.notFound(kind: "message", id: question.id)
+            }
+            branch = tail
         }
         let answers = branch.filter { $0.role == .assistant }.map(\.id)
         let steps = answers.isEmpty ? [:] : try await store.steps(answerIDs: answers, userID: userID)
         var units = AgentContext.units(branch: branch, steps: steps)
         let current = units.removeLast()
-        let window = provider.contextWindow(model: options.model ?? provider.defaultModel ?? "")
         return try AgentContext.build(
-            system: system, history: units, current: current, window: window, reserve: AgentContext.reserve(window: window, maxTokens: options.maxTokens),
-            tools: tools, provider: provider.name)
+            system: system, history: units, current: current, window: window, reserve: reserve, tools: tools, provider: provider.name,
+            unread: question.depth - branch.count)
     }
 
     /// The model's requests: one, or more while it calls tools (at most `maxToolRounds`).
@@ -585,7 +594,7 @@ public struct AgentService: Sendable {
 
     /// Newest first; the keyset cursor keeps pages correct while runs are added.
     ///
-    /// - Throws: `AgentError.invalid` (`limit`, `cursor`).
+    /// - Throws: `AgentError.invalid` (`limit`, `cursor`), `ReplyBudgetError`.
     public func runs(_ params: Agent.Runs.List.Params, userID: String) async throws -> KeysetPage<AgentRun> {
         let limit = params.limit ?? Self.defaultRunLimit
         guard (1...Self.maxRunLimit).contains(limit) else { throw AgentError.invalid(field: "limit", reason: "between 1 and \(Self.maxRunLimit)") }
@@ -594,7 +603,7 @@ public struct AgentService: Sendable {
             return position
         }
         let rows = try await store.runs(AgentRunQuery(userID: userID, chatID: params.chatId, beforeSeq: before, limit: limit + 1))
-        return KeysetPage(rows: rows, limit: limit, position: \.seq, item: \.run)
+        return try KeysetPage(rows: rows, limit: limit, budget: replyBudget, position: \.seq, item: \.run)
     }
 
     /// Marks the runs a crash left `running` as failed (`interrupted`): call once at start, before
@@ -613,7 +622,7 @@ public struct AgentService: Sendable {
     private func systemPrompt(_ options: Agent.Options, module: Module?, user: User, now: Date) async throws -> String? {
         let prompt: Prompt?
         if let promptID = options.promptId {
-            prompt = try await prompts.get(id: promptID, version: nil, userID: user.id)
+            prompt = try await prompts.prompt(id: promptID, version: nil, userID: user.id)
         } else if module != nil {
             prompt = try await prompts.prompt(named: PromptsService.defaultSystemPromptName, userID: user.id)
         } else {

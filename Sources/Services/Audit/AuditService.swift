@@ -4,14 +4,17 @@ public struct AuditService: Sendable {
     public static let maxLimit = 200
 
     private let store: any AuditStore
+    private let replyBudget: ReplyBudget
 
-    public init(store: any AuditStore) {
+    /// - Parameter replyBudget: the most bytes a reply may hold: pages stop early.
+    public init(store: any AuditStore, replyBudget: ReplyBudget = ReplyBudget()) {
         self.store = store
+        self.replyBudget = replyBudget
     }
 
     /// Newest first; the cursor is the last entry's id.
     ///
-    /// - Throws: `EventsError.invalid` (`limit`, `cursor`).
+    /// - Throws: `EventsError.invalid` (`limit`, `cursor`), `ReplyBudgetError`.
     public func list(_ params: Audit.List.Params, userID: String) async throws -> KeysetPage<AuditRecord> {
         let limit = params.limit ?? Self.defaultLimit
         guard (1...Self.maxLimit).contains(limit) else { throw EventsError.invalid(field: "limit", reason: "between 1 and \(Self.maxLimit)") }
@@ -20,6 +23,6 @@ public struct AuditService: Sendable {
             return seq
         }
         let rows = try await store.records(userID: userID, beforeID: before, limit: limit + 1)
-        return KeysetPage(rows: rows, limit: limit, position: \.id, item: { $0 })
+        return try KeysetPage(rows: rows, limit: limit, budget: replyBudget, position: \.id, item: { $0 })
     }
 }

@@ -75,6 +75,24 @@ public struct NewMessage: Sendable, Equatable {
     }
 }
 
+/// Which messages `ChatStore.contentSize` counts.
+public enum ChatContentScope: Sendable {
+    case all
+    case activeBranch
+}
+
+/// What `ChatStore.contentSize` answers.
+public struct ChatContentSize: Sendable, Equatable {
+    public var messages: Int
+    /// Bytes of UTF-8 of the messages' contents.
+    public var bytes: Int
+
+    public init(messages: Int, bytes: Int) {
+        self.messages = messages
+        self.bytes = bytes
+    }
+}
+
 /// Where chats and their messages live. `SQLiteChatStore` in Storage implements it. Every call is
 /// scoped to one user: another user's chat or message is the same as a missing one, and the store
 /// reports either as `ChatsError.notFound`. A write stores its events in the same transaction (the
@@ -101,6 +119,15 @@ public protocol ChatStore: Sendable {
     func path(to messageID: String, userID: String) async throws -> [Message]?
     /// Every message of the chat, parents before children; nil when the user has no such chat.
     func allMessages(chatID: String, userID: String) async throws -> [Message]?
+    /// How many messages, and how many bytes of content, the chat holds (`scope: .all`) or its
+    /// active branch does, counted by the database without reading the messages out; nil when the
+    /// user has no such chat. `chats.export` refuses a chat past the reply budget with it.
+    func contentSize(chatID: String, userID: String, scope: ChatContentScope) async throws -> ChatContentSize?
+    /// The newest messages of the path down to `messageID`, back from it (always included) while
+    /// their content adds up to at most `maxContentBytes`, in order; nil when the user has no such
+    /// message. The agent reads the history that can fit its context window this way, not the
+    /// whole branch.
+    func pathTail(to messageID: String, userID: String, maxContentBytes: Int) async throws -> [Message]?
 
     /// Appends a message, makes it the chat's active leaf and returns it, with the event `event`
     /// makes of it. Concurrent appends may be committed together; the call returns once the

@@ -25,14 +25,21 @@ public struct ChatsService: Sendable {
     private let clock: any WallClock
     private let ids: any IDGenerator
     private let generations: (any MessageGenerationSource)?
+    private let replyBudget: ReplyBudget
 
     /// - Parameter generations: how the agent wrote its messages (`chats.messages.get` of API
     ///   version 2); nil answers every message without `generation`.
-    public init(store: any ChatStore, clock: any WallClock, ids: any IDGenerator, generations: (any MessageGenerationSource)? = nil) {
+    /// - Parameter replyBudget: the most bytes a reply may hold: pages stop early, a larger message
+    ///   or export is refused.
+    public init(
+        store: any ChatStore, clock: any WallClock, ids: any IDGenerator, generations: (any MessageGenerationSource)? = nil,
+        replyBudget: ReplyBudget = ReplyBudget()
+    ) {
         self.store = store
         self.clock = clock
         self.ids = ids
         self.generations = generations
+        self.replyBudget = replyBudget
     }
 
     // MARK: Chats
@@ -57,7 +64,7 @@ public struct ChatsService: Sendable {
         let limit = try Self.validate(limit: params.limit, default: Self.defaultChatLimit, max: Self.maxChatLimit)
         let before = try params.cursor.map { try Self.position(cursor: $0, method: Chats.List.name) }
         let rows = try await store.chats(ChatQuery(userID: userID, moduleID: params.moduleId, beforeSeq: before, limit: limit + 1))
-        return ChatPage(rows: rows, limit: limit, position: \.seq, item: \.chat)
+        return try ChatPage(rows: rows, limit: limit, budget: replyBudget, position: \.seq, item: \.chat)
     }
 
     /// `chats.list` of API version 2: the same page, each chat with its module's id and title.
@@ -67,7 +74,7 @@ public struct ChatsService: Sendable {
         let limit = try Self.validate(limit: params.limit, default: Self.defaultChatLimit, max: Self.maxChatLimit)
         let before = try params.cursor.map { try Self.position(cursor: $0, method: Chats.List.name) }
         let rows = try await store.chats(ChatQuery(userID: userID, moduleID: params.moduleId, beforeSeq: before, limit: limit + 1))
-        return KeysetPage(rows: rows, limit: limit, position: \.seq, item: ChatListItem.init)
+        return try KeysetPage(rows: rows, limit: limit, budget: replyBudget, position: \.seq, item: ChatListItem.init)
     }
 
     /// - Throws: `ChatsError.invalid`, `.notFound`.
@@ -112,10 +119,28 @@ public struct ChatsService: Sendable {
             events: [created] + copies.map { ChatsEvents.MessageCreated(userID: userID, message: $0) })
     }
 
-    /// - Throws: `ChatsError.notFound`.
+    /// - Throws: `ChatsError.notFound`; `ReplyBudgetError` for a document past the reply budget
+    ///   (refused before the messages are read when their content alone passes it).
     public func export(_ params: Chats.Export.Params, userID: String) async throws -> Chats.Export.Result {
         let chat = try await get(id: params.chatId, userID: userID)
-        switch params.format {
+        guard let size = try await store.contentSize(chatID: chat.id, userID: userID, scope: params.format == .json ? .all : .activeBranch) else {
+            throw ChatsError.notFound(kind: "chat", id: chat.id)
+        }
+        // The document holds every content and a heading or a few keys per message: past the
+        // budget already, whatever the escaping.
+        try replyBudget.check(size: size.bytes + size.messages * Self.exportBytesPerMessage)
+        let result = try await document(chat, format: params.format, userID: userID)
+        // Now exactly: the document as a JSON string in the reply.
+        try replyBudget.check(size: ReplySize.text(result.content) + ReplySize.itemOverhead)
+        return result
+    }
+
+    /// Bytes a message adds to an export beside its content, at least (a markdown heading with its
+    /// role and time).
+    static let exportBytesPerMessage = 40
+
+    private func document(_ chat: Chat, format: Chats.ExportFormat, userID: String) async throws -> Chats.Export.Result {
+        switch format {
         case .json:
             guard let messages = try await store.allMessages(chatID: chat.id, userID: userID) else {
                 throw ChatsError.notFound(kind: "chat", id: chat.id)
@@ -141,22 +166,22 @@ public struct ChatsService: Sendable {
         guard let rows = try await store.activeBranch(chatID: params.chatId, userID: userID, afterDepth: Int(clamping: after), limit: limit + 1) else {
             throw ChatsError.notFound(kind: "chat", id: params.chatId)
         }
-        return MessagePage(rows: rows, limit: limit, position: { Int64($0.depth) }, item: { $0 })
+        return try MessagePage(rows: rows, limit: limit, budget: replyBudget, position: { Int64($0.depth) }, item: { $0 })
     }
 
-    /// - Throws: `ChatsError.notFound`.
+    /// - Throws: `ChatsError.notFound`, `ReplyBudgetError`.
     public func message(id: String, userID: String) async throws -> Message {
         guard let message = try await store.message(id: id, userID: userID) else { throw ChatsError.notFound(kind: "message", id: id) }
-        return message
+        return try replyBudget.check(message)
     }
 
     /// `chats.messages.get` of API version 2: the message with how the agent generated it.
     ///
-    /// - Throws: `ChatsError.notFound`.
+    /// - Throws: `ChatsError.notFound`, `ReplyBudgetError`.
     public func messageDetail(id: String, userID: String) async throws -> MessageDetail {
         let message = try await message(id: id, userID: userID)
         let generation = message.role == .assistant ? try await generations?.generation(messageID: id, userID: userID) : nil
-        return MessageDetail(message, generation: generation)
+        return try replyBudget.check(MessageDetail(message, generation: generation))
     }
 
     /// - Throws: `ChatsError.invalid` (`content`, `parentId` with `siblingOf`), `.notFound`.

@@ -17,7 +17,8 @@ public enum PageCursor {
 }
 
 /// A page of a keyset-paginated list: the items, and the cursor of the next page when there may
-/// be more. Every `*.list` method answers one.
+/// be more. Every `*.list` method answers one, made by `init(rows:limit:budget:position:item:)`
+/// (KeysetPage+ReplyBudget.swift), which also keeps it within the reply budget.
 public struct KeysetPage<Item: Codable & Sendable & Equatable>: Codable, Sendable, Equatable {
     public var items: [Item]
     public var nextCursor: String?
@@ -25,13 +26,5 @@ public struct KeysetPage<Item: Codable & Sendable & Equatable>: Codable, Sendabl
     public init(items: [Item], nextCursor: String?) {
         self.items = items
         self.nextCursor = nextCursor
-    }
-
-    /// The page from `rows`, which a store fetched with `limit + 1` (the extra row only says that
-    /// there is a next page); `position` is a row's keyset position (its `seq`, or its depth).
-    public init<Row>(rows: [Row], limit: Int, position: (Row) -> Int64, item: (Row) -> Item) {
-        let page = rows.prefix(limit)
-        self.items = page.map(item)
-        self.nextCursor = rows.count > limit ? page.last.map { PageCursor.encode(position($0)) } : nil
     }
 }

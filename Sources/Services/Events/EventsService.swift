@@ -42,14 +42,17 @@ public struct EventsService: Sendable {
     private let consumers: [(name: String, topics: [String])]
     private let sessions: any SessionChecker
     private let settings: Settings
+    private let replyBudget: ReplyBudget
 
     /// - Parameters:
     ///   - topics: every event topic the domains publish.
     ///   - consumers: the in-process consumers: retention keeps what they have not handled.
+    ///   - replyBudget: the most bytes a reply may hold: a replay stops early (`hasMore`).
     public init(
         store: any EventStore, bus: EventBus, ids: any IDGenerator, clock: any WallClock, topics: [String], consumers: [any EventConsumer],
-        sessions: any SessionChecker, settings: Settings
+        sessions: any SessionChecker, settings: Settings, replyBudget: ReplyBudget = ReplyBudget()
     ) {
+        self.replyBudget = replyBudget
         self.sessions = sessions
         self.store = store
         self.bus = bus
@@ -155,7 +158,10 @@ public struct EventsService: Sendable {
 
     // MARK: Replay
 
-    /// - Throws: `EventsError.invalid` (`limit`, `topics`, `since`), `.expired`.
+    /// Stops early, with `hasMore`, where the next event would pass the reply budget.
+    ///
+    /// - Throws: `EventsError.invalid` (`limit`, `topics`, `since`), `.expired`; `ReplyBudgetError`
+    ///   when the first event alone does not fit.
     public func replay(_ params: Events.Replay.Params, userID: String) async throws -> Events.Replay.Result {
         let limit = params.limit ?? Self.defaultReplayLimit
         guard (1...Self.maxReplayLimit).contains(limit) else {
@@ -164,6 +170,7 @@ public struct EventsService: Sendable {
         let selector = try selector(topics: params.topics ?? ["*"], filter: params.filter, field: "topics")
         try await checkAvailable(since: params.since)
         var found: [EventItem] = []
+        var filler = ReplyBudget.Filler(replyBudget)
         var after = params.since
         for _ in 0..<Self.maxReplayPages {
             let page = try await store.events(EventQuery(userID: userID, afterSeq: after, limit: Self.pageSize))
@@ -173,7 +180,10 @@ public struct EventsService: Sendable {
                     continue
                 }
                 if found.count == limit { return .init(events: found, lastSeq: after, hasMore: true) }
-                found.append(EventItem(event))
+                let item = EventItem(event)
+                // Past the reply budget: stop before this event, which the next call starts with.
+                guard try filler.add(item) else { return .init(events: found, lastSeq: after, hasMore: true) }
+                found.append(item)
                 after = event.seq
             }
             if page.count < Self.pageSize { return .init(events: found, lastSeq: after, hasMore: false) }

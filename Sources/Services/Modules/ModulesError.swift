@@ -6,6 +6,8 @@ public enum ModulesError: Error, Equatable, Sendable, RPCErrorConvertible {
     case notFound(id: String)
     /// A param fails validation: `-32602` with `{field, reason}`.
     case invalid(field: String, reason: String)
+    /// A param over its size limit: `-32602` with `{field, reason, limit, actual}` (bytes).
+    case tooLong(field: String, reason: String, limit: Int, actual: Int)
 
     public var rpcError: RPCError {
         switch self {
@@ -13,7 +15,16 @@ public enum ModulesError: Error, Equatable, Sendable, RPCErrorConvertible {
             RPCError(.notFound, "Not found", data: ["kind": "module", "id": id])
         case .invalid(let field, let reason):
             RPCError.invalidParams(field: field, reason: reason)
+        case .tooLong(let field, let reason, let limit, let actual):
+            RPCError(.invalidParams, "Invalid params", data: TooLongData(field: field, reason: reason, limit: limit, actual: actual))
         }
+    }
+
+    private struct TooLongData: Encodable {
+        var field: String
+        var reason: String
+        var limit: Int
+        var actual: Int
     }
 
     static let notFoundDescription = RPCErrorDescription(.notFound, "Not found", data: "{kind: \"module\", id}: no module with this id for the caller (also another user's)")

@@ -5,6 +5,9 @@ import Foundation
 public struct ModulesService: Sendable {
     public static let maxTitleLength = 200
     public static let maxContentBytes = 1 << 20
+    /// Every module is in `modules.list`'s pages and the agent's system prompt: a description is a
+    /// summary, not a second content.
+    public static let maxDescriptionBytes = 4 << 10
     public static let maxTags = 32
     public static let maxTagLength = 64
     public static let defaultLimit = 50
@@ -16,11 +19,15 @@ public struct ModulesService: Sendable {
     private let store: any ModuleStore
     private let clock: any WallClock
     private let ids: any IDGenerator
+    private let replyBudget: ReplyBudget
 
-    public init(store: any ModuleStore, clock: any WallClock, ids: any IDGenerator) {
+    /// - Parameter replyBudget: the most bytes a reply may hold: pages stop early, a larger module
+    ///   is refused.
+    public init(store: any ModuleStore, clock: any WallClock, ids: any IDGenerator, replyBudget: ReplyBudget = ReplyBudget()) {
         self.store = store
         self.clock = clock
         self.ids = ids
+        self.replyBudget = replyBudget
     }
 
     /// - Throws: `ModulesError.invalid`.
@@ -28,6 +35,7 @@ public struct ModulesService: Sendable {
         let title = try Self.validate(title: params.title)
         let content = params.content ?? ""
         try Self.validate(content: content)
+        if let description = params.description { try Self.validate(description: description) }
         let tags = try Self.validate(tags: params.tags ?? [])
         let now = clock.now()
         let module = Module(
@@ -37,8 +45,17 @@ public struct ModulesService: Sendable {
         return module
     }
 
-    /// - Throws: `ModulesError.notFound`.
+    /// `modules.get`.
+    ///
+    /// - Throws: `ModulesError.notFound`, `ReplyBudgetError`.
     public func get(id: String, userID: String) async throws -> Module {
+        try replyBudget.check(try await module(id: id, userID: userID))
+    }
+
+    /// The module, whatever its size (the agent's read: it goes into a request, not a reply).
+    ///
+    /// - Throws: `ModulesError.notFound`.
+    public func module(id: String, userID: String) async throws -> Module {
         guard let module = try await store.module(id: id, userID: userID) else { throw ModulesError.notFound(id: id) }
         return module
     }
@@ -49,6 +66,7 @@ public struct ModulesService: Sendable {
     public func update(_ params: Modules.Update.Params, userID: String) async throws -> Module {
         let title = try params.title.map(Self.validate(title:))
         if let content = params.content { try Self.validate(content: content) }
+        if let description = params.description { try Self.validate(description: description) }
         let tags = try params.tags.map(Self.validate(tags:))
         let changes = ModuleChanges(title: title, description: params.description, content: params.content, tags: tags, updatedAt: clock.now())
         let event = ModulesEvents.ModuleUpdated(userID: userID, moduleId: params.id, fields: changes.fieldNames)
@@ -69,7 +87,7 @@ public struct ModulesService: Sendable {
     /// Newest first. The cursor is keyset-based (the last row's `seq`), so pages stay correct
     /// while modules are added.
     ///
-    /// - Throws: `ModulesError.invalid` (`limit`, `cursor`).
+    /// - Throws: `ModulesError.invalid` (`limit`, `cursor`), `ReplyBudgetError`.
     public func list(_ params: Modules.List.Params, userID: String) async throws -> Page {
         let limit = params.limit ?? Self.defaultLimit
         guard (1...Self.maxLimit).contains(limit) else {
@@ -77,7 +95,7 @@ public struct ModulesService: Sendable {
         }
         let before = try params.cursor.map(Self.seq(cursor:))
         let rows = try await store.list(ModuleQuery(userID: userID, beforeSeq: before, limit: limit + 1, tag: params.tag, text: params.query))
-        return Page(rows: rows, limit: limit, position: \.seq, item: \.module)
+        return try Page(rows: rows, limit: limit, budget: replyBudget, position: \.seq, item: \.module)
     }
 
     // MARK: Cursor
@@ -103,6 +121,13 @@ public struct ModulesService: Sendable {
     static func validate(content: String) throws {
         guard content.utf8.count <= maxContentBytes else {
             throw ModulesError.invalid(field: "content", reason: "at most \(maxContentBytes) bytes of UTF-8")
+        }
+    }
+
+    static func validate(description: String) throws {
+        let bytes = description.utf8.count
+        guard bytes <= maxDescriptionBytes else {
+            throw ModulesError.tooLong(field: "description", reason: "at most \(maxDescriptionBytes) bytes of UTF-8", limit: maxDescriptionBytes, actual: bytes)
         }
     }
 

@@ -51,11 +51,15 @@ public struct PromptsService: Sendable {
     private let store: any PromptStore
     private let clock: any WallClock
     private let ids: any IDGenerator
+    private let replyBudget: ReplyBudget
 
-    public init(store: any PromptStore, clock: any WallClock, ids: any IDGenerator) {
+    /// - Parameter replyBudget: the most bytes a reply may hold: pages stop early, a larger prompt,
+    ///   version list or rendering is refused.
+    public init(store: any PromptStore, clock: any WallClock, ids: any IDGenerator, replyBudget: ReplyBudget = ReplyBudget()) {
         self.store = store
         self.clock = clock
         self.ids = ids
+        self.replyBudget = replyBudget
     }
 
     /// - Throws: `PromptsError.invalid`.
@@ -76,10 +80,18 @@ public struct PromptsService: Sendable {
         return prompt
     }
 
-    /// The prompt at `version`, or at its latest version.
+    /// `prompts.get`: the prompt at `version`, or at its latest version.
+    ///
+    /// - Throws: `PromptsError.notFound`, `.invalid` (`version`), `ReplyBudgetError`.
+    public func get(id: String, version: Int? = nil, userID: String) async throws -> Prompt {
+        try replyBudget.check(try await prompt(id: id, version: version, userID: userID))
+    }
+
+    /// The prompt at `version`, or at its latest version, whatever its size (the agent's read: it
+    /// goes into a request, not a reply).
     ///
     /// - Throws: `PromptsError.notFound`, `.invalid` (`version`).
-    public func get(id: String, version: Int? = nil, userID: String) async throws -> Prompt {
+    public func prompt(id: String, version: Int?, userID: String) async throws -> Prompt {
         if let version, version < 1 { throw PromptsError.invalid(field: "version", reason: "at least 1") }
         if let prompt = try await store.prompt(id: id, version: version, userID: userID) { return prompt }
         guard version != nil, let latest = try await store.prompt(id: id, version: nil, userID: userID) else {
@@ -147,13 +159,13 @@ public struct PromptsService: Sendable {
         }
         let before = try params.cursor.map(Self.seq(cursor:))
         let rows = try await store.list(PromptQuery(userID: userID, beforeSeq: before, limit: limit + 1))
-        return Page(rows: rows, limit: limit, position: \.seq, item: \.prompt)
+        return try Page(rows: rows, limit: limit, budget: replyBudget, position: \.seq, item: \.prompt)
     }
 
-    /// - Throws: `PromptsError.notFound`.
+    /// - Throws: `PromptsError.notFound`, `ReplyBudgetError` (the list is not paged).
     public func versions(id: String, userID: String) async throws -> VersionList {
         guard let versions = try await store.versions(id: id, userID: userID) else { throw PromptsError.notFound(id: id) }
-        return VersionList(id: id, versions: versions)
+        return try replyBudget.check(VersionList(id: id, versions: versions))
     }
 
     /// Renders the prompt at `params.version` (or its latest) with `params.variables`.
@@ -161,8 +173,8 @@ public struct PromptsService: Sendable {
     /// - Throws: `PromptsError.notFound`, `.invalid` (`variables.NAME` for a missing value,
     ///   `variables` when the text would be too long, `version`).
     public func render(_ params: Prompts.Render.Params, userID: String) async throws -> Rendered {
-        let prompt = try await get(id: params.id, version: params.version, userID: userID)
-        return try render(prompt, variables: params.variables ?? [:])
+        let prompt = try await prompt(id: params.id, version: params.version, userID: userID)
+        return try replyBudget.check(try render(prompt, variables: params.variables ?? [:]))
     }
 
     /// Renders a prompt already read (the agent's path: `prompt(named:userID:)`, then this). Values

@@ -18,9 +18,13 @@ public struct SearchService: Sendable {
     }
 
     private let index: any SearchIndex
+    private let replyBudget: ReplyBudget
 
-    public init(index: any SearchIndex) {
+    /// - Parameter replyBudget: the most bytes a reply may hold: the best hits that fit are
+    ///   answered (the results are best first and not paged).
+    public init(index: any SearchIndex, replyBudget: ReplyBudget = ReplyBudget()) {
         self.index = index
+        self.replyBudget = replyBudget
     }
 
     /// The caller's best matches for `params.query`.
@@ -29,7 +33,7 @@ public struct SearchService: Sendable {
     /// index only holds words.
     ///
     /// - Throws: `SearchError.invalid` (`query`: blank or over 1,000 characters; `limit`: outside
-    ///   1–100; `kinds`: empty).
+    ///   1–100; `kinds`: empty); `ReplyBudgetError` when the best hit alone does not fit.
     public func query(_ params: Search.Query.Params, userID: String) async throws -> Results {
         let words = try Self.words(in: params.query)
         let limit = params.limit ?? Self.defaultLimit
@@ -44,7 +48,10 @@ public struct SearchService: Sendable {
         let query = SearchQuery(
             userID: userID, words: words, lastWordIsPrefix: Self.wordCharacterCount(last) >= Self.minPrefixLength, kinds: kinds,
             limit: limit)
-        return Results(items: try await index.search(query))
+        var hits = try await index.search(query)
+        var filler = ReplyBudget.Filler(replyBudget)
+        if let past = try hits.firstIndex(where: { try !filler.add($0) }) { hits.removeSubrange(past...) }
+        return Results(items: hits)
     }
 
     /// The query's words, separated by white space or control characters, that hold a letter or a

@@ -11,7 +11,7 @@ import Services
 /// snapshot transaction (`unsafeRead`: one statement is consistent on its own, and the BEGIN/COMMIT
 /// pair cost more than the query), a read of several statements takes one.
 public struct SQLiteChatStore: ChatStore {
-    private let reader: any DatabaseReader
+    let reader: any DatabaseReader
     private let writes: GroupCommitWriter
 
     public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter) {
@@ -273,12 +273,12 @@ public struct SQLiteChatStore: ChatStore {
 
     private static let messageColumns = messageColumns(nil)
 
-    private static func messageColumns(_ table: String?) -> String {
+    static func messageColumns(_ table: String?) -> String {
         let prefix = table.map { "\($0)." } ?? ""
         return ["id", "chat_id", "parent_id", "role", "content", "depth", "created_at"].map { prefix + $0 }.joined(separator: ", ")
     }
 
-    private static func message(_ row: Row) throws -> Message {
+    static func message(_ row: Row) throws -> Message {
         Message(
             id: row["id"], chatId: row["chat_id"], parentId: row["parent_id"], role: try role(row["role"]), content: row["content"],
             depth: row["depth"], createdAt: try Timestamp.date(row["created_at"]))
