@@ -1,12 +1,30 @@
-/// The caller's audit log, a page at a time.
+import Foundation
+
+/// The caller's audit log, a page at a time, and its retention.
 public struct AuditService: Sendable {
+    public struct Settings: Sendable {
+        /// Entries older than this are pruned (`audit.retention_days`)…
+        public var retentionAge: TimeInterval = 90 * 24 * 3600
+        /// …and so are all but the newest `retentionCount` (`audit.retention_count`).
+        public var retentionCount: Int = 1_000_000
+
+        public init(retentionAge: TimeInterval = 90 * 24 * 3600, retentionCount: Int = 1_000_000) {
+            self.retentionAge = retentionAge
+            self.retentionCount = retentionCount
+        }
+    }
+
     public static let defaultLimit = 50
     public static let maxLimit = 200
 
     private let store: any AuditStore
+    private let clock: any WallClock
+    public let settings: Settings
 
-    public init(store: any AuditStore) {
+    public init(store: any AuditStore, clock: any WallClock, settings: Settings = Settings()) {
         self.store = store
+        self.clock = clock
+        self.settings = settings
     }
 
     /// Newest first; the cursor is the last entry's id.
@@ -21,5 +39,12 @@ public struct AuditService: Sendable {
         }
         let rows = try await store.records(userID: userID, beforeID: before, limit: limit + 1)
         return KeysetPage(rows: rows, limit: limit, position: \.id, item: { $0 })
+    }
+
+    /// Prunes the entries past the retention age or count, as events are pruned (the daemon runs
+    /// it with the events' retention). Returns how many were deleted.
+    @discardableResult
+    public func prune() async throws -> Int {
+        try await store.prune(before: clock.now().addingTimeInterval(-settings.retentionAge), keepLast: settings.retentionCount)
     }
 }

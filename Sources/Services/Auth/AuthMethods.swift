@@ -18,7 +18,7 @@ public enum Auth {
         public static let summary = "Creates an account with a password (username: 3-64 of [A-Za-z0-9._-]; password: 8+ characters)."
         public typealias Params = Credentials
         public typealias Result = User
-        public static var errors: [RPCErrorDescription] { [AuthError.usernameTakenDescription] }
+        public static var errors: [RPCErrorDescription] { [AuthError.usernameTakenDescription, AuthError.registrationClosedDescription] }
     }
 
     public enum Login: RPCMethod {
