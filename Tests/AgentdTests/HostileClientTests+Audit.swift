@@ -56,7 +56,7 @@ extension HostileClientTests {
         let rows = try await Self.auditRows(dependencies)
         #expect(rows.map { "\($0.action) \($0.outcome) ×\($0.count)" } == ["auth.login error -32021 ×5", "auth.login error -32023 ×95"])
         // The owner reads them with their count.
-        let records = try await dependencies.audit.list(.init(limit: 200), userID: mallory.id).items.filter { $0.eventSeq == nil }
+        let records = try await dependencies.audit.listWithCounts(.init(limit: 200), userID: mallory.id).items.filter { $0.eventSeq == nil }
         #expect(records.map(\.count) == [95, 5])
     }
 

@@ -18,8 +18,11 @@ public struct AuditRecord: Codable, Sendable, Equatable {
     /// The event's data; for calls, what identifies them (`{"username": …}` for a login).
     public var data: JSONFragment
     /// How many calls the entry stands for: failures alike within one minute share an entry
-    /// (`occurredAt` is the first); 1 otherwise.
-    public var count: Int
+    /// (`occurredAt` is the first); 1 otherwise. Not in version 1's JSON (its published contract);
+    /// version 2's `audit.list` answers it (`AuditEntry`).
+    public var count: Int = 1
+
+    enum CodingKeys: String, CodingKey { case id, action, outcome, occurredAt, uid, eventSeq, data }
 
     public init(id: Int64, action: String, outcome: String, occurredAt: Date, uid: UInt32?, eventSeq: Int64?, data: JSONFragment, count: Int = 1) {
         self.id = id
@@ -30,6 +33,31 @@ public struct AuditRecord: Codable, Sendable, Equatable {
         self.eventSeq = eventSeq
         self.data = data
         self.count = count
+    }
+}
+
+/// An entry of `audit.list` from version 2 on: an `AuditRecord` with its `count`.
+public struct AuditEntry: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var action: String
+    public var outcome: String
+    public var occurredAt: Date
+    public var uid: UInt32?
+    public var eventSeq: Int64?
+    public var data: JSONFragment
+    /// How many calls the entry stands for: failures alike within one minute share an entry
+    /// (`occurredAt` is the first one's); 1 otherwise.
+    public var count: Int
+
+    public init(_ record: AuditRecord) {
+        id = record.id
+        action = record.action
+        outcome = record.outcome
+        occurredAt = record.occurredAt
+        uid = record.uid
+        eventSeq = record.eventSeq
+        data = record.data
+        count = record.count
     }
 }
 

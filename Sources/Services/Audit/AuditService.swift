@@ -41,6 +41,12 @@ public struct AuditService: Sendable {
         return KeysetPage(rows: rows, limit: limit, position: \.id, item: { $0 })
     }
 
+    /// `list` with each entry's count (version 2's `audit.list`).
+    public func listWithCounts(_ params: Audit.List.Params, userID: String) async throws -> KeysetPage<AuditEntry> {
+        let page = try await list(params, userID: userID)
+        return KeysetPage(items: page.items.map(AuditEntry.init), nextCursor: page.nextCursor)
+    }
+
     /// Prunes the entries past the retention age or count, as events are pruned (the daemon runs
     /// it with the events' retention). Returns how many were deleted.
     @discardableResult
