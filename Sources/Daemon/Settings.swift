@@ -38,6 +38,8 @@ struct Setting: Sendable {
         case uidList
         case stringList
         case choice([String])
+        /// `true`/`false` (a TOML boolean, or that text from the environment).
+        case boolean
         /// `HOST:PORT` (`[IPv6]:PORT`), or empty for off.
         case listenAddress
         /// LLM fallbacks: an array of inline tables `{provider?, base_url?, model}` or of strings
@@ -99,6 +101,13 @@ struct Setting: Sendable {
                 return .failure(.init("must be one of \(LogLevel.allCases.map(\.rawValue).joined(separator: ", "))"))
             }
             return .success(value)
+        case .boolean:
+            switch value {
+            case .bool: return .success(value)
+            case .string("true"): return .success(.bool(true))
+            case .string("false"): return .success(.bool(false))
+            default: return .failure(.init("must be true or false, got \(value)"))
+            }
         case .choice(let choices):
             guard case .string(let text) = value, choices.contains(text) else {
                 return .failure(.init("must be one of \(choices.joined(separator: ", "))"))
@@ -214,6 +223,11 @@ extension ConfigValue {
         return 0
     }
 
+    var bool: Bool {
+        if case .bool(let value) = self { return value }
+        return false
+    }
+
     var strings: [String] {
         if case .array(let values) = self { return values.map(\.string) }
         return []
@@ -307,8 +321,8 @@ enum Settings {
                 apply: { $0.events.retentionCount = $1.integer }, current: { String($0.events.retentionCount) }),
         Setting("auth.session_lifetime_seconds", environment: ["AGENTD_AUTH_SESSION_LIFETIME_SECONDS"], kind: .integer(minimum: 1),
                 apply: { $0.auth.sessionLifetime = TimeInterval($1.integer) }, current: { String(Int($0.auth.sessionLifetime)) }),
-        Setting("auth.allow_registration", environment: ["AGENTD_AUTH_ALLOW_REGISTRATION"], kind: .choice(["true", "false"]),
-                apply: { $0.auth.allowRegistration = $1.string == "true" }, current: { $0.auth.allowRegistration ? "true" : "false" }),
+        Setting("auth.allow_registration", environment: ["AGENTD_AUTH_ALLOW_REGISTRATION"], kind: .boolean,
+                apply: { $0.auth.allowRegistration = $1.bool }, current: { $0.auth.allowRegistration ? "true" : "false" }),
         Setting("audit.retention_days", environment: ["AGENTD_AUDIT_RETENTION_DAYS"], kind: .integer(minimum: 1),
                 apply: { $0.audit.retentionAge = TimeInterval($1.integer) * 24 * 3600 }, current: { String(Int($0.audit.retentionAge / (24 * 3600))) }),
         Setting("audit.retention_count", environment: ["AGENTD_AUDIT_RETENTION_COUNT"], kind: .integer(minimum: 1),
