@@ -121,7 +121,8 @@ struct Agentd: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: server), .init(service: reporter), .init(service: reload),
             .init(service: EventsBackgroundService(
-                consumers: configuration.holdEventConsumers ? [] : dependencies.eventConsumers, events: dependencies.events, logger: logger)),
+                consumers: configuration.holdEventConsumers ? [] : dependencies.eventConsumers, events: dependencies.events, audit: dependencies.audit,
+                logger: logger)),
         ]
         if let metricsServer { services.append(.init(service: metricsServer)) }
         do {

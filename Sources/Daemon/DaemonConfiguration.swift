@@ -16,7 +16,12 @@ struct DaemonConfiguration: Sendable {
     var databasePath: String
     var configFile: String?
     var logLevel: Logger.Level = .info
-    var limits = RPCLimits()
+    /// The daemon's own uid is never rate limited unless `limits.rate_exempt_own_uid` is off.
+    var limits: RPCLimits = {
+        var limits = RPCLimits()
+        limits.rateExemptUIDs = [getuid()]
+        return limits
+    }()
     /// The most bytes one reply may hold (`limits.reply_budget_bytes`): lists stop early, a larger
     /// single item answers `-32006`. Given to the services when the graph is built (a restart
     /// changes it, not SIGHUP).
@@ -33,6 +38,9 @@ struct DaemonConfiguration: Sendable {
     /// The `[search]` settings, as `LLMProviderFactory.makeWebSearchClient` takes them.
     var search = WebSearchConfiguration()
     var events = EventsService.Settings()
+    /// Session lifetime and registration (`auth.*`); the trusted uids are `trustedUIDs`.
+    var auth = AuthService.Settings()
+    var audit = AuditService.Settings()
     var cache = CacheSettings()
     /// Test-only (`--test-hold-event-consumers`): in-process consumers do not run, so a test can
     /// stop the daemon between an event's commit and its dispatch.

@@ -114,9 +114,11 @@ struct Dependencies: Sendable {
         // search index before a commit at most every 20 ms (a search catches the index up first).
         let groupWriter = GroupCommitWriter(
             writer: database.writer, outbox: outbox, beforeCommitInterval: .milliseconds(20), beforeCommit: SQLiteSearchIndex.indexNewMessages)
+        var authSettings = configuration.auth
+        authSettings.trustedUIDs = configuration.trustedUIDs
         let auth = AuthService(
             store: SQLiteAuthStore(writer: database.writer, groupWriter: groupWriter), hasher: collaborators.hasher, clock: collaborators.clock,
-            ids: collaborators.ids, accounts: collaborators.accounts, settings: .init(trustedUIDs: configuration.trustedUIDs))
+            ids: collaborators.ids, accounts: collaborators.accounts, settings: authSettings)
         let modules = ModulesService(
             store: SQLiteModuleStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock, ids: collaborators.ids,
             replyBudget: configuration.replyBudget)
@@ -133,7 +135,7 @@ struct Dependencies: Sendable {
             replyBudget: configuration.replyBudget)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
         // In-process consumers, by topic: each in its own task with its own cursor.
-        let auditStore = SQLiteAuditStore(writer: database.writer)
+        let auditStore = SQLiteAuditStore(writer: database.writer, groupWriter: groupWriter)
         let consumers: [any EventConsumer] = [AuditConsumer(store: auditStore)]
         let eventConsumers = consumers.map { EventConsumerRunner(consumer: $0, store: eventStore, bus: bus, logger: logger) }
         let topics = (AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all).map { $0.topic }
@@ -147,7 +149,7 @@ struct Dependencies: Sendable {
                 Task { await events.endRevokedSubscriptions(userID: userID) }
             }
         }
-        let audit = AuditService(store: auditStore, replyBudget: configuration.replyBudget)
+        let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
         // The result cache is invalidated by the events, at commit, before the writer is answered.
         let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries)
         bus.onCommit { events in
@@ -175,11 +177,14 @@ struct Dependencies: Sendable {
         let middleware: [any RPCMiddleware] = [
             RPCMetricsMiddleware(methodNames: router.routes.keys + ["rpc.discover", "session.hello"], factory: metrics.factory),
             RPCLoggingMiddleware(),
-            // Per caller: the user signed in with a token, else the peer's uid (its linked account;
-            // one budget for all its connections); a batch counts as its length.
+            // Per caller: the peer's uid (one budget for all its connections and accounts) and, for
+            // a connection signed in with a password or token, that account too; a batch counts
+            // as its length. The daemon's own uid is exempt (`limits.rate_exempt_own_uid`).
             RPCRateLimitMiddleware(
                 buckets: RPCTokenBuckets(), limits: limits, classify: RateLimitClasses.classify,
-                caller: { context in AuthService.signedInUserID(on: context.connection) ?? "uid:\(context.connection.peer?.uid ?? UInt32.max)" }),
+                caller: { context in
+                    RPCRateCaller(uid: "uid:\(context.connection.peer?.uid ?? UInt32.max)", account: AuthService.signedInUserID(on: context.connection))
+                }),
             // Hot reads of one item from memory, for connections recognised by their uid (a
             // session must be checked again on each call, which costs what a hit saves).
             RPCCacheMiddleware(

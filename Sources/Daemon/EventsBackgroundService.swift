@@ -3,12 +3,14 @@ import ServiceLifecycle
 import Services
 
 /// The event bus's background work, for the daemon's service group: each in-process consumer in
-/// its own task, and retention every `pruneInterval` (and at start).
+/// its own task, and retention every `pruneInterval` (and at start), of the events and of the
+/// audit log.
 struct EventsBackgroundService: Service {
     static let pruneInterval: Duration = .seconds(600)
 
     let consumers: [EventConsumerRunner]
     let events: EventsService
+    let audit: AuditService
     let logger: Logger
 
     func run() async throws {
@@ -33,6 +35,12 @@ struct EventsBackgroundService: Service {
                 }
             } catch {
                 logger.error("could not prune events", metadata: ["error": "\(error)"])
+            }
+            do {
+                let deleted = try await audit.prune()
+                if deleted > 0 { logger.info("pruned audit entries", metadata: ["deleted": "\(deleted)"]) }
+            } catch {
+                logger.error("could not prune audit entries", metadata: ["error": "\(error)"])
             }
             try? await Task.sleep(for: Self.pruneInterval)
         }

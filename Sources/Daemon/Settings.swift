@@ -38,6 +38,8 @@ struct Setting: Sendable {
         case uidList
         case stringList
         case choice([String])
+        /// `true`/`false` (a TOML boolean, or that text from the environment).
+        case boolean
         /// `HOST:PORT` (`[IPv6]:PORT`), or empty for off.
         case listenAddress
         /// LLM fallbacks: an array of inline tables `{provider?, base_url?, model}` or of strings
@@ -99,6 +101,13 @@ struct Setting: Sendable {
                 return .failure(.init("must be one of \(LogLevel.allCases.map(\.rawValue).joined(separator: ", "))"))
             }
             return .success(value)
+        case .boolean:
+            switch value {
+            case .bool: return .success(value)
+            case .string("true"): return .success(.bool(true))
+            case .string("false"): return .success(.bool(false))
+            default: return .failure(.init("must be true or false, got \(value)"))
+            }
         case .choice(let choices):
             guard case .string(let text) = value, choices.contains(text) else {
                 return .failure(.init("must be one of \(choices.joined(separator: ", "))"))
@@ -214,6 +223,11 @@ extension ConfigValue {
         return 0
     }
 
+    var bool: Bool {
+        if case .bool(let value) = self { return value }
+        return false
+    }
+
     var strings: [String] {
         if case .array(let values) = self { return values.map(\.string) }
         return []
@@ -248,6 +262,13 @@ enum Settings {
                 current: { "[" + $0.trustedUIDs.sorted().map(String.init).joined(separator: ", ") + "]" }),
         Setting("limits.rate_limiting", environment: ["AGENTD_RATE_LIMITING"], kind: .choice(["on", "off"]), reloadable: true,
                 apply: { $0.limits.rateLimiting = $1.string == "on" }, current: { $0.limits.rateLimiting ? "on" : "off" }),
+        Setting("limits.rate_exempt_own_uid", environment: ["AGENTD_RATE_EXEMPT_OWN_UID"], kind: .choice(["on", "off"]), reloadable: true,
+                apply: { $0.limits.rateExemptUIDs = $1.string == "on" ? [getuid()] : [] }, current: { $0.limits.rateExemptUIDs.isEmpty ? "off" : "on" }),
+        Setting("limits.rate_register_per_minute", environment: ["AGENTD_RATE_REGISTER_PER_MINUTE"], kind: .integer(minimum: 1), reloadable: true,
+                apply: { $0.limits.rateClasses["register"]?.perSecond = Double($1.integer) / 60 },
+                current: { $0.limits.rateClasses["register"].map { String(Int(($0.perSecond * 60).rounded())) } }),
+        Setting("limits.rate_register_burst", environment: ["AGENTD_RATE_REGISTER_BURST"], kind: .integer(minimum: 1), reloadable: true,
+                apply: { $0.limits.rateClasses["register"]?.burst = $1.integer }, current: { $0.limits.rateClasses["register"].map { String($0.burst) } }),
     ] + RateLimitClasses.names.flatMap(rateSettings) + [
         limit("max_message_bytes", "--max-message-bytes", minimum: 1, \.maxMessageBytes),
         limit("max_json_depth", "--max-json-depth", minimum: 1, \.maxJSONDepth),
@@ -301,6 +322,14 @@ enum Settings {
                 apply: { $0.events.retentionAge = TimeInterval($1.integer) * 24 * 3600 }, current: { String(Int($0.events.retentionAge / (24 * 3600))) }),
         Setting("events.retention_count", environment: ["AGENTD_EVENTS_RETENTION_COUNT"], kind: .integer(minimum: 1),
                 apply: { $0.events.retentionCount = $1.integer }, current: { String($0.events.retentionCount) }),
+        Setting("auth.session_lifetime_seconds", environment: ["AGENTD_AUTH_SESSION_LIFETIME_SECONDS"], kind: .integer(minimum: 1),
+                apply: { $0.auth.sessionLifetime = TimeInterval($1.integer) }, current: { String(Int($0.auth.sessionLifetime)) }),
+        Setting("auth.allow_registration", environment: ["AGENTD_AUTH_ALLOW_REGISTRATION"], kind: .boolean,
+                apply: { $0.auth.allowRegistration = $1.bool }, current: { $0.auth.allowRegistration ? "true" : "false" }),
+        Setting("audit.retention_days", environment: ["AGENTD_AUDIT_RETENTION_DAYS"], kind: .integer(minimum: 1),
+                apply: { $0.audit.retentionAge = TimeInterval($1.integer) * 24 * 3600 }, current: { String(Int($0.audit.retentionAge / (24 * 3600))) }),
+        Setting("audit.retention_count", environment: ["AGENTD_AUDIT_RETENTION_COUNT"], kind: .integer(minimum: 1),
+                apply: { $0.audit.retentionCount = $1.integer }, current: { String($0.audit.retentionCount) }),
         Setting("search.tavily_base_url", environment: ["AGENTD_TAVILY_BASE_URL"], kind: .string, reloadable: true,
                 apply: { $0.search.tavilyBaseURL = $1.string }, current: { $0.search.tavilyBaseURL }),
     ]

@@ -32,6 +32,9 @@ public struct RPCLimits: Sendable, Equatable {
     /// Per-caller budgets by method class (`RPCRateLimitMiddleware`); a class that is absent is not
     /// limited.
     public var rateClasses: [String: RPCRateClass] = RPCLimits.defaultRateClasses
+    /// Peer uids whose calls are never rate limited (the daemon's own, by default: its user could
+    /// stop the daemon anyway, and limits are there to protect users from each other).
+    public var rateExemptUIDs: Set<UInt32> = []
 
     /// What a person typing never reaches and a script in a loop reaches within a second.
     public static let defaultRateClasses: [String: RPCRateClass] = [
@@ -39,6 +42,8 @@ public struct RPCLimits: Sendable, Equatable {
         "write": RPCRateClass("write", perSecond: 100, burst: 500),
         "expensive": RPCRateClass("expensive", perSecond: 20, burst: 100),
         "auth": RPCRateClass("auth", perSecond: 1, burst: 20),
+        // auth.register, per uid: a few accounts at once, then one a minute.
+        "register": RPCRateClass("register", perSecond: 1.0 / 60, burst: 5),
         // agent.act (the agent issue): a few answers at once per user; the rate hardly matters.
         "agent": RPCRateClass("agent", perSecond: 2, burst: 20, maxConcurrent: 2),
     ]

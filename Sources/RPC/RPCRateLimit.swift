@@ -56,24 +56,46 @@ public final class RPCTokenBuckets: Sendable {
     /// Takes one call from `caller`'s bucket of `rateClass`. Returns nil when the call may go
     /// ahead, else the seconds until one token is back.
     public func take(caller: String, _ rateClass: RPCRateClass) -> Double? {
+        take(caller: caller, also: nil, rateClass)
+    }
+
+    /// Takes one call from the buckets of `caller` and of `other` (when given) at once: the call
+    /// goes ahead only if both have a token, and then costs one of each; a refused call costs
+    /// neither. Returns nil when the call may go ahead, else the seconds until both have one.
+    public func take(caller: String, also other: String?, _ rateClass: RPCRateClass) -> Double? {
         let now = self.now()
         let key = Key(caller: caller, rateClass: rateClass.name)
+        let otherKey = other.map { Key(caller: $0, rateClass: rateClass.name) }
         return buckets.withLock { buckets in
-            var bucket = buckets[key] ?? Bucket(tokens: Double(rateClass.burst), updated: now, fullAt: now)
-            bucket.tokens = min(Double(rateClass.burst), bucket.tokens + (now - bucket.updated) * rateClass.perSecond)
-            bucket.updated = now
+            var bucket = Self.refilled(buckets[key], rateClass, now: now)
+            var otherBucket = otherKey.map { Self.refilled(buckets[$0], rateClass, now: now) }
+            let shortfall = max(1 - bucket.tokens, 1 - (otherBucket?.tokens ?? 1))
             let wait: Double?
-            if bucket.tokens >= 1 {
+            if shortfall <= 0 {
                 bucket.tokens -= 1
+                otherBucket?.tokens -= 1
                 wait = nil
             } else {
-                wait = (1 - bucket.tokens) / rateClass.perSecond
+                wait = shortfall / rateClass.perSecond
             }
-            bucket.fullAt = now + (Double(rateClass.burst) - bucket.tokens) / rateClass.perSecond
-            if buckets[key] == nil, buckets.count >= maxBuckets { buckets = buckets.filter { $0.value.fullAt > now } }
-            buckets[key] = bucket
+            store(bucket, at: key, rateClass, now: now, in: &buckets)
+            if let otherKey, let otherBucket { store(otherBucket, at: otherKey, rateClass, now: now, in: &buckets) }
             return wait
         }
+    }
+
+    private static func refilled(_ stored: Bucket?, _ rateClass: RPCRateClass, now: Double) -> Bucket {
+        var bucket = stored ?? Bucket(tokens: Double(rateClass.burst), updated: now, fullAt: now)
+        bucket.tokens = min(Double(rateClass.burst), bucket.tokens + (now - bucket.updated) * rateClass.perSecond)
+        bucket.updated = now
+        return bucket
+    }
+
+    private func store(_ bucket: Bucket, at key: Key, _ rateClass: RPCRateClass, now: Double, in buckets: inout [Key: Bucket]) {
+        var bucket = bucket
+        bucket.fullAt = now + (Double(rateClass.burst) - bucket.tokens) / rateClass.perSecond
+        if buckets[key] == nil, buckets.count >= maxBuckets { buckets = buckets.filter { $0.value.fullAt > now } }
+        buckets[key] = bucket
     }
 
     /// How many buckets are kept (for tests and metrics).
@@ -109,22 +131,36 @@ final class RPCCallsInProgress: Sendable {
     }
 }
 
+/// Who a call is charged to (`RPCRateLimitMiddleware`): its peer uid's budget always, and also the
+/// account's when the connection signed in with a password or token. Accounts then cannot
+/// multiply a uid's budget, and one account used from several uids has one budget too.
+public struct RPCRateCaller: Sendable {
+    public var uid: String
+    public var account: String?
+
+    public init(uid: String, account: String? = nil) {
+        self.uid = uid
+        self.account = account
+    }
+}
+
 /// Refuses calls over their caller's budget, before they run: a token bucket per caller and
 /// method class (`RPCLimits.rateClasses`; a batch counts as its length, since every member passes
-/// through here). Refused calls get `-32017 Rate limited` with `retryAfterMs`.
+/// through here, each against its own method's class). Refused calls get `-32017 Rate limited`
+/// with `retryAfterMs`. Calls from the peer uids of `RPCLimits.rateExemptUIDs` are never limited.
 ///
 /// The policy lives here, not in handlers: which class a method is in (`classify`) and who the
-/// caller is (`caller`, the signed-in user or else the peer uid) come from the composition root.
+/// caller is (`caller`: the peer uid and the signed-in account) come from the composition root.
 public struct RPCRateLimitMiddleware: RPCMiddleware {
     let buckets: RPCTokenBuckets
     let limits: RPCLimitsControl
     let classify: @Sendable (_ method: String) -> String?
-    let caller: @Sendable (RPCContext) -> String
+    let caller: @Sendable (RPCContext) -> RPCRateCaller
     private let inProgress = RPCCallsInProgress()
 
     public init(
         buckets: RPCTokenBuckets, limits: RPCLimitsControl, classify: @escaping @Sendable (String) -> String?,
-        caller: @escaping @Sendable (RPCContext) -> String
+        caller: @escaping @Sendable (RPCContext) -> RPCRateCaller
     ) {
         self.buckets = buckets
         self.limits = limits
@@ -137,14 +173,24 @@ public struct RPCRateLimitMiddleware: RPCMiddleware {
         guard context.route != nil, let name = classify(context.method) else { return next(request, context) }
         let current = limits.current
         guard current.rateLimiting, let rateClass = current.rateClasses[name] else { return next(request, context) }
+        if let uid = context.connection.peer?.uid, current.rateExemptUIDs.contains(uid) { return next(request, context) }
         let caller = caller(context)
-        if let wait = buckets.take(caller: caller, rateClass) { return .now(.error(Self.error(rateClass, retryAfter: wait))) }
+        if let wait = buckets.take(caller: caller.uid, also: caller.account, rateClass) { return .now(.error(Self.error(rateClass, retryAfter: wait))) }
         guard let limit = rateClass.maxConcurrent else { return next(request, context) }
-        let key = caller + "\u{1F}" + rateClass.name
-        guard inProgress.enter(key, limit: limit) else { return .now(.error(Self.busy(rateClass, limit: limit))) }
+        // Both the uid and the account hold a running call: N accounts from one uid still run
+        // `limit` at once in all.
+        let keys = [caller.uid + "\u{1F}" + rateClass.name] + (caller.account.map { [$0 + "\u{1F}" + rateClass.name] } ?? [])
+        var entered: [String] = []
+        for key in keys {
+            guard inProgress.enter(key, limit: limit) else {
+                for key in entered { inProgress.leave(key) }
+                return .now(.error(Self.busy(rateClass, limit: limit)))
+            }
+            entered.append(key)
+        }
         let reply = next(request, context)
         let inProgress = self.inProgress
-        reply.whenComplete { _ in inProgress.leave(key) }
+        reply.whenComplete { _ in for key in keys { inProgress.leave(key) } }
         return reply
     }
 

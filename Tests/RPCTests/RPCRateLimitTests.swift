@@ -85,7 +85,7 @@ struct RPCConcurrencyLimitTests {
         limits.rateClasses = ["agent": RPCRateClass("agent", perSecond: 1000, burst: 1000, maxConcurrent: 1)]
         let control = RPCLimitsControl(limits)
         let middleware = RPCRateLimitMiddleware(
-            buckets: RPCTokenBuckets(), limits: control, classify: { $0 == "wait" ? "agent" : nil }, caller: { _ in "usr_a" })
+            buckets: RPCTokenBuckets(), limits: control, classify: { $0 == "wait" ? "agent" : nil }, caller: { _ in RPCRateCaller(uid: "uid:1", account: "usr_a") })
         let connection = try await InProcessConnection(limits: limits, middleware: [middleware])
         try await connection.send(#"{"jsonrpc":"2.0","id":1,"method":"wait","params":{"gate":"a"}}"# + "\n")
         try await connection.send(#"{"jsonrpc":"2.0","id":2,"method":"wait","params":{"gate":"b"}}"# + "\n")
@@ -97,5 +97,36 @@ struct RPCConcurrencyLimitTests {
         await connection.gates.open("c")
         try await connection.send(#"{"jsonrpc":"2.0","id":3,"method":"wait","params":{"gate":"c"}}"# + "\n")
         #expect(try await connection.nextJSON().at("result")?.string == "c")
+    }
+
+    @Test("two accounts of one uid share the uid's maxConcurrent: the second account's call is refused while the first runs")
+    func accountsShareTheUIDsConcurrency() async throws {
+        var limits = RPCLimits()
+        limits.rateClasses = ["agent": RPCRateClass("agent", perSecond: 1000, burst: 1000, maxConcurrent: 1)]
+        let control = RPCLimitsControl(limits)
+        let calls = Mutex(0)
+        let middleware = RPCRateLimitMiddleware(
+            buckets: RPCTokenBuckets(), limits: control, classify: { $0 == "wait" ? "agent" : nil },
+            caller: { _ in RPCRateCaller(uid: "uid:1", account: calls.withLock { $0 += 1; return "usr_\($0)" }) })
+        let connection = try await InProcessConnection(limits: limits, middleware: [middleware])
+        try await connection.send(#"{"jsonrpc":"2.0","id":1,"method":"wait","params":{"gate":"a"}}"# + "\n")
+        try await connection.send(#"{"jsonrpc":"2.0","id":2,"method":"wait","params":{"gate":"b"}}"# + "\n")
+        let refused = try await connection.nextJSON()
+        #expect(refused.at("id")?.int == 2 && refused.at("error.code")?.int == -32018, "\(refused)")
+        await connection.gates.open("a")
+        #expect(try await connection.nextJSON().at("result")?.string == "a")
+    }
+
+    @Test("calls charge the uid and the account together: a refusal costs neither")
+    func twoBuckets() {
+        let buckets = RPCTokenBuckets(now: { 1000 })
+        let reads = RPCRateClass("read", perSecond: 1, burst: 2)
+        #expect(buckets.take(caller: "uid:1", also: "usr_a", reads) == nil)
+        #expect(buckets.take(caller: "uid:1", also: "usr_b", reads) == nil)
+        // The uid is spent: usr_c, fresh, is refused, and its bucket keeps its tokens.
+        #expect(buckets.take(caller: "uid:1", also: "usr_c", reads) == 1)
+        #expect(buckets.take(caller: "uid:2", also: "usr_c", reads) == nil)
+        #expect(buckets.take(caller: "uid:3", also: "usr_c", reads) == nil)
+        #expect(buckets.take(caller: "uid:4", also: "usr_c", reads) == 1)
     }
 }

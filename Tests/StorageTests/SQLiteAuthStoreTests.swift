@@ -77,4 +77,26 @@ struct SQLiteAuthStoreTests {
         try await store.clearFailedLogins(username: "Bob")
         #expect(try await store.failedLogins(username: "bob", since: .distantPast).isEmpty)
     }
+
+    @Test("login attempts are counted before they are checked: of 10 parallel attempts with a limit of 3, 3 are counted, 7 refused")
+    func countLoginAttempt() async throws {
+        let store = try await Self.store()
+        let outcomes = await withTaskGroup(of: String.self) { group in
+            for _ in 0..<10 {
+                group.addTask {
+                    do {
+                        let refused = try await store.countLoginAttempt(username: "bob", at: Self.date, since: Self.date - 900, limit: 3)
+                        return refused.map { "refused \($0.count)" } ?? "counted"
+                    } catch {
+                        return "\(error)"
+                    }
+                }
+            }
+            return await group.reduce(into: [String: Int]()) { $0[$1, default: 0] += 1 }
+        }
+        #expect(outcomes == ["counted": 3, "refused 3": 7])
+        // Past the window they are forgotten: counted again.
+        #expect(try await store.countLoginAttempt(username: "BOB".lowercased(), at: Self.date + 901, since: Self.date + 1, limit: 3) == nil)
+        #expect(try await store.failedLogins(username: "bob", since: .distantPast) == [Self.date + 901])
+    }
 }

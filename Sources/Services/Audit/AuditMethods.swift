@@ -15,4 +15,12 @@ public enum Audit {
         }
         public typealias Result = KeysetPage<AuditRecord>
     }
+
+    /// Version 2: each entry has its `count` (failures alike within a minute share one entry).
+    public enum ListV2: RPCMethod {
+        public static let name = "audit.list"
+        public static let summary = "The caller's audit log, newest first, a page at a time (limit 1-200, default 50): logins (also failed ones), logouts, password changes, refused sessions; accounts created, modules, chats and prompts deleted, prompts changed. Failures alike within one minute share an entry: count says how many calls it stands for."
+        public typealias Params = List.Params
+        public typealias Result = KeysetPage<AuditEntry>
+    }
 }

@@ -17,8 +17,14 @@ public struct AuditRecord: Codable, Sendable, Equatable {
     public var eventSeq: Int64?
     /// The event's data; for calls, what identifies them (`{"username": …}` for a login).
     public var data: JSONFragment
+    /// How many calls the entry stands for: failures alike within one minute share an entry
+    /// (`occurredAt` is the first); 1 otherwise. Not in version 1's JSON (its published contract);
+    /// version 2's `audit.list` answers it (`AuditEntry`).
+    public var count: Int = 1
 
-    public init(id: Int64, action: String, outcome: String, occurredAt: Date, uid: UInt32?, eventSeq: Int64?, data: JSONFragment) {
+    enum CodingKeys: String, CodingKey { case id, action, outcome, occurredAt, uid, eventSeq, data }
+
+    public init(id: Int64, action: String, outcome: String, occurredAt: Date, uid: UInt32?, eventSeq: Int64?, data: JSONFragment, count: Int = 1) {
         self.id = id
         self.action = action
         self.outcome = outcome
@@ -26,6 +32,32 @@ public struct AuditRecord: Codable, Sendable, Equatable {
         self.uid = uid
         self.eventSeq = eventSeq
         self.data = data
+        self.count = count
+    }
+}
+
+/// An entry of `audit.list` from version 2 on: an `AuditRecord` with its `count`.
+public struct AuditEntry: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var action: String
+    public var outcome: String
+    public var occurredAt: Date
+    public var uid: UInt32?
+    public var eventSeq: Int64?
+    public var data: JSONFragment
+    /// How many calls the entry stands for: failures alike within one minute share an entry
+    /// (`occurredAt` is the first one's); 1 otherwise.
+    public var count: Int
+
+    public init(_ record: AuditRecord) {
+        id = record.id
+        action = record.action
+        outcome = record.outcome
+        occurredAt = record.occurredAt
+        uid = record.uid
+        eventSeq = record.eventSeq
+        data = record.data
+        count = record.count
     }
 }
 
@@ -38,13 +70,28 @@ public struct AuditedCall: Sendable, Equatable {
     public var outcome: String
     public var occurredAt: Date
     public var data: JSONFragment
+    /// Calls with the same key share one entry and add to its count (nil: an entry of its own).
+    public var coalesceKey: String?
 
-    public init(userID: String?, uid: UInt32?, action: String, outcome: String, occurredAt: Date, data: JSONFragment) {
+    public init(userID: String?, uid: UInt32?, action: String, outcome: String, occurredAt: Date, data: JSONFragment, coalesceKey: String? = nil) {
         self.userID = userID
         self.uid = uid
         self.action = action
         self.outcome = outcome
         self.occurredAt = occurredAt
         self.data = data
+        self.coalesceKey = coalesceKey
+    }
+
+    /// The key that makes a failed call share its entry with the failures alike (same action,
+    /// outcome, uid, user and `subject`: a login's username without case, a refused call's method)
+    /// in the same minute; nil for a call that succeeded, which is always an entry of its own. A
+    /// flood of refusals then costs one row per minute.
+    public static func coalesceKey(
+        action: String, outcome: String, uid: UInt32?, userID: String?, subject: String, at date: Date
+    ) -> String? {
+        guard outcome != "ok" else { return nil }
+        let minute = Int64((date.timeIntervalSince1970 / 60).rounded(.down))
+        return "\(minute)|\(action)|\(outcome)|\(uid.map(String.init) ?? "")|\(userID ?? "")|\(subject)"
     }
 }

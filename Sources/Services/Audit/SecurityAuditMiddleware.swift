@@ -10,6 +10,10 @@ import RPC
 ///
 /// The entry is written before the reply goes out, so a client that reads `audit.list` right after
 /// sees it; a failure to write it is logged and never changes the reply.
+///
+/// A client must not be able to fill the log without an account: a login whose username no account
+/// can have (`AuthService.isValid(username:)`, which also bounds its size) is not recorded at all,
+/// and failures alike within a minute share one entry with a count (`AuditedCall.coalesceKey`).
 public struct SecurityAuditMiddleware: RPCMiddleware {
     public static let auditedMethods: Set<String> = ["auth.login", "auth.logout", "auth.changePassword", "auth.authenticate"]
 
@@ -40,15 +44,33 @@ public struct SecurityAuditMiddleware: RPCMiddleware {
                     let userAfter = AuthService.principalUserID(on: context.connection)
                     var userID = userAfter ?? userBefore
                     var data: [String: String] = [:]
-                    if method == "auth.login", let username = Self.username(in: request.params) {
-                        data["username"] = username
-                        if outcome.error != nil { userID = try await auth.userID(username: username) }
+                    var record = true
+                    // What tells failures apart besides action, outcome, uid and user: a login's
+                    // username (without case), a refused call's method.
+                    var subject = ""
+                    if method == "auth.login" {
+                        if let username = Self.username(in: request.params), AuthService.isValid(username: username) {
+                            data["username"] = username
+                            subject = username.lowercased()
+                            if outcome.error != nil { userID = try await auth.userID(username: username) }
+                        } else {
+                            record = false  // no account can have it: nothing to tell anyone
+                        }
                     }
-                    if refused, !isAudited { data["method"] = method }
-                    let outcomeText = outcome.error.map { "error \($0.code.rawValue)" } ?? "ok"
-                    try await store.record(call: AuditedCall(
-                        userID: userID, uid: context.connection.peer?.uid, action: isAudited ? method : "auth.refused", outcome: outcomeText,
-                        occurredAt: clock.now(), data: try JSONFragment(encoding: data)))
+                    if refused, !isAudited {
+                        data["method"] = method
+                        subject = method
+                    }
+                    if record {
+                        let outcomeText = outcome.error.map { "error \($0.code.rawValue)" } ?? "ok"
+                        let action = isAudited ? method : "auth.refused"
+                        let uid = context.connection.peer?.uid
+                        let occurredAt = clock.now()
+                        let fragment = try JSONFragment(encoding: data)
+                        try await store.record(call: AuditedCall(
+                            userID: userID, uid: uid, action: action, outcome: outcomeText, occurredAt: occurredAt, data: fragment,
+                            coalesceKey: AuditedCall.coalesceKey(action: action, outcome: outcomeText, uid: uid, userID: userID, subject: subject, at: occurredAt)))
+                    }
                 } catch {
                     context.logger.error("could not write an audit entry", metadata: ["error": "\(error)"])
                 }
@@ -62,9 +84,13 @@ public struct SecurityAuditMiddleware: RPCMiddleware {
         var username: String
     }
 
+    /// Params larger than this cannot hold a valid username and password (64 + 4096 bytes, even
+    /// with every character escaped): they are not decoded again here.
+    static let maxLoginParamsBytes = 32 * 1024
+
     /// The `username` of by-name params (positional ones: the first element).
     static func username(in params: ByteBuffer?) -> String? {
-        guard let params else { return nil }
+        guard let params, params.readableBytes <= maxLoginParamsBytes else { return nil }
         let bytes = Data(params.readableBytesView)
         if let named = try? JSONDecoder().decode(LoginParams.self, from: bytes) { return named.username }
         return (try? JSONDecoder().decode([String].self, from: bytes))?.first

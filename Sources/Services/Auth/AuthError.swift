@@ -6,6 +6,8 @@ extension RPCError.Code {
     public static let invalidCredentials = RPCError.Code(-32021)
     public static let usernameTaken = RPCError.Code(-32022)
     public static let tooManyLoginAttempts = RPCError.Code(-32023)
+    /// `auth.register` on a daemon whose `auth.allow_registration` is off.
+    public static let registrationClosed = RPCError.Code(-32024)
 }
 
 /// The auth domain's errors, and how they appear on the wire.
@@ -19,6 +21,8 @@ public enum AuthError: Error, Equatable, Sendable, RPCErrorConvertible {
     case tooManyLoginAttempts(retryAfterMs: Int)
     /// A param fails validation: `-32602` with `{field, reason}`.
     case invalid(field: String, reason: String)
+    /// `auth.allow_registration` is off.
+    case registrationClosed
 
     public var rpcError: RPCError {
         switch self {
@@ -32,6 +36,8 @@ public enum AuthError: Error, Equatable, Sendable, RPCErrorConvertible {
             RPCError(.tooManyLoginAttempts, "Too many failed login attempts", data: ["retryAfterMs": retryAfterMs])
         case .invalid(let field, let reason):
             RPCError.invalidParams(field: field, reason: reason)
+        case .registrationClosed:
+            RPCError(.registrationClosed, "Registration is closed", data: ["setting": "auth.allow_registration"])
         }
     }
 

@@ -18,6 +18,8 @@ public enum Auth {
         public static let summary = "Creates an account with a password (username: 3-64 of [A-Za-z0-9._-]; password: 8+ characters)."
         public typealias Params = Credentials
         public typealias Result = User
+        // `-32024 Registration is closed` (auth.allow_registration off) is in docs/ERRORS.md, not
+        // here: version 1's document is published and frozen.
         public static var errors: [RPCErrorDescription] { [AuthError.usernameTakenDescription] }
     }
 

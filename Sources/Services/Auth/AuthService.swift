@@ -14,15 +14,19 @@ public struct AuthService: Sendable {
         /// Unix uids recognised without a password, as the account linked to the uid (the
         /// composition root adds the daemon's own uid).
         public var trustedUIDs: Set<UInt32> = []
+        /// Whether `auth.register` creates accounts (`auth.allow_registration`). A system instance
+        /// turns it off: every account is then a trusted uid's.
+        public var allowRegistration = true
 
         public init(
             sessionLifetime: TimeInterval = 30 * 24 * 3600, maxFailedLogins: Int = 5,
-            failedLoginWindow: TimeInterval = 15 * 60, trustedUIDs: Set<UInt32> = []
+            failedLoginWindow: TimeInterval = 15 * 60, trustedUIDs: Set<UInt32> = [], allowRegistration: Bool = true
         ) {
             self.sessionLifetime = sessionLifetime
             self.maxFailedLogins = maxFailedLogins
             self.failedLoginWindow = failedLoginWindow
             self.trustedUIDs = trustedUIDs
+            self.allowRegistration = allowRegistration
         }
     }
 
@@ -62,8 +66,9 @@ public struct AuthService: Sendable {
 
     /// Creates an account with a password.
     ///
-    /// - Throws: `AuthError.invalid` (username or password), `.usernameTaken`.
+    /// - Throws: `AuthError.registrationClosed`, `.invalid` (username or password), `.usernameTaken`.
     public func register(username: String, password: String) async throws -> User {
+        guard settings.allowRegistration else { throw AuthError.registrationClosed }
         try Self.validate(username: username, field: "username")
         try Self.validate(password: password, field: "password")
         // Fail fast before the slow hash; the insert below is what really guarantees uniqueness.
@@ -84,12 +89,19 @@ public struct AuthService: Sendable {
     /// login for that username. After `maxFailedLogins` failures within `failedLoginWindow`,
     /// attempts are refused at once until the oldest of them leaves the window.
     ///
+    /// An attempt is counted as a failure before the KDF runs (and forgiven when it succeeds): a
+    /// check that only read the failures would let a burst of parallel guesses all pass it while
+    /// the first ones are still hashing. A username no account can have is refused at once, and
+    /// nothing is stored for it.
+    ///
     /// - Throws: `AuthError.tooManyLoginAttempts`, `.invalidCredentials`.
     public func login(username: String, password: String) async throws -> (login: Login, principal: AuthPrincipal) {
+        guard Self.isValid(username: username) else { throw AuthError.invalidCredentials }
         let now = clock.now()
         let key = username.lowercased()
-        let failures = try await store.failedLogins(username: key, since: now.addingTimeInterval(-settings.failedLoginWindow))
-        if failures.count >= settings.maxFailedLogins {
+        if let failures = try await store.countLoginAttempt(
+            username: key, at: now, since: now.addingTimeInterval(-settings.failedLoginWindow), limit: settings.maxFailedLogins)
+        {
             let allowedAt = failures[failures.count - settings.maxFailedLogins].addingTimeInterval(settings.failedLoginWindow)
             throw AuthError.tooManyLoginAttempts(retryAfterMs: max(1, Int((allowedAt.timeIntervalSince(now) * 1000).rounded(.up))))
         }
@@ -102,13 +114,9 @@ public struct AuthService: Sendable {
             _ = try await hasher.hash(password)
             matches = false
         }
-        guard matches, let stored else {
-            // No account can have an invalid username: nothing to throttle, nothing to store.
-            guard Self.isValid(username: username) else { throw AuthError.invalidCredentials }
-            try await store.recordFailedLogin(username: key, at: clock.now(), pruneBefore: now.addingTimeInterval(-settings.failedLoginWindow))
-            throw AuthError.invalidCredentials
-        }
-        if !failures.isEmpty { try await store.clearFailedLogins(username: key) }
+        // A failure stays counted as it was recorded above.
+        guard matches, let stored else { throw AuthError.invalidCredentials }
+        try await store.clearFailedLogins(username: key)
         return try await openSession(for: stored.user)
     }
 
@@ -121,7 +129,7 @@ public struct AuthService: Sendable {
         let now = clock.now()
         let expiresAt = now.addingTimeInterval(settings.sessionLifetime)
         try await store.insertSession(StoredSession(tokenHash: tokenHash, userID: user.id, createdAt: now, expiresAt: expiresAt))
-        return (Login(token: token, expiresAt: expiresAt, user: user), AuthPrincipal(user: user, sessionTokenHash: tokenHash))
+        return (Login(token: token, expiresAt: expiresAt, user: user), AuthPrincipal(user: user, sessionTokenHash: tokenHash, sessionExpiresAt: expiresAt))
     }
 
     /// The principal a session token stands for.
@@ -144,7 +152,7 @@ public struct AuthService: Sendable {
         guard let stored = try await store.user(id: session.userID) else {
             throw AuthError.unauthorized(reason: "unknown or revoked token")
         }
-        return AuthPrincipal(user: stored.user, sessionTokenHash: tokenHash)
+        return AuthPrincipal(user: stored.user, sessionTokenHash: tokenHash, sessionExpiresAt: session.expiresAt)
     }
 
     /// The account linked to a trusted Unix uid, created on first use: named after the uid's login
@@ -209,7 +217,9 @@ public struct AuthService: Sendable {
 
     static let usernameCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-".unicodeScalars)
 
-    static func isValid(username: String) -> Bool {
+    /// Whether an account could have this username (3 to 64 of `usernameCharacters`): anything else
+    /// is refused before it is hashed, stored or logged.
+    public static func isValid(username: String) -> Bool {
         (3...64).contains(username.unicodeScalars.count) && username.unicodeScalars.allSatisfy(usernameCharacters.contains)
     }
 

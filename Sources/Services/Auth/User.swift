@@ -26,9 +26,13 @@ public struct AuthPrincipal: Sendable, Equatable {
     /// The SHA-256 of the session token the connection authenticated with; nil when it was
     /// recognised by its Unix peer credentials.
     public var sessionTokenHash: Data?
+    /// When that session expires (nil without a session): what a subscription opened with it
+    /// lives until.
+    public var sessionExpiresAt: Date?
 
-    public init(user: User, sessionTokenHash: Data?) {
+    public init(user: User, sessionTokenHash: Data?, sessionExpiresAt: Date? = nil) {
         self.user = user
         self.sessionTokenHash = sessionTokenHash
+        self.sessionExpiresAt = sessionExpiresAt
     }
 }

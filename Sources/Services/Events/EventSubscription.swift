@@ -17,6 +17,8 @@ final class EventSubscription: Sendable {
     /// The session the subscriber signed in with (nil: recognised by its peer uid): when it is
     /// revoked, the subscription ends.
     let sessionTokenHash: Data?
+    /// When that session expires: the subscription ends then (`EventsService`'s timer).
+    let sessionExpiresAt: Date?
     let selector: EventSelector
     /// The most events buffered during a catch-up before the subscription overflows (the same
     /// bound as the stream's queue).
@@ -31,6 +33,9 @@ final class EventSubscription: Sendable {
         var lastSent: Int64
         var stream: RPCPushStream?
         var start: Int64
+        /// Ends the subscription when its session expires; cancelled when it ends otherwise, so an
+        /// ended subscription is not kept until then.
+        var expiryTimer: Scheduled<Void>?
     }
 
     enum Phase {
@@ -39,10 +44,14 @@ final class EventSubscription: Sendable {
         case ended
     }
 
-    init(id: String, userID: String, sessionTokenHash: Data? = nil, selector: EventSelector, capacity: Int, startingAfter since: Int64?) {
+    init(
+        id: String, userID: String, sessionTokenHash: Data? = nil, sessionExpiresAt: Date? = nil, selector: EventSelector, capacity: Int,
+        startingAfter since: Int64?
+    ) {
         self.id = id
         self.userID = userID
         self.sessionTokenHash = sessionTokenHash
+        self.sessionExpiresAt = sessionExpiresAt
         self.selector = selector
         self.capacity = capacity
         var head = ByteBuffer()
@@ -137,29 +146,52 @@ final class EventSubscription: Sendable {
         state.stream?.finish(with: Self.overflowMessage(subscription: id, lastSeq: lastSeq))
     }
 
+    /// Sets the timer that ends the subscription when its session expires (cancelled at once
+    /// when the subscription already ended).
+    func setExpiryTimer(_ timer: Scheduled<Void>) {
+        let ended = state.withLock { state in
+            if case .ended = state.phase { return true }
+            state.expiryTimer = timer
+            return false
+        }
+        if ended { timer.cancel() }
+    }
+
     /// Its session was revoked: ends after the events already sent, with `events.ended`.
     func endRevoked() {
-        state.withLock { state in
-            if case .ended = state.phase { return }
+        endSession(reason: "session revoked")
+    }
+
+    /// Its session ended (`reason`: `session revoked`, `session expired`): ends after the events
+    /// already sent, with `events.ended`.
+    func endSession(reason: String) {
+        let timer = state.withLock { state -> Scheduled<Void>? in
+            if case .ended = state.phase { return nil }
             state.phase = .ended
             var buffer = ByteBuffer()
-            buffer.writeString(#"{"jsonrpc":"2.0","method":"\#(EventsNotifications.Ended.name)","params":{"reason":"session revoked","subscription":"\#(id)"}}"#)
+            buffer.writeString(#"{"jsonrpc":"2.0","method":"\#(EventsNotifications.Ended.name)","params":{"reason":"\#(reason)","subscription":"\#(id)"}}"#)
             state.stream?.finish(with: buffer)
+            return state.expiryTimer.take()
         }
+        timer?.cancel()
     }
 
     /// `events.unsubscribe`, or the stream ended on its own.
     func end() {
-        let stream = state.withLock { state -> RPCPushStream? in
+        let (stream, timer) = state.withLock { state -> (RPCPushStream?, Scheduled<Void>?) in
             state.phase = .ended
-            return state.stream
+            return (state.stream, state.expiryTimer.take())
         }
+        timer?.cancel()
         stream?.close()
     }
 
     /// Marks the subscription ended without touching the stream (it already ended).
     func streamEnded() {
-        state.withLock { $0.phase = .ended }
+        state.withLock { state in
+            state.phase = .ended
+            return state.expiryTimer.take()
+        }?.cancel()
     }
 
     static func overflowMessage(subscription: String, lastSeq: Int64) -> ByteBuffer {

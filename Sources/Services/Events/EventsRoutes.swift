@@ -13,7 +13,9 @@ public struct EventsRoutes: Sendable {
     public func register(on router: inout RPCRouter) {
         let events = self.service
         router.onAuthenticated(Events.Subscribe.self, using: auth) { params, context in
-            try await events.subscribe(params, userID: context.user.id, session: context.principal.sessionTokenHash, request: context.request)
+            try await events.subscribe(
+                params, userID: context.user.id, session: context.principal.sessionTokenHash, sessionExpiresAt: context.principal.sessionExpiresAt,
+                request: context.request)
         }
         router.onAuthenticated(Events.Unsubscribe.self, using: auth) { params, context in .init(unsubscribed: try events.unsubscribe(params.subscription, request: context.request)) }
         router.onAuthenticated(Events.Replay.self, using: auth) { params, context in try await events.replay(params, userID: context.user.id) }

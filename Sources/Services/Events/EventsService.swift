@@ -68,14 +68,19 @@ public struct EventsService: Sendable {
     /// Subscribes `request`'s connection; events follow the reply.
     ///
     /// - Throws: `EventsError.invalid` (`topics`, `since`), `.expired`, `.tooManySubscriptions`.
+    /// - Parameters:
+    ///   - sessionTokenHash: the session the caller signed in with (nil: its peer uid): when it is
+    ///     revoked, the subscription ends.
+    ///   - sessionExpiresAt: when that session expires: the subscription ends then, with
+    ///     `events.ended {reason: "session expired"}`.
     public func subscribe(
-        _ params: Events.Subscribe.Params, userID: String, session sessionTokenHash: Data? = nil, request: RPCContext
+        _ params: Events.Subscribe.Params, userID: String, session sessionTokenHash: Data? = nil, sessionExpiresAt: Date? = nil, request: RPCContext
     ) async throws -> Events.Subscribe.Result {
         let selector = try selector(topics: params.topics, filter: params.filter, field: "topics")
         if let since = params.since { try await checkAvailable(since: since) }
         let subscriptions = request.connection.attributes.setIfAbsent(ConnectionSubscriptionsKey.self, ConnectionSubscriptions())
         let subscription = EventSubscription(
-            id: ids.makeID(prefix: "sub_"), userID: userID, sessionTokenHash: sessionTokenHash, selector: selector,
+            id: ids.makeID(prefix: "sub_"), userID: userID, sessionTokenHash: sessionTokenHash, sessionExpiresAt: sessionExpiresAt, selector: selector,
             capacity: settings.queueCapacity, startingAfter: params.since)
         guard subscriptions.add(subscription, limit: settings.maxSubscriptionsPerConnection) else {
             throw EventsError.tooManySubscriptions(limit: settings.maxSubscriptionsPerConnection)
@@ -92,6 +97,7 @@ public struct EventsService: Sendable {
                 subscriptions.remove(subscription.id)
             }))
         subscription.attach(stream)
+        if let sessionExpiresAt { Self.endAtExpiry(subscription, expiresAt: sessionExpiresAt, bus: bus, clock: clock, on: request.eventLoop) }
         let start = bus.add(subscription)
         if params.since == nil { subscription.setStart(start) }
         if let since = params.since {
@@ -143,17 +149,40 @@ public struct EventsService: Sendable {
     }
 
     /// Ends `userID`'s subscriptions whose session no longer exists (after `user.sessions.revoked`),
-    /// each with `events.ended`. Returns how many ended.
+    /// each with `events.ended` (reason `session expired` when it was its expiry that ended it).
+    /// Returns how many ended.
     @discardableResult
     public func endRevokedSubscriptions(userID: String) async -> Int {
         var ended = 0
         for subscription in bus.sessionSubscriptions(of: userID) {
             guard let tokenHash = subscription.sessionTokenHash, await !sessions.isSessionValid(tokenHash: tokenHash) else { continue }
             bus.remove(subscriptionID: subscription.id)
-            subscription.endRevoked()
+            let expired = subscription.sessionExpiresAt.map { $0 <= clock.now() } ?? false
+            subscription.endSession(reason: expired ? Self.sessionExpired : "session revoked")
             ended += 1
         }
         return ended
+    }
+
+    static let sessionExpired = "session expired"
+    /// The longest a timer waits at once: a later expiry is reached in several waits.
+    static let maxTimerWait: TimeInterval = 24 * 3600
+
+    /// Ends `subscription` when its session expires, on a timer of the connection's event loop
+    /// (no task per subscription, no scan of them all). The wall clock decides: when the timer
+    /// fires early by it (the clock was set back), it waits again for the rest.
+    static func endAtExpiry(_ subscription: EventSubscription, expiresAt: Date, bus: EventBus, clock: any WallClock, on eventLoop: any EventLoop) {
+        let wait = min(max(0, expiresAt.timeIntervalSince(clock.now())), maxTimerWait)
+        let timer = eventLoop.scheduleTask(in: .nanoseconds(Int64((wait * 1e9).rounded(.up)))) {
+            guard subscription.isActive else { return }
+            guard clock.now() >= expiresAt else {
+                endAtExpiry(subscription, expiresAt: expiresAt, bus: bus, clock: clock, on: eventLoop)
+                return
+            }
+            bus.remove(subscriptionID: subscription.id)
+            subscription.endSession(reason: sessionExpired)
+        }
+        subscription.setExpiryTimer(timer)
     }
 
     // MARK: Replay

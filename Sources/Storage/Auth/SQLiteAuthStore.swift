@@ -117,6 +117,20 @@ public struct SQLiteAuthStore: AuthStore {
         }
     }
 
+    public func countLoginAttempt(username: String, at date: Date, since: Date, limit: Int) async throws -> [Date]? {
+        // Through the group writer: its jobs run one after another, so the read and the insert
+        // are atomic with respect to every other attempt, and a burst shares its commits.
+        try await writes.write { db in
+            try db.cachedStatement(sql: "DELETE FROM login_failures WHERE failed_at <= ?").execute(arguments: [Timestamp.text(since)])
+            let failures = try String.fetchAll(
+                db.cachedStatement(sql: "SELECT failed_at FROM login_failures WHERE username = ? AND failed_at > ? ORDER BY failed_at"),
+                arguments: [username, Timestamp.text(since)])
+            if failures.count >= limit { return try failures.map(Timestamp.date) }
+            try db.cachedStatement(sql: "INSERT INTO login_failures (username, failed_at) VALUES (?, ?)").execute(arguments: [username, Timestamp.text(date)])
+            return nil
+        }
+    }
+
     public func failedLogins(username: String, since: Date) async throws -> [Date] {
         try await writer.unsafeRead { db in
             try String.fetchAll(db.cachedStatement(sql: "SELECT failed_at FROM login_failures WHERE username = ? AND failed_at > ? ORDER BY failed_at"), arguments: [username, Timestamp.text(since)])
@@ -125,7 +139,7 @@ public struct SQLiteAuthStore: AuthStore {
     }
 
     public func clearFailedLogins(username: String) async throws {
-        try await writer.write { db in
+        try await writes.write { db in
             try db.cachedStatement(sql: "DELETE FROM login_failures WHERE username = ?").execute(arguments: [username])
         }
     }
