@@ -17,6 +17,8 @@ struct DaemonConfiguration: Sendable {
     var configFile: String?
     var logLevel: Logger.Level = .info
     var limits = RPCLimits()
+    /// Bytes of text each user may store (`limits.storage_quota_bytes`, 0: no limit).
+    var storageQuota = StorageQuota()
     var enableTestMethods = false
     var threads = 1
     /// Where the `/metrics` HTTP listener binds (`--metrics-listen`); nil: no listener (the

@@ -114,16 +114,18 @@ struct Dependencies: Sendable {
         // search index before a commit at most every 20 ms (a search catches the index up first).
         let groupWriter = GroupCommitWriter(
             writer: database.writer, outbox: outbox, beforeCommitInterval: .milliseconds(20), beforeCommit: SQLiteSearchIndex.indexNewMessages)
+        // Every store that writes a user's text counts it against the quota, in the write's transaction.
+        let ledger = StorageLedger(quota: configuration.storageQuota)
         let auth = AuthService(
-            store: SQLiteAuthStore(writer: database.writer, groupWriter: groupWriter), hasher: collaborators.hasher, clock: collaborators.clock,
+            store: SQLiteAuthStore(writer: database.writer, groupWriter: groupWriter, quota: ledger.quota), hasher: collaborators.hasher, clock: collaborators.clock,
             ids: collaborators.ids, accounts: collaborators.accounts, settings: .init(trustedUIDs: configuration.trustedUIDs))
         let modules = ModulesService(
-            store: SQLiteModuleStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock, ids: collaborators.ids)
-        let chatStore = SQLiteChatStore(writer: database.writer, groupWriter: groupWriter)
-        let agentStore = SQLiteAgentStore(writer: database.writer, groupWriter: groupWriter)
+            store: SQLiteModuleStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), clock: collaborators.clock, ids: collaborators.ids)
+        let chatStore = SQLiteChatStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
+        let agentStore = SQLiteAgentStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
         let chats = ChatsService(store: chatStore, clock: collaborators.clock, ids: collaborators.ids, generations: agentStore)
         let prompts = PromptsService(
-            store: SQLitePromptStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock, ids: collaborators.ids)
+            store: SQLitePromptStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), clock: collaborators.clock, ids: collaborators.ids)
         let agent = AgentService(
             store: agentStore, chats: chatStore, prompts: prompts, modules: modules, provider: collaborators.llmProvider, webSearch: collaborators.webSearch,
             clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger)
