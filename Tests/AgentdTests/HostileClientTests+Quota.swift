@@ -57,6 +57,10 @@ extension HostileClientTests {
             // Other writes are refused too (a module's content counts).
             let module = try AuthTests.call(owner, id: 53, "modules.create", #"{"title":"m","content":"\#(Self.quotaChunk)"}"#)
             #expect(module["error"]?["code"] == .integer(-32007), "reply: \(module)")
+            // The agent stores nothing either: its question is refused before any model is asked.
+            let act = try AuthTests.call(owner, id: 54, "v2.agent.act", #"{"chatId":"\#(chatID)","message":"\#(Self.quotaChunk)"}"#)
+            #expect(act["error"]?["code"] == .integer(-32007), "reply: \(act)")
+            #expect(try Self.storedBytes(owner, id: 55) == 1 + 8 * 8_000)
 
             // Another user has their own quota.
             let other = try daemon.connect()
