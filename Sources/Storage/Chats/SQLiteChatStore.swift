@@ -144,8 +144,9 @@ public struct SQLiteChatStore: ChatStore {
     }
 
     public func append(_ message: NewMessage, userID: String, event: @escaping @Sendable (Message) -> ChatsEvents.MessageCreated) async throws -> Message {
-        // The hottest write: raw statements (RawStatement); every check comes before the two
-        // writes, so the job needs no savepoint of its own (GroupCommitWriter.Isolation).
+        // The hottest write: raw statements (RawStatement); every check comes before the writes
+        // (the quota's UPDATE changes nothing when it refuses), so the job needs no savepoint of
+        // its own (GroupCommitWriter.Isolation).
         let writes = self.writes
         let ledger = self.ledger
         return try await writes.write(isolation: .checksBeforeWrites) { db in
