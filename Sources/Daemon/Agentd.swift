@@ -227,6 +227,8 @@ struct Tuning: ParsableArguments {
     var drainTimeoutMs: Int?
     @Option(help: "How long a connection may hold an unfinished message before it is closed, in milliseconds; 0: never (default: 30000).")
     var frameTimeoutMs: Int?
+    @Option(help: "Bytes of text each user may store (modules, chats, messages, prompts, runs); 0: no limit (default: 1073741824).")
+    var storageQuotaBytes: Int?
     @Option(help: "Event-loop threads (default: the CPUs this process may run on).")
     var threads: Int?
     @Flag(help: ArgumentHelp("Register test-only methods (test.sleep).", visibility: .hidden))
@@ -249,6 +251,7 @@ struct Tuning: ParsableArguments {
         flags["limits.request_timeout_ms"] = requestTimeoutMs.map(ConfigValue.integer)
         flags["limits.drain_timeout_ms"] = drainTimeoutMs.map(ConfigValue.integer)
         flags["limits.frame_timeout_ms"] = frameTimeoutMs.map(ConfigValue.integer)
+        flags["limits.storage_quota_bytes"] = storageQuotaBytes.map(ConfigValue.integer)
         return flags
     }
 }

@@ -26,6 +26,8 @@ struct DaemonConfiguration: Sendable {
     /// single item answers `-32006`. Given to the services when the graph is built (a restart
     /// changes it, not SIGHUP).
     var replyBudget = ReplyBudget()
+    /// Bytes of text each user may store (`limits.storage_quota_bytes`, 0: no limit).
+    var storageQuota = StorageQuota()
     var enableTestMethods = false
     var threads = 1
     /// Where the `/metrics` HTTP listener binds (`--metrics-listen`); nil: no listener (the

@@ -116,18 +116,20 @@ struct Dependencies: Sendable {
             writer: database.writer, outbox: outbox, beforeCommitInterval: .milliseconds(20), beforeCommit: SQLiteSearchIndex.indexNewMessages)
         var authSettings = configuration.auth
         authSettings.trustedUIDs = configuration.trustedUIDs
+        // Every store that writes a user's text counts it against the quota, in the write's transaction.
+        let ledger = StorageLedger(quota: configuration.storageQuota)
         let auth = AuthService(
-            store: SQLiteAuthStore(writer: database.writer, groupWriter: groupWriter), hasher: collaborators.hasher, clock: collaborators.clock,
-            ids: collaborators.ids, accounts: collaborators.accounts, settings: authSettings)
+            store: SQLiteAuthStore(writer: database.writer, groupWriter: groupWriter, quota: ledger.quota), hasher: collaborators.hasher,
+            clock: collaborators.clock, ids: collaborators.ids, accounts: collaborators.accounts, settings: authSettings)
         let modules = ModulesService(
-            store: SQLiteModuleStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock, ids: collaborators.ids,
+            store: SQLiteModuleStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), clock: collaborators.clock, ids: collaborators.ids,
             replyBudget: configuration.replyBudget)
-        let chatStore = SQLiteChatStore(writer: database.writer, groupWriter: groupWriter)
-        let agentStore = SQLiteAgentStore(writer: database.writer, groupWriter: groupWriter)
+        let chatStore = SQLiteChatStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
+        let agentStore = SQLiteAgentStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
         let chats = ChatsService(
             store: chatStore, clock: collaborators.clock, ids: collaborators.ids, generations: agentStore, replyBudget: configuration.replyBudget)
         let prompts = PromptsService(
-            store: SQLitePromptStore(writer: database.writer, groupWriter: groupWriter), clock: collaborators.clock, ids: collaborators.ids,
+            store: SQLitePromptStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), clock: collaborators.clock, ids: collaborators.ids,
             replyBudget: configuration.replyBudget)
         let agent = AgentService(
             store: agentStore, chats: chatStore, prompts: prompts, modules: modules, provider: collaborators.llmProvider, webSearch: collaborators.webSearch,

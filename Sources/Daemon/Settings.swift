@@ -285,6 +285,9 @@ enum Settings {
                 apply: { $0.limits.drainTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.drainTimeout)) }),
         Setting("limits.frame_timeout_ms", flag: "--frame-timeout-ms", environment: ["AGENTD_FRAME_TIMEOUT_MS"], kind: .integer(minimum: 0), reloadable: true,
                 apply: { $0.limits.frameTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.frameTimeout)) }),
+        // Not reloadable: the stores enforce it from their start.
+        Setting("limits.storage_quota_bytes", flag: "--storage-quota-bytes", environment: ["AGENTD_STORAGE_QUOTA_BYTES"], kind: .integer(minimum: 0),
+                apply: { $0.storageQuota = StorageQuota(limitBytes: Int64($1.integer)) }, current: { String($0.storageQuota.limitBytes) }),
         Setting("llm.provider", environment: ["AGENTD_LLM_PROVIDER"], kind: .choice(LLMConfiguration.ProviderKind.allCases.map(\.rawValue)), reloadable: true,
                 apply: { $0.llm.provider = LLMConfiguration.ProviderKind(rawValue: $1.string)! }, current: { $0.llm.provider.rawValue }),
         Setting("llm.base_url", environment: ["AGENTD_LLM_BASE_URL"], kind: .string, reloadable: true,

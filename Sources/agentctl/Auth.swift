@@ -100,5 +100,8 @@ struct Whoami: ParsableCommand {
             ? "signed in with the token in \(TokenStore.path)"
             : "recognised by Unix uid \(user["linkedUID"]?.compact ?? "\(getuid())")"
         Terminal.out("\(user["username"]?.string ?? "?") (\(user["id"]?.string ?? "?")), \(how)\n")
+        if let stored = user["usage"]?["storedBytes"]?.compact {
+            Terminal.out("stores \(stored) bytes of \(user["usage"]?["quotaBytes"]?.compact ?? "unlimited")\n")
+        }
     }
 }

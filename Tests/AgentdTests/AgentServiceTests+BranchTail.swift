@@ -69,9 +69,9 @@ extension AgentServiceTests {
                 userID: graph.alice.id)
         }
         let writes = GroupCommitWriter(writer: graph.dependencies.database.writer, outbox: EventOutbox(clock: clock, publish: { _ in }))
-        let chats = CountingChatStore(SQLiteChatStore(writer: graph.dependencies.database.writer, groupWriter: writes))
+        let chats = CountingChatStore(SQLiteChatStore(writer: graph.dependencies.database.writer, groupWriter: writes, ledger: StorageLedger(quota: .unlimited)))
         let agent = AgentService(
-            store: SQLiteAgentStore(writer: graph.dependencies.database.writer, groupWriter: writes), chats: chats, prompts: graph.dependencies.prompts,
+            store: SQLiteAgentStore(writer: graph.dependencies.database.writer, groupWriter: writes, ledger: StorageLedger(quota: .unlimited)), chats: chats, prompts: graph.dependencies.prompts,
             modules: graph.dependencies.modules, provider: provider, webSearch: nil, clock: clock, ids: RandomIDs(),
             metrics: LLMMetrics(factory: PrometheusMetrics().factory), logger: Dependencies.quietLogger)
 
@@ -96,7 +96,8 @@ extension AgentServiceTests {
         let graph = try await graph(ScriptedLLMProvider(scripts: []))
         let store = SQLiteChatStore(
             writer: graph.dependencies.database.writer,
-            groupWriter: GroupCommitWriter(writer: graph.dependencies.database.writer, outbox: EventOutbox(clock: clock, publish: { _ in })))
+            groupWriter: GroupCommitWriter(writer: graph.dependencies.database.writer, outbox: EventOutbox(clock: clock, publish: { _ in })),
+            ledger: StorageLedger(quota: .unlimited))
         let chat = try await graph.chats.create(.init(), userID: graph.alice.id)
         var ids: [String] = []
         for index in 0..<5 {

@@ -14,7 +14,7 @@ extension GroupCommitWriter {
 
 extension SQLiteAuthStore {
     init(writer: any DatabaseWriter) {
-        self.init(writer: writer, groupWriter: .testing(writer))
+        self.init(writer: writer, groupWriter: .testing(writer), quota: .unlimited)
     }
 
     func insertUser(_ user: StoredUser) async throws {
@@ -32,7 +32,7 @@ extension SQLiteAuthStore {
 
 extension SQLitePromptStore {
     init(writer: any DatabaseWriter) {
-        self.init(writer: writer, groupWriter: .testing(writer))
+        self.init(writer: writer, groupWriter: .testing(writer), ledger: StorageLedger(quota: .unlimited))
     }
 
     func insert(_ prompt: Prompt, userID: String) async throws -> Int64 {

@@ -60,6 +60,15 @@ public enum Auth {
         public static var errors: [RPCErrorDescription] { [AuthError.unauthorizedDescription] }
     }
 
+    /// Version 2 adds `usage` (version 1 is published and never changes).
+    public enum WhoAmIV2: RPCMethod {
+        public static let name = "auth.whoami"
+        public static let summary = "The account this connection acts as (through its token or its Unix peer credentials), with its stored bytes and storage quota."
+        public typealias Params = RPCNoParams
+        public typealias Result = AccountWithUsage
+        public static var errors: [RPCErrorDescription] { [AuthError.unauthorizedDescription] }
+    }
+
     public enum ChangePassword: RPCMethod {
         public static let name = "auth.changePassword"
         public static let summary = "Changes the caller's password and revokes the account's other sessions; returns how many were revoked. oldPassword may be omitted only by an account without a password."

@@ -43,6 +43,8 @@ public protocol AuthStore: Sendable {
     func user(username: String) async throws -> StoredUser?
     func user(id: String) async throws -> StoredUser?
     func user(linkedUID: UInt32) async throws -> StoredUser?
+    /// The user's stored bytes and the quota they count against.
+    func storageUsage(userID: String) async throws -> StorageUsage
     /// Sets the password hash and, in the same transaction, deletes the user's sessions except
     /// `keeping` (nil: all of them). Returns how many sessions were deleted.
     /// `event` is stored with the change when sessions were deleted.

@@ -20,6 +20,26 @@ public struct User: Codable, Sendable, Equatable {
     }
 }
 
+/// An account with its stored bytes against its storage quota (`auth.whoami` from API version 2):
+/// `User`'s members, then `usage`.
+public struct AccountWithUsage: Codable, Sendable, Equatable {
+    public var id: String
+    public var username: String
+    public var linkedUID: UInt32?
+    public var hasPassword: Bool
+    public var createdAt: Date
+    public var usage: StorageUsage
+
+    public init(user: User, usage: StorageUsage) {
+        self.id = user.id
+        self.username = user.username
+        self.linkedUID = user.linkedUID
+        self.hasPassword = user.hasPassword
+        self.createdAt = user.createdAt
+        self.usage = usage
+    }
+}
+
 /// Who a connection acts as: a user, through a session token or through its peer credentials.
 public struct AuthPrincipal: Sendable, Equatable {
     public var user: User

@@ -9,17 +9,23 @@ import Services
 public struct SQLiteAgentStore: AgentStore {
     private let reader: any DatabaseReader
     private let writes: GroupCommitWriter
+    private let ledger: StorageLedger
 
-    public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter) {
+    public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter, ledger: StorageLedger) {
         self.reader = writer
         self.writes = groupWriter
+        self.ledger = ledger
     }
 
     /// On the path to the first token, so: raw statements, every check before the first write (no
     /// savepoint), and the question indexed for search by the next batch (`urgent`).
     public func start(_ start: AgentRunStart, userID: String) async throws -> Message? {
         let writes = self.writes
+        let ledger = self.ledger
         return try await writes.write(isolation: .checksBeforeWrites, urgent: true) { db in
+            // The quota before any write (no savepoint): the new chat's title and the question.
+            let title = start.newChat.map { Int64($0.title.utf8.count) } ?? 0
+            try ledger.check(adding: title + Int64(start.userMessage?.content.utf8.count ?? 0), userID: userID, db: db)
             var events: [any DomainEvent] = []
             // The module of the run's chat, for the events.
             let chatModuleID: String?
@@ -36,7 +42,7 @@ public struct SQLiteAgentStore: AgentStore {
             }
             var question: Message?
             if let message = start.userMessage {
-                let inserted = try SQLiteChatStore.insertMessage(message, userID: userID, writes: writes, db: db)
+                let inserted = try SQLiteChatStore.insertMessage(message, userID: userID, ledger: ledger, writes: writes, db: db)
                 events.append(ChatsEvents.MessageCreated(userID: userID, message: inserted.message))
                 question = inserted.message
             }
@@ -54,6 +60,7 @@ public struct SQLiteAgentStore: AgentStore {
 
     public func finish(_ finish: AgentRunFinish, userID: String) async throws -> (run: AgentRun, answer: Message?) {
         let writes = self.writes
+        let ledger = self.ledger
         let steps = try Self.json(finish.steps)
         let searches = try Self.json(finish.searches)
         let result = try await writes.write { db -> Result in
@@ -63,7 +70,9 @@ public struct SQLiteAgentStore: AgentStore {
             else { throw AgentError.notFound(kind: "run", id: run.id) }
             var answer: Message?
             if let message = finish.answer {
-                let inserted = try SQLiteChatStore.insertMessage(message, userID: userID, writes: writes, db: db)
+                // Counted, not refused: the run was allowed to start and its answer is paid for, so a
+                // user passes the quota by at most the answers of the runs they have going.
+                let inserted = try SQLiteChatStore.insertMessage(message, userID: userID, ledger: ledger, enforceQuota: false, writes: writes, db: db)
                 try writes.record([ChatsEvents.MessageCreated(userID: userID, message: inserted.message)], chatModuleID: inserted.chatModuleID, in: db)
                 answer = inserted.message
             }

@@ -14,10 +14,17 @@ public struct SQLiteAuthStore: AuthStore {
     private let writer: any DatabaseWriter
     private let writes: GroupCommitWriter
     private let linkedUsers = LinkedUserCache()
+    /// What `storageUsage` reports beside the count (the other stores enforce it).
+    private let quota: StorageQuota
 
-    public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter) {
+    public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter, quota: StorageQuota) {
         self.writer = writer
         self.writes = groupWriter
+        self.quota = quota
+    }
+
+    public func storageUsage(userID: String) async throws -> StorageUsage {
+        StorageUsage(storedBytes: try await writer.unsafeRead { db in try StorageLedger.storedBytes(userID: userID, db: db) }, quota: quota)
     }
 
     public func insertUser(_ stored: StoredUser, event: AuthEvents.UserRegistered) async throws {

@@ -13,18 +13,21 @@ import Services
 public struct SQLiteChatStore: ChatStore {
     let reader: any DatabaseReader
     private let writes: GroupCommitWriter
+    private let ledger: StorageLedger
 
-    public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter) {
+    public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter, ledger: StorageLedger) {
         self.reader = writer
         self.writes = groupWriter
+        self.ledger = ledger
     }
 
     // MARK: Chats
 
     public func insert(_ chat: NewChat, userID: String, event: ChatsEvents.ChatCreated) async throws -> Chat {
         let writes = self.writes
+        let ledger = self.ledger
         return try await writes.write { db in
-            try Self.insertChat(chat, userID: userID, writes: writes, db: db)
+            try ledger.refusingGrowthPastQuota(userID: userID, db: db) { try Self.insertChat(chat, userID: userID, writes: writes, db: db) }
             try writes.record(event, in: db)
             return try Self.chat(id: chat.id, userID: userID, db: db)!
         }
@@ -61,8 +64,11 @@ public struct SQLiteChatStore: ChatStore {
 
     public func rename(id: String, userID: String, title: String, updatedAt: Date, event: ChatsEvents.ChatRenamed) async throws -> Chat? {
         let writes = self.writes
+        let ledger = self.ledger
         return try await writes.write { db in
-            try db.cachedStatement(sql: "UPDATE chats SET title = ?, updated_at = ? WHERE id = ? AND user_id = ?").execute(arguments: [title, Timestamp.text(updatedAt), id, userID])
+            try ledger.refusingGrowthPastQuota(userID: userID, db: db) {
+                try db.cachedStatement(sql: "UPDATE chats SET title = ?, updated_at = ? WHERE id = ? AND user_id = ?").execute(arguments: [title, Timestamp.text(updatedAt), id, userID])
+            }
             guard db.changesCount > 0 else { return nil }
             try writes.record(event, in: db)
             return try Self.chat(id: id, userID: userID, db: db)
@@ -138,11 +144,13 @@ public struct SQLiteChatStore: ChatStore {
     }
 
     public func append(_ message: NewMessage, userID: String, event: @escaping @Sendable (Message) -> ChatsEvents.MessageCreated) async throws -> Message {
-        // The hottest write: raw statements (RawStatement); every check comes before the two
-        // writes, so the job needs no savepoint of its own (GroupCommitWriter.Isolation).
+        // The hottest write: raw statements (RawStatement); every check comes before the writes
+        // (the quota's UPDATE changes nothing when it refuses), so the job needs no savepoint of
+        // its own (GroupCommitWriter.Isolation).
         let writes = self.writes
+        let ledger = self.ledger
         return try await writes.write(isolation: .checksBeforeWrites) { db in
-            let appended = try Self.insertMessage(message, userID: userID, writes: writes, db: db)
+            let appended = try Self.insertMessage(message, userID: userID, ledger: ledger, writes: writes, db: db)
             try writes.record([event(appended.message)], chatModuleID: appended.chatModuleID, in: db)
             return appended.message
         }
@@ -150,12 +158,16 @@ public struct SQLiteChatStore: ChatStore {
 
     /// Inserts `message` where its placement says and makes it the chat's active leaf, in the
     /// caller's write job (`append`, and the agent's store, which stores a message with its run).
-    /// Every check comes before the two writes.
+    /// Every check comes before the writes; the first write counts the message's bytes and is the
+    /// quota check (`enforceQuota`: false counts them without a check, `StorageLedger.add`).
     ///
     /// Returns the message and its chat's module (for the message's event).
     ///
-    /// - Throws: `ChatsError.notFound` for a chat, or a placement message, that is not the user's.
-    static func insertMessage(_ message: NewMessage, userID: String, writes: GroupCommitWriter, db: Database) throws -> (message: Message, chatModuleID: String?) {
+    /// - Throws: `ChatsError.notFound` for a chat, or a placement message, that is not the user's;
+    ///   `QuotaExceededError`.
+    static func insertMessage(
+        _ message: NewMessage, userID: String, ledger: StorageLedger, enforceQuota: Bool = true, writes: GroupCommitWriter, db: Database
+    ) throws -> (message: Message, chatModuleID: String?) {
         // The chat (ownership, module) and its active leaf with that leaf's depth, in one statement.
         let chat = try writes.statement(
             "SELECT c.active_message_id, m.depth, c.module_id FROM chats c LEFT JOIN messages m ON m.id = c.active_message_id WHERE c.id = ? AND c.user_id = ?",
@@ -188,6 +200,7 @@ public struct SQLiteChatStore: ChatStore {
                 depth = Int(parentDepth) + 1
             }
         }
+        try ledger.add(Int64(message.content.utf8.count), userID: userID, enforce: enforceQuota, writes: writes, db: db)
         let created = Timestamp.text(message.createdAt)
         try writes.statement(
             "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", in: db
@@ -218,8 +231,11 @@ public struct SQLiteChatStore: ChatStore {
 
     public func insertFork(_ chat: NewChat, messages: [Message], userID: String, events: [any DomainEvent]) async throws -> Chat {
         let writes = self.writes
+        let ledger = self.ledger
         return try await writes.write { db in
-            try Self.insertChat(chat, userID: userID, writes: writes, db: db)
+            try ledger.refusingGrowthPastQuota(userID: userID, db: db) { try Self.insertChat(chat, userID: userID, writes: writes, db: db) }
+            // Messages are counted by the store, not by a trigger (0012).
+            try ledger.add(messages.reduce(0) { $0 + Int64($1.content.utf8.count) }, userID: userID, writes: writes, db: db)
             let insert = try db.cachedStatement(
                 sql: "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
             for message in messages {

@@ -8,16 +8,21 @@ import Services
 public struct SQLiteModuleStore: ModuleStore {
     private let writer: any DatabaseWriter
     private let writes: GroupCommitWriter
+    private let ledger: StorageLedger
 
-    public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter) {
+    public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter, ledger: StorageLedger) {
         self.writer = writer
         self.writes = groupWriter
+        self.ledger = ledger
     }
 
     public func insert(_ module: Module, userID: String, event: ModulesEvents.ModuleCreated) async throws -> Int64 {
         let writes = self.writes
+        let ledger = self.ledger
         return try await writes.write { db in
-            try db.cachedStatement(sql: "INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [module.id, userID, module.title, module.description, module.content, Timestamp.text(module.createdAt), Timestamp.text(module.updatedAt)])
+            try ledger.refusingGrowthPastQuota(userID: userID, db: db) {
+                try db.cachedStatement(sql: "INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [module.id, userID, module.title, module.description, module.content, Timestamp.text(module.createdAt), Timestamp.text(module.updatedAt)])
+            }
             let seq = db.lastInsertedRowID
             try Self.insertTags(module.tags, moduleID: module.id, db: db)
             try writes.record(event, in: db)
@@ -35,11 +40,14 @@ public struct SQLiteModuleStore: ModuleStore {
 
     public func update(id: String, userID: String, changes: ModuleChanges, event: ModulesEvents.ModuleUpdated) async throws -> Module? {
         let writes = self.writes
+        let ledger = self.ledger
         return try await writes.write { db in
-            try db.cachedStatement(sql: """
-                    UPDATE modules SET title = coalesce(?, title), description = coalesce(?, description),
-                        content = coalesce(?, content), updated_at = ? WHERE id = ? AND user_id = ?
-                    """).execute(arguments: [changes.title, changes.description, changes.content, Timestamp.text(changes.updatedAt), id, userID])
+            try ledger.refusingGrowthPastQuota(userID: userID, db: db) {
+                try db.cachedStatement(sql: """
+                        UPDATE modules SET title = coalesce(?, title), description = coalesce(?, description),
+                            content = coalesce(?, content), updated_at = ? WHERE id = ? AND user_id = ?
+                        """).execute(arguments: [changes.title, changes.description, changes.content, Timestamp.text(changes.updatedAt), id, userID])
+            }
             guard db.changesCount > 0 else { return nil }
             if let tags = changes.tags {
                 try db.cachedStatement(sql: "DELETE FROM module_tags WHERE module_id = ?").execute(arguments: [id])

@@ -9,23 +9,29 @@ import Services
 public struct SQLitePromptStore: PromptStore {
     private let writer: any DatabaseWriter
     private let writes: GroupCommitWriter
+    private let ledger: StorageLedger
 
-    public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter) {
+    public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter, ledger: StorageLedger) {
         self.writer = writer
         self.writes = groupWriter
+        self.ledger = ledger
     }
 
     public func insert(_ prompt: Prompt, userID: String, event: PromptsEvents.PromptCreated) async throws -> Int64 {
         let variables = try Self.json(prompt.variables)
         let writes = self.writes
+        let ledger = self.ledger
         return try await Self.mappingNameTaken {
             try await writes.write { db in
-                try db.cachedStatement(sql: "INSERT INTO prompts (id, user_id, name, description, latest_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [
-                        prompt.id, userID, prompt.name, prompt.description, prompt.latestVersion, Timestamp.text(prompt.createdAt),
-                        Timestamp.text(prompt.updatedAt),
-                    ])
-                let seq = db.lastInsertedRowID
-                try db.cachedStatement(sql: "INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [prompt.id, prompt.version, prompt.body, variables, Timestamp.text(prompt.versionCreatedAt)])
+                let seq = try ledger.refusingGrowthPastQuota(userID: userID, db: db) {
+                    try db.cachedStatement(sql: "INSERT INTO prompts (id, user_id, name, description, latest_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [
+                            prompt.id, userID, prompt.name, prompt.description, prompt.latestVersion, Timestamp.text(prompt.createdAt),
+                            Timestamp.text(prompt.updatedAt),
+                        ])
+                    let seq = db.lastInsertedRowID
+                    try db.cachedStatement(sql: "INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [prompt.id, prompt.version, prompt.body, variables, Timestamp.text(prompt.versionCreatedAt)])
+                    return seq
+                }
                 try writes.record(event, in: db)
                 return seq
             }
@@ -55,23 +61,26 @@ public struct SQLitePromptStore: PromptStore {
         event: @escaping @Sendable (Prompt) -> PromptsEvents.PromptUpdated
     ) async throws -> Prompt? {
         let writes = self.writes
+        let ledger = self.ledger
         return try await Self.mappingNameTaken {
             try await writes.write { db in
-                let select = "\(Self.select(version: "p.latest_version")) WHERE p.id = ?"
-                guard let row = try Row.fetchOne(db.cachedStatement(sql: select + " AND p.user_id = ?"), arguments: [id, userID]) else { return nil }
-                let current = try Self.storedPrompt(row).prompt
-                let changes = try edit(current)
-                var latest = current.latestVersion
-                if let content = changes.content {
-                    latest += 1
-                    try db.cachedStatement(sql: "INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id, latest, content.body, try Self.json(content.variables), Timestamp.text(changes.updatedAt)])
+                try ledger.refusingGrowthPastQuota(userID: userID, db: db) { () -> Prompt? in
+                    let select = "\(Self.select(version: "p.latest_version")) WHERE p.id = ?"
+                    guard let row = try Row.fetchOne(db.cachedStatement(sql: select + " AND p.user_id = ?"), arguments: [id, userID]) else { return nil }
+                    let current = try Self.storedPrompt(row).prompt
+                    let changes = try edit(current)
+                    var latest = current.latestVersion
+                    if let content = changes.content {
+                        latest += 1
+                        try db.cachedStatement(sql: "INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id, latest, content.body, try Self.json(content.variables), Timestamp.text(changes.updatedAt)])
+                    }
+                    try db.cachedStatement(sql: "UPDATE prompts SET name = coalesce(?, name), description = coalesce(?, description), latest_version = ?, updated_at = ? WHERE id = ?").execute(arguments: [changes.name, changes.description, latest, Timestamp.text(changes.updatedAt), id])
+                    guard let updated = try Row.fetchOne(db.cachedStatement(sql: select), arguments: [id]).map({ try Self.storedPrompt($0).prompt }) else {
+                        return nil
+                    }
+                    try writes.record(event(updated), in: db)
+                    return updated
                 }
-                try db.cachedStatement(sql: "UPDATE prompts SET name = coalesce(?, name), description = coalesce(?, description), latest_version = ?, updated_at = ? WHERE id = ?").execute(arguments: [changes.name, changes.description, latest, Timestamp.text(changes.updatedAt), id])
-                guard let updated = try Row.fetchOne(db.cachedStatement(sql: select), arguments: [id]).map({ try Self.storedPrompt($0).prompt }) else {
-                    return nil
-                }
-                try writes.record(event(updated), in: db)
-                return updated
             }
         }
     }
