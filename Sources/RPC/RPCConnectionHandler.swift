@@ -22,7 +22,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private let dispatcher: RPCDispatcher
+    let dispatcher: RPCDispatcher
     /// The limits this connection opened with.
     private let limits: RPCLimits
     private let parser: RPCMessageParser

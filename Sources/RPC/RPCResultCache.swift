@@ -70,6 +70,20 @@ public final class RPCResultCache: Sendable {
 
     public var count: Int { state.withLock { $0.entries.count } }
 
+    /// Params longer than this are not cached: a hot read of one item has short params.
+    public static let maxParamsBytes = 4096
+
+    /// What the entries hold in memory, summed from scratch (the storage their buffers keep alive,
+    /// not the bytes they show): for tests, which check it against `maxBytes`.
+    var retainedBytes: Int {
+        state.withLock { state in
+            state.entries.reduce(0) { sum, entry in
+                sum + entry.key.caller.utf8.count + entry.key.method.utf8.count + (entry.key.params?.storageCapacity ?? 0)
+                    + entry.value.value.storageCapacity
+            }
+        }
+    }
+
     private static func remove(_ key: Key, from state: inout State) {
         guard let entry = state.entries.removeValue(forKey: key) else { return }
         state.bytes -= entry.value.readableBytes
