@@ -193,6 +193,9 @@ struct Dependencies: Sendable {
         metrics.gauge("rpc_calls_in_flight", help: "Calls dispatched and not answered yet, on every connection.") {
             dispatcher.callsInFlight.load(ordering: .relaxed)
         }
+        metrics.gauge("rpc_reply_bytes_queued", help: "Reply bytes written and not yet taken by the clients' sockets, on every connection.") {
+            dispatcher.replyBytesQueued.load(ordering: .relaxed)
+        }
         metrics.gauge("events_subscriptions_active", help: "Live events.subscribe subscriptions.") { bus.subscriptionCount }
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(

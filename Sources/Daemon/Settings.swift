@@ -255,6 +255,8 @@ enum Settings {
         limit("max_in_flight", "--max-in-flight", minimum: 1, \.maxInFlightPerConnection),
         limit("max_connections", "--max-connections", minimum: 1, \.maxConnections),
         limit("max_connections_per_uid", "--max-connections-per-uid", minimum: 1, \.maxConnectionsPerUID),
+        limit("max_queued_reply_bytes_per_connection", "--max-queued-reply-bytes-per-connection", minimum: 65536, \.maxQueuedReplyBytesPerConnection),
+        limit("max_queued_reply_bytes", "--max-queued-reply-bytes", minimum: 65536, \.maxQueuedReplyBytes),
         Setting("limits.request_timeout_ms", flag: "--request-timeout-ms", environment: ["AGENTD_REQUEST_TIMEOUT_MS"], kind: .integer(minimum: 1), reloadable: true,
                 apply: { $0.limits.requestTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.requestTimeout)) }),
         Setting("limits.drain_timeout_ms", flag: "--drain-timeout-ms", environment: ["AGENTD_DRAIN_TIMEOUT_MS"], kind: .integer(minimum: 0), reloadable: true,
