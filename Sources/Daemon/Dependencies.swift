@@ -145,7 +145,7 @@ struct Dependencies: Sendable {
         }
         let audit = AuditService(store: auditStore)
         // The result cache is invalidated by the events, at commit, before the writer is answered.
-        let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries)
+        let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries, maxBytes: configuration.cache.maxBytes)
         bus.onCommit { events in
             for event in events {
                 for tag in ResultCachePolicies.staleTags(event) { resultCache.invalidate(tag: tag) }

@@ -292,6 +292,8 @@ enum Settings {
                 apply: { $0.cache.enabled = $1.string == "on" }, current: { $0.cache.enabled ? "on" : "off" }),
         Setting("cache.max_entries", environment: ["AGENTD_CACHE_MAX_ENTRIES"], kind: .integer(minimum: 1),
                 apply: { $0.cache.maxEntries = $1.integer }, current: { String($0.cache.maxEntries) }),
+        Setting("cache.max_bytes", environment: ["AGENTD_CACHE_MAX_BYTES"], kind: .integer(minimum: 65536),
+                apply: { $0.cache.maxBytes = $1.integer }, current: { String($0.cache.maxBytes) }),
         Setting("events.queue_capacity", environment: ["AGENTD_EVENTS_QUEUE_CAPACITY"], kind: .integer(minimum: 1),
                 apply: { $0.events.queueCapacity = $1.integer }, current: { String($0.events.queueCapacity) }),
         Setting("events.max_subscriptions_per_connection", environment: ["AGENTD_EVENTS_MAX_SUBSCRIPTIONS_PER_CONNECTION"], kind: .integer(minimum: 1),

@@ -63,10 +63,12 @@ struct RPCResultCacheTests {
         }
     }
 
-    @Test("as the finding says it, wrong: results are bounded by bytes, not only by entries (120 MiB of 3 MiB results keep at most maxBytes)")
+    /// Before the fix: 88 MiB held for 64 MiB counted, not the finding's 10,000 x 4 MiB.
+    @Test("results were bounded by the bytes they show (64 MiB), not only by entries; what their storage holds (powers of two) is now what counts")
     func valuesWereBoundedByBytes() {
         let cache = RPCResultCache()  // the daemon's defaults: 10,000 entries, 64 MiB
-        Self.fill(cache, count: 40, value: { ByteBuffer(repeating: UInt8(ascii: "x"), count: 3 << 20 + $0) }, params: { ByteBuffer(string: #"{"id":"p_\#($0)"}"#) })
+        // 1 to 3 MiB each, 80 MiB in all: the ByteBuffers hold 2 or 4 MiB each.
+        Self.fill(cache, count: 40, value: { ByteBuffer(repeating: UInt8(ascii: "x"), count: (1 << 20) + $0 * 53_000) }, params: { ByteBuffer(string: #"{"id":"p_\#($0)"}"#) })
         #expect(cache.retainedBytes <= cache.maxBytes, "\(cache.retainedBytes) bytes held")
         #expect(cache.count > 0 && cache.count < 40)
     }
