@@ -70,8 +70,8 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private var partialSince: NIODeadline?
     private var frameTimer: Scheduled<Void>?
     /// Reply bytes handed to the channel and not taken by the socket yet, as last sampled (NIO's
-    /// `bufferedWritableBytes`, read after each flush, on writability changes and while paused):
-    /// between samples it can only be too high, never too low.
+    /// `bufferedWritableBytes` of a channel that is not writable, read after each flush, on
+    /// writability changes and while it holds any): between samples it can only be too high.
     private var channelPending = 0
     /// What this connection adds to `dispatcher.replyBytesQueued` now.
     private var accountedReplyBytes = 0
@@ -141,6 +141,9 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
             // buffer waits (a batch of 1,000 `rpc.discover` asks for ~100 MB).
             guard mayStartCalls else {
                 pauseCalls()
+                // What this burst wrote goes now: the socket may take it, and nothing else would
+                // flush a burst cut short outside a read (a resume, the end of input).
+                flushIfNeeded()
                 break
             }
             let output = atEnd ? decoder.nextAtEnd(&buffer) : decoder.next(&buffer)
@@ -507,7 +510,9 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     /// or the daemon's total passing its bound, raises no event here).
     private func sampleQueuedReplies() {
         guard context != nil else { return }
-        channelPending = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        // A writable channel holds less than NIO's high-water mark (64 KiB): counted as drained, which
+        // spares the flush of every reply that leaves at once an option lookup.
+        channelPending = context.channel.isWritable ? 0 : (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
         let queued = channelPending + (output?.readableBytes ?? 0)
         if queued != accountedReplyBytes {
             dispatcher.replyBytesQueued.add(queued - accountedReplyBytes, ordering: .relaxed)

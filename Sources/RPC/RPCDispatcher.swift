@@ -29,7 +29,7 @@ public struct RPCLimits: Sendable, Equatable {
     public var frameTimeout: Duration = .seconds(30)
     /// Reply bytes a connection may hold that its client has not read (written, not yet taken by
     /// the socket). Past it the server runs none of the connection's calls until they drain, and
-    /// closes it if they do not within `frameTimeout`. Also the most one batch's reply may hold:
+    /// closes it if they do not within `frameTimeout` (0: never). Also the most one batch's reply may hold:
     /// members past it answer `-32003` instead of their result.
     public var maxQueuedReplyBytesPerConnection = 16 << 20
     /// The same, summed over every connection: past it, connections that hold unread replies stop

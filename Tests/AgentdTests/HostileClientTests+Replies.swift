@@ -148,4 +148,21 @@ extension HostileClientTests {
             try OverloadTests.eventually("every closed peer's bytes leave the gauge") { (try Self.queuedReplyBytes(other, id: 3) ?? -1) == 0 }
         }
     }
+
+    @Test("a client that reads gets every reply past the bound: its calls wait for it, none fails (50 pipelined rpc.discover, then end of input, socat-style)")
+    func readingClientIsServedPastTheBound() throws {
+        try withDaemon(["--max-queued-reply-bytes-per-connection", "65536", "--frame-timeout-ms", "1000"]) { daemon in
+            let client = try daemon.connect()
+            try client.send(raw: (1...50).map { #"{"jsonrpc":"2.0","id":\#($0),"method":"rpc.discover"}"# + "\n" }.joined())
+            client.shutdownWrite()
+            var ids: [Int] = []
+            for _ in 1...50 {
+                let reply = try client.readJSON()
+                #expect(reply["result"]?["methods"] != nil, "\(reply.description.prefix(300))")
+                if let id = reply["id"]?.intValue { ids.append(id) }
+            }
+            #expect(ids == Array(1...50))
+            #expect(try client.readUntilEOF() == "", "the connection closes once everything is answered")
+        }
+    }
 }
