@@ -221,6 +221,10 @@ struct Tuning: ParsableArguments {
     var maxConnectionsPerUid: Int?
     @Option(help: "Most bytes in one reply: lists stop early, a larger item is refused (default: 16777216).")
     var replyBudgetBytes: Int?
+    @Option(help: "Reply bytes a connection may leave unread before its calls stop and, after the frame timeout, it is closed; also the most one batch's reply holds (default: 16777216).")
+    var maxQueuedReplyBytesPerConnection: Int?
+    @Option(help: "Reply bytes all connections may leave unread together (default: 268435456).")
+    var maxQueuedReplyBytes: Int?
     @Option(help: "Default call timeout in milliseconds (default: 120000).")
     var requestTimeoutMs: Int?
     @Option(help: "How long shutdown waits for calls in flight, in milliseconds (default: 10000).")
@@ -248,6 +252,8 @@ struct Tuning: ParsableArguments {
         flags["limits.max_connections"] = maxConnections.map(ConfigValue.integer)
         flags["limits.max_connections_per_uid"] = maxConnectionsPerUid.map(ConfigValue.integer)
         flags["limits.reply_budget_bytes"] = replyBudgetBytes.map(ConfigValue.integer)
+        flags["limits.max_queued_reply_bytes_per_connection"] = maxQueuedReplyBytesPerConnection.map(ConfigValue.integer)
+        flags["limits.max_queued_reply_bytes"] = maxQueuedReplyBytes.map(ConfigValue.integer)
         flags["limits.request_timeout_ms"] = requestTimeoutMs.map(ConfigValue.integer)
         flags["limits.drain_timeout_ms"] = drainTimeoutMs.map(ConfigValue.integer)
         flags["limits.frame_timeout_ms"] = frameTimeoutMs.map(ConfigValue.integer)

@@ -63,8 +63,9 @@ struct DaemonConfiguration: Sendable {
     }
 }
 
-/// The result cache (`RPCCacheMiddleware`): on by default, bounded by entries.
+/// The result cache (`RPCCacheMiddleware`): on by default, bounded by entries and bytes.
 struct CacheSettings: Sendable {
     var enabled = true
     var maxEntries = 10_000
+    var maxBytes = 64 << 20
 }

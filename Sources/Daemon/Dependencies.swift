@@ -153,7 +153,7 @@ struct Dependencies: Sendable {
         }
         let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
         // The result cache is invalidated by the events, at commit, before the writer is answered.
-        let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries)
+        let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries, maxBytes: configuration.cache.maxBytes)
         bus.onCommit { events in
             for event in events {
                 for tag in ResultCachePolicies.staleTags(event) { resultCache.invalidate(tag: tag) }
@@ -203,6 +203,9 @@ struct Dependencies: Sendable {
         // builds the server).
         metrics.gauge("rpc_calls_in_flight", help: "Calls dispatched and not answered yet, on every connection.") {
             dispatcher.callsInFlight.load(ordering: .relaxed)
+        }
+        metrics.gauge("rpc_reply_bytes_queued", help: "Reply bytes written and not yet taken by the clients' sockets, on every connection.") {
+            dispatcher.replyBytesQueued.load(ordering: .relaxed)
         }
         metrics.gauge("events_subscriptions_active", help: "Live events.subscribe subscriptions.") { bus.subscriptionCount }
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }

@@ -279,6 +279,8 @@ enum Settings {
         // At least 64 KiB: any chat (title and preview are short) fits alone, whatever its text.
         Setting("limits.reply_budget_bytes", flag: "--reply-budget-bytes", environment: ["AGENTD_REPLY_BUDGET_BYTES"], kind: .integer(minimum: 65536),
                 apply: { $0.replyBudget = ReplyBudget(bytes: $1.integer) }, current: { String($0.replyBudget.bytes) }),
+        limit("max_queued_reply_bytes_per_connection", "--max-queued-reply-bytes-per-connection", minimum: 65536, \.maxQueuedReplyBytesPerConnection),
+        limit("max_queued_reply_bytes", "--max-queued-reply-bytes", minimum: 65536, \.maxQueuedReplyBytes),
         Setting("limits.request_timeout_ms", flag: "--request-timeout-ms", environment: ["AGENTD_REQUEST_TIMEOUT_MS"], kind: .integer(minimum: 1), reloadable: true,
                 apply: { $0.limits.requestTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.requestTimeout)) }),
         Setting("limits.drain_timeout_ms", flag: "--drain-timeout-ms", environment: ["AGENTD_DRAIN_TIMEOUT_MS"], kind: .integer(minimum: 0), reloadable: true,
@@ -317,6 +319,8 @@ enum Settings {
                 apply: { $0.cache.enabled = $1.string == "on" }, current: { $0.cache.enabled ? "on" : "off" }),
         Setting("cache.max_entries", environment: ["AGENTD_CACHE_MAX_ENTRIES"], kind: .integer(minimum: 1),
                 apply: { $0.cache.maxEntries = $1.integer }, current: { String($0.cache.maxEntries) }),
+        Setting("cache.max_bytes", environment: ["AGENTD_CACHE_MAX_BYTES"], kind: .integer(minimum: 65536),
+                apply: { $0.cache.maxBytes = $1.integer }, current: { String($0.cache.maxBytes) }),
         Setting("events.queue_capacity", environment: ["AGENTD_EVENTS_QUEUE_CAPACITY"], kind: .integer(minimum: 1),
                 apply: { $0.events.queueCapacity = $1.integer }, current: { String($0.events.queueCapacity) }),
         Setting("events.max_subscriptions_per_connection", environment: ["AGENTD_EVENTS_MAX_SUBSCRIPTIONS_PER_CONNECTION"], kind: .integer(minimum: 1),

@@ -8,6 +8,12 @@ import Synchronization
 /// Replies are written in the pipeline and flushed once per read burst; replies of calls that
 /// finish later are flushed together once per event-loop tick. All state is confined to the
 /// channel's event loop.
+///
+/// Replies the client does not read are bounded (`maxQueuedReplyBytesPerConnection`, and
+/// `maxQueuedReplyBytes` over all connections): past a bound no further call of the connection
+/// starts, not even the rest of what was already read, until its replies drain; one that stays over
+/// for `frameTimeout` is closed. A batch's reply holds at most the bound: members past it answer
+/// `-32003` instead of their result, and those after it are not run.
 public final class RPCConnectionHandler: ChannelDuplexHandler {
     public typealias InboundIn = ByteBuffer
     public typealias OutboundIn = ByteBuffer
@@ -22,7 +28,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private let dispatcher: RPCDispatcher
+    let dispatcher: RPCDispatcher
     /// The limits this connection opened with.
     private let limits: RPCLimits
     private let parser: RPCMessageParser
@@ -63,6 +69,23 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     /// partial message), and the timer that enforces `frameTimeout` on it.
     private var partialSince: NIODeadline?
     private var frameTimer: Scheduled<Void>?
+    /// Reply bytes handed to the channel and not taken by the socket yet, as last sampled (NIO's
+    /// `bufferedWritableBytes` of a channel that is not writable, read after each flush, on
+    /// writability changes and while it holds any): between samples it can only be too high.
+    private var channelPending = 0
+    /// What this connection adds to `dispatcher.replyBytesQueued` now.
+    private var accountedReplyBytes = 0
+    /// Since when the connection is over its bound of unread replies, or holds some while the daemon
+    /// is over its total (nil: it is not). No call starts meanwhile, and past `frameTimeout` it is
+    /// closed. The reply timer polls while the connection holds any reply the socket has not taken.
+    private var pausedSince: NIODeadline?
+    private var replyTimer: Scheduled<Void>?
+    private var resumeScheduled = false
+    /// How often a paused connection looks whether its replies drained: a drain that stays under
+    /// NIO's write-buffer water marks raises no event.
+    private static let replyPollInterval = TimeAmount.milliseconds(50)
+    /// What a batch's reply may always hold, even while the daemon is at its total bound.
+    static let minimumBatchReplyBytes = 64 << 10
 
     public init(dispatcher: RPCDispatcher, connectionID: UInt64, peer: RPCPeer?, logger: Logger) {
         self.dispatcher = dispatcher
@@ -89,6 +112,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     public func handlerRemoved(context: ChannelHandlerContext) {
         frameTimer?.cancel()
         frameTimer = nil
+        releaseQueuedReplies()
         cancelAll(.connectionClosed)
         endAllPushStreams()
         handle.detach()
@@ -113,6 +137,15 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private func decode(_ buffer: inout ByteBuffer, atEnd: Bool) {
         var completed = false
         while !closing {
+            // Not one more call while the client leaves too many replies unread: the rest of the
+            // buffer waits (a batch of 1,000 `rpc.discover` asks for ~100 MB).
+            guard mayStartCalls else {
+                pauseCalls()
+                // What this burst wrote goes now: the socket may take it, and nothing else would
+                // flush a burst cut short outside a read (a resume, the end of input).
+                flushIfNeeded()
+                break
+            }
             let output = atEnd ? decoder.nextAtEnd(&buffer) : decoder.next(&buffer)
             guard let output else { break }
             switch output {
@@ -152,10 +185,12 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         guard let since = partialSince, !closing else { return }
         let timeout = TimeAmount.nanoseconds(limits.frameTimeout.nanoseconds)
         let waited = NIODeadline.now() - since
-        // Not the client's fault while this server has stopped reading it (backpressure).
-        if readPending || waited < timeout {
-            if readPending { partialSince = .now() }
-            scheduleFrameTimer(in: readPending ? timeout : timeout - waited)
+        // Not the client's fault while this server has stopped reading it (backpressure), or holds
+        // its messages until it reads its replies (the reply timer deals with that).
+        let held = readPending || pausedSince != nil
+        if held || waited < timeout {
+            if held { partialSince = .now() }
+            scheduleFrameTimer(in: held ? timeout : timeout - waited)
             return
         }
         let error = RPCError.limit(
@@ -205,6 +240,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     public func channelInactive(context: ChannelHandlerContext) {
         cancelAll(.connectionClosed)
         endAllPushStreams()
+        releaseQueuedReplies()
         context.fireChannelInactive()
     }
 
@@ -216,6 +252,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             drainPushStreams()
+            sampleQueuedReplies()
             resumeReadingIfAllowed()
         }
         context.fireChannelWritabilityChanged()
@@ -225,7 +262,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     public func read(context: ChannelHandlerContext) {
         // Backpressure: stop reading while too many calls run or the client is not reading replies.
-        if running.count >= limits.maxInFlightPerConnection || !context.channel.isWritable {
+        if running.count >= limits.maxInFlightPerConnection || !context.channel.isWritable || pausedSince != nil {
             readPending = true
         } else {
             context.read()
@@ -263,14 +300,24 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         var replies: [(RPCID, RPCReply)] = []
         var requestNumbers: [UInt64?] = []
         replies.reserveCapacity(entries.count)
+        let budget = batchReplyBudget()
+        // Bytes of the replies known so far: once they fill the budget, the calls after are not run
+        // (notifications still are: they add nothing to the reply).
+        var known = 0
         for entry in entries {
+            if known >= budget.limit, case .request(let request) = entry, let id = request.id {
+                replies.append((id, .now(.error(budget.error(actual: known)))))
+                requestNumbers.append(nil)
+                continue
+            }
             if let started = start(entry) {
+                if case .now(let outcome) = started.reply { known += BatchReply.size(of: outcome) }
                 replies.append((started.id, started.reply))
                 requestNumbers.append(started.requestNumber)
             }
         }
         if replies.isEmpty { return }  // only notifications: nothing at all is sent back
-        let batch = BatchReply(count: replies.count)
+        let batch = BatchReply(count: replies.count, budget: budget)
         var pending: [(Int, RPCID, EventLoopFuture<RPCOutcome>)] = []
         for (index, (id, reply)) in replies.enumerated() {
             switch reply {
@@ -407,13 +454,15 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     private func resumeReadingIfAllowed() {
-        guard context != nil, readPending, running.count < limits.maxInFlightPerConnection, context.channel.isWritable else { return }
+        guard context != nil, readPending, pausedSince == nil, running.count < limits.maxInFlightPerConnection, context.channel.isWritable
+        else { return }
         readPending = false
         context.read()
     }
 
     private func closeIfIdle() {
-        guard (inputClosed || draining), running.isEmpty, !closing else { return }
+        // Not while messages wait for the client to read its replies: they have not run yet.
+        guard (inputClosed || draining), running.isEmpty, pausedSince == nil, !closing else { return }
         closeAfterFlush()
     }
 
@@ -426,6 +475,121 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         context.writeAndFlush(wrapOutboundOut(last)).whenComplete { _ in
             channel.close(promise: nil)
         }
+    }
+
+    // MARK: Unread replies
+
+    /// Whether the next call may start: not while this connection holds its bound of unread
+    /// replies, nor while it holds any and the daemon holds its total. (Replies of calls already
+    /// running are still written: `maxInFlightPerConnection` bounds those.)
+    private var mayStartCalls: Bool {
+        let queued = (output?.readableBytes ?? 0) + channelPending
+        if queued == 0 { return true }
+        if queued >= limits.maxQueuedReplyBytesPerConnection { return false }
+        return dispatcher.replyBytesQueued.load(ordering: .relaxed) < limits.maxQueuedReplyBytes
+    }
+
+    /// The most one batch's reply may hold: the per-connection bound, or what is left of the
+    /// daemon's total when that is less (never under `minimumBatchReplyBytes`).
+    private func batchReplyBudget() -> BatchReply.Budget {
+        let room = limits.maxQueuedReplyBytes - dispatcher.replyBytesQueued.load(ordering: .relaxed)
+        if room < limits.maxQueuedReplyBytesPerConnection {
+            return BatchReply.Budget(limit: max(room, Self.minimumBatchReplyBytes), setting: "max_queued_reply_bytes")
+        }
+        return BatchReply.Budget(limit: limits.maxQueuedReplyBytesPerConnection, setting: "max_queued_reply_bytes_per_connection")
+    }
+
+    private func pauseCalls() {
+        if pausedSince == nil { pausedSince = .now() }
+        if replyTimer == nil { scheduleReplyTimer() }
+    }
+
+    /// Reads how much the channel still holds and updates the daemon's total; pauses the
+    /// connection when it is over a bound, resumes it when it is back under, and keeps the reply
+    /// timer polling while the socket has not taken everything (a drain below NIO's water marks,
+    /// or the daemon's total passing its bound, raises no event here).
+    private func sampleQueuedReplies() {
+        guard context != nil else { return }
+        // A writable channel holds less than NIO's high-water mark (64 KiB): counted as drained, which
+        // spares the flush of every reply that leaves at once an option lookup.
+        channelPending = context.channel.isWritable ? 0 : (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        let queued = channelPending + (output?.readableBytes ?? 0)
+        if queued != accountedReplyBytes {
+            dispatcher.replyBytesQueued.add(queued - accountedReplyBytes, ordering: .relaxed)
+            accountedReplyBytes = queued
+        }
+        if queued == 0 { return resumeIfPaused() }
+        if !mayStartCalls {
+            pauseCalls()
+            return
+        }
+        if replyTimer == nil { scheduleReplyTimer() }
+        resumeIfPaused()
+    }
+
+    private func resumeIfPaused() {
+        if pausedSince != nil, !resumeScheduled {
+            // In a task of its own: this runs amid flushes and writability changes.
+            resumeScheduled = true
+            context.eventLoop.assumeIsolated().execute { [self] in
+                resumeScheduled = false
+                resumeCalls()
+            }
+        }
+    }
+
+    /// Runs the messages held while paused, then reads again.
+    private func resumeCalls() {
+        guard context != nil, pausedSince != nil, !closing, mayStartCalls else { return }
+        pausedSince = nil
+        var rest = inbound ?? ByteBuffer()
+        inbound = nil
+        decode(&rest, atEnd: inputClosed)
+        flushIfNeeded()
+        resumeReadingIfAllowed()
+        closeIfIdle()
+    }
+
+    private func scheduleReplyTimer() {
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        replyTimer = context.eventLoop.scheduleTask(in: Self.replyPollInterval) { loopBound.value.replyTimerFired() }
+    }
+
+    /// Samples again (which pauses, resumes, or keeps polling); closes the connection when it has
+    /// been over a bound for `frameTimeout`. It is closed at once, its replies dropped: a client
+    /// that does not read would never see an error written after them.
+    private func replyTimerFired() {
+        replyTimer = nil
+        guard context != nil else { return }
+        sampleQueuedReplies()
+        guard let since = pausedSince, !mayStartCalls else { return }
+        let waited = NIODeadline.now() - since
+        let timeout = TimeAmount.nanoseconds(limits.frameTimeout.nanoseconds)
+        guard timeout > .zero, waited >= timeout else { return }
+        let queued = channelPending + (output?.readableBytes ?? 0)
+        let overOwn = queued >= limits.maxQueuedReplyBytesPerConnection
+        logger.notice(
+            "replies not read in time, closing",
+            metadata: [
+                "queued_bytes": "\(queued)", "waited_ms": "\(waited.nanoseconds / 1_000_000)",
+                "setting": overOwn ? "max_queued_reply_bytes_per_connection" : "max_queued_reply_bytes",
+                "limit": "\(overOwn ? limits.maxQueuedReplyBytesPerConnection : limits.maxQueuedReplyBytes)",
+            ])
+        output = nil
+        inbound = nil
+        closing = true
+        context.close(promise: nil)
+    }
+
+    /// The connection is gone: what it held leaves the daemon's total.
+    private func releaseQueuedReplies() {
+        replyTimer?.cancel()
+        replyTimer = nil
+        if accountedReplyBytes != 0 {
+            dispatcher.replyBytesQueued.subtract(accountedReplyBytes, ordering: .relaxed)
+            accountedReplyBytes = 0
+        }
+        channelPending = 0
     }
 
     // MARK: Writing
@@ -452,6 +616,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         guard context != nil, let pending = output else { return }
         output = nil
         context.writeAndFlush(wrapOutboundOut(pending), promise: nil)
+        sampleQueuedReplies()
     }
 
     /// Flushes once after every reply completed in this event-loop tick has been written.
@@ -735,14 +900,38 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 }
 
-/// Collects the replies of one batch; written as one array when the last member answers.
+/// Collects the replies of one batch; written as one array when the last member answers. Holds at
+/// most its budget: a result that would pass it is dropped as it arrives, and its member answers
+/// `-32003` instead.
 private final class BatchReply {
+    /// The most the batch's reply may hold, and the setting that says so.
+    struct Budget {
+        var limit: Int
+        var setting: String
+
+        func error(actual: Int) -> RPCError {
+            .limit(.batchReplyTooLarge, "Batch reply too large", setting: setting, limit: limit, actual: actual)
+        }
+    }
+
     private var slots: [(RPCID, RPCOutcome)?]
     private var remaining: Int
+    private let budget: Budget
+    private var bytes = 0
 
-    init(count: Int) {
+    init(count: Int, budget: Budget) {
         slots = Array(repeating: nil, count: count)
         remaining = count
+        self.budget = budget
+    }
+
+    /// About what `outcome` adds to the reply (its envelope counted roughly).
+    static func size(of outcome: RPCOutcome) -> Int {
+        switch outcome {
+        case .result(let result): 48 + result.readableBytes
+        case .deprecatedResult(let result, let notice): 64 + result.readableBytes + notice.readableBytes
+        case .error(let error): 64 + error.message.utf8.count + (error.data?.text.utf8.count ?? 0)
+        }
     }
 
     var isComplete: Bool { remaining == 0 }
@@ -751,6 +940,10 @@ private final class BatchReply {
     var outcomes: [RPCOutcome?] { slots.map { $0?.1 } }
 
     func set(_ index: Int, id: RPCID, outcome: RPCOutcome) {
+        var outcome = outcome
+        let size = Self.size(of: outcome)
+        if outcome.error == nil, bytes + size > budget.limit { outcome = .error(budget.error(actual: bytes + size)) }
+        bytes += Self.size(of: outcome)
         slots[index] = (id, outcome)
         remaining -= 1
     }

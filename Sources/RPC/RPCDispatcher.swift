@@ -27,6 +27,14 @@ public struct RPCLimits: Sendable, Equatable {
     /// with no partial message is never timed out, however long it stays idle (editors, event
     /// subscribers); idle connections are bounded by `maxConnections` instead. Zero turns it off.
     public var frameTimeout: Duration = .seconds(30)
+    /// Reply bytes a connection may hold that its client has not read (written, not yet taken by
+    /// the socket). Past it the server runs none of the connection's calls until they drain, and
+    /// closes it if they do not within `frameTimeout` (0: never). Also the most one batch's reply may hold:
+    /// members past it answer `-32003` instead of their result.
+    public var maxQueuedReplyBytesPerConnection = 16 << 20
+    /// The same, summed over every connection: past it, connections that hold unread replies stop
+    /// running calls (and are closed after `frameTimeout`), and a batch gets only what is left.
+    public var maxQueuedReplyBytes = 256 << 20
     /// Whether `RPCRateLimitMiddleware` refuses anything.
     public var rateLimiting = true
     /// Per-caller budgets by method class (`RPCRateLimitMiddleware`); a class that is absent is not
@@ -94,6 +102,9 @@ public final class RPCDispatcher: Sendable {
     public var limits: RPCLimits { limitsControl.current }
     /// Calls answered later (running in a task) across all connections, for status reports.
     public let callsInFlight = Atomic<Int>(0)
+    /// Reply bytes written on every connection and not yet taken by their sockets (what
+    /// `RPCLimits.maxQueuedReplyBytes` bounds; the `rpc_reply_bytes_queued` gauge).
+    public let replyBytesQueued = Atomic<Int>(0)
     public let logger: Logger
     /// Each API version's OpenRPC document (`rpc.discover`), generated once from the registry.
     public let openRPCDocuments: [String: JSONFragment]
@@ -122,11 +133,13 @@ public final class RPCDispatcher: Sendable {
         for version in versions {
             documents[version.name] = OpenRPCDocument.generate(router: described, version: version, server: server)
         }
-        let finalDocuments = documents
+        // Served as these bytes, shared by every reply: encoding (or copying) ~100 KiB per call is
+        // what made a batch of 1,000 calls cost 100 MB before anything was written.
+        let encoded = documents.mapValues { ByteBuffer(string: $0.text) }
         var router = router
-        router.onInline(RPCDiscover.self) { params, context in
+        router.onInlineEncoded(RPCDiscover.self) { params, context in
             let version = params.version ?? context.apiVersion
-            guard let document = finalDocuments[version] else { throw SessionHello.unsupported(field: "version", versions: versions) }
+            guard let document = encoded[version] else { throw SessionHello.unsupported(field: "version", versions: versions) }
             return document
         }
         router.onInline(SessionHello.self) { params, context in

@@ -22,6 +22,9 @@ public struct RPCError: Error, Sendable, Equatable {
         // agentd, protocol level (-32000…-32019).
         public static let requestTimeout = Code(-32001)
         public static let shuttingDown = Code(-32002)
+        /// A batch member whose result would make the batch's reply pass the bound of reply bytes a
+        /// connection may hold unread (or what is left of the daemon's).
+        public static let batchReplyTooLarge = Code(-32003)
         public static let messageTooLarge = Code(-32010)
         public static let nestingTooDeep = Code(-32011)
         public static let batchTooLarge = Code(-32012)

@@ -5,7 +5,11 @@ import Synchronization
 /// Encoded results of read calls, by caller, method and params, each filed under tags (the ids it
 /// shows, `module:mod_…`) so that a change to one of them drops every result that showed it.
 ///
-/// Bounded by entries and bytes (the oldest entries go first). A result read from the database
+/// Bounded by entries and bytes (the oldest entries go first). The bytes are what an entry keeps in
+/// memory: its result's storage, its key (the params a client wrote are part of it) and tags, and a
+/// fixed cost for the bookkeeping; params longer than `maxParamsBytes` are not cached at all (hot
+/// reads of one item have short params), and params or results that would keep more storage than
+/// they show (a slice of the whole message) are copied first. A result read from the database
 /// while a change to it commits must not be kept: every invalidation moves an epoch, and a result
 /// is only stored when no invalidation happened since its call looked the cache up
 /// (`lookUp` → `store(…, epoch:)`).
@@ -20,6 +24,8 @@ public final class RPCResultCache: Sendable {
     private struct Entry {
         var value: ByteBuffer
         var tags: [String]
+        /// What it counts against `maxBytes`.
+        var cost: Int
     }
 
     private struct State {
@@ -46,14 +52,26 @@ public final class RPCResultCache: Sendable {
         state.withLock { state in (state.entries[key]?.value, state.epoch) }
     }
 
+    /// Dictionary, order and tag-index entries, and the key's own fields, per entry (about).
+    static let entryOverhead = 256
+
     /// Keeps `value` unless something was invalidated since `epoch`.
     public func store(_ key: Key, value: ByteBuffer, tags: [String], epoch: UInt64) {
-        guard value.readableBytes <= maxBytes / 16 else { return }  // one huge result must not flush the rest
+        if let params = key.params, params.readableBytes > Self.maxParamsBytes { return }
+        var key = key
+        // The parser's params are a slice of the message they came in: kept as they are, one
+        // 20-byte key would keep the whole message (up to max_message_bytes) alive.
+        key.params = key.params.map(Self.compacted)
+        let value = Self.compacted(value)
+        let held = key.caller.utf8.count + key.method.utf8.count + (key.params?.storageCapacity ?? 0) + value.storageCapacity
+            + tags.reduce(0) { $0 + $1.utf8.count }
+        guard held <= maxBytes / 16 else { return }  // one huge result must not flush the rest
+        let cost = Self.entryOverhead + held
         state.withLock { state in
             guard state.epoch == epoch, state.entries[key] == nil else { return }
-            state.entries[key] = Entry(value: value, tags: tags)
+            state.entries[key] = Entry(value: value, tags: tags, cost: cost)
             state.order.append(key)
-            state.bytes += value.readableBytes
+            state.bytes += cost
             for tag in tags { state.byTag[tag, default: []].insert(key) }
             while state.entries.count > maxEntries || state.bytes > maxBytes { Self.evictOldest(&state) }
         }
@@ -70,13 +88,37 @@ public final class RPCResultCache: Sendable {
 
     public var count: Int { state.withLock { $0.entries.count } }
 
+    /// Params longer than this are not cached: a hot read of one item has short params.
+    public static let maxParamsBytes = 4096
+
+    /// What the entries hold in memory, summed from scratch (the storage their buffers keep alive,
+    /// not the bytes they show): for tests, which check it against `maxBytes`.
+    var retainedBytes: Int {
+        state.withLock { state in
+            state.entries.reduce(0) { sum, entry in
+                sum + entry.key.caller.utf8.count + entry.key.method.utf8.count + (entry.key.params?.storageCapacity ?? 0)
+                    + entry.value.value.storageCapacity
+            }
+        }
+    }
+
     private static func remove(_ key: Key, from state: inout State) {
         guard let entry = state.entries.removeValue(forKey: key) else { return }
-        state.bytes -= entry.value.readableBytes
+        state.bytes -= entry.cost
         for tag in entry.tags {
             state.byTag[tag]?.remove(key)
             if state.byTag[tag]?.isEmpty == true { state.byTag[tag] = nil }
         }
+    }
+
+    /// `buffer`'s bytes in storage of their own, unless it holds no more than that already
+    /// (ByteBuffer storage comes in powers of two).
+    private static func compacted(_ buffer: ByteBuffer) -> ByteBuffer {
+        let own = buffer.readableBytes <= 1 ? 1 : 1 << (Int.bitWidth - (buffer.readableBytes - 1).leadingZeroBitCount)
+        guard buffer.storageCapacity > own else { return buffer }
+        var copy = ByteBufferAllocator().buffer(capacity: buffer.readableBytes)
+        copy.writeImmutableBuffer(buffer)
+        return copy
     }
 
     private static func evictOldest(_ state: inout State) {

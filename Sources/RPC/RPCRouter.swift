@@ -66,6 +66,12 @@ public struct RPCRouter: Sendable {
         add(M.self, in: range, deprecated: deprecated, execution: .inline(handler))
     }
 
+    /// As `onInline`, for a handler that answers JSON already encoded (its bytes are sent as they
+    /// are): `rpc.discover` serves each version's document from bytes encoded once.
+    mutating func onInlineEncoded<M: RPCMethod>(_ method: M.Type, _ handler: @escaping @Sendable (M.Params, RPCContext) throws -> ByteBuffer) {
+        add(M.self, in: .all, deprecated: nil, execution: .inlineEncoded(handler))
+    }
+
     /// Declares a notification the server sends, so that `rpc.discover` documents it (in the
     /// versions of `range`: a notification of a new method's goes in the versions that have it).
     public mutating func describe<N: RPCNotification>(_ notification: N.Type, in range: RPCVersionRange = .all) {
@@ -77,6 +83,7 @@ public struct RPCRouter: Sendable {
     private enum Execution<M: RPCMethod> {
         case task(@Sendable (M.Params, RPCContext) async throws -> M.Result)
         case inline(@Sendable (M.Params, RPCContext) throws -> M.Result)
+        case inlineEncoded(@Sendable (M.Params, RPCContext) throws -> ByteBuffer)
     }
 
     private mutating func add<M: RPCMethod>(_ method: M.Type, in range: RPCVersionRange, deprecated: String?, execution: Execution<M>) {
@@ -94,6 +101,14 @@ public struct RPCRouter: Sendable {
                 do {
                     let params = try codec.decode(request)
                     return .now(.result(try encode(try handler(params, context))))
+                } catch {
+                    return .now(.error(RPCErrorFunnel.rpcError(for: error, context: context)))
+                }
+            }
+        case .inlineEncoded(let handler):
+            invoke = { request, context in
+                do {
+                    return .now(.result(try handler(try codec.decode(request), context)))
                 } catch {
                     return .now(.error(RPCErrorFunnel.rpcError(for: error, context: context)))
                 }
@@ -116,8 +131,8 @@ public struct RPCRouter: Sendable {
                 return .later(promise.futureResult)
             }
         }
-        var isInline = false
-        if case .inline = execution { isInline = true }
+        var isInline = true
+        if case .task = execution { isInline = false }
         let route = RPCRoute(
             name: M.name, summary: M.summary, params: paramsSchema, result: JSONSchema.of(M.Result.self),
             errors: M.errors, timeout: M.timeout, deprecation: deprecated ?? M.deprecation, isInline: isInline, invoke: invoke)

@@ -50,4 +50,61 @@ struct RPCResultCacheTests {
         cache.store(Self.key("usr_a", "big"), value: ByteBuffer(string: String(repeating: "x", count: 200)), tags: [], epoch: epoch)
         #expect(cache.lookUp(Self.key("usr_a", "big")).0 == nil)
     }
+
+    // Issue 17, item 6: "bounded by entries, not bytes (10k x 4 MiB)". Values were already bounded
+    // by bytes; the keys (caller, method and the params a client writes) were not counted at all.
+
+    /// Stores `count` results under `params(n)`, each as a fresh lookup would.
+    static func fill(_ cache: RPCResultCache, count: Int, value: (Int) -> ByteBuffer, params: (Int) -> ByteBuffer) {
+        for n in 0..<count {
+            let key = RPCResultCache.Key(caller: "usr_a", method: "prompts.render@1", params: params(n))
+            let epoch = cache.lookUp(key).epoch
+            cache.store(key, value: value(n), tags: ["prompt:p_\(n)"], epoch: epoch)
+        }
+    }
+
+    /// Before the fix: 88 MiB held for 64 MiB counted, not the finding's 10,000 x 4 MiB.
+    @Test("results were bounded by the bytes they show (64 MiB), not only by entries; what their storage holds (powers of two) is now what counts")
+    func valuesWereBoundedByBytes() {
+        let cache = RPCResultCache()  // the daemon's defaults: 10,000 entries, 64 MiB
+        // 1 to 3 MiB each, 80 MiB in all: the ByteBuffers hold 2 or 4 MiB each.
+        Self.fill(cache, count: 40, value: { ByteBuffer(repeating: UInt8(ascii: "x"), count: (1 << 20) + $0 * 53_000) }, params: { ByteBuffer(string: #"{"id":"p_\#($0)"}"#) })
+        #expect(cache.retainedBytes <= cache.maxBytes, "\(cache.retainedBytes) bytes held")
+        #expect(cache.count > 0 && cache.count < 40)
+    }
+
+    @Test("keys count: a client's params (any size, whitespace included) are bytes the cache holds, within maxBytes")
+    func keyBytesAreCounted() {
+        let cache = RPCResultCache(maxEntries: 10_000, maxBytes: 1 << 20)
+        // Distinct keys for the same call: the same params padded with n spaces.
+        Self.fill(cache, count: 32, value: { _ in ByteBuffer(string: "{}") }, params: { n in
+            ByteBuffer(string: #"{"id":"p_1","variables":{"text":""# + String(repeating: "y", count: 256 << 10) + #""}"# + String(repeating: " ", count: n) + "}")
+        })
+        #expect(cache.retainedBytes <= cache.maxBytes, "\(cache.retainedBytes) bytes held by a cache of \(cache.maxBytes)")
+    }
+
+    @Test("small params are still cached, counted with their key; large ones are not cached at all")
+    func largeParamsAreNotCached() {
+        let cache = RPCResultCache(maxEntries: 10_000, maxBytes: 1 << 20)
+        let small = RPCResultCache.Key(caller: "usr_a", method: "modules.get@1", params: ByteBuffer(string: #"{"id":"mod_1"}"#))
+        cache.store(small, value: ByteBuffer(string: "v"), tags: [], epoch: cache.lookUp(small).epoch)
+        #expect(cache.lookUp(small).0 == ByteBuffer(string: "v"))
+        let large = RPCResultCache.Key(
+            caller: "usr_a", method: "modules.get@1", params: ByteBuffer(string: #"{"id":"mod_1""# + String(repeating: " ", count: RPCResultCache.maxParamsBytes) + "}"))
+        cache.store(large, value: ByteBuffer(string: "v"), tags: [], epoch: cache.lookUp(large).epoch)
+        #expect(cache.lookUp(large).0 == nil)
+    }
+
+    @Test("a key keeps only its params, not the whole message they were read from")
+    func paramsSliceDoesNotPinTheMessage() {
+        let cache = RPCResultCache(maxEntries: 10_000, maxBytes: 1 << 20)
+        Self.fill(cache, count: 16, value: { _ in ByteBuffer(string: "{}") }, params: { n in
+            // The parser hands params as a slice of the message: here a 1 MiB one.
+            var message = ByteBuffer(string: #"{"id":"p_\#(n)"}"#)
+            message.writeRepeatingByte(UInt8(ascii: " "), count: 1 << 20)
+            return message.getSlice(at: 0, length: #"{"id":"p_\#(n)"}"#.utf8.count)!
+        })
+        #expect(cache.count == 16)
+        #expect(cache.retainedBytes <= cache.maxBytes, "\(cache.retainedBytes) bytes held by a cache of \(cache.maxBytes)")
+    }
 }
