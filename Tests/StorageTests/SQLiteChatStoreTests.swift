@@ -97,7 +97,7 @@ struct SQLiteChatStoreTests {
         // branch before) costs no more than the last full one, within a small factor.
         let lastFull = steps[steps.count - 2]
         #expect(steps.max()! <= 2 * lastFull, "VM steps per page: first \(steps.first!), last full \(lastFull), max \(steps.max()!)")
-        #expect(steps.max()! < 200 * limit, "VM steps per page: max \(steps.max()!) for \(limit) messages")
+        #expect(steps.max()! < 50 * limit, "VM steps per page: max \(steps.max()!) for \(limit) messages")
     }
 
     @Test("the stored branch follows every change of the active leaf: appends, edits, regenerations, answers to older messages, selects, forks, deletes")
