@@ -69,7 +69,7 @@ public struct EventsService: Sendable {
 
     /// Subscribes `request`'s connection; events follow the reply.
     ///
-    /// - Throws: `EventsError.invalid` (`topics`, `since`), `.expired`, `.tooManySubscriptions`.
+    /// - Throws: `EventsError.invalid` (`topics`, `since`), `.overLimit` (`topics`), `.expired`, `.tooManySubscriptions`.
     public func subscribe(
         _ params: Events.Subscribe.Params, userID: String, session sessionTokenHash: Data? = nil, request: RPCContext
     ) async throws -> Events.Subscribe.Result {
@@ -160,7 +160,7 @@ public struct EventsService: Sendable {
 
     // MARK: Replay
 
-    /// - Throws: `EventsError.invalid` (`limit`, `topics`, `since`), `.expired`.
+    /// - Throws: `EventsError.invalid` (`limit`, `topics`, `since`), `.overLimit` (`topics`), `.expired`.
     public func replay(_ params: Events.Replay.Params, userID: String) async throws -> Events.Replay.Result {
         let limit = params.limit ?? Self.defaultReplayLimit
         guard (1...Self.maxReplayLimit).contains(limit) else {
