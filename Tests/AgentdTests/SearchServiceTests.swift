@@ -362,10 +362,10 @@ struct SearchServiceTests {
                 Issue.record("\(query.debugDescription): \(error)")
             }
         }
-        let long = String(repeating: "launch ", count: 142) + "launch"  // 1,000 characters
+        let long = String(repeating: "launch          ", count: 62) + "  launch"  // 1,000 characters, 63 words
         #expect(long.count == SearchService.maxQueryLength)
         #expect(Set(try await find(long).map(\.id)) == [target.id, said])
-        let manyWords = String((0..<500).map { _ in "a " }.joined().dropLast())  // 999 characters, 500 one-letter words
+        let manyWords = String((0..<64).map { _ in "a " }.joined().dropLast())  // the most words a query may have
         #expect(try await find(manyWords).map(\.id) == [target.id])
         #expect(try await modules.get(id: target.id, userID: alice.id).content.hasPrefix("café"))
     }
@@ -378,6 +378,23 @@ struct SearchServiceTests {
         await expectInvalid("query") { try await find(String(repeating: "x", count: 1_001)) }
         await expectInvalid("query") { try await find(String(repeating: "é", count: 1_001)) }
         _ = try await find(String(repeating: "é", count: 1_000))
+        // 65 words (500 one-letter words once made one query scan the index 500 times), also when
+        // punctuation joins them.
+        for tooMany in [String((0..<500).map { _ in "a " }.joined().dropLast()), String(repeating: "a-", count: 64) + "a"] {
+            do {
+                _ = try await find(tooMany)
+                Issue.record("accepted \(tooMany.count) characters of words")
+            } catch let error as SearchError {
+                guard case .overLimit("query", _, 64, let actual) = error else { Issue.record("\(error)"); continue }
+                #expect(actual == (tooMany.hasPrefix("a-") ? 65 : 500))
+                #expect(error.rpcError.code == .invalidParams)
+            }
+        }
+        _ = try await find(String(repeating: "a-", count: 63) + "a")
+        // A combining accent continues its word; an emoji separates two.
+        _ = try await find(String(repeating: "cafe\u{301} ", count: 64))
+        _ = try await find(String(repeating: "🚀launch🚀", count: 64))
+        await #expect(throws: SearchError.self) { try await find(String(repeating: "🚀a", count: 65)) }
         await expectInvalid("limit") { try await find("x", limit: 0) }
         await expectInvalid("limit") { try await find("x", limit: 101) }
         _ = try await find("x", limit: 100)

@@ -22,11 +22,16 @@ public final class EventBus: Sendable {
         /// The last seq dispatched: a subscription registered now receives every event after it.
         var lastSeq: Int64
         var subscriptions: [String: EventSubscription] = [:]
+        /// The same by owner, then by id: an event is offered only to its own user's
+        /// subscriptions, so one user's many subscriptions cost nothing to another user's events.
+        var byUser: [String: [String: EventSubscription]] = [:]
         var consumers: [ConsumerWaker] = []
         var commitListeners: [@Sendable ([Event]) -> Void] = []
     }
     /// Committed events not yet taken by a dispatch, in seq order.
     private let undispatched = CoalescingQueue<Event>()
+    /// Subscriptions offered a batch, summed over every dispatch (what a dispatch costs, for tests).
+    private let visited = Atomic<Int>(0)
 
     /// An in-process consumer's topics and how to wake it.
     struct ConsumerWaker: Sendable {
@@ -73,21 +78,29 @@ public final class EventBus: Sendable {
     func add(_ subscription: EventSubscription) -> Int64 {
         state.withLock { state in
             state.subscriptions[subscription.id] = subscription
+            state.byUser[subscription.userID, default: [:]][subscription.id] = subscription
             return state.lastSeq
         }
     }
 
     func remove(subscriptionID: String) {
-        _ = state.withLock { $0.subscriptions.removeValue(forKey: subscriptionID) }
+        state.withLock { state in
+            guard let subscription = state.subscriptions.removeValue(forKey: subscriptionID) else { return }
+            state.byUser[subscription.userID]?[subscriptionID] = nil
+            if state.byUser[subscription.userID]?.isEmpty == true { state.byUser[subscription.userID] = nil }
+        }
+    }
+
+    /// The live subscriptions of `userID` opened with a session.
+    func sessionSubscriptions(of userID: String) -> [EventSubscription] {
+        state.withLock { $0.byUser[userID]?.values.filter { $0.sessionTokenHash != nil } ?? [] }
     }
 
     /// Live `events.subscribe` subscriptions, on every connection (a metrics gauge).
-    /// The live subscriptions of `userID` opened with a session.
-    func sessionSubscriptions(of userID: String) -> [EventSubscription] {
-        state.withLock { $0.subscriptions.values.filter { $0.userID == userID && $0.sessionTokenHash != nil } }
-    }
-
     public var subscriptionCount: Int { state.withLock { $0.subscriptions.count } }
+
+    /// How many subscriptions the dispatches so far offered events to, in all.
+    var subscriptionsVisited: Int { visited.load(ordering: .relaxed) }
 
     func addConsumer(topics: Set<String>, wake: @escaping @Sendable () -> Void) {
         state.withLock { $0.consumers.append(ConsumerWaker(topics: topics, wake: wake)) }
@@ -96,13 +109,36 @@ public final class EventBus: Sendable {
     private func dispatch(_ events: [Event]) {
         // Reading the subscriptions and moving `lastSeq` together: a subscription added after this
         // starts after these events, one added before receives them, never both or neither.
-        let (subscriptions, consumers) = state.withLock { state in
+        let first = events[0].userID
+        let oneUser = events.allSatisfy { $0.userID == first }
+        let (subscriptions, byUser, consumers) = state.withLock { state -> ([String: EventSubscription]?, [String: [String: EventSubscription]], [ConsumerWaker]) in
             state.lastSeq = max(state.lastSeq, events.last!.seq)
-            return (Array(state.subscriptions.values), state.consumers)
+            // The common batch is one user's (a lone commit, or one busy user): its subscriptions
+            // only, with no grouping.
+            if oneUser { return (state.byUser[first], [:], state.consumers) }
+            return (nil, state.byUser, state.consumers)
         }
-        if !subscriptions.isEmpty {
+        if oneUser {
+            if let subscriptions {
+                let encoded = EncodedEvents(events, logger: logger)
+                for subscription in subscriptions.values { subscription.deliver(encoded, at: events.indices) }
+                visited.add(subscriptions.count, ordering: .relaxed)
+            }
+        } else if !byUser.isEmpty {
+            // Each user's events, in seq order, found in one pass; each user's subscriptions are
+            // offered only that slice.
+            var slices: [String: [Int]] = [:]
+            for (index, event) in events.enumerated() where byUser[event.userID] != nil {
+                slices[event.userID, default: []].append(index)
+            }
             let encoded = EncodedEvents(events, logger: logger)
-            for subscription in subscriptions { subscription.deliver(encoded) }
+            var count = 0
+            for (userID, indices) in slices {
+                guard let subscriptions = byUser[userID] else { continue }
+                for subscription in subscriptions.values { subscription.deliver(encoded, at: indices) }
+                count += subscriptions.count
+            }
+            visited.add(count, ordering: .relaxed)
         }
         for consumer in consumers where events.contains(where: { consumer.topics.contains($0.topic) }) {
             consumer.wake()

@@ -77,11 +77,14 @@ final class EventSubscription: Sendable {
         state.withLock { if case .ended = $0.phase { false } else { true } }
     }
 
-    /// Live events from the bus (its dispatch queue).
-    func deliver(_ batch: EncodedEvents) {
+    /// Live events from the bus (its dispatch queue): those of `batch` at `indices`, in seq order
+    /// (the bus offers a subscription only its user's events).
+    func deliver(_ batch: EncodedEvents, at indices: some Sequence<Int>) {
         var messages: [RPCPushMessage] = []
         state.withLock { state in
-            for (index, event) in batch.events.enumerated() where event.userID == userID && event.seq > state.lastSent && selector.matches(event) {
+            for index in indices {
+                let event = batch.events[index]
+                guard event.userID == userID, event.seq > state.lastSent, selector.matches(event) else { continue }
                 switch state.phase {
                 case .ended:
                     return

@@ -16,6 +16,8 @@ public enum EventsError: Error, Equatable, Sendable, RPCErrorConvertible {
     /// No such subscription on this connection.
     case notFound(subscription: String)
     case invalid(field: String, reason: String)
+    /// `field` holds more (patterns, bytes) than `limit`: `-32602` with the limit and the count.
+    case overLimit(field: String, reason: String, limit: Int, actual: Int)
 
     public var rpcError: RPCError {
         switch self {
@@ -27,7 +29,16 @@ public enum EventsError: Error, Equatable, Sendable, RPCErrorConvertible {
             RPCError(.notFound, "Not found", data: ["kind": "subscription", "id": subscription])
         case .invalid(let field, let reason):
             RPCError.invalidParams(field: field, reason: reason)
+        case .overLimit(let field, let reason, let limit, let actual):
+            RPCError(.invalidParams, "Invalid params", data: try? JSONFragment(encoding: OverLimitData(field: field, reason: reason, limit: limit, actual: actual)))
         }
+    }
+
+    private struct OverLimitData: Encodable {
+        var field: String
+        var reason: String
+        var limit: Int
+        var actual: Int
     }
 
     private struct LimitData: Encodable {

@@ -24,6 +24,11 @@ public struct EventsService: Sendable {
         }
     }
 
+    /// Patterns a subscription or a replay may give: each of the user's events is matched against
+    /// every pattern of each of the user's subscriptions, on the bus's one dispatch queue.
+    public static let maxPatterns = 64
+    /// Bytes of one pattern (the longest topic is a few dozen).
+    public static let maxPatternBytes = 256
     public static let defaultReplayLimit = 100
     public static let maxReplayLimit = 1000
     /// Stored events read per page by a catch-up or a replay.
@@ -67,7 +72,7 @@ public struct EventsService: Sendable {
 
     /// Subscribes `request`'s connection; events follow the reply.
     ///
-    /// - Throws: `EventsError.invalid` (`topics`, `since`), `.expired`, `.tooManySubscriptions`.
+    /// - Throws: `EventsError.invalid` (`topics`, `since`), `.overLimit` (`topics`), `.expired`, `.tooManySubscriptions`.
     /// - Parameters:
     ///   - sessionTokenHash: the session the caller signed in with (nil: its peer uid): when it is
     ///     revoked, the subscription ends.
@@ -189,7 +194,7 @@ public struct EventsService: Sendable {
 
     /// Stops early, with `hasMore`, where the next event would pass the reply budget.
     ///
-    /// - Throws: `EventsError.invalid` (`limit`, `topics`, `since`), `.expired`; `ReplyBudgetError`
+    /// - Throws: `EventsError.invalid` (`limit`, `topics`, `since`), `.overLimit` (`topics`), `.expired`; `ReplyBudgetError`
     ///   when the first event alone does not fit.
     public func replay(_ params: Events.Replay.Params, userID: String) async throws -> Events.Replay.Result {
         let limit = params.limit ?? Self.defaultReplayLimit
@@ -251,6 +256,13 @@ public struct EventsService: Sendable {
 
     private func selector(topics patterns: [String], filter: Events.Filter?, field: String) throws -> EventSelector {
         guard !patterns.isEmpty else { throw EventsError.invalid(field: field, reason: "at least one topic or pattern") }
+        guard patterns.count <= Self.maxPatterns else {
+            throw EventsError.overLimit(field: field, reason: "at most \(Self.maxPatterns) topics or patterns", limit: Self.maxPatterns, actual: patterns.count)
+        }
+        for (index, pattern) in patterns.enumerated() where pattern.utf8.count > Self.maxPatternBytes {
+            throw EventsError.overLimit(
+                field: "\(field)[\(index)]", reason: "at most \(Self.maxPatternBytes) bytes", limit: Self.maxPatternBytes, actual: pattern.utf8.count)
+        }
         for (index, pattern) in patterns.enumerated() where !topics.contains(where: { EventSelector.pattern(pattern, matches: $0) }) {
             throw EventsError.invalid(field: "\(field)[\(index)]", reason: "matches no topic; topics: \(topics.sorted().joined(separator: ", "))")
         }

@@ -98,23 +98,20 @@ public struct SQLiteChatStore: ChatStore {
     }
 
     public func activeBranch(chatID: String, userID: String, afterDepth: Int, limit: Int) async throws -> [Message]? {
-        try await reader.read { db in
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT active_message_id FROM chats WHERE id = ? AND user_id = ?"), arguments: [chatID, userID]) else {
-                return nil
-            }
-            guard let leaf: String = row[0] else { return [] }
-            // Up from the leaf, no further than the cursor's depth, then in order.
-            return try Row.fetchAll(db.cachedStatement(sql: """
-                    WITH RECURSIVE path(id, parent_id, depth) AS (
-                        SELECT id, parent_id, depth FROM messages WHERE id = ?
-                        UNION ALL
-                        SELECT m.id, m.parent_id, m.depth FROM messages m JOIN path p ON m.id = p.parent_id WHERE p.depth > ? + 1
-                    )
-                    SELECT \(Self.messageColumns("m")) FROM path JOIN messages m ON m.id = path.id
-                    WHERE path.depth > ? ORDER BY path.depth LIMIT ?
+        // A range of the stored branch (0013), so a page costs a page however long the branch. One
+        // statement: the chat's row comes back alone (its message columns NULL) when it has no
+        // message after `afterDepth`.
+        try await reader.unsafeRead { db in
+            let rows = try Row.fetchAll(db.cachedStatement(sql: """
+                    SELECT \(Self.messageColumns("m")) FROM chats c
+                    LEFT JOIN chat_paths p ON p.chat_seq = c.seq AND p.depth > ?
+                    LEFT JOIN messages m ON m.seq = p.message_seq
+                    WHERE c.id = ? AND c.user_id = ? ORDER BY p.depth LIMIT ?
                     """),
-                arguments: [leaf, afterDepth, afterDepth, limit]
-            ).map(Self.message)
+                arguments: [afterDepth, chatID, userID, limit])
+            guard let first = rows.first else { return nil }
+            if first["id"] as String? == nil { return [] }
+            return try rows.map(Self.message)
         }
     }
 
@@ -170,9 +167,9 @@ public struct SQLiteChatStore: ChatStore {
     ) throws -> (message: Message, chatModuleID: String?) {
         // The chat (ownership, module) and its active leaf with that leaf's depth, in one statement.
         let chat = try writes.statement(
-            "SELECT c.active_message_id, m.depth, c.module_id FROM chats c LEFT JOIN messages m ON m.id = c.active_message_id WHERE c.id = ? AND c.user_id = ?",
+            "SELECT c.active_message_id, m.depth, c.module_id, c.seq FROM chats c LEFT JOIN messages m ON m.id = c.active_message_id WHERE c.id = ? AND c.user_id = ?",
             in: db)
-        guard let (activeLeaf, leafDepth, chatModuleID) = try chat.firstRow([message.chatID, userID], { ($0.text(0), $0.integer(1), $0.text(2)) }) else {
+        guard let (activeLeaf, leafDepth, chatModuleID, chatSeq) = try chat.firstRow([message.chatID, userID], { ($0.text(0), $0.integer(1), $0.text(2), $0.integer(3)) }) else {
             throw ChatsError.notFound(kind: "chat", id: message.chatID)
         }
 
@@ -205,8 +202,17 @@ public struct SQLiteChatStore: ChatStore {
         try writes.statement(
             "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", in: db
         ).run([message.id, message.chatID, userID, parentID, message.role.rawValue, message.content, depth, created])
+        let messageSeq = db.lastInsertedRowID
         try writes.statement("UPDATE chats SET active_message_id = ?, updated_at = ? WHERE id = ?", in: db)
             .run([message.id, created, message.chatID])
+        // The stored branch (0013): after the leaf, one more row; elsewhere, the rows from the new
+        // depth on go, and the new parent's line replaces the old one up to where they meet.
+        if message.placement != .afterActiveLeaf {
+            try writes.statement("DELETE FROM chat_paths WHERE chat_seq = ? AND depth >= ?", in: db).run([chatSeq, depth])
+            if let parentID { try writes.statement(Self.fillPath, in: db).run([parentID, chatSeq]) }
+        }
+        try writes.statement("INSERT OR REPLACE INTO chat_paths (chat_seq, depth, message_seq) VALUES (?, ?, ?)", in: db)
+            .run([chatSeq, depth, messageSeq])
         let inserted = Message(
             id: message.id, chatId: message.chatID, parentId: parentID, role: message.role, content: message.content, depth: depth,
             createdAt: message.createdAt)
@@ -214,20 +220,46 @@ public struct SQLiteChatStore: ChatStore {
     }
 
     public func selectBranch(messageID: String, userID: String, updatedAt: Date) async throws -> Chat? {
-        try await writes.write { db in
-            guard let chatID = try String.fetchOne(db.cachedStatement(sql: "SELECT chat_id FROM messages WHERE id = ? AND user_id = ?"), arguments: [messageID, userID]) else {
-                return nil
-            }
-            var leaf = messageID
-            while let child = try String.fetchOne(
-                db.cachedStatement(sql: "SELECT id FROM messages WHERE parent_id = ? ORDER BY seq DESC LIMIT 1"), arguments: [leaf])
-            {
-                leaf = child
-            }
-            try db.cachedStatement(sql: "UPDATE chats SET active_message_id = ?, updated_at = ? WHERE id = ?").execute(arguments: [leaf, Timestamp.text(updatedAt), chatID])
+        // A constant number of statements however long the branch: the leaf in one walk down, then
+        // the stored branch rewritten only where it changes (one walk up from the new leaf, which
+        // stops where it meets the old branch).
+        let writes = self.writes
+        return try await writes.write { db in
+            guard let (chatID, chatSeq) = try writes.statement("SELECT m.chat_id, c.seq FROM messages m JOIN chats c ON c.id = m.chat_id WHERE m.id = ? AND m.user_id = ?", in: db)
+                .firstRow([messageID, userID], { ($0.text(0)!, $0.integer(1)) })
+            else { return nil }
+            // Down from the message, by the newest child at each level. `max` makes SQLite keep one
+            // row, the deepest (the walk's queue holds one row at a time): memory stays constant.
+            let leaf = try writes.statement(
+                """
+                WITH RECURSIVE down(id, depth) AS (
+                    SELECT id, depth FROM messages WHERE id = ?
+                    UNION ALL
+                    SELECT (SELECT c.id FROM messages c WHERE c.parent_id = down.id ORDER BY c.seq DESC LIMIT 1), down.depth + 1 FROM down WHERE down.id IS NOT NULL
+                )
+                SELECT id, max(depth) FROM down WHERE id IS NOT NULL
+                """, in: db
+            ).firstRow([messageID], { ($0.text(0)!, $0.integer(1)) })!
+            try writes.statement("DELETE FROM chat_paths WHERE chat_seq = ? AND depth > ?", in: db).run([chatSeq, leaf.1])
+            try writes.statement(Self.fillPath, in: db).run([leaf.0, chatSeq])
+            try db.cachedStatement(sql: "UPDATE chats SET active_message_id = ?, updated_at = ? WHERE seq = ?").execute(arguments: [leaf.0, Timestamp.text(updatedAt), chatSeq])
             return try Self.chat(id: chatID, userID: userID, db: db)
         }
     }
+
+    /// Makes the stored branch of chat `?2` run through message `?1`: writes the rows of `?1` and
+    /// its ancestors, up to the first one already stored at its depth (where the two lines meet).
+    /// Rows deeper than `?1` are the caller's to remove.
+    static let fillPath = """
+        WITH RECURSIVE up(seq, parent_id, depth, stored) AS (
+            SELECT seq, parent_id, depth, EXISTS (SELECT 1 FROM chat_paths WHERE chat_seq = ?2 AND depth = m.depth AND message_seq = m.seq)
+            FROM messages m WHERE id = ?1
+            UNION ALL
+            SELECT m.seq, m.parent_id, m.depth, EXISTS (SELECT 1 FROM chat_paths WHERE chat_seq = ?2 AND depth = m.depth AND message_seq = m.seq)
+            FROM up JOIN messages m ON m.id = up.parent_id WHERE NOT up.stored
+        )
+        INSERT OR REPLACE INTO chat_paths (chat_seq, depth, message_seq) SELECT ?2, depth, seq FROM up WHERE NOT stored
+        """
 
     public func insertFork(_ chat: NewChat, messages: [Message], userID: String, events: [any DomainEvent]) async throws -> Chat {
         let writes = self.writes
@@ -245,6 +277,11 @@ public struct SQLiteChatStore: ChatStore {
             }
             if let last = messages.last {
                 try db.cachedStatement(sql: "UPDATE chats SET active_message_id = ? WHERE id = ?").execute(arguments: [last.id, chat.id])
+                // The copies are one line: all of them are the stored branch.
+                try db.cachedStatement(sql: """
+                        INSERT INTO chat_paths (chat_seq, depth, message_seq)
+                        SELECT c.seq, m.depth, m.seq FROM chats c JOIN messages m ON m.chat_id = c.id WHERE c.id = ?
+                        """).execute(arguments: [chat.id])
             }
             try writes.record(events, in: db)
             return try Self.chat(id: chat.id, userID: userID, db: db)!
