@@ -105,7 +105,7 @@ struct Agentd: AsyncParsableCommand {
         let server = SocketServer(
             options: .init(
                 path: configuration.socketPath, mode: configuration.socketMode, group: configuration.socketGroup,
-                activatedSocket: activatedSocket),
+                explicitPath: configuration.socketPath != DaemonConfiguration.defaultSocketPath(), activatedSocket: activatedSocket),
             dispatcher: dependencies.dispatcher, group: eventLoops, logger: logger,
             // READY=1 only now: the database is migrated and the socket listens.
             onListening: { ServiceManager.notify("READY=1\nSTATUS=listening") })

@@ -17,8 +17,10 @@ func fuzzJournal(_ input: UnsafeRawBufferPointer) {
     let key = parts.first ?? ""
     let value = parts.count > 1 ? parts[1] : ""
     let message = parts.count > 2 ? parts[2] : ""
+    var metadata: Logger.Metadata = ["request": "\(value)"]
+    metadata[key] = "\(value)"
     let fields = JournalFields.make(
-        level: .info, message: message, metadata: [key: "\(value)", "request": "\(value)"], identifier: "agentd",
+        level: .info, message: message, metadata: metadata, identifier: "agentd",
         file: "fuzz", function: "fuzzJournal", line: 1)
     for field in fields {
         precondition(!field.utf8.contains { $0 < 0x20 || $0 == 0x7F }, "a control byte in a field")
