@@ -97,7 +97,7 @@ struct Agentd: AsyncParsableCommand {
         var metricsServer: MetricsHTTPServer?
         if let address = configuration.metricsListen {
             do {
-                metricsServer = try await MetricsHTTPServer.bind(address: address, exposition: metrics, group: eventLoops, logger: logger)
+                metricsServer = try await MetricsHTTPServer.bind(address: address, limits: configuration.metricsLimits, exposition: metrics, group: eventLoops, logger: logger)
             } catch {
                 Self.fail(error)
             }
@@ -214,9 +214,9 @@ struct Tuning: ParsableArguments {
     var maxBatchLength: Int?
     @Option(help: "Calls in flight per connection before the server stops reading it (default: 256).")
     var maxInFlight: Int?
-    @Option(help: "Connections open at once (default: 1024).")
+    @Option(help: "Connections open at once (default: 4096).")
     var maxConnections: Int?
-    @Option(help: "Connections open at once per peer uid (default: 256).")
+    @Option(help: "Connections open at once per peer uid (default: 1024).")
     var maxConnectionsPerUid: Int?
     @Option(help: "Default call timeout in milliseconds (default: 120000).")
     var requestTimeoutMs: Int?
@@ -226,6 +226,10 @@ struct Tuning: ParsableArguments {
     var frameTimeoutMs: Int?
     @Option(help: "Event-loop threads (default: the CPUs this process may run on).")
     var threads: Int?
+    @Option(help: "Connections to the /metrics listener at once; the next gets 503 (default: 16).")
+    var metricsMaxConnections: Int?
+    @Option(help: "Closes a /metrics connection idle this long, in milliseconds (default: 30000).")
+    var metricsIdleTimeoutMs: Int?
     @Flag(help: ArgumentHelp("Register test-only methods (test.sleep).", visibility: .hidden))
     var enableTestMethods = false
     @Flag(help: ArgumentHelp("Test only: do not run the in-process event consumers.", visibility: .hidden))
@@ -236,6 +240,8 @@ struct Tuning: ParsableArguments {
         flags["server.socket_mode"] = socketMode.map(ConfigValue.string)
         flags["server.socket_group"] = socketGroup.map(ConfigValue.string)
         flags["server.threads"] = threads.map(ConfigValue.integer)
+        flags["server.metrics_max_connections"] = metricsMaxConnections.map(ConfigValue.integer)
+        flags["server.metrics_idle_timeout_ms"] = metricsIdleTimeoutMs.map(ConfigValue.integer)
         flags["limits.max_message_bytes"] = maxMessageBytes.map(ConfigValue.integer)
         flags["limits.max_json_depth"] = maxJsonDepth.map(ConfigValue.integer)
         flags["limits.max_batch_length"] = maxBatchLength.map(ConfigValue.integer)
