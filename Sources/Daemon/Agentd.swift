@@ -66,6 +66,7 @@ struct Agentd: AsyncParsableCommand {
         }
         let logLevel = LogLevelControl(configuration.logLevel)
         let logger = Self.makeLogger(level: logLevel)
+        Self.warnIfSecretsReadable(loaded, logger: logger)
         let activatedSocket: Int32?
         do {
             activatedSocket = try ServiceManager.activatedSocket()
@@ -192,6 +193,21 @@ struct Agentd: AsyncParsableCommand {
             return ControlledLogHandler(wrapped: StreamLogHandler.standardError(label: label), control: level)
         }
         return Logger(label: "agentd")
+    }
+
+    /// A secret (an API key) read from a configuration file that users other than its owner can
+    /// read is theirs too: say so at start (not fatal: the operator may share it on purpose).
+    static func warnIfSecretsReadable(_ loaded: ConfigurationLoader.Loaded, logger: Logger) {
+        var keysByFile: [String: [String]] = [:]
+        for setting in Settings.all where setting.secret {
+            if case .file(let path, _) = loaded.sources[setting.key] { keysByFile[path, default: []].append(setting.key) }
+        }
+        for (path, keys) in keysByFile.sorted(by: { $0.key < $1.key }) {
+            var status = stat()
+            guard stat(path, &status) == 0, status.st_mode & (S_IRGRP | S_IROTH) != 0 else { continue }
+            logger.warning(
+                "the configuration file \(path) holds a secret (\(keys.joined(separator: ", "))) and is readable by others (mode \(FileSystem.octal(status.st_mode & 0o7777))): chmod 600 it, or pass the key as a systemd credential or in the environment")
+        }
     }
 
     static func fail(_ error: DaemonError) -> Never {
