@@ -67,6 +67,7 @@ struct Agentd: AsyncParsableCommand {
         let logLevel = LogLevelControl(configuration.logLevel)
         let logger = Self.makeLogger(level: logLevel)
         Self.warnIfSecretsReadable(loaded, logger: logger)
+        Self.raiseDescriptorLimit(for: configuration.limits.maxConnections, logger: logger)
         let activatedSocket: Int32?
         do {
             activatedSocket = try ServiceManager.activatedSocket()
@@ -207,6 +208,25 @@ struct Agentd: AsyncParsableCommand {
             guard stat(path, &status) == 0, status.st_mode & (S_IRGRP | S_IROTH) != 0 else { continue }
             logger.warning(
                 "the configuration file \(path) holds a secret (\(keys.joined(separator: ", "))) and is readable by others (mode \(FileSystem.octal(status.st_mode & 0o7777))): chmod 600 it, or pass the key as a systemd credential or in the environment")
+        }
+    }
+
+    /// A descriptor per connection: raises the soft limit to the hard one (systemd's advice; the
+    /// soft 1024 exists for select(), which agentd does not use), so that `max_connections` can be
+    /// reached outside the unit too, and warns when even the hard limit is too low.
+    static func raiseDescriptorLimit(for maxConnections: Int, logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        // Room for the database, the metrics listener, LLM transfers and the event loops' own.
+        if limit.rlim_cur != rlim_t.max, limit.rlim_cur < rlim_t(maxConnections + 64) {
+            logger.warning(
+                "the descriptor limit is \(limit.rlim_cur): max_connections \(maxConnections) cannot be reached; raise LimitNOFILE= or ulimit -n",
+                metadata: ["limit": "\(limit.rlim_cur)"])
         }
     }
 

@@ -26,3 +26,22 @@ extension HostileClientTests {
         }
     }
 }
+
+extension HostileClientTests {
+    @Test("started with a soft descriptor limit below max_connections, agentd raises it to the hard limit")
+    func descriptorLimit() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let socket = directory.path + "/agentd.sock"
+        let child = try ChildProcess(
+            executable: "/usr/bin/prlimit",
+            arguments: ["--nofile=256:8192", TestPaths.agentdBinary, "--socket", socket, "--database", directory.path + "/agentd.sqlite"],
+            stdout: nil, stderr: directory.path + "/stderr")
+        defer { child.signal(SIGKILL) }
+        _ = try RPCTestClient.connect(path: socket, whileAlive: { child.isRunning })  // prlimit execs agentd: same pid
+        let limits = try String(contentsOfFile: "/proc/\(child.pid)/limits", encoding: .utf8)
+        let line = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max open files") })
+        let figures = line.split(separator: " ").compactMap { Int($0) }
+        #expect(figures == [8192, 8192], "\(line)")
+    }
+}
