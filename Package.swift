@@ -85,11 +85,17 @@ let package = Package(
             ],
             path: "Tests/FakeLLMServer"
         ),
+        // journald's fields of a log line and their sending (a library so that a fuzz target can
+        // reach them: an executable target cannot be imported).
+        .target(
+            name: "Journal",
+            dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]
+        ),
         // The executable: configuration, composition root, socket server, lifecycle.
         .executableTarget(
             name: "Daemon",
             dependencies: [
-                "RPC", "RPCClient", "Services", "CSystemd", "Storage", "CurlHTTP",
+                "RPC", "RPCClient", "Services", "CSystemd", "Journal", "Storage", "CurlHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 // The `/metrics` listener (--metrics-listen): a few lines of HTTP/1.1.
@@ -144,6 +150,9 @@ let package = Package(
             ],
             path: "fuzz/Sources/FuzzRequest"),
         .executableTarget(
+            name: "FuzzJournal", dependencies: ["Journal", "FuzzSupport", .product(name: "Logging", package: "swift-log")],
+            path: "fuzz/Sources/FuzzJournal"),
+        .executableTarget(
             name: "FuzzSSE", dependencies: ["Services", "FuzzSupport"],
             path: "fuzz/Sources/FuzzSSE"),
         .testTarget(
@@ -166,7 +175,7 @@ let package = Package(
             // for the in-process auth route tests (a peer uid of the test's choosing).
             // FakeLLMServer: the provider and Tavily the end-to-end agent tests point the daemon at.
             dependencies: [
-                "Daemon", "agentctl", "RPC", "RPCClient", "FakeLLMServer", .product(name: "GRDB", package: "GRDB.swift"),
+                "Daemon", "agentctl", "Journal", "RPC", "RPCClient", "FakeLLMServer", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),

@@ -7,6 +7,8 @@
 #                 of oversized messages
 #   FuzzRequest   the request decoder: a message through the parser and the dispatcher into every
 #                 v1/v2 method's Params type (by name and by position), no socket, no store
+#   FuzzJournal   the journal fields of a log line (escaping what a client chose) and the one buffer
+#                 sd_journal_sendv reads them from: every vector exactly its field's bytes
 #   FuzzSSE       the provider stream: SSEParser and OpenAIChatStreamDecoder, the input cut into
 #                 reads at points it chooses (the same events wherever the cut falls)
 #
@@ -22,13 +24,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SECONDS_PER_TARGET=${1:-60}
 shift || true
-TARGETS=(FuzzFraming FuzzJSON FuzzRequest FuzzSSE)
+TARGETS=(FuzzFraming FuzzJSON FuzzRequest FuzzJournal FuzzSSE)
 if (( $# > 0 )); then TARGETS=("$@"); fi
 SCRATCH=.build-fuzz
 CRASHES=$SCRATCH/crashes
 MAX_LEN=${FUZZ_MAX_LEN:-65536}
 
-declare -A CORPUS=([FuzzFraming]=framing [FuzzJSON]=json [FuzzRequest]=request [FuzzSSE]=sse)
+declare -A CORPUS=([FuzzFraming]=framing [FuzzJSON]=json [FuzzRequest]=request [FuzzJournal]=journal [FuzzSSE]=sse)
 
 if [[ ${FUZZ_SKIP_BUILD:-0} != 1 ]]; then
     for target in "${TARGETS[@]}"; do

@@ -66,6 +66,8 @@ struct Agentd: AsyncParsableCommand {
         }
         let logLevel = LogLevelControl(configuration.logLevel)
         let logger = Self.makeLogger(level: logLevel)
+        Self.warnIfSecretsReadable(loaded, logger: logger)
+        Self.raiseDescriptorLimit(for: configuration.limits.maxConnections, logger: logger)
         let activatedSocket: Int32?
         do {
             activatedSocket = try ServiceManager.activatedSocket()
@@ -97,7 +99,7 @@ struct Agentd: AsyncParsableCommand {
         var metricsServer: MetricsHTTPServer?
         if let address = configuration.metricsListen {
             do {
-                metricsServer = try await MetricsHTTPServer.bind(address: address, exposition: metrics, group: eventLoops, logger: logger)
+                metricsServer = try await MetricsHTTPServer.bind(address: address, limits: configuration.metricsLimits, exposition: metrics, group: eventLoops, logger: logger)
             } catch {
                 Self.fail(error)
             }
@@ -105,7 +107,7 @@ struct Agentd: AsyncParsableCommand {
         let server = SocketServer(
             options: .init(
                 path: configuration.socketPath, mode: configuration.socketMode, group: configuration.socketGroup,
-                activatedSocket: activatedSocket),
+                explicitPath: configuration.socketPath != DaemonConfiguration.defaultSocketPath(), activatedSocket: activatedSocket),
             dispatcher: dependencies.dispatcher, group: eventLoops, logger: logger,
             // READY=1 only now: the database is migrated and the socket listens.
             onListening: { ServiceManager.notify("READY=1\nSTATUS=listening") })
@@ -195,6 +197,40 @@ struct Agentd: AsyncParsableCommand {
         return Logger(label: "agentd")
     }
 
+    /// A secret (an API key) read from a configuration file that users other than its owner can
+    /// read is theirs too: say so at start (not fatal: the operator may share it on purpose).
+    static func warnIfSecretsReadable(_ loaded: ConfigurationLoader.Loaded, logger: Logger) {
+        var keysByFile: [String: [String]] = [:]
+        for setting in Settings.all where setting.secret {
+            if case .file(let path, _) = loaded.sources[setting.key] { keysByFile[path, default: []].append(setting.key) }
+        }
+        for (path, keys) in keysByFile.sorted(by: { $0.key < $1.key }) {
+            var status = stat()
+            guard stat(path, &status) == 0, status.st_mode & (S_IRGRP | S_IROTH) != 0 else { continue }
+            logger.warning(
+                "the configuration file \(path) holds a secret (\(keys.joined(separator: ", "))) and is readable by others (mode \(FileSystem.octal(status.st_mode & 0o7777))): chmod 600 it, or pass the key as a systemd credential or in the environment")
+        }
+    }
+
+    /// A descriptor per connection: raises the soft limit to the hard one (systemd's advice; the
+    /// soft 1024 exists for select(), which agentd does not use), so that `max_connections` can be
+    /// reached outside the unit too, and warns when even the hard limit is too low.
+    static func raiseDescriptorLimit(for maxConnections: Int, logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        // Room for the database, the metrics listener, LLM transfers and the event loops' own.
+        if limit.rlim_cur != rlim_t.max, limit.rlim_cur < rlim_t(maxConnections + 64) {
+            logger.warning(
+                "the descriptor limit is \(limit.rlim_cur): max_connections \(maxConnections) cannot be reached; raise LimitNOFILE= or ulimit -n",
+                metadata: ["limit": "\(limit.rlim_cur)"])
+        }
+    }
+
     static func fail(_ error: DaemonError) -> Never {
         FileHandleOutput.standardError("agentd: \(error.description)\n")
         Glibc.exit(1)
@@ -215,9 +251,9 @@ struct Tuning: ParsableArguments {
     var maxBatchLength: Int?
     @Option(help: "Calls in flight per connection before the server stops reading it (default: 256).")
     var maxInFlight: Int?
-    @Option(help: "Connections open at once (default: 1024).")
+    @Option(help: "Connections open at once (default: 4096).")
     var maxConnections: Int?
-    @Option(help: "Connections open at once per peer uid (default: 256).")
+    @Option(help: "Connections open at once per peer uid (default: 1024).")
     var maxConnectionsPerUid: Int?
     @Option(help: "Most bytes in one reply: lists stop early, a larger item is refused (default: 16777216).")
     var replyBudgetBytes: Int?
@@ -235,6 +271,10 @@ struct Tuning: ParsableArguments {
     var storageQuotaBytes: Int?
     @Option(help: "Event-loop threads (default: the CPUs this process may run on).")
     var threads: Int?
+    @Option(help: "Connections to the /metrics listener at once; the next gets 503 (default: 16).")
+    var metricsMaxConnections: Int?
+    @Option(help: "Closes a /metrics connection idle this long, in milliseconds (default: 30000).")
+    var metricsIdleTimeoutMs: Int?
     @Flag(help: ArgumentHelp("Register test-only methods (test.sleep).", visibility: .hidden))
     var enableTestMethods = false
     @Flag(help: ArgumentHelp("Test only: do not run the in-process event consumers.", visibility: .hidden))
@@ -245,6 +285,8 @@ struct Tuning: ParsableArguments {
         flags["server.socket_mode"] = socketMode.map(ConfigValue.string)
         flags["server.socket_group"] = socketGroup.map(ConfigValue.string)
         flags["server.threads"] = threads.map(ConfigValue.integer)
+        flags["server.metrics_max_connections"] = metricsMaxConnections.map(ConfigValue.integer)
+        flags["server.metrics_idle_timeout_ms"] = metricsIdleTimeoutMs.map(ConfigValue.integer)
         flags["limits.max_message_bytes"] = maxMessageBytes.map(ConfigValue.integer)
         flags["limits.max_json_depth"] = maxJsonDepth.map(ConfigValue.integer)
         flags["limits.max_batch_length"] = maxBatchLength.map(ConfigValue.integer)

@@ -33,6 +33,8 @@ struct DaemonConfiguration: Sendable {
     /// Where the `/metrics` HTTP listener binds (`--metrics-listen`); nil: no listener (the
     /// default). `system.metrics` answers the same text either way.
     var metricsListen: ListenAddress?
+    /// The `/metrics` listener's connection cap and idle timeout.
+    var metricsLimits = MetricsHTTPServer.Limits()
     /// Unix uids recognised without a password (`--trusted-uid`, plus the daemon's own uid).
     var trustedUIDs: Set<UInt32> = [getuid()]
     /// The `[llm]` settings, as `LLMProviderFactory.makeProvider` takes them.

@@ -161,7 +161,7 @@ struct Dependencies: Sendable {
         }
 
         var router = RPCRouter(versions: apiVersions, handlerExecution: handlerExecution)
-        SystemRoutes(service: system, includeTestMethods: configuration.enableTestMethods).register(on: &router)
+        SystemRoutes(service: system, auth: auth, includeTestMethods: configuration.enableTestMethods).register(on: &router)
         AuthRoutes(service: auth).register(on: &router)
         ModulesRoutes(service: modules, auth: auth).register(on: &router)
         ChatsRoutes(service: chats, auth: auth).register(on: &router)

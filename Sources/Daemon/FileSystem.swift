@@ -14,18 +14,59 @@ func errnoDescription(_ code: Int32 = errno) -> String {
 }
 
 enum FileSystem {
-    /// Creates the missing parent folders of `path` with mode 0700 (existing ones are left alone).
-    static func createParentDirectories(of path: String) throws {
+    /// Creates the missing folders above the socket at `path` (mode 0700) and checks the ones that
+    /// were already there: each must be a folder owned by us or root that nobody else can write
+    /// (a sticky folder such as /tmp is fine above the socket's own folder, where others cannot
+    /// rename what we put). The socket's own folder may be a sticky root-owned one only when the
+    /// path was given explicitly (`explicit`): the default `/tmp/agentd-$UID` is a name another
+    /// user can create first, then swap the socket or read what clients send (issue 17).
+    static func prepareSocketFolders(of path: String, explicit: Bool) throws {
         var components = path.split(separator: "/", omittingEmptySubsequences: false).dropLast()
         guard !components.isEmpty else { return }
         var current = path.hasPrefix("/") ? "" : "."
         if path.hasPrefix("/") { components = components.dropFirst() }
-        for component in components where !component.isEmpty {
+        let folders = components.filter { !$0.isEmpty }
+        for (index, component) in folders.enumerated() {
             current += "/" + component
-            if mkdir(current, 0o700) != 0, errno != EEXIST {
-                throw DaemonError("cannot create folder \(current): \(errnoDescription())")
-            }
+            if mkdir(current, 0o700) == 0 { continue }  // ours, from its creation
+            guard errno == EEXIST else { throw DaemonError("cannot create folder \(current): \(errnoDescription())") }
+            try checkSocketFolder(current, isSocketFolder: index == folders.count - 1, explicit: explicit)
         }
+    }
+
+    private static func checkSocketFolder(_ folder: String, isSocketFolder: Bool, explicit: Bool) throws {
+        let me = geteuid()
+        var status = stat()
+        guard lstat(folder, &status) == 0 else { throw DaemonError("cannot inspect folder \(folder): \(errnoDescription())") }
+        // A link is only as safe as the folder it sits in (checked on the way down) and its owner.
+        if status.st_mode & S_IFMT == S_IFLNK {
+            guard status.st_uid == me || status.st_uid == 0 else {
+                throw DaemonError("refusing the socket folder \(folder): it is a link owned by uid \(status.st_uid), not by agentd's uid \(me) or root")
+            }
+            guard stat(folder, &status) == 0 else { throw DaemonError("cannot inspect folder \(folder): \(errnoDescription())") }
+        }
+        guard status.st_mode & S_IFMT == S_IFDIR else { throw DaemonError("\(folder) is not a folder; cannot put the socket under it") }
+        let mode = "mode " + octal(status.st_mode & 0o7777)
+        let sticky = status.st_mode & S_ISVTX != 0
+        let othersWrite = status.st_mode & (S_IWGRP | S_IWOTH) != 0
+        if isSocketFolder, explicit, sticky, status.st_uid == 0 { return }
+        guard status.st_uid == me || status.st_uid == 0 else {
+            throw DaemonError(
+                "refusing the socket folder \(folder): owned by uid \(status.st_uid) (\(mode)), not by agentd's uid \(me); "
+                    + "another user may have created it to take the socket's place. Remove it, or choose a folder of your own with --socket")
+        }
+        guard !othersWrite || (sticky && !isSocketFolder) else {
+            throw DaemonError(
+                "refusing the socket folder \(folder): writable by others (\(mode), owner uid \(status.st_uid)); "
+                    + "another user could replace the socket. chmod go-w it, or choose another folder with --socket"
+                    + (sticky ? " (a sticky system folder is accepted when --socket names it explicitly)" : ""))
+        }
+    }
+
+    /// `0755`, `1777`: a mode as chmod writes it.
+    static func octal(_ mode: mode_t) -> String {
+        let digits = String(mode, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 
     /// Whether something accepts connections on the Unix socket at `path` (a live server).

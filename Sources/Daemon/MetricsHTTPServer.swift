@@ -9,7 +9,10 @@ import Services
 /// `--metrics-listen HOST:PORT`: the smallest HTTP/1.1 server a Prometheus scraper needs.
 /// `GET /metrics` (or `HEAD`) answers the exposition with `Content-Type: text/plain;
 /// version=0.0.4; charset=utf-8`; any other path is 404, any other method on `/metrics` 405.
-/// Keep-alive is honoured. `bind` listens at once, before the Unix socket does (a bad address stops
+/// Keep-alive is honoured. At most `Limits.maxConnections` scrapers at once (the next one gets 503
+/// and is closed) and a connection that neither sends nor receives for `Limits.idleTimeout` is
+/// closed: the listener is unauthenticated, so nobody may pin descriptors with idle connections.
+/// `bind` listens at once, before the Unix socket does (a bad address stops
 /// startup before any client is served) and logs `metrics listening` with the address it got (the
 /// real port when given port 0); `run` serves until graceful shutdown, then stops listening and
 /// closes the scrapers' connections.
@@ -27,9 +30,22 @@ final class MetricsHTTPServer: Service, Sendable {
 
     /// - Throws: a `DaemonError` naming the address when it cannot be bound (in use, not local,
     ///   unknown host).
-    static func bind(address: ListenAddress, exposition: any MetricsExposition, group: any EventLoopGroup, logger: Logger) async throws(DaemonError)
-        -> MetricsHTTPServer
-    {
+    struct Limits: Sendable {
+        /// `server.metrics_max_connections`: a Prometheus server or two, with room.
+        var maxConnections = 16
+        /// `server.metrics_idle_timeout_ms`: well above a scrape interval's silence is not needed,
+        /// scrapers reconnect; 30 s matches the socket's frame timeout.
+        var idleTimeout: Duration = .seconds(30)
+    }
+
+    static let refusal: String = {
+        let body = "too many connections to /metrics\n"
+        return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
+    }()
+
+    static func bind(
+        address: ListenAddress, limits: Limits = Limits(), exposition: any MetricsExposition, group: any EventLoopGroup, logger: Logger
+    ) async throws(DaemonError) -> MetricsHTTPServer {
         let connections = NIOLockedValueBox([ObjectIdentifier: any Channel]())
         let channel: any Channel
         do {
@@ -37,9 +53,21 @@ final class MetricsHTTPServer: Service, Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
                     let id = ObjectIdentifier(channel)
-                    connections.withLockedValue { $0[id] = channel }
+                    let admitted = connections.withLockedValue { open in
+                        guard open.count < limits.maxConnections else { return false }
+                        open[id] = channel
+                        return true
+                    }
+                    guard admitted else {
+                        logger.debug("metrics connection refused: too many", metadata: ["limit": "\(limits.maxConnections)"])
+                        let reply = channel.allocator.buffer(string: Self.refusal)
+                        channel.writeAndFlush(reply).whenComplete { _ in channel.close(promise: nil) }
+                        return channel.eventLoop.makeSucceededVoidFuture()
+                    }
                     channel.closeFuture.whenComplete { _ in _ = connections.withLockedValue { $0.removeValue(forKey: id) } }
                     return channel.eventLoop.makeCompletedFuture {
+                        let idle = TimeAmount.nanoseconds(Int64(limits.idleTimeout.components.seconds) * 1_000_000_000 + limits.idleTimeout.components.attoseconds / 1_000_000_000)
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: idle))
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                         try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(exposition: exposition))
                     }
@@ -74,6 +102,14 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
 
     init(exposition: any MetricsExposition) {
         self.exposition = exposition
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)  // nothing sent or received for the idle timeout
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

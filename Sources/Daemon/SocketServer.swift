@@ -18,6 +18,9 @@ final class SocketServer: Service, Sendable {
         var mode: mode_t
         /// Group that owns the socket, when connecting is shared with a group (mode 0660).
         var group: String?
+        /// Whether `path` was given (flag, environment, file) rather than the default: a sticky
+        /// system folder such as /tmp is then accepted as the socket's folder.
+        var explicitPath = true
         /// A listening socket passed by systemd socket activation: served as it is, never
         /// unlinked (agentd did not create it).
         var activatedSocket: Int32?
@@ -89,12 +92,13 @@ final class SocketServer: Service, Sendable {
             .get()
     }
 
-    /// Binds on a temporary name beside the final path, sets mode and group, then renames it into
-    /// place: a client can never reach the socket before its permissions are final.
+    /// Binds on a temporary name beside the final path, born with the configured mode (the umask
+    /// during `bind`), gives it its group without following links, then renames it into place: a
+    /// client can never reach the socket before its permissions are final, and no link planted at
+    /// the temporary name can redirect a `chmod` or `chown` (issue 17).
     private func bind() async throws -> any Channel {
-        let temporary = options.path + ".\(getpid()).tmp"
-        unlink(temporary)
-        let previousMask = umask(0o177)  // born 0600 at worst; chmod below sets the configured mode
+        let temporary = options.path + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).tmp"
+        let previousMask = umask(~options.mode & 0o777)
         defer { umask(previousMask) }
         let dispatcher = self.dispatcher
         let connections = self.connections
@@ -108,14 +112,17 @@ final class SocketServer: Service, Sendable {
             .bind(unixDomainSocketPath: temporary, cleanupExistingSocketFile: false)
             .get()
         do {
-            guard chmod(temporary, options.mode) == 0 else {
-                throw DaemonError("cannot set mode \(String(options.mode, radix: 8)) on \(options.path): \(errnoDescription())")
-            }
             if let groupName = options.group {
                 guard let entry = getgrnam(groupName) else { throw DaemonError("unknown socket group \(groupName)") }
-                guard chown(temporary, uid_t.max, entry.pointee.gr_gid) == 0 else {
+                guard lchown(temporary, uid_t.max, entry.pointee.gr_gid) == 0 else {
                     throw DaemonError("cannot give \(options.path) to group \(groupName): \(errnoDescription())")
                 }
+            }
+            var status = stat()
+            guard lstat(temporary, &status) == 0, status.st_mode & S_IFMT == S_IFSOCK, status.st_uid == geteuid(),
+                status.st_mode & 0o777 == options.mode & 0o777
+            else {
+                throw DaemonError("the socket at \(temporary) is not the one agentd bound with mode \(FileSystem.octal(options.mode)); refusing to use it")
             }
             guard rename(temporary, options.path) == 0 else {
                 throw DaemonError("cannot move the socket into place at \(options.path): \(errnoDescription())")
@@ -162,14 +169,15 @@ final class SocketServer: Service, Sendable {
         return channel.eventLoop.makeSucceededVoidFuture()
     }
 
-    /// Makes sure the socket can be bound: creates missing parent folders (0700), refuses when a
-    /// live agentd answers on the path or when the path is not a socket, and removes a stale socket.
+    /// Makes sure the socket can be bound: creates missing parent folders (0700) and refuses ones
+    /// another user could tamper with, refuses when a live agentd answers on the path or when the
+    /// path is not a socket, and removes a stale socket.
     private func prepareSocketPath() throws {
         let path = options.path
         guard path.utf8.count < 108 else {
             throw DaemonError("socket path is \(path.utf8.count) bytes; Unix sockets allow at most 107: \(path)")
         }
-        try FileSystem.createParentDirectories(of: path)
+        try FileSystem.prepareSocketFolders(of: path, explicit: options.explicitPath)
         var status = stat()
         guard lstat(path, &status) == 0 else { return }  // nothing there
         guard status.st_mode & S_IFMT == S_IFSOCK else {

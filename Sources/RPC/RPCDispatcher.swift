@@ -15,9 +15,10 @@ public struct RPCLimits: Sendable, Equatable {
     /// Calls running at once on one connection (a batch counts as its length). Past it the server
     /// stops reading the connection until calls finish: backpressure, not unbounded buffering.
     public var maxInFlightPerConnection = 256
-    /// Connections open at once, in total and per peer uid.
-    public var maxConnections = 1024
-    public var maxConnectionsPerUID = 256
+    /// Connections open at once, in total and per peer uid: systemd's varlink defaults, so that one
+    /// user's tool with a connection per worker fits (the units' LimitNOFILE= is above the total).
+    public var maxConnections = 4096
+    public var maxConnectionsPerUID = 1024
     /// Default time a call may run (methods may set their own).
     public var requestTimeout: Duration = .seconds(120)
     /// How long a graceful shutdown waits for calls in flight.

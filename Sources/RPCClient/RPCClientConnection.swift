@@ -81,6 +81,19 @@ public final class RPCClientConnection {
 
     deinit { close() }
 
+    /// The uid of the process that listens on the other end (`SO_PEERCRED` on our end: the kernel's
+    /// record of who called `listen`, which a server cannot forge). Nil when the system does not say.
+    /// A client checks it before it sends a secret: a socket path in a shared folder may have been
+    /// taken by another user (issue 17).
+    public var serverUID: UInt32? {
+        var credentials = PeerCredentials()
+        var length = socklen_t(MemoryLayout<PeerCredentials>.size)
+        guard getsockopt(fileDescriptor, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0,
+            length == socklen_t(MemoryLayout<PeerCredentials>.size)
+        else { return nil }
+        return credentials.uid
+    }
+
     public func close() {
         if fileDescriptor >= 0 {
             Glibc.close(fileDescriptor)
@@ -233,4 +246,12 @@ public final class RPCClientConnection {
     static func errorText(_ code: Int32) -> String {
         String(cString: strerror(code))
     }
+}
+
+/// The kernel's `struct ucred`: Glibc's Swift module hides it behind _GNU_SOURCE, so it is restated
+/// with the identical layout.
+private struct PeerCredentials {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
 }

@@ -19,7 +19,20 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .customLong("no-color"), help: "No colours (also when NO_COLOR is set).")
     var noColor = false
 
+    @Option(name: .customLong("trust-uid"), help: ArgumentHelp(
+        "Also talk to a daemon run by this uid (repeatable).",
+        discussion: "Before sending anything agentctl checks who runs the daemon: you, root, or a uid given here or in $AGENTCTL_TRUST_UID (comma-separated).",
+        valueName: "uid"))
+    var trustUIDs: [UInt32] = []
+
     var socketPath: String { AgentdSocket.resolve(flag: socket) }
+
+    /// The uids whose daemon agentctl talks to besides its own and root's.
+    var trustedServerUIDs: Set<UInt32> {
+        let fromEnvironment = (getenv("AGENTCTL_TRUST_UID").map { String(cString: $0) } ?? "")
+            .split(whereSeparator: { $0 == "," || $0 == " " }).compactMap { UInt32($0) }
+        return Set(trustUIDs + fromEnvironment)
+    }
 
     /// Pretty output for a person: a terminal and no `--json`.
     var pretty: Bool { !json && Terminal.stdoutIsTerminal }
@@ -44,16 +57,20 @@ final class Session {
 
     /// - Parameter authenticate: false for `login` (which replaces the token) and `logout`.
     init(_ options: GlobalOptions, authenticate: Bool = true) throws {
-        connection = try Self.connect(path: options.socketPath)
+        connection = try Self.connect(path: options.socketPath, trusting: options.trustedServerUIDs)
         try handshake()
         if authenticate, let token = TokenStore.load() {
             try authenticateWith(token)
         }
     }
 
-    static func connect(path: String) throws -> RPCClientConnection {
+    /// Connects, then checks who serves the socket before anything is sent (the hello names us, the
+    /// next call carries the saved token or a typed password): our uid, root, or one we were told
+    /// to trust. A socket under a folder another user could create first may be theirs.
+    static func connect(path: String, trusting trusted: Set<UInt32>) throws -> RPCClientConnection {
+        let connection: RPCClientConnection
         do {
-            return try RPCClientConnection(path: path)
+            connection = try RPCClientConnection(path: path)
         } catch .cannotConnect(let path, let reason) {
             throw CLIFailure(
                 "no daemon listening at \(path) (\(reason)); start one with `make run` or `systemctl --user start agentd.socket`",
@@ -61,6 +78,18 @@ final class Session {
         } catch {
             throw CLIFailure("\(error)", status: .cannotConnect)
         }
+        let me = getuid()
+        guard let server = connection.serverUID else {
+            throw CLIFailure("cannot tell who serves \(path) (SO_PEERCRED failed); not sending anything", status: .cannotConnect)
+        }
+        guard server == me || server == 0 || trusted.contains(server) else {
+            connection.close()
+            throw CLIFailure(
+                "refusing to talk to \(path): it is served by uid \(server), not by you (uid \(me)) or root, so it may not be agentd; "
+                    + "nothing was sent. If you trust that uid, pass --trust-uid \(server) or set AGENTCTL_TRUST_UID=\(server)",
+                status: .cannotConnect)
+        }
+        return connection
     }
 
     private func handshake() throws {

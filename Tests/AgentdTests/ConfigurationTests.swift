@@ -42,7 +42,7 @@ struct ConfigurationTests {
         #expect(Self.line("limits.max_json_depth", in: run.stdout)?.contains("= 13    # flag --max-json-depth") == true)
         #expect(Self.line("limits.max_batch_length", in: run.stdout)?.contains("= 20    # environment AGENTD_MAX_BATCH_LENGTH") == true)
         #expect(Self.line("limits.max_in_flight", in: run.stdout)?.contains("= 12    # \(file):5") == true)
-        #expect(Self.line("limits.max_connections", in: run.stdout)?.contains("= 1024    # default") == true)
+        #expect(Self.line("limits.max_connections", in: run.stdout)?.contains("= 4096    # default") == true)
     }
 
     @Test("an unknown key, a wrong type, a malformed line or a missing file stops startup with the file, line, key and reason")

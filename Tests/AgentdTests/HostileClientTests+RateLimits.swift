@@ -19,7 +19,7 @@ extension HostileClientTests {
             configuration: configuration, collaborators: .init(clock: TestClock(), ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts()))
     }
 
-    static let stranger = RPCPeer(uid: 777, gid: 777, pid: 1)
+    static let strangerPeer = RPCPeer(uid: 777, gid: 777, pid: 1)
 
     @Test("accounts do not multiply a uid's budget: two accounts signed in from one uid share its reads")
     func accountsShareTheUIDsBudget() async throws {
@@ -27,7 +27,7 @@ extension HostileClientTests {
         for name in ["sybil1", "sybil2"] { _ = try await dependencies.auth.register(username: name, password: "password1") }
         var served = 0
         for name in ["sybil1", "sybil2"] {
-            let connection = try await AuthRoutesTests.Connection(dependencies: dependencies, peer: Self.stranger)
+            let connection = try await AuthRoutesTests.Connection(dependencies: dependencies, peer: Self.strangerPeer)
             let login = try await connection.call("auth.login", #"{"username":"\#(name)","password":"password1"}"#)
             #expect(AuthRoutesTests.result(login)?["token"] is String, "\(login)")
             for _ in 0..<3 where AuthRoutesTests.result(try await connection.call("modules.list")) != nil { served += 1 }
@@ -38,7 +38,7 @@ extension HostileClientTests {
     @Test("auth.register is throttled per uid: past the register burst, -32017 with class register")
     func registerThrottledPerUID() async throws {
         let dependencies = try await Self.rateGraph()
-        let connection = try await AuthRoutesTests.Connection(dependencies: dependencies, peer: Self.stranger)
+        let connection = try await AuthRoutesTests.Connection(dependencies: dependencies, peer: Self.strangerPeer)
         var codes: [Int] = []
         for index in 0..<8 {
             let reply = try await connection.call("auth.register", #"{"username":"sock\#(index)","password":"password1"}"#)
@@ -51,7 +51,7 @@ extension HostileClientTests {
     @Test("auth.allow_registration off: auth.register answers -32024 and creates nothing")
     func registrationClosed() async throws {
         let dependencies = try await Self.rateGraph { $0.auth.allowRegistration = false }
-        let connection = try await AuthRoutesTests.Connection(dependencies: dependencies, peer: Self.stranger)
+        let connection = try await AuthRoutesTests.Connection(dependencies: dependencies, peer: Self.strangerPeer)
         let reply = try await connection.call("auth.register", #"{"username":"walter","password":"password1"}"#)
         #expect(AuthRoutesTests.errorCode(reply) == -32024, "\(reply)")
         #expect(try await dependencies.auth.userID(username: "walter") == nil)

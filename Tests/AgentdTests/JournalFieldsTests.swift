@@ -1,7 +1,6 @@
+import Journal
 import Logging
 import Testing
-
-@testable import Daemon
 
 /// The journal fields agentd sends, checked without a journal (none runs in CI containers).
 @Suite("journald fields")
@@ -33,5 +32,44 @@ struct JournalFieldsTests {
         #expect(JournalFields.fieldName("sl-service") == "SL_SERVICE")
         #expect(JournalFields.fieldName("_private") == "PRIVATE")
         #expect(JournalFields.fieldName("connection") == "CONNECTION")
+    }
+}
+
+extension JournalFieldsTests {
+    static let hostile = "\u{0}" + String(repeating: "x", count: 8192) + "\nPRIORITY=0\u{1B}[2J\u{85}"
+
+    @Test("a client's value with a NUL, a newline and 8 KiB after them is sent escaped, whole")
+    func controlCharacters() {
+        let fields = JournalFields.make(
+            level: .info, message: "hello from \(Self.hostile)", metadata: ["client": "\(Self.hostile)"], identifier: "agentd",
+            file: "f", function: "g", line: 1)
+        for field in fields {
+            #expect(!field.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }, "a control character in \(field.prefix(40))")
+        }
+        let escaped = "\\u{0}" + String(repeating: "x", count: 8192) + "\\nPRIORITY=0\\u{1b}[2J\\u{85}"
+        #expect(fields.contains("CLIENT=" + escaped))
+        #expect(fields.contains("MESSAGE=hello from " + escaped))
+        #expect(fields.filter { $0.hasPrefix("PRIORITY=") } == ["PRIORITY=6"])
+    }
+
+    @Test("the sender's vectors cover exactly each field's bytes, from one buffer")
+    func vectors() {
+        // Unescaped on purpose: the buffer must carry any bytes with their real length.
+        let fields = ["MESSAGE=" + Self.hostile, "EMPTY=", "CLIENT=\u{0}"]
+        let entry = JournalEntry(fields: fields)
+        entry.withIOVecs { vectors in
+            #expect(vectors.count == 3)
+            for (vector, field) in zip(vectors, fields) {
+                #expect(vector.iov_len == field.utf8.count)
+                #expect(UnsafeRawBufferPointer(start: vector.iov_base, count: vector.iov_len).elementsEqual(field.utf8))
+            }
+        }
+        #expect(entry.bytes.count == fields.reduce(0) { $0 + $1.utf8.count })
+    }
+
+    @Test("field names are ASCII only")
+    func asciiNames() {
+        #expect(JournalFields.fieldName("été") == "T_")
+        #expect(JournalFields.fieldName("é") == "FIELD")
     }
 }

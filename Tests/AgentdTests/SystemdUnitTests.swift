@@ -1,4 +1,5 @@
 import Foundation
+import RPC
 import Testing
 
 /// The unit files in systemd/, checked with systemd's own tools (the `systemd` package, which
@@ -57,5 +58,70 @@ struct SystemdUnitTests {
         #expect(system.contains("SocketMode=0660") && system.contains("SocketGroup=agentd"))
         let user = try String(contentsOf: Self.units.appendingPathComponent("user/agentd.socket"), encoding: .utf8)
         #expect(user.contains("SocketMode=0600") && user.contains("ListenStream=%t/agentd/agentd.sock"))
+    }
+
+    /// The `[Service]` settings of a unit file, in order (a key may repeat).
+    static func settings(_ relativePath: String) throws -> [(key: String, value: String)] {
+        let text = try String(contentsOf: units.appendingPathComponent(relativePath), encoding: .utf8)
+        var section = ""
+        var out: [(key: String, value: String)] = []
+        for raw in text.split(separator: "\n") {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("#") || line.isEmpty { continue }
+            if line.hasPrefix("[") { section = line; continue }
+            guard section == "[Service]", let equals = line.firstIndex(of: "=") else { continue }
+            out.append((String(line[..<equals]), String(line[line.index(after: equals)...])))
+        }
+        return out
+    }
+
+    static func isOff(_ value: String) -> Bool { ["no", "false", "off", "0", ""].contains(value.lowercased()) }
+
+    /// Settings that need a mount, UTS, IPC or network namespace: a per-user manager cannot set one
+    /// up without a user namespace, so since systemd 253 it turns `PrivateUsers=` on for them
+    /// (systemd PR #25233), and every uid but the user's own then reads as 65534.
+    static let userNamespaceImpliers: Set<String> = [
+        "PrivateTmp", "PrivateDevices", "PrivateNetwork", "PrivateIPC", "PrivateMounts", "NetworkNamespacePath", "IPCNamespacePath",
+        "ProtectSystem", "ProtectHome", "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups",
+        "ProtectHostname", "ProtectClock", "ProtectProc", "ProcSubset", "ReadOnlyPaths", "ReadWritePaths", "InaccessiblePaths",
+        "ExecPaths", "NoExecPaths", "TemporaryFileSystem", "BindPaths", "BindReadOnlyPaths", "MountAPIVFS", "RootDirectory", "RootImage",
+        "MountImages", "ExtensionImages", "ExtensionDirectories", "LogNamespace",
+    ]
+
+    @Test("no unit remaps the uids of clients (SO_PEERCRED must see each user's own uid)")
+    func noUIDRemapping() throws {
+        // PrivateUsers= puts the daemon in a user namespace where every uid but its own (and root)
+        // is the overflow uid 65534: per-uid limits, audit rows and --trusted-uid all break.
+        // DynamicUser= only picks the daemon's own uid; it leaves the clients' alone.
+        for unit in ["agentd.service", "user/agentd.service"] {
+            for (key, value) in try Self.settings(unit) where key == "PrivateUsers" {
+                #expect(Self.isOff(value), "\(unit) sets PrivateUsers=\(value)")
+            }
+        }
+        for (key, value) in try Self.settings("user/agentd.service") where Self.userNamespaceImpliers.contains(key) {
+            #expect(Self.isOff(value), "user/agentd.service sets \(key)=\(value), which makes a user manager turn PrivateUsers= on")
+        }
+    }
+
+    @Test("both units bound descriptors above max_connections, and tasks and memory")
+    func resourceLimits() throws {
+        let defaults = RPCLimits()
+        #expect(defaults.maxConnections == 4096 && defaults.maxConnectionsPerUID == 1024, "systemd's varlink defaults")
+        for unit in ["agentd.service", "user/agentd.service"] {
+            let settings = try Self.settings(unit)
+            let files = settings.last { $0.key == "LimitNOFILE" }.flatMap { Int($0.value.split(separator: ":").first ?? "") }
+            #expect((files ?? 0) > defaults.maxConnections + 64, "\(unit): LimitNOFILE=\(files.map(String.init) ?? "unset")")
+            #expect(settings.contains { $0.key == "TasksMax" }, "\(unit): no TasksMax=")
+            #expect(settings.contains { $0.key == "MemoryMax" }, "\(unit): no MemoryMax=")
+        }
+    }
+
+    @Test("the user unit keeps the hardening a user manager can apply (seccomp, no namespaces)")
+    func userHardening() throws {
+        let keys = Set(try Self.settings("user/agentd.service").map(\.key))
+        for key in ["NoNewPrivileges", "RestrictAddressFamilies", "RestrictNamespaces", "SystemCallFilter", "SystemCallArchitectures",
+                    "MemoryDenyWriteExecute", "LockPersonality", "RestrictRealtime", "RestrictSUIDSGID", "UMask"] {
+            #expect(keys.contains(key), "user/agentd.service lacks \(key)=")
+        }
     }
 }

@@ -28,9 +28,10 @@ public enum System {
     public enum Metrics: RPCMethod {
         public static let name = "system.metrics"
         public static let summary =
-            "The daemon's metrics (calls, errors and latency per method, connections, subscriptions, queue depths) as Prometheus text."
+            "The daemon's metrics (calls, errors and latency per method, connections, subscriptions, queue depths) as Prometheus text. Needs a signed-in caller."
         public typealias Params = RPCNoParams
         public typealias Result = MetricsText
+        public static var errors: [RPCErrorDescription] { [AuthError.unauthorizedDescription] }
     }
 
     /// Registered only when the daemon runs with `--enable-test-methods`: a call that takes time,

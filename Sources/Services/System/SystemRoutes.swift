@@ -3,10 +3,12 @@ import RPC
 /// Registers the `system.*` methods: one line each into `SystemService`.
 public struct SystemRoutes: Sendable {
     let service: SystemService
+    let auth: AuthService
     let includeTestMethods: Bool
 
-    public init(service: SystemService, includeTestMethods: Bool) {
+    public init(service: SystemService, auth: AuthService, includeTestMethods: Bool) {
         self.service = service
+        self.auth = auth
         self.includeTestMethods = includeTestMethods
     }
 
@@ -19,8 +21,9 @@ public struct SystemRoutes: Sendable {
         router.onInline(System.Version.self, in: .from("2"), deprecated: "use session.hello: it answers the server's name, version and API versions") { _, _ in
             service.version()
         }
-        // New in version 2: version 1 is published and never changes.
-        router.onInline(System.Metrics.self, in: .from("2")) { _, _ in service.metricsText() }
+        // New in version 2: version 1 is published and never changes. Signed-in callers only: the
+        // counts show what every user is doing (the daemon's own uid is signed in implicitly).
+        router.onAuthenticated(System.Metrics.self, in: .from("2"), using: auth) { _, _ in service.metricsText() }
         if includeTestMethods {
             router.on(System.Sleep.self) { params, _ in try await service.sleep(milliseconds: params.ms) }
         }

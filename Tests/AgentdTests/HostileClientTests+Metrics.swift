@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Issue 17, smaller items: the metrics (they show everyone's activity) and their HTTP listener.
+extension HostileClientTests {
+    /// Sends `lines` to the daemon's socket as uid 65534 (a user the daemon does not trust) and
+    /// returns the reply lines.
+    static func callAsStranger(_ daemon: DaemonProcess, _ lines: [String]) throws -> [JSON] {
+        let folder = (daemon.socketPath as NSString).deletingLastPathComponent
+        chmod(folder, 0o711)  // the stranger may pass through to the socket (--socket-mode 0666)
+        let script = "printf '%s\\n' " + lines.map { "'\($0)'" }.joined(separator: " ") + " | socat -t 5 - UNIX-CONNECT:\(daemon.socketPath)"
+        let run = try runCommand(
+            "/usr/bin/setpriv", ["--reuid=\(Self.stranger)", "--regid=\(Self.stranger)", "--clear-groups", "/bin/sh", "-c", script])
+        #expect(run.termination == .exited(0), "\(run.stderr)")
+        return try run.stdout.split(separator: "\n").map { try JSON(parsing: String($0)) }
+    }
+
+    @Test("system.metrics needs an authenticated caller: a stranger's uid gets -32020, the daemon's own uid its text")
+    func metricsNeedAuthentication() throws {
+        try withDaemon(["--socket-mode", "0666"]) { daemon in
+            try daemon.waitUntilConnectable()
+            let replies = try Self.callAsStranger(daemon, [
+                #"{"jsonrpc":"2.0","id":1,"method":"v2.system.metrics"}"#, #"{"jsonrpc":"2.0","id":2,"method":"system.ping"}"#,
+            ])
+            let metrics = try #require(replies.first { $0["id"]?.intValue == 1 }, "\(replies)")
+            #expect(metrics["error"]?["code"]?.intValue == -32020, "\(metrics)")
+            #expect(metrics["result"] == nil)
+            #expect(replies.first { $0["id"]?.intValue == 2 }?["result"]?.stringValue == "pong", "\(replies)")
+            let own = try AuthTests.call(daemon.connect(), id: 3, "v2.system.metrics")
+            #expect(own["result"]?["text"]?.stringValue?.contains("rpc_requests_total") == true, "\(own)")
+        }
+    }
+
+    /// A TCP connection to the loopback `port`.
+    static func tcpConnect(_ port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard fd >= 0, connected == 0 else { throw HarnessError("connect: \(String(cString: strerror(errno)))") }
+        return fd
+    }
+
+    /// Everything `fd` receives until the server closes it (or `timeout` passes: then throws).
+    static func readUntilClosed(_ fd: Int32, timeout: Duration = .seconds(10)) throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let left = deadline - .now
+            guard left > .zero else { throw HarnessError("still open after \(timeout)") }
+            guard poll(&descriptor, 1, Int32(left.components.seconds * 1000 + 1)) > 0 else { continue }
+            let count = recv(fd, &chunk, chunk.count, 0)
+            if count <= 0 { return String(decoding: bytes, as: UTF8.self) }
+            bytes += chunk[0..<count]
+        }
+    }
+
+    @Test("/metrics: past 16 connections a scraper gets 503 and is closed; the admitted ones are served")
+    func metricsConnectionCap() throws {
+        try withDaemon(["--metrics-listen", "127.0.0.1:0"]) { daemon in
+            try daemon.waitForLog(containing: "metrics listening")
+            let port = try #require(MetricsTests.loggedPort(daemon.stderr), "stderr: \(daemon.stderr)")
+            let fds = try (0..<20).map { _ in try Self.tcpConnect(port) }
+            defer { fds.forEach { _ = Glibc.close($0) } }
+            var statuses: [String] = []
+            for fd in fds {
+                let request = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+                let reply = (try? Self.readUntilClosed(fd)) ?? "still open"
+                statuses.append(String(reply.split(separator: "\r\n").first ?? "closed"))
+            }
+            #expect(statuses.filter { $0.contains(" 200 ") }.count == 16, "\(statuses)")
+            #expect(statuses.filter { $0.contains(" 503 ") || $0 == "closed" }.count == 4, "\(statuses)")
+            // The connections are gone: a new scraper is served again.
+            let deadline = Deadline(.seconds(10))
+            var served = false
+            while !served, !deadline.hasPassed { served = (try? HTTPTestClient.request(port: port, "GET", "/metrics"))?.status == 200 }
+            #expect(served, "no scrape served after the others closed")
+        }
+    }
+
+    @Test("/metrics: a connection that sends nothing is closed after --metrics-idle-timeout-ms")
+    func metricsIdleTimeout() throws {
+        try withDaemon(["--metrics-listen", "127.0.0.1:0", "--metrics-idle-timeout-ms", "200"]) { daemon in
+            try daemon.waitForLog(containing: "metrics listening")
+            let port = try #require(MetricsTests.loggedPort(daemon.stderr), "stderr: \(daemon.stderr)")
+            let fd = try Self.tcpConnect(port)
+            defer { Glibc.close(fd) }
+            #expect(try Self.readUntilClosed(fd, timeout: .seconds(10)).isEmpty)
+        }
+    }
+}
