@@ -107,6 +107,9 @@ def render_method(entry, versions, out):
         out.append(description)
         out.append("")
     facts = [("Version" if len(versions) == 1 else "Versions") + " " + versions_text(versions)]
+    structure = entry.get("paramStructure", "either")
+    if structure != "either":
+        facts.append(f"params {structure} only")
     if "x-timeout-ms" in entry:
         facts.append(f"timeout {entry['x-timeout-ms']} ms")
     out.append(" · ".join(facts))
