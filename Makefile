@@ -4,7 +4,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # System packages: the C libraries agentd links (SQLite, libcurl, libsystemd), socat for the
 # README's examples and tests, systemd for its tools (systemd-analyze, systemd-socket-activate).
 # sqlite3 (the shell) for operators and bench/storage.sh; python3 for bench/crash.py (the crash-consistency
-# test runs it).
+# test runs it) and scripts/api-docs.py (make schema, and the test that docs/API.md is current).
 APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev libsystemd-dev socat systemd pkg-config sqlite3 python3
 CONFIG ?= debug
 ARGS ?=
@@ -50,13 +50,15 @@ test: deps
 fuzz: deps
 	fuzz/run.sh $(FUZZ_SECONDS)
 
-## Regenerates what is derived from schema/ and the code (a test fails when either is stale):
+## Regenerates what is derived from schema/ and the code (a test fails when any is stale):
 ## Sources/Storage/Migrations+Generated.swift from the migrations schema/NNNN_name.sql (compiled into
-## the binary), then schema/openrpc-vN.json (one per API version) from the method registry.
+## the binary), then schema/openrpc-vN.json (one per API version) from the method registry, then
+## docs/API.md, the method reference, from those documents (scripts/api-docs.py).
 schema: deps
 	scripts/embed-migrations.sh
 	swift build -c $(CONFIG) $(BUILD_FLAGS) --product agentd
 	for version in 1 2; do "$$(swift build -c $(CONFIG) $(BUILD_FLAGS) --show-bin-path)/agentd" openrpc --api-version $$version > schema/openrpc-v$$version.json; done
+	python3 scripts/api-docs.py docs/API.md
 
 ## Release build + socket benchmark (see BENCHMARKS.md).
 bench: deps
