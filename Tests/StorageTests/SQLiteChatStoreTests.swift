@@ -63,6 +63,12 @@ struct SQLiteChatStoreTests {
                     INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at)
                     SELECT 'msg_' || i, 'cht_long', 'usr_1', CASE WHEN i > 1 THEN 'msg_' || (i - 1) END, 'user', 'm' || i, i, '2027-01-15T08:00:00.000Z' FROM n
                     """, arguments: [length])
+            // One chain (0014), the chat's branch.
+            try db.execute(sql: "UPDATE messages SET chain_seq = (SELECT seq FROM messages WHERE id = 'msg_1') WHERE chat_id = 'cht_long'")
+            try db.execute(sql: """
+                INSERT INTO chat_segments (chat_seq, start_depth, chain_seq) SELECT c.seq, 1, m.seq FROM chats c JOIN messages m ON m.id = 'msg_1' WHERE c.id = 'cht_long';
+                UPDATE chats SET active_message_id = ? WHERE id = 'cht_long';
+                """, arguments: ["msg_\(length)"])
         }
         // A newer answer next to msg_2, which the chat shows.
         try await Self.append(store, "msg_side", to: "cht_long", .siblingOf(messageID: "msg_2"))
@@ -148,8 +154,9 @@ struct SQLiteChatStoreTests {
             #expect(try await store.delete(id: chat, userID: "usr_1", event: ChatsEvents.ChatDeleted(userID: "usr_1", chatId: chat)))
         }
         #expect(try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM messages") } == 0)
-        #expect(try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master WHERE name = 'chat_paths'") } == 1)
-        #expect(try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM chat_paths") } == 0)
+        for table in ["chat_segments", "chain_forks"] {
+            #expect(try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") } == 0, "rows left in \(table)")
+        }
     }
 }
 
@@ -185,30 +192,47 @@ extension SQLiteChatStoreTests {
 }
 
 /// Counts the statements a connection runs and the virtual-machine steps they take (the rows
-/// they visit, roughly), through SQLite's profile hook.
+/// they visit, roughly), through SQLite's profile hook; and the statements that write, with the
+/// rows they changed (`sqlite3_total_changes`: triggers' and foreign keys' changes included).
 final class StatementMeter: @unchecked Sendable {
     private var statements = 0
     private var steps = 0
+    private var writes: [String] = []
+    private var connection: OpaquePointer?
 
     init(_ writer: any DatabaseWriter) async throws {
         try await writer.write { [self] db in
+            connection = db.sqliteConnection
             // Retained for good: the hook may run until the connection closes, after the test.
             let context = Unmanaged.passRetained(self).toOpaque()
             _ = sqlite3_trace_v2(db.sqliteConnection, UInt32(SQLITE_TRACE_PROFILE), { _, context, statement, _ in
                 let meter = Unmanaged<StatementMeter>.fromOpaque(context!).takeUnretainedValue()
+                let statement = OpaquePointer(statement)
                 meter.statements += 1
-                meter.steps += Int(sqlite3_stmt_status(OpaquePointer(statement), SQLITE_STMTSTATUS_VM_STEP, 1))
+                meter.steps += Int(sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_VM_STEP, 1))
+                if sqlite3_stmt_readonly(statement) == 0, let sql = sqlite3_sql(statement) {
+                    meter.writes.append(String(cString: sql))
+                }
                 return 0
             }, context)
         }
     }
 
-    /// What `body` cost. The connection runs one statement at a time, and `body` is awaited.
+    /// What `body` cost on the connection. It runs one statement at a time, and `body` is awaited.
     func measure<T>(_ body: () async throws -> T) async rethrows -> (result: T, statements: Int, steps: Int) {
+        let measured = try await measureWrites(body)
+        return (measured.result, measured.statements, measured.steps)
+    }
+
+    /// `measure`, with the statements that may write (transaction control included) and the rows
+    /// changed.
+    func measureWrites<T>(_ body: () async throws -> T) async rethrows -> (result: T, statements: Int, steps: Int, writes: [String], rowsChanged: Int) {
         statements = 0
         steps = 0
+        writes = []
+        let changesBefore = sqlite3_total_changes64(connection)
         let result = try await body()
-        return (result, statements, steps)
+        return (result, statements, steps, writes, Int(sqlite3_total_changes64(connection) - changesBefore))
     }
 }
 
