@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Logging
 import Services
+import Synchronization
 import Testing
 
 @testable import Storage
@@ -76,5 +77,91 @@ extension SQLiteChatStoreTests {
         #expect(long.steps <= short.steps + short.steps / 10, "writer VM steps per select: \(long.steps) at 100,000 messages, \(short.steps) at 1,000")
         #expect(long.rowsChanged <= short.rowsChanged, "rows a select changed: \(long.rowsChanged) at 100,000 messages, \(short.rowsChanged) at 1,000")
         #expect(long.steps < 2_000, "writer VM steps per select of a 100,000-message branch: \(long.steps)")
+    }
+}
+
+extension SQLiteChatStoreTests {
+    /// Counts calls from any task.
+    final class Counter: Sendable {
+        private let count = Mutex(0)
+        /// The count after this call.
+        func next() -> Int { count.withLock { $0 += 1; return $0 } }
+        var value: Int { count.withLock { $0 } }
+    }
+
+    @Test("a select planned before a new fork on its walk is planned again (inside the writer after three tries); an append after the leaf meanwhile leaves the plan good")
+    func stalePlans() async throws {
+        let database = try await Self.database()
+        let store = SQLiteChatStore(writer: database.writer, groupWriter: .testing(database.writer), ledger: StorageLedger(quota: .unlimited))
+        _ = try await Self.chat(store, "cht_1")
+        for id in ["m1", "m2", "m3"] { try await Self.append(store, id, to: "cht_1") }
+
+        // m2 regenerated while the select of m1 is planned: m1's newest child is then m2b.
+        let plans = Counter()
+        let regenerated = try await store.selectBranch(messageID: "m1", userID: "usr_1", updatedAt: Self.date) {
+            if plans.next() == 1 { try await Self.append(store, "m2b", to: "cht_1", .siblingOf(messageID: "m2")) }
+        }
+        #expect(regenerated?.activeMessageId == "m2b")
+        #expect(plans.value == 2)
+        try await Self.checkBranch(database, store, "cht_1", "after a stale plan")
+
+        // A new fork under every plan: the fourth try is done inside the writer, on the tree as it is.
+        let forks = Counter()
+        let contended = try await store.selectBranch(messageID: "m1", userID: "usr_1", updatedAt: Self.date) {
+            try await Self.append(store, "m2_\(forks.next())", to: "cht_1", .siblingOf(messageID: "m2"))
+        }
+        #expect(forks.value == SQLiteChatStore.selectAttempts)
+        #expect(contended?.activeMessageId == "m2_\(SQLiteChatStore.selectAttempts)")
+        try await Self.checkBranch(database, store, "cht_1", "after contended selects")
+
+        // Selecting m2 (leaf m3) while m3 gets an answer: one plan, and the leaf is the answer.
+        _ = try await store.selectBranch(messageID: "m2b", userID: "usr_1", updatedAt: Self.date)
+        let appends = Counter()
+        let extended = try await store.selectBranch(messageID: "m2", userID: "usr_1", updatedAt: Self.date) {
+            if appends.next() == 1 { try await Self.append(store, "m4", to: "cht_1", .after(messageID: "m3")) }
+        }
+        #expect(appends.value == 1)
+        #expect(extended?.activeMessageId == "m4")
+        try await Self.checkBranch(database, store, "cht_1", "after an answer to the planned leaf")
+        #expect(try await Self.branch(store, "cht_1").stored == ["m1", "m2", "m3", "m4"])
+    }
+
+    @Test("migration 0014 gives every message its chain, records every fork and stores each chat's active branch as segments")
+    func migrationStoresChains() async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let old = try AgentDatabase.inMemory(migrator: Migrator(migrations: Migration.embedded.filter { $0.version < 14 }))
+        _ = try await old.migrate(logger: logger)
+        // cht_1 shows m1 → m2a → m3a → m4, the older answer to m1 (m2b → m3b is newer); a second root
+        // r2 → r3 is the newest. cht_2 is empty.
+        try await old.writer.write { db in
+            try db.execute(sql: "INSERT INTO users (id, username, created_at) VALUES ('usr_1', 'usr_1', '2026-01-01T00:00:00.000Z')")
+            try db.execute(sql: """
+                INSERT INTO chats (id, user_id, title, active_message_id, created_at, updated_at) VALUES
+                    ('cht_1', 'usr_1', 't', 'm4', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'),
+                    ('cht_2', 'usr_1', 't', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
+                INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES
+                    ('m1', 'cht_1', 'usr_1', NULL, 'user', 'a', 1, '2026-01-01T00:00:00.000Z'),
+                    ('m2a', 'cht_1', 'usr_1', 'm1', 'assistant', 'b', 2, '2026-01-01T00:00:00.000Z'),
+                    ('m3a', 'cht_1', 'usr_1', 'm2a', 'user', 'c', 3, '2026-01-01T00:00:00.000Z'),
+                    ('m2b', 'cht_1', 'usr_1', 'm1', 'assistant', 'd', 2, '2026-01-01T00:00:00.000Z'),
+                    ('m3b', 'cht_1', 'usr_1', 'm2b', 'user', 'e', 3, '2026-01-01T00:00:00.000Z'),
+                    ('m4', 'cht_1', 'usr_1', 'm3a', 'assistant', 'f', 4, '2026-01-01T00:00:00.000Z'),
+                    ('r2', 'cht_1', 'usr_1', NULL, 'user', 'g', 1, '2026-01-01T00:00:00.000Z'),
+                    ('r3', 'cht_1', 'usr_1', 'r2', 'assistant', 'h', 2, '2026-01-01T00:00:00.000Z');
+                """)
+        }
+        let migrated = AgentDatabase(writer: old.writer, path: old.path, migrator: Migrator())
+        #expect(try await migrated.migrate(logger: logger).map(\.version) == [14])
+        let store = SQLiteChatStore(writer: migrated.writer, groupWriter: .testing(migrated.writer), ledger: StorageLedger(quota: .unlimited))
+        try await Self.checkBranch(migrated, store, "cht_1", "migrated")
+        try await Self.checkBranch(migrated, store, "cht_2", "migrated, empty")
+        #expect(try await Self.branch(store, "cht_1").stored == ["m1", "m2a", "m3a", "m4"])
+        #expect(try await store.activeBranch(chatID: "cht_2", userID: "usr_1", afterDepth: 0, limit: 10) == [])
+        // Down by the newest child, on the migrated chains.
+        #expect(try await store.selectBranch(messageID: "m1", userID: "usr_1", updatedAt: Self.date)?.activeMessageId == "m3b")
+        #expect(try await store.selectBranch(messageID: "r2", userID: "usr_1", updatedAt: Self.date)?.activeMessageId == "r3")
+        try await Self.checkBranch(migrated, store, "cht_1", "migrated, selected")
+        #expect(try await migrated.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master WHERE name = 'chat_paths'") } == 0)
     }
 }

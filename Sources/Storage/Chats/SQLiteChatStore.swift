@@ -260,6 +260,14 @@ public struct SQLiteChatStore: ChatStore {
     private static let chainAtDepth = "SELECT chain_seq FROM chat_segments WHERE chat_seq = ? AND start_depth <= ? ORDER BY start_depth DESC LIMIT 1"
 
     public func selectBranch(messageID: String, userID: String, updatedAt: Date) async throws -> Chat? {
+        try await selectBranch(messageID: messageID, userID: userID, updatedAt: updatedAt, afterPlanning: nil)
+    }
+
+    /// `afterPlanning`: runs between each plan and its check in the writer (tests: a write there
+    /// makes the plan stale).
+    func selectBranch(
+        messageID: String, userID: String, updatedAt: Date, afterPlanning: (@Sendable () async throws -> Void)?
+    ) async throws -> Chat? {
         // The walk down to the new leaf and up to the root takes one query per fork on the branch,
         // which an adversarial tree (a fork at every level) makes one per message. So it is done on
         // a read snapshot, outside the single writer; the writer only checks that it still holds and
@@ -277,6 +285,7 @@ public struct SQLiteChatStore: ChatStore {
         let updated = Timestamp.text(updatedAt)
         for _ in 0..<Self.selectAttempts {
             guard let plan = try await reader.read({ db in try Self.planSelect(messageID: messageID, userID: userID, db: db) }) else { return nil }
+            try await afterPlanning?()
             let outcome: SelectOutcome = try await writes.write { db in
                 guard let version = try Int64.fetchOne(db.cachedStatement(sql: "SELECT branch_version FROM chats WHERE seq = ?"), arguments: [plan.chatSeq])
                 else { return .selected(nil) }
