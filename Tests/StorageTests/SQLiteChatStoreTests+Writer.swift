@@ -36,6 +36,9 @@ extension SQLiteChatStoreTests {
                         SELECT ?2 || '_' || i, 'cht_two', 'usr_1', ?2 || '_' || (i - 1), 'user', 'm' || i, i, '2027-01-15T08:00:00.000Z',
                             (SELECT chain_seq FROM messages WHERE id = ?2 || '_1') FROM n
                         """, arguments: [length, branch])
+                // The chat shows the line to its end, as the store would (its last segment runs
+                // to the chain's end already).
+                try db.execute(sql: "UPDATE chats SET active_message_id = ? WHERE id = 'cht_two'", arguments: ["\(branch)_\(length)"])
             }
         }
         return (database, store, folder)
@@ -124,6 +127,32 @@ extension SQLiteChatStoreTests {
         #expect(extended?.activeMessageId == "m4")
         try await Self.checkBranch(database, store, "cht_1", "after an answer to the planned leaf")
         #expect(try await Self.branch(store, "cht_1").stored == ["m1", "m2", "m3", "m4"])
+    }
+
+    @Test("selects racing forks and appends on a pool (plans on reader snapshots): the stored branch is the tree's afterwards")
+    func selectsRacingWrites() async throws {
+        let (database, store, folder) = try await Self.twoBranches(length: 50)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for step in 0..<40 {
+                group.addTask {
+                    _ = try await store.selectBranch(messageID: "\(step % 2 == 0 ? "a" : "b")_\(1 + step % 7)", userID: "usr_1", updatedAt: Self.date)
+                }
+                group.addTask {
+                    let placement: MessagePlacement = step % 3 == 0 ? .afterActiveLeaf : .siblingOf(messageID: "\(step % 2 == 0 ? "b" : "a")_\(2 + step % 5)")
+                    try await Self.append(store, "race_\(step)", to: "cht_two", placement)
+                }
+            }
+            try await group.waitForAll()
+        }
+        try await Self.checkBranch(database, store, "cht_two", "after the race")
+        // And a select now walks the tree as it is.
+        let chat = try #require(try await store.selectBranch(messageID: "a_1", userID: "usr_1", updatedAt: Self.date))
+        try await Self.checkBranch(database, store, "cht_two", "selected after the race")
+        let leaf = try #require(chat.activeMessageId)
+        #expect(try await database.writer.read { db in
+            try Bool.fetchOne(db, sql: "SELECT NOT EXISTS (SELECT 1 FROM messages WHERE parent_id = ?)", arguments: [leaf])
+        } == true, "the active leaf has no child")
     }
 
     @Test("migration 0014 gives every message its chain, records every fork and stores each chat's active branch as segments")

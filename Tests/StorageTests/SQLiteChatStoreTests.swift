@@ -7,8 +7,8 @@ import Testing
 
 @testable import Storage
 
-/// The message tree's reads and writes at the store: a long branch must cost the single writer one
-/// walk when it is selected, and a page of it must cost a page (issue 17, item 12).
+/// The message tree's reads and writes at the store: selecting a long branch must cost the single
+/// writer no more than a short one, and a page of it must cost a page (issue 17, item 12; 0014).
 @Suite("SQLite chat store", .timeLimit(.minutes(3)))
 struct SQLiteChatStoreTests {
     static func database() async throws -> AgentDatabase {
@@ -70,15 +70,15 @@ struct SQLiteChatStoreTests {
         let forks = """
             SELECT m.seq, p.chain_seq, p.depth FROM messages m JOIN messages p ON p.id = m.parent_id WHERE m.chat_id = ?1 AND m.chain_seq = m.seq
             """
-        let stored_forks = """
+        let storedForks = """
             SELECT f.child_chain_seq, f.parent_chain_seq, f.parent_depth FROM chain_forks f JOIN messages m ON m.seq = f.child_chain_seq WHERE m.chat_id = ?1
             """
         let violations = try await database.writer.read { db in
             try Int.fetchOne(db, sql: """
                 SELECT (SELECT count(*) FROM messages m LEFT JOIN messages p ON p.id = m.parent_id WHERE m.chat_id = ?1 AND m.chain_seq IS NOT
                         CASE WHEN p.id IS NOT NULL AND m.seq = (SELECT min(o.seq) FROM messages o WHERE o.parent_id = p.id) THEN p.chain_seq ELSE m.seq END)
-                    + (SELECT count(*) FROM (\(forks) EXCEPT \(stored_forks)))
-                    + (SELECT count(*) FROM (\(stored_forks) EXCEPT \(forks)))
+                    + (SELECT count(*) FROM (\(forks) EXCEPT \(storedForks)))
+                    + (SELECT count(*) FROM (\(storedForks) EXCEPT \(forks)))
                 """, arguments: [chatID])
         }
         #expect(violations == 0, "chains and forks, \(context)")

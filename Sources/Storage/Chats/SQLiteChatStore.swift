@@ -2,7 +2,8 @@ import Foundation
 import GRDB
 import Services
 
-/// The chats domain's store on SQLite: tables `chats` and `messages` (0004).
+/// The chats domain's store on SQLite: tables `chats` and `messages` (0004), and each chat's active
+/// branch as segments of chains (`chat_segments`, `chain_forks`, 0014).
 ///
 /// Every write goes through one `GroupCommitWriter`, so concurrent appends (the hot write path:
 /// every turn of every conversation) share transactions instead of paying a commit each. Each
