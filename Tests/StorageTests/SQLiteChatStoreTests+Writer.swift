@@ -71,6 +71,7 @@ extension SQLiteChatStoreTests {
                     ?? (sql.hasPrefix("BEGIN") || sql.hasPrefix("COMMIT") ? nil : sql)
             }
             #expect(tables.sorted() == ["chats", "events", "messages", "user_usage"], "an append's writes: \(append.writes)")
+            // One row each: no branch row (chat_paths wrote a fifth before 0014).
             #expect(append.rowsChanged == 4, "rows an append changed: \(append.rowsChanged)")
             #expect(try await store.activeBranch(chatID: "cht_two", userID: "usr_1", afterDepth: length - 1, limit: 10)?.map(\.id) == ["b_\(length)", "b_next"])
         }
