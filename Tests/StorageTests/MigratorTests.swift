@@ -35,7 +35,7 @@ struct MigratorTests {
         let fts = ["modules_fts", "messages_fts"].flatMap { table in ["", "_data", "_idx", "_docsize", "_config"].map { table + $0 } }
         #expect(
             try await Self.tables(database.writer)
-                == Set(["schema_migrations", "users", "sessions", "login_failures", "modules", "module_tags", "chats", "messages", "prompts", "prompt_versions", "search_progress", "events", "event_consumers", "event_retention", "audit_entries", "agent_runs", "user_usage", "chat_paths"] + fts))
+                == Set(["schema_migrations", "users", "sessions", "login_failures", "modules", "module_tags", "chats", "messages", "prompts", "prompt_versions", "search_progress", "events", "event_consumers", "event_retention", "audit_entries", "agent_runs", "user_usage", "chat_segments", "chain_forks"] + fts))
         let status = try await database.migrationStatus()
         #expect(status.pending.isEmpty)
         #expect(status.schemaVersion == Migration.embedded.last?.version)

@@ -7,8 +7,8 @@ import Testing
 
 @testable import Storage
 
-/// The message tree's reads and writes at the store: a long branch must cost the single writer one
-/// walk when it is selected, and a page of it must cost a page (issue 17, item 12).
+/// The message tree's reads and writes at the store: selecting a long branch must cost the single
+/// writer no more than a short one, and a page of it must cost a page (issue 17, item 12; 0014).
 @Suite("SQLite chat store", .timeLimit(.minutes(3)))
 struct SQLiteChatStoreTests {
     static func database() async throws -> AgentDatabase {
@@ -49,6 +49,59 @@ struct SQLiteChatStoreTests {
         return (stored, walked)
     }
 
+    /// Checks chat `chatID`'s stored branch against its parent links: listed whole, and page by
+    /// page in pages of several sizes, it is the path up from the leaf; every message's chain, every
+    /// fork row and the segments are what 0014 says they are; the last chain ends at the leaf.
+    static func checkBranch(_ database: AgentDatabase, _ store: SQLiteChatStore, _ chatID: String, _ context: String) async throws {
+        let (stored, walked) = try await branch(store, chatID)
+        #expect(stored == walked, "\(context)")
+        for size in [1, 2, 5, 13] {
+            var paged: [String] = []
+            var after = 0
+            while let page = try await store.activeBranch(chatID: chatID, userID: "usr_1", afterDepth: after, limit: size), let last = page.last {
+                #expect(page.count <= size)
+                paged += page.map(\.id)
+                after = last.depth
+            }
+            #expect(paged == walked, "pages of \(size), \(context)")
+        }
+        // A message continues its parent's chain iff it is the parent's oldest child; a chain that
+        // starts at a child has exactly its fork row.
+        let forks = """
+            SELECT m.seq, p.chain_seq, p.depth FROM messages m JOIN messages p ON p.id = m.parent_id WHERE m.chat_id = ?1 AND m.chain_seq = m.seq
+            """
+        let storedForks = """
+            SELECT f.child_chain_seq, f.parent_chain_seq, f.parent_depth FROM chain_forks f JOIN messages m ON m.seq = f.child_chain_seq WHERE m.chat_id = ?1
+            """
+        let violations = try await database.writer.read { db in
+            try Int.fetchOne(db, sql: """
+                SELECT (SELECT count(*) FROM messages m LEFT JOIN messages p ON p.id = m.parent_id WHERE m.chat_id = ?1 AND m.chain_seq IS NOT
+                        CASE WHEN p.id IS NOT NULL AND m.seq = (SELECT min(o.seq) FROM messages o WHERE o.parent_id = p.id) THEN p.chain_seq ELSE m.seq END)
+                    + (SELECT count(*) FROM (\(forks) EXCEPT \(storedForks)))
+                    + (SELECT count(*) FROM (\(storedForks) EXCEPT \(forks)))
+                """, arguments: [chatID])
+        }
+        #expect(violations == 0, "chains and forks, \(context)")
+        // The segments: one where the walked branch enters a chain; the last chain ends at the leaf.
+        let (segments, chainOf, lastChainEnd) = try await database.writer.read { db in
+            let segments = try Row.fetchAll(
+                db, sql: "SELECT s.start_depth, s.chain_seq FROM chat_segments s JOIN chats c ON c.seq = s.chat_seq WHERE c.id = ? ORDER BY s.start_depth",
+                arguments: [chatID]
+            ).map { SQLiteChatStore.Segment(start: $0[0], chain: $0[1]) }
+            let chainOf = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, chain_seq FROM messages WHERE chat_id = ?", arguments: [chatID]).map {
+                ($0[0] as String, $0[1] as Int64)
+            })
+            let end = try segments.last.flatMap { try String.fetchOne(db, sql: "SELECT id FROM messages WHERE chain_seq = ? ORDER BY depth DESC LIMIT 1", arguments: [$0.chain]) }
+            return (segments, chainOf, end)
+        }
+        var expected: [SQLiteChatStore.Segment] = []
+        for (offset, id) in walked.enumerated() where expected.last?.chain != chainOf[id] {
+            expected.append(SQLiteChatStore.Segment(start: offset + 1, chain: chainOf[id]!))
+        }
+        #expect(segments == expected, "segments, \(context)")
+        #expect(lastChainEnd == walked.last, "the last chain's end, \(context)")
+    }
+
     @Test("a 100,000-message branch is selected in as many statements as a short one, and pages in O(page): every message once, in order")
     func longBranch() async throws {
         let database = try await Self.database()
@@ -63,6 +116,12 @@ struct SQLiteChatStoreTests {
                     INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at)
                     SELECT 'msg_' || i, 'cht_long', 'usr_1', CASE WHEN i > 1 THEN 'msg_' || (i - 1) END, 'user', 'm' || i, i, '2027-01-15T08:00:00.000Z' FROM n
                     """, arguments: [length])
+            // One chain (0014), the chat's branch.
+            try db.execute(sql: "UPDATE messages SET chain_seq = (SELECT seq FROM messages WHERE id = 'msg_1') WHERE chat_id = 'cht_long'")
+            try db.execute(sql: """
+                INSERT INTO chat_segments (chat_seq, start_depth, chain_seq) SELECT c.seq, 1, m.seq FROM chats c JOIN messages m ON m.id = 'msg_1' WHERE c.id = 'cht_long';
+                UPDATE chats SET active_message_id = ? WHERE id = 'cht_long';
+                """, arguments: ["msg_\(length)"])
         }
         // A newer answer next to msg_2, which the chat shows.
         try await Self.append(store, "msg_side", to: "cht_long", .siblingOf(messageID: "msg_2"))
@@ -109,6 +168,8 @@ struct SQLiteChatStoreTests {
         var generator = SplitMix64(seed: 17)
         var ids: [String] = []
         var others: [String] = []
+        // The tree as the test built it: each message's children (roots under ""), oldest first.
+        var children: [String: [String]] = [:]
         for step in 0..<300 {
             let id = "msg_\(step)"
             let placement: MessagePlacement
@@ -117,21 +178,26 @@ struct SQLiteChatStoreTests {
             case (_, 4): placement = .siblingOf(messageID: ids[Int(generator.next() % UInt64(ids.count))])
             case (_, 5): placement = .after(messageID: ids[Int(generator.next() % UInt64(ids.count))])
             default:
-                _ = try await store.selectBranch(messageID: ids[Int(generator.next() % UInt64(ids.count))], userID: "usr_1", updatedAt: Self.date)
-                let (stored, walked) = try await Self.branch(store, "cht_1")
-                #expect(stored == walked, "after select at step \(step)")
+                let selected = ids[Int(generator.next() % UInt64(ids.count))]
+                let chat = try await store.selectBranch(messageID: selected, userID: "usr_1", updatedAt: Self.date)
+                // The leaf: down from the message by the newest child.
+                var leaf = selected
+                while let newest = children[leaf]?.last { leaf = newest }
+                #expect(chat?.activeMessageId == leaf, "select at step \(step)")
+                try await Self.checkBranch(database, store, "cht_1", "after select at step \(step)")
                 continue
             }
-            try await Self.append(store, id, to: "cht_1", placement)
+            let appended = try await Self.append(store, id, to: "cht_1", placement)
+            children[appended.parentId ?? "", default: []].append(id)
             try await Self.append(store, "other_\(step)", to: "cht_2")  // another chat's branch, in the same table
             others.append("other_\(step)")
             ids.append(id)
-            let (stored, walked) = try await Self.branch(store, "cht_1")
-            #expect(stored == walked, "after \(placement) at step \(step)")
-            #expect(stored.last == id)
+            try await Self.checkBranch(database, store, "cht_1", "after \(placement) at step \(step)")
+            #expect(try await Self.branch(store, "cht_1").stored.last == id)
         }
         let other = try await Self.branch(store, "cht_2")
         #expect(other.stored == others)
+        try await Self.checkBranch(database, store, "cht_2", "the other chat")
 
         // A fork's branch is the copied path.
         let leaf = try #require(try await store.chat(id: "cht_1", userID: "usr_1")?.activeMessageId)
@@ -142,14 +208,16 @@ struct SQLiteChatStoreTests {
         }
         _ = try await store.insertFork(NewChat(id: "cht_fork", moduleID: nil, title: "fork", createdAt: Self.date), messages: copies, userID: "usr_1", events: [])
         #expect(try await Self.branch(store, "cht_fork").stored == copies.map(\.id))
+        try await Self.checkBranch(database, store, "cht_fork", "the fork")
 
         // Deleting chats leaves no stored branch behind.
         for chat in ["cht_1", "cht_2", "cht_fork"] {
             #expect(try await store.delete(id: chat, userID: "usr_1", event: ChatsEvents.ChatDeleted(userID: "usr_1", chatId: chat)))
         }
         #expect(try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM messages") } == 0)
-        #expect(try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master WHERE name = 'chat_paths'") } == 1)
-        #expect(try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM chat_paths") } == 0)
+        for table in ["chat_segments", "chain_forks"] {
+            #expect(try await database.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") } == 0, "rows left in \(table)")
+        }
     }
 }
 
@@ -185,30 +253,47 @@ extension SQLiteChatStoreTests {
 }
 
 /// Counts the statements a connection runs and the virtual-machine steps they take (the rows
-/// they visit, roughly), through SQLite's profile hook.
+/// they visit, roughly), through SQLite's profile hook; and the statements that write, with the
+/// rows they changed (`sqlite3_total_changes`: triggers' and foreign keys' changes included).
 final class StatementMeter: @unchecked Sendable {
     private var statements = 0
     private var steps = 0
+    private var writes: [String] = []
+    private var connection: OpaquePointer?
 
     init(_ writer: any DatabaseWriter) async throws {
         try await writer.write { [self] db in
+            connection = db.sqliteConnection
             // Retained for good: the hook may run until the connection closes, after the test.
             let context = Unmanaged.passRetained(self).toOpaque()
             _ = sqlite3_trace_v2(db.sqliteConnection, UInt32(SQLITE_TRACE_PROFILE), { _, context, statement, _ in
                 let meter = Unmanaged<StatementMeter>.fromOpaque(context!).takeUnretainedValue()
+                let statement = OpaquePointer(statement)
                 meter.statements += 1
-                meter.steps += Int(sqlite3_stmt_status(OpaquePointer(statement), SQLITE_STMTSTATUS_VM_STEP, 1))
+                meter.steps += Int(sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_VM_STEP, 1))
+                if sqlite3_stmt_readonly(statement) == 0, let sql = sqlite3_sql(statement) {
+                    meter.writes.append(String(cString: sql))
+                }
                 return 0
             }, context)
         }
     }
 
-    /// What `body` cost. The connection runs one statement at a time, and `body` is awaited.
+    /// What `body` cost on the connection. It runs one statement at a time, and `body` is awaited.
     func measure<T>(_ body: () async throws -> T) async rethrows -> (result: T, statements: Int, steps: Int) {
+        let measured = try await measureWrites(body)
+        return (measured.result, measured.statements, measured.steps)
+    }
+
+    /// `measure`, with the statements that may write (transaction control included) and the rows
+    /// changed.
+    func measureWrites<T>(_ body: () async throws -> T) async rethrows -> (result: T, statements: Int, steps: Int, writes: [String], rowsChanged: Int) {
         statements = 0
         steps = 0
+        writes = []
+        let changesBefore = sqlite3_total_changes64(connection)
         let result = try await body()
-        return (result, statements, steps)
+        return (result, statements, steps, writes, Int(sqlite3_total_changes64(connection) - changesBefore))
     }
 }
 

@@ -2,7 +2,8 @@ import Foundation
 import GRDB
 import Services
 
-/// The chats domain's store on SQLite: tables `chats` and `messages` (0004).
+/// The chats domain's store on SQLite: tables `chats` and `messages` (0004), and each chat's active
+/// branch as segments of chains (`chat_segments`, `chain_forks`, 0014).
 ///
 /// Every write goes through one `GroupCommitWriter`, so concurrent appends (the hot write path:
 /// every turn of every conversation) share transactions instead of paying a commit each. Each
@@ -98,20 +99,23 @@ public struct SQLiteChatStore: ChatStore {
     }
 
     public func activeBranch(chatID: String, userID: String, afterDepth: Int, limit: Int) async throws -> [Message]? {
-        // A range of the stored branch (0013), so a page costs a page however long the branch. One
-        // statement: the chat's row comes back alone (its message columns NULL) when it has no
-        // message after `afterDepth`.
-        try await reader.unsafeRead { db in
+        // The segments (0014) that overlap depths (afterDepth, upTo], each joined with its chain's
+        // messages in that range: one statement, a page's work however long the branch (one lower
+        // and one upper bound on depth, so that the index range starts at the page). The chat's
+        // row comes back alone (its message columns NULL) when it has no message after `afterDepth`.
+        let upTo = afterDepth.addingReportingOverflow(max(limit, 0)).overflow ? Int.max : afterDepth + max(limit, 0)
+        return try await reader.unsafeRead { db in
             let rows = try Row.fetchAll(db.cachedStatement(sql: """
                     SELECT \(Self.messageColumns("m")) FROM chats c
-                    LEFT JOIN chat_paths p ON p.chat_seq = c.seq AND p.depth > ?
-                    LEFT JOIN messages m ON m.seq = p.message_seq
-                    WHERE c.id = ? AND c.user_id = ? ORDER BY p.depth LIMIT ?
+                    LEFT JOIN chat_segments s ON s.chat_seq = c.seq AND s.start_depth <= ?2
+                        AND s.start_depth >= coalesce((SELECT max(f.start_depth) FROM chat_segments f WHERE f.chat_seq = c.seq AND f.start_depth <= ?1 + 1), 0)
+                    LEFT JOIN messages m ON m.chain_seq = s.chain_seq AND m.depth > max(?1, s.start_depth - 1)
+                        AND m.depth <= min(?2, coalesce((SELECT min(n.start_depth) - 1 FROM chat_segments n WHERE n.chat_seq = c.seq AND n.start_depth > s.start_depth), ?2))
+                    WHERE c.id = ?3 AND c.user_id = ?4 ORDER BY s.start_depth, m.depth
                     """),
-                arguments: [afterDepth, chatID, userID, limit])
-            guard let first = rows.first else { return nil }
-            if first["id"] as String? == nil { return [] }
-            return try rows.map(Self.message)
+                arguments: [afterDepth, upTo, chatID, userID])
+            guard !rows.isEmpty else { return nil }
+            return try rows.compactMap { row in row["id"] as String? == nil ? nil : try Self.message(row) }
         }
     }
 
@@ -158,6 +162,11 @@ public struct SQLiteChatStore: ChatStore {
     /// Every check comes before the writes; the first write counts the message's bytes and is the
     /// quota check (`enforceQuota`: false counts them without a check, `StorageLedger.add`).
     ///
+    /// After the active leaf (the hot path) the message continues the leaf's chain (0014: the leaf
+    /// has no child) and the stored branch's last segment grows by itself: the message's row and
+    /// the chat's leaf are the only writes. Elsewhere, the branch is cut at the parent and the new
+    /// chain added when the parent is on it, and rebuilt up from the message when not.
+    ///
     /// Returns the message and its chat's module (for the message's event).
     ///
     /// - Throws: `ChatsError.notFound` for a chat, or a placement message, that is not the user's;
@@ -165,20 +174,31 @@ public struct SQLiteChatStore: ChatStore {
     static func insertMessage(
         _ message: NewMessage, userID: String, ledger: StorageLedger, enforceQuota: Bool = true, writes: GroupCommitWriter, db: Database
     ) throws -> (message: Message, chatModuleID: String?) {
-        // The chat (ownership, module) and its active leaf with that leaf's depth, in one statement.
+        // The chat (ownership, module) and its active leaf with that leaf's depth and chain, in one
+        // statement.
         let chat = try writes.statement(
-            "SELECT c.active_message_id, m.depth, c.module_id, c.seq FROM chats c LEFT JOIN messages m ON m.id = c.active_message_id WHERE c.id = ? AND c.user_id = ?",
+            "SELECT c.active_message_id, m.depth, c.module_id, c.seq, m.chain_seq FROM chats c LEFT JOIN messages m ON m.id = c.active_message_id WHERE c.id = ? AND c.user_id = ?",
             in: db)
-        guard let (activeLeaf, leafDepth, chatModuleID, chatSeq) = try chat.firstRow([message.chatID, userID], { ($0.text(0), $0.integer(1), $0.text(2), $0.integer(3)) }) else {
+        guard let (activeLeaf, leafDepth, chatModuleID, chatSeq, leafChain) = try chat.firstRow([message.chatID, userID], {
+            ($0.text(0), $0.integer(1), $0.text(2), $0.integer(3), $0.integer(4))
+        }) else {
             throw ChatsError.notFound(kind: "chat", id: message.chatID)
         }
 
         let parentID: String?
         var depth = 1
+        // The chain the message continues (its parent's, when it is the parent's first child);
+        // nil: it starts one. With the parent's chain when it has one.
+        var continuedChain: Int64?
+        var parentChain: Int64?
         switch message.placement {
         case .afterActiveLeaf:
             parentID = activeLeaf
-            if activeLeaf != nil { depth = Int(leafDepth) + 1 }
+            if activeLeaf != nil {
+                depth = Int(leafDepth) + 1
+                continuedChain = leafChain
+                parentChain = leafChain
+            }
         case .after(let id), .siblingOf(let id):
             if case .siblingOf = message.placement {
                 let sibling = try writes.statement("SELECT parent_id FROM messages WHERE id = ? AND chat_id = ?", in: db)
@@ -190,76 +210,188 @@ public struct SQLiteChatStore: ChatStore {
                 parentID = id
             }
             if let parentID {
-                let parent = try writes.statement("SELECT depth FROM messages WHERE id = ? AND chat_id = ?", in: db)
-                guard let parentDepth = try parent.firstRow([parentID, message.chatID], { $0.integer(0) }) else {
+                let parent = try writes.statement(
+                    "SELECT depth, chain_seq, EXISTS (SELECT 1 FROM messages c WHERE c.parent_id = p.id) FROM messages p WHERE id = ? AND chat_id = ?", in: db)
+                guard let (parentDepth, chain, hasChild) = try parent.firstRow([parentID, message.chatID], { ($0.integer(0), $0.integer(1), $0.integer(2) != 0) }) else {
                     throw ChatsError.notFound(kind: "message", id: parentID)
                 }
                 depth = Int(parentDepth) + 1
+                parentChain = chain
+                if !hasChild { continuedChain = chain }
             }
         }
         try ledger.add(Int64(message.content.utf8.count), userID: userID, enforce: enforceQuota, writes: writes, db: db)
         let created = Timestamp.text(message.createdAt)
         try writes.statement(
-            "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", in: db
-        ).run([message.id, message.chatID, userID, parentID, message.role.rawValue, message.content, depth, created])
+            "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at, chain_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", in: db
+        ).run([message.id, message.chatID, userID, parentID, message.role.rawValue, message.content, depth, created, continuedChain])
         let messageSeq = db.lastInsertedRowID
-        try writes.statement("UPDATE chats SET active_message_id = ?, updated_at = ? WHERE id = ?", in: db)
-            .run([message.id, created, message.chatID])
-        // The stored branch (0013): after the leaf, one more row; elsewhere, the rows from the new
-        // depth on go, and the new parent's line replaces the old one up to where they meet.
-        if message.placement != .afterActiveLeaf {
-            try writes.statement("DELETE FROM chat_paths WHERE chat_seq = ? AND depth >= ?", in: db).run([chatSeq, depth])
-            if let parentID { try writes.statement(Self.fillPath, in: db).run([parentID, chatSeq]) }
+        // A new chain counts in the chat's branch_version: a select planned before it is planned again.
+        try writes.statement("UPDATE chats SET active_message_id = ?, updated_at = ?, branch_version = branch_version + ? WHERE seq = ?", in: db)
+            .run([message.id, created, continuedChain == nil ? 1 : 0, chatSeq])
+        if continuedChain == nil {
+            try writes.statement("UPDATE messages SET chain_seq = seq WHERE seq = ?", in: db).run([messageSeq])
+            if let parentChain {
+                try writes.statement("INSERT INTO chain_forks (child_chain_seq, parent_chain_seq, parent_depth) VALUES (?, ?, ?)", in: db)
+                    .run([messageSeq, parentChain, depth - 1])
+            }
         }
-        try writes.statement("INSERT OR REPLACE INTO chat_paths (chat_seq, depth, message_seq) VALUES (?, ?, ?)", in: db)
-            .run([chatSeq, depth, messageSeq])
+        if message.placement != .afterActiveLeaf || activeLeaf == nil {
+            let chain = continuedChain ?? messageSeq
+            if let parentChain, try writes.statement(Self.chainAtDepth, in: db).firstRow([chatSeq, depth - 1], { $0.integer(0) }) == parentChain {
+                // The parent is on the branch: the branch is cut after it, and goes on in the
+                // message's chain (nothing to add when the message continues it).
+                try writes.statement("DELETE FROM chat_segments WHERE chat_seq = ? AND start_depth >= ?", in: db).run([chatSeq, depth])
+                if continuedChain == nil {
+                    try writes.statement("INSERT INTO chat_segments (chat_seq, start_depth, chain_seq) VALUES (?, ?, ?)", in: db).run([chatSeq, depth, chain])
+                }
+            } else {
+                // A root, or an answer off the branch: the path up from the message's chain, one
+                // query per fork on it.
+                try Self.storeBranch(Self.segments(upTo: chain, db: db), chatSeq: chatSeq, db: db)
+            }
+        }
         let inserted = Message(
             id: message.id, chatId: message.chatID, parentId: parentID, role: message.role, content: message.content, depth: depth,
             createdAt: message.createdAt)
         return (inserted, chatModuleID)
     }
 
+    /// The chain of chat `?1`'s branch at depth `?2` (for a depth past the leaf: the last one).
+    private static let chainAtDepth = "SELECT chain_seq FROM chat_segments WHERE chat_seq = ? AND start_depth <= ? ORDER BY start_depth DESC LIMIT 1"
+
     public func selectBranch(messageID: String, userID: String, updatedAt: Date) async throws -> Chat? {
-        // A constant number of statements however long the branch: the leaf in one walk down, then
-        // the stored branch rewritten only where it changes (one walk up from the new leaf, which
-        // stops where it meets the old branch).
+        try await selectBranch(messageID: messageID, userID: userID, updatedAt: updatedAt, afterPlanning: nil)
+    }
+
+    /// `afterPlanning`: runs between each plan and its check in the writer (tests: a write there
+    /// makes the plan stale).
+    func selectBranch(
+        messageID: String, userID: String, updatedAt: Date, afterPlanning: (@Sendable () async throws -> Void)?
+    ) async throws -> Chat? {
+        // The walk down to the new leaf and up to the root takes one query per fork on the branch,
+        // which an adversarial tree (a fork at every level) makes one per message. So it is done on
+        // a read snapshot, outside the single writer; the writer only checks that it still holds and
+        // writes the segments (a handful of rows).
+        //
+        // Why checking branch_version is enough: the planned segments depend only on the tree (the
+        // path up never changes; the walk down changes only when a child becomes the newest at a
+        // message on it, i.e. when a chain is added, which bumps branch_version). A message added
+        // since without a new chain continues a chain at its end, where the chain's message had no
+        // child: within the planned walk that can only be the end of its last chain, the
+        // open-ended segment, so the segments still hold and the leaf is read in the writer (the
+        // end of the last chain). Selects do not bump it: each plans from the tree alone, and the
+        // later one wins, as it would one after the other.
         let writes = self.writes
+        let updated = Timestamp.text(updatedAt)
+        for _ in 0..<Self.selectAttempts {
+            guard let plan = try await reader.read({ db in try Self.planSelect(messageID: messageID, userID: userID, db: db) }) else { return nil }
+            try await afterPlanning?()
+            let outcome: SelectOutcome = try await writes.write { db in
+                guard let version = try Int64.fetchOne(db.cachedStatement(sql: "SELECT branch_version FROM chats WHERE seq = ?"), arguments: [plan.chatSeq])
+                else { return .selected(nil) }
+                guard version == plan.version else { return .stale }
+                try Self.storeBranch(plan.segments, chatSeq: plan.chatSeq, updatedAt: updated, db: db)
+                return .selected(try Self.chat(id: plan.chatID, userID: userID, db: db))
+            }
+            if case .selected(let chat) = outcome { return chat }
+        }
+        // The chat's tree kept changing under the plans (its owner forking as fast as it selects):
+        // walked inside the writer, at that owner's expense.
         return try await writes.write { db in
-            guard let (chatID, chatSeq) = try writes.statement("SELECT m.chat_id, c.seq FROM messages m JOIN chats c ON c.id = m.chat_id WHERE m.id = ? AND m.user_id = ?", in: db)
-                .firstRow([messageID, userID], { ($0.text(0)!, $0.integer(1)) })
-            else { return nil }
-            // Down from the message, by the newest child at each level. `max` makes SQLite keep one
-            // row, the deepest (the walk's queue holds one row at a time): memory stays constant.
-            let leaf = try writes.statement(
-                """
-                WITH RECURSIVE down(id, depth) AS (
-                    SELECT id, depth FROM messages WHERE id = ?
-                    UNION ALL
-                    SELECT (SELECT c.id FROM messages c WHERE c.parent_id = down.id ORDER BY c.seq DESC LIMIT 1), down.depth + 1 FROM down WHERE down.id IS NOT NULL
-                )
-                SELECT id, max(depth) FROM down WHERE id IS NOT NULL
-                """, in: db
-            ).firstRow([messageID], { ($0.text(0)!, $0.integer(1)) })!
-            try writes.statement("DELETE FROM chat_paths WHERE chat_seq = ? AND depth > ?", in: db).run([chatSeq, leaf.1])
-            try writes.statement(Self.fillPath, in: db).run([leaf.0, chatSeq])
-            try db.cachedStatement(sql: "UPDATE chats SET active_message_id = ?, updated_at = ? WHERE seq = ?").execute(arguments: [leaf.0, Timestamp.text(updatedAt), chatSeq])
-            return try Self.chat(id: chatID, userID: userID, db: db)
+            guard let plan = try Self.planSelect(messageID: messageID, userID: userID, db: db) else { return nil }
+            try Self.storeBranch(plan.segments, chatSeq: plan.chatSeq, updatedAt: updated, db: db)
+            return try Self.chat(id: plan.chatID, userID: userID, db: db)
         }
     }
 
-    /// Makes the stored branch of chat `?2` run through message `?1`: writes the rows of `?1` and
-    /// its ancestors, up to the first one already stored at its depth (where the two lines meet).
-    /// Rows deeper than `?1` are the caller's to remove.
-    static let fillPath = """
-        WITH RECURSIVE up(seq, parent_id, depth, stored) AS (
-            SELECT seq, parent_id, depth, EXISTS (SELECT 1 FROM chat_paths WHERE chat_seq = ?2 AND depth = m.depth AND message_seq = m.seq)
-            FROM messages m WHERE id = ?1
-            UNION ALL
-            SELECT m.seq, m.parent_id, m.depth, EXISTS (SELECT 1 FROM chat_paths WHERE chat_seq = ?2 AND depth = m.depth AND message_seq = m.seq)
-            FROM up JOIN messages m ON m.id = up.parent_id WHERE NOT up.stored
-        )
-        INSERT OR REPLACE INTO chat_paths (chat_seq, depth, message_seq) SELECT ?2, depth, seq FROM up WHERE NOT stored
-        """
+    /// How often a select is planned on a snapshot before it is done inside the writer.
+    static let selectAttempts = 3
+
+    private enum SelectOutcome: Sendable {
+        case selected(Chat?)
+        case stale
+    }
+
+    /// A part of a chat's active branch: from `start` (a depth) until the next segment's start, or
+    /// to the chain's end for the last, the messages of chain `chain`.
+    struct Segment: Equatable, Sendable {
+        var start: Int
+        var chain: Int64
+    }
+
+    /// What selecting `messageID` makes the active branch of its chat, from `db`'s snapshot.
+    private struct SelectPlan: Sendable {
+        var chatID: String
+        var chatSeq: Int64
+        var version: Int64
+        var segments: [Segment]
+    }
+
+    private static func planSelect(messageID: String, userID: String, db: Database) throws -> SelectPlan? {
+        guard let row = try Row.fetchOne(
+            db.cachedStatement(sql: """
+                SELECT m.chain_seq, m.depth, m.chat_id, c.seq, c.branch_version FROM messages m JOIN chats c ON c.id = m.chat_id
+                WHERE m.id = ? AND m.user_id = ?
+                """),
+            arguments: [messageID, userID])
+        else { return nil }
+        guard let chain: Int64 = row[0] else { throw DatabaseError(message: "message \(messageID) has no chain (0014)") }
+        let segments = try segments(upTo: chain, db: db) + segments(downFrom: chain, depth: row[1], db: db)
+        return SelectPlan(chatID: row[2], chatSeq: row[3], version: row[4], segments: segments)
+    }
+
+    /// The path from the root to (any message of) chain `chain`, as segments, root first: up from
+    /// the chain, one query per fork.
+    static func segments(upTo chain: Int64, db: Database) throws -> [Segment] {
+        let fork = try db.cachedStatement(sql: "SELECT parent_chain_seq, parent_depth FROM chain_forks WHERE child_chain_seq = ?")
+        var segments: [Segment] = []
+        var chain = chain
+        // Each parent chain is older (a smaller seq) than its child: the walk ends.
+        while let row = try Row.fetchOne(fork, arguments: [chain]) {
+            let parentDepth: Int = row[1]
+            segments.append(Segment(start: parentDepth + 1, chain: chain))
+            chain = row[0]
+        }
+        segments.append(Segment(start: 1, chain: chain))
+        return segments.reversed()
+    }
+
+    /// Down from depth `depth` of chain `chain` by the newest child at each level: the segments it
+    /// adds (none when it stays in the chain to its end). Within a chain the newest child is the
+    /// chain's own next message until a fork point, where it is the newest fork (forks are
+    /// younger than the chain's own child): one query per fork taken.
+    static func segments(downFrom chain: Int64, depth: Int, db: Database) throws -> [Segment] {
+        let nextFork = try db.cachedStatement(sql: """
+            SELECT f.parent_depth, (SELECT max(g.child_chain_seq) FROM chain_forks g WHERE g.parent_chain_seq = f.parent_chain_seq AND g.parent_depth = f.parent_depth)
+            FROM chain_forks f WHERE f.parent_chain_seq = ? AND f.parent_depth >= ? ORDER BY f.parent_depth LIMIT 1
+            """)
+        var segments: [Segment] = []
+        var chain = chain
+        var depth = depth
+        while let row = try Row.fetchOne(nextFork, arguments: [chain, depth]) {
+            let forkDepth: Int = row[0]
+            chain = row[1]
+            depth = forkDepth + 1
+            segments.append(Segment(start: depth, chain: chain))
+        }
+        return segments
+    }
+
+    /// Makes `segments` chat `chatSeq`'s stored branch and the end of the last one its active leaf
+    /// (`updatedAt`: and its update time). Rows: the chat's segments, and the chat's.
+    static func storeBranch(_ segments: [Segment], chatSeq: Int64, updatedAt: String? = nil, db: Database) throws {
+        try db.cachedStatement(sql: "DELETE FROM chat_segments WHERE chat_seq = ?").execute(arguments: [chatSeq])
+        let insert = try db.cachedStatement(sql: "INSERT INTO chat_segments (chat_seq, start_depth, chain_seq) VALUES (?, ?, ?)")
+        for segment in segments {
+            try insert.execute(arguments: [chatSeq, segment.start, segment.chain])
+        }
+        guard let last = segments.last else { return }
+        try db.cachedStatement(sql: """
+            UPDATE chats SET active_message_id = (SELECT id FROM messages WHERE chain_seq = ?1 ORDER BY depth DESC LIMIT 1),
+                updated_at = coalesce(?2, updated_at) WHERE seq = ?3
+            """).execute(arguments: [last.chain, updatedAt, chatSeq])
+    }
 
     public func insertFork(_ chat: NewChat, messages: [Message], userID: String, events: [any DomainEvent]) async throws -> Chat {
         let writes = self.writes
@@ -269,19 +401,38 @@ public struct SQLiteChatStore: ChatStore {
             // Messages are counted by the store, not by a trigger (0012).
             try ledger.add(messages.reduce(0) { $0 + Int64($1.content.utf8.count) }, userID: userID, writes: writes, db: db)
             let insert = try db.cachedStatement(
-                sql: "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                sql: "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at, chain_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            // The copies are a path (each the child of the one before), so one chain; their chains
+            // are worked out as an append's would be all the same.
+            var placed: [String: (chain: Int64, depth: Int, hasChild: Bool)] = [:]
+            var lastChain: Int64?
             for message in messages {
+                var chain: Int64?
+                var parentChain: Int64?
+                if let parentID = message.parentId {
+                    guard let parent = placed[parentID] else { throw ChatsError.notFound(kind: "message", id: parentID) }
+                    parentChain = parent.chain
+                    if !parent.hasChild { chain = parent.chain }
+                    placed[parentID]?.hasChild = true
+                }
                 try insert.execute(arguments: [
-                    message.id, chat.id, userID, message.parentId, message.role.rawValue, message.content, message.depth, Timestamp.text(message.createdAt),
+                    message.id, chat.id, userID, message.parentId, message.role.rawValue, message.content, message.depth, Timestamp.text(message.createdAt), chain,
                 ])
+                if chain == nil {
+                    let seq = db.lastInsertedRowID
+                    chain = seq
+                    try db.cachedStatement(sql: "UPDATE messages SET chain_seq = seq WHERE seq = ?").execute(arguments: [seq])
+                    if let parentChain {
+                        try db.cachedStatement(sql: "INSERT INTO chain_forks (child_chain_seq, parent_chain_seq, parent_depth) VALUES (?, ?, ?)")
+                            .execute(arguments: [seq, parentChain, message.depth - 1])
+                    }
+                }
+                placed[message.id] = (chain!, message.depth, false)
+                lastChain = chain
             }
-            if let last = messages.last {
-                try db.cachedStatement(sql: "UPDATE chats SET active_message_id = ? WHERE id = ?").execute(arguments: [last.id, chat.id])
-                // The copies are one line: all of them are the stored branch.
-                try db.cachedStatement(sql: """
-                        INSERT INTO chat_paths (chat_seq, depth, message_seq)
-                        SELECT c.seq, m.depth, m.seq FROM chats c JOIN messages m ON m.chat_id = c.id WHERE c.id = ?
-                        """).execute(arguments: [chat.id])
+            if let lastChain {
+                let chatSeq = try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM chats WHERE id = ?"), arguments: [chat.id])!
+                try Self.storeBranch(Self.segments(upTo: lastChain, db: db), chatSeq: chatSeq, db: db)
             }
             try writes.record(events, in: db)
             return try Self.chat(id: chat.id, userID: userID, db: db)!
