@@ -3,8 +3,8 @@
 
 The daemon runs with its shipped limits (rate limiting on) on a socket that other uids may open. Then:
 
-  1. setup: the daemon's own user (this script's uid) builds a chat whose branch is BRANCH messages
-     deep, with a one-message fork near its root; a well-behaved user (uid GOOD_UID) registers;
+  1. setup (rate limits off): a user (uid BRANCHER_UID) builds a chat whose branch is BRANCH messages
+     deep, with a second root beside it; a well-behaved user (uid GOOD_UID) registers;
   2. idle: the well-behaved client appends and reads at a steady pace for PHASE seconds (its idle p50/p99);
   3. abuse: the same client, while other uids, each in its own process, at once:
        - send batches of 1,000 rpc.discover calls and never read the replies (AMPLIFIERS connections),
@@ -12,8 +12,8 @@ The daemon runs with its shipped limits (rate limiting on) on a socket that othe
        - create modules with 1 MiB descriptions,
        - hold 64-pattern subscriptions on SUBSCRIBERS connections (16 uids),
        - guess a password with parallel wrong logins,
-     and the daemon's own user selects back and forth between the BRANCH-deep branch (by its root) and
-     a second root;
+     and the branch's user selects back and forth between the BRANCH-deep branch (by its root, a
+     walk of BRANCH levels down) and the second root;
   4. check: every append the well-behaved client saw acknowledged is readable, and the daemon never exited.
 
 It prints the daemon's peak RSS (VmHWM), the database's growth during the abuse, the well-behaved
@@ -24,7 +24,8 @@ Exit status 0 when every target is met.
 Usage: bench/abuse.py AGENTD     (bench/abuse.sh builds agentd and calls this; must run as root to
 switch uids: without root every client runs as this uid, which the daemon exempts from rate limits)
 Environment: ABUSE_PHASE (seconds, default 10), ABUSE_BRANCH (default 100000), ABUSE_AMPLIFIERS (24),
-ABUSE_SUBSCRIBERS (256), ABUSE_PACE (well-behaved calls per second, default 60).
+ABUSE_SUBSCRIBERS (256), ABUSE_PACE (well-behaved calls per second, default 60), ABUSE_ROLES (which
+abuses run, comma-separated: amplify,usernames,descriptions,subscribe,guess,select — all by default).
 """
 import json
 import os
@@ -42,8 +43,11 @@ BRANCH = int(os.environ.get("ABUSE_BRANCH", "100000"))
 AMPLIFIERS = int(os.environ.get("ABUSE_AMPLIFIERS", "24"))
 SUBSCRIBERS = int(os.environ.get("ABUSE_SUBSCRIBERS", "256"))
 PACE = float(os.environ.get("ABUSE_PACE", "60"))
+# Which abuses run (for finding which one costs the well-behaved client what): all by default.
+ROLES_ON = set(os.environ.get("ABUSE_ROLES", "amplify,usernames,descriptions,subscribe,guess,select").split(","))
 GOOD_UID = 60100
 ABUSER_UID = 60200          # + 0..15 for the subscribers' uids
+BRANCHER_UID = 60300        # the user whose long branch is selected back and forth
 PASSWORD = "abuse-bench-password-1"
 IS_ROOT = os.geteuid() == 0
 # Children that act as other users need an interpreter those users may run (not one under /root).
@@ -177,28 +181,31 @@ def role_amplify(path, seconds, _):
 
 
 def role_usernames(path, seconds, _):
-    """auth.login with a username of 8 MiB, again and again, reading each answer."""
-    name = "u" * (8 << 20)
+    """auth.login with a username of 8 MiB, again and again, reading each answer (the request's
+    bytes are built once, as an attacker would: the harness's own CPU is not what is measured)."""
+    line = (json.dumps({"jsonrpc": "2.0", "id": 1, "method": "auth.login", "params": {
+        "username": "u" * (8 << 20), "password": "wrong-password-1"}}) + "\n").encode()
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         try:
             client = Client(path)
             while time.monotonic() < end:
-                client.call("auth.login", {"username": name, "password": "wrong-password-1"})
+                client.sock.sendall(line)
+                client.read()
         except (OSError, EOFError):
             time.sleep(0.05)
 
 
 def role_descriptions(path, seconds, _):
-    """modules.create with a 1 MiB description, as fast as the answers come."""
+    """modules.create with a 1 MiB description, as fast as the answers come (bytes built once)."""
     client = Client(path)
     sign_in(client, "describer")
-    description = "d" * (1 << 20)
+    line = (json.dumps({"jsonrpc": "2.0", "id": 1, "method": "modules.create", "params": {
+        "title": "big", "description": "d" * (1 << 20)}}) + "\n").encode()
     end = time.monotonic() + seconds
-    n = 0
     while time.monotonic() < end:
-        client.call("modules.create", {"title": f"big {n}", "description": description})
-        n += 1
+        client.sock.sendall(line)
+        client.read()
 
 
 def role_subscribe(path, seconds, index):
@@ -243,10 +250,21 @@ def role_guess(path, seconds, _):
         thread.join()
 
 
+def role_build_branch(path, _seconds, _):
+    """Setup, as BRANCHER_UID: a chat with a BRANCH-deep branch and a second root; prints both roots."""
+    client = Client(path)
+    sign_in(client, "brancher")
+    chat = client.result("chats.create", {"title": "long branch"})["id"]
+    deep, fork = build_branch(client, chat)
+    print(f"{deep},{fork}")
+
+
 def role_select(path, seconds, ids):
-    """The daemon's own user selects the deep branch (from its root) and the fork in turn."""
+    """Another user selects their deep branch (from its root) and their second root in turn, within
+    the rate limits every user has."""
     deep, fork = ids.split(",")
     client = Client(path)
+    client.result("auth.login", {"username": "brancher", "password": PASSWORD})
     end = time.monotonic() + seconds
     n = 0
     while time.monotonic() < end:
@@ -262,7 +280,7 @@ def role_select(path, seconds, ids):
 
 ROLES = {
     "good": role_good, "amplify": role_amplify, "usernames": role_usernames, "descriptions": role_descriptions,
-    "subscribe": role_subscribe, "guess": role_guess, "select": role_select,
+    "subscribe": role_subscribe, "guess": role_guess, "select": role_select, "buildbranch": role_build_branch,
 }
 
 
@@ -326,10 +344,9 @@ def main():
     daemon = start(limits=False)
     failures = []
     try:
-        owner = Client(path)
-        chat = owner.result("chats.create", {"title": "long branch"})["id"]
         began = time.monotonic()
-        deep, fork = build_branch(owner, chat)
+        builder = spawn("buildbranch", path, 0, 0, BRANCHER_UID)
+        deep, fork = builder.communicate()[0].decode().strip().split(",")
         print(f"setup: a {BRANCH}-message branch in {time.monotonic() - began:.1f} s", flush=True)
 
         setup = subprocess.run([PYTHON, "-c", (
@@ -339,7 +356,6 @@ def main():
         if setup.returncode != 0:
             raise RuntimeError(f"good client setup: {setup.stderr}")
         good_chat = setup.stdout.strip()
-        owner.close()
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=30)
         daemon = start(limits=True)
@@ -349,11 +365,10 @@ def main():
         idle_out = json.loads(idle.communicate()[0])
 
         before_bytes = database_bytes(folder)
-        abusers = [spawn("amplify", path, PHASE, 0, ABUSER_UID) for _ in range(AMPLIFIERS)]
-        abusers += [spawn("usernames", path, PHASE, 0, ABUSER_UID), spawn("descriptions", path, PHASE, 0, ABUSER_UID)]
-        abusers += [spawn("subscribe", path, PHASE + 5, i, ABUSER_UID + i) for i in range(16)]
-        abusers += [spawn("guess", path, PHASE, 0, ABUSER_UID)]
-        selector = spawn("select", path, PHASE, f"{deep},{fork}")
+        abusers = [spawn("amplify", path, PHASE, 0, ABUSER_UID) for _ in range(AMPLIFIERS if "amplify" in ROLES_ON else 0)]
+        abusers += [spawn(role, path, PHASE, 0, ABUSER_UID) for role in ("usernames", "descriptions", "guess") if role in ROLES_ON]
+        abusers += [spawn("subscribe", path, PHASE + 5, i, ABUSER_UID + i) for i in range(16 if "subscribe" in ROLES_ON else 0)]
+        selector = spawn("select", path, PHASE if "select" in ROLES_ON else 0, f"{deep},{fork}", BRANCHER_UID)
         time.sleep(2)   # let the subscriptions and the amplifiers get going before measuring
         loaded = spawn("good", path, PHASE, good_chat, GOOD_UID)
         peak_sampled = 0
