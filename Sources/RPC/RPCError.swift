@@ -100,6 +100,18 @@ extension RPCError {
         RPCError(.invalidParams, "Invalid params", data: ["field": field, "reason": reason])
     }
 
+    /// A param over a fixed size limit: `data` is `{field, reason, limit, actual}`.
+    public static func invalidParams(field: String, reason: String, limit: Int, actual: Int) -> RPCError {
+        RPCError(.invalidParams, "Invalid params", data: OverLimitData(field: field, reason: reason, limit: limit, actual: actual))
+    }
+
+    struct OverLimitData: Encodable {
+        var field: String
+        var reason: String
+        var limit: Int
+        var actual: Int
+    }
+
     public static let internalError = RPCError(.internalError, "Internal error")
 
     public static let cancelled = RPCError(.requestCancelled, "Request cancelled")

@@ -16,16 +16,10 @@ public enum ModulesError: Error, Equatable, Sendable, RPCErrorConvertible {
         case .invalid(let field, let reason):
             RPCError.invalidParams(field: field, reason: reason)
         case .tooLong(let field, let reason, let limit, let actual):
-            RPCError(.invalidParams, "Invalid params", data: TooLongData(field: field, reason: reason, limit: limit, actual: actual))
+            RPCError.invalidParams(field: field, reason: reason, limit: limit, actual: actual)
         }
     }
 
-    private struct TooLongData: Encodable {
-        var field: String
-        var reason: String
-        var limit: Int
-        var actual: Int
-    }
 
     static let notFoundDescription = RPCErrorDescription(.notFound, "Not found", data: "{kind: \"module\", id}: no module with this id for the caller (also another user's)")
 }

@@ -12,14 +12,7 @@ public enum SearchError: Error, Equatable, Sendable, RPCErrorConvertible {
         case .invalid(let field, let reason):
             RPCError.invalidParams(field: field, reason: reason)
         case .overLimit(let field, let reason, let limit, let actual):
-            RPCError(.invalidParams, "Invalid params", data: try? JSONFragment(encoding: OverLimitData(field: field, reason: reason, limit: limit, actual: actual)))
+            RPCError.invalidParams(field: field, reason: reason, limit: limit, actual: actual)
         }
-    }
-
-    private struct OverLimitData: Encodable {
-        var field: String
-        var reason: String
-        var limit: Int
-        var actual: Int
     }
 }
