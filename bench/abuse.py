@@ -326,7 +326,6 @@ def main():
     folder = tempfile.mkdtemp(prefix="agentd-abuse-")
     os.chmod(folder, 0o711)
     path = os.path.join(folder, "agentd.sock")
-    log = open(os.path.join(folder, "agentd.log"), "w")
     database = os.path.join(folder, "agentd.db")
     log = open(os.path.join(folder, "agentd.log"), "w")
 

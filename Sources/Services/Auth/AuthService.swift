@@ -185,12 +185,12 @@ public struct AuthService: Sendable {
         throw AuthError.usernameTaken("uid-\(uid)")
     }
 
-    /// Ends the session of `principal`, when it has one. Returns whether a session was deleted.
     /// `auth.whoami` from API version 2: the account with its stored bytes and quota.
     public func whoami(_ user: User) async throws -> AccountWithUsage {
         AccountWithUsage(user: user, usage: try await store.storageUsage(userID: user.id))
     }
 
+    /// Ends the session of `principal`, when it has one. Returns whether a session was deleted.
     public func logout(_ principal: AuthPrincipal) async throws -> Bool {
         guard let tokenHash = principal.sessionTokenHash else { return false }
         try await store.deleteSession(tokenHash: tokenHash, event: AuthEvents.SessionsRevoked(userID: principal.user.id, reason: "logout"))

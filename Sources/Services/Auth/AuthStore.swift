@@ -56,16 +56,11 @@ public protocol AuthStore: Sendable {
     /// `event` is stored with the change when the session existed.
     func deleteSession(tokenHash: Data, event: AuthEvents.SessionsRevoked) async throws
 
-    /// Records a failed login for `username` (without case) at `date`, and forgets every
-    /// username's failures before `pruneBefore`.
-    func recordFailedLogin(username: String, at date: Date, pruneBefore: Date) async throws
     /// Counts a login attempt for `username` (without case) as a failed login at `date` before its
     /// password is checked, unless `limit` failures after `since` are recorded already; the check
     /// and the count are one transaction, so parallel attempts cannot all pass the check. Forgets
     /// every username's failures before `since`.
     /// - Returns: nil when counted; the failures after `since`, oldest first, when refused.
     func countLoginAttempt(username: String, at date: Date, since: Date, limit: Int) async throws -> [Date]?
-    /// The failed logins for `username` (without case) after `since`, oldest first.
-    func failedLogins(username: String, since: Date) async throws -> [Date]
     func clearFailedLogins(username: String) async throws
 }

@@ -160,11 +160,6 @@ final class EventSubscription: Sendable {
         if ended { timer.cancel() }
     }
 
-    /// Its session was revoked: ends after the events already sent, with `events.ended`.
-    func endRevoked() {
-        endSession(reason: "session revoked")
-    }
-
     /// Its session ended (`reason`: `session revoked`, `session expired`): ends after the events
     /// already sent, with `events.ended`.
     func endSession(reason: String) {

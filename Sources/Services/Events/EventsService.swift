@@ -102,8 +102,9 @@ public struct EventsService: Sendable {
                 subscriptions.remove(subscription.id)
             }))
         subscription.attach(stream)
-        if let sessionExpiresAt { Self.endAtExpiry(subscription, expiresAt: sessionExpiresAt, bus: bus, clock: clock, on: request.eventLoop) }
         let start = bus.add(subscription)
+        // After `add`: a session expiring at once removes a subscription that is registered.
+        if let sessionExpiresAt { Self.endAtExpiry(subscription, expiresAt: sessionExpiresAt, bus: bus, clock: clock, on: request.eventLoop) }
         if params.since == nil { subscription.setStart(start) }
         if let since = params.since {
             let store = self.store

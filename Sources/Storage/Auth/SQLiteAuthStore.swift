@@ -117,6 +117,9 @@ public struct SQLiteAuthStore: AuthStore {
         }
     }
 
+    /// Records a failed login for `username` (without case) at `date`, and forgets every
+    /// username's failures before `pruneBefore`. Not part of `AuthStore` any more (logins count
+    /// their attempt with `countLoginAttempt`): kept for the store's own tests and tools.
     public func recordFailedLogin(username: String, at date: Date, pruneBefore: Date) async throws {
         try await writer.write { db in
             try db.cachedStatement(sql: "DELETE FROM login_failures WHERE failed_at < ?").execute(arguments: [Timestamp.text(pruneBefore)])
@@ -138,6 +141,7 @@ public struct SQLiteAuthStore: AuthStore {
         }
     }
 
+    /// The failed logins for `username` (without case) after `since`, oldest first.
     public func failedLogins(username: String, since: Date) async throws -> [Date] {
         try await writer.unsafeRead { db in
             try String.fetchAll(db.cachedStatement(sql: "SELECT failed_at FROM login_failures WHERE username = ? AND failed_at > ? ORDER BY failed_at"), arguments: [username, Timestamp.text(since)])
