@@ -76,10 +76,12 @@ struct RPCResultCacheTests {
     @Test("keys count: a client's params (any size, whitespace included) are bytes the cache holds, within maxBytes")
     func keyBytesAreCounted() {
         let cache = RPCResultCache(maxEntries: 10_000, maxBytes: 1 << 20)
-        // Distinct keys for the same call: the same params padded with n spaces.
-        Self.fill(cache, count: 32, value: { _ in ByteBuffer(string: "{}") }, params: { n in
-            ByteBuffer(string: #"{"id":"p_1","variables":{"text":""# + String(repeating: "y", count: 256 << 10) + #""}"# + String(repeating: " ", count: n) + "}")
+        // Distinct keys for the same call: about 3,000 bytes of params padded with n spaces (under
+        // maxParamsBytes, so cached) and a two-byte result. Counting only results, all 1,000 stay.
+        Self.fill(cache, count: 1000, value: { _ in ByteBuffer(string: "{}") }, params: { n in
+            ByteBuffer(string: #"{"id":"p_1","variables":{"text":""# + String(repeating: "y", count: 2900) + #""}"# + String(repeating: " ", count: n) + "}")
         })
+        #expect(cache.count > 0 && cache.count * 2900 <= cache.maxBytes, "\(cache.count) entries of 2,900+ bytes of params in a cache of \(cache.maxBytes)")
         #expect(cache.retainedBytes <= cache.maxBytes, "\(cache.retainedBytes) bytes held by a cache of \(cache.maxBytes)")
     }
 
