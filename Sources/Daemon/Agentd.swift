@@ -185,14 +185,14 @@ struct Agentd: AsyncParsableCommand {
     }
 
     /// journald with structured fields when systemd connected stderr to the journal; otherwise
-    /// readable lines on stderr.
+    /// readable lines on stderr. Both escape control characters in what they write.
     static func makeLogger(level: LogLevelControl) -> Logger {
         let journal = JournalLogHandler.stderrIsJournal
         LoggingSystem.bootstrap { label in
             if journal {
                 return ControlledLogHandler(wrapped: JournalLogHandler(label: label), control: level)
             }
-            return ControlledLogHandler(wrapped: StreamLogHandler.standardError(label: label), control: level)
+            return ControlledLogHandler(wrapped: EscapingLogHandler(wrapped: StreamLogHandler.standardError(label: label)), control: level)
         }
         return Logger(label: "agentd")
     }
