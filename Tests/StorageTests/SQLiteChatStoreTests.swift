@@ -222,7 +222,7 @@ struct SQLiteChatStoreTests {
 }
 
 extension SQLiteChatStoreTests {
-    @Test("migration 0013 stores the active branch of every chat there is")
+    @Test("a database from before migrations 0013 and 0014 keeps the active branch of every chat it has")
     func migrationStoresExistingBranches() async throws {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
