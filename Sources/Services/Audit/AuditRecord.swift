@@ -70,28 +70,26 @@ public struct AuditedCall: Sendable, Equatable {
     public var outcome: String
     public var occurredAt: Date
     public var data: JSONFragment
-    /// Calls with the same key share one entry and add to its count (nil: an entry of its own).
-    public var coalesceKey: String?
+    /// What a failure was about, beside its action: a login's username without case, a refused
+    /// call's method. Failures alike (`coalesceKey`) share one entry.
+    public var subject: String
 
-    public init(userID: String?, uid: UInt32?, action: String, outcome: String, occurredAt: Date, data: JSONFragment, coalesceKey: String? = nil) {
+    public init(userID: String?, uid: UInt32?, action: String, outcome: String, occurredAt: Date, data: JSONFragment, subject: String) {
         self.userID = userID
         self.uid = uid
         self.action = action
         self.outcome = outcome
         self.occurredAt = occurredAt
         self.data = data
-        self.coalesceKey = coalesceKey
+        self.subject = subject
     }
 
-    /// The key that makes a failed call share its entry with the failures alike (same action,
-    /// outcome, uid, user and `subject`: a login's username without case, a refused call's method)
-    /// in the same minute; nil for a call that succeeded, which is always an entry of its own. A
-    /// flood of refusals then costs one row per minute.
-    public static func coalesceKey(
-        action: String, outcome: String, uid: UInt32?, userID: String?, subject: String, at date: Date
-    ) -> String? {
+    /// Calls with the same key share one entry and add to its count: failed calls alike (same
+    /// action, outcome, uid, user and subject) in the same minute, so that a flood of refusals costs
+    /// one row per minute. nil for a call that succeeded, which is always an entry of its own.
+    public var coalesceKey: String? {
         guard outcome != "ok" else { return nil }
-        let minute = Int64((date.timeIntervalSince1970 / 60).rounded(.down))
+        let minute = Int64((occurredAt.timeIntervalSince1970 / 60).rounded(.down))
         return "\(minute)|\(action)|\(outcome)|\(uid.map(String.init) ?? "")|\(userID ?? "")|\(subject)"
     }
 }

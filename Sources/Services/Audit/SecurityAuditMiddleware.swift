@@ -64,12 +64,10 @@ public struct SecurityAuditMiddleware: RPCMiddleware {
                     if record {
                         let outcomeText = outcome.error.map { "error \($0.code.rawValue)" } ?? "ok"
                         let action = isAudited ? method : "auth.refused"
-                        let uid = context.connection.peer?.uid
-                        let occurredAt = clock.now()
                         let fragment = try JSONFragment(encoding: data)
                         try await store.record(call: AuditedCall(
-                            userID: userID, uid: uid, action: action, outcome: outcomeText, occurredAt: occurredAt, data: fragment,
-                            coalesceKey: AuditedCall.coalesceKey(action: action, outcome: outcomeText, uid: uid, userID: userID, subject: subject, at: occurredAt)))
+                            userID: userID, uid: context.connection.peer?.uid, action: action, outcome: outcomeText, occurredAt: clock.now(),
+                            data: fragment, subject: subject))
                     }
                 } catch {
                     context.logger.error("could not write an audit entry", metadata: ["error": "\(error)"])
