@@ -38,6 +38,14 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rpcclient  # noqa: E402
+
+
+def Client(path, timeout=30):
+    """A connection whose reads wait up to 120 s: under abuse, a reply can take long."""
+    return rpcclient.Client(path, timeout, read_timeout=120)
+
 PHASE = float(os.environ.get("ABUSE_PHASE", "10"))
 BRANCH = int(os.environ.get("ABUSE_BRANCH", "100000"))
 AMPLIFIERS = int(os.environ.get("ABUSE_AMPLIFIERS", "24"))
@@ -52,59 +60,6 @@ PASSWORD = "abuse-bench-password-1"
 IS_ROOT = os.geteuid() == 0
 # Children that act as other users need an interpreter those users may run (not one under /root).
 PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
-
-
-class Client:
-    """One connection, newline-delimited JSON, one call at a time (or pipelined with send/read)."""
-
-    def __init__(self, path, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        self.sock.settimeout(120)
-        self.buffer = b""
-        self.next_id = 0
-
-    def send(self, method, params=None):
-        self.next_id += 1
-        request = {"jsonrpc": "2.0", "id": self.next_id, "method": method}
-        if params is not None:
-            request["params"] = params
-        self.sock.sendall(json.dumps(request).encode() + b"\n")
-        return self.next_id
-
-    def read(self):
-        while b"\n" not in self.buffer:
-            chunk = self.sock.recv(1 << 20)
-            if not chunk:
-                raise EOFError("connection closed")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
-
-    def call(self, method, params=None):
-        wanted = self.send(method, params)
-        while True:
-            reply = self.read()
-            if reply.get("id") == wanted:
-                return reply
-
-    def result(self, method, params=None):
-        reply = self.call(method, params)
-        if "result" not in reply:
-            raise RuntimeError(f"{method} failed: {reply}")
-        return reply["result"]
-
-    def close(self):
-        self.sock.close()
 
 
 def as_uid(uid):

@@ -29,58 +29,15 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rpcclient import Client, ProtocolViolation  # noqa: E402
+
 CLIENTS = int(os.environ.get("CRASH_CLIENTS", "4"))
 ROUND_MIN = float(os.environ.get("CRASH_ROUND_MIN", "0.3"))
 ROUND_MAX = float(os.environ.get("CRASH_ROUND_MAX", "2.0"))
 
 
-class Violation(Exception):
-    pass
-
-
-class Client:
-    def __init__(self, path, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        self.sock.settimeout(60)
-        self.buffer = b""
-        self.next_id = 0
-
-    def call(self, method, params=None):
-        """The reply object; raises OSError/EOFError when the daemon goes away."""
-        self.next_id += 1
-        request = {"jsonrpc": "2.0", "id": self.next_id, "method": method}
-        if params is not None:
-            request["params"] = params
-        self.sock.sendall(json.dumps(request).encode() + b"\n")
-        while b"\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        reply = json.loads(line)
-        if reply.get("id") != self.next_id:
-            raise Violation(f"reply for id {reply.get('id')} to call {self.next_id}: {reply}")
-        return reply
-
-    def result(self, method, params=None):
-        reply = self.call(method, params)
-        if "result" not in reply:
-            raise Violation(f"{method} {params} failed: {reply}")
-        return reply["result"]
-
-    def close(self):
-        self.sock.close()
+Violation = ProtocolViolation
 
 
 def module_fields(title):
