@@ -7,7 +7,7 @@ import Testing
 /// provider received is read from the fake server's record. Failures, cancellation and the tool
 /// loop are in the other `AgentEndToEnd…` files.
 // Serialized: each test runs a daemon (some several), and the idle-timeout test needs the CPU it asks for.
-@Suite("Agent end to end (real daemon, fake provider)", .serialized, .timeLimit(.minutes(2)))
+@Suite("Agent end to end (real daemon, fake provider)", .blockingIO, .serialized, .timeLimit(.minutes(2)))
 struct AgentEndToEndTests {
     // MARK: 1. Streaming order, stored messages, events
 

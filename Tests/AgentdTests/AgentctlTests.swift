@@ -9,7 +9,7 @@ import Glibc
 /// cancellation, against `FakeAgentServer` until the daemon has `agent.act`).
 // Serialized: each test starts a daemon and several agentctl processes (the overflow test ~1 MB of
 // events); run side by side on 2 cores they starve the rest of the suite.
-@Suite("agentctl", .serialized, .timeLimit(.minutes(3)))
+@Suite("agentctl", .blockingIO, .serialized, .timeLimit(.minutes(3)))
 struct AgentctlTests {
     /// A daemon and an agentctl pointed at it, with a config folder of its own.
     static func withAgentctl<T>(
