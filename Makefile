@@ -37,17 +37,16 @@ run: build
 	"$$(swift build -c $(CONFIG) $(BUILD_FLAGS) --show-bin-path)/agentd" $(ARGS)
 
 ## Builds and runs every test, in parallel, then each fuzz target for FUZZ_SECONDS (fuzz/run.sh; 0
-## skips them). The live tests wait on sockets and processes with blocking calls, on threads of their
-## own (the .blockingIO trait, Tests/AgentdTests/Support/BlockingIO.swift), never on Swift's
-## cooperative pool, so the async tests are not starved. TEST_WIDTH caps how many tests run at once
-## (each live test runs a daemon): more gains nothing on 2 cores and loads the machine. Swift Testing
-## reads the cap from SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH (SwiftPM's own flag is
-## experimental too); --num-workers is XCTest's, which has no tests here.
+## skips them). The live tests block on sockets and processes on threads of their own (the
+## .blockingIO trait, Tests/AgentdTests/Support/BlockingIO.swift), never on Swift's cooperative pool,
+## which the async tests need; the few that assert timing run alone (.blockingIOAlone). TEST_WIDTH
+## caps the tests running at once (each live test runs a daemon; on 2 cores more only adds load):
+## Swift Testing's own cap, which SwiftPM passes on (--num-workers is XCTest's, which has no tests here).
 FUZZ_SECONDS ?= 30
 TEST_WIDTH ?= 8
 test: deps
 	swift build --build-tests
-	SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=$(TEST_WIDTH) swift test --skip-build --parallel
+	swift test --skip-build --parallel --experimental-maximum-parallelization-width $(TEST_WIDTH)
 	if [ "$(FUZZ_SECONDS)" != 0 ]; then fuzz/run.sh $(FUZZ_SECONDS); fi
 
 ## Runs each fuzz target for FUZZ_SECONDS (default 30; `make fuzz FUZZ_SECONDS=600` for a real session).

@@ -4,7 +4,9 @@ import Testing
 /// Rate limits over the socket: a class's budget is per caller, a batch spends its length, exempt
 /// methods always answer, and the refusal says when to retry. (Recovery over time is tested on an
 /// injected clock in RPCRateLimitTests.)
-@Suite("Rate limits over the socket", .blockingIO, .timeLimit(.minutes(1)))
+// Alone (no other live test meanwhile): a budget refills at 1 read a second, so on a loaded
+// machine a slow test earns back the call it expects refused.
+@Suite("Rate limits over the socket", .blockingIOAlone, .timeLimit(.minutes(1)))
 struct RateLimitTests {
     /// The test runs as the daemon's own uid, exempt by default: the exemption is turned off.
     static let environment = [

@@ -118,6 +118,11 @@ actor LiveTestGate {
     private var aloneWaiting: [CheckedContinuation<Void, Never>] = []
     private var sharedWaiting: [CheckedContinuation<Void, Never>] = []
 
+    /// Who runs and who waits (for HarnessTests).
+    var state: (sharedRunning: Int, aloneRunning: Bool, aloneWaiting: Int, sharedWaiting: Int) {
+        (sharedRunning, aloneRunning, aloneWaiting.count, sharedWaiting.count)
+    }
+
     func enter(alone: Bool) async {
         if alone {
             if sharedRunning == 0, !aloneRunning {
