@@ -42,6 +42,7 @@ run: build
 ## which the async tests need; the few that assert timing run alone (.blockingIOAlone). TEST_WIDTH
 ## caps the tests running at once (each live test runs a daemon; on 2 cores more only adds load):
 ## Swift Testing's own cap, which SwiftPM passes on (--num-workers is XCTest's, which has no tests here).
+## On a shared 2-core machine the run took ~68 s this way, ~108 s one test at a time; it is CPU-bound.
 FUZZ_SECONDS ?= 30
 TEST_WIDTH ?= 8
 test: deps
