@@ -70,7 +70,7 @@ struct BlockingIOHarnessTests {
     }
 
     /// Waits (yielding, up to a deadline) until `gate`'s state satisfies `condition`.
-    static func until(_ gate: LiveTestGate, _ what: String, _ condition: @Sendable ((sharedRunning: Int, aloneRunning: Bool, aloneWaiting: Int, sharedWaiting: Int)) -> Bool) async throws {
+    static func until(_ gate: LiveTestGate, _ what: String, _ condition: @Sendable (LiveTestGate.State) -> Bool) async throws {
         let deadline = Deadline(.seconds(30))
         while !condition(await gate.state) {
             guard !deadline.hasPassed else { throw HarnessError("the gate never reached: \(what); it is \(await gate.state)") }

@@ -118,8 +118,10 @@ actor LiveTestGate {
     private var aloneWaiting: [CheckedContinuation<Void, Never>] = []
     private var sharedWaiting: [CheckedContinuation<Void, Never>] = []
 
+    typealias State = (sharedRunning: Int, aloneRunning: Bool, aloneWaiting: Int, sharedWaiting: Int)
+
     /// Who runs and who waits (for HarnessTests).
-    var state: (sharedRunning: Int, aloneRunning: Bool, aloneWaiting: Int, sharedWaiting: Int) {
+    var state: State {
         (sharedRunning, aloneRunning, aloneWaiting.count, sharedWaiting.count)
     }
 
