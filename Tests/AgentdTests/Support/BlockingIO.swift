@@ -43,7 +43,7 @@ final class BlockingIOExecutor: TaskExecutor, @unchecked Sendable {
                 condition.unlock()
                 work()
             }
-            thread.stackSize = 8 << 20  // a main thread's default, as the tests had on the pool
+            thread.stackSize = 8 << 20  // glibc's default for a thread: deep test recursion fits
             thread.start()
         }
     }
