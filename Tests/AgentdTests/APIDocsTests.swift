@@ -4,7 +4,7 @@ import Testing
 /// docs/API.md is generated from schema/openrpc-vN.json by scripts/api-docs.py (`make schema`); like
 /// those documents, it must not drift from what it is derived from. docs/CONFIGURATION.md is written
 /// by hand, but must name every setting the daemon has.
-@Suite("Reference documentation", .timeLimit(.minutes(1)))
+@Suite("Reference documentation", .blockingIO, .timeLimit(.minutes(1)))
 struct APIDocsTests {
     @Test("docs/API.md is what scripts/api-docs.py makes of schema/openrpc-v*.json")
     func apiReferenceIsCurrent() throws {

@@ -160,7 +160,9 @@ extension AgentEndToEndTests {
 
     // MARK: 4 and 7: the context budget and the idle timeout (a small window, a short timeout)
 
-    @Test("a small context window drops the oldest turns from the request; too large alone is -32053 before any request; a stall is -32059")
+    // Alone (no other live test meanwhile): the 1 s idle timeout applies to every turn, and on a
+    // loaded machine an ordinary turn could stall past it.
+    @Test("a small context window drops the oldest turns from the request; too large alone is -32053 before any request; a stall is -32059", .blockingIOAlone)
     func contextBudgetAndTimeout() async throws {
         try await withFakeProvider { fake in
             let environment = fake.openAIEnvironment(maxRetries: 0, ["AGENTD_LLM_CONTEXT_WINDOW": "256", "AGENTD_LLM_TIMEOUT_SECONDS": "1"])

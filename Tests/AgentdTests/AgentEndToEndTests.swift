@@ -6,8 +6,10 @@ import Testing
 /// (and the fake Tavily) that this process runs on loopback, driven over the socket. What the
 /// provider received is read from the fake server's record. Failures, cancellation and the tool
 /// loop are in the other `AgentEndToEnd…` files.
-// Serialized: each test runs a daemon (some several), and the idle-timeout test needs the CPU it asks for.
-@Suite("Agent end to end (real daemon, fake provider)", .serialized, .timeLimit(.minutes(2)))
+// Serialized: each test runs a daemon (some several) beside the fake provider; one at a time keeps
+// that load off the rest of the parallel run (the suite takes ~8 s, never the longest path). The
+// idle-timeout test runs alone (`.blockingIOAlone`).
+@Suite("Agent end to end (real daemon, fake provider)", .blockingIO, .serialized, .timeLimit(.minutes(2)))
 struct AgentEndToEndTests {
     // MARK: 1. Streaming order, stored messages, events
 

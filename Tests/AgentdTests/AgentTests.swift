@@ -4,7 +4,7 @@ import Testing
 /// The agent methods over the socket, with the real binary and no provider configured (the
 /// end-to-end provider tests need the fake HTTP server). The test process's uid is the daemon's own,
 /// so a fresh connection already acts as its linked account.
-@Suite("Agent over the socket", .timeLimit(.minutes(2)))
+@Suite("Agent over the socket", .blockingIO, .timeLimit(.minutes(2)))
 struct AgentTests {
     @Test("agent.act without a provider answers -32050 naming the missing settings; the question is stored, the run failed; v1 has no agent methods")
     func notConfigured() throws {

@@ -8,8 +8,9 @@ import Glibc
 /// `agentctl` against the real daemon on a temporary socket (and, for the chat's streaming and
 /// cancellation, against `FakeAgentServer` until the daemon has `agent.act`).
 // Serialized: each test starts a daemon and several agentctl processes (the overflow test ~1 MB of
-// events); run side by side on 2 cores they starve the rest of the suite.
-@Suite("agentctl", .serialized, .timeLimit(.minutes(3)))
+// events); one at a time keeps that load off the rest of the parallel run (the suite takes ~8 s,
+// never the longest path).
+@Suite("agentctl", .blockingIO, .serialized, .timeLimit(.minutes(3)))
 struct AgentctlTests {
     /// A daemon and an agentctl pointed at it, with a config folder of its own.
     static func withAgentctl<T>(

@@ -8,7 +8,7 @@ import Glibc
 /// The audit log over the socket: security-relevant calls (logins, failed ones too, logouts,
 /// password changes, refused sessions) with time, user, uid and outcome, read back with audit.list
 /// by that user only.
-@Suite("Audit log", .timeLimit(.minutes(1)))
+@Suite("Audit log", .blockingIO, .timeLimit(.minutes(1)))
 struct AuditTests {
     static func entries(_ client: RPCTestClient, id: Int) throws -> [JSON] {
         let reply = try AuthTests.call(client, id: id, "audit.list", #"{"limit":200}"#)
@@ -85,7 +85,7 @@ struct AuditTests {
 
 /// A subscription opened with a session ends when that session is revoked elsewhere: a client
 /// never keeps receiving a user's events on a session that no longer exists.
-@Suite("Subscriptions of revoked sessions", .timeLimit(.minutes(1)))
+@Suite("Subscriptions of revoked sessions", .blockingIO, .timeLimit(.minutes(1)))
 struct RevokedSubscriptionTests {
     @Test("a logout on another connection ends the session's subscription with events.ended; nothing follows it")
     func logoutEndsSubscription() throws {

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// The auth methods over the socket, with the real binary (and its real PBKDF2 hasher).
-@Suite("Auth over the socket", .timeLimit(.minutes(2)))
+@Suite("Auth over the socket", .blockingIO, .timeLimit(.minutes(2)))
 struct AuthTests {
     static func call(_ client: RPCTestClient, id: Int, _ method: String, _ params: String = "{}") throws -> JSON {
         try client.send(line: #"{"jsonrpc":"2.0","id":\#(id),"method":"\#(method)","params":\#(params)}"#)

@@ -3,7 +3,7 @@ import Testing
 
 /// The chats methods over the socket, with the real binary. The test process's uid is the daemon's
 /// own, so a fresh connection already acts as its linked account.
-@Suite("Chats over the socket", .timeLimit(.minutes(2)))
+@Suite("Chats over the socket", .blockingIO, .timeLimit(.minutes(2)))
 struct ChatsTests {
     static func result(_ reply: JSON, sourceLocation: SourceLocation = #_sourceLocation) throws -> JSON {
         try #require(reply["result"], "reply: \(reply)", sourceLocation: sourceLocation)

@@ -2,7 +2,7 @@ import Testing
 
 /// Calls on one connection run concurrently, can be cancelled, and many connections are served at
 /// once.
-@Suite("Concurrency and cancellation", .timeLimit(.minutes(1)))
+@Suite("Concurrency and cancellation", .blockingIO, .timeLimit(.minutes(1)))
 struct ConcurrencyTests {
     @Test("a ping sent after a slow call on the same connection is answered first")
     func outOfOrderReplies() throws {

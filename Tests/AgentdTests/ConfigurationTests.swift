@@ -7,7 +7,7 @@ import Glibc
 
 /// The configuration file, environment variables, systemd credentials and flags, through the real
 /// binary (`--print-config` and a running daemon).
-@Suite("Configuration", .timeLimit(.minutes(1)))
+@Suite("Configuration", .blockingIO, .timeLimit(.minutes(1)))
 struct ConfigurationTests {
     /// `agentd <arguments> --print-config` with only `environment` added to a clean environment
     /// (so the test machine's own AGENTD_* or XDG files never leak in).

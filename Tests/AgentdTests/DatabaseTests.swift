@@ -9,7 +9,7 @@ import Glibc
 
 /// The database file as the daemon and `agentd migrate` see it: created at start before the socket
 /// listens, migrated, listed, and refused when a newer agentd wrote it.
-@Suite("Database", .timeLimit(.minutes(1)))
+@Suite("Database", .blockingIO, .timeLimit(.minutes(1)))
 struct DatabaseTests {
     /// The newest schema version this binary knows (the versions may skip numbers).
     static let latestVersion = Migration.embedded.last?.version ?? 0

@@ -3,7 +3,7 @@ import Testing
 
 /// The published contract (`rpc.discover`, `agentd openrpc`, schema/openrpc-vN.json) and the README's
 /// socat one-liner.
-@Suite("Discovery and documentation", .timeLimit(.minutes(1)))
+@Suite("Discovery and documentation", .blockingIO, .timeLimit(.minutes(1)))
 struct DiscoveryTests {
     @Test("rpc.discover lists the system methods and the server.shuttingDown notification")
     func discover() throws {

@@ -7,7 +7,7 @@ import Testing
 
 /// The bus's fan-out at the unit level: what a dispatch costs and whom it reaches. Delivery over a
 /// connection (order, catch-up, overflow) is tested over the socket (EventsTests).
-@Suite("Event bus", .timeLimit(.minutes(1)))
+@Suite("Event bus", .blockingIO, .timeLimit(.minutes(1)))
 struct EventBusTests {
     /// A subscription still catching up (`since`) with room for no event: it ends as soon as one
     /// event reaches it, so whether it is still active says whether the bus offered it one.

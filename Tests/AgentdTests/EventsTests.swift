@@ -7,7 +7,7 @@ import Testing
 ///
 /// The test process's uid is the daemon's own, so a fresh connection acts as its linked account;
 /// a second user registers and authenticates with a token (`signIn`).
-@Suite("Events over the socket", .timeLimit(.minutes(2)))
+@Suite("Events over the socket", .blockingIO, .timeLimit(.minutes(2)))
 struct EventsTests {
     // MARK: Subscriptions
 

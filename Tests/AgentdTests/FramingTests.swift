@@ -2,7 +2,7 @@ import Testing
 
 /// Framing, detected per connection from the first non-whitespace byte: NDJSON or LSP
 /// `Content-Length`; replies use the connection's framing. Also how bytes may be split or joined.
-@Suite("Framing", .timeLimit(.minutes(1)))
+@Suite("Framing", .blockingIO, .timeLimit(.minutes(1)))
 struct FramingTests {
     static let ping1 = #"{"jsonrpc":"2.0","id":1,"method":"system.ping"}"#
     static let ping2 = #"{"jsonrpc":"2.0","id":2,"method":"system.ping"}"#

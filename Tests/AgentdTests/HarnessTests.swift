@@ -49,3 +49,72 @@ struct HarnessTests {
         #expect(rawMember("id", in: #"{ "id" : "abc" }"#) == #""abc""#)
     }
 }
+
+/// The `.blockingIO` trait and the gate behind `.blockingIOAlone`: a live test that would block the
+/// cooperative pool is refused, and a test that runs alone has no live test beside it.
+@Suite("Blocking-I/O harness")
+struct BlockingIOHarnessTests {
+    @Test("without the trait, the harness refuses to block: a test on the cooperative pool fails at once")
+    func refusedOnThePool() async {
+        #expect(throws: HarnessError.self) { try requireBlockingIOThread("a test without .blockingIO") }
+    }
+
+    @Test("with the trait, the test body runs on a thread of the blocking executor, before and after an await", .blockingIO)
+    func bodyRunsOffThePool() async throws {
+        try requireBlockingIOThread("a .blockingIO test")
+        await Task.yield()
+        try requireBlockingIOThread("a .blockingIO test after an await")
+        // A blocking wait on work that needs the pool: it finishes (here the pool is free).
+        let value = blockingAwait { await Task.yield(); return 42 }
+        #expect(value == 42)
+    }
+
+    /// Waits (yielding, up to a deadline) until `gate`'s state satisfies `condition`.
+    static func until(_ gate: LiveTestGate, _ what: String, _ condition: @Sendable (LiveTestGate.State) -> Bool) async throws {
+        let deadline = Deadline(.seconds(30))
+        while !condition(await gate.state) {
+            guard !deadline.hasPassed else { throw HarnessError("the gate never reached: \(what); it is \(await gate.state)") }
+            await Task.yield()
+        }
+    }
+
+    @Test("an alone test waits for the running live tests; live tests that come meanwhile wait for it; then they run together")
+    func aloneWaitsAndGoesFirst() async throws {
+        let gate = LiveTestGate()
+        await gate.enter(alone: false)
+        await gate.enter(alone: false)
+        let alone = Task { await gate.enter(alone: true) }
+        try await Self.until(gate, "one alone waiting") { $0.aloneWaiting == 1 }
+        let late = Task { await gate.enter(alone: false) }
+        try await Self.until(gate, "one shared waiting behind it") { $0.sharedWaiting == 1 }
+        var state = await gate.state
+        #expect(state.sharedRunning == 2 && !state.aloneRunning, "\(state)")
+
+        await gate.leave(alone: false)
+        state = await gate.state
+        #expect(state.aloneWaiting == 1 && !state.aloneRunning, "one live test still runs: \(state)")
+        await gate.leave(alone: false)
+        await alone.value
+        state = await gate.state
+        #expect(state.aloneRunning && state.sharedRunning == 0 && state.sharedWaiting == 1, "\(state)")
+
+        await gate.leave(alone: true)
+        await late.value
+        state = await gate.state
+        #expect(state.sharedRunning == 1 && !state.aloneRunning, "\(state)")
+        await gate.leave(alone: false)
+    }
+
+    @Test("alone tests run one at a time")
+    func aloneOneAtATime() async throws {
+        let gate = LiveTestGate()
+        await gate.enter(alone: true)
+        let second = Task { await gate.enter(alone: true) }
+        try await Self.until(gate, "the second alone waiting") { $0.aloneWaiting == 1 }
+        await gate.leave(alone: true)
+        await second.value
+        let state = await gate.state
+        #expect(state.aloneRunning && state.aloneWaiting == 0, "\(state)")
+        await gate.leave(alone: true)
+    }
+}

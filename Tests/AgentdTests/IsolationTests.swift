@@ -6,7 +6,7 @@ import Testing
 /// reply for an id that does not exist, and the owner's data must not change. An id inside an
 /// object param counts too (`events.subscribe`'s `filter.chatId`), and so does a subscription id
 /// (a connection's own). Every API version is enumerated: version 2's methods are called as `v2.…`.
-@Suite("Isolation across users", .timeLimit(.minutes(3)))
+@Suite("Isolation across users", .blockingIO, .timeLimit(.minutes(3)))
 struct IsolationTests {
     /// Which kind of resource an id-like param names. `id` depends on the method's domain.
     static func kind(of param: String, method: String) -> String? {

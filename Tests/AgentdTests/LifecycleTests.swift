@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// Start-up (socket file, refusal, stale sockets) and graceful shutdown.
-@Suite("Daemon lifecycle", .timeLimit(.minutes(1)))
+@Suite("Daemon lifecycle", .blockingIO, .timeLimit(.minutes(1)))
 struct LifecycleTests {
     static func fileMode(_ path: String) -> mode_t? {
         var status = stat()

@@ -2,7 +2,7 @@ import Testing
 
 /// Limits fail politely: an error with `data: {setting, limit, actual}` and the request's id when
 /// it can be read, and the connection stays usable (except the connection limits, which close).
-@Suite("Limits", .timeLimit(.minutes(1)))
+@Suite("Limits", .blockingIO, .timeLimit(.minutes(1)))
 struct LimitTests {
     /// An echo request whose `pad` string makes the whole line exactly `size` bytes (no newline).
     static func echoRequest(id: String, size: Int, idFirst: Bool = true) -> String {

@@ -1,7 +1,7 @@
 import Testing
 
 /// Ids, params and the `system.*` methods, over NDJSON.
-@Suite("Requests, ids and params", .timeLimit(.minutes(1)))
+@Suite("Requests, ids and params", .blockingIO, .timeLimit(.minutes(1)))
 struct MessageTests {
     @Test(
         "ids come back exactly as sent",

@@ -10,7 +10,7 @@ import Glibc
 
 /// Metrics: `v2.system.metrics` and the `--metrics-listen` HTTP listener over the real binary, their
 /// text parsed as Prometheus exposition; the Prometheus backend and the listen address in process.
-@Suite("Metrics", .timeLimit(.minutes(1)))
+@Suite("Metrics", .blockingIO, .timeLimit(.minutes(1)))
 struct MetricsTests {
     static func call(_ client: RPCTestClient, id: Int, _ method: String, _ params: String = "{}") throws -> JSON {
         try AuthTests.call(client, id: id, method, params)

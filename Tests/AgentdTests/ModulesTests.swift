@@ -3,7 +3,7 @@ import Testing
 
 /// The modules methods over the socket, with the real binary. The test process's uid is the
 /// daemon's own, so a fresh connection already acts as its linked account.
-@Suite("Modules over the socket", .timeLimit(.minutes(2)))
+@Suite("Modules over the socket", .blockingIO, .timeLimit(.minutes(2)))
 struct ModulesTests {
     @Test("create, get, list, update, delete; another user (register + login) gets -32030 for the module")
     func lifecycle() throws {

@@ -5,7 +5,7 @@ import Testing
 /// and never reads, slow-loris partial messages, batch bombs, many subscriptions. The daemon must
 /// refuse cleanly, keep its memory and file descriptors bounded, and keep serving everyone else.
 /// (The single limits, one at a time, are LimitTests; SECURITY.md maps each promise to its test.)
-@Suite("Overload", .timeLimit(.minutes(3)))
+@Suite("Overload", .blockingIO, .timeLimit(.minutes(3)))
 struct OverloadTests {
     /// `VmRSS` of a process, in KiB.
     static func residentKiB(_ pid: Int32) throws -> Int {

@@ -3,7 +3,7 @@ import Testing
 
 /// The prompts methods over the socket, with the real binary. The test process's uid is the
 /// daemon's own, so a fresh connection already acts as its linked account.
-@Suite("Prompts over the socket", .timeLimit(.minutes(2)))
+@Suite("Prompts over the socket", .blockingIO, .timeLimit(.minutes(2)))
 struct PromptsTests {
     @Test("create, get, update, versions, render (and its missing-variable error), list, delete; another user gets -32030")
     func lifecycle() throws {

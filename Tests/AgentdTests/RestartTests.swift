@@ -3,7 +3,7 @@ import Testing
 
 /// Data written through the socket is there after the daemon is stopped (SIGTERM) and started again
 /// on the same database file: accounts and passwords, modules, chats and their message trees, prompts and their versions.
-@Suite("Restart", .timeLimit(.minutes(2)))
+@Suite("Restart", .blockingIO, .timeLimit(.minutes(2)))
 struct RestartTests {
     @Test("written, stopped, started: every domain's data is there and sessions still sign in")
     func dataSurvivesRestart() throws {

@@ -3,7 +3,7 @@ import Testing
 
 /// The result cache over the socket: reads served from it never show a value older than a change
 /// another connection made, because the change's commit invalidates them (the event bus).
-@Suite("Result cache over the socket", .timeLimit(.minutes(1)))
+@Suite("Result cache over the socket", .blockingIO, .timeLimit(.minutes(1)))
 struct ResultCacheTests {
     @Test("modules.get and prompts.render see an update or delete made on another connection at once")
     func invalidatedByOtherConnections() throws {

@@ -3,7 +3,7 @@ import Testing
 
 /// `search.query` over the socket, with the real binary. The test process's uid is the daemon's own,
 /// so a fresh connection acts as its linked account.
-@Suite("Search over the socket", .timeLimit(.minutes(2)))
+@Suite("Search over the socket", .blockingIO, .timeLimit(.minutes(2)))
 struct SearchTests {
     static func ids(_ reply: JSON) -> [String] {
         (reply["result"]?["items"]?.arrayValue ?? []).compactMap { $0["id"]?.stringValue }

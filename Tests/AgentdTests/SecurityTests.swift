@@ -3,7 +3,7 @@ import Testing
 
 /// Promises of SECURITY.md that no other suite proves: passwords and session tokens never reach the
 /// log at any level, and the crash-consistency script (bench/crash.py) in a short run.
-@Suite("Security and crash consistency", .timeLimit(.minutes(3)))
+@Suite("Security and crash consistency", .blockingIO, .timeLimit(.minutes(3)))
 struct SecurityTests {
     @Test("at --log-level trace, no password, session token or API key appears in the log through register, login, authenticate, a failed login, changePassword and logout")
     func noSecretsInLogs() throws {

@@ -7,7 +7,7 @@ import Testing
 /// and `sum` echo their params, `get_data` echoes `["hello", 5]`. Notification targets (`update`,
 /// `foobar`, `notify_hello`, `notify_sum`) and `foo.get` stay unknown methods. Replies are compared
 /// as parsed JSON, ignoring the optional `error.data`.
-@Suite("JSON-RPC 2.0 specification examples", .timeLimit(.minutes(1)))
+@Suite("JSON-RPC 2.0 specification examples", .blockingIO, .timeLimit(.minutes(1)))
 struct SpecExampleTests {
     @Test("rpc call with positional parameters")
     func positionalParameters() throws {

@@ -4,7 +4,7 @@ import Testing
 
 /// The unit files in systemd/, checked with systemd's own tools (the `systemd` package, which
 /// `make test` installs).
-@Suite("systemd unit files", .timeLimit(.minutes(1)))
+@Suite("systemd unit files", .blockingIO, .timeLimit(.minutes(1)))
 struct SystemdUnitTests {
     static let units = TestPaths.repositoryRoot.appendingPathComponent("systemd")
 

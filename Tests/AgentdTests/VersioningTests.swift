@@ -3,7 +3,7 @@ import Testing
 
 /// API versions side by side over the socket: the handshake, `vN.` prefixes, a method that version 2
 /// changed while version 1 keeps its contract, and deprecation notices.
-@Suite("API versions", .timeLimit(.minutes(1)))
+@Suite("API versions", .blockingIO, .timeLimit(.minutes(1)))
 struct VersioningTests {
     static func call(_ client: RPCTestClient, id: Int, _ method: String, _ params: String = "{}") throws -> JSON {
         try AuthTests.call(client, id: id, method, params)

@@ -29,6 +29,7 @@ struct Agentctl {
     /// Runs `agentctl arguments` to completion, `stdin` written to its input (then closed);
     /// stdout and stderr are files, so the output is piped, not a terminal.
     func run(_ arguments: [String], stdin: String = "", extraEnvironment: [String: String] = [:], timeout: Duration = .seconds(30)) throws -> Outcome {
+        try requireBlockingIOThread("agentctl")
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let process = Process()
@@ -80,6 +81,7 @@ final class BackgroundAgentctl {
     private let exited = DispatchSemaphore(value: 0)
 
     init(arguments: [String], environment: [String: String], folder: String, terminal: Bool) throws {
+        try requireBlockingIOThread("agentctl")
         let name = "\(folder)/agentctl.\(UUID().uuidString.prefix(8))"
         stdoutPath = name + ".out"
         stderrPath = name + ".err"

@@ -24,6 +24,7 @@ final class ChildProcess {
 
     /// `environment` entries are set on top of this process's environment.
     init(executable: String, arguments: [String], stdout: String?, stderr: String?, environment: [String: String] = [:]) throws {
+        try requireBlockingIOThread("a child process (\(executable))")
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         if !environment.isEmpty {

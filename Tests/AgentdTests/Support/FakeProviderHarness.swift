@@ -7,34 +7,21 @@ import Testing
 /// the real daemon (a child process) pointed at it, driven over the socket.
 ///
 /// The socket client blocks (poll with deadlines) while the fake server runs on Swift concurrency:
-/// so that a blocked test never starves the server of the cooperative pool (2 threads on 2 cores),
-/// each test body runs on a thread of its own (`withFakeProvider`), and waits on the server from
-/// there with `FakeProvider`'s blocking wrappers.
+/// the suites that use it carry the `.blockingIO` trait, so a blocked test body holds a thread of
+/// its own, never the cooperative pool the server needs, and waits on the server from there with
+/// `FakeProvider`'s blocking wrappers.
 
-/// Something crossing to the test's own thread (the body and what it returns are used by one
-/// thread at a time: the caller waits).
-private struct Handoff<T>: @unchecked Sendable {
-    var value: T
-}
-
-/// Starts the fake server, runs `body` on a thread of its own, shuts the server down (also when
-/// `body` throws).
+/// Starts the fake server, runs `body`, shuts the server down (also when `body` throws). The caller
+/// runs on `BlockingIOExecutor` (its suite's `.blockingIO` trait), and so does `body`.
 func withFakeProvider<T>(
     configuration: FakeLLMServer.Configuration = .init(apiKey: FakeProvider.apiKey, tavilyKey: FakeProvider.tavilyKey),
-    _ body: @escaping (FakeProvider) throws -> T
+    _ body: (FakeProvider) throws -> T
 ) async throws -> T {
+    try requireBlockingIOThread("the fake provider's test body")
     let server = try await FakeLLMServer.start(configuration: configuration)
-    let provider = FakeProvider(server)
-    let work = Handoff(value: body)
-    let outcome: Handoff<Result<T, any Error>> = await withCheckedContinuation { continuation in
-        let thread = Thread {
-            continuation.resume(returning: Handoff(value: Result { try work.value(provider) }))
-        }
-        thread.stackSize = 8 << 20
-        thread.start()
-    }
+    let outcome = Result { try body(FakeProvider(server)) }
     await server.shutdown()
-    return try outcome.value.get()
+    return try outcome.get()
 }
 
 /// The fake provider seen from a test's own thread: scripting is the server's, waits block.

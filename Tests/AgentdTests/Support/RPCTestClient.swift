@@ -39,6 +39,7 @@ final class RPCTestClient {
     }
 
     static func connectOnce(path: String) throws -> Int32 {
+        try requireBlockingIOThread("a connection to \(path)")
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HarnessError("socket(): \(String(cString: strerror(errno)))") }
         var address = sockaddr_un()
