@@ -30,10 +30,15 @@ public struct StorageLedger: Sendable {
     /// (`GroupCommitWriter`), so a job without a savepoint may call it after its checks and before
     /// its first write.
     ///
+    /// `stored`: the user's `user_usage.bytes` when the job read them itself with its other reads,
+    /// after its last write (the append reads them with its chat: one statement less on the hot
+    /// path); nil: read here.
+    ///
     /// - Throws: `QuotaExceededError`.
-    func add(_ bytes: Int64, userID: String, enforce: Bool = true, writes: GroupCommitWriter, db: Database) throws {
+    func add(_ bytes: Int64, userID: String, enforce: Bool = true, stored: Int64? = nil, writes: GroupCommitWriter, db: Database) throws {
         if enforce, !quota.isUnlimited {
-            let actual = try usedBytes(userID: userID, writes: writes, db: db) + bytes
+            let used = try stored.map { $0 + writes.usage.pending(userID: userID) } ?? usedBytes(userID: userID, writes: writes, db: db)
+            let actual = used + bytes
             if !quota.allows(actual) { throw QuotaExceededError(limit: quota.limitBytes, actual: actual) }
         }
         writes.usage.charge(bytes, userID: userID)

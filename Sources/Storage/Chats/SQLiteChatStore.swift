@@ -175,13 +175,17 @@ public struct SQLiteChatStore: ChatStore {
     static func insertMessage(
         _ message: NewMessage, userID: String, ledger: StorageLedger, enforceQuota: Bool = true, writes: GroupCommitWriter, db: Database
     ) throws -> (message: Message, chatModuleID: String?) {
-        // The chat (ownership, module) and its active leaf with that leaf's depth and chain, in one
-        // statement.
+        // The chat (ownership, module) and its active leaf with that leaf's depth and chain, and the
+        // user's stored bytes for the quota's check (nothing is written before it), in one statement.
         let chat = try writes.statement(
-            "SELECT c.active_message_id, m.depth, c.module_id, c.seq, m.chain_seq FROM chats c LEFT JOIN messages m ON m.id = c.active_message_id WHERE c.id = ? AND c.user_id = ?",
+            """
+            SELECT c.active_message_id, m.depth, c.module_id, c.seq, m.chain_seq, u.bytes FROM chats c
+            LEFT JOIN messages m ON m.id = c.active_message_id LEFT JOIN user_usage u ON u.user_id = c.user_id
+            WHERE c.id = ? AND c.user_id = ?
+            """,
             in: db)
-        guard let (activeLeaf, leafDepth, chatModuleID, chatSeq, leafChain) = try chat.firstRow([message.chatID, userID], {
-            ($0.text(0), $0.integer(1), $0.text(2), $0.integer(3), $0.integer(4))
+        guard let (activeLeaf, leafDepth, chatModuleID, chatSeq, leafChain, storedBytes) = try chat.firstRow([message.chatID, userID], {
+            ($0.text(0), $0.integer(1), $0.text(2), $0.integer(3), $0.integer(4), $0.integer(5))
         }) else {
             throw ChatsError.notFound(kind: "chat", id: message.chatID)
         }
@@ -221,7 +225,7 @@ public struct SQLiteChatStore: ChatStore {
                 if !hasChild { continuedChain = chain }
             }
         }
-        try ledger.add(Int64(message.content.utf8.count), userID: userID, enforce: enforceQuota, writes: writes, db: db)
+        try ledger.add(Int64(message.content.utf8.count), userID: userID, enforce: enforceQuota, stored: storedBytes, writes: writes, db: db)
         let created = Timestamp.text(message.createdAt)
         try writes.statement(
             "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at, chain_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", in: db
