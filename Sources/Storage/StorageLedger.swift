@@ -7,8 +7,8 @@ import Services
 /// Triggers keep the count for every write but one (0012): a message's insert, which the store
 /// counts itself with `add`. `add` charges the message to the writer's open batch
 /// (`GroupCommitWriter.usage`), which writes one UPDATE per user before it commits, in its
-/// transaction: an append costs a primary-key read (the check), not an UPDATE (issue 17: the
-/// UPDATE per append cost the append path ~10%). Every check here reads the user's bytes as
+/// transaction: an append's check costs a primary-key read (joined to its read of the chat), not
+/// an UPDATE of its own (issue 17: with one, appends were ~10% slower). Every check reads the bytes as
 /// `user_usage` has them plus what the batch has charged them so far (`usedBytes`), so it sees
 /// every write before it, committed or in the same batch, charged or counted by a trigger.
 ///
