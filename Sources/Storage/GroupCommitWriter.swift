@@ -23,6 +23,11 @@ import Synchronization
 /// has committed, so an acknowledged write is in the WAL (it survives `kill -9`, see
 /// ``AgentDatabase``). When the commit itself fails, every write of the batch gets that error.
 ///
+/// Message bytes charged to users by the batch's jobs (`StorageLedger.add`, `usage`) are written
+/// to `user_usage` once per user, after the jobs and before the commit, in the same transaction:
+/// the count and the data commit or roll back together. A job that fails takes its charges back
+/// with its changes.
+///
 /// ```swift
 /// let id = try await groupWriter.write { db in
 ///     try db.execute(sql: "INSERT INTO messages …", arguments: […])
@@ -38,6 +43,8 @@ public final class GroupCommitWriter: Sendable {
     /// Statements on the writer connection for jobs' hot paths (`statement(_:in:)`) and the
     /// per-job savepoints.
     private let rawStatements = RawStatementCache()
+    /// The open batch's charges to users' stored bytes, not yet written (`StorageLedger`).
+    let usage = BatchUsage()
 
     /// Writes waiting for a transaction; a transaction is scheduled while any wait.
     private let queued = CoalescingQueue<Job>()
@@ -126,8 +133,9 @@ public final class GroupCommitWriter: Sendable {
         /// No savepoint, for jobs that check everything before they write (the hot append path:
         /// with an FTS5 table written by triggers, every savepoint release flushes the full-text
         /// index, which made a savepoint cost more than the rest of the job). A job that throws
-        /// before changing anything fails alone; one that throws after a change aborts the whole
-        /// batch (rolled back, every caller gets the error), so nothing half-written commits.
+        /// before changing anything fails alone (its `usage` charges are taken back: they change
+        /// nothing until the batch's end); one that throws after a change aborts the whole batch
+        /// (rolled back, every caller gets the error), so nothing half-written commits.
         case checksBeforeWrites
     }
 
@@ -147,6 +155,7 @@ public final class GroupCommitWriter: Sendable {
             var job = Job { db in
                 var outcome: Result<T, any Error>
                 let eventsMark = self.outbox?.mark ?? 0
+                let usageMark = self.usage.mark
                 let fail: @Sendable (Result<Void, any Error>) -> Void = { transaction in
                     if case .failure(let error) = transaction { continuation.resume(throwing: error) }
                     else { continuation.resume(throwing: GroupCommitError.batchAborted) }
@@ -165,6 +174,7 @@ public final class GroupCommitWriter: Sendable {
                     } catch {
                         outcome = .failure(error)
                         self.outbox?.rollBack(to: eventsMark)
+                        self.usage.rollBack(to: usageMark)
                         do {
                             try self.rawStatements.statement("ROLLBACK TO SAVEPOINT group_write", in: db).run([])
                             try self.rawStatements.statement("RELEASE SAVEPOINT group_write", in: db).run([])
@@ -179,8 +189,11 @@ public final class GroupCommitWriter: Sendable {
                         outcome = .success(try work(db))
                     } catch {
                         if db.totalChangesCount != changesBefore { return .abortBatch(error, fail) }
+                        // Charges are no change to the database (`usage`): a job may charge, then
+                        // fail before its first write, and fail alone.
                         outcome = .failure(error)
                         self.outbox?.rollBack(to: eventsMark)
+                        self.usage.rollBack(to: usageMark)
                     }
                 }
                 let finished = outcome
@@ -276,6 +289,7 @@ public final class GroupCommitWriter: Sendable {
             let runsBeforeCommit = runsBeforeCommit(batch, urgent: urgent, now: startedAt)
             inFlight.withLock { $0 = InFlight(finishers: finishers, ranBeforeCommit: runsBeforeCommit, urgent: urgent, startedAt: startedAt) }
             if let abort { throw abort }
+            try usage.write(in: db, statements: rawStatements)
             if runsBeforeCommit { try beforeCommit(db) }
         }, completion: { [self] _, result in
             let batch = inFlight.withLock { inFlight in
@@ -287,7 +301,9 @@ public final class GroupCommitWriter: Sendable {
             case .success:
                 committed(ranBeforeCommit: batch.ranBeforeCommit, urgent: batch.urgent, startedAt: batch.startedAt)
                 outbox?.committed()
-            case .failure: outbox?.discard()
+            case .failure:
+                outbox?.discard()
+                usage.discard()
             }
             // Success: committed. Failure: the commit failed (every job catches its own error), so
             // the whole batch was rolled back and each caller gets the commit's error.

@@ -20,13 +20,14 @@ struct StorageLedgerTests {
         let prompts: any PromptStore
         let agent: any AgentStore
         let auth: any AuthStore
+        let writes: GroupCommitWriter
 
         init(quota: StorageQuota) async throws {
             database = try AgentDatabase.inMemory()
             var logger = Logger(label: "test")
             logger.logLevel = .critical
             _ = try await database.migrate(logger: logger)
-            let writes = GroupCommitWriter.testing(database.writer)
+            writes = GroupCommitWriter.testing(database.writer)
             let ledger = StorageLedger(quota: quota)
             modules = SQLiteModuleStore(writer: database.writer, groupWriter: writes, ledger: ledger)
             chats = SQLiteChatStore(writer: database.writer, groupWriter: writes, ledger: ledger)
@@ -226,6 +227,73 @@ struct StorageLedgerTests {
             #expect(outcomes.filter { $0.0 == user && $0.1 }.count == 9)
             #expect(try await stores.checkedStored(user) == 901)
         }
+    }
+
+    @Test("one batch charges each user once, exactly: appends past the quota are refused with what the batch charged before them; an append or a fork that fails after its charge takes it back")
+    func chargesOfOneBatch() async throws {
+        let stores = try await Stores(quota: StorageQuota(limitBytes: 1_000))
+        try await stores.createChat("cht_1", title: "a")
+        try await stores.createChat("cht_2", title: "b", userID: "usr_2")
+        let fork = NewChat(id: "cht_f", moduleID: nil, title: "", createdAt: Self.date)
+        // The jobs of one batch, in this order; each one's outcome (nil: stored).
+        let jobs: [@Sendable () async throws -> Void] = [
+            { _ = try await stores.append("msg_1", chat: "cht_1", String(repeating: "a", count: 300)) },
+            { _ = try await stores.append("msg_2", chat: "cht_2", String(repeating: "b", count: 500), userID: "usr_2") },
+            { _ = try await stores.append("msg_3", chat: "cht_1", String(repeating: "c", count: 400)) },
+            // Passes the quota (801) and is charged, then its insert fails (msg_1 exists): alone, and
+            // its charge with it, or the next would be refused at 1,101.
+            { _ = try await stores.append("msg_1", chat: "cht_1", String(repeating: "d", count: 100)) },
+            { _ = try await stores.append("msg_5", chat: "cht_1", String(repeating: "e", count: 300)) },
+            // Exactly at the quota.
+            { _ = try await stores.append("msg_6", chat: "cht_1", String(repeating: "f", count: 299)) },
+            { _ = try await stores.append("msg_7", chat: "cht_1", "g") },
+            // Charged 15 bytes, then refused in its savepoint (its second message's parent is unknown).
+            {
+                _ = try await stores.chats.insertFork(
+                    fork,
+                    messages: [
+                        Message(id: "msg_f1", chatId: "cht_f", parentId: nil, role: .user, content: "0123456789", depth: 1, createdAt: Self.date),
+                        Message(id: "msg_f2", chatId: "cht_f", parentId: "msg_none", role: .user, content: "01234", depth: 2, createdAt: Self.date),
+                    ], userID: "usr_2", events: [])
+            },
+            { _ = try await stores.append("msg_9", chat: "cht_2", String(repeating: "h", count: 9), userID: "usr_2") },
+        ]
+        let meter = try await StatementMeter(stores.database.writer)
+        let measured = try await meter.measureWrites {
+            let gate = GroupCommitWriterTests.WriterGate(stores.database.writer)
+            return try await withThrowingTaskGroup(of: (Int, (any Error)?).self) { group in
+                for (index, job) in jobs.enumerated() {
+                    group.addTask {
+                        do {
+                            try await job()
+                            return (index, nil)
+                        } catch {
+                            return (index, error)
+                        }
+                    }
+                    // Queued in this order, all behind the gate: one batch.
+                    try await GroupCommitWriterTests.waitUntil { stores.writes.queuedCount == index + 1 }
+                }
+                gate.release()
+                return try await group.reduce(into: [Int: (any Error)?]()) { $0[$1.0] = $1.1 }
+            }
+        }
+        let outcomes = measured.result
+        for stored in [0, 1, 2, 5, 8] { #expect(outcomes[stored]! == nil, "job \(stored): \(String(describing: outcomes[stored]!))") }
+        #expect((outcomes[3]! as? DatabaseError)?.resultCode == .SQLITE_CONSTRAINT, "\(String(describing: outcomes[3]!))")
+        #expect(outcomes[4]! as? QuotaExceededError == QuotaExceededError(limit: 1_000, actual: 1_001))
+        #expect(outcomes[6]! as? QuotaExceededError == QuotaExceededError(limit: 1_000, actual: 1_001))
+        #expect(outcomes[7]! as? ChatsError == ChatsError.notFound(kind: "message", id: "msg_none"), "\(String(describing: outcomes[7]!))")
+
+        // What the tables hold: the count equals it, and nothing of a refused job is stored.
+        #expect(try await stores.checkedStored("usr_1") == 1 + 300 + 400 + 299)
+        #expect(try await stores.checkedStored("usr_2") == 1 + 500 + 9)
+        #expect(try await stores.chats.message(id: "msg_5", userID: "usr_1") == nil)
+        #expect(try await stores.chats.message(id: "msg_1", userID: "usr_1")?.content == String(repeating: "a", count: 300))
+        #expect(try await stores.chats.chat(id: "cht_f", userID: "usr_2") == nil)
+        // One UPDATE of the count per user, for the whole batch.
+        let usageUpdates = measured.writes.filter { $0.hasPrefix("UPDATE user_usage") }
+        #expect(usageUpdates.count == 2, "\(measured.writes)")
     }
 
     @Test("the migration counts what an existing database holds")

@@ -25,7 +25,7 @@ public struct SQLiteAgentStore: AgentStore {
         return try await writes.write(isolation: .checksBeforeWrites, urgent: true) { db in
             // The quota before any write (no savepoint): the new chat's title and the question.
             let title = start.newChat.map { Int64($0.title.utf8.count) } ?? 0
-            try ledger.check(adding: title + Int64(start.userMessage?.content.utf8.count ?? 0), userID: userID, db: db)
+            try ledger.check(adding: title + Int64(start.userMessage?.content.utf8.count ?? 0), userID: userID, writes: writes, db: db)
             var events: [any DomainEvent] = []
             // The module of the run's chat, for the events.
             let chatModuleID: String?

@@ -28,7 +28,7 @@ public struct SQLiteChatStore: ChatStore {
         let writes = self.writes
         let ledger = self.ledger
         return try await writes.write { db in
-            try ledger.refusingGrowthPastQuota(userID: userID, db: db) { try Self.insertChat(chat, userID: userID, writes: writes, db: db) }
+            try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) { try Self.insertChat(chat, userID: userID, writes: writes, db: db) }
             try writes.record(event, in: db)
             return try Self.chat(id: chat.id, userID: userID, db: db)!
         }
@@ -67,7 +67,7 @@ public struct SQLiteChatStore: ChatStore {
         let writes = self.writes
         let ledger = self.ledger
         return try await writes.write { db in
-            try ledger.refusingGrowthPastQuota(userID: userID, db: db) {
+            try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) {
                 try db.cachedStatement(sql: "UPDATE chats SET title = ?, updated_at = ? WHERE id = ? AND user_id = ?").execute(arguments: [title, Timestamp.text(updatedAt), id, userID])
             }
             guard db.changesCount > 0 else { return nil }
@@ -146,8 +146,8 @@ public struct SQLiteChatStore: ChatStore {
 
     public func append(_ message: NewMessage, userID: String, event: @escaping @Sendable (Message) -> ChatsEvents.MessageCreated) async throws -> Message {
         // The hottest write: raw statements (RawStatement); every check comes before the writes
-        // (the quota's UPDATE changes nothing when it refuses), so the job needs no savepoint of
-        // its own (GroupCommitWriter.Isolation).
+        // (the quota's charge is written with the batch, and taken back when the job fails), so
+        // the job needs no savepoint of its own (GroupCommitWriter.Isolation).
         let writes = self.writes
         let ledger = self.ledger
         return try await writes.write(isolation: .checksBeforeWrites) { db in
@@ -159,8 +159,9 @@ public struct SQLiteChatStore: ChatStore {
 
     /// Inserts `message` where its placement says and makes it the chat's active leaf, in the
     /// caller's write job (`append`, and the agent's store, which stores a message with its run).
-    /// Every check comes before the writes; the first write counts the message's bytes and is the
-    /// quota check (`enforceQuota`: false counts them without a check, `StorageLedger.add`).
+    /// Every check comes before the writes, the last of them the quota's: the message's bytes are
+    /// charged to the batch, which writes them to `user_usage` before it commits (`enforceQuota`:
+    /// false charges them without a check, `StorageLedger.add`).
     ///
     /// After the active leaf (the hot path) the message continues the leaf's chain (0014: the leaf
     /// has no child) and the stored branch's last segment grows by itself: the message's row and
@@ -174,13 +175,17 @@ public struct SQLiteChatStore: ChatStore {
     static func insertMessage(
         _ message: NewMessage, userID: String, ledger: StorageLedger, enforceQuota: Bool = true, writes: GroupCommitWriter, db: Database
     ) throws -> (message: Message, chatModuleID: String?) {
-        // The chat (ownership, module) and its active leaf with that leaf's depth and chain, in one
-        // statement.
+        // The chat (ownership, module) and its active leaf with that leaf's depth and chain, and the
+        // user's stored bytes for the quota's check (nothing is written before it), in one statement.
         let chat = try writes.statement(
-            "SELECT c.active_message_id, m.depth, c.module_id, c.seq, m.chain_seq FROM chats c LEFT JOIN messages m ON m.id = c.active_message_id WHERE c.id = ? AND c.user_id = ?",
+            """
+            SELECT c.active_message_id, m.depth, c.module_id, c.seq, m.chain_seq, u.bytes FROM chats c
+            LEFT JOIN messages m ON m.id = c.active_message_id LEFT JOIN user_usage u ON u.user_id = c.user_id
+            WHERE c.id = ? AND c.user_id = ?
+            """,
             in: db)
-        guard let (activeLeaf, leafDepth, chatModuleID, chatSeq, leafChain) = try chat.firstRow([message.chatID, userID], {
-            ($0.text(0), $0.integer(1), $0.text(2), $0.integer(3), $0.integer(4))
+        guard let (activeLeaf, leafDepth, chatModuleID, chatSeq, leafChain, storedBytes) = try chat.firstRow([message.chatID, userID], {
+            ($0.text(0), $0.integer(1), $0.text(2), $0.integer(3), $0.integer(4), $0.integer(5))
         }) else {
             throw ChatsError.notFound(kind: "chat", id: message.chatID)
         }
@@ -220,7 +225,7 @@ public struct SQLiteChatStore: ChatStore {
                 if !hasChild { continuedChain = chain }
             }
         }
-        try ledger.add(Int64(message.content.utf8.count), userID: userID, enforce: enforceQuota, writes: writes, db: db)
+        try ledger.add(Int64(message.content.utf8.count), userID: userID, enforce: enforceQuota, stored: storedBytes, writes: writes, db: db)
         let created = Timestamp.text(message.createdAt)
         try writes.statement(
             "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at, chain_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", in: db
@@ -397,7 +402,7 @@ public struct SQLiteChatStore: ChatStore {
         let writes = self.writes
         let ledger = self.ledger
         return try await writes.write { db in
-            try ledger.refusingGrowthPastQuota(userID: userID, db: db) { try Self.insertChat(chat, userID: userID, writes: writes, db: db) }
+            try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) { try Self.insertChat(chat, userID: userID, writes: writes, db: db) }
             // Messages are counted by the store, not by a trigger (0012).
             try ledger.add(messages.reduce(0) { $0 + Int64($1.content.utf8.count) }, userID: userID, writes: writes, db: db)
             let insert = try db.cachedStatement(

@@ -20,7 +20,7 @@ public struct SQLiteModuleStore: ModuleStore {
         let writes = self.writes
         let ledger = self.ledger
         return try await writes.write { db in
-            try ledger.refusingGrowthPastQuota(userID: userID, db: db) {
+            try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) {
                 try db.cachedStatement(sql: "INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [module.id, userID, module.title, module.description, module.content, Timestamp.text(module.createdAt), Timestamp.text(module.updatedAt)])
             }
             let seq = db.lastInsertedRowID
@@ -42,7 +42,7 @@ public struct SQLiteModuleStore: ModuleStore {
         let writes = self.writes
         let ledger = self.ledger
         return try await writes.write { db in
-            try ledger.refusingGrowthPastQuota(userID: userID, db: db) {
+            try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) {
                 try db.cachedStatement(sql: """
                         UPDATE modules SET title = coalesce(?, title), description = coalesce(?, description),
                             content = coalesce(?, content), updated_at = ? WHERE id = ? AND user_id = ?

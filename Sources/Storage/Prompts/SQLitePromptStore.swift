@@ -23,7 +23,7 @@ public struct SQLitePromptStore: PromptStore {
         let ledger = self.ledger
         return try await Self.mappingNameTaken {
             try await writes.write { db in
-                let seq = try ledger.refusingGrowthPastQuota(userID: userID, db: db) {
+                let seq = try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) {
                     try db.cachedStatement(sql: "INSERT INTO prompts (id, user_id, name, description, latest_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [
                             prompt.id, userID, prompt.name, prompt.description, prompt.latestVersion, Timestamp.text(prompt.createdAt),
                             Timestamp.text(prompt.updatedAt),
@@ -64,7 +64,7 @@ public struct SQLitePromptStore: PromptStore {
         let ledger = self.ledger
         return try await Self.mappingNameTaken {
             try await writes.write { db in
-                try ledger.refusingGrowthPastQuota(userID: userID, db: db) { () -> Prompt? in
+                try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) { () -> Prompt? in
                     let select = "\(Self.select(version: "p.latest_version")) WHERE p.id = ?"
                     guard let row = try Row.fetchOne(db.cachedStatement(sql: select + " AND p.user_id = ?"), arguments: [id, userID]) else { return nil }
                     let current = try Self.storedPrompt(row).prompt
