@@ -276,6 +276,11 @@ extension JSONValue {
         return nil
     }
 
+    public var arrayValue: [JSONValue]? {
+        if case .array(let values) = self { return values }
+        return nil
+    }
+
     public var intValue: Int? {
         if case .number(let value) = self, value.rounded() == value { return Int(value) }
         return nil
