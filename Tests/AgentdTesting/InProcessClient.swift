@@ -1,3 +1,4 @@
+import Daemon
 import Foundation
 import Logging
 import NIOCore
@@ -40,7 +41,9 @@ public actor InProcessClient {
     private var nextWaiter = 0
     private var reader: Task<Void, Never>?
 
-    init(dispatcher: RPCDispatcher, connectionID: UInt64, peer: RPCPeer?, logger: Logger) async throws {
+    /// A connection to `dispatcher` (usually through `InProcessDaemon.connect`; directly for a test
+    /// that builds its own `Dependencies`).
+    public init(dispatcher: RPCDispatcher, connectionID: UInt64 = 1, peer: RPCPeer?, logger: Logger = Dependencies.quietLogger) async throws {
         self.peer = peer
         let channel = NIOAsyncTestingChannel()
         self.channel = channel
