@@ -64,6 +64,11 @@ public actor InProcessClient {
         }
     }
 
+    /// A connection the test dropped without `close()` is closed as a socket would be.
+    deinit {
+        channel.close(promise: nil)
+    }
+
     // MARK: Typed calls
 
     /// Calls `method` and returns its decoded result.
@@ -193,9 +198,22 @@ public actor InProcessClient {
             await self?.expire(waiter)
         }
         defer { timer.cancel() }
-        try await withCheckedThrowingContinuation { continuation in
-            waiters[waiter] = continuation
+        // A cancelled test (its time limit) stops waiting at once.
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                if Task.isCancelled {
+                    continuation.resume(throwing: CancellationError())
+                } else {
+                    waiters[waiter] = continuation
+                }
+            }
+        } onCancel: {
+            Task { await self.cancel(waiter) }
         }
+    }
+
+    private func cancel(_ waiter: Int) {
+        waiters.removeValue(forKey: waiter)?.resume(throwing: CancellationError())
     }
 
     private func expire(_ waiter: Int) {
