@@ -5,7 +5,7 @@ let package = Package(
     name: "agentd",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "agentd", targets: ["Daemon"]),
+        .executable(name: "agentd", targets: ["agentd"]),
         .executable(name: "agentctl", targets: ["agentctl"]),
         .library(name: "RPC", targets: ["RPC"]),
         .library(name: "Services", targets: ["Services"]),
@@ -91,8 +91,10 @@ let package = Package(
             name: "Journal",
             dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")]
         ),
-        // The executable: configuration, composition root, socket server, lifecycle.
-        .executableTarget(
+        // The daemon: command line, configuration, composition root, socket server, lifecycle. A
+        // library, so that the in-process test fixture (AgentdTesting) can build its graph; the
+        // `agentd` executable below only calls `AgentdMain.main()`.
+        .target(
             name: "Daemon",
             dependencies: [
                 "RPC", "RPCClient", "Services", "CSystemd", "Journal", "Storage", "CurlHTTP",
@@ -108,6 +110,20 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
+        ),
+        // The `agentd` binary: Sources/agentd/main.swift, one call into Daemon.
+        .executableTarget(name: "agentd", dependencies: ["Daemon"]),
+        // Test support for the route-level tests: an in-process daemon (`InProcessDaemon`: the
+        // test graph of `Dependencies.testing` with fakes) and a typed client on an in-memory channel
+        // through the daemon's own connection handler, router and middleware. No socket, no process.
+        .target(
+            name: "AgentdTesting",
+            dependencies: [
+                "Daemon", "RPC", "Services",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/AgentdTesting"
         ),
         // The command-line client (issue 8): `agentctl call|methods|login|modules|chat|watch …`.
         .executableTarget(
@@ -172,10 +188,11 @@ let package = Package(
         .testTarget(
             name: "AgentdTests",
             // GRDB only to tamper with a database file the way another agentd version would; NIOEmbedded
-            // for the in-process auth route tests (a peer uid of the test's choosing).
+            // for the tests that drive a connection handler on a testing channel themselves.
             // FakeLLMServer: the provider and Tavily the end-to-end agent tests point the daemon at.
+            // `agentd`: the binary the live tests start (`TestPaths.agentdBinary`) is built with them.
             dependencies: [
-                "Daemon", "agentctl", "Journal", "RPC", "RPCClient", "FakeLLMServer", .product(name: "GRDB", package: "GRDB.swift"),
+                "Daemon", "agentd", "AgentdTesting", "agentctl", "Journal", "RPC", "RPCClient", "FakeLLMServer", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),

@@ -11,7 +11,14 @@ import Storage
 import Glibc
 #endif
 
-@main
+/// The `agentd` executable's entry point (Sources/agentd/main.swift): Daemon is a library so that
+/// the in-process test fixture can build the same graph, and a library has no `@main`.
+public enum AgentdMain {
+    public static func main() async {
+        await Agentd.main()
+    }
+}
+
 struct Agentd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agentd",

@@ -9,7 +9,9 @@ import Glibc
 
 /// Everything the daemon needs to start: defaults, then the configuration file, the environment,
 /// systemd credentials and flags (see `ConfigurationLoader`).
-struct DaemonConfiguration: Sendable {
+///
+/// Public (with the fields a test fixture sets) for AgentdTesting's `InProcessDaemon`.
+public struct DaemonConfiguration: Sendable {
     var socketPath: String
     var socketMode: mode_t = 0o600
     var socketGroup: String?
@@ -17,7 +19,7 @@ struct DaemonConfiguration: Sendable {
     var configFile: String?
     var logLevel: Logger.Level = .info
     /// The daemon's own uid is never rate limited unless `limits.rate_exempt_own_uid` is off.
-    var limits: RPCLimits = {
+    public var limits: RPCLimits = {
         var limits = RPCLimits()
         limits.rateExemptUIDs = [getuid()]
         return limits
@@ -25,10 +27,10 @@ struct DaemonConfiguration: Sendable {
     /// The most bytes one reply may hold (`limits.reply_budget_bytes`): lists stop early, a larger
     /// single item answers `-32006`. Given to the services when the graph is built (a restart
     /// changes it, not SIGHUP).
-    var replyBudget = ReplyBudget()
+    public var replyBudget = ReplyBudget()
     /// Bytes of text each user may store (`limits.storage_quota_bytes`, 0: no limit).
-    var storageQuota = StorageQuota()
-    var enableTestMethods = false
+    public var storageQuota = StorageQuota()
+    public var enableTestMethods = false
     var threads = 1
     /// Where the `/metrics` HTTP listener binds (`--metrics-listen`); nil: no listener (the
     /// default). `system.metrics` answers the same text either way.
@@ -36,15 +38,15 @@ struct DaemonConfiguration: Sendable {
     /// The `/metrics` listener's connection cap and idle timeout.
     var metricsLimits = MetricsHTTPServer.Limits()
     /// Unix uids recognised without a password (`--trusted-uid`, plus the daemon's own uid).
-    var trustedUIDs: Set<UInt32> = [getuid()]
+    public var trustedUIDs: Set<UInt32> = [getuid()]
     /// The `[llm]` settings, as `LLMProviderFactory.makeProvider` takes them.
     var llm = LLMConfiguration()
     /// The `[search]` settings, as `LLMProviderFactory.makeWebSearchClient` takes them.
     var search = WebSearchConfiguration()
-    var events = EventsService.Settings()
+    public var events = EventsService.Settings()
     /// Session lifetime and registration (`auth.*`); the trusted uids are `trustedUIDs`.
-    var auth = AuthService.Settings()
-    var audit = AuditService.Settings()
+    public var auth = AuthService.Settings()
+    public var audit = AuditService.Settings()
     var cache = CacheSettings()
     /// Test-only (`--test-hold-event-consumers`): in-process consumers do not run, so a test can
     /// stop the daemon between an event's commit and its dispatch.
@@ -62,6 +64,14 @@ struct DaemonConfiguration: Sendable {
             return data + "/agentd/agentd.sqlite"
         }
         return FileSystem.homeDirectory() + "/.local/share/agentd/agentd.sqlite"
+    }
+}
+
+extension DaemonConfiguration {
+    /// The defaults, on this socket and database (the memberwise initializer stays internal).
+    public init(socketPath: String, databasePath: String) {
+        self.socketPath = socketPath
+        self.databasePath = databasePath
     }
 }
 

@@ -8,25 +8,28 @@ import Storage
 /// The composition root: the one place that picks implementations and wires the object graph.
 /// `agentd openrpc` and tests build the same graph through `Dependencies.live`, with their own
 /// configuration and an in-memory database (`AgentDatabase.inMemory()`).
-struct Dependencies: Sendable {
-    let dispatcher: RPCDispatcher
-    let auth: AuthService
-    let modules: ModulesService
-    let chats: ChatsService
-    let prompts: PromptsService
-    let search: SearchService
-    let events: EventsService
-    let audit: AuditService
-    let agent: AgentService
+///
+/// Public for the in-process test fixture (AgentdTesting's `InProcessDaemon`), which builds the
+/// graph through `testing`; nothing else outside this module uses it.
+public struct Dependencies: Sendable {
+    public let dispatcher: RPCDispatcher
+    public let auth: AuthService
+    public let modules: ModulesService
+    public let chats: ChatsService
+    public let prompts: PromptsService
+    public let search: SearchService
+    public let events: EventsService
+    public let audit: AuditService
+    public let agent: AgentService
     /// Committed events go here (from the outbox) and on to subscriptions and consumers.
-    let eventBus: EventBus
+    public let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
-    let eventConsumers: [EventConsumerRunner]
+    public let eventConsumers: [EventConsumerRunner]
     /// Where every metric of this graph is made and rendered (`system.metrics`, `/metrics`).
     let metrics: PrometheusMetrics
     /// Opened and migrated before the graph is built (`openDatabase`); the domains' SQLite stores are
     /// built on its `writer`.
-    let database: AgentDatabase
+    public let database: AgentDatabase
     /// The daemon's provider and web search, rebuilt on reload; nil in tests (fakes instead).
     var llm: ReloadableLLM? = nil
 
@@ -40,16 +43,28 @@ struct Dependencies: Sendable {
 
     /// The collaborators every domain shares. `live` for the daemon; tests pass fakes (a fixed
     /// clock, a fast hasher).
-    struct Collaborators: Sendable {
-        var clock: any WallClock
-        var ids: any IDGenerator
-        var hasher: any PasswordHasher
-        var accounts: any UnixAccountDirectory
+    public struct Collaborators: Sendable {
+        public var clock: any WallClock
+        public var ids: any IDGenerator
+        public var hasher: any PasswordHasher
+        public var accounts: any UnixAccountDirectory
         /// The agent's model. Tests pass a scripted fake.
-        var llmProvider: any LLMProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration())
+        public var llmProvider: any LLMProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration())
         /// The agent's web search; nil when no Tavily key is configured (`webSearch: true` then
         /// answers `-32050`).
-        var webSearch: (any WebSearchClient)? = nil
+        public var webSearch: (any WebSearchClient)? = nil
+
+        public init(
+            clock: any WallClock, ids: any IDGenerator, hasher: any PasswordHasher, accounts: any UnixAccountDirectory,
+            llmProvider: any LLMProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration()), webSearch: (any WebSearchClient)? = nil
+        ) {
+            self.clock = clock
+            self.ids = ids
+            self.hasher = hasher
+            self.accounts = accounts
+            self.llmProvider = llmProvider
+            self.webSearch = webSearch
+        }
 
         /// The daemon's: the system clock, time-ordered ids, the slow KDF, `/etc/passwd`, and the configured
         /// provider and web search over one libcurl client (`CurlHTTPClient`, proxies from the
@@ -81,7 +96,7 @@ struct Dependencies: Sendable {
 
     /// The test twin of `live`: the same graph on a migrated in-memory database, with fakes, and
     /// its own metrics registry (never swift-metrics' global, which a process bootstraps once).
-    static func testing(configuration: DaemonConfiguration, collaborators: Collaborators, logger: Logger = quietLogger) async throws -> Dependencies {
+    public static func testing(configuration: DaemonConfiguration, collaborators: Collaborators, logger: Logger = quietLogger) async throws -> Dependencies {
         let database = try AgentDatabase.inMemory()
         _ = try await database.migrate(logger: logger)
         return make(
@@ -89,7 +104,7 @@ struct Dependencies: Sendable {
             logger: logger)
     }
 
-    static var quietLogger: Logger {
+    public static var quietLogger: Logger {
         var logger = Logger(label: "agentd-test")
         logger.logLevel = .critical
         return logger

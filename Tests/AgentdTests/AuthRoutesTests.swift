@@ -1,139 +1,93 @@
+import AgentdTesting
 import Foundation
-import Logging
-import NIOCore
-import NIOEmbedded
 import RPC
 import Services
 import Testing
 
-@testable import Daemon
-
-/// The auth routes through the real dispatcher and connection handler of the test graph
-/// (`Dependencies.testing`), on an in-process channel whose peer uid the test chooses: the
-/// untrusted-uid path cannot be produced over a real socket by the test's own user.
-@Suite("Auth routes (in process)")
+/// The auth routes through the daemon's dispatcher and connection handler, in process
+/// (`InProcessDaemon`), on connections whose peer uid the test chooses: the untrusted-uid path
+/// cannot be produced over a real socket by the test's own user.
+@Suite("Auth routes (in process)", .timeLimit(.minutes(1)))
 struct AuthRoutesTests {
     static let trustedUID: UInt32 = 4242
 
-    final class Connection: @unchecked Sendable {
-        // @unchecked: used by one test task at a time.
-        let channel = NIOAsyncTestingChannel()
-        private var received = ""
-        private var nextID = 0
-
-        init(dependencies: Dependencies, peer: RPCPeer?) async throws {
-            let channel = self.channel
-            let dispatcher = dependencies.dispatcher
-            try await channel.eventLoop.submit {
-                try channel.pipeline.syncOperations.addHandler(
-                    RPCConnectionHandler(dispatcher: dispatcher, connectionID: 1, peer: peer, logger: Dependencies.quietLogger))
-            }.get()
-            try await channel.connect(to: SocketAddress(unixDomainSocketPath: "/tmp/in-process")).get()
-        }
-
-        /// Sends a call and returns its reply, parsed.
-        func call(_ method: String, _ params: String = "{}") async throws -> [String: Any] {
-            nextID += 1
-            try await send(#"{"jsonrpc":"2.0","id":\#(nextID),"method":"\#(method)","params":\#(params)}"# + "\n")
-            return try await next()
-        }
-
-        func send(_ text: String) async throws {
-            try await channel.writeInbound(ByteBuffer(string: text))
-        }
-
-        /// The next reply, parsed.
-        func next() async throws -> [String: Any] {
-            let deadline = ContinuousClock.now + .seconds(10)
-            while true {
-                if let newline = received.firstIndex(of: "\n") {
-                    let line = String(received[..<newline])
-                    received.removeSubrange(...newline)
-                    return try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-                }
-                if let buffer = try await channel.readOutbound(as: ByteBuffer.self) {
-                    received += String(buffer: buffer)
-                    continue
-                }
-                guard ContinuousClock.now < deadline else { throw CancellationError() }
-                try await Task.sleep(for: .milliseconds(1))  // polling for the server's write, bounded by the deadline
-            }
-        }
+    /// Only `trustedUID` is trusted (not the test's own uid).
+    static func withDaemon<T: Sendable>(_ body: (InProcessDaemon) async throws -> T) async throws -> T {
+        try await withInProcessDaemon(configure: { $0.trustedUIDs = [Self.trustedUID] }, body)
     }
-
-    let dependencies: Dependencies
-
-    init() async throws {
-        var configuration = DaemonConfiguration(socketPath: "", databasePath: "")
-        configuration.trustedUIDs = [Self.trustedUID]
-        dependencies = try await Dependencies.testing(
-            configuration: configuration,
-            collaborators: .init(clock: TestClock(), ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts()))
-    }
-
-    static func errorCode(_ reply: [String: Any]) -> Int? { (reply["error"] as? [String: Any])?["code"] as? Int }
-    static func result(_ reply: [String: Any]) -> [String: Any]? { reply["result"] as? [String: Any] }
 
     @Test("an untrusted uid, or no peer at all, gets -32020 from every protected method until it authenticates")
     func untrustedPeer() async throws {
-        for peer in [RPCPeer(uid: 777, gid: 777, pid: 1), nil] {
-            let connection = try await Connection(dependencies: dependencies, peer: peer)
-            for method in ["auth.whoami", "auth.logout"] {
-                let reply = try await connection.call(method)
-                #expect(Self.errorCode(reply) == -32020, "\(method): \(reply)")
+        try await Self.withDaemon { daemon in
+            for peer in [RPCPeer(uid: 777, gid: 777, pid: 1), nil] {
+                let connection = try await daemon.connect(peer: peer)
+                let whoami = await #expect(throws: RPCError.self) { try await connection.send(Auth.WhoAmI.self) }
+                #expect(whoami?.code.rawValue == -32020, "auth.whoami: \(String(describing: whoami))")
+                let logout = await #expect(throws: RPCError.self) { try await connection.send(Auth.Logout.self) }
+                #expect(logout?.code.rawValue == -32020, "auth.logout: \(String(describing: logout))")
+                let change = await #expect(throws: RPCError.self) {
+                    try await connection.send(Auth.ChangePassword.self, .init(oldPassword: "password1", newPassword: "password2"))
+                }
+                #expect(change?.code.rawValue == -32020, "\(String(describing: change))")
             }
-            let change = try await connection.call("auth.changePassword", #"{"oldPassword":"password1","newPassword":"password2"}"#)
-            #expect(Self.errorCode(change) == -32020, "\(change)")
+            let connection = try await daemon.connect(peer: RPCPeer(uid: 777, gid: 777, pid: 1))
+            let credentials = Auth.Credentials(username: "mallory", password: "password1")
+            _ = try await connection.send(Auth.Register.self, credentials)
+            let login = try await connection.send(Auth.Login.self, credentials)
+            #expect(!login.token.isEmpty)
+            let whoami = try await connection.send(Auth.WhoAmI.self)
+            #expect(whoami.username == "mallory", "auth.login binds the connection")
         }
-        let connection = try await Connection(dependencies: dependencies, peer: RPCPeer(uid: 777, gid: 777, pid: 1))
-        _ = try await connection.call("auth.register", #"{"username":"mallory","password":"password1"}"#)
-        let login = try await connection.call("auth.login", #"{"username":"mallory","password":"password1"}"#)
-        #expect(Self.result(login)?["token"] is String, "\(login)")
-        let whoami = try await connection.call("auth.whoami")
-        #expect(Self.result(whoami)?["username"] as? String == "mallory", "auth.login binds the connection: \(whoami)")
     }
 
     @Test("a trusted uid is its linked account at once, the same on every connection")
     func trustedPeer() async throws {
-        let peer = RPCPeer(uid: Self.trustedUID, gid: 100, pid: 1)
-        let first = try await Connection(dependencies: dependencies, peer: peer)
-        let whoami = try await first.call("auth.whoami")
-        let user = try #require(Self.result(whoami), "\(whoami)")
-        #expect(user["username"] as? String == "uid-\(Self.trustedUID)")
-        #expect(user["linkedUID"] as? Int == Int(Self.trustedUID))
-        let second = try await Connection(dependencies: dependencies, peer: peer)
-        #expect(Self.result(try await second.call("auth.whoami"))?["id"] as? String == user["id"] as? String)
+        try await Self.withDaemon { daemon in
+            let peer = RPCPeer(uid: Self.trustedUID, gid: 100, pid: 1)
+            let first = try await daemon.connect(peer: peer)
+            let user = try await first.send(Auth.WhoAmI.self)
+            #expect(user.username == "uid-\(Self.trustedUID)")
+            #expect(user.linkedUID == Self.trustedUID)
+            let second = try await daemon.connect(peer: peer)
+            #expect(try await second.send(Auth.WhoAmI.self).id == user.id)
+        }
     }
 
     @Test("too many failed logins: -32023 with data.retryAfterMs")
     func throttled() async throws {
-        let connection = try await Connection(dependencies: dependencies, peer: nil)
-        for _ in 0..<5 {
-            let reply = try await connection.call("auth.login", #"{"username":"trudy","password":"password1"}"#)
-            #expect(Self.errorCode(reply) == -32021, "\(reply)")
+        try await Self.withDaemon { daemon in
+            let connection = try await daemon.connect(peer: nil)
+            let credentials = Auth.Credentials(username: "trudy", password: "password1")
+            for _ in 0..<5 {
+                let error = await #expect(throws: RPCError.self) { try await connection.send(Auth.Login.self, credentials) }
+                #expect(error?.code.rawValue == -32021, "\(String(describing: error))")
+            }
+            let error = await #expect(throws: RPCError.self) { try await connection.send(Auth.Login.self, credentials) }
+            #expect(error?.code.rawValue == -32023, "\(String(describing: error))")
+            #expect(error?.dataValue?["retryAfterMs"]?.intValue == 900_000, "\(String(describing: error))")
         }
-        let reply = try await connection.call("auth.login", #"{"username":"trudy","password":"password1"}"#)
-        #expect(Self.errorCode(reply) == -32023, "\(reply)")
-        let data = (reply["error"] as? [String: Any])?["data"] as? [String: Any]
-        #expect(data?["retryAfterMs"] as? Int == 900_000, "\(reply)")
     }
 
     @Test("auth.authenticate pipelined with whoami in one write: whoami already sees the token's user, not the uid's")
     func pipelinedAuthenticate() async throws {
-        let auth = dependencies.auth
-        _ = try await auth.register(username: "peggy", password: "password1")
-        let token = try await auth.login(username: "peggy", password: "password1").login.token
-        for _ in 0..<20 {
-            let connection = try await Connection(dependencies: dependencies, peer: RPCPeer(uid: Self.trustedUID, gid: 100, pid: 1))
-            try await connection.send(
-                #"{"jsonrpc":"2.0","id":1,"method":"auth.authenticate","params":{"token":"\#(token)"}}"# + "\n"
-                    + #"{"jsonrpc":"2.0","id":2,"method":"auth.whoami"}"# + "\n")
-            var usernames: [Int: String] = [:]
-            for _ in 0..<2 {
-                let reply = try await connection.next()
-                usernames[reply["id"] as? Int ?? 0] = Self.result(reply)?["username"] as? String
+        try await Self.withDaemon { daemon in
+            let auth = daemon.dependencies.auth
+            _ = try await auth.register(username: "peggy", password: "password1")
+            let token = try await auth.login(username: "peggy", password: "password1").login.token
+            for _ in 0..<20 {
+                let connection = try await daemon.connect(peer: RPCPeer(uid: Self.trustedUID, gid: 100, pid: 1))
+                // Raw: both requests must arrive in one read.
+                try await connection.write(
+                    #"{"jsonrpc":"2.0","id":1,"method":"auth.authenticate","params":{"token":"\#(token)"}}"# + "\n"
+                        + #"{"jsonrpc":"2.0","id":2,"method":"auth.whoami"}"# + "\n")
+                var usernames: [Int: String] = [:]
+                for _ in 0..<2 {
+                    let reply = try JSONFragment(unchecked: try await connection.nextMessage()).decode(JSONValue.self)
+                    usernames[reply["id"]?.intValue ?? 0] = reply["result"]?["username"]?.stringValue
+                }
+                #expect(usernames == [1: "peggy", 2: "peggy"])
+                await connection.close()
             }
-            #expect(usernames == [1: "peggy", 2: "peggy"])
         }
     }
 }

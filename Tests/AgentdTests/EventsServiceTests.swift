@@ -1,3 +1,4 @@
+import AgentdTesting
 import Foundation
 import Logging
 import RPC

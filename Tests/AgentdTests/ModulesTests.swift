@@ -1,63 +1,70 @@
+import AgentdTesting
 import Foundation
+import RPC
+import Services
 import Testing
 
-/// The modules methods over the socket, with the real binary. The test process's uid is the
-/// daemon's own, so a fresh connection already acts as its linked account.
-@Suite("Modules over the socket", .blockingIO, .timeLimit(.minutes(2)))
+/// The modules methods through the daemon's router and middleware, in process (`InProcessDaemon`).
+/// A connection from the test's own uid acts as its linked account, as over the socket.
+@Suite("Modules (in process, and the README example on the binary)", .blockingIO, .timeLimit(.minutes(2)))
 struct ModulesTests {
     @Test("create, get, list, update, delete; another user (register + login) gets -32030 for the module")
-    func lifecycle() throws {
-        try withDaemon { daemon in
-            let client = try daemon.connect()
-            let created = try AuthTests.call(client, id: 1, "modules.create", #"{"title":"Intro","description":"first","content":"Hello","tags":["b","a"]}"#)
-            let module = try #require(created["result"], "reply: \(created)")
-            let id = try #require(module["id"]?.stringValue)
-            #expect(id.hasPrefix("mod_"))
-            #expect(module["tags"] == .array([.string("a"), .string("b")]), "reply: \(created)")
+    func lifecycle() async throws {
+        try await withInProcessDaemon { daemon in
+            let client = try await daemon.connect()
+            let module = try await client.send(Modules.Create.self, .init(title: "Intro", description: "first", content: "Hello", tags: ["b", "a"]))
+            #expect(module.id.hasPrefix("mod_"))
+            #expect(module.tags == ["a", "b"])
 
-            let got = try AuthTests.call(client, id: 2, "modules.get", #"{"id":"\#(id)"}"#)
-            #expect(got["result"] == module, "reply: \(got)")
+            let got = try await client.send(Modules.Get.self, .init(id: module.id))
+            #expect(got == module)
 
-            let listed = try AuthTests.call(client, id: 3, "modules.list", #"{"limit":10}"#)
-            #expect(listed["result"]?["items"] == .array([module]), "reply: \(listed)")
-            #expect(listed["result"]?["nextCursor"] == nil, "reply: \(listed)")
+            let listed = try await client.send(Modules.List.self, .init(limit: 10))
+            #expect(listed.items == [module])
+            #expect(listed.nextCursor == nil)
 
-            let badCursor = try AuthTests.call(client, id: 4, "modules.list", #"{"cursor":"!!"}"#)
-            #expect(badCursor.errorCode == -32602, "reply: \(badCursor)")
-            #expect(badCursor["error"]?["data"]?["field"]?.stringValue == "cursor", "reply: \(badCursor)")
+            let badCursor = await #expect(throws: RPCError.self) { try await client.send(Modules.List.self, .init(cursor: "!!")) }
+            #expect(badCursor?.code == .invalidParams)
+            #expect(badCursor?.dataValue?["field"]?.stringValue == "cursor", "\(String(describing: badCursor))")
 
-            let updated = try AuthTests.call(client, id: 5, "modules.update", #"{"id":"\#(id)","title":"Renamed"}"#)
-            #expect(updated["result"]?["title"]?.stringValue == "Renamed", "reply: \(updated)")
-            #expect(updated["result"]?["content"]?.stringValue == "Hello", "reply: \(updated)")
+            let updated = try await client.send(Modules.Update.self, .init(id: module.id, title: "Renamed"))
+            #expect(updated.title == "Renamed")
+            #expect(updated.content == "Hello")
 
-            let badTitle = try AuthTests.call(client, id: 6, "modules.update", #"{"id":"\#(id)","title":"  "}"#)
-            #expect(badTitle["error"]?["data"]?["field"]?.stringValue == "title", "reply: \(badTitle)")
+            let badTitle = await #expect(throws: RPCError.self) { try await client.send(Modules.Update.self, .init(id: module.id, title: "  ")) }
+            #expect(badTitle?.dataValue?["field"]?.stringValue == "title", "\(String(describing: badTitle))")
 
             // Another user, on a second connection: the module does not exist for them.
-            let other = try daemon.connect()
-            let registered = try AuthTests.call(other, id: 1, "auth.register", #"{"username":"mallory","password":"correct horse"}"#)
-            #expect(registered["result"] != nil, "reply: \(registered)")
-            let login = try AuthTests.call(other, id: 2, "auth.login", #"{"username":"mallory","password":"correct horse"}"#)
-            #expect(login["result"]?["token"] != nil, "reply: \(login)")
-            for (index, (method, params)) in [
-                ("modules.get", #"{"id":"\#(id)"}"#), ("modules.update", #"{"id":"\#(id)","title":"mine"}"#), ("modules.delete", #"{"id":"\#(id)"}"#),
-            ].enumerated() {
-                let reply = try AuthTests.call(other, id: 10 + index, method, params)
-                #expect(reply.errorCode == -32030, "\(method): \(reply)")
-                #expect(reply["error"]?["data"]?["kind"]?.stringValue == "module", "\(method): \(reply)")
-                #expect(reply["error"]?["data"]?["id"]?.stringValue == id, "\(method): \(reply)")
+            let other = try await daemon.connect()
+            let credentials = Auth.Credentials(username: "mallory", password: "correct horse")
+            let registered = try await other.send(Auth.Register.self, credentials)
+            #expect(registered.username == "mallory")
+            let login = try await other.send(Auth.Login.self, credentials)
+            #expect(!login.token.isEmpty)
+            let id = module.id
+            let calls: [(String, @Sendable (InProcessClient) async throws -> Void)] = [
+                ("modules.get", { _ = try await $0.send(Modules.Get.self, .init(id: id)) }),
+                ("modules.update", { _ = try await $0.send(Modules.Update.self, .init(id: id, title: "mine")) }),
+                ("modules.delete", { _ = try await $0.send(Modules.Delete.self, .init(id: id)) }),
+            ]
+            for (method, call) in calls {
+                let error = await #expect(throws: RPCError.self, "\(method)") { try await call(other) }
+                #expect(error?.code.rawValue == -32030, "\(method): \(String(describing: error))")
+                #expect(error?.dataValue?["kind"]?.stringValue == "module", "\(method): \(String(describing: error))")
+                #expect(error?.dataValue?["id"]?.stringValue == id, "\(method): \(String(describing: error))")
             }
-            let theirs = try AuthTests.call(other, id: 20, "modules.list")
-            #expect(theirs["result"]?["items"] == .array([]), "reply: \(theirs)")
+            let theirs = try await other.send(Modules.List.self, .init())
+            #expect(theirs.items.isEmpty)
 
-            let deleted = try AuthTests.call(client, id: 7, "modules.delete", #"{"id":"\#(id)"}"#)
-            #expect(deleted["result"]?["deleted"] == .bool(true), "reply: \(deleted)")
-            let gone = try AuthTests.call(client, id: 8, "modules.get", #"{"id":"\#(id)"}"#)
-            #expect(gone.errorCode == -32030, "reply: \(gone)")
+            let deleted = try await client.send(Modules.Delete.self, .init(id: id))
+            #expect(deleted.deleted)
+            let gone = await #expect(throws: RPCError.self) { try await client.send(Modules.Get.self, .init(id: id)) }
+            #expect(gone?.code.rawValue == -32030)
         }
     }
 }
 
+/// The README's example runs `socat` against the real binary: it checks the command as written.
 extension ModulesTests {
     @Test("the README's Modules example: modules.create with socat answers the new module")
     func readmeExample() throws {

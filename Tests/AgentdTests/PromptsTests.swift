@@ -1,101 +1,112 @@
+import AgentdTesting
 import Foundation
+import RPC
+import Services
 import Testing
 
-/// The prompts methods over the socket, with the real binary. The test process's uid is the
-/// daemon's own, so a fresh connection already acts as its linked account.
-@Suite("Prompts over the socket", .blockingIO, .timeLimit(.minutes(2)))
+/// The prompts methods through the daemon's router and middleware, in process (`InProcessDaemon`).
+/// A connection from the test's own uid acts as its linked account, as over the socket.
+@Suite("Prompts (in process, and the README example on the binary)", .blockingIO, .timeLimit(.minutes(2)))
 struct PromptsTests {
     @Test("create, get, update, versions, render (and its missing-variable error), list, delete; another user gets -32030")
-    func lifecycle() throws {
-        try withDaemon { daemon in
-            let client = try daemon.connect()
-            let created = try AuthTests.call(
-                client, id: 1, "prompts.create", #"{"name":"greeting","description":"says hello","body":"Hello {{ user }}, about {{topic}}."}"#)
-            let prompt = try #require(created["result"], "reply: \(created)")
-            let id = try #require(prompt["id"]?.stringValue)
+    func lifecycle() async throws {
+        try await withInProcessDaemon { daemon in
+            let client = try await daemon.connect()
+            let prompt = try await client.send(
+                Prompts.Create.self, .init(name: "greeting", description: "says hello", body: "Hello {{ user }}, about {{topic}}."))
+            let id = prompt.id
             #expect(id.hasPrefix("prm_"))
-            #expect(prompt["variables"] == .array([.string("user"), .string("topic")]), "reply: \(created)")
-            #expect(prompt["version"] == .integer(1) && prompt["builtIn"] == .bool(false), "reply: \(created)")
+            #expect(prompt.variables == ["user", "topic"])
+            #expect(prompt.version == 1 && !prompt.builtIn)
 
-            let got = try AuthTests.call(client, id: 2, "prompts.get", #"{"id":"\#(id)"}"#)
-            #expect(got["result"] == prompt, "reply: \(got)")
+            #expect(try await client.send(Prompts.Get.self, .init(id: id)) == prompt)
 
-            let updated = try AuthTests.call(client, id: 3, "prompts.update", #"{"id":"\#(id)","body":"Hi {{user}}!"}"#)
-            #expect(updated["result"]?["version"] == .integer(2), "reply: \(updated)")
-            #expect(updated["result"]?["variables"] == .array([.string("user")]), "reply: \(updated)")
+            let updated = try await client.send(Prompts.Update.self, .init(id: id, body: "Hi {{user}}!"))
+            #expect(updated.version == 2)
+            #expect(updated.variables == ["user"])
 
-            let old = try AuthTests.call(client, id: 4, "prompts.get", #"{"id":"\#(id)","version":1}"#)
-            #expect(old["result"]?["body"]?.stringValue == "Hello {{ user }}, about {{topic}}.", "reply: \(old)")
-            #expect(old["result"]?["latestVersion"] == .integer(2), "reply: \(old)")
+            let old = try await client.send(Prompts.Get.self, .init(id: id, version: 1))
+            #expect(old.body == "Hello {{ user }}, about {{topic}}.")
+            #expect(old.latestVersion == 2)
 
-            let versions = try AuthTests.call(client, id: 5, "prompts.versions", #"{"id":"\#(id)"}"#)
-            let numbers = versions["result"]?["versions"]?.arrayValue?.compactMap { $0["version"] }
-            #expect(numbers == [.integer(1), .integer(2)], "reply: \(versions)")
+            let versions = try await client.send(Prompts.Versions.self, .init(id: id))
+            #expect(versions.versions.map(\.version) == [1, 2])
 
             // Values are inserted as is: a value holding a placeholder is not expanded.
-            let rendered = try AuthTests.call(
-                client, id: 6, "prompts.render", #"{"id":"\#(id)","version":1,"variables":{"user":"{{topic}}","topic":"prompts","mood":"x"}}"#)
-            #expect(rendered["result"]?["text"]?.stringValue == "Hello {{topic}}, about prompts.", "reply: \(rendered)")
-            #expect(rendered["result"]?["version"] == .integer(1), "reply: \(rendered)")
-            #expect(rendered["result"]?["unused"] == .array([.string("mood")]), "reply: \(rendered)")
+            let rendered = try await client.send(
+                Prompts.Render.self, .init(id: id, version: 1, variables: ["user": "{{topic}}", "topic": "prompts", "mood": "x"]))
+            #expect(rendered.text == "Hello {{topic}}, about prompts.")
+            #expect(rendered.version == 1)
+            #expect(rendered.unused == ["mood"])
 
-            let missing = try AuthTests.call(client, id: 7, "prompts.render", #"{"id":"\#(id)","variables":{"topic":"x"}}"#)
-            #expect(missing.errorCode == -32602, "reply: \(missing)")
-            #expect(missing["error"]?["data"]?["field"]?.stringValue == "variables.user", "reply: \(missing)")
-            #expect(missing["error"]?["data"]?["reason"]?.stringValue == "missing", "reply: \(missing)")
+            let missing = await #expect(throws: RPCError.self) {
+                try await client.send(Prompts.Render.self, .init(id: id, variables: ["topic": "x"]))
+            }
+            #expect(missing?.code == .invalidParams)
+            #expect(missing?.dataValue?["field"]?.stringValue == "variables.user", "\(String(describing: missing))")
+            #expect(missing?.dataValue?["reason"]?.stringValue == "missing", "\(String(describing: missing))")
 
-            let notString = try AuthTests.call(client, id: 8, "prompts.render", #"{"id":"\#(id)","variables":{"user":1}}"#)
-            #expect(notString["error"]?["data"]?["field"]?.stringValue == "variables.user", "reply: \(notString)")
+            // Not expressible with the typed params (variables are strings): raw JSON.
+            let notString = await #expect(throws: RPCError.self) {
+                try await client.call("prompts.render", #"{"id":"\#(id)","variables":{"user":1}}"#)
+            }
+            #expect(notString?.dataValue?["field"]?.stringValue == "variables.user", "\(String(describing: notString))")
 
-            let badBody = try AuthTests.call(client, id: 9, "prompts.create", #"{"name":"bad","body":"Hello {{user"}"#)
-            #expect(badBody.errorCode == -32602, "reply: \(badBody)")
-            #expect(badBody["error"]?["data"]?["field"]?.stringValue == "body", "reply: \(badBody)")
+            let badBody = await #expect(throws: RPCError.self) { try await client.send(Prompts.Create.self, .init(name: "bad", body: "Hello {{user")) }
+            #expect(badBody?.code == .invalidParams)
+            #expect(badBody?.dataValue?["field"]?.stringValue == "body", "\(String(describing: badBody))")
 
-            let listed = try AuthTests.call(client, id: 10, "prompts.list", #"{"limit":10}"#)
-            let items = listed["result"]?["items"]?.arrayValue ?? []
-            #expect(items.compactMap { $0["id"]?.stringValue } == [id, "prm_default_system"], "reply: \(listed)")
-            #expect(items.last?["builtIn"] == .bool(true), "reply: \(listed)")
+            let listed = try await client.send(Prompts.List.self, .init(limit: 10))
+            #expect(listed.items.map(\.id) == [id, "prm_default_system"])
+            #expect(listed.items.last?.builtIn == true)
 
-            let readOnly = try AuthTests.call(client, id: 11, "prompts.update", #"{"id":"prm_default_system","body":"mine"}"#)
-            #expect(readOnly.errorCode == -32602, "reply: \(readOnly)")
-            #expect(readOnly["error"]?["data"]?["field"]?.stringValue == "id", "reply: \(readOnly)")
+            let readOnly = await #expect(throws: RPCError.self) {
+                try await client.send(Prompts.Update.self, .init(id: "prm_default_system", body: "mine"))
+            }
+            #expect(readOnly?.code == .invalidParams)
+            #expect(readOnly?.dataValue?["field"]?.stringValue == "id", "\(String(describing: readOnly))")
 
             // Another user, on a second connection: the prompt does not exist for them.
-            let other = try daemon.connect()
-            let registered = try AuthTests.call(other, id: 1, "auth.register", #"{"username":"mallory","password":"correct horse"}"#)
-            #expect(registered["result"] != nil, "reply: \(registered)")
-            let login = try AuthTests.call(other, id: 2, "auth.login", #"{"username":"mallory","password":"correct horse"}"#)
-            #expect(login["result"]?["token"] != nil, "reply: \(login)")
-            for (index, (method, params)) in [
-                ("prompts.get", #"{"id":"\#(id)"}"#), ("prompts.get", #"{"id":"\#(id)","version":1}"#),
-                ("prompts.update", #"{"id":"\#(id)","name":"mine"}"#), ("prompts.delete", #"{"id":"\#(id)"}"#),
-                ("prompts.versions", #"{"id":"\#(id)"}"#), ("prompts.render", #"{"id":"\#(id)","variables":{"user":"x"}}"#),
-            ].enumerated() {
-                let reply = try AuthTests.call(other, id: 10 + index, method, params)
-                #expect(reply.errorCode == -32030, "\(method): \(reply)")
-                #expect(reply["error"]?["data"]?["kind"]?.stringValue == "prompt", "\(method): \(reply)")
-                #expect(reply["error"]?["data"]?["id"]?.stringValue == id, "\(method): \(reply)")
+            let other = try await daemon.connect()
+            let credentials = Auth.Credentials(username: "mallory", password: "correct horse")
+            let registered = try await other.send(Auth.Register.self, credentials)
+            #expect(registered.username == "mallory")
+            let login = try await other.send(Auth.Login.self, credentials)
+            #expect(!login.token.isEmpty)
+            let calls: [(String, @Sendable (InProcessClient) async throws -> Void)] = [
+                ("prompts.get", { _ = try await $0.send(Prompts.Get.self, .init(id: id)) }),
+                ("prompts.get version 1", { _ = try await $0.send(Prompts.Get.self, .init(id: id, version: 1)) }),
+                ("prompts.update", { _ = try await $0.send(Prompts.Update.self, .init(id: id, name: "mine")) }),
+                ("prompts.delete", { _ = try await $0.send(Prompts.Delete.self, .init(id: id)) }),
+                ("prompts.versions", { _ = try await $0.send(Prompts.Versions.self, .init(id: id)) }),
+                ("prompts.render", { _ = try await $0.send(Prompts.Render.self, .init(id: id, variables: ["user": "x"])) }),
+            ]
+            for (method, call) in calls {
+                let error = await #expect(throws: RPCError.self, "\(method)") { try await call(other) }
+                #expect(error?.code.rawValue == -32030, "\(method): \(String(describing: error))")
+                #expect(error?.dataValue?["kind"]?.stringValue == "prompt", "\(method): \(String(describing: error))")
+                #expect(error?.dataValue?["id"]?.stringValue == id, "\(method): \(String(describing: error))")
             }
-            let theirs = try AuthTests.call(other, id: 20, "prompts.list")
-            #expect(theirs["result"]?["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue } == ["prm_default_system"], "reply: \(theirs)")
-            let builtIn = try AuthTests.call(
-                other, id: 21, "prompts.render",
-                #"{"id":"prm_default_system","variables":{"user":"mallory","module.title":"T","date":"today","module.content":"C"}}"#)
-            #expect(builtIn["result"]?["text"]?.stringValue?.contains("working with mallory") == true, "reply: \(builtIn)")
+            let theirs = try await other.send(Prompts.List.self, .init())
+            #expect(theirs.items.map(\.id) == ["prm_default_system"])
+            let builtIn = try await other.send(
+                Prompts.Render.self,
+                .init(id: "prm_default_system", variables: ["user": "mallory", "module.title": "T", "date": "today", "module.content": "C"]))
+            #expect(builtIn.text.contains("working with mallory"), "\(builtIn.text)")
 
-            let deleted = try AuthTests.call(client, id: 12, "prompts.delete", #"{"id":"\#(id)"}"#)
-            #expect(deleted["result"]?["deleted"] == .bool(true), "reply: \(deleted)")
-            let gone = try AuthTests.call(client, id: 13, "prompts.get", #"{"id":"\#(id)"}"#)
-            #expect(gone.errorCode == -32030, "reply: \(gone)")
+            let deleted = try await client.send(Prompts.Delete.self, .init(id: id))
+            #expect(deleted.deleted)
+            let gone = await #expect(throws: RPCError.self) { try await client.send(Prompts.Get.self, .init(id: id)) }
+            #expect(gone?.code.rawValue == -32030)
         }
     }
 
     @Test("rpc.discover lists every prompts method; render's variables are an object of strings")
-    func discovery() throws {
-        try withDaemon { daemon in
-            let client = try daemon.connect()
-            let reply = try AuthTests.call(client, id: 1, "rpc.discover")
-            let methods = reply["result"]?["methods"]?.arrayValue ?? []
+    func discovery() async throws {
+        try await withInProcessDaemon { daemon in
+            let client = try await daemon.connect()
+            let document = try await client.call("rpc.discover").decode(JSONValue.self)
+            let methods = document["methods"]?.arrayValue ?? []
             let names = methods.compactMap { $0["name"]?.stringValue }.filter { $0.hasPrefix("prompts.") }
             #expect(
                 names == ["prompts.create", "prompts.delete", "prompts.get", "prompts.list", "prompts.render", "prompts.update", "prompts.versions"],
@@ -108,6 +119,7 @@ struct PromptsTests {
     }
 }
 
+/// The README's example runs `socat` against the real binary: it checks the command as written.
 extension PromptsTests {
     @Test("the README's Prompts example: prompts.create, then prompts.render with and without a value, with socat")
     func readmeExample() throws {

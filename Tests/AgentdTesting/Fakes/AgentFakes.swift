@@ -3,7 +3,9 @@ import Services
 import Synchronization
 
 /// A gate a scripted stream waits at until the test opens it (or the waiting task is cancelled).
-final class Gate: Sendable {
+public final class Gate: Sendable {
+    public init() {}
+
     private struct State {
         var open = false
         var waiting = 0
@@ -14,7 +16,7 @@ final class Gate: Sendable {
     // Invariant: only touched under the mutex; `waiters` is emptied when `open` is set.
     private let state = Mutex(State())
 
-    func open() {
+    public func open() {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.open = true
             defer { state.waiters = [:] }
@@ -24,9 +26,9 @@ final class Gate: Sendable {
     }
 
     /// How many have reached the gate (while closed).
-    var arrivals: Int { state.withLock { $0.waiting } }
+    public var arrivals: Int { state.withLock { $0.waiting } }
 
-    func wait() async {
+    public func wait() async {
         let id = state.withLock { state -> UInt64 in
             state.next += 1
             state.waiting += 1
@@ -50,23 +52,23 @@ final class Gate: Sendable {
 
 /// An `LLMProvider` that plays one script per request, in order (the last one again when they run
 /// out), records every request, and counts the streams whose consumer went away (cancelled).
-final class ScriptedLLMProvider: LLMProvider {
-    enum Step: Sendable {
+public final class ScriptedLLMProvider: LLMProvider {
+    public enum Step: Sendable {
         case event(LLMStreamEvent)
         case wait(Gate)
         case fail(LLMError)
     }
 
-    let name: String
-    let defaultModel: String?
-    let window: Int
+    public let name: String
+    public let defaultModel: String?
+    public let window: Int
     private let scripts: Mutex<[[Step]]>
     private let recorded = Mutex([LLMRequest]())
     private let cancellations = Counter()
     /// Opened when a stream's consumer cancels.
-    let cancelledGate = Gate()
+    public let cancelledGate = Gate()
 
-    init(name: String = "fake", defaultModel: String? = "fake-model", window: Int = 100_000, scripts: [[Step]]) {
+    public init(name: String = "fake", defaultModel: String? = "fake-model", window: Int = 100_000, scripts: [[Step]]) {
         self.name = name
         self.defaultModel = defaultModel
         self.window = window
@@ -74,16 +76,16 @@ final class ScriptedLLMProvider: LLMProvider {
     }
 
     /// A script answering `pieces` as text deltas, then usage and `.finished(.stop)`.
-    static func answer(_ pieces: [String], usage: LLMUsage? = LLMUsage(promptTokens: 10, completionTokens: 5, estimated: false), model: String = "fake-model-2026") -> [Step] {
+    public static func answer(_ pieces: [String], usage: LLMUsage? = LLMUsage(promptTokens: 10, completionTokens: 5, estimated: false), model: String = "fake-model-2026") -> [Step] {
         pieces.map { .event(.text($0)) } + (usage.map { [.event(.usage($0))] } ?? []) + [.event(.finished(reason: .stop, model: model))]
     }
 
-    var requests: [LLMRequest] { recorded.withLock { $0 } }
-    var cancelledStreams: Int { cancellations.value }
+    public var requests: [LLMRequest] { recorded.withLock { $0 } }
+    public var cancelledStreams: Int { cancellations.value }
 
-    func contextWindow(model: String) -> Int { window }
+    public func contextWindow(model: String) -> Int { window }
 
-    func stream(_ request: LLMRequest) -> AsyncThrowingStream<LLMStreamEvent, any Error> {
+    public func stream(_ request: LLMRequest) -> AsyncThrowingStream<LLMStreamEvent, any Error> {
         recorded.withLock { $0.append(request) }
         let script = scripts.withLock { scripts -> [Step] in
             scripts.count > 1 ? scripts.removeFirst() : (scripts.first ?? [])
@@ -116,26 +118,28 @@ final class ScriptedLLMProvider: LLMProvider {
 }
 
 /// A shared count.
-final class Counter: Sendable {
+public final class Counter: Sendable {
+    public init() {}
+
     // Only touched under the mutex.
     private let count = Mutex(0)
-    var value: Int { count.withLock { $0 } }
-    func increment() { count.withLock { $0 += 1 } }
+    public var value: Int { count.withLock { $0 } }
+    public func increment() { count.withLock { $0 += 1 } }
 }
 
 /// A `WebSearchClient` that answers each query with two pages about it (or fails), and records the
 /// queries.
-final class FakeWebSearch: WebSearchClient {
+public final class FakeWebSearch: WebSearchClient {
     private let queries = Mutex([String]())
-    let failure: LLMError?
+    public let failure: LLMError?
 
-    init(failure: LLMError? = nil) {
+    public init(failure: LLMError? = nil) {
         self.failure = failure
     }
 
-    var received: [String] { queries.withLock { $0 } }
+    public var received: [String] { queries.withLock { $0 } }
 
-    func search(_ query: WebSearchQuery) async throws -> WebSearchResponse {
+    public func search(_ query: WebSearchQuery) async throws -> WebSearchResponse {
         queries.withLock { $0.append(query.query) }
         if let failure { throw failure }
         let slug = query.query.replacingOccurrences(of: " ", with: "-")
@@ -150,14 +154,16 @@ final class FakeWebSearch: WebSearchClient {
 }
 
 /// Collects `agent.delta` notifications.
-final class DeltaRecorder: Sendable {
+public final class DeltaRecorder: Sendable {
+    public init() {}
+
     private let deltas = Mutex([AgentDelta]())
-    let firstDelta = Gate()
+    public let firstDelta = Gate()
 
-    var all: [AgentDelta] { deltas.withLock { $0 } }
-    var text: String { all.map(\.text).joined() }
+    public var all: [AgentDelta] { deltas.withLock { $0 } }
+    public var text: String { all.map(\.text).joined() }
 
-    func record(_ delta: AgentDelta) {
+    public func record(_ delta: AgentDelta) {
         deltas.withLock { $0.append(delta) }
         firstDelta.open()
     }
