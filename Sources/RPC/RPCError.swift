@@ -54,7 +54,8 @@ public struct RPCError: Error, Sendable, Equatable {
 }
 
 /// Domain errors say how they appear on the wire by conforming to this protocol; anything else that
-/// reaches the dispatcher becomes an opaque internal error (details only in the log).
+/// reaches the dispatcher becomes an opaque internal error (details only in the log). The one place
+/// that turns a thrown error into a reply is `RPCErrorFunnel` (RPCError+Funnel.swift).
 public protocol RPCErrorConvertible: Error {
     var rpcError: RPCError { get }
 }

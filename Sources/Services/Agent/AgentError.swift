@@ -1,7 +1,7 @@
 import RPC
 
 /// The agent domain's own errors (the provider's are `LLMError`), and how they appear on the wire.
-public enum AgentError: Error, Equatable, Sendable, RPCErrorConvertible {
+public enum AgentError: Error, Equatable, Sendable, RPCErrorConvertible, InvalidParamsError {
     /// No such run for this user (another user's answers the same).
     case notFound(kind: String, id: String)
     /// A param fails validation: `-32602` with `{field, reason}`.

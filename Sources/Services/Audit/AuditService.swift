@@ -34,12 +34,8 @@ public struct AuditService: Sendable {
     ///
     /// - Throws: `EventsError.invalid` (`limit`, `cursor`), `ReplyBudgetError`.
     public func list(_ params: Audit.List.Params, userID: String) async throws -> KeysetPage<AuditRecord> {
-        let limit = params.limit ?? Self.defaultLimit
-        guard (1...Self.maxLimit).contains(limit) else { throw EventsError.invalid(field: "limit", reason: "between 1 and \(Self.maxLimit)") }
-        let before = try params.cursor.map { cursor in
-            guard let seq = PageCursor.decode(cursor) else { throw EventsError.invalid(field: "cursor", reason: "not a cursor from audit.list") }
-            return seq
-        }
+        let limit = try EventsError.validLimit(params.limit, default: Self.defaultLimit, max: Self.maxLimit)
+        let before = try params.cursor.map { try EventsError.position(cursor: $0, from: Audit.List.name) }
         let rows = try await store.records(userID: userID, beforeID: before, limit: limit + 1)
         return try KeysetPage(rows: rows, limit: limit, budget: replyBudget, position: \.id, item: { $0 })
     }

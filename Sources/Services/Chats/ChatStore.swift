@@ -46,16 +46,6 @@ public struct NewChat: Sendable, Equatable {
     }
 }
 
-/// Where a new message goes in its chat's tree.
-public enum MessagePlacement: Sendable, Equatable {
-    /// After the active branch's leaf (first message when the chat is empty).
-    case afterActiveLeaf
-    /// After this message, which must be in the same chat.
-    case after(messageID: String)
-    /// Next to this message (same parent): an edit or a regeneration of it.
-    case siblingOf(messageID: String)
-}
-
 /// A message to append, as the service built it; the store finds its parent and depth.
 public struct NewMessage: Sendable, Equatable {
     public var id: String

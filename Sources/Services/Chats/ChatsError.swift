@@ -1,7 +1,7 @@
 import RPC
 
 /// The chats domain's errors, and how they appear on the wire.
-public enum ChatsError: Error, Equatable, Sendable, RPCErrorConvertible {
+public enum ChatsError: Error, Equatable, Sendable, RPCErrorConvertible, InvalidParamsError {
     /// No such chat, message or module for this user (another user's answers the same); `kind`
     /// says which.
     case notFound(kind: String, id: String)

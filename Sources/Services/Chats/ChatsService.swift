@@ -46,7 +46,7 @@ public struct ChatsService: Sendable {
 
     /// - Throws: `ChatsError.invalid`, `.notFound(kind: "module")`.
     public func create(_ params: Chats.Create.Params, userID: String) async throws -> Chat {
-        let title = try params.title.map(Self.validate(title:)) ?? Self.defaultTitle
+        let title = try params.title.map { try ChatsError.validTitle($0, maxLength: Self.maxTitleLength) } ?? Self.defaultTitle
         let new = NewChat(id: ids.makeID(prefix: "cht_"), moduleID: params.moduleId, title: title, createdAt: clock.now())
         return try await store.insert(new, userID: userID, event: ChatsEvents.ChatCreated(userID: userID, chatId: new.id, moduleId: new.moduleID, title: title))
     }
@@ -61,8 +61,8 @@ public struct ChatsService: Sendable {
     ///
     /// - Throws: `ChatsError.invalid` (`limit`, `cursor`).
     public func list(_ params: Chats.List.Params, userID: String) async throws -> ChatPage {
-        let limit = try Self.validate(limit: params.limit, default: Self.defaultChatLimit, max: Self.maxChatLimit)
-        let before = try params.cursor.map { try Self.position(cursor: $0, method: Chats.List.name) }
+        let limit = try ChatsError.validLimit(params.limit, default: Self.defaultChatLimit, max: Self.maxChatLimit)
+        let before = try params.cursor.map { try ChatsError.position(cursor: $0, from: Chats.List.name) }
         let rows = try await store.chats(ChatQuery(userID: userID, moduleID: params.moduleId, beforeSeq: before, limit: limit + 1))
         return try ChatPage(rows: rows, limit: limit, budget: replyBudget, position: \.seq, item: \.chat)
     }
@@ -71,15 +71,15 @@ public struct ChatsService: Sendable {
     ///
     /// - Throws: `ChatsError.invalid` (`limit`, `cursor`).
     public func listWithModules(_ params: Chats.List.Params, userID: String) async throws -> KeysetPage<ChatListItem> {
-        let limit = try Self.validate(limit: params.limit, default: Self.defaultChatLimit, max: Self.maxChatLimit)
-        let before = try params.cursor.map { try Self.position(cursor: $0, method: Chats.List.name) }
+        let limit = try ChatsError.validLimit(params.limit, default: Self.defaultChatLimit, max: Self.maxChatLimit)
+        let before = try params.cursor.map { try ChatsError.position(cursor: $0, from: Chats.List.name) }
         let rows = try await store.chats(ChatQuery(userID: userID, moduleID: params.moduleId, beforeSeq: before, limit: limit + 1))
         return try KeysetPage(rows: rows, limit: limit, budget: replyBudget, position: \.seq, item: ChatListItem.init)
     }
 
     /// - Throws: `ChatsError.invalid`, `.notFound`.
     public func rename(_ params: Chats.Rename.Params, userID: String) async throws -> Chat {
-        let title = try Self.validate(title: params.title)
+        let title = try ChatsError.validTitle(params.title, maxLength: Self.maxTitleLength)
         let event = ChatsEvents.ChatRenamed(userID: userID, chatId: params.id, title: title)
         guard let chat = try await store.rename(id: params.id, userID: userID, title: title, updatedAt: clock.now(), event: event) else {
             throw ChatsError.notFound(kind: "chat", id: params.id)
@@ -100,7 +100,7 @@ public struct ChatsService: Sendable {
     ///
     /// - Throws: `ChatsError.invalid` (`title`), `.notFound(kind: "message")`.
     public func fork(_ params: Chats.Fork.Params, userID: String) async throws -> Chat {
-        let title = try params.title.map(Self.validate(title:))
+        let title = try params.title.map { try ChatsError.validTitle($0, maxLength: Self.maxTitleLength) }
         guard let path = try await store.path(to: params.messageId, userID: userID), let last = path.last,
             let original = try await store.chat(id: last.chatId, userID: userID)
         else { throw ChatsError.notFound(kind: "message", id: params.messageId) }
@@ -161,8 +161,8 @@ public struct ChatsService: Sendable {
     ///
     /// - Throws: `ChatsError.invalid` (`limit`, `cursor`), `.notFound`.
     public func messages(_ params: Chats.Messages.List.Params, userID: String) async throws -> MessagePage {
-        let limit = try Self.validate(limit: params.limit, default: Self.defaultMessageLimit, max: Self.maxMessageLimit)
-        let after = try params.cursor.map { try Self.position(cursor: $0, method: Chats.Messages.List.name) } ?? 0
+        let limit = try ChatsError.validLimit(params.limit, default: Self.defaultMessageLimit, max: Self.maxMessageLimit)
+        let after = try params.cursor.map { try ChatsError.position(cursor: $0, from: Chats.Messages.List.name) } ?? 0
         guard let rows = try await store.activeBranch(chatID: params.chatId, userID: userID, afterDepth: Int(clamping: after), limit: limit + 1) else {
             throw ChatsError.notFound(kind: "chat", id: params.chatId)
         }
@@ -189,13 +189,7 @@ public struct ChatsService: Sendable {
         guard params.content.utf8.count <= Self.maxContentBytes else {
             throw ChatsError.invalid(field: "content", reason: "at most \(Self.maxContentBytes) bytes of UTF-8")
         }
-        let placement: MessagePlacement
-        switch (params.parentId, params.siblingOf) {
-        case (nil, nil): placement = .afterActiveLeaf
-        case (let parent?, nil): placement = .after(messageID: parent)
-        case (nil, let sibling?): placement = .siblingOf(messageID: sibling)
-        case (.some, .some): throw ChatsError.invalid(field: "siblingOf", reason: "give parentId or siblingOf, not both")
-        }
+        let placement = try MessagePlacement(parentId: params.parentId, siblingOf: params.siblingOf, invalid: ChatsError.self)
         return try await store.append(
             NewMessage(id: ids.makeID(prefix: "msg_"), chatID: params.chatId, placement: placement, role: params.role, content: params.content, createdAt: clock.now()),
             userID: userID, event: { ChatsEvents.MessageCreated(userID: userID, message: $0) })
@@ -209,27 +203,7 @@ public struct ChatsService: Sendable {
         return chat
     }
 
-    // MARK: Validation
-
-    static func validate(title: String) throws -> String {
-        let trimmed = title.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty else { throw ChatsError.invalid(field: "title", reason: "must not be empty") }
-        guard trimmed.count <= maxTitleLength else { throw ChatsError.invalid(field: "title", reason: "at most \(maxTitleLength) characters") }
-        return trimmed
-    }
-
-    static func validate(limit: Int?, default defaultLimit: Int, max: Int) throws -> Int {
-        let limit = limit ?? defaultLimit
-        guard (1...max).contains(limit) else { throw ChatsError.invalid(field: "limit", reason: "between 1 and \(max)") }
-        return limit
-    }
-
-    static func position(cursor: String, method: String) throws -> Int64 {
-        guard let position = PageCursor.decode(cursor) else {
-            throw ChatsError.invalid(field: "cursor", reason: "not a cursor from \(method)")
-        }
-        return position
-    }
+    // MARK: Titles
 
     /// "Title (fork)", shortened so the result stays within the title limit.
     static func forkTitle(of title: String) -> String {

@@ -8,7 +8,7 @@ extension RPCError.Code {
 }
 
 /// The events domain's errors, and how they appear on the wire.
-public enum EventsError: Error, Equatable, Sendable, RPCErrorConvertible {
+public enum EventsError: Error, Equatable, Sendable, RPCErrorConvertible, InvalidParamsError {
     /// Events after `since` up to `prunedThrough` are gone: the client must reload its state and
     /// subscribe without `since` (or from `prunedThrough`).
     case expired(since: Int64, prunedThrough: Int64)

@@ -1,7 +1,7 @@
 import RPC
 
 /// The modules domain's errors, and how they appear on the wire.
-public enum ModulesError: Error, Equatable, Sendable, RPCErrorConvertible {
+public enum ModulesError: Error, Equatable, Sendable, RPCErrorConvertible, InvalidParamsError {
     /// No such module for this user (another user's module answers the same).
     case notFound(id: String)
     /// A param fails validation: `-32602` with `{field, reason}`.

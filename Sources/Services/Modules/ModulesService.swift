@@ -32,7 +32,7 @@ public struct ModulesService: Sendable {
 
     /// - Throws: `ModulesError.invalid`.
     public func create(_ params: Modules.Create.Params, userID: String) async throws -> Module {
-        let title = try Self.validate(title: params.title)
+        let title = try ModulesError.validTitle(params.title, maxLength: Self.maxTitleLength)
         let content = params.content ?? ""
         try Self.validate(content: content)
         if let description = params.description { try Self.validate(description: description) }
@@ -64,7 +64,7 @@ public struct ModulesService: Sendable {
     ///
     /// - Throws: `ModulesError.invalid`, `.notFound`.
     public func update(_ params: Modules.Update.Params, userID: String) async throws -> Module {
-        let title = try params.title.map(Self.validate(title:))
+        let title = try params.title.map { try ModulesError.validTitle($0, maxLength: Self.maxTitleLength) }
         if let content = params.content { try Self.validate(content: content) }
         if let description = params.description { try Self.validate(description: description) }
         let tags = try params.tags.map(Self.validate(tags:))
@@ -89,34 +89,13 @@ public struct ModulesService: Sendable {
     ///
     /// - Throws: `ModulesError.invalid` (`limit`, `cursor`), `ReplyBudgetError`.
     public func list(_ params: Modules.List.Params, userID: String) async throws -> Page {
-        let limit = params.limit ?? Self.defaultLimit
-        guard (1...Self.maxLimit).contains(limit) else {
-            throw ModulesError.invalid(field: "limit", reason: "between 1 and \(Self.maxLimit)")
-        }
-        let before = try params.cursor.map(Self.seq(cursor:))
+        let limit = try ModulesError.validLimit(params.limit, default: Self.defaultLimit, max: Self.maxLimit)
+        let before = try params.cursor.map { try ModulesError.position(cursor: $0, from: Modules.List.name) }
         let rows = try await store.list(ModuleQuery(userID: userID, beforeSeq: before, limit: limit + 1, tag: params.tag, text: params.query))
         return try Page(rows: rows, limit: limit, budget: replyBudget, position: \.seq, item: \.module)
     }
 
-    // MARK: Cursor
-
-    static func seq(cursor: String) throws -> Int64 {
-        guard let seq = PageCursor.decode(cursor) else {
-            throw ModulesError.invalid(field: "cursor", reason: "not a cursor from modules.list")
-        }
-        return seq
-    }
-
     // MARK: Validation
-
-    static func validate(title: String) throws -> String {
-        let trimmed = title.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty else { throw ModulesError.invalid(field: "title", reason: "must not be empty") }
-        guard trimmed.count <= maxTitleLength else {
-            throw ModulesError.invalid(field: "title", reason: "at most \(maxTitleLength) characters")
-        }
-        return trimmed
-    }
 
     static func validate(content: String) throws {
         guard content.utf8.count <= maxContentBytes else {

@@ -1,7 +1,7 @@
 import RPC
 
 /// The prompts domain's errors, and how they appear on the wire.
-public enum PromptsError: Error, Equatable, Sendable, RPCErrorConvertible {
+public enum PromptsError: Error, Equatable, Sendable, RPCErrorConvertible, InvalidParamsError {
     /// No such prompt for this user (another user's prompt answers the same): `-32030`, shared with
     /// the other domains, with `{kind: "prompt", id}`.
     case notFound(id: String)

@@ -64,7 +64,7 @@ public struct PromptsService: Sendable {
 
     /// - Throws: `PromptsError.invalid`.
     public func create(_ params: Prompts.Create.Params, userID: String) async throws -> Prompt {
-        let name = try Self.validate(name: params.name)
+        let name = try PromptsError.validTitle(params.name, field: "name", maxLength: Self.maxNameLength)
         let description = try Self.validate(description: params.description ?? "")
         let template = try Self.template(body: params.body)
         let content = try Self.content(body: params.body, template: template, variables: params.variables)
@@ -112,7 +112,7 @@ public struct PromptsService: Sendable {
     ///
     /// - Throws: `PromptsError.invalid` (also `id` for a built-in prompt), `.notFound`.
     public func update(_ params: Prompts.Update.Params, userID: String) async throws -> Prompt {
-        let name = try params.name.map(Self.validate(name:))
+        let name = try params.name.map { try PromptsError.validTitle($0, field: "name", maxLength: Self.maxNameLength) }
         let description = try params.description.map(Self.validate(description:))
         let template = try params.body.map(Self.template(body:))
         if let variables = params.variables { try Self.validate(variables: variables) }
@@ -153,11 +153,8 @@ public struct PromptsService: Sendable {
     ///
     /// - Throws: `PromptsError.invalid` (`limit`, `cursor`).
     public func list(_ params: Prompts.List.Params, userID: String) async throws -> Page {
-        let limit = params.limit ?? Self.defaultLimit
-        guard (1...Self.maxLimit).contains(limit) else {
-            throw PromptsError.invalid(field: "limit", reason: "between 1 and \(Self.maxLimit)")
-        }
-        let before = try params.cursor.map(Self.seq(cursor:))
+        let limit = try PromptsError.validLimit(params.limit, default: Self.defaultLimit, max: Self.maxLimit)
+        let before = try params.cursor.map { try PromptsError.position(cursor: $0, from: Prompts.List.name) }
         let rows = try await store.list(PromptQuery(userID: userID, beforeSeq: before, limit: limit + 1))
         return try Page(rows: rows, limit: limit, budget: replyBudget, position: \.seq, item: \.prompt)
     }
@@ -212,25 +209,7 @@ public struct PromptsService: Sendable {
         .invalid(field: "name", reason: "you already have a prompt named \"\(name)\"")
     }
 
-    // MARK: Cursor
-
-    static func seq(cursor: String) throws -> Int64 {
-        guard let seq = PageCursor.decode(cursor) else {
-            throw PromptsError.invalid(field: "cursor", reason: "not a cursor from prompts.list")
-        }
-        return seq
-    }
-
     // MARK: Validation
-
-    static func validate(name: String) throws -> String {
-        let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty else { throw PromptsError.invalid(field: "name", reason: "must not be empty") }
-        guard trimmed.count <= maxNameLength else {
-            throw PromptsError.invalid(field: "name", reason: "at most \(maxNameLength) characters")
-        }
-        return trimmed
-    }
 
     static func validate(description: String) throws -> String {
         guard description.count <= maxDescriptionLength else {

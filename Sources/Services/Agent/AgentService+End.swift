@@ -1,0 +1,91 @@
+import Foundation
+
+// Persisting a run: its end, the answer (if any), the tool steps and searches, and its event, in
+// one transaction; then the call's outcome.
+extension AgentService {
+    /// Stores the run's end (in a task of its own: the run's cancellation must not stop it) and
+    /// makes the call's outcome.
+    func end(
+        _ run: AgentRun, _ status: AgentRunStatus, progress: Progress, finishReason: LLMFinishReason = .stop, error: (any Error)?, userID: String
+    ) async -> Result<AgentAnswer, any Error> {
+        let now = clock.now()
+        var ended = run
+        ended.status = status
+        ended.model = progress.model ?? run.model
+        ended.usage = progress.usage ?? LLMUsage(promptTokens: progress.context?.estimatedTokens ?? 0, completionTokens: 0, estimated: true)
+        ended.context = progress.context
+        ended.searchCount = progress.searches.count
+        ended.firstTokenAt = progress.firstTokenAt
+        ended.finishedAt = now
+        switch status {
+        case .completed: ended.finishReason = finishReason
+        case .cancelled: ended.finishReason = .cancelled
+        case .failed, .running: ended.finishReason = nil
+        }
+        if let error { ended.error = Self.summary(error) }
+        // Completed: the answer, even empty. Cancelled: what arrived, when anything did. Failed: none.
+        let storesAnswer = status == .completed || (status == .cancelled && (!progress.text.isEmpty || !progress.steps.isEmpty))
+        let answer = storesAnswer
+            ? NewMessage(id: ids.makeID(prefix: "msg_"), chatID: run.chatId, placement: .after(messageID: run.userMessageId), role: .assistant, content: progress.text, createdAt: now)
+            : nil
+        let idMap = Self.normalisedIDs(progress.steps)
+        let searches = progress.searches.map { step in
+            var step = step
+            step.toolCallId = idMap[step.toolCallId] ?? step.toolCallId
+            return step
+        }
+        let finished = ended
+        let finish = AgentRunFinish(run: ended, answer: answer, steps: AgentContext.normalised(progress.steps), searches: searches) { message in
+            switch finished.status {
+            case .completed:
+                AgentEvents.RunCompleted(userID: userID, runId: finished.id, chatId: finished.chatId, messageId: message?.id, finishReason: finished.finishReason ?? .stop, usage: finished.usage!)
+            case .cancelled:
+                AgentEvents.RunCancelled(userID: userID, runId: finished.id, chatId: finished.chatId, messageId: message?.id)
+            case .failed, .running:
+                AgentEvents.RunFailed(userID: userID, runId: finished.id, chatId: finished.chatId, errorKind: finished.error?.kind ?? "internal")
+            }
+        }
+        let store = self.store
+        let stored: (run: AgentRun, answer: Message?)
+        do {
+            stored = try await Task { try await store.finish(finish, userID: userID) }.value
+        } catch let storeError {
+            logger.error("could not store the end of an agent run", metadata: ["run": "\(run.id)", "error": "\(String(reflecting: storeError))"])
+            return .failure(error ?? storeError)
+        }
+        switch status {
+        case .completed:
+            guard let message = stored.answer, let context = progress.context else { return .failure(AgentError.notFound(kind: "run", id: run.id)) }
+            return .success(AgentAnswer(
+                runId: run.id, chatId: run.chatId, message: message, finishReason: ended.finishReason ?? .stop, usage: ended.usage!, context: context,
+                sources: progress.searchOffered ? Self.sources(searches) : nil))
+        case .cancelled:
+            return .failure(AgentError.cancelled(runId: run.id, messageId: stored.answer?.id))
+        case .failed, .running:
+            if let error, !(error is LLMError) {
+                logger.error("agent run failed", metadata: ["run": "\(run.id)", "error": "\(String(reflecting: error))"])
+            }
+            return .failure(error ?? AgentError.notFound(kind: "run", id: run.id))
+        }
+    }
+
+    /// The provider's tool-call ids mapped to the stored ones (`AgentContext.normalised`).
+    private static func normalisedIDs(_ steps: [LLMMessage]) -> [String: String] {
+        var map: [String: String] = [:]
+        var count = 0
+        for call in steps.flatMap(\.toolCalls) {
+            count += 1
+            map[call.id] = "call_\(count)"
+        }
+        return map
+    }
+
+    static func summary(_ error: any Error) -> LLMErrorSummary {
+        switch error {
+        case let error as LLMError: LLMErrorSummary(kind: error.kind.rawValue, message: error.message)
+        case let error as AgentError: LLMErrorSummary(kind: "invalid", message: "\(error)")
+        case let error as ChatsError: LLMErrorSummary(kind: "notFound", message: "\(error)")
+        default: LLMErrorSummary(kind: "internal", message: "internal error")
+        }
+    }
+}
