@@ -6,12 +6,12 @@ import Testing
 @testable import RPC
 @testable import Services
 
-/// Every registered method's rate class and cache rule, recorded as the name tables classified
-/// them before the methods declared them (issue 18): declaring them on the method types changed
-/// no method's class, cache rule or invalidation.
+/// Every registered method's rate class and cache rule, recorded as the Daemon's name tables
+/// (`RateLimitClasses`, `ResultCachePolicies`) had them before each method type declared its own
+/// (issue 18): the move changed no method's class, cache rule or invalidation.
 @Suite("Rate classes and cache rules of every method")
 struct MethodPolicyTests {
-    /// Each method's rate class ("exempt": never limited), as `RateLimitClasses.classify` had it.
+    /// Each method's rate class ("exempt": never limited).
     static let rateClasses: [String: String] = [
         "rpc.discover": "exempt", "session.hello": "exempt", "system.ping": "exempt", "system.echo": "exempt", "system.version": "exempt",
         "system.metrics": "exempt", "test.sleep": "exempt", "auth.whoami": "exempt", "auth.logout": "exempt", "events.unsubscribe": "exempt",
@@ -50,7 +50,7 @@ struct MethodPolicyTests {
         let router = try await Self.router()
         #expect(Set(router.routes.keys) == Set(Self.rateClasses.keys))
         for (version, route) in Self.allRoutes(router) {
-            #expect(RateLimitClasses.classify(route.name) ?? "exempt" == Self.rateClasses[route.name], "\(route.name) in version \(version)")
+            #expect(route.rateClass.rawValue == Self.rateClasses[route.name], "\(route.name) in version \(version)")
         }
     }
 
@@ -58,16 +58,15 @@ struct MethodPolicyTests {
     func cacheRulesUnchanged() async throws {
         let router = try await Self.router()
         for (version, route) in Self.allRoutes(router) {
-            let policy = ResultCachePolicies.policies[route.name]
             guard let prefix = Self.cached[route.name] else {
-                #expect(policy == nil, "\(route.name) in version \(version)")
+                #expect(route.cacheRule == nil, "\(route.name) in version \(version)")
                 continue
             }
-            let policyTags = try #require(policy).tags
-            #expect(policyTags(ByteBuffer(string: #"{"id":"x_1","variables":{}}"#)) == ["\(prefix):x_1"])
-            #expect(policyTags(ByteBuffer(string: #"["x_1"]"#)) == nil)
-            #expect(policyTags(ByteBuffer(string: #"{"id":7}"#)) == nil)
-            #expect(policyTags(nil) == nil)
+            let tags = try #require(route.cacheRule).tags
+            #expect(tags(ByteBuffer(string: #"{"id":"x_1","variables":{}}"#)) == ["\(prefix):x_1"])
+            #expect(tags(ByteBuffer(string: #"["x_1"]"#)) == nil)
+            #expect(tags(ByteBuffer(string: #"{"id":7}"#)) == nil)
+            #expect(tags(nil) == nil)
         }
     }
 
@@ -88,7 +87,7 @@ struct MethodPolicyTests {
             (Self.event("chat.created", moduleID: "mod_1", data: #"{"chatId":"cht_1"}"#), []),
         ]
         for (event, tags) in expected {
-            #expect(ResultCachePolicies.staleTags(event) == tags, "\(event.topic) \(event.data.text)")
+            #expect(Dependencies.staleCacheTags(of: event) == tags, "\(event.topic) \(event.data.text)")
         }
     }
 }
