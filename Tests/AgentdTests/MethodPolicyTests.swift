@@ -31,13 +31,17 @@ struct MethodPolicyTests {
     /// The methods whose results are cached, and the tag prefix each is filed under (with its `id`).
     static let cached: [String: String] = ["modules.get": "module", "prompts.get": "prompt", "prompts.render": "prompt"]
 
-    static func router() async throws -> RPCRouter {
+    static func dispatcher() async throws -> RPCDispatcher {
         var configuration = DaemonConfiguration(socketPath: "", databasePath: "")
         configuration.enableTestMethods = true
         return try await Dependencies.testing(
             configuration: configuration,
             collaborators: .init(clock: TestClock(), ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts())
-        ).dispatcher.router
+        ).dispatcher
+    }
+
+    static func router() async throws -> RPCRouter {
+        try await dispatcher().router
     }
 
     /// Every route of every API version (a method changed in a version has a type per version).
@@ -51,6 +55,20 @@ struct MethodPolicyTests {
         #expect(Set(router.routes.keys) == Set(Self.rateClasses.keys))
         for (version, route) in Self.allRoutes(router) {
             #expect(route.rateClass.rawValue == Self.rateClasses[route.name], "\(route.name) in version \(version)")
+        }
+    }
+
+    @Test("rpc.discover says each method's rate class (x-rate-class), in every version")
+    func rateClassesDiscovered() async throws {
+        let dispatcher = try await Self.dispatcher()
+        for version in dispatcher.router.versions {
+            let document = try JSON(parsing: try #require(dispatcher.openRPCDocuments[version.name]).text)
+            let methods = try #require(document["methods"]?.arrayValue)
+            #expect(methods.count == dispatcher.router.tables[version.name]?.count)
+            for method in methods {
+                let name = try #require(method["name"]?.stringValue)
+                #expect(method["x-rate-class"]?.stringValue == Self.rateClasses[name], "\(name) in version \(version.name)")
+            }
         }
     }
 
