@@ -93,7 +93,7 @@ struct MethodPolicyTests {
     }
 
     @Test("an update or delete of a module or a prompt makes its tag stale; no other event makes any stale")
-    func invalidationUnchanged() {
+    func invalidationUnchanged() throws {
         let expected: [(Event, [String])] = [
             (Self.event("module.updated", moduleID: "mod_1", data: #"{"moduleId":"mod_1","fields":["title"]}"#), ["module:mod_1"]),
             (Self.event("module.deleted", moduleID: "mod_1", data: #"{"moduleId":"mod_1"}"#), ["module:mod_1"]),
@@ -104,6 +104,9 @@ struct MethodPolicyTests {
             (Self.event("prompt.created", data: #"{"promptId":"prm_1","name":"p","version":1}"#), []),
             (Self.event("chat.created", moduleID: "mod_1", data: #"{"chatId":"cht_1"}"#), []),
         ]
+        // Each topic names one event type (its staleCacheTags are looked up by topic).
+        let topics = Dependencies.eventTypes.map { $0.topic }
+        try #require(Set(topics).count == topics.count, "a topic is declared twice: \(topics)")
         for (event, tags) in expected {
             #expect(Dependencies.staleCacheTags(of: event) == tags, "\(event.topic) \(event.data.text)")
         }
