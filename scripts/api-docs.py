@@ -112,6 +112,11 @@ def render_method(entry, versions, out):
         facts.append(f"params {structure} only")
     if "x-timeout-ms" in entry:
         facts.append(f"timeout {entry['x-timeout-ms']} ms")
+    rate_class = entry.get("x-rate-class")
+    if rate_class == "exempt":
+        facts.append("never rate limited")
+    elif rate_class:
+        facts.append(f"rate class `{rate_class}`")
     out.append(" · ".join(facts))
     out.append("")
     if entry.get("deprecated"):
@@ -180,7 +185,8 @@ def main():
         "written `name?`. Errors every method may answer (parse errors, limits, timeouts, rate limits,",
         "`Unauthorized`) are listed once under [Errors](#errors) and in [ERRORS.md](ERRORS.md); each method lists",
         "the ones of its own. A deprecated method still works; its reply carries a `deprecation` member",
-        "next to `result`. The same documents are served by `rpc.discover {version?}`.",
+        "next to `result`. Each method's rate class (`x-rate-class`) is the budget its calls spend",
+        "([OPERATIONS.md](OPERATIONS.md#rate-limits)). The same documents are served by `rpc.discover {version?}`.",
         "",
         "| method | versions | summary |",
         "|---|---|---|",

@@ -104,6 +104,18 @@ public struct Dependencies: Sendable {
             logger: logger)
     }
 
+    /// Every domain's events: the topics clients may subscribe to, and what invalidates the result cache.
+    static let eventTypes: [any DomainEvent.Type] = AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all
+
+    private static let staleCacheTagsByTopic: [String: @Sendable (Event) -> [String]] = Dictionary(
+        uniqueKeysWithValues: eventTypes.map { type in (type.topic, { @Sendable event in type.staleCacheTags(of: event) }) })
+
+    /// The result-cache tags a committed event makes stale, as its type declares them
+    /// (`DomainEvent.staleCacheTags(of:)`).
+    static func staleCacheTags(of event: Event) -> [String] {
+        staleCacheTagsByTopic[event.topic]?(event) ?? []
+    }
+
     public static var quietLogger: Logger {
         var logger = Logger(label: "agentd-test")
         logger.logLevel = .critical
@@ -155,7 +167,7 @@ public struct Dependencies: Sendable {
         let auditStore = SQLiteAuditStore(writer: database.writer, groupWriter: groupWriter)
         let consumers: [any EventConsumer] = [AuditConsumer(store: auditStore)]
         let eventConsumers = consumers.map { EventConsumerRunner(consumer: $0, store: eventStore, bus: bus, logger: logger) }
-        let topics = (AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all).map { $0.topic }
+        let topics = Self.eventTypes.map { $0.topic }
         let events = EventsService(
             store: eventStore, bus: bus, ids: collaborators.ids, clock: collaborators.clock, topics: topics, consumers: consumers,
             sessions: auth, settings: configuration.events, replyBudget: configuration.replyBudget)
@@ -171,7 +183,7 @@ public struct Dependencies: Sendable {
         let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries, maxBytes: configuration.cache.maxBytes)
         bus.onCommit { events in
             for event in events {
-                for tag in ResultCachePolicies.staleTags(event) { resultCache.invalidate(tag: tag) }
+                for tag in Self.staleCacheTags(of: event) { resultCache.invalidate(tag: tag) }
             }
         }
 
@@ -198,14 +210,14 @@ public struct Dependencies: Sendable {
             // a connection signed in with a password or token, that account too; a batch counts
             // as its length. The daemon's own uid is exempt (`limits.rate_exempt_own_uid`).
             RPCRateLimitMiddleware(
-                buckets: RPCTokenBuckets(), limits: limits, classify: RateLimitClasses.classify,
+                buckets: RPCTokenBuckets(), limits: limits,
                 caller: { context in
                     RPCRateCaller(uid: "uid:\(context.connection.peer?.uid ?? UInt32.max)", account: AuthService.signedInUserID(on: context.connection))
                 }),
             // Hot reads of one item from memory, for connections recognised by their uid (a
             // session must be checked again on each call, which costs what a hit saves).
             RPCCacheMiddleware(
-                cache: resultCache, policies: ResultCachePolicies.policies, caller: { AuthService.peerUserID(on: $0.connection) },
+                cache: resultCache, router: router, caller: { AuthService.peerUserID(on: $0.connection) },
                 enabled: { configuration.cache.enabled }),
             // Logins, logouts, password changes and refused sessions, written before the reply.
             SecurityAuditMiddleware(store: auditStore, auth: auth, clock: collaborators.clock),

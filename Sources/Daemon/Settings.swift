@@ -273,7 +273,7 @@ enum Settings {
                 current: { $0.limits.rateClasses["register"].map { String(Int(($0.perSecond * 60).rounded())) } }),
         Setting("limits.rate_register_burst", environment: ["AGENTD_RATE_REGISTER_BURST"], kind: .integer(minimum: 1), reloadable: true,
                 apply: { $0.limits.rateClasses["register"]?.burst = $1.integer }, current: { $0.limits.rateClasses["register"].map { String($0.burst) } }),
-    ] + RateLimitClasses.names.flatMap(rateSettings) + [
+    ] + perSecondRateClasses.map(\.rawValue).flatMap(rateSettings) + [
         limit("max_message_bytes", "--max-message-bytes", minimum: 1, \.maxMessageBytes),
         limit("max_json_depth", "--max-json-depth", minimum: 1, \.maxJSONDepth),
         limit("max_batch_length", "--max-batch-length", minimum: 1, \.maxBatchLength),
@@ -351,6 +351,10 @@ enum Settings {
         Setting("limits." + name, flag: flag, environment: ["AGENTD_" + name.uppercased()], kind: .integer(minimum: minimum), reloadable: true,
                 apply: { $0.limits[keyPath: path] = $1.integer }, current: { String($0.limits[keyPath: path]) })
     }
+
+    /// The rate classes set per second (`limits.rate_<class>_per_second`); `register` is set per
+    /// minute (`limits.rate_register_per_minute`), and `exempt` is never limited.
+    private static let perSecondRateClasses: [RPCRateClassName] = [.read, .write, .expensive, .auth, .agent]
 
     /// `limits.rate_<class>_per_second` and `limits.rate_<class>_burst`.
     private static func rateSettings(_ name: String) -> [Setting] {

@@ -221,6 +221,7 @@ public final class RPCDispatcher: Sendable {
 enum RPCDiscover: RPCMethod {
     static let name = "rpc.discover"
     static let summary = "Returns the OpenRPC document of an API version (default: the connection's): every method, its params, result and errors, and the notifications the server sends."
+    static let rateClass: RPCRateClassName = .exempt
     struct Params: Codable, Sendable {
         var version: String?
     }
@@ -231,6 +232,7 @@ enum RPCDiscover: RPCMethod {
 enum SessionHello: RPCMethod {
     static let name = "session.hello"
     static let summary = "Picks this connection's API version: the newest of apiVersions the server supports (without a handshake, calls use the oldest stable version). Answers the version chosen, the server's name and version, every version it supports and its capabilities."
+    static let rateClass: RPCRateClassName = .exempt
     struct Client: Codable, Sendable {
         var name: String
         var version: String?

@@ -5,6 +5,7 @@
 /// enum Ping: RPCMethod {
 ///     static let name = "system.ping"
 ///     static let summary = "Answers \"pong\"; checks that the daemon is alive."
+///     static let rateClass: RPCRateClassName = .exempt
 ///     typealias Params = RPCNoParams
 ///     typealias Result = String
 /// }
@@ -30,12 +31,18 @@ public protocol RPCMethod: Sendable {
     /// Set when the method is deprecated: what to use instead. Its calls still work; each reply
     /// carries a `deprecation` member and `rpc.discover` says `deprecated: true`.
     static var deprecation: String? { get }
+    /// The budget its calls spend (`RPCRateLimitMiddleware`). No default: a new method says how it
+    /// may be limited rather than falling silently into a class.
+    static var rateClass: RPCRateClassName { get }
+    /// How `RPCCacheMiddleware` keeps its results; nil (the default): not cached.
+    static var cacheRule: RPCCacheRule? { get }
 }
 
 extension RPCMethod {
     public static var errors: [RPCErrorDescription] { [] }
     public static var timeout: Duration? { nil }
     public static var deprecation: String? { nil }
+    public static var cacheRule: RPCCacheRule? { nil }
 }
 
 /// A notification the server sends (documented under `x-notifications` in `rpc.discover`).

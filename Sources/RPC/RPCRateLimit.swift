@@ -1,5 +1,26 @@
 import Synchronization
 
+/// The rate class a method is in (`RPCMethod.rateClass`): which of `RPCLimits.rateClasses` its
+/// calls spend, by the class's name.
+public enum RPCRateClassName: String, Sendable, CaseIterable {
+    /// Never limited: the protocol's own methods, liveness checks and what ends work (signing out,
+    /// unsubscribing, cancelling a run).
+    case exempt
+    /// Reads of one item or one page.
+    case read
+    /// Changes: creating, updating, deleting, renaming, appending, selecting, subscribing.
+    case write
+    /// Calls whose cost grows with the data (full-text search, whole transcripts, history scans).
+    case expensive
+    /// Passwords and tokens: guessing them is what a limit must make slow.
+    case auth
+    /// New accounts: each one would be a budget of its own were calls not also charged to the uid;
+    /// a few at once, then one a minute per uid.
+    case register
+    /// Long calls that a user runs a few of at once (`RPCRateClass.maxConcurrent`).
+    case agent
+}
+
 /// A budget that a group of methods shares per caller: a token bucket holding at most `burst`
 /// calls, refilled at `perSecond`, and optionally at most `maxConcurrent` calls running at once
 /// (for long calls such as the agent's, where the rate says little).
@@ -149,30 +170,26 @@ public struct RPCRateCaller: Sendable {
 /// through here, each against its own method's class). Refused calls get `-32017 Rate limited`
 /// with `retryAfterMs`. Calls from the peer uids of `RPCLimits.rateExemptUIDs` are never limited.
 ///
-/// The policy lives here, not in handlers: which class a method is in (`classify`) and who the
-/// caller is (`caller`: the peer uid and the signed-in account) come from the composition root.
+/// The policy lives here, not in handlers: which class a method is in is declared by its type
+/// (`RPCMethod.rateClass`, on the call's route), and who the caller is (`caller`: the peer uid and
+/// the signed-in account) comes from the composition root.
 public struct RPCRateLimitMiddleware: RPCMiddleware {
     let buckets: RPCTokenBuckets
     let limits: RPCLimitsControl
-    let classify: @Sendable (_ method: String) -> String?
     let caller: @Sendable (RPCContext) -> RPCRateCaller
     private let inProgress = RPCCallsInProgress()
 
-    public init(
-        buckets: RPCTokenBuckets, limits: RPCLimitsControl, classify: @escaping @Sendable (String) -> String?,
-        caller: @escaping @Sendable (RPCContext) -> RPCRateCaller
-    ) {
+    public init(buckets: RPCTokenBuckets, limits: RPCLimitsControl, caller: @escaping @Sendable (RPCContext) -> RPCRateCaller) {
         self.buckets = buckets
         self.limits = limits
-        self.classify = classify
         self.caller = caller
     }
 
     public func handle(_ request: RPCRequest, context: RPCContext, next: RPCNext) -> RPCReply {
         // Unknown methods cost nothing to refuse; the classes are read each time (SIGHUP).
-        guard context.route != nil, let name = classify(context.method) else { return next(request, context) }
+        guard let route = context.route, route.rateClass != .exempt else { return next(request, context) }
         let current = limits.current
-        guard current.rateLimiting, let rateClass = current.rateClasses[name] else { return next(request, context) }
+        guard current.rateLimiting, let rateClass = current.rateClasses[route.rateClass.rawValue] else { return next(request, context) }
         if let uid = context.connection.peer?.uid, current.rateExemptUIDs.contains(uid) { return next(request, context) }
         let caller = caller(context)
         if let wait = buckets.take(caller: caller.uid, also: caller.account, rateClass) { return .now(.error(Self.error(rateClass, retryAfter: wait))) }

@@ -1,3 +1,4 @@
+import Foundation
 import Metrics
 import NIOCore
 import Synchronization
@@ -138,48 +139,68 @@ public final class RPCResultCache: Sendable {
     }
 }
 
-/// What the cache middleware does for one method: who the caller is (nil: do not cache this call)
-/// and which tags a call's result is filed under.
-public struct RPCCachePolicy: Sendable {
+/// How the cache middleware keeps one method's results (`RPCMethod.cacheRule`): the tags a call's
+/// result is filed under, from its params; nil: this call is not cached.
+public struct RPCCacheRule: Sendable {
     public var tags: @Sendable (_ params: ByteBuffer?) -> [String]?
 
     public init(tags: @escaping @Sendable (ByteBuffer?) -> [String]?) {
         self.tags = tags
     }
+
+    private struct IDParams: Decodable {
+        var id: String
+    }
+
+    /// A read of one item: its result is filed under `tag(prefix, id:)` of its `id` param. Params
+    /// that are not an object with a string `id` (by position, say) go through uncached.
+    public static func byID(tag prefix: String) -> RPCCacheRule {
+        RPCCacheRule { params in
+            guard let params, let value = try? JSONDecoder().decode(IDParams.self, from: Data(params.readableBytesView)) else { return nil }
+            return [tag(prefix, id: value.id)]
+        }
+    }
+
+    /// The tag of one item (`module:mod_…`): what `byID(tag:)` files results under and what a change
+    /// to the item invalidates.
+    public static func tag(_ prefix: String, id: String) -> String {
+        "\(prefix):\(id)"
+    }
 }
 
-/// Serves hot reads from `RPCResultCache` and fills it on a miss; what is invalidated when is not
-/// its business (the composition root connects the event bus to `invalidate(tag:)`). Counts hits
-/// and misses per method (`rpc_cache_hits_total`, `rpc_cache_misses_total`).
+/// Serves hot reads from `RPCResultCache` and fills it on a miss, for the methods that declare a
+/// cache rule (`RPCMethod.cacheRule`); what is invalidated when is not its business (the
+/// composition root connects the event bus to `invalidate(tag:)`). Counts hits and misses per
+/// method (`rpc_cache_hits_total`, `rpc_cache_misses_total`).
 public struct RPCCacheMiddleware: RPCMiddleware {
     let cache: RPCResultCache
-    let policies: [String: RPCCachePolicy]
     let caller: @Sendable (RPCContext) -> String?
     let enabled: @Sendable () -> Bool
     private let hits: [String: Counter]
     private let misses: [String: Counter]
 
+    /// - Parameter router: the methods it caches are the routes (in any version) with a cache rule.
     public init(
-        cache: RPCResultCache, policies: [String: RPCCachePolicy], caller: @escaping @Sendable (RPCContext) -> String?,
+        cache: RPCResultCache, router: RPCRouter, caller: @escaping @Sendable (RPCContext) -> String?,
         enabled: @escaping @Sendable () -> Bool = { true }
     ) {
         self.cache = cache
-        self.policies = policies
         self.caller = caller
         self.enabled = enabled
         var hits: [String: Counter] = [:]
         var misses: [String: Counter] = [:]
-        for method in policies.keys {
-            hits[method] = Counter(label: "rpc_cache_hits_total", dimensions: [("method", method)])
-            misses[method] = Counter(label: "rpc_cache_misses_total", dimensions: [("method", method)])
+        for table in router.tables.values {
+            for (method, route) in table where route.cacheRule != nil && hits[method] == nil {
+                hits[method] = Counter(label: "rpc_cache_hits_total", dimensions: [("method", method)])
+                misses[method] = Counter(label: "rpc_cache_misses_total", dimensions: [("method", method)])
+            }
         }
         self.hits = hits
         self.misses = misses
     }
 
     public func handle(_ request: RPCRequest, context: RPCContext, next: RPCNext) -> RPCReply {
-        guard let policy = policies[context.method], context.route != nil, enabled(), let caller = caller(context),
-            let tags = policy.tags(request.params)
+        guard let rule = context.route?.cacheRule, enabled(), let caller = caller(context), let tags = rule.tags(request.params)
         else { return next(request, context) }
         let key = RPCResultCache.Key(caller: caller, method: context.method + "@" + context.apiVersion, params: request.params)
         let (cached, epoch) = cache.lookUp(key)

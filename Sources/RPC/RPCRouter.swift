@@ -135,7 +135,8 @@ public struct RPCRouter: Sendable {
         if case .task = execution { isInline = false }
         let route = RPCRoute(
             name: M.name, summary: M.summary, params: paramsSchema, result: JSONSchema.of(M.Result.self),
-            errors: M.errors, timeout: M.timeout, deprecation: deprecated ?? M.deprecation, isInline: isInline, invoke: invoke)
+            errors: M.errors, timeout: M.timeout, deprecation: deprecated ?? M.deprecation, rateClass: M.rateClass, cacheRule: M.cacheRule,
+            isInline: isInline, invoke: invoke)
         for name in names { tables[name]![M.name] = route }
     }
 }
@@ -201,15 +202,22 @@ public final class RPCRoute: Sendable {
     public let timeout: Duration?
     /// Set when the method is deprecated (`RPCMethod.deprecation`).
     public let deprecation: String?
+    /// `RPCMethod.rateClass`.
+    public let rateClass: RPCRateClassName
+    /// `RPCMethod.cacheRule`.
+    public let cacheRule: RPCCacheRule?
     /// Runs on the event loop and answers at once (`onInline`).
     public let isInline: Bool
     let invoke: @Sendable (RPCRequest, RPCContext) -> RPCReply
 
     init(
         name: String, summary: String, params: JSONSchema, result: JSONSchema, errors: [RPCErrorDescription],
-        timeout: Duration?, deprecation: String?, isInline: Bool, invoke: @escaping @Sendable (RPCRequest, RPCContext) -> RPCReply
+        timeout: Duration?, deprecation: String?, rateClass: RPCRateClassName, cacheRule: RPCCacheRule?, isInline: Bool,
+        invoke: @escaping @Sendable (RPCRequest, RPCContext) -> RPCReply
     ) {
         self.deprecation = deprecation
+        self.rateClass = rateClass
+        self.cacheRule = cacheRule
         self.isInline = isInline
         self.name = name
         self.summary = summary

@@ -11,6 +11,7 @@ enum Fixtures {
     enum Subtract: RPCMethod {
         static let name = "subtract"
         static let summary = "minuend - subtrahend"
+        static let rateClass: RPCRateClassName = .read
         struct Params: Codable, Sendable {
             var minuend: Int
             var subtrahend: Int
@@ -21,12 +22,14 @@ enum Fixtures {
     enum GetData: RPCMethod {
         static let name = "get_data"
         static let summary = "Returns [\"hello\", 5]."
+        static let rateClass: RPCRateClassName = .read
         typealias Result = JSONFragment
     }
 
     enum Echo: RPCMethod {
         static let name = "echo"
         static let summary = "Echo."
+        static let rateClass: RPCRateClassName = .read
         typealias Params = JSONFragment
         typealias Result = JSONFragment
     }
@@ -35,6 +38,8 @@ enum Fixtures {
     enum Wait: RPCMethod {
         static let name = "wait"
         static let summary = "Waits for a gate."
+        /// In the class with `maxConcurrent` (RPCConcurrencyLimitTests).
+        static let rateClass: RPCRateClassName = .agent
         struct Params: Codable, Sendable { var gate: String }
         typealias Result = String
         static var timeout: Duration? { .seconds(30) }
@@ -44,6 +49,7 @@ enum Fixtures {
     enum WaitOwnCancel: RPCMethod {
         static let name = "waitOwnCancel"
         static let summary = "Waits for a gate; cancelled, says what it kept."
+        static let rateClass: RPCRateClassName = .read
         typealias Params = Wait.Params
         typealias Result = String
     }
@@ -51,6 +57,7 @@ enum Fixtures {
     enum Timed: RPCMethod {
         static let name = "timed"
         static let summary = "Never finishes on its own; times out after 50 ms."
+        static let rateClass: RPCRateClassName = .read
         typealias Result = String
         static var timeout: Duration? { .milliseconds(50) }
     }
@@ -58,6 +65,7 @@ enum Fixtures {
     enum Fail: RPCMethod {
         static let name = "fail"
         static let summary = "Throws an error that is not an RPC error."
+        static let rateClass: RPCRateClassName = .read
         typealias Result = String
     }
 

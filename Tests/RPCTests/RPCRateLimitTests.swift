@@ -85,7 +85,7 @@ struct RPCConcurrencyLimitTests {
         limits.rateClasses = ["agent": RPCRateClass("agent", perSecond: 1000, burst: 1000, maxConcurrent: 1)]
         let control = RPCLimitsControl(limits)
         let middleware = RPCRateLimitMiddleware(
-            buckets: RPCTokenBuckets(), limits: control, classify: { $0 == "wait" ? "agent" : nil }, caller: { _ in RPCRateCaller(uid: "uid:1", account: "usr_a") })
+            buckets: RPCTokenBuckets(), limits: control, caller: { _ in RPCRateCaller(uid: "uid:1", account: "usr_a") })
         let connection = try await InProcessConnection(limits: limits, middleware: [middleware])
         try await connection.send(#"{"jsonrpc":"2.0","id":1,"method":"wait","params":{"gate":"a"}}"# + "\n")
         try await connection.send(#"{"jsonrpc":"2.0","id":2,"method":"wait","params":{"gate":"b"}}"# + "\n")
@@ -106,7 +106,7 @@ struct RPCConcurrencyLimitTests {
         let control = RPCLimitsControl(limits)
         let calls = Mutex(0)
         let middleware = RPCRateLimitMiddleware(
-            buckets: RPCTokenBuckets(), limits: control, classify: { $0 == "wait" ? "agent" : nil },
+            buckets: RPCTokenBuckets(), limits: control,
             caller: { _ in RPCRateCaller(uid: "uid:1", account: calls.withLock { $0 += 1; return "usr_\($0)" }) })
         let connection = try await InProcessConnection(limits: limits, middleware: [middleware])
         try await connection.send(#"{"jsonrpc":"2.0","id":1,"method":"wait","params":{"gate":"a"}}"# + "\n")

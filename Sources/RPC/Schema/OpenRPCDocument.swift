@@ -3,7 +3,9 @@
 /// document changes only when that version's contract does.
 ///
 /// OpenRPC cannot describe server-to-client notifications, so they are listed under the
-/// `x-notifications` extension; errors every method can answer with are under `x-errors`.
+/// `x-notifications` extension; errors every method can answer with are under `x-errors`. Each
+/// method says its rate class (`x-rate-class`), its own timeout (`x-timeout-ms`) and why it is
+/// deprecated (`x-deprecation`).
 enum OpenRPCDocument {
     /// Errors any call can get, whatever the method.
     static let commonErrors: [RPCErrorDescription] = [
@@ -40,6 +42,8 @@ enum OpenRPCDocument {
                         .object(["name": .string(property.name), "required": .bool(property.required), "schema": property.schema.jsonValue])
                     }),
                 "result": .object(["name": .string("result"), "schema": route.result.jsonValue]),
+                // Which budget its calls spend (`limits.rate_<class>_*`), so a client can pace them.
+                "x-rate-class": .string(route.rateClass.rawValue),
             ]
             if !route.errors.isEmpty {
                 method["errors"] = .array(route.errors.map(describe))

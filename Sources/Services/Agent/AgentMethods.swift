@@ -35,6 +35,7 @@ public enum Agent {
     public enum Act: RPCMethod {
         public static let name = "agent.act"
         public static let summary = "Answers message in a chat (created, titled from the message, when chatId is absent) with the configured model. The message is stored first (after the active branch's last message; parentId puts it after that message, siblingOf next to that user message: an edit, a new branch). Context: the system prompt (promptId, else default.system for a chat with a module), the module's content and as much of the branch as fits the model's context window, newest kept. Streams agent.delta {runId, chatId, seq, text} notifications to this connection, stores the answer with its model, usage and timings, and returns it. webSearch offers the model a web_search tool (sources returned). Cancel with $/cancelRequest or agent.cancel: the partial answer is stored, and the call answers -32800."
+        public static let rateClass: RPCRateClassName = .agent
         public struct Params: Codable, Sendable {
             public var chatId: String?
             /// For a new chat: the module it acts in.
@@ -79,6 +80,7 @@ public enum Agent {
     public enum Regenerate: RPCMethod {
         public static let name = "agent.regenerate"
         public static let summary = "Answers again: messageId is an assistant message (the new answer is its sibling, same question) or a user message (a new answer to it, e.g. after a failed run). The new answer's branch becomes active; otherwise as agent.act (streaming, cancellation, result)."
+        public static let rateClass: RPCRateClassName = .agent
         public struct Params: Codable, Sendable {
             public var messageId: String
             public var promptId: String?
@@ -113,6 +115,7 @@ public enum Agent {
     public enum Cancel: RPCMethod {
         public static let name = "agent.cancel"
         public static let summary = "Cancels one of the caller's runs, from any connection: the model stops at once, the partial answer is stored (finish reason cancelled) and the run's call answers -32800. Returns the run once its end is stored; a run that already ended is returned as it is."
+        public static let rateClass: RPCRateClassName = .exempt
         public struct Params: Codable, Sendable {
             public var runId: String
             public init(runId: String) { self.runId = runId }
@@ -126,6 +129,7 @@ public enum Agent {
         public enum List: RPCMethod {
             public static let name = "agent.runs.list"
             public static let summary = "The caller's agent runs, newest first, optionally of one chat, a page at a time (limit 1-200, default 50): status, model, usage, timings, error."
+            public static let rateClass: RPCRateClassName = .read
             public struct Params: Codable, Sendable {
                 public var chatId: String?
                 public var cursor: String?
@@ -142,6 +146,7 @@ public enum Agent {
         public enum Get: RPCMethod {
             public static let name = "agent.runs.get"
             public static let summary = "One of the caller's agent runs: status, provider, model, finish reason, usage, context, timings, error."
+            public static let rateClass: RPCRateClassName = .read
             public struct Params: Codable, Sendable {
                 public var runId: String
                 public init(runId: String) { self.runId = runId }

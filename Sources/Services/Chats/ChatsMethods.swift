@@ -6,6 +6,7 @@ public enum Chats {
     public enum Create: RPCMethod {
         public static let name = "chats.create"
         public static let summary = "Creates an empty chat, optionally in one of the caller's modules (title: 1-200 characters, default \"New chat\")."
+        public static let rateClass: RPCRateClassName = .write
         public struct Params: Codable, Sendable {
             public var moduleId: String?
             public var title: String?
@@ -21,6 +22,7 @@ public enum Chats {
     public enum Get: RPCMethod {
         public static let name = "chats.get"
         public static let summary = "One of the caller's chats, with its message count and last message."
+        public static let rateClass: RPCRateClassName = .read
         public struct Params: Codable, Sendable {
             public var id: String
             public init(id: String) { self.id = id }
@@ -32,6 +34,7 @@ public enum Chats {
     public enum List: RPCMethod {
         public static let name = "chats.list"
         public static let summary = "The caller's chats, newest first, a page at a time (limit 1-200, default 50), optionally only those of one module: pass nextCursor back as cursor for the next page."
+        public static let rateClass: RPCRateClassName = .read
         public struct Params: Codable, Sendable {
             public var moduleId: String?
             public var cursor: String?
@@ -50,6 +53,7 @@ public enum Chats {
     public enum ListV2: RPCMethod {
         public static let name = "chats.list"
         public static let summary = "The caller's chats, newest first, a page at a time (limit 1-200, default 50), optionally only those of one module; each item has its module's id and title. Pass nextCursor back as cursor for the next page."
+        public static let rateClass: RPCRateClassName = .read
         public typealias Params = List.Params
         public typealias Result = KeysetPage<ChatListItem>
     }
@@ -57,6 +61,7 @@ public enum Chats {
     public enum Rename: RPCMethod {
         public static let name = "chats.rename"
         public static let summary = "Changes a chat's title (1-200 characters)."
+        public static let rateClass: RPCRateClassName = .write
         public struct Params: Codable, Sendable {
             public var id: String
             public var title: String
@@ -72,6 +77,7 @@ public enum Chats {
     public enum Delete: RPCMethod {
         public static let name = "chats.delete"
         public static let summary = "Deletes one of the caller's chats and all its messages."
+        public static let rateClass: RPCRateClassName = .write
         public struct Params: Codable, Sendable {
             public var id: String
             public init(id: String) { self.id = id }
@@ -86,6 +92,7 @@ public enum Chats {
     public enum Fork: RPCMethod {
         public static let name = "chats.fork"
         public static let summary = "A new chat (same module) holding copies of the path from the first message down to messageId; the copy of messageId is its active leaf. The original chat is unchanged."
+        public static let rateClass: RPCRateClassName = .expensive
         public struct Params: Codable, Sendable {
             public var messageId: String
             /// Default: the original's title followed by " (fork)".
@@ -106,6 +113,7 @@ public enum Chats {
     public enum Export: RPCMethod {
         public static let name = "chats.export"
         public static let summary = "A chat as a document: json holds the chat and every message of its tree (with parentId), markdown the active branch as a readable transcript."
+        public static let rateClass: RPCRateClassName = .expensive
         public struct Params: Codable, Sendable {
             public var chatId: String
             public var format: ExportFormat
@@ -134,6 +142,7 @@ public enum Chats {
         public enum List: RPCMethod {
             public static let name = "chats.messages.list"
             public static let summary = "The chat's active branch, first message first, a page at a time (limit 1-500, default 100): pass nextCursor back as cursor for the next page."
+            public static let rateClass: RPCRateClassName = .read
             public struct Params: Codable, Sendable {
                 public var chatId: String
                 public var cursor: String?
@@ -151,6 +160,7 @@ public enum Chats {
         public enum Get: RPCMethod {
             public static let name = "chats.messages.get"
             public static let summary = "One message of one of the caller's chats."
+            public static let rateClass: RPCRateClassName = .read
             public struct Params: Codable, Sendable {
                 public var id: String
                 public init(id: String) { self.id = id }
@@ -165,6 +175,7 @@ public enum Chats {
         public enum GetV2: RPCMethod {
             public static let name = "chats.messages.get"
             public static let summary = "One message of one of the caller's chats; an answer written by the agent has generation: its run, provider, model, finish reason, usage, latency, time to first token, and the web searches (query, results, credits, request id) and tool calls it made."
+            public static let rateClass: RPCRateClassName = .read
             public typealias Params = Get.Params
             public typealias Result = MessageDetail
             public static var errors: [RPCErrorDescription] { [ChatsError.notFoundDescription] }
@@ -173,6 +184,7 @@ public enum Chats {
         public enum Append: RPCMethod {
             public static let name = "chats.messages.append"
             public static let summary = "Adds a message (content: at most 1 MiB) and makes its branch active. By default it follows the active branch's last message; parentId puts it after that message instead, siblingOf next to that message (an edit or a regeneration: a new branch). The reply comes once the message is committed."
+            public static let rateClass: RPCRateClassName = .write
             public struct Params: Codable, Sendable {
                 public var chatId: String
                 public var role: MessageRole
@@ -197,6 +209,7 @@ public enum Chats {
         public enum Select: RPCMethod {
             public static let name = "chats.branches.select"
             public static let summary = "Makes the branch through messageId the chat's active one; it continues down through the newest child at each step. Returns the chat."
+            public static let rateClass: RPCRateClassName = .write
             public struct Params: Codable, Sendable {
                 public var messageId: String
                 public init(messageId: String) { self.messageId = messageId }

@@ -22,10 +22,14 @@ public protocol DomainEvent: Sendable, Encodable {
     /// outbox encodes inside the write transaction): the same text `RPCJSONEncoder` makes (keys
     /// sorted, nil members left out; a test compares them). Nil: the outbox encodes the event.
     var json: String? { get }
+    /// The result-cache tags (`RPCMethod.cacheRule`) that `event`, committed, makes stale: an event
+    /// that changes an item a cached read shows names that item's tag.
+    static func staleCacheTags(of event: Event) -> [String]
 }
 
 extension DomainEvent {
     public var chatID: String? { nil }
     public var moduleID: String? { nil }
     public var json: String? { nil }
+    public static func staleCacheTags(of event: Event) -> [String] { [] }
 }

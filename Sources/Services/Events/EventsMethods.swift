@@ -16,6 +16,7 @@ public enum Events {
     public enum Subscribe: RPCMethod {
         public static let name = "events.subscribe"
         public static let summary = "Subscribes this connection to the caller's events: topics are names or patterns (\"chat.*\", \"*\"); filter narrows to one chat or module (a module's filter also takes its chats' events). With since, the stored events after that seq come first, then live ones, with no gap and no duplicate. Events arrive as events.event notifications after this reply; when the client reads too slowly, events.overflow ends the subscription: subscribe again with since: lastSeq."
+        public static let rateClass: RPCRateClassName = .write
         public struct Params: Codable, Sendable {
             public var topics: [String]
             public var filter: Filter?
@@ -42,6 +43,7 @@ public enum Events {
     public enum Unsubscribe: RPCMethod {
         public static let name = "events.unsubscribe"
         public static let summary = "Ends one of this connection's subscriptions; events not yet written are dropped."
+        public static let rateClass: RPCRateClassName = .exempt
         public struct Params: Codable, Sendable {
             public var subscription: String
             public init(subscription: String) { self.subscription = subscription }
@@ -56,6 +58,7 @@ public enum Events {
     public enum Replay: RPCMethod {
         public static let name = "events.replay"
         public static let summary = "The caller's stored events after since, oldest first (limit 1-1000, default 100), for pull-style catch-up: call again with since: lastSeq while hasMore."
+        public static let rateClass: RPCRateClassName = .expensive
         public struct Params: Codable, Sendable {
             public var since: Int64
             public var limit: Int?

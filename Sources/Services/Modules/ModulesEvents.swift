@@ -1,3 +1,5 @@
+import RPC
+
 /// Events of the modules domain.
 public enum ModulesEvents {
     public struct ModuleCreated: DomainEvent, Equatable {
@@ -33,6 +35,10 @@ public enum ModulesEvents {
         }
 
         enum CodingKeys: String, CodingKey { case moduleId, fields }
+
+        public static func staleCacheTags(of event: Event) -> [String] {
+            event.moduleID.map { [RPCCacheRule.tag(Modules.cacheTag, id: $0)] } ?? []
+        }
     }
 
     public struct ModuleDeleted: DomainEvent, Equatable {
@@ -47,6 +53,10 @@ public enum ModulesEvents {
         }
 
         enum CodingKeys: String, CodingKey { case moduleId }
+
+        public static func staleCacheTags(of event: Event) -> [String] {
+            event.moduleID.map { [RPCCacheRule.tag(Modules.cacheTag, id: $0)] } ?? []
+        }
     }
 
     public static let all: [any DomainEvent.Type] = [ModuleCreated.self, ModuleUpdated.self, ModuleDeleted.self]

@@ -3,9 +3,14 @@ import RPC
 
 /// The `modules.*` methods: the caller's modules.
 public enum Modules {
+    /// The result-cache tag of one module (`module:<id>`, `RPCCacheRule.tag`): `modules.get` is
+    /// filed under it, and `ModuleUpdated` and `ModuleDeleted` make it stale.
+    public static let cacheTag = "module"
+
     public enum Create: RPCMethod {
         public static let name = "modules.create"
         public static let summary = "Creates a module (title: 1-200 characters; content: at most 1 MiB; tags: at most 32 of 1-64 characters)."
+        public static let rateClass: RPCRateClassName = .write
         public struct Params: Codable, Sendable {
             public var title: String
             public var description: String?
@@ -24,6 +29,8 @@ public enum Modules {
     public enum Get: RPCMethod {
         public static let name = "modules.get"
         public static let summary = "One of the caller's modules."
+        public static let rateClass: RPCRateClassName = .read
+        public static let cacheRule: RPCCacheRule? = .byID(tag: Modules.cacheTag)
         public struct Params: Codable, Sendable {
             public var id: String
             public init(id: String) { self.id = id }
@@ -35,6 +42,7 @@ public enum Modules {
     public enum Update: RPCMethod {
         public static let name = "modules.update"
         public static let summary = "Changes the given fields of one of the caller's modules; absent fields stay as they are (tags, when given, replace all tags)."
+        public static let rateClass: RPCRateClassName = .write
         public struct Params: Codable, Sendable {
             public var id: String
             public var title: String?
@@ -56,6 +64,7 @@ public enum Modules {
     public enum Delete: RPCMethod {
         public static let name = "modules.delete"
         public static let summary = "Deletes one of the caller's modules."
+        public static let rateClass: RPCRateClassName = .write
         public struct Params: Codable, Sendable {
             public var id: String
             public init(id: String) { self.id = id }
@@ -70,6 +79,7 @@ public enum Modules {
     public enum List: RPCMethod {
         public static let name = "modules.list"
         public static let summary = "The caller's modules, newest first, a page at a time (limit 1-200, default 50): pass nextCursor back as cursor for the next page. tag filters exactly; query matches title or description, without case."
+        public static let rateClass: RPCRateClassName = .read
         public struct Params: Codable, Sendable {
             public var cursor: String?
             public var limit: Int?

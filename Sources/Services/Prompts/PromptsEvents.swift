@@ -1,3 +1,6 @@
+import Foundation
+import RPC
+
 /// Events of the prompts domain.
 public enum PromptsEvents {
     public struct PromptCreated: DomainEvent, Equatable {
@@ -33,6 +36,8 @@ public enum PromptsEvents {
         }
 
         enum CodingKeys: String, CodingKey { case promptId, name, version }
+
+        public static func staleCacheTags(of event: Event) -> [String] { PromptsEvents.promptTag(of: event) }
     }
 
     public struct PromptDeleted: DomainEvent, Equatable {
@@ -46,7 +51,20 @@ public enum PromptsEvents {
         }
 
         enum CodingKeys: String, CodingKey { case promptId }
+
+        public static func staleCacheTags(of event: Event) -> [String] { PromptsEvents.promptTag(of: event) }
     }
 
     public static let all: [any DomainEvent.Type] = [PromptCreated.self, PromptUpdated.self, PromptDeleted.self]
+
+    private struct PromptData: Decodable {
+        var promptId: String
+    }
+
+    /// The cache tag of the prompt a committed event names in its `data` (the stored event carries
+    /// no prompt id of its own).
+    static func promptTag(of event: Event) -> [String] {
+        guard let data = try? JSONDecoder().decode(PromptData.self, from: Data(event.data.text.utf8)) else { return [] }
+        return [RPCCacheRule.tag(Prompts.cacheTag, id: data.promptId)]
+    }
 }

@@ -6,6 +6,7 @@ public enum Search {
         public static let name = "search.query"
         public static let summary =
             "Full-text search over the caller's modules (title, description, content) and chat messages, best first. query: plain words (1-1000 characters), never syntax; all must match, without case or accents on Latin letters; the last word, from 2 characters, also matches words it begins. kinds: modules and/or messages (default both). limit: 1-100 (default 20). Snippets wrap each matched word in ⟦ and ⟧."
+        public static let rateClass: RPCRateClassName = .expensive
         public struct Params: Codable, Sendable {
             public var query: String
             public var kinds: [SearchKind]?

@@ -6,6 +6,7 @@ public enum System {
     public enum Ping: RPCMethod {
         public static let name = "system.ping"
         public static let summary = "Answers \"pong\": proves the daemon is alive and serving."
+        public static let rateClass: RPCRateClassName = .exempt
         public typealias Params = RPCNoParams
         public typealias Result = String
     }
@@ -13,6 +14,7 @@ public enum System {
     public enum Echo: RPCMethod {
         public static let name = "system.echo"
         public static let summary = "Returns its params exactly as given (null when absent)."
+        public static let rateClass: RPCRateClassName = .exempt
         public typealias Params = JSONFragment
         public typealias Result = JSONFragment
     }
@@ -20,6 +22,7 @@ public enum System {
     public enum Version: RPCMethod {
         public static let name = "system.version"
         public static let summary = "The server's name, version and the API versions it supports."
+        public static let rateClass: RPCRateClassName = .exempt
         public typealias Params = RPCNoParams
         public typealias Result = VersionInfo
     }
@@ -29,6 +32,7 @@ public enum System {
         public static let name = "system.metrics"
         public static let summary =
             "The daemon's metrics (calls, errors and latency per method, connections, subscriptions, queue depths) as Prometheus text. Needs a signed-in caller."
+        public static let rateClass: RPCRateClassName = .exempt
         public typealias Params = RPCNoParams
         public typealias Result = MetricsText
         public static var errors: [RPCErrorDescription] { [AuthError.unauthorizedDescription] }
@@ -39,6 +43,7 @@ public enum System {
     public enum Sleep: RPCMethod {
         public static let name = "test.sleep"
         public static let summary = "Test only: waits `ms` milliseconds (cancellable), then returns how long it slept."
+        public static let rateClass: RPCRateClassName = .exempt
         public struct Params: Codable, Sendable {
             public var ms: Int
         }
