@@ -14,6 +14,11 @@ import Synchronization
 /// starts, not even the rest of what was already read, until its replies drain; one that stays over
 /// for `frameTimeout` is closed. A batch's reply holds at most the bound: members past it answer
 /// `-32003` instead of their result, and those after it are not run.
+///
+/// A connection whose call was refused with `-32017 Rate limited` is not read, and the messages it
+/// already sent wait, until the refusal's `retryAfterMs` has passed (at most
+/// `maxRateLimitPause`): a client that resends at once costs nothing while it is throttled (its
+/// socket buffer fills and it blocks) instead of a parse, a route and a refusal per message.
 public final class RPCConnectionHandler: ChannelDuplexHandler {
     public typealias InboundIn = ByteBuffer
     public typealias OutboundIn = ByteBuffer
@@ -81,6 +86,14 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private var pausedSince: NIODeadline?
     private var replyTimer: Scheduled<Void>?
     private var resumeScheduled = false
+    /// Set while the connection is throttled after a `-32017` (the tarpit), and fires when it may
+    /// be read again. Nil otherwise: the read path's only check.
+    private var rateLimitPause: Scheduled<Void>?
+    /// The longest a `-32017` stops a connection: a flooder is slowed to about one refusal per
+    /// second per connection, while a client that honours a long `retryAfterMs` (a login class
+    /// refills in tens of seconds) still gets its other calls (pings, reads) answered within a
+    /// second.
+    static let maxRateLimitPause = Duration.seconds(1)
     /// How often a paused connection looks whether its replies drained: a drain that stays under
     /// NIO's write-buffer water marks raises no event.
     private static let replyPollInterval = TimeAmount.milliseconds(50)
@@ -112,6 +125,8 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     public func handlerRemoved(context: ChannelHandlerContext) {
         frameTimer?.cancel()
         frameTimer = nil
+        rateLimitPause?.cancel()
+        rateLimitPause = nil
         releaseQueuedReplies()
         cancelAll(.connectionClosed)
         endAllPushStreams()
@@ -137,10 +152,11 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private func decode(_ buffer: inout ByteBuffer, atEnd: Bool) {
         var completed = false
         while !closing {
-            // Not one more call while the client leaves too many replies unread: the rest of the
-            // buffer waits (a batch of 1,000 `rpc.discover` asks for ~100 MB).
-            guard mayStartCalls else {
-                pauseCalls()
+            // Not one more call while the connection is throttled (`-32017`), nor while the client
+            // leaves too many replies unread: the rest of the buffer waits (a batch of 1,000
+            // `rpc.discover` asks for ~100 MB).
+            guard rateLimitPause == nil, mayStartCalls else {
+                if rateLimitPause == nil { pauseCalls() }
                 // What this burst wrote goes now: the socket may take it, and nothing else would
                 // flush a burst cut short outside a read (a resume, the end of input).
                 flushIfNeeded()
@@ -185,9 +201,10 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         guard let since = partialSince, !closing else { return }
         let timeout = TimeAmount.nanoseconds(limits.frameTimeout.nanoseconds)
         let waited = NIODeadline.now() - since
-        // Not the client's fault while this server has stopped reading it (backpressure), or holds
-        // its messages until it reads its replies (the reply timer deals with that).
-        let held = readPending || pausedSince != nil
+        // Not the client's fault while this server has stopped reading it (backpressure, or the
+        // rate-limit pause), or holds its messages until it reads its replies (the reply timer
+        // deals with that).
+        let held = readPending || pausedSince != nil || rateLimitPause != nil
         if held || waited < timeout {
             if held { partialSince = .now() }
             scheduleFrameTimer(in: held ? timeout : timeout - waited)
@@ -262,7 +279,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     public func read(context: ChannelHandlerContext) {
         // Backpressure: stop reading while too many calls run or the client is not reading replies.
-        if running.count >= limits.maxInFlightPerConnection || !context.channel.isWritable || pausedSince != nil {
+        if running.count >= limits.maxInFlightPerConnection || !context.channel.isWritable || pausedSince != nil || rateLimitPause != nil {
             readPending = true
         } else {
             context.read()
@@ -331,6 +348,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         }
         let callContext = dispatcher.makeContext(for: request, connection: info, eventLoop: context.eventLoop)
         var reply = dispatcher.dispatch(request, context: callContext)
+        if case .now(.error(let error)) = reply, error.code == .rateLimited { pauseAfterRateLimit(error) }
         if case .later(let future) = reply {
             let cancellation = callContext.cancellation
             let key = ObjectIdentifier(cancellation)
@@ -373,15 +391,17 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     private func resumeReadingIfAllowed() {
-        guard context != nil, readPending, pausedSince == nil, running.count < limits.maxInFlightPerConnection, context.channel.isWritable
+        guard context != nil, readPending, pausedSince == nil, rateLimitPause == nil, running.count < limits.maxInFlightPerConnection,
+            context.channel.isWritable
         else { return }
         readPending = false
         context.read()
     }
 
     private func closeIfIdle() {
-        // Not while messages wait for the client to read its replies: they have not run yet.
-        guard (inputClosed || draining), running.isEmpty, pausedSince == nil, !closing else { return }
+        // Not while messages wait for the client to read its replies or for the rate-limit pause
+        // to end: they have not run yet.
+        guard (inputClosed || draining), running.isEmpty, pausedSince == nil, rateLimitPause == nil, !closing else { return }
         closeAfterFlush()
     }
 
@@ -394,6 +414,31 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         context.writeAndFlush(wrapOutboundOut(last)).whenComplete { _ in
             channel.close(promise: nil)
         }
+    }
+
+    // MARK: Rate-limit pause
+
+    /// A call was refused with `-32017`: the connection is neither read nor its buffered messages
+    /// run until the refusal's wait has passed (the first refusal counts: the rest of a batch
+    /// answered with it adds nothing).
+    private func pauseAfterRateLimit(_ error: RPCError) {
+        guard rateLimitPause == nil, context != nil else { return }
+        let wait = min(RPCRateLimitMiddleware.retryAfter(of: error) ?? Self.maxRateLimitPause, Self.maxRateLimitPause)
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        rateLimitPause = context.eventLoop.scheduleTask(in: .nanoseconds(wait.nanoseconds)) { loopBound.value.rateLimitPauseEnded() }
+    }
+
+    /// Runs the messages held during the pause (unless unread replies hold them still), then
+    /// reads again.
+    private func rateLimitPauseEnded() {
+        rateLimitPause = nil
+        guard context != nil, !closing else { return }
+        var rest = inbound ?? ByteBuffer()
+        inbound = nil
+        decode(&rest, atEnd: inputClosed)
+        flushIfNeeded()
+        resumeReadingIfAllowed()
+        closeIfIdle()
     }
 
     // MARK: Unread replies

@@ -31,11 +31,19 @@ struct AuthRoutesTests {
             try await channel.connect(to: SocketAddress(unixDomainSocketPath: "/tmp/in-process")).get()
         }
 
-        /// Sends a call and returns its reply, parsed.
+        /// Sends a call and returns its reply, parsed. After a `-32017` it waits the refusal's
+        /// `retryAfterMs` on the channel's clock, as a client should: the connection is not served
+        /// before (the rate-limit pause), and this clock moves only when a test moves it.
         func call(_ method: String, _ params: String = "{}") async throws -> [String: Any] {
             nextID += 1
             try await send(#"{"jsonrpc":"2.0","id":\#(nextID),"method":"\#(method)","params":\#(params)}"# + "\n")
-            return try await next()
+            let reply = try await next()
+            if let error = reply["error"] as? [String: Any], error["code"] as? Int == -32017,
+                let wait = (error["data"] as? [String: Any])?["retryAfterMs"] as? Int
+            {
+                await channel.testingEventLoop.advanceTime(by: .milliseconds(Int64(wait)))
+            }
+            return reply
         }
 
         func send(_ text: String) async throws {
