@@ -45,6 +45,9 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     private var framing: RPCFraming = .newlineDelimited
     private var decoder: RPCFrameDecoder
+    /// Whether the decoder holds this connection to `maxUnauthenticatedMessageBytes` (until it
+    /// signs in).
+    private var unauthenticatedLimit: Bool
     /// Bytes of a message not complete yet.
     private var inbound: ByteBuffer?
     /// Calls whose reply is pending, by identity of their cancellation handle.
@@ -100,12 +103,16 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     /// What a batch's reply may always hold, even while the daemon is at its total bound.
     static let minimumBatchReplyBytes = 64 << 10
 
-    public init(dispatcher: RPCDispatcher, connectionID: UInt64, peer: RPCPeer?, logger: Logger) {
+    /// `signedIn`: whether the peer is recognised from the start (a trusted uid). Otherwise its
+    /// messages are held to `maxUnauthenticatedMessageBytes` until a call marks the connection
+    /// signed in (`RPCConnectionInfo.markSignedIn`).
+    public init(dispatcher: RPCDispatcher, connectionID: UInt64, peer: RPCPeer?, logger: Logger, signedIn: Bool = true) {
         self.dispatcher = dispatcher
         let limits = dispatcher.limits
         self.limits = limits
         self.parser = RPCMessageParser(maxDepth: limits.maxJSONDepth, maxBatchLength: limits.maxBatchLength)
-        self.decoder = RPCFrameDecoder(maxMessageBytes: limits.maxMessageBytes)
+        self.unauthenticatedLimit = !signedIn && limits.maxUnauthenticatedMessageBytes < limits.maxMessageBytes
+        self.decoder = RPCFrameDecoder(maxMessageBytes: unauthenticatedLimit ? limits.maxUnauthenticatedMessageBytes : limits.maxMessageBytes)
         self.connectionID = connectionID
         self.peer = peer
         self.logger = logger
@@ -140,6 +147,12 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
+        // Signed in since the last read: the full limit from now on (not amid a message being
+        // skipped, which is answered with the limit it was skipped under).
+        if unauthenticatedLimit, !decoder.isSkipping, info.isSignedIn {
+            unauthenticatedLimit = false
+            decoder.maxMessageBytes = limits.maxMessageBytes
+        }
         if var leftover = inbound {
             inbound = nil
             leftover.writeBuffer(&buffer)
@@ -176,6 +189,9 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         if buffer.readableBytes > 0, !closing { inbound = buffer }
         trackPartialFrame(completedOne: completed)
     }
+
+    /// Bytes of messages read and not run yet (for tests: what a connection holds in memory).
+    var bufferedInboundBytes: Int { inbound?.readableBytes ?? 0 }
 
     /// Starts, restarts or stops the clock of a partial message: it runs while the connection holds
     /// bytes of a message it has not finished, from the last complete message (or the first byte),
@@ -226,7 +242,8 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         case .oversized(let prefix, let size):
             let id = findRequestID(inPrefix: prefix) ?? .null
             let error = RPCError.limit(
-                .messageTooLarge, "Message too large", setting: "max_message_bytes", limit: limits.maxMessageBytes, actual: size)
+                .messageTooLarge, "Message too large", setting: unauthenticatedLimit ? "max_unauthenticated_message_bytes" : "max_message_bytes",
+                limit: decoder.maxMessageBytes, actual: size)
             logger.notice("message over the size limit skipped", metadata: ["bytes": "\(size)", "id": "\(id)"])
             writeFrame { JSONWriter.writeError(id: id, error: error, into: &$0) }
         case .unframeable(let reason):

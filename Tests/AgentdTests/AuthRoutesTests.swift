@@ -21,12 +21,14 @@ struct AuthRoutesTests {
         private var received = ""
         private var nextID = 0
 
-        init(dependencies: Dependencies, peer: RPCPeer?) async throws {
+        /// `signedIn`: whether the handler starts with the full message limit, as the daemon's does
+        /// for a trusted uid (false: `max_unauthenticated_message_bytes` until it signs in).
+        init(dependencies: Dependencies, peer: RPCPeer?, signedIn: Bool = true) async throws {
             let channel = self.channel
             let dispatcher = dependencies.dispatcher
             try await channel.eventLoop.submit {
                 try channel.pipeline.syncOperations.addHandler(
-                    RPCConnectionHandler(dispatcher: dispatcher, connectionID: 1, peer: peer, logger: Dependencies.quietLogger))
+                    RPCConnectionHandler(dispatcher: dispatcher, connectionID: 1, peer: peer, logger: Dependencies.quietLogger, signedIn: signedIn))
             }.get()
             try await channel.connect(to: SocketAddress(unixDomainSocketPath: "/tmp/in-process")).get()
         }
