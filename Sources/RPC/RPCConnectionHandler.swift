@@ -92,10 +92,9 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     /// Set while the connection is throttled after a `-32017` (the tarpit), and fires when it may
     /// be read again. Nil otherwise: the read path's only check.
     private var rateLimitPause: Scheduled<Void>?
-    /// The longest a `-32017` stops a connection: a flooder is slowed to about one refusal per
-    /// second per connection, while a client that honours a long `retryAfterMs` (a login class
-    /// refills in tens of seconds) still gets its other calls (pings, reads) answered within a
-    /// second.
+    /// The longest a `-32017` stops a connection: a flooder is slowed to at least a second per
+    /// refusal and connection, while a connection refused for a slow class (registration refills
+    /// once a minute) still gets its other calls (pings, reads) answered within a second.
     static let maxRateLimitPause = Duration.seconds(1)
     /// How often a paused connection looks whether its replies drained: a drain that stays under
     /// NIO's write-buffer water marks raises no event.
@@ -437,7 +436,8 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     /// A call was refused with `-32017`: the connection is neither read nor its buffered messages
     /// run until the refusal's wait has passed (the first refusal counts: the rest of a batch
-    /// answered with it adds nothing).
+    /// answered with it adds nothing). A refused notification pauses too: no reply tells the
+    /// client, but a flood of notifications costs the same to refuse.
     private func pauseAfterRateLimit(_ error: RPCError) {
         guard rateLimitPause == nil, context != nil else { return }
         let wait = min(RPCRateLimitMiddleware.retryAfter(of: error) ?? Self.maxRateLimitPause, Self.maxRateLimitPause)
