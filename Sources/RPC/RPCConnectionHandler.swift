@@ -92,9 +92,10 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     /// Set while the connection is throttled after a `-32017` (the tarpit), and fires when it may
     /// be read again. Nil otherwise: the read path's only check.
     private var rateLimitPause: Scheduled<Void>?
-    /// The longest a `-32017` stops a connection: a flooder is slowed to at least a second per
-    /// refusal and connection, while a connection refused for a slow class (registration refills
-    /// once a minute) still gets its other calls (pings, reads) answered within a second.
+    /// The longest a `-32017` stops a connection. Below it the pause is the refusal's own wait, so
+    /// a flooder gets about one refusal per call its class serves it; the cap keeps a connection
+    /// refused for a slow class (registration refills once a minute) answering its other calls
+    /// (pings, reads) within a second.
     static let maxRateLimitPause = Duration.seconds(1)
     /// How often a paused connection looks whether its replies drained: a drain that stays under
     /// NIO's write-buffer water marks raises no event.
