@@ -114,7 +114,8 @@ struct Agentd: AsyncParsableCommand {
         let server = SocketServer(
             options: .init(
                 path: configuration.socketPath, mode: configuration.socketMode, group: configuration.socketGroup,
-                explicitPath: configuration.socketPath != DaemonConfiguration.defaultSocketPath(), activatedSocket: activatedSocket),
+                explicitPath: configuration.socketPath != DaemonConfiguration.defaultSocketPath(), activatedSocket: activatedSocket,
+                trustedUIDs: configuration.trustedUIDs),
             dispatcher: dependencies.dispatcher, group: eventLoops, logger: logger,
             // READY=1 only now: the database is migrated and the socket listens.
             onListening: { ServiceManager.notify("READY=1\nSTATUS=listening") })

@@ -275,6 +275,9 @@ enum Settings {
                 apply: { $0.limits.rateClasses["register"]?.burst = $1.integer }, current: { $0.limits.rateClasses["register"].map { String($0.burst) } }),
     ] + perSecondRateClasses.map(\.rawValue).flatMap(rateSettings) + [
         limit("max_message_bytes", "--max-message-bytes", minimum: 1, \.maxMessageBytes),
+        Setting("limits.max_unauthenticated_message_bytes", environment: ["AGENTD_MAX_UNAUTHENTICATED_MESSAGE_BYTES"], kind: .integer(minimum: 1024),
+                reloadable: true, apply: { $0.limits.maxUnauthenticatedMessageBytes = $1.integer },
+                current: { String($0.limits.maxUnauthenticatedMessageBytes) }),
         limit("max_json_depth", "--max-json-depth", minimum: 1, \.maxJSONDepth),
         limit("max_batch_length", "--max-batch-length", minimum: 1, \.maxBatchLength),
         limit("max_in_flight", "--max-in-flight", minimum: 1, \.maxInFlightPerConnection),

@@ -24,6 +24,10 @@ final class SocketServer: Service, Sendable {
         /// A listening socket passed by systemd socket activation: served as it is, never
         /// unlinked (agentd did not create it).
         var activatedSocket: Int32?
+        /// Peer uids recognised without a password (`server.trusted_uids`): their messages may be
+        /// `max_message_bytes` from the first; others get `max_unauthenticated_message_bytes` until
+        /// they sign in.
+        var trustedUIDs: Set<UInt32> = []
     }
 
     private let options: Options
@@ -83,10 +87,11 @@ final class SocketServer: Service, Sendable {
         let dispatcher = self.dispatcher
         let connections = self.connections
         let logger = self.logger
+        let trustedUIDs = options.trustedUIDs
         return try await ServerBootstrap(group: group)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
-                Self.initialize(channel, dispatcher: dispatcher, connections: connections, logger: logger)
+                Self.initialize(channel, dispatcher: dispatcher, connections: connections, trustedUIDs: trustedUIDs, logger: logger)
             }
             .withBoundSocket(fd)
             .get()
@@ -103,11 +108,12 @@ final class SocketServer: Service, Sendable {
         let dispatcher = self.dispatcher
         let connections = self.connections
         let logger = self.logger
+        let trustedUIDs = options.trustedUIDs
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 512)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
-                Self.initialize(channel, dispatcher: dispatcher, connections: connections, logger: logger)
+                Self.initialize(channel, dispatcher: dispatcher, connections: connections, trustedUIDs: trustedUIDs, logger: logger)
             }
             .bind(unixDomainSocketPath: temporary, cleanupExistingSocketFile: false)
             .get()
@@ -135,7 +141,9 @@ final class SocketServer: Service, Sendable {
         return channel
     }
 
-    private static func initialize(_ channel: any Channel, dispatcher: RPCDispatcher, connections: ConnectionRegistry, logger: Logger) -> EventLoopFuture<Void> {
+    private static func initialize(
+        _ channel: any Channel, dispatcher: RPCDispatcher, connections: ConnectionRegistry, trustedUIDs: Set<UInt32>, logger: Logger
+    ) -> EventLoopFuture<Void> {
         let credentials: EventLoopFuture<PeerCredentials> = (channel as! any SocketOptionProvider)
             .unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
         return credentials.flatMap { credentials in
@@ -155,7 +163,8 @@ final class SocketServer: Service, Sendable {
                     closedLogger.debug("connection closed")
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    let handler = RPCConnectionHandler(dispatcher: dispatcher, connectionID: id, peer: peer, logger: connectionLogger)
+                    let handler = RPCConnectionHandler(
+                        dispatcher: dispatcher, connectionID: id, peer: peer, logger: connectionLogger, signedIn: trustedUIDs.contains(peer.uid))
                     try channel.pipeline.syncOperations.addHandler(handler)
                     connections.register(id, handle: handler.handle)
                 }

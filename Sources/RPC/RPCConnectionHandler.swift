@@ -14,6 +14,11 @@ import Synchronization
 /// starts, not even the rest of what was already read, until its replies drain; one that stays over
 /// for `frameTimeout` is closed. A batch's reply holds at most the bound: members past it answer
 /// `-32003` instead of their result, and those after it are not run.
+///
+/// A connection whose call was refused with `-32017 Rate limited` is not read, and the messages it
+/// already sent wait, until the refusal's `retryAfterMs` has passed (at most
+/// `maxRateLimitPause`): a client that resends at once costs nothing while it is throttled (its
+/// socket buffer fills and it blocks) instead of a parse, a route and a refusal per message.
 public final class RPCConnectionHandler: ChannelDuplexHandler {
     public typealias InboundIn = ByteBuffer
     public typealias OutboundIn = ByteBuffer
@@ -34,37 +39,40 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private let parser: RPCMessageParser
     private let connectionID: UInt64
     private let peer: RPCPeer?
-    private let logger: Logger
-    private var context: ChannelHandlerContext!
+    let logger: Logger
+    var context: ChannelHandlerContext!
     private var info: RPCConnectionInfo!
 
     private var framing: RPCFraming = .newlineDelimited
     private var decoder: RPCFrameDecoder
+    /// Whether the decoder holds this connection to `maxUnauthenticatedMessageBytes` (until it
+    /// signs in).
+    private var unauthenticatedLimit: Bool
     /// Bytes of a message not complete yet.
     private var inbound: ByteBuffer?
     /// Calls whose reply is pending, by identity of their cancellation handle.
-    private var running: [ObjectIdentifier: RPCCancellation] = [:]
+    var running: [ObjectIdentifier: RPCCancellation] = [:]
     /// The same calls by client id, for `$/cancelRequest`.
-    private var runningByID: [RPCID: RPCCancellation] = [:]
+    var runningByID: [RPCID: RPCCancellation] = [:]
     /// Ids cancelled before their request arrived (bounded, oldest forgotten first).
-    private var earlyCancels: [RPCID] = []
+    var earlyCancels: [RPCID] = []
     /// Ids answered recently: a cancel for one of these came too late and must not be taken for an
     /// early cancel (it would cancel the next request that reuses the id, as socat users do).
-    private var recentlyAnswered: [RPCID] = []
-    private var recentlyAnsweredIndex = 0
-    private static let maxEarlyCancels = 256
+    var recentlyAnswered: [RPCID] = []
+    var recentlyAnsweredIndex = 0
+    static let maxEarlyCancels = 256
     private var readPending = false
     /// Replies and notifications written since the last flush: one buffer, one write, one flush.
     private var output: ByteBuffer?
     private var flushScheduled = false
     private var inputClosed = false
     private var draining = false
-    private var closing = false
+    var closing = false
     /// Open push streams (event subscriptions), by id.
-    private var pushStreams: [UInt64: PushStreamState] = [:]
+    var pushStreams: [UInt64: PushStreamState] = [:]
     /// Request numbers of the calls running now: a push stream opened by one of them is held
     /// until its reply is written.
-    private var runningRequests: Set<UInt64> = []
+    var runningRequests: Set<UInt64> = []
     /// Since when the connection has held a partial message with no complete one after it (nil: no
     /// partial message), and the timer that enforces `frameTimeout` on it.
     private var partialSince: NIODeadline?
@@ -81,18 +89,30 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private var pausedSince: NIODeadline?
     private var replyTimer: Scheduled<Void>?
     private var resumeScheduled = false
+    /// Set while the connection is throttled after a `-32017` (the tarpit), and fires when it may
+    /// be read again. Nil otherwise: the read path's only check.
+    private var rateLimitPause: Scheduled<Void>?
+    /// The longest a `-32017` stops a connection. Below it the pause is the refusal's own wait, so
+    /// a flooder gets about one refusal per call its class serves it; the cap keeps a connection
+    /// refused for a slow class (registration refills once a minute) answering its other calls
+    /// (pings, reads) within a second.
+    static let maxRateLimitPause = Duration.seconds(1)
     /// How often a paused connection looks whether its replies drained: a drain that stays under
     /// NIO's write-buffer water marks raises no event.
     private static let replyPollInterval = TimeAmount.milliseconds(50)
     /// What a batch's reply may always hold, even while the daemon is at its total bound.
     static let minimumBatchReplyBytes = 64 << 10
 
-    public init(dispatcher: RPCDispatcher, connectionID: UInt64, peer: RPCPeer?, logger: Logger) {
+    /// `signedIn`: whether the peer is recognised from the start (a trusted uid). Otherwise its
+    /// messages are held to `maxUnauthenticatedMessageBytes` until a call marks the connection
+    /// signed in (`RPCConnectionInfo.markSignedIn`).
+    public init(dispatcher: RPCDispatcher, connectionID: UInt64, peer: RPCPeer?, logger: Logger, signedIn: Bool = true) {
         self.dispatcher = dispatcher
         let limits = dispatcher.limits
         self.limits = limits
         self.parser = RPCMessageParser(maxDepth: limits.maxJSONDepth, maxBatchLength: limits.maxBatchLength)
-        self.decoder = RPCFrameDecoder(maxMessageBytes: limits.maxMessageBytes)
+        self.unauthenticatedLimit = !signedIn && limits.maxUnauthenticatedMessageBytes < limits.maxMessageBytes
+        self.decoder = RPCFrameDecoder(maxMessageBytes: unauthenticatedLimit ? limits.maxUnauthenticatedMessageBytes : limits.maxMessageBytes)
         self.connectionID = connectionID
         self.peer = peer
         self.logger = logger
@@ -112,6 +132,8 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     public func handlerRemoved(context: ChannelHandlerContext) {
         frameTimer?.cancel()
         frameTimer = nil
+        rateLimitPause?.cancel()
+        rateLimitPause = nil
         releaseQueuedReplies()
         cancelAll(.connectionClosed)
         endAllPushStreams()
@@ -125,6 +147,12 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
+        // Signed in since the last read: the full limit from now on (not amid a message being
+        // skipped, which is answered with the limit it was skipped under).
+        if unauthenticatedLimit, !decoder.isSkipping, info.isSignedIn {
+            unauthenticatedLimit = false
+            decoder.maxMessageBytes = limits.maxMessageBytes
+        }
         if var leftover = inbound {
             inbound = nil
             leftover.writeBuffer(&buffer)
@@ -137,10 +165,11 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private func decode(_ buffer: inout ByteBuffer, atEnd: Bool) {
         var completed = false
         while !closing {
-            // Not one more call while the client leaves too many replies unread: the rest of the
-            // buffer waits (a batch of 1,000 `rpc.discover` asks for ~100 MB).
-            guard mayStartCalls else {
-                pauseCalls()
+            // Not one more call while the connection is throttled (`-32017`), nor while the client
+            // leaves too many replies unread: the rest of the buffer waits (a batch of 1,000
+            // `rpc.discover` asks for ~100 MB).
+            guard rateLimitPause == nil, mayStartCalls else {
+                if rateLimitPause == nil { pauseCalls() }
                 // What this burst wrote goes now: the socket may take it, and nothing else would
                 // flush a burst cut short outside a read (a resume, the end of input).
                 flushIfNeeded()
@@ -160,6 +189,9 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         if buffer.readableBytes > 0, !closing { inbound = buffer }
         trackPartialFrame(completedOne: completed)
     }
+
+    /// Bytes of messages read and not run yet (for tests: what a connection holds in memory).
+    var bufferedInboundBytes: Int { inbound?.readableBytes ?? 0 }
 
     /// Starts, restarts or stops the clock of a partial message: it runs while the connection holds
     /// bytes of a message it has not finished, from the last complete message (or the first byte),
@@ -185,9 +217,10 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         guard let since = partialSince, !closing else { return }
         let timeout = TimeAmount.nanoseconds(limits.frameTimeout.nanoseconds)
         let waited = NIODeadline.now() - since
-        // Not the client's fault while this server has stopped reading it (backpressure), or holds
-        // its messages until it reads its replies (the reply timer deals with that).
-        let held = readPending || pausedSince != nil
+        // Not the client's fault while this server has stopped reading it (backpressure, or the
+        // rate-limit pause), or holds its messages until it reads its replies (the reply timer
+        // deals with that).
+        let held = readPending || pausedSince != nil || rateLimitPause != nil
         if held || waited < timeout {
             if held { partialSince = .now() }
             scheduleFrameTimer(in: held ? timeout : timeout - waited)
@@ -209,7 +242,8 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         case .oversized(let prefix, let size):
             let id = findRequestID(inPrefix: prefix) ?? .null
             let error = RPCError.limit(
-                .messageTooLarge, "Message too large", setting: "max_message_bytes", limit: limits.maxMessageBytes, actual: size)
+                .messageTooLarge, "Message too large", setting: unauthenticatedLimit ? "max_unauthenticated_message_bytes" : "max_message_bytes",
+                limit: decoder.maxMessageBytes, actual: size)
             logger.notice("message over the size limit skipped", metadata: ["bytes": "\(size)", "id": "\(id)"])
             writeFrame { JSONWriter.writeError(id: id, error: error, into: &$0) }
         case .unframeable(let reason):
@@ -262,7 +296,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     public func read(context: ChannelHandlerContext) {
         // Backpressure: stop reading while too many calls run or the client is not reading replies.
-        if running.count >= limits.maxInFlightPerConnection || !context.channel.isWritable || pausedSince != nil {
+        if running.count >= limits.maxInFlightPerConnection || !context.channel.isWritable || pausedSince != nil || rateLimitPause != nil {
             readPending = true
         } else {
             context.read()
@@ -296,59 +330,10 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    private func startBatch(_ entries: [RPCMessage.Entry]) {
-        var replies: [(RPCID, RPCReply)] = []
-        var requestNumbers: [UInt64?] = []
-        replies.reserveCapacity(entries.count)
-        let budget = batchReplyBudget()
-        // Bytes of the replies known so far: once they fill the budget, the calls after are not run
-        // (notifications still are: they add nothing to the reply).
-        var known = 0
-        for entry in entries {
-            if known >= budget.limit, case .request(let request) = entry, let id = request.id {
-                replies.append((id, .now(.error(budget.error(actual: known)))))
-                requestNumbers.append(nil)
-                continue
-            }
-            if let started = start(entry) {
-                if case .now(let outcome) = started.reply { known += BatchReply.size(of: outcome) }
-                replies.append((started.id, started.reply))
-                requestNumbers.append(started.requestNumber)
-            }
-        }
-        if replies.isEmpty { return }  // only notifications: nothing at all is sent back
-        let batch = BatchReply(count: replies.count, budget: budget)
-        var pending: [(Int, RPCID, EventLoopFuture<RPCOutcome>)] = []
-        for (index, (id, reply)) in replies.enumerated() {
-            switch reply {
-            case .now(let outcome): batch.set(index, id: id, outcome: outcome)
-            case .later(let future): pending.append((index, id, future))
-            }
-        }
-        if pending.isEmpty {
-            writeFrame { batch.write(into: &$0) }
-            return
-        }
-        let loopBound = NIOLoopBound((self, batch), eventLoop: context.eventLoop)
-        let numbers = requestNumbers
-        for (index, id, future) in pending {
-            future.whenSuccess { outcome in
-                let (handler, batch) = loopBound.value
-                batch.set(index, id: id, outcome: outcome)
-                if batch.isComplete {
-                    handler.writeFrame { batch.write(into: &$0) }
-                    for (number, outcome) in zip(numbers, batch.outcomes) {
-                        if let number, let outcome { handler.releasePushStreams(openedBy: number, outcome: outcome) }
-                    }
-                    handler.scheduleFlush()
-                }
-            }
-        }
-    }
 
     /// A call started by `start`: the id to answer, the reply, and (for a call that runs) its
     /// request number.
-    private struct Started {
+    struct Started {
         var id: RPCID
         var reply: RPCReply
         var requestNumber: UInt64? = nil
@@ -356,7 +341,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     /// Starts one call. Returns the id to answer and the reply, or nil when nothing is answered
     /// (a notification).
-    private func start(_ entry: RPCMessage.Entry) -> Started? {
+    func start(_ entry: RPCMessage.Entry) -> Started? {
         let request: RPCRequest
         switch entry {
         case .invalid(let id, let error):
@@ -380,6 +365,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         }
         let callContext = dispatcher.makeContext(for: request, connection: info, eventLoop: context.eventLoop)
         var reply = dispatcher.dispatch(request, context: callContext)
+        if case .now(.error(let error)) = reply, error.code == .rateLimited { pauseAfterRateLimit(error) }
         if case .later(let future) = reply {
             let cancellation = callContext.cancellation
             let key = ObjectIdentifier(cancellation)
@@ -421,48 +407,18 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         context.eventLoop.assumeIsolated().execute { [self] in closeIfIdle() }
     }
 
-    private func cancelRequest(_ request: RPCRequest) {
-        guard let params = request.params, !request.paramsAreByPosition, let id = findRequestID(inPrefix: params) else {
-            logger.debug("$/cancelRequest without an id ignored")
-            return
-        }
-        if let cancellation = runningByID[id] {
-            cancellation.cancel(.requestedByClient)
-        } else if recentlyAnswered.contains(id) {
-            logger.debug("$/cancelRequest for a call already answered ignored", metadata: ["id": "\(id)"])
-        } else {
-            // Not started yet (or already answered): remember it so that a request arriving just
-            // after its cancel is answered as cancelled instead of running.
-            earlyCancels.append(id)
-            if earlyCancels.count > Self.maxEarlyCancels { earlyCancels.removeFirst() }
-        }
-    }
-
-    /// Remembers the last few ids answered after running (a ring of `maxEarlyCancels`).
-    private func rememberAnswered(_ id: RPCID) {
-        if recentlyAnswered.count < Self.maxEarlyCancels {
-            recentlyAnswered.append(id)
-        } else {
-            recentlyAnswered[recentlyAnsweredIndex] = id
-            recentlyAnsweredIndex = (recentlyAnsweredIndex + 1) % Self.maxEarlyCancels
-        }
-    }
-
-    private func cancelAll(_ reason: RPCCancellationReason) {
-        let calls = Array(running.values)
-        for call in calls { call.cancel(reason) }
-    }
-
     private func resumeReadingIfAllowed() {
-        guard context != nil, readPending, pausedSince == nil, running.count < limits.maxInFlightPerConnection, context.channel.isWritable
+        guard context != nil, readPending, pausedSince == nil, rateLimitPause == nil, running.count < limits.maxInFlightPerConnection,
+            context.channel.isWritable
         else { return }
         readPending = false
         context.read()
     }
 
     private func closeIfIdle() {
-        // Not while messages wait for the client to read its replies: they have not run yet.
-        guard (inputClosed || draining), running.isEmpty, pausedSince == nil, !closing else { return }
+        // Not while messages wait for the client to read its replies or for the rate-limit pause
+        // to end: they have not run yet.
+        guard (inputClosed || draining), running.isEmpty, pausedSince == nil, rateLimitPause == nil, !closing else { return }
         closeAfterFlush()
     }
 
@@ -475,6 +431,32 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         context.writeAndFlush(wrapOutboundOut(last)).whenComplete { _ in
             channel.close(promise: nil)
         }
+    }
+
+    // MARK: Rate-limit pause
+
+    /// A call was refused with `-32017`: the connection is neither read nor its buffered messages
+    /// run until the refusal's wait has passed (the first refusal counts: the rest of a batch
+    /// answered with it adds nothing). A refused notification pauses too: no reply tells the
+    /// client, but a flood of notifications costs the same to refuse.
+    private func pauseAfterRateLimit(_ error: RPCError) {
+        guard rateLimitPause == nil, context != nil else { return }
+        let wait = min(RPCRateLimitMiddleware.retryAfter(of: error) ?? Self.maxRateLimitPause, Self.maxRateLimitPause)
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        rateLimitPause = context.eventLoop.scheduleTask(in: .nanoseconds(wait.nanoseconds)) { loopBound.value.rateLimitPauseEnded() }
+    }
+
+    /// Runs the messages held during the pause (unless unread replies hold them still), then
+    /// reads again.
+    private func rateLimitPauseEnded() {
+        rateLimitPause = nil
+        guard context != nil, !closing else { return }
+        var rest = inbound ?? ByteBuffer()
+        inbound = nil
+        decode(&rest, atEnd: inputClosed)
+        flushIfNeeded()
+        resumeReadingIfAllowed()
+        closeIfIdle()
     }
 
     // MARK: Unread replies
@@ -491,7 +473,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
 
     /// The most one batch's reply may hold: the per-connection bound, or what is left of the
     /// daemon's total when that is less (never under `minimumBatchReplyBytes`).
-    private func batchReplyBudget() -> BatchReply.Budget {
+    func batchReplyBudget() -> BatchReply.Budget {
         let room = limits.maxQueuedReplyBytes - dispatcher.replyBytesQueued.load(ordering: .relaxed)
         if room < limits.maxQueuedReplyBytesPerConnection {
             return BatchReply.Budget(limit: max(room, Self.minimumBatchReplyBytes), setting: "max_queued_reply_bytes")
@@ -595,7 +577,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     // MARK: Writing
 
     /// Appends one framed message to the output of this burst (written and flushed together).
-    private func writeFrame(_ body: (inout ByteBuffer) -> Void) {
+    func writeFrame(_ body: (inout ByteBuffer) -> Void) {
         guard context != nil, context.channel.isActive else { return }
         if output == nil { output = context.channel.allocator.buffer(capacity: 512) }
         switch framing {
@@ -612,7 +594,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    fileprivate func flushIfNeeded() {
+    func flushIfNeeded() {
         guard context != nil, let pending = output else { return }
         output = nil
         context.writeAndFlush(wrapOutboundOut(pending), promise: nil)
@@ -620,7 +602,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Flushes once after every reply completed in this event-loop tick has been written.
-    private func scheduleFlush() {
+    func scheduleFlush() {
         guard !flushScheduled, context != nil else { return }
         flushScheduled = true
         context.eventLoop.assumeIsolated().execute { [self] in
@@ -629,146 +611,12 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    fileprivate func sendNotification(method: String, params: ByteBuffer?) {
+    func sendNotification(method: String, params: ByteBuffer?) {
         writeFrame { JSONWriter.writeNotification(method: method, params: params, into: &$0) }
         scheduleFlush()
     }
 
-    // MARK: Push streams
-
-    /// One push stream's queue and state; confined to the event loop like the rest.
-    private struct PushStreamState {
-        let options: RPCPushStreamOptions
-        /// Messages wait until the reply of the call that opened the stream is written.
-        var held: Bool
-        let openedBy: UInt64
-        var pending = CircularBuffer<RPCPushMessage>()
-        var lastWritten: Int64?
-        /// `finish(with:)`'s message, written once `pending` is.
-        var finalMessage: ByteBuffer?
-        var drainWaiters: [CheckedContinuation<Bool, Never>] = []
-    }
-
-    fileprivate func openPushStream(_ id: UInt64, openedBy requestNumber: UInt64, options: RPCPushStreamOptions) {
-        guard context.channel.isActive, !closing else {
-            options.onEnd(.connectionClosed)
-            return
-        }
-        // A call that already answered (or was a notification) holds nothing back.
-        let held = runningRequests.contains(requestNumber)
-        pushStreams[id] = PushStreamState(options: options, held: held, openedBy: requestNumber)
-    }
-
-    // The stream's state is changed in place (`pushStreams.values[index]`), never through a copy: a
-    // copy shares `pending`'s storage, so appending to it would copy the whole queue, every message
-    // retained, on each send to a client that does not read (O(capacity) per event).
-    // Not flushed here: the handle's task flushes once after all the operations it took.
-    fileprivate func pushSend(_ id: UInt64, _ messages: [RPCPushMessage]) {
-        guard let index = pushStreams.index(forKey: id), pushStreams.values[index].finalMessage == nil else { return }
-        if !pushStreams.values[index].held, pushStreams.values[index].pending.isEmpty, context.channel.isWritable {
-            for message in messages { write(message, of: &pushStreams.values[index]) }
-            return
-        }
-        pushStreams.values[index].pending.append(contentsOf: messages)
-        // Held (its call's reply is not written yet): checked when released.
-        if !pushStreams.values[index].held, pushStreams.values[index].pending.count > pushStreams.values[index].options.capacity {
-            overflow(id)
-        }
-    }
-
-    fileprivate func pushFinish(_ id: UInt64, last: ByteBuffer) {
-        guard let index = pushStreams.index(forKey: id), pushStreams.values[index].finalMessage == nil else { return }
-        pushStreams.values[index].finalMessage = last
-        drain(id)
-    }
-
-    fileprivate func pushClose(_ id: UInt64) {
-        endPushStream(id, .closed)
-    }
-
-    fileprivate func pushDrained(_ id: UInt64, _ continuation: CheckedContinuation<Bool, Never>) {
-        // Frames written since the last flush are not in the channel yet, so its writability does
-        // not count them: flush first, or a sender with a backlog learns "drained" while what it
-        // sent is still in `output`, and its next batch finds the connection full. (Before reading
-        // the stream: a flush can change writability, which drains streams right away.)
-        flushIfNeeded()
-        guard let index = pushStreams.index(forKey: id) else { return continuation.resume(returning: false) }
-        let stream = pushStreams.values[index]
-        if !stream.held, stream.pending.isEmpty, context.channel.isWritable { return continuation.resume(returning: true) }
-        pushStreams.values[index].drainWaiters.append(continuation)
-    }
-
-    /// The reply of call `requestNumber` was just written: its streams start (or, when it failed,
-    /// end).
-    private func releasePushStreams(openedBy requestNumber: UInt64, outcome: RPCOutcome) {
-        if pushStreams.isEmpty { return }
-        for (id, stream) in pushStreams where stream.held && stream.openedBy == requestNumber {
-            if case .error = outcome {
-                endPushStream(id, .callFailed)
-                continue
-            }
-            pushStreams[id]!.held = false
-            if stream.pending.count > stream.options.capacity {
-                overflow(id)
-            } else {
-                drain(id)
-            }
-        }
-    }
-
-    /// The connection can take more: every stream writes what waits.
-    private func drainPushStreams() {
-        for id in Array(pushStreams.keys) { drain(id) }
-    }
-
-    /// Writes what `id` has waiting (the queue is at most `capacity` long, so this is bounded),
-    /// then its final message, and wakes who waits for it to drain.
-    private func drain(_ id: UInt64) {
-        guard let index = pushStreams.index(forKey: id), !pushStreams.values[index].held, context.channel.isWritable else { return }
-        let wrote = !pushStreams.values[index].pending.isEmpty || pushStreams.values[index].finalMessage != nil
-        while let message = pushStreams.values[index].pending.popFirst() { write(message, of: &pushStreams.values[index]) }
-        if let last = pushStreams.values[index].finalMessage {
-            writeFrame { $0.writeImmutableBuffer(last) }
-            scheduleFlush()
-            endPushStream(id, .finished)
-            return
-        }
-        let waiters = pushStreams.values[index].drainWaiters
-        pushStreams.values[index].drainWaiters = []
-        if wrote { scheduleFlush() }
-        for waiter in waiters { waiter.resume(returning: true) }
-    }
-
-    private func write(_ message: RPCPushMessage, of stream: inout PushStreamState) {
-        writeFrame {
-            $0.writeImmutableBuffer(message.head)
-            $0.writeImmutableBuffer(message.body)
-        }
-        stream.lastWritten = message.position
-    }
-
-    /// Too many messages wait: drop them, tell the client where the stream stopped, end it.
-    private func overflow(_ id: UInt64) {
-        guard let stream = pushStreams[id] else { return }
-        let lastWritten = stream.lastWritten
-        pushStreams[id]!.pending.removeAll()
-        writeFrame { $0.writeImmutableBuffer(stream.options.overflowMessage(lastWritten)) }
-        scheduleFlush()
-        logger.notice("push stream overflowed", metadata: ["capacity": "\(stream.options.capacity)"])
-        endPushStream(id, .overflowed(lastWritten: lastWritten))
-    }
-
-    private func endPushStream(_ id: UInt64, _ reason: RPCPushStreamEnd) {
-        guard let stream = pushStreams.removeValue(forKey: id) else { return }
-        for waiter in stream.drainWaiters { waiter.resume(returning: false) }
-        stream.options.onEnd(reason)
-    }
-
-    private func endAllPushStreams() {
-        for id in Array(pushStreams.keys) { endPushStream(id, .connectionClosed) }
-    }
-
-    fileprivate func beginDrain(timeout: Duration) {
+    func beginDrain(timeout: Duration) {
         guard !draining else { return }
         draining = true
         let params = ShuttingDown.Params(drainTimeoutMs: Int(timeout.milliseconds))
@@ -776,185 +624,9 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         closeIfIdle()
     }
 
-    fileprivate func forceClose() {
+    func forceClose() {
         cancelAll(.serverShutdown)
         draining = true
         closeIfIdle()
-    }
-
-    /// The thread-safe face of a connection. It lets go of its handler when the handler leaves the
-    /// pipeline (`detach`): the handler holds its handle, so holding the handler back for good would
-    /// keep every closed connection alive. Calls after that do nothing (a drain answers `false`).
-    public final class Handle: RPCNotifier, RPCPushConnection, Sendable {
-        public let eventLoop: any EventLoop
-        private let handler: NIOLoopBoundBox<RPCConnectionHandler?>
-        private let nextStreamID = Atomic<UInt64>(1)
-        /// Push-stream operations not yet run on the event loop, in the order they were made. All
-        /// of a connection's push operations go through here, so they keep their order; and
-        /// operations made while the loop is busy (an event fan-out pass after another, while the
-        /// loop still writes the first) are run by one task and leave in one write, so a loop that
-        /// fell behind catches up with fewer system calls instead of one per pass and connection.
-        private let pushOperations = CoalescingQueue<PushOperation>()
-
-        private enum PushOperation: Sendable {
-            case open(UInt64, openedBy: UInt64, RPCPushStreamOptions)
-            case send(UInt64, [RPCPushMessage])
-            case finish(UInt64, last: ByteBuffer)
-            case close(UInt64)
-            case drained(UInt64, CheckedContinuation<Bool, Never>)
-        }
-
-        init(eventLoop: any EventLoop, handler: RPCConnectionHandler) {
-            self.eventLoop = eventLoop
-            self.handler = NIOLoopBoundBox(handler, eventLoop: eventLoop)
-        }
-
-        /// On the event loop, when the handler is removed.
-        func detach() {
-            handler.value = nil
-        }
-
-        /// Runs `body` with the handler on the event loop, unless it has left the pipeline.
-        private func withHandler(_ body: @escaping @Sendable (RPCConnectionHandler) -> Void) {
-            let handler = self.handler
-            eventLoop.execute {
-                if let value = handler.value { body(value) }
-            }
-        }
-
-        public func notify(method: String, params: ByteBuffer?) {
-            // From a call's own task on the connection's loop (the agent's deltas): written now, not
-            // one loop turn later, and so always before that call's reply.
-            if eventLoop.inEventLoop {
-                handler.value?.sendNotification(method: method, params: params)
-                return
-            }
-            withHandler { $0.sendNotification(method: method, params: params) }
-        }
-
-        public func openPushStream(openedBy requestNumber: UInt64, _ options: RPCPushStreamOptions) -> RPCPushStream {
-            let id = nextStreamID.wrappingAdd(1, ordering: .relaxed).oldValue
-            // The stream's other operations queue behind this one. A stream opened after the
-            // connection closed is ended at once.
-            enqueue(.open(id, openedBy: requestNumber, options))
-            return RPCPushStream(id: id, connection: self)
-        }
-
-        public func pushSend(stream: UInt64, _ messages: [RPCPushMessage]) {
-            enqueue(.send(stream, messages))
-        }
-
-        public func pushFinish(stream: UInt64, last: ByteBuffer) {
-            enqueue(.finish(stream, last: last))
-        }
-
-        public func pushClose(stream: UInt64) {
-            enqueue(.close(stream))
-        }
-
-        public func pushDrained(stream: UInt64) async -> Bool {
-            await withCheckedContinuation { continuation in enqueue(.drained(stream, continuation)) }
-        }
-
-        private func enqueue(_ operation: PushOperation) {
-            if pushOperations.append(operation) { eventLoop.execute { self.runPushOperations() } }
-        }
-
-        /// On the event loop: runs every operation waiting, then flushes once.
-        private func runPushOperations() {
-            let operations = pushOperations.takeAll()
-            guard let handler = handler.value else {
-                for operation in operations {
-                    switch operation {
-                    case .open(_, _, let options): options.onEnd(.connectionClosed)
-                    case .drained(_, let continuation): continuation.resume(returning: false)
-                    case .send, .finish, .close: break
-                    }
-                }
-                return
-            }
-            for operation in operations {
-                switch operation {
-                case .open(let id, let requestNumber, let options): handler.openPushStream(id, openedBy: requestNumber, options: options)
-                case .send(let id, let messages): handler.pushSend(id, messages)
-                case .finish(let id, let last): handler.pushFinish(id, last: last)
-                case .close(let id): handler.pushClose(id)
-                case .drained(let id, let continuation): handler.pushDrained(id, continuation)
-                }
-            }
-            // A push comes in a task of its own (from another thread), not amid a read burst's
-            // replies: flush now rather than in one more task.
-            handler.flushIfNeeded()
-        }
-
-        /// Tells the client the server is stopping, refuses new calls, and closes the connection
-        /// once its calls in flight have answered.
-        public func beginDrain(timeout: Duration) {
-            withHandler { $0.beginDrain(timeout: timeout) }
-        }
-
-        /// Cancels what still runs (answered with -32002) and closes.
-        public func forceClose() {
-            withHandler { $0.forceClose() }
-        }
-    }
-}
-
-/// Collects the replies of one batch; written as one array when the last member answers. Holds at
-/// most its budget: a result that would pass it is dropped as it arrives, and its member answers
-/// `-32003` instead.
-private final class BatchReply {
-    /// The most the batch's reply may hold, and the setting that says so.
-    struct Budget {
-        var limit: Int
-        var setting: String
-
-        func error(actual: Int) -> RPCError {
-            .limit(.batchReplyTooLarge, "Batch reply too large", setting: setting, limit: limit, actual: actual)
-        }
-    }
-
-    private var slots: [(RPCID, RPCOutcome)?]
-    private var remaining: Int
-    private let budget: Budget
-    private var bytes = 0
-
-    init(count: Int, budget: Budget) {
-        slots = Array(repeating: nil, count: count)
-        remaining = count
-        self.budget = budget
-    }
-
-    /// About what `outcome` adds to the reply (its envelope counted roughly).
-    static func size(of outcome: RPCOutcome) -> Int {
-        switch outcome {
-        case .result(let result): 48 + result.readableBytes
-        case .deprecatedResult(let result, let notice): 64 + result.readableBytes + notice.readableBytes
-        case .error(let error): 64 + error.message.utf8.count + (error.data?.text.utf8.count ?? 0)
-        }
-    }
-
-    var isComplete: Bool { remaining == 0 }
-
-    /// Each member's outcome, in order (nil until it answered).
-    var outcomes: [RPCOutcome?] { slots.map { $0?.1 } }
-
-    func set(_ index: Int, id: RPCID, outcome: RPCOutcome) {
-        var outcome = outcome
-        let size = Self.size(of: outcome)
-        if outcome.error == nil, bytes + size > budget.limit { outcome = .error(budget.error(actual: bytes + size)) }
-        bytes += Self.size(of: outcome)
-        slots[index] = (id, outcome)
-        remaining -= 1
-    }
-
-    func write(into buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "["))
-        for (index, slot) in slots.enumerated() {
-            guard let (id, outcome) = slot else { continue }
-            if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
-            JSONWriter.writeOutcome(id: id, outcome: outcome, into: &buffer)
-        }
-        buffer.writeInteger(UInt8(ascii: "]"))
     }
 }

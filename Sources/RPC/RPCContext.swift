@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Synchronization
 
 /// Who is on the other end of a connection, from the kernel (SO_PEERCRED), not from the client.
 public struct RPCPeer: Sendable, Hashable, CustomStringConvertible {
@@ -31,6 +32,7 @@ public final class RPCConnectionInfo: Sendable {
     /// Values the domains keep on this connection between calls (the authenticated principal, …).
     public let attributes = RPCConnectionAttributes()
     let notifier: any RPCNotifier
+    private let signedIn = Atomic<Bool>(false)
 
     public init(id: UInt64, peer: RPCPeer?, logger: Logger, notifier: any RPCNotifier) {
         self.id = id
@@ -38,6 +40,14 @@ public final class RPCConnectionInfo: Sendable {
         self.logger = logger
         self.notifier = notifier
     }
+
+    /// The connection signed in (a password or a token): from its next read on, it may send
+    /// messages up to `RPCLimits.maxMessageBytes` instead of `maxUnauthenticatedMessageBytes`.
+    public func markSignedIn() {
+        signedIn.store(true, ordering: .releasing)
+    }
+
+    var isSignedIn: Bool { signedIn.load(ordering: .acquiring) }
 
     /// Sends a notification to this client. Notifications sent from one task keep their order.
     public func notify<N: RPCNotification>(_: N.Type, _ params: N.Params) {

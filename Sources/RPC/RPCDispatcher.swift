@@ -8,6 +8,11 @@ import Synchronization
 public struct RPCLimits: Sendable, Equatable {
     /// Largest message, in bytes. Bigger ones are skipped without being buffered and answered.
     public var maxMessageBytes = 16 * 1024 * 1024
+    /// Largest message from a connection that is not signed in (`RPCConnectionHandler`'s
+    /// `signedIn`, `RPCConnectionInfo.markSignedIn`): such a connection can only say hello, sign
+    /// in or register, discover and ping, and none of those needs more, so a multi-MiB login is
+    /// skipped unbuffered and unparsed, like a message over `maxMessageBytes`.
+    public var maxUnauthenticatedMessageBytes = 64 * 1024
     /// Deepest JSON nesting in a message.
     public var maxJSONDepth = 64
     /// Most calls in one batch.

@@ -42,7 +42,8 @@ public struct RPCFrameDecoder: Sendable {
     /// Longest LSP header block accepted.
     static let maxHeaderBytes = 8192
 
-    let maxMessageBytes: Int
+    /// Raised once a connection signs in (from `RPCLimits.maxUnauthenticatedMessageBytes`).
+    var maxMessageBytes: Int
     private(set) var framing: RPCFraming?
     private var skipping: Skip?
     /// Bytes already searched for a newline in the current line (avoids rescanning on each read).

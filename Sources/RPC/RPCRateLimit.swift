@@ -233,4 +233,12 @@ public struct RPCRateLimitMiddleware: RPCMiddleware {
         let data = Data(rateClass: rateClass.name, perSecond: rateClass.perSecond, burst: rateClass.burst, retryAfterMs: max(1, Int((seconds * 1000).rounded(.up))))
         return RPCError(.rateLimited, "Rate limited", data: try? JSONFragment(encoding: data))
     }
+
+    /// The wait a refusal of `error(_:retryAfter:)` announces (nil for any other error). Decoded
+    /// once per refusal, never for a call that runs.
+    static func retryAfter(of error: RPCError) -> Duration? {
+        struct Data: Decodable { var retryAfterMs: Int }
+        guard error.code == .rateLimited, let data = try? error.data?.decode(Data.self) else { return nil }
+        return .milliseconds(data.retryAfterMs)
+    }
 }

@@ -42,8 +42,12 @@ public actor InProcessClient {
     private var reader: Task<Void, Never>?
 
     /// A connection to `dispatcher` (usually through `InProcessDaemon.connect`; directly for a test
-    /// that builds its own `Dependencies`).
-    public init(dispatcher: RPCDispatcher, connectionID: UInt64 = 1, peer: RPCPeer?, logger: Logger = Dependencies.quietLogger) async throws {
+    /// that builds its own `Dependencies`). `signedIn`: whether the handler starts with the full
+    /// message limit, as the daemon's does for a trusted uid (false: `max_unauthenticated_message_bytes`
+    /// until the connection signs in).
+    public init(
+        dispatcher: RPCDispatcher, connectionID: UInt64 = 1, peer: RPCPeer?, signedIn: Bool = true, logger: Logger = Dependencies.quietLogger
+    ) async throws {
         self.peer = peer
         let channel = NIOAsyncTestingChannel()
         self.channel = channel
@@ -51,7 +55,7 @@ public actor InProcessClient {
         try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.addHandler(OutboundTap(continuation))
             try channel.pipeline.syncOperations.addHandler(
-                RPCConnectionHandler(dispatcher: dispatcher, connectionID: connectionID, peer: peer, logger: logger))
+                RPCConnectionHandler(dispatcher: dispatcher, connectionID: connectionID, peer: peer, logger: logger, signedIn: signedIn))
         }.get()
         // Active, as an accepted socket is: the handler starts reading.
         try await channel.connect(to: SocketAddress(unixDomainSocketPath: "/in-process/agentd.sock")).get()

@@ -71,8 +71,10 @@ public final class InProcessDaemon: Sendable {
             state.nextConnectionID += 1
             return state.nextConnectionID
         }
+        // As SocketServer does: a trusted uid's connection starts with the full message limit.
+        let signedIn = peer.map { configuration.trustedUIDs.contains($0.uid) } ?? false
         let client = try await InProcessClient(
-            dispatcher: dependencies.dispatcher, connectionID: connectionID, peer: peer, logger: Dependencies.quietLogger)
+            dispatcher: dependencies.dispatcher, connectionID: connectionID, peer: peer, signedIn: signedIn, logger: Dependencies.quietLogger)
         state.withLock { $0.clients.append(client) }
         return client
     }

@@ -43,6 +43,33 @@ extension HostileClientTests {
         #expect(stored.1 < 1024, "login_failures hold \(stored.1) bytes of usernames")
     }
 
+    @Test("not signed in, a login of 1 MiB is answered -32010 naming max_unauthenticated_message_bytes; signed in, a 1 MiB module content is stored")
+    func unauthenticatedMessageLimit() async throws {
+        let dependencies = try await Self.auditGraph()
+        let connection = try await AuthRoutesTests.Connection(dependencies: dependencies, peer: RPCPeer(uid: 777, gid: 777, pid: 1), signedIn: false)
+        let huge = String(repeating: "a", count: 1 << 20)
+        let refused = try await connection.call("auth.login", #"{"username":"\#(huge)","password":"password1"}"#)
+        let error = try #require(refused["error"] as? [String: Any])
+        #expect(error["code"] as? Int == -32010, "\(error)")
+        let data = error["data"] as? [String: Any]
+        #expect(data?["setting"] as? String == "max_unauthenticated_message_bytes")
+        #expect(data?["limit"] as? Int == 64 << 10)
+        _ = try await connection.call("auth.register", #"{"username":"writer","password":"password1"}"#)
+        let login = try await connection.call("auth.login", #"{"username":"writer","password":"password1"}"#)
+        #expect(AuthRoutesTests.result(login)?["token"] is String, "\(login)")
+        let created = try await connection.call("modules.create", #"{"title":"big","content":"\#(String(repeating: "c", count: 1 << 20))"}"#)
+        #expect(AuthRoutesTests.result(created)?["id"] is String, "\(String(describing: created["error"]))")
+    }
+
+    @Test("over the socket, the daemon's own (trusted) uid sends a 1 MiB module content as its first message: stored")
+    func trustedUIDFullMessageLimit() throws {
+        try withDaemon(testMethods: false) { daemon in
+            let client = try daemon.connect()
+            let reply = try AuthTests.call(client, id: 1, "modules.create", #"{"title":"big","content":"\#(String(repeating: "c", count: 1 << 20))"}"#)
+            #expect(reply["result"]?["id"]?.stringValue != nil, "\(String(describing: reply["error"]))")
+        }
+    }
+
     @Test("100 failed logins for one username within a minute make one audit row per outcome, with a count")
     func failedLoginsCoalesce() async throws {
         let dependencies = try await Self.auditGraph()

@@ -27,13 +27,13 @@ struct RateLimitTests {
             #expect(refused["error"]?["data"]?["class"]?.stringValue == "read")
             let wait = try #require(refused["error"]?["data"]?["retryAfterMs"]?.intValue)
             #expect(wait > 0 && wait <= 1000)
-            // Exempt and other classes are untouched.
-            #expect(try AuthTests.call(client, id: 5, "system.ping")["result"] == .string("pong"))
-            #expect(try AuthTests.call(client, id: 6, "modules.create", #"{"title":"t"}"#)["result"] != nil)
             // The budget is the caller's, not the connection's: another connection of the same uid
-            // shares it.
+            // shares it. (Asked before the first connection's pause ends: a token is back by then.)
             let other = try daemon.connect()
             #expect(try AuthTests.call(other, id: 1, "modules.list")["error"]?["code"] == .integer(-32017))
+            // Exempt and other classes are untouched (answered once the pause after -32017 ends).
+            #expect(try AuthTests.call(client, id: 5, "system.ping")["result"] == .string("pong"))
+            #expect(try AuthTests.call(client, id: 6, "modules.create", #"{"title":"t"}"#)["result"] != nil)
         }
     }
 
@@ -50,22 +50,46 @@ struct RateLimitTests {
         }
     }
 
+    /// The tarpit: after a -32017 the daemon stops reading the connection until `retryAfterMs` has
+    /// passed, so a client that resends at once is not answered at once (in process, with the
+    /// exact counts: RPCRateLimitPauseTests).
+    @Test("a flooder that ignores retryAfterMs: of 1,000 pipelined reads, 3 are served and 1 refused, then nothing for a while")
+    func flooderPaused() throws {
+        try Self.daemon { daemon in
+            let client = try daemon.connect()
+            try client.send(raw: (1...1000).map { #"{"jsonrpc":"2.0","id":\#($0),"method":"modules.list"}"# + "\n" }.joined())
+            // The refusal is answered at once, the reads when the store answers: in any order.
+            let first = try (1...4).map { _ in try client.readJSON() }.sorted { ($0["id"]?.intValue ?? 0) < ($1["id"]?.intValue ?? 0) }
+            #expect(first.map { $0["id"]?.intValue } == [1, 2, 3, 4])
+            #expect(first[3]["error"]?["code"] == .integer(-32017), "\(first[3])")
+            // Without the pause, 996 more refusals would follow at once. (The pause is about a
+            // second: the bucket refills one read per second.)
+            try client.expectNoData(within: .milliseconds(200), "answered while paused")
+            // Then the next read runs (a token is back) and the one after it is refused and paused
+            // again.
+            let next = try (1...2).map { _ in try client.readJSON()["id"]?.intValue ?? 0 }
+            #expect(next.sorted() == [5, 6])
+            try client.expectNoData(within: .milliseconds(200), "answered while paused again")
+        }
+    }
+
     /// Another uid has a budget of its own (in process, where the test picks the peer uid:
     /// HostileClientTests.accountsShareTheUIDsBudget); a second account does not (issue 17).
     @Test("another account signed in from the same uid shares the uid's budget")
     func perUser() throws {
         try Self.daemon { daemon in
-            // Bob signs in first (register and login have budgets of their own): their two password
-            // hashes take ~0.5 s, and on a loaded machine over a second, in which the read budget
-            // would earn back the call expected refused below.
+            // Bob signs in first (hashing a password takes a while on a loaded machine, long
+            // enough for a read token to come back), then the uid spends its reads.
             let bob = try daemon.connect()
             _ = try AuthTests.call(bob, id: 1, "auth.register", #"{"username":"bob","password":"correct horse"}"#)
             let login = try AuthTests.call(bob, id: 2, "auth.login", #"{"username":"bob","password":"correct horse"}"#)
             #expect(login["result"]?["token"] != nil, "reply: \(login)")
 
             let client = try daemon.connect()
-            for id in 1...4 { _ = try AuthTests.call(client, id: id, "modules.list") }
-            #expect(try AuthTests.call(client, id: 5, "modules.list")["error"]?["code"] == .integer(-32017))
+            // The fourth read is refused; a fifth on this connection would wait out the pause after
+            // the refusal, long enough for a token to come back.
+            for id in 1...3 { _ = try AuthTests.call(client, id: id, "modules.list") }
+            #expect(try AuthTests.call(client, id: 4, "modules.list")["error"]?["code"] == .integer(-32017))
             #expect(try AuthTests.call(bob, id: 3, "modules.list")["error"]?["code"] == .integer(-32017))
         }
     }

@@ -70,6 +70,15 @@ enum Fixtures {
     }
 
     struct Secret: Error {}
+
+    /// Marks the connection signed in, as `auth.login` does.
+    enum SignIn: RPCMethod {
+        static let name = "signIn"
+        static let summary = "Sign in."
+        static let rateClass: RPCRateClassName = .auth
+        typealias Params = RPCNoParams
+        typealias Result = Bool
+    }
 }
 
 /// Gates that `wait` calls block on, opened by the test.
@@ -101,7 +110,7 @@ final class InProcessConnection: @unchecked Sendable {
     /// After a Content-Length header: the length of the body still to come.
     private var pendingBodyLength: Int?
 
-    init(limits: RPCLimits = RPCLimits(), middleware: [any RPCMiddleware] = []) async throws {
+    init(limits: RPCLimits = RPCLimits(), middleware: [any RPCMiddleware] = [], signedIn: Bool = true) async throws {
         let gates = Gates()
         var router = RPCRouter()
         router.onInline(Fixtures.Subtract.self) { params, _ in params.minuend - params.subtrahend }
@@ -122,6 +131,10 @@ final class InProcessConnection: @unchecked Sendable {
             return "late"
         }
         router.on(Fixtures.Fail.self) { _, _ in throw Fixtures.Secret() }
+        router.onInline(Fixtures.SignIn.self) { _, context in
+            context.connection.markSignedIn()
+            return true
+        }
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
         let dispatcher = RPCDispatcher(
             router: router, middleware: middleware + [RPCTimeoutMiddleware(defaultTimeout: .seconds(30))], limits: limits,
@@ -129,7 +142,7 @@ final class InProcessConnection: @unchecked Sendable {
         let channel = NIOAsyncTestingChannel()
         nonisolated(unsafe) var created: RPCConnectionHandler?
         try await channel.eventLoop.submit {
-            let handler = RPCConnectionHandler(dispatcher: dispatcher, connectionID: 1, peer: nil, logger: logger)
+            let handler = RPCConnectionHandler(dispatcher: dispatcher, connectionID: 1, peer: nil, logger: logger, signedIn: signedIn)
             created = handler
             try channel.pipeline.syncOperations.addHandler(handler)
         }.get()

@@ -6,6 +6,7 @@ extension AuthService {
     func login(_ params: Auth.Credentials, on connection: RPCConnectionInfo) async throws -> Login {
         let (login, principal) = try await login(username: params.username, password: params.password)
         connection.attributes[AuthPrincipalKey.self] = principal
+        connection.markSignedIn()
         return login
     }
 
@@ -13,6 +14,7 @@ extension AuthService {
     func authenticate(token: String, on connection: RPCConnectionInfo) async throws -> User {
         let principal = try await authenticate(token: token)
         connection.attributes[AuthPrincipalKey.self] = principal
+        connection.markSignedIn()
         return principal.user
     }
 
