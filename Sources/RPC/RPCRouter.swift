@@ -172,8 +172,10 @@ public struct RPCAPIVersion: Sendable, Hashable {
 
 /// The versions a method is registered in.
 public enum RPCVersionRange: Sendable, CustomStringConvertible {
+    /// Every version: a method's range unless its contract changed.
     case all
-    /// This version and the later ones.
+    /// This version and the later ones: a changed contract's new type, beside an older registration
+    /// of the same name narrowed `.until` the version before (`RPCRouter.versionGaps`).
     case from(String)
     /// The versions up to and including this one.
     case until(String)
