@@ -58,7 +58,12 @@ struct DiscoveryTests {
 
     @Test("schema/openrpc-vN.json is up to date with `agentd openrpc --api-version N`, for every version `--list-versions` names")
     func schemaFilesAreCurrent() throws {
-        for version in try Self.servedVersions() {
+        let versions = try Self.servedVersions()
+        // No document of a version no longer served (scripts/api-docs.py would document it).
+        let files = try FileManager.default.contentsOfDirectory(atPath: TestPaths.repositoryRoot.appendingPathComponent("schema").path)
+        let documented = files.filter { $0.hasPrefix("openrpc-v") && $0.hasSuffix(".json") }.map { String($0.dropFirst("openrpc-v".count).dropLast(".json".count)) }
+        #expect(Set(documented) == Set(versions), "schema/openrpc-v*.json are of versions \(documented.sorted()), the binary serves \(versions)")
+        for version in versions {
             let name = "schema/openrpc-v\(version).json"
             let committed = try #require(
                 FileManager.default.contents(atPath: TestPaths.repositoryRoot.appendingPathComponent(name).path), "\(name) is missing: run `make schema`")
