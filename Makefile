@@ -56,12 +56,13 @@ fuzz: deps
 
 ## Regenerates what is derived from schema/ and the code (a test fails when any is stale):
 ## Sources/Storage/Migrations+Generated.swift from the migrations schema/NNNN_name.sql (compiled into
-## the binary), then schema/openrpc-vN.json (one per API version) from the method registry, then
-## docs/API.md, the method reference, from those documents (scripts/api-docs.py).
+## the binary), then schema/openrpc-vN.json (one per API version `agentd openrpc --list-versions` prints)
+## from the method registry, then docs/API.md, the method reference, from those documents (scripts/api-docs.py).
 schema: deps
 	scripts/embed-migrations.sh
 	swift build -c $(CONFIG) $(BUILD_FLAGS) --product agentd
-	for version in 1 2; do "$$(swift build -c $(CONFIG) $(BUILD_FLAGS) --show-bin-path)/agentd" openrpc --api-version $$version > schema/openrpc-v$$version.json; done
+	agentd="$$(swift build -c $(CONFIG) $(BUILD_FLAGS) --show-bin-path)/agentd"; versions="$$("$$agentd" openrpc --list-versions)" && \
+	for version in $$versions; do "$$agentd" openrpc --api-version $$version > schema/openrpc-v$$version.json || exit 1; done
 	python3 scripts/api-docs.py docs/API.md
 
 ## Release build + socket benchmark (see BENCHMARKS.md).

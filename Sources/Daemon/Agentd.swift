@@ -328,15 +328,27 @@ enum LogLevel: String, ExpressibleByArgument, CaseIterable {
 }
 
 /// `agentd openrpc --api-version N`: prints that API version's OpenRPC document (what `rpc.discover`
-/// returns), pretty-printed. `make schema` writes them to schema/openrpc-vN.json. The graph is
-/// built on an empty in-memory database: printing a document never opens or creates a database file.
+/// returns), pretty-printed. `make schema` writes them to schema/openrpc-vN.json, one per version
+/// that `--list-versions` prints (so a new version needs no Makefile edit). The graph is built on an
+/// empty in-memory database: printing a document never opens or creates a database file.
 struct PrintOpenRPC: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "openrpc", abstract: "Print the OpenRPC document of an API version's methods.")
 
     @Option(name: .customLong("api-version"), help: "The API version (default: the newest).")
     var apiVersion: String?
 
+    @Flag(name: .customLong("list-versions"), help: "Print the API versions served, oldest first, one a line, instead of a document.")
+    var listVersions = false
+
+    func validate() throws {
+        if listVersions && apiVersion != nil { throw ValidationError("--list-versions takes no --api-version") }
+    }
+
     func run() throws {
+        if listVersions {
+            FileHandleOutput.standardOutput(Dependencies.apiVersions.map { $0.name + "\n" }.joined())
+            return
+        }
         var configuration = DaemonConfiguration(socketPath: "", databasePath: "")
         configuration.enableTestMethods = false
         var logger = Logger(label: "agentd")

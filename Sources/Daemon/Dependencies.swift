@@ -33,8 +33,9 @@ public struct Dependencies: Sendable {
     /// The daemon's provider and web search, rebuilt on reload; nil in tests (fakes instead).
     var llm: ReloadableLLM? = nil
 
-    /// The API versions, oldest first. Version 1 is what clients get without `session.hello`; 2
-    /// changes `chats.list` (items name their module) and deprecates `system.version`.
+    /// The API versions, oldest first. Version 1 is what clients get without `session.hello`; every
+    /// method is in both, and 2 changes `chats.list` (items name their module), `chats.messages.get`,
+    /// `auth.whoami` and `audit.list`, and deprecates `system.version`.
     static let apiVersions = [RPCAPIVersion("1"), RPCAPIVersion("2")]
 
     static let server = RPCServerDescription(

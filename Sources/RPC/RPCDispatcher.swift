@@ -128,6 +128,10 @@ public final class RPCDispatcher: Sendable {
 
     public init(router: RPCRouter, middleware: [any RPCMiddleware], limits: RPCLimitsControl, server: RPCServerDescription, logger: Logger) {
         let versions = router.versions
+        // A method only a newer version has would answer "Method not found" to every client that
+        // never says session.hello: adding a method goes in every version (RPCRouter).
+        let gaps = router.versionGaps
+        precondition(gaps.isEmpty, "API versions: \(gaps.joined(separator: "; ")); register an added method in every version")
         let defaultVersion = (versions.first { $0.deprecation == nil } ?? versions[0]).name
         self.defaultVersion = defaultVersion
         // The documents describe the protocol's own methods too: generate them from the registry

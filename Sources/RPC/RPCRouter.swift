@@ -4,9 +4,13 @@ import NIOCore
 /// The registry of methods and notifications, per API version. Build it once at start-up (`on`,
 /// `onInline`, `describe`), then hand it to an `RPCDispatcher`; it is immutable while serving.
 ///
-/// A method is registered in a range of versions (all of them by default). Changing a method in
-/// version 2 means registering the new type `in: .from("2")` and narrowing the old one to
-/// `.until("1")`: version 1 keeps its exact contract.
+/// A method is registered in every version unless given a range. Adding a method breaks no client,
+/// so a new method goes in every version, the published ones too: a client that never says
+/// `session.hello` (version 1) reaches it. Versions differ only where a contract changes: the new
+/// type, with the same name, is registered `in: .from("2")` and the old one narrowed to
+/// `.until("1")`, so version 1 keeps its exact contract (`Chats.List` / `Chats.ListV2`). A name may
+/// leave the newer versions (removed), never start in one: `versionGaps` finds such a name, and
+/// `RPCDispatcher` refuses a registry that has one.
 public struct RPCRouter: Sendable {
     /// The API versions, oldest first.
     public let versions: [RPCAPIVersion]
@@ -35,6 +39,20 @@ public struct RPCRouter: Sendable {
     /// The method `name` as version `version` has it.
     public func route(_ name: String, version: String) -> RPCRoute? {
         tables[version]?[name]
+    }
+
+    /// Every method or notification that a version has and the version before it lacks, as
+    /// `"v2 has method agent.act, v1 does not"`: empty in a well-formed registry (see the type's comment).
+    /// A method registered `in: .from(v)` without an older registration of its name is one.
+    public var versionGaps: [String] {
+        var gaps: [String] = []
+        for (older, newer) in zip(versions.map(\.name), versions.map(\.name).dropFirst()) {
+            let olderMethods = tables[older] ?? [:]
+            gaps += (tables[newer] ?? [:]).keys.filter { olderMethods[$0] == nil }.sorted().map { "v\(newer) has method \($0), v\(older) does not" }
+            gaps += notifications.filter { $0.versions.contains(newer) && !$0.versions.contains(older) }.map(\.name).sorted()
+                .map { "v\(newer) has notification \($0), v\(older) does not" }
+        }
+        return gaps
     }
 
     /// The versions that have a method called `name`.
@@ -73,7 +91,7 @@ public struct RPCRouter: Sendable {
     }
 
     /// Declares a notification the server sends, so that `rpc.discover` documents it (in the
-    /// versions of `range`: a notification of a new method's goes in the versions that have it).
+    /// versions of `range`: a changed notification's new form goes in the versions that have it).
     public mutating func describe<N: RPCNotification>(_ notification: N.Type, in range: RPCVersionRange = .all) {
         notifications.removeAll { $0.name == N.name }
         notifications.append(
@@ -155,8 +173,10 @@ public struct RPCAPIVersion: Sendable, Hashable {
 
 /// The versions a method is registered in.
 public enum RPCVersionRange: Sendable, CustomStringConvertible {
+    /// Every version: a method's range unless its contract changed.
     case all
-    /// This version and the later ones.
+    /// This version and the later ones: a changed contract's new type, beside an older registration
+    /// of the same name narrowed `.until` the version before (`RPCRouter.versionGaps`).
     case from(String)
     /// The versions up to and including this one.
     case until(String)

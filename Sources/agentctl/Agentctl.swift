@@ -18,8 +18,12 @@ struct Agentctl: ParsableCommand {
             Results are indented and coloured on a terminal, one compact JSON line with --json or when \
             piped.
 
+            The common options (--socket, --json, --no-color, --trust-uid) go before the subcommand, \
+            as with systemctl or gh, or after it: `agentctl --json chats list` is `agentctl chats list --json`.
+
             Examples:
               agentctl call system.ping
+              agentctl --socket /run/agentd/agentd.sock call system.ping
               agentctl call modules.create title=Notes 'tags=["a","b"]'
               agentctl call prompts.render id=prm_default_system variables.user=me
               agentctl call system.echo '{"any":[1,2]}'
@@ -39,6 +43,11 @@ struct Agentctl: ParsableCommand {
             Modules.self, Chats.self, Prompts.self, Chat.self, Watch.self,
         ]
     )
+
+    /// Parsed here when they come before the subcommand; each subcommand's own `GlobalOptions` group
+    /// then receives these values (ArgumentParser shares a group type down the command stack), and
+    /// also takes them after its name.
+    @OptionGroup var global: GlobalOptions
 
     /// Runs the command and exits with its status (see `ExitStatus`): a `CLIFailure` prints its
     /// message, an argument error its usage, both to stderr.

@@ -10,7 +10,7 @@ struct Chat: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Talk with the assistant: type a message, the answer streams as it arrives.",
         discussion: """
-            Each line you type is sent with agent.act (API version 2); agent.delta text is printed as it \
+            Each line you type is sent with agent.act; agent.delta text is printed as it \
             streams. Ctrl-C while an answer streams cancels that answer and returns to the prompt; \
             Ctrl-C at the prompt, Ctrl-D or /quit leave.
 

@@ -133,6 +133,38 @@ struct AgentctlTests {
         #expect(flag.status == 2 && flag.stderr.contains(directory.path + "/other.sock"), "\(flag)")
     }
 
+    @Test("the common options go before the subcommand (agentctl --socket PATH call …, agentctl --json chats list) or after it")
+    func optionsBeforeTheSubcommand() throws {
+        try Self.withAgentctl { daemon, ctl, folder in
+            // $AGENTD_SOCKET names no daemon: only a --socket that was parsed reaches this one.
+            let elsewhere = ["AGENTD_SOCKET": folder + "/nothing-here.sock"]
+            let before = try ctl.run(["--socket", daemon.socketPath, "call", "system.ping"], extraEnvironment: elsewhere)
+            #expect(before.status == 0 && before.stdout == "\"pong\"\n", "\(before)")
+            let after = try ctl.run(["call", "system.ping", "--socket", daemon.socketPath], extraEnvironment: elsewhere)
+            #expect(after.status == 0 && after.stdout == "\"pong\"\n", "\(after)")
+            let between = try ctl.run(["chats", "--socket=\(daemon.socketPath)", "list", "--json"], extraEnvironment: elsewhere)
+            #expect(between.status == 0 && between.stdout == "[]\n", "\(between)")
+            let unset = try ctl.run(["call", "system.ping"], extraEnvironment: elsewhere)
+            #expect(unset.status == 2 && unset.stderr.contains("nothing-here.sock"), "\(unset)")
+
+            // --json before a nested subcommand: a JSON array instead of the table it prints piped.
+            _ = try ctl.run(["chats", "create", "--title", "Plans"])
+            let table = try ctl.run(["chats", "list"])
+            #expect(table.stdout.hasPrefix("ID "), "\(table)")
+            let json = try ctl.run(["--json", "chats", "list"])
+            #expect(try json.status == 0 && JSON(parsing: json.stdout).arrayValue?.first?["title"] == .string("Plans"), "\(json)")
+
+            // --no-color before the subcommand, on a terminal: indented, no escape sequences.
+            let plain = try ctl.startOnTerminal(["--no-color", "call", "system.echo", #"{"a":1}"#], in: folder)
+            #expect(try plain.waitForExit() == .exited(0))
+            #expect(plain.stdout.replacingOccurrences(of: "\r\n", with: "\n") == "{\n  \"a\": 1\n}\n")
+
+            // An unknown option before the subcommand is still a usage error.
+            let unknown = try ctl.run(["--nope", "call", "system.ping"])
+            #expect(unknown.status == 1 && unknown.stderr.contains("--nope"), "\(unknown)")
+        }
+    }
+
     // MARK: methods, describe
 
     @Test("methods lists rpc.discover's methods with summaries and params, filtered by a glob; describe shows schemas")

@@ -39,25 +39,114 @@ struct DiscoveryTests {
         }
     }
 
-    @Test("schema/openrpc-vN.json is up to date with `agentd openrpc --api-version N`", arguments: ["1", "2"])
-    func schemaFileIsCurrent(version: String) throws {
-        let name = "schema/openrpc-v\(version).json"
-        let committed = try #require(
-            FileManager.default.contents(atPath: TestPaths.repositoryRoot.appendingPathComponent(name).path), "\(name) is missing: run `make schema`")
-        let printed = try runCommand(TestPaths.agentdBinary, ["openrpc", "--api-version", version])
-        #expect(printed.termination == .exited(0), "stderr: \(printed.stderr)")
-        let difference = try JSON(parsing: committed).firstDifference(from: JSON(parsing: printed.stdout))
-        #expect(difference == nil, "\(name) (left) is stale, it differs from `agentd openrpc` (right): run `make schema` and commit the result")
+    /// The API versions the binary serves, oldest first (`agentd openrpc --list-versions`, what
+    /// `make schema` writes a document for).
+    static func servedVersions() throws -> [String] {
+        let listed = try runCommand(TestPaths.agentdBinary, ["openrpc", "--list-versions"])
+        #expect(listed.termination == .exited(0), "stderr: \(listed.stderr)")
+        let versions = listed.stdout.split(separator: "\n").map(String.init)
+        try #require(!versions.isEmpty, "agentd openrpc --list-versions printed nothing")
+        return versions
     }
 
-    /// A published version's contract never changes: schema/published.sha256 pins its document.
-    /// New methods and changes go into the newest, unpublished version.
-    @Test("published API versions' documents are unchanged (schema/published.sha256)")
-    func publishedVersionsAreFrozen() throws {
-        let check = try runCommand("/bin/sh", ["-c", "cd '\(TestPaths.repositoryRoot.appendingPathComponent("schema").path)' && sha256sum --check --strict published.sha256"])
-        #expect(
-            check.termination == .exited(0),
-            "a published API version's document changed (\(check.stdout)\(check.stderr)): its clients rely on it; make the change in the newest version instead")
+    /// `agentd openrpc --api-version <version>`, parsed.
+    static func generatedDocument(_ version: String) throws -> JSON {
+        let printed = try runCommand(TestPaths.agentdBinary, ["openrpc", "--api-version", version])
+        #expect(printed.termination == .exited(0), "stderr: \(printed.stderr)")
+        return try JSON(parsing: printed.stdout)
+    }
+
+    @Test("schema/openrpc-vN.json is up to date with `agentd openrpc --api-version N`, for every version `--list-versions` names")
+    func schemaFilesAreCurrent() throws {
+        let versions = try Self.servedVersions()
+        // No document of a version no longer served (scripts/api-docs.py would document it).
+        let files = try FileManager.default.contentsOfDirectory(atPath: TestPaths.repositoryRoot.appendingPathComponent("schema").path)
+        let documented = files.filter { $0.hasPrefix("openrpc-v") && $0.hasSuffix(".json") }.map { String($0.dropFirst("openrpc-v".count).dropLast(".json".count)) }
+        #expect(Set(documented) == Set(versions), "schema/openrpc-v*.json are of versions \(documented.sorted()), the binary serves \(versions)")
+        for version in versions {
+            let name = "schema/openrpc-v\(version).json"
+            let committed = try #require(
+                FileManager.default.contents(atPath: TestPaths.repositoryRoot.appendingPathComponent(name).path), "\(name) is missing: run `make schema`")
+            let difference = try JSON(parsing: committed).firstDifference(from: Self.generatedDocument(version))
+            #expect(difference == nil, "\(name) (left) is stale, it differs from `agentd openrpc` (right): run `make schema` and commit the result")
+        }
+    }
+
+    /// A published version's document (frozen in schema/published/openrpc-vN.json) may gain
+    /// methods, notifications and error codes, never change or lose one: its clients rely on them.
+    @Test("published API versions only grow: every method, notification and error of schema/published/ is served unchanged")
+    func publishedVersionsOnlyGrow() throws {
+        let folder = TestPaths.repositoryRoot.appendingPathComponent("schema/published")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix("openrpc-v") && $0.hasSuffix(".json") }.sorted()
+        try #require(files.contains("openrpc-v1.json"), "schema/published/openrpc-v1.json is missing: \(files)")
+        let served = try Self.servedVersions()
+        for file in files {
+            let version = String(file.dropFirst("openrpc-v".count).dropLast(".json".count))
+            try #require(served.contains(version), "published version \(version) is no longer served (\(served)): removing a version breaks its clients")
+            let published = try JSON(parsing: try #require(FileManager.default.contents(atPath: folder.appendingPathComponent(file).path)))
+            let breaks = APICompatibility.breaks(published: published, current: try Self.generatedDocument(version))
+            #expect(
+                breaks.isEmpty,
+                "version \(version) changed what its clients rely on: \(breaks.joined(separator: "; ")). Change a contract in a new version (RPCRouter's `in: .from`) instead")
+        }
+    }
+
+    @Test("the compatibility check catches a changed param type, a removed method, a changed result or errors, a lost notification or error code")
+    func compatibilityCheckCatchesBreaks() throws {
+        let published = try JSON(parsing: try #require(
+            FileManager.default.contents(atPath: TestPaths.repositoryRoot.appendingPathComponent("schema/published/openrpc-v1.json").path)))
+        #expect(APICompatibility.breaks(published: published, current: published).isEmpty)
+
+        // Allowed: prose, a deprecation, a new method, a new notification, a new error code.
+        var grown = published
+        grown.update(method: "modules.get") { $0.set("summary", .string("Reworded.")) }
+        grown.update(method: "system.ping") { $0.set("deprecated", .bool(true)) }
+        try grown.update(method: "modules.get") { $0.set("errors", try JSON(parsing: #"[{"code":-32030,"message":"Not found","data":"{kind, id}"}]"#)) }
+        grown.append("methods", try JSON(parsing: #"{"name":"modules.new","params":[],"result":{"name":"result","schema":{}}}"#))
+        grown.append("x-notifications", try JSON(parsing: #"{"name":"modules.changed","params":{}}"#))
+        grown.append("x-errors", try JSON(parsing: #"{"code":-32999,"message":"New"}"#))
+        #expect(APICompatibility.breaks(published: published, current: grown).isEmpty, "\(APICompatibility.breaks(published: published, current: grown))")
+
+        var retyped = published
+        try retyped.update(method: "modules.get") { $0.set("params", try JSON(parsing: #"[{"name":"id","required":true,"schema":{"type":"integer"}}]"#)) }
+        #expect(APICompatibility.breaks(published: published, current: retyped) == ["method modules.get: its params changed"])
+
+        var removed = published
+        removed.set("methods", .array((published["methods"]?.arrayValue ?? []).filter { $0["name"] != .string("modules.get") }))
+        #expect(APICompatibility.breaks(published: published, current: removed) == ["method modules.get was removed"])
+
+        var result = published
+        try result.update(method: "system.ping") { $0.set("result", try JSON(parsing: #"{"name":"result","schema":{"type":"integer"}}"#)) }
+        #expect(APICompatibility.breaks(published: published, current: result) == ["method system.ping: its result changed"])
+
+        var errors = published
+        errors.update(method: "modules.get") { $0.set("errors", .array([])) }
+        #expect(APICompatibility.breaks(published: published, current: errors) == ["method modules.get: its errors changed"])
+
+        var notification = published
+        notification.set("x-notifications", .array([]))
+        #expect(APICompatibility.breaks(published: published, current: notification).contains("notification server.shuttingDown was removed"))
+
+        var code = published
+        code.set("x-errors", .array((published["x-errors"]?.arrayValue ?? []).filter { $0["code"] != .integer(-32601) }))
+        #expect(APICompatibility.breaks(published: published, current: code) == ["error -32601 was removed"])
+    }
+
+    /// Adding a method breaks no client: a client that never says session.hello (version 1) reaches
+    /// every method. Versions differ only where a contract changed, under the same name.
+    @Test("every method and notification of a newer version is in every older one")
+    func newerVersionsAddNoName() throws {
+        let versions = try Self.servedVersions()
+        let documents = try versions.map { try Self.generatedDocument($0) }
+        func names(_ document: JSON, _ member: String) -> Set<String> {
+            Set((document[member]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue })
+        }
+        for (older, newer) in zip(documents.indices, documents.indices.dropFirst()) {
+            for member in ["methods", "x-notifications"] {
+                let missing = names(documents[newer], member).subtracting(names(documents[older], member))
+                #expect(missing.isEmpty, "v\(versions[newer]) has \(member) that v\(versions[older]) lacks: \(missing.sorted())")
+            }
+        }
     }
 
     static func requireSocat() throws {

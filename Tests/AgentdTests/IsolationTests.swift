@@ -193,7 +193,7 @@ struct IsolationTests {
             let filters: Set<String> = [
                 "chats.list.moduleId", "v2.chats.list.moduleId", "v2.events.subscribe.filter.chatId", "v2.events.subscribe.filter.moduleId",
                 "v2.events.replay.filter.chatId", "v2.events.replay.filter.moduleId", "events.subscribe.filter.chatId", "events.subscribe.filter.moduleId", "events.replay.filter.chatId",
-                "events.replay.filter.moduleId", "v2.agent.runs.list.chatId",
+                "events.replay.filter.moduleId", "agent.runs.list.chatId", "v2.agent.runs.list.chatId",
             ]
             if names.contains("agent.act") {
                 for expected in ["v2.agent.act.chatId", "v2.agent.act.moduleId", "v2.agent.act.parentId", "v2.agent.act.promptId", "v2.agent.regenerate.messageId",

@@ -44,6 +44,24 @@ struct VersioningTests {
         }
     }
 
+    @Test("without a handshake (version 1) the methods added after it was published answer: agent.*, system.metrics")
+    func addedMethodsInVersion1() throws {
+        try withDaemon { daemon in
+            let client = try daemon.connect()
+            // No provider is configured: agent.act runs, fails, and says which settings are missing.
+            let act = try Self.call(client, id: 1, "agent.act", #"{"message":"Hello"}"#)
+            #expect(act["error"]?["code"] == .integer(-32050), "reply: \(act)")
+            let runs = try Self.call(client, id: 2, "agent.runs.list")
+            #expect(runs["result"]?["items"]?.arrayValue?.count == 1, "reply: \(runs)")
+            let metrics = try Self.call(client, id: 3, "system.metrics")
+            #expect(metrics["result"]?["text"]?.stringValue?.contains("rpc_requests_total{method=\"agent.act\"} 1") == true, "error: \(metrics["error"] ?? .null)")
+            // The same method by prefix in both versions: one contract.
+            let v1 = try Self.call(client, id: 4, "v1.agent.runs.get", #"{"runId":"run_missing"}"#)
+            let v2 = try Self.call(client, id: 5, "v2.agent.runs.get", #"{"runId":"run_missing"}"#)
+            #expect(v1["error"]?["code"] == .integer(-32030) && v1["error"] == v2["error"], "\(v1) vs \(v2)")
+        }
+    }
+
     @Test("session.hello with no version in common, and unknown versions and methods, answer clear errors")
     func errors() throws {
         try withDaemon { daemon in

@@ -1,7 +1,7 @@
 import Foundation
 import RPC
 
-/// The `agent.*` methods (API version 2): answer a message with the configured model, streaming
+/// The `agent.*` methods (in every API version): answer a message with the configured model, streaming
 /// `agent.delta` notifications to the calling connection; regenerate an answer; cancel a run; list
 /// and read runs.
 public enum Agent {

@@ -1,6 +1,6 @@
 import RPC
 
-/// Registers the `agent.*` methods (API version 2 only): one line each into `AgentService`, all for a
+/// Registers the `agent.*` methods (in every API version: they were added, no contract changed): one line each into `AgentService`, all for a
 /// signed-in user. The deltas of a run go to the connection that called it.
 public struct AgentRoutes: Sendable {
     let service: AgentService
@@ -13,16 +13,16 @@ public struct AgentRoutes: Sendable {
 
     public func register(on router: inout RPCRouter) {
         let agent = self.service
-        router.onAuthenticated(Agent.Act.self, in: .from("2"), using: auth) { params, context in
+        router.onAuthenticated(Agent.Act.self, using: auth) { params, context in
             try await agent.act(params, user: context.user, onDelta: Self.deltas(to: context), timedOut: Self.timeLimit(of: context))
         }
-        router.onAuthenticated(Agent.Regenerate.self, in: .from("2"), using: auth) { params, context in
+        router.onAuthenticated(Agent.Regenerate.self, using: auth) { params, context in
             try await agent.regenerate(params, user: context.user, onDelta: Self.deltas(to: context), timedOut: Self.timeLimit(of: context))
         }
-        router.onAuthenticated(Agent.Cancel.self, in: .from("2"), using: auth) { params, context in try await agent.cancel(runID: params.runId, userID: context.user.id) }
-        router.onAuthenticated(Agent.Runs.List.self, in: .from("2"), using: auth) { params, context in try await agent.runs(params, userID: context.user.id) }
-        router.onAuthenticated(Agent.Runs.Get.self, in: .from("2"), using: auth) { params, context in try await agent.run(id: params.runId, userID: context.user.id) }
-        router.describe(Agent.Delta.self, in: .from("2"))
+        router.onAuthenticated(Agent.Cancel.self, using: auth) { params, context in try await agent.cancel(runID: params.runId, userID: context.user.id) }
+        router.onAuthenticated(Agent.Runs.List.self, using: auth) { params, context in try await agent.runs(params, userID: context.user.id) }
+        router.onAuthenticated(Agent.Runs.Get.self, using: auth) { params, context in try await agent.run(id: params.runId, userID: context.user.id) }
+        router.describe(Agent.Delta.self)
     }
 
     /// A run's deltas go to the connection that called it.

@@ -27,7 +27,7 @@ public enum System {
         public typealias Result = VersionInfo
     }
 
-    /// Since API version 2 (version 1 is published and never changes).
+    /// Added after version 1 was published, and in it too: an added method breaks no client.
     public enum Metrics: RPCMethod {
         public static let name = "system.metrics"
         public static let summary =

@@ -21,9 +21,9 @@ public struct SystemRoutes: Sendable {
         router.onInline(System.Version.self, in: .from("2"), deprecated: "use session.hello: it answers the server's name, version and API versions") { _, _ in
             service.version()
         }
-        // New in version 2: version 1 is published and never changes. Signed-in callers only: the
-        // counts show what every user is doing (the daemon's own uid is signed in implicitly).
-        router.onAuthenticated(System.Metrics.self, in: .from("2"), using: auth) { _, _ in service.metricsText() }
+        // Added after version 1 was published, and in it too: a new method breaks no client. Signed-in
+        // callers only: the counts show what every user is doing (the daemon's own uid is signed in implicitly).
+        router.onAuthenticated(System.Metrics.self, using: auth) { _, _ in service.metricsText() }
         if includeTestMethods {
             router.on(System.Sleep.self) { params, _ in try await service.sleep(milliseconds: params.ms) }
         }

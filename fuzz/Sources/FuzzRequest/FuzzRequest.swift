@@ -26,7 +26,7 @@ let dispatcher: RPCDispatcher = {
     register(System.Ping.self, &router)
     register(System.Echo.self, &router)
     register(System.Version.self, &router)
-    register(System.Metrics.self, &router, in: .from("2"))
+    register(System.Metrics.self, &router)
     register(System.Sleep.self, &router)
     register(Auth.Register.self, &router)
     register(Auth.Login.self, &router)
@@ -64,11 +64,11 @@ let dispatcher: RPCDispatcher = {
     register(Events.Unsubscribe.self, &router)
     register(Events.Replay.self, &router)
     register(Audit.List.self, &router)
-    register(Agent.Act.self, &router, in: .from("2"))
-    register(Agent.Regenerate.self, &router, in: .from("2"))
-    register(Agent.Cancel.self, &router, in: .from("2"))
-    register(Agent.Runs.List.self, &router, in: .from("2"))
-    register(Agent.Runs.Get.self, &router, in: .from("2"))
+    register(Agent.Act.self, &router)
+    register(Agent.Regenerate.self, &router)
+    register(Agent.Cancel.self, &router)
+    register(Agent.Runs.List.self, &router)
+    register(Agent.Runs.Get.self, &router)
     return RPCDispatcher(
         router: router, middleware: [], limits: RPCLimits(),
         server: RPCServerDescription(name: "agentd-fuzz", version: "0", apiVersions: ["1", "2"]),
