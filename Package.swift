@@ -66,6 +66,8 @@ let package = Package(
                 // (SQLiteChatStore's append, see RawStatement).
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                // SHA-256 of the migrations' SQL (their checksums).
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // `HTTPClient` (Services) on libcurl's multi interface: one driver thread, streaming bodies.
