@@ -133,7 +133,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HTTPClientTests",
-            dependencies: ["CurlHTTP", "FakeLLMServer", "Services", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["CurlHTTP", "FakeLLMServer", "Services"]
         ),
         // fuzz/run.sh: libFuzzer targets (built with -DFUZZING and the fuzzer and address sanitizers);
         // a normal build makes them corpus replayers (`FuzzJSON fuzz/corpus/json`).
@@ -159,26 +159,35 @@ let package = Package(
             path: "fuzz/Sources/FuzzSSE"),
         .testTarget(
             name: "RPCTests",
-            dependencies: ["RPC", "Services", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
+            dependencies: [
+                "RPC", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "StorageTests",
-            dependencies: ["Storage", "Services", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Storage", "Services", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The providers, their SSE decoding, retries, fallbacks and Tavily, against a scripted
         // in-memory HTTPClient (no socket, no daemon).
         .testTarget(
             name: "LLMTests",
-            dependencies: ["Services", "RPC"]
+            dependencies: ["Services"]
         ),
         .testTarget(
             name: "AgentdTests",
             // GRDB only to tamper with a database file the way another agentd version would; NIOEmbedded
             // for the in-process auth route tests (a peer uid of the test's choosing).
             // FakeLLMServer: the provider and Tavily the end-to-end agent tests point the daemon at.
+            // Only what the files import: the agentd and agentctl binaries the tests start are found
+            // in the build folder (TestPaths), built by `swift build --build-tests` like every target.
             dependencies: [
-                "Daemon", "agentctl", "Journal", "RPC", "RPCClient", "FakeLLMServer", .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                "Daemon", "Journal", "RPC", "Services", "Storage", "FakeLLMServer", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
     ],
