@@ -66,6 +66,8 @@ let package = Package(
                 // (SQLiteChatStore's append, see RawStatement).
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                // SHA-256 of the migrations' SQL (their checksums).
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // `HTTPClient` (Services) on libcurl's multi interface: one driver thread, streaming bodies.
@@ -147,7 +149,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HTTPClientTests",
-            dependencies: ["CurlHTTP", "FakeLLMServer", "Services", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["CurlHTTP", "FakeLLMServer", "Services"]
         ),
         // fuzz/run.sh: libFuzzer targets (built with -DFUZZING and the fuzzer and address sanitizers);
         // a normal build makes them corpus replayers (`FuzzJSON fuzz/corpus/json`).
@@ -173,27 +175,35 @@ let package = Package(
             path: "fuzz/Sources/FuzzSSE"),
         .testTarget(
             name: "RPCTests",
-            dependencies: ["RPC", "Services", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
+            dependencies: [
+                "RPC", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "StorageTests",
-            dependencies: ["Storage", "Services", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Storage", "Services", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The providers, their SSE decoding, retries, fallbacks and Tavily, against a scripted
         // in-memory HTTPClient (no socket, no daemon).
         .testTarget(
             name: "LLMTests",
-            dependencies: ["Services", "RPC"]
+            dependencies: ["Services"]
         ),
         .testTarget(
             name: "AgentdTests",
             // GRDB only to tamper with a database file the way another agentd version would; NIOEmbedded
             // for the tests that drive a connection handler on a testing channel themselves.
             // FakeLLMServer: the provider and Tavily the end-to-end agent tests point the daemon at.
-            // `agentd`: the binary the live tests start (`TestPaths.agentdBinary`) is built with them.
+            // Only what the files import: the agentd and agentctl binaries the tests start are found
+            // in the build folder (TestPaths), built by `swift build --build-tests` like every target.
             dependencies: [
-                "Daemon", "agentd", "AgentdTesting", "agentctl", "Journal", "RPC", "RPCClient", "FakeLLMServer", .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                "Daemon", "AgentdTesting", "Journal", "RPC", "Services", "Storage", "FakeLLMServer", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
     ],

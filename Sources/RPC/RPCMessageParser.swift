@@ -20,8 +20,9 @@ public struct RPCRequest: Sendable {
 }
 
 /// A parsed message: one call, a batch of them, or a failure answered once with a null id.
-enum RPCMessage {
-    enum Entry {
+/// (`package`: the fuzz targets drive the parser directly.)
+package enum RPCMessage {
+    package enum Entry {
         case request(RPCRequest)
         /// Answered with this error (and this id, null when it could not be read).
         case invalid(id: RPCID?, error: RPCError)
@@ -34,11 +35,16 @@ enum RPCMessage {
 }
 
 /// Parses messages with `JSONScanner`: validates the whole message, then extracts the envelope.
-struct RPCMessageParser: Sendable {
-    var maxDepth: Int
-    var maxBatchLength: Int
+package struct RPCMessageParser: Sendable {
+    package var maxDepth: Int
+    package var maxBatchLength: Int
 
-    func parse(_ buffer: ByteBuffer) -> RPCMessage {
+    package init(maxDepth: Int, maxBatchLength: Int) {
+        self.maxDepth = maxDepth
+        self.maxBatchLength = maxBatchLength
+    }
+
+    package func parse(_ buffer: ByteBuffer) -> RPCMessage {
         buffer.withUnsafeReadableBytes { bytes in
             var scanner = JSONScanner(bytes, maxDepth: maxDepth)
             do throws(JSONScanner.Failure) {
@@ -315,7 +321,7 @@ struct RPCMessageParser: Sendable {
 /// Finds the top-level `id` of a message that is known only by a prefix (an oversized message), so
 /// that its error can still be answered with the request's id. Returns nil when the id is not in the
 /// prefix or the prefix is not a request object.
-func findRequestID(inPrefix buffer: ByteBuffer) -> RPCID? {
+package func findRequestID(inPrefix buffer: ByteBuffer) -> RPCID? {
     buffer.withUnsafeReadableBytes { bytes -> RPCID? in
         var scanner = JSONScanner(bytes, maxDepth: Int.max)
         scanner.skipWhitespace()

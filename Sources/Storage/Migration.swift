@@ -1,3 +1,5 @@
+import Crypto
+
 /// One numbered schema change: the SQL of `schema/NNNN_name.sql`, compiled into the binary by
 /// `scripts/embed-migrations.sh` (see `Migration.embedded`).
 public struct Migration: Sendable, Equatable {
@@ -19,7 +21,13 @@ public struct Migration: Sendable, Equatable {
 
     /// The SHA-256 of `sql` in hex: recorded when applied, compared at every start, so a migration
     /// edited after it shipped is caught instead of leaving databases with two different schemas.
-    public var checksum: String { SHA256.hex(sql) }
+    /// The hex is lowercase, two digits a byte: databases store it, so its form never changes.
+    public var checksum: String {
+        SHA256.hash(data: Array(sql.utf8)).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
 
     /// `1` → `0001` (wider numbers are left as they are).
     public static func paddedVersion(_ version: Int) -> String {

@@ -53,3 +53,48 @@ struct JSONReaderTests {
         #expect(throws: JSONReader.Mismatch.self) { try Self.shape(#"{"skip": \#(deep)}"#) }
     }
 }
+
+@Suite("JSONReader, any shape")
+struct JSONReaderAnyShapeTests {
+    /// A document of any shape back as compact JSON, numbers as written: what agentctl does with it.
+    static func echo(_ reader: inout JSONReader) throws -> String {
+        switch reader.nextKind {
+        case .object:
+            var members: [String] = []
+            try reader.readObject { reader, key in members.append("\"\(key)\":" + (try echo(&reader))) }
+            return "{" + members.joined(separator: ",") + "}"
+        case .array:
+            var values: [String] = []
+            try reader.readArray { reader in values.append(try echo(&reader)) }
+            return "[" + values.joined(separator: ",") + "]"
+        case .string: return "\"\(try reader.readString()!)\""
+        case .number: return try reader.readNumberText()!
+        case .bool: return String(try reader.readBool()!)
+        case .null:
+            #expect(try reader.readNull())
+            return "null"
+        case nil: throw JSONReader.Mismatch()
+        }
+    }
+
+    @Test("kinds, booleans and numbers exactly as written (no Double in between), members in order")
+    func anyShape() throws {
+        let text = #" {"z": 9007199254740993, "a": [1.50, -0, 2e-3, true, false, null, {}, []], "m": "x"} "#
+        #expect(try JSONReader.read(text, Self.echo) == #"{"z":9007199254740993,"a":[1.50,-0,2e-3,true,false,null,{},[]],"m":"x"}"#)
+    }
+
+    @Test("invalid JSON throws with the byte offset where reading stopped")
+    func offsets() {
+        for (text, offset) in [("[1, tru]", 4), (#"{"a": 01}"#, 7), ("[1] x", 4), ("[-]", 2), ("", 0)] {
+            do {
+                _ = try JSONReader.read(text, Self.echo)
+                Issue.record("accepted \(text)")
+            } catch let mismatch as JSONReader.Mismatch {
+                #expect(mismatch.offset == offset, "\(text)")
+                #expect(mismatch.description == "stopped at byte \(offset)")
+            } catch {
+                Issue.record("\(error)")
+            }
+        }
+    }
+}

@@ -17,8 +17,18 @@
 /// ```
 public struct JSONReader: ~Copyable {
     /// The document is not what the caller reads it as (or not JSON at all).
-    public struct Mismatch: Error {
+    public struct Mismatch: Error, CustomStringConvertible {
+        /// The byte offset where reading stopped, when `read` knows it.
+        public internal(set) var offset: Int?
+
         public init() {}
+
+        public var description: String { offset.map { "stopped at byte \($0)" } ?? "mismatch" }
+    }
+
+    /// What the next value is, from its first byte.
+    public enum Kind: Sendable {
+        case object, array, string, number, bool, null
     }
 
     private var scanner: JSONScanner
@@ -32,12 +42,53 @@ public struct JSONReader: ~Copyable {
         var text = text
         return try text.withUTF8 { utf8 in
             var reader = JSONReader(UnsafeRawBufferPointer(utf8), maxDepth: maxDepth)
-            reader.scanner.skipWhitespace()
-            let value = try body(&reader)
-            reader.scanner.skipWhitespace()
-            guard reader.scanner.atEnd else { throw Mismatch() }
-            return value
+            do {
+                reader.scanner.skipWhitespace()
+                let value = try body(&reader)
+                reader.scanner.skipWhitespace()
+                guard reader.scanner.atEnd else { throw Mismatch() }
+                return value
+            } catch var mismatch as Mismatch {
+                mismatch.offset = reader.scanner.index
+                throw mismatch
+            }
         }
+    }
+
+    /// The kind of the next value (not consumed), or nil when no value starts here: for a caller
+    /// that reads documents of any shape (agentctl prints whatever a method returns).
+    public var nextKind: Kind? {
+        switch scanner.peek() {
+        case UInt8(ascii: "{"): .object
+        case UInt8(ascii: "["): .array
+        case UInt8(ascii: "\""): .string
+        case UInt8(ascii: "t"), UInt8(ascii: "f"): .bool
+        case UInt8(ascii: "n"): .null
+        case UInt8(ascii: "-"): .number
+        case let byte? where byte.isDigit: .number
+        default: nil
+        }
+    }
+
+    /// `true` or `false`, or nil for `null`; `Mismatch` for anything else.
+    public mutating func readBool() throws -> Bool? {
+        if try readNull() { return nil }
+        let value = scanner.peek() == UInt8(ascii: "t")
+        do { try scanner.scanLiteral(value ? "true" : "false") } catch { throw Mismatch() }
+        scanner.skipWhitespace()
+        return value
+    }
+
+    /// A number exactly as written (`1.50`, `9007199254740993`: nothing is lost to `Double`), or
+    /// nil for `null`; `Mismatch` for anything else.
+    public mutating func readNumberText() throws -> String? {
+        if try readNull() { return nil }
+        let start = scanner.index
+        guard nextKind == .number else { throw Mismatch() }
+        do { try scanner.scanNumber() } catch { throw Mismatch() }
+        let text = String(decoding: UnsafeBufferPointer(start: scanner.base + start, count: scanner.index - start), as: UTF8.self)
+        scanner.skipWhitespace()
+        return text
     }
 
     /// The next value is `null` (consumed when it is).

@@ -1,27 +1,28 @@
-/// A validating, allocation-free JSON scanner over raw bytes.
+/// A validating, allocation-free JSON scanner over raw bytes. (`package`: the fuzz targets drive
+/// it directly; it is no API.)
 ///
 /// Why not `JSONDecoder` for the envelope: on this machine it costs ~2.4 µs per message for the
 /// envelope alone, which is most of the budget of a `system.ping` round trip. The scanner validates
 /// the whole message (RFC 8259, including UTF-8 and the nesting limit) in one pass and records only
 /// byte ranges; params are later decoded straight into the method's `Params` type.
-struct JSONScanner: ~Copyable {
-    enum Failure: Error, Equatable {
+package struct JSONScanner: ~Copyable {
+    package enum Failure: Error, Equatable {
         /// Not JSON: the byte offset where it stopped making sense.
         case syntax(offset: Int)
         /// Nested deeper than allowed.
         case tooDeep
     }
 
-    enum Kind: Equatable {
+    package enum Kind: Equatable {
         case object, array, string, number, literal
     }
 
     let base: UnsafePointer<UInt8>
     let count: Int
     let maxDepth: Int
-    var index: Int = 0
+    package var index: Int = 0
 
-    init(_ bytes: UnsafeRawBufferPointer, maxDepth: Int) {
+    package init(_ bytes: UnsafeRawBufferPointer, maxDepth: Int) {
         // An empty buffer still needs a valid pointer; it is never dereferenced (count == 0).
         self.base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(bitPattern: 1)!
         self.count = bytes.count
@@ -31,10 +32,10 @@ struct JSONScanner: ~Copyable {
     var atEnd: Bool { index >= count }
 
     @inline(__always)
-    func peek() -> UInt8? { index < count ? base[index] : nil }
+    package func peek() -> UInt8? { index < count ? base[index] : nil }
 
     @inline(__always)
-    mutating func skipWhitespace() {
+    package mutating func skipWhitespace() {
         while index < count {
             switch base[index] {
             case 0x20, 0x09, 0x0A, 0x0D: index += 1
@@ -51,7 +52,7 @@ struct JSONScanner: ~Copyable {
 
     /// Validates one value starting at `index` (no leading whitespace) and returns its kind.
     /// `depth` is the depth of the value's container (0 at the top level).
-    mutating func skipValue(depth: Int) throws(Failure) -> Kind {
+    package mutating func skipValue(depth: Int) throws(Failure) -> Kind {
         guard index < count else { throw .syntax(offset: index) }
         switch base[index] {
         case UInt8(ascii: "{"):
@@ -230,7 +231,7 @@ struct JSONScanner: ~Copyable {
     /// Skips one value without validating it, only matching brackets outside strings. Used to find
     /// the `id` of a message that failed a limit, so the error can still name the request.
     /// Returns false when the input ends before the value does.
-    mutating func skipValueLeniently() -> Bool {
+    package mutating func skipValueLeniently() -> Bool {
         var depth = 0
         while index < count {
             let byte = base[index]
@@ -266,7 +267,7 @@ struct JSONScanner: ~Copyable {
     }
 
     /// The deepest nesting in the input, counted without recursion (strings are skipped).
-    static func maximumDepth(of bytes: UnsafeRawBufferPointer) -> Int {
+    package static func maximumDepth(of bytes: UnsafeRawBufferPointer) -> Int {
         var depth = 0
         var deepest = 0
         var inString = false

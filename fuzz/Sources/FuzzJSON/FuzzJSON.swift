@@ -2,7 +2,7 @@
 // every byte a client sends goes through before any handler: validation, depth limits, batches,
 // ids, the oversized-message id finder.
 import NIOCore
-@testable import RPC
+import RPC
 
 #if !FUZZING
 import FuzzSupport

@@ -9,7 +9,7 @@
 import Logging
 import NIOCore
 import NIOEmbedded
-@testable import RPC
+import RPC
 import Services
 
 #if !FUZZING
