@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 paths=(Sources Tests bench fuzz Package.swift)
 status=0
 swift format lint --strict --recursive --parallel "${paths[@]}" || status=1
-# Lines over 150 columns that are not inside or at the start of a string literal.
+# Lines over 150 columns, but those that start with a string literal (after a `+` or `==` that joins
+# it to the line before).
 long=$(find "${paths[@]}" -name '*.swift' ! -name 'Migrations+Generated.swift' -print0 |
-    xargs -0 awk 'length > 150 && $0 !~ /^[[:space:]]*#*"/ { print FILENAME ":" FNR ": " length " columns" }')
+    xargs -0 awk 'length > 150 && $0 !~ /^[[:space:]]*(\+ |== )?#*"/ { print FILENAME ":" FNR ": " length " columns" }')
 if [[ -n "$long" ]]; then
     echo "lines over 150 columns (break them; a long string literal starts its own line):"
     echo "$long"
