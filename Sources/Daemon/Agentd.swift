@@ -35,22 +35,37 @@ struct Agentd: AsyncParsableCommand {
         subcommands: [PrintOpenRPC.self, Migrate.self]
     )
 
-    @Option(name: .long, help: ArgumentHelp("Unix socket to listen on.", discussion: "Default: $XDG_RUNTIME_DIR/agentd/agentd.sock, else /tmp/agentd-$UID/agentd.sock.", valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Unix socket to listen on.", discussion: "Default: $XDG_RUNTIME_DIR/agentd/agentd.sock, else /tmp/agentd-$UID/agentd.sock.",
+            valueName: "path"))
     var socket: String?
 
-    @Option(name: .long, help: ArgumentHelp("SQLite database file.", discussion: "Default: $XDG_DATA_HOME/agentd/agentd.sqlite, else ~/.local/share/agentd/agentd.sqlite.", valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "SQLite database file.", discussion: "Default: $XDG_DATA_HOME/agentd/agentd.sqlite, else ~/.local/share/agentd/agentd.sqlite.",
+            valueName: "path"))
     var database: String?
 
     @Option(name: .long, help: ArgumentHelp("Configuration file (TOML).", valueName: "file"))
     var config: String?
 
-    @Option(name: .customLong("trusted-uid"), help: ArgumentHelp("A Unix uid recognised without a password, as the account linked to it (repeatable; the daemon's own uid always is).", valueName: "uid"))
+    @Option(
+        name: .customLong("trusted-uid"),
+        help: ArgumentHelp(
+            "A Unix uid recognised without a password, as the account linked to it (repeatable; the daemon's own uid always is).", valueName: "uid"))
     var trustedUIDs: [UInt32] = []
 
     @Option(name: .long, help: ArgumentHelp("trace, debug, info, notice, warning or error (default: info).", valueName: "level"))
     var logLevel: LogLevel?
 
-    @Option(name: .customLong("metrics-listen"), help: ArgumentHelp("Serve GET /metrics (Prometheus text) over HTTP on this address (default: off).", discussion: "Such as 127.0.0.1:9464; keep it on loopback: the metrics are not authenticated.", valueName: "host:port"))
+    @Option(
+        name: .customLong("metrics-listen"),
+        help: ArgumentHelp(
+            "Serve GET /metrics (Prometheus text) over HTTP on this address (default: off).",
+            discussion: "Such as 127.0.0.1:9464; keep it on loopback: the metrics are not authenticated.", valueName: "host:port"))
     var metricsListen: String?
 
     @Flag(name: .long, help: "Print the effective configuration (secrets masked) and where each value came from, then exit.")
@@ -106,7 +121,8 @@ struct Agentd: AsyncParsableCommand {
         var metricsServer: MetricsHTTPServer?
         if let address = configuration.metricsListen {
             do {
-                metricsServer = try await MetricsHTTPServer.bind(address: address, limits: configuration.metricsLimits, exposition: metrics, group: eventLoops, logger: logger)
+                metricsServer = try await MetricsHTTPServer.bind(
+                    address: address, limits: configuration.metricsLimits, exposition: metrics, group: eventLoops, logger: logger)
             } catch {
                 Self.fail(error)
             }
@@ -130,9 +146,11 @@ struct Agentd: AsyncParsableCommand {
             })
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: server), .init(service: reporter), .init(service: reload),
-            .init(service: EventsBackgroundService(
-                consumers: configuration.holdEventConsumers ? [] : dependencies.eventConsumers, events: dependencies.events, audit: dependencies.audit,
-                logger: logger)),
+            .init(
+                service: EventsBackgroundService(
+                    consumers: configuration.holdEventConsumers ? [] : dependencies.eventConsumers, events: dependencies.events,
+                    audit: dependencies.audit,
+                    logger: logger)),
         ]
         if let metricsServer { services.append(.init(service: metricsServer)) }
         do {
@@ -216,7 +234,8 @@ struct Agentd: AsyncParsableCommand {
             var status = stat()
             guard stat(path, &status) == 0, status.st_mode & (S_IRGRP | S_IROTH) != 0 else { continue }
             logger.warning(
-                "the configuration file \(path) holds a secret (\(keys.joined(separator: ", "))) and is readable by others (mode \(FileSystem.octal(status.st_mode & 0o7777))): chmod 600 it, or pass the key as a systemd credential or in the environment")
+                "the configuration file \(path) holds a secret (\(keys.joined(separator: ", "))) and is readable by others (mode \(FileSystem.octal(status.st_mode & 0o7777))): chmod 600 it, or pass the key as a systemd credential or in the environment"
+            )
         }
     }
 
@@ -265,7 +284,10 @@ struct Tuning: ParsableArguments {
     var maxConnectionsPerUid: Int?
     @Option(help: "Most bytes in one reply: lists stop early, a larger item is refused (default: 16777216).")
     var replyBudgetBytes: Int?
-    @Option(help: "Reply bytes a connection may leave unread before its calls stop and, after the frame timeout, it is closed; also the most one batch's reply holds (default: 16777216).")
+    @Option(
+        help:
+            "Reply bytes a connection may leave unread before its calls stop and, after the frame timeout, it is closed; also the most one batch's reply holds (default: 16777216)."
+    )
     var maxQueuedReplyBytesPerConnection: Int?
     @Option(help: "Reply bytes all connections may leave unread together (default: 268435456).")
     var maxQueuedReplyBytes: Int?

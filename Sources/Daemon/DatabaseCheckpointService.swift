@@ -50,7 +50,9 @@ struct DatabaseCheckpointService: Service {
         do {
             let result = try await checkpointer.checkpoint()
             if result.walFrames > 0, result.checkpointed < result.walFrames {
-                logger.debug("checkpoint partial: a reader holds older pages", metadata: ["wal_frames": "\(result.walFrames)", "checkpointed": "\(result.checkpointed)"])
+                logger.debug(
+                    "checkpoint partial: a reader holds older pages",
+                    metadata: ["wal_frames": "\(result.walFrames)", "checkpointed": "\(result.checkpointed)"])
             }
             return result
         } catch {

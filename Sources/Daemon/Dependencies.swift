@@ -97,11 +97,14 @@ public struct Dependencies: Sendable {
 
     /// The test twin of `live`: the same graph on a migrated in-memory database, with fakes, and
     /// its own metrics registry (never swift-metrics' global, which a process bootstraps once).
-    public static func testing(configuration: DaemonConfiguration, collaborators: Collaborators, logger: Logger = quietLogger) async throws -> Dependencies {
+    public static func testing(configuration: DaemonConfiguration, collaborators: Collaborators, logger: Logger = quietLogger) async throws
+        -> Dependencies
+    {
         let database = try AgentDatabase.inMemory()
         _ = try await database.migrate(logger: logger)
         return make(
-            configuration: configuration, database: database, collaborators: collaborators, metrics: PrometheusMetrics(), handlerExecution: .globalPool,
+            configuration: configuration, database: database, collaborators: collaborators, metrics: PrometheusMetrics(),
+            handlerExecution: .globalPool,
             logger: logger)
     }
 
@@ -150,17 +153,20 @@ public struct Dependencies: Sendable {
             store: SQLiteAuthStore(writer: database.writer, groupWriter: groupWriter, quota: ledger.quota), hasher: collaborators.hasher,
             clock: collaborators.clock, ids: collaborators.ids, accounts: collaborators.accounts, settings: authSettings)
         let modules = ModulesService(
-            store: SQLiteModuleStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), clock: collaborators.clock, ids: collaborators.ids,
+            store: SQLiteModuleStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), clock: collaborators.clock,
+            ids: collaborators.ids,
             replyBudget: configuration.replyBudget)
         let chatStore = SQLiteChatStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
         let agentStore = SQLiteAgentStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
         let chats = ChatsService(
             store: chatStore, clock: collaborators.clock, ids: collaborators.ids, generations: agentStore, replyBudget: configuration.replyBudget)
         let prompts = PromptsService(
-            store: SQLitePromptStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), clock: collaborators.clock, ids: collaborators.ids,
+            store: SQLitePromptStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), clock: collaborators.clock,
+            ids: collaborators.ids,
             replyBudget: configuration.replyBudget)
         let agent = AgentService(
-            store: agentStore, chats: chatStore, prompts: prompts, modules: modules, provider: collaborators.llmProvider, webSearch: collaborators.webSearch,
+            store: agentStore, chats: chatStore, prompts: prompts, modules: modules, provider: collaborators.llmProvider,
+            webSearch: collaborators.webSearch,
             clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger,
             replyBudget: configuration.replyBudget)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
@@ -213,7 +219,8 @@ public struct Dependencies: Sendable {
             RPCRateLimitMiddleware(
                 buckets: RPCTokenBuckets(), limits: limits,
                 caller: { context in
-                    RPCRateCaller(uid: "uid:\(context.connection.peer?.uid ?? UInt32.max)", account: AuthService.signedInUserID(on: context.connection))
+                    RPCRateCaller(
+                        uid: "uid:\(context.connection.peer?.uid ?? UInt32.max)", account: AuthService.signedInUserID(on: context.connection))
                 }),
             // Hot reads of one item from memory, for connections recognised by their uid (a
             // session must be checked again on each call, which costs what a hit saves).

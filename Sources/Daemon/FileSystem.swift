@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,7 +42,8 @@ enum FileSystem {
         // A link is only as safe as the folder it sits in (checked on the way down) and its owner.
         if status.st_mode & S_IFMT == S_IFLNK {
             guard status.st_uid == me || status.st_uid == 0 else {
-                throw DaemonError("refusing the socket folder \(folder): it is a link owned by uid \(status.st_uid), not by agentd's uid \(me) or root")
+                throw DaemonError(
+                    "refusing the socket folder \(folder): it is a link owned by uid \(status.st_uid), not by agentd's uid \(me) or root")
             }
             guard stat(folder, &status) == 0 else { throw DaemonError("cannot inspect folder \(folder): \(errnoDescription())") }
         }

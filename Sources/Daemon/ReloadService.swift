@@ -98,10 +98,12 @@ final class ReloadService: Service, Sendable {
         current.withLock { $0 = next }
         logLevel.level = next.logLevel
         onReload(next)
-        logger.notice("configuration reloaded", metadata: [
-            "applied": "\(applied.isEmpty ? "nothing changed" : applied.joined(separator: ", "))",
-            "needs_restart": "\(needsRestart.isEmpty ? "none" : needsRestart.joined(separator: ", "))",
-        ])
+        logger.notice(
+            "configuration reloaded",
+            metadata: [
+                "applied": "\(applied.isEmpty ? "nothing changed" : applied.joined(separator: ", "))",
+                "needs_restart": "\(needsRestart.isEmpty ? "none" : needsRestart.joined(separator: ", "))",
+            ])
     }
 
     /// Reloadable settings: the log level, the limits, and the provider blocks.

@@ -115,7 +115,8 @@ struct Setting: Sendable {
             return .success(value)
         case .listenAddress:
             guard case .string(let text) = value, text.isEmpty || ListenAddress(parsing: text) != nil else {
-                return .failure(.init(#"must be HOST:PORT, such as "127.0.0.1:9464" ([::1]:9464 for IPv6; port 0 to 65535, 0: any free port), got \#(value)"#))
+                return .failure(
+                    .init(#"must be HOST:PORT, such as "127.0.0.1:9464" ([::1]:9464 for IPv6; port 0 to 65535, 0: any free port), got \#(value)"#))
             }
             return .success(value)
         case .uidList:
@@ -242,117 +243,179 @@ extension ConfigValue {
 /// Every setting agentd has. The table is the single place that names a key, its variables and
 /// its flag; `--print-config`, validation and reload all read it.
 enum Settings {
-    static let all: [Setting] = [
-        Setting("server.socket", flag: "--socket", environment: [AgentdSocket.environmentVariable], kind: .string,
+    static let all: [Setting] =
+        [
+            Setting(
+                "server.socket", flag: "--socket", environment: [AgentdSocket.environmentVariable], kind: .string,
                 apply: { $0.socketPath = $1.string }, current: { $0.socketPath }),
-        Setting("server.socket_mode", flag: "--socket-mode", environment: ["AGENTD_SOCKET_MODE"], kind: .octalMode,
+            Setting(
+                "server.socket_mode", flag: "--socket-mode", environment: ["AGENTD_SOCKET_MODE"], kind: .octalMode,
                 apply: { $0.socketMode = mode_t($1.integer) }, current: { "0" + String($0.socketMode, radix: 8) }),
-        Setting("server.socket_group", flag: "--socket-group", environment: ["AGENTD_SOCKET_GROUP"], kind: .string,
+            Setting(
+                "server.socket_group", flag: "--socket-group", environment: ["AGENTD_SOCKET_GROUP"], kind: .string,
                 apply: { $0.socketGroup = $1.string }, current: { $0.socketGroup }),
-        Setting("server.database", flag: "--database", environment: ["AGENTD_DATABASE"], kind: .string,
+            Setting(
+                "server.database", flag: "--database", environment: ["AGENTD_DATABASE"], kind: .string,
                 apply: { $0.databasePath = $1.string }, current: { $0.databasePath }),
-        Setting("server.log_level", flag: "--log-level", environment: ["AGENTD_LOG_LEVEL"], kind: .logLevel, reloadable: true,
+            Setting(
+                "server.log_level", flag: "--log-level", environment: ["AGENTD_LOG_LEVEL"], kind: .logLevel, reloadable: true,
                 apply: { $0.logLevel = LogLevel(rawValue: $1.string)!.level }, current: { "\($0.logLevel)" }),
-        Setting("server.metrics_listen", flag: "--metrics-listen", environment: ["AGENTD_METRICS_LISTEN"], kind: .listenAddress,
+            Setting(
+                "server.metrics_listen", flag: "--metrics-listen", environment: ["AGENTD_METRICS_LISTEN"], kind: .listenAddress,
                 apply: { $0.metricsListen = ListenAddress(parsing: $1.string) }, current: { $0.metricsListen?.description }),
-        Setting("server.metrics_max_connections", flag: "--metrics-max-connections", environment: ["AGENTD_METRICS_MAX_CONNECTIONS"], kind: .integer(minimum: 1),
+            Setting(
+                "server.metrics_max_connections", flag: "--metrics-max-connections", environment: ["AGENTD_METRICS_MAX_CONNECTIONS"],
+                kind: .integer(minimum: 1),
                 apply: { $0.metricsLimits.maxConnections = $1.integer }, current: { String($0.metricsLimits.maxConnections) }),
-        Setting("server.metrics_idle_timeout_ms", flag: "--metrics-idle-timeout-ms", environment: ["AGENTD_METRICS_IDLE_TIMEOUT_MS"], kind: .integer(minimum: 1),
+            Setting(
+                "server.metrics_idle_timeout_ms", flag: "--metrics-idle-timeout-ms", environment: ["AGENTD_METRICS_IDLE_TIMEOUT_MS"],
+                kind: .integer(minimum: 1),
                 apply: { $0.metricsLimits.idleTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.metricsLimits.idleTimeout)) }),
-        Setting("server.threads", flag: "--threads", environment: ["AGENTD_THREADS"], kind: .integer(minimum: 1),
+            Setting(
+                "server.threads", flag: "--threads", environment: ["AGENTD_THREADS"], kind: .integer(minimum: 1),
                 apply: { $0.threads = $1.integer }, current: { String($0.threads) }),
-        Setting("server.trusted_uids", flag: "--trusted-uid", environment: ["AGENTD_TRUSTED_UIDS"], kind: .uidList,
+            Setting(
+                "server.trusted_uids", flag: "--trusted-uid", environment: ["AGENTD_TRUSTED_UIDS"], kind: .uidList,
                 apply: { $0.trustedUIDs = Set($1.integers.map { UInt32($0) }).union([getuid()]) },
                 current: { "[" + $0.trustedUIDs.sorted().map(String.init).joined(separator: ", ") + "]" }),
-        Setting("limits.rate_limiting", environment: ["AGENTD_RATE_LIMITING"], kind: .choice(["on", "off"]), reloadable: true,
+            Setting(
+                "limits.rate_limiting", environment: ["AGENTD_RATE_LIMITING"], kind: .choice(["on", "off"]), reloadable: true,
                 apply: { $0.limits.rateLimiting = $1.string == "on" }, current: { $0.limits.rateLimiting ? "on" : "off" }),
-        Setting("limits.rate_exempt_own_uid", environment: ["AGENTD_RATE_EXEMPT_OWN_UID"], kind: .choice(["on", "off"]), reloadable: true,
-                apply: { $0.limits.rateExemptUIDs = $1.string == "on" ? [getuid()] : [] }, current: { $0.limits.rateExemptUIDs.isEmpty ? "off" : "on" }),
-        Setting("limits.rate_register_per_minute", environment: ["AGENTD_RATE_REGISTER_PER_MINUTE"], kind: .integer(minimum: 1), reloadable: true,
+            Setting(
+                "limits.rate_exempt_own_uid", environment: ["AGENTD_RATE_EXEMPT_OWN_UID"], kind: .choice(["on", "off"]), reloadable: true,
+                apply: { $0.limits.rateExemptUIDs = $1.string == "on" ? [getuid()] : [] },
+                current: { $0.limits.rateExemptUIDs.isEmpty ? "off" : "on" }),
+            Setting(
+                "limits.rate_register_per_minute", environment: ["AGENTD_RATE_REGISTER_PER_MINUTE"], kind: .integer(minimum: 1), reloadable: true,
                 apply: { $0.limits.rateClasses["register"]?.perSecond = Double($1.integer) / 60 },
                 current: { $0.limits.rateClasses["register"].map { String(Int(($0.perSecond * 60).rounded())) } }),
-        Setting("limits.rate_register_burst", environment: ["AGENTD_RATE_REGISTER_BURST"], kind: .integer(minimum: 1), reloadable: true,
-                apply: { $0.limits.rateClasses["register"]?.burst = $1.integer }, current: { $0.limits.rateClasses["register"].map { String($0.burst) } }),
-    ] + perSecondRateClasses.map(\.rawValue).flatMap(rateSettings) + [
-        limit("max_message_bytes", "--max-message-bytes", minimum: 1, \.maxMessageBytes),
-        Setting("limits.max_unauthenticated_message_bytes", environment: ["AGENTD_MAX_UNAUTHENTICATED_MESSAGE_BYTES"], kind: .integer(minimum: 1024),
+            Setting(
+                "limits.rate_register_burst", environment: ["AGENTD_RATE_REGISTER_BURST"], kind: .integer(minimum: 1), reloadable: true,
+                apply: { $0.limits.rateClasses["register"]?.burst = $1.integer },
+                current: { $0.limits.rateClasses["register"].map { String($0.burst) } }),
+        ] + perSecondRateClasses.map(\.rawValue).flatMap(rateSettings) + [
+            limit("max_message_bytes", "--max-message-bytes", minimum: 1, \.maxMessageBytes),
+            Setting(
+                "limits.max_unauthenticated_message_bytes", environment: ["AGENTD_MAX_UNAUTHENTICATED_MESSAGE_BYTES"], kind: .integer(minimum: 1024),
                 reloadable: true, apply: { $0.limits.maxUnauthenticatedMessageBytes = $1.integer },
                 current: { String($0.limits.maxUnauthenticatedMessageBytes) }),
-        limit("max_json_depth", "--max-json-depth", minimum: 1, \.maxJSONDepth),
-        limit("max_batch_length", "--max-batch-length", minimum: 1, \.maxBatchLength),
-        limit("max_in_flight", "--max-in-flight", minimum: 1, \.maxInFlightPerConnection),
-        limit("max_connections", "--max-connections", minimum: 1, \.maxConnections),
-        limit("max_connections_per_uid", "--max-connections-per-uid", minimum: 1, \.maxConnectionsPerUID),
-        // At least 64 KiB: any chat (title and preview are short) fits alone, whatever its text.
-        Setting("limits.reply_budget_bytes", flag: "--reply-budget-bytes", environment: ["AGENTD_REPLY_BUDGET_BYTES"], kind: .integer(minimum: 65536),
+            limit("max_json_depth", "--max-json-depth", minimum: 1, \.maxJSONDepth),
+            limit("max_batch_length", "--max-batch-length", minimum: 1, \.maxBatchLength),
+            limit("max_in_flight", "--max-in-flight", minimum: 1, \.maxInFlightPerConnection),
+            limit("max_connections", "--max-connections", minimum: 1, \.maxConnections),
+            limit("max_connections_per_uid", "--max-connections-per-uid", minimum: 1, \.maxConnectionsPerUID),
+            // At least 64 KiB: any chat (title and preview are short) fits alone, whatever its text.
+            Setting(
+                "limits.reply_budget_bytes", flag: "--reply-budget-bytes", environment: ["AGENTD_REPLY_BUDGET_BYTES"], kind: .integer(minimum: 65536),
                 apply: { $0.replyBudget = ReplyBudget(bytes: $1.integer) }, current: { String($0.replyBudget.bytes) }),
-        limit("max_queued_reply_bytes_per_connection", "--max-queued-reply-bytes-per-connection", minimum: 65536, \.maxQueuedReplyBytesPerConnection),
-        limit("max_queued_reply_bytes", "--max-queued-reply-bytes", minimum: 65536, \.maxQueuedReplyBytes),
-        Setting("limits.request_timeout_ms", flag: "--request-timeout-ms", environment: ["AGENTD_REQUEST_TIMEOUT_MS"], kind: .integer(minimum: 1), reloadable: true,
+            limit(
+                "max_queued_reply_bytes_per_connection", "--max-queued-reply-bytes-per-connection", minimum: 65536, \.maxQueuedReplyBytesPerConnection
+            ),
+            limit("max_queued_reply_bytes", "--max-queued-reply-bytes", minimum: 65536, \.maxQueuedReplyBytes),
+            Setting(
+                "limits.request_timeout_ms", flag: "--request-timeout-ms", environment: ["AGENTD_REQUEST_TIMEOUT_MS"], kind: .integer(minimum: 1),
+                reloadable: true,
                 apply: { $0.limits.requestTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.requestTimeout)) }),
-        Setting("limits.drain_timeout_ms", flag: "--drain-timeout-ms", environment: ["AGENTD_DRAIN_TIMEOUT_MS"], kind: .integer(minimum: 0), reloadable: true,
+            Setting(
+                "limits.drain_timeout_ms", flag: "--drain-timeout-ms", environment: ["AGENTD_DRAIN_TIMEOUT_MS"], kind: .integer(minimum: 0),
+                reloadable: true,
                 apply: { $0.limits.drainTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.drainTimeout)) }),
-        Setting("limits.frame_timeout_ms", flag: "--frame-timeout-ms", environment: ["AGENTD_FRAME_TIMEOUT_MS"], kind: .integer(minimum: 0), reloadable: true,
+            Setting(
+                "limits.frame_timeout_ms", flag: "--frame-timeout-ms", environment: ["AGENTD_FRAME_TIMEOUT_MS"], kind: .integer(minimum: 0),
+                reloadable: true,
                 apply: { $0.limits.frameTimeout = .milliseconds($1.integer) }, current: { String(milliseconds($0.limits.frameTimeout)) }),
-        // Not reloadable: the stores enforce it from their start.
-        Setting("limits.storage_quota_bytes", flag: "--storage-quota-bytes", environment: ["AGENTD_STORAGE_QUOTA_BYTES"], kind: .integer(minimum: 0),
+            // Not reloadable: the stores enforce it from their start.
+            Setting(
+                "limits.storage_quota_bytes", flag: "--storage-quota-bytes", environment: ["AGENTD_STORAGE_QUOTA_BYTES"], kind: .integer(minimum: 0),
                 apply: { $0.storageQuota = StorageQuota(limitBytes: Int64($1.integer)) }, current: { String($0.storageQuota.limitBytes) }),
-        Setting("llm.provider", environment: ["AGENTD_LLM_PROVIDER"], kind: .choice(LLMConfiguration.ProviderKind.allCases.map(\.rawValue)), reloadable: true,
+            Setting(
+                "llm.provider", environment: ["AGENTD_LLM_PROVIDER"], kind: .choice(LLMConfiguration.ProviderKind.allCases.map(\.rawValue)),
+                reloadable: true,
                 apply: { $0.llm.provider = LLMConfiguration.ProviderKind(rawValue: $1.string)! }, current: { $0.llm.provider.rawValue }),
-        Setting("llm.base_url", environment: ["AGENTD_LLM_BASE_URL"], kind: .string, reloadable: true,
+            Setting(
+                "llm.base_url", environment: ["AGENTD_LLM_BASE_URL"], kind: .string, reloadable: true,
                 apply: { $0.llm.baseURL = $1.string }, current: { $0.llm.baseURL }),
-        // The provider's own variable first: AZURE_OPENAI_API_KEY before OPENAI_API_KEY for azure.
-        Setting("llm.api_key", environment: ["AGENTD_LLM_API_KEY", "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"], credential: "llm-api-key",
-                environmentOrder: { $0.llm.provider == .azure ? ["AGENTD_LLM_API_KEY", "AZURE_OPENAI_API_KEY", "OPENAI_API_KEY"] : ["AGENTD_LLM_API_KEY", "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"] },
+            // The provider's own variable first: AZURE_OPENAI_API_KEY before OPENAI_API_KEY for azure.
+            Setting(
+                "llm.api_key", environment: ["AGENTD_LLM_API_KEY", "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"], credential: "llm-api-key",
+                environmentOrder: {
+                    $0.llm.provider == .azure
+                        ? ["AGENTD_LLM_API_KEY", "AZURE_OPENAI_API_KEY", "OPENAI_API_KEY"]
+                        : ["AGENTD_LLM_API_KEY", "OPENAI_API_KEY", "AZURE_OPENAI_API_KEY"]
+                },
                 kind: .string, secret: true, reloadable: true, apply: { $0.llm.apiKey = $1.string }, current: { $0.llm.apiKey }),
-        Setting("llm.model", environment: ["AGENTD_LLM_MODEL"], kind: .string, reloadable: true,
+            Setting(
+                "llm.model", environment: ["AGENTD_LLM_MODEL"], kind: .string, reloadable: true,
                 apply: { $0.llm.model = $1.string }, current: { $0.llm.model }),
-        Setting("llm.azure_deployment", environment: ["AGENTD_LLM_AZURE_DEPLOYMENT"], kind: .string, reloadable: true,
+            Setting(
+                "llm.azure_deployment", environment: ["AGENTD_LLM_AZURE_DEPLOYMENT"], kind: .string, reloadable: true,
                 apply: { $0.llm.azureDeployment = $1.string }, current: { $0.llm.azureDeployment }),
-        Setting("llm.azure_api_version", environment: ["AGENTD_LLM_AZURE_API_VERSION"], kind: .string, reloadable: true,
+            Setting(
+                "llm.azure_api_version", environment: ["AGENTD_LLM_AZURE_API_VERSION"], kind: .string, reloadable: true,
                 apply: { $0.llm.azureAPIVersion = $1.string }, current: { $0.llm.azureAPIVersion }),
-        Setting("llm.timeout_seconds", environment: ["AGENTD_LLM_TIMEOUT_SECONDS"], kind: .integer(minimum: 1), reloadable: true,
+            Setting(
+                "llm.timeout_seconds", environment: ["AGENTD_LLM_TIMEOUT_SECONDS"], kind: .integer(minimum: 1), reloadable: true,
                 apply: { $0.llm.timeoutSeconds = $1.integer }, current: { String($0.llm.timeoutSeconds) }),
-        Setting("llm.max_retries", environment: ["AGENTD_LLM_MAX_RETRIES"], kind: .integer(minimum: 0), reloadable: true,
+            Setting(
+                "llm.max_retries", environment: ["AGENTD_LLM_MAX_RETRIES"], kind: .integer(minimum: 0), reloadable: true,
                 apply: { $0.llm.maxRetries = $1.integer }, current: { String($0.llm.maxRetries) }),
-        Setting("llm.fallbacks", environment: ["AGENTD_LLM_FALLBACKS"], kind: .fallbackList, reloadable: true,
+            Setting(
+                "llm.fallbacks", environment: ["AGENTD_LLM_FALLBACKS"], kind: .fallbackList, reloadable: true,
                 apply: { $0.llm.fallbacks = $1.strings.compactMap(LLMConfiguration.Fallback.init(parsing:)) },
                 current: { "[" + $0.llm.fallbacks.map(\.description).joined(separator: ", ") + "]" }),
-        Setting("llm.context_window", environment: ["AGENTD_LLM_CONTEXT_WINDOW"], kind: .integer(minimum: 256), reloadable: true,
+            Setting(
+                "llm.context_window", environment: ["AGENTD_LLM_CONTEXT_WINDOW"], kind: .integer(minimum: 256), reloadable: true,
                 apply: { $0.llm.contextWindow = $1.integer }, current: { $0.llm.contextWindow.map(String.init) }),
-        Setting("search.tavily_api_key", environment: ["AGENTD_TAVILY_API_KEY", "TAVILY_API_KEY"], credential: "tavily-api-key",
+            Setting(
+                "search.tavily_api_key", environment: ["AGENTD_TAVILY_API_KEY", "TAVILY_API_KEY"], credential: "tavily-api-key",
                 kind: .string, secret: true, reloadable: true, apply: { $0.search.tavilyAPIKey = $1.string }, current: { $0.search.tavilyAPIKey }),
-        Setting("cache.enabled", environment: ["AGENTD_CACHE"], kind: .choice(["on", "off"]),
+            Setting(
+                "cache.enabled", environment: ["AGENTD_CACHE"], kind: .choice(["on", "off"]),
                 apply: { $0.cache.enabled = $1.string == "on" }, current: { $0.cache.enabled ? "on" : "off" }),
-        Setting("cache.max_entries", environment: ["AGENTD_CACHE_MAX_ENTRIES"], kind: .integer(minimum: 1),
+            Setting(
+                "cache.max_entries", environment: ["AGENTD_CACHE_MAX_ENTRIES"], kind: .integer(minimum: 1),
                 apply: { $0.cache.maxEntries = $1.integer }, current: { String($0.cache.maxEntries) }),
-        Setting("cache.max_bytes", environment: ["AGENTD_CACHE_MAX_BYTES"], kind: .integer(minimum: 65536),
+            Setting(
+                "cache.max_bytes", environment: ["AGENTD_CACHE_MAX_BYTES"], kind: .integer(minimum: 65536),
                 apply: { $0.cache.maxBytes = $1.integer }, current: { String($0.cache.maxBytes) }),
-        Setting("events.queue_capacity", environment: ["AGENTD_EVENTS_QUEUE_CAPACITY"], kind: .integer(minimum: 1),
+            Setting(
+                "events.queue_capacity", environment: ["AGENTD_EVENTS_QUEUE_CAPACITY"], kind: .integer(minimum: 1),
                 apply: { $0.events.queueCapacity = $1.integer }, current: { String($0.events.queueCapacity) }),
-        Setting("events.max_subscriptions_per_connection", environment: ["AGENTD_EVENTS_MAX_SUBSCRIPTIONS_PER_CONNECTION"], kind: .integer(minimum: 1),
+            Setting(
+                "events.max_subscriptions_per_connection", environment: ["AGENTD_EVENTS_MAX_SUBSCRIPTIONS_PER_CONNECTION"],
+                kind: .integer(minimum: 1),
                 apply: { $0.events.maxSubscriptionsPerConnection = $1.integer }, current: { String($0.events.maxSubscriptionsPerConnection) }),
-        Setting("events.retention_days", environment: ["AGENTD_EVENTS_RETENTION_DAYS"], kind: .integer(minimum: 1),
-                apply: { $0.events.retentionAge = TimeInterval($1.integer) * 24 * 3600 }, current: { String(Int($0.events.retentionAge / (24 * 3600))) }),
-        Setting("events.retention_count", environment: ["AGENTD_EVENTS_RETENTION_COUNT"], kind: .integer(minimum: 1),
+            Setting(
+                "events.retention_days", environment: ["AGENTD_EVENTS_RETENTION_DAYS"], kind: .integer(minimum: 1),
+                apply: { $0.events.retentionAge = TimeInterval($1.integer) * 24 * 3600 },
+                current: { String(Int($0.events.retentionAge / (24 * 3600))) }),
+            Setting(
+                "events.retention_count", environment: ["AGENTD_EVENTS_RETENTION_COUNT"], kind: .integer(minimum: 1),
                 apply: { $0.events.retentionCount = $1.integer }, current: { String($0.events.retentionCount) }),
-        Setting("auth.session_lifetime_seconds", environment: ["AGENTD_AUTH_SESSION_LIFETIME_SECONDS"], kind: .integer(minimum: 1),
+            Setting(
+                "auth.session_lifetime_seconds", environment: ["AGENTD_AUTH_SESSION_LIFETIME_SECONDS"], kind: .integer(minimum: 1),
                 apply: { $0.auth.sessionLifetime = TimeInterval($1.integer) }, current: { String(Int($0.auth.sessionLifetime)) }),
-        Setting("auth.allow_registration", environment: ["AGENTD_AUTH_ALLOW_REGISTRATION"], kind: .boolean,
+            Setting(
+                "auth.allow_registration", environment: ["AGENTD_AUTH_ALLOW_REGISTRATION"], kind: .boolean,
                 apply: { $0.auth.allowRegistration = $1.bool }, current: { $0.auth.allowRegistration ? "true" : "false" }),
-        Setting("audit.retention_days", environment: ["AGENTD_AUDIT_RETENTION_DAYS"], kind: .integer(minimum: 1),
-                apply: { $0.audit.retentionAge = TimeInterval($1.integer) * 24 * 3600 }, current: { String(Int($0.audit.retentionAge / (24 * 3600))) }),
-        Setting("audit.retention_count", environment: ["AGENTD_AUDIT_RETENTION_COUNT"], kind: .integer(minimum: 1),
+            Setting(
+                "audit.retention_days", environment: ["AGENTD_AUDIT_RETENTION_DAYS"], kind: .integer(minimum: 1),
+                apply: { $0.audit.retentionAge = TimeInterval($1.integer) * 24 * 3600 }, current: { String(Int($0.audit.retentionAge / (24 * 3600))) }
+            ),
+            Setting(
+                "audit.retention_count", environment: ["AGENTD_AUDIT_RETENTION_COUNT"], kind: .integer(minimum: 1),
                 apply: { $0.audit.retentionCount = $1.integer }, current: { String($0.audit.retentionCount) }),
-        Setting("search.tavily_base_url", environment: ["AGENTD_TAVILY_BASE_URL"], kind: .string, reloadable: true,
+            Setting(
+                "search.tavily_base_url", environment: ["AGENTD_TAVILY_BASE_URL"], kind: .string, reloadable: true,
                 apply: { $0.search.tavilyBaseURL = $1.string }, current: { $0.search.tavilyBaseURL }),
-    ]
+        ]
 
     static let byKey: [String: Setting] = Dictionary(uniqueKeysWithValues: all.map { ($0.key, $0) })
 
     private static func limit(_ name: String, _ flag: String, minimum: Int, _ path: WritableKeyPath<RPCLimits, Int> & Sendable) -> Setting {
-        Setting("limits." + name, flag: flag, environment: ["AGENTD_" + name.uppercased()], kind: .integer(minimum: minimum), reloadable: true,
-                apply: { $0.limits[keyPath: path] = $1.integer }, current: { String($0.limits[keyPath: path]) })
+        Setting(
+            "limits." + name, flag: flag, environment: ["AGENTD_" + name.uppercased()], kind: .integer(minimum: minimum), reloadable: true,
+            apply: { $0.limits[keyPath: path] = $1.integer }, current: { String($0.limits[keyPath: path]) })
     }
 
     /// The rate classes set per second (`limits.rate_<class>_per_second`); `register` is set per
@@ -368,12 +431,15 @@ enum Settings {
             configuration.limits.rateClasses[name] = rateClass
         }
         return [
-            Setting("limits.rate_\(name)_per_second", environment: ["AGENTD_RATE_\(name.uppercased())_PER_SECOND"], kind: .integer(minimum: 1), reloadable: true,
-                    apply: { configuration, value in update(&configuration) { $0.perSecond = Double(value.integer) } },
-                    current: { String(Int($0.limits.rateClasses[name]?.perSecond ?? defaults.perSecond)) }),
-            Setting("limits.rate_\(name)_burst", environment: ["AGENTD_RATE_\(name.uppercased())_BURST"], kind: .integer(minimum: 1), reloadable: true,
-                    apply: { configuration, value in update(&configuration) { $0.burst = value.integer } },
-                    current: { String($0.limits.rateClasses[name]?.burst ?? defaults.burst) }),
+            Setting(
+                "limits.rate_\(name)_per_second", environment: ["AGENTD_RATE_\(name.uppercased())_PER_SECOND"], kind: .integer(minimum: 1),
+                reloadable: true,
+                apply: { configuration, value in update(&configuration) { $0.perSecond = Double(value.integer) } },
+                current: { String(Int($0.limits.rateClasses[name]?.perSecond ?? defaults.perSecond)) }),
+            Setting(
+                "limits.rate_\(name)_burst", environment: ["AGENTD_RATE_\(name.uppercased())_BURST"], kind: .integer(minimum: 1), reloadable: true,
+                apply: { configuration, value in update(&configuration) { $0.burst = value.integer } },
+                current: { String($0.limits.rateClasses[name]?.burst ?? defaults.burst) }),
         ]
     }
 
@@ -405,7 +471,8 @@ struct ConfigurationLoader {
             }
             return explicitFile
         }
-        let user = (environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? FileSystem.homeDirectory() + "/.config")
+        let user =
+            (environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? FileSystem.homeDirectory() + "/.config")
             + "/agentd/agentd.toml"
         for candidate in [user, "/etc/agentd/agentd.toml"] where access(candidate, F_OK) == 0 {
             return candidate
@@ -445,7 +512,8 @@ struct ConfigurationLoader {
             for entry in entries {
                 guard let setting = Settings.byKey[entry.key] else {
                     let known = Settings.all.map(\.key).filter { $0.hasPrefix(entry.key.split(separator: ".").first.map(String.init) ?? "") }
-                    throw DaemonError("\(file):\(entry.line): unknown key \(entry.key)" + (known.isEmpty ? "" : " (known here: \(known.joined(separator: ", ")))"))
+                    throw DaemonError(
+                        "\(file):\(entry.line): unknown key \(entry.key)" + (known.isEmpty ? "" : " (known here: \(known.joined(separator: ", ")))"))
                 }
                 try apply(setting, entry.value, from: .file(file, line: entry.line), what: "\(file):\(entry.line)")
             }
@@ -453,7 +521,9 @@ struct ConfigurationLoader {
         let credentials = environment["CREDENTIALS_DIRECTORY"]
         for setting in Settings.all {
             // The first variable named wins (AGENTD_LLM_API_KEY before OPENAI_API_KEY).
-            if let name = (setting.environmentOrder?(configuration) ?? setting.environment).first(where: { environment[$0].map { !$0.isEmpty } ?? false }) {
+            if let name = (setting.environmentOrder?(configuration) ?? setting.environment).first(where: {
+                environment[$0].map { !$0.isEmpty } ?? false
+            }) {
                 try apply(setting, .string(environment[name]!), from: .environment(name), what: "environment \(name)")
             }
             // An empty credential file means "not configured" (make install creates them empty so that

@@ -128,7 +128,8 @@ final class SocketServer: Service, Sendable {
             guard lstat(temporary, &status) == 0, status.st_mode & S_IFMT == S_IFSOCK, status.st_uid == geteuid(),
                 status.st_mode & 0o777 == options.mode & 0o777
             else {
-                throw DaemonError("the socket at \(temporary) is not the one agentd bound with mode \(FileSystem.octal(options.mode)); refusing to use it")
+                throw DaemonError(
+                    "the socket at \(temporary) is not the one agentd bound with mode \(FileSystem.octal(options.mode)); refusing to use it")
             }
             guard rename(temporary, options.path) == 0 else {
                 throw DaemonError("cannot move the socket into place at \(options.path): \(errnoDescription())")
@@ -233,13 +234,15 @@ final class ConnectionRegistry: Sendable {
         return state.withLockedValue { state in
             let total = state.uidOf.count
             if total >= limits.maxConnections {
-                return .failure(.limit(.tooManyConnections, "Too many connections", setting: "max_connections", limit: limits.maxConnections, actual: total + 1))
+                return .failure(
+                    .limit(.tooManyConnections, "Too many connections", setting: "max_connections", limit: limits.maxConnections, actual: total + 1))
             }
             let mine = state.perUID[peer.uid, default: 0]
             if mine >= limits.maxConnectionsPerUID {
-                return .failure(.limit(
-                    .tooManyConnectionsForUser, "Too many connections for this user", setting: "max_connections_per_uid",
-                    limit: limits.maxConnectionsPerUID, actual: mine + 1))
+                return .failure(
+                    .limit(
+                        .tooManyConnectionsForUser, "Too many connections for this user", setting: "max_connections_per_uid",
+                        limit: limits.maxConnectionsPerUID, actual: mine + 1))
             }
             let id = state.nextID
             state.nextID += 1
@@ -263,7 +266,7 @@ final class ConnectionRegistry: Sendable {
             defer { state.emptyWaiters = [] }
             return state.emptyWaiters
         }
-        waiters.forEach { $0.resume() }
+        for waiter in waiters { waiter.resume() }
     }
 
     /// Returns true when every connection closed within `timeout`.
@@ -291,7 +294,7 @@ final class ConnectionRegistry: Sendable {
                     defer { state.emptyWaiters = [] }
                     return state.emptyWaiters
                 }
-                waiters.forEach { $0.resume() }
+                for waiter in waiters { waiter.resume() }
             }
             group.cancelAll()
             return first

@@ -313,7 +313,9 @@ struct TOMLReader {
         /// A boolean or a number; anything else is a bare word that needed quotes.
         mutating func scalar() throws(Failure) -> ConfigValue {
             let start = index
-            while let byte = current, ![UInt8(ascii: ","), UInt8(ascii: "]"), UInt8(ascii: "}"), UInt8(ascii: "#"), 0x20, 0x09, 0x0A, 0x0D].contains(byte) {
+            while let byte = current,
+                ![UInt8(ascii: ","), UInt8(ascii: "]"), UInt8(ascii: "}"), UInt8(ascii: "#"), 0x20, 0x09, 0x0A, 0x0D].contains(byte)
+            {
                 index += 1
             }
             let word = String(decoding: bytes[start..<index], as: UTF8.self)
@@ -338,7 +340,8 @@ struct TOMLReader {
             case "nan": return .float(.nan)
             default: break
             }
-            for (prefix, radix, digits) in [("0x", 16, "0123456789abcdefABCDEF"), ("0o", 8, "01234567"), ("0b", 2, "01")] where body.hasPrefix(prefix) {
+            for (prefix, radix, digits) in [("0x", 16, "0123456789abcdefABCDEF"), ("0o", 8, "01234567"), ("0b", 2, "01")] where body.hasPrefix(prefix)
+            {
                 guard word.first != "+", word.first != "-" else { throw failure("\(word): a hex, octal or binary integer takes no sign") }
                 let rest = body.dropFirst(2)
                 guard underscoresBetweenDigits(rest, digits: digits) else { return nil }

@@ -154,7 +154,10 @@ final class CurlMultiDriver: @unchecked Sendable {
             guard let idle = transfer.timeouts.idle, !transfer.driverPaused else { continue }
             guard let last = transfer.driverLastActivity else {
                 // The idle clock starts once the connection is up (the connect limit covers before).
-                if transfer.connected { transfer.driverLastActivity = now; next = min(next ?? now + idle, now + idle) }
+                if transfer.connected {
+                    transfer.driverLastActivity = now
+                    next = min(next ?? now + idle, now + idle)
+                }
                 continue
             }
             let deadline = last + idle
@@ -196,7 +199,10 @@ final class CurlMultiDriver: @unchecked Sendable {
         }
         let (late, waiters) = inbox.withLock { inbox in
             inbox.stopped = true
-            defer { inbox.commands = []; inbox.exitWaiters = [] }
+            defer {
+                inbox.commands = []
+                inbox.exitWaiters = []
+            }
             return (inbox.commands, inbox.exitWaiters)
         }
         for case .add(let transfer) in late { transfer.driverFinish(.cancelled) }

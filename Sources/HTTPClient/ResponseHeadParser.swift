@@ -19,7 +19,10 @@ struct ResponseHeadParser {
         var end = line.count
         while end > 0, line[end - 1] == UInt8(ascii: "\n") || line[end - 1] == UInt8(ascii: "\r") { end -= 1 }
         if end == 0 {
-            defer { status = nil; headers = [] }
+            defer {
+                status = nil
+                headers = []
+            }
             guard let status, !(100..<200).contains(status) else { return .none }
             return .blockEnded(HTTPResponseHead(status: status, headers: headers))
         }

@@ -31,7 +31,8 @@ public struct JournalEntry {
             var start = 0
             for end in ends {
                 // Never null, even for an empty buffer: the journal takes the pointer as it is.
-                let base = UnsafeMutableRawPointer(mutating: buffer.baseAddress.map { UnsafeRawPointer($0 + start) } ?? UnsafeRawPointer(bitPattern: 1)!)
+                let base = UnsafeMutableRawPointer(
+                    mutating: buffer.baseAddress.map { UnsafeRawPointer($0 + start) } ?? UnsafeRawPointer(bitPattern: 1)!)
                 vectors.append(iovec(iov_base: base, iov_len: end - start))
                 start = end
             }

@@ -41,13 +41,15 @@ public enum JournalFields {
     /// Journal field names are upper-case ASCII letters, digits and underscores, not starting with `_`.
     public static func fieldName(_ key: String) -> String {
         if let renamed = renamed[key] { return renamed }
-        var name = String(String.UnicodeScalarView(key.unicodeScalars.map { scalar in
-            switch scalar {
-            case "a"..."z": Unicode.Scalar(scalar.value - 32)!
-            case "A"..."Z", "0"..."9": scalar
-            default: "_"
-            }
-        }))
+        var name = String(
+            String.UnicodeScalarView(
+                key.unicodeScalars.map { scalar in
+                    switch scalar {
+                    case "a"..."z": Unicode.Scalar(scalar.value - 32)!
+                    case "A"..."Z", "0"..."9": scalar
+                    default: "_"
+                    }
+                }))
         while name.hasPrefix("_") { name.removeFirst() }
         return name.isEmpty ? "FIELD" : name
     }
@@ -59,7 +61,10 @@ public enum JournalFields {
         guard value.unicodeScalars.contains(where: isControl) else { return value }
         var out = String.UnicodeScalarView()
         for scalar in value.unicodeScalars {
-            guard isControl(scalar) else { out.append(scalar); continue }
+            guard isControl(scalar) else {
+                out.append(scalar)
+                continue
+            }
             switch scalar {
             case "\n": out.append(contentsOf: #"\n"#.unicodeScalars)
             case "\t": out.append(contentsOf: #"\t"#.unicodeScalars)

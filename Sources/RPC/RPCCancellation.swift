@@ -42,7 +42,7 @@ public final class RPCCancellation: Sendable {
             defer { state.handlers = [] }
             return state.handlers
         }
-        handlers?.forEach { $0() }
+        for handler in handlers ?? [] { handler() }
     }
 
     /// Runs `handler` when the call is cancelled, at once if it already is.

@@ -76,10 +76,14 @@ public enum RPCClientCodec {
             for (name, range, kind) in members {
                 switch name {
                 case "id": id = range
-                case "method": method = range; methodKind = kind
+                case "method":
+                    method = range
+                    methodKind = kind
                 case "params": params = range
                 case "result": result = range
-                case "error": error = range; errorKind = kind
+                case "error":
+                    error = range
+                    errorKind = kind
                 default: break
                 }
             }

@@ -27,7 +27,8 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     /// Sent to every connection when the server starts draining.
     public enum ShuttingDown: RPCNotification {
         public static let name = "server.shuttingDown"
-        public static let summary = "The server is stopping: calls in flight may finish within drainTimeoutMs, new calls are refused, then the connection closes."
+        public static let summary =
+            "The server is stopping: calls in flight may finish within drainTimeoutMs, new calls are refused, then the connection closes."
         public struct Params: Codable, Sendable {
             public var drainTimeoutMs: Int
         }
@@ -330,7 +331,6 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-
     /// A call started by `start`: the id to answer, the reply, and (for a call that runs) its
     /// request number.
     struct Started {
@@ -390,9 +390,10 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
                     handler.rememberAnswered(id)
                 }
             }
-            reply = .later(future.always { _ in
-                loopBound.value.callFinished()
-            })
+            reply = .later(
+                future.always { _ in
+                    loopBound.value.callFinished()
+                })
             guard let id = request.id else { return nil }
             return Started(id: id, reply: reply, requestNumber: requestNumber)
         }
@@ -418,7 +419,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private func closeIfIdle() {
         // Not while messages wait for the client to read its replies or for the rate-limit pause
         // to end: they have not run yet.
-        guard (inputClosed || draining), running.isEmpty, pausedSince == nil, rateLimitPause == nil, !closing else { return }
+        guard inputClosed || draining, running.isEmpty, pausedSince == nil, rateLimitPause == nil, !closing else { return }
         closeAfterFlush()
     }
 

@@ -229,7 +229,8 @@ public final class RPCDispatcher: Sendable {
 /// `rpc.discover`: the OpenRPC document of every method and notification of a version.
 enum RPCDiscover: RPCMethod {
     static let name = "rpc.discover"
-    static let summary = "Returns the OpenRPC document of an API version (default: the connection's): every method, its params, result and errors, and the notifications the server sends."
+    static let summary =
+        "Returns the OpenRPC document of an API version (default: the connection's): every method, its params, result and errors, and the notifications the server sends."
     static let rateClass: RPCRateClassName = .exempt
     struct Params: Codable, Sendable {
         var version: String?
@@ -240,7 +241,8 @@ enum RPCDiscover: RPCMethod {
 /// `session.hello`: the optional handshake that picks the connection's API version.
 enum SessionHello: RPCMethod {
     static let name = "session.hello"
-    static let summary = "Picks this connection's API version: the newest of apiVersions the server supports (without a handshake, calls use the oldest stable version). Answers the version chosen, the server's name and version, every version it supports and its capabilities."
+    static let summary =
+        "Picks this connection's API version: the newest of apiVersions the server supports (without a handshake, calls use the oldest stable version). Answers the version chosen, the server's name and version, every version it supports and its capabilities."
     static let rateClass: RPCRateClassName = .exempt
     struct Client: Codable, Sendable {
         var name: String
@@ -265,7 +267,11 @@ enum SessionHello: RPCMethod {
         var capabilities: [String]
     }
     static var errors: [RPCErrorDescription] {
-        [RPCErrorDescription(.unsupportedAPIVersion, "Unsupported API version", data: "{field, requested, supported}: none of the versions asked for is served here")]
+        [
+            RPCErrorDescription(
+                .unsupportedAPIVersion, "Unsupported API version",
+                data: "{field, requested, supported}: none of the versions asked for is served here")
+        ]
     }
 
     static func negotiate(_ params: Params, context: RPCContext, versions: [RPCAPIVersion], server: RPCServerDescription) throws -> Result {

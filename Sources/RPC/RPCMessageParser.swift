@@ -168,14 +168,16 @@ package struct RPCMessageParser: Sendable {
                 switch member {
                 case .jsonrpc:
                     hasVersion = true
-                    versionIsValid = kind == .string && value.count == 5
+                    versionIsValid =
+                        kind == .string && value.count == 5
                         && scanner.base[value.lowerBound + 1] == UInt8(ascii: "2")
                         && scanner.base[value.lowerBound + 2] == UInt8(ascii: ".")
                         && scanner.base[value.lowerBound + 3] == UInt8(ascii: "0")
                 case .id:
                     hasID = true
                     if kind == .string || kind == .number || (kind == .literal && scanner.base[value.lowerBound] == UInt8(ascii: "n")) {
-                        id = RPCID(json: String(decoding: UnsafeRawBufferPointer(start: scanner.base + value.lowerBound, count: value.count), as: UTF8.self))
+                        id = RPCID(
+                            json: String(decoding: UnsafeRawBufferPointer(start: scanner.base + value.lowerBound, count: value.count), as: UTF8.self))
                         idIsInvalid = false
                     } else {
                         id = nil
@@ -246,9 +248,17 @@ package struct RPCMessageParser: Sendable {
                 func equals(_ literal: StaticString) -> Bool {
                     literal.utf8CodeUnitCount == count && memcmp(start, literal.utf8Start, count) == 0
                 }
-                if equals("jsonrpc") { self = .jsonrpc } else if equals("id") { self = .id } else if equals("method") {
+                if equals("jsonrpc") {
+                    self = .jsonrpc
+                } else if equals("id") {
+                    self = .id
+                } else if equals("method") {
                     self = .method
-                } else if equals("params") { self = .params } else { self = .other }
+                } else if equals("params") {
+                    self = .params
+                } else {
+                    self = .other
+                }
                 return
             }
             switch name {
@@ -278,7 +288,10 @@ package struct RPCMessageParser: Sendable {
         while index < inner.count {
             let byte = inner[index]
             guard byte == UInt8(ascii: "\\") else {
-                if let high = pendingHighSurrogate { appendScalar(high); pendingHighSurrogate = nil }
+                if let high = pendingHighSurrogate {
+                    appendScalar(high)
+                    pendingHighSurrogate = nil
+                }
                 result.append(byte)
                 index += 1
                 continue
@@ -303,7 +316,10 @@ package struct RPCMessageParser: Sendable {
                 if (0xD800...0xDBFF).contains(value) { pendingHighSurrogate = value } else { appendScalar(value) }
                 continue
             }
-            if pendingHighSurrogate != nil { appendScalar(0xFFFD); pendingHighSurrogate = nil }
+            if pendingHighSurrogate != nil {
+                appendScalar(0xFFFD)
+                pendingHighSurrogate = nil
+            }
             switch escape {
             case UInt8(ascii: "b"): result.append(0x08)
             case UInt8(ascii: "f"): result.append(0x0C)
@@ -334,7 +350,8 @@ package func findRequestID(inPrefix buffer: ByteBuffer) -> RPCID? {
             guard (try? scanner.expect(UInt8(ascii: ":"))) != nil else { return nil }
             scanner.skipWhitespace()
             let start = scanner.index
-            let isID = !key.escaped && key.contents.count == 2
+            let isID =
+                !key.escaped && key.contents.count == 2
                 && scanner.base[key.contents.lowerBound] == UInt8(ascii: "i")
                 && scanner.base[key.contents.lowerBound + 1] == UInt8(ascii: "d")
             if isID {

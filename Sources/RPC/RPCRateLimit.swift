@@ -192,7 +192,9 @@ public struct RPCRateLimitMiddleware: RPCMiddleware {
         guard current.rateLimiting, let rateClass = current.rateClasses[route.rateClass.rawValue] else { return next(request, context) }
         if let uid = context.connection.peer?.uid, current.rateExemptUIDs.contains(uid) { return next(request, context) }
         let caller = caller(context)
-        if let wait = buckets.take(caller: caller.uid, also: caller.account, rateClass) { return .now(.error(Self.error(rateClass, retryAfter: wait))) }
+        if let wait = buckets.take(caller: caller.uid, also: caller.account, rateClass) {
+            return .now(.error(Self.error(rateClass, retryAfter: wait)))
+        }
         guard let limit = rateClass.maxConcurrent else { return next(request, context) }
         // Both the uid and the account hold a running call: N accounts from one uid still run
         // `limit` at once in all.
@@ -216,9 +218,14 @@ public struct RPCRateLimitMiddleware: RPCMiddleware {
             var rateClass: String
             var maxConcurrent: Int
 
-            enum CodingKeys: String, CodingKey { case rateClass = "class", maxConcurrent }
+            enum CodingKeys: String, CodingKey {
+                case rateClass = "class"
+                case maxConcurrent
+            }
         }
-        return RPCError(.tooManyCallsInProgress, "Too many calls in progress", data: try? JSONFragment(encoding: Data(rateClass: rateClass.name, maxConcurrent: limit)))
+        return RPCError(
+            .tooManyCallsInProgress, "Too many calls in progress",
+            data: try? JSONFragment(encoding: Data(rateClass: rateClass.name, maxConcurrent: limit)))
     }
 
     static func error(_ rateClass: RPCRateClass, retryAfter seconds: Double) -> RPCError {
@@ -228,9 +235,14 @@ public struct RPCRateLimitMiddleware: RPCMiddleware {
             var burst: Int
             var retryAfterMs: Int
 
-            enum CodingKeys: String, CodingKey { case rateClass = "class", perSecond, burst, retryAfterMs }
+            enum CodingKeys: String, CodingKey {
+                case rateClass = "class"
+                case perSecond, burst, retryAfterMs
+            }
         }
-        let data = Data(rateClass: rateClass.name, perSecond: rateClass.perSecond, burst: rateClass.burst, retryAfterMs: max(1, Int((seconds * 1000).rounded(.up))))
+        let data = Data(
+            rateClass: rateClass.name, perSecond: rateClass.perSecond, burst: rateClass.burst,
+            retryAfterMs: max(1, Int((seconds * 1000).rounded(.up))))
         return RPCError(.rateLimited, "Rate limited", data: try? JSONFragment(encoding: data))
     }
 

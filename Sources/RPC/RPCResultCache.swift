@@ -64,7 +64,8 @@ public final class RPCResultCache: Sendable {
         // 20-byte key would keep the whole message (up to max_message_bytes) alive.
         key.params = key.params.map(Self.compacted)
         let value = Self.compacted(value)
-        let held = key.caller.utf8.count + key.method.utf8.count + (key.params?.storageCapacity ?? 0) + value.storageCapacity
+        let held =
+            key.caller.utf8.count + key.method.utf8.count + (key.params?.storageCapacity ?? 0) + value.storageCapacity
             + tags.reduce(0) { $0 + $1.utf8.count }
         guard held <= maxBytes / 16 else { return }  // one huge result must not flush the rest
         let cost = Self.entryOverhead + held

@@ -95,7 +95,8 @@ public struct RPCRouter: Sendable {
     public mutating func describe<N: RPCNotification>(_ notification: N.Type, in range: RPCVersionRange = .all) {
         notifications.removeAll { $0.name == N.name }
         notifications.append(
-            RPCNotificationDescription(name: N.name, summary: N.summary, params: JSONSchema.of(N.Params.self), versions: Set(range.names(in: versions.map(\.name)))))
+            RPCNotificationDescription(
+                name: N.name, summary: N.summary, params: JSONSchema.of(N.Params.self), versions: Set(range.names(in: versions.map(\.name)))))
     }
 
     private enum Execution<M: RPCMethod> {
@@ -299,7 +300,9 @@ struct RPCParamsCodec<M: RPCMethod>: Sendable {
     }
 
     private static func isEmptyContainer(_ params: ByteBuffer) -> Bool {
-        params.readableBytesView.allSatisfy { [0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: "{"), UInt8(ascii: "}"), UInt8(ascii: "["), UInt8(ascii: "]")].contains($0) }
+        params.readableBytesView.allSatisfy {
+            [0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: "{"), UInt8(ascii: "}"), UInt8(ascii: "["), UInt8(ascii: "]")].contains($0)
+        }
     }
 
     /// Rewrites `[a, b]` as `{"first": a, "second": b}` using the declared parameter order.

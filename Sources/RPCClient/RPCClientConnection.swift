@@ -178,7 +178,9 @@ public final class RPCClientConnection {
     /// The next message from the socket (ignoring the kept ones). Nil when `deadline` passes or one
     /// of `others` becomes readable (a signal's self-pipe, the terminal) before a message is complete.
     /// - Throws: `.connectionClosed` at end of stream, `.malformed` for a message that is not JSON-RPC.
-    public func nextMessage(until deadline: ContinuousClock.Instant? = nil, alsoWatching others: [Int32] = []) throws(RPCClientError) -> RPCServerMessage? {
+    public func nextMessage(until deadline: ContinuousClock.Instant? = nil, alsoWatching others: [Int32] = []) throws(RPCClientError)
+        -> RPCServerMessage?
+    {
         while true {
             if let output = sawEOF ? decoder.nextAtEnd(&buffer) : decoder.next(&buffer) {
                 switch output {

@@ -61,16 +61,19 @@ public final class EventOutbox: Sendable {
                 switch chatModule {
                 case .known(let known): moduleID = known
                 case .ofChat(let statement):
-                    if let cached = chatModules[chatID] { moduleID = cached } else {
+                    if let cached = chatModules[chatID] {
+                        moduleID = cached
+                    } else {
                         moduleID = try statement.firstRow([chatID]) { $0.text(0) } ?? nil
                         chatModules[chatID] = moduleID
                     }
                 }
             }
             values += [topic, event.userID, event.chatID, moduleID, occurredAt, data] as [(any Sendable)?]
-            stored.append(Event(
-                seq: 0, topic: topic, userID: event.userID, chatID: event.chatID, moduleID: moduleID, occurredAt: occurred,
-                data: JSONFragment(unchecked: data)))
+            stored.append(
+                Event(
+                    seq: 0, topic: topic, userID: event.userID, chatID: event.chatID, moduleID: moduleID, occurredAt: occurred,
+                    data: JSONFragment(unchecked: data)))
         }
         try insert.run(values)
         let last = db.lastInsertedRowID

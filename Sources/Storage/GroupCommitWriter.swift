@@ -157,8 +157,11 @@ public final class GroupCommitWriter: Sendable {
                 let eventsMark = self.outbox?.mark ?? 0
                 let usageMark = self.usage.mark
                 let fail: @Sendable (Result<Void, any Error>) -> Void = { transaction in
-                    if case .failure(let error) = transaction { continuation.resume(throwing: error) }
-                    else { continuation.resume(throwing: GroupCommitError.batchAborted) }
+                    if case .failure(let error) = transaction {
+                        continuation.resume(throwing: error)
+                    } else {
+                        continuation.resume(throwing: GroupCommitError.batchAborted)
+                    }
                 }
                 switch isolation {
                 case .savepoint:
@@ -271,44 +274,46 @@ public final class GroupCommitWriter: Sendable {
     }
 
     private func scheduleTransaction() {
-        writer.asyncWrite({ [self] db in
-            // The writer queue runs one transaction at a time, so `inFlight` belongs to this one.
-            var finishers: [@Sendable (Result<Void, any Error>) -> Void] = []
-            var abort: (any Error)?
-            let batch = takeBatch()
-            let startedAt = ContinuousClock.now
-            for job in batch {
-                switch job.run(db) {
-                case .ran(let finish): finishers.append(finish)
-                case .abortBatch(let error, let finish):
-                    finishers.append(finish)
-                    abort = abort ?? error
+        writer.asyncWrite(
+            { [self] db in
+                // The writer queue runs one transaction at a time, so `inFlight` belongs to this one.
+                var finishers: [@Sendable (Result<Void, any Error>) -> Void] = []
+                var abort: (any Error)?
+                let batch = takeBatch()
+                let startedAt = ContinuousClock.now
+                for job in batch {
+                    switch job.run(db) {
+                    case .ran(let finish): finishers.append(finish)
+                    case .abortBatch(let error, let finish):
+                        finishers.append(finish)
+                        abort = abort ?? error
+                    }
                 }
-            }
-            let urgent = batch.allSatisfy(\.urgent)
-            let runsBeforeCommit = runsBeforeCommit(batch, urgent: urgent, now: startedAt)
-            inFlight.withLock { $0 = InFlight(finishers: finishers, ranBeforeCommit: runsBeforeCommit, urgent: urgent, startedAt: startedAt) }
-            if let abort { throw abort }
-            try usage.write(in: db, statements: rawStatements)
-            if runsBeforeCommit { try beforeCommit(db) }
-        }, completion: { [self] _, result in
-            let batch = inFlight.withLock { inFlight in
-                defer { inFlight = InFlight() }
-                return inFlight
-            }
-            // Still on the writer's queue, so batches hand their events on in commit order.
-            switch result {
-            case .success:
-                committed(ranBeforeCommit: batch.ranBeforeCommit, urgent: batch.urgent, startedAt: batch.startedAt)
-                outbox?.committed()
-            case .failure:
-                outbox?.discard()
-                usage.discard()
-            }
-            // Success: committed. Failure: the commit failed (every job catches its own error), so
-            // the whole batch was rolled back and each caller gets the commit's error.
-            for finish in batch.finishers { finish(result) }
-        })
+                let urgent = batch.allSatisfy(\.urgent)
+                let runsBeforeCommit = runsBeforeCommit(batch, urgent: urgent, now: startedAt)
+                inFlight.withLock { $0 = InFlight(finishers: finishers, ranBeforeCommit: runsBeforeCommit, urgent: urgent, startedAt: startedAt) }
+                if let abort { throw abort }
+                try usage.write(in: db, statements: rawStatements)
+                if runsBeforeCommit { try beforeCommit(db) }
+            },
+            completion: { [self] _, result in
+                let batch = inFlight.withLock { inFlight in
+                    defer { inFlight = InFlight() }
+                    return inFlight
+                }
+                // Still on the writer's queue, so batches hand their events on in commit order.
+                switch result {
+                case .success:
+                    committed(ranBeforeCommit: batch.ranBeforeCommit, urgent: batch.urgent, startedAt: batch.startedAt)
+                    outbox?.committed()
+                case .failure:
+                    outbox?.discard()
+                    usage.discard()
+                }
+                // Success: committed. Failure: the commit failed (every job catches its own error), so
+                // the whole batch was rolled back and each caller gets the commit's error.
+                for finish in batch.finishers { finish(result) }
+            })
     }
 
     /// Takes up to `maxBatch` queued jobs for the transaction starting now; schedules another

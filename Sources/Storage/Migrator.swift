@@ -67,7 +67,8 @@ public struct Migrator: Sendable {
             let didApply: Bool
             do {
                 didApply = try await writer.write { db in
-                    let recorded = try Bool.fetchOne(db, sql: "SELECT 1 FROM schema_migrations WHERE version = ?", arguments: [migration.version]) ?? false
+                    let recorded =
+                        try Bool.fetchOne(db, sql: "SELECT 1 FROM schema_migrations WHERE version = ?", arguments: [migration.version]) ?? false
                     if recorded { return false }
                     try db.execute(sql: migration.sql)
                     try db.execute(
@@ -105,7 +106,8 @@ public struct Migrator: Sendable {
                 throw MigrationError.unknownMigration(database: database, migration: row.fileName, knownVersion: latestVersion)
             }
             guard migration.checksum == row.checksum else {
-                throw MigrationError.checksumMismatch(database: database, migration: migration.fileName, recorded: row.checksum, embedded: migration.checksum)
+                throw MigrationError.checksumMismatch(
+                    database: database, migration: migration.fileName, recorded: row.checksum, embedded: migration.checksum)
             }
         }
     }

@@ -83,15 +83,20 @@ public struct StorageLedger: Sendable {
     /// The user's stored bytes summed from the tables themselves, as 0012 computed them for existing
     /// databases: what the count must always equal (tests compare them).
     public static func recount(userID: String, db: Database) throws -> Int64 {
-        try Int64.fetchOne(db, sql: """
-            SELECT
-                coalesce((SELECT sum(length(CAST(title AS BLOB)) + length(CAST(description AS BLOB)) + length(CAST(content AS BLOB))) FROM modules WHERE user_id = ?1), 0)
-                + coalesce((SELECT sum(length(CAST(title AS BLOB))) FROM chats WHERE user_id = ?1), 0)
-                + coalesce((SELECT sum(length(CAST(content AS BLOB))) FROM messages WHERE user_id = ?1), 0)
-                + coalesce((SELECT sum(length(CAST(name AS BLOB)) + length(CAST(description AS BLOB))) FROM prompts WHERE user_id = ?1), 0)
-                + coalesce((SELECT sum(length(CAST(v.body AS BLOB)) + length(CAST(v.variables AS BLOB))) FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id WHERE p.user_id = ?1), 0)
-                + coalesce((SELECT sum(coalesce(length(CAST(nullif(steps, '[]') AS BLOB)), 0) + coalesce(length(CAST(nullif(searches, '[]') AS BLOB)), 0)
-                    + coalesce(length(CAST(error_message AS BLOB)), 0)) FROM agent_runs WHERE user_id = ?1), 0)
-            """, arguments: [userID]) ?? 0
+        try Int64.fetchOne(
+            db,
+            sql: """
+                SELECT
+                    coalesce((SELECT sum(length(CAST(title AS BLOB)) + length(CAST(description AS BLOB)) + length(CAST(content AS BLOB)))
+                        FROM modules WHERE user_id = ?1), 0)
+                    + coalesce((SELECT sum(length(CAST(title AS BLOB))) FROM chats WHERE user_id = ?1), 0)
+                    + coalesce((SELECT sum(length(CAST(content AS BLOB))) FROM messages WHERE user_id = ?1), 0)
+                    + coalesce((SELECT sum(length(CAST(name AS BLOB)) + length(CAST(description AS BLOB))) FROM prompts WHERE user_id = ?1), 0)
+                    + coalesce((SELECT sum(length(CAST(v.body AS BLOB)) + length(CAST(v.variables AS BLOB)))
+                        FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id WHERE p.user_id = ?1), 0)
+                    + coalesce((SELECT sum(coalesce(length(CAST(nullif(steps, '[]') AS BLOB)), 0)
+                        + coalesce(length(CAST(nullif(searches, '[]') AS BLOB)), 0)
+                        + coalesce(length(CAST(error_message AS BLOB)), 0)) FROM agent_runs WHERE user_id = ?1), 0)
+                """, arguments: [userID]) ?? 0
     }
 }

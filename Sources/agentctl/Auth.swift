@@ -96,7 +96,8 @@ struct Whoami: ParsableCommand {
             global.printJSON(user)
             return
         }
-        let how = session.usesToken
+        let how =
+            session.usesToken
             ? "signed in with the token in \(TokenStore.path)"
             : "recognised by Unix uid \(user["linkedUID"]?.compact ?? "\(getuid())")"
         Terminal.out("\(user["username"]?.string ?? "?") (\(user["id"]?.string ?? "?")), \(how)\n")

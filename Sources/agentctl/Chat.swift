@@ -160,7 +160,8 @@ struct Conversation {
                     // for the call's reply, which says how it ended.
                     try? connection.notify("$/cancelRequest", params: JSONFragment(unchecked: #"{"id":\#(id.json)}"#))
                     if let runID {
-                        _ = try? connection.send("agent.cancel", params: JSONFragment(unchecked: JSONTree.object([("runId", .string(runID))]).compact))
+                        _ = try? connection.send(
+                            "agent.cancel", params: JSONFragment(unchecked: JSONTree.object([("runId", .string(runID))]).compact))
                     }
                     cancelDeadline = .now + .seconds(10)
                     continue

@@ -125,7 +125,10 @@ enum JSONTree: Equatable, Sendable {
         case .number(let text): paint(text, \.number)
         case .string(let value): paint(Self.quoted(value), \.string)
         case .array(let values):
-            guard !values.isEmpty else { out += "[]"; return }
+            guard !values.isEmpty else {
+                out += "[]"
+                return
+            }
             out += "[" + newline
             for (index, value) in values.enumerated() {
                 out += pad(level + 1)
@@ -134,7 +137,10 @@ enum JSONTree: Equatable, Sendable {
             }
             out += pad(level) + "]"
         case .object(let members):
-            guard !members.isEmpty else { out += "{}"; return }
+            guard !members.isEmpty else {
+                out += "{}"
+                return
+            }
             out += "{" + newline
             for (index, member) in members.enumerated() {
                 out += pad(level + 1)

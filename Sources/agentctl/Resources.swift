@@ -8,7 +8,6 @@ struct ResourceKind: Sendable {
     let columns: [(header: String, cell: @Sendable (JSONTree) -> String)]
     /// Extra list params (filters).
 
-
     func list(_ global: GlobalOptions, limit: Int, filters: [(String, JSONTree)]) throws {
         guard limit > 0 else { throw CLIFailure.usage("--limit must be at least 1") }
         let session = try Session(global)
@@ -64,7 +63,6 @@ struct Table {
     }
 }
 
-
 struct ListOptions: ParsableArguments {
     @Option(help: "Most items to list (pages are followed up to it).")
     var limit = 100
@@ -94,10 +92,12 @@ struct Modules: ParsableCommand {
             """,
         subcommands: [List.self, Create.self, Show.self, Delete.self])
 
-    static let kind = ResourceKind(plural: "modules", columns: [
-        ("ID", { $0["id"]?.string ?? "" }), ("TITLE", { $0["title"]?.string ?? "" }),
-        ("TAGS", { $0["tags"]?.cellText ?? "" }), ("UPDATED", ResourceKind.updated),
-    ])
+    static let kind = ResourceKind(
+        plural: "modules",
+        columns: [
+            ("ID", { $0["id"]?.string ?? "" }), ("TITLE", { $0["title"]?.string ?? "" }),
+            ("TAGS", { $0["tags"]?.cellText ?? "" }), ("UPDATED", ResourceKind.updated),
+        ])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List your modules as a table (newest first).")
@@ -173,12 +173,14 @@ struct Chats: ParsableCommand {
             """,
         subcommands: [List.self, Create.self, Show.self, Delete.self])
 
-    static let kind = ResourceKind(plural: "chats", columns: [
-        ("ID", { $0["id"]?.string ?? "" }), ("TITLE", { $0["title"]?.string ?? "" }),
-        // Version 2 names the module; version 1 gives its id.
-        ("MODULE", { $0["module"]?["title"]?.string ?? $0["moduleId"]?.string ?? "" }),
-        ("MESSAGES", { $0["messageCount"]?.compact ?? "" }), ("UPDATED", ResourceKind.updated),
-    ])
+    static let kind = ResourceKind(
+        plural: "chats",
+        columns: [
+            ("ID", { $0["id"]?.string ?? "" }), ("TITLE", { $0["title"]?.string ?? "" }),
+            // Version 2 names the module; version 1 gives its id.
+            ("MODULE", { $0["module"]?["title"]?.string ?? $0["moduleId"]?.string ?? "" }),
+            ("MESSAGES", { $0["messageCount"]?.compact ?? "" }), ("UPDATED", ResourceKind.updated),
+        ])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List your chats as a table (newest first).")
@@ -233,11 +235,13 @@ struct Prompts: ParsableCommand {
             """,
         subcommands: [List.self, Create.self, Show.self, Delete.self])
 
-    static let kind = ResourceKind(plural: "prompts", columns: [
-        ("ID", { $0["id"]?.string ?? "" }), ("NAME", { $0["name"]?.string ?? "" }),
-        ("VERSION", { $0["latestVersion"]?.compact ?? "" }),
-        ("BUILT-IN", { $0["builtIn"] == .bool(true) ? "yes" : "" }), ("UPDATED", ResourceKind.updated),
-    ])
+    static let kind = ResourceKind(
+        plural: "prompts",
+        columns: [
+            ("ID", { $0["id"]?.string ?? "" }), ("NAME", { $0["name"]?.string ?? "" }),
+            ("VERSION", { $0["latestVersion"]?.compact ?? "" }),
+            ("BUILT-IN", { $0["builtIn"] == .bool(true) ? "yes" : "" }), ("UPDATED", ResourceKind.updated),
+        ])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List prompts as a table (newest first, built-ins included).")

@@ -8,9 +8,12 @@ import Glibc
 
 /// The options every command takes.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
-        "The daemon's socket.", discussion: "Default: $AGENTD_SOCKET, else $XDG_RUNTIME_DIR/agentd/agentd.sock, else /tmp/agentd-$UID/agentd.sock.",
-        valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The daemon's socket.",
+            discussion: "Default: $AGENTD_SOCKET, else $XDG_RUNTIME_DIR/agentd/agentd.sock, else /tmp/agentd-$UID/agentd.sock.",
+            valueName: "path"))
     var socket: String?
 
     @Flag(name: .long, help: "Compact JSON output (the default when stdout is not a terminal).")
@@ -19,10 +22,13 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .customLong("no-color"), help: "No colours (also when NO_COLOR is set).")
     var noColor = false
 
-    @Option(name: .customLong("trust-uid"), help: ArgumentHelp(
-        "Also talk to a daemon run by this uid (repeatable).",
-        discussion: "Before sending anything agentctl checks who runs the daemon: you, root, or a uid given here or in $AGENTCTL_TRUST_UID (comma-separated).",
-        valueName: "uid"))
+    @Option(
+        name: .customLong("trust-uid"),
+        help: ArgumentHelp(
+            "Also talk to a daemon run by this uid (repeatable).",
+            discussion:
+                "Before sending anything agentctl checks who runs the daemon: you, root, or a uid given here or in $AGENTCTL_TRUST_UID (comma-separated).",
+            valueName: "uid"))
     var trustUIDs: [UInt32] = []
 
     var socketPath: String { AgentdSocket.resolve(flag: socket) }

@@ -88,10 +88,13 @@ struct Watch: ParsableCommand {
                     print(event: params, seq: seq)
                     lastSeq = seq
                 case "events.overflow":
-                    Terminal.err("agentctl: fell behind (events.overflow at seq \(params["lastSeq"]?.compact ?? "?")); resuming after seq \(lastSeq.map(String.init) ?? "?")\n")
+                    Terminal.err(
+                        "agentctl: fell behind (events.overflow at seq \(params["lastSeq"]?.compact ?? "?")); resuming after seq \(lastSeq.map(String.init) ?? "?")\n"
+                    )
                     subscription = try subscribe(session)
                 case "events.ended":
-                    Terminal.err("agentctl: subscription ended (\(params["reason"]?.string ?? "?")); resuming after seq \(lastSeq.map(String.init) ?? "?")\n")
+                    Terminal.err(
+                        "agentctl: subscription ended (\(params["reason"]?.string ?? "?")); resuming after seq \(lastSeq.map(String.init) ?? "?")\n")
                     subscription = try subscribe(session)
                 default:
                     continue

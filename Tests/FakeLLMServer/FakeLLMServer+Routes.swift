@@ -3,7 +3,8 @@
 extension FakeLLMServer {
     func defaultResponse(to request: FakeRecordedRequest) -> FakeResponse {
         guard request.method == "POST" else {
-            return .json(status: 405, "{\"error\":{\"message\":\"Method not allowed\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}")
+            return .json(
+                status: 405, "{\"error\":{\"message\":\"Method not allowed\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}")
         }
         let path = request.path
         if path == "/search" { return tavily(request) }
@@ -27,7 +28,9 @@ extension FakeLLMServer {
             if let key = configuration.apiKey, request.header("api-key") != key { return .azureUnauthorized }
             return chat(request, defaultModel: String(parts[2]))
         }
-        return .json(status: 404, "{\"error\":{\"message\":\"Unknown path \(path)\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"unknown_url\"}}")
+        return .json(
+            status: 404,
+            "{\"error\":{\"message\":\"Unknown path \(path)\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"unknown_url\"}}")
     }
 
     private func bearer(_ request: FakeRecordedRequest) -> String? {
@@ -51,7 +54,8 @@ extension FakeLLMServer {
             let count = min(max((json["max_results"] as? Int) ?? 2, 1), 20)
             let includeAnswer = (json["include_answer"] as? Bool) ?? (json["include_answer"] is String)
             let credits = (json["include_usage"] as? Bool) == true ? ((json["search_depth"] as? String) == "advanced" ? 2 : 1) : nil
-            return .tavilyResults(query: query, count: count, includeAnswer: includeAnswer, credits: credits, requestID: "fake-tavily-\(request.index)")
+            return .tavilyResults(
+                query: query, count: count, includeAnswer: includeAnswer, credits: credits, requestID: "fake-tavily-\(request.index)")
         }
     }
 
@@ -69,7 +73,8 @@ extension FakeLLMServer {
         func echo(_ answer: String, delay: Duration? = nil) -> FakeResponse {
             let pieces = words(answer)
             if stream {
-                return .chatStream(pieces, model: model, includeUsage: includeUsage, promptTokens: promptTokens, id: "chatcmpl-fake-\(request.index)", delay: delay)
+                return .chatStream(
+                    pieces, model: model, includeUsage: includeUsage, promptTokens: promptTokens, id: "chatcmpl-fake-\(request.index)", delay: delay)
             }
             return .chatCompletion(answer, model: model, promptTokens: promptTokens, completionTokens: pieces.count)
         }
@@ -81,7 +86,8 @@ extension FakeLLMServer {
             let milliseconds = spec.count > 1 ? Int(spec[1]) ?? 0 : 0
             let pieces = (1...max(1, count)).map { "tok\($0) " }
             guard stream else { return .chatCompletion(pieces.joined(), model: model, promptTokens: promptTokens, completionTokens: pieces.count) }
-            return .chatStream(pieces, model: model, includeUsage: includeUsage, promptTokens: promptTokens, id: "chatcmpl-fake-\(request.index)",
+            return .chatStream(
+                pieces, model: model, includeUsage: includeUsage, promptTokens: promptTokens, id: "chatcmpl-fake-\(request.index)",
                 delay: milliseconds > 0 ? .milliseconds(milliseconds) : nil)
         }
         if model == "fake-timestamped" || model.hasPrefix("fake-timestamped-") {
@@ -89,7 +95,8 @@ extension FakeLLMServer {
             let count = spec.first.flatMap { Int($0) } ?? 20
             let milliseconds = spec.count > 1 ? Int(spec[1]) ?? 10 : 10
             let pieces = Array(repeating: FakeLLMServer.stampPlaceholder + " ", count: max(1, count))
-            return .chatStream(pieces, model: model, includeUsage: includeUsage, promptTokens: promptTokens, id: "chatcmpl-fake-\(request.index)",
+            return .chatStream(
+                pieces, model: model, includeUsage: includeUsage, promptTokens: promptTokens, id: "chatcmpl-fake-\(request.index)",
                 delay: milliseconds > 0 ? .milliseconds(milliseconds) : nil)
         }
         if model.hasPrefix("fake-flaky-"), let failures = Int(model.dropFirst("fake-flaky-".count)) {

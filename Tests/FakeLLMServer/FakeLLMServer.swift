@@ -42,13 +42,14 @@
 //                             the error bodies of FakeResponse+Errors.swift
 // Tavily queries: "fake-401", "fake-429", "fake-432", "fake-433", "fake-500" answer those errors.
 
-#if canImport(Glibc)
-import Glibc
-#endif
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public final class FakeLLMServer: Sendable {
     public struct Configuration: Sendable {
@@ -322,7 +323,9 @@ public final class FakeLLMServer: Sendable {
         return scripted ?? defaultResponse(to: request)
     }
 
-    private func send(_ response: FakeResponse, for index: Int, outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, channel: any Channel) async {
+    private func send(_ response: FakeResponse, for index: Int, outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, channel: any Channel)
+        async
+    {
         do {
             for status in response.interimStatuses {
                 try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status))))
@@ -331,12 +334,14 @@ public final class FakeLLMServer: Sendable {
             switch response.body {
             case .whole(let bytes):
                 headers.replaceOrAdd(name: "Content-Length", value: String(bytes.count))
-                try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)))
+                try await outbound.write(
+                    .head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)))
                 if !bytes.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: bytes)))) }
                 mutate { $0.responseEnded.insert(index) }
                 try await outbound.write(.end(nil))
             case .stream(let chunks, let end):
-                try await outbound.write(.head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)))
+                try await outbound.write(
+                    .head(HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)))
                 for (number, chunk) in chunks.enumerated() {
                     if let gate = chunk.gate {
                         guard await waitUntil(timeout: .seconds(600), { $0.openGates.contains(gate) }) else { return }

@@ -26,7 +26,9 @@ extension FakeResponse {
     }
 
     /// A non-streaming `chat.completion` body.
-    public static func chatCompletion(_ text: String, model: String = "gpt-4o-mini", promptTokens: Int = 10, completionTokens: Int = 5, finishReason: String = "stop")
+    public static func chatCompletion(
+        _ text: String, model: String = "gpt-4o-mini", promptTokens: Int = 10, completionTokens: Int = 5, finishReason: String = "stop"
+    )
         -> FakeResponse
     {
         json(
@@ -47,7 +49,10 @@ extension FakeResponse {
         let base = chatStream(helloPieces)
         guard case .stream(let chunks, let end) = base.body else { return base }
         var out: [Chunk] = [Chunk(": connected\n\n")]
-        for chunk in chunks { out.append(chunk); out.append(Chunk(": keep-alive\n\n")) }
+        for chunk in chunks {
+            out.append(chunk)
+            out.append(Chunk(": keep-alive\n\n"))
+        }
         out.insert(Chunk(":\n"), at: 2)
         return FakeResponse(status: 200, headers: sseHeaders, body: .stream(out, end: end))
     }
@@ -67,7 +72,8 @@ extension FakeResponse {
 
     /// One event whose JSON spans three `data:` lines (joined with `\n`, which JSON reads as space).
     public static func chatStreamMultilineData() -> FakeResponse {
-        let split = "data: {\"id\":\"chatcmpl-fake\",\"object\":\"chat.completion.chunk\",\n"
+        let split =
+            "data: {\"id\":\"chatcmpl-fake\",\"object\":\"chat.completion.chunk\",\n"
             + "data: \"created\":\(SSE.created),\"model\":\"gpt-4o-mini\",\n"
             + "data: \"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello world\"},\"finish_reason\":null}]}\n\n"
         let events = [
@@ -82,9 +88,12 @@ extension FakeResponse {
         let pads = ["a", "8618FsxJD2gV", "Qz", "x9LmP", "kk3"]
         var events = [SSE.event(SSE.chunk(choices: SSE.choice(delta: SSE.roleDelta), usage: "null", extra: ",\"obfuscation\":\"\(pads[0])\""))]
         for (index, piece) in helloPieces.enumerated() {
-            events.append(SSE.event(SSE.chunk(choices: SSE.choice(delta: SSE.contentDelta(piece)), usage: "null", extra: ",\"obfuscation\":\"\(pads[index + 1])\"")))
+            events.append(
+                SSE.event(
+                    SSE.chunk(choices: SSE.choice(delta: SSE.contentDelta(piece)), usage: "null", extra: ",\"obfuscation\":\"\(pads[index + 1])\"")))
         }
-        events.append(SSE.event(SSE.chunk(choices: SSE.choice(delta: "{}", finishReason: "stop"), usage: "null", extra: ",\"obfuscation\":\"\(pads[4])\"")))
+        events.append(
+            SSE.event(SSE.chunk(choices: SSE.choice(delta: "{}", finishReason: "stop"), usage: "null", extra: ",\"obfuscation\":\"\(pads[4])\"")))
         events.append(SSE.event(SSE.chunk(choices: "[]", usage: SSE.usage(prompt: 10, completion: 3), extra: ",\"obfuscation\":\"8618FsxJD2gV\"")))
         events.append(SSE.done)
         return chunks(headers: sseHeaders, events.map { Chunk($0) })
@@ -100,7 +109,8 @@ extension FakeResponse {
         case .emptyArray: last = SSE.chunk(choices: "[]", usage: usage)
         case .null: last = SSE.chunk(choices: "null", usage: usage)
         case .missing:
-            last = "{\"id\":\"chatcmpl-fake\",\"object\":\"chat.completion.chunk\",\"created\":\(SSE.created),\"model\":\"gpt-4o-mini\",\"usage\":\(usage)}"
+            last =
+                "{\"id\":\"chatcmpl-fake\",\"object\":\"chat.completion.chunk\",\"created\":\(SSE.created),\"model\":\"gpt-4o-mini\",\"usage\":\(usage)}"
         }
         var events = [SSE.event(SSE.chunk(choices: SSE.choice(delta: SSE.roleDelta)))]
         events += helloPieces.map { SSE.event(SSE.chunk(choices: SSE.choice(delta: SSE.contentDelta($0)))) }
@@ -114,15 +124,23 @@ extension FakeResponse {
     /// `prompt_filter_results`; content chunks with `content_filter_results`; an empty-delta
     /// annotation chunk; no usage (older api-versions).
     public static func azureChatStream(model: String = "gpt-4o-2024-08-06") -> FakeResponse {
-        let first = "{\"id\":\"\",\"choices\":[],\"created\":0,\"model\":\"\",\"object\":\"\",\"system_fingerprint\":null,\"prompt_filter_results\":\(SSE.promptFilterResults)}"
+        let first =
+            "{\"id\":\"\",\"choices\":[],\"created\":0,\"model\":\"\",\"object\":\"\",\"system_fingerprint\":null,\"prompt_filter_results\":\(SSE.promptFilterResults)}"
         let filter = ",\"content_filter_results\":" + SSE.contentFilterResults()
         var events = [SSE.event(first)]
-        events.append(SSE.event(SSE.chunk(id: "chatcmpl-azure", model: model, choices: SSE.choice(delta: SSE.roleDelta, extra: ",\"content_filter_results\":{}"))))
+        events.append(
+            SSE.event(
+                SSE.chunk(id: "chatcmpl-azure", model: model, choices: SSE.choice(delta: SSE.roleDelta, extra: ",\"content_filter_results\":{}"))))
         for piece in helloPieces {
-            events.append(SSE.event(SSE.chunk(id: "chatcmpl-azure", model: model, choices: SSE.choice(delta: SSE.contentDelta(piece), extra: filter))))
+            events.append(
+                SSE.event(SSE.chunk(id: "chatcmpl-azure", model: model, choices: SSE.choice(delta: SSE.contentDelta(piece), extra: filter))))
         }
         events.append(SSE.event(SSE.chunk(id: "chatcmpl-azure", model: model, choices: SSE.choice(delta: "{}", extra: filter))))
-        events.append(SSE.event(SSE.chunk(id: "chatcmpl-azure", model: model, choices: SSE.choice(delta: "{}", finishReason: "stop", extra: ",\"content_filter_results\":{}"))))
+        events.append(
+            SSE.event(
+                SSE.chunk(
+                    id: "chatcmpl-azure", model: model,
+                    choices: SSE.choice(delta: "{}", finishReason: "stop", extra: ",\"content_filter_results\":{}"))))
         events.append(SSE.done)
         return chunks(headers: sseHeaders + [("apim-request-id", "fake-apim")], events.map { Chunk($0) })
     }
@@ -131,15 +149,23 @@ extension FakeResponse {
     public static func chatStreamContentFilter(categories: Set<String> = ["violence"]) -> FakeResponse {
         let events = [
             SSE.event(SSE.chunk(choices: SSE.choice(delta: SSE.roleDelta))),
-            SSE.event(SSE.chunk(choices: SSE.choice(delta: SSE.contentDelta("Once upon"), extra: ",\"content_filter_results\":" + SSE.contentFilterResults()))),
-            SSE.event(SSE.chunk(choices: SSE.choice(delta: "{}", finishReason: "content_filter", extra: ",\"content_filter_results\":" + SSE.contentFilterResults(filtered: categories)))),
+            SSE.event(
+                SSE.chunk(
+                    choices: SSE.choice(delta: SSE.contentDelta("Once upon"), extra: ",\"content_filter_results\":" + SSE.contentFilterResults()))),
+            SSE.event(
+                SSE.chunk(
+                    choices: SSE.choice(
+                        delta: "{}", finishReason: "content_filter",
+                        extra: ",\"content_filter_results\":" + SSE.contentFilterResults(filtered: categories)))),
             SSE.done,
         ]
         return chunks(headers: sseHeaders, events.map { Chunk($0) })
     }
 
     /// Text, then `data: {"error": …}` inside the 200 stream (no `[DONE]`).
-    public static func chatStreamErrorEvent(message: String = "The server had an error while processing your request. Sorry about that!") -> FakeResponse {
+    public static func chatStreamErrorEvent(message: String = "The server had an error while processing your request. Sorry about that!")
+        -> FakeResponse
+    {
         let events = [
             SSE.event(SSE.chunk(choices: SSE.choice(delta: SSE.roleDelta))),
             SSE.event(SSE.chunk(choices: SSE.choice(delta: SSE.contentDelta("Hel")))),
@@ -161,10 +187,17 @@ extension FakeResponse {
     /// Two parallel tool calls whose argument fragments interleave by `index`.
     public static func chatStreamParallelToolCalls() -> FakeResponse {
         func call(_ fragment: String) -> String {
-            SSE.event(SSE.chunk(model: "gpt-4o", choices: "[{\"index\":0,\"delta\":{\"tool_calls\":[\(fragment)]},\"logprobs\":null,\"finish_reason\":null}]"))
+            SSE.event(
+                SSE.chunk(
+                    model: "gpt-4o", choices: "[{\"index\":0,\"delta\":{\"tool_calls\":[\(fragment)]},\"logprobs\":null,\"finish_reason\":null}]"))
         }
         let events = [
-            SSE.event(SSE.chunk(model: "gpt-4o", choices: "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"index\":0,\"id\":\"call_A\",\"type\":\"function\",\"function\":{\"name\":\"web_search\",\"arguments\":\"\"}}]},\"logprobs\":null,\"finish_reason\":null}]")),
+            SSE.event(
+                SSE.chunk(
+                    model: "gpt-4o",
+                    choices:
+                        "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"index\":0,\"id\":\"call_A\",\"type\":\"function\",\"function\":{\"name\":\"web_search\",\"arguments\":\"\"}}]},\"logprobs\":null,\"finish_reason\":null}]"
+                )),
             call("{\"index\":0,\"function\":{\"arguments\":\"{\\\"query\\\":\"}}"),
             call("{\"index\":1,\"id\":\"call_B\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"\"}}"),
             call("{\"index\":1,\"function\":{\"arguments\":\"{\\\"city\\\":\"}}"),
@@ -179,9 +212,13 @@ extension FakeResponse {
 
     /// One tool call complete in a single chunk (Ollama's way).
     public static func chatStreamWholeToolCall(name: String = "web_search", arguments: String = "{\"query\":\"swift\"}") -> FakeResponse {
-        let call = "{\"index\":0,\"id\":\"call_whole\",\"type\":\"function\",\"function\":{\"name\":\(SSE.quote(name)),\"arguments\":\(SSE.quote(arguments))}}"
+        let call =
+            "{\"index\":0,\"id\":\"call_whole\",\"type\":\"function\",\"function\":{\"name\":\(SSE.quote(name)),\"arguments\":\(SSE.quote(arguments))}}"
         let events = [
-            SSE.event(SSE.chunk(model: "llama3.1", choices: "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[\(call)]},\"finish_reason\":null}]")),
+            SSE.event(
+                SSE.chunk(
+                    model: "llama3.1",
+                    choices: "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[\(call)]},\"finish_reason\":null}]")),
             SSE.event(SSE.chunk(model: "llama3.1", choices: SSE.choice(delta: "{}", finishReason: "tool_calls"))),
             SSE.done,
         ]

@@ -2,7 +2,9 @@
 /// have a capture (401, 404, 400 context, 400 max_tokens, 429s, Tavily 401), shapes otherwise.
 extension FakeResponse {
     /// `{"error":{"message","type","param","code"}}`
-    public static func openAIError(status: Int, message: String, type: String?, param: String? = nil, code: String?, headers: [(name: String, value: String)] = [])
+    public static func openAIError(
+        status: Int, message: String, type: String?, param: String? = nil, code: String?, headers: [(name: String, value: String)] = []
+    )
         -> FakeResponse
     {
         func opt(_ value: String?) -> String { value.map(SSE.quote) ?? "null" }
@@ -29,7 +31,8 @@ extension FakeResponse {
 
     public static func modelNotFound(_ model: String = "gpt-5-turbo") -> FakeResponse {
         openAIError(
-            status: 404, message: "The model `\(model)` does not exist or you do not have access to it.", type: "invalid_request_error", code: "model_not_found")
+            status: 404, message: "The model `\(model)` does not exist or you do not have access to it.", type: "invalid_request_error",
+            code: "model_not_found")
     }
 
     /// Azure: the deployment does not exist.
@@ -40,7 +43,8 @@ extension FakeResponse {
 
     public static let contextLengthExceeded = openAIError(
         status: 400,
-        message: "This model's maximum context length is 4097 tokens. However, your messages resulted in 4123 tokens. Please reduce the length of the messages.",
+        message:
+            "This model's maximum context length is 4097 tokens. However, your messages resulted in 4123 tokens. Please reduce the length of the messages.",
         type: "invalid_request_error", param: "messages", code: "context_length_exceeded")
 
     /// The reasoning-model drift: `max_tokens` rejected, with the `Use '…' instead` hint.
@@ -51,7 +55,8 @@ extension FakeResponse {
 
     /// 413 (shape: OpenAI's field set; gateways may send HTML instead).
     public static let requestTooLarge413 = openAIError(
-        status: 413, message: "Request too large. The request body exceeds the maximum allowed size.", type: "invalid_request_error", code: "request_too_large")
+        status: 413, message: "Request too large. The request body exceeds the maximum allowed size.", type: "invalid_request_error",
+        code: "request_too_large")
 
     /// 429 rate limit, retriable, with the delay headers given (`retry-after-ms`, `Retry-After`
     /// in seconds or as an HTTP date).
@@ -64,20 +69,23 @@ extension FakeResponse {
         if let shouldRetry { headers.append(("x-should-retry", shouldRetry ? "true" : "false")) }
         return openAIError(
             status: 429,
-            message: "Rate limit reached for gpt-4o-mini in organization org-xxx on tokens per min (TPM): Limit 200000, Used 195869, Requested 4412. Please try again in 84ms. Visit https://platform.openai.com/account/rate-limits to learn more.",
+            message:
+                "Rate limit reached for gpt-4o-mini in organization org-xxx on tokens per min (TPM): Limit 200000, Used 195869, Requested 4412. Please try again in 84ms. Visit https://platform.openai.com/account/rate-limits to learn more.",
             type: "tokens", code: "rate_limit_exceeded", headers: headers)
     }
 
     /// 429 that can never succeed: one request larger than the per-minute limit.
     public static let rateLimitRequestTooLarge = openAIError(
         status: 429,
-        message: "Request too large for gpt-4o in organization org-xxx on tokens per min (TPM): Limit 30000, Requested 34307. The input or output tokens must be reduced in order to run successfully. Visit https://platform.openai.com/account/rate-limits to learn more.",
+        message:
+            "Request too large for gpt-4o in organization org-xxx on tokens per min (TPM): Limit 30000, Requested 34307. The input or output tokens must be reduced in order to run successfully. Visit https://platform.openai.com/account/rate-limits to learn more.",
         type: "tokens", code: "rate_limit_exceeded")
 
     /// 429 quota exhausted: never retriable.
     public static let insufficientQuota = openAIError(
         status: 429,
-        message: "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+        message:
+            "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
         type: "insufficient_quota", code: "insufficient_quota")
 
     public static let serverError500 = openAIError(
@@ -106,7 +114,8 @@ extension FakeResponse {
     }
 
     public static let tavilyUnauthorized401 = tavilyError(status: 401, "Unauthorized: missing or invalid API key.")
-    public static let tavilyRateLimited429 = tavilyError(status: 429, "Your request has been blocked due to excessive requests. Please reduce rate of requests.")
+    public static let tavilyRateLimited429 = tavilyError(
+        status: 429, "Your request has been blocked due to excessive requests. Please reduce rate of requests.")
     /// 432: the plan's credit limit.
     public static let tavilyPlanLimit432 = tavilyError(
         status: 432, "This request exceeds your plan's set usage limit. Please upgrade your plan or contact support@tavily.com")
@@ -116,14 +125,17 @@ extension FakeResponse {
     public static let tavilyServerError500 = tavilyError(status: 500, "Internal Server Error")
 
     /// A Tavily answer with `results` for `query` (deterministic).
-    public static func tavilyResults(query: String, count: Int = 2, includeAnswer: Bool = false, credits: Int? = 1, requestID: String = "fake-tavily-request")
+    public static func tavilyResults(
+        query: String, count: Int = 2, includeAnswer: Bool = false, credits: Int? = 1, requestID: String = "fake-tavily-request"
+    )
         -> FakeResponse
     {
         let slug = query.lowercased().map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined()
         let results = (1...max(1, count)).map { n in
             "{\"title\":\(SSE.quote("Result \(n) for \(query)")),\"url\":\"https://example.com/\(slug)/\(n)\",\"content\":\(SSE.quote("Snippet \(n) about \(query).")),\"score\":0.\(max(1, 9 - n)),\"raw_content\":null}"
         }
-        var body = "{\"query\":\(SSE.quote(query)),\"follow_up_questions\":null,\"answer\":\(includeAnswer ? SSE.quote("An answer about \(query).") : "null"),\"images\":[],"
+        var body =
+            "{\"query\":\(SSE.quote(query)),\"follow_up_questions\":null,\"answer\":\(includeAnswer ? SSE.quote("An answer about \(query).") : "null"),\"images\":[],"
         body += "\"results\":[\(results.joined(separator: ","))],\"response_time\":0.42"
         if let credits { body += ",\"usage\":{\"credits\":\(credits)}" }
         body += ",\"request_id\":\(SSE.quote(requestID))}"

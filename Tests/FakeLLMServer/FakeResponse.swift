@@ -90,7 +90,11 @@ public struct FakeResponse: Sendable {
 
     /// Every byte in a chunk of its own (events split at every possible boundary).
     public func splitAtEveryByte() -> FakeResponse {
-        mapChunks { chunks in chunks.flatMap { chunk in chunk.bytes.enumerated().map { Chunk([$1], gate: $0 == 0 ? chunk.gate : nil, delay: $0 == 0 ? chunk.delay : nil) } } }
+        mapChunks { chunks in
+            chunks.flatMap { chunk in
+                chunk.bytes.enumerated().map { Chunk([$1], gate: $0 == 0 ? chunk.gate : nil, delay: $0 == 0 ? chunk.delay : nil) }
+            }
+        }
     }
 
     /// All chunks joined, then cut every `size` bytes (boundaries that fall inside events and lines).
@@ -137,7 +141,13 @@ public struct FakeResponse: Sendable {
 
     /// Every chunk after the first waits `delay`.
     public func spaced(by delay: Duration) -> FakeResponse {
-        mapChunks { chunks in chunks.enumerated().map { var c = $1; if $0 > 0 { c.delay = delay }; return c } }
+        mapChunks { chunks in
+            chunks.enumerated().map {
+                var c = $1
+                if $0 > 0 { c.delay = delay }
+                return c
+            }
+        }
     }
 
     public func adding(header name: String, _ value: String) -> FakeResponse {

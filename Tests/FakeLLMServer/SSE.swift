@@ -1,7 +1,7 @@
 /// Byte-exact builders for OpenAI-style Chat Completions stream events (the `chat.completion.chunk`
 /// objects of OpenAI's streaming API, as OpenAI, Azure OpenAI and compatible servers send them).
 public enum SSE {
-    public static let created = 1761564674
+    public static let created = 1_761_564_674
     public static let done = "data: [DONE]\n\n"
 
     /// `data: <json>\n\n`
@@ -39,7 +39,8 @@ public enum SSE {
     /// Per-choice content filter results; `filtered` names the categories marked filtered (severity high).
     public static func contentFilterResults(filtered: Set<String> = []) -> String {
         let categories = ["hate", "self_harm", "sexual", "violence"].map { name in
-            filtered.contains(name) ? "\"\(name)\":{\"filtered\":true,\"severity\":\"high\"}" : "\"\(name)\":{\"filtered\":false,\"severity\":\"safe\"}"
+            filtered.contains(name)
+                ? "\"\(name)\":{\"filtered\":true,\"severity\":\"high\"}" : "\"\(name)\":{\"filtered\":false,\"severity\":\"safe\"}"
         }
         return "{" + categories.joined(separator: ",") + ",\"protected_material_text\":{\"filtered\":false,\"detected\":false}}"
     }

@@ -31,7 +31,8 @@ import Testing
         try await Self.withServer { server, client in
             server.enqueue(.json(status: 201, headers: [("X-Answer", "forty two")], "{\"ok\":true}"))
             let request = HTTPRequest(
-                url: server.baseURL + "/v1/things?x=1", headers: [("Authorization", "Bearer test-key-not-secret"), ("Content-Type", "application/json")],
+                url: server.baseURL + "/v1/things?x=1",
+                headers: [("Authorization", "Bearer test-key-not-secret"), ("Content-Type", "application/json")],
                 body: Array("{\"a\":1}".utf8), timeouts: Self.guardTimeouts)
             let (head, body) = try await client.collect(request)
             #expect(head.status == 201)
@@ -243,7 +244,8 @@ import Testing
         // The fake server stands in for the proxy: a proxied request carries the absolute URI.
         let client = CurlHTTPClient(proxy: .environment(["http_proxy": server.baseURL]))
         server.enqueue(.json("{}"))
-        let (head, _) = try await client.collect(HTTPRequest(method: "GET", url: "http://api.example.invalid/v1/models", timeouts: Self.guardTimeouts))
+        let (head, _) = try await client.collect(
+            HTTPRequest(method: "GET", url: "http://api.example.invalid/v1/models", timeouts: Self.guardTimeouts))
         #expect(head.status == 200)
         #expect(server.requests.first?.uri == "http://api.example.invalid/v1/models")
         #expect(server.requests.first?.header("host") == "api.example.invalid")
@@ -263,7 +265,9 @@ import Testing
     @Test func proxySettingsFollowCurlsVariables() {
         let all = CurlProxySettings.environment(["ALL_PROXY": "http://all:3128", "no_proxy": "internal"])
         #expect(all == CurlProxySettings(http: "http://all:3128", https: "http://all:3128", noProxy: "internal"))
-        let specific = CurlProxySettings.environment(["all_proxy": "http://all:1", "https_proxy": "http://s:2", "HTTP_PROXY": "http://h:3", "NO_PROXY": "*"])
+        let specific = CurlProxySettings.environment([
+            "all_proxy": "http://all:1", "https_proxy": "http://s:2", "HTTP_PROXY": "http://h:3", "NO_PROXY": "*",
+        ])
         #expect(specific == CurlProxySettings(http: "http://h:3", https: "http://s:2", noProxy: "*"))
         #expect(CurlProxySettings.environment([:]) == .none)
         #expect(CurlProxySettings.environment(["http_proxy": "  "]) == .none)

@@ -1,6 +1,6 @@
 import CurlHTTP
-import Foundation
 import FakeLLMServer
+import Foundation
 import Services
 import Testing
 
@@ -8,13 +8,17 @@ import Testing
 @Suite struct FakeLLMServerTests {
     static let timeouts = HTTPTimeouts(connect: .seconds(120), total: .seconds(120), idle: .seconds(120))
 
-    static func post(_ client: CurlHTTPClient, _ url: String, _ json: String, headers: [(name: String, value: String)] = []) async throws -> (Int, String, HTTPResponseHead) {
+    static func post(_ client: CurlHTTPClient, _ url: String, _ json: String, headers: [(name: String, value: String)] = []) async throws -> (
+        Int, String, HTTPResponseHead
+    ) {
         let (head, body) = try await client.collect(
             HTTPRequest(url: url, headers: headers + [("Content-Type", "application/json")], body: Array(json.utf8), timeouts: timeouts))
         return (head.status, String(decoding: body, as: UTF8.self), head)
     }
 
-    static func withServer(_ configuration: FakeLLMServer.Configuration = .init(), _ body: (FakeLLMServer, CurlHTTPClient) async throws -> Void) async throws {
+    static func withServer(_ configuration: FakeLLMServer.Configuration = .init(), _ body: (FakeLLMServer, CurlHTTPClient) async throws -> Void)
+        async throws
+    {
         let server = try await FakeLLMServer.start(configuration: configuration)
         let client = CurlHTTPClient(proxy: .none)
         do { try await body(server, client) } catch {
@@ -63,19 +67,25 @@ import Testing
         try await Self.withServer(.init(apiKey: "test-key-not-secret")) { server, client in
             let chat = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}"
             let deployment = server.baseURL + "/openai/deployments/my-gpt/chat/completions"
-            let (ok, body, _) = try await Self.post(client, deployment + "?api-version=2024-10-21", chat, headers: [("api-key", "test-key-not-secret")])
+            let (ok, body, _) = try await Self.post(
+                client, deployment + "?api-version=2024-10-21", chat, headers: [("api-key", "test-key-not-secret")])
             #expect(ok == 200)
             #expect(body.contains("\"model\":\"my-gpt\""))
             #expect(try await Self.post(client, deployment, chat, headers: [("api-key", "test-key-not-secret")]).0 == 404)
-            #expect(try await Self.post(client, deployment + "?api-version=2024-10-21", chat, headers: [("Authorization", "Bearer test-key-not-secret")]).0 == 401)
-            #expect(try await Self.post(client, server.baseURL + "/openai/v1/chat/completions", chat, headers: [("api-key", "test-key-not-secret")]).0 == 200)
+            #expect(
+                try await Self.post(client, deployment + "?api-version=2024-10-21", chat, headers: [("Authorization", "Bearer test-key-not-secret")])
+                    .0 == 401)
+            #expect(
+                try await Self.post(client, server.baseURL + "/openai/v1/chat/completions", chat, headers: [("api-key", "test-key-not-secret")]).0
+                    == 200)
         }
     }
 
     @Test func tavilySearchAndItsErrors() async throws {
         try await Self.withServer(.init(tavilyKey: "tvly-test-key-not-secret")) { server, client in
             let auth = [(name: "Authorization", value: "Bearer tvly-test-key-not-secret")]
-            let (status, body, _) = try await Self.post(client, server.baseURL + "/search", "{\"query\":\"swift nio\",\"include_usage\":true}", headers: auth)
+            let (status, body, _) = try await Self.post(
+                client, server.baseURL + "/search", "{\"query\":\"swift nio\",\"include_usage\":true}", headers: auth)
             #expect(status == 200)
             #expect(body.contains("\"url\":\"https://example.com/swift-nio/1\"") && body.contains("\"usage\":{\"credits\":1}"))
             #expect(try await Self.post(client, server.baseURL + "/search", "{\"query\":\"fake-432\"}", headers: auth).0 == 432)

@@ -1,6 +1,7 @@
-@testable import CurlHTTP
 import Services
 import Testing
+
+@testable import CurlHTTP
 
 /// The header-callback parser: interim and proxy blocks are dropped, the last block wins.
 @Suite struct ResponseHeadParserTests {

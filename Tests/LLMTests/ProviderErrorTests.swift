@@ -16,22 +16,57 @@ struct ProviderErrorTests {
     @Test("status and body → kind, per the notes' verbatim bodies")
     func mapping() async {
         let cases: [(Int, String, LLMError.Kind)] = [
-            (401, #"{"error":{"message":"Incorrect API key provided: sk-abc***xyz. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#, .authentication),
+            (
+                401,
+                #"{"error":{"message":"Incorrect API key provided: sk-abc***xyz. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#,
+                .authentication
+            ),
             (403, #"{"error":{"message":"Forbidden","type":"invalid_request_error"}}"#, .authentication),
-            (404, #"{"error":{"message":"The model `gpt-5-turbo` does not exist or you do not have access to it.","type":"invalid_request_error","param":null,"code":"model_not_found"}}"#, .modelNotFound),
+            (
+                404,
+                #"{"error":{"message":"The model `gpt-5-turbo` does not exist or you do not have access to it.","type":"invalid_request_error","param":null,"code":"model_not_found"}}"#,
+                .modelNotFound
+            ),
             (404, #"{"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}}"#, .modelNotFound),
-            (400, #"{"error":{"message":"This model's maximum context length is 4097 tokens. However, your messages resulted in 4123 tokens. Please reduce the length of the messages.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#, .contextOverflow),
-            (429, #"{"error":{"message":"Rate limit reached for gpt-4o-mini in organization org-xxx on tokens per min (TPM): Limit 200000, Used 195869, Requested 4412. Please try again in 84ms. Visit https://platform.openai.com/account/rate-limits to learn more.","type":"tokens","param":null,"code":"rate_limit_exceeded"}}"#, .rateLimited),
-            (429, #"{"error":{"message":"Request too large for gpt-4o in organization org-xxx on tokens per min (TPM): Limit 30000, Requested 34307. The input or output tokens must be reduced in order to run successfully.","type":"tokens","param":null,"code":"rate_limit_exceeded"}}"#, .requestTooLarge),
-            (429, #"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#, .quotaExhausted),
+            (
+                400,
+                #"{"error":{"message":"This model's maximum context length is 4097 tokens. However, your messages resulted in 4123 tokens. Please reduce the length of the messages.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+                .contextOverflow
+            ),
+            (
+                429,
+                #"{"error":{"message":"Rate limit reached for gpt-4o-mini in organization org-xxx on tokens per min (TPM): Limit 200000, Used 195869, Requested 4412. Please try again in 84ms. Visit https://platform.openai.com/account/rate-limits to learn more.","type":"tokens","param":null,"code":"rate_limit_exceeded"}}"#,
+                .rateLimited
+            ),
+            (
+                429,
+                #"{"error":{"message":"Request too large for gpt-4o in organization org-xxx on tokens per min (TPM): Limit 30000, Requested 34307. The input or output tokens must be reduced in order to run successfully.","type":"tokens","param":null,"code":"rate_limit_exceeded"}}"#,
+                .requestTooLarge
+            ),
+            (
+                429,
+                #"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
+                .quotaExhausted
+            ),
             (413, "", .requestTooLarge),
-            (400, #"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy. Please modify your prompt and retry. To learn more about our content filtering policies please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":false,"severity":"safe"},"jailbreak":{"filtered":true,"detected":true},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}}}}"#, .contentFiltered),
-            (500, #"{"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error"}}"#, .upstreamUnavailable),
+            (
+                400,
+                #"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy. Please modify your prompt and retry. To learn more about our content filtering policies please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":false,"severity":"safe"},"jailbreak":{"filtered":true,"detected":true},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}}}}"#,
+                .contentFiltered
+            ),
+            (
+                500, #"{"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error"}}"#,
+                .upstreamUnavailable
+            ),
             (503, #"{"error":{"message":"The engine is currently overloaded, please try again later","type":"server_error"}}"#, .upstreamUnavailable),
             (502, "<html>Bad gateway</html>", .upstreamUnavailable),
             (408, "", .timeout),
             (409, "", .upstreamUnavailable),
-            (400, #"{"error":{"message":"Invalid value for 'messages[0].role'.","type":"invalid_request_error","param":"messages","code":"invalid_value"}}"#, .badRequest),
+            (
+                400,
+                #"{"error":{"message":"Invalid value for 'messages[0].role'.","type":"invalid_request_error","param":"messages","code":"invalid_value"}}"#,
+                .badRequest
+            ),
         ]
         for (status, body, kind) in cases {
             let error = await Self.error(.json(status, body, headers: [("x-request-id", "req_123")]))
@@ -44,7 +79,8 @@ struct ProviderErrorTests {
 
     @Test("Azure's content-filter 400 carries the categories that fired; apim-request-id is the request id")
     func azureContentFilter() async {
-        let body = #"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":true,"severity":"high"},"jailbreak":{"filtered":true,"detected":true},"sexual":{"filtered":false,"severity":"safe"}}}}}"#
+        let body =
+            #"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400,"innererror":{"code":"ResponsibleAIPolicyViolation","content_filter_result":{"hate":{"filtered":true,"severity":"high"},"jailbreak":{"filtered":true,"detected":true},"sexual":{"filtered":false,"severity":"safe"}}}}}"#
         let error = await Self.error(.json(400, body, headers: [("apim-request-id", "a1b2-c3")]), kind: .azure)
         #expect(error?.kind == .contentFiltered)
         #expect(error?.categories == ["hate", "jailbreak"])
@@ -59,7 +95,12 @@ struct ProviderErrorTests {
         #expect(await Self.error(.json(429, limited, headers: [("Retry-After", "7")]))?.retryAfterMs == 7000)
         // The fixed clock is Wed, 21 Oct 2015 07:28:00 GMT.
         #expect(await Self.error(.json(429, limited, headers: [("Retry-After", "Wed, 21 Oct 2015 07:28:30 GMT")]))?.retryAfterMs == 30_000)
-        #expect(await Self.error(.json(429, #"{"error":{"message":"Requests to the ChatCompletions_Create Operation have exceeded call rate limit. Please retry after 20 seconds.","code":"429"}}"#))?.retryAfterMs == 20_000)
+        #expect(
+            await Self.error(
+                .json(
+                    429,
+                    #"{"error":{"message":"Requests to the ChatCompletions_Create Operation have exceeded call rate limit. Please retry after 20 seconds.","code":"429"}}"#
+                ))?.retryAfterMs == 20_000)
         #expect(await Self.error(.json(429, limited))?.retryAfterMs == nil)
         #expect(await Self.error(.json(500, "", headers: [("x-should-retry", "false")]))?.shouldRetry == false)
         #expect(await Self.error(.json(400, "", headers: [("x-should-retry", "true")]))?.shouldRetry == true)
@@ -90,7 +131,11 @@ struct ProviderErrorTests {
             #expect(!message.contains(secret) && !message.contains(testKey) && !message.contains("AbCdEf0123"), "\(message)")
             #expect(!message.contains("{\""), "raw JSON in the message: \(message)")
         }
-        let masked = await Self.error(.json(401, #"{"error":{"message":"Incorrect API key provided: sk-abc***xyz. You can find your API key at https://platform.openai.com/account/api-keys.","code":"invalid_api_key"}}"#))
+        let masked = await Self.error(
+            .json(
+                401,
+                #"{"error":{"message":"Incorrect API key provided: sk-abc***xyz. You can find your API key at https://platform.openai.com/account/api-keys.","code":"invalid_api_key"}}"#
+            ))
         #expect(masked?.message.contains("sk-abc") == false)
         #expect(masked?.message.contains("Incorrect API key provided") == true)
     }

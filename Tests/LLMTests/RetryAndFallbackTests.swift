@@ -5,13 +5,15 @@ import Testing
 
 @Suite("Retries and fallbacks")
 struct RetryAndFallbackTests {
-    static let ok = "data: {\"id\":\"x\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
+    static let ok =
+        "data: {\"id\":\"x\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
     static let request = LLMRequest(messages: [LLMMessage(role: .user, content: "hi")])
     static let rateLimited = #"{"error":{"message":"Rate limit reached.","type":"requests","code":"rate_limit_exceeded"}}"#
 
     static func retrying(_ client: ScriptedHTTPClient, sleeper: RecordingSleeper, maxRetries: Int = 2, random: Double = 0.5) -> RetryingLLMProvider {
         RetryingLLMProvider(
-            OpenAIFamilyProvider(configuration: LLMConfiguration(apiKey: testKey, model: "gpt-4o-mini"), client: client), policy: LLMRetryPolicy(maxRetries: maxRetries),
+            OpenAIFamilyProvider(configuration: LLMConfiguration(apiKey: testKey, model: "gpt-4o-mini"), client: client),
+            policy: LLMRetryPolicy(maxRetries: maxRetries),
             sleep: sleeper.sleep, random: { random })
     }
 
@@ -39,7 +41,8 @@ struct RetryAndFallbackTests {
     @Test("server delays are honoured: retry-after-ms, Retry-After seconds and HTTP date; over 60 s the backoff is used")
     func honoured() async {
         let client = ScriptedHTTPClient([
-            .json(429, Self.rateLimited, headers: [("retry-after-ms", "1200")]), .json(429, Self.rateLimited, headers: [("Retry-After", "3")]), .sse(Self.ok),
+            .json(429, Self.rateLimited, headers: [("retry-after-ms", "1200")]), .json(429, Self.rateLimited, headers: [("Retry-After", "3")]),
+            .sse(Self.ok),
         ])
         let sleeper = RecordingSleeper()
         _ = await collect(Self.retrying(client, sleeper: sleeper).stream(Self.request))
@@ -49,7 +52,8 @@ struct RetryAndFallbackTests {
         let dated = RecordingSleeper()
         let provider = RetryingLLMProvider(
             OpenAIFamilyProvider(
-                configuration: LLMConfiguration(apiKey: testKey, model: "m"), client: date, clock: FixedClock(date: Date(timeIntervalSince1970: 1_445_412_480))),
+                configuration: LLMConfiguration(apiKey: testKey, model: "m"), client: date,
+                clock: FixedClock(date: Date(timeIntervalSince1970: 1_445_412_480))),
             policy: LLMRetryPolicy(), sleep: dated.sleep, random: { 0.5 })
         _ = await collect(provider.stream(Self.request))
         #expect(dated.delays == [.seconds(2)])
@@ -63,9 +67,20 @@ struct RetryAndFallbackTests {
     @Test("never retried: insufficient_quota, request too large, auth, a 400; x-should-retry: false stops a 5xx retry, true forces a 400's")
     func notRetried() async {
         let bodies: [(Int, String, [(name: String, value: String)])] = [
-            (429, #"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","code":"insufficient_quota"}}"#, []),
-            (429, #"{"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","code":"insufficient_quota"}}"#, [("x-should-retry", "true")]),
-            (429, #"{"error":{"message":"Request too large for gpt-4o in organization org-xxx on tokens per min (TPM): Limit 30000, Requested 34307.","type":"tokens","code":"rate_limit_exceeded"}}"#, []),
+            (
+                429,
+                #"{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","code":"insufficient_quota"}}"#,
+                []
+            ),
+            (
+                429, #"{"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","code":"insufficient_quota"}}"#,
+                [("x-should-retry", "true")]
+            ),
+            (
+                429,
+                #"{"error":{"message":"Request too large for gpt-4o in organization org-xxx on tokens per min (TPM): Limit 30000, Requested 34307.","type":"tokens","code":"rate_limit_exceeded"}}"#,
+                []
+            ),
             (401, #"{"error":{"message":"bad key","code":"invalid_api_key"}}"#, []),
             (400, #"{"error":{"message":"bad","code":"invalid_value"}}"#, []),
             (500, "", [("x-should-retry", "false")]),
@@ -99,7 +114,9 @@ struct RetryAndFallbackTests {
 
     @Test("connection errors and a stream that dies before its first delta are retried; after the first delta never")
     func firstDelta() async {
-        let client = ScriptedHTTPClient([.failure(.connectFailed(detail: "refused")), .sse(": ping\n\n", ending: .transport(detail: "reset")), .sse(Self.ok)])
+        let client = ScriptedHTTPClient([
+            .failure(.connectFailed(detail: "refused")), .sse(": ping\n\n", ending: .transport(detail: "reset")), .sse(Self.ok),
+        ])
         let result = await collect(Self.retrying(client, sleeper: RecordingSleeper()).stream(Self.request))
         #expect(result.error == nil)
         #expect(client.requests.count == 3)
@@ -171,7 +188,9 @@ struct RetryAndFallbackTests {
         }
     }
 
-    @Test("no fallback on authentication, context overflow, content filter, bad request, or after the first delta; all failing → the primary's error")
+    @Test(
+        "no fallback on authentication, context overflow, content filter, bad request, or after the first delta; all failing → the primary's error"
+    )
     func noFallback() async {
         for kind in [LLMError.Kind.authentication, .contextOverflow, .contentFiltered, .badRequest, .requestTooLarge] {
             let first = Scripted("openai", .failure(LLMError(kind, "x", provider: "openai")))
@@ -180,7 +199,8 @@ struct RetryAndFallbackTests {
             #expect((result.error as? LLMError)?.kind == kind)
             #expect(second.models.isEmpty, "\(kind)")
         }
-        let breaks = Scripted("openai", .success(Self.answer), failAfterFirst: LLMError(.streamBroken, "cut", provider: "openai", partialText: "fine"))
+        let breaks = Scripted(
+            "openai", .success(Self.answer), failAfterFirst: LLMError(.streamBroken, "cut", provider: "openai", partialText: "fine"))
         let second = Scripted("openai", .success(Self.answer))
         let result = await collect(FallbackLLMProvider([.init(breaks), .init(second, model: "b")]).stream(Self.request))
         #expect(result.events == [.text("fine")])

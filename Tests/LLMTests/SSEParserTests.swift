@@ -31,7 +31,8 @@ struct SSEParserTests {
 
     @Test("OpenAI's captured stream: data lines, blank-line separators, [DONE]; any split gives the same events")
     func openAICapture() throws {
-        let first = #"{"id":"chatcmpl-CVFjOTBIgA3kuQLnIXXxtg7Ge7hbs","object":"chat.completion.chunk","created":1761564674,"model":"gpt-3.5-turbo-0125","service_tier":"default","system_fingerprint":null,"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null,"obfuscation":"a"}"#
+        let first =
+            #"{"id":"chatcmpl-CVFjOTBIgA3kuQLnIXXxtg7Ge7hbs","object":"chat.completion.chunk","created":1761564674,"model":"gpt-3.5-turbo-0125","service_tier":"default","system_fingerprint":null,"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null,"obfuscation":"a"}"#
         let text = "data: \(first)\n\ndata: [DONE]\n\n"
         try Self.expectSplitInvariant(text, [SSEEvent(data: first), SSEEvent(data: "[DONE]")])
     }
@@ -64,11 +65,16 @@ struct SSEParserTests {
 
     @Test("llama.cpp's bare error line becomes an event named error, then [DONE] still arrives")
     func llamaCppErrorLine() throws {
-        let line = #"error: {"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}"#
+        let line =
+            #"error: {"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}"#
         try Self.expectSplitInvariant(
             line + "\n\ndata: [DONE]\n\n",
             [
-                SSEEvent(event: "error", data: #"{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}"#),
+                SSEEvent(
+                    event: "error",
+                    data:
+                        #"{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}"#
+                ),
                 SSEEvent(data: "[DONE]"),
             ])
     }

@@ -1,6 +1,7 @@
 import Foundation
-@testable import Services
 import Testing
+
+@testable import Services
 
 /// The Chat Completions stream quirks, through `OpenAIFamilyProvider` and a scripted client, each
 /// stream fed in several chunk sizes.
@@ -10,13 +11,16 @@ struct StreamDecoderTests {
 
     static func provider(_ client: ScriptedHTTPClient, _ kind: LLMConfiguration.ProviderKind = .openai) -> OpenAIFamilyProvider {
         OpenAIFamilyProvider(
-            configuration: LLMConfiguration(provider: kind, baseURL: kind == .openai ? nil : "http://127.0.0.1:9", apiKey: testKey, model: "gpt-4o-mini"),
+            configuration: LLMConfiguration(
+                provider: kind, baseURL: kind == .openai ? nil : "http://127.0.0.1:9", apiKey: testKey, model: "gpt-4o-mini"),
             client: client)
     }
 
     /// Streams `sse` through the provider cut into chunks of each size; every size must give the
     /// same result, which is returned.
-    static func run(_ sse: String, kind: LLMConfiguration.ProviderKind = .openai, request: LLMRequest = request) async -> (events: [LLMStreamEvent], error: (any Error)?) {
+    static func run(_ sse: String, kind: LLMConfiguration.ProviderKind = .openai, request: LLMRequest = request) async -> (
+        events: [LLMStreamEvent], error: (any Error)?
+    ) {
         var first: (events: [LLMStreamEvent], error: (any Error)?)?
         for size in [1, 2, 3, 5, 64, 100_000] {
             let result = await collect(provider(ScriptedHTTPClient([.sse(sse, chunkSize: size)]), kind).stream(request))
@@ -51,7 +55,9 @@ struct StreamDecoderTests {
             ])
     }
 
-    @Test("Azure: the first chunk with empty choices, id and model and prompt_filter_results; content_filter_results on chunks; no usage → estimated")
+    @Test(
+        "Azure: the first chunk with empty choices, id and model and prompt_filter_results; content_filter_results on chunks; no usage → estimated"
+    )
     func azure() async {
         let stream = Self.sse([
             #"{"id":"","choices":[],"created":0,"model":"","object":"","system_fingerprint":null,"prompt_filter_results":[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}}]}"#,
@@ -71,14 +77,21 @@ struct StreamDecoderTests {
 
     @Test("choices: null and choices missing on the usage chunk (vLLM and others); a server that reports model \"\" gets the requested model")
     func nullAndMissingChoices() async {
-        for usageChunk in [#"{"id":"x","model":"","choices":null,"usage":{"prompt_tokens":3,"completion_tokens":1}}"#, #"{"id":"x","usage":{"prompt_tokens":3,"completion_tokens":1}}"#] {
+        for usageChunk in [
+            #"{"id":"x","model":"","choices":null,"usage":{"prompt_tokens":3,"completion_tokens":1}}"#,
+            #"{"id":"x","usage":{"prompt_tokens":3,"completion_tokens":1}}"#,
+        ] {
             let stream = Self.sse([
                 #"{"id":"x","model":"","choices":[{"index":0,"delta":{"content":null}}]}"#,
                 #"{"id":"x","model":"","choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}"#, usageChunk, "[DONE]",
             ])
             let result = await Self.run(stream)
             #expect(result.error == nil)
-            #expect(result.events == [.text("ok"), .usage(LLMUsage(promptTokens: 3, completionTokens: 1, estimated: false)), .finished(reason: .stop, model: "gpt-4o-mini")])
+            #expect(
+                result.events == [
+                    .text("ok"), .usage(LLMUsage(promptTokens: 3, completionTokens: 1, estimated: false)),
+                    .finished(reason: .stop, model: "gpt-4o-mini"),
+                ])
         }
     }
 
@@ -126,7 +139,9 @@ struct StreamDecoderTests {
 
     @Test("a refusal is streamed as text")
     func refusal() async {
-        let stream = Self.sse([#"{"id":"x","model":"gpt-4o","choices":[{"index":0,"delta":{"refusal":"I can't help with that."},"finish_reason":"stop"}]}"#, "[DONE]"])
+        let stream = Self.sse([
+            #"{"id":"x","model":"gpt-4o","choices":[{"index":0,"delta":{"refusal":"I can't help with that."},"finish_reason":"stop"}]}"#, "[DONE]",
+        ])
         let result = await Self.run(stream)
         #expect(text(of: result.events) == "I can't help with that.")
     }
@@ -148,7 +163,9 @@ struct StreamDecoderTests {
 
     @Test("an {\"error\":…} event after the 200, before any delta, is classified like an HTTP error")
     func errorEventBeforeDelta() async {
-        let stream = Self.sse([#"{"error":{"message":"Rate limit reached for gpt-4o-mini. Please try again in 84ms.","type":"tokens","param":null,"code":"rate_limit_exceeded"}}"#])
+        let stream = Self.sse([
+            #"{"error":{"message":"Rate limit reached for gpt-4o-mini. Please try again in 84ms.","type":"tokens","param":null,"code":"rate_limit_exceeded"}}"#
+        ])
         let result = await Self.run(stream)
         let error = result.error as? LLMError
         #expect(error?.kind == .rateLimited)
@@ -158,7 +175,8 @@ struct StreamDecoderTests {
     @Test("llama.cpp's bare error: line about the context size → contextOverflow")
     func llamaCppError() async {
         let stream =
-            #"error: {"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}"# + "\n\ndata: [DONE]\n\n"
+            #"error: {"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}"#
+            + "\n\ndata: [DONE]\n\n"
         let result = await Self.run(stream, kind: .openAICompatible)
         let error = result.error as? LLMError
         #expect(error?.kind == .contextOverflow)
@@ -187,7 +205,8 @@ struct StreamDecoderTests {
         #expect((result.error as? LLMError)?.kind == .streamBroken)
         #expect((result.error as? LLMError)?.partialText == "half an ans")
 
-        let broken = await collect(Self.provider(ScriptedHTTPClient([.sse(cut, ending: .transport(detail: "connection reset by peer"))])).stream(Self.request))
+        let broken = await collect(
+            Self.provider(ScriptedHTTPClient([.sse(cut, ending: .transport(detail: "connection reset by peer"))])).stream(Self.request))
         #expect((broken.error as? LLMError)?.kind == .streamBroken)
         let idle = await collect(Self.provider(ScriptedHTTPClient([.sse(cut, ending: .timedOut(.idle))])).stream(Self.request))
         #expect((idle.error as? LLMError)?.kind == .streamBroken)
@@ -204,17 +223,28 @@ struct StreamDecoderTests {
 
     @Test("a 200 answered as application/json (stream ignored) is decoded as one completion")
     func nonStreaming() async {
-        let body = #"{"id":"chatcmpl-CVFjOTBIgA3kuQLnIXXxtg7Ge7hbs","object":"chat.completion","created":1761564674,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_1","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}"#
+        let body =
+            #"{"id":"chatcmpl-CVFjOTBIgA3kuQLnIXXxtg7Ge7hbs","object":"chat.completion","created":1761564674,"model":"gpt-4o-mini-2024-07-18","service_tier":"default","system_fingerprint":"fp_1","choices":[{"index":0,"message":{"role":"assistant","content":"Hello!","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}}"#
         let result = await collect(Self.provider(ScriptedHTTPClient([.json(200, body)])).stream(Self.request))
         #expect(result.error == nil)
-        #expect(result.events == [.text("Hello!"), .usage(LLMUsage(promptTokens: 10, completionTokens: 5, estimated: false)), .finished(reason: .stop, model: "gpt-4o-mini-2024-07-18")])
+        #expect(
+            result.events == [
+                .text("Hello!"), .usage(LLMUsage(promptTokens: 10, completionTokens: 5, estimated: false)),
+                .finished(reason: .stop, model: "gpt-4o-mini-2024-07-18"),
+            ])
     }
 
     @Test("[DONE] without a finish_reason finishes with stop; events after [DONE] are ignored")
     func doneOnly() async {
-        let stream = Self.sse([#"{"id":"x","model":"m","choices":[{"index":0,"delta":{"content":"a"}}]}"#, "[DONE]", #"{"id":"x","model":"m","choices":[{"index":0,"delta":{"content":"b"}}]}"#])
+        let stream = Self.sse([
+            #"{"id":"x","model":"m","choices":[{"index":0,"delta":{"content":"a"}}]}"#, "[DONE]",
+            #"{"id":"x","model":"m","choices":[{"index":0,"delta":{"content":"b"}}]}"#,
+        ])
         let result = await Self.run(stream)
-        #expect(result.events == [.text("a"), .usage(LLMUsage(promptTokens: 4, completionTokens: 1, estimated: true)), .finished(reason: .stop, model: "m")])
+        #expect(
+            result.events == [
+                .text("a"), .usage(LLMUsage(promptTokens: 4, completionTokens: 1, estimated: true)), .finished(reason: .stop, model: "m"),
+            ])
     }
 }
 

@@ -13,7 +13,8 @@ struct TavilyClientTests {
 
     @Test("POST {base}/search with Bearer and the JSON body; results, request_id, credits and response_time parsed")
     func search() async throws {
-        let answer = #"{"query":"who is Leo Messi?","answer":null,"images":[],"results":[{"title":"Lionel Messi","url":"https://en.wikipedia.org/wiki/Lionel_Messi","content":"Argentine footballer","score":0.81,"raw_content":null,"favicon":"https://x/f.ico"},{"url":"https://example.com/no-title","content":"c"}],"response_time":1.23,"usage":{"credits":1},"request_id":"123e4567-e89b"}"#
+        let answer =
+            #"{"query":"who is Leo Messi?","answer":null,"images":[],"results":[{"title":"Lionel Messi","url":"https://en.wikipedia.org/wiki/Lionel_Messi","content":"Argentine footballer","score":0.81,"raw_content":null,"favicon":"https://x/f.ico"},{"url":"https://example.com/no-title","content":"c"}],"response_time":1.23,"usage":{"credits":1},"request_id":"123e4567-e89b"}"#
         let (client, http) = Self.client([.json(200, answer)], base: "http://127.0.0.1:9/")
         let response = try await client.search(WebSearchQuery(query: "who is Leo Messi?", maxResults: 3))
         let request = try #require(http.requests.first)
@@ -28,7 +29,8 @@ struct TavilyClientTests {
                 == WebSearchResponse(
                     query: "who is Leo Messi?",
                     results: [
-                        WebSearchResult(title: "Lionel Messi", url: "https://en.wikipedia.org/wiki/Lionel_Messi", content: "Argentine footballer", score: 0.81),
+                        WebSearchResult(
+                            title: "Lionel Messi", url: "https://en.wikipedia.org/wiki/Lionel_Messi", content: "Argentine footballer", score: 0.81),
                         WebSearchResult(title: "https://example.com/no-title", url: "https://example.com/no-title", content: "c", score: nil),
                     ], requestId: "123e4567-e89b", credits: 1, responseTimeSeconds: 1.23))
     }
@@ -106,7 +108,8 @@ struct ProviderFactoryTests {
 
     @Test("the factory wraps retries and fallbacks: a 503 is retried, then the fallback model answers")
     func chain() async throws {
-        let ok = "data: {\"id\":\"x\",\"model\":\"llama3.1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"local\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
+        let ok =
+            "data: {\"id\":\"x\",\"model\":\"llama3.1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"local\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
         let http = ScriptedHTTPClient([.json(503, ""), .json(503, ""), .sse(ok)])
         let sleeper = RecordingSleeper()
         let configuration = LLMConfiguration(
@@ -117,7 +120,11 @@ struct ProviderFactoryTests {
         let result = await collect(provider.stream(Self.request))
         #expect(result.error == nil)
         #expect(text(of: result.events) == "local")
-        #expect(http.requests.map(\.url) == ["https://api.openai.com/v1/chat/completions", "https://api.openai.com/v1/chat/completions", "http://localhost:11434/v1/chat/completions"])
+        #expect(
+            http.requests.map(\.url) == [
+                "https://api.openai.com/v1/chat/completions", "https://api.openai.com/v1/chat/completions",
+                "http://localhost:11434/v1/chat/completions",
+            ])
         // The local fallback gets no OpenAI key.
         #expect(header(http.requests[2], "Authorization") == nil)
         #expect(bodyObject(http.requests[2])["model"] as? String == "llama3.1")

@@ -16,6 +16,8 @@ struct DictionarySchemaTests {
         #expect(properties.map(\.required) == [false, true])
         #expect(properties.first?.schema == .object(properties: [], additionalProperties: .string()))
         #expect(properties.last?.schema == .object(properties: [], additionalProperties: .array(items: .integer)))
-        #expect(JSONSchema.of([String: String].self).jsonValue == .object(["type": .string("object"), "properties": .object([:]), "additionalProperties": .object(["type": .string("string")])]))
+        #expect(
+            JSONSchema.of([String: String].self).jsonValue
+                == .object(["type": .string("object"), "properties": .object([:]), "additionalProperties": .object(["type": .string("string")])]))
     }
 }

@@ -34,15 +34,21 @@ func expectSameEncoding<T: Encodable>(
         return true
     case (.failure(let expected), .failure(let actual)):
         guard describe(expected) == describe(actual) else {
-            Issue.record("\(context())\nRPCJSONEncoder threw: \(describe(actual))\nJSONEncoder threw:    \(describe(expected))", sourceLocation: sourceLocation)
+            Issue.record(
+                "\(context())\nRPCJSONEncoder threw: \(describe(actual))\nJSONEncoder threw:    \(describe(expected))", sourceLocation: sourceLocation
+            )
             return false
         }
         return true
     case (.success(let expected), .failure(let error)):
-        Issue.record("\(context())\nRPCJSONEncoder threw \(describe(error)); JSONEncoder wrote \(String(decoding: expected, as: UTF8.self))", sourceLocation: sourceLocation)
+        Issue.record(
+            "\(context())\nRPCJSONEncoder threw \(describe(error)); JSONEncoder wrote \(String(decoding: expected, as: UTF8.self))",
+            sourceLocation: sourceLocation)
         return false
     case (.failure(let error), .success(let actual)):
-        Issue.record("\(context())\nJSONEncoder threw \(describe(error)); RPCJSONEncoder wrote \(String(decoding: actual, as: UTF8.self))", sourceLocation: sourceLocation)
+        Issue.record(
+            "\(context())\nJSONEncoder threw \(describe(error)); RPCJSONEncoder wrote \(String(decoding: actual, as: UTF8.self))",
+            sourceLocation: sourceLocation)
         return false
     }
 }
@@ -102,8 +108,9 @@ enum NastyValues {
 
     static let doubles: [Double] = [
         0, -0.0, 1, -1, 0.1, 0.2, 0.30000000000000004, 1.5, -2.5, 100, 1e15, 1e16, 1e17, 1e21, 1e22, 1e-5, 1e-7, 123456789.125,
-        1e300, -1e300, .leastNonzeroMagnitude, -.leastNonzeroMagnitude, 2.2250738585072014e-308, Double.greatestFiniteMagnitude, -Double.greatestFiniteMagnitude,
-        Double(Int.max), Double(Int64.min), 9007199254740994, 1.0 / 3.0, .pi, 4.35, 0.000001, 1234567.0,
+        1e300, -1e300, .leastNonzeroMagnitude, -.leastNonzeroMagnitude, 2.2250738585072014e-308, Double.greatestFiniteMagnitude,
+        -Double.greatestFiniteMagnitude,
+        Double(Int.max), Double(Int64.min), 9_007_199_254_740_994, 1.0 / 3.0, .pi, 4.35, 0.000001, 1234567.0,
     ]
 
     static func double(_ random: inout SeededGenerator) -> Double {

@@ -23,7 +23,8 @@ struct FuzzRegressionTests {
         return outputs
     }
 
-    @Test("FuzzFraming: a last line without newline of maxMessageBytes + 1 bytes is skipped as oversized at end of input, not delivered over the limit")
+    @Test(
+        "FuzzFraming: a last line without newline of maxMessageBytes + 1 bytes is skipped as oversized at end of input, not delivered over the limit")
     func lastLineOneOverTheLimit() {
         // crash-15798d68…: 0xff (chunk 64, limit 64) then 64 x 0xff and "`": 65 bytes, no newline.
         let line = [UInt8](repeating: 0xFF, count: 64) + [UInt8(ascii: "`")]
@@ -33,16 +34,18 @@ struct FuzzRegressionTests {
                 Issue.record("a message of \(message.readableBytes) bytes over the limit of 64 was delivered")
             }
         }
-        #expect(outputs.contains {
-            if case .event(.oversized(_, let size)) = $0 { return size == 65 }
-            return false
-        })
+        #expect(
+            outputs.contains {
+                if case .event(.oversized(_, let size)) = $0 { return size == 65 }
+                return false
+            })
         // At exactly the limit, and with a trailing "\r" that is not part of the message, it is delivered.
         let atLimit = Self.frames([UInt8](repeating: UInt8(ascii: "x"), count: 64) + [0x0D], chunk: 64, limit: 64)
-        #expect(atLimit.contains {
-            if case .message(let message) = $0 { return message.readableBytes == 64 }
-            return false
-        })
+        #expect(
+            atLimit.contains {
+                if case .message(let message) = $0 { return message.readableBytes == 64 }
+                return false
+            })
     }
 
     @Test("FuzzJSON: the lenient skip never leaves the scanner past the end (a string ending in a backslash at the end of input)")

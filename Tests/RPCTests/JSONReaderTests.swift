@@ -28,7 +28,8 @@ struct JSONReaderTests {
 
     @Test("reads the members asked for, skips the others of any kind, null reads as absent")
     func readsAndSkips() throws {
-        let text = #" { "skip": {"a": [1, 2.5e3, {"b": null}], "c": "x"}, "name" : "n", "count": -42, "tags": ["a", null, "b"], "more": [true, false] } "#
+        let text =
+            #" { "skip": {"a": [1, 2.5e3, {"b": null}], "c": "x"}, "name" : "n", "count": -42, "tags": ["a", null, "b"], "more": [true, false] } "#
         #expect(try Self.shape(text) == Shape(name: "n", count: -42, tags: ["a", "-", "b"]))
         #expect(try Self.shape(#"{"name": null, "count": null, "tags": null}"#) == Shape())
         #expect(try Self.shape("{}") == Shape())

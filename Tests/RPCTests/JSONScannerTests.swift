@@ -19,18 +19,22 @@ struct JSONScannerTests {
         }
     }
 
-    @Test("accepts valid JSON", arguments: [
-        "{}", "[]", "0", "-0", "1.5e10", "-12.25E-3", "\"\"", "true", "false", "null",
-        "{\"a\":[1,2,{\"b\":null}],\"c\":\"\\u00e9\\n\\\"\"}", " [ 1 , 2 ] ", "\"é中😀\"", "\"\\ud83d\\ude00\"",
-    ])
+    @Test(
+        "accepts valid JSON",
+        arguments: [
+            "{}", "[]", "0", "-0", "1.5e10", "-12.25E-3", "\"\"", "true", "false", "null",
+            "{\"a\":[1,2,{\"b\":null}],\"c\":\"\\u00e9\\n\\\"\"}", " [ 1 , 2 ] ", "\"é中😀\"", "\"\\ud83d\\ude00\"",
+        ])
     func acceptsValid(_ text: String) {
         #expect(throws: Never.self) { try validate(text).get() }
     }
 
-    @Test("rejects invalid JSON", arguments: [
-        "", "{", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "+1", "1e", "tru", "nul", "\"abc", "\"\\x\"", "\"\\u12\"",
-        "{a:1}", "[1 2]", "{\"a\" 1}", "\"tab\there\"", "1 2", "'x'", "[\"\u{7}\"]",
-    ])
+    @Test(
+        "rejects invalid JSON",
+        arguments: [
+            "", "{", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "+1", "1e", "tru", "nul", "\"abc", "\"\\x\"", "\"\\u12\"",
+            "{a:1}", "[1 2]", "{\"a\" 1}", "\"tab\there\"", "1 2", "'x'", "[\"\u{7}\"]",
+        ])
     func rejectsInvalid(_ text: String) {
         guard case .failure(.syntax) = validate(text) else {
             Issue.record("accepted invalid JSON: \(text)")

@@ -29,8 +29,10 @@ struct RPCClientCodecTests {
             return
         }
         #expect(id == RPCID(3) && result.text == #"{"n":9007199254740993,"x":1.50}"#)
-        guard case .response(let errorID, .failure(let error)) = try parse(
-            #"{"jsonrpc":"2.0","id":"a","error":{"code":-32030,"message":"Not \u0046ound","data":{"kind":"module"}}}"#) else {
+        guard
+            case .response(let errorID, .failure(let error)) = try parse(
+                #"{"jsonrpc":"2.0","id":"a","error":{"code":-32030,"message":"Not \u0046ound","data":{"kind":"module"}}}"#)
+        else {
             Issue.record("not an error")
             return
         }

@@ -93,7 +93,7 @@ actor Gates {
 
     func open(_ name: String) {
         open.insert(name)
-        waiters.removeValue(forKey: name)?.forEach { $0.resume() }
+        for waiter in waiters.removeValue(forKey: name) ?? [] { waiter.resume() }
     }
 }
 
@@ -237,16 +237,33 @@ struct RPCConnectionTests {
         let examples: [(String, String?)] = [
             (#"{"jsonrpc": "2.0", "method": "subtract", "params": [42, 23], "id": 1}"#, #"{"jsonrpc": "2.0", "result": 19, "id": 1}"#),
             (#"{"jsonrpc": "2.0", "method": "subtract", "params": [23, 42], "id": 2}"#, #"{"jsonrpc": "2.0", "result": -19, "id": 2}"#),
-            (#"{"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3}"#, #"{"jsonrpc": "2.0", "result": 19, "id": 3}"#),
-            (#"{"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": 4}"#, #"{"jsonrpc": "2.0", "result": 19, "id": 4}"#),
+            (
+                #"{"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3}"#,
+                #"{"jsonrpc": "2.0", "result": 19, "id": 3}"#
+            ),
+            (
+                #"{"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": 4}"#,
+                #"{"jsonrpc": "2.0", "result": 19, "id": 4}"#
+            ),
             (#"{"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}"#, nil),
             (#"{"jsonrpc": "2.0", "method": "foobar"}"#, nil),
-            (#"{"jsonrpc": "2.0", "method": "foobar", "id": "1"}"#, #"{"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found", "data": {"apiVersion": "1", "method": "foobar"}}, "id": "1"}"#),
-            (#"{"jsonrpc": "2.0", "method": 1, "params": "bar"}"#, #"{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request", "data": {"reason": "method must be a string"}}, "id": null}"#),
-            (#"[1]"#, #"[{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request", "data": {"reason": "a batch member must be an object"}}, "id": null}]"#),
+            (
+                #"{"jsonrpc": "2.0", "method": "foobar", "id": "1"}"#,
+                #"{"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found", "data": {"apiVersion": "1", "method": "foobar"}}, "id": "1"}"#
+            ),
+            (
+                #"{"jsonrpc": "2.0", "method": 1, "params": "bar"}"#,
+                #"{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request", "data": {"reason": "method must be a string"}}, "id": null}"#
+            ),
+            (
+                #"[1]"#,
+                #"[{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request", "data": {"reason": "a batch member must be an object"}}, "id": null}]"#
+            ),
             (#"[{"jsonrpc": "2.0", "method": "notify_sum", "params": [1,2,4]}, {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}]"#, nil),
-            (#"[{"jsonrpc": "2.0", "method": "get_data", "id": "9"}, {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}, {"jsonrpc": "2.0", "method": "subtract", "params": [42,23], "id": "2"}, {"foo": "boo"}, {"jsonrpc": "2.0", "method": "foo.get", "params": {"name": "myself"}, "id": "5"}]"#,
-             #"[{"jsonrpc": "2.0", "result": ["hello", 5], "id": "9"}, {"jsonrpc": "2.0", "result": 19, "id": "2"}, {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request", "data": {"reason": "jsonrpc must be \"2.0\""}}, "id": null}, {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found", "data": {"apiVersion": "1", "method": "foo.get"}}, "id": "5"}]"#),
+            (
+                #"[{"jsonrpc": "2.0", "method": "get_data", "id": "9"}, {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}, {"jsonrpc": "2.0", "method": "subtract", "params": [42,23], "id": "2"}, {"foo": "boo"}, {"jsonrpc": "2.0", "method": "foo.get", "params": {"name": "myself"}, "id": "5"}]"#,
+                #"[{"jsonrpc": "2.0", "result": ["hello", 5], "id": "9"}, {"jsonrpc": "2.0", "result": 19, "id": "2"}, {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request", "data": {"reason": "jsonrpc must be \"2.0\""}}, "id": null}, {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found", "data": {"apiVersion": "1", "method": "foo.get"}}, "id": "5"}]"#
+            ),
         ]
         for (request, expected) in examples {
             try await connection.send(request + "\n")
@@ -383,7 +400,8 @@ struct RPCConnectionTests {
     @Test("a batch with a slow member is answered as one array when all are done")
     func batchWithSlowMember() async throws {
         let connection = try await InProcessConnection()
-        try await connection.send(#"[{"jsonrpc":"2.0","id":1,"method":"wait","params":{"gate":"b"}},{"jsonrpc":"2.0","id":2,"method":"subtract","params":[3,1]}]"# + "\n")
+        try await connection.send(
+            #"[{"jsonrpc":"2.0","id":1,"method":"wait","params":{"gate":"b"}},{"jsonrpc":"2.0","id":2,"method":"subtract","params":[3,1]}]"# + "\n")
         try await connection.expectNothingWritten()
         await connection.gates.open("b")
         let reply = try await connection.nextJSON()

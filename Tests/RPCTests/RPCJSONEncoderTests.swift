@@ -73,13 +73,22 @@ struct RPCJSONEncoderTests {
             let float = NastyValues.float(&random)
             expectSameEncoding(float, "\(float.bitPattern)")
         }
-        struct Floats: Codable { var f: Float; var d: Double; var fs: [Float]; var ds: [Double] }
+        struct Floats: Codable {
+            var f: Float
+            var d: Double
+            var fs: [Float]
+            var ds: [Double]
+        }
         expectSameEncoding(Floats(f: 0.1, d: -0.0, fs: [1, 2.5], ds: [1e300, .leastNonzeroMagnitude]))
     }
 
     @Test("NaN and infinities throw, with JSONEncoder's message and coding path")
     func nonConformingFloats() {
-        struct Holder: Codable { var value: Double; var values: [Double]?; var nested: [Holder]? }
+        struct Holder: Codable {
+            var value: Double
+            var values: [Double]?
+            var nested: [Holder]?
+        }
         for bad in [Double.nan, .infinity, -.infinity] {
             expectSameEncoding(bad)
             expectSameEncoding([bad])
@@ -128,7 +137,9 @@ struct RPCJSONEncoderTests {
         var dictionary: [String: Int] = [:]
         for (index, key) in NastyValues.keys.enumerated() { dictionary[key] = index }
         expectSameEncoding(dictionary)
-        let pairs: [[String]] = [["\"", "A"], ["\\", "]"], ["\n", " "], ["a\u{1}", "a"], ["é", "f"], ["😀", "日本"], ["10", "9"], ["B", "a"], ["", "a"]]
+        let pairs: [[String]] = [
+            ["\"", "A"], ["\\", "]"], ["\n", " "], ["a\u{1}", "a"], ["é", "f"], ["😀", "日本"], ["10", "9"], ["B", "a"], ["", "a"],
+        ]
         for keys in pairs {
             expectSameEncoding(Dictionary(uniqueKeysWithValues: keys.map { ($0, $0) }))
         }
@@ -185,7 +196,11 @@ struct RPCJSONEncoderTests {
         var kind: Kind
         var raw: JSONFragment?
 
-        enum Kind: String, RPCStringEnum { case first, second = "Second", third = "3rd" }
+        enum Kind: String, RPCStringEnum {
+            case first
+            case second = "Second"
+            case third = "3rd"
+        }
 
         static func random(_ random: inout SeededGenerator, depth: Int = 0) -> Record {
             Record(
@@ -193,13 +208,16 @@ struct RPCJSONEncoderTests {
                 alpha: Bool.random(using: &random) ? nil : NastyValues.integers.randomElement(using: &random),
                 Beta: (0..<Int.random(in: 0...3, using: &random)).map { _ in Bool.random(using: &random) ? nil : NastyValues.string(&random) },
                 _under: Dictionary(
-                    (0..<Int.random(in: 0...4, using: &random)).map { _ in (NastyValues.keys.randomElement(using: &random)!, Int.random(in: -5...5, using: &random)) },
+                    (0..<Int.random(in: 0...4, using: &random)).map { _ in
+                        (NastyValues.keys.randomElement(using: &random)!, Int.random(in: -5...5, using: &random))
+                    },
                     uniquingKeysWith: { $1 }),
                 nested: depth < 2 && Bool.random(using: &random)
                     ? (0..<Int.random(in: 0...2, using: &random)).map { _ in Record.random(&random, depth: depth + 1) } : nil,
                 when: NastyValues.date(&random),
                 ratio: Bool.random(using: &random) ? NastyValues.double(&random) : nil,
-                blob: Bool.random(using: &random) ? Data((0..<Int.random(in: 0...9, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }) : nil,
+                blob: Bool.random(using: &random)
+                    ? Data((0..<Int.random(in: 0...9, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }) : nil,
                 flag: Bool.random(using: &random),
                 kind: Kind.allCases.randomElement(using: &random)!,
                 raw: Bool.random(using: &random) ? RPCJSONEncoderTests.canonicalFragment : nil)
@@ -459,7 +477,8 @@ struct RPCJSONEncoderTests {
             struct Probe: Encodable {
                 let recorder: Recorder
                 func encode(to encoder: any Encoder) throws {
-                    recorder.paths.append(encoder.codingPath.map { "\($0.stringValue)/\($0.intValue.map(String.init) ?? "-")" }.joined(separator: "."))
+                    recorder.paths.append(
+                        encoder.codingPath.map { "\($0.stringValue)/\($0.intValue.map(String.init) ?? "-")" }.joined(separator: "."))
                     var container = encoder.singleValueContainer()
                     try container.encode(recorder.paths.count)
                 }
@@ -571,7 +590,9 @@ indirect enum RandomTree: Encodable {
         case 7:
             let count = Int.random(in: 0...5, using: &random)
             return .dictionary(
-                Dictionary((0..<count).map { _ in (NastyValues.keys.randomElement(using: &random)!, make(&random, depth: depth + 1)) }, uniquingKeysWith: { $1 }))
+                Dictionary(
+                    (0..<count).map { _ in (NastyValues.keys.randomElement(using: &random)!, make(&random, depth: depth + 1)) },
+                    uniquingKeysWith: { $1 }))
         case 8: return .single(make(&random, depth: depth + 1))
         default: return depth == 0 ? .array([]) : .nothing
         }

@@ -89,11 +89,13 @@ struct RPCMessageParserTests {
         #expect(large.data?.text.contains("\"actual\":6") == true)
     }
 
-    @Test("any syntax error makes the whole message a parse error", arguments: [
-        "{\"jsonrpc\": \"2.0\", \"method\": \"foobar, \"params\": \"bar\", \"baz]",
-        "[{\"jsonrpc\": \"2.0\", \"method\": \"sum\", \"params\": [1,2,4], \"id\": \"1\"},{\"jsonrpc\": \"2.0\", \"method\"]",
-        "{} {}", "",
-    ])
+    @Test(
+        "any syntax error makes the whole message a parse error",
+        arguments: [
+            "{\"jsonrpc\": \"2.0\", \"method\": \"foobar, \"params\": \"bar\", \"baz]",
+            "[{\"jsonrpc\": \"2.0\", \"method\": \"sum\", \"params\": [1,2,4], \"id\": \"1\"},{\"jsonrpc\": \"2.0\", \"method\"]",
+            "{} {}", "",
+        ])
     func parseErrors(_ text: String) {
         guard case .failed(let error) = parser.parse(ByteBuffer(string: text)) else {
             Issue.record("parsed: \(text)")
@@ -113,7 +115,8 @@ struct RPCMessageParserTests {
 
     @Test("the id of an oversized message is found in its prefix")
     func idFromPrefix() {
-        #expect(findRequestID(inPrefix: ByteBuffer(string: "{\"jsonrpc\":\"2.0\",\"params\":{\"a\":[1,\"}\"]},\"id\":42,\"method\":\"x")) == RPCID(42))
+        #expect(
+            findRequestID(inPrefix: ByteBuffer(string: "{\"jsonrpc\":\"2.0\",\"params\":{\"a\":[1,\"}\"]},\"id\":42,\"method\":\"x")) == RPCID(42))
         #expect(findRequestID(inPrefix: ByteBuffer(string: "{\"jsonrpc\":\"2.0\",\"params\":{\"a\":[1,2,3")) == nil)
     }
 }

@@ -144,7 +144,10 @@ struct RPCRateLimitPauseTests {
         let loop = connection.channel.testingEventLoop
         let members = (1...5).map { Self.subtract($0).dropLast() }.joined(separator: ",")
         try await connection.send("[\(members)]\n" + Self.subtract(6) + #"{"jsonrpc":"2.0","id":7,"method":"echo","params":{}}"# + "\n")
-        guard case .array(let replies) = try await connection.nextJSON() else { Issue.record("not a batch reply"); return }
+        guard case .array(let replies) = try await connection.nextJSON() else {
+            Issue.record("not a batch reply")
+            return
+        }
         #expect(replies.count == 5)
         #expect(replies.filter { $0.at("result")?.int == 19 }.count == 3)
         #expect(replies.filter { $0.at("error.code")?.int == -32017 }.count == 2)

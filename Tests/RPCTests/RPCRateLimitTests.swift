@@ -107,7 +107,14 @@ struct RPCConcurrencyLimitTests {
         let calls = Mutex(0)
         let middleware = RPCRateLimitMiddleware(
             buckets: RPCTokenBuckets(), limits: control,
-            caller: { _ in RPCRateCaller(uid: "uid:1", account: calls.withLock { $0 += 1; return "usr_\($0)" }) })
+            caller: { _ in
+                RPCRateCaller(
+                    uid: "uid:1",
+                    account: calls.withLock {
+                        $0 += 1
+                        return "usr_\($0)"
+                    })
+            })
         let connection = try await InProcessConnection(limits: limits, middleware: [middleware])
         try await connection.send(#"{"jsonrpc":"2.0","id":1,"method":"wait","params":{"gate":"a"}}"# + "\n")
         try await connection.send(#"{"jsonrpc":"2.0","id":2,"method":"wait","params":{"gate":"b"}}"# + "\n")

@@ -68,7 +68,9 @@ struct RPCResultCacheTests {
     func valuesWereBoundedByBytes() {
         let cache = RPCResultCache()  // the daemon's defaults: 10,000 entries, 64 MiB
         // 1 to 3 MiB each, 80 MiB in all: the ByteBuffers hold 2 or 4 MiB each.
-        Self.fill(cache, count: 40, value: { ByteBuffer(repeating: UInt8(ascii: "x"), count: (1 << 20) + $0 * 53_000) }, params: { ByteBuffer(string: #"{"id":"p_\#($0)"}"#) })
+        Self.fill(
+            cache, count: 40, value: { ByteBuffer(repeating: UInt8(ascii: "x"), count: (1 << 20) + $0 * 53_000) },
+            params: { ByteBuffer(string: #"{"id":"p_\#($0)"}"#) })
         #expect(cache.retainedBytes <= cache.maxBytes, "\(cache.retainedBytes) bytes held")
         #expect(cache.count > 0 && cache.count < 40)
     }
@@ -78,10 +80,16 @@ struct RPCResultCacheTests {
         let cache = RPCResultCache(maxEntries: 10_000, maxBytes: 1 << 20)
         // Distinct keys for the same call: about 3,000 bytes of params padded with n spaces (under
         // maxParamsBytes, so cached) and a two-byte result. Counting only results, all 1,000 stay.
-        Self.fill(cache, count: 1000, value: { _ in ByteBuffer(string: "{}") }, params: { n in
-            ByteBuffer(string: #"{"id":"p_1","variables":{"text":""# + String(repeating: "y", count: 2900) + #""}"# + String(repeating: " ", count: n) + "}")
-        })
-        #expect(cache.count > 0 && cache.count * 2900 <= cache.maxBytes, "\(cache.count) entries of 2,900+ bytes of params in a cache of \(cache.maxBytes)")
+        Self.fill(
+            cache, count: 1000, value: { _ in ByteBuffer(string: "{}") },
+            params: { n in
+                ByteBuffer(
+                    string: #"{"id":"p_1","variables":{"text":""# + String(repeating: "y", count: 2900) + #""}"# + String(repeating: " ", count: n)
+                        + "}")
+            })
+        #expect(
+            cache.count > 0 && cache.count * 2900 <= cache.maxBytes,
+            "\(cache.count) entries of 2,900+ bytes of params in a cache of \(cache.maxBytes)")
         #expect(cache.retainedBytes <= cache.maxBytes, "\(cache.retainedBytes) bytes held by a cache of \(cache.maxBytes)")
     }
 
@@ -92,7 +100,8 @@ struct RPCResultCacheTests {
         cache.store(small, value: ByteBuffer(string: "v"), tags: [], epoch: cache.lookUp(small).epoch)
         #expect(cache.lookUp(small).0 == ByteBuffer(string: "v"))
         let large = RPCResultCache.Key(
-            caller: "usr_a", method: "modules.get@1", params: ByteBuffer(string: #"{"id":"mod_1""# + String(repeating: " ", count: RPCResultCache.maxParamsBytes) + "}"))
+            caller: "usr_a", method: "modules.get@1",
+            params: ByteBuffer(string: #"{"id":"mod_1""# + String(repeating: " ", count: RPCResultCache.maxParamsBytes) + "}"))
         cache.store(large, value: ByteBuffer(string: "v"), tags: [], epoch: cache.lookUp(large).epoch)
         #expect(cache.lookUp(large).0 == nil)
     }
@@ -100,12 +109,14 @@ struct RPCResultCacheTests {
     @Test("a key keeps only its params, not the whole message they were read from")
     func paramsSliceDoesNotPinTheMessage() {
         let cache = RPCResultCache(maxEntries: 10_000, maxBytes: 1 << 20)
-        Self.fill(cache, count: 16, value: { _ in ByteBuffer(string: "{}") }, params: { n in
-            // The parser hands params as a slice of the message: here a 1 MiB one.
-            var message = ByteBuffer(string: #"{"id":"p_\#(n)"}"#)
-            message.writeRepeatingByte(UInt8(ascii: " "), count: 1 << 20)
-            return message.getSlice(at: 0, length: #"{"id":"p_\#(n)"}"#.utf8.count)!
-        })
+        Self.fill(
+            cache, count: 16, value: { _ in ByteBuffer(string: "{}") },
+            params: { n in
+                // The parser hands params as a slice of the message: here a 1 MiB one.
+                var message = ByteBuffer(string: #"{"id":"p_\#(n)"}"#)
+                message.writeRepeatingByte(UInt8(ascii: " "), count: 1 << 20)
+                return message.getSlice(at: 0, length: #"{"id":"p_\#(n)"}"#.utf8.count)!
+            })
         #expect(cache.count == 16)
         #expect(cache.retainedBytes <= cache.maxBytes, "\(cache.retainedBytes) bytes held by a cache of \(cache.maxBytes)")
     }

@@ -22,10 +22,14 @@ struct RPCUnauthenticatedLimitTests {
     /// What the handler holds of messages not run yet.
     static func buffered(_ connection: InProcessConnection) async throws -> Int {
         let channel = connection.channel
-        return try await channel.eventLoop.submit { try channel.pipeline.syncOperations.handler(type: RPCConnectionHandler.self).bufferedInboundBytes }.get()
+        return try await channel.eventLoop.submit {
+            try channel.pipeline.syncOperations.handler(type: RPCConnectionHandler.self).bufferedInboundBytes
+        }.get()
     }
 
-    @Test("not signed in: a message over the limit is not buffered past the limit, is answered -32010 {setting, limit, actual}, and the connection goes on")
+    @Test(
+        "not signed in: a message over the limit is not buffered past the limit, is answered -32010 {setting, limit, actual}, and the connection goes on"
+    )
     func refusedUnbuffered() async throws {
         let connection = try await InProcessConnection(limits: Self.limits(), signedIn: false)
         let message = Self.bigEcho(id: 7, bytes: 1 << 20)

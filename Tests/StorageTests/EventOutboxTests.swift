@@ -53,8 +53,13 @@ struct EventOutboxTests {
         func chatInModule() async throws {
             try await database.writer.write { db in
                 try db.execute(sql: "INSERT INTO users (id, username, created_at) VALUES ('usr_1', 'a', '2026-01-01T00:00:00.000Z')")
-                try db.execute(sql: "INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES ('mod_1', 'usr_1', 't', '', '', 'x', 'x')")
-                try db.execute(sql: "INSERT INTO chats (id, user_id, module_id, title, created_at, updated_at) VALUES ('cht_1', 'usr_1', 'mod_1', 't', 'x', 'x')")
+                try db.execute(
+                    sql:
+                        "INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES ('mod_1', 'usr_1', 't', '', '', 'x', 'x')"
+                )
+                try db.execute(
+                    sql: "INSERT INTO chats (id, user_id, module_id, title, created_at, updated_at) VALUES ('cht_1', 'usr_1', 'mod_1', 't', 'x', 'x')"
+                )
             }
         }
 
@@ -134,7 +139,11 @@ struct EventOutboxTests {
         try await fixture.write(1)
         let writes = fixture.writes
         try await writes.write { db in
-            try writes.record([Happened(userID: "usr_1", chatID: "cht_1", n: 2), Happened(userID: "usr_1", n: 3), Happened(userID: "usr_1", chatID: "cht_1", n: 4)], in: db)
+            try writes.record(
+                [
+                    Happened(userID: "usr_1", chatID: "cht_1", n: 2), Happened(userID: "usr_1", n: 3),
+                    Happened(userID: "usr_1", chatID: "cht_1", n: 4),
+                ], in: db)
             try writes.record([Happened(userID: "usr_1", chatID: "cht_1", n: 5)], chatModuleID: "mod_given", in: db)
             try writes.record([Happened(userID: "usr_1", chatID: "cht_1", n: 6)], chatModuleID: nil, in: db)
         }

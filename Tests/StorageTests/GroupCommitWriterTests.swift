@@ -255,4 +255,3 @@ struct GroupCommitWriterTests {
         #expect(stored == [1, 2, 4, 5])
     }
 }
-

@@ -35,7 +35,12 @@ struct MigratorTests {
         let fts = ["modules_fts", "messages_fts"].flatMap { table in ["", "_data", "_idx", "_docsize", "_config"].map { table + $0 } }
         #expect(
             try await Self.tables(database.writer)
-                == Set(["schema_migrations", "users", "sessions", "login_failures", "modules", "module_tags", "chats", "messages", "prompts", "prompt_versions", "search_progress", "events", "event_consumers", "event_retention", "audit_entries", "agent_runs", "user_usage", "chat_segments", "chain_forks"] + fts))
+                == Set(
+                    [
+                        "schema_migrations", "users", "sessions", "login_failures", "modules", "module_tags", "chats", "messages", "prompts",
+                        "prompt_versions", "search_progress", "events", "event_consumers", "event_retention", "audit_entries", "agent_runs",
+                        "user_usage", "chat_segments", "chain_forks",
+                    ] + fts))
         let status = try await database.migrationStatus()
         #expect(status.pending.isEmpty)
         #expect(status.schemaVersion == Migration.embedded.last?.version)
@@ -43,7 +48,8 @@ struct MigratorTests {
         #expect(row.fileName == "0001_init.sql")
         #expect(row.checksum == Migration.embedded[0].checksum)
         // 2026-01-31T12:00:00.000Z
-        #expect(row.appliedAt.count == 24 && row.appliedAt.hasSuffix("Z") && row.appliedAt.dropFirst(10).hasPrefix("T"), "applied_at: \(row.appliedAt)")
+        #expect(
+            row.appliedAt.count == 24 && row.appliedAt.hasSuffix("Z") && row.appliedAt.dropFirst(10).hasPrefix("T"), "applied_at: \(row.appliedAt)")
     }
 
     @Test("0001: usernames are unique without regard to case; deleting a user deletes its sessions")
@@ -103,7 +109,8 @@ struct MigratorTests {
         let third = Migration(version: 3, name: "third", sql: "CREATE TABLE c (id INTEGER PRIMARY KEY);\n")
         let database = try Self.database([Self.first, Self.second, fourth])
         #expect(try await database.migrate(logger: Self.logger) == [Self.first, Self.second, fourth])
-        let merged = AgentDatabase(writer: database.writer, path: database.path, migrator: Migrator(migrations: [Self.first, Self.second, third, fourth]))
+        let merged = AgentDatabase(
+            writer: database.writer, path: database.path, migrator: Migrator(migrations: [Self.first, Self.second, third, fourth]))
         #expect(try await merged.migrationStatus().pending == [third])
         #expect(try await merged.migrate(logger: Self.logger) == [third])
         #expect(try await Self.recordedVersions(database.writer) == [1, 2, 3, 4])
@@ -143,7 +150,8 @@ struct MigratorTests {
         try await database.migrate(logger: Self.logger)
         let edited = Migration(version: 1, name: "first", sql: Self.first.sql + "CREATE INDEX a_id ON a(id);\n")
         let changed = AgentDatabase(writer: database.writer, path: database.path, migrator: Migrator(migrations: [edited, Self.second]))
-        let expected = MigrationError.checksumMismatch(database: ":memory:", migration: "0001_first.sql", recorded: Self.first.checksum, embedded: edited.checksum)
+        let expected = MigrationError.checksumMismatch(
+            database: ":memory:", migration: "0001_first.sql", recorded: Self.first.checksum, embedded: edited.checksum)
         await #expect(throws: expected) { try await changed.migrate(logger: Self.logger) }
         await #expect(throws: expected) { try await changed.migrationStatus() }
         #expect(expected.description.contains("0001_first.sql"))

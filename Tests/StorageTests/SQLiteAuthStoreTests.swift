@@ -17,7 +17,8 @@ struct SQLiteAuthStoreTests {
     static let date = Date(timeIntervalSince1970: 1_800_000_000.25)  // whole milliseconds: the schema keeps milliseconds
 
     static func user(_ id: String, _ username: String, uid: UInt32? = nil) -> StoredUser {
-        StoredUser(user: User(id: id, username: username, linkedUID: uid, hasPassword: uid == nil, createdAt: date), passwordHash: uid == nil ? "h" : nil)
+        StoredUser(
+            user: User(id: id, username: username, linkedUID: uid, hasPassword: uid == nil, createdAt: date), passwordHash: uid == nil ? "h" : nil)
     }
 
     @Test("users round-trip by id, username (any case) and linked uid; conflicts name what is taken")

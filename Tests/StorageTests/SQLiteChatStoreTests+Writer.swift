@@ -44,7 +44,9 @@ extension SQLiteChatStoreTests {
         return (database, store, folder)
     }
 
-    @Test("selecting one then the other of two long branches that split at the root holds the writer for as long at 100,000 messages as at 1,000; an append after the leaf writes its message, the chat's leaf, the quota and its event, nothing else")
+    @Test(
+        "selecting one then the other of two long branches that split at the root holds the writer for as long at 100,000 messages as at 1,000; an append after the leaf writes its message, the chat's leaf, the quota and its event, nothing else"
+    )
     func selectCostsTheWriterAConstant() async throws {
         var costs: [Int: (statements: Int, steps: Int, rowsChanged: Int)] = [:]
         for length in [1_000, 100_000] {
@@ -73,13 +75,19 @@ extension SQLiteChatStoreTests {
             #expect(tables.sorted() == ["chats", "events", "messages", "user_usage"], "an append's writes: \(append.writes)")
             // One row each: no branch row (chat_paths wrote a fifth before 0014).
             #expect(append.rowsChanged == 4, "rows an append changed: \(append.rowsChanged)")
-            #expect(try await store.activeBranch(chatID: "cht_two", userID: "usr_1", afterDepth: length - 1, limit: 10)?.map(\.id) == ["b_\(length)", "b_next"])
+            #expect(
+                try await store.activeBranch(chatID: "cht_two", userID: "usr_1", afterDepth: length - 1, limit: 10)?.map(\.id) == [
+                    "b_\(length)", "b_next",
+                ])
         }
         let short = try #require(costs[1_000])
         let long = try #require(costs[100_000])
-        #expect(long.statements <= short.statements, "writer statements per select: \(long.statements) at 100,000 messages, \(short.statements) at 1,000")
-        #expect(long.steps <= short.steps + short.steps / 10, "writer VM steps per select: \(long.steps) at 100,000 messages, \(short.steps) at 1,000")
-        #expect(long.rowsChanged <= short.rowsChanged, "rows a select changed: \(long.rowsChanged) at 100,000 messages, \(short.rowsChanged) at 1,000")
+        #expect(
+            long.statements <= short.statements, "writer statements per select: \(long.statements) at 100,000 messages, \(short.statements) at 1,000")
+        #expect(
+            long.steps <= short.steps + short.steps / 10, "writer VM steps per select: \(long.steps) at 100,000 messages, \(short.steps) at 1,000")
+        #expect(
+            long.rowsChanged <= short.rowsChanged, "rows a select changed: \(long.rowsChanged) at 100,000 messages, \(short.rowsChanged) at 1,000")
         #expect(long.steps < 2_000, "writer VM steps per select of a 100,000-message branch: \(long.steps)")
     }
 }
@@ -89,11 +97,18 @@ extension SQLiteChatStoreTests {
     final class Counter: Sendable {
         private let count = Mutex(0)
         /// The count after this call.
-        func next() -> Int { count.withLock { $0 += 1; return $0 } }
+        func next() -> Int {
+            count.withLock {
+                $0 += 1
+                return $0
+            }
+        }
         var value: Int { count.withLock { $0 } }
     }
 
-    @Test("a select planned before a new fork on its walk is planned again (inside the writer after three tries); an append after the leaf meanwhile leaves the plan good")
+    @Test(
+        "a select planned before a new fork on its walk is planned again (inside the writer after three tries); an append after the leaf meanwhile leaves the plan good"
+    )
     func stalePlans() async throws {
         let database = try await Self.database()
         let store = SQLiteChatStore(writer: database.writer, groupWriter: .testing(database.writer), ledger: StorageLedger(quota: .unlimited))
@@ -140,7 +155,8 @@ extension SQLiteChatStoreTests {
                     _ = try await store.selectBranch(messageID: "\(step % 2 == 0 ? "a" : "b")_\(1 + step % 7)", userID: "usr_1", updatedAt: Self.date)
                 }
                 group.addTask {
-                    let placement: MessagePlacement = step % 3 == 0 ? .afterActiveLeaf : .siblingOf(messageID: "\(step % 2 == 0 ? "b" : "a")_\(2 + step % 5)")
+                    let placement: MessagePlacement =
+                        step % 3 == 0 ? .afterActiveLeaf : .siblingOf(messageID: "\(step % 2 == 0 ? "b" : "a")_\(2 + step % 5)")
                     try await Self.append(store, "race_\(step)", to: "cht_two", placement)
                 }
             }
@@ -151,9 +167,10 @@ extension SQLiteChatStoreTests {
         let chat = try #require(try await store.selectBranch(messageID: "a_1", userID: "usr_1", updatedAt: Self.date))
         try await Self.checkBranch(database, store, "cht_two", "selected after the race")
         let leaf = try #require(chat.activeMessageId)
-        #expect(try await database.writer.read { db in
-            try Bool.fetchOne(db, sql: "SELECT NOT EXISTS (SELECT 1 FROM messages WHERE parent_id = ?)", arguments: [leaf])
-        } == true, "the active leaf has no child")
+        #expect(
+            try await database.writer.read { db in
+                try Bool.fetchOne(db, sql: "SELECT NOT EXISTS (SELECT 1 FROM messages WHERE parent_id = ?)", arguments: [leaf])
+            } == true, "the active leaf has no child")
     }
 
     @Test("migration 0014 gives every message its chain, records every fork and stores each chat's active branch as segments")
@@ -166,20 +183,21 @@ extension SQLiteChatStoreTests {
         // r2 → r3 is the newest. cht_2 is empty.
         try await old.writer.write { db in
             try db.execute(sql: "INSERT INTO users (id, username, created_at) VALUES ('usr_1', 'usr_1', '2026-01-01T00:00:00.000Z')")
-            try db.execute(sql: """
-                INSERT INTO chats (id, user_id, title, active_message_id, created_at, updated_at) VALUES
-                    ('cht_1', 'usr_1', 't', 'm4', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'),
-                    ('cht_2', 'usr_1', 't', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
-                INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES
-                    ('m1', 'cht_1', 'usr_1', NULL, 'user', 'a', 1, '2026-01-01T00:00:00.000Z'),
-                    ('m2a', 'cht_1', 'usr_1', 'm1', 'assistant', 'b', 2, '2026-01-01T00:00:00.000Z'),
-                    ('m3a', 'cht_1', 'usr_1', 'm2a', 'user', 'c', 3, '2026-01-01T00:00:00.000Z'),
-                    ('m2b', 'cht_1', 'usr_1', 'm1', 'assistant', 'd', 2, '2026-01-01T00:00:00.000Z'),
-                    ('m3b', 'cht_1', 'usr_1', 'm2b', 'user', 'e', 3, '2026-01-01T00:00:00.000Z'),
-                    ('m4', 'cht_1', 'usr_1', 'm3a', 'assistant', 'f', 4, '2026-01-01T00:00:00.000Z'),
-                    ('r2', 'cht_1', 'usr_1', NULL, 'user', 'g', 1, '2026-01-01T00:00:00.000Z'),
-                    ('r3', 'cht_1', 'usr_1', 'r2', 'assistant', 'h', 2, '2026-01-01T00:00:00.000Z');
-                """)
+            try db.execute(
+                sql: """
+                    INSERT INTO chats (id, user_id, title, active_message_id, created_at, updated_at) VALUES
+                        ('cht_1', 'usr_1', 't', 'm4', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'),
+                        ('cht_2', 'usr_1', 't', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
+                    INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES
+                        ('m1', 'cht_1', 'usr_1', NULL, 'user', 'a', 1, '2026-01-01T00:00:00.000Z'),
+                        ('m2a', 'cht_1', 'usr_1', 'm1', 'assistant', 'b', 2, '2026-01-01T00:00:00.000Z'),
+                        ('m3a', 'cht_1', 'usr_1', 'm2a', 'user', 'c', 3, '2026-01-01T00:00:00.000Z'),
+                        ('m2b', 'cht_1', 'usr_1', 'm1', 'assistant', 'd', 2, '2026-01-01T00:00:00.000Z'),
+                        ('m3b', 'cht_1', 'usr_1', 'm2b', 'user', 'e', 3, '2026-01-01T00:00:00.000Z'),
+                        ('m4', 'cht_1', 'usr_1', 'm3a', 'assistant', 'f', 4, '2026-01-01T00:00:00.000Z'),
+                        ('r2', 'cht_1', 'usr_1', NULL, 'user', 'g', 1, '2026-01-01T00:00:00.000Z'),
+                        ('r3', 'cht_1', 'usr_1', 'r2', 'assistant', 'h', 2, '2026-01-01T00:00:00.000Z');
+                    """)
         }
         let migrated = AgentDatabase(writer: old.writer, path: old.path, migrator: Migrator())
         #expect(try await migrated.migrate(logger: logger).map(\.version) == [14])
@@ -192,6 +210,7 @@ extension SQLiteChatStoreTests {
         #expect(try await store.selectBranch(messageID: "m1", userID: "usr_1", updatedAt: Self.date)?.activeMessageId == "m3b")
         #expect(try await store.selectBranch(messageID: "r2", userID: "usr_1", updatedAt: Self.date)?.activeMessageId == "r3")
         try await Self.checkBranch(migrated, store, "cht_1", "migrated, selected")
-        #expect(try await migrated.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master WHERE name = 'chat_paths'") } == 0)
+        #expect(
+            try await migrated.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master WHERE name = 'chat_paths'") } == 0)
     }
 }

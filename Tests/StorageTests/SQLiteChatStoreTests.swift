@@ -33,7 +33,9 @@ struct SQLiteChatStoreTests {
     }
 
     @discardableResult
-    static func append(_ store: SQLiteChatStore, _ id: String, to chatID: String, _ placement: MessagePlacement = .afterActiveLeaf) async throws -> Message {
+    static func append(_ store: SQLiteChatStore, _ id: String, to chatID: String, _ placement: MessagePlacement = .afterActiveLeaf) async throws
+        -> Message
+    {
         try await store.append(
             NewMessage(id: id, chatID: chatID, placement: placement, role: .user, content: id, createdAt: date), userID: "usr_1",
             event: { ChatsEvents.MessageCreated(userID: "usr_1", message: $0) })
@@ -71,27 +73,36 @@ struct SQLiteChatStoreTests {
             SELECT m.seq, p.chain_seq, p.depth FROM messages m JOIN messages p ON p.id = m.parent_id WHERE m.chat_id = ?1 AND m.chain_seq = m.seq
             """
         let storedForks = """
-            SELECT f.child_chain_seq, f.parent_chain_seq, f.parent_depth FROM chain_forks f JOIN messages m ON m.seq = f.child_chain_seq WHERE m.chat_id = ?1
+            SELECT f.child_chain_seq, f.parent_chain_seq, f.parent_depth
+                FROM chain_forks f JOIN messages m ON m.seq = f.child_chain_seq WHERE m.chat_id = ?1
             """
         let violations = try await database.writer.read { db in
-            try Int.fetchOne(db, sql: """
-                SELECT (SELECT count(*) FROM messages m LEFT JOIN messages p ON p.id = m.parent_id WHERE m.chat_id = ?1 AND m.chain_seq IS NOT
-                        CASE WHEN p.id IS NOT NULL AND m.seq = (SELECT min(o.seq) FROM messages o WHERE o.parent_id = p.id) THEN p.chain_seq ELSE m.seq END)
-                    + (SELECT count(*) FROM (\(forks) EXCEPT \(storedForks)))
-                    + (SELECT count(*) FROM (\(storedForks) EXCEPT \(forks)))
-                """, arguments: [chatID])
+            try Int.fetchOne(
+                db,
+                sql: """
+                    SELECT (SELECT count(*) FROM messages m LEFT JOIN messages p ON p.id = m.parent_id WHERE m.chat_id = ?1 AND m.chain_seq IS NOT
+                            CASE WHEN p.id IS NOT NULL AND m.seq = (SELECT min(o.seq) FROM messages o WHERE o.parent_id = p.id)
+                                THEN p.chain_seq ELSE m.seq END)
+                        + (SELECT count(*) FROM (\(forks) EXCEPT \(storedForks)))
+                        + (SELECT count(*) FROM (\(storedForks) EXCEPT \(forks)))
+                    """, arguments: [chatID])
         }
         #expect(violations == 0, "chains and forks, \(context)")
         // The segments: one where the walked branch enters a chain; the last chain ends at the leaf.
         let (segments, chainOf, lastChainEnd) = try await database.writer.read { db in
             let segments = try Row.fetchAll(
-                db, sql: "SELECT s.start_depth, s.chain_seq FROM chat_segments s JOIN chats c ON c.seq = s.chat_seq WHERE c.id = ? ORDER BY s.start_depth",
+                db,
+                sql:
+                    "SELECT s.start_depth, s.chain_seq FROM chat_segments s JOIN chats c ON c.seq = s.chat_seq WHERE c.id = ? ORDER BY s.start_depth",
                 arguments: [chatID]
             ).map { SQLiteChatStore.Segment(start: $0[0], chain: $0[1]) }
-            let chainOf = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, chain_seq FROM messages WHERE chat_id = ?", arguments: [chatID]).map {
-                ($0[0] as String, $0[1] as Int64)
-            })
-            let end = try segments.last.flatMap { try String.fetchOne(db, sql: "SELECT id FROM messages WHERE chain_seq = ? ORDER BY depth DESC LIMIT 1", arguments: [$0.chain]) }
+            let chainOf = try Dictionary(
+                uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT id, chain_seq FROM messages WHERE chat_id = ?", arguments: [chatID]).map {
+                    ($0[0] as String, $0[1] as Int64)
+                })
+            let end = try segments.last.flatMap {
+                try String.fetchOne(db, sql: "SELECT id FROM messages WHERE chain_seq = ? ORDER BY depth DESC LIMIT 1", arguments: [$0.chain])
+            }
             return (segments, chainOf, end)
         }
         var expected: [SQLiteChatStore.Segment] = []
@@ -114,14 +125,17 @@ struct SQLiteChatStoreTests {
                 sql: """
                     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
                     INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at)
-                    SELECT 'msg_' || i, 'cht_long', 'usr_1', CASE WHEN i > 1 THEN 'msg_' || (i - 1) END, 'user', 'm' || i, i, '2027-01-15T08:00:00.000Z' FROM n
+                    SELECT 'msg_' || i, 'cht_long', 'usr_1', CASE WHEN i > 1 THEN 'msg_' || (i - 1) END, 'user', 'm' || i, i,
+                        '2027-01-15T08:00:00.000Z' FROM n
                     """, arguments: [length])
             // One chain (0014), the chat's branch.
             try db.execute(sql: "UPDATE messages SET chain_seq = (SELECT seq FROM messages WHERE id = 'msg_1') WHERE chat_id = 'cht_long'")
-            try db.execute(sql: """
-                INSERT INTO chat_segments (chat_seq, start_depth, chain_seq) SELECT c.seq, 1, m.seq FROM chats c JOIN messages m ON m.id = 'msg_1' WHERE c.id = 'cht_long';
-                UPDATE chats SET active_message_id = ? WHERE id = 'cht_long';
-                """, arguments: ["msg_\(length)"])
+            try db.execute(
+                sql: """
+                    INSERT INTO chat_segments (chat_seq, start_depth, chain_seq) SELECT c.seq, 1, m.seq
+                        FROM chats c JOIN messages m ON m.id = 'msg_1' WHERE c.id = 'cht_long';
+                    UPDATE chats SET active_message_id = ? WHERE id = 'cht_long';
+                    """, arguments: ["msg_\(length)"])
         }
         // A newer answer next to msg_2, which the chat shows.
         try await Self.append(store, "msg_side", to: "cht_long", .siblingOf(messageID: "msg_2"))
@@ -143,7 +157,9 @@ struct SQLiteChatStoreTests {
         var after = 0
         var steps: [Int] = []
         while true {
-            let page = try await meter.measure { try await store.activeBranch(chatID: "cht_long", userID: "usr_1", afterDepth: after, limit: limit + 1) }
+            let page = try await meter.measure {
+                try await store.activeBranch(chatID: "cht_long", userID: "usr_1", afterDepth: after, limit: limit + 1)
+            }
             let messages = try #require(page.result)
             steps.append(page.steps)
             seen += messages.prefix(limit).map(\.id)
@@ -159,7 +175,9 @@ struct SQLiteChatStoreTests {
         #expect(steps.max()! < 50 * limit, "VM steps per page: max \(steps.max()!) for \(limit) messages")
     }
 
-    @Test("the stored branch follows every change of the active leaf: appends, edits, regenerations, answers to older messages, selects, forks, deletes")
+    @Test(
+        "the stored branch follows every change of the active leaf: appends, edits, regenerations, answers to older messages, selects, forks, deletes"
+    )
     func branchFollowsEveryChange() async throws {
         let database = try await Self.database()
         let store = SQLiteChatStore(writer: database.writer, groupWriter: .testing(database.writer), ledger: StorageLedger(quota: .unlimited))
@@ -204,9 +222,13 @@ struct SQLiteChatStoreTests {
         let path = try #require(try await store.path(to: leaf, userID: "usr_1"))
         var copies: [Message] = []
         for message in path {
-            copies.append(Message(id: "fork_\(message.id)", chatId: "cht_fork", parentId: copies.last?.id, role: message.role, content: message.content, depth: message.depth, createdAt: message.createdAt))
+            copies.append(
+                Message(
+                    id: "fork_\(message.id)", chatId: "cht_fork", parentId: copies.last?.id, role: message.role, content: message.content,
+                    depth: message.depth, createdAt: message.createdAt))
         }
-        _ = try await store.insertFork(NewChat(id: "cht_fork", moduleID: nil, title: "fork", createdAt: Self.date), messages: copies, userID: "usr_1", events: [])
+        _ = try await store.insertFork(
+            NewChat(id: "cht_fork", moduleID: nil, title: "fork", createdAt: Self.date), messages: copies, userID: "usr_1", events: [])
         #expect(try await Self.branch(store, "cht_fork").stored == copies.map(\.id))
         try await Self.checkBranch(database, store, "cht_fork", "the fork")
 
@@ -231,16 +253,17 @@ extension SQLiteChatStoreTests {
         // A chat whose shown branch is the older one (m1 → m2a → m3), next to m2b; an empty chat.
         try await old.writer.write { db in
             try db.execute(sql: "INSERT INTO users (id, username, created_at) VALUES ('usr_1', 'usr_1', '2026-01-01T00:00:00.000Z')")
-            try db.execute(sql: """
-                INSERT INTO chats (id, user_id, title, active_message_id, created_at, updated_at) VALUES
-                    ('cht_1', 'usr_1', 't', 'm3', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'),
-                    ('cht_2', 'usr_1', 't', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
-                INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES
-                    ('m1', 'cht_1', 'usr_1', NULL, 'user', 'a', 1, '2026-01-01T00:00:00.000Z'),
-                    ('m2a', 'cht_1', 'usr_1', 'm1', 'assistant', 'b', 2, '2026-01-01T00:00:00.000Z'),
-                    ('m3', 'cht_1', 'usr_1', 'm2a', 'user', 'c', 3, '2026-01-01T00:00:00.000Z'),
-                    ('m2b', 'cht_1', 'usr_1', 'm1', 'assistant', 'd', 2, '2026-01-01T00:00:00.000Z');
-                """)
+            try db.execute(
+                sql: """
+                    INSERT INTO chats (id, user_id, title, active_message_id, created_at, updated_at) VALUES
+                        ('cht_1', 'usr_1', 't', 'm3', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'),
+                        ('cht_2', 'usr_1', 't', NULL, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z');
+                    INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at) VALUES
+                        ('m1', 'cht_1', 'usr_1', NULL, 'user', 'a', 1, '2026-01-01T00:00:00.000Z'),
+                        ('m2a', 'cht_1', 'usr_1', 'm1', 'assistant', 'b', 2, '2026-01-01T00:00:00.000Z'),
+                        ('m3', 'cht_1', 'usr_1', 'm2a', 'user', 'c', 3, '2026-01-01T00:00:00.000Z'),
+                        ('m2b', 'cht_1', 'usr_1', 'm1', 'assistant', 'd', 2, '2026-01-01T00:00:00.000Z');
+                    """)
         }
         let migrated = AgentDatabase(writer: old.writer, path: old.path, migrator: Migrator())
         #expect(try await migrated.migrate(logger: logger).map(\.version).contains(13))
@@ -266,16 +289,18 @@ final class StatementMeter: @unchecked Sendable {
             connection = db.sqliteConnection
             // Retained for good: the hook may run until the connection closes, after the test.
             let context = Unmanaged.passRetained(self).toOpaque()
-            _ = sqlite3_trace_v2(db.sqliteConnection, UInt32(SQLITE_TRACE_PROFILE), { _, context, statement, _ in
-                let meter = Unmanaged<StatementMeter>.fromOpaque(context!).takeUnretainedValue()
-                let statement = OpaquePointer(statement)
-                meter.statements += 1
-                meter.steps += Int(sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_VM_STEP, 1))
-                if sqlite3_stmt_readonly(statement) == 0, let sql = sqlite3_sql(statement) {
-                    meter.writes.append(String(cString: sql))
-                }
-                return 0
-            }, context)
+            _ = sqlite3_trace_v2(
+                db.sqliteConnection, UInt32(SQLITE_TRACE_PROFILE),
+                { _, context, statement, _ in
+                    let meter = Unmanaged<StatementMeter>.fromOpaque(context!).takeUnretainedValue()
+                    let statement = OpaquePointer(statement)
+                    meter.statements += 1
+                    meter.steps += Int(sqlite3_stmt_status(statement, SQLITE_STMTSTATUS_VM_STEP, 1))
+                    if sqlite3_stmt_readonly(statement) == 0, let sql = sqlite3_sql(statement) {
+                        meter.writes.append(String(cString: sql))
+                    }
+                    return 0
+                }, context)
         }
     }
 
@@ -287,7 +312,8 @@ final class StatementMeter: @unchecked Sendable {
 
     /// `measure`, with the statements that may write (transaction control included) and the rows
     /// changed.
-    func measureWrites<T>(_ body: () async throws -> T) async rethrows -> (result: T, statements: Int, steps: Int, writes: [String], rowsChanged: Int) {
+    func measureWrites<T>(_ body: () async throws -> T) async rethrows -> (result: T, statements: Int, steps: Int, writes: [String], rowsChanged: Int)
+    {
         statements = 0
         steps = 0
         writes = []

@@ -97,10 +97,14 @@ struct StorageLedgerTests {
         let first = try await stores.append("msg_1", chat: "cht_1", "héllo")
         _ = try await stores.append("msg_2", chat: "cht_1", "world")
         _ = try await stores.chats.rename(
-            id: "cht_1", userID: "usr_1", title: "renamed", updatedAt: Self.date, event: ChatsEvents.ChatRenamed(userID: "usr_1", chatId: "cht_1", title: "renamed"))
+            id: "cht_1", userID: "usr_1", title: "renamed", updatedAt: Self.date,
+            event: ChatsEvents.ChatRenamed(userID: "usr_1", chatId: "cht_1", title: "renamed"))
         _ = try await stores.chats.insertFork(
-            NewChat(id: "cht_2", moduleID: nil, title: "fork", createdAt: Self.date), messages: [Message(
-                id: "msg_3", chatId: "cht_2", parentId: nil, role: .user, content: first.content, depth: 1, createdAt: Self.date)],
+            NewChat(id: "cht_2", moduleID: nil, title: "fork", createdAt: Self.date),
+            messages: [
+                Message(
+                    id: "msg_3", chatId: "cht_2", parentId: nil, role: .user, content: first.content, depth: 1, createdAt: Self.date)
+            ],
             userID: "usr_1", events: [])
         #expect(try await stores.checkedStored("usr_1") == 10 + 7 + 6 + 5 + 4 + 6)
 
@@ -109,7 +113,8 @@ struct StorageLedgerTests {
             Self.prompt("prm_1", name: "p", body: "Hi {{user}}"), userID: "usr_1",
             event: PromptsEvents.PromptCreated(userID: "usr_1", prompt: Self.prompt("prm_1", name: "p", body: "")))
         _ = try await stores.prompts.update(
-            id: "prm_1", userID: "usr_1", edit: { _ in PromptChanges(content: PromptContent(body: "Yo {{user}}!", variables: ["user"]), updatedAt: Self.date) },
+            id: "prm_1", userID: "usr_1",
+            edit: { _ in PromptChanges(content: PromptContent(body: "Yo {{user}}!", variables: ["user"]), updatedAt: Self.date) },
             event: { PromptsEvents.PromptUpdated(userID: "usr_1", prompt: $0) })
         let withPrompt = try await stores.checkedStored("usr_1")
         #expect(withPrompt == 38 + 1 + 1 + 11 + 8 + 12 + 8)
@@ -119,16 +124,26 @@ struct StorageLedgerTests {
         _ = try await stores.agent.start(
             AgentRunStart(
                 newChat: nil, chatCreated: nil,
-                userMessage: NewMessage(id: "msg_4", chatID: "cht_1", placement: .afterActiveLeaf, role: .user, content: "question", createdAt: Self.date),
-                run: run, runStarted: AgentEvents.RunStarted(userID: "usr_1", runId: "run_1", chatId: "cht_1", userMessageId: "msg_4", provider: "fake", model: nil)),
+                userMessage: NewMessage(
+                    id: "msg_4", chatID: "cht_1", placement: .afterActiveLeaf, role: .user, content: "question", createdAt: Self.date),
+                run: run,
+                runStarted: AgentEvents.RunStarted(
+                    userID: "usr_1", runId: "run_1", chatId: "cht_1", userMessageId: "msg_4", provider: "fake", model: nil)),
             userID: "usr_1")
         var failed = run
         failed.status = .failed
         failed.error = LLMErrorSummary(kind: "stream", message: "broken")
         _ = try await stores.agent.finish(
             AgentRunFinish(
-                run: failed, answer: NewMessage(id: "msg_5", chatID: "cht_1", placement: .after(messageID: "msg_4"), role: .assistant, content: "partial", createdAt: Self.date),
-                steps: [], searches: [], event: { _ in AgentEvents.RunFailed(userID: "usr_1", runId: "run_1", chatId: "cht_1", errorKind: "stream") }),
+                run: failed,
+                answer: NewMessage(
+                    id: "msg_5", chatID: "cht_1", placement: .after(messageID: "msg_4"), role: .assistant, content: "partial", createdAt: Self.date),
+                steps: [], searches: [],
+                event: { _ in
+                    AgentEvents.RunFailed(
+                        userID: "usr_1", runId: "run_1", chatId: "cht_1",
+                        errorKind: "stream")
+                }),
             userID: "usr_1")
         #expect(try await stores.checkedStored("usr_1") == withPrompt + 8 + 7 + 6)
 
@@ -165,7 +180,8 @@ struct StorageLedgerTests {
         #expect(try await stores.chats.chat(id: "cht_2", userID: "usr_1") == nil)
         await #expect(throws: QuotaExceededError(limit: 100, actual: 102)) {
             _ = try await stores.chats.rename(
-                id: "cht_1", userID: "usr_1", title: "ccc", updatedAt: Self.date, event: ChatsEvents.ChatRenamed(userID: "usr_1", chatId: "cht_1", title: "ccc"))
+                id: "cht_1", userID: "usr_1", title: "ccc", updatedAt: Self.date,
+                event: ChatsEvents.ChatRenamed(userID: "usr_1", chatId: "cht_1", title: "ccc"))
         }
         await #expect(throws: QuotaExceededError.self) {
             _ = try await stores.modules.insert(
@@ -182,9 +198,12 @@ struct StorageLedgerTests {
             _ = try await stores.agent.start(
                 AgentRunStart(
                     newChat: NewChat(id: "cht_3", moduleID: nil, title: "t", createdAt: Self.date), chatCreated: nil,
-                    userMessage: NewMessage(id: "msg_9", chatID: "cht_3", placement: .afterActiveLeaf, role: .user, content: "q", createdAt: Self.date),
-                    run: AgentRun(id: "run_1", chatId: "cht_3", userMessageId: "msg_9", status: .running, provider: "fake", model: nil, startedAt: Self.date),
-                    runStarted: AgentEvents.RunStarted(userID: "usr_1", runId: "run_1", chatId: "cht_3", userMessageId: "msg_9", provider: "fake", model: nil)),
+                    userMessage: NewMessage(
+                        id: "msg_9", chatID: "cht_3", placement: .afterActiveLeaf, role: .user, content: "q", createdAt: Self.date),
+                    run: AgentRun(
+                        id: "run_1", chatId: "cht_3", userMessageId: "msg_9", status: .running, provider: "fake", model: nil, startedAt: Self.date),
+                    runStarted: AgentEvents.RunStarted(
+                        userID: "usr_1", runId: "run_1", chatId: "cht_3", userMessageId: "msg_9", provider: "fake", model: nil)),
                 userID: "usr_1")
         }
         #expect(try await stores.chats.chat(id: "cht_3", userID: "usr_1") == nil)
@@ -192,7 +211,8 @@ struct StorageLedgerTests {
 
         // A smaller title passes while at the quota; the other user has their own room.
         _ = try await stores.chats.rename(
-            id: "cht_1", userID: "usr_1", title: "", updatedAt: Self.date, event: ChatsEvents.ChatRenamed(userID: "usr_1", chatId: "cht_1", title: ""))
+            id: "cht_1", userID: "usr_1", title: "", updatedAt: Self.date, event: ChatsEvents.ChatRenamed(userID: "usr_1", chatId: "cht_1", title: "")
+        )
         #expect(try await stores.checkedStored("usr_1") == 99)
         try await stores.createChat("cht_4", title: "c", userID: "usr_2")
         _ = try await stores.append("msg_10", chat: "cht_4", String(repeating: "d", count: 99), userID: "usr_2")
@@ -229,7 +249,9 @@ struct StorageLedgerTests {
         }
     }
 
-    @Test("one batch charges each user once, exactly: appends past the quota are refused with what the batch charged before them; an append or a fork that fails after its charge takes it back")
+    @Test(
+        "one batch charges each user once, exactly: appends past the quota are refused with what the batch charged before them; an append or a fork that fails after its charge takes it back"
+    )
     func chargesOfOneBatch() async throws {
         let stores = try await Stores(quota: StorageQuota(limitBytes: 1_000))
         try await stores.createChat("cht_1", title: "a")
@@ -306,15 +328,19 @@ struct StorageLedgerTests {
             for id in ["usr_1", "usr_2"] {
                 try db.execute(sql: "INSERT INTO users (id, username, created_at) VALUES (?, ?, ?)", arguments: [id, id, "2026-01-01T00:00:00.000Z"])
             }
-            try db.execute(sql: """
-                INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES ('mod_1', 'usr_1', 'ab', 'c', 'é', '', '');
-                INSERT INTO chats (id, user_id, title, created_at, updated_at) VALUES ('cht_1', 'usr_1', 'chat', '', '');
-                INSERT INTO messages (id, chat_id, user_id, role, content, depth, created_at) VALUES ('msg_1', 'cht_1', 'usr_1', 'user', 'hello', 1, '');
-                INSERT INTO prompts (id, user_id, name, description, latest_version, created_at, updated_at) VALUES ('prm_1', 'usr_1', 'p', 'dd', 1, '', '');
-                INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES ('prm_1', 1, 'body', '[]', '');
-                INSERT INTO agent_runs (id, user_id, chat_id, user_message_id, status, provider, started_at, error_message, steps)
-                    VALUES ('run_1', 'usr_1', 'cht_1', 'msg_1', 'failed', 'fake', '', 'oops', '[{}]');
-                """)
+            try db.execute(
+                sql: """
+                    INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES ('mod_1', 'usr_1', 'ab',
+                        'c', 'é', '', '');
+                    INSERT INTO chats (id, user_id, title, created_at, updated_at) VALUES ('cht_1', 'usr_1', 'chat', '', '');
+                    INSERT INTO messages (id, chat_id, user_id, role, content, depth, created_at) VALUES ('msg_1', 'cht_1', 'usr_1',
+                        'user', 'hello', 1, '');
+                    INSERT INTO prompts (id, user_id, name, description, latest_version, created_at, updated_at) VALUES ('prm_1', 'usr_1',
+                        'p', 'dd', 1, '', '');
+                    INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES ('prm_1', 1, 'body', '[]', '');
+                    INSERT INTO agent_runs (id, user_id, chat_id, user_message_id, status, provider, started_at, error_message, steps)
+                        VALUES ('run_1', 'usr_1', 'cht_1', 'msg_1', 'failed', 'fake', '', 'oops', '[{}]');
+                    """)
         }
         try await Migrator().migrate(database.writer, database: "memory", logger: logger)
         let counted = try await database.writer.read { db in

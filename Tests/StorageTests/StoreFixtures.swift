@@ -26,7 +26,8 @@ extension SQLiteAuthStore {
     }
 
     func setPasswordHash(_ hash: String, userID: String, revokingSessionsExcept keeping: Data?) async throws -> Int {
-        try await setPasswordHash(hash, userID: userID, revokingSessionsExcept: keeping, event: AuthEvents.SessionsRevoked(userID: userID, reason: "passwordChanged"))
+        try await setPasswordHash(
+            hash, userID: userID, revokingSessionsExcept: keeping, event: AuthEvents.SessionsRevoked(userID: userID, reason: "passwordChanged"))
     }
 }
 

@@ -32,7 +32,8 @@ func measure(rounds: Int = 15, iterations: Int, _ body: () throws -> ByteBuffer)
         let elapsed = try clock.measure {
             for _ in 0..<iterations { bytes &+= try body().readableBytes }
         }
-        perCall.append(Double(elapsed.components.attoseconds) / 1e9 / Double(iterations) + Double(elapsed.components.seconds) * 1e9 / Double(iterations))
+        perCall.append(
+            Double(elapsed.components.attoseconds) / 1e9 / Double(iterations) + Double(elapsed.components.seconds) * 1e9 / Double(iterations))
     }
     precondition(bytes > 0)
     perCall.sort()

@@ -325,7 +325,7 @@ struct JSONOutput {
     /// range the proleptic Gregorian calendar and four-digit years hold; outside it Foundation's
     /// calendar switches to Julian dates (before 1582-10-15) or widens the year, so
     /// `appendISO8601` leaves those dates to Foundation.
-    static var handFormattedDates: Range<Double> { -12_654_403_200 ..< 252_423_993_600 }
+    static var handFormattedDates: Range<Double> { -12_654_403_200..<252_423_993_600 }
 
     /// The day of the last date written and its `yyyy-MM-dd` (dates in one result often share days).
     private var lastDay = Int64.min

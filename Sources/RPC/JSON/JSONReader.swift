@@ -199,7 +199,8 @@ public struct JSONReader: ~Copyable {
         let scanned: (contents: Range<Int>, escaped: Bool)
         do { scanned = try scanner.scanString() } catch { throw Mismatch() }
         if !scanned.escaped {
-            return String(decoding: UnsafeBufferPointer(start: scanner.base + scanned.contents.lowerBound, count: scanned.contents.count), as: UTF8.self)
+            return String(
+                decoding: UnsafeBufferPointer(start: scanner.base + scanned.contents.lowerBound, count: scanned.contents.count), as: UTF8.self)
         }
         return RPCMessageParser.decodeString(scanner.base, start..<scanner.index)
     }

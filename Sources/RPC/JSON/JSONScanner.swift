@@ -85,7 +85,10 @@ package struct JSONScanner: ~Copyable {
         guard depth <= maxDepth else { throw .tooDeep }
         index += 1  // {
         skipWhitespace()
-        if peek() == UInt8(ascii: "}") { index += 1; return }
+        if peek() == UInt8(ascii: "}") {
+            index += 1
+            return
+        }
         while true {
             guard peek() == UInt8(ascii: "\"") else { throw .syntax(offset: index) }
             _ = try scanString()
@@ -109,7 +112,10 @@ package struct JSONScanner: ~Copyable {
         guard depth <= maxDepth else { throw .tooDeep }
         index += 1  // [
         skipWhitespace()
-        if peek() == UInt8(ascii: "]") { index += 1; return }
+        if peek() == UInt8(ascii: "]") {
+            index += 1
+            return
+        }
         while true {
             _ = try skipValue(depth: depth)
             skipWhitespace()
@@ -175,12 +181,20 @@ package struct JSONScanner: ~Copyable {
         var upper: UInt8 = 0xBF
         switch lead {
         case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; lower = 0xA0
+        case 0xE0:
+            length = 3
+            lower = 0xA0
         case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; upper = 0x9F
-        case 0xF0: length = 4; lower = 0x90
+        case 0xED:
+            length = 3
+            upper = 0x9F
+        case 0xF0:
+            length = 4
+            lower = 0x90
         case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; upper = 0x8F
+        case 0xF4:
+            length = 4
+            upper = 0x8F
         default: throw .syntax(offset: index)
         }
         guard index + length <= count else { throw .syntax(offset: index) }

@@ -21,7 +21,8 @@ enum OpenRPCDocument {
         .init(.nestingTooDeep, "JSON nested too deeply", data: "{setting, limit, actual} in levels"),
         .init(.batchTooLarge, "Batch too large", data: "{setting, limit, actual} in calls"),
         .init(.tooManyConnections, "Too many connections", data: "{setting, limit, actual}; sent before the connection is closed"),
-        .init(.tooManyConnectionsForUser, "Too many connections for this user", data: "{setting, limit, actual}; sent before the connection is closed"),
+        .init(
+            .tooManyConnectionsForUser, "Too many connections for this user", data: "{setting, limit, actual}; sent before the connection is closed"),
         .init(.framingError, "Framing error", data: "{reason}; sent before the connection is closed"),
     ]
 
@@ -57,7 +58,8 @@ enum OpenRPCDocument {
             }
             return .object(method)
         }
-        let notifications: [JSONValue] = router.notifications.filter { $0.versions.contains(version.name) }.sorted { $0.name < $1.name }.map { notification in
+        let notifications: [JSONValue] = router.notifications.filter { $0.versions.contains(version.name) }.sorted { $0.name < $1.name }.map {
+            notification in
             .object([
                 "name": .string(notification.name),
                 "summary": .string(notification.summary),

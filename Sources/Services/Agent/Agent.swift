@@ -50,7 +50,8 @@ public struct AgentRun: Codable, Sendable, Equatable {
     public var finishedAt: Date?
 
     public init(
-        id: String, chatId: String, userMessageId: String, assistantMessageId: String? = nil, status: AgentRunStatus, provider: String, model: String?,
+        id: String, chatId: String, userMessageId: String, assistantMessageId: String? = nil, status: AgentRunStatus, provider: String,
+        model: String?,
         finishReason: LLMFinishReason? = nil, usage: LLMUsage? = nil, error: LLMErrorSummary? = nil, context: AgentContextReport? = nil,
         searchCount: Int = 0, startedAt: Date, firstTokenAt: Date? = nil, finishedAt: Date? = nil
     ) {
@@ -94,9 +95,12 @@ public struct AgentRun: Codable, Sendable, Equatable {
             status: try container.decode(AgentRunStatus.self, forKey: .status), provider: try container.decode(String.self, forKey: .provider),
             model: try container.decodeIfPresent(String.self, forKey: .model),
             finishReason: try container.decodeIfPresent(LLMFinishReason.self, forKey: .finishReason),
-            usage: try container.decodeIfPresent(LLMUsage.self, forKey: .usage), error: try container.decodeIfPresent(LLMErrorSummary.self, forKey: .error),
-            context: try container.decodeIfPresent(AgentContextReport.self, forKey: .context), searchCount: try container.decode(Int.self, forKey: .searchCount),
-            startedAt: try container.decode(Date.self, forKey: .startedAt), firstTokenAt: try container.decodeIfPresent(Date.self, forKey: .firstTokenAt),
+            usage: try container.decodeIfPresent(LLMUsage.self, forKey: .usage),
+            error: try container.decodeIfPresent(LLMErrorSummary.self, forKey: .error),
+            context: try container.decodeIfPresent(AgentContextReport.self, forKey: .context),
+            searchCount: try container.decode(Int.self, forKey: .searchCount),
+            startedAt: try container.decode(Date.self, forKey: .startedAt),
+            firstTokenAt: try container.decodeIfPresent(Date.self, forKey: .firstTokenAt),
             finishedAt: try container.decodeIfPresent(Date.self, forKey: .finishedAt))
         _ = try container.decodeIfPresent(Int.self, forKey: .latencyMs)
         _ = try container.decodeIfPresent(Int.self, forKey: .timeToFirstTokenMs)
@@ -147,7 +151,10 @@ public struct AgentAnswer: Codable, Sendable, Equatable {
     /// The pages the run's web searches found, each once, in the order found; absent without search.
     public var sources: [AgentSource]?
 
-    public init(runId: String, chatId: String, message: Message, finishReason: LLMFinishReason, usage: LLMUsage, context: AgentContextReport, sources: [AgentSource]?) {
+    public init(
+        runId: String, chatId: String, message: Message, finishReason: LLMFinishReason, usage: LLMUsage, context: AgentContextReport,
+        sources: [AgentSource]?
+    ) {
         self.runId = runId
         self.chatId = chatId
         self.message = message

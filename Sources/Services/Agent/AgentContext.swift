@@ -82,7 +82,8 @@ enum AgentContext {
         var messages: [LLMMessage] = systemMessage.map { [$0] } ?? []
         for unit in kept.reversed() { messages += unit.messages }
         messages += current.messages
-        return Built(messages: messages, report: AgentContextReport(keptMessages: keptCount, droppedMessages: total - keptCount, estimatedTokens: used))
+        return Built(
+            messages: messages, report: AgentContextReport(keptMessages: keptCount, droppedMessages: total - keptCount, estimatedTokens: used))
     }
 
     // MARK: History

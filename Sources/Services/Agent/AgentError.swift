@@ -22,6 +22,8 @@ public enum AgentError: Error, Equatable, Sendable, RPCErrorConvertible, Invalid
     }
 
     static let notFoundDescription = RPCErrorDescription(
-        .notFound, "Not found", data: "{kind: \"run\" | \"chat\" | \"message\" | \"module\" | \"prompt\", id}: not the caller's (also another user's)")
-    static let cancelledDescription = RPCErrorDescription(.requestCancelled, "Request cancelled", data: "{runId, messageId?}: the run was cancelled; its partial answer is messageId")
+        .notFound, "Not found", data: "{kind: \"run\" | \"chat\" | \"message\" | \"module\" | \"prompt\", id}: not the caller's (also another user's)"
+    )
+    static let cancelledDescription = RPCErrorDescription(
+        .requestCancelled, "Request cancelled", data: "{runId, messageId?}: the run was cancelled; its partial answer is messageId")
 }

@@ -22,7 +22,10 @@ public enum Agent {
         /// Offer the model a `web_search` tool (needs a Tavily key).
         public var webSearch: Bool?
 
-        public init(promptId: String? = nil, variables: [String: String]? = nil, model: String? = nil, temperature: Double? = nil, maxTokens: Int? = nil, webSearch: Bool? = nil) {
+        public init(
+            promptId: String? = nil, variables: [String: String]? = nil, model: String? = nil, temperature: Double? = nil, maxTokens: Int? = nil,
+            webSearch: Bool? = nil
+        ) {
             self.promptId = promptId
             self.variables = variables
             self.model = model
@@ -34,7 +37,8 @@ public enum Agent {
 
     public enum Act: RPCMethod {
         public static let name = "agent.act"
-        public static let summary = "Answers message in a chat (created, titled from the message, when chatId is absent) with the configured model. The message is stored first (after the active branch's last message; parentId puts it after that message, siblingOf next to that user message: an edit, a new branch). Context: the system prompt (promptId, else default.system for a chat with a module), the module's content and as much of the branch as fits the model's context window, newest kept. Streams agent.delta {runId, chatId, seq, text} notifications to this connection, stores the answer with its model, usage and timings, and returns it. webSearch offers the model a web_search tool (sources returned). Cancel with $/cancelRequest or agent.cancel: the partial answer is stored, and the call answers -32800."
+        public static let summary =
+            "Answers message in a chat (created, titled from the message, when chatId is absent) with the configured model. The message is stored first (after the active branch's last message; parentId puts it after that message, siblingOf next to that user message: an edit, a new branch). Context: the system prompt (promptId, else default.system for a chat with a module), the module's content and as much of the branch as fits the model's context window, newest kept. Streams agent.delta {runId, chatId, seq, text} notifications to this connection, stores the answer with its model, usage and timings, and returns it. webSearch offers the model a web_search tool (sources returned). Cancel with $/cancelRequest or agent.cancel: the partial answer is stored, and the call answers -32800."
         public static let rateClass: RPCRateClassName = .agent
         public struct Params: Codable, Sendable {
             public var chatId: String?
@@ -52,7 +56,8 @@ public enum Agent {
             public var webSearch: Bool?
 
             public init(
-                chatId: String? = nil, moduleId: String? = nil, message: String, parentId: String? = nil, siblingOf: String? = nil, promptId: String? = nil,
+                chatId: String? = nil, moduleId: String? = nil, message: String, parentId: String? = nil, siblingOf: String? = nil,
+                promptId: String? = nil,
                 variables: [String: String]? = nil, model: String? = nil, temperature: Double? = nil, maxTokens: Int? = nil, webSearch: Bool? = nil
             ) {
                 self.chatId = chatId
@@ -79,7 +84,8 @@ public enum Agent {
 
     public enum Regenerate: RPCMethod {
         public static let name = "agent.regenerate"
-        public static let summary = "Answers again: messageId is an assistant message (the new answer is its sibling, same question) or a user message (a new answer to it, e.g. after a failed run). The new answer's branch becomes active; otherwise as agent.act (streaming, cancellation, result)."
+        public static let summary =
+            "Answers again: messageId is an assistant message (the new answer is its sibling, same question) or a user message (a new answer to it, e.g. after a failed run). The new answer's branch becomes active; otherwise as agent.act (streaming, cancellation, result)."
         public static let rateClass: RPCRateClassName = .agent
         public struct Params: Codable, Sendable {
             public var messageId: String
@@ -114,7 +120,8 @@ public enum Agent {
 
     public enum Cancel: RPCMethod {
         public static let name = "agent.cancel"
-        public static let summary = "Cancels one of the caller's runs, from any connection: the model stops at once, the partial answer is stored (finish reason cancelled) and the run's call answers -32800. Returns the run once its end is stored; a run that already ended is returned as it is."
+        public static let summary =
+            "Cancels one of the caller's runs, from any connection: the model stops at once, the partial answer is stored (finish reason cancelled) and the run's call answers -32800. Returns the run once its end is stored; a run that already ended is returned as it is."
         public static let rateClass: RPCRateClassName = .exempt
         public struct Params: Codable, Sendable {
             public var runId: String
@@ -128,7 +135,8 @@ public enum Agent {
     public enum Runs {
         public enum List: RPCMethod {
             public static let name = "agent.runs.list"
-            public static let summary = "The caller's agent runs, newest first, optionally of one chat, a page at a time (limit 1-200, default 50): status, model, usage, timings, error."
+            public static let summary =
+                "The caller's agent runs, newest first, optionally of one chat, a page at a time (limit 1-200, default 50): status, model, usage, timings, error."
             public static let rateClass: RPCRateClassName = .read
             public struct Params: Codable, Sendable {
                 public var chatId: String?

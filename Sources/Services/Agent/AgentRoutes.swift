@@ -19,7 +19,9 @@ public struct AgentRoutes: Sendable {
         router.onAuthenticated(Agent.Regenerate.self, using: auth) { params, context in
             try await agent.regenerate(params, user: context.user, onDelta: Self.deltas(to: context), timedOut: Self.timeLimit(of: context))
         }
-        router.onAuthenticated(Agent.Cancel.self, using: auth) { params, context in try await agent.cancel(runID: params.runId, userID: context.user.id) }
+        router.onAuthenticated(Agent.Cancel.self, using: auth) { params, context in
+            try await agent.cancel(runID: params.runId, userID: context.user.id)
+        }
         router.onAuthenticated(Agent.Runs.List.self, using: auth) { params, context in try await agent.runs(params, userID: context.user.id) }
         router.onAuthenticated(Agent.Runs.Get.self, using: auth) { params, context in try await agent.run(id: params.runId, userID: context.user.id) }
         router.describe(Agent.Delta.self)

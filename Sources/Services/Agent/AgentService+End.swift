@@ -25,8 +25,11 @@ extension AgentService {
         if let error { ended.error = Self.summary(error) }
         // Completed: the answer, even empty. Cancelled: what arrived, when anything did. Failed: none.
         let storesAnswer = status == .completed || (status == .cancelled && (!progress.text.isEmpty || !progress.steps.isEmpty))
-        let answer = storesAnswer
-            ? NewMessage(id: ids.makeID(prefix: "msg_"), chatID: run.chatId, placement: .after(messageID: run.userMessageId), role: .assistant, content: progress.text, createdAt: now)
+        let answer =
+            storesAnswer
+            ? NewMessage(
+                id: ids.makeID(prefix: "msg_"), chatID: run.chatId, placement: .after(messageID: run.userMessageId), role: .assistant,
+                content: progress.text, createdAt: now)
             : nil
         let idMap = Self.normalisedIDs(progress.steps)
         let searches = progress.searches.map { step in
@@ -38,7 +41,9 @@ extension AgentService {
         let finish = AgentRunFinish(run: ended, answer: answer, steps: AgentContext.normalised(progress.steps), searches: searches) { message in
             switch finished.status {
             case .completed:
-                AgentEvents.RunCompleted(userID: userID, runId: finished.id, chatId: finished.chatId, messageId: message?.id, finishReason: finished.finishReason ?? .stop, usage: finished.usage!)
+                AgentEvents.RunCompleted(
+                    userID: userID, runId: finished.id, chatId: finished.chatId, messageId: message?.id, finishReason: finished.finishReason ?? .stop,
+                    usage: finished.usage!)
             case .cancelled:
                 AgentEvents.RunCancelled(userID: userID, runId: finished.id, chatId: finished.chatId, messageId: message?.id)
             case .failed, .running:
@@ -56,9 +61,11 @@ extension AgentService {
         switch status {
         case .completed:
             guard let message = stored.answer, let context = progress.context else { return .failure(AgentError.notFound(kind: "run", id: run.id)) }
-            return .success(AgentAnswer(
-                runId: run.id, chatId: run.chatId, message: message, finishReason: ended.finishReason ?? .stop, usage: ended.usage!, context: context,
-                sources: progress.searchOffered ? Self.sources(searches) : nil))
+            return .success(
+                AgentAnswer(
+                    runId: run.id, chatId: run.chatId, message: message, finishReason: ended.finishReason ?? .stop, usage: ended.usage!,
+                    context: context,
+                    sources: progress.searchOffered ? Self.sources(searches) : nil))
         case .cancelled:
             return .failure(AgentError.cancelled(runId: run.id, messageId: stored.answer?.id))
         case .failed, .running:

@@ -31,7 +31,8 @@ extension AgentService {
         let service = self
         let outcome = await withTaskGroup(of: Result<AgentAnswer, any Error>?.self) { group in
             group.addTask {
-                await service.generate(run, question: question, system: system, options: options, userID: userID, onDelta: onDelta, timedOut: timedOut)
+                await service.generate(
+                    run, question: question, system: system, options: options, userID: userID, onDelta: onDelta, timedOut: timedOut)
             }
             group.addTask {
                 await handle.untilCancelled()
@@ -63,7 +64,10 @@ extension AgentService {
         var searchOffered = false
 
         mutating func add(_ usage: LLMUsage) {
-            guard let current = self.usage else { return self.usage = usage }
+            guard let current = self.usage else {
+                self.usage = usage
+                return
+            }
             self.usage = LLMUsage(
                 promptTokens: current.promptTokens + usage.promptTokens, completionTokens: current.completionTokens + usage.completionTokens,
                 estimated: current.estimated || usage.estimated)
@@ -72,7 +76,8 @@ extension AgentService {
 
     /// Everything after the start is stored; never throws: every end is stored, then returned.
     private func generate(
-        _ run: AgentRun, question: Message, system: String?, options: Agent.Options, userID: String, onDelta: @escaping @Sendable (AgentDelta) -> Void,
+        _ run: AgentRun, question: Message, system: String?, options: Agent.Options, userID: String,
+        onDelta: @escaping @Sendable (AgentDelta) -> Void,
         timedOut: @Sendable () -> Duration?
     ) async -> Result<AgentAnswer, any Error> {
         var progress = Progress()
@@ -91,7 +96,8 @@ extension AgentService {
             let built = try await context(run, question: question, system: system, options: options, tools: tools, userID: userID)
             progress.context = built.report
             try Task.checkCancellation()
-            return try await rounds(run, messages: built.messages, tools: tools, options: options, userID: userID, progress: &progress, onDelta: onDelta)
+            return try await rounds(
+                run, messages: built.messages, tools: tools, options: options, userID: userID, progress: &progress, onDelta: onDelta)
         } catch {
             if Task.isCancelled || error is CancellationError {
                 if let limit = timedOut() {
@@ -113,7 +119,8 @@ extension AgentService {
         var finishReason = LLMFinishReason.stop
         for round in 1...Self.maxToolRounds {
             let offered = round < Self.maxToolRounds ? tools : []
-            let request = LLMRequest(messages: messages, model: options.model, temperature: options.temperature, maxTokens: options.maxTokens, tools: offered)
+            let request = LLMRequest(
+                messages: messages, model: options.model, temperature: options.temperature, maxTokens: options.maxTokens, tools: offered)
             let requestStart = ContinuousClock.now
             var text = ""
             var calls: [Int: LLMToolCall] = [:]
@@ -176,7 +183,9 @@ extension AgentService {
     }
 
     private static func estimatedUsage(_ request: LLMRequest, text: String) -> LLMUsage {
-        LLMUsage(promptTokens: AgentContext.estimate(request.messages) + AgentContext.estimate(tools: request.tools), completionTokens: AgentContext.estimate(text), estimated: true)
+        LLMUsage(
+            promptTokens: AgentContext.estimate(request.messages) + AgentContext.estimate(tools: request.tools),
+            completionTokens: AgentContext.estimate(text), estimated: true)
     }
 
     /// One provider request in the LLM metrics. The model label is the configured model, or
@@ -186,7 +195,9 @@ extension AgentService {
         if !succeeded, error is CancellationError || Task.isCancelled { return }
         let model = request.model == nil || request.model == provider.defaultModel ? (provider.defaultModel ?? "default") : "other"
         metrics.request(provider: provider.name, model: model, duration: ContinuousClock.now - started, succeeded: succeeded)
-        if let usage, !usage.estimated { metrics.tokens(provider: provider.name, model: model, input: usage.promptTokens, output: usage.completionTokens) }
+        if let usage, !usage.estimated {
+            metrics.tokens(provider: provider.name, model: model, input: usage.promptTokens, output: usage.completionTokens)
+        }
     }
 
 }

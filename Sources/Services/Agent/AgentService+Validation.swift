@@ -21,18 +21,22 @@ extension AgentService {
                 throw ChatsError.notFound(kind: "message", id: anchorID)
             }
             if case .siblingOf = placement, anchor.role != .user {
-                throw AgentError.invalid(field: "siblingOf", reason: "an edit is a sibling of a user message; \(anchorID) is an \(anchor.role.rawValue) message")
+                throw AgentError.invalid(
+                    field: "siblingOf", reason: "an edit is a sibling of a user message; \(anchorID) is an \(anchor.role.rawValue) message")
             }
             if chat == nil { chat = try await chats.chat(id: anchor.chatId, userID: user.id) }
         }
         if let chat, let moduleID = params.moduleId, moduleID != chat.moduleId {
-            throw AgentError.invalid(field: "moduleId", reason: "only for a new chat: chat \(chat.id) is in \(chat.moduleId.map { "module \($0)" } ?? "no module")")
+            throw AgentError.invalid(
+                field: "moduleId", reason: "only for a new chat: chat \(chat.id) is in \(chat.moduleId.map { "module \($0)" } ?? "no module")")
         }
         return (chat, placement)
     }
 
     static func validate(message: String) throws {
-        guard !message.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw AgentError.invalid(field: "message", reason: "must not be blank") }
+        guard !message.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw AgentError.invalid(field: "message", reason: "must not be blank")
+        }
         guard message.utf8.count <= ChatsService.maxContentBytes else {
             throw AgentError.invalid(field: "message", reason: "at most \(ChatsService.maxContentBytes) bytes of UTF-8")
         }
@@ -48,16 +52,22 @@ extension AgentService {
 
     static func validate(_ options: Agent.Options) throws -> Agent.Options {
         var options = options
-        if let temperature = options.temperature, !(0...2).contains(temperature) { throw AgentError.invalid(field: "temperature", reason: "between 0 and 2") }
+        if let temperature = options.temperature, !(0...2).contains(temperature) {
+            throw AgentError.invalid(field: "temperature", reason: "between 0 and 2")
+        }
         if let maxTokens = options.maxTokens, !(1...maxTokensLimit).contains(maxTokens) {
             throw AgentError.invalid(field: "maxTokens", reason: "between 1 and \(maxTokensLimit)")
         }
         if let model = options.model {
             let trimmed = model.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !trimmed.isEmpty, trimmed.count <= maxModelLength else { throw AgentError.invalid(field: "model", reason: "1-\(maxModelLength) characters") }
+            guard !trimmed.isEmpty, trimmed.count <= maxModelLength else {
+                throw AgentError.invalid(field: "model", reason: "1-\(maxModelLength) characters")
+            }
             options.model = trimmed
         }
-        if let variables = options.variables, variables.count > maxVariables { throw AgentError.invalid(field: "variables", reason: "at most \(maxVariables)") }
+        if let variables = options.variables, variables.count > maxVariables {
+            throw AgentError.invalid(field: "variables", reason: "at most \(maxVariables)")
+        }
         return options
     }
 }

@@ -22,7 +22,8 @@ extension AgentService {
                 if pending.count < Self.maxSearchesPerRound {
                     pending.append((index, query))
                 } else {
-                    outcomes[index] = SearchOutcome(content: Self.toolError("skipped: at most \(Self.maxSearchesPerRound) searches at a time"), step: nil)
+                    outcomes[index] = SearchOutcome(
+                        content: Self.toolError("skipped: at most \(Self.maxSearchesPerRound) searches at a time"), step: nil)
                 }
             } else {
                 outcomes[index] = SearchOutcome(content: Self.toolError(#"invalid arguments: expected {"query": "…"}"#), step: nil)
@@ -51,13 +52,15 @@ extension AgentService {
     private static func runSearch(_ client: any WebSearchClient, query: String, toolCallID: String) async -> SearchOutcome {
         do {
             let response = try await client.search(WebSearchQuery(query: query, maxResults: searchResultsPerQuery))
-            let step = WebSearchStep(toolCallId: toolCallID, query: query, results: response.results, credits: response.credits, requestId: response.requestId)
+            let step = WebSearchStep(
+                toolCallId: toolCallID, query: query, results: response.results, credits: response.credits, requestId: response.requestId)
             return SearchOutcome(content: toolResult(query: query, results: response.results), step: step)
         } catch {
             let summary = Self.summary(error)
             return SearchOutcome(
                 content: toolError("search failed (\(summary.kind)): \(summary.message)"),
-                step: WebSearchStep(toolCallId: toolCallID, query: query, results: [], credits: nil, requestId: (error as? LLMError)?.requestId, error: summary))
+                step: WebSearchStep(
+                    toolCallId: toolCallID, query: query, results: [], credits: nil, requestId: (error as? LLMError)?.requestId, error: summary))
         }
     }
 

@@ -36,8 +36,12 @@ public struct AgentService: Sendable {
     public static let maxRunLimit = 200
     /// The tool offered with `webSearch: true`.
     public static let webSearchTool = LLMTool(
-        name: "web_search", description: "Searches the web and returns the most relevant pages (title, url, content). Use it for current events and facts you are unsure of.",
-        parametersSchema: #"{"type":"object","properties":{"query":{"type":"string","description":"What to search for"}},"required":["query"],"additionalProperties":false}"#)
+        name: "web_search",
+        description:
+            "Searches the web and returns the most relevant pages (title, url, content). Use it for current events and facts you are unsure of.",
+        parametersSchema:
+            #"{"type":"object","properties":{"query":{"type":"string","description":"What to search for"}},"required":["query"],"additionalProperties":false}"#
+    )
     /// What `webSearch: true` needs when no search client is configured.
     public static let missingSearchSettings = WebSearchConfiguration().missingSettings
 
@@ -85,7 +89,8 @@ public struct AgentService: Sendable {
     /// `timedOut`: asked when the run is cancelled; the call's time limit when that is why (the run
     /// then ends as failed with kind `timeout`, not as cancelled by someone).
     public func act(
-        _ params: Agent.Act.Params, user: User, onDelta: @escaping @Sendable (AgentDelta) -> Void, timedOut: @escaping @Sendable () -> Duration? = { nil }
+        _ params: Agent.Act.Params, user: User, onDelta: @escaping @Sendable (AgentDelta) -> Void,
+        timedOut: @escaping @Sendable () -> Duration? = { nil }
     ) async throws -> AgentAnswer {
         try Self.validate(message: params.message)
         let options = try Self.validate(params.options)
@@ -107,20 +112,28 @@ public struct AgentService: Sendable {
             chatCreated = ChatsEvents.ChatCreated(userID: user.id, chatId: created.id, moduleId: created.moduleID, title: created.title)
             chatID = created.id
         }
-        let question = NewMessage(id: ids.makeID(prefix: "msg_"), chatID: chatID, placement: placement, role: .user, content: params.message, createdAt: now)
-        let run = AgentRun(id: ids.makeID(prefix: "run_"), chatId: chatID, userMessageId: question.id, status: .running, provider: provider.name, model: options.model, startedAt: now)
+        let question = NewMessage(
+            id: ids.makeID(prefix: "msg_"), chatID: chatID, placement: placement, role: .user, content: params.message, createdAt: now)
+        let run = AgentRun(
+            id: ids.makeID(prefix: "run_"), chatId: chatID, userMessageId: question.id, status: .running, provider: provider.name,
+            model: options.model, startedAt: now)
         return try await perform(
-            run, start: AgentRunStart(newChat: newChat, chatCreated: chatCreated, userMessage: question, run: run, runStarted: started(run, userID: user.id)),
+            run,
+            start: AgentRunStart(
+                newChat: newChat, chatCreated: chatCreated, userMessage: question, run: run, runStarted: started(run, userID: user.id)),
             question: nil, system: system, options: options, userID: user.id, onDelta: onDelta, timedOut: timedOut)
     }
 
     /// - Throws: as `act`; `AgentError.invalid` (`messageId`) for a message that is neither an
     ///   answer to a user message nor a user message.
     public func regenerate(
-        _ params: Agent.Regenerate.Params, user: User, onDelta: @escaping @Sendable (AgentDelta) -> Void, timedOut: @escaping @Sendable () -> Duration? = { nil }
+        _ params: Agent.Regenerate.Params, user: User, onDelta: @escaping @Sendable (AgentDelta) -> Void,
+        timedOut: @escaping @Sendable () -> Duration? = { nil }
     ) async throws -> AgentAnswer {
         let options = try Self.validate(params.options)
-        guard let target = try await chats.message(id: params.messageId, userID: user.id) else { throw ChatsError.notFound(kind: "message", id: params.messageId) }
+        guard let target = try await chats.message(id: params.messageId, userID: user.id) else {
+            throw ChatsError.notFound(kind: "message", id: params.messageId)
+        }
         let question: Message
         switch target.role {
         case .user:
@@ -133,11 +146,15 @@ public struct AgentService: Sendable {
         case .system:
             throw AgentError.invalid(field: "messageId", reason: "give an assistant message (to answer again) or a user message (to answer it)")
         }
-        guard let chat = try await chats.chat(id: question.chatId, userID: user.id) else { throw ChatsError.notFound(kind: "message", id: params.messageId) }
+        guard let chat = try await chats.chat(id: question.chatId, userID: user.id) else {
+            throw ChatsError.notFound(kind: "message", id: params.messageId)
+        }
         let module = try await module(chat.moduleId, userID: user.id)
         let now = clock.now()
         let system = try await systemPrompt(options, module: module, user: user, now: now)
-        let run = AgentRun(id: ids.makeID(prefix: "run_"), chatId: chat.id, userMessageId: question.id, status: .running, provider: provider.name, model: options.model, startedAt: now)
+        let run = AgentRun(
+            id: ids.makeID(prefix: "run_"), chatId: chat.id, userMessageId: question.id, status: .running, provider: provider.name,
+            model: options.model, startedAt: now)
         return try await perform(
             run, start: AgentRunStart(newChat: nil, chatCreated: nil, userMessage: nil, run: run, runStarted: started(run, userID: user.id)),
             question: question, system: system, options: options, userID: user.id, onDelta: onDelta, timedOut: timedOut)
@@ -149,6 +166,7 @@ public struct AgentService: Sendable {
     }
 
     private func started(_ run: AgentRun, userID: String) -> AgentEvents.RunStarted {
-        AgentEvents.RunStarted(userID: userID, runId: run.id, chatId: run.chatId, userMessageId: run.userMessageId, provider: run.provider, model: run.model)
+        AgentEvents.RunStarted(
+            userID: userID, runId: run.id, chatId: run.chatId, userMessageId: run.userMessageId, provider: run.provider, model: run.model)
     }
 }

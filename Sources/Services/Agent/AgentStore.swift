@@ -9,7 +9,8 @@ public struct AgentRunStart: Sendable {
     public var run: AgentRun
     public var runStarted: AgentEvents.RunStarted
 
-    public init(newChat: NewChat?, chatCreated: ChatsEvents.ChatCreated?, userMessage: NewMessage?, run: AgentRun, runStarted: AgentEvents.RunStarted) {
+    public init(newChat: NewChat?, chatCreated: ChatsEvents.ChatCreated?, userMessage: NewMessage?, run: AgentRun, runStarted: AgentEvents.RunStarted)
+    {
         self.newChat = newChat
         self.chatCreated = chatCreated
         self.userMessage = userMessage
@@ -31,7 +32,9 @@ public struct AgentRunFinish: Sendable {
     /// The run's event (`agent.run.completed|failed|cancelled`), made from the stored answer.
     public var event: @Sendable (Message?) -> any DomainEvent
 
-    public init(run: AgentRun, answer: NewMessage?, steps: [LLMMessage], searches: [WebSearchStep], event: @escaping @Sendable (Message?) -> any DomainEvent) {
+    public init(
+        run: AgentRun, answer: NewMessage?, steps: [LLMMessage], searches: [WebSearchStep], event: @escaping @Sendable (Message?) -> any DomainEvent
+    ) {
         self.run = run
         self.answer = answer
         self.steps = steps

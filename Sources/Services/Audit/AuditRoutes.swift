@@ -12,7 +12,11 @@ public struct AuditRoutes: Sendable {
 
     public func register(on router: inout RPCRouter) {
         let audit = self.service
-        router.onAuthenticated(Audit.List.self, in: .until("1"), using: auth) { params, context in try await audit.list(params, userID: context.user.id) }
-        router.onAuthenticated(Audit.ListV2.self, in: .from("2"), using: auth) { params, context in try await audit.listWithCounts(params, userID: context.user.id) }
+        router.onAuthenticated(Audit.List.self, in: .until("1"), using: auth) { params, context in
+            try await audit.list(params, userID: context.user.id)
+        }
+        router.onAuthenticated(Audit.ListV2.self, in: .from("2"), using: auth) { params, context in
+            try await audit.listWithCounts(params, userID: context.user.id)
+        }
     }
 }

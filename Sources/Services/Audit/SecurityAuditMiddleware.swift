@@ -35,47 +35,49 @@ public struct SecurityAuditMiddleware: RPCMiddleware {
         let reply = next(request, context)
         guard case .later(let future) = reply else { return reply }  // auth calls and refusals run in tasks
         let (store, auth, clock) = (self.store, self.auth, self.clock)
-        return .later(future.flatMap { outcome in
-            let refused = outcome.error?.code == .unauthorized
-            guard isAudited || refused else { return context.eventLoop.makeSucceededFuture(outcome) }
-            let promise = context.eventLoop.makePromise(of: RPCOutcome.self)
-            Task {
-                do {
-                    let userAfter = AuthService.principalUserID(on: context.connection)
-                    var userID = userAfter ?? userBefore
-                    var data: [String: String] = [:]
-                    var record = true
-                    // What tells failures apart besides action, outcome, uid and user: a login's
-                    // username (without case), a refused call's method.
-                    var subject = ""
-                    if method == "auth.login" {
-                        if let username = Self.username(in: request.params), AuthService.isValid(username: username) {
-                            data["username"] = username
-                            subject = username.lowercased()
-                            if outcome.error != nil { userID = try await auth.userID(username: username) }
-                        } else {
-                            record = false  // no account can have it: nothing to tell anyone
+        return .later(
+            future.flatMap { outcome in
+                let refused = outcome.error?.code == .unauthorized
+                guard isAudited || refused else { return context.eventLoop.makeSucceededFuture(outcome) }
+                let promise = context.eventLoop.makePromise(of: RPCOutcome.self)
+                Task {
+                    do {
+                        let userAfter = AuthService.principalUserID(on: context.connection)
+                        var userID = userAfter ?? userBefore
+                        var data: [String: String] = [:]
+                        var record = true
+                        // What tells failures apart besides action, outcome, uid and user: a login's
+                        // username (without case), a refused call's method.
+                        var subject = ""
+                        if method == "auth.login" {
+                            if let username = Self.username(in: request.params), AuthService.isValid(username: username) {
+                                data["username"] = username
+                                subject = username.lowercased()
+                                if outcome.error != nil { userID = try await auth.userID(username: username) }
+                            } else {
+                                record = false  // no account can have it: nothing to tell anyone
+                            }
                         }
+                        if refused, !isAudited {
+                            data["method"] = method
+                            subject = method
+                        }
+                        if record {
+                            let outcomeText = outcome.error.map { "error \($0.code.rawValue)" } ?? "ok"
+                            let action = isAudited ? method : "auth.refused"
+                            let fragment = try JSONFragment(encoding: data)
+                            try await store.record(
+                                call: AuditedCall(
+                                    userID: userID, uid: context.connection.peer?.uid, action: action, outcome: outcomeText, occurredAt: clock.now(),
+                                    data: fragment, subject: subject))
+                        }
+                    } catch {
+                        context.logger.error("could not write an audit entry", metadata: ["error": "\(error)"])
                     }
-                    if refused, !isAudited {
-                        data["method"] = method
-                        subject = method
-                    }
-                    if record {
-                        let outcomeText = outcome.error.map { "error \($0.code.rawValue)" } ?? "ok"
-                        let action = isAudited ? method : "auth.refused"
-                        let fragment = try JSONFragment(encoding: data)
-                        try await store.record(call: AuditedCall(
-                            userID: userID, uid: context.connection.peer?.uid, action: action, outcome: outcomeText, occurredAt: clock.now(),
-                            data: fragment, subject: subject))
-                    }
-                } catch {
-                    context.logger.error("could not write an audit entry", metadata: ["error": "\(error)"])
+                    promise.succeed(outcome)
                 }
-                promise.succeed(outcome)
-            }
-            return promise.futureResult
-        })
+                return promise.futureResult
+            })
     }
 
     private struct LoginParams: Decodable {

@@ -41,8 +41,10 @@ public enum AuthError: Error, Equatable, Sendable, RPCErrorConvertible {
         }
     }
 
-    static let unauthorizedDescription = RPCErrorDescription(.unauthorized, "Unauthorized", data: "{reason}: no principal on this connection, or its token is unknown, expired or revoked")
+    static let unauthorizedDescription = RPCErrorDescription(
+        .unauthorized, "Unauthorized", data: "{reason}: no principal on this connection, or its token is unknown, expired or revoked")
     static let invalidCredentialsDescription = RPCErrorDescription(.invalidCredentials, "Invalid username or password")
     static let usernameTakenDescription = RPCErrorDescription(.usernameTaken, "Username is taken", data: "{username}")
-    static let tooManyLoginAttemptsDescription = RPCErrorDescription(.tooManyLoginAttempts, "Too many failed login attempts", data: "{retryAfterMs}: when a new attempt is allowed")
+    static let tooManyLoginAttemptsDescription = RPCErrorDescription(
+        .tooManyLoginAttempts, "Too many failed login attempts", data: "{retryAfterMs}: when a new attempt is allowed")
 }

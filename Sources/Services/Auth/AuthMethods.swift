@@ -26,7 +26,8 @@ public enum Auth {
 
     public enum Login: RPCMethod {
         public static let name = "auth.login"
-        public static let summary = "Checks a username and password and opens a session: returns its token (shown once) and binds this connection to the account."
+        public static let summary =
+            "Checks a username and password and opens a session: returns its token (shown once) and binds this connection to the account."
         public static let rateClass: RPCRateClassName = .auth
         public typealias Params = Credentials
         public typealias Result = AuthService.Login
@@ -68,7 +69,8 @@ public enum Auth {
     /// Version 2 adds `usage` (version 1 is published and never changes).
     public enum WhoAmIV2: RPCMethod {
         public static let name = "auth.whoami"
-        public static let summary = "The account this connection acts as (through its token or its Unix peer credentials), with its stored bytes and storage quota."
+        public static let summary =
+            "The account this connection acts as (through its token or its Unix peer credentials), with its stored bytes and storage quota."
         public static let rateClass: RPCRateClassName = .exempt
         public typealias Params = RPCNoParams
         public typealias Result = AccountWithUsage
@@ -77,7 +79,8 @@ public enum Auth {
 
     public enum ChangePassword: RPCMethod {
         public static let name = "auth.changePassword"
-        public static let summary = "Changes the caller's password and revokes the account's other sessions; returns how many were revoked. oldPassword may be omitted only by an account without a password."
+        public static let summary =
+            "Changes the caller's password and revokes the account's other sessions; returns how many were revoked. oldPassword may be omitted only by an account without a password."
         public static let rateClass: RPCRateClassName = .auth
         public struct Params: Codable, Sendable {
             public var oldPassword: String?

@@ -129,7 +129,9 @@ public struct AuthService: Sendable {
         let now = clock.now()
         let expiresAt = now.addingTimeInterval(settings.sessionLifetime)
         try await store.insertSession(StoredSession(tokenHash: tokenHash, userID: user.id, createdAt: now, expiresAt: expiresAt))
-        return (Login(token: token, expiresAt: expiresAt, user: user), AuthPrincipal(user: user, sessionTokenHash: tokenHash, sessionExpiresAt: expiresAt))
+        return (
+            Login(token: token, expiresAt: expiresAt, user: user), AuthPrincipal(user: user, sessionTokenHash: tokenHash, sessionExpiresAt: expiresAt)
+        )
     }
 
     /// The principal a session token stands for.

@@ -35,7 +35,9 @@ extension MessageGeneration: ReplySized {
                 size += ReplySize.itemOverhead + ReplySize.text(result.title) + ReplySize.text(result.url) + ReplySize.text(result.content)
             }
         }
-        for call in toolCalls { size += ReplySize.itemOverhead + ReplySize.text(call.id) + ReplySize.text(call.name) + ReplySize.text(call.arguments) }
+        for call in toolCalls {
+            size += ReplySize.itemOverhead + ReplySize.text(call.id) + ReplySize.text(call.name) + ReplySize.text(call.arguments)
+        }
         return size
     }
 }

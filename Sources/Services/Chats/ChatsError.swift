@@ -18,5 +18,6 @@ public enum ChatsError: Error, Equatable, Sendable, RPCErrorConvertible, Invalid
     }
 
     static let notFoundDescription = RPCErrorDescription(
-        .notFound, "Not found", data: "{kind: \"chat\" | \"message\" | \"module\", id}: no such chat, message or module for the caller (also another user's)")
+        .notFound, "Not found",
+        data: "{kind: \"chat\" | \"message\" | \"module\", id}: no such chat, message or module for the caller (also another user's)")
 }

@@ -5,7 +5,8 @@ import RPC
 public enum Chats {
     public enum Create: RPCMethod {
         public static let name = "chats.create"
-        public static let summary = "Creates an empty chat, optionally in one of the caller's modules (title: 1-200 characters, default \"New chat\")."
+        public static let summary =
+            "Creates an empty chat, optionally in one of the caller's modules (title: 1-200 characters, default \"New chat\")."
         public static let rateClass: RPCRateClassName = .write
         public struct Params: Codable, Sendable {
             public var moduleId: String?
@@ -33,7 +34,8 @@ public enum Chats {
 
     public enum List: RPCMethod {
         public static let name = "chats.list"
-        public static let summary = "The caller's chats, newest first, a page at a time (limit 1-200, default 50), optionally only those of one module: pass nextCursor back as cursor for the next page."
+        public static let summary =
+            "The caller's chats, newest first, a page at a time (limit 1-200, default 50), optionally only those of one module: pass nextCursor back as cursor for the next page."
         public static let rateClass: RPCRateClassName = .read
         public struct Params: Codable, Sendable {
             public var moduleId: String?
@@ -52,7 +54,8 @@ public enum Chats {
     /// instead of only its id, so an editor can show the list without a `modules.get` per chat.
     public enum ListV2: RPCMethod {
         public static let name = "chats.list"
-        public static let summary = "The caller's chats, newest first, a page at a time (limit 1-200, default 50), optionally only those of one module; each item has its module's id and title. Pass nextCursor back as cursor for the next page."
+        public static let summary =
+            "The caller's chats, newest first, a page at a time (limit 1-200, default 50), optionally only those of one module; each item has its module's id and title. Pass nextCursor back as cursor for the next page."
         public static let rateClass: RPCRateClassName = .read
         public typealias Params = List.Params
         public typealias Result = KeysetPage<ChatListItem>
@@ -91,7 +94,8 @@ public enum Chats {
 
     public enum Fork: RPCMethod {
         public static let name = "chats.fork"
-        public static let summary = "A new chat (same module) holding copies of the path from the first message down to messageId; the copy of messageId is its active leaf. The original chat is unchanged."
+        public static let summary =
+            "A new chat (same module) holding copies of the path from the first message down to messageId; the copy of messageId is its active leaf. The original chat is unchanged."
         public static let rateClass: RPCRateClassName = .expensive
         public struct Params: Codable, Sendable {
             public var messageId: String
@@ -112,7 +116,8 @@ public enum Chats {
 
     public enum Export: RPCMethod {
         public static let name = "chats.export"
-        public static let summary = "A chat as a document: json holds the chat and every message of its tree (with parentId), markdown the active branch as a readable transcript."
+        public static let summary =
+            "A chat as a document: json holds the chat and every message of its tree (with parentId), markdown the active branch as a readable transcript."
         public static let rateClass: RPCRateClassName = .expensive
         public struct Params: Codable, Sendable {
             public var chatId: String
@@ -141,7 +146,8 @@ public enum Chats {
     public enum Messages {
         public enum List: RPCMethod {
             public static let name = "chats.messages.list"
-            public static let summary = "The chat's active branch, first message first, a page at a time (limit 1-500, default 100): pass nextCursor back as cursor for the next page."
+            public static let summary =
+                "The chat's active branch, first message first, a page at a time (limit 1-500, default 100): pass nextCursor back as cursor for the next page."
             public static let rateClass: RPCRateClassName = .read
             public struct Params: Codable, Sendable {
                 public var chatId: String
@@ -174,7 +180,8 @@ public enum Chats {
         /// searches with their results, the tool calls).
         public enum GetV2: RPCMethod {
             public static let name = "chats.messages.get"
-            public static let summary = "One message of one of the caller's chats; an answer written by the agent has generation: its run, provider, model, finish reason, usage, latency, time to first token, and the web searches (query, results, credits, request id) and tool calls it made."
+            public static let summary =
+                "One message of one of the caller's chats; an answer written by the agent has generation: its run, provider, model, finish reason, usage, latency, time to first token, and the web searches (query, results, credits, request id) and tool calls it made."
             public static let rateClass: RPCRateClassName = .read
             public typealias Params = Get.Params
             public typealias Result = MessageDetail
@@ -183,7 +190,8 @@ public enum Chats {
 
         public enum Append: RPCMethod {
             public static let name = "chats.messages.append"
-            public static let summary = "Adds a message (content: at most 1 MiB) and makes its branch active. By default it follows the active branch's last message; parentId puts it after that message instead, siblingOf next to that message (an edit or a regeneration: a new branch). The reply comes once the message is committed."
+            public static let summary =
+                "Adds a message (content: at most 1 MiB) and makes its branch active. By default it follows the active branch's last message; parentId puts it after that message instead, siblingOf next to that message (an edit or a regeneration: a new branch). The reply comes once the message is committed."
             public static let rateClass: RPCRateClassName = .write
             public struct Params: Codable, Sendable {
                 public var chatId: String
@@ -208,7 +216,8 @@ public enum Chats {
     public enum Branches {
         public enum Select: RPCMethod {
             public static let name = "chats.branches.select"
-            public static let summary = "Makes the branch through messageId the chat's active one; it continues down through the newest child at each step. Returns the chat."
+            public static let summary =
+                "Makes the branch through messageId the chat's active one; it continues down through the newest child at each step. Returns the chat."
             public static let rateClass: RPCRateClassName = .write
             public struct Params: Codable, Sendable {
                 public var messageId: String

@@ -48,7 +48,8 @@ public struct ChatsService: Sendable {
     public func create(_ params: Chats.Create.Params, userID: String) async throws -> Chat {
         let title = try params.title.map { try ChatsError.validTitle($0, maxLength: Self.maxTitleLength) } ?? Self.defaultTitle
         let new = NewChat(id: ids.makeID(prefix: "cht_"), moduleID: params.moduleId, title: title, createdAt: clock.now())
-        return try await store.insert(new, userID: userID, event: ChatsEvents.ChatCreated(userID: userID, chatId: new.id, moduleId: new.moduleID, title: title))
+        return try await store.insert(
+            new, userID: userID, event: ChatsEvents.ChatCreated(userID: userID, chatId: new.id, moduleId: new.moduleID, title: title))
     }
 
     /// - Throws: `ChatsError.notFound`.
@@ -108,12 +109,14 @@ public struct ChatsService: Sendable {
         var copies: [Message] = []
         copies.reserveCapacity(path.count)
         for message in path {
-            copies.append(Message(
-                id: ids.makeID(prefix: "msg_"), chatId: chatID, parentId: copies.last?.id, role: message.role,
-                content: message.content, depth: message.depth, createdAt: message.createdAt))
+            copies.append(
+                Message(
+                    id: ids.makeID(prefix: "msg_"), chatId: chatID, parentId: copies.last?.id, role: message.role,
+                    content: message.content, depth: message.depth, createdAt: message.createdAt))
         }
         let forkTitle = title ?? Self.forkTitle(of: original.title)
-        let created = ChatsEvents.ChatCreated(userID: userID, chatId: chatID, moduleId: original.moduleId, title: forkTitle, forkedFrom: params.messageId)
+        let created = ChatsEvents.ChatCreated(
+            userID: userID, chatId: chatID, moduleId: original.moduleId, title: forkTitle, forkedFrom: params.messageId)
         return try await store.insertFork(
             NewChat(id: chatID, moduleID: original.moduleId, title: forkTitle, createdAt: clock.now()), messages: copies, userID: userID,
             events: [created] + copies.map { ChatsEvents.MessageCreated(userID: userID, message: $0) })
@@ -163,7 +166,8 @@ public struct ChatsService: Sendable {
     public func messages(_ params: Chats.Messages.List.Params, userID: String) async throws -> MessagePage {
         let limit = try ChatsError.validLimit(params.limit, default: Self.defaultMessageLimit, max: Self.maxMessageLimit)
         let after = try params.cursor.map { try ChatsError.position(cursor: $0, from: Chats.Messages.List.name) } ?? 0
-        guard let rows = try await store.activeBranch(chatID: params.chatId, userID: userID, afterDepth: Int(clamping: after), limit: limit + 1) else {
+        guard let rows = try await store.activeBranch(chatID: params.chatId, userID: userID, afterDepth: Int(clamping: after), limit: limit + 1)
+        else {
             throw ChatsError.notFound(kind: "chat", id: params.chatId)
         }
         return try MessagePage(rows: rows, limit: limit, budget: replyBudget, position: { Int64($0.depth) }, item: { $0 })
@@ -191,7 +195,9 @@ public struct ChatsService: Sendable {
         }
         let placement = try MessagePlacement(parentId: params.parentId, siblingOf: params.siblingOf, invalid: ChatsError.self)
         return try await store.append(
-            NewMessage(id: ids.makeID(prefix: "msg_"), chatID: params.chatId, placement: placement, role: params.role, content: params.content, createdAt: clock.now()),
+            NewMessage(
+                id: ids.makeID(prefix: "msg_"), chatID: params.chatId, placement: placement, role: params.role, content: params.content,
+                createdAt: clock.now()),
             userID: userID, event: { ChatsEvents.MessageCreated(userID: userID, message: $0) })
     }
 

@@ -42,9 +42,9 @@ public struct PBKDF2PasswordHasher: PasswordHasher {
     public func verify(_ password: String, against encoded: String) async throws -> Bool {
         let parts = encoded.split(separator: "$", omittingEmptySubsequences: false)
         guard parts.count == 4, parts[0] == Self.prefix,
-              let iterations = Int(parts[1]), (1...10_000_000).contains(iterations),
-              let salt = Data(base64Encoded: String(parts[2])), !salt.isEmpty,
-              let expected = Data(base64Encoded: String(parts[3])), !expected.isEmpty
+            let iterations = Int(parts[1]), (1...10_000_000).contains(iterations),
+            let salt = Data(base64Encoded: String(parts[2])), !salt.isEmpty,
+            let expected = Data(base64Encoded: String(parts[3])), !expected.isEmpty
         else { return false }
         let key = try await threadPool.runIfActive {
             try Self.derive(password, salt: Array(salt), iterations: iterations, outputByteCount: expected.count)

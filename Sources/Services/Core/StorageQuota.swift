@@ -57,5 +57,6 @@ public struct QuotaExceededError: Error, Equatable, Sendable, RPCErrorConvertibl
     }
 
     public static let description = RPCErrorDescription(
-        .quotaExceeded, "Quota exceeded", data: "{limit, actual} in bytes: the write would take the caller's stored text past limits.storage_quota_bytes; nothing was stored")
+        .quotaExceeded, "Quota exceeded",
+        data: "{limit, actual} in bytes: the write would take the caller's stored text past limits.storage_quota_bytes; nothing was stored")
 }

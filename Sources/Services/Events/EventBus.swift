@@ -111,7 +111,8 @@ public final class EventBus: Sendable {
         // starts after these events, one added before receives them, never both or neither.
         let first = events[0].userID
         let oneUser = events.allSatisfy { $0.userID == first }
-        let (subscriptions, byUser, consumers) = state.withLock { state -> ([String: EventSubscription]?, [String: [String: EventSubscription]], [ConsumerWaker]) in
+        let (subscriptions, byUser, consumers) = state.withLock {
+            state -> ([String: EventSubscription]?, [String: [String: EventSubscription]], [ConsumerWaker]) in
             state.lastSeq = max(state.lastSeq, events.last!.seq)
             // The common batch is one user's (a lone commit, or one busy user): its subscriptions
             // only, with no grouping.

@@ -167,7 +167,8 @@ final class EventSubscription: Sendable {
             if case .ended = state.phase { return nil }
             state.phase = .ended
             var buffer = ByteBuffer()
-            buffer.writeString(#"{"jsonrpc":"2.0","method":"\#(EventsNotifications.Ended.name)","params":{"reason":"\#(reason)","subscription":"\#(id)"}}"#)
+            buffer.writeString(
+                #"{"jsonrpc":"2.0","method":"\#(EventsNotifications.Ended.name)","params":{"reason":"\#(reason)","subscription":"\#(id)"}}"#)
             state.stream?.finish(with: buffer)
             return state.expiryTimer.take()
         }
@@ -194,7 +195,8 @@ final class EventSubscription: Sendable {
 
     static func overflowMessage(subscription: String, lastSeq: Int64) -> ByteBuffer {
         var buffer = ByteBuffer()
-        buffer.writeString(#"{"jsonrpc":"2.0","method":"\#(EventsNotifications.Overflow.name)","params":{"subscription":"\#(subscription)","lastSeq":\#(lastSeq)}}"#)
+        buffer.writeString(
+            #"{"jsonrpc":"2.0","method":"\#(EventsNotifications.Overflow.name)","params":{"subscription":"\#(subscription)","lastSeq":\#(lastSeq)}}"#)
         return buffer
     }
 }

@@ -24,7 +24,9 @@ public enum EventsError: Error, Equatable, Sendable, RPCErrorConvertible, Invali
         case .expired(let since, let prunedThrough):
             RPCError(.eventsExpired, "Events expired", data: try? JSONFragment(encoding: ["since": since, "prunedThrough": prunedThrough]))
         case .tooManySubscriptions(let limit):
-            RPCError(.tooManySubscriptions, "Too many subscriptions", data: try? JSONFragment(encoding: LimitData(setting: "events.max_subscriptions_per_connection", limit: limit)))
+            RPCError(
+                .tooManySubscriptions, "Too many subscriptions",
+                data: try? JSONFragment(encoding: LimitData(setting: "events.max_subscriptions_per_connection", limit: limit)))
         case .notFound(let subscription):
             RPCError(.notFound, "Not found", data: ["kind": "subscription", "id": subscription])
         case .invalid(let field, let reason):
@@ -34,13 +36,15 @@ public enum EventsError: Error, Equatable, Sendable, RPCErrorConvertible, Invali
         }
     }
 
-
     private struct LimitData: Encodable {
         var setting: String
         var limit: Int
     }
 
-    static let expiredDescription = RPCErrorDescription(.eventsExpired, "Events expired", data: "{since, prunedThrough}: the events after since were pruned; reload, then subscribe from prunedThrough or without since")
+    static let expiredDescription = RPCErrorDescription(
+        .eventsExpired, "Events expired",
+        data: "{since, prunedThrough}: the events after since were pruned; reload, then subscribe from prunedThrough or without since")
     static let tooManySubscriptionsDescription = RPCErrorDescription(.tooManySubscriptions, "Too many subscriptions", data: "{setting, limit}")
-    static let notFoundDescription = RPCErrorDescription(.notFound, "Not found", data: "{kind: \"subscription\", id}: no such subscription on this connection")
+    static let notFoundDescription = RPCErrorDescription(
+        .notFound, "Not found", data: "{kind: \"subscription\", id}: no such subscription on this connection")
 }

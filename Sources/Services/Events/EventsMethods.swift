@@ -15,7 +15,8 @@ public enum Events {
 
     public enum Subscribe: RPCMethod {
         public static let name = "events.subscribe"
-        public static let summary = "Subscribes this connection to the caller's events: topics are names or patterns (\"chat.*\", \"*\"); filter narrows to one chat or module (a module's filter also takes its chats' events). With since, the stored events after that seq come first, then live ones, with no gap and no duplicate. Events arrive as events.event notifications after this reply; when the client reads too slowly, events.overflow ends the subscription: subscribe again with since: lastSeq."
+        public static let summary =
+            "Subscribes this connection to the caller's events: topics are names or patterns (\"chat.*\", \"*\"); filter narrows to one chat or module (a module's filter also takes its chats' events). With since, the stored events after that seq come first, then live ones, with no gap and no duplicate. Events arrive as events.event notifications after this reply; when the client reads too slowly, events.overflow ends the subscription: subscribe again with since: lastSeq."
         public static let rateClass: RPCRateClassName = .write
         public struct Params: Codable, Sendable {
             public var topics: [String]
@@ -57,7 +58,8 @@ public enum Events {
 
     public enum Replay: RPCMethod {
         public static let name = "events.replay"
-        public static let summary = "The caller's stored events after since, oldest first (limit 1-1000, default 100), for pull-style catch-up: call again with since: lastSeq while hasMore."
+        public static let summary =
+            "The caller's stored events after since, oldest first (limit 1-1000, default 100), for pull-style catch-up: call again with since: lastSeq while hasMore."
         public static let rateClass: RPCRateClassName = .expensive
         public struct Params: Codable, Sendable {
             public var since: Int64
@@ -103,7 +105,8 @@ public enum EventsNotifications {
 
     public enum Ended: RPCNotification {
         public static let name = "events.ended"
-        public static let summary = "The subscription ended because the session it was opened with was revoked (a logout or a password change elsewhere); every event sent before it was the user's."
+        public static let summary =
+            "The subscription ended because the session it was opened with was revoked (a logout or a password change elsewhere); every event sent before it was the user's."
         public struct Params: Codable, Sendable {
             public var subscription: String
             public var reason: String
@@ -112,7 +115,8 @@ public enum EventsNotifications {
 
     public enum Overflow: RPCNotification {
         public static let name = "events.overflow"
-        public static let summary = "The subscription ended because the client read too slowly: every event up to lastSeq was sent; subscribe again with since: lastSeq."
+        public static let summary =
+            "The subscription ended because the client read too slowly: every event up to lastSeq was sent; subscribe again with since: lastSeq."
         public struct Params: Codable, Sendable {
             public var subscription: String
             public var lastSeq: Int64

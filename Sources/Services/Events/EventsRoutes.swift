@@ -17,7 +17,9 @@ public struct EventsRoutes: Sendable {
                 params, userID: context.user.id, session: context.principal.sessionTokenHash, sessionExpiresAt: context.principal.sessionExpiresAt,
                 request: context.request)
         }
-        router.onAuthenticated(Events.Unsubscribe.self, using: auth) { params, context in .init(unsubscribed: try events.unsubscribe(params.subscription, request: context.request)) }
+        router.onAuthenticated(Events.Unsubscribe.self, using: auth) { params, context in
+            .init(unsubscribed: try events.unsubscribe(params.subscription, request: context.request))
+        }
         router.onAuthenticated(Events.Replay.self, using: auth) { params, context in try await events.replay(params, userID: context.user.id) }
         router.describe(EventsNotifications.Event.self)
         router.describe(EventsNotifications.Overflow.self)

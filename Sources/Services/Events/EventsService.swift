@@ -16,7 +16,10 @@ public struct EventsService: Sendable {
         /// …and so are all but the newest `retentionCount`.
         public var retentionCount: Int = 1_000_000
 
-        public init(queueCapacity: Int = 4096, maxSubscriptionsPerConnection: Int = 64, retentionAge: TimeInterval = 30 * 24 * 3600, retentionCount: Int = 1_000_000) {
+        public init(
+            queueCapacity: Int = 4096, maxSubscriptionsPerConnection: Int = 64, retentionAge: TimeInterval = 30 * 24 * 3600,
+            retentionCount: Int = 1_000_000
+        ) {
             self.queueCapacity = queueCapacity
             self.maxSubscriptionsPerConnection = maxSubscriptionsPerConnection
             self.retentionAge = retentionAge
@@ -85,22 +88,24 @@ public struct EventsService: Sendable {
         if let since = params.since { try await checkAvailable(since: since) }
         let subscriptions = request.connection.attributes.setIfAbsent(ConnectionSubscriptionsKey.self, ConnectionSubscriptions())
         let subscription = EventSubscription(
-            id: ids.makeID(prefix: "sub_"), userID: userID, sessionTokenHash: sessionTokenHash, sessionExpiresAt: sessionExpiresAt, selector: selector,
+            id: ids.makeID(prefix: "sub_"), userID: userID, sessionTokenHash: sessionTokenHash, sessionExpiresAt: sessionExpiresAt,
+            selector: selector,
             capacity: settings.queueCapacity, startingAfter: params.since)
         guard subscriptions.add(subscription, limit: settings.maxSubscriptionsPerConnection) else {
             throw EventsError.tooManySubscriptions(limit: settings.maxSubscriptionsPerConnection)
         }
         let bus = self.bus
-        let stream = request.openPushStream(RPCPushStreamOptions(
-            capacity: settings.queueCapacity,
-            overflowMessage: { lastWritten in
-                EventSubscription.overflowMessage(subscription: subscription.id, lastSeq: lastWritten ?? subscription.start)
-            },
-            onEnd: { _ in
-                subscription.streamEnded()
-                bus.remove(subscriptionID: subscription.id)
-                subscriptions.remove(subscription.id)
-            }))
+        let stream = request.openPushStream(
+            RPCPushStreamOptions(
+                capacity: settings.queueCapacity,
+                overflowMessage: { lastWritten in
+                    EventSubscription.overflowMessage(subscription: subscription.id, lastSeq: lastWritten ?? subscription.start)
+                },
+                onEnd: { _ in
+                    subscription.streamEnded()
+                    bus.remove(subscriptionID: subscription.id)
+                    subscriptions.remove(subscription.id)
+                }))
         subscription.attach(stream)
         let start = bus.add(subscription)
         // After `add`: a session expiring at once removes a subscription that is registered.
@@ -258,7 +263,8 @@ public struct EventsService: Sendable {
     private func selector(topics patterns: [String], filter: Events.Filter?, field: String) throws -> EventSelector {
         guard !patterns.isEmpty else { throw EventsError.invalid(field: field, reason: "at least one topic or pattern") }
         guard patterns.count <= Self.maxPatterns else {
-            throw EventsError.overLimit(field: field, reason: "at most \(Self.maxPatterns) topics or patterns", limit: Self.maxPatterns, actual: patterns.count)
+            throw EventsError.overLimit(
+                field: field, reason: "at most \(Self.maxPatterns) topics or patterns", limit: Self.maxPatterns, actual: patterns.count)
         }
         for (index, pattern) in patterns.enumerated() where pattern.utf8.count > Self.maxPatternBytes {
             throw EventsError.overLimit(

@@ -35,7 +35,9 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     public var timeouts: HTTPTimeouts
 
-    public init(method: String = "POST", url: String, headers: [(name: String, value: String)] = [], body: [UInt8] = [], timeouts: HTTPTimeouts = .init()) {
+    public init(
+        method: String = "POST", url: String, headers: [(name: String, value: String)] = [], body: [UInt8] = [], timeouts: HTTPTimeouts = .init()
+    ) {
         self.method = method
         self.url = url
         self.headers = headers

@@ -1,3 +1,4 @@
+import Foundation
 import RPC
 
 extension RPCError.Code {
@@ -123,8 +124,6 @@ public struct LLMError: Error, Sendable, Equatable {
         return words.joined(separator: " ")
     }
 }
-
-import Foundation
 
 extension LLMError: RPCErrorConvertible {
     public var rpcError: RPCError {

@@ -44,7 +44,8 @@ public struct LLMProviderFactory: Sendable {
         let missing = configuration.missingSettings
         guard missing.isEmpty else { return UnconfiguredLLMProvider(configuration: configuration) }
         let policy = LLMRetryPolicy(maxRetries: configuration.maxRetries)
-        let primary = retrying(OpenAIFamilyProvider(configuration: configuration, client: client, clock: clock, drift: drift, metrics: metrics, logger: logger), policy)
+        let primary = retrying(
+            OpenAIFamilyProvider(configuration: configuration, client: client, clock: clock, drift: drift, metrics: metrics, logger: logger), policy)
         guard !configuration.fallbacks.isEmpty else { return primary }
         var members = [FallbackLLMProvider.Member(primary)]
         for fallback in configuration.fallbacks {

@@ -74,7 +74,10 @@ public struct OpenAIChatStreamDecoder: Sendable {
             object = try JSONSerialization.jsonObject(with: Data(payload.utf8), options: [.fragmentsAllowed])
         } catch {
             if event.event == "error" {
-                throw fail(LLMError(.upstreamUnavailable, "the stream reported an error: " + LLMError.redacted(String(payload.prefix(300))), provider: provider, requestId: requestId))
+                throw fail(
+                    LLMError(
+                        .upstreamUnavailable, "the stream reported an error: " + LLMError.redacted(String(payload.prefix(300))), provider: provider,
+                        requestId: requestId))
             }
             throw fail(LLMError(.upstreamUnavailable, "the stream sent data that is not JSON", provider: provider, requestId: requestId))
         }
@@ -111,7 +114,9 @@ public struct OpenAIChatStreamDecoder: Sendable {
                     let arguments = call.function?.arguments ?? ""
                     outputBytes += arguments.utf8.count
                     events.append(
-                        .toolCall(index: call.index ?? position, id: Self.nonEmpty(call.id), name: Self.nonEmpty(call.function?.name), arguments: arguments))
+                        .toolCall(
+                            index: call.index ?? position, id: Self.nonEmpty(call.id), name: Self.nonEmpty(call.function?.name), arguments: arguments)
+                    )
                 }
             }
             if let reason = choice.finishReason, !reason.isEmpty { finishReason = Self.finishReason(reason) }
@@ -142,7 +147,8 @@ public struct OpenAIChatStreamDecoder: Sendable {
         }
         let usage =
             self.usage
-            ?? LLMUsage(promptTokens: Self.estimateTokens(bytes: promptBytes), completionTokens: Self.estimateTokens(bytes: outputBytes), estimated: true)
+            ?? LLMUsage(
+                promptTokens: Self.estimateTokens(bytes: promptBytes), completionTokens: Self.estimateTokens(bytes: outputBytes), estimated: true)
         return [.usage(usage), .finished(reason: finishReason ?? .stop, model: model ?? requestedModel)]
     }
 
@@ -157,7 +163,8 @@ public struct OpenAIChatStreamDecoder: Sendable {
     private func contentFiltered() -> LLMError {
         let categories = filterCategories.sorted()
         return LLMError(
-            .contentFiltered, "the provider's content filter stopped the answer" + (categories.isEmpty ? "" : " (" + categories.joined(separator: ", ") + ")"),
+            .contentFiltered,
+            "the provider's content filter stopped the answer" + (categories.isEmpty ? "" : " (" + categories.joined(separator: ", ") + ")"),
             provider: provider, requestId: requestId, categories: categories, partialText: text)
     }
 
@@ -261,7 +268,8 @@ private struct StreamChunk {
         case let text as String: return text
         case nil, is NSNull: return ""
         case let object?:
-            guard JSONSerialization.isValidJSONObject(object), let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+            guard JSONSerialization.isValidJSONObject(object), let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            else {
                 return ""
             }
             return String(decoding: data, as: UTF8.self)
@@ -330,7 +338,10 @@ private struct StreamChunk {
             case "index": call.index = try reader.readInt()
             case "id": call.id = try reader.readString()
             case "function":
-                if try reader.readNull() { return call.function = nil }
+                if try reader.readNull() {
+                    call.function = nil
+                    return
+                }
                 var function: (name: String?, arguments: String?) = (nil, nil)
                 try reader.readObject { reader, key in
                     switch key {

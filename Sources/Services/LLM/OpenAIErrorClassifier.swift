@@ -162,7 +162,9 @@ struct ErrorDetails {
     }
 
     private static func errorObject(_ body: [UInt8]) -> Any? {
-        guard let dictionary = (try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])) as? [String: Any] else { return nil }
+        guard let dictionary = (try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])) as? [String: Any] else {
+            return nil
+        }
         return dictionary["error"] ?? dictionary["detail"] ?? dictionary
     }
 

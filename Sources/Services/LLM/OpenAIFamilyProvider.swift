@@ -1,7 +1,7 @@
 import Foundation
+import Logging
 import NIOCore
 import RPC
-import Logging
 import Synchronization
 
 /// Chat Completions over HTTP for the three provider kinds that speak it:
@@ -98,7 +98,9 @@ public struct OpenAIFamilyProvider: LLMProvider {
                 if head.status == 400, let hint = LLMParameterDrift.hint(in: body), !adjustments.contains(hint), hint.applies(to: request) {
                     drift.remember(hint, provider: name, model: model)
                     adjustments.insert(hint)
-                    logger?.notice("provider refused a parameter; retrying without it", metadata: ["provider": "\(name)", "model": "\(model)", "adjustment": "\(hint)"])
+                    logger?.notice(
+                        "provider refused a parameter; retrying without it",
+                        metadata: ["provider": "\(name)", "model": "\(model)", "adjustment": "\(hint)"])
                     continue
                 }
                 throw OpenAIErrorClassifier.classify(status: head.status, headers: head, body: body, provider: name, now: clock.now())
@@ -129,7 +131,10 @@ public struct OpenAIFamilyProvider: LLMProvider {
         switch error {
         case let error as LLMError: mapped = error
         case let failure as SSEParser.Failure:
-            let limit = switch failure { case .eventTooLarge(let limit): limit }
+            let limit =
+                switch failure {
+                case .eventTooLarge(let limit): limit
+                }
             mapped = LLMError(.upstreamUnavailable, "the stream sent an event over \(limit) bytes", provider: provider, requestId: requestId)
         case let error as HTTPClientError: mapped = OpenAIErrorClassifier.classify(error, provider: provider)
         default: mapped = LLMError(.upstreamUnavailable, "the stream failed", provider: provider, requestId: requestId)
@@ -339,7 +344,9 @@ public final class LLMParameterDrift: Sendable {
             details.code == "unsupported_parameter" || details.code == "unsupported_value" || message.contains("unsupported")
             || message.contains("not supported") || message.contains("unrecognized") || message.contains("unknown")
         guard unsupported else { return nil }
-        if details.param == "max_tokens" || message.contains("max_completion_tokens") || message.contains("'max_tokens'") { return .maxCompletionTokens }
+        if details.param == "max_tokens" || message.contains("max_completion_tokens") || message.contains("'max_tokens'") {
+            return .maxCompletionTokens
+        }
         if details.param == "temperature" || message.contains("'temperature'") { return .omitTemperature }
         if details.param == "stream_options" || message.contains("stream_options") { return .omitStreamOptions }
         return nil
@@ -462,7 +469,8 @@ private struct OpenAIChatBody {
             return events
         } catch {
             ended = true
-            let mapped = OpenAIFamilyProvider.midStream(error, yielded: yielded, partialText: decoder.text, provider: decoder.provider, requestId: decoder.requestId)
+            let mapped = OpenAIFamilyProvider.midStream(
+                error, yielded: yielded, partialText: decoder.text, provider: decoder.provider, requestId: decoder.requestId)
             if events.isEmpty { throw mapped }
             failure = mapped
             return events

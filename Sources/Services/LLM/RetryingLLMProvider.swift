@@ -18,7 +18,9 @@ public struct LLMRetryPolicy: Sendable {
     /// A server-given delay longer than this is not waited for (the backoff is used instead).
     public var maxHonouredDelay: Duration
 
-    public init(maxRetries: Int = 2, initialDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(8), maxHonouredDelay: Duration = .seconds(60)) {
+    public init(
+        maxRetries: Int = 2, initialDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(8), maxHonouredDelay: Duration = .seconds(60)
+    ) {
         self.maxRetries = maxRetries
         self.initialDelay = initialDelay
         self.maxDelay = maxDelay
@@ -95,14 +97,18 @@ public struct RetryingLLMProvider: LLMProvider {
             while !events.finished {
                 do {
                     return try await events.next { provider.base.stream(request) }
-                } catch let error as LLMError where !events.yielded && attempt < provider.policy.maxRetries && provider.policy.shouldRetry(error) && !Task.isCancelled {
+                } catch let error as LLMError
+                    where !events.yielded && attempt < provider.policy.maxRetries && provider.policy.shouldRetry(error) && !Task.isCancelled
+                {
                     events.restart()
                     let delay = provider.policy.delay(after: error, attempt: attempt, random: provider.random)
                     provider.logger?.notice(
                         "LLM request failed; retrying",
                         metadata: [
-                            "provider": "\(provider.base.name)", "kind": "\(error.kind.rawValue)", "status": "\(error.status.map(String.init) ?? "-")",
-                            "attempt": "\(attempt + 1)", "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
+                            "provider": "\(provider.base.name)", "kind": "\(error.kind.rawValue)",
+                            "status": "\(error.status.map(String.init) ?? "-")",
+                            "attempt": "\(attempt + 1)",
+                            "delay_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
                         ])
                     attempt += 1
                     do {
@@ -182,7 +188,10 @@ public struct FallbackLLMProvider: LLMProvider {
                 if let model = member.model { attempt.model = model }
                 do {
                     return try await events.next { member.provider.stream(attempt) }
-                } catch let error as LLMError where !events.yielded && FallbackLLMProvider.fallbackKinds.contains(error.kind) && position + 1 < chain.members.count && !Task.isCancelled {
+                } catch let error as LLMError
+                    where !events.yielded && FallbackLLMProvider.fallbackKinds.contains(error.kind) && position + 1 < chain.members.count
+                    && !Task.isCancelled
+                {
                     chain.logger?.notice(
                         "LLM provider failed; trying the next fallback",
                         metadata: [

@@ -50,7 +50,9 @@ public struct ModuleChanges: Sendable, Equatable {
 
     /// The names of the fields given, as clients spell them.
     public var fieldNames: [String] {
-        [title.map { _ in "title" }, description.map { _ in "description" }, content.map { _ in "content" }, tags.map { _ in "tags" }].compactMap { $0 }
+        [title.map { _ in "title" }, description.map { _ in "description" }, content.map { _ in "content" }, tags.map { _ in "tags" }].compactMap {
+            $0
+        }
     }
 }
 

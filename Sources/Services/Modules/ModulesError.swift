@@ -20,6 +20,6 @@ public enum ModulesError: Error, Equatable, Sendable, RPCErrorConvertible, Inval
         }
     }
 
-
-    static let notFoundDescription = RPCErrorDescription(.notFound, "Not found", data: "{kind: \"module\", id}: no module with this id for the caller (also another user's)")
+    static let notFoundDescription = RPCErrorDescription(
+        .notFound, "Not found", data: "{kind: \"module\", id}: no module with this id for the caller (also another user's)")
 }

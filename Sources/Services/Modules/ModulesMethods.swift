@@ -41,7 +41,8 @@ public enum Modules {
 
     public enum Update: RPCMethod {
         public static let name = "modules.update"
-        public static let summary = "Changes the given fields of one of the caller's modules; absent fields stay as they are (tags, when given, replace all tags)."
+        public static let summary =
+            "Changes the given fields of one of the caller's modules; absent fields stay as they are (tags, when given, replace all tags)."
         public static let rateClass: RPCRateClassName = .write
         public struct Params: Codable, Sendable {
             public var id: String
@@ -78,7 +79,8 @@ public enum Modules {
 
     public enum List: RPCMethod {
         public static let name = "modules.list"
-        public static let summary = "The caller's modules, newest first, a page at a time (limit 1-200, default 50): pass nextCursor back as cursor for the next page. tag filters exactly; query matches title or description, without case."
+        public static let summary =
+            "The caller's modules, newest first, a page at a time (limit 1-200, default 50): pass nextCursor back as cursor for the next page. tag filters exactly; query matches title or description, without case."
         public static let rateClass: RPCRateClassName = .read
         public struct Params: Codable, Sendable {
             public var cursor: String?

@@ -15,7 +15,9 @@ public struct ModulesRoutes: Sendable {
         router.onAuthenticated(Modules.Create.self, using: auth) { params, context in try await modules.create(params, userID: context.user.id) }
         router.onAuthenticated(Modules.Get.self, using: auth) { params, context in try await modules.get(id: params.id, userID: context.user.id) }
         router.onAuthenticated(Modules.Update.self, using: auth) { params, context in try await modules.update(params, userID: context.user.id) }
-        router.onAuthenticated(Modules.Delete.self, using: auth) { params, context in .init(deleted: try await modules.delete(id: params.id, userID: context.user.id)) }
+        router.onAuthenticated(Modules.Delete.self, using: auth) { params, context in
+            .init(deleted: try await modules.delete(id: params.id, userID: context.user.id))
+        }
         router.onAuthenticated(Modules.List.self, using: auth) { params, context in try await modules.list(params, userID: context.user.id) }
     }
 }

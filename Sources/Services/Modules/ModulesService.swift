@@ -106,7 +106,8 @@ public struct ModulesService: Sendable {
     static func validate(description: String) throws {
         let bytes = description.utf8.count
         guard bytes <= maxDescriptionBytes else {
-            throw ModulesError.tooLong(field: "description", reason: "at most \(maxDescriptionBytes) bytes of UTF-8", limit: maxDescriptionBytes, actual: bytes)
+            throw ModulesError.tooLong(
+                field: "description", reason: "at most \(maxDescriptionBytes) bytes of UTF-8", limit: maxDescriptionBytes, actual: bytes)
         }
     }
 

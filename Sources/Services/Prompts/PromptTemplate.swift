@@ -79,7 +79,10 @@ public struct PromptTemplate: Sendable, Equatable {
             // The closing }}, unless another {{ comes first.
             var close = index + 2
             while close < bytes.count, !Self.closes(bytes, at: close) {
-                if Self.opens(bytes, at: close) { close = bytes.count; break }
+                if Self.opens(bytes, at: close) {
+                    close = bytes.count
+                    break
+                }
                 close += 1
             }
             guard close < bytes.count else {

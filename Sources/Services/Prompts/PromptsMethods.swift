@@ -9,7 +9,8 @@ public enum Prompts {
 
     public enum Create: RPCMethod {
         public static let name = "prompts.create"
-        public static let summary = "Creates a prompt at version 1 (name: 1-100 characters, unique per user; body: a template with {{variable}} placeholders, at most 256 KiB; variables: at most 64 names, derived from the body when absent)."
+        public static let summary =
+            "Creates a prompt at version 1 (name: 1-100 characters, unique per user; body: a template with {{variable}} placeholders, at most 256 KiB; variables: at most 64 names, derived from the body when absent)."
         public static let rateClass: RPCRateClassName = .write
         public struct Params: Codable, Sendable {
             public var name: String
@@ -45,7 +46,8 @@ public enum Prompts {
 
     public enum Update: RPCMethod {
         public static let name = "prompts.update"
-        public static let summary = "Changes the given fields of one of the caller's prompts; a new body or variables make the next version (variables are derived from the body when absent), old versions stay readable. Built-in prompts are read-only."
+        public static let summary =
+            "Changes the given fields of one of the caller's prompts; a new body or variables make the next version (variables are derived from the body when absent), old versions stay readable. Built-in prompts are read-only."
         public static let rateClass: RPCRateClassName = .write
         public struct Params: Codable, Sendable {
             public var id: String
@@ -82,7 +84,8 @@ public enum Prompts {
 
     public enum List: RPCMethod {
         public static let name = "prompts.list"
-        public static let summary = "The caller's prompts and the built-in ones (builtIn: true), newest first, at their latest version, a page at a time (limit 1-200, default 50): pass nextCursor back as cursor for the next page."
+        public static let summary =
+            "The caller's prompts and the built-in ones (builtIn: true), newest first, at their latest version, a page at a time (limit 1-200, default 50): pass nextCursor back as cursor for the next page."
         public static let rateClass: RPCRateClassName = .read
         public struct Params: Codable, Sendable {
             public var cursor: String?
@@ -97,7 +100,8 @@ public enum Prompts {
 
     public enum Versions: RPCMethod {
         public static let name = "prompts.versions"
-        public static let summary = "Every version of one of the caller's prompts or a built-in one, oldest first, without bodies (prompts.get with version has them)."
+        public static let summary =
+            "Every version of one of the caller's prompts or a built-in one, oldest first, without bodies (prompts.get with version has them)."
         public static let rateClass: RPCRateClassName = .read
         public struct Params: Codable, Sendable {
             public var id: String
@@ -109,7 +113,8 @@ public enum Prompts {
 
     public enum Render: RPCMethod {
         public static let name = "prompts.render"
-        public static let summary = "The prompt's body (latest version, or the given one) with each {{variable}} replaced by its value, inserted as is (never expanded again). A placeholder without a value is -32602 with field variables.NAME; values the body does not use are ignored and listed in unused."
+        public static let summary =
+            "The prompt's body (latest version, or the given one) with each {{variable}} replaced by its value, inserted as is (never expanded again). A placeholder without a value is -32602 with field variables.NAME; values the body does not use are ignored and listed in unused."
         public static let rateClass: RPCRateClassName = .read
         public static let cacheRule: RPCCacheRule? = .byID(tag: Prompts.cacheTag)
         public struct Params: Codable, Sendable {

@@ -129,7 +129,8 @@ public struct PromptsService: Sendable {
         }
         let updated: Prompt?
         do {
-            updated = try await store.update(id: params.id, userID: userID, edit: edit, event: { PromptsEvents.PromptUpdated(userID: userID, prompt: $0) })
+            updated = try await store.update(
+                id: params.id, userID: userID, edit: edit, event: { PromptsEvents.PromptUpdated(userID: userID, prompt: $0) })
         } catch PromptStoreError.nameTaken {
             throw Self.nameTaken(name ?? "")
         }

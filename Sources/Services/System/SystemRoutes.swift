@@ -18,7 +18,8 @@ public struct SystemRoutes: Sendable {
         router.onInline(System.Echo.self) { params, _ in service.echo(params) }
         router.onInline(System.Version.self, in: .until("1")) { _, _ in service.version() }
         // session.hello answers all of it, and more, since version 2.
-        router.onInline(System.Version.self, in: .from("2"), deprecated: "use session.hello: it answers the server's name, version and API versions") { _, _ in
+        router.onInline(System.Version.self, in: .from("2"), deprecated: "use session.hello: it answers the server's name, version and API versions")
+        { _, _ in
             service.version()
         }
         // Added after version 1 was published, and in it too: a new method breaks no client. Signed-in

@@ -39,11 +39,13 @@ public struct TavilyClient: WebSearchClient {
         let results = (object["results"] as? [Any] ?? []).compactMap { element -> WebSearchResult? in
             guard let result = element as? [String: Any], let url = result["url"] as? String else { return nil }
             return WebSearchResult(
-                title: result["title"] as? String ?? url, url: url, content: result["content"] as? String ?? "", score: (result["score"] as? NSNumber)?.doubleValue)
+                title: result["title"] as? String ?? url, url: url, content: result["content"] as? String ?? "",
+                score: (result["score"] as? NSNumber)?.doubleValue)
         }
         let usage = object["usage"] as? [String: Any]
         return WebSearchResponse(
-            query: object["query"] as? String ?? query.query, results: results, requestId: object["request_id"] as? String ?? head.header("x-request-id"),
+            query: object["query"] as? String ?? query.query, results: results,
+            requestId: object["request_id"] as? String ?? head.header("x-request-id"),
             credits: (usage?["credits"] as? NSNumber)?.intValue, responseTimeSeconds: Self.number(object["response_time"]))
     }
 

@@ -47,10 +47,12 @@ public struct SQLiteAgentStore: AgentStore {
                 question = inserted.message
             }
             let run = start.run
-            try writes.statement("""
+            try writes.statement(
+                """
                 INSERT INTO agent_runs (id, user_id, chat_id, user_message_id, status, provider, model, started_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, in: db).run([run.id, userID, run.chatId, run.userMessageId, run.status.rawValue, run.provider, run.model, Timestamp.text(run.startedAt)])
+                """, in: db
+            ).run([run.id, userID, run.chatId, run.userMessageId, run.status.rawValue, run.provider, run.model, Timestamp.text(run.startedAt)])
             events.append(start.runStarted)
             // One statement for the start's events.
             try writes.record(events, chatModuleID: chatModuleID, in: db)
@@ -65,28 +67,34 @@ public struct SQLiteAgentStore: AgentStore {
         let searches = try Self.json(finish.searches)
         let result = try await writes.write { db -> Result in
             let run = finish.run
-            guard try Bool.fetchOne(
-                db.cachedStatement(sql: "SELECT 1 FROM agent_runs WHERE id = ? AND user_id = ? AND status = 'running'"), arguments: [run.id, userID]) != nil
+            guard
+                try Bool.fetchOne(
+                    db.cachedStatement(sql: "SELECT 1 FROM agent_runs WHERE id = ? AND user_id = ? AND status = 'running'"),
+                    arguments: [run.id, userID]) != nil
             else { throw AgentError.notFound(kind: "run", id: run.id) }
             var answer: Message?
             if let message = finish.answer {
                 // Counted, not refused: the run was allowed to start and its answer is paid for, so a
                 // user passes the quota by at most the answers of the runs they have going.
                 let inserted = try SQLiteChatStore.insertMessage(message, userID: userID, ledger: ledger, enforceQuota: false, writes: writes, db: db)
-                try writes.record([ChatsEvents.MessageCreated(userID: userID, message: inserted.message)], chatModuleID: inserted.chatModuleID, in: db)
+                try writes.record(
+                    [ChatsEvents.MessageCreated(userID: userID, message: inserted.message)], chatModuleID: inserted.chatModuleID, in: db)
                 answer = inserted.message
             }
-            try db.cachedStatement(sql: """
-                UPDATE agent_runs SET assistant_message_id = ?, status = ?, model = ?, finish_reason = ?, prompt_tokens = ?, completion_tokens = ?,
-                    usage_estimated = ?, error_kind = ?, error_message = ?, first_token_at = ?, finished_at = ?, kept_messages = ?,
-                    dropped_messages = ?, estimated_tokens = ?, searches = ?, steps = ?
-                WHERE id = ?
-                """).execute(arguments: [
-                    answer?.id, run.status.rawValue, run.model, run.finishReason?.rawValue, run.usage?.promptTokens, run.usage?.completionTokens,
-                    run.usage?.estimated ?? false, run.error?.kind, run.error?.message, run.firstTokenAt.map(Timestamp.text),
-                    run.finishedAt.map(Timestamp.text), run.context?.keptMessages, run.context?.droppedMessages, run.context?.estimatedTokens,
-                    searches, steps, run.id,
-                ])
+            try db.cachedStatement(
+                sql: """
+                    UPDATE agent_runs SET assistant_message_id = ?, status = ?, model = ?, finish_reason = ?, prompt_tokens = ?,
+                        completion_tokens = ?,
+                        usage_estimated = ?, error_kind = ?, error_message = ?, first_token_at = ?, finished_at = ?, kept_messages = ?,
+                        dropped_messages = ?, estimated_tokens = ?, searches = ?, steps = ?
+                    WHERE id = ?
+                    """
+            ).execute(arguments: [
+                answer?.id, run.status.rawValue, run.model, run.finishReason?.rawValue, run.usage?.promptTokens, run.usage?.completionTokens,
+                run.usage?.estimated ?? false, run.error?.kind, run.error?.message, run.firstTokenAt.map(Timestamp.text),
+                run.finishedAt.map(Timestamp.text), run.context?.keptMessages, run.context?.droppedMessages, run.context?.estimatedTokens,
+                searches, steps, run.id,
+            ])
             try writes.record(finish.event(answer), in: db)
             var stored = run
             stored.assistantMessageId = answer?.id
@@ -102,7 +110,8 @@ public struct SQLiteAgentStore: AgentStore {
 
     public func run(id: String, userID: String) async throws -> AgentRun? {
         try await reader.unsafeRead { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.columns) FROM agent_runs WHERE id = ? AND user_id = ?"), arguments: [id, userID]).map(Self.run)
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.columns) FROM agent_runs WHERE id = ? AND user_id = ?"), arguments: [id, userID])
+                .map(Self.run)
         }
     }
 
@@ -128,7 +137,8 @@ public struct SQLiteAgentStore: AgentStore {
     public func steps(answerIDs: [String], userID: String) async throws -> [String: [LLMMessage]] {
         guard !answerIDs.isEmpty else { return [:] }
         let placeholders = Array(repeating: "?", count: answerIDs.count).joined(separator: ", ")
-        let sql = "SELECT assistant_message_id, steps FROM agent_runs WHERE user_id = ? AND steps != '[]' AND assistant_message_id IN (\(placeholders))"
+        let sql =
+            "SELECT assistant_message_id, steps FROM agent_runs WHERE user_id = ? AND steps != '[]' AND assistant_message_id IN (\(placeholders))"
         let arguments = StatementArguments([userID] + answerIDs)
         return try await reader.unsafeRead { db in
             var steps: [String: [LLMMessage]] = [:]
@@ -141,8 +151,10 @@ public struct SQLiteAgentStore: AgentStore {
 
     public func generation(messageID: String, userID: String) async throws -> MessageGeneration? {
         try await reader.unsafeRead { db in
-            guard let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT \(Self.columns), steps FROM agent_runs WHERE assistant_message_id = ? AND user_id = ?"), arguments: [messageID, userID])
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT \(Self.columns), steps FROM agent_runs WHERE assistant_message_id = ? AND user_id = ?"),
+                    arguments: [messageID, userID])
             else { return nil }
             let run = try Self.run(row)
             let steps = try JSONDecoder().decode([LLMMessage].self, from: Data((row["steps"] as String).utf8))
@@ -156,13 +168,15 @@ public struct SQLiteAgentStore: AgentStore {
         let writes = self.writes
         return try await writes.write { db in
             let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, user_id, chat_id FROM agent_runs WHERE status = 'running'"))
-            let update = try db.cachedStatement(sql: """
-                UPDATE agent_runs SET status = 'failed', error_kind = 'interrupted',
-                    error_message = 'agentd stopped during the run', finished_at = ? WHERE id = ?
-                """)
+            let update = try db.cachedStatement(
+                sql: """
+                    UPDATE agent_runs SET status = 'failed', error_kind = 'interrupted',
+                        error_message = 'agentd stopped during the run', finished_at = ? WHERE id = ?
+                    """)
             for row in rows {
                 try update.execute(arguments: [Timestamp.text(date), row["id"] as String])
-                try writes.record(AgentEvents.RunFailed(userID: row["user_id"], runId: row["id"], chatId: row["chat_id"], errorKind: "interrupted"), in: db)
+                try writes.record(
+                    AgentEvents.RunFailed(userID: row["user_id"], runId: row["id"], chatId: row["chat_id"], errorKind: "interrupted"), in: db)
             }
             return rows.count
         }
@@ -177,7 +191,9 @@ public struct SQLiteAgentStore: AgentStore {
         """
 
     private static func run(_ row: Row) throws -> AgentRun {
-        guard let status = AgentRunStatus(rawValue: row["status"]) else { throw DatabaseError(message: "agent_runs.status holds \(row["status"] as String)") }
+        guard let status = AgentRunStatus(rawValue: row["status"]) else {
+            throw DatabaseError(message: "agent_runs.status holds \(row["status"] as String)")
+        }
         var usage: LLMUsage?
         if let prompt: Int = row["prompt_tokens"], let completion: Int = row["completion_tokens"] {
             usage = LLMUsage(promptTokens: prompt, completionTokens: completion, estimated: row["usage_estimated"])
@@ -188,10 +204,13 @@ public struct SQLiteAgentStore: AgentStore {
         }
         let error = (row["error_kind"] as String?).map { LLMErrorSummary(kind: $0, message: row["error_message"] ?? "") }
         return AgentRun(
-            id: row["id"], chatId: row["chat_id"], userMessageId: row["user_message_id"], assistantMessageId: row["assistant_message_id"], status: status,
-            provider: row["provider"], model: row["model"], finishReason: (row["finish_reason"] as String?).map { LLMFinishReason(rawValue: $0) ?? .other },
+            id: row["id"], chatId: row["chat_id"], userMessageId: row["user_message_id"], assistantMessageId: row["assistant_message_id"],
+            status: status,
+            provider: row["provider"], model: row["model"],
+            finishReason: (row["finish_reason"] as String?).map { LLMFinishReason(rawValue: $0) ?? .other },
             usage: usage, error: error, context: context, searchCount: try searches(row).count, startedAt: try Timestamp.date(row["started_at"]),
-            firstTokenAt: try (row["first_token_at"] as String?).map(Timestamp.date), finishedAt: try (row["finished_at"] as String?).map(Timestamp.date))
+            firstTokenAt: try (row["first_token_at"] as String?).map(Timestamp.date),
+            finishedAt: try (row["finished_at"] as String?).map(Timestamp.date))
     }
 
     private static func searches(_ row: Row) throws -> [WebSearchStep] {

@@ -17,21 +17,25 @@ public struct SQLiteAuditStore: AuditStore {
 
     public func record(_ event: Event) async throws {
         try await writes.write { db in
-            try db.cachedStatement(sql: """
+            try db.cachedStatement(
+                sql: """
                     INSERT OR IGNORE INTO audit_entries (event_seq, user_id, action, outcome, occurred_at, data) VALUES (?, ?, ?, 'ok', ?, ?)
-                    """).execute(arguments: [event.seq, event.userID, event.topic, Timestamp.text(event.occurredAt), event.data.text])
+                    """
+            ).execute(arguments: [event.seq, event.userID, event.topic, Timestamp.text(event.occurredAt), event.data.text])
         }
     }
 
     public func record(call: AuditedCall) async throws {
         try await writes.write { db in
-            try db.cachedStatement(sql: """
+            try db.cachedStatement(
+                sql: """
                     INSERT INTO audit_entries (user_id, uid, action, outcome, occurred_at, data, coalesce_key) VALUES (?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (coalesce_key) WHERE coalesce_key IS NOT NULL DO UPDATE SET count = count + 1
-                    """)
-                .execute(arguments: [
-                    call.userID, call.uid.map { Int64($0) }, call.action, call.outcome, Timestamp.text(call.occurredAt), call.data.text, call.coalesceKey,
-                ])
+                    """
+            )
+            .execute(arguments: [
+                call.userID, call.uid.map { Int64($0) }, call.action, call.outcome, Timestamp.text(call.occurredAt), call.data.text, call.coalesceKey,
+            ])
         }
     }
 
@@ -51,10 +55,11 @@ public struct SQLiteAuditStore: AuditStore {
     public func records(userID: String, beforeID: Int64?, limit: Int) async throws -> [AuditRecord] {
         try await writer.unsafeRead { db in
             try Row.fetchAll(
-                db.cachedStatement(sql: """
-                    SELECT id, action, outcome, occurred_at, uid, event_seq, data, count FROM audit_entries
-                    WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?
-                    """),
+                db.cachedStatement(
+                    sql: """
+                        SELECT id, action, outcome, occurred_at, uid, event_seq, data, count FROM audit_entries
+                        WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?
+                        """),
                 arguments: [userID, beforeID ?? Int64.max, limit]
             ).map { row in
                 let uid: Int64? = row[4]

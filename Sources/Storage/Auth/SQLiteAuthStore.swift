@@ -32,7 +32,11 @@ public struct SQLiteAuthStore: AuthStore {
         do {
             defer { linkedUsers.invalidate() }
             try await writes.write { db in
-                try db.cachedStatement(sql: "INSERT INTO users (id, username, password_hash, linked_uid, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [stored.user.id, stored.user.username, stored.passwordHash, stored.user.linkedUID.map { Int64($0) }, Timestamp.text(stored.user.createdAt)])
+                try db.cachedStatement(sql: "INSERT INTO users (id, username, password_hash, linked_uid, created_at) VALUES (?, ?, ?, ?, ?)").execute(
+                    arguments: [
+                        stored.user.id, stored.user.username, stored.passwordHash, stored.user.linkedUID.map { Int64($0) },
+                        Timestamp.text(stored.user.createdAt),
+                    ])
                 try writes.record(event, in: db)
             }
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
@@ -59,8 +63,11 @@ public struct SQLiteAuthStore: AuthStore {
 
     private func fetchUser(where condition: String, _ value: some DatabaseValueConvertible & Sendable) async throws -> StoredUser? {
         try await writer.unsafeRead { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT id, username, password_hash, linked_uid, created_at FROM users WHERE \(condition)"), arguments: [value])
-                .map(Self.storedUser)
+            try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT id, username, password_hash, linked_uid, created_at FROM users WHERE \(condition)"),
+                arguments: [value]
+            )
+            .map(Self.storedUser)
         }
     }
 
@@ -73,7 +80,9 @@ public struct SQLiteAuthStore: AuthStore {
         return StoredUser(user: user, passwordHash: hash)
     }
 
-    public func setPasswordHash(_ hash: String, userID: String, revokingSessionsExcept keeping: Data?, event: AuthEvents.SessionsRevoked) async throws -> Int {
+    public func setPasswordHash(_ hash: String, userID: String, revokingSessionsExcept keeping: Data?, event: AuthEvents.SessionsRevoked) async throws
+        -> Int
+    {
         let writes = self.writes
         // After the commit: a read that began before it must not leave the old account cached.
         defer { linkedUsers.invalidate() }
@@ -93,14 +102,21 @@ public struct SQLiteAuthStore: AuthStore {
     public func insertSession(_ session: StoredSession) async throws {
         try await writer.write { db in
             // Expired sessions are otherwise deleted only when presented: forget the user's here.
-            try db.cachedStatement(sql: "DELETE FROM sessions WHERE user_id = ? AND expires_at <= ?").execute(arguments: [session.userID, Timestamp.text(session.createdAt)])
-            try db.cachedStatement(sql: "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)").execute(arguments: [session.tokenHash, session.userID, Timestamp.text(session.createdAt), Timestamp.text(session.expiresAt)])
+            try db.cachedStatement(sql: "DELETE FROM sessions WHERE user_id = ? AND expires_at <= ?").execute(arguments: [
+                session.userID, Timestamp.text(session.createdAt),
+            ])
+            try db.cachedStatement(sql: "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)").execute(arguments: [
+                session.tokenHash, session.userID, Timestamp.text(session.createdAt), Timestamp.text(session.expiresAt),
+            ])
         }
     }
 
     public func session(tokenHash: Data) async throws -> StoredSession? {
         try await writer.unsafeRead { db in
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT user_id, created_at, expires_at FROM sessions WHERE token_hash = ?"), arguments: [tokenHash]) else {
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT user_id, created_at, expires_at FROM sessions WHERE token_hash = ?"), arguments: [tokenHash])
+            else {
                 return nil
             }
             return StoredSession(
@@ -123,7 +139,9 @@ public struct SQLiteAuthStore: AuthStore {
     public func recordFailedLogin(username: String, at date: Date, pruneBefore: Date) async throws {
         try await writer.write { db in
             try db.cachedStatement(sql: "DELETE FROM login_failures WHERE failed_at < ?").execute(arguments: [Timestamp.text(pruneBefore)])
-            try db.cachedStatement(sql: "INSERT INTO login_failures (username, failed_at) VALUES (?, ?)").execute(arguments: [username, Timestamp.text(date)])
+            try db.cachedStatement(sql: "INSERT INTO login_failures (username, failed_at) VALUES (?, ?)").execute(arguments: [
+                username, Timestamp.text(date),
+            ])
         }
     }
 
@@ -136,7 +154,9 @@ public struct SQLiteAuthStore: AuthStore {
                 db.cachedStatement(sql: "SELECT failed_at FROM login_failures WHERE username = ? AND failed_at > ? ORDER BY failed_at"),
                 arguments: [username, Timestamp.text(since)])
             if failures.count >= limit { return try failures.map(Timestamp.date) }
-            try db.cachedStatement(sql: "INSERT INTO login_failures (username, failed_at) VALUES (?, ?)").execute(arguments: [username, Timestamp.text(date)])
+            try db.cachedStatement(sql: "INSERT INTO login_failures (username, failed_at) VALUES (?, ?)").execute(arguments: [
+                username, Timestamp.text(date),
+            ])
             return nil
         }
     }
@@ -144,8 +164,11 @@ public struct SQLiteAuthStore: AuthStore {
     /// The failed logins for `username` (without case) after `since`, oldest first.
     public func failedLogins(username: String, since: Date) async throws -> [Date] {
         try await writer.unsafeRead { db in
-            try String.fetchAll(db.cachedStatement(sql: "SELECT failed_at FROM login_failures WHERE username = ? AND failed_at > ? ORDER BY failed_at"), arguments: [username, Timestamp.text(since)])
-                .map(Timestamp.date)
+            try String.fetchAll(
+                db.cachedStatement(sql: "SELECT failed_at FROM login_failures WHERE username = ? AND failed_at > ? ORDER BY failed_at"),
+                arguments: [username, Timestamp.text(since)]
+            )
+            .map(Timestamp.date)
         }
     }
 

@@ -28,7 +28,9 @@ public struct SQLiteChatStore: ChatStore {
         let writes = self.writes
         let ledger = self.ledger
         return try await writes.write { db in
-            try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) { try Self.insertChat(chat, userID: userID, writes: writes, db: db) }
+            try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) {
+                try Self.insertChat(chat, userID: userID, writes: writes, db: db)
+            }
             try writes.record(event, in: db)
             return try Self.chat(id: chat.id, userID: userID, db: db)!
         }
@@ -68,7 +70,9 @@ public struct SQLiteChatStore: ChatStore {
         let ledger = self.ledger
         return try await writes.write { db in
             try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) {
-                try db.cachedStatement(sql: "UPDATE chats SET title = ?, updated_at = ? WHERE id = ? AND user_id = ?").execute(arguments: [title, Timestamp.text(updatedAt), id, userID])
+                try db.cachedStatement(sql: "UPDATE chats SET title = ?, updated_at = ? WHERE id = ? AND user_id = ?").execute(arguments: [
+                    title, Timestamp.text(updatedAt), id, userID,
+                ])
             }
             guard db.changesCount > 0 else { return nil }
             try writes.record(event, in: db)
@@ -80,7 +84,8 @@ public struct SQLiteChatStore: ChatStore {
         // The messages go with the chat (ON DELETE CASCADE).
         let writes = self.writes
         return try await writes.write { db in
-            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM chats WHERE id = ? AND user_id = ?"), arguments: [id, userID]) != nil else {
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM chats WHERE id = ? AND user_id = ?"), arguments: [id, userID]) != nil
+            else {
                 return false
             }
             // Before the row goes, so that the event is filed under the chat's module.
@@ -94,7 +99,9 @@ public struct SQLiteChatStore: ChatStore {
 
     public func message(id: String, userID: String) async throws -> Message? {
         try await reader.unsafeRead { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.messageColumns) FROM messages WHERE id = ? AND user_id = ?"), arguments: [id, userID]).map(Self.message)
+            try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT \(Self.messageColumns) FROM messages WHERE id = ? AND user_id = ?"), arguments: [id, userID]
+            ).map(Self.message)
         }
     }
 
@@ -105,14 +112,18 @@ public struct SQLiteChatStore: ChatStore {
         // row comes back alone (its message columns NULL) when it has no message after `afterDepth`.
         let upTo = afterDepth.addingReportingOverflow(max(limit, 0)).overflow ? Int.max : afterDepth + max(limit, 0)
         return try await reader.unsafeRead { db in
-            let rows = try Row.fetchAll(db.cachedStatement(sql: """
-                    SELECT \(Self.messageColumns("m")) FROM chats c
-                    LEFT JOIN chat_segments s ON s.chat_seq = c.seq AND s.start_depth <= ?2
-                        AND s.start_depth >= coalesce((SELECT max(f.start_depth) FROM chat_segments f WHERE f.chat_seq = c.seq AND f.start_depth <= ?1 + 1), 0)
-                    LEFT JOIN messages m ON m.chain_seq = s.chain_seq AND m.depth > max(?1, s.start_depth - 1)
-                        AND m.depth <= min(?2, coalesce((SELECT min(n.start_depth) - 1 FROM chat_segments n WHERE n.chat_seq = c.seq AND n.start_depth > s.start_depth), ?2))
-                    WHERE c.id = ?3 AND c.user_id = ?4 ORDER BY s.start_depth, m.depth
-                    """),
+            let rows = try Row.fetchAll(
+                db.cachedStatement(
+                    sql: """
+                        SELECT \(Self.messageColumns("m")) FROM chats c
+                        LEFT JOIN chat_segments s ON s.chat_seq = c.seq AND s.start_depth <= ?2
+                            AND s.start_depth >= coalesce((SELECT max(f.start_depth) FROM chat_segments f WHERE f.chat_seq = c.seq
+                                AND f.start_depth <= ?1 + 1), 0)
+                        LEFT JOIN messages m ON m.chain_seq = s.chain_seq AND m.depth > max(?1, s.start_depth - 1)
+                            AND m.depth <= min(?2, coalesce((SELECT min(n.start_depth) - 1 FROM chat_segments n
+                                WHERE n.chat_seq = c.seq AND n.start_depth > s.start_depth), ?2))
+                        WHERE c.id = ?3 AND c.user_id = ?4 ORDER BY s.start_depth, m.depth
+                        """),
                 arguments: [afterDepth, upTo, chatID, userID])
             guard !rows.isEmpty else { return nil }
             return try rows.compactMap { row in row["id"] as String? == nil ? nil : try Self.message(row) }
@@ -121,14 +132,16 @@ public struct SQLiteChatStore: ChatStore {
 
     public func path(to messageID: String, userID: String) async throws -> [Message]? {
         try await reader.unsafeRead { db in
-            let rows = try Row.fetchAll(db.cachedStatement(sql: """
-                    WITH RECURSIVE path(id, parent_id) AS (
-                        SELECT id, parent_id FROM messages WHERE id = ? AND user_id = ?
-                        UNION ALL
-                        SELECT m.id, m.parent_id FROM messages m JOIN path p ON m.id = p.parent_id
-                    )
-                    SELECT \(Self.messageColumns("m")) FROM path JOIN messages m ON m.id = path.id ORDER BY m.depth
-                    """),
+            let rows = try Row.fetchAll(
+                db.cachedStatement(
+                    sql: """
+                        WITH RECURSIVE path(id, parent_id) AS (
+                            SELECT id, parent_id FROM messages WHERE id = ? AND user_id = ?
+                            UNION ALL
+                            SELECT m.id, m.parent_id FROM messages m JOIN path p ON m.id = p.parent_id
+                        )
+                        SELECT \(Self.messageColumns("m")) FROM path JOIN messages m ON m.id = path.id ORDER BY m.depth
+                        """),
                 arguments: [messageID, userID])
             return rows.isEmpty ? nil : try rows.map(Self.message)
         }
@@ -136,15 +149,20 @@ public struct SQLiteChatStore: ChatStore {
 
     public func allMessages(chatID: String, userID: String) async throws -> [Message]? {
         try await reader.read { db in
-            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM chats WHERE id = ? AND user_id = ?"), arguments: [chatID, userID]) != nil else {
+            guard try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM chats WHERE id = ? AND user_id = ?"), arguments: [chatID, userID]) != nil
+            else {
                 return nil
             }
-            return try Row.fetchAll(db.cachedStatement(sql: "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? ORDER BY depth, seq"), arguments: [chatID])
-                .map(Self.message)
+            return try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? ORDER BY depth, seq"), arguments: [chatID]
+            )
+            .map(Self.message)
         }
     }
 
-    public func append(_ message: NewMessage, userID: String, event: @escaping @Sendable (Message) -> ChatsEvents.MessageCreated) async throws -> Message {
+    public func append(_ message: NewMessage, userID: String, event: @escaping @Sendable (Message) -> ChatsEvents.MessageCreated) async throws
+        -> Message
+    {
         // The hottest write: raw statements (RawStatement); every check comes before the writes
         // (the quota's charge is written with the batch, and taken back when the job fails), so
         // the job needs no savepoint of its own (GroupCommitWriter.Isolation).
@@ -184,9 +202,13 @@ public struct SQLiteChatStore: ChatStore {
             WHERE c.id = ? AND c.user_id = ?
             """,
             in: db)
-        guard let (activeLeaf, leafDepth, chatModuleID, chatSeq, leafChain, storedBytes) = try chat.firstRow([message.chatID, userID], {
-            ($0.text(0), $0.integer(1), $0.text(2), $0.integer(3), $0.integer(4), $0.integer(5))
-        }) else {
+        guard
+            let (activeLeaf, leafDepth, chatModuleID, chatSeq, leafChain, storedBytes) = try chat.firstRow(
+                [message.chatID, userID],
+                {
+                    ($0.text(0), $0.integer(1), $0.text(2), $0.integer(3), $0.integer(4), $0.integer(5))
+                })
+        else {
             throw ChatsError.notFound(kind: "chat", id: message.chatID)
         }
 
@@ -216,8 +238,12 @@ public struct SQLiteChatStore: ChatStore {
             }
             if let parentID {
                 let parent = try writes.statement(
-                    "SELECT depth, chain_seq, EXISTS (SELECT 1 FROM messages c WHERE c.parent_id = p.id) FROM messages p WHERE id = ? AND chat_id = ?", in: db)
-                guard let (parentDepth, chain, hasChild) = try parent.firstRow([parentID, message.chatID], { ($0.integer(0), $0.integer(1), $0.integer(2) != 0) }) else {
+                    "SELECT depth, chain_seq, EXISTS (SELECT 1 FROM messages c WHERE c.parent_id = p.id) FROM messages p WHERE id = ? AND chat_id = ?",
+                    in: db)
+                guard
+                    let (parentDepth, chain, hasChild) = try parent.firstRow(
+                        [parentID, message.chatID], { ($0.integer(0), $0.integer(1), $0.integer(2) != 0) })
+                else {
                     throw ChatsError.notFound(kind: "message", id: parentID)
                 }
                 depth = Int(parentDepth) + 1
@@ -228,7 +254,8 @@ public struct SQLiteChatStore: ChatStore {
         try ledger.add(Int64(message.content.utf8.count), userID: userID, enforce: enforceQuota, stored: storedBytes, writes: writes, db: db)
         let created = Timestamp.text(message.createdAt)
         try writes.statement(
-            "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at, chain_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", in: db
+            "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at, chain_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            in: db
         ).run([message.id, message.chatID, userID, parentID, message.role.rawValue, message.content, depth, created, continuedChain])
         let messageSeq = db.lastInsertedRowID
         // A new chain counts in the chat's branch_version: a select planned before it is planned again.
@@ -248,7 +275,9 @@ public struct SQLiteChatStore: ChatStore {
                 // message's chain (nothing to add when the message continues it).
                 try writes.statement("DELETE FROM chat_segments WHERE chat_seq = ? AND start_depth >= ?", in: db).run([chatSeq, depth])
                 if continuedChain == nil {
-                    try writes.statement("INSERT INTO chat_segments (chat_seq, start_depth, chain_seq) VALUES (?, ?, ?)", in: db).run([chatSeq, depth, chain])
+                    try writes.statement("INSERT INTO chat_segments (chat_seq, start_depth, chain_seq) VALUES (?, ?, ?)", in: db).run([
+                        chatSeq, depth, chain,
+                    ])
                 }
             } else {
                 // A root, or an answer off the branch: the path up from the message's chain, one
@@ -293,7 +322,9 @@ public struct SQLiteChatStore: ChatStore {
             guard let plan = try await reader.read({ db in try Self.planSelect(messageID: messageID, userID: userID, db: db) }) else { return nil }
             try await afterPlanning?()
             let outcome: SelectOutcome = try await writes.write { db in
-                guard let version = try Int64.fetchOne(db.cachedStatement(sql: "SELECT branch_version FROM chats WHERE seq = ?"), arguments: [plan.chatSeq])
+                guard
+                    let version = try Int64.fetchOne(
+                        db.cachedStatement(sql: "SELECT branch_version FROM chats WHERE seq = ?"), arguments: [plan.chatSeq])
                 else { return .selected(nil) }
                 guard version == plan.version else { return .stale }
                 try Self.storeBranch(plan.segments, chatSeq: plan.chatSeq, updatedAt: updated, db: db)
@@ -334,12 +365,14 @@ public struct SQLiteChatStore: ChatStore {
     }
 
     private static func planSelect(messageID: String, userID: String, db: Database) throws -> SelectPlan? {
-        guard let row = try Row.fetchOne(
-            db.cachedStatement(sql: """
-                SELECT m.chain_seq, m.depth, m.chat_id, c.seq, c.branch_version FROM messages m JOIN chats c ON c.id = m.chat_id
-                WHERE m.id = ? AND m.user_id = ?
-                """),
-            arguments: [messageID, userID])
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        SELECT m.chain_seq, m.depth, m.chat_id, c.seq, c.branch_version FROM messages m JOIN chats c ON c.id = m.chat_id
+                        WHERE m.id = ? AND m.user_id = ?
+                        """),
+                arguments: [messageID, userID])
         else { return nil }
         guard let chain: Int64 = row[0] else { throw DatabaseError(message: "message \(messageID) has no chain (0014)") }
         let segments = try segments(upTo: chain, db: db) + segments(downFrom: chain, depth: row[1], db: db)
@@ -367,10 +400,12 @@ public struct SQLiteChatStore: ChatStore {
     /// chain's own next message until a fork point, where it is the newest fork (forks are
     /// younger than the chain's own child): one query per fork taken.
     static func segments(downFrom chain: Int64, depth: Int, db: Database) throws -> [Segment] {
-        let nextFork = try db.cachedStatement(sql: """
-            SELECT f.parent_depth, (SELECT max(g.child_chain_seq) FROM chain_forks g WHERE g.parent_chain_seq = f.parent_chain_seq AND g.parent_depth = f.parent_depth)
-            FROM chain_forks f WHERE f.parent_chain_seq = ? AND f.parent_depth >= ? ORDER BY f.parent_depth LIMIT 1
-            """)
+        let nextFork = try db.cachedStatement(
+            sql: """
+                SELECT f.parent_depth, (SELECT max(g.child_chain_seq) FROM chain_forks g WHERE g.parent_chain_seq = f.parent_chain_seq
+                    AND g.parent_depth = f.parent_depth)
+                FROM chain_forks f WHERE f.parent_chain_seq = ? AND f.parent_depth >= ? ORDER BY f.parent_depth LIMIT 1
+                """)
         var segments: [Segment] = []
         var chain = chain
         var depth = depth
@@ -392,21 +427,27 @@ public struct SQLiteChatStore: ChatStore {
             try insert.execute(arguments: [chatSeq, segment.start, segment.chain])
         }
         guard let last = segments.last else { return }
-        try db.cachedStatement(sql: """
-            UPDATE chats SET active_message_id = (SELECT id FROM messages WHERE chain_seq = ?1 ORDER BY depth DESC LIMIT 1),
-                updated_at = coalesce(?2, updated_at) WHERE seq = ?3
-            """).execute(arguments: [last.chain, updatedAt, chatSeq])
+        try db.cachedStatement(
+            sql: """
+                UPDATE chats SET active_message_id = (SELECT id FROM messages WHERE chain_seq = ?1 ORDER BY depth DESC LIMIT 1),
+                    updated_at = coalesce(?2, updated_at) WHERE seq = ?3
+                """
+        ).execute(arguments: [last.chain, updatedAt, chatSeq])
     }
 
     public func insertFork(_ chat: NewChat, messages: [Message], userID: String, events: [any DomainEvent]) async throws -> Chat {
         let writes = self.writes
         let ledger = self.ledger
         return try await writes.write { db in
-            try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) { try Self.insertChat(chat, userID: userID, writes: writes, db: db) }
+            try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) {
+                try Self.insertChat(chat, userID: userID, writes: writes, db: db)
+            }
             // Messages are counted by the store, not by a trigger (0012).
             try ledger.add(messages.reduce(0) { $0 + Int64($1.content.utf8.count) }, userID: userID, writes: writes, db: db)
             let insert = try db.cachedStatement(
-                sql: "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at, chain_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                sql:
+                    "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at, chain_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            )
             // The copies are a path (each the child of the one before), so one chain; their chains
             // are worked out as an append's would be all the same.
             var placed: [String: (chain: Int64, depth: Int, hasChild: Bool)] = [:]
@@ -421,7 +462,8 @@ public struct SQLiteChatStore: ChatStore {
                     placed[parentID]?.hasChild = true
                 }
                 try insert.execute(arguments: [
-                    message.id, chat.id, userID, message.parentId, message.role.rawValue, message.content, message.depth, Timestamp.text(message.createdAt), chain,
+                    message.id, chat.id, userID, message.parentId, message.role.rawValue, message.content, message.depth,
+                    Timestamp.text(message.createdAt), chain,
                 ])
                 if chain == nil {
                     let seq = db.lastInsertedRowID

@@ -60,8 +60,10 @@ public struct SQLiteEventStore: EventStore {
 
     public func setConsumerPosition(name: String, seq: Int64) async throws {
         try await writer.write { db in
-            try db.cachedStatement(sql: "INSERT INTO event_consumers (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = max(seq, excluded.seq)")
-                .execute(arguments: [name, seq])
+            try db.cachedStatement(
+                sql: "INSERT INTO event_consumers (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = max(seq, excluded.seq)"
+            )
+            .execute(arguments: [name, seq])
         }
     }
 

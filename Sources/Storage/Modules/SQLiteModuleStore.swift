@@ -21,7 +21,12 @@ public struct SQLiteModuleStore: ModuleStore {
         let ledger = self.ledger
         return try await writes.write { db in
             try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) {
-                try db.cachedStatement(sql: "INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [module.id, userID, module.title, module.description, module.content, Timestamp.text(module.createdAt), Timestamp.text(module.updatedAt)])
+                try db.cachedStatement(
+                    sql: "INSERT INTO modules (id, user_id, title, description, content, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                ).execute(arguments: [
+                    module.id, userID, module.title, module.description, module.content, Timestamp.text(module.createdAt),
+                    Timestamp.text(module.updatedAt),
+                ])
             }
             let seq = db.lastInsertedRowID
             try Self.insertTags(module.tags, moduleID: module.id, db: db)
@@ -33,8 +38,10 @@ public struct SQLiteModuleStore: ModuleStore {
     public func module(id: String, userID: String) async throws -> Module? {
         // One statement (tags included), so no snapshot transaction is needed.
         try await writer.unsafeRead { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.columnsWithTags) FROM modules WHERE id = ? AND user_id = ?"), arguments: [id, userID])
-                .map { try Self.storedModule($0).module }
+            try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT \(Self.columnsWithTags) FROM modules WHERE id = ? AND user_id = ?"), arguments: [id, userID]
+            )
+            .map { try Self.storedModule($0).module }
         }
     }
 
@@ -43,10 +50,12 @@ public struct SQLiteModuleStore: ModuleStore {
         let ledger = self.ledger
         return try await writes.write { db in
             try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) {
-                try db.cachedStatement(sql: """
+                try db.cachedStatement(
+                    sql: """
                         UPDATE modules SET title = coalesce(?, title), description = coalesce(?, description),
                             content = coalesce(?, content), updated_at = ? WHERE id = ? AND user_id = ?
-                        """).execute(arguments: [changes.title, changes.description, changes.content, Timestamp.text(changes.updatedAt), id, userID])
+                        """
+                ).execute(arguments: [changes.title, changes.description, changes.content, Timestamp.text(changes.updatedAt), id, userID])
             }
             guard db.changesCount > 0 else { return nil }
             if let tags = changes.tags {
@@ -62,7 +71,8 @@ public struct SQLiteModuleStore: ModuleStore {
     public func delete(id: String, userID: String, event: ModulesEvents.ModuleDeleted) async throws -> Bool {
         let writes = self.writes
         return try await writes.write { db in
-            try db.cachedStatement(sql: "DELETE FROM module_tags WHERE module_id IN (SELECT id FROM modules WHERE id = ? AND user_id = ?)").execute(arguments: [id, userID])
+            try db.cachedStatement(sql: "DELETE FROM module_tags WHERE module_id IN (SELECT id FROM modules WHERE id = ? AND user_id = ?)").execute(
+                arguments: [id, userID])
             try db.cachedStatement(sql: "DELETE FROM modules WHERE id = ? AND user_id = ?").execute(arguments: [id, userID])
             guard db.changesCount > 0 else { return false }
             try writes.record(event, in: db)
@@ -99,9 +109,10 @@ public struct SQLiteModuleStore: ModuleStore {
     private static let columns = "seq, id, title, description, content, created_at, updated_at"
 
     /// `columns` and the module's tags, sorted, joined by U+001F (which tags may not contain).
-    private static let columnsWithTags = columns + """
-        , (SELECT group_concat(tag, char(31)) FROM (SELECT tag FROM module_tags WHERE module_id = modules.id ORDER BY tag)) AS tags
-        """
+    private static let columnsWithTags =
+        columns + """
+            , (SELECT group_concat(tag, char(31)) FROM (SELECT tag FROM module_tags WHERE module_id = modules.id ORDER BY tag)) AS tags
+            """
 
     private static func insertTags(_ tags: [String], moduleID: String, db: Database) throws {
         for tag in tags {

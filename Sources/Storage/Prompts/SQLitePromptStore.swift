@@ -24,12 +24,17 @@ public struct SQLitePromptStore: PromptStore {
         return try await Self.mappingNameTaken {
             try await writes.write { db in
                 let seq = try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) {
-                    try db.cachedStatement(sql: "INSERT INTO prompts (id, user_id, name, description, latest_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(arguments: [
-                            prompt.id, userID, prompt.name, prompt.description, prompt.latestVersion, Timestamp.text(prompt.createdAt),
-                            Timestamp.text(prompt.updatedAt),
-                        ])
+                    try db.cachedStatement(
+                        sql:
+                            "INSERT INTO prompts (id, user_id, name, description, latest_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    ).execute(arguments: [
+                        prompt.id, userID, prompt.name, prompt.description, prompt.latestVersion, Timestamp.text(prompt.createdAt),
+                        Timestamp.text(prompt.updatedAt),
+                    ])
                     let seq = db.lastInsertedRowID
-                    try db.cachedStatement(sql: "INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [prompt.id, prompt.version, prompt.body, variables, Timestamp.text(prompt.versionCreatedAt)])
+                    try db.cachedStatement(
+                        sql: "INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES (?, ?, ?, ?, ?)"
+                    ).execute(arguments: [prompt.id, prompt.version, prompt.body, variables, Timestamp.text(prompt.versionCreatedAt)])
                     return seq
                 }
                 try writes.record(event, in: db)
@@ -66,16 +71,24 @@ public struct SQLitePromptStore: PromptStore {
             try await writes.write { db in
                 try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) { () -> Prompt? in
                     let select = "\(Self.select(version: "p.latest_version")) WHERE p.id = ?"
-                    guard let row = try Row.fetchOne(db.cachedStatement(sql: select + " AND p.user_id = ?"), arguments: [id, userID]) else { return nil }
+                    guard let row = try Row.fetchOne(db.cachedStatement(sql: select + " AND p.user_id = ?"), arguments: [id, userID]) else {
+                        return nil
+                    }
                     let current = try Self.storedPrompt(row).prompt
                     let changes = try edit(current)
                     var latest = current.latestVersion
                     if let content = changes.content {
                         latest += 1
-                        try db.cachedStatement(sql: "INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES (?, ?, ?, ?, ?)").execute(arguments: [id, latest, content.body, try Self.json(content.variables), Timestamp.text(changes.updatedAt)])
+                        try db.cachedStatement(
+                            sql: "INSERT INTO prompt_versions (prompt_id, version, body, variables, created_at) VALUES (?, ?, ?, ?, ?)"
+                        ).execute(arguments: [id, latest, content.body, try Self.json(content.variables), Timestamp.text(changes.updatedAt)])
                     }
-                    try db.cachedStatement(sql: "UPDATE prompts SET name = coalesce(?, name), description = coalesce(?, description), latest_version = ?, updated_at = ? WHERE id = ?").execute(arguments: [changes.name, changes.description, latest, Timestamp.text(changes.updatedAt), id])
-                    guard let updated = try Row.fetchOne(db.cachedStatement(sql: select), arguments: [id]).map({ try Self.storedPrompt($0).prompt }) else {
+                    try db.cachedStatement(
+                        sql:
+                            "UPDATE prompts SET name = coalesce(?, name), description = coalesce(?, description), latest_version = ?, updated_at = ? WHERE id = ?"
+                    ).execute(arguments: [changes.name, changes.description, latest, Timestamp.text(changes.updatedAt), id])
+                    guard let updated = try Row.fetchOne(db.cachedStatement(sql: select), arguments: [id]).map({ try Self.storedPrompt($0).prompt })
+                    else {
                         return nil
                     }
                     try writes.record(event(updated), in: db)
@@ -114,11 +127,17 @@ public struct SQLitePromptStore: PromptStore {
 
     public func versions(id: String, userID: String) async throws -> [PromptVersionSummary]? {
         try await writer.read { db in
-            guard try Row.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM prompts WHERE id = ? AND (user_id = ? OR user_id IS NULL)"), arguments: [id, userID]) != nil
+            guard
+                try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT 1 FROM prompts WHERE id = ? AND (user_id = ? OR user_id IS NULL)"), arguments: [id, userID])
+                    != nil
             else { return nil }
-            return try Row.fetchAll(db.cachedStatement(sql: "SELECT version, variables, created_at FROM prompt_versions WHERE prompt_id = ? ORDER BY version"), arguments: [id]
+            return try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT version, variables, created_at FROM prompt_versions WHERE prompt_id = ? ORDER BY version"),
+                arguments: [id]
             ).map { row in
-                PromptVersionSummary(version: row["version"], variables: try Self.variables(row["variables"]), createdAt: try Timestamp.date(row["created_at"]))
+                PromptVersionSummary(
+                    version: row["version"], variables: try Self.variables(row["variables"]), createdAt: try Timestamp.date(row["created_at"]))
             }
         }
     }

@@ -37,13 +37,17 @@ public struct SQLiteSearchIndex: SearchIndex {
     /// append; a batch of them costs little more than one); `search` catches it up first. It costs
     /// one indexed range read when there is nothing new.
     public static func indexNewMessages(_ db: Database) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO messages_fts (rowid, content)
-            SELECT seq, content FROM messages WHERE seq > (SELECT seq FROM search_progress WHERE name = 'messages')
-            """).execute()
-        try db.cachedStatement(sql: """
-            UPDATE search_progress SET seq = max(seq, coalesce((SELECT max(seq) FROM messages), 0)) WHERE name = 'messages'
-            """).execute()
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO messages_fts (rowid, content)
+                SELECT seq, content FROM messages WHERE seq > (SELECT seq FROM search_progress WHERE name = 'messages')
+                """
+        ).execute()
+        try db.cachedStatement(
+            sql: """
+                UPDATE search_progress SET seq = max(seq, coalesce((SELECT max(seq) FROM messages), 0)) WHERE name = 'messages'
+                """
+        ).execute()
     }
 
     public func search(_ query: SearchQuery) async throws -> [SearchHit] {

@@ -14,7 +14,8 @@ public enum CorpusReplay {
                 FileHandle.standardError.write(Data("no such file: \(argument)\n".utf8))
                 exit(2)
             }
-            let files = isFolder.boolValue
+            let files =
+                isFolder.boolValue
                 ? ((try? FileManager.default.contentsOfDirectory(atPath: argument)) ?? []).sorted().map { "\(argument)/\($0)" }
                 : [argument]
             for file in files {
