@@ -13,7 +13,7 @@ ARGS ?=
 # stays usable as a dependency.
 BUILD_FLAGS := $(if $(filter release,$(CONFIG)),-Xswiftc -enforce-exclusivity=unchecked,)
 
-.PHONY: deps build run test fuzz schema bench clean install install-user
+.PHONY: deps build run test lint fuzz schema bench clean install install-user
 PREFIX ?= /usr/local
 # Installed binaries link the Swift runtime statically: no dependency on the toolchain's folder, and
 # less memory (idle RSS 28 MB instead of 33 MB, BENCHMARKS.md).
@@ -49,6 +49,11 @@ test: deps
 	swift build --build-tests
 	swift test --skip-build --parallel --experimental-maximum-parallelization-width $(TEST_WIDTH)
 	if [ "$(FUZZ_SECONDS)" != 0 ]; then fuzz/run.sh $(FUZZ_SECONDS); fi
+
+## Checks the formatting (`swift format`, configured by .swift-format) and that no line passes 150
+## columns (scripts/lint.sh says which may). `swift format -i -r -p Sources Tests bench fuzz Package.swift` fixes most.
+lint:
+	scripts/lint.sh
 
 ## Runs each fuzz target for FUZZ_SECONDS (default 30; `make fuzz FUZZ_SECONDS=600` for a real session).
 fuzz: deps
