@@ -54,10 +54,14 @@ public struct Dependencies: Sendable {
         /// The agent's web search; nil when no Tavily key is configured (`webSearch: true` then
         /// answers `-32050`).
         public var webSearch: (any WebSearchClient)? = nil
+        /// Seconds on a monotonic clock, for the rate limits' token buckets (`RPCTokenBuckets`):
+        /// tests pass a clock they move by hand, so a budget refills only when the test says so.
+        public var rateLimitClock: @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds
 
         public init(
             clock: any WallClock, ids: any IDGenerator, hasher: any PasswordHasher, accounts: any UnixAccountDirectory,
-            llmProvider: any LLMProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration()), webSearch: (any WebSearchClient)? = nil
+            llmProvider: any LLMProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration()), webSearch: (any WebSearchClient)? = nil,
+            rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds
         ) {
             self.clock = clock
             self.ids = ids
@@ -65,6 +69,7 @@ public struct Dependencies: Sendable {
             self.accounts = accounts
             self.llmProvider = llmProvider
             self.webSearch = webSearch
+            self.rateLimitClock = rateLimitClock
         }
 
         /// The daemon's: the system clock, time-ordered ids, the slow KDF, `/etc/passwd`, and the configured
@@ -217,7 +222,7 @@ public struct Dependencies: Sendable {
             // a connection signed in with a password or token, that account too; a batch counts
             // as its length. The daemon's own uid is exempt (`limits.rate_exempt_own_uid`).
             RPCRateLimitMiddleware(
-                buckets: RPCTokenBuckets(), limits: limits,
+                buckets: RPCTokenBuckets(now: collaborators.rateLimitClock), limits: limits,
                 caller: { context in
                     RPCRateCaller(
                         uid: "uid:\(context.connection.peer?.uid ?? UInt32.max)", account: AuthService.signedInUserID(on: context.connection))

@@ -33,7 +33,8 @@ public final class InProcessDaemon: Sendable {
     ///     applied after these test defaults: test methods (`system.sleep`, …) on and rate limiting
     ///     off, as `withDaemon` starts the binary.
     ///   - collaborators: nil for the fakes (`TestClock`, `SequentialIDs`, `FakeHasher`,
-    ///     `FakeAccounts`, no model, no web search); pass your own to script the agent.
+    ///     `FakeAccounts`, no model, no web search; the rate limits' token buckets on `clock` too,
+    ///     so a budget refills only after `clock.advance(by:)`); pass your own to script the agent.
     ///   - runEventConsumers: run the in-process event consumers (the audit log), as the daemon does.
     public init(
         configure: (inout DaemonConfiguration) -> Void = { _ in }, collaborators: Dependencies.Collaborators? = nil,
@@ -48,7 +49,10 @@ public final class InProcessDaemon: Sendable {
         let hasher = FakeHasher()
         self.clock = clock
         self.hasher = hasher
-        let collaborators = collaborators ?? Dependencies.Collaborators(clock: clock, ids: SequentialIDs(), hasher: hasher, accounts: FakeAccounts())
+        let collaborators =
+            collaborators
+            ?? Dependencies.Collaborators(
+                clock: clock, ids: SequentialIDs(), hasher: hasher, accounts: FakeAccounts(), rateLimitClock: { clock.now().timeIntervalSince1970 })
         let dependencies = try await Dependencies.testing(configuration: configuration, collaborators: collaborators)
         self.dependencies = dependencies
         if runEventConsumers {

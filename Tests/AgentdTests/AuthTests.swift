@@ -1,11 +1,17 @@
+import AgentdTesting
 import Foundation
+import RPC
+import Services
 import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The auth methods over the socket, with the real binary (and its real PBKDF2 hasher).
+/// The auth methods over the socket, with the real binary: only what a process shows (the README's
+/// `socat` examples, the `--trusted-uid` flag). The methods themselves are tested in process
+/// (`AuthFlowTests` below, `AuthRoutesTests`). `call` is the live suites' helper for one request
+/// and its reply.
 @Suite("Auth over the socket", .blockingIO, .timeLimit(.minutes(2)))
 struct AuthTests {
     static func call(_ client: RPCTestClient, id: Int, _ method: String, _ params: String = "{}") throws -> JSON {
@@ -14,62 +20,67 @@ struct AuthTests {
         #expect(reply["id"] == .integer(Int64(id)), "reply: \(reply)")
         return reply
     }
+}
+
+/// Registering, logging in, authenticating and logging out through the daemon's dispatcher, in
+/// process (fake hasher: no 600,000-iteration PBKDF2 per call).
+@Suite("Auth flow (in process)", .timeLimit(.minutes(1)))
+struct AuthFlowTests {
+    static func code(_ error: RPCError?) -> Int? { error.map { Int($0.code.rawValue) } }
 
     @Test("register, login, then auth.authenticate on a second connection: whoami answers the account there")
-    func registerLoginAuthenticate() throws {
-        try withDaemon { daemon in
-            let first = try daemon.connect()
-            let registered = try Self.call(first, id: 1, "auth.register", #"{"username":"alice","password":"correct horse"}"#)
-            #expect(registered["result"]?["username"]?.stringValue == "alice", "reply: \(registered)")
-            let userID = try #require(registered["result"]?["id"]?.stringValue)
+    func registerLoginAuthenticate() async throws {
+        try await withInProcessDaemon { daemon in
+            let first = try await daemon.connect()
+            let alice = Auth.Credentials(username: "alice", password: "correct horse")
+            let registered = try await first.send(Auth.Register.self, alice)
+            #expect(registered.username == "alice")
+            let userID = registered.id
 
-            let taken = try Self.call(first, id: 2, "auth.register", #"{"username":"ALICE","password":"correct horse"}"#)
-            #expect(taken.errorCode == -32022, "reply: \(taken)")
+            let taken = await #expect(throws: RPCError.self) { try await first.send(Auth.Register.self, .init(username: "ALICE", password: "correct horse")) }
+            #expect(Self.code(taken) == -32022, "\(String(describing: taken))")
 
-            let short = try Self.call(first, id: 3, "auth.register", #"{"username":"bob","password":"short"}"#)
-            #expect(short.errorCode == -32602, "reply: \(short)")
-            #expect(short["error"]?["data"]?["field"]?.stringValue == "password", "reply: \(short)")
+            let short = await #expect(throws: RPCError.self) { try await first.send(Auth.Register.self, .init(username: "bob", password: "short")) }
+            #expect(Self.code(short) == -32602, "\(String(describing: short))")
+            #expect(short?.dataValue?["field"]?.stringValue == "password", "\(String(describing: short))")
 
-            let wrong = try Self.call(first, id: 4, "auth.login", #"{"username":"alice","password":"wrong horse"}"#)
-            #expect(wrong.errorCode == -32021, "reply: \(wrong)")
+            let wrong = await #expect(throws: RPCError.self) { try await first.send(Auth.Login.self, .init(username: "alice", password: "wrong horse")) }
+            #expect(Self.code(wrong) == -32021, "\(String(describing: wrong))")
 
-            let login = try Self.call(first, id: 5, "auth.login", #"{"username":"alice","password":"correct horse"}"#)
-            let token = try #require(login["result"]?["token"]?.stringValue, "reply: \(login)")
-            #expect(login["result"]?["user"]?["id"]?.stringValue == userID)
-            #expect(login["result"]?["expiresAt"]?.stringValue != nil)
+            // Raw, to see that expiresAt is on the wire as a string.
+            let login = try await first.call("auth.login", #"{"username":"alice","password":"correct horse"}"#).decode(JSONValue.self)
+            let token = try #require(login["token"]?.stringValue, "\(login)")
+            #expect(login["user"]?["id"]?.stringValue == userID)
+            #expect(login["expiresAt"]?.stringValue != nil)
 
-            let second = try daemon.connect()
-            let bad = try Self.call(second, id: 1, "auth.authenticate", #"{"token":"not-a-token"}"#)
-            #expect(bad.errorCode == -32020, "reply: \(bad)")
-            let authenticated = try Self.call(second, id: 2, "auth.authenticate", #"{"token":"\#(token)"}"#)
-            #expect(authenticated["result"]?["id"]?.stringValue == userID, "reply: \(authenticated)")
-            let whoami = try Self.call(second, id: 3, "auth.whoami")
-            #expect(whoami["result"]?["username"]?.stringValue == "alice", "reply: \(whoami)")
+            let second = try await daemon.connect()
+            let bad = await #expect(throws: RPCError.self) { try await second.send(Auth.Authenticate.self, .init(token: "not-a-token")) }
+            #expect(Self.code(bad) == -32020, "\(String(describing: bad))")
+            let authenticated = try await second.send(Auth.Authenticate.self, .init(token: token))
+            #expect(authenticated.id == userID)
+            #expect(try await second.send(Auth.WhoAmI.self).username == "alice")
 
             // Logging out ends the session everywhere it is used.
-            let logout = try Self.call(first, id: 6, "auth.logout")
-            #expect(logout["result"] == .bool(true), "reply: \(logout)")
-            let revoked = try Self.call(second, id: 4, "auth.whoami")
-            #expect(revoked.errorCode == -32020, "reply: \(revoked)")
+            #expect(try await first.send(Auth.Logout.self) == true)
+            let revoked = await #expect(throws: RPCError.self) { try await second.send(Auth.WhoAmI.self) }
+            #expect(Self.code(revoked) == -32020, "\(String(describing: revoked))")
         }
     }
 
-    @Test("a connection from the daemon's own uid is its linked account (uid-<uid> or the login name) without a password")
-    func peerCredentials() throws {
-        try withDaemon { daemon in
-            let client = try daemon.connect()
-            let whoami = try Self.call(client, id: 1, "auth.whoami")
-            let user = try #require(whoami["result"], "reply: \(whoami)")
-            #expect(user["linkedUID"]?.intValue == Int(getuid()), "reply: \(whoami)")
-            #expect(user["hasPassword"] == .bool(false))
-            let username = try #require(user["username"]?.stringValue)
-            let loginName = getpwuid(getuid()).flatMap { $0.pointee.pw_name.map { String(cString: $0) } }
-            #expect(username == "uid-\(getuid())" || username == loginName, "username \(username)")
+    /// The fixture's passwd database knows no names, so the account is `uid-<uid>` (the daemon,
+    /// reading /etc/passwd, may name it after the login name instead).
+    @Test("a connection from the daemon's own uid is its linked account (uid-<uid>) without a password")
+    func peerCredentials() async throws {
+        try await withInProcessDaemon { daemon in
+            let client = try await daemon.connect()
+            let user = try await client.send(Auth.WhoAmI.self)
+            #expect(user.linkedUID == getuid())
+            #expect(user.hasPassword == false)
+            #expect(user.username == "uid-\(getuid())", "username \(user.username)")
 
             // Another connection of the same uid is the same account, not a new one.
-            let other = try daemon.connect()
-            let again = try Self.call(other, id: 1, "auth.whoami")
-            #expect(again["result"]?["id"] == user["id"], "reply: \(again)")
+            let other = try await daemon.connect()
+            #expect(try await other.send(Auth.WhoAmI.self).id == user.id)
         }
     }
 }

@@ -10,14 +10,16 @@ import Testing
 /// lockout that parallel guesses cannot outrun, and no limit on the daemon's own user.
 extension HostileClientTests {
     /// The test graph with rate limiting on and small budgets; in-process peers choose their uid
-    /// (the daemon's own is the test's, exempt by default).
+    /// (the daemon's own is the test's, exempt by default). The token buckets' clock stands still:
+    /// no budget refills while a test counts.
     static func rateGraph(configure: (inout DaemonConfiguration) -> Void = { _ in }) async throws -> Dependencies {
         var configuration = DaemonConfiguration(socketPath: "", databasePath: "")
         configuration.limits.rateLimiting = true
         configuration.limits.rateClasses["read"] = RPCRateClass("read", perSecond: 1, burst: 3)
         configure(&configuration)
         return try await Dependencies.testing(
-            configuration: configuration, collaborators: .init(clock: TestClock(), ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts()))
+            configuration: configuration,
+            collaborators: .init(clock: TestClock(), ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts(), rateLimitClock: { 0 }))
     }
 
     static let strangerPeer = RPCPeer(uid: 777, gid: 777, pid: 1)
@@ -70,44 +72,45 @@ extension HostileClientTests {
         }
     }
 
-    @Test("over the socket, the owner's script is not throttled: 600 appends, none refused")
-    func ownerScriptNotThrottled() throws {
-        try withDaemon(testMethods: false, environment: ["AGENTD_RATE_LIMITING": "on"]) { daemon in
-            let client = try daemon.connect()
-            let chat = try #require(try AuthTests.call(client, id: 1, "chats.create", #"{"title":"log"}"#)["result"]?["id"]?.stringValue)
+    @Test("the owner's script is not throttled by default: 600 appends, none refused")
+    func ownerScriptNotThrottled() async throws {
+        // Rate limiting on, everything else as the daemon's defaults (its own uid exempt).
+        try await withInProcessDaemon(configure: { $0.limits.rateLimiting = true }) { daemon in
+            let client = try await daemon.connect()
+            let chat = try await client.send(Chats.Create.self, .init(title: "log")).id
             // Pipelined in batches of 100, as a script would.
             var refused = 0
             for batch in 0..<6 {
                 let calls = (0..<100).map { index in
                     #"{"jsonrpc":"2.0","id":\#(batch * 100 + index + 2),"method":"chats.messages.append","params":{"chatId":"\#(chat)","role":"user","content":"m"}}"#
                 }
-                try client.send(line: "[" + calls.joined(separator: ",") + "]")
-                let replies = try #require(try client.readJSON().arrayValue)
+                try await client.write("[" + calls.joined(separator: ",") + "]\n")
+                let replies = try #require(try JSONFragment(unchecked: await client.nextMessage()).decode(JSONValue.self).arrayValue)
                 refused += replies.filter { $0["error"] != nil }.count
             }
             #expect(refused == 0)
         }
     }
 
-    // Alone (no other live test meanwhile): the budgets refill at 1 call a second, so on a loaded
-    // machine a slow batch earns back a call it expects refused.
-    @Test("a batch member counts against its own method's class: 4 writes and 4 reads with bursts of 3 serve 3 of each", .blockingIOAlone)
-    func batchMembersCountPerClass() throws {
-        let environment = [
-            "AGENTD_RATE_LIMITING": "on", "AGENTD_RATE_EXEMPT_OWN_UID": "off",
-            "AGENTD_RATE_READ_BURST": "3", "AGENTD_RATE_READ_PER_SECOND": "1",
-            "AGENTD_RATE_WRITE_BURST": "3", "AGENTD_RATE_WRITE_PER_SECOND": "1",
-        ]
-        try withDaemon(testMethods: false, environment: environment) { daemon in
-            let client = try daemon.connect()
+    /// On the fixture's clock, which stands still: no budget refills during the batch.
+    @Test("a batch member counts against its own method's class: 4 writes and 4 reads with bursts of 3 serve 3 of each")
+    func batchMembersCountPerClass() async throws {
+        let configure = { (configuration: inout DaemonConfiguration) in
+            configuration.limits.rateLimiting = true
+            configuration.limits.rateExemptUIDs = []
+            configuration.limits.rateClasses["read"] = RPCRateClass("read", perSecond: 1, burst: 3)
+            configuration.limits.rateClasses["write"] = RPCRateClass("write", perSecond: 1, burst: 3)
+        }
+        try await withInProcessDaemon(configure: configure) { daemon in
+            let client = try await daemon.connect()
             let writes = (1...4).map { #"{"jsonrpc":"2.0","id":\#($0),"method":"modules.create","params":{"title":"t\#($0)"}}"# }
             let reads = (5...8).map { #"{"jsonrpc":"2.0","id":\#($0),"method":"modules.list"}"# }
-            try client.send(line: "[" + (writes + reads).joined(separator: ",") + "]")
-            let replies = try #require(try client.readJSON().arrayValue)
+            try await client.write("[" + (writes + reads).joined(separator: ",") + "]\n")
+            let replies = try #require(try JSONFragment(unchecked: await client.nextMessage()).decode(JSONValue.self).arrayValue)
             func served(_ ids: ClosedRange<Int>) -> Int { replies.filter { ids.contains($0["id"]?.intValue ?? 0) && $0["result"] != nil }.count }
             #expect(served(1...4) == 3)
             #expect(served(5...8) == 3)
-            #expect(replies.filter { $0["error"]?["code"] == .integer(-32017) }.count == 2)
+            #expect(replies.filter { $0["error"]?["code"]?.intValue == -32017 }.count == 2)
         }
     }
 
@@ -140,17 +143,21 @@ extension HostileClientTests {
         #expect(outcomes.allSatisfy { $0 == "-32021" || $0 == "-32023" }, "\(outcomes)")
     }
 
-    @Test("over the socket, 20 parallel wrong logins: at most 5 answer -32021, the rest -32023")
-    func parallelLoginsOverSocket() throws {
-        try withDaemon(testMethods: false) { daemon in
-            let setup = try daemon.connect()
-            _ = try AuthTests.call(setup, id: 1, "auth.register", #"{"username":"victim","password":"correct horse"}"#)
-            let clients = try (0..<20).map { _ in try daemon.connect() }
+    @Test("20 connections send a wrong login at once: at most 5 answer -32021, the rest -32023")
+    func parallelLoginsOverConnections() async throws {
+        try await withInProcessDaemon { daemon in
+            let setup = try await daemon.connect()
+            _ = try await setup.send(Auth.Register.self, .init(username: "victim", password: "correct horse"))
+            var clients: [InProcessClient] = []
+            for _ in 0..<20 { clients.append(try await daemon.connect()) }
             for (index, client) in clients.enumerated() {
-                try client.send(line: #"{"jsonrpc":"2.0","id":1,"method":"auth.login","params":{"username":"victim","password":"guess\#(index)xxx"}}"#)
+                try await client.write(#"{"jsonrpc":"2.0","id":1,"method":"auth.login","params":{"username":"victim","password":"guess\#(index)xxx"}}"# + "\n")
             }
             var codes: [Int: Int] = [:]
-            for client in clients { codes[try client.readJSON()["error"]?["code"]?.intValue ?? 0, default: 0] += 1 }
+            for client in clients {
+                let reply = try JSONFragment(unchecked: await client.nextMessage()).decode(JSONValue.self)
+                codes[reply["error"]?["code"]?.intValue ?? 0, default: 0] += 1
+            }
             #expect((codes[-32021] ?? 0) <= 5, "\(codes)")
             #expect((codes[-32021] ?? 0) + (codes[-32023] ?? 0) == 20, "\(codes)")
         }

@@ -1,38 +1,46 @@
+import AgentdTesting
 import Foundation
+import RPC
+import Services
+import Synchronization
 import Testing
 
-/// Issue 17, item 3: one call must not make a reply of hundreds of MiB. The daemon runs with a
-/// 64 KiB reply budget (`--reply-budget-bytes`) so that a few 20 KiB messages pass it.
+@testable import Daemon
+
+/// Issue 17, item 3: one call must not make a reply of hundreds of MiB. The daemon (in process)
+/// runs with a 64 KiB reply budget (`limits.reply_budget_bytes`) so that a few 20 KiB messages pass it.
 extension HostileClientTests {
     static let replyBudget = 64 << 10
 
-    /// One connection with the reply's raw size: the budget is about bytes on the wire.
-    final class SizedClient {
-        let client: RPCTestClient
-        private var nextID = 1
+    /// One in-process connection with the reply's raw size: the budget is about bytes on the wire.
+    final class SizedClient: Sendable {
+        let client: InProcessClient
+        private let nextID = Mutex(1)
 
-        init(_ client: RPCTestClient) { self.client = client }
+        init(_ client: InProcessClient) { self.client = client }
 
         /// The reply to `method` and its size in bytes (the line, without its newline).
-        func call(_ method: String, _ params: String) throws -> (reply: JSON, bytes: Int) {
-            let id = nextID
-            nextID += 1
-            try client.send(line: #"{"jsonrpc":"2.0","id":\#(id),"method":"\#(method)","params":\#(params)}"#)
-            let line = try client.readLine(timeout: .seconds(60))
+        func call(_ method: String, _ params: String) async throws -> (reply: JSON, bytes: Int) {
+            let id = nextID.withLock { id in
+                defer { id += 1 }
+                return id
+            }
+            try await client.write(#"{"jsonrpc":"2.0","id":\#(id),"method":"\#(method)","params":\#(params)}"# + "\n")
+            let line = try await client.nextMessage()
             let reply = try JSON(parsing: line)
             #expect(reply["id"] == .integer(Int64(id)), "reply: \(line.prefix(300))")
             return (reply, line.utf8.count)
         }
 
-        func result(_ method: String, _ params: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> JSON {
-            let reply = try call(method, params).reply
+        func result(_ method: String, _ params: String, sourceLocation: SourceLocation = #_sourceLocation) async throws -> JSON {
+            let reply = try await call(method, params).reply
             return try #require(reply["result"], "\(method): \(reply)", sourceLocation: sourceLocation)
         }
     }
 
-    static func withBudgetedDaemon(_ body: (SizedClient) throws -> Void) throws {
-        try withDaemon(["--reply-budget-bytes", String(replyBudget)]) { daemon in
-            try body(SizedClient(try daemon.connect()))
+    static func withBudgetedDaemon(_ body: (SizedClient) async throws -> Void) async throws {
+        try await withInProcessDaemon(configure: { $0.replyBudget = ReplyBudget(bytes: replyBudget) }) { daemon in
+            try await body(SizedClient(try await daemon.connect()))
         }
     }
 
@@ -57,12 +65,12 @@ extension HostileClientTests {
     }
 
     @Test("chats.messages.list stops a page before the reply budget and pages through every message exactly once")
-    func messagesListPagesUnderBudget() throws {
-        try Self.withBudgetedDaemon { client in
-            let chatID = try #require(try client.result("chats.create", "{}")["id"]?.stringValue)
+    func messagesListPagesUnderBudget() async throws {
+        try await Self.withBudgetedDaemon { client in
+            let chatID = try #require(try await client.result("chats.create", "{}")["id"]?.stringValue)
             var appended: [String] = []
             for index in 0..<12 {
-                let message = try client.result("chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":\#(Self.quoted(Self.bulky(index)))}"#)
+                let message = try await client.result("chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":\#(Self.quoted(Self.bulky(index)))}"#)
                 appended.append(try #require(message["id"]?.stringValue))
             }
             var seen: [String] = []
@@ -70,7 +78,7 @@ extension HostileClientTests {
             var pages = 0
             repeat {
                 let params = #"{"chatId":"\#(chatID)","limit":500"# + (cursor.map { #","cursor":"\#($0)""# } ?? "") + "}"
-                let (reply, bytes) = try client.call("chats.messages.list", params)
+                let (reply, bytes) = try await client.call("chats.messages.list", params)
                 let page = try #require(reply["result"], "reply: \(reply)")
                 #expect(bytes <= Self.replyBudget, "a page of \(bytes) bytes passes the \(Self.replyBudget)-byte budget")
                 let items = try #require(page["items"]?.arrayValue)
@@ -88,37 +96,37 @@ extension HostileClientTests {
     }
 
     @Test("a message larger than the reply budget: chats.messages.get and .list answer -32006 with {limit, actual}; the page before it stops short of it")
-    func singleMessageOverBudget() throws {
-        try Self.withBudgetedDaemon { client in
-            let chatID = try #require(try client.result("chats.create", "{}")["id"]?.stringValue)
-            let small = try client.result("chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":"short"}"#)
-            let huge = try client.result(
+    func singleMessageOverBudget() async throws {
+        try await Self.withBudgetedDaemon { client in
+            let chatID = try #require(try await client.result("chats.create", "{}")["id"]?.stringValue)
+            let small = try await client.result("chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":"short"}"#)
+            let huge = try await client.result(
                 "chats.messages.append", #"{"chatId":"\#(chatID)","role":"assistant","content":"\#(String(repeating: "y", count: 100_000))"}"#)
             let hugeID = try #require(huge["id"]?.stringValue)
-            Self.expectReplyTooLarge(try client.call("chats.messages.get", #"{"id":"\#(hugeID)"}"#).reply)
+            Self.expectReplyTooLarge(try await client.call("chats.messages.get", #"{"id":"\#(hugeID)"}"#).reply)
 
-            let first = try client.result("chats.messages.list", #"{"chatId":"\#(chatID)"}"#)
+            let first = try await client.result("chats.messages.list", #"{"chatId":"\#(chatID)"}"#)
             #expect(first["items"]?.arrayValue?.map { $0["id"]?.stringValue } == [small["id"]?.stringValue], "page: \(first)")
             let cursor = try #require(first["nextCursor"]?.stringValue, "the message that did not fit is announced: \(first)")
-            Self.expectReplyTooLarge(try client.call("chats.messages.list", #"{"chatId":"\#(chatID)","cursor":"\#(cursor)"}"#).reply)
+            Self.expectReplyTooLarge(try await client.call("chats.messages.list", #"{"chatId":"\#(chatID)","cursor":"\#(cursor)"}"#).reply)
 
             // The connection stays usable.
-            #expect(try client.result("chats.messages.get", #"{"id":"\#(small["id"]?.stringValue ?? "")"}"#)["content"]?.stringValue == "short")
+            #expect(try await client.result("chats.messages.get", #"{"id":"\#(small["id"]?.stringValue ?? "")"}"#)["content"]?.stringValue == "short")
         }
     }
 
     @Test("chats.export of a chat larger than the reply budget answers -32006 (json and markdown); a small chat still exports")
-    func exportOverBudget() throws {
-        try Self.withBudgetedDaemon { client in
-            let chatID = try #require(try client.result("chats.create", "{}")["id"]?.stringValue)
-            _ = try client.result("chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":"hello"}"#)
-            let small = try client.call("chats.export", #"{"chatId":"\#(chatID)","format":"json"}"#)
+    func exportOverBudget() async throws {
+        try await Self.withBudgetedDaemon { client in
+            let chatID = try #require(try await client.result("chats.create", "{}")["id"]?.stringValue)
+            _ = try await client.result("chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":"hello"}"#)
+            let small = try await client.call("chats.export", #"{"chatId":"\#(chatID)","format":"json"}"#)
             #expect(small.reply["result"]?["content"]?.stringValue?.contains("hello") == true, "reply: \(small.reply)")
             for index in 0..<4 {
-                _ = try client.result("chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":\#(Self.quoted(Self.bulky(index)))}"#)
+                _ = try await client.result("chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":\#(Self.quoted(Self.bulky(index)))}"#)
             }
             for format in ["json", "markdown"] {
-                let (reply, bytes) = try client.call("chats.export", #"{"chatId":"\#(chatID)","format":"\#(format)"}"#)
+                let (reply, bytes) = try await client.call("chats.export", #"{"chatId":"\#(chatID)","format":"\#(format)"}"#)
                 Self.expectReplyTooLarge(reply)
                 #expect(bytes < 1024, "\(format): an error, not the document (\(bytes) bytes)")
             }
@@ -126,27 +134,27 @@ extension HostileClientTests {
     }
 
     @Test("modules.create/update refuse a description over 4 KiB with -32602 {field, limit, actual}; 4 KiB is accepted")
-    func moduleDescriptionLimit() throws {
-        try Self.withBudgetedDaemon { client in
-            let refused = try client.call("modules.create", #"{"title":"t","description":"\#(String(repeating: "d", count: 5120))"}"#).reply
+    func moduleDescriptionLimit() async throws {
+        try await Self.withBudgetedDaemon { client in
+            let refused = try await client.call("modules.create", #"{"title":"t","description":"\#(String(repeating: "d", count: 5120))"}"#).reply
             #expect(refused.errorCode == -32602, "reply: \(refused)")
             let data = refused["error"]?["data"]
             #expect(data?["field"]?.stringValue == "description" && data?["limit"]?.intValue == 4096 && data?["actual"]?.intValue == 5120, "reply: \(refused)")
 
-            let module = try client.result("modules.create", #"{"title":"t","description":"\#(String(repeating: "é", count: 2048))"}"#)
+            let module = try await client.result("modules.create", #"{"title":"t","description":"\#(String(repeating: "é", count: 2048))"}"#)
             let moduleID = try #require(module["id"]?.stringValue)
-            let update = try client.call("modules.update", #"{"id":"\#(moduleID)","description":"\#(String(repeating: "é", count: 2049))"}"#).reply
+            let update = try await client.call("modules.update", #"{"id":"\#(moduleID)","description":"\#(String(repeating: "é", count: 2049))"}"#).reply
             #expect(update.errorCode == -32602 && update["error"]?["data"]?["actual"]?.intValue == 4098, "bytes of UTF-8, not characters: \(update)")
-            #expect(try client.result("modules.list", "{}")["items"]?.arrayValue?.count == 1, "nothing stored by the refusals")
+            #expect(try await client.result("modules.list", "{}")["items"]?.arrayValue?.count == 1, "nothing stored by the refusals")
         }
     }
 
     @Test("modules.list stays under the reply budget and pages through every module exactly once")
-    func modulesListUnderBudget() throws {
-        try Self.withBudgetedDaemon { client in
+    func modulesListUnderBudget() async throws {
+        try await Self.withBudgetedDaemon { client in
             var created: [String] = []
             for index in 0..<8 {
-                let module = try client.result("modules.create", #"{"title":"m\#(index)","content":\#(Self.quoted(Self.bulky(index)))}"#)
+                let module = try await client.result("modules.create", #"{"title":"m\#(index)","content":\#(Self.quoted(Self.bulky(index)))}"#)
                 created.append(try #require(module["id"]?.stringValue))
             }
             var seen: [String] = []
@@ -154,7 +162,7 @@ extension HostileClientTests {
             var pages = 0
             repeat {
                 let params = #"{"limit":200"# + (cursor.map { #","cursor":"\#($0)""# } ?? "") + "}"
-                let (reply, bytes) = try client.call("modules.list", params)
+                let (reply, bytes) = try await client.call("modules.list", params)
                 let page = try #require(reply["result"], "reply: \(reply)")
                 #expect(bytes <= Self.replyBudget, "a page of \(bytes) bytes passes the budget")
                 seen += try #require(page["items"]?.arrayValue).compactMap { $0["id"]?.stringValue }
@@ -167,19 +175,19 @@ extension HostileClientTests {
     }
 
     @Test("prompts.list and events.replay stop before the reply budget; paging returns everything once")
-    func otherListsUnderBudget() throws {
-        try Self.withBudgetedDaemon { client in
+    func otherListsUnderBudget() async throws {
+        try await Self.withBudgetedDaemon { client in
             // Prompts of ~40 KiB bodies: one per page.
             var prompts: [String] = []
             for index in 0..<3 {
                 let body = "p\(index) " + String(repeating: "text ", count: 8000)
-                prompts.append(try #require(try client.result("prompts.create", #"{"name":"p\#(index)","body":"\#(body)"}"#)["id"]?.stringValue))
+                prompts.append(try #require(try await client.result("prompts.create", #"{"name":"p\#(index)","body":"\#(body)"}"#)["id"]?.stringValue))
             }
             var seen: [String] = []
             var cursor: String?
             var pages = 0
             repeat {
-                let (reply, bytes) = try client.call("prompts.list", #"{"limit":200"# + (cursor.map { #","cursor":"\#($0)""# } ?? "") + "}")
+                let (reply, bytes) = try await client.call("prompts.list", #"{"limit":200"# + (cursor.map { #","cursor":"\#($0)""# } ?? "") + "}")
                 let page = try #require(reply["result"], "reply: \(reply)")
                 #expect(bytes <= Self.replyBudget, "a page of \(bytes) bytes passes the budget")
                 seen += try #require(page["items"]?.arrayValue).filter { $0["builtIn"] != .bool(true) }.compactMap { $0["id"]?.stringValue }
@@ -190,13 +198,13 @@ extension HostileClientTests {
 
             // 120 module.created events with 200-character titles: more than one replay's budget.
             let title = String(repeating: "t", count: 196)
-            for index in 0..<120 { _ = try client.result("modules.create", #"{"title":"\#(title)\#(1000 + index)"}"#) }
+            for index in 0..<120 { _ = try await client.result("modules.create", #"{"title":"\#(title)\#(1000 + index)"}"#) }
             var titles: [String] = []
             var since = 0
             var replays = 0
             var hasMore = true
             while hasMore && replays < 50 {
-                let (reply, bytes) = try client.call("events.replay", #"{"since":\#(since),"limit":1000,"topics":["module.created"]}"#)
+                let (reply, bytes) = try await client.call("events.replay", #"{"since":\#(since),"limit":1000,"topics":["module.created"]}"#)
                 let result = try #require(reply["result"], "reply: \(reply)")
                 #expect(bytes <= Self.replyBudget, "a replay of \(bytes) bytes passes the budget")
                 titles += try #require(result["events"]?.arrayValue).compactMap { $0["data"]?["title"]?.stringValue }

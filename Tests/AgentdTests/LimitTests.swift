@@ -1,8 +1,16 @@
+import AgentdTesting
+import Foundation
+import RPC
+import Services
 import Testing
+
+@testable import Daemon
 
 /// Limits fail politely: an error with `data: {setting, limit, actual}` and the request's id when
 /// it can be read, and the connection stays usable (except the connection limits, which close).
-@Suite("Limits", .blockingIO, .timeLimit(.minutes(1)))
+/// Live: what the socket's framing (NDJSON and Content-Length, messages arriving in pieces) and the
+/// socket server (connection counts) do; the dispatcher's limits are in `InProcessLimitTests`.
+@Suite("Limits over the socket", .blockingIO, .timeLimit(.minutes(1)))
 struct LimitTests {
     /// An echo request whose `pad` string makes the whole line exactly `size` bytes (no newline).
     static func echoRequest(id: String, size: Int, idFirst: Bool = true) -> String {
@@ -104,79 +112,6 @@ struct LimitTests {
         }
     }
 
-    @Test("nesting deeper than --max-json-depth gets -32011 with the id; the connection stays usable")
-    func nestingTooDeep() throws {
-        try withDaemon(["--max-json-depth", "8"]) { daemon in
-            let client = try daemon.connect()
-            let deep = String(repeating: "[", count: 20) + String(repeating: "]", count: 20)
-            try client.send(line: #"{"jsonrpc":"2.0","id":"deep","method":"system.echo","params":\#(deep)}"#)
-            Self.expectLimitError(try client.readJSON(), code: -32011, id: .string("deep"), setting: "max_json_depth", limit: 8, actual: nil)
-            // Shallow nesting is fine.
-            try client.send(line: #"{"jsonrpc":"2.0","id":2,"method":"system.echo","params":[[1]]}"#)
-            try expectReply(client.readJSON(), equals: #"{"jsonrpc":"2.0","id":2,"result":[[1]]}"#)
-            // The id is kept when it comes after the deep part too.
-            try client.send(line: #"{"jsonrpc":"2.0","method":"system.echo","params":\#(deep),"id":"late"}"#)
-            Self.expectLimitError(try client.readJSON(), code: -32011, id: .string("late"), setting: "max_json_depth", limit: 8, actual: nil)
-            // Inside a batch, the member is answered with its id.
-            try client.send(line: #"[{"jsonrpc":"2.0","method":"system.echo","params":\#(deep),"id":"member"}]"#)
-            let batch = try client.readJSON()
-            if let member = batch[0] {
-                Self.expectLimitError(member, code: -32011, id: .string("member"), setting: "max_json_depth", limit: 8, actual: nil)
-            } else {
-                Issue.record("expected a batch reply, got \(batch)")
-            }
-            try expectReply(client.ping(id: 3), equals: #"{"jsonrpc":"2.0","id":3,"result":"pong"}"#)
-        }
-    }
-
-    @Test("a million levels of nesting under the default limit: -32011, and the daemon lives on")
-    func extremeNesting() throws {
-        try withDaemon { daemon in
-            let client = try daemon.connect()
-            let levels = 1_000_000
-            try client.send(line: #"{"jsonrpc":"2.0","id":1,"method":"system.echo","params":"# + String(repeating: "[", count: levels) + String(repeating: "]", count: levels) + "}")
-            let reply = try client.readJSON(timeout: .seconds(20))
-            #expect(reply["id"] == .integer(1), "reply: \(reply)")
-            #expect(reply.errorCode == -32011, "reply: \(reply)")
-            #expect(reply["error"]?["data"]?["setting"] == .string("max_json_depth"), "reply: \(reply)")
-            try expectReply(client.ping(id: 2), equals: #"{"jsonrpc":"2.0","id":2,"result":"pong"}"#)
-        }
-    }
-
-    @Test("a notification nested deeper than --max-json-depth is not answered")
-    func nestingTooDeepNotification() throws {
-        try withDaemon(["--max-json-depth", "8"]) { daemon in
-            let client = try daemon.connect()
-            let deep = String(repeating: "[", count: 20) + String(repeating: "]", count: 20)
-            try client.send(line: #"{"jsonrpc":"2.0","method":"system.echo","params":\#(deep)}"#)
-            // Notifications are never answered, even with errors: the only reply is the ping's.
-            try expectReply(client.ping(id: 3), equals: #"{"jsonrpc":"2.0","id":3,"result":"pong"}"#)
-            try client.expectNoData(within: .milliseconds(100))
-        }
-    }
-
-    @Test("a batch longer than --max-batch-length gets one -32012 error; a batch at the limit is served")
-    func batchTooLarge() throws {
-        try withDaemon(["--max-batch-length", "3"]) { daemon in
-            let client = try daemon.connect()
-            let member = { (id: Int) in #"{"jsonrpc":"2.0","id":\#(id),"method":"system.ping"}"# }
-            try client.send(line: "[" + (1...4).map(member).joined(separator: ",") + "]")
-            let reply = try client.readJSON()
-            #expect(reply.arrayValue == nil, "an over-long batch is answered with one error object: \(reply)")
-            #expect(reply.objectValue?.keys.contains("id") == true, "reply: \(reply)")
-            #expect(reply.errorCode == -32012, "reply: \(reply)")
-            #expect(reply["error"]?["data"]?["setting"] == .string("max_batch_length"), "reply: \(reply)")
-            #expect(reply["error"]?["data"]?["limit"] == .integer(3), "reply: \(reply)")
-            #expect(reply["error"]?["data"]?["actual"] == .integer(4), "reply: \(reply)")
-            try client.expectNoData(within: .milliseconds(100), "none of the over-long batch's calls may run")
-
-            try client.send(line: "[" + (5...7).map(member).joined(separator: ",") + "]")
-            try expectBatch(client.readJSON(), equals: """
-                [{"jsonrpc":"2.0","id":5,"result":"pong"},{"jsonrpc":"2.0","id":6,"result":"pong"},{"jsonrpc":"2.0","id":7,"result":"pong"}]
-                """)
-        }
-    }
-
     /// Opens `limit` connections, checks the next is refused with `code` and closed while the
     /// first ones still work, and that closing one frees its slot.
     static func checkConnectionLimit(flag: String, setting: String, code: Int) throws {
@@ -223,36 +158,150 @@ struct LimitTests {
     func perUIDConnectionLimit() throws {
         try Self.checkConnectionLimit(flag: "--max-connections-per-uid", setting: "max_connections_per_uid", code: -32014)
     }
+}
 
-    @Test("--request-timeout-ms: a call running too long gets -32001")
-    func requestTimeout() throws {
-        try withDaemon(["--request-timeout-ms", "200"]) { daemon in
-            let client = try daemon.connect()
-            try client.send(line: #"{"jsonrpc":"2.0","id":1,"method":"test.sleep","params":{"ms":120000}}"#)
-            // Far sooner than the 2 min sleep.
-            let reply = try client.readJSON(timeout: .seconds(30))
-            #expect(reply["id"] == .integer(1), "reply: \(reply)")
-            #expect(reply.errorCode == -32001, "reply: \(reply)")
-            let data = reply["error"]?["data"]
-            #expect(data?["setting"]?.stringValue != nil, "reply: \(reply)")
-            #expect(data?["limit"] == .integer(200), "reply: \(reply)")
-            #expect((data?["actual"]?.intValue ?? 0) >= 200, "reply: \(reply)")
-            try expectReply(client.ping(id: 2), equals: #"{"jsonrpc":"2.0","id":2,"result":"pong"}"#)
+/// The dispatcher's limits (JSON depth, batch length, request timeout, calls in flight), in process.
+@Suite("Limits (in process)", .timeLimit(.minutes(1)))
+struct InProcessLimitTests {
+    static func json(_ text: String) throws -> JSONValue { try JSONFragment(unchecked: text).decode(JSONValue.self) }
+
+    static func next(_ client: InProcessClient) async throws -> JSONValue { try json(await client.nextMessage()) }
+
+    static func ping(_ client: InProcessClient, id: Int, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try await client.write(#"{"jsonrpc":"2.0","id":\#(id),"method":"system.ping"}"# + "\n")
+        #expect(try await next(client) == json(#"{"jsonrpc":"2.0","id":\#(id),"result":"pong"}"#), sourceLocation: sourceLocation)
+    }
+
+    static func expectNothing(from client: InProcessClient, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation) async {
+        let message = try? await client.nextMessage(timeout: .milliseconds(100))
+        #expect(message == nil, comment, sourceLocation: sourceLocation)
+    }
+
+    /// `LimitTests.expectLimitError` on a decoded reply.
+    static func expectLimitError(
+        _ reply: JSONValue, code: Int, id: JSONValue, setting: String, limit: Int, actual: Int?, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        #expect(reply["jsonrpc"] == .string("2.0"), "reply: \(reply)", sourceLocation: sourceLocation)
+        #expect(reply["id"] == id, "reply: \(reply)", sourceLocation: sourceLocation)
+        #expect(reply["result"] == nil, "reply: \(reply)", sourceLocation: sourceLocation)
+        #expect(reply["error"]?["code"]?.intValue == code, "reply: \(reply)", sourceLocation: sourceLocation)
+        #expect(reply["error"]?["message"]?.stringValue != nil, "reply: \(reply)", sourceLocation: sourceLocation)
+        let data = reply["error"]?["data"]
+        #expect(data?["setting"] == .string(setting), "reply: \(reply)", sourceLocation: sourceLocation)
+        #expect(data?["limit"]?.intValue == limit, "reply: \(reply)", sourceLocation: sourceLocation)
+        if let actual {
+            #expect(data?["actual"]?.intValue == actual, "reply: \(reply)", sourceLocation: sourceLocation)
+        } else {
+            #expect((data?["actual"]?.intValue ?? Int.min) > limit, "reply: \(reply)", sourceLocation: sourceLocation)
         }
     }
 
-    @Test("--max-in-flight: past the limit the server stops reading instead of failing calls")
-    func maxInFlightIsBackpressure() throws {
-        try withDaemon(["--max-in-flight", "2"]) { daemon in
-            let client = try daemon.connect()
+    @Test("nesting deeper than max_json_depth gets -32011 with the id; the connection stays usable")
+    func nestingTooDeep() async throws {
+        try await withInProcessDaemon(configure: { $0.limits.maxJSONDepth = 8 }) { daemon in
+            let client = try await daemon.connect()
+            let deep = String(repeating: "[", count: 20) + String(repeating: "]", count: 20)
+            try await client.write(#"{"jsonrpc":"2.0","id":"deep","method":"system.echo","params":\#(deep)}"# + "\n")
+            Self.expectLimitError(try await Self.next(client), code: -32011, id: .string("deep"), setting: "max_json_depth", limit: 8, actual: nil)
+            // Shallow nesting is fine.
+            try await client.write(#"{"jsonrpc":"2.0","id":2,"method":"system.echo","params":[[1]]}"# + "\n")
+            #expect(try await Self.next(client) == Self.json(#"{"jsonrpc":"2.0","id":2,"result":[[1]]}"#))
+            // The id is kept when it comes after the deep part too.
+            try await client.write(#"{"jsonrpc":"2.0","method":"system.echo","params":\#(deep),"id":"late"}"# + "\n")
+            Self.expectLimitError(try await Self.next(client), code: -32011, id: .string("late"), setting: "max_json_depth", limit: 8, actual: nil)
+            // Inside a batch, the member is answered with its id.
+            try await client.write(#"[{"jsonrpc":"2.0","method":"system.echo","params":\#(deep),"id":"member"}]"# + "\n")
+            let batch = try await Self.next(client)
+            if let member = batch.arrayValue?.first {
+                Self.expectLimitError(member, code: -32011, id: .string("member"), setting: "max_json_depth", limit: 8, actual: nil)
+            } else {
+                Issue.record("expected a batch reply, got \(batch)")
+            }
+            try await Self.ping(client, id: 3)
+        }
+    }
+
+    @Test("a million levels of nesting under the default limit: -32011, and the daemon lives on")
+    func extremeNesting() async throws {
+        try await withInProcessDaemon { daemon in
+            let client = try await daemon.connect()
+            let levels = 1_000_000
+            try await client.write(
+                #"{"jsonrpc":"2.0","id":1,"method":"system.echo","params":"# + String(repeating: "[", count: levels) + String(repeating: "]", count: levels) + "}\n")
+            let reply = try await Self.next(client)
+            #expect(reply["id"]?.intValue == 1, "reply: \(reply)")
+            #expect(reply["error"]?["code"]?.intValue == -32011, "reply: \(reply)")
+            #expect(reply["error"]?["data"]?["setting"] == .string("max_json_depth"), "reply: \(reply)")
+            try await Self.ping(client, id: 2)
+        }
+    }
+
+    @Test("a notification nested deeper than max_json_depth is not answered")
+    func nestingTooDeepNotification() async throws {
+        try await withInProcessDaemon(configure: { $0.limits.maxJSONDepth = 8 }) { daemon in
+            let client = try await daemon.connect()
+            let deep = String(repeating: "[", count: 20) + String(repeating: "]", count: 20)
+            try await client.write(#"{"jsonrpc":"2.0","method":"system.echo","params":\#(deep)}"# + "\n")
+            // Notifications are never answered, even with errors: the only reply is the ping's.
+            try await Self.ping(client, id: 3)
+            await Self.expectNothing(from: client)
+        }
+    }
+
+    @Test("a batch longer than max_batch_length gets one -32012 error; a batch at the limit is served")
+    func batchTooLarge() async throws {
+        try await withInProcessDaemon(configure: { $0.limits.maxBatchLength = 3 }) { daemon in
+            let client = try await daemon.connect()
+            let member = { (id: Int) in #"{"jsonrpc":"2.0","id":\#(id),"method":"system.ping"}"# }
+            try await client.write("[" + (1...4).map(member).joined(separator: ",") + "]\n")
+            let reply = try await Self.next(client)
+            #expect(reply.arrayValue == nil, "an over-long batch is answered with one error object: \(reply)")
+            if case .object(let members) = reply { #expect(members.keys.contains("id"), "reply: \(reply)") } else { Issue.record("reply: \(reply)") }
+            #expect(reply["error"]?["code"]?.intValue == -32012, "reply: \(reply)")
+            #expect(reply["error"]?["data"]?["setting"] == .string("max_batch_length"), "reply: \(reply)")
+            #expect(reply["error"]?["data"]?["limit"]?.intValue == 3, "reply: \(reply)")
+            #expect(reply["error"]?["data"]?["actual"]?.intValue == 4, "reply: \(reply)")
+            await Self.expectNothing(from: client, "none of the over-long batch's calls may run")
+
+            try await client.write("[" + (5...7).map(member).joined(separator: ",") + "]\n")
+            let batch = try #require(try await Self.next(client).arrayValue)
+            #expect(Set(batch) == Set(try (5...7).map { try Self.json(#"{"jsonrpc":"2.0","id":\#($0),"result":"pong"}"#) }))
+            #expect(batch.count == 3)
+        }
+    }
+
+    /// The timeout runs on the connection's event loop: it fires when the test moves that clock.
+    @Test("request_timeout: a call running too long gets -32001")
+    func requestTimeout() async throws {
+        try await withInProcessDaemon(configure: { $0.limits.requestTimeout = .milliseconds(200) }) { daemon in
+            let client = try await daemon.connect()
+            try await client.write(#"{"jsonrpc":"2.0","id":1,"method":"test.sleep","params":{"ms":120000}}"# + "\n")
+            // Answered after the sleep was dispatched: its timer is set by then.
+            try await Self.ping(client, id: 0)
+            await client.channel.testingEventLoop.advanceTime(by: .milliseconds(200))
+            let reply = try await Self.next(client)
+            #expect(reply["id"]?.intValue == 1, "reply: \(reply)")
+            #expect(reply["error"]?["code"]?.intValue == -32001, "reply: \(reply)")
+            let data = reply["error"]?["data"]
+            #expect(data?["setting"]?.stringValue != nil, "reply: \(reply)")
+            #expect(data?["limit"]?.intValue == 200, "reply: \(reply)")
+            #expect((data?["actual"]?.intValue ?? 0) >= 200, "reply: \(reply)")
+            try await Self.ping(client, id: 2)
+        }
+    }
+
+    @Test("max_in_flight: past the limit the server stops reading instead of failing calls")
+    func maxInFlightIsBackpressure() async throws {
+        try await withInProcessDaemon(configure: { $0.limits.maxInFlightPerConnection = 2 }) { daemon in
+            let client = try await daemon.connect()
             let count = 12
             var payload = ""
             for id in 1...count { payload += #"{"jsonrpc":"2.0","id":\#(id),"method":"test.sleep","params":{"ms":30}}"# + "\n" }
-            try client.send(raw: payload)
+            try await client.write(payload)
             var seen = Set<Int>()
             for _ in 1...count {
-                let reply = try client.readJSON()
-                #expect(reply["result"] == (try JSON(parsing: #"{"sleptMs":30}"#)), "reply: \(reply)")
+                let reply = try await Self.next(client)
+                #expect(reply["result"] == (try Self.json(#"{"sleptMs":30}"#)), "reply: \(reply)")
                 if let id = reply["id"]?.intValue { seen.insert(id) }
             }
             #expect(seen == Set(1...count))
