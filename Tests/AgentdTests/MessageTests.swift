@@ -114,13 +114,15 @@ struct MessageTests {
     }
 }
 
-/// What only the binary shows: its command line.
-@Suite("Requests, ids and params: the binary", .blockingIO, .timeLimit(.minutes(1)))
-struct MessageTestsBinary {
-    @Test("agentd --version prints the version system.version answers")
-    func versionFlag() throws {
-        let version = try runCommand(TestPaths.agentdBinary, ["--version"])
-        #expect(version.termination == .exited(0))
-        #expect(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
+extension MessageTests {
+    /// What only the binary shows: its command line.
+    @Suite("Requests, ids and params: the binary", .blockingIO, .timeLimit(.minutes(1)))
+    struct Binary {
+        @Test("agentd --version prints the version system.version answers")
+        func versionFlag() throws {
+            let version = try runCommand(TestPaths.agentdBinary, ["--version"])
+            #expect(version.termination == .exited(0))
+            #expect(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
+        }
     }
 }
