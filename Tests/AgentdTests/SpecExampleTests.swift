@@ -22,10 +22,12 @@ struct SpecExampleTests {
 
     /// No message within `within`, as the live tests' `expectNoData`: a reply that should not exist
     /// could only come late, so the wait bounds the check rather than sequencing the test.
-    static func expectNoMessage(_ client: InProcessClient, within: Duration, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    static func expectNoMessage(
+        _ client: InProcessClient, within: Duration, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
         do {
             let message = try await client.nextMessage(timeout: within)
-            Issue.record("expected no message, received \(message)", sourceLocation: sourceLocation)
+            Issue.record("expected no message, received \(message)\(comment.map { " (\($0))" } ?? "")", sourceLocation: sourceLocation)
         } catch InProcessClientError.timedOut {
             // Nothing came: as expected.
         }
