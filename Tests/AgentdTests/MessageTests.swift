@@ -102,20 +102,10 @@ struct MessageTests {
             #expect(reply["error"]?["data"]?["reason"]?.stringValue != nil, "reply: \(reply)")
         }
     }
-
-    @Test("test methods exist only when enabled (--enable-test-methods)")
-    func testMethodsAreOptIn() async throws {
-        try await withInProcessDaemon(configure: { $0.enableTestMethods = false }) { daemon in
-            let client = try await daemon.connect()
-            try expectReply(
-                JSON(parsing: await Self.exchange(client, #"{"jsonrpc":"2.0","id":1,"method":"test.sleep","params":{"ms":1}}"#)),
-                equals: #"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found"}}"#)
-        }
-    }
 }
 
 extension MessageTests {
-    /// What only the binary shows: its command line.
+    /// What only the binary shows: its command line and flags.
     @Suite("Requests, ids and params: the binary", .blockingIO, .timeLimit(.minutes(1)))
     struct Binary {
         @Test("agentd --version prints the version system.version answers")
@@ -123,6 +113,17 @@ extension MessageTests {
             let version = try runCommand(TestPaths.agentdBinary, ["--version"])
             #expect(version.termination == .exited(0))
             #expect(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0.1.0")
+        }
+
+        /// A command-line flag: the binary decides (the in-process daemon has its configuration set
+        /// directly).
+        @Test("test methods exist only with --enable-test-methods")
+        func testMethodsAreOptIn() throws {
+            try withDaemon(testMethods: false) { daemon in
+                let client = try daemon.connect()
+                try client.send(line: #"{"jsonrpc":"2.0","id":1,"method":"test.sleep","params":{"ms":1}}"#)
+                try expectReply(client.readJSON(), equals: #"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found"}}"#)
+            }
         }
     }
 }
