@@ -1,16 +1,19 @@
+import AgentdTesting
 import Foundation
 import Testing
 
 /// The published contract (`rpc.discover`, `agentd openrpc`, schema/openrpc-vN.json) and the README's
-/// socat one-liner.
+/// socat one-liner. `rpc.discover` is called in process (`InProcessDaemon`); the suite stays on the
+/// blocking-IO executor for what only the binary shows: `agentd openrpc`'s output and the socat
+/// examples on the real socket.
 @Suite("Discovery and documentation", .blockingIO, .timeLimit(.minutes(1)))
 struct DiscoveryTests {
     @Test("rpc.discover lists the system methods and the server.shuttingDown notification")
-    func discover() throws {
-        try withDaemon { daemon in
-            let client = try daemon.connect()
-            try client.send(line: #"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"#)
-            let reply = try client.readJSON()
+    func discover() async throws {
+        try await withInProcessDaemon { daemon in
+            let client = try await daemon.connect()
+            try await client.write(#"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"}"# + "\n")
+            let reply = try JSON(parsing: await client.nextMessage())
             #expect(reply["id"] == .integer(1))
             let document = try #require(reply["result"], "reply: \(reply)")
             let methods = (document["methods"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
@@ -24,15 +27,17 @@ struct DiscoveryTests {
     }
 
     @Test("rpc.discover returns what `agentd openrpc` prints, per API version (v1 without a handshake)", arguments: [nil, "1", "2"])
-    func discoverMatchesOpenRPCCommand(version: String?) throws {
+    func discoverMatchesOpenRPCCommand(version: String?) async throws {
         let printed = try runCommand(TestPaths.agentdBinary, ["openrpc", "--api-version", version ?? "1"])
         #expect(printed.termination == .exited(0), "stderr: \(printed.stderr)")
         let expected = try JSON(parsing: printed.stdout)
-        try withDaemon(testMethods: false) { daemon in
-            let client = try daemon.connect()
+        // The daemon's own graph (the composition root's routes) without test methods, as the
+        // binary runs by default.
+        try await withInProcessDaemon(configure: { $0.enableTestMethods = false }) { daemon in
+            let client = try await daemon.connect()
             let params = version.map { #","params":{"version":"\#($0)"}"# } ?? ""
-            try client.send(line: #"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"\#(params)}"#)
-            let reply = try client.readJSON()
+            try await client.write(#"{"jsonrpc":"2.0","id":1,"method":"rpc.discover"\#(params)}"# + "\n")
+            let reply = try JSON(parsing: await client.nextMessage())
             let served = try #require(reply["result"], "reply: \(reply)")
             let difference = served.firstDifference(from: expected)
             #expect(difference == nil, "rpc.discover (left) and `agentd openrpc` (right) differ")

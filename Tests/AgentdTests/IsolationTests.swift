@@ -1,3 +1,4 @@
+import AgentdTesting
 import Foundation
 import Testing
 
@@ -6,8 +7,21 @@ import Testing
 /// reply for an id that does not exist, and the owner's data must not change. An id inside an
 /// object param counts too (`events.subscribe`'s `filter.chatId`), and so does a subscription id
 /// (a connection's own). Every API version is enumerated: version 2's methods are called as `v2.…`.
-@Suite("Isolation across users", .blockingIO, .timeLimit(.minutes(3)))
+/// Through the daemon's router and middleware in process (`InProcessDaemon`), with replies compared
+/// as the server wrote them.
+@Suite("Isolation across users", .timeLimit(.minutes(3)))
 struct IsolationTests {
+    /// Calls `method` and returns the whole reply, parsed, error or not.
+    static func call(_ client: InProcessClient, _ method: String, _ params: String = "{}") async throws -> JSON {
+        try JSON(parsing: await client.callRaw(method, params))
+    }
+
+    /// A reply without its `id` (each call gets its own), to compare replies to different calls.
+    static func withoutID(_ reply: JSON) -> JSON {
+        guard case .object(var members) = reply else { return reply }
+        members["id"] = nil
+        return .object(members)
+    }
     /// Which kind of resource an id-like param names. `id` depends on the method's domain.
     static func kind(of param: String, method: String) -> String? {
         switch param.split(separator: ".").last.map(String.init) ?? param {
@@ -49,25 +63,25 @@ struct IsolationTests {
     }
 
     /// Creates a module, a chat in it with two messages, and a prompt when the daemon has prompts.
-    static func createResources(_ client: RPCTestClient, methods: Set<String>, tag: String) throws -> Owned {
+    static func createResources(_ client: InProcessClient, methods: Set<String>, tag: String) async throws -> Owned {
         var owned = Owned()
-        let module = try AuthTests.call(client, id: 1, "modules.create", #"{"title":"\#(tag) module","content":"\#(tag) secret"}"#)
+        let module = try await Self.call(client, "modules.create", #"{"title":"\#(tag) module","content":"\#(tag) secret"}"#)
         owned.ids["module"] = try #require(module["result"]?["id"]?.stringValue, "\(module)")
-        let chat = try AuthTests.call(client, id: 2, "chats.create", #"{"moduleId":"\#(owned.ids["module"]!)","title":"\#(tag) chat"}"#)
+        let chat = try await Self.call(client, "chats.create", #"{"moduleId":"\#(owned.ids["module"]!)","title":"\#(tag) chat"}"#)
         owned.ids["chat"] = try #require(chat["result"]?["id"]?.stringValue, "\(chat)")
-        for (n, content) in ["\(tag) question", "\(tag) answer"].enumerated() {
-            let message = try AuthTests.call(client, id: 3 + n, "chats.messages.append", #"{"chatId":"\#(owned.ids["chat"]!)","role":"user","content":"\#(content)"}"#)
+        for content in ["\(tag) question", "\(tag) answer"] {
+            let message = try await Self.call(client, "chats.messages.append", #"{"chatId":"\#(owned.ids["chat"]!)","role":"user","content":"\#(content)"}"#)
             owned.ids["message"] = try #require(message["result"]?["id"]?.stringValue, "\(message)")
         }
         if methods.contains("prompts.create") {
-            let prompt = try AuthTests.call(client, id: 5, "prompts.create", #"{"name":"\#(tag)-prompt","body":"Hello {{name}}"}"#)
+            let prompt = try await Self.call(client, "prompts.create", #"{"name":"\#(tag)-prompt","body":"Hello {{name}}"}"#)
             owned.ids["prompt"] = try #require(prompt["result"]?["id"]?.stringValue, "\(prompt)")
         }
         if methods.contains("agent.act") {
             // No provider is configured: the run fails (-32050), but the question and the run are stored.
-            let act = try AuthTests.call(client, id: 6, "v2.agent.act", #"{"chatId":"\#(owned.ids["chat"]!)","message":"\#(tag) asks"}"#)
+            let act = try await Self.call(client, "v2.agent.act", #"{"chatId":"\#(owned.ids["chat"]!)","message":"\#(tag) asks"}"#)
             #expect(act.errorCode == -32050, "\(act)")
-            let runs = try AuthTests.call(client, id: 7, "v2.agent.runs.list", #"{"chatId":"\#(owned.ids["chat"]!)"}"#)
+            let runs = try await Self.call(client, "v2.agent.runs.list", #"{"chatId":"\#(owned.ids["chat"]!)"}"#)
             owned.ids["run"] = try #require(runs["result"]?["items"]?.arrayValue?.first?["id"]?.stringValue, "\(runs)")
         }
         return owned
@@ -91,49 +105,49 @@ struct IsolationTests {
     }
 
     /// What the owner can read back about everything they own, to check nothing changed.
-    static func snapshot(_ client: RPCTestClient, _ owned: Owned) throws -> [JSON] {
+    static func snapshot(_ client: InProcessClient, _ owned: Owned) async throws -> [JSON] {
         var replies = [
-            try AuthTests.call(client, id: 90, "modules.get", #"{"id":"\#(owned.ids["module"]!)"}"#),
-            try AuthTests.call(client, id: 91, "chats.get", #"{"id":"\#(owned.ids["chat"]!)"}"#),
-            try AuthTests.call(client, id: 92, "chats.messages.list", #"{"chatId":"\#(owned.ids["chat"]!)"}"#),
+            try await Self.call(client, "modules.get", #"{"id":"\#(owned.ids["module"]!)"}"#),
+            try await Self.call(client, "chats.get", #"{"id":"\#(owned.ids["chat"]!)"}"#),
+            try await Self.call(client, "chats.messages.list", #"{"chatId":"\#(owned.ids["chat"]!)"}"#),
         ]
-        if let prompt = owned.ids["prompt"] { replies.append(try AuthTests.call(client, id: 93, "prompts.get", #"{"id":"\#(prompt)"}"#)) }
+        if let prompt = owned.ids["prompt"] { replies.append(try await call(client, "prompts.get", #"{"id":"\#(prompt)"}"#)) }
         for reply in replies { #expect(reply["result"] != nil, "owner's read failed: \(reply)") }
-        return replies
+        return replies.map(withoutID)
     }
 
     @Test("another user's ids answer exactly like missing ones, in every method and param that takes an id")
-    func everyIDTakingMethod() throws {
-        try withDaemon { daemon in
-            let owner = try daemon.connect()
+    func everyIDTakingMethod() async throws {
+        try await withInProcessDaemon { daemon in
+            let owner = try await daemon.connect()
             // Every API version's methods (v2-only ones and v2's changed ones are called as `v2.…`).
-            let version = try AuthTests.call(owner, id: 1, "system.version")
+            let version = try await Self.call(owner, "system.version")
             let versionList = try #require(version["result"]?["apiVersions"]?.arrayValue, "\(version)")
             let versions = versionList.compactMap { $0.stringValue }
             #expect(versions.count >= 2, "\(version)")
             var methods: [(prefix: String, method: JSON)] = []
             for (index, apiVersion) in versions.enumerated() {
-                let discovered = try AuthTests.call(owner, id: 1, "rpc.discover", #"{"version":"\#(apiVersion)"}"#)
+                let discovered = try await Self.call(owner, "rpc.discover", #"{"version":"\#(apiVersion)"}"#)
                 let described = try #require(discovered["result"]?["methods"]?.arrayValue, "\(discovered)")
                 methods += described.map { (index == 0 ? "" : "v\(apiVersion).", $0) }
             }
             let names = Set(methods.compactMap { $0.method["name"]?.stringValue })
-            var alice = try Self.createResources(owner, methods: names, tag: "alice")
-            let before = try Self.snapshot(owner, alice)
+            var alice = try await Self.createResources(owner, methods: names, tag: "alice")
+            let before = try await Self.snapshot(owner, alice)
             if names.contains("events.subscribe") {
                 // Alice's subscription, on her connection, from her newest event (none follows until
                 // the end of the test).
-                let stored = try AuthTests.call(owner, id: 6, "events.replay", #"{"since":0,"limit":1000}"#)
+                let stored = try await Self.call(owner, "events.replay", #"{"since":0,"limit":1000}"#)
                 let newest = try #require(stored["result"]?["lastSeq"]?.intValue, "\(stored)")
-                let subscribed = try AuthTests.call(owner, id: 7, "events.subscribe", #"{"topics":["*"],"since":\#(newest)}"#)
+                let subscribed = try await Self.call(owner, "events.subscribe", #"{"topics":["*"],"since":\#(newest)}"#)
                 alice.ids["subscription"] = try #require(subscribed["result"]?["subscription"]?.stringValue, "\(subscribed)")
             }
 
-            let intruder = try daemon.connect()
-            _ = try AuthTests.call(intruder, id: 1, "auth.register", #"{"username":"mallory","password":"correct horse"}"#)
-            let login = try AuthTests.call(intruder, id: 2, "auth.login", #"{"username":"mallory","password":"correct horse"}"#)
+            let intruder = try await daemon.connect()
+            _ = try await Self.call(intruder, "auth.register", #"{"username":"mallory","password":"correct horse"}"#)
+            let login = try await Self.call(intruder, "auth.login", #"{"username":"mallory","password":"correct horse"}"#)
             #expect(login["result"]?["token"] != nil, "\(login)")
-            let mallory = try Self.createResources(intruder, methods: names, tag: "mallory")
+            let mallory = try await Self.createResources(intruder, methods: names, tag: "mallory")
 
             var checked: [String] = []
             var refused: Set<String> = []
@@ -146,7 +160,7 @@ struct IsolationTests {
                     let aliceID = try #require(alice.ids[kind], "no \(kind) created")
                     let missingID = String(aliceID.prefix { $0 != "_" }) + "_" + String(repeating: "0", count: aliceID.count - aliceID.prefix { $0 != "_" }.count - 1)
 
-                    func call(with id: String) throws -> String {
+                    func call(with id: String) async throws -> String {
                         var object: [String: JSON] = [:]
                         let path = param.split(separator: ".").map(String.init)
                         for descriptor in params {
@@ -162,15 +176,16 @@ struct IsolationTests {
                             }
                         }
                         requestID += 1
-                        try intruder.send(line: #"{"jsonrpc":"2.0","id":7,"method":"\#(name)","params":\#(JSON.object(object))}"#)
-                        let reply = try intruder.readJSON(timeout: .seconds(30))
+                        // The same id each time: the two replies are compared as text.
+                        try await intruder.write(#"{"jsonrpc":"2.0","id":7,"method":"\#(name)","params":\#(JSON.object(object))}"# + "\n")
+                        let reply = try JSON(parsing: await intruder.nextMessage(timeout: .seconds(30)))
                         if reply.errorCode == -32030 { refused.insert("\(name).\(param)") }
                         // A new subscription's id is new each time.
                         return reply.description.replacingOccurrences(of: id, with: "<id>")
                             .replacingOccurrences(of: #"sub_[0-9a-f]+"#, with: "<subscription>", options: .regularExpression)
                     }
-                    let withAlices = try call(with: aliceID)
-                    let withMissing = try call(with: missingID)
+                    let withAlices = try await call(with: aliceID)
+                    let withMissing = try await call(with: missingID)
                     #expect(withAlices == withMissing, "\(name) \(param): another user's id and a missing id answer differently")
                     #expect(!withAlices.contains("alice"), "\(name) \(param) leaked the owner's data: \(withAlices)")
                     checked.append("\(name).\(param)")
@@ -203,17 +218,21 @@ struct IsolationTests {
                 }
             }
             #expect(Set(checked).subtracting(refused).subtracting(filters).isEmpty, "answered without -32030: \(Set(checked).subtracting(refused))")
-            #expect(try Self.snapshot(owner, alice) == before, "the owner's data changed")
+            #expect(try await Self.snapshot(owner, alice) == before, "the owner's data changed")
+            // Nothing reached the owner's subscription meanwhile (the live test read each reply as
+            // the next line, so an event there failed it).
+            #expect(await owner.unreadCount == 0, "the owner's subscription received another user's events")
 
             if names.contains("events.subscribe") {
                 // The intruder's subscriptions filtered on the owner's chat and module stay silent
                 // when the owner changes them; the owner's own subscription sees the change.
-                try owner.send(line: #"{"jsonrpc":"2.0","id":94,"method":"chats.messages.append","params":{"chatId":"\#(alice.ids["chat"]!)","role":"user","content":"later"}}"#)
+                try await owner.write(#"{"jsonrpc":"2.0","id":94,"method":"chats.messages.append","params":{"chatId":"\#(alice.ids["chat"]!)","role":"user","content":"later"}}"# + "\n")
                 // The reply and the event, in either order.
-                let messages = [try owner.readJSON(), try owner.readJSON()]
+                let messages = [try JSON(parsing: await owner.nextMessage()), try JSON(parsing: await owner.nextMessage())]
                 #expect(messages.contains { $0["id"] == .integer(94) && $0["result"] != nil }, "\(messages)")
                 #expect(messages.contains { $0["method"]?.stringValue == "events.event" }, "\(messages)")
-                try intruder.expectNoData(within: .milliseconds(200), "an event of the owner's reached another user's filtered subscription")
+                try await SpecExampleTests.expectNoMessage(
+                    intruder, within: .milliseconds(200), "an event of the owner's reached another user's filtered subscription")
             }
         }
     }
