@@ -16,10 +16,6 @@ import Glibc
 /// `SystemMetricsTests`, in process.
 @Suite("Metrics (the HTTP listener, on the binary)", .blockingIO, .timeLimit(.minutes(1)))
 struct MetricsTests {
-    static func call(_ client: RPCTestClient, id: Int, _ method: String, _ params: String = "{}") throws -> JSON {
-        try AuthTests.call(client, id: id, method, params)
-    }
-
     /// Scrapes `/metrics` on `port` until `condition` holds (each scrape is a new request).
     static func waitForScrape(port: Int, _ what: String, timeout: Duration = .seconds(10), until condition: (PrometheusExposition) -> Bool) throws {
         let deadline = Deadline(timeout)
