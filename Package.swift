@@ -197,11 +197,13 @@ let package = Package(
             name: "AgentdTests",
             // GRDB only to tamper with a database file the way another agentd version would; NIOEmbedded
             // for the tests that drive a connection handler on a testing channel themselves.
-            // FakeLLMServer: the provider and Tavily the end-to-end agent tests point the daemon at.
+            // FakeLLMServer: the provider and Tavily the end-to-end agent tests point the daemon at; CurlHTTP:
+            // the real libcurl client the in-process end-to-end tests give the provider stack.
             // Only what the files import: the agentd and agentctl binaries the tests start are found
             // in the build folder (TestPaths), built by `swift build --build-tests` like every target.
             dependencies: [
-                "Daemon", "AgentdTesting", "Journal", "RPC", "Services", "Storage", "FakeLLMServer", .product(name: "GRDB", package: "GRDB.swift"),
+                "Daemon", "AgentdTesting", "CurlHTTP", "Journal", "RPC", "Services", "Storage", "FakeLLMServer",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ]

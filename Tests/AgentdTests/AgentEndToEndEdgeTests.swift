@@ -8,62 +8,62 @@ import Testing
 extension AgentEndToEndTests {
     @Test("cancelled before any text: no answer stored, run cancelled; a closed connection likewise; the transfer closes either way")
     func cancelBeforeText() async throws {
-        try await withFakeProvider { fake in
-            try withDaemon(environment: fake.openAIEnvironment()) { daemon in
-                let agent = try ClientConnection(daemon.connect())
-                let other = try ClientConnection(daemon.connect())
+        try await withFakeProviderInProcess { fake in
+            try await withAgentDaemon(environment: fake.openAIEnvironment()) { daemon in
+                let agent = InProcessConnection(try await daemon.connect())
+                let other = InProcessConnection(try await daemon.connect())
                 fake.enqueue(.stall())
-                let id = try agent.send("v2.agent.act", #"{"message":"Wait for it"}"#)
-                #expect(fake.waitForRequests(count: 1))
-                try agent.notify("$/cancelRequest", #"{"id":\#(id)}"#)
-                let (reply, notifications) = try agent.reply(to: id)
+                let id = try await agent.send("v2.agent.act", #"{"message":"Wait for it"}"#)
+                #expect(await fake.requestsArrived(count: 1))
+                try await agent.notify("$/cancelRequest", #"{"id":\#(id)}"#)
+                let (reply, notifications) = try await agent.reply(to: id)
                 #expect(reply.errorCode == -32800 && reply["error"]?["data"]?["messageId"] == nil, "\(reply)")
                 #expect(notifications.isEmpty, "\(notifications)")
-                #expect(fake.waitForClientClose(requestIndex: 0))
+                #expect(await fake.clientClosed(requestIndex: 0))
                 let runID = try #require(reply["error"]?["data"]?["runId"]?.stringValue, "\(reply)")
-                let run = try other.result("v2.agent.runs.get", #"{"runId":"\#(runID)"}"#)
+                let run = try await other.result("v2.agent.runs.get", #"{"runId":"\#(runID)"}"#)
                 #expect(run["status"]?.stringValue == "cancelled" && run["assistantMessageId"] == nil, "\(run)")
-                let messages = try other.result("v2.chats.messages.list", #"{"chatId":"\#(run["chatId"]?.stringValue ?? "")"}"#)
+                let messages = try await other.result("v2.chats.messages.list", #"{"chatId":"\#(run["chatId"]?.stringValue ?? "")"}"#)
                 #expect(messages["items"]?.arrayValue?.map { $0["role"]?.stringValue } == ["user"], "\(messages)")
 
-                let watcher = ClientConnection(try daemon.connect())
-                _ = try watcher.subscribe(#"{"topics":["agent.run.cancelled"]}"#)
-                let closing = try ClientConnection(daemon.connect())
+                let watcher = InProcessConnection(try await daemon.connect())
+                _ = try await watcher.subscribe(#"{"topics":["agent.run.cancelled"]}"#)
+                let closing = InProcessConnection(try await daemon.connect())
                 fake.enqueue(.stall())
-                try closing.send("v2.agent.act", #"{"message":"Hang up early"}"#)
-                #expect(fake.waitForRequests(count: 2))
-                closing.client.close()
-                #expect(fake.waitForClientClose(requestIndex: 1))
-                let events = try watcher.events { _ in true }
+                try await closing.send("v2.agent.act", #"{"message":"Hang up early"}"#)
+                #expect(await fake.requestsArrived(count: 2))
+                await closing.client.close()
+                #expect(await fake.clientClosed(requestIndex: 1))
+                let events = try await watcher.events { _ in true }
                 let closedRun = try #require(events.first?["data"]?["runId"]?.stringValue, "\(events)")
-                #expect(try other.result("v2.agent.runs.get", #"{"runId":"\#(closedRun)"}"#)["status"]?.stringValue == "cancelled")
+                #expect(try await other.result("v2.agent.runs.get", #"{"runId":"\#(closedRun)"}"#)["status"]?.stringValue == "cancelled")
             }
         }
     }
 
     @Test("cancelled during a web search: the call is stored without its result, and the next request answers it as interrupted")
     func cancelDuringSearch() async throws {
-        try await withFakeProvider { fake in
-            try withDaemon(environment: fake.openAIEnvironment()) { daemon in
-                let agent = try ClientConnection(daemon.connect())
-                let other = try ClientConnection(daemon.connect())
+        try await withFakeProviderInProcess { fake in
+            try await withAgentDaemon(environment: fake.openAIEnvironment()) { daemon in
+                let agent = InProcessConnection(try await daemon.connect())
+                let other = InProcessConnection(try await daemon.connect())
                 // Tavily's answer waits for a gate never opened.
                 let held = FakeResponse.chunks(headers: [("Content-Type", "application/json")], [FakeResponse.Chunk("{}", gate: "never")])
                 fake.enqueue(held, path: "/search")
-                let id = try agent.send("v2.agent.act", #"{"message":"look it up","model":"fake-tool-loop","webSearch":true}"#)
-                #expect(fake.waitForRequests(count: 2), "the model's request, then the search")
+                let id = try await agent.send("v2.agent.act", #"{"message":"look it up","model":"fake-tool-loop","webSearch":true}"#)
+                #expect(await fake.requestsArrived(count: 2), "the model's request, then the search")
                 #expect(fake.searchRequests.count == 1)
-                try agent.notify("$/cancelRequest", #"{"id":\#(id)}"#)
-                let (reply, _) = try agent.reply(to: id)
+                try await agent.notify("$/cancelRequest", #"{"id":\#(id)}"#)
+                let (reply, _) = try await agent.reply(to: id)
                 #expect(reply.errorCode == -32800, "\(reply)")
-                #expect(fake.waitForClientClose(requestIndex: 1), "the search's transfer was closed")
+                #expect(await fake.clientClosed(requestIndex: 1), "the search's transfer was closed")
                 let runID = try #require(reply["error"]?["data"]?["runId"]?.stringValue, "\(reply)")
-                let run = try other.result("v2.agent.runs.get", #"{"runId":"\#(runID)"}"#)
+                let run = try await other.result("v2.agent.runs.get", #"{"runId":"\#(runID)"}"#)
                 #expect(run["status"]?.stringValue == "cancelled", "\(run)")
                 let chatID = try #require(run["chatId"]?.stringValue)
 
                 // The next question in the chat: the stored call goes back with an "interrupted" result.
-                let next = try agent.act(#"{"chatId":"\#(chatID)","message":"Plain question"}"#)
+                let next = try await agent.act(#"{"chatId":"\#(chatID)","message":"Plain question"}"#)
                 #expect(next.reply["result"]?["message"]?["content"]?.stringValue == "Echo: Plain question", "\(next.reply)")
                 let messages = fake.chatRequests.last?.json["messages"]?.arrayValue ?? []
                 #expect(messages.map { $0["role"]?.stringValue } == ["user", "assistant", "tool", "user"], "\(messages)")
@@ -76,48 +76,76 @@ extension AgentEndToEndTests {
 
     @Test("UTF-8 split inside characters, 103 heads, a stream ended before any text (retried), a fallback model, max_tokens drift")
     func transportEdges() async throws {
-        try await withFakeProvider { fake in
+        try await withFakeProviderInProcess { fake in
             let environment = fake.openAIEnvironment(maxRetries: 1, ["AGENTD_LLM_FALLBACKS": "gpt-4o-fallback"])
-            try withDaemon(environment: environment) { daemon in
-                let agent = try ClientConnection(daemon.connect())
+            try await withAgentDaemon(environment: environment) { daemon in
+                let agent = InProcessConnection(try await daemon.connect())
                 let text = "café 🎉 naïve — 日本語"
-                let split = try agent.act(#"{"message":"\#(text)","model":"fake-byte-split"}"#)
+                let split = try await agent.act(#"{"message":"\#(text)","model":"fake-byte-split"}"#)
                 #expect(split.reply["result"]?["message"]?["content"]?.stringValue == "Echo: \(text)", "\(split.reply)")
                 #expect(split.deltas.compactMap { $0["text"]?.stringValue }.joined() == "Echo: \(text)", "\(split.deltas)")
 
                 var early = FakeResponse.chatStream(["Early ", "hints"])
                 early.interimStatuses = [103]
                 fake.enqueue(early)
-                let hinted = try agent.act(#"{"message":"Hints"}"#)
+                let hinted = try await agent.act(#"{"message":"Hints"}"#)
                 #expect(hinted.reply["result"]?["message"]?["content"]?.stringValue == "Early hints", "\(hinted.reply)")
 
                 // The role chunk, then the server closes: nothing reached the client, so it is retried.
                 let before = fake.chatRequests.count
                 fake.enqueue(FakeResponse.chatStream(["never"]).closingConnection(afterChunks: 1))
-                let retried = try agent.act(#"{"message":"Again"}"#)
+                let retried = try await agent.act(#"{"message":"Again"}"#)
                 #expect(retried.reply["result"]?["message"]?["content"]?.stringValue == "Echo: Again", "\(retried.reply)")
                 #expect(fake.chatRequests.count - before == 2)
 
                 // The model is not found: the fallback answers.
-                let fallback = try agent.act(#"{"message":"Fall back","model":"fake-404"}"#)
+                let fallback = try await agent.act(#"{"message":"Fall back","model":"fake-404"}"#)
                 let result = try #require(fallback.reply["result"], "\(fallback.reply)")
                 #expect(result["message"]?["content"]?.stringValue == "Echo: Fall back", "\(result)")
                 #expect(fake.chatRequests.last?.json["model"]?.stringValue == "gpt-4o-fallback", "\(fake.chatRequests.last?.bodyText ?? "")")
-                let stored = try agent.result("v2.chats.messages.get", #"{"id":"\#(result["message"]?["id"]?.stringValue ?? "")"}"#)
+                let stored = try await agent.result("v2.chats.messages.get", #"{"id":"\#(result["message"]?["id"]?.stringValue ?? "")"}"#)
                 #expect(stored["generation"]?["model"]?.stringValue == "gpt-4o-fallback", "\(stored)")
 
                 // A model that refuses max_tokens: retried once with max_completion_tokens, then remembered.
-                let drift = try agent.act(#"{"message":"Reason","model":"fake-reasoning","maxTokens":50}"#)
+                let drift = try await agent.act(#"{"message":"Reason","model":"fake-reasoning","maxTokens":50}"#)
                 #expect(drift.reply["result"]?["message"]?["content"]?.stringValue == "Echo: Reason", "\(drift.reply)")
                 let last = fake.chatRequests.last?.json
                 #expect(last?["max_tokens"] == nil && last?["max_completion_tokens"]?.intValue == 50, "\(String(describing: last))")
                 let count = fake.chatRequests.count
-                _ = try agent.act(#"{"message":"Reason again","model":"fake-reasoning","maxTokens":50}"#)
+                _ = try await agent.act(#"{"message":"Reason again","model":"fake-reasoning","maxTokens":50}"#)
                 #expect(fake.chatRequests.count == count + 1, "learnt: one request")
             }
         }
     }
 
+    @Test("two runs streaming at once on one connection: each run's deltas carry its id, in order; one held does not delay the other")
+    func concurrentRuns() async throws {
+        try await withFakeProviderInProcess { fake in
+            try await withAgentDaemon(environment: fake.openAIEnvironment()) { daemon in
+                let agent = InProcessConnection(try await daemon.connect())
+                fake.enqueue(FakeResponse.chatStream(["Slow ", "one"]).gating(chunk: 2, on: "slow"))
+                let slow = try await agent.send("v2.agent.act", #"{"message":"Slow"}"#)
+                let slowDelta = try #require(try await agent.deltas(1).first)
+                let fast = try await agent.send("v2.agent.act", #"{"message":"Fast one"}"#)
+                let (fastReply, fastNotes) = try await agent.reply(to: fast)
+                #expect(fastReply["result"]?["message"]?["content"]?.stringValue == "Echo: Fast one", "\(fastReply)")
+                let fastRun = fastReply["result"]?["runId"]
+                let fastDeltas = fastNotes.compactMap { $0["params"] }.filter { $0["runId"] == fastRun }
+                #expect(fastDeltas.map { $0["seq"]?.intValue } == [1, 2, 3], "\(fastNotes)")
+                fake.openGate("slow")
+                let (slowReply, slowNotes) = try await agent.reply(to: slow)
+                #expect(slowReply["result"]?["message"]?["content"]?.stringValue == "Slow one", "\(slowReply)")
+                #expect(slowReply["result"]?["runId"] == slowDelta["runId"])
+                let rest = slowNotes.compactMap { $0["params"] }
+                #expect(rest.map { $0["seq"]?.intValue } == [2] && rest.allSatisfy { $0["runId"] == slowDelta["runId"] }, "\(slowNotes)")
+            }
+        }
+    }
+}
+
+/// Live: a reload is a signal to the process, and stopping mid-stream needs SIGTERM, SIGKILL and
+/// the restart that finds the interrupted run in the database file.
+extension AgentEndToEndLiveTests {
     @Test("SIGHUP reloads [llm]: the next run uses the new model; a run streaming meanwhile finishes on the old provider")
     func reloadSettings() async throws {
         try await withFakeProvider { fake in
@@ -153,13 +181,7 @@ extension AgentEndToEndTests {
             }
         }
     }
-}
 
-extension Array {
-    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
-}
-
-extension AgentEndToEndTests {
     @Test("stopping mid-stream: SIGTERM past the drain cuts the run (stored cancelled, the transfer closed); after SIGKILL the restart marks it failed (interrupted)")
     func stopMidStream() async throws {
         try await withFakeProvider { fake in
@@ -200,28 +222,8 @@ extension AgentEndToEndTests {
             #expect(killed["status"]?.stringValue == "failed" && killed["error"]?["kind"]?.stringValue == "interrupted", "\(killed)")
         }
     }
+}
 
-    @Test("two runs streaming at once on one connection: each run's deltas carry its id, in order; one held does not delay the other")
-    func concurrentRuns() async throws {
-        try await withFakeProvider { fake in
-            try withDaemon(environment: fake.openAIEnvironment()) { daemon in
-                let agent = try ClientConnection(daemon.connect())
-                fake.enqueue(FakeResponse.chatStream(["Slow ", "one"]).gating(chunk: 2, on: "slow"))
-                let slow = try agent.send("v2.agent.act", #"{"message":"Slow"}"#)
-                let slowDelta = try #require(try agent.deltas(1).first)
-                let fast = try agent.send("v2.agent.act", #"{"message":"Fast one"}"#)
-                let (fastReply, fastNotes) = try agent.reply(to: fast)
-                #expect(fastReply["result"]?["message"]?["content"]?.stringValue == "Echo: Fast one", "\(fastReply)")
-                let fastRun = fastReply["result"]?["runId"]
-                let fastDeltas = fastNotes.compactMap { $0["params"] }.filter { $0["runId"] == fastRun }
-                #expect(fastDeltas.map { $0["seq"]?.intValue } == [1, 2, 3], "\(fastNotes)")
-                fake.openGate("slow")
-                let (slowReply, slowNotes) = try agent.reply(to: slow)
-                #expect(slowReply["result"]?["message"]?["content"]?.stringValue == "Slow one", "\(slowReply)")
-                #expect(slowReply["result"]?["runId"] == slowDelta["runId"])
-                let rest = slowNotes.compactMap { $0["params"] }
-                #expect(rest.map { $0["seq"]?.intValue } == [2] && rest.allSatisfy { $0["runId"] == slowDelta["runId"] }, "\(slowNotes)")
-            }
-        }
-    }
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
 }

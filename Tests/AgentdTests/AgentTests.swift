@@ -1,64 +1,72 @@
+import AgentdTesting
 import Foundation
+import RPC
+import Services
 import Testing
 
-/// The agent methods over the socket, with the real binary and no provider configured (the
-/// end-to-end provider tests need the fake HTTP server). The test process's uid is the daemon's own,
-/// so a fresh connection already acts as its linked account.
-@Suite("Agent over the socket", .blockingIO, .timeLimit(.minutes(2)))
+/// The agent methods through the daemon's router and middleware, in process (`InProcessDaemon`),
+/// with no provider configured (the end-to-end provider tests need the fake HTTP server). A
+/// connection from the test's own uid already acts as its linked account, as over the socket.
+@Suite("Agent (in process, no provider)", .timeLimit(.minutes(2)))
 struct AgentTests {
     @Test("agent.act without a provider answers -32050 naming the missing settings; the question is stored, the run failed; also without a handshake")
-    func notConfigured() throws {
-        try withDaemon { daemon in
-            let client = try daemon.connect()
-            let act = try AuthTests.call(client, id: 1, "v2.agent.act", #"{"message":"Hello there"}"#)
-            #expect(act.errorCode == -32050, "reply: \(act)")
-            let missing = act["error"]?["data"]?["missing"]?.arrayValue?.compactMap(\.stringValue) ?? []
+    func notConfigured() async throws {
+        try await withInProcessDaemon { daemon in
+            let client = try await daemon.connect()
+            let act = await #expect(throws: RPCError.self) { try await client.call("v2.agent.act", #"{"message":"Hello there"}"#) }
+            #expect(act?.code.rawValue == -32050, "\(String(describing: act))")
+            let missing = act?.dataValue?["missing"]?.arrayValue?.compactMap(\.stringValue) ?? []
             // Everything still to set at once: the key, and a default model (none is configured).
-            #expect(missing.contains { $0.hasPrefix("llm.api_key") } && missing.contains { $0.hasPrefix("llm.model") }, "reply: \(act)")
-            #expect(act["error"]?["data"]?["kind"]?.stringValue == "notConfigured", "reply: \(act)")
+            #expect(missing.contains { $0.hasPrefix("llm.api_key") } && missing.contains { $0.hasPrefix("llm.model") }, "\(String(describing: act))")
+            #expect(act?.dataValue?["kind"]?.stringValue == "notConfigured", "\(String(describing: act))")
 
-            let chats = try AuthTests.call(client, id: 2, "v2.chats.list")
-            let chat = try #require(chats["result"]?["items"]?.arrayValue?.first, "reply: \(chats)")
+            let chats = try await client.call("v2.chats.list").decode(JSONValue.self)
+            let chat = try #require(chats["items"]?.arrayValue?.first, "reply: \(chats)")
             #expect(chat["title"]?.stringValue == "Hello there", "chat: \(chat)")
             let chatID = try #require(chat["id"]?.stringValue)
-            let messages = try AuthTests.call(client, id: 3, "v2.chats.messages.list", #"{"chatId":"\#(chatID)"}"#)
-            #expect(messages["result"]?["items"]?.arrayValue?.map { $0["content"]?.stringValue } == ["Hello there"], "reply: \(messages)")
+            let messages = try await client.call("v2.chats.messages.list", #"{"chatId":"\#(chatID)"}"#).decode(JSONValue.self)
+            #expect(messages["items"]?.arrayValue?.map { $0["content"]?.stringValue } == ["Hello there"], "reply: \(messages)")
 
-            let runs = try AuthTests.call(client, id: 4, "v2.agent.runs.list", #"{"chatId":"\#(chatID)"}"#)
-            let run = try #require(runs["result"]?["items"]?.arrayValue?.first, "reply: \(runs)")
+            let runs = try await client.call("v2.agent.runs.list", #"{"chatId":"\#(chatID)"}"#).decode(JSONValue.self)
+            let run = try #require(runs["items"]?.arrayValue?.first, "reply: \(runs)")
             #expect(run["status"]?.stringValue == "failed" && run["error"]?["kind"]?.stringValue == "notConfigured", "run: \(run)")
             let runID = try #require(run["id"]?.stringValue)
-            let got = try AuthTests.call(client, id: 5, "v2.agent.runs.get", #"{"runId":"\#(runID)"}"#)
-            #expect(got["result"] == run, "reply: \(got)")
+            let got = try await client.call("v2.agent.runs.get", #"{"runId":"\#(runID)"}"#).decode(JSONValue.self)
+            #expect(got == run, "reply: \(got)")
+            // The typed view agrees.
+            let typed = try await client.send(Agent.Runs.Get.self, .init(runId: runID))
+            #expect(typed.status == .failed && typed.chatId == chatID, "\(typed)")
 
             // Without a handshake (version 1) too: an added method is in every version.
-            let v1 = try AuthTests.call(client, id: 6, "agent.act", #"{"message":"x"}"#)
-            #expect(v1.errorCode == -32050, "reply: \(v1)")
-            let webSearch = try AuthTests.call(client, id: 7, "v2.agent.act", #"{"chatId":"\#(chatID)","message":"Search","webSearch":true}"#)
-            #expect(webSearch.errorCode == -32050, "reply: \(webSearch)")
+            let v1 = await #expect(throws: RPCError.self) { try await client.send(Agent.Act.self, .init(message: "x")) }
+            #expect(v1?.code.rawValue == -32050, "\(String(describing: v1))")
+            let webSearch = await #expect(throws: RPCError.self) {
+                try await client.call("v2.agent.act", #"{"chatId":"\#(chatID)","message":"Search","webSearch":true}"#)
+            }
+            #expect(webSearch?.code.rawValue == -32050, "\(String(describing: webSearch))")
         }
     }
 
     @Test("another user's run answers agent.runs.get and agent.cancel exactly like a missing one")
-    func isolation() throws {
-        try withDaemon { daemon in
-            let owner = try daemon.connect()
-            _ = try AuthTests.call(owner, id: 1, "v2.agent.act", #"{"message":"Mine"}"#)
-            let runs = try AuthTests.call(owner, id: 2, "v2.agent.runs.list")
-            let runID = try #require(runs["result"]?["items"]?.arrayValue?.first?["id"]?.stringValue, "reply: \(runs)")
+    func isolation() async throws {
+        try await withInProcessDaemon { daemon in
+            let owner = try await daemon.connect()
+            _ = try? await owner.call("v2.agent.act", #"{"message":"Mine"}"#)
+            let runs = try await owner.call("v2.agent.runs.list").decode(JSONValue.self)
+            let runID = try #require(runs["items"]?.arrayValue?.first?["id"]?.stringValue, "reply: \(runs)")
 
-            let intruder = try daemon.connect()
-            _ = try AuthTests.call(intruder, id: 1, "auth.register", #"{"username":"mallory","password":"correct horse"}"#)
-            let login = try AuthTests.call(intruder, id: 2, "auth.login", #"{"username":"mallory","password":"correct horse"}"#)
-            #expect(login["result"]?["token"] != nil, "reply: \(login)")
+            let intruder = try await daemon.connect()
+            _ = try await intruder.call("auth.register", #"{"username":"mallory","password":"correct horse"}"#)
+            let login = try await intruder.call("auth.login", #"{"username":"mallory","password":"correct horse"}"#).decode(JSONValue.self)
+            #expect(login["token"] != nil, "reply: \(login)")
             for method in ["v2.agent.runs.get", "v2.agent.cancel"] {
-                let theirs = try AuthTests.call(intruder, id: 3, method, #"{"runId":"\#(runID)"}"#)
-                let missing = try AuthTests.call(intruder, id: 3, method, #"{"runId":"run_missing"}"#)
-                #expect(theirs.errorCode == -32030, "reply: \(theirs)")
-                #expect(theirs["error"]?["data"]?["kind"] == missing["error"]?["data"]?["kind"], "\(theirs) vs \(missing)")
+                let theirs = await #expect(throws: RPCError.self) { try await intruder.call(method, #"{"runId":"\#(runID)"}"#) }
+                let missing = await #expect(throws: RPCError.self) { try await intruder.call(method, #"{"runId":"run_missing"}"#) }
+                #expect(theirs?.code.rawValue == -32030, "\(String(describing: theirs))")
+                #expect(theirs?.dataValue?["kind"] == missing?.dataValue?["kind"], "\(String(describing: theirs)) vs \(String(describing: missing))")
             }
-            let list = try AuthTests.call(intruder, id: 4, "v2.agent.runs.list")
-            #expect(list["result"]?["items"]?.arrayValue?.isEmpty == true, "reply: \(list)")
+            let list = try await intruder.send(Agent.Runs.List.self, .init())
+            #expect(list.items.isEmpty, "\(list)")
         }
     }
 }

@@ -1,4 +1,6 @@
+import AgentdTesting
 import Foundation
+import RPC
 import Testing
 
 @testable import Daemon
@@ -8,88 +10,18 @@ import Testing
 import Glibc
 #endif
 
-/// Metrics: `v2.system.metrics` and the `--metrics-listen` HTTP listener over the real binary, their
-/// text parsed as Prometheus exposition; the Prometheus backend and the listen address in process.
-@Suite("Metrics", .blockingIO, .timeLimit(.minutes(1)))
+/// Metrics: the `--metrics-listen` HTTP listener and its settings over the real binary (a TCP
+/// listener, flags, startup failures and SIGTERM only a process shows), its text parsed as
+/// Prometheus exposition. `system.metrics`, the backend and the listen address are in
+/// `SystemMetricsTests`, in process.
+@Suite("Metrics (the HTTP listener, on the binary)", .blockingIO, .timeLimit(.minutes(1)))
 struct MetricsTests {
-    static func call(_ client: RPCTestClient, id: Int, _ method: String, _ params: String = "{}") throws -> JSON {
-        try AuthTests.call(client, id: id, method, params)
-    }
-
-    /// The exposition `v2.system.metrics` answers on `client`, parsed.
-    static func metrics(_ client: RPCTestClient, id: Int, sourceLocation: SourceLocation = #_sourceLocation) throws -> PrometheusExposition {
-        let reply = try call(client, id: id, "v2.system.metrics")
-        #expect(reply["result"]?["contentType"]?.stringValue == "text/plain; version=0.0.4", "reply: \(reply)", sourceLocation: sourceLocation)
-        let text = try #require(reply["result"]?["text"]?.stringValue, "reply: \(reply)", sourceLocation: sourceLocation)
-        return try PrometheusExposition(parsing: text)
-    }
-
-    @Test("system.metrics: calls, errors with their code, latency histograms per method and the gauges, as Prometheus text")
-    func systemMetrics() throws {
-        try withDaemon { daemon in
-            let client = try daemon.connect()
-            let pings = 5
-            for id in 1...pings { #expect(try client.ping(id: id)["result"]?.stringValue == "pong") }
-            // Errors: params system.ping does not take (a known method), and an unknown method.
-            let refused = try Self.call(client, id: 10, "system.ping", #"{"unexpected":1}"#)
-            #expect(refused["error"]?["code"] == .integer(-32602), "reply: \(refused)")
-            let unknown = try Self.call(client, id: 11, "no.such.method")
-            #expect(unknown["error"]?["code"] == .integer(-32601), "reply: \(unknown)")
-            // A live subscription on another connection, and a call still running on a third.
-            let subscriber = try daemon.connect()
-            let subscribed = try Self.call(subscriber, id: 1, "events.subscribe", #"{"topics":["*"]}"#)
-            #expect(subscribed["result"]?["subscription"]?.stringValue != nil, "reply: \(subscribed)")
-            let sleeper = try daemon.connect()
-            try sleeper.send(line: #"{"jsonrpc":"2.0","id":1,"method":"test.sleep","params":{"ms":60000}}"#)
-            var id = 12
-            // system.metrics is itself in flight while it renders (it checks its caller first, so it
-            // is not an inline method): the sleep makes it 2.
-            try Self.waitForMetrics(client, id: &id, "a call in flight") { $0.value("rpc_calls_in_flight", [:]) == 2 }
-
-            let exposition = try Self.metrics(client, id: id)
-            #expect(exposition.types["rpc_requests_total"] == "counter")
-            #expect(exposition.types["rpc_errors_total"] == "counter")
-            #expect(exposition.types["rpc_request_duration_seconds"] == "histogram")
-            #expect(try #require(exposition.value("rpc_requests_total", ["method": "system.ping"])) >= Double(pings + 1))
-            #expect(exposition.value("rpc_errors_total", ["method": "system.ping", "code": "-32602"]) == 1)
-            #expect(try #require(exposition.value("rpc_errors_total", ["method": "unknown", "code": "-32601"])) >= 1)
-            #expect(try #require(exposition.value("rpc_requests_total", ["method": "system.metrics"])) >= 2)
-
-            // The histogram of system.ping: cumulative buckets from 0.1 ms to 10 s, then +Inf = _count.
-            let buckets = exposition.samples.filter { $0.name == "rpc_request_duration_seconds_bucket" && $0.labels["method"] == "system.ping" }
-            let bounds = buckets.compactMap { $0.labels["le"] }
-            #expect(bounds.first.flatMap(Double.init) == 0.0001 && bounds.contains("10.0") && bounds.last == "+Inf", "bounds: \(bounds)")
-            #expect(buckets.map(\.value) == buckets.map(\.value).sorted(), "buckets are cumulative: \(buckets)")
-            let count = try #require(exposition.value("rpc_request_duration_seconds_count", ["method": "system.ping"]))
-            #expect(count >= Double(pings + 1) && buckets.last?.value == count)
-            #expect(try #require(exposition.value("rpc_request_duration_seconds_sum", ["method": "system.ping"])) > 0)
-
-            // Gauges, read when the text is rendered.
-            #expect(exposition.types["rpc_connections_open"] == "gauge")
-            #expect(exposition.help["rpc_connections_open"]?.isEmpty == false)
-            #expect(exposition.value("rpc_connections_open", [:]) == 3)
-            #expect(exposition.value("events_subscriptions_active", [:]) == 1)
-            #expect(exposition.value("storage_write_queue_depth", [:]) != nil)
-
-            // The other connections leave (the sleep is cancelled): the gauges follow.
-            subscriber.close()
-            sleeper.close()
-            try Self.waitForMetrics(client, id: &id, "the other connections gone") {
-                $0.value("rpc_connections_open", [:]) == 1 && $0.value("events_subscriptions_active", [:]) == 0
-                    && $0.value("rpc_calls_in_flight", [:]) == 1
-            }
-        }
-    }
-
-    /// Asks for the metrics until `condition` holds (each ask is a new call: `id` moves on).
-    static func waitForMetrics(
-        _ client: RPCTestClient, id: inout Int, _ what: String, timeout: Duration = .seconds(10), until condition: (PrometheusExposition) -> Bool
-    ) throws {
+    /// Scrapes `/metrics` on `port` until `condition` holds (each scrape is a new request).
+    static func waitForScrape(port: Int, _ what: String, timeout: Duration = .seconds(10), until condition: (PrometheusExposition) -> Bool) throws {
         let deadline = Deadline(timeout)
         while true {
-            id += 1
-            if condition(try metrics(client, id: id)) { return }
-            guard !deadline.hasPassed else { throw HarnessError("metrics never showed \(what) in \(timeout)") }
+            if condition(try PrometheusExposition(parsing: HTTPTestClient.request(port: port, "GET", "/metrics").body)) { return }
+            guard !deadline.hasPassed else { throw HarnessError("/metrics never showed \(what) in \(timeout)") }
         }
     }
 
@@ -100,6 +32,19 @@ struct MetricsTests {
             let port = try #require(Self.loggedPort(daemon.stderr), "stderr: \(daemon.stderr)")
             let client = try daemon.connect()
             for id in 1...3 { _ = try client.ping(id: id) }
+            // The connections gauge is the socket server's (in-process connections have no socket):
+            // it counts open connections and follows them as they close.
+            let second = try daemon.connect()
+            let third = try daemon.connect()
+            _ = try second.ping(id: 1)
+            _ = try third.ping(id: 1)
+            let three = try PrometheusExposition(parsing: HTTPTestClient.request(port: port, "GET", "/metrics").body)
+            #expect(three.types["rpc_connections_open"] == "gauge")
+            #expect(three.help["rpc_connections_open"]?.isEmpty == false)
+            #expect(three.value("rpc_connections_open", [:]) == 3)
+            second.close()
+            third.close()
+            try Self.waitForScrape(port: port, "the other connections gone") { $0.value("rpc_connections_open", [:]) == 1 }
 
             let scrape = try HTTPTestClient.request(port: port, "GET", "/metrics")
             #expect(scrape.status == 200, "\(scrape)")
@@ -155,6 +100,108 @@ struct MetricsTests {
         #expect(!FileManager.default.fileExists(atPath: "\(directory.path)/agentd.sock"))
     }
 
+    /// The port of the `metrics listening address=HOST:PORT` log line.
+    static func loggedPort(_ stderr: String) -> Int? {
+        guard let line = stderr.split(separator: "\n").first(where: { $0.contains("metrics listening") }),
+            let range = line.range(of: "address=")
+        else { return nil }
+        let address = line[range.upperBound...].prefix { !$0.isWhitespace }
+        return address.split(separator: ":").last.flatMap { Int($0) }
+    }
+}
+
+/// `system.metrics` through the daemon's router and middleware, in process (`InProcessDaemon`); the
+/// Prometheus backend and the listen address parser.
+@Suite("Metrics (system.metrics, in process)", .timeLimit(.minutes(1)))
+struct SystemMetricsTests {
+    /// The exposition `v2.system.metrics` answers on `client`, parsed.
+    static func metrics(_ client: InProcessClient, sourceLocation: SourceLocation = #_sourceLocation) async throws -> PrometheusExposition {
+        let reply = try await client.call("v2.system.metrics").decode(JSONValue.self)
+        #expect(reply["contentType"]?.stringValue == "text/plain; version=0.0.4", "reply: \(reply)", sourceLocation: sourceLocation)
+        let text = try #require(reply["text"]?.stringValue, "reply: \(reply)", sourceLocation: sourceLocation)
+        return try PrometheusExposition(parsing: text)
+    }
+
+    /// Asks for the metrics until `condition` holds (each ask is a new call).
+    static func waitForMetrics(
+        _ client: InProcessClient, _ what: String, timeout: Duration = .seconds(10), until condition: (PrometheusExposition) -> Bool
+    ) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if condition(try await metrics(client)) { return }
+            guard ContinuousClock.now < deadline else { throw HarnessError("metrics never showed \(what) in \(timeout)") }
+            await Task.yield()
+        }
+    }
+
+    @Test("system.metrics: calls, errors with their code, latency histograms per method and the gauges, as Prometheus text")
+    func systemMetrics() async throws {
+        try await withInProcessDaemon { daemon in
+            let client = try await daemon.connect()
+            let pings = 5
+            for _ in 1...pings { #expect(try await client.call("system.ping").decode(JSONValue.self) == .string("pong")) }
+            // Errors: params system.ping does not take (a known method), and an unknown method.
+            let refused = await #expect(throws: RPCError.self) { try await client.call("system.ping", #"{"unexpected":1}"#) }
+            #expect(refused?.code.rawValue == -32602, "\(String(describing: refused))")
+            let unknown = await #expect(throws: RPCError.self) { try await client.call("no.such.method") }
+            #expect(unknown?.code.rawValue == -32601, "\(String(describing: unknown))")
+            // A live subscription on another connection, and a call still running on a third.
+            let subscriber = try await daemon.connect()
+            let subscribed = try await subscriber.call("events.subscribe", #"{"topics":["*"]}"#).decode(JSONValue.self)
+            #expect(subscribed["subscription"]?.stringValue != nil, "reply: \(subscribed)")
+            let sleeper = try await daemon.connect()
+            try await sleeper.write(#"{"jsonrpc":"2.0","id":1,"method":"test.sleep","params":{"ms":60000}}"# + "\n")
+            // system.metrics is itself in flight while it renders (it checks its caller first, so it
+            // is not an inline method): the sleep makes it 2.
+            try await Self.waitForMetrics(client, "a call in flight") { $0.value("rpc_calls_in_flight", [:]) == 2 }
+
+            let exposition = try await Self.metrics(client)
+            #expect(exposition.types["rpc_requests_total"] == "counter")
+            #expect(exposition.types["rpc_errors_total"] == "counter")
+            #expect(exposition.types["rpc_request_duration_seconds"] == "histogram")
+            #expect(try #require(exposition.value("rpc_requests_total", ["method": "system.ping"])) >= Double(pings + 1))
+            #expect(exposition.value("rpc_errors_total", ["method": "system.ping", "code": "-32602"]) == 1)
+            #expect(try #require(exposition.value("rpc_errors_total", ["method": "unknown", "code": "-32601"])) >= 1)
+            #expect(try #require(exposition.value("rpc_requests_total", ["method": "system.metrics"])) >= 2)
+
+            // The histogram of system.ping: cumulative buckets from 0.1 ms to 10 s, then +Inf = _count.
+            let buckets = exposition.samples.filter { $0.name == "rpc_request_duration_seconds_bucket" && $0.labels["method"] == "system.ping" }
+            let bounds = buckets.compactMap { $0.labels["le"] }
+            #expect(bounds.first.flatMap(Double.init) == 0.0001 && bounds.contains("10.0") && bounds.last == "+Inf", "bounds: \(bounds)")
+            #expect(buckets.map(\.value) == buckets.map(\.value).sorted(), "buckets are cumulative: \(buckets)")
+            let count = try #require(exposition.value("rpc_request_duration_seconds_count", ["method": "system.ping"]))
+            #expect(count >= Double(pings + 1) && buckets.last?.value == count)
+            #expect(try #require(exposition.value("rpc_request_duration_seconds_sum", ["method": "system.ping"])) > 0)
+
+            // Gauges, read when the text is rendered. (`rpc_connections_open` is the socket
+            // server's: MetricsTests.listener checks it on the binary.)
+            #expect(exposition.types["rpc_calls_in_flight"] == "gauge")
+            #expect(exposition.help["rpc_calls_in_flight"]?.isEmpty == false)
+            #expect(exposition.value("events_subscriptions_active", [:]) == 1)
+            #expect(exposition.value("storage_write_queue_depth", [:]) != nil)
+
+            // The other connections leave (the sleep is cancelled): the gauges follow.
+            await subscriber.close()
+            await sleeper.close()
+            try await Self.waitForMetrics(client, "the other connections gone") {
+                $0.value("events_subscriptions_active", [:]) == 0 && $0.value("rpc_calls_in_flight", [:]) == 1
+            }
+        }
+    }
+
+    @Test("system.metrics needs an authenticated caller: a stranger's uid gets -32020, the daemon's own uid its text")
+    func metricsNeedAuthentication() async throws {
+        try await withInProcessDaemon { daemon in
+            // A uid the daemon does not trust (over the socket: uid 65534 through --socket-mode 0666).
+            let stranger = try await daemon.connect(uid: 65534)
+            let metrics = await #expect(throws: RPCError.self) { try await stranger.call("v2.system.metrics") }
+            #expect(metrics?.code.rawValue == -32020, "\(String(describing: metrics))")
+            #expect(try await stranger.call("system.ping").decode(JSONValue.self) == .string("pong"))
+            let own = try await daemon.connect().call("v2.system.metrics").decode(JSONValue.self)
+            #expect(own["text"]?.stringValue?.contains("rpc_requests_total") == true, "\(own)")
+        }
+    }
+
     @Test("listen addresses: HOST:PORT and [IPv6]:PORT")
     func listenAddresses() {
         #expect(ListenAddress(parsing: "127.0.0.1:9464") == ListenAddress(host: "127.0.0.1", port: 9464))
@@ -202,14 +249,6 @@ struct MetricsTests {
         var value = 0
     }
 
-    /// The port of the `metrics listening address=HOST:PORT` log line.
-    static func loggedPort(_ stderr: String) -> Int? {
-        guard let line = stderr.split(separator: "\n").first(where: { $0.contains("metrics listening") }),
-            let range = line.range(of: "address=")
-        else { return nil }
-        let address = line[range.upperBound...].prefix { !$0.isWhitespace }
-        return address.split(separator: ":").last.flatMap { Int($0) }
-    }
 }
 
 /// A Prometheus text exposition (format 0.0.4), parsed strictly: `# HELP` and `# TYPE` lines, then
