@@ -14,8 +14,10 @@ struct APIDocsTests {
         let generated = try runCommand("/usr/bin/env", ["python3", root.appendingPathComponent("scripts/api-docs.py").path])
         #expect(generated.termination == .exited(0), "scripts/api-docs.py failed (python3 is in the Makefile's APT_PACKAGES): \(generated.stderr)")
         let text = String(decoding: committed, as: UTF8.self)
-        let firstDifferent = zip(text.split(separator: "\n", omittingEmptySubsequences: false), generated.stdout.split(separator: "\n", omittingEmptySubsequences: false))
-            .enumerated().first { $0.element.0 != $0.element.1 }
+        let firstDifferent = zip(
+            text.split(separator: "\n", omittingEmptySubsequences: false), generated.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        )
+        .enumerated().first { $0.element.0 != $0.element.1 }
         // Compared as a Bool: the expectation would otherwise print both pages whole.
         let current = text == generated.stdout
         #expect(

@@ -182,7 +182,9 @@ extension AgentEndToEndLiveTests {
         }
     }
 
-    @Test("stopping mid-stream: SIGTERM past the drain cuts the run (stored cancelled, the transfer closed); after SIGKILL the restart marks it failed (interrupted)")
+    @Test(
+        "stopping mid-stream: SIGTERM past the drain cuts the run (stored cancelled, the transfer closed); after SIGKILL the restart marks it failed (interrupted)"
+    )
     func stopMidStream() async throws {
         try await withFakeProvider { fake in
             let directory = try TemporaryDirectory()

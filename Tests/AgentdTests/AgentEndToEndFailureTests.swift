@@ -6,7 +6,8 @@ import Testing
 /// taxonomy through the socket, the idle timeout and the context budget.
 extension AgentEndToEndTests {
     // MARK: 5. Cancellation mid-stream
-    @Test("$/cancelRequest, agent.cancel from a second connection, a closed connection: the transfer is closed, the partial answer stored as cancelled")
+    @Test(
+        "$/cancelRequest, agent.cancel from a second connection, a closed connection: the transfer is closed, the partial answer stored as cancelled")
     func cancellation() async throws {
         try await withFakeProviderInProcess { fake in
             try await withAgentDaemon(environment: fake.openAIEnvironment()) { daemon in
@@ -76,7 +77,9 @@ extension AgentEndToEndTests {
                 fake.enqueue(.rateLimited(retryAfterMs: 10))
                 let act = try await agent.act(#"{"message":"Try again"}"#)
                 #expect(act.reply["result"]?["message"]?["content"]?.stringValue == "Echo: Try again", "\(act.reply)")
-                #expect(act.deltas.compactMap { $0["text"]?.stringValue }.joined() == "Echo: Try again", "deltas of the one successful attempt: \(act.deltas)")
+                #expect(
+                    act.deltas.compactMap { $0["text"]?.stringValue }.joined() == "Echo: Try again",
+                    "deltas of the one successful attempt: \(act.deltas)")
                 #expect(fake.chatRequests.count == 3)
                 let chatID = try #require(act.reply["result"]?["chatId"]?.stringValue)
                 let messages = try await agent.result("v2.chats.messages.list", #"{"chatId":"\#(chatID)"}"#)["items"]?.arrayValue ?? []
@@ -191,9 +194,12 @@ extension AgentEndToEndLiveTests {
                 #expect(limited.reply.errorCode == -32054 && limited.reply["error"]?["data"]?["retryAfterMs"]?.intValue == 20, "\(limited.reply)")
 
                 // An error event in a 200 stream before any text: mapped, not a broken stream.
-                fake.enqueue(.sse([
-                    SSE.event(#"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#)
-                ]))
+                fake.enqueue(
+                    .sse([
+                        SSE.event(
+                            #"{"error":{"message":"This model's maximum context length is 128000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#
+                        )
+                    ]))
                 let inStream = try agent.act(#"{"message":"Fail please"}"#)
                 #expect(inStream.reply.errorCode == -32053, "\(inStream.reply)")
 

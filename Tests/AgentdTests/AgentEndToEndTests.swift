@@ -12,7 +12,9 @@ import Testing
 struct AgentEndToEndTests {
     // MARK: 1. Streaming order, stored messages, events
 
-    @Test("deltas stream before the reply, seq 1…n, and concatenate to the stored answer; the question is stored before the provider answers; run events")
+    @Test(
+        "deltas stream before the reply, seq 1…n, and concatenate to the stored answer; the question is stored before the provider answers; run events"
+    )
     func streamingOrder() async throws {
         try await withFakeProviderInProcess { fake in
             try await withAgentDaemon(environment: fake.openAIEnvironment()) { daemon in
@@ -57,7 +59,8 @@ struct AgentEndToEndTests {
                 let generation = try #require(stored["generation"], "\(stored)")
                 #expect(generation["runId"]?.stringValue == runID && generation["provider"]?.stringValue == "openai", "\(generation)")
                 #expect(generation["model"]?.stringValue == "gpt-4o-mini" && generation["finishReason"]?.stringValue == "stop", "\(generation)")
-                #expect(generation["usage"]?["promptTokens"]?.intValue == 12 && generation["usage"]?["completionTokens"]?.intValue == 3, "\(generation)")
+                #expect(
+                    generation["usage"]?["promptTokens"]?.intValue == 12 && generation["usage"]?["completionTokens"]?.intValue == 3, "\(generation)")
                 #expect(generation["usage"]?["estimated"] == .bool(false), "\(generation)")
                 #expect((generation["latencyMs"]?.intValue ?? -1) >= 0 && (generation["timeToFirstTokenMs"]?.intValue ?? -1) >= 0, "\(generation)")
                 #expect(generation["searches"]?.arrayValue?.isEmpty == true, "\(generation)")
@@ -85,13 +88,16 @@ struct AgentEndToEndTests {
                 let user = try #require(await agent.result("auth.whoami")["username"]?.stringValue)
                 let module = try await agent.result("modules.create", #"{"title":"Garden","content":"Tomatoes need sun."}"#)
                 let moduleID = try #require(module["id"]?.stringValue)
-                let prompt = try await agent.result("prompts.create", #"{"name":"e2e.helper","body":"You help {{user}} with {{module.title}} ({{tone}})."}"#)
+                let prompt = try await agent.result(
+                    "prompts.create", #"{"name":"e2e.helper","body":"You help {{user}} with {{module.title}} ({{tone}})."}"#)
                 let promptID = try #require(prompt["id"]?.stringValue)
 
                 let first = try await agent.act(
-                    #"{"moduleId":"\#(moduleID)","message":"What grows?","promptId":"\#(promptID)","variables":{"tone":"brief"},"temperature":0.5,"maxTokens":100}"#)
+                    #"{"moduleId":"\#(moduleID)","message":"What grows?","promptId":"\#(promptID)","variables":{"tone":"brief"},"temperature":0.5,"maxTokens":100}"#
+                )
                 let chatID = try #require(first.reply["result"]?["chatId"]?.stringValue, "\(first.reply)")
-                let second = try await agent.act(#"{"chatId":"\#(chatID)","message":"And in shade?","promptId":"\#(promptID)","variables":{"tone":"brief"}}"#)
+                let second = try await agent.act(
+                    #"{"chatId":"\#(chatID)","message":"And in shade?","promptId":"\#(promptID)","variables":{"tone":"brief"}}"#)
                 #expect(second.reply["result"]?["message"]?["content"]?.stringValue == "Echo: And in shade?", "\(second.reply)")
 
                 let requests = fake.chatRequests

@@ -6,7 +6,9 @@ import Testing
 /// listings, and `agentctl chat` against the real daemon.
 extension AgentEndToEndTests {
     // MARK: 8. The tool loop
-    @Test("webSearch: the model's web_search call runs on Tavily (Bearer key), its results go back as a tool message, the answer has sources; a Tavily 432 is a failed tool result")
+    @Test(
+        "webSearch: the model's web_search call runs on Tavily (Bearer key), its results go back as a tool message, the answer has sources; a Tavily 432 is a failed tool result"
+    )
     func toolLoop() async throws {
         try await withFakeProviderInProcess { fake in
             try await withAgentDaemon(environment: fake.openAIEnvironment()) { daemon in
@@ -56,11 +58,15 @@ extension AgentEndToEndTests {
                 let limited = try await agent.act(#"{"message":"fake-432","model":"fake-tool-loop","webSearch":true}"#)
                 let limitedResult = try #require(limited.reply["result"], "\(limited.reply)")
                 let toolMessage = fake.chatRequests.last?.json["messages"]?.arrayValue?.last { $0["role"]?.stringValue == "tool" }
-                #expect(toolMessage?["content"]?.stringValue?.contains("search failed (quotaExhausted)") == true, "\(String(describing: toolMessage))")
+                #expect(
+                    toolMessage?["content"]?.stringValue?.contains("search failed (quotaExhausted)") == true, "\(String(describing: toolMessage))")
                 #expect(limitedResult["sources"] == .array([]), "\(limitedResult)")
-                let limitedStored = try await agent.result("v2.chats.messages.get", #"{"id":"\#(limitedResult["message"]?["id"]?.stringValue ?? "")"}"#)
+                let limitedStored = try await agent.result(
+                    "v2.chats.messages.get", #"{"id":"\#(limitedResult["message"]?["id"]?.stringValue ?? "")"}"#)
                 let failedSearch = limitedStored["generation"]?["searches"]?[0]
-                #expect(failedSearch?["query"]?.stringValue == "fake-432" && failedSearch?["error"]?["kind"]?.stringValue == "quotaExhausted", "\(limitedStored)")
+                #expect(
+                    failedSearch?["query"]?.stringValue == "fake-432" && failedSearch?["error"]?["kind"]?.stringValue == "quotaExhausted",
+                    "\(limitedStored)")
                 // That the daemon's log never shows Tavily's key is checked on the live daemon
                 // (AgentEndToEndLiveTests.errorMapping makes a search at debug level).
             }
@@ -118,7 +124,8 @@ extension AgentEndToEndTests {
                 let runs = try await agent.result("v2.agent.runs.list", #"{"chatId":"\#(chatID)"}"#)["items"]?.arrayValue ?? []
                 #expect(runs.map { $0["status"]?.stringValue } == ["failed", "completed", "completed"], "\(runs)")
                 #expect(runs[1]["usage"]?["promptTokens"]?.intValue == 7 && runs[1]["usage"]?["completionTokens"]?.intValue == 2, "\(runs)")
-                #expect(runs.dropFirst().allSatisfy { ($0["latencyMs"]?.intValue ?? -1) >= 0 && $0["finishReason"]?.stringValue == "stop" }, "\(runs)")
+                #expect(
+                    runs.dropFirst().allSatisfy { ($0["latencyMs"]?.intValue ?? -1) >= 0 && $0["finishReason"]?.stringValue == "stop" }, "\(runs)")
                 #expect(runs[0]["error"]?["kind"]?.stringValue == "upstreamUnavailable" && runs[0]["assistantMessageId"] == nil, "\(runs)")
                 let question = try #require(runs[0]["userMessageId"]?.stringValue)
                 let retried = try await agent.act(#"{"messageId":"\#(question)"}"#, method: "v2.agent.regenerate")

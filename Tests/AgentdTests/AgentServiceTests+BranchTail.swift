@@ -22,19 +22,25 @@ final class CountingChatStore: ChatStore {
         return messages
     }
 
-    func insert(_ chat: NewChat, userID: String, event: ChatsEvents.ChatCreated) async throws -> Chat { try await base.insert(chat, userID: userID, event: event) }
+    func insert(_ chat: NewChat, userID: String, event: ChatsEvents.ChatCreated) async throws -> Chat {
+        try await base.insert(chat, userID: userID, event: event)
+    }
     func chat(id: String, userID: String) async throws -> Chat? { try await base.chat(id: id, userID: userID) }
     func chats(_ query: ChatQuery) async throws -> [StoredChat] { try await base.chats(query) }
     func rename(id: String, userID: String, title: String, updatedAt: Date, event: ChatsEvents.ChatRenamed) async throws -> Chat? {
         try await base.rename(id: id, userID: userID, title: title, updatedAt: updatedAt, event: event)
     }
-    func delete(id: String, userID: String, event: ChatsEvents.ChatDeleted) async throws -> Bool { try await base.delete(id: id, userID: userID, event: event) }
+    func delete(id: String, userID: String, event: ChatsEvents.ChatDeleted) async throws -> Bool {
+        try await base.delete(id: id, userID: userID, event: event)
+    }
     func message(id: String, userID: String) async throws -> Message? { counted(try await base.message(id: id, userID: userID).map { [$0] })?.first }
     func activeBranch(chatID: String, userID: String, afterDepth: Int, limit: Int) async throws -> [Message]? {
         counted(try await base.activeBranch(chatID: chatID, userID: userID, afterDepth: afterDepth, limit: limit))
     }
     func path(to messageID: String, userID: String) async throws -> [Message]? { counted(try await base.path(to: messageID, userID: userID)) }
-    func allMessages(chatID: String, userID: String) async throws -> [Message]? { counted(try await base.allMessages(chatID: chatID, userID: userID)) }
+    func allMessages(chatID: String, userID: String) async throws -> [Message]? {
+        counted(try await base.allMessages(chatID: chatID, userID: userID))
+    }
     func contentSize(chatID: String, userID: String, scope: ChatContentScope) async throws -> ChatContentSize? {
         try await base.contentSize(chatID: chatID, userID: userID, scope: scope)
     }
@@ -66,13 +72,17 @@ extension AgentServiceTests {
         let chat = try await graph.chats.create(.init(), userID: graph.alice.id)
         for index in 0..<300 {
             _ = try await graph.chats.append(
-                .init(chatId: chat.id, role: index.isMultiple(of: 2) ? .user : .assistant, content: "\(index % 10)" + String(repeating: "x", count: 499)),
+                .init(
+                    chatId: chat.id, role: index.isMultiple(of: 2) ? .user : .assistant, content: "\(index % 10)" + String(repeating: "x", count: 499)
+                ),
                 userID: graph.alice.id)
         }
         let writes = GroupCommitWriter(writer: graph.dependencies.database.writer, outbox: EventOutbox(clock: clock, publish: { _ in }))
-        let chats = CountingChatStore(SQLiteChatStore(writer: graph.dependencies.database.writer, groupWriter: writes, ledger: StorageLedger(quota: .unlimited)))
+        let chats = CountingChatStore(
+            SQLiteChatStore(writer: graph.dependencies.database.writer, groupWriter: writes, ledger: StorageLedger(quota: .unlimited)))
         let agent = AgentService(
-            store: SQLiteAgentStore(writer: graph.dependencies.database.writer, groupWriter: writes, ledger: StorageLedger(quota: .unlimited)), chats: chats, prompts: graph.dependencies.prompts,
+            store: SQLiteAgentStore(writer: graph.dependencies.database.writer, groupWriter: writes, ledger: StorageLedger(quota: .unlimited)),
+            chats: chats, prompts: graph.dependencies.prompts,
             modules: graph.dependencies.modules, provider: provider, webSearch: nil, clock: clock, ids: RandomIDs(),
             metrics: LLMMetrics(factory: PrometheusMetrics().factory), logger: Dependencies.quietLogger)
 
@@ -103,7 +113,8 @@ extension AgentServiceTests {
         var ids: [String] = []
         for index in 0..<5 {
             // 100 bytes each, "é" two of them.
-            let message = try await graph.chats.append(.init(chatId: chat.id, role: .user, content: "\(index)é" + String(repeating: "x", count: 97)), userID: graph.alice.id)
+            let message = try await graph.chats.append(
+                .init(chatId: chat.id, role: .user, content: "\(index)é" + String(repeating: "x", count: 97)), userID: graph.alice.id)
             ids.append(message.id)
         }
         let last = try #require(ids.last)
@@ -114,9 +125,11 @@ extension AgentServiceTests {
         #expect(try await store.pathTail(to: last, userID: graph.bob.id, maxContentBytes: 10_000) == nil)
 
         // A side branch counts for the whole chat, not for the active branch.
-        _ = try await graph.chats.append(.init(chatId: chat.id, role: .user, content: String(repeating: "s", count: 50), siblingOf: ids[4]), userID: graph.alice.id)
+        _ = try await graph.chats.append(
+            .init(chatId: chat.id, role: .user, content: String(repeating: "s", count: 50), siblingOf: ids[4]), userID: graph.alice.id)
         #expect(try await store.contentSize(chatID: chat.id, userID: graph.alice.id, scope: .all) == ChatContentSize(messages: 6, bytes: 550))
-        #expect(try await store.contentSize(chatID: chat.id, userID: graph.alice.id, scope: .activeBranch) == ChatContentSize(messages: 5, bytes: 450))
+        #expect(
+            try await store.contentSize(chatID: chat.id, userID: graph.alice.id, scope: .activeBranch) == ChatContentSize(messages: 5, bytes: 450))
         #expect(try await store.contentSize(chatID: chat.id, userID: graph.bob.id, scope: .all) == nil)
         let empty = try await graph.chats.create(.init(), userID: graph.alice.id)
         #expect(try await store.contentSize(chatID: empty.id, userID: graph.alice.id, scope: .activeBranch) == ChatContentSize(messages: 0, bytes: 0))

@@ -26,7 +26,8 @@ struct AgentServiceTests {
     func graph(_ provider: any LLMProvider, search: (any WebSearchClient)? = nil) async throws -> Graph {
         let collaborators = Dependencies.Collaborators(
             clock: clock, ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts(), llmProvider: provider, webSearch: search)
-        let dependencies = try await Dependencies.testing(configuration: DaemonConfiguration(socketPath: "", databasePath: ""), collaborators: collaborators)
+        let dependencies = try await Dependencies.testing(
+            configuration: DaemonConfiguration(socketPath: "", databasePath: ""), collaborators: collaborators)
         return Graph(
             dependencies: dependencies, alice: try await dependencies.auth.register(username: "alice", password: "password1"),
             bob: try await dependencies.auth.register(username: "bob", password: "password1"))
@@ -42,7 +43,9 @@ struct AgentServiceTests {
         try await graph.chats.messages(.init(chatId: chatID, limit: 500), userID: graph.alice.id).items
     }
 
-    func expectLLMError(_ kind: LLMError.Kind, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> some Any) async -> LLMError? {
+    func expectLLMError(_ kind: LLMError.Kind, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> some Any) async
+        -> LLMError?
+    {
         do {
             _ = try await body()
             Issue.record("accepted; expected \(kind)", sourceLocation: sourceLocation)
@@ -55,7 +58,8 @@ struct AgentServiceTests {
         return nil
     }
 
-    @Test("act: a new chat titled from the message, the question stored first, deltas in order, the answer stored with its generation, events in order")
+    @Test(
+        "act: a new chat titled from the message, the question stored first, deltas in order, the answer stored with its generation, events in order")
     func act() async throws {
         let provider = ScriptedLLMProvider(scripts: [ScriptedLLMProvider.answer(["Write-", "ahead ", "logging."])])
         let graph = try await graph(provider)
@@ -95,11 +99,17 @@ struct AgentServiceTests {
         #expect(run.status == .completed && run.assistantMessageId == answer.message.id && run.userMessageId == messages[0].id)
         #expect(run.finishReason == .stop && run.context == answer.context && run.error == nil && run.firstTokenAt != nil)
 
-        #expect(try await topics(graph.dependencies) == [
-            "chat.created", "chat.message.created", "agent.run.started", "chat.message.created", "agent.run.completed",
-        ])
-        #expect(try await graph.dependencies.recorded(AgentEvents.RunCompleted.self) == [try RecordedEvent(AgentEvents.RunCompleted(
-            userID: graph.alice.id, runId: answer.runId, chatId: answer.chatId, messageId: answer.message.id, finishReason: .stop, usage: answer.usage))])
+        #expect(
+            try await topics(graph.dependencies) == [
+                "chat.created", "chat.message.created", "agent.run.started", "chat.message.created", "agent.run.completed",
+            ])
+        #expect(
+            try await graph.dependencies.recorded(AgentEvents.RunCompleted.self) == [
+                try RecordedEvent(
+                    AgentEvents.RunCompleted(
+                        userID: graph.alice.id, runId: answer.runId, chatId: answer.chatId, messageId: answer.message.id, finishReason: .stop,
+                        usage: answer.usage))
+            ])
     }
 
     @Test("the system prompt: default.system for a chat with a module (rendered with the agent's variables), the module's content placed once")
@@ -114,9 +124,12 @@ struct AgentServiceTests {
         #expect(system.content?.components(separatedBy: "The budget is 42.").count == 2, "the content once: \(system.content ?? "")")
 
         // A prompt of the user's that does not place the module: the module is appended.
-        let prompt = try await graph.dependencies.prompts.create(.init(name: "terse", body: "Be terse, {{user}}. Tone: {{tone}}."), userID: graph.alice.id)
+        let prompt = try await graph.dependencies.prompts.create(
+            .init(name: "terse", body: "Be terse, {{user}}. Tone: {{tone}}."), userID: graph.alice.id)
         let chatID = try #require(try await graph.chats.list(.init(), userID: graph.alice.id).items.first?.id)
-        _ = try await graph.agent.act(.init(chatId: chatID, message: "Again?", promptId: prompt.id, variables: ["tone": "dry"]), user: graph.alice) { _ in }
+        _ = try await graph.agent.act(.init(chatId: chatID, message: "Again?", promptId: prompt.id, variables: ["tone": "dry"]), user: graph.alice) {
+            _ in
+        }
         let second = try #require(provider.requests.last?.messages.first?.content)
         #expect(second.hasPrefix("Be terse, alice. Tone: dry.") && second.contains("<module>\nThe budget is 42.\n</module>"))
 
@@ -128,7 +141,9 @@ struct AgentServiceTests {
         #expect(try await branch(graph, chatID).count == before)
     }
 
-    @Test("context budget: newest history kept, older dropped and counted; a message that cannot fit alone fails before any provider call, the question kept")
+    @Test(
+        "context budget: newest history kept, older dropped and counted; a message that cannot fit alone fails before any provider call, the question kept"
+    )
     func budget() async throws {
         let provider = ScriptedLLMProvider(window: 400, scripts: [ScriptedLLMProvider.answer(["ok"])])
         let graph = try await graph(provider)
@@ -136,7 +151,9 @@ struct AgentServiceTests {
         // Six messages of ~129 tokens each (500 bytes + overhead): with a 400-token window and 50
         // reserved for the answer, two fit beside the new question.
         for index in 0..<6 {
-            _ = try await graph.chats.append(.init(chatId: chat.id, role: index.isMultiple(of: 2) ? .user : .assistant, content: "\(index)" + String(repeating: "x", count: 499)), userID: graph.alice.id)
+            _ = try await graph.chats.append(
+                .init(chatId: chat.id, role: index.isMultiple(of: 2) ? .user : .assistant, content: "\(index)" + String(repeating: "x", count: 499)),
+                userID: graph.alice.id)
         }
         let answer = try await graph.agent.act(.init(chatId: chat.id, message: "newest"), user: graph.alice) { _ in }
         #expect(answer.context.keptMessages == 3 && answer.context.droppedMessages == 4)
@@ -171,10 +188,12 @@ struct AgentServiceTests {
         let current = AgentContext.Unit(messages: [LLMMessage(role: .user, content: "next")], chatMessages: 1)
         // Room for the question and the tool call, not for its result: the whole turn goes.
         let window = 60 + AgentContext.estimate(turn.messages[0]) + AgentContext.estimate(question.messages) + AgentContext.estimate(current.messages)
-        let built = try AgentContext.build(system: nil, history: [question, turn], current: current, window: window, reserve: 60, tools: [], provider: "fake")
+        let built = try AgentContext.build(
+            system: nil, history: [question, turn], current: current, window: window, reserve: 60, tools: [], provider: "fake")
         #expect(built.messages == current.messages)
         #expect(built.report == AgentContextReport(keptMessages: 1, droppedMessages: 2, estimatedTokens: AgentContext.estimate(current.messages)))
-        let roomy = try AgentContext.build(system: "s", history: [question, turn], current: current, window: 10_000, reserve: 60, tools: [], provider: "fake")
+        let roomy = try AgentContext.build(
+            system: "s", history: [question, turn], current: current, window: 10_000, reserve: 60, tools: [], provider: "fake")
         #expect(roomy.messages.count == 6 && roomy.report.droppedMessages == 0)
     }
 
@@ -202,7 +221,9 @@ struct AgentServiceTests {
     func repair() {
         let steps = [
             LLMMessage(role: .tool, content: "stray", toolCallID: "x"),
-            LLMMessage(role: .assistant, content: nil, toolCalls: [LLMToolCall(id: "a", name: "web_search", arguments: "{}"), LLMToolCall(id: "b", name: "web_search", arguments: "{}")]),
+            LLMMessage(
+                role: .assistant, content: nil,
+                toolCalls: [LLMToolCall(id: "a", name: "web_search", arguments: "{}"), LLMToolCall(id: "b", name: "web_search", arguments: "{}")]),
             LLMMessage(role: .tool, content: "result b", toolCallID: "b"),
         ]
         let repaired = AgentContext.repair(steps)
@@ -214,7 +235,9 @@ struct AgentServiceTests {
         #expect(normalised.dropFirst().map(\.toolCallID) == ["call_1", "call_2"])
     }
 
-    @Test("web search: the tool offered, calls run and fed back, rounds bounded (the last offers no tools), results stored beside the answer, sources returned once each")
+    @Test(
+        "web search: the tool offered, calls run and fed back, rounds bounded (the last offers no tools), results stored beside the answer, sources returned once each"
+    )
     func webSearch() async throws {
         let toolRound: (String, [String]) -> [ScriptedLLMProvider.Step] = { prefix, queries in
             queries.enumerated().map { index, query in
@@ -222,7 +245,9 @@ struct AgentServiceTests {
             } + [.event(.usage(LLMUsage(promptTokens: 1, completionTokens: 1, estimated: false))), .event(.finished(reason: .toolCalls, model: "m"))]
         }
         // Round 1 asks two searches, round 2 one more, round 3 (offered no tools) answers.
-        let provider = ScriptedLLMProvider(scripts: [toolRound("prov_a", ["swift", "nio"]), toolRound("prov_b", ["more"]), ScriptedLLMProvider.answer(["Found it."])])
+        let provider = ScriptedLLMProvider(scripts: [
+            toolRound("prov_a", ["swift", "nio"]), toolRound("prov_b", ["more"]), ScriptedLLMProvider.answer(["Found it."]),
+        ])
         let search = FakeWebSearch()
         let graph = try await graph(provider, search: search)
         let answer = try await graph.agent.act(.init(message: "Search please", webSearch: true), user: graph.alice) { _ in }
@@ -238,13 +263,20 @@ struct AgentServiceTests {
         #expect(requests[1].messages[2].content?.contains("https://example.test/swift") == true)
         #expect(answer.message.content == "Found it.")
         #expect(answer.usage == LLMUsage(promptTokens: 12, completionTokens: 7, estimated: false))
-        #expect(answer.sources?.map(\.url) == ["https://example.test/swift", "https://example.test/shared", "https://example.test/nio", "https://example.test/more"]
-            || answer.sources?.map(\.url) == ["https://example.test/nio", "https://example.test/shared", "https://example.test/swift", "https://example.test/more"])
+        #expect(
+            answer.sources?.map(\.url) == [
+                "https://example.test/swift", "https://example.test/shared", "https://example.test/nio", "https://example.test/more",
+            ]
+                || answer.sources?.map(\.url) == [
+                    "https://example.test/nio", "https://example.test/shared", "https://example.test/swift", "https://example.test/more",
+                ])
 
         let generation = try #require(try await graph.chats.messageDetail(id: answer.message.id, userID: graph.alice.id).generation)
         #expect(generation.searches.map(\.query) == ["swift", "nio", "more"])
         #expect(generation.searches.map(\.toolCallId) == ["call_1", "call_2", "call_3"])
-        #expect(generation.searches.map(\.requestId) == ["req-swift", "req-nio", "req-more"] && generation.searches.allSatisfy { $0.credits == 1 && $0.results.count == 2 })
+        #expect(
+            generation.searches.map(\.requestId) == ["req-swift", "req-nio", "req-more"]
+                && generation.searches.allSatisfy { $0.credits == 1 && $0.results.count == 2 })
         #expect(generation.toolCalls.map(\.id) == ["call_1", "call_2", "call_3"])
         #expect(try await graph.agent.run(id: answer.runId, userID: graph.alice.id).searchCount == 3)
 
@@ -252,13 +284,15 @@ struct AgentServiceTests {
         _ = try await graph.agent.act(.init(chatId: answer.chatId, message: "Thanks"), user: graph.alice) { _ in }
         let replay = try #require(provider.requests.last).messages
         #expect(replay.map(\.role) == [.user, .assistant, .tool, .tool, .assistant, .tool, .assistant, .user])
-        #expect(replay[1].toolCalls.map(\.id) == ["call_1_1", "call_1_2"] && replay[2].toolCallID == "call_1_1" && replay[5].toolCallID == "call_1_3")
+        #expect(
+            replay[1].toolCalls.map(\.id) == ["call_1_1", "call_1_2"] && replay[2].toolCallID == "call_1_1" && replay[5].toolCallID == "call_1_3")
     }
 
     @Test("web search rounds are bounded: a model that keeps calling gets maxToolRounds requests, the last without tools")
     func roundsBounded() async throws {
         let calling: [ScriptedLLMProvider.Step] = [
-            .event(.toolCall(index: 0, id: nil, name: "web_search", arguments: #"{"query":"again"}"#)), .event(.finished(reason: .toolCalls, model: "m")),
+            .event(.toolCall(index: 0, id: nil, name: "web_search", arguments: #"{"query":"again"}"#)),
+            .event(.finished(reason: .toolCalls, model: "m")),
         ]
         let provider = ScriptedLLMProvider(scripts: [calling])
         let search = FakeWebSearch()
@@ -270,7 +304,9 @@ struct AgentServiceTests {
         #expect(answer.finishReason == .toolCalls && answer.usage.estimated)
     }
 
-    @Test("not configured: webSearch without a search client, and the placeholder provider, answer notConfigured naming the settings; the question is stored")
+    @Test(
+        "not configured: webSearch without a search client, and the placeholder provider, answer notConfigured naming the settings; the question is stored"
+    )
     func notConfigured() async throws {
         let provider = ScriptedLLMProvider(scripts: [ScriptedLLMProvider.answer(["never"])])
         let graph = try await graph(provider)
@@ -303,8 +339,12 @@ struct AgentServiceTests {
         let run = try #require(try await graph.agent.runs(.init(), userID: graph.alice.id).items.first)
         #expect(run.status == .failed && run.error == LLMErrorSummary(kind: "rateLimited", message: "slow down") && run.assistantMessageId == nil)
         #expect(try await branch(graph, run.chatId).map(\.role) == [.user])
-        #expect(try await graph.dependencies.recorded(AgentEvents.RunFailed.self) == [try RecordedEvent(AgentEvents.RunFailed(
-            userID: graph.alice.id, runId: run.id, chatId: run.chatId, errorKind: "rateLimited"))])
+        #expect(
+            try await graph.dependencies.recorded(AgentEvents.RunFailed.self) == [
+                try RecordedEvent(
+                    AgentEvents.RunFailed(
+                        userID: graph.alice.id, runId: run.id, chatId: run.chatId, errorKind: "rateLimited"))
+            ])
     }
 
     /// Starts a run that streams "Hel", then waits at `gate`; returns once the first delta is here.
@@ -321,7 +361,9 @@ struct AgentServiceTests {
         [.event(.text("Hel")), .wait(gate), .event(.text("lo")), .event(.finished(reason: .stop, model: "m"))]
     }
 
-    @Test("agent.cancel: the stream stops at once, the partial answer is stored (finish reason cancelled), the call answers cancelled; idempotent; another user's cancel is not found")
+    @Test(
+        "agent.cancel: the stream stops at once, the partial answer is stored (finish reason cancelled), the call answers cancelled; idempotent; another user's cancel is not found"
+    )
     func cancelFromAnotherCall() async throws {
         let gate = Gate()
         let provider = ScriptedLLMProvider(scripts: [Self.blockingScript(gate)])
@@ -338,8 +380,12 @@ struct AgentServiceTests {
         #expect(try await graph.chats.message(id: messageID, userID: graph.alice.id).content == "Hel")
         #expect(cancelled.usage?.estimated == true && (cancelled.usage?.completionTokens ?? 0) > 0)
         #expect(try await graph.agent.cancel(runID: runID, userID: graph.alice.id) == cancelled, "a second cancel changes nothing")
-        #expect(try await graph.dependencies.recorded(AgentEvents.RunCancelled.self) == [try RecordedEvent(AgentEvents.RunCancelled(
-            userID: graph.alice.id, runId: runID, chatId: cancelled.chatId, messageId: messageID))])
+        #expect(
+            try await graph.dependencies.recorded(AgentEvents.RunCancelled.self) == [
+                try RecordedEvent(
+                    AgentEvents.RunCancelled(
+                        userID: graph.alice.id, runId: runID, chatId: cancelled.chatId, messageId: messageID))
+            ])
         #expect(AgentError.cancelled(runId: runID, messageId: messageID).rpcError.code == .requestCancelled)
         #expect(graph.agent.activeRuns == 0)
         gate.open()
@@ -415,7 +461,9 @@ struct AgentServiceTests {
 
     @Test("regenerate: a sibling answer to the same question, made active; a user message gets a new answer")
     func regenerate() async throws {
-        let provider = ScriptedLLMProvider(scripts: [ScriptedLLMProvider.answer(["first"]), ScriptedLLMProvider.answer(["second"]), ScriptedLLMProvider.answer(["third"])])
+        let provider = ScriptedLLMProvider(scripts: [
+            ScriptedLLMProvider.answer(["first"]), ScriptedLLMProvider.answer(["second"]), ScriptedLLMProvider.answer(["third"]),
+        ])
         let graph = try await graph(provider)
         let first = try await graph.agent.act(.init(message: "Q"), user: graph.alice) { _ in }
         let second = try await graph.agent.regenerate(.init(messageId: first.message.id, temperature: 0.5), user: graph.alice) { _ in }
@@ -426,7 +474,10 @@ struct AgentServiceTests {
         let questionID = try #require(first.message.parentId)
         let third = try await graph.agent.regenerate(.init(messageId: questionID), user: graph.alice) { _ in }
         #expect(third.message.parentId == first.message.parentId)
-        #expect(try await graph.agent.runs(.init(chatId: first.chatId), userID: graph.alice.id).items.map(\.status) == [.completed, .completed, .completed])
+        #expect(
+            try await graph.agent.runs(.init(chatId: first.chatId), userID: graph.alice.id).items.map(\.status) == [
+                .completed, .completed, .completed,
+            ])
 
         // Edit: a sibling of the question, a new branch.
         let edited = try await graph.agent.act(.init(message: "Q edited", siblingOf: questionID), user: graph.alice) { _ in }
@@ -442,8 +493,12 @@ struct AgentServiceTests {
         let provider = ScriptedLLMProvider(scripts: [ScriptedLLMProvider.answer(["mine"])])
         let graph = try await graph(provider)
         let answer = try await graph.agent.act(.init(message: "secret"), user: graph.alice) { _ in }
-        await #expect(throws: AgentError.notFound(kind: "run", id: answer.runId)) { try await graph.agent.run(id: answer.runId, userID: graph.bob.id) }
-        await #expect(throws: AgentError.notFound(kind: "run", id: "run_missing")) { try await graph.agent.run(id: "run_missing", userID: graph.bob.id) }
+        await #expect(throws: AgentError.notFound(kind: "run", id: answer.runId)) {
+            try await graph.agent.run(id: answer.runId, userID: graph.bob.id)
+        }
+        await #expect(throws: AgentError.notFound(kind: "run", id: "run_missing")) {
+            try await graph.agent.run(id: "run_missing", userID: graph.bob.id)
+        }
         await #expect(throws: ChatsError.notFound(kind: "chat", id: answer.chatId)) {
             try await graph.agent.act(.init(chatId: answer.chatId, message: "x"), user: graph.bob) { _ in }
         }
@@ -467,7 +522,9 @@ struct AgentServiceTests {
         #expect(page.items.map(\.id) == [runs[2], runs[1]])
         let next = try await graph.agent.runs(.init(cursor: page.nextCursor, limit: 2), userID: graph.alice.id)
         #expect(next.items.map(\.id) == [runs[0]] && next.nextCursor == nil)
-        await #expect(throws: AgentError.invalid(field: "limit", reason: "between 1 and 200")) { try await graph.agent.runs(.init(limit: 0), userID: graph.alice.id) }
+        await #expect(throws: AgentError.invalid(field: "limit", reason: "between 1 and 200")) {
+            try await graph.agent.runs(.init(limit: 0), userID: graph.alice.id)
+        }
         await #expect(throws: AgentError.self) { try await graph.agent.act(.init(message: "  "), user: graph.alice) { _ in } }
         await #expect(throws: AgentError.self) { try await graph.agent.act(.init(message: "x", temperature: 3), user: graph.alice) { _ in } }
         await #expect(throws: AgentError.self) { try await graph.agent.act(.init(message: "x", maxTokens: 0), user: graph.alice) { _ in } }

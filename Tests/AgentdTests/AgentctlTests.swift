@@ -245,10 +245,13 @@ struct AgentctlTests {
     @Test("modules, chats and prompts: create, list as an aligned table (or --json), show, delete")
     func resourceVerbs() throws {
         try Self.withAgentctl { _, ctl, _ in
-            let created = try ctl.run(["modules", "create", "--title", "Deploy notes", "--tag", "ops", "--tag", "notes", "--content-file", "-"], stdin: "# Steps\n")
+            let created = try ctl.run(
+                ["modules", "create", "--title", "Deploy notes", "--tag", "ops", "--tag", "notes", "--content-file", "-"], stdin: "# Steps\n")
             let module = try JSON(parsing: created.stdout)
             let moduleID = try #require(module["id"]?.stringValue, "\(created)")
-            #expect(module["content"] == .string("# Steps\n") && Set((module["tags"]?.arrayValue ?? []).compactMap(\.stringValue)) == ["ops", "notes"], "\(module)")
+            #expect(
+                module["content"] == .string("# Steps\n") && Set((module["tags"]?.arrayValue ?? []).compactMap(\.stringValue)) == ["ops", "notes"],
+                "\(module)")
             _ = try ctl.run(["modules", "create", "--title", "Second"])
 
             let table = try ctl.run(["modules", "list"])
@@ -257,7 +260,9 @@ struct AgentctlTests {
             #expect(lines[0].hasPrefix("ID ") && lines[0].contains("TITLE") && lines[0].contains("UPDATED"), "\(table)")
             let titleColumn = lines[0].distance(from: lines[0].startIndex, to: try #require(lines[0].range(of: "TITLE")).lowerBound)
             #expect(lines.dropFirst().allSatisfy { Array($0)[titleColumn - 2..<titleColumn] == [" ", " "] }, "aligned: \(lines)")
-            #expect(lines[2].contains(moduleID) && lines[2].contains("Deploy notes") && (lines[2].contains("ops,notes") || lines[2].contains("notes,ops")), "newest first: \(lines)")
+            #expect(
+                lines[2].contains(moduleID) && lines[2].contains("Deploy notes")
+                    && (lines[2].contains("ops,notes") || lines[2].contains("notes,ops")), "newest first: \(lines)")
             #expect(try ctl.run(["modules", "list", "--tag", "ops", "--json"]).stdout.contains(moduleID))
             #expect(try JSON(parsing: ctl.run(["modules", "list", "--limit", "1", "--json"]).stdout).arrayValue?.count == 1)
 
@@ -267,14 +272,17 @@ struct AgentctlTests {
             let chat = try JSON(parsing: ctl.run(["chats", "create", "--title", "Plans", "--module", moduleID]).stdout)
             let chatID = try #require(chat["id"]?.stringValue)
             let chats = try ctl.run(["chats", "list"])
-            #expect(chats.stdout.contains("MODULE") && chats.stdout.contains(chatID) && chats.stdout.contains("Deploy notes"), "v2 shows the module's title: \(chats)")
+            #expect(
+                chats.stdout.contains("MODULE") && chats.stdout.contains(chatID) && chats.stdout.contains("Deploy notes"),
+                "v2 shows the module's title: \(chats)")
             #expect(try JSON(parsing: ctl.run(["chats", "show", chatID]).stdout)["messageCount"] == .integer(0))
 
             let prompt = try JSON(parsing: ctl.run(["prompts", "create", "--name", "greet", "--body", "Hi {{user}}"]).stdout)
             let promptID = try #require(prompt["id"]?.stringValue)
             #expect(prompt["variables"] == .array([.string("user")]))
             let prompts = try ctl.run(["prompts", "list"])
-            #expect(prompts.stdout.contains(promptID) && prompts.stdout.contains("prm_default_system") && prompts.stdout.contains("yes"), "\(prompts)")
+            #expect(
+                prompts.stdout.contains(promptID) && prompts.stdout.contains("prm_default_system") && prompts.stdout.contains("yes"), "\(prompts)")
             #expect(try JSON(parsing: ctl.run(["prompts", "show", promptID]).stdout)["body"] == .string("Hi {{user}}"))
 
             for (kind, id) in [("prompts", promptID), ("chats", chatID), ("modules", moduleID)] {
@@ -338,7 +346,10 @@ struct AgentctlTests {
             let last = try #require(stored.last)
             try watch.waitForOutput(timeout: .seconds(60), "seq \(last)") { $0.contains("\n\(last) ") }
             let seqs = watch.stdout.split(separator: "\n").compactMap { Int($0.split(separator: " ").first ?? "") }
-            #expect(seqs == stored, "printed \(seqs.count) events, stored \(stored.count); first difference at \(String(describing: zip(seqs, stored).enumerated().first { $1.0 != $1.1 }))")
+            #expect(
+                seqs == stored,
+                "printed \(seqs.count) events, stored \(stored.count); first difference at \(String(describing: zip(seqs, stored).enumerated().first { $1.0 != $1.1 }))"
+            )
             #expect(watch.stderr.contains("events.overflow"), "the test must have overflowed: \(watch.stderr)")
         }
     }
@@ -404,7 +415,9 @@ struct AgentctlTests {
         }
     }
 
-    @Test("chat streams agent.delta text as it arrives, Ctrl-C cancels the answer ($/cancelRequest and agent.cancel) and returns to the prompt, Ctrl-D leaves (fake agent server)")
+    @Test(
+        "chat streams agent.delta text as it arrives, Ctrl-C cancels the answer ($/cancelRequest and agent.cancel) and returns to the prompt, Ctrl-D leaves (fake agent server)"
+    )
     func chatStreamsAndCancels() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

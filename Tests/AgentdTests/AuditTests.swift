@@ -46,7 +46,10 @@ struct AuditTests {
             let deadline = ContinuousClock.now + .seconds(10)
             var all = entries
             while !Self.actions(all).contains("user.registered ok") {
-                guard ContinuousClock.now < deadline else { Issue.record("user.registered never audited: \(Self.actions(all))"); return }
+                guard ContinuousClock.now < deadline else {
+                    Issue.record("user.registered never audited: \(Self.actions(all))")
+                    return
+                }
                 await Task.yield()
                 all = try await Self.entries(bob)
             }

@@ -40,16 +40,21 @@ struct AuthServiceTests {
         }
     }
 
-    @Test("register validates the username and the password", arguments: [
-        ("ab", "long enough", "username"), (String(repeating: "a", count: 65), "long enough", "username"),
-        ("bad name", "long enough", "username"), ("ünïcode", "long enough", "username"), ("carol", "short", "password"),
-    ])
+    @Test(
+        "register validates the username and the password",
+        arguments: [
+            ("ab", "long enough", "username"), (String(repeating: "a", count: 65), "long enough", "username"),
+            ("bad name", "long enough", "username"), ("ünïcode", "long enough", "username"), ("carol", "short", "password"),
+        ])
     func registerValidation(username: String, password: String, field: String) async throws {
         do {
             _ = try await auth.register(username: username, password: password)
             Issue.record("accepted \(username) / \(password)")
         } catch let error as AuthError {
-            guard case .invalid(let actual, _) = error else { Issue.record("\(error)"); return }
+            guard case .invalid(let actual, _) = error else {
+                Issue.record("\(error)")
+                return
+            }
             #expect(actual == field)
             #expect(error.rpcError.code == .invalidParams)
         }
@@ -183,8 +188,10 @@ struct AuthServiceTests {
         _ = try await auth.register(username: "ivan", password: "password1")
         let (login, _) = try await auth.login(username: "ivan", password: "password1")
         let (hashes, passwordHash) = try await dependencies.database.writer.read { db in
-            (try Data.fetchAll(db, sql: "SELECT token_hash FROM sessions"),
-             try String.fetchOne(db, sql: "SELECT password_hash FROM users WHERE username = 'ivan'"))
+            (
+                try Data.fetchAll(db, sql: "SELECT token_hash FROM sessions"),
+                try String.fetchOne(db, sql: "SELECT password_hash FROM users WHERE username = 'ivan'")
+            )
         }
         #expect(hashes == [AuthService.tokenHash(login.token)])
         #expect(hashes.first?.count == 32)

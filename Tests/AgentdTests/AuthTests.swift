@@ -37,14 +37,18 @@ struct AuthFlowTests {
             #expect(registered.username == "alice")
             let userID = registered.id
 
-            let taken = await #expect(throws: RPCError.self) { try await first.send(Auth.Register.self, .init(username: "ALICE", password: "correct horse")) }
+            let taken = await #expect(throws: RPCError.self) {
+                try await first.send(Auth.Register.self, .init(username: "ALICE", password: "correct horse"))
+            }
             #expect(Self.code(taken) == -32022, "\(String(describing: taken))")
 
             let short = await #expect(throws: RPCError.self) { try await first.send(Auth.Register.self, .init(username: "bob", password: "short")) }
             #expect(Self.code(short) == -32602, "\(String(describing: short))")
             #expect(short?.dataValue?["field"]?.stringValue == "password", "\(String(describing: short))")
 
-            let wrong = await #expect(throws: RPCError.self) { try await first.send(Auth.Login.self, .init(username: "alice", password: "wrong horse")) }
+            let wrong = await #expect(throws: RPCError.self) {
+                try await first.send(Auth.Login.self, .init(username: "alice", password: "wrong horse"))
+            }
             #expect(Self.code(wrong) == -32021, "\(String(describing: wrong))")
 
             // Raw, to see that expiresAt is on the wire as a string.
@@ -92,14 +96,21 @@ extension AuthTests {
         try withDaemon { daemon in
             let S = "S=/tmp/agentd.sock; "
             let registered = try DiscoveryTests.runReadmeExample(
-                S + #"echo '{"jsonrpc":"2.0","id":1,"method":"auth.register","params":{"username":"alice","password":"correct horse"}}' | socat -t 5 - UNIX-CONNECT:$S"#, daemon: daemon)
+                S
+                    + #"echo '{"jsonrpc":"2.0","id":1,"method":"auth.register","params":{"username":"alice","password":"correct horse"}}' | socat -t 5 - UNIX-CONNECT:$S"#,
+                daemon: daemon)
             #expect(try JSON(parsing: registered)["result"]?["username"]?.stringValue == "alice", "stdout: \(registered)")
             let login = try DiscoveryTests.runReadmeExample(
-                S + #"echo '{"jsonrpc":"2.0","id":2,"method":"auth.login","params":{"username":"alice","password":"correct horse"}}' | socat -t 5 - UNIX-CONNECT:$S"#, daemon: daemon)
+                S
+                    + #"echo '{"jsonrpc":"2.0","id":2,"method":"auth.login","params":{"username":"alice","password":"correct horse"}}' | socat -t 5 - UNIX-CONNECT:$S"#,
+                daemon: daemon)
             let token = try #require(try JSON(parsing: login)["result"]?["token"]?.stringValue, "stdout: \(login)")
             let lines = try DiscoveryTests.runReadmeExample(
-                S + #"printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"auth.authenticate","params":{"token":"\#(token)"}}' '{"jsonrpc":"2.0","id":2,"method":"auth.whoami"}' | socat -t 5 - UNIX-CONNECT:$S"#, daemon: daemon)
-                .split(separator: "\n")
+                S
+                    + #"printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"auth.authenticate","params":{"token":"\#(token)"}}' '{"jsonrpc":"2.0","id":2,"method":"auth.whoami"}' | socat -t 5 - UNIX-CONNECT:$S"#,
+                daemon: daemon
+            )
+            .split(separator: "\n")
             #expect(lines.count == 2, "stdout: \(lines)")
             for line in lines {
                 #expect(try JSON(parsing: String(line))["result"]?["username"]?.stringValue == "alice", "line: \(line)")
@@ -121,4 +132,3 @@ extension AuthTests {
         #expect(refused.stderr.contains("trusted-uid"), "stderr: \(refused.stderr)")
     }
 }
-

@@ -26,8 +26,11 @@ struct ChatsServiceTests {
         bob = try await dependencies.auth.register(username: "bob", password: "password1")
     }
 
-    func append(_ chat: Chat, _ role: MessageRole, _ content: String, parentId: String? = nil, siblingOf: String? = nil, user: User? = nil) async throws -> Message {
-        try await chats.append(.init(chatId: chat.id, role: role, content: content, parentId: parentId, siblingOf: siblingOf), userID: (user ?? alice).id)
+    func append(_ chat: Chat, _ role: MessageRole, _ content: String, parentId: String? = nil, siblingOf: String? = nil, user: User? = nil)
+        async throws -> Message
+    {
+        try await chats.append(
+            .init(chatId: chat.id, role: role, content: content, parentId: parentId, siblingOf: siblingOf), userID: (user ?? alice).id)
     }
 
     func branch(_ chat: Chat, user: User? = nil) async throws -> [String] {
@@ -66,15 +69,26 @@ struct ChatsServiceTests {
 
         #expect(try await chats.delete(id: chat.id, userID: alice.id))
         await expectError(.notFound(kind: "chat", id: chat.id)) { try await chats.get(id: chat.id, userID: alice.id) }
-        #expect(try await dependencies.recorded(ChatsEvents.ChatCreated.self) == [try RecordedEvent(ChatsEvents.ChatCreated(userID: alice.id, chatId: chat.id, moduleId: module.id, title: chat.title))])
-        #expect(try await dependencies.recorded(ChatsEvents.ChatRenamed.self) == [try RecordedEvent(ChatsEvents.ChatRenamed(userID: alice.id, chatId: chat.id, title: "Plans"))])
-        #expect(try await dependencies.recorded(ChatsEvents.ChatDeleted.self) == [try RecordedEvent(ChatsEvents.ChatDeleted(userID: alice.id, chatId: chat.id))])
+        #expect(
+            try await dependencies.recorded(ChatsEvents.ChatCreated.self) == [
+                try RecordedEvent(ChatsEvents.ChatCreated(userID: alice.id, chatId: chat.id, moduleId: module.id, title: chat.title))
+            ])
+        #expect(
+            try await dependencies.recorded(ChatsEvents.ChatRenamed.self) == [
+                try RecordedEvent(ChatsEvents.ChatRenamed(userID: alice.id, chatId: chat.id, title: "Plans"))
+            ])
+        #expect(
+            try await dependencies.recorded(ChatsEvents.ChatDeleted.self) == [
+                try RecordedEvent(ChatsEvents.ChatDeleted(userID: alice.id, chatId: chat.id))
+            ])
     }
 
     @Test("validation: title, limit, cursor, content size, parentId with siblingOf; another user's module")
     func validation() async throws {
         await expectError(.invalid(field: "title", reason: "")) { try await chats.create(.init(title: " "), userID: alice.id) }
-        await expectError(.invalid(field: "title", reason: "")) { try await chats.create(.init(title: String(repeating: "t", count: 201)), userID: alice.id) }
+        await expectError(.invalid(field: "title", reason: "")) {
+            try await chats.create(.init(title: String(repeating: "t", count: 201)), userID: alice.id)
+        }
         let theirModule = try await dependencies.modules.create(.init(title: "Bob's"), userID: bob.id)
         await expectError(.notFound(kind: "module", id: theirModule.id)) { try await chats.create(.init(moduleId: theirModule.id), userID: alice.id) }
         await expectError(.invalid(field: "limit", reason: "")) { try await chats.list(.init(limit: 0), userID: alice.id) }
@@ -105,7 +119,9 @@ struct ChatsServiceTests {
         #expect(got.lastMessage?.text == String(answer.content.prefix(ChatsService.previewLength)))
         #expect(got.updatedAt == answer.createdAt)
         #expect(try await chats.message(id: answer.id, userID: alice.id) == answer)
-        #expect(try await dependencies.recorded(ChatsEvents.MessageCreated.self) == [question, answer].map { try RecordedEvent(ChatsEvents.MessageCreated(userID: alice.id, message: $0)) })
+        #expect(
+            try await dependencies.recorded(ChatsEvents.MessageCreated.self)
+                == [question, answer].map { try RecordedEvent(ChatsEvents.MessageCreated(userID: alice.id, message: $0)) })
     }
 
     @Test("editing and regenerating make sibling branches; branches.select switches, following the newest child")

@@ -24,7 +24,8 @@ struct ChatsTests {
             #expect(chat.messageCount == 0, "chat: \(chat)")
 
             // Raw, so that messages.get's reply is compared with append's member for member.
-            let question = try await client.call("chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":"Why WAL?"}"#).decode(JSONValue.self)
+            let question = try await client.call("chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":"Why WAL?"}"#).decode(
+                JSONValue.self)
             let questionID = try #require(question["id"]?.stringValue)
             let answer = try await client.send(Chats.Messages.Append.self, .init(chatId: chatID, role: .assistant, content: "Readers never block."))
             #expect(answer.parentId == questionID, "answer: \(answer)")
@@ -104,7 +105,9 @@ extension ChatsTests {
                 for (index, client) in clients.enumerated() {
                     var burst = ""
                     for n in 0..<400 {
-                        burst += #"{"jsonrpc":"2.0","id":\#(n),"method":"chats.messages.append","params":{"chatId":"\#(chatID)","role":"user","content":"c\#(index)-\#(n)"}}"# + "\n"
+                        burst +=
+                            #"{"jsonrpc":"2.0","id":\#(n),"method":"chats.messages.append","params":{"chatId":"\#(chatID)","role":"user","content":"c\#(index)-\#(n)"}}"#
+                            + "\n"
                     }
                     try client.send(raw: burst)
                 }

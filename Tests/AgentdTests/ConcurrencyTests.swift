@@ -14,7 +14,8 @@ struct ConcurrencyTests {
             try await client.write(#"{"jsonrpc":"2.0","id":"fast","method":"system.ping"}"# + "\n")
             // Order by reading: the first reply on the wire must be the ping's.
             try expectReply(JSON(parsing: await client.nextMessage(timeout: .seconds(10))), equals: #"{"jsonrpc":"2.0","id":"fast","result":"pong"}"#)
-            try expectReply(JSON(parsing: await client.nextMessage(timeout: .seconds(10))), equals: #"{"jsonrpc":"2.0","id":"slow","result":{"sleptMs":2000}}"#)
+            try expectReply(
+                JSON(parsing: await client.nextMessage(timeout: .seconds(10))), equals: #"{"jsonrpc":"2.0","id":"slow","result":{"sleptMs":2000}}"#)
         }
     }
 
@@ -43,7 +44,8 @@ struct ConcurrencyTests {
             // Matched by id, in either order: which comes first depends only on how long the cancel
             // takes to arrive against the 300 ms sleep (a loaded machine can take longer).
             let replies = [
-                try JSON(parsing: await client.nextMessage(timeout: .seconds(30))), try JSON(parsing: await client.nextMessage(timeout: .seconds(30))),
+                try JSON(parsing: await client.nextMessage(timeout: .seconds(30))),
+                try JSON(parsing: await client.nextMessage(timeout: .seconds(30))),
             ]
             let number = try #require(replies.first { $0["id"] == .integer(7) }, "\(replies)")
             let string = try #require(replies.first { $0["id"] == .string("7") }, "\(replies)")

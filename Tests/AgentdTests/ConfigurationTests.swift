@@ -29,12 +29,12 @@ struct ConfigurationTests {
         defer { directory.remove() }
         let file = "\(directory.path)/agentd.toml"
         try """
-            # agentd configuration
-            [limits]
-            max_batch_length = 10   # overridden by the environment
-            max_json_depth = 11     # overridden by the flag
-            max_in_flight = 12      # from the file
-            """.write(toFile: file, atomically: true, encoding: .utf8)
+        # agentd configuration
+        [limits]
+        max_batch_length = 10   # overridden by the environment
+        max_json_depth = 11     # overridden by the flag
+        max_in_flight = 12      # from the file
+        """.write(toFile: file, atomically: true, encoding: .utf8)
         let run = try Self.printConfig(
             ["--config", file, "--max-json-depth", "13"],
             environment: ["AGENTD_MAX_BATCH_LENGTH": "20", "AGENTD_MAX_JSON_DEPTH": "30"], in: directory)
@@ -75,7 +75,9 @@ struct ConfigurationTests {
         try FileManager.default.createDirectory(atPath: "\(directory.path)/xdg-config/agentd", withIntermediateDirectories: true)
         try "[limits]\nmax_connections = 7\n".write(toFile: "\(directory.path)/xdg-config/agentd/agentd.toml", atomically: true, encoding: .utf8)
         let run = try Self.printConfig([], in: directory)
-        #expect(Self.line("limits.max_connections", in: run.stdout)?.contains("= 7    # \(directory.path)/xdg-config/agentd/agentd.toml:2") == true, "\(run.stdout)\(run.stderr)")
+        #expect(
+            Self.line("limits.max_connections", in: run.stdout)?.contains("= 7    # \(directory.path)/xdg-config/agentd/agentd.toml:2") == true,
+            "\(run.stdout)\(run.stderr)")
     }
 
     @Test("secrets from the file, the environment or a systemd credential are masked and never logged")
@@ -115,7 +117,9 @@ struct ConfigurationTests {
         }
     }
 
-    @Test("SIGHUP re-reads the file: log level and limits change (limits for new connections), the rest is reported as needing a restart, systemd hears RELOADING=1 then READY=1")
+    @Test(
+        "SIGHUP re-reads the file: log level and limits change (limits for new connections), the rest is reported as needing a restart, systemd hears RELOADING=1 then READY=1"
+    )
     func reload() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

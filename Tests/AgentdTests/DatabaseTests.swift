@@ -15,7 +15,8 @@ struct DatabaseTests {
     static let latestVersion = Migration.embedded.last?.version ?? 0
     /// `agentd migrate <arguments>`, with `$XDG_DATA_HOME` pointing into `directory`: were `--database`
     /// ever ignored, the test would fail here instead of touching the user's own database.
-    static func migrate(_ arguments: [String], in directory: TemporaryDirectory) throws -> (termination: Termination, stdout: String, stderr: String) {
+    static func migrate(_ arguments: [String], in directory: TemporaryDirectory) throws -> (termination: Termination, stdout: String, stderr: String)
+    {
         let fallback = "\(directory.path)/xdg-data"
         let run = try runCommand(TestPaths.agentdBinary, ["migrate"] + arguments, environment: ["XDG_DATA_HOME": fallback])
         #expect(!FileManager.default.fileExists(atPath: fallback), "agentd migrate \(arguments) used the default database, not --database")
@@ -104,7 +105,8 @@ struct DatabaseTests {
         let before = try Self.migrate(["--status", "--database", database], in: directory)
         #expect(before.termination == .exited(0), "stderr: \(before.stderr)")
         #expect(before.stdout.contains("does not exist yet"), "stdout: \(before.stdout)")
-        #expect(before.stdout.split(separator: "\n").contains { $0.hasPrefix("0001  init ") && $0.hasSuffix("  pending") }, "stdout: \(before.stdout)")
+        #expect(
+            before.stdout.split(separator: "\n").contains { $0.hasPrefix("0001  init ") && $0.hasSuffix("  pending") }, "stdout: \(before.stdout)")
         #expect(!LifecycleTests.exists("\(directory.path)/data"), "--status must not create anything")
 
         let first = try Self.migrate(["--database", database], in: directory)
@@ -126,7 +128,8 @@ struct DatabaseTests {
         let daemon = try DaemonProcess(socketPath: "\(directory.path)/agentd.sock", arguments: ["--database", database])
         defer { daemon.kill() }
         #expect(try daemon.waitForExit() == .exited(1))
-        let expected = "agentd: database \(database) was written by a newer agentd (schema version 9999, this binary knows up to \(Self.latestVersion)); refusing to downgrade"
+        let expected =
+            "agentd: database \(database) was written by a newer agentd (schema version 9999, this binary knows up to \(Self.latestVersion)); refusing to downgrade"
         #expect(daemon.stderr.contains(expected), "stderr: \(daemon.stderr)")
         #expect(!LifecycleTests.exists(daemon.socketPath), "it must stop before creating the socket")
 
@@ -147,7 +150,9 @@ struct DatabaseTests {
         let daemon = try DaemonProcess(socketPath: "\(directory.path)/agentd.sock", arguments: ["--database", database])
         defer { daemon.kill() }
         #expect(try daemon.waitForExit() == .exited(1))
-        #expect(daemon.stderr.contains("agentd: database \(database): migration 0001_init.sql was changed after it was applied"), "stderr: \(daemon.stderr)")
+        #expect(
+            daemon.stderr.contains("agentd: database \(database): migration 0001_init.sql was changed after it was applied"),
+            "stderr: \(daemon.stderr)")
     }
 
     @Test("a database path that cannot be opened stops the daemon with exit 1 and the path")

@@ -66,12 +66,15 @@ struct DiscoveryTests {
         let versions = try Self.servedVersions()
         // No document of a version no longer served (scripts/api-docs.py would document it).
         let files = try FileManager.default.contentsOfDirectory(atPath: TestPaths.repositoryRoot.appendingPathComponent("schema").path)
-        let documented = files.filter { $0.hasPrefix("openrpc-v") && $0.hasSuffix(".json") }.map { String($0.dropFirst("openrpc-v".count).dropLast(".json".count)) }
+        let documented = files.filter { $0.hasPrefix("openrpc-v") && $0.hasSuffix(".json") }.map {
+            String($0.dropFirst("openrpc-v".count).dropLast(".json".count))
+        }
         #expect(Set(documented) == Set(versions), "schema/openrpc-v*.json are of versions \(documented.sorted()), the binary serves \(versions)")
         for version in versions {
             let name = "schema/openrpc-v\(version).json"
             let committed = try #require(
-                FileManager.default.contents(atPath: TestPaths.repositoryRoot.appendingPathComponent(name).path), "\(name) is missing: run `make schema`")
+                FileManager.default.contents(atPath: TestPaths.repositoryRoot.appendingPathComponent(name).path),
+                "\(name) is missing: run `make schema`")
             let difference = try JSON(parsing: committed).firstDifference(from: Self.generatedDocument(version))
             #expect(difference == nil, "\(name) (left) is stale, it differs from `agentd openrpc` (right): run `make schema` and commit the result")
         }
@@ -82,38 +85,47 @@ struct DiscoveryTests {
     @Test("published API versions only grow: every method, notification and error of schema/published/ is served unchanged")
     func publishedVersionsOnlyGrow() throws {
         let folder = TestPaths.repositoryRoot.appendingPathComponent("schema/published")
-        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix("openrpc-v") && $0.hasSuffix(".json") }.sorted()
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix("openrpc-v") && $0.hasSuffix(".json") }
+            .sorted()
         try #require(files.contains("openrpc-v1.json"), "schema/published/openrpc-v1.json is missing: \(files)")
         let served = try Self.servedVersions()
         for file in files {
             let version = String(file.dropFirst("openrpc-v".count).dropLast(".json".count))
-            try #require(served.contains(version), "published version \(version) is no longer served (\(served)): removing a version breaks its clients")
+            try #require(
+                served.contains(version), "published version \(version) is no longer served (\(served)): removing a version breaks its clients")
             let published = try JSON(parsing: try #require(FileManager.default.contents(atPath: folder.appendingPathComponent(file).path)))
             let breaks = APICompatibility.breaks(published: published, current: try Self.generatedDocument(version))
             #expect(
                 breaks.isEmpty,
-                "version \(version) changed what its clients rely on: \(breaks.joined(separator: "; ")). Change a contract in a new version (RPCRouter's `in: .from`) instead")
+                "version \(version) changed what its clients rely on: \(breaks.joined(separator: "; ")). Change a contract in a new version (RPCRouter's `in: .from`) instead"
+            )
         }
     }
 
     @Test("the compatibility check catches a changed param type, a removed method, a changed result or errors, a lost notification or error code")
     func compatibilityCheckCatchesBreaks() throws {
-        let published = try JSON(parsing: try #require(
-            FileManager.default.contents(atPath: TestPaths.repositoryRoot.appendingPathComponent("schema/published/openrpc-v1.json").path)))
+        let published = try JSON(
+            parsing: try #require(
+                FileManager.default.contents(atPath: TestPaths.repositoryRoot.appendingPathComponent("schema/published/openrpc-v1.json").path)))
         #expect(APICompatibility.breaks(published: published, current: published).isEmpty)
 
         // Allowed: prose, a deprecation, a new method, a new notification, a new error code.
         var grown = published
         grown.update(method: "modules.get") { $0.set("summary", .string("Reworded.")) }
         grown.update(method: "system.ping") { $0.set("deprecated", .bool(true)) }
-        try grown.update(method: "modules.get") { $0.set("errors", try JSON(parsing: #"[{"code":-32030,"message":"Not found","data":"{kind, id}"}]"#)) }
+        try grown.update(method: "modules.get") {
+            $0.set("errors", try JSON(parsing: #"[{"code":-32030,"message":"Not found","data":"{kind, id}"}]"#))
+        }
         grown.append("methods", try JSON(parsing: #"{"name":"modules.new","params":[],"result":{"name":"result","schema":{}}}"#))
         grown.append("x-notifications", try JSON(parsing: #"{"name":"modules.changed","params":{}}"#))
         grown.append("x-errors", try JSON(parsing: #"{"code":-32999,"message":"New"}"#))
-        #expect(APICompatibility.breaks(published: published, current: grown).isEmpty, "\(APICompatibility.breaks(published: published, current: grown))")
+        #expect(
+            APICompatibility.breaks(published: published, current: grown).isEmpty, "\(APICompatibility.breaks(published: published, current: grown))")
 
         var retyped = published
-        try retyped.update(method: "modules.get") { $0.set("params", try JSON(parsing: #"[{"name":"id","required":true,"schema":{"type":"integer"}}]"#)) }
+        try retyped.update(method: "modules.get") {
+            $0.set("params", try JSON(parsing: #"[{"name":"id","required":true,"schema":{"type":"integer"}}]"#))
+        }
         #expect(APICompatibility.breaks(published: published, current: retyped) == ["method modules.get: its params changed"])
 
         var removed = published
@@ -162,7 +174,8 @@ struct DiscoveryTests {
     /// Runs a README shell example with `/tmp/agentd.sock` replaced by the test's socket.
     static func runReadmeExample(_ command: String, daemon: DaemonProcess) throws -> String {
         try daemon.waitUntilConnectable()
-        let run = try runCommand("/bin/sh", ["-c", command.replacingOccurrences(of: "/tmp/agentd.sock", with: daemon.socketPath)], timeout: .seconds(10))
+        let run = try runCommand(
+            "/bin/sh", ["-c", command.replacingOccurrences(of: "/tmp/agentd.sock", with: daemon.socketPath)], timeout: .seconds(10))
         #expect(run.termination == .exited(0), "stderr: \(run.stderr)")
         return run.stdout
     }

@@ -16,7 +16,9 @@ struct EventBusTests {
     }
 
     static func event(seq: Int64, userID: String) -> Event {
-        Event(seq: seq, topic: "chat.created", userID: userID, chatID: nil, moduleID: nil, occurredAt: Date(timeIntervalSince1970: 0), data: JSONFragment(unchecked: "{}"))
+        Event(
+            seq: seq, topic: "chat.created", userID: userID, chatID: nil, moduleID: nil, occurredAt: Date(timeIntervalSince1970: 0),
+            data: JSONFragment(unchecked: "{}"))
     }
 
     static func waitUntil(_ what: String, _ condition: () -> Bool) throws {

@@ -22,7 +22,8 @@ struct EventsServiceTests {
 
     init() async throws {
         let collaborators = Dependencies.Collaborators(clock: clock, ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts())
-        dependencies = try await Dependencies.testing(configuration: DaemonConfiguration(socketPath: "", databasePath: ""), collaborators: collaborators)
+        dependencies = try await Dependencies.testing(
+            configuration: DaemonConfiguration(socketPath: "", databasePath: ""), collaborators: collaborators)
         alice = try await dependencies.auth.register(username: "alice", password: "password1")
         bob = try await dependencies.auth.register(username: "bob", password: "password1")
         store = SQLiteEventStore(writer: dependencies.database.writer)
@@ -126,7 +127,8 @@ struct EventsServiceTests {
         let chat = try await dependencies.chats.create(.init(title: "c"), userID: alice.id)
         let other = try await dependencies.chats.create(.init(title: "o"), userID: alice.id)
         for n in 0..<4 {
-            _ = try await dependencies.chats.append(.init(chatId: n.isMultiple(of: 2) ? chat.id : other.id, role: .user, content: "m\(n)"), userID: alice.id)
+            _ = try await dependencies.chats.append(
+                .init(chatId: n.isMultiple(of: 2) ? chat.id : other.id, role: .user, content: "m\(n)"), userID: alice.id)
         }
         _ = try await dependencies.chats.create(.init(title: "bob's"), userID: bob.id)
         let events = dependencies.events
@@ -153,7 +155,8 @@ struct EventsServiceTests {
         let pruned = try await store.prunedThrough()
         await #expect(throws: EventsError.expired(since: 0, prunedThrough: pruned)) { try await events.replay(.init(since: 0), userID: alice.id) }
         // The newest three: alice's last two messages and bob's chat.
-        #expect(try await events.replay(.init(since: pruned), userID: alice.id).events.map(\.topic) == ["chat.message.created", "chat.message.created"])
+        #expect(
+            try await events.replay(.init(since: pruned), userID: alice.id).events.map(\.topic) == ["chat.message.created", "chat.message.created"])
     }
 
     @Test("prune keeps what the audit consumer has not handled")

@@ -51,7 +51,10 @@ struct EventsTests {
             #expect(seqs == seqs.sorted() && Set(seqs).count == seqs.count && seqs.allSatisfy { $0 > after }, "seqs \(seqs) after \(after)")
 
             let mine = Array(received.suffix(5))
-            #expect(mine.map { $0["topic"]?.stringValue } == ["module.created", "module.updated", "chat.created", "chat.message.created", "module.deleted"])
+            #expect(
+                mine.map { $0["topic"]?.stringValue } == [
+                    "module.created", "module.updated", "chat.created", "chat.message.created", "module.deleted",
+                ])
             let expectedData = [
                 #"{"moduleId":"\#(moduleID)","title":"Plans","tags":["a"]}"#,
                 #"{"moduleId":"\#(moduleID)","fields":["title"]}"#,
@@ -66,7 +69,9 @@ struct EventsTests {
         }
     }
 
-    @Test("topic patterns and filters: chat.* takes chat and message events only; filter.chatId one chat; filter.moduleId its module and that module's chats")
+    @Test(
+        "topic patterns and filters: chat.* takes chat and message events only; filter.chatId one chat; filter.moduleId its module and that module's chats"
+    )
     func patternsAndFilters() async throws {
         try await withInProcessDaemon { daemon in
             let changes = try await daemon.connect()
@@ -89,7 +94,9 @@ struct EventsTests {
             #expect(all.allSatisfy { $0.after == since })
 
             // Each change, and the subscriptions that must see it.
-            var expected: [String: [String]] = [chats.subscription: [], oneChat.subscription: [], oneModule.subscription: [], oneModuleMessages.subscription: []]
+            var expected: [String: [String]] = [
+                chats.subscription: [], oneChat.subscription: [], oneModule.subscription: [], oneModuleMessages.subscription: [],
+            ]
             func seen(by subscriptions: [Events.Subscribe.Result], _ topic: String) {
                 for subscription in subscriptions { expected[subscription.subscription]!.append(topic) }
             }
@@ -137,7 +144,8 @@ struct EventsTests {
             ]
             for (subscription, topics, filter) in replays {
                 let replayed = try await Self.replayAll(changes, since: subscription.after, topics: topics, filter: filter)
-                #expect(replayed == (received[subscription.subscription] ?? []).map(Self.withoutSubscription), "replay for \(subscription.subscription)")
+                #expect(
+                    replayed == (received[subscription.subscription] ?? []).map(Self.withoutSubscription), "replay for \(subscription.subscription)")
             }
         }
     }
@@ -147,7 +155,8 @@ struct EventsTests {
         try await withInProcessDaemon { daemon in
             let alice = try await daemon.connect()
             let signedIn = try await Self.signIn(daemon, username: "bob")
-            let bob = signedIn.connection, token = signedIn.token
+            let bob = signedIn.connection
+            let token = signedIn.token
             let aliceModule = try await alice.send(Modules.Create.self, .init(title: "Alice's")).id
             let aliceChat = try await alice.send(Chats.Create.self, .init(moduleId: aliceModule)).id
 
@@ -173,13 +182,17 @@ struct EventsTests {
             let bobReceived = try await Self.events(bobWatch, until: Self.isDeletion(ofModule: bobModule))
             await Self.expectNothing(aliceWatch, within: .milliseconds(200))
             await Self.expectNothing(bobWatch, "bob's filters on alice's chat and module must match nothing")
-            #expect(bobReceived.allSatisfy { $0["subscription"]?.stringValue == bobAll.subscription }, "only bob's unfiltered subscription has events")
+            #expect(
+                bobReceived.allSatisfy { $0["subscription"]?.stringValue == bobAll.subscription }, "only bob's unfiltered subscription has events")
 
             let aliceReplay = try await Self.replayAll(alice, since: aliceAll.after)
             #expect(aliceReceived.map(Self.withoutSubscription) == aliceReplay)
             let bobReplay = try await Self.replayAll(bob, since: 0)
             #expect(bobReceived.map(Self.withoutSubscription) == bobReplay)
-            #expect(bobReplay.map { $0["topic"]?.stringValue } == ["user.registered", "module.created", "chat.created", "chat.message.created", "module.deleted"])
+            #expect(
+                bobReplay.map { $0["topic"]?.stringValue } == [
+                    "user.registered", "module.created", "chat.created", "chat.message.created", "module.deleted",
+                ])
             // No event of one user is in the other's stream or replay.
             let aliceAllReplay = try await Self.replayAll(alice, since: 0)
             let aliceSeqs = Set(aliceAllReplay.compactMap { $0["seq"]?.intValue })
@@ -200,7 +213,9 @@ struct EventsTests {
     /// topics; another user appends meanwhile in some rounds. The subscriber must see exactly the
     /// caller's stored events after `since` that its topics take, each once, in seq order: the
     /// catch-up from the store and the live events meet with no gap and no duplicate.
-    @Test("catch-up then live while another connection publishes: each of many random interleavings sees exactly the stored events after since, once, in order")
+    @Test(
+        "catch-up then live while another connection publishes: each of many random interleavings sees exactly the stored events after since, once, in order"
+    )
     func catchUpMeetsLiveEvents() async throws {
         let seed: UInt64 = 0x5EED_0005
         var random = SeededGenerator(seed: seed)
@@ -225,8 +240,8 @@ struct EventsTests {
                 let withModule = Bool.random(using: &random)
                 let bobCount = Bool.random(using: &random) ? Int.random(in: 1...15, using: &random) : 0
                 let context = """
-                    seed \(seed) round \(round): \(count) appends\(withModule ? " and a module" : ""), subscribed after \(split) sent and \(readBefore) \
-                    answered, since \(since), topics \(topics), \(bobCount) appends by bob
+                    seed \(seed) round \(round): \(count) appends\(withModule ? " and a module" : ""), \
+                    subscribed after \(split) sent and \(readBefore) answered, since \(since), topics \(topics), \(bobCount) appends by bob
                     """
                 do {
                     try await Self.sendAppends(publisher, chatID: chatID, range: 0..<split, tag: "r\(round)")
@@ -235,13 +250,15 @@ struct EventsTests {
 
                     let subscriber = try await daemon.connect()
                     let topicsJSON = try JSONFragment(encoding: topics).text
-                    try await subscriber.write(#"{"jsonrpc":"2.0","id":1,"method":"events.subscribe","params":{"topics":\#(topicsJSON),"since":\#(since)}}"# + "\n")
+                    try await subscriber.write(
+                        #"{"jsonrpc":"2.0","id":1,"method":"events.subscribe","params":{"topics":\#(topicsJSON),"since":\#(since)}}"# + "\n")
                     let reply = try JSON(parsing: try await subscriber.nextMessage())
                     #expect(reply["id"] == .integer(1) && reply["result"]?["after"]?.intValue == Int(since), "\(context): first message \(reply)")
 
                     try await Self.sendAppends(publisher, chatID: chatID, range: split..<count, tag: "r\(round)")
                     if withModule {
-                        try await publisher.write(#"{"jsonrpc":"2.0","id":"m\#(round)","method":"modules.create","params":{"title":"m\#(round)"}}"# + "\n")
+                        try await publisher.write(
+                            #"{"jsonrpc":"2.0","id":"m\#(round)","method":"modules.create","params":{"title":"m\#(round)"}}"# + "\n")
                     }
                     created.formUnion(try await Self.readResults(publisher, count: count - readBefore + (withModule ? 1 : 0)))
                     _ = try await Self.readResults(bob, count: bobCount)
@@ -249,16 +266,20 @@ struct EventsTests {
                     // Wait for every message of the round, and the module when the topics take it.
                     var awaited = Set(created.filter { $0.hasPrefix("msg_") })
                     if takesModules { awaited.formUnion(created.filter { $0.hasPrefix("mod_") }) }
-                    let received = try await Self.events(subscriber, until: { event in
-                        awaited.remove(event["data"]?["messageId"]?.stringValue ?? event["data"]?["moduleId"]?.stringValue ?? "")
-                        return awaited.isEmpty
-                    })
+                    let received = try await Self.events(
+                        subscriber,
+                        until: { event in
+                            awaited.remove(event["data"]?["messageId"]?.stringValue ?? event["data"]?["moduleId"]?.stringValue ?? "")
+                            return awaited.isEmpty
+                        })
                     let seqs = received.compactMap { $0["seq"]?.intValue }
                     let last = try #require(seqs.last)
                     #expect(zip(seqs, seqs.dropFirst()).allSatisfy { $0 < $1 }, "\(context): seqs not strictly increasing: \(seqs)")
                     #expect(seqs.allSatisfy { $0 > since }, "\(context): an event at or before since: \(seqs)")
                     let stored = try await Self.replayAll(publisher, since: since, topics: topics).filter { ($0["seq"]?.intValue ?? 0) <= last }
-                    #expect(seqs == stored.compactMap { $0["seq"]?.intValue }, "\(context): received \(seqs), stored \(stored.compactMap { $0["seq"]?.intValue })")
+                    #expect(
+                        seqs == stored.compactMap { $0["seq"]?.intValue },
+                        "\(context): received \(seqs), stored \(stored.compactMap { $0["seq"]?.intValue })")
                     #expect(received.map(Self.withoutSubscription) == stored, "\(context): events differ from the stored ones")
                     #expect(!received.description.contains(bobChat), "\(context): bob's event arrived")
                     await subscriber.close()
@@ -304,7 +325,9 @@ struct EventsTests {
 
     // MARK: Errors
 
-    @Test("errors: unknown or no topics, a replay limit out of range, an unknown or another connection's subscription, too many subscriptions, no session")
+    @Test(
+        "errors: unknown or no topics, a replay limit out of range, an unknown or another connection's subscription, too many subscriptions, no session"
+    )
     func errors() async throws {
         try await withInProcessDaemon(configure: { $0.events.maxSubscriptionsPerConnection = 2 }) { daemon in
             let client = try await daemon.connect()
@@ -314,7 +337,9 @@ struct EventsTests {
                     _ = try await client.call(method, params)
                 }
                 #expect(error?.code.rawValue == -32602, "\(method) \(params): \(String(describing: error))", sourceLocation: sourceLocation)
-                #expect(error?.dataValue?["field"]?.stringValue == field, "\(method) \(params): \(String(describing: error))", sourceLocation: sourceLocation)
+                #expect(
+                    error?.dataValue?["field"]?.stringValue == field, "\(method) \(params): \(String(describing: error))",
+                    sourceLocation: sourceLocation)
             }
             await expectInvalid("events.subscribe", #"{"topics":["module.renamed"]}"#, field: "topics[0]")
             await expectInvalid("events.subscribe", #"{"topics":["*","nothing.*"]}"#, field: "topics[1]")
@@ -338,14 +363,17 @@ struct EventsTests {
             _ = try await client.send(Events.Subscribe.self, .init(topics: ["chat.*"]))
             let third = await #expect(throws: RPCError.self) { try await client.send(Events.Subscribe.self, .init(topics: ["*"])) }
             #expect(third?.code.rawValue == -32041, "\(String(describing: third))")
-            #expect(third?.dataValue == .object(["setting": .string("events.max_subscriptions_per_connection"), "limit": .number(2)]), "\(String(describing: third))")
+            #expect(
+                third?.dataValue == .object(["setting": .string("events.max_subscriptions_per_connection"), "limit": .number(2)]),
+                "\(String(describing: third))")
             // Another connection has its own allowance, and cannot end this one's subscription.
             let other = try await daemon.connect()
             _ = try await other.send(Events.Subscribe.self, .init(topics: ["module.*"]))
             let foreign = await #expect(throws: RPCError.self) {
                 try await other.send(Events.Unsubscribe.self, .init(subscription: first.subscription))
             }
-            #expect(foreign?.code.rawValue == -32030 && foreign?.dataValue?["id"]?.stringValue == first.subscription, "\(String(describing: foreign))")
+            #expect(
+                foreign?.code.rawValue == -32030 && foreign?.dataValue?["id"]?.stringValue == first.subscription, "\(String(describing: foreign))")
             _ = try await client.send(Modules.Create.self, .init(title: "Still subscribed"))
             #expect(try await Self.nextEvent(client)["subscription"]?.stringValue == first.subscription)
             #expect(try await Self.nextEvent(other)["topic"]?.stringValue == "module.created")
@@ -408,7 +436,8 @@ struct EventsTests {
 
     /// A second user (an untrusted uid), registered and logged in on one connection: that
     /// connection and the session's token (`authenticated` opens more connections as that user).
-    static func signIn(_ daemon: InProcessDaemon, username: String, uid: UInt32 = 60_001) async throws -> (connection: InProcessClient, token: String) {
+    static func signIn(_ daemon: InProcessDaemon, username: String, uid: UInt32 = 60_001) async throws -> (connection: InProcessClient, token: String)
+    {
         let connection = try await daemon.connect(uid: uid)
         let credentials = Auth.Credentials(username: username, password: "correct horse")
         _ = try await connection.send(Auth.Register.self, credentials)
@@ -446,7 +475,9 @@ struct EventsTests {
         if range.isEmpty { return }
         var burst = ""
         for n in range {
-            burst += #"{"jsonrpc":"2.0","id":"\#(tag)-\#(n)","method":"chats.messages.append","params":{"chatId":"\#(chatID)","role":"user","content":"\#(tag) \#(n)"}}"# + "\n"
+            burst +=
+                #"{"jsonrpc":"2.0","id":"\#(tag)-\#(n)","method":"chats.messages.append","params":{"chatId":"\#(chatID)","role":"user","content":"\#(tag) \#(n)"}}"#
+                + "\n"
         }
         try await client.write(burst)
     }
@@ -469,7 +500,9 @@ struct EventsTests {
 extension EventsTests {
     // MARK: Slow clients
 
-    @Test("a client that stops reading gets its events in order then one events.overflow at the last one; since: lastSeq resumes with no gap; others are unaffected")
+    @Test(
+        "a client that stops reading gets its events in order then one events.overflow at the last one; since: lastSeq resumes with no gap; others are unaffected"
+    )
     func slowClientOverflows() throws {
         try withDaemon(environment: ["AGENTD_EVENTS_QUEUE_CAPACITY": "16"]) { daemon in
             let publisher = ClientConnection(try daemon.connect())
@@ -506,27 +539,35 @@ extension EventsTests {
                 switch message["method"]?.stringValue {
                 case "events.event": stalledReceived.append(try #require(message["params"]))
                 case "events.overflow": overflow = message["params"]
-                default: Issue.record("unexpected message before the overflow: \(message)"); return
+                default:
+                    Issue.record("unexpected message before the overflow: \(message)")
+                    return
                 }
             }
             try expectReply(try stalled.client.readJSON(), equals: #"{"jsonrpc":"2.0","id":"late","result":"pong"}"#)
             let lastSeq = try #require(overflow?["lastSeq"]?.intValue, "\(String(describing: overflow))")
             #expect(overflow?["subscription"]?.stringValue == stalledSubscription.id)
-            #expect(stalledReceived.count >= 16 && stalledReceived.count < healthyReceived.count, "\(stalledReceived.count) events before the overflow")
+            #expect(
+                stalledReceived.count >= 16 && stalledReceived.count < healthyReceived.count, "\(stalledReceived.count) events before the overflow")
             #expect(stalledReceived.last?["seq"]?.intValue == lastSeq, "lastSeq \(lastSeq), last event \(String(describing: stalledReceived.last))")
             let stored = try Self.replayAll(publisher, since: stalledSubscription.after)
-            #expect(stalledReceived.map(Self.withoutSubscription) == stored.filter { ($0["seq"]?.intValue ?? 0) <= lastSeq }, "events before the overflow")
+            #expect(
+                stalledReceived.map(Self.withoutSubscription) == stored.filter { ($0["seq"]?.intValue ?? 0) <= lastSeq }, "events before the overflow"
+            )
 
             // Resubscribing from lastSeq delivers the rest, while this client reads.
             let resumed = try stalled.subscribe(#"{"topics":["*"],"since":\#(lastSeq)}"#)
             let lastStored = try #require(stored.last?["seq"])
             let rest = try stalled.events(until: { $0["seq"] == lastStored })
             #expect(rest.allSatisfy { $0["subscription"]?.stringValue == resumed.id })
-            #expect((stalledReceived + rest).map(Self.withoutSubscription) == stored, "before and after the overflow together: every stored event once")
+            #expect(
+                (stalledReceived + rest).map(Self.withoutSubscription) == stored, "before and after the overflow together: every stored event once")
             try stalled.expectNothing(within: .milliseconds(100))
 
             // The healthy subscriber got everything, in order, and its subscription is still on.
-            let healthyExpected = stored.filter { $0["topic"]?.stringValue == "chat.message.created" && ($0["seq"]?.intValue ?? 0) > healthySubscription.after }
+            let healthyExpected = stored.filter {
+                $0["topic"]?.stringValue == "chat.message.created" && ($0["seq"]?.intValue ?? 0) > healthySubscription.after
+            }
             #expect(healthyReceived.map(Self.withoutSubscription) == healthyExpected)
             _ = try publisher.result("chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":"one more"}"#)
             #expect(try healthy.nextNotification()["params"]?["subscription"]?.stringValue == healthySubscription.id)
@@ -582,7 +623,9 @@ extension EventsTests {
                 count += 1
                 return count == 600
             })
-            #expect(received.map(Self.withoutSubscription) == (try Self.replayAll(publisher, since: watching.after, extra: #","topics":["chat.message.created"]"#)))
+            #expect(
+                received.map(Self.withoutSubscription)
+                    == (try Self.replayAll(publisher, since: watching.after, extra: #","topics":["chat.message.created"]"#)))
 
             // Still serving: a new subscription gets the next change, the others answer.
             let fresh = ClientConnection(try daemon.connect())
@@ -722,7 +765,9 @@ extension EventsTests {
         if range.isEmpty { return }
         var burst = ""
         for n in range {
-            burst += #"{"jsonrpc":"2.0","id":"\#(tag)-\#(n)","method":"chats.messages.append","params":{"chatId":"\#(chatID)","role":"user","content":"\#(tag) \#(n)"}}"# + "\n"
+            burst +=
+                #"{"jsonrpc":"2.0","id":"\#(tag)-\#(n)","method":"chats.messages.append","params":{"chatId":"\#(chatID)","role":"user","content":"\#(tag) \#(n)"}}"#
+                + "\n"
         }
         try client.send(raw: burst)
     }

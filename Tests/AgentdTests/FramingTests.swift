@@ -14,7 +14,8 @@ struct FramingTests {
             try client.sendLSP(body: Self.ping1, extraHeaders: ["Content-Type: application/vscode-jsonrpc; charset=utf-8"])
             // readLSPMessage checks the header block and that the body has Content-Length bytes.
             try expectReply(client.readLSPJSON(), equals: #"{"jsonrpc":"2.0","id":1,"result":"pong"}"#)
-            try client.send(raw: "Content-Type: application/vscode-jsonrpc; charset=utf-8\r\nContent-Length: \(Self.ping2.utf8.count)\r\n\r\n\(Self.ping2)")
+            try client.send(
+                raw: "Content-Type: application/vscode-jsonrpc; charset=utf-8\r\nContent-Length: \(Self.ping2.utf8.count)\r\n\r\n\(Self.ping2)")
             try expectReply(client.readLSPJSON(), equals: #"{"jsonrpc":"2.0","id":2,"result":"pong"}"#)
             try client.expectNoData(within: .milliseconds(100))
         }
@@ -25,17 +26,20 @@ struct FramingTests {
         try withDaemon { daemon in
             let client = try daemon.connect()
             let echo = #"{"jsonrpc":"2.0","id":3,"method":"system.echo","params":["héllo ✓ 🚀"]}"#
-            try client.send(raw:
-                "content-length: \(Self.ping1.utf8.count)\r\n\r\n\(Self.ping1)"
-                + RPCTestClient.lspFrame(body: echo)
-                + RPCTestClient.lspFrame(body: Self.ping2))
+            try client.send(
+                raw:
+                    "content-length: \(Self.ping1.utf8.count)\r\n\r\n\(Self.ping1)"
+                    + RPCTestClient.lspFrame(body: echo)
+                    + RPCTestClient.lspFrame(body: Self.ping2))
             var replies: [JSON] = []
             for _ in 0..<3 { replies.append(try client.readLSPJSON()) }
-            try expectBatch(.array(replies), equals: """
-                [{"jsonrpc":"2.0","id":1,"result":"pong"},
-                 {"jsonrpc":"2.0","id":3,"result":["héllo ✓ 🚀"]},
-                 {"jsonrpc":"2.0","id":2,"result":"pong"}]
-                """)
+            try expectBatch(
+                .array(replies),
+                equals: """
+                    [{"jsonrpc":"2.0","id":1,"result":"pong"},
+                     {"jsonrpc":"2.0","id":3,"result":["héllo ✓ 🚀"]},
+                     {"jsonrpc":"2.0","id":2,"result":"pong"}]
+                    """)
         }
     }
 
@@ -92,7 +96,8 @@ struct FramingTests {
             let count = 200
             var payload = ""
             for id in 1...count {
-                payload += id.isMultiple(of: 2)
+                payload +=
+                    id.isMultiple(of: 2)
                     ? #"{"jsonrpc":"2.0","id":\#(id),"method":"system.ping"}"# + "\n"
                     : #"{"jsonrpc":"2.0","id":\#(id),"method":"system.echo","params":[\#(id)]}"# + "\n"
             }

@@ -37,7 +37,9 @@ struct HarnessTests {
     }
 
     @Test func theDaemonBinaryExists() {
-        #expect(FileManager.default.isExecutableFile(atPath: TestPaths.agentdBinary), "agentd not found at \(TestPaths.agentdBinary): build it, or set AGENTD_BINARY")
+        #expect(
+            FileManager.default.isExecutableFile(atPath: TestPaths.agentdBinary),
+            "agentd not found at \(TestPaths.agentdBinary): build it, or set AGENTD_BINARY")
     }
 
     @Test func rawMemberReturnsTheBytesAsSent() {
@@ -65,7 +67,10 @@ struct BlockingIOHarnessTests {
         await Task.yield()
         try requireBlockingIOThread("a .blockingIO test after an await")
         // A blocking wait on work that needs the pool: it finishes (here the pool is free).
-        let value = blockingAwait { await Task.yield(); return 42 }
+        let value = blockingAwait {
+            await Task.yield()
+            return 42
+        }
         #expect(value == 42)
     }
 

@@ -36,8 +36,10 @@ extension HostileClientTests {
             #expect(AuthRoutesTests.errorCode(reply) == -32021, "\(String(describing: reply["error"]))")
         }
         let stored = try await dependencies.database.writer.read { db in
-            (try Int.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM audit_entries") ?? 0,
-             try Int.fetchOne(db, sql: "SELECT coalesce(sum(length(username)), 0) FROM login_failures") ?? 0)
+            (
+                try Int.fetchOne(db, sql: "SELECT coalesce(sum(length(data)), 0) FROM audit_entries") ?? 0,
+                try Int.fetchOne(db, sql: "SELECT coalesce(sum(length(username)), 0) FROM login_failures") ?? 0
+            )
         }
         #expect(stored.0 < 1024, "audit_entries hold \(stored.0) bytes of data")
         #expect(stored.1 < 1024, "login_failures hold \(stored.1) bytes of usernames")
@@ -65,7 +67,8 @@ extension HostileClientTests {
     func trustedUIDFullMessageLimit() throws {
         try withDaemon(testMethods: false) { daemon in
             let client = try daemon.connect()
-            let reply = try AuthTests.call(client, id: 1, "modules.create", #"{"title":"big","content":"\#(String(repeating: "c", count: 1 << 20))"}"#)
+            let reply = try AuthTests.call(
+                client, id: 1, "modules.create", #"{"title":"big","content":"\#(String(repeating: "c", count: 1 << 20))"}"#)
             #expect(reply["result"]?["id"]?.stringValue != nil, "\(String(describing: reply["error"]))")
         }
     }

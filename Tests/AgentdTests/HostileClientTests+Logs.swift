@@ -12,7 +12,9 @@ extension HostileClientTests {
             let client = ClientConnection(try daemon.connect())
             let name = "editor\nagentd: notice: FORGED line\u{1B}[2J"
             let hello = try client.result(
-                "session.hello", #"{"apiVersions":["2"],"client":{"name":"\#(name.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\u{1B}", with: "\\u001b"))"}}"#)
+                "session.hello",
+                #"{"apiVersions":["2"],"client":{"name":"\#(name.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\u{1B}", with: "\\u001b"))"}}"#
+            )
             #expect(hello["apiVersion"]?.stringValue == "2", "\(hello)")
             _ = try client.result("system.ping")  // the hello's log line is written before the ping's reply
             let lines = daemon.stderr.split(separator: "\n")

@@ -63,7 +63,7 @@ extension HostileClientTests {
             try daemon.waitForLog(containing: "metrics listening")
             let port = try #require(MetricsTests.loggedPort(daemon.stderr), "stderr: \(daemon.stderr)")
             var fds = try (0..<20).map { _ in try Self.tcpConnect(port) }
-            defer { fds.forEach { _ = Glibc.close($0) } }
+            defer { for fd in fds { _ = Glibc.close(fd) } }
             var statuses: [String] = []
             // Keep-alive: every admitted scraper stays open until the end, so exactly 16 are admitted
             // whatever order the server accepts the 20 in.
@@ -75,7 +75,7 @@ extension HostileClientTests {
             }
             #expect(statuses.filter { $0.contains(" 200 ") }.count == 16, "\(statuses)")
             #expect(statuses.filter { $0.contains(" 503 ") || $0 == "closed" }.count == 4, "\(statuses)")
-            fds.forEach { _ = Glibc.close($0) }
+            for fd in fds { _ = Glibc.close(fd) }
             fds = []
             // The connections are gone: a new scraper is served again.
             let deadline = Deadline(.seconds(10))

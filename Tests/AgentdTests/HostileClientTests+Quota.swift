@@ -61,7 +61,9 @@ extension HostileClientTests {
             // Version 1's whoami keeps its contract.
             #expect(try await owner.call("auth.whoami").decode(JSONValue.self)["usage"] == nil)
             // Other writes are refused too (a module's content counts).
-            let module = await #expect(throws: RPCError.self) { try await owner.send(Modules.Create.self, .init(title: "m", content: Self.quotaChunk)) }
+            let module = await #expect(throws: RPCError.self) {
+                try await owner.send(Modules.Create.self, .init(title: "m", content: Self.quotaChunk))
+            }
             #expect(Self.code(module) == -32007, "\(String(describing: module))")
             // The agent stores nothing either: its question is refused before any model is asked.
             let act = await #expect(throws: RPCError.self) {
@@ -103,7 +105,8 @@ extension HostileClientTests {
             defer { daemon.kill() }
             let owner = try daemon.connect()
             let chatID = try #require(try AuthTests.call(owner, id: 1, "chats.create", #"{"title":"again"}"#)["result"]?["id"]?.stringValue)
-            let append = try AuthTests.call(owner, id: 2, "chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":"\#(Self.quotaChunk)"}"#)
+            let append = try AuthTests.call(
+                owner, id: 2, "chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":"\#(Self.quotaChunk)"}"#)
             #expect(append["result"]?["id"] != nil, "reply: \(append)")
             usageBeforeKill = try Self.storedBytes(owner, id: 3)
             #expect(usageBeforeKill == 5 + 8_000)

@@ -151,7 +151,8 @@ extension HostileClientTests {
             var clients: [InProcessClient] = []
             for _ in 0..<20 { clients.append(try await daemon.connect()) }
             for (index, client) in clients.enumerated() {
-                try await client.write(#"{"jsonrpc":"2.0","id":1,"method":"auth.login","params":{"username":"victim","password":"guess\#(index)xxx"}}"# + "\n")
+                try await client.write(
+                    #"{"jsonrpc":"2.0","id":1,"method":"auth.login","params":{"username":"victim","password":"guess\#(index)xxx"}}"# + "\n")
             }
             var codes: [Int: Int] = [:]
             for client in clients {

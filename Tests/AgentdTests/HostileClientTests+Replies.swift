@@ -42,7 +42,9 @@ extension HostileClientTests {
         return (peakResident, peakQueued)
     }
 
-    @Test("amplifying batches (1,000 rpc.discover) from a peer that never reads: what the daemon queues for it stays within --max-queued-reply-bytes-per-connection (16 MiB), its RSS with it; another client is served meanwhile")
+    @Test(
+        "amplifying batches (1,000 rpc.discover) from a peer that never reads: what the daemon queues for it stays within --max-queued-reply-bytes-per-connection (16 MiB), its RSS with it; another client is served meanwhile"
+    )
     func amplifiedRepliesToAPeerThatNeverReads() throws {
         let bound = 16 << 20  // the default
         try withDaemon { daemon in
@@ -71,7 +73,9 @@ extension HostileClientTests {
         }
     }
 
-    @Test("a peer that asks for more than its bound and never reads: its calls stop, and it is closed after --frame-timeout-ms with a log line saying why; another client is served meanwhile")
+    @Test(
+        "a peer that asks for more than its bound and never reads: its calls stop, and it is closed after --frame-timeout-ms with a log line saying why; another client is served meanwhile"
+    )
     func peerOverItsBoundIsClosed() throws {
         try withDaemon(["--max-queued-reply-bytes-per-connection", "65536", "--frame-timeout-ms", "1000"]) { daemon in
             let other = try daemon.connect()
@@ -95,7 +99,9 @@ extension HostileClientTests {
         }
     }
 
-    @Test("a batch whose replies would pass the per-connection bound: the members that do not fit answer -32003 naming the limit, the rest are answered whole")
+    @Test(
+        "a batch whose replies would pass the per-connection bound: the members that do not fit answer -32003 naming the limit, the rest are answered whole"
+    )
     func batchReplyOverTheBound() throws {
         let bound = 1 << 20
         try withDaemon(["--max-queued-reply-bytes-per-connection", String(bound)]) { daemon in
@@ -116,7 +122,9 @@ extension HostileClientTests {
         }
     }
 
-    @Test("several peers that never read: the replies queued in the whole daemon stay within --max-queued-reply-bytes; a well-behaved client is served meanwhile; every byte leaves the gauge once they are closed")
+    @Test(
+        "several peers that never read: the replies queued in the whole daemon stay within --max-queued-reply-bytes; a well-behaved client is served meanwhile; every byte leaves the gauge once they are closed"
+    )
     func daemonWideBound() throws {
         let perConnection = 4 << 20
         let total = 8 << 20
@@ -151,7 +159,9 @@ extension HostileClientTests {
 
     // Alone (no other live test meanwhile): a peer over its bound that reads nothing for 1 s is
     // closed, and on a loaded machine this reader could pause that long between replies.
-    @Test("a client that reads gets every reply past the bound: its calls wait for it, none fails (50 pipelined rpc.discover, then end of input, socat-style)", .blockingIOAlone)
+    @Test(
+        "a client that reads gets every reply past the bound: its calls wait for it, none fails (50 pipelined rpc.discover, then end of input, socat-style)",
+        .blockingIOAlone)
     func readingClientIsServedPastTheBound() throws {
         try withDaemon(["--max-queued-reply-bytes-per-connection", "65536", "--frame-timeout-ms", "1000"]) { daemon in
             let client = try daemon.connect()

@@ -70,7 +70,8 @@ extension HostileClientTests {
             let chatID = try #require(try await client.result("chats.create", "{}")["id"]?.stringValue)
             var appended: [String] = []
             for index in 0..<12 {
-                let message = try await client.result("chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":\#(Self.quoted(Self.bulky(index)))}"#)
+                let message = try await client.result(
+                    "chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":\#(Self.quoted(Self.bulky(index)))}"#)
                 appended.append(try #require(message["id"]?.stringValue))
             }
             var seen: [String] = []
@@ -95,7 +96,9 @@ extension HostileClientTests {
         }
     }
 
-    @Test("a message larger than the reply budget: chats.messages.get and .list answer -32006 with {limit, actual}; the page before it stops short of it")
+    @Test(
+        "a message larger than the reply budget: chats.messages.get and .list answer -32006 with {limit, actual}; the page before it stops short of it"
+    )
     func singleMessageOverBudget() async throws {
         try await Self.withBudgetedDaemon { client in
             let chatID = try #require(try await client.result("chats.create", "{}")["id"]?.stringValue)
@@ -123,7 +126,8 @@ extension HostileClientTests {
             let small = try await client.call("chats.export", #"{"chatId":"\#(chatID)","format":"json"}"#)
             #expect(small.reply["result"]?["content"]?.stringValue?.contains("hello") == true, "reply: \(small.reply)")
             for index in 0..<4 {
-                _ = try await client.result("chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":\#(Self.quoted(Self.bulky(index)))}"#)
+                _ = try await client.result(
+                    "chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":\#(Self.quoted(Self.bulky(index)))}"#)
             }
             for format in ["json", "markdown"] {
                 let (reply, bytes) = try await client.call("chats.export", #"{"chatId":"\#(chatID)","format":"\#(format)"}"#)
@@ -139,11 +143,14 @@ extension HostileClientTests {
             let refused = try await client.call("modules.create", #"{"title":"t","description":"\#(String(repeating: "d", count: 5120))"}"#).reply
             #expect(refused.errorCode == -32602, "reply: \(refused)")
             let data = refused["error"]?["data"]
-            #expect(data?["field"]?.stringValue == "description" && data?["limit"]?.intValue == 4096 && data?["actual"]?.intValue == 5120, "reply: \(refused)")
+            #expect(
+                data?["field"]?.stringValue == "description" && data?["limit"]?.intValue == 4096 && data?["actual"]?.intValue == 5120,
+                "reply: \(refused)")
 
             let module = try await client.result("modules.create", #"{"title":"t","description":"\#(String(repeating: "é", count: 2048))"}"#)
             let moduleID = try #require(module["id"]?.stringValue)
-            let update = try await client.call("modules.update", #"{"id":"\#(moduleID)","description":"\#(String(repeating: "é", count: 2049))"}"#).reply
+            let update = try await client.call("modules.update", #"{"id":"\#(moduleID)","description":"\#(String(repeating: "é", count: 2049))"}"#)
+                .reply
             #expect(update.errorCode == -32602 && update["error"]?["data"]?["actual"]?.intValue == 4098, "bytes of UTF-8, not characters: \(update)")
             #expect(try await client.result("modules.list", "{}")["items"]?.arrayValue?.count == 1, "nothing stored by the refusals")
         }
@@ -181,7 +188,8 @@ extension HostileClientTests {
             var prompts: [String] = []
             for index in 0..<3 {
                 let body = "p\(index) " + String(repeating: "text ", count: 8000)
-                prompts.append(try #require(try await client.result("prompts.create", #"{"name":"p\#(index)","body":"\#(body)"}"#)["id"]?.stringValue))
+                prompts.append(
+                    try #require(try await client.result("prompts.create", #"{"name":"p\#(index)","body":"\#(body)"}"#)["id"]?.stringValue))
             }
             var seen: [String] = []
             var cursor: String?

@@ -19,7 +19,8 @@ extension HostileClientTests {
 
     /// Starts agentd on `socket` (with `environment`) and expects it to exit 1 without ever
     /// listening, its message containing each of `words`.
-    static func expectRefusal(_ arguments: [String], environment: [String: String] = [:], in directory: TemporaryDirectory, _ words: [String]) throws {
+    static func expectRefusal(_ arguments: [String], environment: [String: String] = [:], in directory: TemporaryDirectory, _ words: [String]) throws
+    {
         let child = try ChildProcess(
             executable: TestPaths.agentdBinary, arguments: arguments + ["--database", directory.path + "/agentd.sqlite"],
             stdout: nil, stderr: directory.path + "/stderr", environment: environment.merging(["AGENTD_RATE_LIMITING": "off"]) { $1 })
@@ -40,9 +41,11 @@ extension HostileClientTests {
         // The default folder ($XDG_RUNTIME_DIR/agentd, or /tmp/agentd-$UID) gets the same check.
         try Self.makeFolder(directory.path + "/run", mode: 0o700)
         try Self.makeFolder(directory.path + "/run/agentd", mode: 0o755, owner: Self.stranger)
-        try Self.expectRefusal([], environment: ["XDG_RUNTIME_DIR": directory.path + "/run", "AGENTD_SOCKET": ""], in: directory, [
-            directory.path + "/run/agentd", "uid \(Self.stranger)", "0755",
-        ])
+        try Self.expectRefusal(
+            [], environment: ["XDG_RUNTIME_DIR": directory.path + "/run", "AGENTD_SOCKET": ""], in: directory,
+            [
+                directory.path + "/run/agentd", "uid \(Self.stranger)", "0755",
+            ])
     }
 
     @Test("our own folder writable by others is refused; a sticky system folder is accepted only when named explicitly")
@@ -77,8 +80,10 @@ extension HostileClientTests {
         // The stranger's server: accepts and records every byte it gets.
         let server = try ChildProcess(
             executable: "/usr/bin/setpriv",
-            arguments: ["--reuid=\(Self.stranger)", "--regid=\(Self.stranger)", "--clear-groups", "/usr/bin/socat", "-u",
-                        "UNIX-LISTEN:\(socket),fork", "OPEN:\(record),creat,append"],
+            arguments: [
+                "--reuid=\(Self.stranger)", "--regid=\(Self.stranger)", "--clear-groups", "/usr/bin/socat", "-u",
+                "UNIX-LISTEN:\(socket),fork", "OPEN:\(record),creat,append",
+            ],
             stdout: nil, stderr: directory.path + "/socat.stderr")
         defer { server.signal(SIGKILL) }
         let deadline = ContinuousClock.now + .seconds(10)

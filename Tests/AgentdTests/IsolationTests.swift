@@ -70,7 +70,8 @@ struct IsolationTests {
         let chat = try await Self.call(client, "chats.create", #"{"moduleId":"\#(owned.ids["module"]!)","title":"\#(tag) chat"}"#)
         owned.ids["chat"] = try #require(chat["result"]?["id"]?.stringValue, "\(chat)")
         for content in ["\(tag) question", "\(tag) answer"] {
-            let message = try await Self.call(client, "chats.messages.append", #"{"chatId":"\#(owned.ids["chat"]!)","role":"user","content":"\#(content)"}"#)
+            let message = try await Self.call(
+                client, "chats.messages.append", #"{"chatId":"\#(owned.ids["chat"]!)","role":"user","content":"\#(content)"}"#)
             owned.ids["message"] = try #require(message["result"]?["id"]?.stringValue, "\(message)")
         }
         if methods.contains("prompts.create") {
@@ -156,9 +157,12 @@ struct IsolationTests {
                 guard let bare = method["name"]?.stringValue, let params = method["params"]?.arrayValue else { continue }
                 let name = prefix + bare
                 for param in Self.idParams(params) {
-                    let kind = try #require(Self.kind(of: param, method: bare), "\(name): id param \(param) has no kind: add it to IsolationTests.kind")
+                    let kind = try #require(
+                        Self.kind(of: param, method: bare), "\(name): id param \(param) has no kind: add it to IsolationTests.kind")
                     let aliceID = try #require(alice.ids[kind], "no \(kind) created")
-                    let missingID = String(aliceID.prefix { $0 != "_" }) + "_" + String(repeating: "0", count: aliceID.count - aliceID.prefix { $0 != "_" }.count - 1)
+                    let missingID =
+                        String(aliceID.prefix { $0 != "_" }) + "_"
+                        + String(repeating: "0", count: aliceID.count - aliceID.prefix { $0 != "_" }.count - 1)
 
                     func call(with id: String) async throws -> String {
                         var object: [String: JSON] = [:]
@@ -192,13 +196,18 @@ struct IsolationTests {
                 }
             }
             // Every domain's id-taking methods were found and most of them refused with Not found.
-            for expected in ["modules.get.id", "modules.update.id", "modules.delete.id", "chats.get.id", "chats.delete.id", "chats.fork.messageId",
-                "chats.messages.append.chatId", "chats.messages.append.parentId", "chats.messages.append.siblingOf", "chats.branches.select.messageId"]
-            {
+            for expected in [
+                "modules.get.id", "modules.update.id", "modules.delete.id", "chats.get.id", "chats.delete.id", "chats.fork.messageId",
+                "chats.messages.append.chatId", "chats.messages.append.parentId", "chats.messages.append.siblingOf",
+                "chats.branches.select.messageId",
+            ] {
                 #expect(checked.contains(expected), "\(expected) not checked; checked: \(checked)")
             }
             if names.contains("events.subscribe") {
-                for expected in ["events.subscribe.filter.chatId", "events.subscribe.filter.moduleId", "events.replay.filter.chatId", "events.unsubscribe.subscription"] {
+                for expected in [
+                    "events.subscribe.filter.chatId", "events.subscribe.filter.moduleId", "events.replay.filter.chatId",
+                    "events.unsubscribe.subscription",
+                ] {
                     #expect(checked.contains(expected), "\(expected) not checked; checked: \(checked)")
                 }
             }
@@ -207,13 +216,15 @@ struct IsolationTests {
             #expect(checked.contains("v2.chats.list.moduleId") && checked.contains("v2.modules.get.id"), "version 2 not checked; checked: \(checked)")
             let filters: Set<String> = [
                 "chats.list.moduleId", "v2.chats.list.moduleId", "v2.events.subscribe.filter.chatId", "v2.events.subscribe.filter.moduleId",
-                "v2.events.replay.filter.chatId", "v2.events.replay.filter.moduleId", "events.subscribe.filter.chatId", "events.subscribe.filter.moduleId", "events.replay.filter.chatId",
+                "v2.events.replay.filter.chatId", "v2.events.replay.filter.moduleId", "events.subscribe.filter.chatId",
+                "events.subscribe.filter.moduleId", "events.replay.filter.chatId",
                 "events.replay.filter.moduleId", "agent.runs.list.chatId", "v2.agent.runs.list.chatId",
             ]
             if names.contains("agent.act") {
-                for expected in ["v2.agent.act.chatId", "v2.agent.act.moduleId", "v2.agent.act.parentId", "v2.agent.act.promptId", "v2.agent.regenerate.messageId",
-                    "v2.agent.cancel.runId", "v2.agent.runs.get.runId", "v2.chats.messages.get.id"]
-                {
+                for expected in [
+                    "v2.agent.act.chatId", "v2.agent.act.moduleId", "v2.agent.act.parentId", "v2.agent.act.promptId", "v2.agent.regenerate.messageId",
+                    "v2.agent.cancel.runId", "v2.agent.runs.get.runId", "v2.chats.messages.get.id",
+                ] {
                     #expect(checked.contains(expected), "\(expected) not checked; checked: \(checked)")
                 }
             }
@@ -226,7 +237,9 @@ struct IsolationTests {
             if names.contains("events.subscribe") {
                 // The intruder's subscriptions filtered on the owner's chat and module stay silent
                 // when the owner changes them; the owner's own subscription sees the change.
-                try await owner.write(#"{"jsonrpc":"2.0","id":94,"method":"chats.messages.append","params":{"chatId":"\#(alice.ids["chat"]!)","role":"user","content":"later"}}"# + "\n")
+                try await owner.write(
+                    #"{"jsonrpc":"2.0","id":94,"method":"chats.messages.append","params":{"chatId":"\#(alice.ids["chat"]!)","role":"user","content":"later"}}"#
+                        + "\n")
                 // The reply and the event, in either order.
                 let messages = [try JSON(parsing: await owner.nextMessage()), try JSON(parsing: await owner.nextMessage())]
                 #expect(messages.contains { $0["id"] == .integer(94) && $0["result"] != nil }, "\(messages)")

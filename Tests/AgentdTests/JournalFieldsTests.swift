@@ -20,9 +20,11 @@ struct JournalFieldsTests {
         #expect(fields.contains("CODE_LINE=30"))
     }
 
-    @Test("levels map to syslog priorities", arguments: [
-        (Logger.Level.trace, 7), (.debug, 7), (.info, 6), (.notice, 5), (.warning, 4), (.error, 3), (.critical, 2),
-    ])
+    @Test(
+        "levels map to syslog priorities",
+        arguments: [
+            (Logger.Level.trace, 7), (.debug, 7), (.info, 6), (.notice, 5), (.warning, 4), (.error, 3), (.critical, 2),
+        ])
     func priorities(_ level: Logger.Level, _ priority: Int) {
         #expect(JournalFields.priority(level) == priority)
     }
@@ -44,7 +46,8 @@ extension JournalFieldsTests {
             level: .info, message: "hello from \(Self.hostile)", metadata: ["client": "\(Self.hostile)"], identifier: "agentd",
             file: "f", function: "g", line: 1)
         for field in fields {
-            #expect(!field.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }, "a control character in \(field.prefix(40))")
+            #expect(
+                !field.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }, "a control character in \(field.prefix(40))")
         }
         let escaped = "\\u{0}" + String(repeating: "x", count: 8192) + "\\nPRIORITY=0\\u{1b}[2J\\u{85}"
         #expect(fields.contains("CLIENT=" + escaped))

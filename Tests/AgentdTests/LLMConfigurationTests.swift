@@ -36,7 +36,11 @@ struct LLMConfigurationTests {
             timeout_seconds = 30
             max_retries = 4
             context_window = 64000
-            fallbacks = [{model = "gpt4o-mini-deployment"}, {provider = "openai-compatible", base_url = "http://localhost:11434/v1", model = "llama3.1"}, "openai:gpt-4o-mini"]
+            fallbacks = [
+                {model = "gpt4o-mini-deployment"},
+                {provider = "openai-compatible", base_url = "http://localhost:11434/v1", model = "llama3.1"},
+                "openai:gpt-4o-mini",  # a trailing comma, as TOML allows
+            ]
             [search]
             tavily_api_key = "tvly-test-key-not-secret"
             tavily_base_url = "http://127.0.0.1:9/"
@@ -45,10 +49,12 @@ struct LLMConfigurationTests {
         #expect(
             llm
                 == LLMConfiguration(
-                    provider: .azure, baseURL: "https://myres.openai.azure.com", apiKey: "test-key-not-secret", model: "gpt-4o", azureDeployment: "gpt4o-prod",
+                    provider: .azure, baseURL: "https://myres.openai.azure.com", apiKey: "test-key-not-secret", model: "gpt-4o",
+                    azureDeployment: "gpt4o-prod",
                     azureAPIVersion: "2024-10-21", timeoutSeconds: 30, maxRetries: 4,
                     fallbacks: [
-                        .init(model: "gpt4o-mini-deployment"), .init(provider: .openAICompatible, baseURL: "http://localhost:11434/v1", model: "llama3.1"),
+                        .init(model: "gpt4o-mini-deployment"),
+                        .init(provider: .openAICompatible, baseURL: "http://localhost:11434/v1", model: "llama3.1"),
                         .init(provider: .openai, model: "gpt-4o-mini"),
                     ], contextWindow: 64000))
         #expect(loaded.configuration.search == WebSearchConfiguration(tavilyAPIKey: "tvly-test-key-not-secret", tavilyBaseURL: "http://127.0.0.1:9/"))
@@ -84,7 +90,10 @@ struct LLMConfigurationTests {
         #expect(own.configuration.llm.baseURL == "http://127.0.0.1:1/v1")
         #expect(own.configuration.search.tavilyBaseURL == "http://127.0.0.1:2")
         #expect(own.configuration.llm.contextWindow == 4096)
-        #expect(own.configuration.llm.fallbacks == [.init(model: "gpt-4o-mini"), .init(provider: .openAICompatible, baseURL: "http://localhost:11434/v1", model: "llama3.1")])
+        #expect(
+            own.configuration.llm.fallbacks == [
+                .init(model: "gpt-4o-mini"), .init(provider: .openAICompatible, baseURL: "http://localhost:11434/v1", model: "llama3.1"),
+            ])
     }
 
     @Test("defaults: openai without a key; the factory's provider then names exactly what is missing")

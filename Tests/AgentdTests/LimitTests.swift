@@ -14,7 +14,10 @@ import Testing
 struct LimitTests {
     /// An echo request whose `pad` string makes the whole line exactly `size` bytes (no newline).
     static func echoRequest(id: String, size: Int, idFirst: Bool = true) -> String {
-        let head = idFirst ? #"{"jsonrpc":"2.0","id":\#(id),"method":"system.echo","params":{"pad":""# : #"{"jsonrpc":"2.0","method":"system.echo","params":{"pad":""#
+        let head =
+            idFirst
+            ? #"{"jsonrpc":"2.0","id":\#(id),"method":"system.echo","params":{"pad":""#
+            : #"{"jsonrpc":"2.0","method":"system.echo","params":{"pad":""#
         let tail = idFirst ? #""}}"# : #""},"id":\#(id)}"#
         let padding = size - head.utf8.count - tail.utf8.count
         precondition(padding >= 0)
@@ -56,7 +59,8 @@ struct LimitTests {
 
             // Far over (skipped as it streams in, never buffered), with CRLF.
             try client.send(raw: Self.echoRequest(id: #""big""#, size: 2_000_000) + "\r\n")
-            Self.expectLimitError(try client.readJSON(), code: -32010, id: .string("big"), setting: "max_message_bytes", limit: 1024, actual: 2_000_000)
+            Self.expectLimitError(
+                try client.readJSON(), code: -32010, id: .string("big"), setting: "max_message_bytes", limit: 1024, actual: 2_000_000)
             try expectReply(client.ping(id: 4), equals: #"{"jsonrpc":"2.0","id":4,"result":"pong"}"#)
 
             // The id only appears after the first 4 KiB: answered with a null id.
@@ -84,9 +88,12 @@ struct LimitTests {
             Self.expectLimitError(try lsp.readLSPJSON(), code: -32010, id: .string("mid"), setting: "max_message_bytes", limit: 1024, actual: 3000)
 
             // Only a top-level "id" counts: an "id" inside params is not the request's.
-            let nested = #"{"jsonrpc":"2.0","method":"system.echo","params":{"id":"inner","pad":""# + String(repeating: "x", count: 5000) + #""},"id":"outer"}"#
+            let nested =
+                #"{"jsonrpc":"2.0","method":"system.echo","params":{"id":"inner","pad":""# + String(repeating: "x", count: 5000)
+                + #""},"id":"outer"}"#
             try ndjson.send(line: nested)
-            Self.expectLimitError(try ndjson.readJSON(), code: -32010, id: .null, setting: "max_message_bytes", limit: 1024, actual: nested.utf8.count)
+            Self.expectLimitError(
+                try ndjson.readJSON(), code: -32010, id: .null, setting: "max_message_bytes", limit: 1024, actual: nested.utf8.count)
             try expectReply(ndjson.ping(id: 1), equals: #"{"jsonrpc":"2.0","id":1,"result":"pong"}"#)
         }
     }
@@ -105,8 +112,9 @@ struct LimitTests {
             try expectReply(client.readLSPJSON(), equals: #"{"jsonrpc":"2.0","id":3,"result":"pong"}"#)
 
             // Oversized message and the next one in the same write.
-            try client.send(raw: RPCTestClient.lspFrame(body: Self.echoRequest(id: "4", size: 300_000))
-                + RPCTestClient.lspFrame(body: #"{"jsonrpc":"2.0","id":5,"method":"system.ping"}"#))
+            try client.send(
+                raw: RPCTestClient.lspFrame(body: Self.echoRequest(id: "4", size: 300_000))
+                    + RPCTestClient.lspFrame(body: #"{"jsonrpc":"2.0","id":5,"method":"system.ping"}"#))
             Self.expectLimitError(try client.readLSPJSON(), code: -32010, id: .integer(4), setting: "max_message_bytes", limit: 1024, actual: 300_000)
             try expectReply(client.readLSPJSON(), equals: #"{"jsonrpc":"2.0","id":5,"result":"pong"}"#)
         }
@@ -227,7 +235,8 @@ struct InProcessLimitTests {
             let client = try await daemon.connect()
             let levels = 1_000_000
             try await client.write(
-                #"{"jsonrpc":"2.0","id":1,"method":"system.echo","params":"# + String(repeating: "[", count: levels) + String(repeating: "]", count: levels) + "}\n")
+                #"{"jsonrpc":"2.0","id":1,"method":"system.echo","params":"# + String(repeating: "[", count: levels)
+                    + String(repeating: "]", count: levels) + "}\n")
             let reply = try await Self.next(client)
             #expect(reply["id"]?.intValue == 1, "reply: \(reply)")
             #expect(reply["error"]?["code"]?.intValue == -32011, "reply: \(reply)")

@@ -58,7 +58,9 @@ struct MessageTests {
     func pingAndVersion() async throws {
         try await withInProcessDaemon { daemon in
             let client = try await daemon.connect()
-            try expectReply(JSON(parsing: await Self.exchange(client, #"{"jsonrpc":"2.0","id":1,"method":"system.ping"}"#)), equals: #"{"jsonrpc":"2.0","id":1,"result":"pong"}"#)
+            try expectReply(
+                JSON(parsing: await Self.exchange(client, #"{"jsonrpc":"2.0","id":1,"method":"system.ping"}"#)),
+                equals: #"{"jsonrpc":"2.0","id":1,"result":"pong"}"#)
             try expectReply(
                 JSON(parsing: await Self.exchange(client, #"{"jsonrpc":"2.0","id":2,"method":"system.version"}"#)),
                 equals: #"{"jsonrpc":"2.0","id":2,"result":{"name":"agentd","version":"0.1.0","apiVersions":["1","2"]}}"#)

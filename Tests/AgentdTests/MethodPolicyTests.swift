@@ -90,7 +90,9 @@ struct MethodPolicyTests {
     }
 
     static func event(_ topic: String, moduleID: String? = nil, data: String = "{}") -> Event {
-        Event(seq: 1, topic: topic, userID: "usr_a", chatID: nil, moduleID: moduleID, occurredAt: Date(timeIntervalSince1970: 0), data: JSONFragment(unchecked: data))
+        Event(
+            seq: 1, topic: topic, userID: "usr_a", chatID: nil, moduleID: moduleID, occurredAt: Date(timeIntervalSince1970: 0),
+            data: JSONFragment(unchecked: data))
     }
 
     @Test("an update or delete of a module or a prompt makes its tag stale; no other event makes any stale")

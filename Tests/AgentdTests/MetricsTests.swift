@@ -75,10 +75,12 @@ struct MetricsTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let defaults = try ConfigurationTests.printConfig([], in: directory)
-        #expect(ConfigurationTests.line("server.metrics_listen", in: defaults.stdout)?.contains("= (unset)    # default") == true, "\(defaults.stdout)")
+        #expect(
+            ConfigurationTests.line("server.metrics_listen", in: defaults.stdout)?.contains("= (unset)    # default") == true, "\(defaults.stdout)")
         let environment = try ConfigurationTests.printConfig([], environment: ["AGENTD_METRICS_LISTEN": "[::1]:9464"], in: directory)
         #expect(
-            ConfigurationTests.line("server.metrics_listen", in: environment.stdout)?.contains("= [::1]:9464    # environment AGENTD_METRICS_LISTEN") == true,
+            ConfigurationTests.line("server.metrics_listen", in: environment.stdout)?.contains("= [::1]:9464    # environment AGENTD_METRICS_LISTEN")
+                == true,
             "\(environment.stdout)\(environment.stderr)")
         for bad in ["9464", "127.0.0.1", "127.0.0.1:99999", "127.0.0.1:http", ":9464", "::1:9464", "host name:1"] {
             let run = try ConfigurationTests.printConfig(["--metrics-listen", bad], in: directory)
@@ -339,9 +341,12 @@ struct PrometheusExposition {
             }
             if fields.count == 2, Int64(fields[1]) == nil { throw fail("bad timestamp") }
             // A histogram's samples are its name plus _bucket (with le), _sum and _count.
-            let family = types[name] != nil ? name : ["_bucket", "_sum", "_count"].lazy.compactMap { suffix in
-                name.hasSuffix(suffix) ? String(name.dropLast(suffix.count)) : nil
-            }.first { types[$0] == "histogram" || types[$0] == "summary" }
+            let family =
+                types[name] != nil
+                ? name
+                : ["_bucket", "_sum", "_count"].lazy.compactMap { suffix in
+                    name.hasSuffix(suffix) ? String(name.dropLast(suffix.count)) : nil
+                }.first { types[$0] == "histogram" || types[$0] == "summary" }
             guard let family else { throw fail("no TYPE line for \(name) before its sample") }
             if types[family] == "histogram", name.hasSuffix("_bucket"), labels["le"] == nil { throw fail("bucket without le") }
             samples.append(Sample(name: name, labels: labels, value: value))
@@ -409,7 +414,9 @@ enum HTTPTestClient {
         let deadline = Deadline(timeout)
         while true {
             var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard !deadline.hasPassed else { throw HarnessError("no complete HTTP response in \(timeout): \(String(decoding: received, as: UTF8.self))") }
+            guard !deadline.hasPassed else {
+                throw HarnessError("no complete HTTP response in \(timeout): \(String(decoding: received, as: UTF8.self))")
+            }
             guard poll(&poller, 1, 100) >= 0 else { throw HarnessError("poll(): \(String(cString: strerror(errno)))") }
             guard poller.revents != 0 else { continue }
             var chunk = [UInt8](repeating: 0, count: 65536)

@@ -35,7 +35,10 @@ struct ModulesServiceTests {
             _ = try await body()
             Issue.record("accepted; expected an invalid \(field)", sourceLocation: sourceLocation)
         } catch let error as ModulesError {
-            guard case .invalid(let actual, _) = error else { Issue.record("\(error)", sourceLocation: sourceLocation); return }
+            guard case .invalid(let actual, _) = error else {
+                Issue.record("\(error)", sourceLocation: sourceLocation)
+                return
+            }
             #expect(actual == field, sourceLocation: sourceLocation)
             #expect(error.rpcError.code == .invalidParams, sourceLocation: sourceLocation)
         } catch {
@@ -72,12 +75,19 @@ struct ModulesServiceTests {
         await #expect(throws: ModulesError.notFound(id: created.id)) { try await modules.get(id: created.id, userID: alice.id) }
         await #expect(throws: ModulesError.notFound(id: created.id)) { try await modules.delete(id: created.id, userID: alice.id) }
 
-        #expect(try await dependencies.recorded(ModulesEvents.ModuleCreated.self) == [try RecordedEvent(ModulesEvents.ModuleCreated(userID: alice.id, module: created))])
-        #expect(try await dependencies.recorded(ModulesEvents.ModuleUpdated.self) == [
-            try RecordedEvent(ModulesEvents.ModuleUpdated(userID: alice.id, moduleId: created.id, fields: ["content"])),
-            try RecordedEvent(ModulesEvents.ModuleUpdated(userID: alice.id, moduleId: created.id, fields: ["tags", "title"])),
-        ])
-        #expect(try await dependencies.recorded(ModulesEvents.ModuleDeleted.self) == [try RecordedEvent(ModulesEvents.ModuleDeleted(userID: alice.id, moduleId: created.id))])
+        #expect(
+            try await dependencies.recorded(ModulesEvents.ModuleCreated.self) == [
+                try RecordedEvent(ModulesEvents.ModuleCreated(userID: alice.id, module: created))
+            ])
+        #expect(
+            try await dependencies.recorded(ModulesEvents.ModuleUpdated.self) == [
+                try RecordedEvent(ModulesEvents.ModuleUpdated(userID: alice.id, moduleId: created.id, fields: ["content"])),
+                try RecordedEvent(ModulesEvents.ModuleUpdated(userID: alice.id, moduleId: created.id, fields: ["tags", "title"])),
+            ])
+        #expect(
+            try await dependencies.recorded(ModulesEvents.ModuleDeleted.self) == [
+                try RecordedEvent(ModulesEvents.ModuleDeleted(userID: alice.id, moduleId: created.id))
+            ])
     }
 
     @Test("concurrent partial updates of different fields both hold")

@@ -89,7 +89,9 @@ struct OverloadTests {
         }
     }
 
-    @Test("slow-loris: an unfinished message is answered -32019 and closed after --frame-timeout-ms; an idle connection with nothing unfinished stays open")
+    @Test(
+        "slow-loris: an unfinished message is answered -32019 and closed after --frame-timeout-ms; an idle connection with nothing unfinished stays open"
+    )
     func slowLoris() throws {
         try withDaemon(["--frame-timeout-ms", "500"]) { daemon in
             let idle = try daemon.connect()  // connected, silent throughout
@@ -150,7 +152,8 @@ struct OverloadTests {
             #expect(refused.errorCode == -32012, "reply: \(refused)")
             // One member nested past the depth limit fails alone; its neighbours are served.
             let tooDeep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
-            try client.send(line: #"[{"jsonrpc":"2.0","id":1,"method":"system.ping"},{"jsonrpc":"2.0","id":2,"method":"system.echo","params":\#(tooDeep)}]"#)
+            try client.send(
+                line: #"[{"jsonrpc":"2.0","id":1,"method":"system.ping"},{"jsonrpc":"2.0","id":2,"method":"system.echo","params":\#(tooDeep)}]"#)
             let mixed = try #require(try client.readJSON().arrayValue)
             #expect(mixed.contains { $0["id"] == .integer(1) && $0["result"] == .string("pong") }, "\(mixed)")
             #expect(mixed.contains { $0.errorCode == -32011 }, "\(mixed)")
@@ -182,7 +185,8 @@ struct OverloadTests {
             let extra = try AuthTests.call(subscribers[0], id: 99, "events.subscribe", #"{"topics":["*"]}"#)
             #expect(extra.errorCode == -32041, "\(extra)")
 
-            _ = try ChatsTests.result(try AuthTests.call(writer, id: 2, "chats.messages.append", #"{"chatId":"\#(chat)","role":"user","content":"to all"}"#))
+            _ = try ChatsTests.result(
+                try AuthTests.call(writer, id: 2, "chats.messages.append", #"{"chatId":"\#(chat)","role":"user","content":"to all"}"#))
             for client in subscribers {
                 var seen = Set<String>()
                 for _ in 0..<perConnection {

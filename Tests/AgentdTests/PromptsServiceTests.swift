@@ -40,7 +40,10 @@ struct PromptsServiceTests {
             _ = try await body()
             Issue.record("accepted; expected an invalid \(field)", sourceLocation: sourceLocation)
         } catch let error as PromptsError {
-            guard case .invalid(let actual, let reason) = error else { Issue.record("\(error)", sourceLocation: sourceLocation); return nil }
+            guard case .invalid(let actual, let reason) = error else {
+                Issue.record("\(error)", sourceLocation: sourceLocation)
+                return nil
+            }
             #expect(actual == field, "reason: \(reason)", sourceLocation: sourceLocation)
             #expect(error.rpcError.code == .invalidParams, sourceLocation: sourceLocation)
             return reason
@@ -110,16 +113,25 @@ struct PromptsServiceTests {
         await #expect(throws: PromptsError.notFound(id: created.id)) { try await prompts.versions(id: created.id, userID: alice.id) }
         await #expect(throws: PromptsError.notFound(id: created.id)) { try await prompts.delete(id: created.id, userID: alice.id) }
 
-        #expect(try await dependencies.recorded(PromptsEvents.PromptCreated.self) == [try RecordedEvent(PromptsEvents.PromptCreated(userID: alice.id, prompt: created))])
-        #expect(try await dependencies.recorded(PromptsEvents.PromptUpdated.self) == [v2, renamed, v3].map { try RecordedEvent(PromptsEvents.PromptUpdated(userID: alice.id, prompt: $0)) })
-        #expect(try await dependencies.recorded(PromptsEvents.PromptDeleted.self) == [try RecordedEvent(PromptsEvents.PromptDeleted(userID: alice.id, promptId: created.id))])
+        #expect(
+            try await dependencies.recorded(PromptsEvents.PromptCreated.self) == [
+                try RecordedEvent(PromptsEvents.PromptCreated(userID: alice.id, prompt: created))
+            ])
+        #expect(
+            try await dependencies.recorded(PromptsEvents.PromptUpdated.self)
+                == [v2, renamed, v3].map { try RecordedEvent(PromptsEvents.PromptUpdated(userID: alice.id, prompt: $0)) })
+        #expect(
+            try await dependencies.recorded(PromptsEvents.PromptDeleted.self) == [
+                try RecordedEvent(PromptsEvents.PromptDeleted(userID: alice.id, promptId: created.id))
+            ])
     }
 
     @Test("render: values inserted as is, never re-expanded; a missing variable is -32602 naming it; unused values listed")
     func render() async throws {
         let prompt = try await create("p", body: "Dear {{user}}, about {{topic}}: {{{{literal}}")
         let rendered = try await prompts.render(
-            .init(id: prompt.id, variables: ["user": "{{topic}}", "topic": "{{user}} and {{secret}}", "extra": "x", "another": "y"]), userID: alice.id)
+            .init(id: prompt.id, variables: ["user": "{{topic}}", "topic": "{{user}} and {{secret}}", "extra": "x", "another": "y"]), userID: alice.id
+        )
         #expect(rendered.text == "Dear {{topic}}, about {{user}} and {{secret}}: {{literal}}")
         #expect(rendered.version == 1)
         #expect(rendered.unused == ["another", "extra"])

@@ -52,7 +52,9 @@ struct PromptsTests {
             }
             #expect(notString?.dataValue?["field"]?.stringValue == "variables.user", "\(String(describing: notString))")
 
-            let badBody = await #expect(throws: RPCError.self) { try await client.send(Prompts.Create.self, .init(name: "bad", body: "Hello {{user")) }
+            let badBody = await #expect(throws: RPCError.self) {
+                try await client.send(Prompts.Create.self, .init(name: "bad", body: "Hello {{user"))
+            }
             #expect(badBody?.code == .invalidParams)
             #expect(badBody?.dataValue?["field"]?.stringValue == "body", "\(String(describing: badBody))")
 
@@ -138,7 +140,8 @@ extension PromptsTests {
                     .replacingOccurrences(of: "PROMPT_ID", with: id),
                 daemon: daemon)
             #expect(
-                rendered == #"{"jsonrpc":"2.0","id":2,"result":{"id":"\#(id)","text":"Hello Ann, welcome to agentd.","unused":[],"version":1}}"# + "\n",
+                rendered == #"{"jsonrpc":"2.0","id":2,"result":{"id":"\#(id)","text":"Hello Ann, welcome to agentd.","unused":[],"version":1}}"#
+                    + "\n",
                 "stdout: \(rendered)")
 
             let missing = try DiscoveryTests.runReadmeExample(
@@ -146,7 +149,9 @@ extension PromptsTests {
                     .replacingOccurrences(of: "PROMPT_ID", with: id),
                 daemon: daemon)
             #expect(
-                missing == #"{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"Invalid params","data":{"field":"variables.place","reason":"missing"}}}"# + "\n",
+                missing
+                    == #"{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"Invalid params","data":{"field":"variables.place","reason":"missing"}}}"#
+                    + "\n",
                 "stdout: \(missing)")
         }
     }

@@ -10,13 +10,18 @@ struct ReplyBudgetTests {
     static let date = Date(timeIntervalSince1970: 1_800_000_000.123)
 
     static func message(_ content: String, depth: Int = 1) -> Message {
-        Message(id: "msg_01a24f52e8053fbd9ab2e1717db064e2", chatId: "cht_01a24f52e8053fbd9ab2e1717db064e2", parentId: "msg_01a24f52e8053fbd9ab2e1717db064e1",
-                role: .assistant, content: content, depth: depth, createdAt: date)
+        Message(
+            id: "msg_01a24f52e8053fbd9ab2e1717db064e2", chatId: "cht_01a24f52e8053fbd9ab2e1717db064e2",
+            parentId: "msg_01a24f52e8053fbd9ab2e1717db064e1",
+            role: .assistant, content: content, depth: depth, createdAt: date)
     }
 
-    @Test("text sizes count escapes as the wire encoder writes them; items are never estimated below their encoding", arguments: [
-        "", "plain", #"quote " and backslash \"#, "line\nbreak\ttab\r\u{8}\u{c}", "\u{0}\u{1}\u{1f}", "é 🚀 ⟦snippet⟧", String(repeating: "\"\u{2}", count: 1000),
-    ])
+    @Test(
+        "text sizes count escapes as the wire encoder writes them; items are never estimated below their encoding",
+        arguments: [
+            "", "plain", #"quote " and backslash \"#, "line\nbreak\ttab\r\u{8}\u{c}", "\u{0}\u{1}\u{1f}", "é 🚀 ⟦snippet⟧",
+            String(repeating: "\"\u{2}", count: 1000),
+        ])
     func estimatesCoverTheEncoding(text: String) throws {
         let encoder = RPCJSONEncoder()
         let encoded = try encoder.encodeToBytes(text).count
@@ -24,7 +29,8 @@ struct ReplyBudgetTests {
         let message = Self.message(text, depth: Int.max)
         let encodedMessage = try encoder.encodeToBytes(message).count
         #expect(message.replySize >= encodedMessage)
-        let module = Module(id: "mod_1", title: text, description: text, content: text, tags: [text, "x"], createdAt: Self.date, updatedAt: Self.date)
+        let module = Module(
+            id: "mod_1", title: text, description: text, content: text, tags: [text, "x"], createdAt: Self.date, updatedAt: Self.date)
         let encodedModule = try encoder.encodeToBytes(module).count
         #expect(module.replySize >= encodedModule)
     }
@@ -41,11 +47,14 @@ struct ReplyBudgetTests {
 
         // Everything fits: the usual cursor (there is a next row) or none.
         let roomy = ReplyBudget(bytes: 1 << 20)
-        #expect(try KeysetPage(rows: rows, limit: 9, budget: roomy, position: { Int64($0.depth) }, item: { $0 }).nextCursor.flatMap(PageCursor.decode) == 9)
+        #expect(
+            try KeysetPage(rows: rows, limit: 9, budget: roomy, position: { Int64($0.depth) }, item: { $0 }).nextCursor.flatMap(PageCursor.decode)
+                == 9)
         #expect(try KeysetPage(rows: rows, limit: 10, budget: roomy, position: { Int64($0.depth) }, item: { $0 }).nextCursor == nil)
 
         #expect(throws: ReplyBudgetError.self) {
-            try KeysetPage(rows: [Self.message(String(repeating: "y", count: 5000))], limit: 1, budget: budget, position: { Int64($0.depth) }, item: { $0 })
+            try KeysetPage(
+                rows: [Self.message(String(repeating: "y", count: 5000))], limit: 1, budget: budget, position: { Int64($0.depth) }, item: { $0 })
         }
     }
 }

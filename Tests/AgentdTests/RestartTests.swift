@@ -22,12 +22,16 @@ struct RestartTests {
             _ = try AuthTests.call(client, id: 1, "auth.register", #"{"username":"carol","password":"correct horse"}"#)
             let login = try AuthTests.call(client, id: 2, "auth.login", #"{"username":"carol","password":"correct horse"}"#)
             token = try #require(login["result"]?["token"]?.stringValue, "\(login)")
-            let module = try #require(try AuthTests.call(client, id: 3, "modules.create", #"{"title":"Kept","content":"body","tags":["t"]}"#)["result"])
+            let module = try #require(
+                try AuthTests.call(client, id: 3, "modules.create", #"{"title":"Kept","content":"body","tags":["t"]}"#)["result"])
             let chat = try #require(try AuthTests.call(client, id: 4, "chats.create", #"{"title":"Kept chat"}"#)["result"])
             let chatID = try #require(chat["id"]?.stringValue)
-            let first = try #require(try AuthTests.call(client, id: 5, "chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":"one"}"#)["result"])
+            let first = try #require(
+                try AuthTests.call(client, id: 5, "chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":"one"}"#)["result"])
             _ = try AuthTests.call(client, id: 6, "chats.messages.append", #"{"chatId":"\#(chatID)","role":"assistant","content":"two"}"#)
-            _ = try AuthTests.call(client, id: 7, "chats.messages.append", #"{"chatId":"\#(chatID)","role":"user","content":"one, edited","siblingOf":"\#(first["id"]!.stringValue!)"}"#)
+            _ = try AuthTests.call(
+                client, id: 7, "chats.messages.append",
+                #"{"chatId":"\#(chatID)","role":"user","content":"one, edited","siblingOf":"\#(first["id"]!.stringValue!)"}"#)
             let prompt = try #require(try AuthTests.call(client, id: 8, "prompts.create", #"{"name":"greet","body":"Hello {{name}}"}"#)["result"])
             promptID = try #require(prompt["id"]?.stringValue)
             _ = try AuthTests.call(client, id: 9, "prompts.update", #"{"id":"\#(promptID)","body":"Hi {{name}}!"}"#)

@@ -91,7 +91,8 @@ struct ResultEncodingTests {
         let page = ModulesService.Page(
             items: (0..<50).map { index in
                 Module(
-                    id: "mod_\(index)", title: "Module \(index)", description: "seeded", content: "Some content for module \(index).\n/path \"quoted\"",
+                    id: "mod_\(index)", title: "Module \(index)", description: "seeded",
+                    content: "Some content for module \(index).\n/path \"quoted\"",
                     tags: ["bench", "tag\(index)"], createdAt: Date(timeIntervalSince1970: 1_800_000_000 + Double(index) * 0.37),
                     updatedAt: Date(timeIntervalSince1970: 1_800_000_000.999 + Double(index)))
             },

@@ -81,7 +81,9 @@ struct SearchServiceTests {
     }
 
     func seq(ofModule id: String) async throws -> Int64 {
-        try await dependencies.database.writer.read { db in try #require(try Int64.fetchOne(db, sql: "SELECT seq FROM modules WHERE id = ?", arguments: [id])) }
+        try await dependencies.database.writer.read { db in
+            try #require(try Int64.fetchOne(db, sql: "SELECT seq FROM modules WHERE id = ?", arguments: [id]))
+        }
     }
 
     func expectInvalid(_ field: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () async throws -> some Any) async {
@@ -89,7 +91,10 @@ struct SearchServiceTests {
             _ = try await body()
             Issue.record("accepted; expected an invalid \(field)", sourceLocation: sourceLocation)
         } catch let error as SearchError {
-            guard case .invalid(let actual, _) = error else { Issue.record("\(error)", sourceLocation: sourceLocation); return }
+            guard case .invalid(let actual, _) = error else {
+                Issue.record("\(error)", sourceLocation: sourceLocation)
+                return
+            }
             #expect(actual == field, sourceLocation: sourceLocation)
             #expect(error.rpcError.code == .invalidParams, sourceLocation: sourceLocation)
         } catch {
@@ -103,7 +108,9 @@ struct SearchServiceTests {
     /// would be (BM25 gives words found in half the rows almost no weight).
     func filler(for user: User? = nil) async throws {
         let chatID = try await chat("Small talk", for: user)
-        for (title, content) in [("Groceries", "milk eggs bread"), ("Travel", "train tickets hotel"), ("Music", "guitar chords"), ("Garden", "tomatoes basil")] {
+        for (title, content) in [
+            ("Groceries", "milk eggs bread"), ("Travel", "train tickets hotel"), ("Music", "guitar chords"), ("Garden", "tomatoes basil"),
+        ] {
             _ = try await module(title, content: content, for: user)
             _ = try await message("\(title): \(content)?", in: chatID, for: user)
         }
@@ -198,9 +205,11 @@ struct SearchServiceTests {
         let messages = try await find("rollout", kinds: [.messages])
         #expect(Set(messages.map(\.id)) == [question, answer, unattached])
         let hit = try #require(messages.first { $0.id == answer })
-        #expect(hit == SearchHit(
-            kind: .message, id: answer, chatId: release, moduleId: checklist.id, role: "assistant", title: "Release chat",
-            snippet: "the ⟦rollout⟧ starts on Monday"))
+        #expect(
+            hit
+                == SearchHit(
+                    kind: .message, id: answer, chatId: release, moduleId: checklist.id, role: "assistant", title: "Release chat",
+                    snippet: "the ⟦rollout⟧ starts on Monday"))
         let other = try #require(messages.first { $0.id == unattached })
         #expect(other.chatId == loose && other.moduleId == nil && other.role == "user" && other.title == "Loose chat")
         #expect(try await find("rollout", kinds: [.messages, .modules, .messages]).count == 4)
@@ -386,7 +395,10 @@ struct SearchServiceTests {
                 _ = try await find(tooMany)
                 Issue.record("accepted \(tooMany.count) characters of words")
             } catch let error as SearchError {
-                guard case .overLimit("query", _, 64, let actual) = error else { Issue.record("\(error)"); continue }
+                guard case .overLimit("query", _, 64, let actual) = error else {
+                    Issue.record("\(error)")
+                    continue
+                }
                 #expect(actual == (tooMany.hasPrefix("a-") ? 65 : 500))
                 #expect(error.rpcError.code == .invalidParams)
             }

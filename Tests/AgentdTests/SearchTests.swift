@@ -36,11 +36,15 @@ struct SearchTests {
             let found = try await client.call("search.query", #"{"query":"concurrency"}"#).decode(JSONValue.self)
             let foundIDs = found["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue }
             #expect(foundIDs == [created["Concurrency"], created["Weekly notes"]].compactMap { $0 }, "\(found)")
-            #expect(found["items"]?.arrayValue?.first == JSONValue.object([
-                "kind": .string("module"), "id": .string(created["Concurrency"] ?? ""), "title": .string("Concurrency"),
-                "snippet": .string("⟦Concurrency⟧"),
-            ]), "\(found)")
-            #expect(found["items"]?.arrayValue?.dropFirst().first?["snippet"]?.stringValue == "We talked about ⟦concurrency⟧, then lunch.", "\(found)")
+            #expect(
+                found["items"]?.arrayValue?.first
+                    == JSONValue.object([
+                        "kind": .string("module"), "id": .string(created["Concurrency"] ?? ""), "title": .string("Concurrency"),
+                        "snippet": .string("⟦Concurrency⟧"),
+                    ]), "\(found)")
+            #expect(
+                found["items"]?.arrayValue?.dropFirst().first?["snippet"]?.stringValue
+                    == "We talked about ⟦concurrency⟧, then lunch.", "\(found)")
 
             // Type-ahead, query syntax as plain text, a limit, only messages (there are none).
             let typed = try await client.send(Search.Query.self, .init(query: "\"concur", kinds: [.modules], limit: 1))
@@ -114,7 +118,8 @@ extension SearchTests {
         try DiscoveryTests.requireSocat()
         try withDaemon { daemon in
             let client = try daemon.connect()
-            let created = try AuthTests.call(client, id: 1, "modules.create", #"{"title":"Deploy checklist","content":"Roll out on Monday, after the backup."}"#)
+            let created = try AuthTests.call(
+                client, id: 1, "modules.create", #"{"title":"Deploy checklist","content":"Roll out on Monday, after the backup."}"#)
             #expect(created["result"] != nil, "reply: \(created)")
             let stdout = try DiscoveryTests.runReadmeExample(
                 ##"echo '{"jsonrpc":"2.0","id":1,"method":"search.query","params":{"query":"backup monday"}}' | socat - UNIX-CONNECT:/tmp/agentd.sock"##,

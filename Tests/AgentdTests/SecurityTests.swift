@@ -5,7 +5,9 @@ import Testing
 /// log at any level, and the crash-consistency script (bench/crash.py) in a short run.
 @Suite("Security and crash consistency", .blockingIO, .timeLimit(.minutes(3)))
 struct SecurityTests {
-    @Test("at --log-level trace, no password, session token or API key appears in the log through register, login, authenticate, a failed login, changePassword and logout")
+    @Test(
+        "at --log-level trace, no password, session token or API key appears in the log through register, login, authenticate, a failed login, changePassword and logout"
+    )
     func noSecretsInLogs() throws {
         let apiKey = "test-key-not-secret-llm-4d1e"
         let tavilyKey = "test-key-not-secret-tavily-8c2f"
@@ -40,7 +42,9 @@ struct SecurityTests {
         }
     }
 
-    @Test("crash consistency, short run: bench/crash.py kills agentd with SIGKILL mid-write 3 times; every acknowledged write is there, nothing half-written, no gap in the events")
+    @Test(
+        "crash consistency, short run: bench/crash.py kills agentd with SIGKILL mid-write 3 times; every acknowledged write is there, nothing half-written, no gap in the events"
+    )
     func crashConsistency() throws {
         let script = TestPaths.repositoryRoot.appendingPathComponent("bench/crash.py").path
         let run = try runCommand(

@@ -49,9 +49,11 @@ struct SpecExampleTests {
         try await withInProcessDaemon { daemon in
             let client = try await daemon.connect()
             try await client.write(#"{"jsonrpc": "2.0", "method": "system.echo", "params": {"subtrahend": 23, "minuend": 42}, "id": 3}"# + "\n")
-            try expectReply(JSON(parsing: await client.nextMessage()), equals: #"{"jsonrpc": "2.0", "result": {"subtrahend": 23, "minuend": 42}, "id": 3}"#)
+            try expectReply(
+                JSON(parsing: await client.nextMessage()), equals: #"{"jsonrpc": "2.0", "result": {"subtrahend": 23, "minuend": 42}, "id": 3}"#)
             try await client.write(#"{"jsonrpc": "2.0", "method": "system.echo", "params": {"minuend": 42, "subtrahend": 23}, "id": 4}"# + "\n")
-            try expectReply(JSON(parsing: await client.nextMessage()), equals: #"{"jsonrpc": "2.0", "result": {"minuend": 42, "subtrahend": 23}, "id": 4}"#)
+            try expectReply(
+                JSON(parsing: await client.nextMessage()), equals: #"{"jsonrpc": "2.0", "result": {"minuend": 42, "subtrahend": 23}, "id": 4}"#)
         }
     }
 
@@ -92,7 +94,9 @@ struct SpecExampleTests {
         try await withInProcessDaemon { daemon in
             let client = try await daemon.connect()
             try await client.write(#"{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]"# + "\n")
-            try expectReply(JSON(parsing: await client.nextMessage()), equals: #"{"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": null}"#)
+            try expectReply(
+                JSON(parsing: await client.nextMessage()),
+                equals: #"{"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": null}"#)
             // The connection survives a parse error.
             try expectReply(await Self.ping(client, id: 2), equals: #"{"jsonrpc": "2.0", "result": "pong", "id": 2}"#)
         }
@@ -103,7 +107,9 @@ struct SpecExampleTests {
         try await withInProcessDaemon { daemon in
             let client = try await daemon.connect()
             try await client.write(#"{"jsonrpc": "2.0", "method": 1, "params": "bar"}"# + "\n")
-            try expectReply(JSON(parsing: await client.nextMessage()), equals: #"{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}"#)
+            try expectReply(
+                JSON(parsing: await client.nextMessage()),
+                equals: #"{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}"#)
         }
     }
 
@@ -119,7 +125,9 @@ struct SpecExampleTests {
         try await withInProcessDaemon { daemon in
             let client = try await daemon.connect()
             try await client.write(Self.invalidJSONBatch.replacingOccurrences(of: "\n", with: "") + "\n")
-            try expectReply(JSON(parsing: await client.nextMessage()), equals: #"{"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": null}"#)
+            try expectReply(
+                JSON(parsing: await client.nextMessage()),
+                equals: #"{"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": null}"#)
             try await Self.expectNoMessage(client, within: .milliseconds(100))
         }
     }
@@ -130,7 +138,9 @@ struct SpecExampleTests {
             let client = try await daemon.connect()
             try await client.write("[]" + "\n")
             // One single response object, not an array (§6).
-            try expectReply(JSON(parsing: await client.nextMessage()), equals: #"{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}"#)
+            try expectReply(
+                JSON(parsing: await client.nextMessage()),
+                equals: #"{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}"#)
         }
     }
 
@@ -139,11 +149,13 @@ struct SpecExampleTests {
         try await withInProcessDaemon { daemon in
             let client = try await daemon.connect()
             try await client.write("[1]" + "\n")
-            try expectReply(JSON(parsing: await client.nextMessage()), equals: """
-                [
-                  {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}
-                ]
-                """)
+            try expectReply(
+                JSON(parsing: await client.nextMessage()),
+                equals: """
+                    [
+                      {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}
+                    ]
+                    """)
         }
     }
 
@@ -152,13 +164,15 @@ struct SpecExampleTests {
         try await withInProcessDaemon { daemon in
             let client = try await daemon.connect()
             try await client.write("[1,2,3]" + "\n")
-            try expectReply(JSON(parsing: await client.nextMessage()), equals: """
-                [
-                  {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null},
-                  {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null},
-                  {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}
-                ]
-                """)
+            try expectReply(
+                JSON(parsing: await client.nextMessage()),
+                equals: """
+                    [
+                      {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null},
+                      {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null},
+                      {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}
+                    ]
+                    """)
         }
     }
 
@@ -198,7 +212,9 @@ struct SpecExampleTests {
     func allNotificationBatch() async throws {
         try await withInProcessDaemon { daemon in
             let client = try await daemon.connect()
-            try await client.write(#"[{"jsonrpc": "2.0", "method": "notify_sum", "params": [1,2,4]}, {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}]"# + "\n")
+            try await client.write(
+                #"[{"jsonrpc": "2.0", "method": "notify_sum", "params": [1,2,4]}, {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}]"#
+                    + "\n")
             // The only reply must be the ping's: no empty array, no error for the batch.
             try expectReply(await Self.ping(client, id: 7), equals: #"{"jsonrpc": "2.0", "result": "pong", "id": 7}"#)
             try await Self.expectNoMessage(client, within: .milliseconds(150))
@@ -233,12 +249,13 @@ extension SpecExampleTests {
         func allNotificationBatchLSP() throws {
             try withDaemon { daemon in
                 let client = try daemon.connect()
-                try client.sendLSP(body: """
-                    [
-                      {"jsonrpc": "2.0", "method": "notify_sum", "params": [1,2,4]},
-                      {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}
-                    ]
-                    """)
+                try client.sendLSP(
+                    body: """
+                        [
+                          {"jsonrpc": "2.0", "method": "notify_sum", "params": [1,2,4]},
+                          {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}
+                        ]
+                        """)
                 try client.sendLSP(body: #"{"jsonrpc":"2.0","id":7,"method":"system.ping"}"#)
                 try expectReply(client.readLSPJSON(), equals: #"{"jsonrpc": "2.0", "result": "pong", "id": 7}"#)
                 try client.expectNoData(within: .milliseconds(150))

@@ -92,7 +92,8 @@ struct SystemdTests {
     @Test("socket activation: systemd-socket-activate holds the socket, the first client starts agentd and is served; the socket is not unlinked")
     func socketActivation() throws {
         let activate = "/usr/bin/systemd-socket-activate"
-        try #require(FileManager.default.isExecutableFile(atPath: activate), "systemd-socket-activate missing: make test installs the systemd package")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: activate), "systemd-socket-activate missing: make test installs the systemd package")
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let socketPath = "\(directory.path)/activated.sock"

@@ -68,7 +68,10 @@ struct SystemdUnitTests {
         for raw in text.split(separator: "\n") {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.hasPrefix("#") || line.isEmpty { continue }
-            if line.hasPrefix("[") { section = line; continue }
+            if line.hasPrefix("[") {
+                section = line
+                continue
+            }
             guard section == "[Service]", let equals = line.firstIndex(of: "=") else { continue }
             out.append((String(line[..<equals]), String(line[line.index(after: equals)...])))
         }
@@ -119,8 +122,10 @@ struct SystemdUnitTests {
     @Test("the user unit keeps the hardening a user manager can apply (seccomp, no namespaces)")
     func userHardening() throws {
         let keys = Set(try Self.settings("user/agentd.service").map(\.key))
-        for key in ["NoNewPrivileges", "RestrictAddressFamilies", "RestrictNamespaces", "SystemCallFilter", "SystemCallArchitectures",
-                    "MemoryDenyWriteExecute", "LockPersonality", "RestrictRealtime", "RestrictSUIDSGID", "UMask"] {
+        for key in [
+            "NoNewPrivileges", "RestrictAddressFamilies", "RestrictNamespaces", "SystemCallFilter", "SystemCallArchitectures",
+            "MemoryDenyWriteExecute", "LockPersonality", "RestrictRealtime", "RestrictSUIDSGID", "UMask",
+        ] {
             #expect(keys.contains(key), "user/agentd.service lacks \(key)=")
         }
     }

@@ -52,17 +52,19 @@ struct TOMLReaderTests {
             x = 1
             """
         let entries = try TOMLReader.read(text)
-        #expect(entries.map(\.key) == [
-            "key", "bare_key", "bare-key", "1234", "127.0.0.1", "ʎǝʞ", "quoted \"value\"", "name", "physical.color", "physical.shape",
-            "site.google.com", "fruit.flavor", "table-1.key1", "table-1.key2", "dog.tater.man.type.name", "j.ʞ.l.x",
-        ])
+        #expect(
+            entries.map(\.key) == [
+                "key", "bare_key", "bare-key", "1234", "127.0.0.1", "ʎǝʞ", "quoted \"value\"", "name", "physical.color", "physical.shape",
+                "site.google.com", "fruit.flavor", "table-1.key1", "table-1.key2", "dog.tater.man.type.name", "j.ʞ.l.x",
+            ])
         #expect(entries.map(\.line) == [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16, 17, 20, 22])
         #expect(entries[9].value == .string("round") && entries[10].value == .bool(true) && entries[13].value == .integer(123))
     }
 
     @Test("basic strings and their escapes, \\u and \\U included")
     func basicStrings() throws {
-        let values = try Self.read(#"""
+        let values = try Self.read(
+            #"""
             str = "I'm a string. \"You can quote me\". Name\tJos\u00E9\nLocation\tSF."
             all = "\b\t\n\f\r\"\\"
             emoji = "\U0001F600 and \u00e9 and é"
@@ -74,7 +76,8 @@ struct TOMLReaderTests {
 
     @Test("multi-line basic strings: the first newline dropped, a line-ending backslash trims, quotes inside")
     func multiLineBasicStrings() throws {
-        let values = try Self.read(#"""
+        let values = try Self.read(
+            #"""
             str1 = """
             Roses are red
             Violets are blue"""
@@ -108,7 +111,8 @@ struct TOMLReaderTests {
 
     @Test("literal strings, one line and multi-line, no escapes")
     func literalStrings() throws {
-        let values = try Self.read(#"""
+        let values = try Self.read(
+            #"""
             winpath  = 'C:\Users\nodejs\templates'
             winpath2 = '\\ServerX\admin$\system32\'
             quoted   = 'Tom "Dubs" Preston-Werner'
@@ -137,7 +141,8 @@ struct TOMLReaderTests {
 
     @Test("integers: signs, underscores, hex, octal, binary")
     func integers() throws {
-        let values = try Self.read("""
+        let values = try Self.read(
+            """
             int1 = +99
             int2 = 42
             int3 = 0
@@ -163,7 +168,8 @@ struct TOMLReaderTests {
 
     @Test("floats: fractions, exponents, underscores, inf and nan; booleans")
     func floatsAndBooleans() throws {
-        let values = try Self.read("""
+        let values = try Self.read(
+            """
             flt1 = +1.0
             flt2 = 3.1415
             flt3 = -0.01
@@ -187,7 +193,10 @@ struct TOMLReaderTests {
         ]
         for (key, value) in expected { #expect(values[key] == .float(value), "\(key)") }
         for key in ["sf4", "sf5", "sf6"] {
-            guard case .float(let value) = values[key] else { Issue.record("\(key): \(String(describing: values[key]))"); continue }
+            guard case .float(let value) = values[key] else {
+                Issue.record("\(key): \(String(describing: values[key]))")
+                continue
+            }
             #expect(value.isNaN, "\(key)")
         }
         #expect(values["bool1"] == .bool(true) && values["bool2"] == .bool(false))
@@ -195,7 +204,8 @@ struct TOMLReaderTests {
 
     @Test("arrays: mixed, nested, over several lines with comments and a trailing comma")
     func arrays() throws {
-        let values = try Self.read("""
+        let values = try Self.read(
+            """
             integers = [ 1, 2, 3 ]
             colors = [ "red", "yellow", "green" ]
             nested_arrays_of_ints = [ [ 1, 2 ], [3, 4, 5] ]
@@ -220,10 +230,12 @@ struct TOMLReaderTests {
         #expect(values["nested_mixed_array"] == .array([.array([.integer(1), .integer(2)]), .array([.string("a"), .string("b"), .string("c")])]))
         #expect(values["string_array"] == .array(["all", "strings", "are the same", "type"].map(ConfigValue.string)))
         #expect(values["numbers"] == .array([.float(0.1), .float(0.2), .float(0.5), .integer(1), .integer(2), .integer(5)]))
-        #expect(values["contributors"] == .array([
-            .string("Foo Bar <foo@example.com>"),
-            .table(["name": .string("Baz Qux"), "email": .string("bazqux@example.com"), "url": .string("https://example.com/bazqux")]),
-        ]))
+        #expect(
+            values["contributors"]
+                == .array([
+                    .string("Foo Bar <foo@example.com>"),
+                    .table(["name": .string("Baz Qux"), "email": .string("bazqux@example.com"), "url": .string("https://example.com/bazqux")]),
+                ]))
         #expect(values["integers2"] == values["integers"])
         #expect(values["integers3"] == .array([.integer(1), .integer(2)]))
         #expect(values["empty"] == .array([]))
@@ -232,7 +244,8 @@ struct TOMLReaderTests {
 
     @Test("inline tables, dotted keys inside them")
     func inlineTables() throws {
-        let values = try Self.read("""
+        let values = try Self.read(
+            """
             name = { first = "Tom", last = "Preston-Werner" }
             point = { x = 1, y = 2 }
             animal = { type.name = "pug" }
@@ -244,44 +257,46 @@ struct TOMLReaderTests {
         #expect(values["empty"] == .table([:]))
     }
 
-    @Test("invalid TOML is refused with its line and reason", arguments: [
-        ("a = 1\nb = \"x\" y\n", 2, "unexpected text after the value of b"),
-        ("a = 1\nname = \"Tom\"\nname = \"Pradyun\"\n", 3, "name is set twice"),
-        ("spelling = \"favorite\"\n\"spelling\" = \"favourite\"\n", 2, "spelling is set twice"),
-        ("fruit.apple = 1\nfruit.apple.smooth = true\n", 2, "fruit.apple is both a value and a table"),
-        ("[fruit]\napple = 1\n[fruit]\norange = 2\n", 3, "table [fruit] is defined twice"),
-        ("key = # INVALID\n", 1, "missing value"),
-        ("first = \"Tom\" last = \"Preston-Werner\"\n", 1, "unexpected text after the value of first"),
-        ("= \"no key name\"\n", 1, "invalid key"),
-        ("\"\"\"key\"\"\" = 1\n", 1, "a key cannot be a multi-line string"),
-        ("x = \"a\nb\"\n", 1, "unterminated string"),
-        ("x = 'a\nb'\n", 1, "unterminated string"),
-        ("\n\nx = \"\"\"\nab\n", 5, "unterminated multi-line string"),
-        ("x = \"bad \\q escape\"\n", 1, "unsupported escape \\q"),
-        ("x = \"\\u12\"\n", 1, "\\u needs 4 hex digits"),
-        ("x = \"\\uD800\"\n", 1, "\\uD800 is not a Unicode scalar value"),
-        ("x = \"tab\u{1}\"\n", 1, "a control character in a string must be escaped"),
-        ("a = [\n  1,\n  2 3\n]\n", 3, "expected , or ] in array"),
-        ("a = [\n  1,\n", 3, "unterminated array"),
-        ("type = { name = \"Nail\" }\ntype.edible = false\n", 2, "type is both a value and a table"),
-        ("p = { x = 1,\n y = 2 }\n", 1, "an inline table must end on the line it starts on"),
-        ("p = { x = 1, }\n", 1, "an inline table takes no trailing comma"),
-        ("p = { x = 1, x = 2 }\n", 1, "x is set twice in an inline table"),
-        ("n = 012\n", 1, "012: leading zeros are not allowed"),
-        ("n = 1__2\n", 1, "cannot read value 1__2"),
-        ("n = _1\n", 1, "cannot read value _1"),
-        ("n = 1.\n", 1, "cannot read value 1."),
-        ("n = .7\n", 1, "cannot read value .7"),
-        ("n = 3.e+20\n", 1, "cannot read value 3.e+20"),
-        ("n = -0x1\n", 1, "takes no sign"),
-        ("n = 99999999999999999999\n", 1, "out of range for an integer"),
-        ("d = 1979-05-27T07:32:00Z\n", 1, "dates and times are not supported"),
-        ("d = 07:32:00\n", 1, "dates and times are not supported"),
-        ("[[products]]\nname = \"Hammer\"\n", 1, "arrays of tables ([[…]]) are not supported"),
-        ("[a\nb = 1\n", 1, "expected ] after the table name"),
-        ("x = /tmp/x\n", 1, "cannot read value /tmp/x (strings need quotes)"),
-        ("a = 1\r\nb = 2\rc = 3\n", 2, "a carriage return without a line feed"),
-    ])
+    @Test(
+        "invalid TOML is refused with its line and reason",
+        arguments: [
+            ("a = 1\nb = \"x\" y\n", 2, "unexpected text after the value of b"),
+            ("a = 1\nname = \"Tom\"\nname = \"Pradyun\"\n", 3, "name is set twice"),
+            ("spelling = \"favorite\"\n\"spelling\" = \"favourite\"\n", 2, "spelling is set twice"),
+            ("fruit.apple = 1\nfruit.apple.smooth = true\n", 2, "fruit.apple is both a value and a table"),
+            ("[fruit]\napple = 1\n[fruit]\norange = 2\n", 3, "table [fruit] is defined twice"),
+            ("key = # INVALID\n", 1, "missing value"),
+            ("first = \"Tom\" last = \"Preston-Werner\"\n", 1, "unexpected text after the value of first"),
+            ("= \"no key name\"\n", 1, "invalid key"),
+            ("\"\"\"key\"\"\" = 1\n", 1, "a key cannot be a multi-line string"),
+            ("x = \"a\nb\"\n", 1, "unterminated string"),
+            ("x = 'a\nb'\n", 1, "unterminated string"),
+            ("\n\nx = \"\"\"\nab\n", 5, "unterminated multi-line string"),
+            ("x = \"bad \\q escape\"\n", 1, "unsupported escape \\q"),
+            ("x = \"\\u12\"\n", 1, "\\u needs 4 hex digits"),
+            ("x = \"\\uD800\"\n", 1, "\\uD800 is not a Unicode scalar value"),
+            ("x = \"tab\u{1}\"\n", 1, "a control character in a string must be escaped"),
+            ("a = [\n  1,\n  2 3\n]\n", 3, "expected , or ] in array"),
+            ("a = [\n  1,\n", 3, "unterminated array"),
+            ("type = { name = \"Nail\" }\ntype.edible = false\n", 2, "type is both a value and a table"),
+            ("p = { x = 1,\n y = 2 }\n", 1, "an inline table must end on the line it starts on"),
+            ("p = { x = 1, }\n", 1, "an inline table takes no trailing comma"),
+            ("p = { x = 1, x = 2 }\n", 1, "x is set twice in an inline table"),
+            ("n = 012\n", 1, "012: leading zeros are not allowed"),
+            ("n = 1__2\n", 1, "cannot read value 1__2"),
+            ("n = _1\n", 1, "cannot read value _1"),
+            ("n = 1.\n", 1, "cannot read value 1."),
+            ("n = .7\n", 1, "cannot read value .7"),
+            ("n = 3.e+20\n", 1, "cannot read value 3.e+20"),
+            ("n = -0x1\n", 1, "takes no sign"),
+            ("n = 99999999999999999999\n", 1, "out of range for an integer"),
+            ("d = 1979-05-27T07:32:00Z\n", 1, "dates and times are not supported"),
+            ("d = 07:32:00\n", 1, "dates and times are not supported"),
+            ("[[products]]\nname = \"Hammer\"\n", 1, "arrays of tables ([[…]]) are not supported"),
+            ("[a\nb = 1\n", 1, "expected ] after the table name"),
+            ("x = /tmp/x\n", 1, "cannot read value /tmp/x (strings need quotes)"),
+            ("a = 1\r\nb = 2\rc = 3\n", 2, "a carriage return without a line feed"),
+        ])
     func refusals(text: String, line: Int, reason: String) {
         let failure = Self.failure(text)
         #expect(failure?.line == line, "\(String(describing: failure))")
@@ -291,9 +306,10 @@ struct TOMLReaderTests {
     @Test("CRLF line ends, comments everywhere, the file's end without a newline")
     func lineEnds() throws {
         let entries = try TOMLReader.read("# c\r\n[server] # c\r\nthreads = 4 # c\r\n\r\n[limits]\r\nmax_in_flight = 8")
-        #expect(entries == [
-            TOMLReader.Entry(key: "server.threads", value: .integer(4), line: 3),
-            TOMLReader.Entry(key: "limits.max_in_flight", value: .integer(8), line: 6),
-        ])
+        #expect(
+            entries == [
+                TOMLReader.Entry(key: "server.threads", value: .integer(4), line: 3),
+                TOMLReader.Entry(key: "limits.max_in_flight", value: .integer(8), line: 6),
+            ])
     }
 }

@@ -58,7 +58,9 @@ struct VersioningTests {
             let runs = try await Self.call(client, "agent.runs.list")
             #expect(runs["result"]?["items"]?.arrayValue?.count == 1, "reply: \(runs)")
             let metrics = try await Self.call(client, "system.metrics")
-            #expect(metrics["result"]?["text"]?.stringValue?.contains("rpc_requests_total{method=\"agent.act\"} 1") == true, "error: \(metrics["error"] ?? .null)")
+            #expect(
+                metrics["result"]?["text"]?.stringValue?.contains("rpc_requests_total{method=\"agent.act\"} 1") == true,
+                "error: \(metrics["error"] ?? .null)")
             // The same method by prefix in both versions: one contract.
             let v1 = try await Self.call(client, "v1.agent.runs.get", #"{"runId":"run_missing"}"#)
             let v2 = try await Self.call(client, "v2.agent.runs.get", #"{"runId":"run_missing"}"#)

@@ -76,7 +76,9 @@ public final class ScriptedLLMProvider: LLMProvider {
     }
 
     /// A script answering `pieces` as text deltas, then usage and `.finished(.stop)`.
-    public static func answer(_ pieces: [String], usage: LLMUsage? = LLMUsage(promptTokens: 10, completionTokens: 5, estimated: false), model: String = "fake-model-2026") -> [Step] {
+    public static func answer(
+        _ pieces: [String], usage: LLMUsage? = LLMUsage(promptTokens: 10, completionTokens: 5, estimated: false), model: String = "fake-model-2026"
+    ) -> [Step] {
         pieces.map { .event(.text($0)) } + (usage.map { [.event(.usage($0))] } ?? []) + [.event(.finished(reason: .stop, model: model))]
     }
 
@@ -146,7 +148,8 @@ public final class FakeWebSearch: WebSearchClient {
         return WebSearchResponse(
             query: query.query,
             results: [
-                WebSearchResult(title: "About \(query.query)", url: "https://example.test/\(slug)", content: "Facts about \(query.query).", score: 0.9),
+                WebSearchResult(
+                    title: "About \(query.query)", url: "https://example.test/\(slug)", content: "Facts about \(query.query).", score: 0.9),
                 WebSearchResult(title: "Shared page", url: "https://example.test/shared", content: "Common.", score: 0.5),
             ],
             requestId: "req-\(slug)", credits: 1, responseTimeSeconds: 0.1)

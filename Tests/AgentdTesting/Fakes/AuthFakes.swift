@@ -22,7 +22,12 @@ public final class SequentialIDs: IDGenerator {
     private let next = Mutex(0)
 
     public func makeID(prefix: String) -> String {
-        prefix + String(next.withLock { $0 += 1; return $0 })
+        prefix
+            + String(
+                next.withLock {
+                    $0 += 1
+                    return $0
+                })
     }
 }
 

@@ -28,7 +28,8 @@ struct Agentctl {
 
     /// Runs `agentctl arguments` to completion, `stdin` written to its input (then closed);
     /// stdout and stderr are files, so the output is piped, not a terminal.
-    func run(_ arguments: [String], stdin: String = "", extraEnvironment: [String: String] = [:], timeout: Duration = .seconds(30)) throws -> Outcome {
+    func run(_ arguments: [String], stdin: String = "", extraEnvironment: [String: String] = [:], timeout: Duration = .seconds(30)) throws -> Outcome
+    {
         try requireBlockingIOThread("agentctl")
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

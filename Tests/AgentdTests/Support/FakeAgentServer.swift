@@ -77,7 +77,9 @@ final class FakeAgentServer: @unchecked Sendable {
             let params = request["params"]
             switch request["method"]?.stringValue {
             case "session.hello":
-                send(#"{"jsonrpc":"2.0","id":\#(idText(id!)),"result":{"apiVersion":"2","apiVersions":[{"version":"1"},{"version":"2"}],"capabilities":[],"server":{"name":"fake","version":"0"}}}"#)
+                send(
+                    #"{"jsonrpc":"2.0","id":\#(idText(id!)),"result":{"apiVersion":"2","apiVersions":[{"version":"1"},{"version":"2"}],"capabilities":[],"server":{"name":"fake","version":"0"}}}"#
+                )
             case "agent.act":
                 runs += 1
                 let runID = "run_\(runs)"
@@ -88,7 +90,9 @@ final class FakeAgentServer: @unchecked Sendable {
                 } else {
                     send(#"{"jsonrpc":"2.0","method":"agent.delta","params":{"runId":"\#(runID)","chatId":"\#(chatID)","seq":1,"text":"Hel"}}"#)
                     send(#"{"jsonrpc":"2.0","method":"agent.delta","params":{"runId":"\#(runID)","chatId":"\#(chatID)","seq":2,"text":"lo"}}"#)
-                    send(#"{"jsonrpc":"2.0","id":\#(idText(id!)),"result":{"runId":"\#(runID)","chatId":"\#(chatID)","message":{"id":"msg_\#(runs)","content":"Hello"},"usage":{"inputTokens":1,"outputTokens":2}}}"#)
+                    send(
+                        #"{"jsonrpc":"2.0","id":\#(idText(id!)),"result":{"runId":"\#(runID)","chatId":"\#(chatID)","message":{"id":"msg_\#(runs)","content":"Hello"},"usage":{"inputTokens":1,"outputTokens":2}}}"#
+                    )
                 }
             case "$/cancelRequest":
                 if let slow = pendingSlow, params?["id"] == slow.id {

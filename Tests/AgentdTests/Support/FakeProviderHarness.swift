@@ -62,17 +62,19 @@ final class FakeProvider: Sendable {
 
     /// The daemon's environment for an OpenAI provider at this server (the Tavily fake too).
     func openAIEnvironment(maxRetries: Int = 2, _ extra: [String: String] = [:]) -> [String: String] {
-        environment([
-            "AGENTD_LLM_PROVIDER": "openai", "AGENTD_LLM_BASE_URL": baseURL + "/v1", "AGENTD_LLM_API_KEY": Self.apiKey,
-            "AGENTD_LLM_MODEL": "gpt-4o-mini", "AGENTD_LLM_MAX_RETRIES": String(maxRetries),
-        ].merging(extra) { $1 })
+        environment(
+            [
+                "AGENTD_LLM_PROVIDER": "openai", "AGENTD_LLM_BASE_URL": baseURL + "/v1", "AGENTD_LLM_API_KEY": Self.apiKey,
+                "AGENTD_LLM_MODEL": "gpt-4o-mini", "AGENTD_LLM_MAX_RETRIES": String(maxRetries),
+            ].merging(extra) { $1 })
     }
 
     /// `settings`, Tavily at this server, and no proxy for loopback (libcurl reads the usual
     /// proxy variables).
     func environment(_ settings: [String: String]) -> [String: String] {
         [
-            "AGENTD_TAVILY_API_KEY": Self.tavilyKey, "AGENTD_TAVILY_BASE_URL": baseURL, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+            "AGENTD_TAVILY_API_KEY": Self.tavilyKey, "AGENTD_TAVILY_BASE_URL": baseURL, "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
         ].merging(settings) { $1 }
     }
 }

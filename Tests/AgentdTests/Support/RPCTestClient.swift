@@ -224,7 +224,10 @@ final class RPCTestClient {
     /// Reads what is available (waiting up to the deadline) into the buffer.
     private func fill(deadline: Deadline, waitingFor what: String) throws {
         if sawEOF {
-            throw EndOfStream(description: "connection closed by the server while waiting for \(what); unconsumed: \(String(decoding: buffer, as: UTF8.self).debugDescription)")
+            throw EndOfStream(
+                description:
+                    "connection closed by the server while waiting for \(what); unconsumed: \(String(decoding: buffer, as: UTF8.self).debugDescription)"
+            )
         }
         try wait(for: Int16(POLLIN), deadline: deadline, what: what)
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -239,7 +242,10 @@ final class RPCTestClient {
         }
         if received == 0 {
             sawEOF = true
-            throw EndOfStream(description: "connection closed by the server while waiting for \(what); unconsumed: \(String(decoding: buffer, as: UTF8.self).debugDescription)")
+            throw EndOfStream(
+                description:
+                    "connection closed by the server while waiting for \(what); unconsumed: \(String(decoding: buffer, as: UTF8.self).debugDescription)"
+            )
         }
         buffer.append(contentsOf: chunk[..<received])
     }
@@ -253,7 +259,10 @@ final class RPCTestClient {
                 throw HarnessError("poll: \(String(cString: strerror(errno)))")
             }
             if ready > 0 { return }  // readable, writable, or hung up: the next call says which
-            if deadline.hasPassed { throw TimeoutError(description: "timed out waiting for \(what); unconsumed: \(String(decoding: buffer.prefix(500), as: UTF8.self).debugDescription)") }
+            if deadline.hasPassed {
+                throw TimeoutError(
+                    description: "timed out waiting for \(what); unconsumed: \(String(decoding: buffer.prefix(500), as: UTF8.self).debugDescription)")
+            }
         }
     }
 }

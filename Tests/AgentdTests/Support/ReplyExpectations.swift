@@ -49,7 +49,9 @@ func rawMember(_ name: String, in text: String) -> String? {
         while index < bytes.count {
             switch bytes[index] {
             case UInt8(ascii: "\\"): index += 2
-            case UInt8(ascii: "\""): index += 1; return true
+            case UInt8(ascii: "\""):
+                index += 1
+                return true
             default: index += 1
             }
         }
@@ -70,7 +72,10 @@ func rawMember(_ name: String, in text: String) -> String? {
                 case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
                 case UInt8(ascii: "}"), UInt8(ascii: "]"):
                     depth -= 1
-                    if depth == 0 { index += 1; return true }
+                    if depth == 0 {
+                        index += 1
+                        return true
+                    }
                 default: break
                 }
                 index += 1
