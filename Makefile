@@ -36,16 +36,17 @@ build: deps
 run: build
 	"$$(swift build -c $(CONFIG) $(BUILD_FLAGS) --show-bin-path)/agentd" $(ARGS)
 
-## Builds and runs every test, in parallel, then each fuzz target for FUZZ_SECONDS (fuzz/run.sh; 0
+## Checks the formatting (make lint), builds and runs every test, in parallel, then each fuzz target for FUZZ_SECONDS (fuzz/run.sh; 0
 ## skips them). The live tests block on sockets and processes on threads of their own (the
 ## .blockingIO trait, Tests/AgentdTests/Support/BlockingIO.swift), never on Swift's cooperative pool,
 ## which the async tests need; the few that assert timing run alone (.blockingIOAlone). TEST_WIDTH
 ## caps the tests running at once (each live test runs a daemon; on 2 cores more only adds load):
 ## Swift Testing's own cap, which SwiftPM passes on (--num-workers is XCTest's, which has no tests here).
-## On a shared 2-core machine the run took ~68 s this way, ~108 s one test at a time; it is CPU-bound.
+## Most route suites run in process (Tests/AgentdTesting); on an idle 2-core machine the test run takes
+## ~33 s (before issue 18: ~108 s, one test at a time, every suite on the real binary).
 FUZZ_SECONDS ?= 30
 TEST_WIDTH ?= 8
-test: deps
+test: deps lint
 	swift build --build-tests
 	swift test --skip-build --parallel --experimental-maximum-parallelization-width $(TEST_WIDTH)
 	if [ "$(FUZZ_SECONDS)" != 0 ]; then fuzz/run.sh $(FUZZ_SECONDS); fi
