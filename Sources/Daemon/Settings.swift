@@ -285,6 +285,10 @@ enum Settings {
                 "limits.rate_exempt_own_uid", environment: ["AGENTD_RATE_EXEMPT_OWN_UID"], kind: .choice(["on", "off"]), reloadable: true,
                 apply: { $0.limits.rateExemptUIDs = $1.string == "on" ? [getuid()] : [] },
                 current: { $0.limits.rateExemptUIDs.isEmpty ? "off" : "on" }),
+            // A call costs 1 token plus 1 per this many bytes of params (RPCRateClass.cost).
+            Setting(
+                "limits.rate_bytes_per_token", environment: ["AGENTD_RATE_BYTES_PER_TOKEN"], kind: .integer(minimum: 0), reloadable: true,
+                apply: { $0.limits.rateBytesPerToken = $1.integer }, current: { String($0.limits.rateBytesPerToken) }),
             Setting(
                 "limits.rate_register_per_minute", environment: ["AGENTD_RATE_REGISTER_PER_MINUTE"], kind: .integer(minimum: 1), reloadable: true,
                 apply: { $0.limits.rateClasses["register"]?.perSecond = Double($1.integer) / 60 },

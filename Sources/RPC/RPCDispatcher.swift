@@ -49,6 +49,9 @@ public struct RPCLimits: Sendable, Equatable {
     /// Peer uids whose calls are never rate limited (the daemon's own, by default: its user could
     /// stop the daemon anyway, and limits are there to protect users from each other).
     public var rateExemptUIDs: Set<UInt32> = []
+    /// Params bytes per extra token a call costs (`RPCRateClass.cost`): a call costs 1 plus 1 per
+    /// full `rateBytesPerToken` of params, so 1 MiB costs 17 at the default. 0: every call costs 1.
+    public var rateBytesPerToken = 65536
 
     /// What a person typing never reaches and a script in a loop reaches within a second.
     public static let defaultRateClasses: [String: RPCRateClass] = [

@@ -39,6 +39,14 @@ public struct RPCRateClass: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "\(name) (\(burst) at once, \(perSecond)/s)" }
+
+    /// What a call with `paramsBytes` of params costs, in tokens: 1, plus 1 per full
+    /// `bytesPerToken` (0: every call costs 1), so that big messages are limited by bytes as well
+    /// as by count. At most `burst`: a call bigger than that still passes once the bucket is full.
+    public func cost(paramsBytes: Int, bytesPerToken: Int) -> Int {
+        guard bytesPerToken > 0 else { return 1 }
+        return min(burst, 1 + paramsBytes / bytesPerToken)
+    }
 }
 
 /// Token buckets by caller and class. Time comes from `now` (seconds on a monotonic clock), so
@@ -80,21 +88,24 @@ public final class RPCTokenBuckets: Sendable {
         take(caller: caller, also: nil, rateClass)
     }
 
-    /// Takes one call from the buckets of `caller` and of `other` (when given) at once: the call
-    /// goes ahead only if both have a token, and then costs one of each; a refused call costs
-    /// neither. Returns nil when the call may go ahead, else the seconds until both have one.
-    public func take(caller: String, also other: String?, _ rateClass: RPCRateClass) -> Double? {
+    /// Takes a call costing `cost` tokens (`RPCRateClass.cost`; at most the burst, so that any
+    /// call can pass once the bucket is full) from the buckets of `caller` and of `other` (when
+    /// given) at once: the call goes ahead only if both hold its cost, and then spends it from
+    /// each; a refused call costs neither. Returns nil when the call may go ahead, else the
+    /// seconds until both hold its cost.
+    public func take(caller: String, also other: String?, _ rateClass: RPCRateClass, cost: Int = 1) -> Double? {
+        let cost = Double(min(max(cost, 1), rateClass.burst))
         let now = self.now()
         let key = Key(caller: caller, rateClass: rateClass.name)
         let otherKey = other.map { Key(caller: $0, rateClass: rateClass.name) }
         return buckets.withLock { buckets in
             var bucket = Self.refilled(buckets[key], rateClass, now: now)
             var otherBucket = otherKey.map { Self.refilled(buckets[$0], rateClass, now: now) }
-            let shortfall = max(1 - bucket.tokens, 1 - (otherBucket?.tokens ?? 1))
+            let shortfall = max(cost - bucket.tokens, cost - (otherBucket?.tokens ?? cost))
             let wait: Double?
             if shortfall <= 0 {
-                bucket.tokens -= 1
-                otherBucket?.tokens -= 1
+                bucket.tokens -= cost
+                otherBucket?.tokens -= cost
                 wait = nil
             } else {
                 wait = shortfall / rateClass.perSecond
@@ -167,8 +178,10 @@ public struct RPCRateCaller: Sendable {
 
 /// Refuses calls over their caller's budget, before they run: a token bucket per caller and
 /// method class (`RPCLimits.rateClasses`; a batch counts as its length, since every member passes
-/// through here, each against its own method's class). Refused calls get `-32017 Rate limited`
-/// with `retryAfterMs`. Calls from the peer uids of `RPCLimits.rateExemptUIDs` are never limited.
+/// through here, each against its own method's class). A call costs 1 token plus 1 per full
+/// `RPCLimits.rateBytesPerToken` of its params (`RPCRateClass.cost`), so that a client sending
+/// megabytes as fast as it is answered is limited by what it makes the daemon parse. Refused calls
+/// get `-32017 Rate limited` with `cost` and `retryAfterMs`. Calls from the peer uids of `RPCLimits.rateExemptUIDs` are never limited.
 ///
 /// The policy lives here, not in handlers: which class a method is in is declared by its type
 /// (`RPCMethod.rateClass`, on the call's route), and who the caller is (`caller`: the peer uid and
@@ -192,8 +205,9 @@ public struct RPCRateLimitMiddleware: RPCMiddleware {
         guard current.rateLimiting, let rateClass = current.rateClasses[route.rateClass.rawValue] else { return next(request, context) }
         if let uid = context.connection.peer?.uid, current.rateExemptUIDs.contains(uid) { return next(request, context) }
         let caller = caller(context)
-        if let wait = buckets.take(caller: caller.uid, also: caller.account, rateClass) {
-            return .now(.error(Self.error(rateClass, retryAfter: wait)))
+        let cost = rateClass.cost(paramsBytes: request.params?.readableBytes ?? 0, bytesPerToken: current.rateBytesPerToken)
+        if let wait = buckets.take(caller: caller.uid, also: caller.account, rateClass, cost: cost) {
+            return .now(.error(Self.error(rateClass, cost: cost, retryAfter: wait)))
         }
         guard let limit = rateClass.maxConcurrent else { return next(request, context) }
         // Both the uid and the account hold a running call: N accounts from one uid still run
@@ -228,20 +242,23 @@ public struct RPCRateLimitMiddleware: RPCMiddleware {
             data: try? JSONFragment(encoding: Data(rateClass: rateClass.name, maxConcurrent: limit)))
     }
 
-    static func error(_ rateClass: RPCRateClass, retryAfter seconds: Double) -> RPCError {
+    /// The refusal of a call costing `cost` tokens, to retry after `seconds` (the time to earn
+    /// that cost back).
+    static func error(_ rateClass: RPCRateClass, cost: Int = 1, retryAfter seconds: Double) -> RPCError {
         struct Data: Encodable {
             var rateClass: String
             var perSecond: Double
             var burst: Int
+            var cost: Int
             var retryAfterMs: Int
 
             enum CodingKeys: String, CodingKey {
                 case rateClass = "class"
-                case perSecond, burst, retryAfterMs
+                case perSecond, burst, cost, retryAfterMs
             }
         }
         let data = Data(
-            rateClass: rateClass.name, perSecond: rateClass.perSecond, burst: rateClass.burst,
+            rateClass: rateClass.name, perSecond: rateClass.perSecond, burst: rateClass.burst, cost: cost,
             retryAfterMs: max(1, Int((seconds * 1000).rounded(.up))))
         return RPCError(.rateLimited, "Rate limited", data: try? JSONFragment(encoding: data))
     }

@@ -71,7 +71,7 @@ struct RPCRateLimitTests {
     func error() throws {
         let error = RPCRateLimitMiddleware.error(Self.reads, retryAfter: 0.2501)
         #expect(error.code == .rateLimited)
-        #expect(error.data?.text == #"{"burst":3,"class":"read","perSecond":2,"retryAfterMs":251}"#)
+        #expect(error.data?.text == #"{"burst":3,"class":"read","cost":1,"perSecond":2,"retryAfterMs":251}"#)
     }
 }
 
