@@ -74,7 +74,7 @@ gcc -O2 -Wall -shared -fPIC -o "$SHIM" bench/sigsuspend_shim.c
 rm -f "$OUT"/callgrind.out "$OUT"/callgrind.raw*
 log "== callgrind: starting agentd under valgrind"
 LD_PRELOAD=$PWD/$SHIM valgrind --tool=callgrind --callgrind-out-file="$PWD/$OUT/callgrind.raw" \
-    "$PROFILED" --socket "$SOCK" --log-level warning >"$OUT/valgrind.log" 2>&1 &
+    "$PROFILED" --socket "$SOCK" --database "$OUT/agentd.sqlite" --log-level warning >"$OUT/valgrind.log" 2>&1 &
 DAEMON_PID=$!
 wait_ready "$SOCK" "$DAEMON_PID" "agentd under valgrind (see $OUT/valgrind.log)" 300
 
@@ -122,7 +122,7 @@ fi
 perf_pass() {   # name conns depth
     local name=$1 conns=$2 depth=$3 rc=0
     log "== perf: agentd and rpcload pinned to cpu $BENCH_CPU at ${conns}x$depth, sampling cpu $BENCH_CPU for $PERF_SECONDS s"
-    taskset -c "$BENCH_CPU" "$AGENTD" --socket "$SOCK" --log-level warning >"$OUT/agentd-perf.log" 2>&1 &
+    taskset -c "$BENCH_CPU" "$AGENTD" --socket "$SOCK" --database "$OUT/agentd-perf.sqlite" --log-level warning >"$OUT/agentd-perf.log" 2>&1 &
     DAEMON_PID=$!
     wait_ready "$SOCK" "$DAEMON_PID" agentd 60
     local io_before io_after

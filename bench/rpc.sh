@@ -88,7 +88,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 log "== starting agentd on $AGENTD_SOCK (pinned to cpu $BENCH_CPU)"
-taskset -c "$BENCH_CPU" "$AGENTD" --socket "$AGENTD_SOCK" --log-level warning >"$OUT/agentd.log" 2>&1 &
+taskset -c "$BENCH_CPU" "$AGENTD" --socket "$AGENTD_SOCK" --database "$OUT/agentd.sqlite" --log-level warning >"$OUT/agentd.log" 2>&1 &
 AGENTD_PID=$!
 wait_ready "$AGENTD_SOCK" "$AGENTD_PID" agentd "$START_DEADLINE"
 
