@@ -160,6 +160,12 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
             buffer = leftover
         }
         decode(&buffer, atEnd: false)
+        // A peer that has not signed in and passes its limit is answered at once and closed, instead
+        // of having the rest of its message read and dropped: an 8 MiB "username" then costs the
+        // daemon 64 KiB of reading, not 8 MiB, however often it is sent.
+        if unauthenticatedLimit, !closing, let skipped = decoder.skippedSoFar {
+            refuseOversized(prefix: skipped.prefix, size: skipped.size)
+        }
     }
 
     /// Runs every complete message in `buffer`; keeps the incomplete rest for the next read.
@@ -236,17 +242,28 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         closeAfterFlush()
     }
 
+    /// Answers a message over the size limit with `-32010 {setting, limit, actual}`. A signed-in
+    /// connection goes on (the message was skipped); one not signed in is closed after the answer.
+    private func refuseOversized(prefix: ByteBuffer, size: Int) {
+        let id = findRequestID(inPrefix: prefix) ?? .null
+        let error = RPCError.limit(
+            .messageTooLarge, "Message too large", setting: unauthenticatedLimit ? "max_unauthenticated_message_bytes" : "max_message_bytes",
+            limit: decoder.maxMessageBytes, actual: size)
+        writeFrame { JSONWriter.writeError(id: id, error: error, into: &$0) }
+        if unauthenticatedLimit {
+            logger.notice("message over the limit from a connection not signed in, closing", metadata: ["bytes": "\(size)", "id": "\(id)"])
+            closeAfterFlush()
+        } else {
+            logger.notice("message over the size limit skipped", metadata: ["bytes": "\(size)", "id": "\(id)"])
+        }
+    }
+
     private func handleFrameEvent(_ event: RPCFrameEvent) {
         switch event {
         case .framingDetected(let framing):
             self.framing = framing
         case .oversized(let prefix, let size):
-            let id = findRequestID(inPrefix: prefix) ?? .null
-            let error = RPCError.limit(
-                .messageTooLarge, "Message too large", setting: unauthenticatedLimit ? "max_unauthenticated_message_bytes" : "max_message_bytes",
-                limit: decoder.maxMessageBytes, actual: size)
-            logger.notice("message over the size limit skipped", metadata: ["bytes": "\(size)", "id": "\(id)"])
-            writeFrame { JSONWriter.writeError(id: id, error: error, into: &$0) }
+            refuseOversized(prefix: prefix, size: size)
         case .unframeable(let reason):
             logger.notice("unframeable input, closing", metadata: ["reason": "\(reason)"])
             writeFrame { JSONWriter.writeError(id: .null, error: RPCError(.framingError, "Framing error", data: ["reason": reason]), into: &$0) }

@@ -63,6 +63,10 @@ public struct RPCFrameDecoder: Sendable {
     /// Whether a message over the limit is being skipped (its bytes are dropped, not buffered).
     public var isSkipping: Bool { skipping != nil }
 
+    /// The first bytes (up to `prefixBytes`) and the size so far of the message being skipped: its
+    /// whole size in Content-Length framing, the bytes received until now in newline framing.
+    public var skippedSoFar: (prefix: ByteBuffer, size: Int)? { skipping.map { ($0.prefix, $0.size) } }
+
     /// The next message or event in `buffer`, consuming its bytes; nil when more bytes are needed.
     /// The connection calls this in a loop on each read (no `ByteToMessageHandler` in between: the
     /// profile showed its loop and the pipeline hop cost ~2k instructions a message).

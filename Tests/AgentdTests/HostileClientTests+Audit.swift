@@ -45,17 +45,22 @@ extension HostileClientTests {
         #expect(stored.1 < 1024, "login_failures hold \(stored.1) bytes of usernames")
     }
 
-    @Test("not signed in, a login of 1 MiB is answered -32010 naming max_unauthenticated_message_bytes; signed in, a 1 MiB module content is stored")
+    @Test(
+        "not signed in, a login of 1 MiB is answered -32010 naming max_unauthenticated_message_bytes and closed; signed in, a 1 MiB module content is stored"
+    )
     func unauthenticatedMessageLimit() async throws {
         let dependencies = try await Self.auditGraph()
-        let connection = try await AuthRoutesTests.Connection(dependencies: dependencies, peer: RPCPeer(uid: 777, gid: 777, pid: 1), signedIn: false)
+        let peer = RPCPeer(uid: 777, gid: 777, pid: 1)
+        let refusedConnection = try await AuthRoutesTests.Connection(dependencies: dependencies, peer: peer, signedIn: false)
         let huge = String(repeating: "a", count: 1 << 20)
-        let refused = try await connection.call("auth.login", #"{"username":"\#(huge)","password":"password1"}"#)
+        let refused = try await refusedConnection.call("auth.login", #"{"username":"\#(huge)","password":"password1"}"#)
         let error = try #require(refused["error"] as? [String: Any])
         #expect(error["code"] as? Int == -32010, "\(error)")
         let data = error["data"] as? [String: Any]
         #expect(data?["setting"] as? String == "max_unauthenticated_message_bytes")
         #expect(data?["limit"] as? Int == 64 << 10)
+        try await refusedConnection.channel.closeFuture.get()
+        let connection = try await AuthRoutesTests.Connection(dependencies: dependencies, peer: peer, signedIn: false)
         _ = try await connection.call("auth.register", #"{"username":"writer","password":"password1"}"#)
         let login = try await connection.call("auth.login", #"{"username":"writer","password":"password1"}"#)
         #expect(AuthRoutesTests.result(login)?["token"] is String, "\(login)")
