@@ -469,6 +469,12 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private func rateLimitPauseEnded() {
         rateLimitPause = nil
         guard context != nil, !closing else { return }
+        runHeldMessages()
+    }
+
+    /// Runs the messages read and not run yet (held by a pause), then reads again if nothing else
+    /// holds the connection, and closes it if its input ended meanwhile.
+    private func runHeldMessages() {
         var rest = inbound ?? ByteBuffer()
         inbound = nil
         decode(&rest, atEnd: inputClosed)
@@ -542,12 +548,7 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
     private func resumeCalls() {
         guard context != nil, pausedSince != nil, !closing, mayStartCalls else { return }
         pausedSince = nil
-        var rest = inbound ?? ByteBuffer()
-        inbound = nil
-        decode(&rest, atEnd: inputClosed)
-        flushIfNeeded()
-        resumeReadingIfAllowed()
-        closeIfIdle()
+        runHeldMessages()
     }
 
     private func scheduleReplyTimer() {

@@ -11,20 +11,6 @@ extension HostileClientTests {
     // SystemMetricsTests.metricsNeedAuthentication, in process. What stays here is the `/metrics`
     // HTTP listener, a TCP socket only the process has.
 
-    /// A TCP connection to the loopback `port`.
-    static func tcpConnect(_ port: Int) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard fd >= 0, connected == 0 else { throw HarnessError("connect: \(String(cString: strerror(errno)))") }
-        return fd
-    }
-
     /// Everything `fd` receives until the server closes it (or `timeout` passes: then throws).
     static func readUntilClosed(_ fd: Int32, timeout: Duration = .seconds(10)) throws -> String {
         let deadline = ContinuousClock.now + timeout
@@ -62,7 +48,7 @@ extension HostileClientTests {
         try withDaemon(["--metrics-listen", "127.0.0.1:0"]) { daemon in
             try daemon.waitForLog(containing: "metrics listening")
             let port = try #require(MetricsTests.loggedPort(daemon.stderr), "stderr: \(daemon.stderr)")
-            var fds = try (0..<20).map { _ in try Self.tcpConnect(port) }
+            var fds = try (0..<20).map { _ in try HTTPTestClient.connectLoopback(port: port) }
             defer { for fd in fds { _ = Glibc.close(fd) } }
             var statuses: [String] = []
             // Keep-alive: every admitted scraper stays open until the end, so exactly 16 are admitted
@@ -90,7 +76,7 @@ extension HostileClientTests {
         try withDaemon(["--metrics-listen", "127.0.0.1:0", "--metrics-idle-timeout-ms", "200"]) { daemon in
             try daemon.waitForLog(containing: "metrics listening")
             let port = try #require(MetricsTests.loggedPort(daemon.stderr), "stderr: \(daemon.stderr)")
-            let fd = try Self.tcpConnect(port)
+            let fd = try HTTPTestClient.connectLoopback(port: port)
             defer { Glibc.close(fd) }
             #expect(try Self.readUntilClosed(fd, timeout: .seconds(10)).isEmpty)
         }

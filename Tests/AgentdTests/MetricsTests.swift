@@ -391,10 +391,10 @@ enum HTTPTestClient {
         return (fd, Int(UInt16(bigEndian: address.sin_port)))
     }
 
-    static func request(port: Int, _ method: String, _ path: String, timeout: Duration = .seconds(10)) throws -> Response {
+    /// A TCP connection to the loopback `port` (the caller closes it).
+    static func connectLoopback(port: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HarnessError("socket(): \(String(cString: strerror(errno)))") }
-        defer { Glibc.close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -402,7 +402,17 @@ enum HTTPTestClient {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { throw HarnessError("connect(127.0.0.1:\(port)): \(String(cString: strerror(errno)))") }
+        guard connected == 0 else {
+            let reason = String(cString: strerror(errno))
+            Glibc.close(fd)
+            throw HarnessError("connect(127.0.0.1:\(port)): \(reason)")
+        }
+        return fd
+    }
+
+    static func request(port: Int, _ method: String, _ path: String, timeout: Duration = .seconds(10)) throws -> Response {
+        let fd = try connectLoopback(port: port)
+        defer { Glibc.close(fd) }
         let request = Array("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".utf8)
         var sent = 0
         while sent < request.count {
