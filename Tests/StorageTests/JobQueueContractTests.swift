@@ -74,7 +74,9 @@ struct SQLiteJobQueueHarness: JobQueueHarness {
         }
     }
 
-    func tearDown() async {
+    func tearDown() async { removeFiles() }
+
+    func removeFiles() {
         try? database.close()
         try? FileManager.default.removeItem(atPath: folder)
     }
