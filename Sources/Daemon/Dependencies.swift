@@ -57,12 +57,17 @@ public struct Dependencies: Sendable {
         /// Seconds on a monotonic clock, for the rate limits' token buckets (`RPCTokenBuckets`):
         /// tests pass a clock they move by hand, so a budget refills only when the test says so.
         public var rateLimitClock: @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds
+        /// Waits between two stores of a streaming run's partial answer (`Task.sleep`): tests pass
+        /// a timer they fire by hand.
+        public var agentPartialTimer: AgentPartialTimer = { try await Task.sleep(for: $0) }
 
         public init(
             clock: any WallClock, ids: any IDGenerator, hasher: any PasswordHasher, accounts: any UnixAccountDirectory,
             llmProvider: any LLMProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration()), webSearch: (any WebSearchClient)? = nil,
-            rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds
+            rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds,
+            agentPartialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) }
         ) {
+            self.agentPartialTimer = agentPartialTimer
             self.clock = clock
             self.ids = ids
             self.hasher = hasher
@@ -173,7 +178,8 @@ public struct Dependencies: Sendable {
             store: agentStore, chats: chatStore, prompts: prompts, modules: modules, provider: collaborators.llmProvider,
             webSearch: collaborators.webSearch,
             clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger,
-            replyBudget: configuration.replyBudget)
+            replyBudget: configuration.replyBudget, watchCapacity: configuration.events.queueCapacity,
+            partialTimer: collaborators.agentPartialTimer)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
         // In-process consumers, by topic: each in its own task with its own cursor.
         let auditStore = SQLiteAuditStore(writer: database.writer, groupWriter: groupWriter)

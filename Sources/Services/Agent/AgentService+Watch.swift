@@ -1,0 +1,67 @@
+import Foundation
+import RPC
+import Synchronization
+
+// agent.runs.watch: following a run from any connection of its owner (AgentRunStreams).
+extension AgentService {
+    /// Attaches `request`'s connection to the run: answers the text so far; its deltas, then
+    /// `agent.run.ended`, follow the reply on a push stream of the connection.
+    ///
+    /// - Throws: `AgentError.notFound` (also for another user's run), `.invalid` (`since`, `attempt`).
+    public func watch(_ params: Agent.Runs.Watch.Params, userID: String, request: RPCContext) async throws -> AgentRunWatch {
+        if let since = params.since, since < 0 { throw AgentError.invalid(field: "since", reason: "a delta seq (0 or more)") }
+        if let attempt = params.attempt, attempt < 1 { throw AgentError.invalid(field: "attempt", reason: "1 or more") }
+        let sinceAttempt = params.attempt ?? 1
+        let runID = params.runId
+        let streams = self.streams
+        let watcher = streams.makeWatcherID()
+        // Where the client stands when nothing was written yet: the reply's attempt and seq.
+        let start = WatchStart()
+        let push = request.openPushStream(
+            RPCPushStreamOptions(
+                capacity: streams.capacity,
+                overflowMessage: { lastWritten in AgentRunStreams.overflowMessage(runID: runID, position: lastWritten ?? start.position) },
+                onEnd: { _ in streams.detach(runID: runID, watcher: watcher) }))
+        if let reply = streams.attachIfRunning(
+            runID: runID, userID: userID, watcher: watcher, push: push, since: params.since, sinceAttempt: sinceAttempt)
+        {
+            start.set(reply)
+            return reply
+        }
+        guard let run = try await store.run(id: runID, userID: userID) else { throw AgentError.notFound(kind: "run", id: runID) }
+        let partial =
+            try await store.partial(runID: runID, userID: userID) ?? AgentRunPartial(runID: runID, attempt: 1, seq: 0, text: "", ends: [])
+        let (reply, waiting) = streams.attach(
+            run: run, partial: partial, userID: userID, watcher: watcher, push: push, since: params.since, sinceAttempt: sinceAttempt)
+        start.set(reply)
+        // The run may have ended between the read and the attach: then nothing would end the watch.
+        if waiting, let now = try await store.run(id: runID, userID: userID), now.status != .running {
+            streams.endWaiting(runID: runID, watcher: watcher, AgentRunStreams.ended(now))
+        }
+        return reply
+    }
+
+    /// How a run's call ended, for its watchers: the outcome `end` (AgentService+End.swift) made
+    /// after storing the run's end says the same as the stored row.
+    static func ended(_ run: AgentRun, _ outcome: Result<AgentAnswer, any Error>) -> AgentRunEnded {
+        switch outcome {
+        case .success(let answer):
+            return AgentRunEnded(runId: run.id, status: .completed, messageId: answer.message.id)
+        case .failure(AgentError.cancelled(_, let messageId)):
+            return AgentRunEnded(runId: run.id, status: .cancelled, messageId: messageId)
+        case .failure(let error):
+            return AgentRunEnded(runId: run.id, status: .failed, error: summary(error))
+        }
+    }
+}
+
+/// A watch's reply position, read by its overflow message when no delta was written.
+private final class WatchStart: Sendable {
+    private let value = Atomic<Int64>(0)
+
+    var position: Int64 { value.load(ordering: .relaxed) }
+
+    func set(_ reply: AgentRunWatch) {
+        value.store(AgentRunStreams.position(attempt: reply.attempt, seq: reply.seq), ordering: .relaxed)
+    }
+}
