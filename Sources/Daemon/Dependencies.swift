@@ -196,6 +196,9 @@ public struct Dependencies: Sendable {
                 Task { await events.endRevokedSubscriptions(userID: userID) }
             }
         }
+        // A run that ends without running here (a queued background run cancelled) ends the
+        // watches waiting for it (a check in memory at each commit; the run is read in a task).
+        bus.onCommit { committed in agent.runsEnded(committed) }
         let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
         // The result cache is invalidated by the events, at commit, before the writer is answered.
         let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries, maxBytes: configuration.cache.maxBytes)

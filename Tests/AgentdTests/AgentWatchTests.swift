@@ -282,6 +282,37 @@ struct AgentWatchTests {
         }
     }
 
+    @Test("a run still running but not going on here (a background run waiting for its next attempt) answers from the stored partial; its watch ends when its end is committed elsewhere")
+    func waitingForRun() async throws {
+        try await withDaemon([ScriptedLLMProvider.answer(["ok"])]) { daemon in
+            let client = try await daemon.connect()
+            let answer = try await client.send(Agent.Act.self, .init(message: "Hi"))
+            // A run row left running with "so " + "far" stored, as a crash leaves a background run.
+            try await daemon.dependencies.database.writer.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO agent_runs (id, user_id, chat_id, user_message_id, status, provider, started_at, partial_seq, partial_text,
+                            partial_lengths)
+                        SELECT 'run_waiting', user_id, chat_id, user_message_id, 'running', provider, started_at, 2, 'so far', X'0303'
+                        FROM agent_runs WHERE id = ?
+                        """, arguments: [answer.runId])
+            }
+            let watcher = try await daemon.connect()
+            let reply = try await watcher.send(Agent.Runs.Watch.self, .init(runId: "run_waiting", since: 1))
+            #expect(reply == AgentRunWatch(runId: "run_waiting", chatId: answer.chatId, status: .running, attempt: 1, seq: 2, text: "far"), "\(reply)")
+            #expect(daemon.dependencies.agent.streams.count == 1)
+
+            #expect(try await daemon.dependencies.agent.failInterruptedRuns() == 1)
+            let ended = try await Self.untilEnd(watcher)
+            guard case .ended(let end) = ended.last, ended.count == 1 else {
+                Issue.record("\(ended)")
+                return
+            }
+            #expect(end.runId == "run_waiting" && end.status == .failed && end.error?.kind == "interrupted", "\(end)")
+            #expect(daemon.dependencies.agent.streams.count == 0)
+        }
+    }
+
     @Test("since and attempt are checked")
     func invalidParams() async throws {
         try await withDaemon([]) { daemon in

@@ -162,6 +162,24 @@ final class AgentRunStreams: Sendable {
         }
     }
 
+    /// Whether watchers wait for a run that is not going on here (cheap: the map holds the runs of
+    /// this process).
+    func isWaiting(runID: String? = nil) -> Bool {
+        streams.withLock { streams in
+            if let runID { return streams[runID].map { !$0.isRunning } ?? false }
+            return streams.values.contains { !$0.isRunning }
+        }
+    }
+
+    /// A run watchers wait for ended without beginning here (a queued background run cancelled):
+    /// their watches end.
+    func endWaiting(runID: String, _ ended: AgentRunEnded) {
+        streams.withLock { streams in
+            guard let stream = streams[runID], !stream.isRunning else { return }
+            if stream.end(ended) { streams.removeValue(forKey: runID) }
+        }
+    }
+
     /// A watcher's push stream ended (the run ended, it overflowed, its connection closed).
     func detach(runID: String, watcher: UInt64) {
         streams.withLock { streams in
@@ -255,6 +273,8 @@ final class AgentRunStream: Sendable {
     func publishing(_ onDelta: @escaping @Sendable (AgentDelta) -> Void) -> @Sendable (AgentDelta) -> Void {
         { [self] delta in onDelta(publish(delta)) }
     }
+
+    fileprivate var isRunning: Bool { state.withLock { $0.running } }
 
     fileprivate func restart(attempt: Int) {
         state.withLock { state in

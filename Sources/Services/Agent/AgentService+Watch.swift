@@ -41,6 +41,30 @@ extension AgentService {
         return reply
     }
 
+    /// Committed events (`EventBus.onCommit`, on the writer's queue: cheap unless watchers wait):
+    /// the watchers waiting for a run that ended without beginning here (a queued background run
+    /// cancelled) hear its end. The runs that end in `perform` tell their watchers themselves.
+    public func runsEnded(_ committed: [Event]) {
+        guard streams.isWaiting() else { return }
+        for event in committed where Self.endTopics.contains(event.topic) {
+            struct Ended: Decodable { var runId: String }
+            guard let runID = try? JSONDecoder().decode(Ended.self, from: Data(event.data.text.utf8)).runId,
+                streams.isWaiting(runID: runID)
+            else { continue }
+            let (store, streams, logger, userID) = (self.store, self.streams, self.logger, event.userID)
+            Task {
+                do {
+                    guard let run = try await store.run(id: runID, userID: userID), run.status != .running else { return }
+                    streams.endWaiting(runID: runID, AgentRunStreams.ended(run))
+                } catch {
+                    logger.error("could not read an ended run for its watchers", metadata: ["run": "\(runID)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    private static let endTopics: Set<String> = [AgentEvents.RunCompleted.topic, AgentEvents.RunFailed.topic, AgentEvents.RunCancelled.topic]
+
     /// How a run's call ended, for its watchers: the outcome `end` (AgentService+End.swift) made
     /// after storing the run's end says the same as the stored row.
     static func ended(_ run: AgentRun, _ outcome: Result<AgentAnswer, any Error>) -> AgentRunEnded {
