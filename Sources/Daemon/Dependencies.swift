@@ -179,6 +179,7 @@ public struct Dependencies: Sendable {
             webSearch: collaborators.webSearch,
             clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger,
             replyBudget: configuration.replyBudget, watchCapacity: configuration.events.queueCapacity,
+            watchesPerConnection: configuration.events.maxSubscriptionsPerConnection,
             partialTimer: collaborators.agentPartialTimer)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
         // In-process consumers, by topic: each in its own task with its own cursor.

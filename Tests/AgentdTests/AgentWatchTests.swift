@@ -313,6 +313,28 @@ struct AgentWatchTests {
         }
     }
 
+    @Test("a connection has at most events.max_subscriptions_per_connection watches going (-32042); an ended watch frees its place")
+    func watchLimit() async throws {
+        let gate = Gate()
+        try await withDaemon([[.event(.text("x")), .wait(gate)] + ScriptedLLMProvider.answer([])], configure: { $0.events.maxSubscriptionsPerConnection = 2 }) {
+            daemon in
+            let caller = try await daemon.connect()
+            let (call, deltas) = try await Self.act(caller, deltas: 1)
+            let watcher = try await daemon.connect()
+            for _ in 0..<2 { _ = try await watcher.send(Agent.Runs.Watch.self, .init(runId: deltas[0].runId)) }
+            let third = await #expect(throws: RPCError.self) { try await watcher.send(Agent.Runs.Watch.self, .init(runId: deltas[0].runId)) }
+            #expect(third?.code.rawValue == -32042, "\(String(describing: third))")
+            #expect(third?.dataValue?["setting"]?.stringValue == "events.max_subscriptions_per_connection" && third?.dataValue?["limit"]?.intValue == 2)
+            // Another connection has its own.
+            _ = try await daemon.connect().send(Agent.Runs.Watch.self, .init(runId: deltas[0].runId))
+            gate.open()
+            _ = try await call.value
+            for _ in 0..<2 { _ = try await Self.untilEnd(watcher) }
+            let again = try await watcher.send(Agent.Runs.Watch.self, .init(runId: deltas[0].runId))
+            #expect(again.status == .completed)
+        }
+    }
+
     @Test("since and attempt are checked")
     func invalidParams() async throws {
         try await withDaemon([]) { daemon in

@@ -181,7 +181,7 @@ public enum Agent {
                 }
             }
             public typealias Result = AgentRunWatch
-            public static var errors: [RPCErrorDescription] { [AgentError.notFoundDescription] }
+            public static var errors: [RPCErrorDescription] { [AgentError.notFoundDescription, AgentError.tooManyWatchesDescription] }
         }
     }
 

@@ -12,6 +12,8 @@ extension AgentService {
         if let since = params.since, since < 0 { throw AgentError.invalid(field: "since", reason: "a delta seq (0 or more)") }
         if let attempt = params.attempt, attempt < 1 { throw AgentError.invalid(field: "attempt", reason: "1 or more") }
         let sinceAttempt = params.attempt ?? 1
+        let watches = request.connection.attributes.setIfAbsent(ConnectionWatchesKey.self, ConnectionWatches())
+        guard watches.add(limit: watchesPerConnection) else { throw AgentError.tooManyWatches(limit: watchesPerConnection) }
         let runID = params.runId
         let streams = self.streams
         let watcher = streams.makeWatcherID()
@@ -21,7 +23,10 @@ extension AgentService {
             RPCPushStreamOptions(
                 capacity: streams.capacity,
                 overflowMessage: { lastWritten in AgentRunStreams.overflowMessage(runID: runID, position: lastWritten ?? start.position) },
-                onEnd: { _ in streams.detach(runID: runID, watcher: watcher) }))
+                onEnd: { _ in
+                    streams.detach(runID: runID, watcher: watcher)
+                    watches.remove()
+                }))
         if let reply = streams.attachIfRunning(
             runID: runID, userID: userID, watcher: watcher, push: push, since: params.since, sinceAttempt: sinceAttempt)
         {
@@ -88,4 +93,27 @@ private final class WatchStart: Sendable {
     func set(_ reply: AgentRunWatch) {
         value.store(AgentRunStreams.position(attempt: reply.attempt, seq: reply.seq), ordering: .relaxed)
     }
+}
+
+/// How many watches a connection has going (each ends on its push stream's end: the run's end, an
+/// overflow, a failed call, the connection's close).
+final class ConnectionWatches: Sendable {
+    // Only touched under the mutex.
+    private let count = Mutex(0)
+
+    func add(limit: Int) -> Bool {
+        count.withLock { count in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func remove() {
+        count.withLock { $0 -= 1 }
+    }
+}
+
+enum ConnectionWatchesKey: RPCConnectionAttributeKey {
+    typealias Value = ConnectionWatches
 }
