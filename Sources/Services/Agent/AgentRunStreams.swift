@@ -99,10 +99,28 @@ final class AgentRunStreams: Sendable {
         }.value
     }
 
-    /// For every way out of the run that did not `end` it (its start could not be stored): ends
-    /// its watches (a run that was never stored has none but a guesser's) and forgets it.
+    /// The attempt stopped but the run goes on (a background run to be started again, as another
+    /// attempt): stores its partial answer, and its watchers wait for the next `begin` (whose
+    /// deltas start again from seq 1 of that attempt) or for its end to be committed elsewhere
+    /// (`AgentService.runsEnded`).
+    func suspend(_ stream: AgentRunStream) async {
+        await Task { [self] in
+            if let storing = stream.takeStoring() {
+                storing.cancel()
+                await storing.value
+            }
+            if let partial = stream.unstored() { await store(partial, of: stream, final: false) }
+            streams.withLock { streams in
+                if stream.pause(), streams[stream.runID] === stream { streams.removeValue(forKey: stream.runID) }
+            }
+        }.value
+    }
+
+    /// For every way out of the attempt that neither ended nor suspended it (its start could not
+    /// be stored): ends its watches (a run never stored has none but a guesser's) and forgets it.
     func close(_ stream: AgentRunStream) {
         stream.takeStoring()?.cancel()
+        guard stream.isRunning else { return }
         finish(stream, AgentRunEnded(runId: stream.runID, status: .failed, error: LLMErrorSummary(kind: "internal", message: "internal error")))
     }
 
@@ -275,6 +293,14 @@ final class AgentRunStream: Sendable {
     }
 
     fileprivate var isRunning: Bool { state.withLock { $0.running } }
+
+    /// The attempt stopped (`suspend`); true when no watcher waits for the next one.
+    fileprivate func pause() -> Bool {
+        state.withLock { state in
+            state.running = false
+            return state.watchers.isEmpty
+        }
+    }
 
     fileprivate func restart(attempt: Int) {
         state.withLock { state in
