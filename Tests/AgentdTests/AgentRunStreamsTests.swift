@@ -69,10 +69,14 @@ struct AgentRunStreamsTests {
         }
     }
 
-    @Test("a run started again as attempt 2: its watchers drop attempt 1's text and get every delta of attempt 2 once; a client back with a since of attempt 1 gets all of attempt 2")
+    @Test(
+        "a run started again as attempt 2: its watchers drop attempt 1's text and get every delta of attempt 2 once; a client back with a since of attempt 1 gets all of attempt 2"
+    )
     func attempts() async throws {
         let store = Store()
-        let streams = AgentRunStreams(store: store, timer: { _ in try await Task.sleep(for: .seconds(3600)) }, interval: .milliseconds(250), capacity: 100, logger: Logger(label: "test"))
+        let streams = AgentRunStreams(
+            store: store, timer: { _ in try await Task.sleep(for: .seconds(3600)) }, interval: .milliseconds(250), capacity: 100,
+            logger: Logger(label: "test"))
         let connection = Connection()
         let run = AgentRun(id: "run_1", chatId: "cht_1", userMessageId: "msg_1", status: .running, provider: "fake", model: nil, startedAt: Date())
 
@@ -80,7 +84,8 @@ struct AgentRunStreamsTests {
         for text in ["a", "b"] { _ = first.publish(AgentDelta(runId: run.id, chatId: run.chatId, seq: 0, text: text)) }
         let following = RPCPushStream(id: 1, connection: connection)
         var follower = Client()
-        follower.apply(try #require(streams.attachIfRunning(runID: run.id, userID: "usr_1", watcher: 1, push: following, since: nil, sinceAttempt: 1)))
+        follower.apply(
+            try #require(streams.attachIfRunning(runID: run.id, userID: "usr_1", watcher: 1, push: following, since: nil, sinceAttempt: 1)))
         #expect(streams.attachIfRunning(runID: run.id, userID: "usr_2", watcher: 9, push: following, since: nil, sinceAttempt: 1) == nil)
         let third = first.publish(AgentDelta(runId: run.id, chatId: run.chatId, seq: 0, text: "c"))
         #expect(third.seq == 3 && third.attempt == 1)

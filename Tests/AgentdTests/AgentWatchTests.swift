@@ -93,10 +93,12 @@ struct AgentWatchTests {
         }
     }
 
-    @Test("a second connection of the same user watching a foreground run gets the text so far, then every later delta in order, then agent.run.ended")
+    @Test(
+        "a second connection of the same user watching a foreground run gets the text so far, then every later delta in order, then agent.run.ended")
     func secondConnection() async throws {
         let gate = Gate()
-        let script: [ScriptedLLMProvider.Step] = [.event(.text("Hel")), .event(.text("lo")), .wait(gate)] + ScriptedLLMProvider.answer([" wide", " world"])
+        let script: [ScriptedLLMProvider.Step] =
+            [.event(.text("Hel")), .event(.text("lo")), .wait(gate)] + ScriptedLLMProvider.answer([" wide", " world"])
         try await withDaemon([script]) { daemon in
             let caller = try await daemon.connect()
             let watcher = try await daemon.connect()
@@ -158,7 +160,9 @@ struct AgentWatchTests {
     @Test("an ended run answers at once: its stored text (cut at since), then agent.run.ended; a failed run's partial text stays stored")
     func endedRun() async throws {
         let failure = LLMError(.rateLimited, "slow down", provider: "fake")
-        try await withDaemon([ScriptedLLMProvider.answer(["one ", "two ", "three"]), [.event(.text("half ")), .event(.text("done")), .fail(failure)]]) {
+        try await withDaemon([
+            ScriptedLLMProvider.answer(["one ", "two ", "three"]), [.event(.text("half ")), .event(.text("done")), .fail(failure)],
+        ]) {
             daemon in
             let client = try await daemon.connect()
             let answer = try await client.send(Agent.Act.self, .init(message: "Count"))
@@ -179,7 +183,9 @@ struct AgentWatchTests {
             #expect(other.attempt == 1 && other.text == "one two three", "\(other)")
             _ = try await Self.untilEnd(watcher)
 
-            let failed = await #expect(throws: RPCError.self) { try await client.send(Agent.Act.self, .init(chatId: answer.chatId, message: "Again")) }
+            let failed = await #expect(throws: RPCError.self) {
+                try await client.send(Agent.Act.self, .init(chatId: answer.chatId, message: "Again"))
+            }
             #expect(failed?.code.rawValue == -32054, "\(String(describing: failed))")
             let runs = try await client.send(Agent.Runs.List.self, .init(chatId: answer.chatId))
             let failedRun = try #require(runs.items.first { $0.status == .failed }, "\(runs)")
@@ -188,7 +194,10 @@ struct AgentWatchTests {
             let reply = try await failedWatcher.send(Agent.Runs.Watch.self, .init(runId: failedRun.id, since: 1))
             #expect(reply.status == .failed && reply.seq == 2 && reply.text == "done", "\(reply)")
             let ended = try await Self.untilEnd(failedWatcher)
-            #expect(ended == [.ended(AgentRunEnded(runId: failedRun.id, status: .failed, error: LLMErrorSummary(kind: "rateLimited", message: "slow down")))])
+            #expect(
+                ended == [
+                    .ended(AgentRunEnded(runId: failedRun.id, status: .failed, error: LLMErrorSummary(kind: "rateLimited", message: "slow down")))
+                ])
         }
     }
 
@@ -212,7 +221,9 @@ struct AgentWatchTests {
         }
     }
 
-    @Test("a watcher that does not read is cut at the queue's capacity with agent.watch.overflow at the last delta written; watching again from there loses nothing")
+    @Test(
+        "a watcher that does not read is cut at the queue's capacity with agent.watch.overflow at the last delta written; watching again from there loses nothing"
+    )
     func nonReadingWatcher() async throws {
         let (first, second) = (Gate(), Gate())
         let burst = (1...40).map { "w\($0) " }
@@ -282,7 +293,9 @@ struct AgentWatchTests {
         }
     }
 
-    @Test("a run still running but not going on here (a background run waiting for its next attempt) answers from the stored partial; its watch ends when its end is committed elsewhere")
+    @Test(
+        "a run still running but not going on here (a background run waiting for its next attempt) answers from the stored partial; its watch ends when its end is committed elsewhere"
+    )
     func waitingForRun() async throws {
         try await withDaemon([ScriptedLLMProvider.answer(["ok"])]) { daemon in
             let client = try await daemon.connect()
@@ -299,7 +312,8 @@ struct AgentWatchTests {
             }
             let watcher = try await daemon.connect()
             let reply = try await watcher.send(Agent.Runs.Watch.self, .init(runId: "run_waiting", since: 1))
-            #expect(reply == AgentRunWatch(runId: "run_waiting", chatId: answer.chatId, status: .running, attempt: 1, seq: 2, text: "far"), "\(reply)")
+            #expect(
+                reply == AgentRunWatch(runId: "run_waiting", chatId: answer.chatId, status: .running, attempt: 1, seq: 2, text: "far"), "\(reply)")
             #expect(daemon.dependencies.agent.streams.count == 1)
 
             #expect(try await daemon.dependencies.agent.failInterruptedRuns() == 1)
@@ -316,7 +330,9 @@ struct AgentWatchTests {
     @Test("a connection has at most events.max_subscriptions_per_connection watches going (-32042); an ended watch frees its place")
     func watchLimit() async throws {
         let gate = Gate()
-        try await withDaemon([[.event(.text("x")), .wait(gate)] + ScriptedLLMProvider.answer([])], configure: { $0.events.maxSubscriptionsPerConnection = 2 }) {
+        try await withDaemon(
+            [[.event(.text("x")), .wait(gate)] + ScriptedLLMProvider.answer([])], configure: { $0.events.maxSubscriptionsPerConnection = 2 }
+        ) {
             daemon in
             let caller = try await daemon.connect()
             let (call, deltas) = try await Self.act(caller, deltas: 1)
@@ -324,7 +340,8 @@ struct AgentWatchTests {
             for _ in 0..<2 { _ = try await watcher.send(Agent.Runs.Watch.self, .init(runId: deltas[0].runId)) }
             let third = await #expect(throws: RPCError.self) { try await watcher.send(Agent.Runs.Watch.self, .init(runId: deltas[0].runId)) }
             #expect(third?.code.rawValue == -32042, "\(String(describing: third))")
-            #expect(third?.dataValue?["setting"]?.stringValue == "events.max_subscriptions_per_connection" && third?.dataValue?["limit"]?.intValue == 2)
+            #expect(
+                third?.dataValue?["setting"]?.stringValue == "events.max_subscriptions_per_connection" && third?.dataValue?["limit"]?.intValue == 2)
             // Another connection has its own.
             _ = try await daemon.connect().send(Agent.Runs.Watch.self, .init(runId: deltas[0].runId))
             gate.open()
