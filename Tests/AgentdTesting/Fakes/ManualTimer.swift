@@ -22,23 +22,25 @@ public final class ManualTimer: Sendable {
     public var intervals: [Duration] { state.withLock { $0.intervals } }
 
     public func wait(_ interval: Duration) async throws {
-        let (id, reached) = state.withLock { state -> (UInt64, [CheckedContinuation<Void, Never>]) in
+        let id = state.withLock { state -> UInt64 in
             state.next += 1
-            state.arrivals += 1
-            state.intervals.append(interval)
-            let arrivals = state.arrivals
-            let reached = state.arrivalWaiters.filter { $0.count <= arrivals }.map(\.continuation)
-            state.arrivalWaiters.removeAll { $0.count <= arrivals }
-            return (state.next, reached)
+            return state.next
         }
-        for waiter in reached { waiter.resume() }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let cancelled = state.withLock { state -> Bool in
-                    if Task.isCancelled { return true }
+                // The arrival counts once the wait is registered, so that a `fire()` after
+                // `arrivals(atLeast:)` returned always ends it.
+                let (cancelled, reached) = state.withLock { state -> (Bool, [CheckedContinuation<Void, Never>]) in
+                    if Task.isCancelled { return (true, []) }
                     state.waiters[id] = continuation
-                    return false
+                    state.arrivals += 1
+                    state.intervals.append(interval)
+                    let arrivals = state.arrivals
+                    let reached = state.arrivalWaiters.filter { $0.count <= arrivals }.map(\.continuation)
+                    state.arrivalWaiters.removeAll { $0.count <= arrivals }
+                    return (false, reached)
                 }
+                for waiter in reached { waiter.resume() }
                 if cancelled { continuation.resume(throwing: CancellationError()) }
             }
         } onCancel: {
