@@ -103,7 +103,9 @@ struct AgentRunStreamsTests {
         var back = Client(attempt: 1, seq: 2, text: "ab")
         back.apply(reply)
 
+        #expect(streams.isWaiting() && streams.isWaiting(runID: run.id))
         let second = streams.begin(run, userID: "usr_1", attempt: 2)
+        #expect(!streams.isWaiting())
         #expect(second === first)
         for text in ["x", "y"] { _ = second.publish(AgentDelta(runId: run.id, chatId: run.chatId, seq: 0, text: text)) }
         // A client whose since is of attempt 1 gets all of attempt 2.

@@ -314,7 +314,7 @@ struct AgentWatchTests {
             let reply = try await watcher.send(Agent.Runs.Watch.self, .init(runId: "run_waiting", since: 1))
             #expect(
                 reply == AgentRunWatch(runId: "run_waiting", chatId: answer.chatId, status: .running, attempt: 1, seq: 2, text: "far"), "\(reply)")
-            #expect(daemon.dependencies.agent.streams.count == 1)
+            #expect(daemon.dependencies.agent.streams.count == 1 && daemon.dependencies.agent.streams.isWaiting(runID: "run_waiting"))
 
             #expect(try await daemon.dependencies.agent.failInterruptedRuns() == 1)
             let ended = try await Self.untilEnd(watcher)
@@ -323,7 +323,7 @@ struct AgentWatchTests {
                 return
             }
             #expect(end.runId == "run_waiting" && end.status == .failed && end.error?.kind == "interrupted", "\(end)")
-            #expect(daemon.dependencies.agent.streams.count == 0)
+            #expect(daemon.dependencies.agent.streams.count == 0 && !daemon.dependencies.agent.streams.isWaiting())
         }
     }
 

@@ -32,9 +32,17 @@ final class AgentRunStreams: Sendable {
     /// Deltas a watcher may have waiting for its client before its watch ends (`agent.watch.overflow`).
     let capacity: Int
     let logger: Logger
-    // Invariant: only touched under the mutex; a run is here from `begin` until its end is sent,
-    // and while it has watchers waiting for it.
-    private let streams = Mutex([String: AgentRunStream]())
+    private struct State {
+        /// A run is here from `begin` until its end is sent, and while it has watchers waiting for it.
+        var streams: [String: AgentRunStream] = [:]
+        /// The runs here that are not going on (their watchers wait).
+        var waiting: Set<String> = []
+    }
+
+    // Invariant: only touched under the mutex, through `update` for a change (which keeps `waiting`).
+    private let state = Mutex(State())
+    /// `waiting.count`, read without the lock on every commit (`AgentService.runsEnded`).
+    private let waitingCount = Atomic<Int>(0)
     private let nextWatcherID = Atomic<UInt64>(1)
 
     init(store: any AgentPartialStore, timer: @escaping AgentPartialTimer, interval: Duration, capacity: Int, logger: Logger) {
@@ -48,7 +56,7 @@ final class AgentRunStreams: Sendable {
     /// The run starts an attempt here (the first, or another after a crash or a retry): watchers
     /// waiting for it get its deltas from seq 1 of `attempt`.
     func begin(_ run: AgentRun, userID: String, attempt: Int) -> AgentRunStream {
-        let stream = streams.withLock { streams in
+        let stream = update(run.id) { streams in
             if let waiting = streams[run.id], waiting.userID == userID {
                 waiting.restart(attempt: attempt)
                 return waiting
@@ -110,7 +118,7 @@ final class AgentRunStreams: Sendable {
                 await storing.value
             }
             if let partial = stream.unstored() { await store(partial, of: stream, final: false) }
-            streams.withLock { streams in
+            update(stream.runID) { streams in
                 if stream.pause(), streams[stream.runID] === stream { streams.removeValue(forKey: stream.runID) }
             }
         }.value
@@ -125,7 +133,7 @@ final class AgentRunStreams: Sendable {
     }
 
     private func finish(_ stream: AgentRunStream, _ ended: AgentRunEnded) {
-        streams.withLock { streams in
+        update(stream.runID) { streams in
             guard stream.end(ended) else { return }
             if streams[stream.runID] === stream { streams.removeValue(forKey: stream.runID) }
         }
@@ -138,7 +146,7 @@ final class AgentRunStreams: Sendable {
     /// Attaches a watcher to the run when it is going on here and is `userID`'s: returns the reply
     /// (its deltas follow on `push`); nil otherwise.
     func attachIfRunning(runID: String, userID: String, watcher: UInt64, push: RPCPushStream, since: Int?, sinceAttempt: Int) -> AgentRunWatch? {
-        streams.withLock { streams in
+        update(runID) { streams in
             guard let stream = streams[runID], stream.userID == userID else { return nil }
             return stream.attachIfRunning(watcher, push: push, since: since, sinceAttempt: sinceAttempt)
         }
@@ -150,7 +158,7 @@ final class AgentRunStreams: Sendable {
     func attach(
         run: AgentRun, partial: AgentRunPartial, userID: String, watcher: UInt64, push: RPCPushStream, since: Int?, sinceAttempt: Int
     ) -> (reply: AgentRunWatch, waiting: Bool) {
-        streams.withLock { streams in
+        update(run.id) { streams in
             if let stream = streams[run.id], stream.userID == userID,
                 let reply = stream.attachIfRunning(watcher, push: push, since: since, sinceAttempt: sinceAttempt)
             {
@@ -174,7 +182,7 @@ final class AgentRunStreams: Sendable {
     /// A waiting watcher's run is found ended in the store: its watch ends (unless the run began
     /// here again meanwhile, or the watcher already left).
     func endWaiting(runID: String, watcher: UInt64, _ ended: AgentRunEnded) {
-        streams.withLock { streams in
+        update(runID) { streams in
             guard let stream = streams[runID] else { return }
             if stream.endWaiting(watcher, ended) { streams.removeValue(forKey: runID) }
         }
@@ -183,16 +191,14 @@ final class AgentRunStreams: Sendable {
     /// Whether watchers wait for a run that is not going on here (cheap: the map holds the runs of
     /// this process).
     func isWaiting(runID: String? = nil) -> Bool {
-        streams.withLock { streams in
-            if let runID { return streams[runID].map { !$0.isRunning } ?? false }
-            return streams.values.contains { !$0.isRunning }
-        }
+        guard let runID else { return waitingCount.load(ordering: .relaxed) > 0 }
+        return state.withLock { $0.waiting.contains(runID) }
     }
 
     /// A run watchers wait for ended without beginning here (a queued background run cancelled):
     /// their watches end.
     func endWaiting(runID: String, _ ended: AgentRunEnded) {
-        streams.withLock { streams in
+        update(runID) { streams in
             guard let stream = streams[runID], !stream.isRunning else { return }
             if stream.end(ended) { streams.removeValue(forKey: runID) }
         }
@@ -200,14 +206,28 @@ final class AgentRunStreams: Sendable {
 
     /// A watcher's push stream ended (the run ended, it overflowed, its connection closed).
     func detach(runID: String, watcher: UInt64) {
-        streams.withLock { streams in
+        update(runID) { streams in
             guard let stream = streams[runID] else { return }
             if stream.remove(watcher) { streams.removeValue(forKey: runID) }
         }
     }
 
     /// Runs in the map (going on, or waited for): for tests.
-    var count: Int { streams.withLock { $0.count } }
+    var count: Int { state.withLock { $0.streams.count } }
+
+    /// Changes the map for `runID` and keeps `waiting` up to date.
+    private func update<T>(_ runID: String, _ body: (inout [String: AgentRunStream]) -> T) -> T {
+        state.withLock { state in
+            let result = body(&state.streams)
+            if let stream = state.streams[runID], !stream.isRunning {
+                state.waiting.insert(runID)
+            } else {
+                state.waiting.remove(runID)
+            }
+            waitingCount.store(state.waiting.count, ordering: .relaxed)
+            return result
+        }
+    }
 
     // MARK: Messages
 
