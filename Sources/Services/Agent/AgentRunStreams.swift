@@ -22,7 +22,9 @@ public typealias AgentPartialTimer = @Sendable (Duration) async throws -> Void
 /// A watch attaches under the run's lock: the text it answers with and the live deltas after it
 /// come from the same state, so nothing is missed or repeated. A run not going on here (ended, or a
 /// background run waiting for its next attempt) answers from the stored partial; a watcher of a
-/// run still `running` waits in the map for it (or for its end).
+/// run still `running` waits in the map for it (or for its end). An attempt that stops while its
+/// run goes on (`suspend`) keeps its watchers for the next `begin`, whose deltas start again from
+/// seq 1 of the next attempt (a client drops its text when the attempt changes).
 ///
 /// Lock order: the map's, then a run's.
 final class AgentRunStreams: Sendable {
@@ -32,6 +34,7 @@ final class AgentRunStreams: Sendable {
     /// Deltas a watcher may have waiting for its client before its watch ends (`agent.watch.overflow`).
     let capacity: Int
     let logger: Logger
+
     private struct State {
         /// A run is here from `begin` until its end is sent, and while it has watchers waiting for it.
         var streams: [String: AgentRunStream] = [:]
