@@ -60,12 +60,17 @@ public struct Dependencies: Sendable {
         /// Seconds on a monotonic clock, for the rate limits' token buckets (`RPCTokenBuckets`):
         /// tests pass a clock they move by hand, so a budget refills only when the test says so.
         public var rateLimitClock: @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds
+        /// Waits between two stores of a streaming run's partial answer (`Task.sleep`): tests pass
+        /// a timer they fire by hand.
+        public var agentPartialTimer: AgentPartialTimer = { try await Task.sleep(for: $0) }
 
         public init(
             clock: any WallClock, ids: any IDGenerator, hasher: any PasswordHasher, accounts: any UnixAccountDirectory,
             llmProvider: any LLMProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration()), webSearch: (any WebSearchClient)? = nil,
-            rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds
+            rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds,
+            agentPartialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) }
         ) {
+            self.agentPartialTimer = agentPartialTimer
             self.clock = clock
             self.ids = ids
             self.hasher = hasher
@@ -177,7 +182,9 @@ public struct Dependencies: Sendable {
             store: agentStore, chats: chatStore, prompts: prompts, modules: modules, provider: collaborators.llmProvider,
             webSearch: collaborators.webSearch,
             clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger,
-            replyBudget: configuration.replyBudget)
+            replyBudget: configuration.replyBudget, watchCapacity: configuration.events.queueCapacity,
+            watchesPerConnection: configuration.events.maxSubscriptionsPerConnection,
+            partialTimer: collaborators.agentPartialTimer)
         let jobQueue = SQLiteJobQueue(writer: database.writer, groupWriter: groupWriter, clock: collaborators.clock)
         // No worker runs in this process yet: a running job's cancel reaches it by its heartbeat.
         let jobs = JobsService(queue: jobQueue, clock: collaborators.clock, canceller: NoJobCanceller(), replyBudget: configuration.replyBudget)
@@ -197,6 +204,9 @@ public struct Dependencies: Sendable {
                 Task { await events.endRevokedSubscriptions(userID: userID) }
             }
         }
+        // A run that ends without running here (a queued background run cancelled) ends the
+        // watches waiting for it (a check in memory at each commit; the run is read in a task).
+        bus.onCommit { committed in agent.runsEnded(committed) }
         let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
         // The result cache is invalidated by the events, at commit, before the writer is answered.
         let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries, maxBytes: configuration.cache.maxBytes)

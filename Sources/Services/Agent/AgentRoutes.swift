@@ -1,7 +1,7 @@
 import RPC
 
 /// Registers the `agent.*` methods (in every API version: they were added, no contract changed): one line each into `AgentService`, all for a
-/// signed-in user. The deltas of a run go to the connection that called it.
+/// signed-in user. The deltas of a run go to the connection that called it, and to its watchers (`agent.runs.watch`).
 public struct AgentRoutes: Sendable {
     let service: AgentService
     let auth: AuthService
@@ -24,7 +24,12 @@ public struct AgentRoutes: Sendable {
         }
         router.onAuthenticated(Agent.Runs.List.self, using: auth) { params, context in try await agent.runs(params, userID: context.user.id) }
         router.onAuthenticated(Agent.Runs.Get.self, using: auth) { params, context in try await agent.run(id: params.runId, userID: context.user.id) }
+        router.onAuthenticated(Agent.Runs.Watch.self, using: auth) { params, context in
+            try await agent.watch(params, userID: context.user.id, request: context.request)
+        }
         router.describe(Agent.Delta.self)
+        router.describe(Agent.RunEnded.self)
+        router.describe(Agent.WatchOverflow.self)
     }
 
     /// A run's deltas go to the connection that called it.

@@ -7,8 +7,8 @@ import Services
 /// run row, events) is one transaction, its end (answer, run row, events) another. Writes go through
 /// the shared `GroupCommitWriter`, reads through the database's readers.
 public struct SQLiteAgentStore: AgentStore {
-    private let reader: any DatabaseReader
-    private let writes: GroupCommitWriter
+    let reader: any DatabaseReader
+    let writes: GroupCommitWriter
     private let ledger: StorageLedger
 
     public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter, ledger: StorageLedger) {
