@@ -139,13 +139,15 @@ struct JobWorkersTests {
             await fixture.queue.waitFor { $0 == .fail(jobID: id, error: error1, retryAt: start.addingTimeInterval(3)) }
             var job = try await fixture.job(id)
             #expect(job.state == .queued && job.runAfter == start.addingTimeInterval(3) && job.error == error1)
-            // Not before it is due.
+            // Not before it is due (the workers sleep until then).
+            await fixture.time.waitForSleep(of: .seconds(3))
             fixture.time.advance(by: 2)
             #expect(handler.started.count == 1)
             fixture.time.advance(by: 1)
             // Retry 2: cap min(6, 4·2¹) = 6 s → 4.5 s after the second attempt.
             let error2 = JobError(kind: "rateLimited", message: "attempt 2")
             await fixture.queue.waitFor { $0 == .fail(jobID: id, error: error2, retryAt: start.addingTimeInterval(3 + 4.5)) }
+            await fixture.time.waitForSleep(of: .seconds(4.5))
             fixture.time.advance(by: 4.5)
             let error3 = JobError(kind: "rateLimited", message: "attempt 3")
             await fixture.queue.waitFor { $0 == .fail(jobID: id, error: error3, retryAt: nil) }

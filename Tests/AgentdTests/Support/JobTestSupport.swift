@@ -1,6 +1,9 @@
+import Daemon
 import Foundation
+import GRDB
 import RPC
 import Services
+import Storage
 import Synchronization
 
 /// Streams of what changed, for tests that wait for a condition instead of sleeping: every
@@ -273,12 +276,23 @@ final class JobGate: Sendable {
 /// The queue implementations the workers' tests run against.
 enum JobQueueBackend: String, CaseIterable, Sendable, CustomStringConvertible {
     case memory
+    /// `SQLiteJobQueue` on a migrated in-memory database with the user `usr_1`.
+    case sqlite
 
     var description: String { rawValue }
 
     func makeQueue() async throws -> any JobQueue {
         switch self {
-        case .memory: InMemoryJobQueue()
+        case .memory:
+            return InMemoryJobQueue()
+        case .sqlite:
+            let database = try AgentDatabase.inMemory()
+            _ = try await database.migrate(logger: Dependencies.quietLogger)
+            try await database.writer.write { db in
+                try db.execute(sql: "INSERT INTO users (id, username, created_at) VALUES ('usr_1', 'one', '2026-01-01T00:00:00.000Z')")
+            }
+            let writer = GroupCommitWriter(writer: database.writer, outbox: EventOutbox(clock: SystemClock(), publish: { _ in }))
+            return SQLiteJobQueue(writer: database.writer, groupWriter: writer, clock: SystemClock())
         }
     }
 }
