@@ -25,6 +25,15 @@ public struct Dependencies: Sendable {
     public let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
     public let eventConsumers: [EventConsumerRunner]
+    /// The durable queue of background work (`SQLiteJobQueue`).
+    public let jobQueue: any JobQueue
+    /// How services enqueue: the queue, then a wake of `jobWorkers`.
+    public let jobScheduler: JobScheduler
+    /// Runs the registered job kinds; the daemon runs it (`JobWorkersService`), and it is the
+    /// `JobCanceller` of `jobs.cancel`.
+    public let jobWorkers: JobWorkers
+    /// Retention (`events.prune`, `audit.prune`) enqueued every interval; the daemon runs it.
+    public let recurringJobs: RecurringJobs
     /// Where every metric of this graph is made and rendered (`system.metrics`, `/metrics`).
     let metrics: PrometheusMetrics
     /// Opened and migrated before the graph is built (`openDatabase`); the domains' SQLite stores are
@@ -57,11 +66,14 @@ public struct Dependencies: Sendable {
         /// Seconds on a monotonic clock, for the rate limits' token buckets (`RPCTokenBuckets`):
         /// tests pass a clock they move by hand, so a budget refills only when the test says so.
         public var rateLimitClock: @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds
+        /// How the job workers and the recurring jobs wait (heartbeats, backoff, the poll): tests
+        /// may pass one they release by hand, with `clock`.
+        public var jobSleeper: any JobSleeper = TaskSleeper()
 
         public init(
             clock: any WallClock, ids: any IDGenerator, hasher: any PasswordHasher, accounts: any UnixAccountDirectory,
             llmProvider: any LLMProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration()), webSearch: (any WebSearchClient)? = nil,
-            rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds
+            rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds, jobSleeper: any JobSleeper = TaskSleeper()
         ) {
             self.clock = clock
             self.ids = ids
@@ -70,6 +82,7 @@ public struct Dependencies: Sendable {
             self.llmProvider = llmProvider
             self.webSearch = webSearch
             self.rateLimitClock = rateLimitClock
+            self.jobSleeper = jobSleeper
         }
 
         /// The daemon's: the system clock, time-ordered ids, the slow KDF, `/etc/passwd`, and the configured
@@ -191,6 +204,9 @@ public struct Dependencies: Sendable {
             }
         }
         let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
+        let jobs = makeJobs(
+            configuration: configuration, database: database, groupWriter: groupWriter, collaborators: collaborators, events: events, audit: audit,
+            logger: logger)
         // The result cache is invalidated by the events, at commit, before the writer is answered.
         let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries, maxBytes: configuration.cache.maxBytes)
         bus.onCommit { events in
@@ -251,7 +267,37 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, eventBus: bus, eventConsumers: eventConsumers, metrics: metrics, database: database)
+            agent: agent, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobs.queue, jobScheduler: jobs.scheduler, jobWorkers: jobs.workers,
+            recurringJobs: jobs.recurring, metrics: metrics, database: database)
+    }
+
+    /// Background work: one queue; services enqueue through the scheduler, which wakes the
+    /// workers at once. A new job kind is a `JobHandler` added to `handlers` below (and a
+    /// `JobsSettings.kinds` entry for its `jobs.concurrency.*` setting); a service that enqueues
+    /// it takes `scheduler`.
+    static func makeJobs(
+        configuration: DaemonConfiguration, database: AgentDatabase, groupWriter: GroupCommitWriter, collaborators: Collaborators,
+        events: EventsService, audit: AuditService, logger: Logger
+    ) -> (queue: any JobQueue, scheduler: JobScheduler, workers: JobWorkers, recurring: RecurringJobs) {
+        let queue = SQLiteJobQueue(writer: database.writer, groupWriter: groupWriter, clock: collaborators.clock)
+        let signal = JobWakeSignal()
+        let scheduler = JobScheduler(queue: queue, signal: signal)
+        let eventsPrune = EventsPruneJob(events: events, logger: logger)
+        let auditPrune = AuditPruneJob(audit: audit, logger: logger)
+        let handlers: [any JobHandler] = [
+            eventsPrune,
+            auditPrune,
+        ]
+        let workers = JobWorkers(
+            queue: queue, handlers: handlers, signal: signal, workerID: JobWorkers.makeWorkerID(host: FileSystem.hostName()), clock: collaborators.clock,
+            sleeper: collaborators.jobSleeper,
+            settings: JobWorkers.Settings(concurrency: configuration.jobs.concurrency, pollInterval: configuration.jobs.pollInterval), logger: logger)
+        let recurring = RecurringJobs(
+            jobs: [
+                RecurringJob(eventsPrune, every: configuration.jobs.eventsPruneInterval),
+                RecurringJob(auditPrune, every: configuration.jobs.auditPruneInterval),
+            ], scheduler: scheduler, ids: collaborators.ids, clock: collaborators.clock, sleeper: collaborators.jobSleeper, logger: logger)
+        return (queue, scheduler, workers, recurring)
     }
 
     /// Opens the database file (creating it and its folders when missing) and applies the pending

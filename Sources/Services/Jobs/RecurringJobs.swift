@@ -27,7 +27,7 @@ public struct RecurringJob: Sendable, Equatable {
 
     /// The start of the interval slot that holds `date`: slots are aligned on the Unix epoch, so
     /// every process that shares the queue computes the same ones.
-    func slotStart(containing date: Date) -> Date {
+    public func slotStart(containing date: Date) -> Date {
         let epochSeconds = Int64(date.timeIntervalSince1970.rounded(.down))
         let start = epochSeconds - ((epochSeconds % seconds) + seconds) % seconds
         return Date(timeIntervalSince1970: TimeInterval(start))
@@ -36,7 +36,7 @@ public struct RecurringJob: Sendable, Equatable {
     /// Names the slot that starts at `slotStart` (`600s@1800000000`): the occurrence's idempotency
     /// key, so that the slot's job is enqueued once however many times (and by however many
     /// daemons sharing the database) it is asked for.
-    func idempotencyKey(slotStart: Date) -> String {
+    public func idempotencyKey(slotStart: Date) -> String {
         "\(seconds)s@\(Int64(slotStart.timeIntervalSince1970))"
     }
 }
