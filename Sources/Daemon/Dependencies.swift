@@ -163,6 +163,11 @@ public struct Dependencies: Sendable {
         // search index before a commit at most every 20 ms (a search catches the index up first).
         let groupWriter = GroupCommitWriter(
             writer: database.writer, outbox: outbox, beforeCommitInterval: .milliseconds(20), beforeCommit: SQLiteSearchIndex.indexNewMessages)
+        // Background work: one durable queue. Services that enqueue take `jobScheduler`, which
+        // wakes this process's workers at once (the workers are built below, with their handlers).
+        let jobQueue = SQLiteJobQueue(writer: database.writer, groupWriter: groupWriter, clock: collaborators.clock)
+        let jobSignal = JobWakeSignal()
+        let jobScheduler = JobScheduler(queue: jobQueue, signal: jobSignal)
         var authSettings = configuration.auth
         authSettings.trustedUIDs = configuration.trustedUIDs
         // Every store that writes a user's text counts it against the quota, in the write's transaction.
@@ -204,9 +209,20 @@ public struct Dependencies: Sendable {
             }
         }
         let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
-        let jobs = makeJobs(
-            configuration: configuration, database: database, groupWriter: groupWriter, collaborators: collaborators, events: events, audit: audit,
-            logger: logger)
+        // The job kinds this daemon runs: one line each (and a `JobsSettings.kinds` entry for its
+        // `jobs.concurrency.*` setting). See docs/ARCHITECTURE.md, "Background jobs".
+        let eventsPrune = EventsPruneJob(events: events, logger: logger)
+        let auditPrune = AuditPruneJob(audit: audit, logger: logger)
+        let jobHandlers: [any JobHandler] = [
+            eventsPrune,
+            auditPrune,
+        ]
+        let (jobWorkers, recurringJobs) = makeWorkers(
+            configuration: configuration, queue: jobQueue, signal: jobSignal, scheduler: jobScheduler, handlers: jobHandlers,
+            recurring: [
+                RecurringJob(eventsPrune, every: configuration.jobs.eventsPruneInterval),
+                RecurringJob(auditPrune, every: configuration.jobs.auditPruneInterval),
+            ], collaborators: collaborators, logger: logger)
         // The result cache is invalidated by the events, at commit, before the writer is answered.
         let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries, maxBytes: configuration.cache.maxBytes)
         bus.onCommit { events in
@@ -267,37 +283,22 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobs.queue, jobScheduler: jobs.scheduler, jobWorkers: jobs.workers,
-            recurringJobs: jobs.recurring, metrics: metrics, database: database)
+            agent: agent, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, jobScheduler: jobScheduler, jobWorkers: jobWorkers,
+            recurringJobs: recurringJobs, metrics: metrics, database: database)
     }
 
-    /// Background work: one queue; services enqueue through the scheduler, which wakes the
-    /// workers at once. A new job kind is a `JobHandler` added to `handlers` below (and a
-    /// `JobsSettings.kinds` entry for its `jobs.concurrency.*` setting); a service that enqueues
-    /// it takes `scheduler`.
-    static func makeJobs(
-        configuration: DaemonConfiguration, database: AgentDatabase, groupWriter: GroupCommitWriter, collaborators: Collaborators,
-        events: EventsService, audit: AuditService, logger: Logger
-    ) -> (queue: any JobQueue, scheduler: JobScheduler, workers: JobWorkers, recurring: RecurringJobs) {
-        let queue = SQLiteJobQueue(writer: database.writer, groupWriter: groupWriter, clock: collaborators.clock)
-        let signal = JobWakeSignal()
-        let scheduler = JobScheduler(queue: queue, signal: signal)
-        let eventsPrune = EventsPruneJob(events: events, logger: logger)
-        let auditPrune = AuditPruneJob(audit: audit, logger: logger)
-        let handlers: [any JobHandler] = [
-            eventsPrune,
-            auditPrune,
-        ]
+    /// The job workers over `handlers`, and the recurring jobs (retention) they run.
+    static func makeWorkers(
+        configuration: DaemonConfiguration, queue: any JobQueue, signal: JobWakeSignal, scheduler: JobScheduler, handlers: [any JobHandler],
+        recurring: [RecurringJob], collaborators: Collaborators, logger: Logger
+    ) -> (workers: JobWorkers, recurring: RecurringJobs) {
         let workers = JobWorkers(
             queue: queue, handlers: handlers, signal: signal, workerID: JobWorkers.makeWorkerID(host: FileSystem.hostName()), clock: collaborators.clock,
             sleeper: collaborators.jobSleeper,
             settings: JobWorkers.Settings(concurrency: configuration.jobs.concurrency, pollInterval: configuration.jobs.pollInterval), logger: logger)
-        let recurring = RecurringJobs(
-            jobs: [
-                RecurringJob(eventsPrune, every: configuration.jobs.eventsPruneInterval),
-                RecurringJob(auditPrune, every: configuration.jobs.auditPruneInterval),
-            ], scheduler: scheduler, ids: collaborators.ids, clock: collaborators.clock, sleeper: collaborators.jobSleeper, logger: logger)
-        return (queue, scheduler, workers, recurring)
+        let recurringJobs = RecurringJobs(
+            jobs: recurring, scheduler: scheduler, ids: collaborators.ids, clock: collaborators.clock, sleeper: collaborators.jobSleeper, logger: logger)
+        return (workers, recurringJobs)
     }
 
     /// Opens the database file (creating it and its folders when missing) and applies the pending
