@@ -21,6 +21,7 @@ public struct Dependencies: Sendable {
     public let events: EventsService
     public let audit: AuditService
     public let agent: AgentService
+    public let jobs: JobsService
     /// Committed events go here (from the outbox) and on to subscriptions and consumers.
     public let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
@@ -128,6 +129,7 @@ public struct Dependencies: Sendable {
 
     /// Every domain's events: the topics clients may subscribe to, and what invalidates the result cache.
     static let eventTypes: [any DomainEvent.Type] = AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all
+        + JobsEvents.all
 
     private static let staleCacheTagsByTopic: [String: @Sendable (Event) -> [String]] = Dictionary(
         uniqueKeysWithValues: eventTypes.map { type in (type.topic, { @Sendable event in type.staleCacheTags(of: event) }) })
@@ -223,6 +225,9 @@ public struct Dependencies: Sendable {
                 RecurringJob(eventsPrune, every: configuration.jobs.eventsPruneInterval),
                 RecurringJob(auditPrune, every: configuration.jobs.auditPruneInterval),
             ], collaborators: collaborators, logger: logger)
+        // jobs.cancel stops an attempt running here at once; jobs.retry wakes the workers.
+        let jobs = JobsService(
+            queue: jobQueue, clock: collaborators.clock, canceller: jobWorkers, signal: jobSignal, replyBudget: configuration.replyBudget)
         // The result cache is invalidated by the events, at commit, before the writer is answered.
         let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries, maxBytes: configuration.cache.maxBytes)
         bus.onCommit { events in
@@ -241,6 +246,7 @@ public struct Dependencies: Sendable {
         EventsRoutes(service: events, auth: auth).register(on: &router)
         AuditRoutes(service: audit, auth: auth).register(on: &router)
         AgentRoutes(service: agent, auth: auth).register(on: &router)
+        JobsRoutes(service: jobs, auth: auth).register(on: &router)
         router.describe(RPCConnectionHandler.ShuttingDown.self)
 
         // One limits control for the dispatcher, the timeout and the server: SIGHUP replaces it.
@@ -283,7 +289,7 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, jobScheduler: jobScheduler, jobWorkers: jobWorkers,
+            agent: agent, jobs: jobs, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, jobScheduler: jobScheduler, jobWorkers: jobWorkers,
             recurringJobs: recurringJobs, metrics: metrics, database: database)
     }
 
