@@ -128,7 +128,8 @@ public struct Dependencies: Sendable {
     }
 
     /// Every domain's events: the topics clients may subscribe to, and what invalidates the result cache.
-    static let eventTypes: [any DomainEvent.Type] = AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all
+    static let eventTypes: [any DomainEvent.Type] =
+        AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all
         + JobsEvents.all
 
     private static let staleCacheTagsByTopic: [String: @Sendable (Event) -> [String]] = Dictionary(
@@ -289,7 +290,8 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, jobs: jobs, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, jobScheduler: jobScheduler, jobWorkers: jobWorkers,
+            agent: agent, jobs: jobs, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, jobScheduler: jobScheduler,
+            jobWorkers: jobWorkers,
             recurringJobs: recurringJobs, metrics: metrics, database: database)
     }
 
@@ -299,11 +301,13 @@ public struct Dependencies: Sendable {
         recurring: [RecurringJob], collaborators: Collaborators, logger: Logger
     ) -> (workers: JobWorkers, recurring: RecurringJobs) {
         let workers = JobWorkers(
-            queue: queue, handlers: handlers, signal: signal, workerID: JobWorkers.makeWorkerID(host: FileSystem.hostName()), clock: collaborators.clock,
+            queue: queue, handlers: handlers, signal: signal, workerID: JobWorkers.makeWorkerID(host: FileSystem.hostName()),
+            clock: collaborators.clock,
             sleeper: collaborators.jobSleeper,
             settings: JobWorkers.Settings(concurrency: configuration.jobs.concurrency, pollInterval: configuration.jobs.pollInterval), logger: logger)
         let recurringJobs = RecurringJobs(
-            jobs: recurring, scheduler: scheduler, ids: collaborators.ids, clock: collaborators.clock, sleeper: collaborators.jobSleeper, logger: logger)
+            jobs: recurring, scheduler: scheduler, ids: collaborators.ids, clock: collaborators.clock, sleeper: collaborators.jobSleeper,
+            logger: logger)
         return (workers, recurringJobs)
     }
 

@@ -21,7 +21,8 @@ struct RecurringJobsTests {
         var configuration = DaemonConfiguration(socketPath: "", databasePath: "")
         configuration.events.retentionCount = 1
         configuration.audit.retentionCount = 1
-        let collaborators = Dependencies.Collaborators(clock: time, ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts(), jobSleeper: time)
+        let collaborators = Dependencies.Collaborators(
+            clock: time, ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts(), jobSleeper: time)
         let dependencies = try await Dependencies.testing(configuration: configuration, collaborators: collaborators)
         defer { try? dependencies.database.close() }
         // The daemon's graph registers both kinds, every 600 s by default.
