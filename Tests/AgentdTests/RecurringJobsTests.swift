@@ -153,4 +153,25 @@ struct RecurringJobsTests {
             #expect(kinds["audit.prune"] == 1)
         }
     }
+
+    @Test("in the daemon's graph, a job enqueued through the scheduler runs at once (no poll) and its events reach its owner")
+    func daemonGraphRunsJobs() async throws {
+        // A poll of an hour: only the scheduler's wake can start the job within the time limit.
+        try await withInProcessDaemon(configure: { $0.jobs.pollInterval = .seconds(3600) }) { daemon in
+            let client = try await daemon.connect()
+            let me = try await client.send(Auth.WhoAmI.self, RPCNoParams()).id
+            _ = try await client.send(Events.Subscribe.self, .init(topics: ["job.*"]))
+            // A retention run filed under a user, so that its events reach the user's subscription.
+            let job = try await daemon.dependencies.jobScheduler.enqueue(
+                NewJob(id: "job_wired", kind: EventsPruneJob.kind, ownerID: me, maxAttempts: 1, runAfter: daemon.clock.now())
+            ).job
+            var topics: [String] = []
+            while topics.last != "job.succeeded" {
+                let event = try await client.nextNotification(of: EventsNotifications.Event.self)
+                if event.data.text.contains(job.id) { topics.append(event.topic) }
+            }
+            #expect(topics == ["job.queued", "job.started", "job.succeeded"])
+            #expect(try await client.send(Jobs.Get.self, .init(id: job.id)).state == .succeeded)
+        }
+    }
 }
