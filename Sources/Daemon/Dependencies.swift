@@ -22,12 +22,19 @@ public struct Dependencies: Sendable {
     public let audit: AuditService
     public let agent: AgentService
     public let jobs: JobsService
-    /// The durable queue of background work, for the workers and the domains that enqueue.
-    public let jobQueue: any JobQueue
     /// Committed events go here (from the outbox) and on to subscriptions and consumers.
     public let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
     public let eventConsumers: [EventConsumerRunner]
+    /// The durable queue of background work (`SQLiteJobQueue`).
+    public let jobQueue: any JobQueue
+    /// How services enqueue: the queue, then a wake of `jobWorkers`.
+    public let jobScheduler: JobScheduler
+    /// Runs the registered job kinds; the daemon runs it (`JobWorkersService`), and it is the
+    /// `JobCanceller` of `jobs.cancel`.
+    public let jobWorkers: JobWorkers
+    /// Retention (`events.prune`, `audit.prune`) enqueued every interval; the daemon runs it.
+    public let recurringJobs: RecurringJobs
     /// Where every metric of this graph is made and rendered (`system.metrics`, `/metrics`).
     let metrics: PrometheusMetrics
     /// Opened and migrated before the graph is built (`openDatabase`); the domains' SQLite stores are
@@ -63,12 +70,15 @@ public struct Dependencies: Sendable {
         /// Waits between two stores of a streaming run's partial answer (`Task.sleep`): tests pass
         /// a timer they fire by hand.
         public var agentPartialTimer: AgentPartialTimer = { try await Task.sleep(for: $0) }
+        /// How the job workers and the recurring jobs wait (heartbeats, backoff, the poll): tests
+        /// may pass one they release by hand, with `clock`.
+        public var jobSleeper: any JobSleeper = TaskSleeper()
 
         public init(
             clock: any WallClock, ids: any IDGenerator, hasher: any PasswordHasher, accounts: any UnixAccountDirectory,
             llmProvider: any LLMProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration()), webSearch: (any WebSearchClient)? = nil,
             rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds,
-            agentPartialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) }
+            agentPartialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) }, jobSleeper: any JobSleeper = TaskSleeper()
         ) {
             self.agentPartialTimer = agentPartialTimer
             self.clock = clock
@@ -78,6 +88,7 @@ public struct Dependencies: Sendable {
             self.llmProvider = llmProvider
             self.webSearch = webSearch
             self.rateLimitClock = rateLimitClock
+            self.jobSleeper = jobSleeper
         }
 
         /// The daemon's: the system clock, time-ordered ids, the slow KDF, `/etc/passwd`, and the configured
@@ -122,7 +133,8 @@ public struct Dependencies: Sendable {
     }
 
     /// Every domain's events: the topics clients may subscribe to, and what invalidates the result cache.
-    static let eventTypes: [any DomainEvent.Type] = AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all
+    static let eventTypes: [any DomainEvent.Type] =
+        AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all
         + JobsEvents.all
 
     private static let staleCacheTagsByTopic: [String: @Sendable (Event) -> [String]] = Dictionary(
@@ -159,6 +171,11 @@ public struct Dependencies: Sendable {
         // search index before a commit at most every 20 ms (a search catches the index up first).
         let groupWriter = GroupCommitWriter(
             writer: database.writer, outbox: outbox, beforeCommitInterval: .milliseconds(20), beforeCommit: SQLiteSearchIndex.indexNewMessages)
+        // Background work: one durable queue. Services that enqueue take `jobScheduler`, which
+        // wakes this process's workers at once (the workers are built below, with their handlers).
+        let jobQueue = SQLiteJobQueue(writer: database.writer, groupWriter: groupWriter, clock: collaborators.clock)
+        let jobSignal = JobWakeSignal()
+        let jobScheduler = JobScheduler(queue: jobQueue, signal: jobSignal)
         var authSettings = configuration.auth
         authSettings.trustedUIDs = configuration.trustedUIDs
         // Every store that writes a user's text counts it against the quota, in the write's transaction.
@@ -185,9 +202,6 @@ public struct Dependencies: Sendable {
             replyBudget: configuration.replyBudget, watchCapacity: configuration.events.queueCapacity,
             watchesPerConnection: configuration.events.maxSubscriptionsPerConnection,
             partialTimer: collaborators.agentPartialTimer)
-        let jobQueue = SQLiteJobQueue(writer: database.writer, groupWriter: groupWriter, clock: collaborators.clock)
-        // No worker runs in this process yet: a running job's cancel reaches it by its heartbeat.
-        let jobs = JobsService(queue: jobQueue, clock: collaborators.clock, canceller: NoJobCanceller(), replyBudget: configuration.replyBudget)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
         // In-process consumers, by topic: each in its own task with its own cursor.
         let auditStore = SQLiteAuditStore(writer: database.writer, groupWriter: groupWriter)
@@ -208,6 +222,23 @@ public struct Dependencies: Sendable {
         // watches waiting for it (a check in memory at each commit; the run is read in a task).
         bus.onCommit { committed in agent.runsEnded(committed) }
         let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
+        // The job kinds this daemon runs: one line each (and a `JobsSettings.kinds` entry for its
+        // `jobs.concurrency.*` setting). See docs/ARCHITECTURE.md, "Background jobs".
+        let eventsPrune = EventsPruneJob(events: events, logger: logger)
+        let auditPrune = AuditPruneJob(audit: audit, logger: logger)
+        let jobHandlers: [any JobHandler] = [
+            eventsPrune,
+            auditPrune,
+        ]
+        let (jobWorkers, recurringJobs) = makeWorkers(
+            configuration: configuration, queue: jobQueue, signal: jobSignal, scheduler: jobScheduler, handlers: jobHandlers,
+            recurring: [
+                RecurringJob(eventsPrune, every: configuration.jobs.eventsPruneInterval),
+                RecurringJob(auditPrune, every: configuration.jobs.auditPruneInterval),
+            ], collaborators: collaborators, logger: logger)
+        // jobs.cancel stops an attempt running here at once; jobs.retry wakes the workers.
+        let jobs = JobsService(
+            queue: jobQueue, clock: collaborators.clock, canceller: jobWorkers, signal: jobSignal, replyBudget: configuration.replyBudget)
         // The result cache is invalidated by the events, at commit, before the writer is answered.
         let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries, maxBytes: configuration.cache.maxBytes)
         bus.onCommit { events in
@@ -269,7 +300,25 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, jobs: jobs, jobQueue: jobQueue, eventBus: bus, eventConsumers: eventConsumers, metrics: metrics, database: database)
+            agent: agent, jobs: jobs, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, jobScheduler: jobScheduler,
+            jobWorkers: jobWorkers,
+            recurringJobs: recurringJobs, metrics: metrics, database: database)
+    }
+
+    /// The job workers over `handlers`, and the recurring jobs (retention) they run.
+    static func makeWorkers(
+        configuration: DaemonConfiguration, queue: any JobQueue, signal: JobWakeSignal, scheduler: JobScheduler, handlers: [any JobHandler],
+        recurring: [RecurringJob], collaborators: Collaborators, logger: Logger
+    ) -> (workers: JobWorkers, recurring: RecurringJobs) {
+        let workers = JobWorkers(
+            queue: queue, handlers: handlers, signal: signal, workerID: JobWorkers.makeWorkerID(host: FileSystem.hostName()),
+            clock: collaborators.clock,
+            sleeper: collaborators.jobSleeper,
+            settings: JobWorkers.Settings(concurrency: configuration.jobs.concurrency, pollInterval: configuration.jobs.pollInterval), logger: logger)
+        let recurringJobs = RecurringJobs(
+            jobs: recurring, scheduler: scheduler, ids: collaborators.ids, clock: collaborators.clock, sleeper: collaborators.jobSleeper,
+            logger: logger)
+        return (workers, recurringJobs)
     }
 
     /// Opens the database file (creating it and its folders when missing) and applies the pending
