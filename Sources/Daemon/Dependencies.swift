@@ -32,6 +32,11 @@ public struct Dependencies: Sendable {
     public let database: AgentDatabase
     /// The daemon's provider and web search, rebuilt on reload; nil in tests (fakes instead).
     var llm: ReloadableLLM? = nil
+    /// The durable queue of background work, on the same database.
+    public let jobQueue: any JobQueue
+    /// Every kind of job this graph runs (the workers run these): `chat.title` when
+    /// `agent.auto_title` is on, `test.noop` with the test methods.
+    public let jobHandlers: [any JobHandler]
 
     /// The API versions, oldest first. Version 1 is what clients get without `session.hello`; every
     /// method is in both, and 2 changes `chats.list` (items name their module), `chats.messages.get`,
@@ -169,11 +174,19 @@ public struct Dependencies: Sendable {
             store: SQLitePromptStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), clock: collaborators.clock,
             ids: collaborators.ids,
             replyBudget: configuration.replyBudget)
+        let jobQueue = SQLiteJobQueue(writer: database.writer, groupWriter: groupWriter, clock: collaborators.clock)
+        var jobHandlers: [any JobHandler] = []
+        // Chat titles: the agent enqueues after a chat's first answer; the job renames the chat.
+        var titles: ChatTitles?
+        if configuration.autoTitleEnabled {
+            titles = ChatTitles(queue: jobQueue, clock: collaborators.clock, ids: collaborators.ids)
+            jobHandlers.append(ChatTitleJob(chats: chatStore, provider: collaborators.llmProvider, clock: collaborators.clock))
+        }
         let agent = AgentService(
             store: agentStore, chats: chatStore, prompts: prompts, modules: modules, provider: collaborators.llmProvider,
             webSearch: collaborators.webSearch,
             clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger,
-            replyBudget: configuration.replyBudget)
+            replyBudget: configuration.replyBudget, titles: titles)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
         // In-process consumers, by topic: each in its own task with its own cursor.
         let auditStore = SQLiteAuditStore(writer: database.writer, groupWriter: groupWriter)
@@ -201,6 +214,13 @@ public struct Dependencies: Sendable {
 
         var router = RPCRouter(versions: apiVersions, handlerExecution: handlerExecution)
         SystemRoutes(service: system, auth: auth, includeTestMethods: configuration.enableTestMethods).register(on: &router)
+        if configuration.enableTestMethods {
+            // bench/jobs.sh: no-op jobs through this queue and these workers.
+            let recorder = NoopJobRecorder()
+            jobHandlers.append(NoopJob(recorder: recorder))
+            JobsTestRoutes(benchmark: JobsBenchmark(queue: jobQueue, recorder: recorder, clock: collaborators.clock, ids: collaborators.ids), auth: auth)
+                .register(on: &router)
+        }
         AuthRoutes(service: auth).register(on: &router)
         ModulesRoutes(service: modules, auth: auth).register(on: &router)
         ChatsRoutes(service: chats, auth: auth).register(on: &router)
@@ -251,7 +271,8 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, eventBus: bus, eventConsumers: eventConsumers, metrics: metrics, database: database)
+            agent: agent, eventBus: bus, eventConsumers: eventConsumers, metrics: metrics, database: database, jobQueue: jobQueue,
+            jobHandlers: jobHandlers)
     }
 
     /// Opens the database file (creating it and its folders when missing) and applies the pending
