@@ -21,6 +21,12 @@ public struct Dependencies: Sendable {
     public let events: EventsService
     public let audit: AuditService
     public let agent: AgentService
+    public let jobs: JobsService
+    /// The durable queue of background work, for the workers and the domains that enqueue.
+    public let jobQueue: any JobQueue
+    /// Every kind of job this graph runs (the workers run these): `chat.title` when
+    /// `agent.auto_title` is on, `test.noop` with the test methods.
+    public let jobHandlers: [any JobHandler]
     /// Committed events go here (from the outbox) and on to subscriptions and consumers.
     public let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
@@ -32,11 +38,6 @@ public struct Dependencies: Sendable {
     public let database: AgentDatabase
     /// The daemon's provider and web search, rebuilt on reload; nil in tests (fakes instead).
     var llm: ReloadableLLM? = nil
-    /// The durable queue of background work, on the same database.
-    public let jobQueue: any JobQueue
-    /// Every kind of job this graph runs (the workers run these): `chat.title` when
-    /// `agent.auto_title` is on, `test.noop` with the test methods.
-    public let jobHandlers: [any JobHandler]
 
     /// The API versions, oldest first. Version 1 is what clients get without `session.hello`; every
     /// method is in both, and 2 changes `chats.list` (items name their module), `chats.messages.get`,
@@ -120,6 +121,7 @@ public struct Dependencies: Sendable {
 
     /// Every domain's events: the topics clients may subscribe to, and what invalidates the result cache.
     static let eventTypes: [any DomainEvent.Type] = AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all
+        + JobsEvents.all
 
     private static let staleCacheTagsByTopic: [String: @Sendable (Event) -> [String]] = Dictionary(
         uniqueKeysWithValues: eventTypes.map { type in (type.topic, { @Sendable event in type.staleCacheTags(of: event) }) })
@@ -187,6 +189,8 @@ public struct Dependencies: Sendable {
             webSearch: collaborators.webSearch,
             clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger,
             replyBudget: configuration.replyBudget, titles: titles)
+        // No worker runs in this process yet: a running job's cancel reaches it by its heartbeat.
+        let jobs = JobsService(queue: jobQueue, clock: collaborators.clock, canceller: NoJobCanceller(), replyBudget: configuration.replyBudget)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
         // In-process consumers, by topic: each in its own task with its own cursor.
         let auditStore = SQLiteAuditStore(writer: database.writer, groupWriter: groupWriter)
@@ -229,6 +233,7 @@ public struct Dependencies: Sendable {
         EventsRoutes(service: events, auth: auth).register(on: &router)
         AuditRoutes(service: audit, auth: auth).register(on: &router)
         AgentRoutes(service: agent, auth: auth).register(on: &router)
+        JobsRoutes(service: jobs, auth: auth).register(on: &router)
         router.describe(RPCConnectionHandler.ShuttingDown.self)
 
         // One limits control for the dispatcher, the timeout and the server: SIGHUP replaces it.
@@ -271,8 +276,8 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, eventBus: bus, eventConsumers: eventConsumers, metrics: metrics, database: database, jobQueue: jobQueue,
-            jobHandlers: jobHandlers)
+            agent: agent, jobs: jobs, jobQueue: jobQueue, jobHandlers: jobHandlers, eventBus: bus, eventConsumers: eventConsumers, metrics: metrics,
+            database: database)
     }
 
     /// Opens the database file (creating it and its folders when missing) and applies the pending
