@@ -222,8 +222,8 @@ public struct Dependencies: Sendable {
             // bench/jobs.sh: no-op jobs through this queue and these workers.
             let recorder = NoopJobRecorder()
             jobHandlers.append(NoopJob(recorder: recorder))
-            JobsTestRoutes(benchmark: JobsBenchmark(queue: jobQueue, recorder: recorder, clock: collaborators.clock, ids: collaborators.ids), auth: auth)
-                .register(on: &router)
+            let benchmark = JobsBenchmark(queue: jobQueue, recorder: recorder, clock: collaborators.clock, ids: collaborators.ids)
+            JobsTestRoutes(benchmark: benchmark, auth: auth).register(on: &router)
         }
         AuthRoutes(service: auth).register(on: &router)
         ModulesRoutes(service: modules, auth: auth).register(on: &router)

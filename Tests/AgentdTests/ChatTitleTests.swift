@@ -32,7 +32,8 @@ struct ChatTitleTests {
         var configuration = DaemonConfiguration(socketPath: "", databasePath: "")
         configuration.autoTitle = autoTitle
         let dependencies = try await Dependencies.testing(configuration: configuration, collaborators: collaborators)
-        return Graph(dependencies: dependencies, provider: provider, alice: try await dependencies.auth.register(username: "alice", password: "password1"))
+        return Graph(
+            dependencies: dependencies, provider: provider, alice: try await dependencies.auth.register(username: "alice", password: "password1"))
     }
 
     func titleJobs(_ graph: Graph) async throws -> [Job] {
@@ -67,8 +68,10 @@ struct ChatTitleTests {
     }
 
     func renamedEvents(_ graph: Graph) async throws -> [JSONValue] {
-        try await SQLiteEventStore(writer: graph.dependencies.database.writer).events(topics: [ChatsEvents.ChatRenamed.topic], afterSeq: 0, limit: 100)
-            .map { try JSONDecoder().decode(JSONValue.self, from: Data($0.data.text.utf8)) }
+        try await SQLiteEventStore(writer: graph.dependencies.database.writer).events(
+            topics: [ChatsEvents.ChatRenamed.topic], afterSeq: 0, limit: 100
+        )
+        .map { try JSONDecoder().decode(JSONValue.self, from: Data($0.data.text.utf8)) }
     }
 
     func title(_ graph: Graph, _ chatID: String) async throws -> String {

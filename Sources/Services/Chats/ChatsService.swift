@@ -121,8 +121,8 @@ public struct ChatsService: Sendable {
         let created = ChatsEvents.ChatCreated(
             userID: userID, chatId: chatID, moduleId: original.moduleId, title: forkTitle, forkedFrom: params.messageId)
         return try await store.insertFork(
-            NewChat(id: chatID, moduleID: original.moduleId, title: forkTitle, createdAt: clock.now(), titleSetByUser: title != nil), messages: copies,
-            userID: userID,
+            NewChat(id: chatID, moduleID: original.moduleId, title: forkTitle, createdAt: clock.now(), titleSetByUser: title != nil),
+            messages: copies, userID: userID,
             events: [created] + copies.map { ChatsEvents.MessageCreated(userID: userID, message: $0) })
     }
 

@@ -197,7 +197,8 @@ public struct JobsBenchmark: Sendable {
         let end = ContinuousClock.now
         recorder.forget(jobIDs)
         let seconds = Self.seconds(end - start)
-        return TestJobs.Run.Result(count: count, seconds: seconds, jobsPerSecond: Double(count) / seconds, enqueueSeconds: Self.seconds(enqueued - start))
+        return TestJobs.Run.Result(
+            count: count, seconds: seconds, jobsPerSecond: Double(count) / seconds, enqueueSeconds: Self.seconds(enqueued - start))
     }
 
     /// Polls until none of `jobIDs` is queued or running (the workers store a job's end after its

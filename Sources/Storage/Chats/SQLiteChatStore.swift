@@ -96,7 +96,8 @@ public struct SQLiteChatStore: ChatStore {
 
     public func titleSetByUser(chatID: String, userID: String) async throws -> Bool? {
         try await reader.unsafeRead { db in
-            try Bool.fetchOne(db.cachedStatement(sql: "SELECT title_set_by_user FROM chats WHERE id = ? AND user_id = ?"), arguments: [chatID, userID])
+            try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT title_set_by_user FROM chats WHERE id = ? AND user_id = ?"), arguments: [chatID, userID])
         }
     }
 
