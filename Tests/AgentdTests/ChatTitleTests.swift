@@ -127,7 +127,7 @@ struct ChatTitleTests {
     func enqueueIsIdempotent() async throws {
         let graph = try await graph([ScriptedLLMProvider.answer(["An answer."])])
         let answer = try await graph.agent.act(.init(message: "Question"), user: graph.alice) { _ in }
-        let titles = ChatTitles(queue: graph.queue, clock: clock, ids: SequentialIDs())
+        let titles = ChatTitles(scheduler: graph.dependencies.jobScheduler, clock: clock, ids: SequentialIDs())
         let again = try await titles.enqueue(chatID: answer.chatId, answerID: answer.message.id, userID: graph.alice.id)
         #expect(!again.created)
         #expect(try await titleJobs(graph).map(\.id) == [again.job.id])

@@ -23,12 +23,14 @@ public struct ChatTitles: Sendable {
         }
     }
 
-    private let queue: any JobQueue
+    private let scheduler: JobScheduler
     private let clock: any WallClock
     private let ids: any IDGenerator
 
-    public init(queue: any JobQueue, clock: any WallClock, ids: any IDGenerator) {
-        self.queue = queue
+    /// - Parameter scheduler: enqueues and wakes this process's workers, so the title follows the
+    ///   answer at once rather than at the workers' next poll.
+    public init(scheduler: JobScheduler, clock: any WallClock, ids: any IDGenerator) {
+        self.scheduler = scheduler
         self.clock = clock
         self.ids = ids
     }
@@ -39,7 +41,7 @@ public struct ChatTitles: Sendable {
     @discardableResult
     public func enqueue(chatID: String, answerID: String, userID: String) async throws -> (job: Job, created: Bool) {
         let payload = try JSONFragment(encoding: Payload(chatId: chatID, messageId: answerID))
-        return try await queue.enqueue(
+        return try await scheduler.enqueue(
             NewJob(
                 id: ids.makeID(prefix: "job_"), kind: Self.kind, ownerID: userID, payload: payload, maxAttempts: ChatTitleJob.maxAttempts,
                 runAfter: clock.now(), idempotencyKey: chatID))
