@@ -31,7 +31,7 @@ public struct Dependencies: Sendable {
     /// How services enqueue: the queue, then a wake of `jobWorkers`.
     public let jobScheduler: JobScheduler
     /// Every kind of job this graph runs (`jobWorkers` runs these): `chat.title` when
-    /// `agent.auto_title` is on, `test.noop` with the test methods.
+    /// `agent.auto_title` is on, `bench.noop` with the test methods.
     public let jobHandlers: [any JobHandler]
     /// Runs the registered job kinds; the daemon runs it (`JobWorkersService`), and it is the
     /// `JobCanceller` of `jobs.cancel`.

@@ -15,7 +15,7 @@ public enum TestJobs {
     public enum Run: RPCMethod {
         public static let name = "test.jobs"
         public static let summary =
-            "Test only: enqueues `count` no-op jobs of the caller (`test.noop`, 4 at once) and answers how long they took to start and to finish."
+            "Test only: enqueues `count` no-op jobs of the caller (`bench.noop`, 4 at once) and answers how long they took to start and to finish."
         public static let rateClass: RPCRateClassName = .exempt
         public static let timeout: Duration? = .seconds(3600)
 
@@ -55,7 +55,7 @@ public enum TestJobs {
     }
 }
 
-/// Start times of `test.noop` jobs, and who waits for them.
+/// Start times of `bench.noop` jobs, and who waits for them.
 public final class NoopJobRecorder: Sendable {
     private struct State {
         var started: [String: ContinuousClock.Instant] = [:]
@@ -100,7 +100,7 @@ public final class NoopJobRecorder: Sendable {
 
 /// Does nothing but say when it started.
 public struct NoopJob: JobHandler {
-    public static let kind = "test.noop"
+    public static let kind = "bench.noop"
     public let policy = JobKindPolicy(kind: NoopJob.kind, concurrency: 4)
     private let recorder: NoopJobRecorder
 
