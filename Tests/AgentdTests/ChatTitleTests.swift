@@ -219,6 +219,26 @@ struct ChatTitleTests {
         #expect(try await runDueTitleJobs(graph).isEmpty)
     }
 
+    @Test("through the daemon's own workers: agent.act on a connection, then chat.renamed on a subscription and the new title in chats.get")
+    func workersRetitle() async throws {
+        let provider = ScriptedLLMProvider(scripts: [ScriptedLLMProvider.answer(["Sure."]), ScriptedLLMProvider.answer(["Weekend Hiking Plans"])])
+        let collaborators = Dependencies.Collaborators(
+            clock: TestClock(), ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts(), llmProvider: provider)
+        try await withInProcessDaemon(configure: { $0.autoTitle = true }, collaborators: collaborators) { daemon in
+            let watcher = try await daemon.connect()
+            _ = try await watcher.send(Events.Subscribe.self, .init(topics: ["chat.renamed"]))
+            let client = try await daemon.connect()
+            let answer = try await client.send(Agent.Act.self, .init(message: "Plan a hike for the weekend"))
+            let event = try await watcher.nextNotification(of: EventsNotifications.Event.self)
+            #expect(event.topic == "chat.renamed")
+            #expect(try event.data.decode(JSONValue.self) == .object(["chatId": .string(answer.chatId), "title": .string("Weekend Hiking Plans")]))
+            #expect(try await client.send(Chats.Get.self, .init(id: answer.chatId)).title == "Weekend Hiking Plans")
+            let me = try await client.send(Auth.WhoAmI.self).id
+            let jobs = try await daemon.dependencies.jobQueue.list(JobQuery(ownerID: me, kind: ChatTitles.kind, limit: 10)).map(\.job)
+            #expect(jobs.count == 1)
+        }
+    }
+
     @Test("the model's reply is cleaned: first line, no label, quotes or final period, at most 8 words; nothing left is no title")
     func cleaning() {
         #expect(ChatTitleJob.cleaned("\n  Title: \"Rust lifetimes explained.\"\nMore text") == "Rust lifetimes explained")
