@@ -174,6 +174,19 @@ struct ChatTitleTests {
         #expect(graph.provider.requests.count == 1)
     }
 
+    @Test("a fork of a chat its user named keeps the user's title: its first answer does not retitle it")
+    func forkOfANamedChatIsKept() async throws {
+        let graph = try await graph([ScriptedLLMProvider.answer(["An answer."]), ScriptedLLMProvider.answer(["Model Title"])])
+        let chat = try await graph.dependencies.chats.create(.init(title: "Mine"), userID: graph.alice.id)
+        let question = try await graph.dependencies.chats.append(.init(chatId: chat.id, role: .user, content: "Question"), userID: graph.alice.id)
+        let fork = try await graph.dependencies.chats.fork(.init(messageId: question.id), userID: graph.alice.id)
+        #expect(fork.title == "Mine (fork)")
+        _ = try await graph.agent.regenerate(.init(messageId: fork.activeMessageId ?? ""), user: graph.alice) { _ in }
+        _ = try await runDueTitleJobs(graph)
+        #expect(try await title(graph, fork.id) == "Mine (fork)")
+        #expect(graph.provider.requests.count == 1)
+    }
+
     @Test("agent.auto_title off: no title job, no chat.title handler")
     func autoTitleOff() async throws {
         let graph = try await graph(autoTitle: false, [ScriptedLLMProvider.answer(["An answer."])])

@@ -118,10 +118,13 @@ public struct ChatsService: Sendable {
                     content: message.content, depth: message.depth, createdAt: message.createdAt))
         }
         let forkTitle = title ?? Self.forkTitle(of: original.title)
+        // "Title (fork)" of a title the user chose is theirs too: no title job replaces it.
+        var titleSetByUser = title != nil
+        if !titleSetByUser { titleSetByUser = try await store.titleSetByUser(chatID: original.id, userID: userID) == true }
         let created = ChatsEvents.ChatCreated(
             userID: userID, chatId: chatID, moduleId: original.moduleId, title: forkTitle, forkedFrom: params.messageId)
         return try await store.insertFork(
-            NewChat(id: chatID, moduleID: original.moduleId, title: forkTitle, createdAt: clock.now(), titleSetByUser: title != nil),
+            NewChat(id: chatID, moduleID: original.moduleId, title: forkTitle, createdAt: clock.now(), titleSetByUser: titleSetByUser),
             messages: copies, userID: userID,
             events: [created] + copies.map { ChatsEvents.MessageCreated(userID: userID, message: $0) })
     }
