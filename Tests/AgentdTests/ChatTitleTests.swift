@@ -102,7 +102,7 @@ struct ChatTitleTests {
         // The title request: the instruction, the question and the answer's beginning, few tokens.
         let request = try #require(graph.provider.requests.last)
         #expect(graph.provider.requests.count == 2)
-        #expect(request.maxTokens == ChatTitleJob.maxTokens && request.tools.isEmpty)
+        #expect(request.maxTokens == ChatTitleJob.maxTokens && request.tools.isEmpty && request.model == nil)
         #expect(request.messages.first?.role == .system && request.messages.first?.content == ChatTitleJob.instruction)
         let prompt = try #require(request.messages.last?.content)
         #expect(prompt.contains("How should I travel across Europe?") && prompt.contains("Pack light, take the train."))
@@ -117,10 +117,12 @@ struct ChatTitleTests {
         #expect(second.chatId == first.chatId)
         let jobs = try await titleJobs(graph)
         #expect(jobs.count == 1)
-        #expect(try jobs.first?.payload.decode(ChatTitles.Payload.self).messageId == first.message.id)
-        // Another chat has its own.
-        _ = try await graph.agent.act(.init(message: "Another chat"), user: graph.alice) { _ in }
-        #expect(try await titleJobs(graph).count == 2)
+        #expect(try jobs.first?.payload.decode(ChatTitles.Payload.self) == ChatTitles.Payload(chatId: first.chatId, messageId: first.message.id))
+        // Another chat has its own, with the model its run asked for.
+        let named = try await graph.agent.act(.init(message: "Another chat", model: "fake-large"), user: graph.alice) { _ in }
+        let both = try await titleJobs(graph)
+        #expect(both.count == 2)
+        #expect(try both.first { $0.idempotencyKey == named.chatId }?.payload.decode(ChatTitles.Payload.self).model == "fake-large")
     }
 
     @Test("enqueueing a chat's title again answers the same job (the chat id is the idempotency key)")

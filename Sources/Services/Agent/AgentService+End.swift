@@ -59,7 +59,7 @@ extension AgentService {
             return .failure(error ?? storeError)
         }
         if status == .completed, stored.firstAnswer, let answer = stored.answer {
-            await enqueueTitle(chatID: run.chatId, answerID: answer.id, userID: userID)
+            await enqueueTitle(chatID: run.chatId, answerID: answer.id, model: run.model, userID: userID)
         }
         switch status {
         case .completed:
@@ -84,11 +84,11 @@ extension AgentService {
     /// would not share the chats' SQLite one). A crash between the two commits loses only the
     /// title (the chat keeps the one made from the question); enqueueing twice is harmless (the
     /// chat id is the idempotency key). A failure is logged, never the run's: the answer is stored.
-    private func enqueueTitle(chatID: String, answerID: String, userID: String) async {
+    private func enqueueTitle(chatID: String, answerID: String, model: String?, userID: String) async {
         guard let titles else { return }
         do {
             // A task of its own, as the finish: the call's cancellation must not stop it.
-            _ = try await Task { try await titles.enqueue(chatID: chatID, answerID: answerID, userID: userID) }.value
+            _ = try await Task { try await titles.enqueue(chatID: chatID, answerID: answerID, model: model, userID: userID) }.value
         } catch {
             logger.error("could not enqueue a chat's title job", metadata: ["chat": "\(chatID)", "error": "\(String(reflecting: error))"])
         }

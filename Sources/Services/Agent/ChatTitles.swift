@@ -16,10 +16,14 @@ public struct ChatTitles: Sendable {
         public var chatId: String
         /// The chat's first answer; its parent is the question.
         public var messageId: String
+        /// The model the run asked for (nil: the provider's default), so that a title can be had
+        /// where no default model is configured and every call names one.
+        public var model: String?
 
-        public init(chatId: String, messageId: String) {
+        public init(chatId: String, messageId: String, model: String? = nil) {
             self.chatId = chatId
             self.messageId = messageId
+            self.model = model
         }
     }
 
@@ -39,8 +43,8 @@ public struct ChatTitles: Sendable {
     /// at most one title job however many times this is called (two first answers racing, a retry
     /// of the call), and a second call answers the first job (`created: false`).
     @discardableResult
-    public func enqueue(chatID: String, answerID: String, userID: String) async throws -> (job: Job, created: Bool) {
-        let payload = try JSONFragment(encoding: Payload(chatId: chatID, messageId: answerID))
+    public func enqueue(chatID: String, answerID: String, model: String? = nil, userID: String) async throws -> (job: Job, created: Bool) {
+        let payload = try JSONFragment(encoding: Payload(chatId: chatID, messageId: answerID, model: model))
         return try await scheduler.enqueue(
             NewJob(
                 id: ids.makeID(prefix: "job_"), kind: Self.kind, ownerID: userID, payload: payload, maxAttempts: ChatTitleJob.maxAttempts,
@@ -108,7 +112,7 @@ public struct ChatTitleJob: JobHandler {
         if let parentID = answer.parentId, let parent = try await chats.message(id: parentID, userID: userID), parent.role == .user {
             question = parent.content
         }
-        let title = try await self.title(question: question, answer: answer.content)
+        let title = try await self.title(question: question, answer: answer.content, model: payload.model)
         try Task.checkCancellation()
         let event = ChatsEvents.ChatRenamed(userID: userID, chatId: payload.chatId, title: title)
         let renamed = try await chats.retitle(id: payload.chatId, userID: userID, title: title, updatedAt: clock.now(), event: event) != nil
@@ -118,11 +122,12 @@ public struct ChatTitleJob: JobHandler {
     /// Asks the model and cleans its reply.
     ///
     /// - Throws: the provider's `LLMError`; `JobError` (`emptyTitle`) for a reply with no usable title.
-    func title(question: String, answer: String) async throws -> String {
+    func title(question: String, answer: String, model: String?) async throws -> String {
         var prompt = "The user's message:\n" + String(question.prefix(Self.questionCharacters))
         prompt += "\n\nThe beginning of the answer:\n" + String(answer.prefix(Self.answerCharacters))
         let request = LLMRequest(
-            messages: [LLMMessage(role: .system, content: Self.instruction), LLMMessage(role: .user, content: prompt)], maxTokens: Self.maxTokens)
+            messages: [LLMMessage(role: .system, content: Self.instruction), LLMMessage(role: .user, content: prompt)], model: model,
+            maxTokens: Self.maxTokens)
         var reply = ""
         for try await event in provider.stream(request) {
             guard case .text(let piece) = event else { continue }
