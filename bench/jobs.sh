@@ -9,7 +9,8 @@
 # Both through `test.jobs` (the daemon started with --enable-test-methods): the daemon's own queue,
 # writer and workers as the composition root wires them, timed inside the daemon, so the socket's
 # round trips (not part of enqueue-to-start) are left out. The jobs belong to the benchmark user
-# and write their job.* events as a user's jobs do. Prints every run and the medians.
+# and write their job.* events as a user's jobs do. Prints every run and the medians; fails unless
+# every job enqueued succeeded after exactly one attempt.
 #
 # Usage: bench/jobs.sh
 # Environment:
@@ -36,7 +37,7 @@ BENCH_NAME=jobs.sh
 # shellcheck source=bench/common.sh
 source bench/common.sh
 
-require gcc socat python3
+require gcc socat python3 sqlite3
 mkdir -p "$OUT/raw"
 build_agentd
 build_rpcload   # wait_ready pings with it
@@ -101,6 +102,13 @@ for ((i = 1; i <= BENCH_RUNS; i++)); do
 done
 RATE=$(printf '%s\n' "${RATES[@]}" | median)
 printf '  throughput median: %9.0f jobs/s\n' "$RATE"
+
+# Every job enqueued ran once and succeeded.
+expected=$(( (BENCH_WARMUP_JOBS > 0 ? 2 * BENCH_WARMUP_JOBS : 0) + BENCH_RUNS * (BENCH_LATENCY_JOBS + BENCH_JOBS) ))
+read -r total succeeded attempts <<<"$(sqlite3 -separator ' ' "$DB" \
+    "SELECT count(*), count(*) FILTER (WHERE state = 'succeeded'), ifnull(sum(attempt), 0) FROM jobs WHERE kind = 'bench.noop'")"
+echo "  jobs: $total enqueued, $succeeded succeeded, $attempts attempts (expected $expected each)"
+(( total == expected && succeeded == expected && attempts == expected )) || fail "jobs lost, failed or run twice"
 
 echo
 verdict() { if awk -v a="$1" -v b="$2" "BEGIN {exit !(a $3 b)}"; then echo PASS; else echo FAIL; fi; }
