@@ -63,17 +63,25 @@ public struct SQLiteJobQueue: JobQueue {
         var created: Bool
     }
 
+    /// A lease that ends at `now` has expired (`nextDue` names that instant, so a worker that sleeps
+    /// until then finds the job). A running job whose cancel was asked for and whose lease expired
+    /// is not handed out: it ends `cancelled` (`job.cancelled`).
     public func claim(kinds: Set<String>, workerID: String, limit: Int, lease: Duration, now: Date) async throws -> [ClaimedJob] {
         guard !kinds.isEmpty, limit > 0 else { return [] }
         let writes = self.writes
         let kinds = kinds.sorted()
         let marks = repeatElement("?", count: kinds.count).joined(separator: ", ")
-        // The candidates: up to `limit` due queued jobs in claim order (the index's order for one
-        // kind) and up to `limit` running ones whose lease expired, merged in claim order.
-        let candidatesSQL = """
+        // The candidates: up to `limit` due queued jobs of each kind in claim order (one subquery
+        // per kind: each reads its kind's index in that order and stops at `limit`, where one
+        // `kind IN (…)` would sort every due job of the kinds) and up to `limit` running ones whose
+        // lease expired, merged in claim order.
+        let queued = """
             SELECT * FROM (
                 SELECT seq, state, cancel_requested, priority, run_after FROM jobs
-                WHERE state = 'queued' AND kind IN (\(marks)) AND run_after <= ? ORDER BY priority DESC, run_after, seq LIMIT ?)
+                WHERE state = 'queued' AND kind = ? AND run_after <= ? ORDER BY priority DESC, run_after, seq LIMIT ?)
+            """
+        let candidatesSQL = """
+            \(repeatElement(queued, count: kinds.count).joined(separator: "\nUNION ALL\n"))
             UNION ALL
             SELECT * FROM (
                 SELECT seq, state, cancel_requested, priority, run_after FROM jobs
@@ -82,8 +90,8 @@ public struct SQLiteJobQueue: JobQueue {
             """
         let nowText = Timestamp.text(now)
         let leaseText = Timestamp.text(now.addingTimeInterval(lease.timeInterval))
-        var arguments: [(any Sendable)?] = kinds
-        arguments += [nowText, limit]
+        var arguments: [(any Sendable)?] = []
+        for kind in kinds { arguments += [kind, nowText, limit] }
         arguments += kinds
         arguments += [nowText, limit, limit]
         let candidateArguments = arguments
