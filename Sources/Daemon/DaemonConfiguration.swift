@@ -43,6 +43,9 @@ public struct DaemonConfiguration: Sendable {
     var llm = LLMConfiguration()
     /// The `[search]` settings, as `LLMProviderFactory.makeWebSearchClient` takes them.
     var search = WebSearchConfiguration()
+    /// `agent.auto_title`: a chat's first answer enqueues a `chat.title` job. nil: the default,
+    /// on when the provider is configured (`autoTitleEnabled`).
+    public var autoTitle: Bool?
     public var events = EventsService.Settings()
     /// Session lifetime and registration (`auth.*`); the trusted uids are `trustedUIDs`.
     public var auth = AuthService.Settings()
@@ -71,6 +74,11 @@ public struct DaemonConfiguration: Sendable {
 }
 
 extension DaemonConfiguration {
+    /// Whether chats get titles from the model: `agent.auto_title`, else whether `[llm]` is usable
+    /// (read when the daemon starts: a provider configured later by SIGHUP needs a restart, or
+    /// `agent.auto_title = true`).
+    var autoTitleEnabled: Bool { autoTitle ?? llm.missingSettings.isEmpty }
+
     /// The defaults, on this socket and database (the memberwise initializer stays internal).
     public init(socketPath: String, databasePath: String) {
         self.socketPath = socketPath

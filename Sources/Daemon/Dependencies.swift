@@ -30,6 +30,9 @@ public struct Dependencies: Sendable {
     public let jobQueue: any JobQueue
     /// How services enqueue: the queue, then a wake of `jobWorkers`.
     public let jobScheduler: JobScheduler
+    /// Every kind of job this graph runs (`jobWorkers` runs these): `chat.title` when
+    /// `agent.auto_title` is on, `bench.noop` with the test methods.
+    public let jobHandlers: [any JobHandler]
     /// Runs the registered job kinds; the daemon runs it (`JobWorkersService`), and it is the
     /// `JobCanceller` of `jobs.cancel`.
     public let jobWorkers: JobWorkers
@@ -195,13 +198,15 @@ public struct Dependencies: Sendable {
             store: SQLitePromptStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), clock: collaborators.clock,
             ids: collaborators.ids,
             replyBudget: configuration.replyBudget)
+        // Chat titles: the agent enqueues after a chat's first answer; the job renames the chat.
+        let titles = configuration.autoTitleEnabled ? ChatTitles(scheduler: jobScheduler, clock: collaborators.clock, ids: collaborators.ids) : nil
         let agent = AgentService(
             store: agentStore, chats: chatStore, prompts: prompts, modules: modules, provider: collaborators.llmProvider,
             webSearch: collaborators.webSearch,
             clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger,
             replyBudget: configuration.replyBudget, watchCapacity: configuration.events.queueCapacity,
             watchesPerConnection: configuration.events.maxSubscriptionsPerConnection,
-            partialTimer: collaborators.agentPartialTimer)
+            partialTimer: collaborators.agentPartialTimer, titles: titles)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
         // In-process consumers, by topic: each in its own task with its own cursor.
         let auditStore = SQLiteAuditStore(writer: database.writer, groupWriter: groupWriter)
@@ -226,10 +231,14 @@ public struct Dependencies: Sendable {
         // `jobs.concurrency.*` setting). See docs/ARCHITECTURE.md, "Background jobs".
         let eventsPrune = EventsPruneJob(events: events, logger: logger)
         let auditPrune = AuditPruneJob(audit: audit, logger: logger)
-        let jobHandlers: [any JobHandler] = [
+        // bench/jobs.sh's no-op kind (`test.jobs`): only with the test methods, so no setting.
+        let noopRecorder = configuration.enableTestMethods ? NoopJobRecorder() : nil
+        var jobHandlers: [any JobHandler] = [
             eventsPrune,
             auditPrune,
         ]
+        if titles != nil { jobHandlers.append(ChatTitleJob(chats: chatStore, provider: collaborators.llmProvider, clock: collaborators.clock)) }
+        if let noopRecorder { jobHandlers.append(NoopJob(recorder: noopRecorder)) }
         let (jobWorkers, recurringJobs) = makeWorkers(
             configuration: configuration, queue: jobQueue, signal: jobSignal, scheduler: jobScheduler, handlers: jobHandlers,
             recurring: [
@@ -249,6 +258,11 @@ public struct Dependencies: Sendable {
 
         var router = RPCRouter(versions: apiVersions, handlerExecution: handlerExecution)
         SystemRoutes(service: system, auth: auth, includeTestMethods: configuration.enableTestMethods).register(on: &router)
+        if let noopRecorder {
+            // bench/jobs.sh: no-op jobs through this scheduler and these workers.
+            let benchmark = JobsBenchmark(scheduler: jobScheduler, recorder: noopRecorder, clock: collaborators.clock, ids: collaborators.ids)
+            JobsTestRoutes(benchmark: benchmark, auth: auth).register(on: &router)
+        }
         AuthRoutes(service: auth).register(on: &router)
         ModulesRoutes(service: modules, auth: auth).register(on: &router)
         ChatsRoutes(service: chats, auth: auth).register(on: &router)
@@ -301,8 +315,7 @@ public struct Dependencies: Sendable {
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
             agent: agent, jobs: jobs, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, jobScheduler: jobScheduler,
-            jobWorkers: jobWorkers,
-            recurringJobs: recurringJobs, metrics: metrics, database: database)
+            jobHandlers: jobHandlers, jobWorkers: jobWorkers, recurringJobs: recurringJobs, metrics: metrics, database: database)
     }
 
     /// The job workers over `handlers`, and the recurring jobs (retention) they run.

@@ -370,6 +370,10 @@ enum Settings {
             Setting(
                 "llm.context_window", environment: ["AGENTD_LLM_CONTEXT_WINDOW"], kind: .integer(minimum: 256), reloadable: true,
                 apply: { $0.llm.contextWindow = $1.integer }, current: { $0.llm.contextWindow.map(String.init) }),
+            // Not reloadable: the agent is built with or without its title jobs.
+            Setting(
+                "agent.auto_title", environment: ["AGENTD_AGENT_AUTO_TITLE"], kind: .boolean,
+                apply: { $0.autoTitle = $1.bool }, current: { $0.autoTitleEnabled ? "true" : "false" }),
             Setting(
                 "search.tavily_api_key", environment: ["AGENTD_TAVILY_API_KEY", "TAVILY_API_KEY"], credential: "tavily-api-key",
                 kind: .string, secret: true, reloadable: true, apply: { $0.search.tavilyAPIKey = $1.string }, current: { $0.search.tavilyAPIKey }),

@@ -30,6 +30,10 @@ final class CountingChatStore: ChatStore {
     func rename(id: String, userID: String, title: String, updatedAt: Date, event: ChatsEvents.ChatRenamed) async throws -> Chat? {
         try await base.rename(id: id, userID: userID, title: title, updatedAt: updatedAt, event: event)
     }
+    func retitle(id: String, userID: String, title: String, updatedAt: Date, event: ChatsEvents.ChatRenamed) async throws -> Chat? {
+        try await base.retitle(id: id, userID: userID, title: title, updatedAt: updatedAt, event: event)
+    }
+    func titleSetByUser(chatID: String, userID: String) async throws -> Bool? { try await base.titleSetByUser(chatID: chatID, userID: userID) }
     func delete(id: String, userID: String, event: ChatsEvents.ChatDeleted) async throws -> Bool {
         try await base.delete(id: id, userID: userID, event: event)
     }

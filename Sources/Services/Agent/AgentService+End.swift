@@ -51,12 +51,15 @@ extension AgentService {
             }
         }
         let store = self.store
-        let stored: (run: AgentRun, answer: Message?)
+        let stored: (run: AgentRun, answer: Message?, firstAnswer: Bool)
         do {
             stored = try await Task { try await store.finish(finish, userID: userID) }.value
         } catch let storeError {
             logger.error("could not store the end of an agent run", metadata: ["run": "\(run.id)", "error": "\(String(reflecting: storeError))"])
             return .failure(error ?? storeError)
+        }
+        if status == .completed, stored.firstAnswer, let answer = stored.answer {
+            await enqueueTitle(chatID: run.chatId, answerID: answer.id, model: run.model, userID: userID)
         }
         switch status {
         case .completed:
@@ -73,6 +76,21 @@ extension AgentService {
                 logger.error("agent run failed", metadata: ["run": "\(run.id)", "error": "\(String(reflecting: error))"])
             }
             return .failure(error ?? AgentError.notFound(kind: "run", id: run.id))
+        }
+    }
+
+    /// The chat's title job, right after the commit that stored its first answer (not in that
+    /// transaction: the queue is a protocol with its own transactions, and a PostgreSQL queue
+    /// would not share the chats' SQLite one). A crash between the two commits loses only the
+    /// title (the chat keeps the one made from the question); enqueueing twice is harmless (the
+    /// chat id is the idempotency key). A failure is logged, never the run's: the answer is stored.
+    private func enqueueTitle(chatID: String, answerID: String, model: String?, userID: String) async {
+        guard let titles else { return }
+        do {
+            // A task of its own, as the finish: the call's cancellation must not stop it.
+            _ = try await Task { try await titles.enqueue(chatID: chatID, answerID: answerID, model: model, userID: userID) }.value
+        } catch {
+            logger.error("could not enqueue a chat's title job", metadata: ["chat": "\(chatID)", "error": "\(String(reflecting: error))"])
         }
     }
 

@@ -10,7 +10,9 @@ import Logging
 /// of the branch as fits); the model streams (deltas go to `onDelta`), with up to
 /// `maxToolRounds` rounds of web searches when asked; the answer, the run's end and its event are
 /// stored in one transaction. Whatever fails after the question is stored ends the run as failed
-/// (the question stays); cancellation ends it as cancelled, with the partial answer stored.
+/// (the question stays); cancellation ends it as cancelled, with the partial answer stored. A
+/// completed run that gave the chat its first answer then enqueues the chat's title job
+/// (`ChatTitles`, when `agent.auto_title` is on).
 ///
 /// Cancellation: the consuming task is cancelled (the call's own cancellation, a closed connection,
 /// or `agent.cancel` through the run's handle), which stops iterating the provider's stream at once
@@ -57,6 +59,7 @@ public struct AgentService: Sendable {
     let metrics: LLMMetrics
     let logger: Logger
     let replyBudget: ReplyBudget
+    let titles: ChatTitles?
     let registry = AgentRunRegistry()
     /// Each run's deltas for its watchers (`agent.runs.watch`), and the stores of its partial answer.
     let streams: AgentRunStreams
@@ -72,17 +75,19 @@ public struct AgentService: Sendable {
     ///   - watchCapacity: deltas a watch may have waiting for its client before it ends with
     ///     `agent.watch.overflow`.
     ///   - watchesPerConnection: `agent.runs.watch` going at once on one connection.
+    ///   - titles: enqueues a chat's title job after its first answer; nil when `agent.auto_title` is off.
     ///   - partialTimer: waits `partialStoreInterval` between two stores of a run's partial answer.
     public init(
         store: any AgentStore, chats: any ChatStore, prompts: any AgentPromptSource, modules: any AgentModuleSource, provider: any LLMProvider,
         webSearch: (any WebSearchClient)?, clock: any WallClock, ids: any IDGenerator, metrics: LLMMetrics, logger: Logger,
         replyBudget: ReplyBudget = ReplyBudget(), watchCapacity: Int = 4096, watchesPerConnection: Int = 64,
-        partialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) }
+        partialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) }, titles: ChatTitles? = nil
     ) {
         self.watchesPerConnection = watchesPerConnection
         self.streams = AgentRunStreams(
             store: store, timer: partialTimer, interval: Self.partialStoreInterval, capacity: watchCapacity, logger: logger)
         self.replyBudget = replyBudget
+        self.titles = titles
         self.store = store
         self.chats = chats
         self.prompts = prompts

@@ -80,10 +80,11 @@ public protocol AgentStore: MessageGenerationSource, AgentPartialStore {
     /// - Throws: `ChatsError.notFound` for a chat, module or placement message that is not the user's.
     func start(_ start: AgentRunStart, userID: String) async throws -> Message?
     /// Ends a running run: stores the answer (with its `chat.message.created` event), the run row
-    /// and the run's event. Returns the run as stored and the answer.
+    /// and the run's event. Returns the run as stored, the answer, and whether that answer is the
+    /// chat's first (no assistant message before it, checked in the same transaction).
     ///
     /// - Throws: `AgentError.notFound` when the user has no such running run.
-    func finish(_ finish: AgentRunFinish, userID: String) async throws -> (run: AgentRun, answer: Message?)
+    func finish(_ finish: AgentRunFinish, userID: String) async throws -> (run: AgentRun, answer: Message?, firstAnswer: Bool)
     func run(id: String, userID: String) async throws -> AgentRun?
     /// Newest first (by `seq`), at most `query.limit` rows.
     func runs(_ query: AgentRunQuery) async throws -> [StoredAgentRun]

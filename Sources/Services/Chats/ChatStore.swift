@@ -37,12 +37,15 @@ public struct NewChat: Sendable, Equatable {
     public var moduleID: String?
     public var title: String
     public var createdAt: Date
+    /// The user chose the title (`chats.create` or `chats.fork` with one): no title job replaces it.
+    public var titleSetByUser: Bool
 
-    public init(id: String, moduleID: String?, title: String, createdAt: Date) {
+    public init(id: String, moduleID: String?, title: String, createdAt: Date, titleSetByUser: Bool = false) {
         self.id = id
         self.moduleID = moduleID
         self.title = title
         self.createdAt = createdAt
+        self.titleSetByUser = titleSetByUser
     }
 }
 
@@ -95,8 +98,16 @@ public protocol ChatStore: Sendable {
     func chat(id: String, userID: String) async throws -> Chat?
     /// Newest first (by `seq`), at most `query.limit` rows.
     func chats(_ query: ChatQuery) async throws -> [StoredChat]
-    /// nil when the user has no such chat.
+    /// The user's rename: the title is theirs from now on (`retitle` no longer changes it). nil
+    /// when the user has no such chat.
     func rename(id: String, userID: String, title: String, updatedAt: Date, event: ChatsEvents.ChatRenamed) async throws -> Chat?
+    /// The daemon's rename (a `chat.title` job): changes the title only while the user has not
+    /// chosen one, checked in the same statement, so a user's rename committed first always wins.
+    /// nil when it changed nothing (the user named the chat, or it is gone).
+    func retitle(id: String, userID: String, title: String, updatedAt: Date, event: ChatsEvents.ChatRenamed) async throws -> Chat?
+    /// Whether the chat's title is its user's (`rename`, or given at creation); nil when the user
+    /// has no such chat. A title job reads it to skip the model for a chat it may not rename.
+    func titleSetByUser(chatID: String, userID: String) async throws -> Bool?
     /// Deletes the chat and all its messages; false when the user has no such chat.
     func delete(id: String, userID: String, event: ChatsEvents.ChatDeleted) async throws -> Bool
 

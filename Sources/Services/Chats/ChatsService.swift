@@ -47,7 +47,8 @@ public struct ChatsService: Sendable {
     /// - Throws: `ChatsError.invalid`, `.notFound(kind: "module")`.
     public func create(_ params: Chats.Create.Params, userID: String) async throws -> Chat {
         let title = try params.title.map { try ChatsError.validTitle($0, maxLength: Self.maxTitleLength) } ?? Self.defaultTitle
-        let new = NewChat(id: ids.makeID(prefix: "cht_"), moduleID: params.moduleId, title: title, createdAt: clock.now())
+        let new = NewChat(
+            id: ids.makeID(prefix: "cht_"), moduleID: params.moduleId, title: title, createdAt: clock.now(), titleSetByUser: params.title != nil)
         return try await store.insert(
             new, userID: userID, event: ChatsEvents.ChatCreated(userID: userID, chatId: new.id, moduleId: new.moduleID, title: title))
     }
@@ -78,6 +79,8 @@ public struct ChatsService: Sendable {
         return try KeysetPage(rows: rows, limit: limit, budget: replyBudget, position: \.seq, item: ChatListItem.init)
     }
 
+    /// The title is the user's from now on: a `chat.title` job never replaces it.
+    ///
     /// - Throws: `ChatsError.invalid`, `.notFound`.
     public func rename(_ params: Chats.Rename.Params, userID: String) async throws -> Chat {
         let title = try ChatsError.validTitle(params.title, maxLength: Self.maxTitleLength)
@@ -115,10 +118,14 @@ public struct ChatsService: Sendable {
                     content: message.content, depth: message.depth, createdAt: message.createdAt))
         }
         let forkTitle = title ?? Self.forkTitle(of: original.title)
+        // "Title (fork)" of a title the user chose is theirs too: no title job replaces it.
+        var titleSetByUser = title != nil
+        if !titleSetByUser { titleSetByUser = try await store.titleSetByUser(chatID: original.id, userID: userID) == true }
         let created = ChatsEvents.ChatCreated(
             userID: userID, chatId: chatID, moduleId: original.moduleId, title: forkTitle, forkedFrom: params.messageId)
         return try await store.insertFork(
-            NewChat(id: chatID, moduleID: original.moduleId, title: forkTitle, createdAt: clock.now()), messages: copies, userID: userID,
+            NewChat(id: chatID, moduleID: original.moduleId, title: forkTitle, createdAt: clock.now(), titleSetByUser: titleSetByUser),
+            messages: copies, userID: userID,
             events: [created] + copies.map { ChatsEvents.MessageCreated(userID: userID, message: $0) })
     }
 

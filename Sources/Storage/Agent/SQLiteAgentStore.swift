@@ -60,7 +60,7 @@ public struct SQLiteAgentStore: AgentStore {
         }
     }
 
-    public func finish(_ finish: AgentRunFinish, userID: String) async throws -> (run: AgentRun, answer: Message?) {
+    public func finish(_ finish: AgentRunFinish, userID: String) async throws -> (run: AgentRun, answer: Message?, firstAnswer: Bool) {
         let writes = self.writes
         let ledger = self.ledger
         let steps = try Self.json(finish.steps)
@@ -73,7 +73,13 @@ public struct SQLiteAgentStore: AgentStore {
                     arguments: [run.id, userID]) != nil
             else { throw AgentError.notFound(kind: "run", id: run.id) }
             var answer: Message?
+            var firstAnswer = false
             if let message = finish.answer {
+                // Before the insert, in the same transaction: two answers finishing together cannot both be first.
+                firstAnswer =
+                    try Bool.fetchOne(
+                        db.cachedStatement(sql: "SELECT 1 FROM messages WHERE chat_id = ? AND role = 'assistant' LIMIT 1"), arguments: [run.chatId])
+                    == nil
                 // Counted, not refused: the run was allowed to start and its answer is paid for, so a
                 // user passes the quota by at most the answers of the runs they have going.
                 let inserted = try SQLiteChatStore.insertMessage(message, userID: userID, ledger: ledger, enforceQuota: false, writes: writes, db: db)
@@ -98,14 +104,15 @@ public struct SQLiteAgentStore: AgentStore {
             try writes.record(finish.event(answer), in: db)
             var stored = run
             stored.assistantMessageId = answer?.id
-            return Result(run: stored, answer: answer)
+            return Result(run: stored, answer: answer, firstAnswer: firstAnswer)
         }
-        return (result.run, result.answer)
+        return (result.run, result.answer, result.firstAnswer)
     }
 
     private struct Result: Sendable {
         var run: AgentRun
         var answer: Message?
+        var firstAnswer: Bool
     }
 
     public func run(id: String, userID: String) async throws -> AgentRun? {

@@ -70,13 +70,34 @@ public struct SQLiteChatStore: ChatStore {
         let ledger = self.ledger
         return try await writes.write { db in
             try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) {
-                try db.cachedStatement(sql: "UPDATE chats SET title = ?, updated_at = ? WHERE id = ? AND user_id = ?").execute(arguments: [
-                    title, Timestamp.text(updatedAt), id, userID,
-                ])
+                try db.cachedStatement(sql: "UPDATE chats SET title = ?, updated_at = ?, title_set_by_user = 1 WHERE id = ? AND user_id = ?")
+                    .execute(arguments: [title, Timestamp.text(updatedAt), id, userID])
             }
             guard db.changesCount > 0 else { return nil }
             try writes.record(event, in: db)
             return try Self.chat(id: id, userID: userID, db: db)
+        }
+    }
+
+    public func retitle(id: String, userID: String, title: String, updatedAt: Date, event: ChatsEvents.ChatRenamed) async throws -> Chat? {
+        let writes = self.writes
+        let ledger = self.ledger
+        return try await writes.write { db in
+            try ledger.refusingGrowthPastQuota(userID: userID, writes: writes, db: db) {
+                // The condition and the change in one statement: a user's rename is never overwritten.
+                try db.cachedStatement(sql: "UPDATE chats SET title = ?, updated_at = ? WHERE id = ? AND user_id = ? AND title_set_by_user = 0")
+                    .execute(arguments: [title, Timestamp.text(updatedAt), id, userID])
+            }
+            guard db.changesCount > 0 else { return nil }
+            try writes.record(event, in: db)
+            return try Self.chat(id: id, userID: userID, db: db)
+        }
+    }
+
+    public func titleSetByUser(chatID: String, userID: String) async throws -> Bool? {
+        try await reader.unsafeRead { db in
+            try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT title_set_by_user FROM chats WHERE id = ? AND user_id = ?"), arguments: [chatID, userID])
         }
     }
 
@@ -495,8 +516,9 @@ public struct SQLiteChatStore: ChatStore {
             throw ChatsError.notFound(kind: "module", id: moduleID)
         }
         let created = Timestamp.text(chat.createdAt)
-        try writes.statement("INSERT INTO chats (id, user_id, module_id, title, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)", in: db)
-            .run([chat.id, userID, chat.moduleID, chat.title, created, created])
+        try writes.statement(
+            "INSERT INTO chats (id, user_id, module_id, title, created_at, updated_at, title_set_by_user) VALUES (?, ?, ?, ?, ?, ?, ?)", in: db
+        ).run([chat.id, userID, chat.moduleID, chat.title, created, created, chat.titleSetByUser ? 1 : 0])
     }
 
     /// A chat with its active leaf's depth (the branch's length) and start.

@@ -70,11 +70,12 @@ final class FakeProvider: Sendable {
     }
 
     /// `settings`, Tavily at this server, and no proxy for loopback (libcurl reads the usual
-    /// proxy variables).
+    /// proxy variables). No chat titles unless `settings` asks: a title job is one more request
+    /// to the fake provider, which the tests count.
     func environment(_ settings: [String: String]) -> [String: String] {
         [
             "AGENTD_TAVILY_API_KEY": Self.tavilyKey, "AGENTD_TAVILY_BASE_URL": baseURL, "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost", "AGENTD_AGENT_AUTO_TITLE": "false",
         ].merging(settings) { $1 }
     }
 }
