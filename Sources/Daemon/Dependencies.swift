@@ -57,12 +57,16 @@ public struct Dependencies: Sendable {
         /// Seconds on a monotonic clock, for the rate limits' token buckets (`RPCTokenBuckets`):
         /// tests pass a clock they move by hand, so a budget refills only when the test says so.
         public var rateLimitClock: @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds
+        /// The queue of background work (agent runs with `background: true`); nil: none (the
+        /// agent then refuses `background`).
+        public var jobQueue: (any JobQueue)? = nil
 
         public init(
             clock: any WallClock, ids: any IDGenerator, hasher: any PasswordHasher, accounts: any UnixAccountDirectory,
             llmProvider: any LLMProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration()), webSearch: (any WebSearchClient)? = nil,
-            rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds
+            rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds, jobQueue: (any JobQueue)? = nil
         ) {
+            self.jobQueue = jobQueue
             self.clock = clock
             self.ids = ids
             self.hasher = hasher
@@ -173,7 +177,7 @@ public struct Dependencies: Sendable {
             store: agentStore, chats: chatStore, prompts: prompts, modules: modules, provider: collaborators.llmProvider,
             webSearch: collaborators.webSearch,
             clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger,
-            replyBudget: configuration.replyBudget)
+            replyBudget: configuration.replyBudget, jobs: collaborators.jobQueue)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
         // In-process consumers, by topic: each in its own task with its own cursor.
         let auditStore = SQLiteAuditStore(writer: database.writer, groupWriter: groupWriter)

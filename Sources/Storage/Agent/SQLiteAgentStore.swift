@@ -54,7 +54,7 @@ public struct SQLiteAgentStore: AgentStore {
                 """, in: db
             ).run([
                 run.id, userID, run.chatId, run.userMessageId, run.status.rawValue, run.provider, run.model, Timestamp.text(run.startedAt),
-                run.jobId != nil, run.jobId,
+                run.jobId == nil ? 0 : 1, run.jobId,
             ])
             events.append(start.runStarted)
             // One statement for the start's events.
