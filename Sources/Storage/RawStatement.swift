@@ -40,6 +40,34 @@ final class RawStatement: @unchecked Sendable {
             sqlite3_reset(statement)
             sqlite3_clear_bindings(statement)
         }
+        bind(values)
+        switch sqlite3_step(statement) {
+        case SQLITE_ROW: return read(self)
+        case SQLITE_DONE: return nil
+        case let code:
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(connection)))
+        }
+    }
+
+    /// Binds `values` and reads every row with `read`; the statement is reset before this returns.
+    func rows<T>(_ values: [(any Sendable)?], _ read: (RawStatement) throws -> T) throws -> [T] {
+        defer {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
+        }
+        bind(values)
+        var rows: [T] = []
+        while true {
+            switch sqlite3_step(statement) {
+            case SQLITE_ROW: rows.append(try read(self))
+            case SQLITE_DONE: return rows
+            case let code:
+                throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(connection)))
+            }
+        }
+    }
+
+    private func bind(_ values: [(any Sendable)?]) {
         for (offset, value) in values.enumerated() {
             let index = Int32(offset + 1)
             switch value {
@@ -49,12 +77,6 @@ final class RawStatement: @unchecked Sendable {
             case let number as Int64: sqlite3_bind_int64(statement, index, number)
             default: preconditionFailure("RawStatement binds String, Int and Int64 only")
             }
-        }
-        switch sqlite3_step(statement) {
-        case SQLITE_ROW: return read(self)
-        case SQLITE_DONE: return nil
-        case let code:
-            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(connection)))
         }
     }
 
