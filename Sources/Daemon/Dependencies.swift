@@ -129,6 +129,12 @@ public struct Dependencies: Sendable {
         staleCacheTagsByTopic[event.topic]?(event) ?? []
     }
 
+    /// What the bus hook reads of a `job.cancelled` or `job.failed` event.
+    private struct EndedJob: Decodable {
+        var jobId: String
+        var kind: String
+    }
+
     public static var quietLogger: Logger {
         var logger = Logger(label: "agentd-test")
         logger.logLevel = .critical
@@ -187,6 +193,15 @@ public struct Dependencies: Sendable {
         let events = EventsService(
             store: eventStore, bus: bus, ids: collaborators.ids, clock: collaborators.clock, topics: topics, consumers: consumers,
             sessions: auth, settings: configuration.events, replyBudget: configuration.replyBudget)
+        // An agent.run job that ended without its run (cancelled while queued, failed by the
+        // workers without an attempt) ends the run too.
+        bus.onCommit { committed in
+            for event in committed where event.topic == JobsEvents.Cancelled.topic || event.topic == JobsEvents.Failed.topic {
+                guard let ended = try? event.data.decode(EndedJob.self), ended.kind == AgentRunJob.kind else { continue }
+                let userID = event.userID
+                Task { await agent.jobEnded(jobID: ended.jobId, userID: userID) }
+            }
+        }
         // A revoked session's subscriptions end (the check reads the database: off the writer).
         bus.onCommit { committed in
             for event in committed where event.topic == AuthEvents.SessionsRevoked.topic {

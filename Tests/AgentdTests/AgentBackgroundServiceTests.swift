@@ -275,6 +275,29 @@ struct AgentBackgroundServiceTests {
         #expect(try await graph.agent.run(id: live.runId, userID: graph.alice.id).status == .running)
     }
 
+    @Test("jobs.cancel of a queued job: its job.cancelled event ends the run cancelled; an event for a job whose attempt runs here changes nothing")
+    func queuedJobCancelled() async throws {
+        let gate = Gate()
+        let provider = ScriptedLLMProvider(scripts: [AgentServiceTests.blockingScript(gate)])
+        let graph = try await graph(provider)
+        let queued = try await graph.agent.actInBackground(.init(message: "Cancel me in the queue"), user: graph.alice)
+        _ = try await queue.cancel(id: queued.jobId, ownerID: graph.alice.id, at: clock.now())
+        #expect(try await graph.agent.run(id: queued.runId, userID: graph.alice.id).status == .running)
+        await graph.agent.jobEnded(jobID: queued.jobId, userID: graph.alice.id)
+        #expect(try await graph.agent.run(id: queued.runId, userID: graph.alice.id).status == .cancelled)
+
+        // A job still running (an attempt going on here) is not touched by a stray event.
+        let running = try await graph.agent.actInBackground(.init(chatId: queued.chatId, message: "Keep going"), user: graph.alice)
+        let claimed = try #require(try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 1, lease: .seconds(30), now: clock.now()).first)
+        let attempt = Task { await graph.outcome(of: claimed) }
+        await graph.deltas.firstDelta.wait()
+        await graph.agent.jobEnded(jobID: running.jobId, userID: graph.alice.id)
+        #expect(try await graph.agent.run(id: running.runId, userID: graph.alice.id).status == .running)
+        gate.open()
+        #expect(try await graph.finish(claimed, queue: queue, now: clock.now(), outcome: await attempt.value).state == .succeeded)
+        #expect(try await graph.agent.run(id: running.runId, userID: graph.alice.id).status == .completed)
+    }
+
     @Test("without a job queue, background: true is refused before anything is stored")
     func noQueue() async throws {
         let collaborators = Dependencies.Collaborators(

@@ -107,16 +107,41 @@ extension AgentService {
         var ended = 0
         for owned in try await store.runningBackgroundRuns() {
             let job = try await owned.run.jobId.asyncFlatMap { try await jobs.job(id: $0, ownerID: owned.userID) }
-            if let job, !job.state.isFinished { continue }
-            let status: AgentRunStatus = job?.state == .cancelled ? .cancelled : .failed
-            let error = job?.error
-                ?? JobError(
-                    kind: job == nil ? "interrupted" : "internal",
-                    message: job == nil ? "agentd stopped before the run's job was stored" : "its job ended without running it")
-            _ = await end(owned.run, status, progress: Progress(), error: status == .failed ? error : nil, userID: owned.userID)
-            ended += 1
+            if await settle(owned.run, userID: owned.userID, job: job) { ended += 1 }
         }
         return ended
+    }
+
+    /// An `agent.run` job ended `failed` or `cancelled` (its event): when no attempt of its run is
+    /// going on here, the run ends too. That is the case of a job cancelled while queued
+    /// (`jobs.cancel`), or failed by the workers without an attempt (a crash with no attempt
+    /// left); when an attempt ran, it stored the run's end before its job ended, and this changes
+    /// nothing.
+    public func jobEnded(jobID: String, userID: String) async {
+        guard let jobs else { return }
+        do {
+            guard let job = try await jobs.job(id: jobID, ownerID: userID), job.kind == AgentRunJob.kind, job.state.isFinished,
+                let payload = try? job.payload.decode(AgentRunJob.Payload.self), registry.handle(payload.runId, userID: userID) == nil,
+                let run = try await store.run(id: payload.runId, userID: userID), run.status == .running
+            else { return }
+            await settle(run, userID: userID, job: job)
+        } catch {
+            logger.error("could not end the run of an ended agent.run job", metadata: ["job": "\(jobID)", "error": "\(String(reflecting: error))"])
+        }
+    }
+
+    /// Ends a running background run whose job is missing or ended; returns whether it did.
+    @discardableResult
+    private func settle(_ run: AgentRun, userID: String, job: Job?) async -> Bool {
+        if let job, !job.state.isFinished { return false }
+        let status: AgentRunStatus = job?.state == .cancelled ? .cancelled : .failed
+        let error =
+            job?.error
+            ?? JobError(
+                kind: job == nil ? "interrupted" : "internal",
+                message: job == nil ? "agentd stopped before the run's job was stored" : "its job ended without running it")
+        _ = await end(run, status, progress: Progress(), error: status == .failed ? error : nil, userID: userID)
+        return true
     }
 }
 

@@ -188,11 +188,11 @@ public struct SQLiteAgentStore: AgentStore {
 
     public func beginAttempt(runID: String, userID: String, attempt: Int) async throws -> AgentRun? {
         try await writes.write { db in
-            // `partial` keeps the last attempt that had streamed something: an attempt stopped
+            // `interrupted_partial` keeps the last attempt that had streamed something: an attempt stopped
             // before its first token leaves the earlier text in place.
             try db.cachedStatement(
                 sql: """
-                    UPDATE agent_runs SET attempt = ?, partial = COALESCE(NULLIF(\(Self.livePartial), ''), partial)
+                    UPDATE agent_runs SET attempt = ?, interrupted_partial = COALESCE(NULLIF(\(Self.livePartial), ''), interrupted_partial)
                     WHERE id = ? AND user_id = ? AND status = 'running' AND background = 1
                     """
             ).execute(arguments: [attempt, runID, userID])
@@ -218,7 +218,7 @@ public struct SQLiteAgentStore: AgentStore {
     private static let columns = """
         id, chat_id, user_message_id, assistant_message_id, status, provider, model, finish_reason, prompt_tokens, completion_tokens,
         usage_estimated, error_kind, error_message, started_at, first_token_at, finished_at, kept_messages, dropped_messages,
-        estimated_tokens, searches, background, job_id, attempt, partial
+        estimated_tokens, searches, background, job_id, attempt, interrupted_partial
         """
 
     private static func run(_ row: Row) throws -> AgentRun {
@@ -242,7 +242,7 @@ public struct SQLiteAgentStore: AgentStore {
             usage: usage, error: error, context: context, searchCount: try searches(row).count, startedAt: try Timestamp.date(row["started_at"]),
             firstTokenAt: try (row["first_token_at"] as String?).map(Timestamp.date),
             finishedAt: try (row["finished_at"] as String?).map(Timestamp.date), jobId: row["job_id"],
-            attempt: (row["background"] as Bool) ? row["attempt"] : nil, partial: row["partial"])
+            attempt: (row["background"] as Bool) ? row["attempt"] : nil, partial: row["interrupted_partial"])
     }
 
     private static func searches(_ row: Row) throws -> [WebSearchStep] {
