@@ -21,6 +21,9 @@ public struct Dependencies: Sendable {
     public let events: EventsService
     public let audit: AuditService
     public let agent: AgentService
+    public let jobs: JobsService
+    /// The durable queue of background work, for the workers and the domains that enqueue.
+    public let jobQueue: any JobQueue
     /// Committed events go here (from the outbox) and on to subscriptions and consumers.
     public let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
@@ -119,6 +122,7 @@ public struct Dependencies: Sendable {
 
     /// Every domain's events: the topics clients may subscribe to, and what invalidates the result cache.
     static let eventTypes: [any DomainEvent.Type] = AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all
+        + JobsEvents.all
 
     private static let staleCacheTagsByTopic: [String: @Sendable (Event) -> [String]] = Dictionary(
         uniqueKeysWithValues: eventTypes.map { type in (type.topic, { @Sendable event in type.staleCacheTags(of: event) }) })
@@ -179,11 +183,16 @@ public struct Dependencies: Sendable {
             store: SQLitePromptStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), clock: collaborators.clock,
             ids: collaborators.ids,
             replyBudget: configuration.replyBudget)
+        // The queue of background work (a test may pass its own), before the agent, which enqueues.
+        let jobQueue: any JobQueue =
+            collaborators.jobQueue ?? SQLiteJobQueue(writer: database.writer, groupWriter: groupWriter, clock: collaborators.clock)
         let agent = AgentService(
             store: agentStore, chats: chatStore, prompts: prompts, modules: modules, provider: collaborators.llmProvider,
             webSearch: collaborators.webSearch,
             clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger,
-            replyBudget: configuration.replyBudget, jobs: collaborators.jobQueue)
+            replyBudget: configuration.replyBudget, jobs: jobQueue)
+        // No worker runs in this process yet: a running job's cancel reaches it by its heartbeat.
+        let jobs = JobsService(queue: jobQueue, clock: collaborators.clock, canceller: NoJobCanceller(), replyBudget: configuration.replyBudget)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
         // In-process consumers, by topic: each in its own task with its own cursor.
         let auditStore = SQLiteAuditStore(writer: database.writer, groupWriter: groupWriter)
@@ -228,6 +237,7 @@ public struct Dependencies: Sendable {
         EventsRoutes(service: events, auth: auth).register(on: &router)
         AuditRoutes(service: audit, auth: auth).register(on: &router)
         AgentRoutes(service: agent, auth: auth).register(on: &router)
+        JobsRoutes(service: jobs, auth: auth).register(on: &router)
         router.describe(RPCConnectionHandler.ShuttingDown.self)
 
         // One limits control for the dispatcher, the timeout and the server: SIGHUP replaces it.
@@ -270,7 +280,7 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, eventBus: bus, eventConsumers: eventConsumers, metrics: metrics, database: database)
+            agent: agent, jobs: jobs, jobQueue: jobQueue, eventBus: bus, eventConsumers: eventConsumers, metrics: metrics, database: database)
     }
 
     /// Opens the database file (creating it and its folders when missing) and applies the pending

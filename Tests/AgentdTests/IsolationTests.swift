@@ -1,5 +1,7 @@
 import AgentdTesting
 import Foundation
+import RPC
+import Services
 import Testing
 
 /// Every method that takes an id, found through `rpc.discover` (so a new method is covered the day
@@ -36,6 +38,7 @@ struct IsolationTests {
             if method.hasPrefix("chats.") { return "chat" }
             if method.hasPrefix("modules.") { return "module" }
             if method.hasPrefix("prompts.") { return "prompt" }
+            if method.hasPrefix("jobs.") { return "job" }
             return nil
         default: return nil
         }
@@ -62,8 +65,9 @@ struct IsolationTests {
         var ids: [String: String] = [:]
     }
 
-    /// Creates a module, a chat in it with two messages, and a prompt when the daemon has prompts.
-    static func createResources(_ client: InProcessClient, methods: Set<String>, tag: String) async throws -> Owned {
+    /// Creates a module, a chat in it with two messages, and a prompt when the daemon has prompts;
+    /// a job on the daemon's queue (no method enqueues one of a user's choosing) when it has jobs.
+    static func createResources(_ client: InProcessClient, methods: Set<String>, tag: String, daemon: InProcessDaemon) async throws -> Owned {
         var owned = Owned()
         let module = try await Self.call(client, "modules.create", #"{"title":"\#(tag) module","content":"\#(tag) secret"}"#)
         owned.ids["module"] = try #require(module["result"]?["id"]?.stringValue, "\(module)")
@@ -84,6 +88,12 @@ struct IsolationTests {
             #expect(act.errorCode == -32050, "\(act)")
             let runs = try await Self.call(client, "v2.agent.runs.list", #"{"chatId":"\#(owned.ids["chat"]!)"}"#)
             owned.ids["run"] = try #require(runs["result"]?["items"]?.arrayValue?.first?["id"]?.stringValue, "\(runs)")
+        }
+        if methods.contains("jobs.get") {
+            let userID = try await client.send(Auth.WhoAmI.self, RPCNoParams()).id
+            let job = try await daemon.dependencies.jobQueue.enqueue(
+                NewJob(id: "job_\(tag)", kind: "test.noop", ownerID: userID, runAfter: daemon.clock.now()))
+            owned.ids["job"] = job.job.id
         }
         return owned
     }
@@ -133,7 +143,7 @@ struct IsolationTests {
                 methods += described.map { (index == 0 ? "" : "v\(apiVersion).", $0) }
             }
             let names = Set(methods.compactMap { $0.method["name"]?.stringValue })
-            var alice = try await Self.createResources(owner, methods: names, tag: "alice")
+            var alice = try await Self.createResources(owner, methods: names, tag: "alice", daemon: daemon)
             let before = try await Self.snapshot(owner, alice)
             if names.contains("events.subscribe") {
                 // Alice's subscription, on her connection, from her newest event (none follows until
@@ -148,7 +158,7 @@ struct IsolationTests {
             _ = try await Self.call(intruder, "auth.register", #"{"username":"mallory","password":"correct horse"}"#)
             let login = try await Self.call(intruder, "auth.login", #"{"username":"mallory","password":"correct horse"}"#)
             #expect(login["result"]?["token"] != nil, "\(login)")
-            let mallory = try await Self.createResources(intruder, methods: names, tag: "mallory")
+            let mallory = try await Self.createResources(intruder, methods: names, tag: "mallory", daemon: daemon)
 
             var checked: [String] = []
             var refused: Set<String> = []
@@ -220,6 +230,11 @@ struct IsolationTests {
                 "events.subscribe.filter.moduleId", "events.replay.filter.chatId",
                 "events.replay.filter.moduleId", "agent.runs.list.chatId", "v2.agent.runs.list.chatId",
             ]
+            if names.contains("jobs.get") {
+                for expected in ["jobs.get.id", "jobs.cancel.id", "jobs.retry.id", "v2.jobs.get.id"] {
+                    #expect(checked.contains(expected), "\(expected) not checked; checked: \(checked)")
+                }
+            }
             if names.contains("agent.act") {
                 for expected in [
                     "v2.agent.act.chatId", "v2.agent.act.moduleId", "v2.agent.act.parentId", "v2.agent.act.promptId", "v2.agent.regenerate.messageId",

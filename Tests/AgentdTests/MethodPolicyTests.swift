@@ -16,17 +16,17 @@ struct MethodPolicyTests {
     static let rateClasses: [String: String] = [
         "rpc.discover": "exempt", "session.hello": "exempt", "system.ping": "exempt", "system.echo": "exempt", "system.version": "exempt",
         "system.metrics": "exempt", "test.sleep": "exempt", "auth.whoami": "exempt", "auth.logout": "exempt", "events.unsubscribe": "exempt",
-        "agent.cancel": "exempt",
+        "agent.cancel": "exempt", "jobs.cancel": "exempt",
         "auth.login": "auth", "auth.authenticate": "auth", "auth.changePassword": "auth",
         "auth.register": "register",
         "agent.act": "agent", "agent.regenerate": "agent",
         "search.query": "expensive", "chats.export": "expensive", "chats.fork": "expensive", "events.replay": "expensive",
         "modules.create": "write", "modules.update": "write", "modules.delete": "write", "chats.create": "write", "chats.rename": "write",
         "chats.delete": "write", "chats.messages.append": "write", "chats.branches.select": "write", "prompts.create": "write",
-        "prompts.update": "write", "prompts.delete": "write", "events.subscribe": "write",
+        "prompts.update": "write", "prompts.delete": "write", "events.subscribe": "write", "jobs.retry": "write",
         "modules.get": "read", "modules.list": "read", "chats.get": "read", "chats.list": "read", "chats.messages.list": "read",
         "chats.messages.get": "read", "prompts.get": "read", "prompts.list": "read", "prompts.versions": "read", "prompts.render": "read",
-        "audit.list": "read", "agent.runs.list": "read", "agent.runs.get": "read",
+        "audit.list": "read", "agent.runs.list": "read", "agent.runs.get": "read", "jobs.list": "read", "jobs.get": "read",
     ]
 
     /// The methods whose results are cached, and the tag prefix each is filed under (with its `id`).

@@ -26,6 +26,7 @@ struct ResultEncodingTests {
         Events.Subscribe.self, Events.Unsubscribe.self, Events.Replay.self, Audit.List.self,
         Chats.ListV2.self, Chats.Messages.GetV2.self,
         Agent.Act.self, Agent.Regenerate.self, Agent.Cancel.self, Agent.Runs.List.self, Agent.Runs.Get.self,
+        Jobs.List.self, Jobs.Get.self, Jobs.Cancel.self, Jobs.Retry.self,
         RPCDiscover.self, SessionHello.self,
     ]
 

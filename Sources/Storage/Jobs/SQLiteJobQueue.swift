@@ -68,12 +68,17 @@ public struct SQLiteJobQueue: JobQueue {
         let writes = self.writes
         let kinds = kinds.sorted()
         let marks = repeatElement("?", count: kinds.count).joined(separator: ", ")
-        // The candidates: up to `limit` due queued jobs in claim order (the index's order for one
-        // kind) and up to `limit` running ones whose lease expired, merged in claim order.
-        let candidatesSQL = """
+        // The candidates: up to `limit` due queued jobs of each kind in claim order (one subquery
+        // per kind: each reads its kind's index in that order and stops at `limit`, where one
+        // `kind IN (…)` would sort every due job of the kinds) and up to `limit` running ones whose
+        // lease expired, merged in claim order.
+        let queued = """
             SELECT * FROM (
                 SELECT seq, state, cancel_requested, priority, run_after FROM jobs
-                WHERE state = 'queued' AND kind IN (\(marks)) AND run_after <= ? ORDER BY priority DESC, run_after, seq LIMIT ?)
+                WHERE state = 'queued' AND kind = ? AND run_after <= ? ORDER BY priority DESC, run_after, seq LIMIT ?)
+            """
+        let candidatesSQL = """
+            \(repeatElement(queued, count: kinds.count).joined(separator: "\nUNION ALL\n"))
             UNION ALL
             SELECT * FROM (
                 SELECT seq, state, cancel_requested, priority, run_after FROM jobs
@@ -82,8 +87,8 @@ public struct SQLiteJobQueue: JobQueue {
             """
         let nowText = Timestamp.text(now)
         let leaseText = Timestamp.text(now.addingTimeInterval(lease.timeInterval))
-        var arguments: [(any Sendable)?] = kinds
-        arguments += [nowText, limit]
+        var arguments: [(any Sendable)?] = []
+        for kind in kinds { arguments += [kind, nowText, limit] }
         arguments += kinds
         arguments += [nowText, limit, limit]
         let candidateArguments = arguments
