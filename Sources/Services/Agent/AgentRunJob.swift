@@ -48,9 +48,11 @@ public struct AgentRunJob: JobHandler {
     private let service: AgentService
     private let onDelta: @Sendable (AgentDelta) -> Void
 
+    /// - Parameter lease: how long a claim holds without a heartbeat: also how long a run stopped
+    ///   by a crash waits after the restart before it runs again (15 s: a heartbeat every 5 s).
     /// - Parameter onDelta: where an attempt's deltas go (the run's watchers); nowhere by default.
     public init(
-        service: AgentService, concurrency: Int = 4, lease: Duration = .seconds(30),
+        service: AgentService, concurrency: Int = 4, lease: Duration = .seconds(15),
         onDelta: @escaping @Sendable (AgentDelta) -> Void = { _ in }
     ) {
         self.service = service
