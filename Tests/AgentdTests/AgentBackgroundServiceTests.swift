@@ -297,14 +297,4 @@ struct AgentBackgroundServiceTests {
         #expect(try await graph.finish(claimed, queue: queue, now: clock.now(), outcome: await attempt.value).state == .succeeded)
         #expect(try await graph.agent.run(id: running.runId, userID: graph.alice.id).status == .completed)
     }
-
-    @Test("without a job queue, background: true is refused before anything is stored")
-    func noQueue() async throws {
-        let collaborators = Dependencies.Collaborators(
-            clock: clock, ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts(), llmProvider: ScriptedLLMProvider(scripts: []))
-        let dependencies = try await Dependencies.testing(configuration: DaemonConfiguration(socketPath: "", databasePath: ""), collaborators: collaborators)
-        let alice = try await dependencies.auth.register(username: "alice", password: "password1")
-        await #expect(throws: AgentError.self) { try await dependencies.agent.actInBackground(.init(message: "x"), user: alice) }
-        #expect(try await dependencies.chats.list(.init(), userID: alice.id).items.isEmpty)
-    }
 }
