@@ -146,11 +146,13 @@ struct Agentd: AsyncParsableCommand {
             })
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: server), .init(service: reporter), .init(service: reload),
+            .init(service: EventsBackgroundService(consumers: configuration.holdEventConsumers ? [] : dependencies.eventConsumers)),
+            // After the socket server: shut down before it, so running jobs are released while
+            // the connections drain.
             .init(
-                service: EventsBackgroundService(
-                    consumers: configuration.holdEventConsumers ? [] : dependencies.eventConsumers, events: dependencies.events,
-                    audit: dependencies.audit,
-                    logger: logger)),
+                service: JobWorkersService(
+                    workers: dependencies.jobWorkers, recurring: dependencies.recurringJobs,
+                    shutdownTimeout: { dependencies.dispatcher.limits.drainTimeout }, logger: logger)),
         ]
         if let metricsServer { services.append(.init(service: metricsServer)) }
         do {

@@ -48,6 +48,9 @@ public struct DaemonConfiguration: Sendable {
     public var auth = AuthService.Settings()
     public var audit = AuditService.Settings()
     var cache = CacheSettings()
+    /// The job workers and the recurring jobs (`jobs.*`, `events.prune_interval_seconds`,
+    /// `audit.prune_interval_seconds`).
+    public var jobs = JobsSettings()
     /// Test-only (`--test-hold-event-consumers`): in-process consumers do not run, so a test can
     /// stop the daemon between an event's commit and its dispatch.
     var holdEventConsumers = false
@@ -80,4 +83,28 @@ struct CacheSettings: Sendable {
     var enabled = true
     var maxEntries = 10_000
     var maxBytes = 64 << 20
+}
+
+/// The job workers' settings and the recurring jobs' intervals. Not reloadable.
+public struct JobsSettings: Sendable {
+    /// The kinds with a `jobs.concurrency.<kind>` setting (the dot written `_`): every kind the
+    /// daemon registers a handler for (`Dependencies`) must be here.
+    static let kinds = ["agent.run", "chat.title", "events.prune", "audit.prune"]
+
+    /// Attempts at once per kind in this process, overriding the kind's own (`jobs.concurrency.*`).
+    public var concurrency: [String: Int] = [:]
+    /// The longest the workers go without looking at the queue when nothing woke them
+    /// (`jobs.poll_interval_ms`): for jobs enqueued by another process and leases of workers that died.
+    public var pollInterval: Duration = .seconds(5)
+    /// How often `events.prune` and `audit.prune` are enqueued (`events.prune_interval_seconds`,
+    /// `audit.prune_interval_seconds`).
+    public var eventsPruneInterval: Duration = .seconds(600)
+    public var auditPruneInterval: Duration = .seconds(600)
+
+    public init() {}
+
+    /// `jobs.concurrency.agent_run` for `agent.run`.
+    static func concurrencyKey(kind: String) -> String {
+        "jobs.concurrency." + kind.replacingOccurrences(of: ".", with: "_")
+    }
 }

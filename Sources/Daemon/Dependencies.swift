@@ -22,12 +22,19 @@ public struct Dependencies: Sendable {
     public let audit: AuditService
     public let agent: AgentService
     public let jobs: JobsService
-    /// The durable queue of background work, for the workers and the domains that enqueue.
-    public let jobQueue: any JobQueue
     /// Committed events go here (from the outbox) and on to subscriptions and consumers.
     public let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
     public let eventConsumers: [EventConsumerRunner]
+    /// The durable queue of background work (`SQLiteJobQueue`).
+    public let jobQueue: any JobQueue
+    /// How services enqueue: the queue, then a wake of `jobWorkers`.
+    public let jobScheduler: JobScheduler
+    /// Runs the registered job kinds; the daemon runs it (`JobWorkersService`), and it is the
+    /// `JobCanceller` of `jobs.cancel`.
+    public let jobWorkers: JobWorkers
+    /// Retention (`events.prune`, `audit.prune`) enqueued every interval; the daemon runs it.
+    public let recurringJobs: RecurringJobs
     /// Where every metric of this graph is made and rendered (`system.metrics`, `/metrics`).
     let metrics: PrometheusMetrics
     /// Opened and migrated before the graph is built (`openDatabase`); the domains' SQLite stores are
@@ -63,11 +70,15 @@ public struct Dependencies: Sendable {
         /// The queue of background work (agent runs with `background: true`); nil: none (the
         /// agent then refuses `background`).
         public var jobQueue: (any JobQueue)? = nil
+        /// How the job workers and the recurring jobs wait (heartbeats, backoff, the poll): tests
+        /// may pass one they release by hand, with `clock`.
+        public var jobSleeper: any JobSleeper = TaskSleeper()
 
         public init(
             clock: any WallClock, ids: any IDGenerator, hasher: any PasswordHasher, accounts: any UnixAccountDirectory,
             llmProvider: any LLMProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration()), webSearch: (any WebSearchClient)? = nil,
-            rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds, jobQueue: (any JobQueue)? = nil
+            rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds, jobQueue: (any JobQueue)? = nil,
+            jobSleeper: any JobSleeper = TaskSleeper()
         ) {
             self.jobQueue = jobQueue
             self.clock = clock
@@ -77,6 +88,7 @@ public struct Dependencies: Sendable {
             self.llmProvider = llmProvider
             self.webSearch = webSearch
             self.rateLimitClock = rateLimitClock
+            self.jobSleeper = jobSleeper
         }
 
         /// The daemon's: the system clock, time-ordered ids, the slow KDF, `/etc/passwd`, and the configured
@@ -164,6 +176,13 @@ public struct Dependencies: Sendable {
         // search index before a commit at most every 20 ms (a search catches the index up first).
         let groupWriter = GroupCommitWriter(
             writer: database.writer, outbox: outbox, beforeCommitInterval: .milliseconds(20), beforeCommit: SQLiteSearchIndex.indexNewMessages)
+        // Background work: one durable queue. Services that enqueue take `jobScheduler`, which
+        // wakes this process's workers at once (the workers are built below, with their handlers).
+        // A test may pass its own queue.
+        let jobQueue: any JobQueue =
+            collaborators.jobQueue ?? SQLiteJobQueue(writer: database.writer, groupWriter: groupWriter, clock: collaborators.clock)
+        let jobSignal = JobWakeSignal()
+        let jobScheduler = JobScheduler(queue: jobQueue, signal: jobSignal)
         var authSettings = configuration.auth
         authSettings.trustedUIDs = configuration.trustedUIDs
         // Every store that writes a user's text counts it against the quota, in the write's transaction.
@@ -183,16 +202,11 @@ public struct Dependencies: Sendable {
             store: SQLitePromptStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), clock: collaborators.clock,
             ids: collaborators.ids,
             replyBudget: configuration.replyBudget)
-        // The queue of background work (a test may pass its own), before the agent, which enqueues.
-        let jobQueue: any JobQueue =
-            collaborators.jobQueue ?? SQLiteJobQueue(writer: database.writer, groupWriter: groupWriter, clock: collaborators.clock)
         let agent = AgentService(
             store: agentStore, chats: chatStore, prompts: prompts, modules: modules, provider: collaborators.llmProvider,
             webSearch: collaborators.webSearch,
             clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger,
-            replyBudget: configuration.replyBudget, jobs: jobQueue)
-        // No worker runs in this process yet: a running job's cancel reaches it by its heartbeat.
-        let jobs = JobsService(queue: jobQueue, clock: collaborators.clock, canceller: NoJobCanceller(), replyBudget: configuration.replyBudget)
+            replyBudget: configuration.replyBudget, jobs: jobScheduler)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
         // In-process consumers, by topic: each in its own task with its own cursor.
         let auditStore = SQLiteAuditStore(writer: database.writer, groupWriter: groupWriter)
@@ -219,6 +233,23 @@ public struct Dependencies: Sendable {
             }
         }
         let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
+        // The job kinds this daemon runs: one line each (and a `JobsSettings.kinds` entry for its
+        // `jobs.concurrency.*` setting). See docs/ARCHITECTURE.md, "Background jobs".
+        let eventsPrune = EventsPruneJob(events: events, logger: logger)
+        let auditPrune = AuditPruneJob(audit: audit, logger: logger)
+        let jobHandlers: [any JobHandler] = [
+            AgentRunJob(service: agent),
+            eventsPrune,
+            auditPrune,
+        ]
+        let (jobWorkers, recurringJobs) = makeWorkers(
+            configuration: configuration, queue: jobQueue, signal: jobSignal, scheduler: jobScheduler, handlers: jobHandlers,
+            recurring: [
+                RecurringJob(eventsPrune, every: configuration.jobs.eventsPruneInterval),
+                RecurringJob(auditPrune, every: configuration.jobs.auditPruneInterval),
+            ], collaborators: collaborators, logger: logger)
+        // jobs.cancel of a job running here stops it at once through its worker.
+        let jobs = JobsService(queue: jobQueue, clock: collaborators.clock, canceller: jobWorkers, replyBudget: configuration.replyBudget)
         // The result cache is invalidated by the events, at commit, before the writer is answered.
         let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries, maxBytes: configuration.cache.maxBytes)
         bus.onCommit { events in
@@ -280,7 +311,22 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, jobs: jobs, jobQueue: jobQueue, eventBus: bus, eventConsumers: eventConsumers, metrics: metrics, database: database)
+            agent: agent, jobs: jobs, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, jobScheduler: jobScheduler,
+            jobWorkers: jobWorkers, recurringJobs: recurringJobs, metrics: metrics, database: database)
+    }
+
+    /// The job workers over `handlers`, and the recurring jobs (retention) they run.
+    static func makeWorkers(
+        configuration: DaemonConfiguration, queue: any JobQueue, signal: JobWakeSignal, scheduler: JobScheduler, handlers: [any JobHandler],
+        recurring: [RecurringJob], collaborators: Collaborators, logger: Logger
+    ) -> (workers: JobWorkers, recurring: RecurringJobs) {
+        let workers = JobWorkers(
+            queue: queue, handlers: handlers, signal: signal, workerID: JobWorkers.makeWorkerID(host: FileSystem.hostName()), clock: collaborators.clock,
+            sleeper: collaborators.jobSleeper,
+            settings: JobWorkers.Settings(concurrency: configuration.jobs.concurrency, pollInterval: configuration.jobs.pollInterval), logger: logger)
+        let recurringJobs = RecurringJobs(
+            jobs: recurring, scheduler: scheduler, ids: collaborators.ids, clock: collaborators.clock, sleeper: collaborators.jobSleeper, logger: logger)
+        return (workers, recurringJobs)
     }
 
     /// Opens the database file (creating it and its folders when missing) and applies the pending

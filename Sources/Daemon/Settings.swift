@@ -412,9 +412,26 @@ enum Settings {
             Setting(
                 "search.tavily_base_url", environment: ["AGENTD_TAVILY_BASE_URL"], kind: .string, reloadable: true,
                 apply: { $0.search.tavilyBaseURL = $1.string }, current: { $0.search.tavilyBaseURL }),
-        ]
+            Setting(
+                "events.prune_interval_seconds", environment: ["AGENTD_EVENTS_PRUNE_INTERVAL_SECONDS"], kind: .integer(minimum: 1),
+                apply: { $0.jobs.eventsPruneInterval = .seconds($1.integer) }, current: { String($0.jobs.eventsPruneInterval.components.seconds) }),
+            Setting(
+                "audit.prune_interval_seconds", environment: ["AGENTD_AUDIT_PRUNE_INTERVAL_SECONDS"], kind: .integer(minimum: 1),
+                apply: { $0.jobs.auditPruneInterval = .seconds($1.integer) }, current: { String($0.jobs.auditPruneInterval.components.seconds) }),
+            Setting(
+                "jobs.poll_interval_ms", environment: ["AGENTD_JOBS_POLL_INTERVAL_MS"], kind: .integer(minimum: 10),
+                apply: { $0.jobs.pollInterval = .milliseconds($1.integer) }, current: { String(milliseconds($0.jobs.pollInterval)) }),
+        ] + JobsSettings.kinds.map(jobConcurrencySetting)
 
     static let byKey: [String: Setting] = Dictionary(uniqueKeysWithValues: all.map { ($0.key, $0) })
+
+    /// `jobs.concurrency.<kind>`: unset, the kind's own concurrency (`JobKindPolicy.concurrency`).
+    private static func jobConcurrencySetting(_ kind: String) -> Setting {
+        let key = JobsSettings.concurrencyKey(kind: kind)
+        return Setting(
+            key, environment: ["AGENTD_" + key.replacingOccurrences(of: ".", with: "_").uppercased()], kind: .integer(minimum: 1),
+            apply: { $0.jobs.concurrency[kind] = $1.integer }, current: { $0.jobs.concurrency[kind].map(String.init) })
+    }
 
     private static func limit(_ name: String, _ flag: String, minimum: Int, _ path: WritableKeyPath<RPCLimits, Int> & Sendable) -> Setting {
         Setting(

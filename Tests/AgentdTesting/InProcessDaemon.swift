@@ -25,6 +25,7 @@ public final class InProcessDaemon: Sendable {
     public static let ownUID = getuid()
 
     private let consumers: Task<Void, Never>?
+    private let jobs: Task<Void, Never>?
     // Only touched under the mutex.
     private let state = Mutex((nextConnectionID: UInt64(0), clients: [InProcessClient](), shutDown: false))
 
@@ -36,9 +37,10 @@ public final class InProcessDaemon: Sendable {
     ///     `FakeAccounts`, no model, no web search; the rate limits' token buckets on `clock` too,
     ///     so a budget refills only after `clock.advance(by:)`); pass your own to script the agent.
     ///   - runEventConsumers: run the in-process event consumers (the audit log), as the daemon does.
+    ///   - runJobs: run the job workers and the recurring jobs (retention), as the daemon does.
     public init(
         configure: (inout DaemonConfiguration) -> Void = { _ in }, collaborators: Dependencies.Collaborators? = nil,
-        runEventConsumers: Bool = true
+        runEventConsumers: Bool = true, runJobs: Bool = true
     ) async throws {
         var configuration = DaemonConfiguration(socketPath: "", databasePath: ":memory:")
         configuration.enableTestMethods = true
@@ -64,6 +66,18 @@ public final class InProcessDaemon: Sendable {
             }
         } else {
             consumers = nil
+        }
+        if runJobs {
+            let workers = dependencies.jobWorkers
+            let recurring = dependencies.recurringJobs
+            jobs = Task {
+                await withDiscardingTaskGroup { group in
+                    group.addTask { await workers.run() }
+                    group.addTask { await recurring.run() }
+                }
+            }
+        } else {
+            jobs = nil
         }
     }
 
@@ -107,6 +121,12 @@ public final class InProcessDaemon: Sendable {
             return state.clients
         }
         for client in clients { await client.close() }
+        if let jobs {
+            // As the daemon stops them: running attempts cancelled and released.
+            await dependencies.jobWorkers.shutdown(timeout: .seconds(5))
+            jobs.cancel()
+            await jobs.value
+        }
         consumers?.cancel()
         await consumers?.value
         try? dependencies.database.close()
@@ -117,9 +137,9 @@ public final class InProcessDaemon: Sendable {
 /// returned or threw.
 public func withInProcessDaemon<T: Sendable>(
     configure: (inout DaemonConfiguration) -> Void = { _ in }, collaborators: Dependencies.Collaborators? = nil,
-    runEventConsumers: Bool = true, _ body: (InProcessDaemon) async throws -> T
+    runEventConsumers: Bool = true, runJobs: Bool = true, _ body: (InProcessDaemon) async throws -> T
 ) async throws -> T {
-    let daemon = try await InProcessDaemon(configure: configure, collaborators: collaborators, runEventConsumers: runEventConsumers)
+    let daemon = try await InProcessDaemon(configure: configure, collaborators: collaborators, runEventConsumers: runEventConsumers, runJobs: runJobs)
     do {
         let result = try await body(daemon)
         await daemon.shutdown()

@@ -710,8 +710,11 @@ extension EventsTests {
             #expect(try daemon.waitForExit(timeout: .seconds(20)) == .exited(0))
         }
 
-        // Keep the newest 2: retention runs at start and prunes through seq 4.
-        let daemon = try DaemonProcess(socketPath: socket, arguments: database, environment: ["AGENTD_EVENTS_RETENTION_COUNT": "2"])
+        // Keep the newest 2: retention runs at start and prunes through seq 4. (A new interval:
+        // the first daemon ran this 600 s slot's events.prune job already, and a slot's job runs once.)
+        let daemon = try DaemonProcess(
+            socketPath: socket, arguments: database,
+            environment: ["AGENTD_EVENTS_RETENTION_COUNT": "2", "AGENTD_EVENTS_PRUNE_INTERVAL_SECONDS": "3600"])
         defer { daemon.kill() }
         try daemon.waitForLog(containing: "pruned events")
         let client = ClientConnection(try daemon.connect())

@@ -12,7 +12,7 @@ extension AgentService {
     /// client is given the ids only after the job is stored, so a call that got no reply is the
     /// only one whose run can end that way, exactly like a foreground call cut by the same crash.
     func startInBackground(_ prepared: PreparedRun, userID: String) async throws -> AgentBackgroundRun {
-        guard let jobs else {
+        guard let scheduler else {
             throw AgentError.invalid(field: "background", reason: "this daemon runs no job queue; call without background")
         }
         let jobID = ids.makeID(prefix: "job_")
@@ -25,7 +25,7 @@ extension AgentService {
         guard let question else { throw AgentError.notFound(kind: "message", id: run.userMessageId) }
         let payload = AgentRunJob.Payload(runId: run.id, options: prepared.options, system: prepared.system)
         do {
-            _ = try await jobs.enqueue(
+            _ = try await scheduler.enqueue(
                 NewJob(
                     id: jobID, kind: AgentRunJob.kind, ownerID: userID, payload: try JSONFragment(encoding: payload),
                     maxAttempts: AgentRunJob.maxAttempts, runAfter: clock.now(), idempotencyKey: run.id))

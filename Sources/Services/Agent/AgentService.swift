@@ -57,18 +57,21 @@ public struct AgentService: Sendable {
     let metrics: LLMMetrics
     let logger: Logger
     let replyBudget: ReplyBudget
-    /// Where background runs' `agent.run` jobs go; nil: `background: true` is refused.
-    let jobs: (any JobQueue)?
+    /// Where background runs' `agent.run` jobs go (the queue, and a wake of this process's
+    /// workers); nil: `background: true` is refused.
+    let scheduler: JobScheduler?
+    /// The queue behind `scheduler`: a background run's job, read and cancelled.
+    var jobs: (any JobQueue)? { scheduler?.queue }
     let registry = AgentRunRegistry()
 
     /// - Parameter replyBudget: the most bytes a reply may hold (`agent.runs.list` stops early).
-    /// - Parameter jobs: the job queue, for `background: true` (`AgentRunJob` runs the jobs).
+    /// - Parameter jobs: how to enqueue, for `background: true` (`AgentRunJob` runs the jobs).
     public init(
         store: any AgentStore, chats: any ChatStore, prompts: any AgentPromptSource, modules: any AgentModuleSource, provider: any LLMProvider,
         webSearch: (any WebSearchClient)?, clock: any WallClock, ids: any IDGenerator, metrics: LLMMetrics, logger: Logger,
-        replyBudget: ReplyBudget = ReplyBudget(), jobs: (any JobQueue)? = nil
+        replyBudget: ReplyBudget = ReplyBudget(), jobs: JobScheduler? = nil
     ) {
-        self.jobs = jobs
+        self.scheduler = jobs
         self.replyBudget = replyBudget
         self.store = store
         self.chats = chats

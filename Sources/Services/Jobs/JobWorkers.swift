@@ -1,0 +1,384 @@
+import Foundation
+import Logging
+import RPC
+import Synchronization
+
+/// Runs the queue's jobs in this process: per kind up to its concurrency at once, each attempt
+/// holding a lease it renews, with retries, crash recovery, cancellation and graceful shutdown.
+/// The daemon runs it in its service group (`JobWorkersService`); everything it waits on (the
+/// clock, sleeps, jitter) is injected, so tests drive it without waiting.
+///
+/// - Claiming: whenever a kind has free slots and may have work due. A kind is looked at when an
+///   enqueue in this process woke it (`JobScheduler` → `JobWakeSignal`: no polling on that path),
+///   when one of its attempts ended, and otherwise when the earliest due job (`JobQueue.nextDue`)
+///   is due or every `Settings.pollInterval`, for jobs other processes enqueued and for leases of
+///   workers that died.
+/// - An attempt renews its lease every `policy.lease / 3`. `.cancelRequested` (`jobs.cancel` seen
+///   by a heartbeat, or `cancelRunning` here) cancels its handler's task and ends it `cancelled`;
+///   `.lost` cancels it and stores nothing.
+/// - The end: success → `complete`; an error its kind calls retriable with attempts left →
+///   `fail(retryAt:)` after a backoff with jitter (`JobKindPolicy.backoff`); any other → `failed`
+///   with a `JobError`. A recovered job (its worker died) of a kind that may not run again, or
+///   with no attempts left, ends `failed` with `JobError.interrupted` without running.
+/// - `shutdown(timeout:)`: no more claims; running attempts are cancelled and released (they run
+///   again at the next start), waiting for their handlers at most `timeout`.
+public final class JobWorkers: JobCanceller, Sendable {
+    public struct Settings: Sendable {
+        /// Attempts at once per kind, overriding the kind's `policy.concurrency` (`jobs.concurrency.*`).
+        public var concurrency: [String: Int]
+        /// The longest the workers go without looking at the queue when nothing woke them.
+        public var pollInterval: Duration
+
+        public init(concurrency: [String: Int] = [:], pollInterval: Duration = .seconds(5)) {
+            self.concurrency = concurrency
+            self.pollInterval = pollInterval
+        }
+    }
+
+    /// Names this process's claims (`Job.workerId`): the host, then a random part.
+    public let workerID: String
+    private let queue: any JobQueue
+    private let handlers: [String: any JobHandler]
+    private let limits: [String: Int]
+    private let signal: JobWakeSignal
+    private let clock: any WallClock
+    private let sleeper: any JobSleeper
+    private let random: @Sendable () -> Double
+    private let settings: Settings
+    private let logger: Logger
+
+    private struct State {
+        /// By job id.
+        var running: [String: JobAttempt] = [:]
+        var runningByKind: [String: Int] = [:]
+        var stopping = false
+        /// `waitUntilIdle` callers, by a number of their own.
+        var idleWaiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter = 0
+    }
+
+    // Only touched under the mutex; continuations are resumed after it is released.
+    private let state = Mutex(State())
+
+    /// A wait when the queue says a job is due already but the last claim found none (a job
+    /// enqueued by another process in between, clocks that disagree): short, but never a spin.
+    static let minimumWait: Duration = .milliseconds(50)
+
+    /// - Parameters:
+    ///   - handlers: one per kind (a kind registered twice is a programming error).
+    ///   - signal: the one the `JobScheduler`s that enqueue in this process wake.
+    ///   - random: uniform in 0..<1, for the backoff's jitter.
+    public init(
+        queue: any JobQueue, handlers: [any JobHandler], signal: JobWakeSignal, workerID: String, clock: any WallClock,
+        sleeper: any JobSleeper = TaskSleeper(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+        settings: Settings = Settings(), logger: Logger
+    ) {
+        var byKind: [String: any JobHandler] = [:]
+        for handler in handlers {
+            precondition(byKind[handler.policy.kind] == nil, "job kind \(handler.policy.kind) registered twice")
+            byKind[handler.policy.kind] = handler
+        }
+        self.handlers = byKind
+        self.limits = byKind.mapValues { max(1, settings.concurrency[$0.policy.kind] ?? $0.policy.concurrency) }
+        self.queue = queue
+        self.signal = signal
+        self.workerID = workerID
+        self.clock = clock
+        self.sleeper = sleeper
+        self.random = random
+        self.settings = settings
+        var logger = logger
+        logger[metadataKey: "worker_id"] = "\(workerID)"
+        self.logger = logger
+    }
+
+    /// `host-` and 8 random hex digits.
+    public static func makeWorkerID(host: String) -> String {
+        let suffix = String(UInt32.random(in: .min ... .max), radix: 16)
+        return host + "-" + String(repeating: "0", count: 8 - suffix.count) + suffix
+    }
+
+    /// The kinds registered, and how many of each may run at once here.
+    public var concurrency: [String: Int] { limits }
+
+    /// Claims and runs jobs until `shutdown(timeout:)` (or until the calling task is cancelled);
+    /// returns once every attempt it started has ended or been released.
+    public func run() async {
+        let kinds = Set(handlers.keys)
+        guard !kinds.isEmpty else { return }
+        await withDiscardingTaskGroup { group in
+            var due = kinds
+            while !isStopping, !Task.isCancelled {
+                due.formUnion(signal.take().intersection(kinds))
+                for kind in due.sorted() {
+                    let free = freeSlots(kind)
+                    // A full kind stays due: the end of one of its attempts wakes it.
+                    guard free > 0, !isStopping else { continue }
+                    let claimed: [ClaimedJob]
+                    do {
+                        claimed = try await queue.claim(
+                            kinds: [kind], workerID: workerID, limit: free, lease: handlers[kind]!.policy.lease, now: clock.now())
+                    } catch {
+                        // Looked at again at the next poll, not in a loop against a failing database.
+                        logger.error("could not claim jobs", metadata: ["kind": "\(kind)", "error": "\(error)"])
+                        due.remove(kind)
+                        continue
+                    }
+                    if claimed.count < free { due.remove(kind) }
+                    for job in claimed {
+                        let attempt = register(job)
+                        group.addTask { await self.runAttempt(attempt) }
+                    }
+                }
+                if isStopping || Task.isCancelled { break }
+                // Claimed as many as it had slots: there may be more.
+                if due.contains(where: { freeSlots($0) > 0 }) { continue }
+                await signal.wait(timeout: await idleWait(kinds: kinds), sleeper: sleeper)
+                // Woken for some kinds, or the wait ran out: then every kind is looked at.
+                let woken = signal.take().intersection(kinds)
+                due.formUnion(woken.isEmpty ? kinds : woken)
+            }
+        }
+    }
+
+    /// Stops claiming, cancels the running attempts and releases them, waiting at most `timeout`
+    /// for their handlers to stop; those that have not by then are released anyway. `run()`
+    /// returns soon after.
+    public func shutdown(timeout: Duration) async {
+        let attempts = state.withLock { state -> [JobAttempt] in
+            state.stopping = true
+            return Array(state.running.values)
+        }
+        // Wakes the loop if it waits (no kind has that name: it claims nothing more).
+        signal.wake(kind: "")
+        for attempt in attempts { attempt.stop(.shutdown) }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitUntilIdle() }
+            group.addTask { [sleeper] in try? await sleeper.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+        let stuck = state.withLock { Array($0.running.values) }
+        for attempt in stuck {
+            logger.warning(
+                "a job did not stop within the shutdown timeout; released",
+                metadata: ["job_id": "\(attempt.lease.jobID)", "kind": "\(attempt.kind)"])
+            attempt.abandon()
+        }
+    }
+
+    /// Cancels the attempt of `jobID` running here (`jobs.cancel`, after the queue marked it
+    /// `cancelRequested`): its handler's task is cancelled and the job ends `cancelled`.
+    @discardableResult
+    public func cancelRunning(jobID: String) -> Bool {
+        guard let attempt = state.withLock({ $0.running[jobID] }) else { return false }
+        attempt.stop(.cancelRequested)
+        return true
+    }
+
+    /// The ids of the jobs running here now.
+    public var runningJobIDs: Set<String> { state.withLock { Set($0.running.keys) } }
+
+    // MARK: - Slots
+
+    private var isStopping: Bool { state.withLock { $0.stopping } }
+
+    private func freeSlots(_ kind: String) -> Int {
+        let running = state.withLock { $0.runningByKind[kind, default: 0] }
+        return (limits[kind] ?? 0) - running
+    }
+
+    private func register(_ claimed: ClaimedJob) -> JobAttempt {
+        let attempt = JobAttempt(claimed: claimed, handler: handlers[claimed.job.kind]!)
+        let stopping = state.withLock { state -> Bool in
+            state.running[claimed.job.id] = attempt
+            state.runningByKind[claimed.job.kind, default: 0] += 1
+            return state.stopping
+        }
+        // Claimed while shutdown began: given back without running.
+        if stopping { attempt.stop(.shutdown) }
+        return attempt
+    }
+
+    private func unregister(_ attempt: JobAttempt) {
+        let idle = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.running[attempt.lease.jobID] = nil
+            state.runningByKind[attempt.kind, default: 1] -= 1
+            guard state.running.isEmpty else { return [] }
+            defer { state.idleWaiters = [:] }
+            return Array(state.idleWaiters.values)
+        }
+        for waiter in idle { waiter.resume() }
+        // A slot is free: the kind may have more due.
+        signal.wake(kind: attempt.kind)
+    }
+
+    /// Returns when no attempt runs here (or when the calling task is cancelled).
+    private func waitUntilIdle() async {
+        let id = state.withLock { state -> Int in
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.running.isEmpty || Task.isCancelled { return true }
+                    state.idleWaiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLock { $0.idleWaiters.removeValue(forKey: id) }?.resume()
+        }
+    }
+
+    /// How long to wait when nothing is claimable: until the earliest job of a kind with free
+    /// slots is due, at most the poll interval.
+    private func idleWait(kinds: Set<String>) async -> Duration {
+        let open = kinds.filter { freeSlots($0) > 0 }
+        guard !open.isEmpty else { return settings.pollInterval }
+        do {
+            guard let due = try await queue.nextDue(kinds: open) else { return settings.pollInterval }
+            let untilDue = due.timeIntervalSince(clock.now())
+            return untilDue <= 0 ? Self.minimumWait : min(settings.pollInterval, .seconds(untilDue))
+        } catch {
+            logger.error("could not read when the next job is due", metadata: ["error": "\(error)"])
+            return settings.pollInterval
+        }
+    }
+
+    // MARK: - One attempt
+
+    private func runAttempt(_ attempt: JobAttempt) async {
+        defer { unregister(attempt) }
+        let job = attempt.claimed.job
+        let policy = attempt.handler.policy
+        var jobLogger = logger
+        jobLogger[metadataKey: "job_id"] = "\(job.id)"
+        jobLogger[metadataKey: "kind"] = "\(job.kind)"
+        jobLogger[metadataKey: "attempt"] = "\(job.attempt)"
+        let logger = jobLogger
+        if attempt.claimed.recovered, !policy.rerunAfterCrash || job.attempt > job.maxAttempts {
+            logger.notice("job interrupted by a stop of its worker; its kind does not run again", metadata: ["max_attempts": "\(job.maxAttempts)"])
+            await store(logger) { try await $0.fail(attempt.lease, error: .interrupted, retryAt: nil, at: clock.now()) }
+            return
+        }
+        if job.cancelRequested {
+            await store(logger) { try await $0.fail(attempt.lease, error: Self.cancelled, retryAt: nil, at: clock.now()) }
+            return
+        }
+        if attempt.stopReason == .shutdown {
+            await store(logger) { try await $0.release(attempt.lease, at: clock.now()) }
+            return
+        }
+        if attempt.claimed.recovered { logger.notice("job recovered after a stop of its worker; running it again") }
+        attempt.start()
+        let outcome = await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.heartbeats(attempt, policy: policy, logger: logger) }
+            let outcome = await withTaskCancellationHandler {
+                await attempt.outcome()
+            } onCancel: {
+                // The workers' own task was cancelled (not a graceful shutdown): stop waiting.
+                attempt.stop(.shutdown)
+                attempt.abandon()
+            }
+            group.cancelAll()
+            return outcome
+        }
+        await finish(attempt, outcome, policy: policy, logger: logger)
+    }
+
+    /// Renews the lease every third of it until cancelled, telling the attempt to stop when the
+    /// job's cancel was asked for or the lease was lost.
+    private func heartbeats(_ attempt: JobAttempt, policy: JobKindPolicy, logger: Logger) async {
+        let interval = policy.lease / 3
+        while true {
+            do {
+                try await sleeper.sleep(for: interval)
+            } catch {
+                return
+            }
+            do {
+                let until = clock.now().addingTimeInterval(JobKindPolicy.seconds(policy.lease))
+                switch try await queue.heartbeat(attempt.lease, until: until) {
+                case .held:
+                    continue
+                case .cancelRequested:
+                    attempt.stop(.cancelRequested)
+                case .lost:
+                    logger.warning("lost the lease of a running job; stopping it")
+                    attempt.stop(.lost)
+                    return
+                }
+            } catch {
+                if Task.isCancelled { return }
+                // Tried again at the next beat; the lease holds for two more.
+                logger.warning("could not renew a job's lease", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func finish(_ attempt: JobAttempt, _ outcome: JobAttempt.Outcome, policy: JobKindPolicy, logger: Logger) async {
+        let lease = attempt.lease
+        let job = attempt.claimed.job
+        switch (attempt.stopReason, outcome) {
+        case (.lost, _):
+            logger.notice("job attempt stopped after its lease was lost; nothing stored")
+        case (_, .abandoned):
+            await store(logger) { try await $0.release(lease, at: clock.now()) }
+        case (_, .finished(.success(let result))):
+            // Done, even if a stop came too late to matter: the work is not thrown away.
+            await store(logger) { try await $0.complete(lease, result: result, at: clock.now()) }
+        case (.shutdown, .finished(.failure)):
+            await store(logger) { try await $0.release(lease, at: clock.now()) }
+        case (.cancelRequested, .finished(.failure)):
+            await store(logger) { try await $0.fail(lease, error: Self.cancelled, retryAt: nil, at: clock.now()) }
+        case (nil, .finished(.failure(let error))):
+            let jobError = Self.jobError(for: error)
+            if jobError.kind == "internal" {
+                logger.error("job failed", metadata: ["error": "\(error)"])
+            }
+            let now = clock.now()
+            if policy.isRetriable(error), job.attempt < job.maxAttempts {
+                var wait = JobKindPolicy.seconds(policy.backoff(beforeRetry: job.attempt, random: random()))
+                // A provider that said when to come back is not asked before.
+                if let llm = error as? LLMError, let retryAfterMs = llm.retryAfterMs {
+                    wait = max(wait, Double(retryAfterMs) / 1000)
+                }
+                let retryAt = now.addingTimeInterval(wait)
+                logger.info(
+                    "job attempt failed; retrying", metadata: ["error_kind": "\(jobError.kind)", "retry_at": "\(retryAt.timeIntervalSince1970)"])
+                await store(logger) { try await $0.fail(lease, error: jobError, retryAt: retryAt, at: now) }
+            } else {
+                logger.info("job failed", metadata: ["error_kind": "\(jobError.kind)"])
+                await store(logger) { try await $0.fail(lease, error: jobError, retryAt: nil, at: now) }
+            }
+        }
+    }
+
+    /// What a stopped job is failed with: the queue ends it `cancelled` (its cancel was requested).
+    static let cancelled = JobError(kind: "cancelled", message: "the job was cancelled")
+
+    /// The error a failed job keeps: a `JobError` as it is, an `LLMError` as its kind and message,
+    /// anything else `internal` (its details go to the log only, as for an RPC reply).
+    public static func jobError(for error: any Error) -> JobError {
+        switch error {
+        case let error as JobError: error
+        case let error as LLMError: JobError(kind: error.kind.rawValue, message: error.message)
+        default: JobError(kind: "internal", message: "Internal error")
+        }
+    }
+
+    /// Writes an attempt's end; a failure is logged (the lease then expires and the job is claimed
+    /// again as recovered), a lost lease is not an error.
+    private func store<T>(_ logger: Logger, _ write: (any JobQueue) async throws -> T) async {
+        do {
+            _ = try await write(queue)
+        } catch JobsError.leaseLost {
+            logger.notice("job's lease was lost before its end was stored; nothing stored")
+        } catch {
+            logger.error("could not store a job's end", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,155 @@
+import AgentdTesting
+import Foundation
+import RPC
+import Services
+import Testing
+
+@testable import Daemon
+
+/// Retention as recurring system jobs (`RecurringJobs`, `events.prune`, `audit.prune`) on the
+/// daemon's graph and its SQLite queue, with a clock and sleeper the test moves; and the
+/// `[jobs]` settings.
+@Suite("Recurring jobs", .timeLimit(.minutes(1)))
+struct RecurringJobsTests {
+    /// 123 s into the 600 s slot that starts at 1_800_000_000.
+    static let start = Date(timeIntervalSince1970: 1_800_000_123)
+    static let slot = Date(timeIntervalSince1970: 1_800_000_000)
+
+    @Test("retention is enqueued once per interval slot (idempotent, due at the slot's start) and each occurrence prunes")
+    func retentionPerSlot() async throws {
+        let time = ManualTime(Self.start)
+        var configuration = DaemonConfiguration(socketPath: "", databasePath: "")
+        configuration.events.retentionCount = 1
+        configuration.audit.retentionCount = 1
+        let collaborators = Dependencies.Collaborators(clock: time, ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts(), jobSleeper: time)
+        let dependencies = try await Dependencies.testing(configuration: configuration, collaborators: collaborators)
+        defer { try? dependencies.database.close() }
+        // The daemon's graph registers both kinds, every 600 s by default.
+        #expect(dependencies.recurringJobs.jobs.map(\.kind) == ["events.prune", "audit.prune"])
+        #expect(dependencies.recurringJobs.jobs.map(\.interval) == [.seconds(600), .seconds(600)])
+        #expect(Set(dependencies.jobWorkers.concurrency.keys) == ["events.prune", "audit.prune"])
+
+        // Three events (two accounts, one module), two audit entries, all handled by the audit log.
+        let alice = try await dependencies.auth.register(username: "alice", password: "password1")
+        _ = try await dependencies.auth.register(username: "bob", password: "password1")
+        _ = try await dependencies.modules.create(.init(title: "m"), userID: alice.id)
+        try await dependencies.eventConsumers.first!.catchUp()
+
+        // The same pieces the graph wires, on a queue that tells the test what happens.
+        let queue = RecordingJobQueue(dependencies.jobQueue)
+        let signal = JobWakeSignal()
+        let scheduler = JobScheduler(queue: queue, signal: signal)
+        let handlers: [any JobHandler] = [
+            EventsPruneJob(events: dependencies.events, logger: Dependencies.quietLogger),
+            AuditPruneJob(audit: dependencies.audit, logger: Dependencies.quietLogger),
+        ]
+        let workers = JobWorkers(
+            queue: queue, handlers: handlers, signal: signal, workerID: "host-1", clock: time, sleeper: time,
+            settings: .init(pollInterval: .seconds(3600)), logger: Dependencies.quietLogger)
+        let recurring = RecurringJobs(
+            jobs: handlers.map { RecurringJob($0, every: .seconds(600)) }, scheduler: scheduler, ids: SequentialIDs(), clock: time, sleeper: time,
+            logger: Dependencies.quietLogger)
+        let running = Task {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await workers.run() }
+                group.addTask { await recurring.run() }
+            }
+        }
+
+        await queue.changes.wait { queue.completed.count == 2 }
+        var jobs = try await queue.list(JobQuery(ownerID: nil, limit: 10)).map(\.job)
+        #expect(jobs.count == 2)
+        for job in jobs {
+            #expect(job.state == .succeeded && job.ownerID == nil)
+            #expect(job.runAfter == Self.slot)
+            #expect(job.idempotencyKey == "600s@1800000000")
+            #expect(job.maxAttempts == 3)
+        }
+        let results = Dictionary(uniqueKeysWithValues: jobs.map { ($0.kind, $0.result?.text) })
+        #expect(results["events.prune"] == #"{"deleted":2,"prunedThrough":2}"#)
+        #expect(results["audit.prune"] == #"{"deleted":1}"#)
+
+        // Asked again within the slot (a restart, another daemon on the same database): the same job.
+        let again = try await recurring.enqueueOccurrence(of: recurring.jobs[0], at: Self.start.addingTimeInterval(400))
+        #expect(!again.created)
+        #expect(again.job.id == jobs.first { $0.kind == "events.prune" }?.id)
+
+        // The next slot: one more of each, due at its start.
+        await time.waitForSleep(of: .seconds(477), count: 2)
+        time.advance(by: 477)
+        await queue.changes.wait { queue.completed.count == 4 }
+        jobs = try await queue.list(JobQuery(ownerID: nil, limit: 10)).map(\.job)
+        #expect(jobs.count == 4)
+        #expect(jobs.filter { $0.idempotencyKey == "600s@1800000600" }.map(\.kind).sorted() == ["audit.prune", "events.prune"])
+        #expect(jobs.allSatisfy { $0.state == .succeeded })
+
+        await workers.shutdown(timeout: .zero)
+        running.cancel()
+        await running.value
+    }
+
+    @Test("interval slots are aligned on the epoch; the key names the interval and the slot")
+    func slots() {
+        let job = RecurringJob(kind: "events.prune", interval: .seconds(600))
+        #expect(job.slotStart(containing: Self.start) == Self.slot)
+        #expect(job.slotStart(containing: Self.slot) == Self.slot)
+        #expect(job.slotStart(containing: Self.slot.addingTimeInterval(599.9)) == Self.slot)
+        #expect(job.slotStart(containing: Self.slot.addingTimeInterval(600)) == Self.slot.addingTimeInterval(600))
+        #expect(job.idempotencyKey(slotStart: Self.slot) == "600s@1800000000")
+    }
+
+    @Test("[jobs], events.prune_interval_seconds and audit.prune_interval_seconds from the file and the environment; bad values refused by name")
+    func settings() throws {
+        let defaults = try LLMConfigurationTests.load().configuration.jobs
+        #expect(defaults.concurrency.isEmpty && defaults.pollInterval == .seconds(5))
+        #expect(defaults.eventsPruneInterval == .seconds(600) && defaults.auditPruneInterval == .seconds(600))
+
+        let loaded = try LLMConfigurationTests.load(
+            """
+            [jobs]
+            concurrency.agent_run = 8
+            poll_interval_ms = 250
+
+            [jobs.concurrency]
+            chat_title = 2
+
+            [events]
+            prune_interval_seconds = 60
+
+            [audit]
+            prune_interval_seconds = 3600
+            """, environment: ["AGENTD_JOBS_CONCURRENCY_EVENTS_PRUNE": "3"])
+        let jobs = loaded.configuration.jobs
+        #expect(jobs.concurrency == ["agent.run": 8, "chat.title": 2, "events.prune": 3])
+        #expect(jobs.pollInterval == .milliseconds(250))
+        #expect(jobs.eventsPruneInterval == .seconds(60) && jobs.auditPruneInterval == .seconds(3600))
+        #expect(ConfigurationLoader.describe(loaded).contains("jobs.concurrency.agent_run"))
+
+        func refusal(_ toml: String) -> String {
+            do {
+                _ = try LLMConfigurationTests.load(toml)
+                return "accepted"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(refusal("[jobs]\nconcurrency.agent_run = 0\n").contains("jobs.concurrency.agent_run must be at least 1, got 0"))
+        #expect(refusal("[jobs]\nconcurrency.agent_run = \"many\"\n").contains("jobs.concurrency.agent_run must be an integer"))
+        #expect(refusal("[jobs]\nconcurrency.nope = 2\n").contains("unknown key jobs.concurrency.nope"))
+        #expect(refusal("[events]\nprune_interval_seconds = 0\n").contains("events.prune_interval_seconds must be at least 1, got 0"))
+        #expect(refusal("[jobs]\npoll_interval_ms = 1\n").contains("jobs.poll_interval_ms must be at least 10, got 1"))
+    }
+
+    @Test("every job kind the daemon registers has its jobs.concurrency setting, which the workers apply")
+    func everyKindHasASetting() async throws {
+        try await withInProcessDaemon(configure: { $0.jobs.concurrency["events.prune"] = 4 }, runJobs: false) { daemon in
+            let kinds = daemon.dependencies.jobWorkers.concurrency
+            for kind in kinds.keys {
+                #expect(JobsSettings.kinds.contains(kind), "\(kind) has no jobs.concurrency setting: add it to JobsSettings.kinds")
+                #expect(Settings.byKey[JobsSettings.concurrencyKey(kind: kind)] != nil)
+            }
+            #expect(kinds["events.prune"] == 4)
+            #expect(kinds["audit.prune"] == 1)
+        }
+    }
+}

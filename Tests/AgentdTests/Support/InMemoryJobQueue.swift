@@ -1,0 +1,191 @@
+import Foundation
+import RPC
+import Services
+import Synchronization
+
+/// A `JobQueue` in memory, as the protocol's documentation describes it (no events): the workers'
+/// tests run against it and against `SQLiteJobQueue`.
+final class InMemoryJobQueue: JobQueue {
+    private struct State {
+        var jobs: [String: (seq: Int64, job: Job)] = [:]
+        var seq: Int64 = 0
+    }
+
+    // Only touched under the mutex.
+    private let state = Mutex(State())
+
+    init() {}
+
+    private static func job(from new: NewJob, at now: Date) -> Job {
+        Job(
+            id: new.id, kind: new.kind, ownerID: new.ownerID, state: .queued, payload: new.payload, priority: new.priority, maxAttempts: new.maxAttempts,
+            runAfter: new.runAfter, idempotencyKey: new.idempotencyKey, createdAt: now, updatedAt: now)
+    }
+
+    func enqueue(_ new: NewJob) async throws -> (job: Job, created: Bool) {
+        state.withLock { state in
+            if let key = new.idempotencyKey,
+                let existing = state.jobs.values.first(where: { $0.job.idempotencyKey == key && $0.job.ownerID == new.ownerID && $0.job.kind == new.kind })
+            {
+                return (existing.job, false)
+            }
+            state.seq += 1
+            let job = Self.job(from: new, at: new.runAfter)
+            state.jobs[new.id] = (state.seq, job)
+            return (job, true)
+        }
+    }
+
+    func claim(kinds: Set<String>, workerID: String, limit: Int, lease: Duration, now: Date) async throws -> [ClaimedJob] {
+        state.withLock { state in
+            let candidates = state.jobs.values.filter { entry in
+                guard kinds.contains(entry.job.kind) else { return false }
+                switch entry.job.state {
+                case .queued: return entry.job.runAfter <= now
+                case .running: return (entry.job.leaseExpiresAt ?? .distantFuture) < now
+                default: return false
+                }
+            }
+            .sorted { a, b in
+                if a.job.priority != b.job.priority { return a.job.priority > b.job.priority }
+                if a.job.runAfter != b.job.runAfter { return a.job.runAfter < b.job.runAfter }
+                return a.seq < b.seq
+            }
+            .prefix(limit)
+            var claimed: [ClaimedJob] = []
+            for entry in candidates {
+                var job = entry.job
+                let recovered = job.state == .running
+                job.state = .running
+                job.attempt += 1
+                job.workerId = workerID
+                job.leaseExpiresAt = now.addingTimeInterval(Double(lease.components.seconds))
+                job.startedAt = now
+                job.updatedAt = now
+                state.jobs[job.id] = (entry.seq, job)
+                claimed.append(ClaimedJob(job: job, lease: JobLease(jobID: job.id, workerID: workerID, attempt: job.attempt), recovered: recovered))
+            }
+            return claimed
+        }
+    }
+
+    private func held(_ lease: JobLease, _ state: State) -> Job? {
+        guard let job = state.jobs[lease.jobID]?.job, job.state == .running, job.workerId == lease.workerID, job.attempt == lease.attempt else {
+            return nil
+        }
+        return job
+    }
+
+    func heartbeat(_ lease: JobLease, until: Date) async throws -> JobLeaseStatus {
+        state.withLock { state in
+            guard var job = held(lease, state) else {
+                return .lost
+            }
+            job.leaseExpiresAt = until
+            state.jobs[job.id]!.job = job
+            let status: JobLeaseStatus = job.cancelRequested ? .cancelRequested : .held
+            return status
+        }
+    }
+
+    func complete(_ lease: JobLease, result: JSONFragment?, at: Date) async throws -> Job {
+        try state.withLock { state in
+            guard var job = held(lease, state) else { throw JobsError.leaseLost(lease) }
+            job.state = .succeeded
+            job.result = result
+            job.finishedAt = at
+            job.leaseExpiresAt = nil
+            state.jobs[job.id]!.job = job
+            return job
+        }
+    }
+
+    func fail(_ lease: JobLease, error: JobError, retryAt: Date?, at: Date) async throws -> Job {
+        try state.withLock { state in
+            guard var job = held(lease, state) else { throw JobsError.leaseLost(lease) }
+            job.error = error
+            job.leaseExpiresAt = nil
+            if job.cancelRequested {
+                job.state = .cancelled
+                job.finishedAt = at
+            } else if let retryAt {
+                job.state = .queued
+                job.runAfter = retryAt
+            } else {
+                job.state = .failed
+                job.finishedAt = at
+            }
+            state.jobs[job.id]!.job = job
+            return job
+        }
+    }
+
+    func cancel(id: String, ownerID: String?, at: Date) async throws -> Job {
+        try state.withLock { state in
+            guard var job = state.jobs[id]?.job, job.ownerID == ownerID else { throw JobsError.notFound(id: id) }
+            switch job.state {
+            case .queued:
+                job.state = .cancelled
+                job.finishedAt = at
+            case .running:
+                job.cancelRequested = true
+            default:
+                break
+            }
+            state.jobs[id]!.job = job
+            return job
+        }
+    }
+
+    func release(_ lease: JobLease, at: Date) async throws {
+        state.withLock { state in
+            guard var job = held(lease, state) else { return }
+            job.state = .queued
+            job.attempt -= 1
+            job.runAfter = at
+            job.leaseExpiresAt = nil
+            job.workerId = nil
+            state.jobs[job.id]!.job = job
+        }
+    }
+
+    func retry(id: String, ownerID: String?, at: Date) async throws -> Job {
+        try state.withLock { state in
+            guard var job = state.jobs[id]?.job, job.ownerID == ownerID else { throw JobsError.notFound(id: id) }
+            guard job.state == .failed || job.state == .cancelled else { throw JobsError.invalidState(id: id, state: job.state) }
+            job.state = .queued
+            job.maxAttempts += 1
+            job.runAfter = at
+            job.cancelRequested = false
+            state.jobs[id]!.job = job
+            return job
+        }
+    }
+
+    func job(id: String, ownerID: String?) async throws -> Job? {
+        state.withLock { state in state.jobs[id].flatMap { $0.job.ownerID == ownerID ? $0.job : nil } }
+    }
+
+    func list(_ query: JobQuery) async throws -> [StoredJob] {
+        state.withLock { state in
+            state.jobs.values.filter { entry in
+                entry.job.ownerID == query.ownerID && (query.state.map { entry.job.state == $0 } ?? true)
+                    && (query.kind.map { entry.job.kind == $0 } ?? true)
+            }
+                .sorted { $0.seq > $1.seq }.prefix(query.limit).map { StoredJob(seq: $0.seq, job: $0.job) }
+        }
+    }
+
+    func nextDue(kinds: Set<String>) async throws -> Date? {
+        state.withLock { state in
+            state.jobs.values.compactMap { entry -> Date? in
+                guard kinds.contains(entry.job.kind) else { return nil }
+                switch entry.job.state {
+                case .queued: return entry.job.runAfter
+                case .running: return entry.job.leaseExpiresAt
+                default: return nil
+                }
+            }.min()
+        }
+    }
+}
