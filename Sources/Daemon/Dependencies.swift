@@ -73,14 +73,18 @@ public struct Dependencies: Sendable {
         /// How the job workers and the recurring jobs wait (heartbeats, backoff, the poll): tests
         /// may pass one they release by hand, with `clock`.
         public var jobSleeper: any JobSleeper = TaskSleeper()
+        /// Waits between two stores of a streaming run's partial answer (`Task.sleep`): tests pass
+        /// a timer they fire by hand.
+        public var agentPartialTimer: AgentPartialTimer = { try await Task.sleep(for: $0) }
 
         public init(
             clock: any WallClock, ids: any IDGenerator, hasher: any PasswordHasher, accounts: any UnixAccountDirectory,
             llmProvider: any LLMProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration()), webSearch: (any WebSearchClient)? = nil,
             rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds, jobQueue: (any JobQueue)? = nil,
-            jobSleeper: any JobSleeper = TaskSleeper()
+            jobSleeper: any JobSleeper = TaskSleeper(), agentPartialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) }
         ) {
             self.jobQueue = jobQueue
+            self.agentPartialTimer = agentPartialTimer
             self.clock = clock
             self.ids = ids
             self.hasher = hasher
@@ -206,7 +210,9 @@ public struct Dependencies: Sendable {
             store: agentStore, chats: chatStore, prompts: prompts, modules: modules, provider: collaborators.llmProvider,
             webSearch: collaborators.webSearch,
             clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger,
-            replyBudget: configuration.replyBudget, jobs: jobScheduler)
+            replyBudget: configuration.replyBudget, watchCapacity: configuration.events.queueCapacity,
+            watchesPerConnection: configuration.events.maxSubscriptionsPerConnection,
+            partialTimer: collaborators.agentPartialTimer, jobs: jobScheduler)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
         // In-process consumers, by topic: each in its own task with its own cursor.
         let auditStore = SQLiteAuditStore(writer: database.writer, groupWriter: groupWriter)
@@ -232,6 +238,9 @@ public struct Dependencies: Sendable {
                 Task { await events.endRevokedSubscriptions(userID: userID) }
             }
         }
+        // A run that ends without running here (a queued background run cancelled) ends the
+        // watches waiting for it (a check in memory at each commit; the run is read in a task).
+        bus.onCommit { committed in agent.runsEnded(committed) }
         let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
         // The job kinds this daemon runs: one line each (and a `JobsSettings.kinds` entry for its
         // `jobs.concurrency.*` setting). See docs/ARCHITECTURE.md, "Background jobs".

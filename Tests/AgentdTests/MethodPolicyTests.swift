@@ -26,7 +26,8 @@ struct MethodPolicyTests {
         "prompts.update": "write", "prompts.delete": "write", "events.subscribe": "write", "jobs.retry": "write",
         "modules.get": "read", "modules.list": "read", "chats.get": "read", "chats.list": "read", "chats.messages.list": "read",
         "chats.messages.get": "read", "prompts.get": "read", "prompts.list": "read", "prompts.versions": "read", "prompts.render": "read",
-        "audit.list": "read", "agent.runs.list": "read", "agent.runs.get": "read", "jobs.list": "read", "jobs.get": "read",
+        "audit.list": "read", "agent.runs.list": "read", "agent.runs.get": "read", "agent.runs.watch": "read", "jobs.list": "read",
+        "jobs.get": "read",
     ]
 
     /// The methods whose results are cached, and the tag prefix each is filed under (with its `id`).

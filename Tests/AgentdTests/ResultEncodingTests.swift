@@ -25,14 +25,14 @@ struct ResultEncodingTests {
         Search.Query.self,
         Events.Subscribe.self, Events.Unsubscribe.self, Events.Replay.self, Audit.List.self,
         Chats.ListV2.self, Chats.Messages.GetV2.self,
-        Agent.Act.self, Agent.Regenerate.self, Agent.Cancel.self, Agent.Runs.List.self, Agent.Runs.Get.self,
+        Agent.Act.self, Agent.Regenerate.self, Agent.Cancel.self, Agent.Runs.List.self, Agent.Runs.Get.self, Agent.Runs.Watch.self,
         Jobs.List.self, Jobs.Get.self, Jobs.Cancel.self, Jobs.Retry.self,
         RPCDiscover.self, SessionHello.self,
     ]
 
     static let notifications: [any RPCNotification.Type] = [
         RPCConnectionHandler.ShuttingDown.self, EventsNotifications.Event.self, EventsNotifications.Overflow.self, EventsNotifications.Ended.self,
-        Agent.Delta.self,
+        Agent.Delta.self, Agent.RunEnded.self, Agent.WatchOverflow.self,
     ]
 
     static func dependencies() async throws -> Dependencies {

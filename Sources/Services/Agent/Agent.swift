@@ -217,6 +217,22 @@ public enum AgentActResult: Codable, Sendable, Equatable, JSONSchemaProviding {
         return nil
     }
 
+    /// The run, either way.
+    public var runId: String {
+        switch self {
+        case .answer(let answer): answer.runId
+        case .background(let run): run.runId
+        }
+    }
+
+    /// The run's chat, either way.
+    public var chatId: String {
+        switch self {
+        case .answer(let answer): answer.chatId
+        case .background(let run): run.chatId
+        }
+    }
+
     private enum Key: String, CodingKey { case jobId }
 
     public init(from decoder: any Decoder) throws {
@@ -240,17 +256,25 @@ public enum AgentActResult: Codable, Sendable, Equatable, JSONSchemaProviding {
 }
 
 /// One `agent.delta` notification: a piece of the answer's text, numbered from 1 per run.
+/// One `agent.delta` notification: a piece of the answer's text, numbered from 1 per attempt of the
+/// run (a run has one attempt, unless a background run is started again after a crash or a retry:
+/// then its deltas start again from seq 1 of the next attempt, and its answer from the beginning).
+/// An attempt field rather than seqs that never repeat: a crashed attempt may have sent deltas past
+/// what it stored, so the next one could not know where to continue numbering.
 public struct AgentDelta: Codable, Sendable, Equatable {
     public var runId: String
     public var chatId: String
     public var seq: Int
     public var text: String
+    /// 1 for a run's first attempt.
+    public var attempt: Int
 
-    public init(runId: String, chatId: String, seq: Int, text: String) {
+    public init(runId: String, chatId: String, seq: Int, text: String, attempt: Int = 1) {
         self.runId = runId
         self.chatId = chatId
         self.seq = seq
         self.text = text
+        self.attempt = attempt
     }
 }
 

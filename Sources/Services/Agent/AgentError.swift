@@ -1,5 +1,10 @@
 import RPC
 
+extension RPCError.Code {
+    /// The connection has as many `agent.runs.watch` going as it may.
+    public static let tooManyWatches = RPCError.Code(-32042)
+}
+
 /// The agent domain's own errors (the provider's are `LLMError`), and how they appear on the wire.
 public enum AgentError: Error, Equatable, Sendable, RPCErrorConvertible, InvalidParamsError {
     /// No such run for this user (another user's answers the same).
@@ -9,6 +14,8 @@ public enum AgentError: Error, Equatable, Sendable, RPCErrorConvertible, Invalid
     /// The run was cancelled (`agent.cancel`, or the call's own cancellation): `-32800` with
     /// `{runId, messageId?}` (the partial answer stored, when anything arrived).
     case cancelled(runId: String, messageId: String?)
+    /// `agent.runs.watch` on a connection with `limit` watches going: `-32042` with `{setting, limit}`.
+    case tooManyWatches(limit: Int)
 
     public var rpcError: RPCError {
         switch self {
@@ -18,9 +25,19 @@ public enum AgentError: Error, Equatable, Sendable, RPCErrorConvertible, Invalid
             RPCError.invalidParams(field: field, reason: reason)
         case .cancelled(let runId, let messageId):
             RPCError(.requestCancelled, "Request cancelled", data: messageId.map { ["runId": runId, "messageId": $0] } ?? ["runId": runId])
+        case .tooManyWatches(let limit):
+            RPCError(
+                .tooManyWatches, "Too many watches",
+                data: try? JSONFragment(encoding: LimitData(setting: AgentService.watchLimitSetting, limit: limit)))
         }
     }
 
+    private struct LimitData: Encodable {
+        var setting: String
+        var limit: Int
+    }
+
+    static let tooManyWatchesDescription = RPCErrorDescription(.tooManyWatches, "Too many watches", data: "{setting, limit}")
     static let notFoundDescription = RPCErrorDescription(
         .notFound, "Not found", data: "{kind: \"run\" | \"chat\" | \"message\" | \"module\" | \"prompt\", id}: not the caller's (also another user's)"
     )

@@ -170,13 +170,51 @@ public enum Agent {
             public typealias Result = AgentRun
             public static var errors: [RPCErrorDescription] { [AgentError.notFoundDescription] }
         }
+
+        public enum Watch: RPCMethod {
+            public static let name = "agent.runs.watch"
+            public static let summary =
+                "Follows one of the caller's runs from any connection (foreground or background, going on or ended): answers the text so far (after since, a delta seq of attempt already seen, when that attempt is still the run's; otherwise all of it), then sends the run's agent.delta notifications, then agent.run.ended {runId, status, messageId?, error?} (at once for a run that ended). When the reply's or a delta's attempt differs from the one the client holds, the run started again: drop the text held. A client that reads too slowly gets agent.watch.overflow {runId, attempt, seq}: watch again with since: seq, attempt: attempt. The watch ends with the run or the connection."
+            public static let rateClass: RPCRateClassName = .read
+            public struct Params: Codable, Sendable {
+                public var runId: String
+                /// The last delta seq the client has (0: none); absent: send all of the text.
+                public var since: Int?
+                /// The attempt `since` is of (default 1, a foreground run's only one).
+                public var attempt: Int?
+                public init(runId: String, since: Int? = nil, attempt: Int? = nil) {
+                    self.runId = runId
+                    self.since = since
+                    self.attempt = attempt
+                }
+            }
+            public typealias Result = AgentRunWatch
+            public static var errors: [RPCErrorDescription] { [AgentError.notFoundDescription, AgentError.tooManyWatchesDescription] }
+        }
     }
 
     /// A piece of a run's answer, sent to the connection that called `agent.act`/`agent.regenerate`
     /// before its reply; `seq` counts from 1 per run.
     public enum Delta: RPCNotification {
         public static let name = "agent.delta"
-        public static let summary = "A piece of a run's answer text, in order (seq from 1 per run), sent to the calling connection before the reply."
+        public static let summary =
+            "A piece of a run's answer text, in order (seq from 1 per attempt; attempt 1 unless a background run started again), sent to the calling connection before the reply, and to the run's watchers (agent.runs.watch)."
         public typealias Params = AgentDelta
+    }
+
+    /// The last message of an `agent.runs.watch`.
+    public enum RunEnded: RPCNotification {
+        public static let name = "agent.run.ended"
+        public static let summary =
+            "A watched run ended (agent.runs.watch): status, the answer's messageId when one was stored, error when it failed. The watch is over."
+        public typealias Params = AgentRunEnded
+    }
+
+    /// An `agent.runs.watch` whose client read too slowly.
+    public enum WatchOverflow: RPCNotification {
+        public static let name = "agent.watch.overflow"
+        public static let summary =
+            "A watch ended because its client did not read its deltas: the last one written was seq of attempt (the reply's when none was). Watch again with since: seq, attempt: attempt to continue."
+        public typealias Params = AgentWatchOverflow
     }
 }

@@ -1,8 +1,9 @@
 import RPC
 
 /// Registers the `agent.*` methods (in every API version: they were added, no contract changed): one line each into `AgentService`, all for a
-/// signed-in user. The deltas of a run go to the connection that called it; with `background: true`
-/// the call answers the run's ids at once and the run goes on as an `agent.run` job (`AgentRunJob`).
+/// signed-in user. The deltas of a run go to the connection that called it, and to its watchers (`agent.runs.watch`);
+/// with `background: true` the call answers the run's ids at once and the run goes on as an `agent.run` job
+/// (`AgentRunJob`), its deltas to its watchers only.
 public struct AgentRoutes: Sendable {
     let service: AgentService
     let auth: AuthService
@@ -28,7 +29,12 @@ public struct AgentRoutes: Sendable {
         }
         router.onAuthenticated(Agent.Runs.List.self, using: auth) { params, context in try await agent.runs(params, userID: context.user.id) }
         router.onAuthenticated(Agent.Runs.Get.self, using: auth) { params, context in try await agent.run(id: params.runId, userID: context.user.id) }
+        router.onAuthenticated(Agent.Runs.Watch.self, using: auth) { params, context in
+            try await agent.watch(params, userID: context.user.id, request: context.request)
+        }
         router.describe(Agent.Delta.self)
+        router.describe(Agent.RunEnded.self)
+        router.describe(Agent.WatchOverflow.self)
     }
 
     /// A run's deltas go to the connection that called it.

@@ -67,9 +67,14 @@ extension AgentService {
             _ = await end(run, .failed, progress: Progress(), error: missing, userID: userID)
             throw JobError(kind: "notFound", message: "the question is gone")
         }
+        // Watchers (agent.runs.watch) get this attempt's deltas, numbered from 1, and the run's end;
+        // an abandoned attempt suspends the stream instead: they wait for the next attempt.
+        let stream = streams.begin(run, userID: userID, attempt: attempt)
+        defer { streams.close(stream) }
         let jobs = self.jobs
         let outcome = await execute(
-            run, handle: handle, question: question, system: system, options: options, userID: userID, onDelta: onDelta, timedOut: { nil },
+            run, handle: handle, question: question, system: system, options: options, userID: userID, onDelta: stream.publishing(onDelta),
+            timedOut: { nil },
             abandons: { error, streamed in
                 if let error {
                     // Retried: what the provider taxonomy calls transient, while nothing was streamed
@@ -83,6 +88,11 @@ extension AgentService {
                 let job = try? await Task { try await jobs?.job(id: jobID, ownerID: userID) }.value
                 return job.flatMap { $0 }.map { !$0.cancelRequested && $0.state == .running } ?? true
             })
+        if case .failure(let failure) = outcome, failure is AgentAttemptAbandoned {
+            await streams.suspend(stream)
+        } else {
+            await streams.end(stream, Self.ended(run, outcome))
+        }
         switch outcome {
         case .success:
             return try await self.run(id: runID, userID: userID)

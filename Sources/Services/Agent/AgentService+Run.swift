@@ -8,11 +8,17 @@ extension AgentService {
     /// task's cancellation cancel.
     func perform(
         _ run: AgentRun, start: AgentRunStart, question given: Message?, system: String?, options: Agent.Options, userID: String,
-        onDelta: @escaping @Sendable (AgentDelta) -> Void, timedOut: @escaping @Sendable () -> Duration?
+        attempt: Int = 1, onDelta: @escaping @Sendable (AgentDelta) -> Void, timedOut: @escaping @Sendable () -> Duration?
     ) async throws -> AgentAnswer {
         let handle = AgentRunHandle(userID: userID)
         registry.add(run.id, handle)
-        defer { registry.remove(run.id) }
+        // Watchers (agent.runs.watch) get every delta through the run's stream, and its end.
+        let stream = streams.begin(run, userID: userID, attempt: attempt)
+        defer {
+            registry.remove(run.id)
+            streams.close(stream)
+        }
+        let publish = stream.publishing(onDelta)
         let storedQuestion: Message?
         do {
             storedQuestion = try await store.start(start, userID: userID)
@@ -25,8 +31,9 @@ extension AgentService {
             throw AgentError.notFound(kind: "message", id: run.userMessageId)
         }
         let outcome = await execute(
-            run, handle: handle, question: question, system: system, options: options, userID: userID, onDelta: onDelta, timedOut: timedOut,
+            run, handle: handle, question: question, system: system, options: options, userID: userID, onDelta: publish, timedOut: timedOut,
             abandons: { _, _ in false })
+        await streams.end(stream, Self.ended(run, outcome))
         handle.markFinished()
         return try outcome.get()
     }

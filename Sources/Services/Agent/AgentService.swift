@@ -63,15 +63,32 @@ public struct AgentService: Sendable {
     /// The queue behind `scheduler`: a background run's job, read and cancelled.
     var jobs: (any JobQueue)? { scheduler?.queue }
     let registry = AgentRunRegistry()
+    /// Each run's deltas for its watchers (`agent.runs.watch`), and the stores of its partial answer.
+    let streams: AgentRunStreams
+    let watchesPerConnection: Int
+    /// The setting `watchesPerConnection` comes from (named in `-32042`).
+    static let watchLimitSetting = "events.max_subscriptions_per_connection"
 
-    /// - Parameter replyBudget: the most bytes a reply may hold (`agent.runs.list` stops early).
-    /// - Parameter jobs: how to enqueue, for `background: true` (`AgentRunJob` runs the jobs).
+    /// How often a streaming run stores its answer so far (when it changed).
+    public static let partialStoreInterval: Duration = .milliseconds(250)
+
+    /// - Parameters:
+    ///   - replyBudget: the most bytes a reply may hold (`agent.runs.list` stops early).
+    ///   - watchCapacity: deltas a watch may have waiting for its client before it ends with
+    ///     `agent.watch.overflow`.
+    ///   - watchesPerConnection: `agent.runs.watch` going at once on one connection.
+    ///   - partialTimer: waits `partialStoreInterval` between two stores of a run's partial answer.
+    ///   - jobs: how to enqueue, for `background: true` (`AgentRunJob` runs the jobs).
     public init(
         store: any AgentStore, chats: any ChatStore, prompts: any AgentPromptSource, modules: any AgentModuleSource, provider: any LLMProvider,
         webSearch: (any WebSearchClient)?, clock: any WallClock, ids: any IDGenerator, metrics: LLMMetrics, logger: Logger,
-        replyBudget: ReplyBudget = ReplyBudget(), jobs: JobScheduler? = nil
+        replyBudget: ReplyBudget = ReplyBudget(), watchCapacity: Int = 4096, watchesPerConnection: Int = 64,
+        partialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) }, jobs: JobScheduler? = nil
     ) {
         self.scheduler = jobs
+        self.watchesPerConnection = watchesPerConnection
+        self.streams = AgentRunStreams(
+            store: store, timer: partialTimer, interval: Self.partialStoreInterval, capacity: watchCapacity, logger: logger)
         self.replyBudget = replyBudget
         self.store = store
         self.chats = chats

@@ -74,7 +74,7 @@ public struct StoredAgentRun: Sendable, Equatable {
 /// chats: a run's start stores its chat, question, run row and events in one transaction, and its
 /// end its answer, run row and events in one transaction. Every call is scoped to one user; another
 /// user's run is the same as a missing one.
-public protocol AgentStore: MessageGenerationSource {
+public protocol AgentStore: MessageGenerationSource, AgentPartialStore {
     /// Inserts what `start` holds and returns the question as stored (nil without one).
     ///
     /// - Throws: `ChatsError.notFound` for a chat, module or placement message that is not the user's.

@@ -7,8 +7,8 @@ import Services
 /// run row, events) is one transaction, its end (answer, run row, events) another. Writes go through
 /// the shared `GroupCommitWriter`, reads through the database's readers.
 public struct SQLiteAgentStore: AgentStore {
-    private let reader: any DatabaseReader
-    private let writes: GroupCommitWriter
+    let reader: any DatabaseReader
+    let writes: GroupCommitWriter
     private let ledger: StorageLedger
 
     public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter, ledger: StorageLedger) {
@@ -211,9 +211,9 @@ public struct SQLiteAgentStore: AgentStore {
 
     // MARK: Rows
 
-    /// The text the running attempt has streamed so far, as stored while it runs (none yet: the
-    /// periodic partial text of `agent.runs.watch` fills it).
-    private static let livePartial = "NULL"
+    /// The text the running attempt has streamed so far, as stored while it runs (0016, every
+    /// 250 ms and when an attempt stops: `agent.runs.watch`).
+    private static let livePartial = "partial_text"
 
     private static let columns = """
         id, chat_id, user_message_id, assistant_message_id, status, provider, model, finish_reason, prompt_tokens, completion_tokens,
