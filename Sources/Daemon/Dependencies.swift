@@ -137,7 +137,8 @@ public struct Dependencies: Sendable {
     }
 
     /// Every domain's events: the topics clients may subscribe to, and what invalidates the result cache.
-    static let eventTypes: [any DomainEvent.Type] = AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all
+    static let eventTypes: [any DomainEvent.Type] =
+        AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all
         + JobsEvents.all
 
     private static let staleCacheTagsByTopic: [String: @Sendable (Event) -> [String]] = Dictionary(
@@ -257,8 +258,9 @@ public struct Dependencies: Sendable {
                 RecurringJob(eventsPrune, every: configuration.jobs.eventsPruneInterval),
                 RecurringJob(auditPrune, every: configuration.jobs.auditPruneInterval),
             ], collaborators: collaborators, logger: logger)
-        // jobs.cancel of a job running here stops it at once through its worker.
-        let jobs = JobsService(queue: jobQueue, clock: collaborators.clock, canceller: jobWorkers, replyBudget: configuration.replyBudget)
+        // jobs.cancel stops an attempt running here at once; jobs.retry wakes the workers.
+        let jobs = JobsService(
+            queue: jobQueue, clock: collaborators.clock, canceller: jobWorkers, signal: jobSignal, replyBudget: configuration.replyBudget)
         // The result cache is invalidated by the events, at commit, before the writer is answered.
         let resultCache = RPCResultCache(maxEntries: configuration.cache.maxEntries, maxBytes: configuration.cache.maxBytes)
         bus.onCommit { events in
@@ -330,11 +332,13 @@ public struct Dependencies: Sendable {
         recurring: [RecurringJob], collaborators: Collaborators, logger: Logger
     ) -> (workers: JobWorkers, recurring: RecurringJobs) {
         let workers = JobWorkers(
-            queue: queue, handlers: handlers, signal: signal, workerID: JobWorkers.makeWorkerID(host: FileSystem.hostName()), clock: collaborators.clock,
+            queue: queue, handlers: handlers, signal: signal, workerID: JobWorkers.makeWorkerID(host: FileSystem.hostName()),
+            clock: collaborators.clock,
             sleeper: collaborators.jobSleeper,
             settings: JobWorkers.Settings(concurrency: configuration.jobs.concurrency, pollInterval: configuration.jobs.pollInterval), logger: logger)
         let recurringJobs = RecurringJobs(
-            jobs: recurring, scheduler: scheduler, ids: collaborators.ids, clock: collaborators.clock, sleeper: collaborators.jobSleeper, logger: logger)
+            jobs: recurring, scheduler: scheduler, ids: collaborators.ids, clock: collaborators.clock, sleeper: collaborators.jobSleeper,
+            logger: logger)
         return (workers, recurringJobs)
     }
 

@@ -29,4 +29,21 @@ struct DomainEventJSONTests {
             #expect(object["depth"] as? Int == message.depth)
         }
     }
+
+    @Test("job.*: the same text as RPCJSONEncoder, with characters that need escaping")
+    func jobEvents() throws {
+        for (jobId, kind) in [("job_019a2b3c4d5e6f70", "agent.run"), ("job_\"q\"\\", "kind\u{1}\n✓")] {
+            let events: [any DomainEvent] = [
+                JobsEvents.Queued(userID: "usr_1", jobId: jobId, kind: kind, attempt: 0),
+                JobsEvents.Started(userID: "usr_1", jobId: jobId, kind: kind, attempt: 1),
+                JobsEvents.Succeeded(userID: "usr_1", jobId: jobId, kind: kind, attempt: 12),
+                JobsEvents.Failed(userID: "usr_1", jobId: jobId, kind: kind, attempt: 2, errorKind: "rate\"Limited"),
+                JobsEvents.Cancelled(userID: "usr_1", jobId: jobId, kind: kind, attempt: 3),
+            ]
+            for event in events {
+                let generic = try RPCJSONEncoder().encodeToString(event)
+                #expect(event.json == generic, "\(type(of: event).topic)")
+            }
+        }
+    }
 }

@@ -121,7 +121,9 @@ struct JobWorkersTests {
 
     // MARK: - Retries
 
-    @Test("a retriable error is retried after the backoff (exact, from the injected random), up to the attempts; then failed with the last error", arguments: backends())
+    @Test(
+        "a retriable error is retried after the backoff (exact, from the injected random), up to the attempts; then failed with the last error",
+        arguments: backends())
     func retriesWithBackoff(backend: JobQueueBackend) async throws {
         let fixture = Fixture(queue: try await backend.makeQueue())
         let handler = ScriptedJobHandler(

@@ -7,6 +7,8 @@ import Testing
 
 /// The `jobs.*` methods through the daemon's router and middleware, in process: jobs are enqueued
 /// on the daemon's own queue (`dependencies.jobQueue`), as the domains that run background work do.
+/// The workers do not run (`runJobs: false`): the test drives the queue itself, and the retention
+/// jobs they would enqueue at start take ids (`job_1`, …) from the same sequence as these.
 @Suite("Jobs methods (in process)", .timeLimit(.minutes(2)))
 struct JobsTests {
     /// Records what `jobs.cancel` asks the workers to stop.
@@ -31,7 +33,7 @@ struct JobsTests {
 
     @Test("list (newest first, state and kind filters, keyset pages, limit and cursor checked), get, cancel and retry of the caller's jobs")
     func lifecycle() async throws {
-        try await withInProcessDaemon { daemon in
+        try await withInProcessDaemon(runJobs: false) { daemon in
             let client = try await daemon.connect()
             let me = try await client.send(Auth.WhoAmI.self, RPCNoParams()).id
             _ = try await Self.enqueue(daemon, "job_1", owner: me)
@@ -80,7 +82,7 @@ struct JobsTests {
 
     @Test("another user's job, and the daemon's own, are Not found {kind: job} to jobs.get, cancel and retry, and absent from jobs.list")
     func isolation() async throws {
-        try await withInProcessDaemon { daemon in
+        try await withInProcessDaemon(runJobs: false) { daemon in
             let owner = try await daemon.connect()
             let ownerID = try await owner.send(Auth.WhoAmI.self, RPCNoParams()).id
             _ = try await Self.enqueue(daemon, "job_mine", owner: ownerID)
@@ -110,7 +112,7 @@ struct JobsTests {
 
     @Test("cancelling a running job marks it cancelRequested and tells the worker running it here")
     func cancelRunning() async throws {
-        try await withInProcessDaemon { daemon in
+        try await withInProcessDaemon(runJobs: false) { daemon in
             let client = try await daemon.connect()
             let me = try await client.send(Auth.WhoAmI.self, RPCNoParams()).id
             let queue = daemon.dependencies.jobQueue

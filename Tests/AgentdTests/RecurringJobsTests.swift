@@ -21,13 +21,15 @@ struct RecurringJobsTests {
         var configuration = DaemonConfiguration(socketPath: "", databasePath: "")
         configuration.events.retentionCount = 1
         configuration.audit.retentionCount = 1
-        let collaborators = Dependencies.Collaborators(clock: time, ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts(), jobSleeper: time)
+        let collaborators = Dependencies.Collaborators(
+            clock: time, ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts(), jobSleeper: time)
         let dependencies = try await Dependencies.testing(configuration: configuration, collaborators: collaborators)
         defer { try? dependencies.database.close() }
         // The daemon's graph registers both kinds, every 600 s by default.
         #expect(dependencies.recurringJobs.jobs.map(\.kind) == ["events.prune", "audit.prune"])
         #expect(dependencies.recurringJobs.jobs.map(\.interval) == [.seconds(600), .seconds(600)])
-        #expect(Set(dependencies.jobWorkers.concurrency.keys) == ["events.prune", "audit.prune"])
+        // The workers run those and agent.run (background agent runs), which does not recur.
+        #expect(Set(dependencies.jobWorkers.concurrency.keys) == ["agent.run", "events.prune", "audit.prune"])
 
         // Three events (two accounts, one module), two audit entries, all handled by the audit log.
         let alice = try await dependencies.auth.register(username: "alice", password: "password1")
@@ -150,6 +152,27 @@ struct RecurringJobsTests {
             }
             #expect(kinds["events.prune"] == 4)
             #expect(kinds["audit.prune"] == 1)
+        }
+    }
+
+    @Test("in the daemon's graph, a job enqueued through the scheduler runs at once (no poll) and its events reach its owner")
+    func daemonGraphRunsJobs() async throws {
+        // A poll of an hour: only the scheduler's wake can start the job within the time limit.
+        try await withInProcessDaemon(configure: { $0.jobs.pollInterval = .seconds(3600) }) { daemon in
+            let client = try await daemon.connect()
+            let me = try await client.send(Auth.WhoAmI.self, RPCNoParams()).id
+            _ = try await client.send(Events.Subscribe.self, .init(topics: ["job.*"]))
+            // A retention run filed under a user, so that its events reach the user's subscription.
+            let job = try await daemon.dependencies.jobScheduler.enqueue(
+                NewJob(id: "job_wired", kind: EventsPruneJob.kind, ownerID: me, maxAttempts: 1, runAfter: daemon.clock.now())
+            ).job
+            var topics: [String] = []
+            while topics.last != "job.succeeded" {
+                let event = try await client.nextNotification(of: EventsNotifications.Event.self)
+                if event.data.text.contains(job.id) { topics.append(event.topic) }
+            }
+            #expect(topics == ["job.queued", "job.started", "job.succeeded"])
+            #expect(try await client.send(Jobs.Get.self, .init(id: job.id)).state == .succeeded)
         }
     }
 }

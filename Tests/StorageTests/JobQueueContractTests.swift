@@ -74,7 +74,9 @@ struct SQLiteJobQueueHarness: JobQueueHarness {
         }
     }
 
-    func tearDown() async {
+    func tearDown() async { removeFiles() }
+
+    func removeFiles() {
         try? database.close()
         try? FileManager.default.removeItem(atPath: folder)
     }
@@ -222,6 +224,27 @@ struct JobQueueContractTests {
                 #expect(try await queue.job(id: job.job.id, ownerID: Self.alice) == job.job)
             }
             #expect(try await queue.job(id: "job_b", ownerID: Self.alice)?.state == .queued)
+        }
+    }
+
+    @Test("one claim over several kinds, and over queued and expired jobs, keeps the claim order across them", arguments: JobQueueImplementations.all)
+    func claimOrderAcrossKinds(_ implementation: JobQueueImplementation) async throws {
+        try await with(implementation) { _, queue in
+            _ = try await queue.enqueue(new("job_a_low", kind: "kind.a", priority: 0))
+            _ = try await queue.enqueue(new("job_b_high", kind: "kind.b", priority: 9))
+            _ = try await queue.enqueue(new("job_a_mid", kind: "kind.a", priority: 5))
+            _ = try await queue.enqueue(new("job_b_low", kind: "kind.b", priority: 0, runAfter: at(-1)))
+            let kinds: Set<String> = ["kind.a", "kind.b"]
+            let first = try await queue.claim(kinds: kinds, workerID: "w1", limit: 3, lease: .seconds(10), now: at(0))
+            #expect(first.map(\.job.id) == ["job_b_high", "job_a_mid", "job_b_low"])
+            // job_a_mid's worker dies: once its lease expires it comes before the lower queued job.
+            let second = try await queue.claim(kinds: kinds, workerID: "w2", limit: 1, lease: .seconds(10), now: at(5))
+            #expect(second.map(\.job.id) == ["job_a_low"])
+            for claimed in first where claimed.job.id != "job_a_mid" { _ = try await queue.heartbeat(claimed.lease, until: at(100)) }
+            _ = try await queue.enqueue(new("job_a_new", kind: "kind.a", priority: 1, runAfter: at(10)))
+            let third = try await queue.claim(kinds: kinds, workerID: "w2", limit: 5, lease: .seconds(10), now: at(10))
+            #expect(third.map(\.job.id) == ["job_a_mid", "job_a_new"])
+            #expect(third.map(\.recovered) == [true, false])
         }
     }
 

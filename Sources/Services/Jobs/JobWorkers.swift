@@ -90,6 +90,9 @@ public final class JobWorkers: JobCanceller, Sendable {
         var logger = logger
         logger[metadataKey: "worker_id"] = "\(workerID)"
         self.logger = logger
+        for kind in settings.concurrency.keys.sorted() where byKind[kind] == nil {
+            logger.warning("a concurrency is set for a job kind no handler runs here; ignored", metadata: ["kind": "\(kind)"])
+        }
     }
 
     /// `host-` and 8 random hex digits.

@@ -11,13 +11,19 @@ public struct JobsService: Sendable {
     let queue: any JobQueue
     let clock: any WallClock
     let canceller: any JobCanceller
+    let signal: JobWakeSignal?
     let replyBudget: ReplyBudget
 
-    /// - Parameter canceller: stops a running attempt in this process (the workers).
-    public init(queue: any JobQueue, clock: any WallClock, canceller: any JobCanceller, replyBudget: ReplyBudget = ReplyBudget()) {
+    /// - Parameters:
+    ///   - canceller: stops a running attempt in this process (the workers).
+    ///   - signal: wakes this process's workers when a retried job is due (nil: none run here).
+    public init(
+        queue: any JobQueue, clock: any WallClock, canceller: any JobCanceller, signal: JobWakeSignal? = nil, replyBudget: ReplyBudget = ReplyBudget()
+    ) {
         self.queue = queue
         self.clock = clock
         self.canceller = canceller
+        self.signal = signal
         self.replyBudget = replyBudget
     }
 
@@ -49,7 +55,9 @@ public struct JobsService: Sendable {
 
     /// - Throws: `JobsError.notFound`, `JobsError.invalidState` (a job neither failed nor cancelled).
     public func retry(id: String, userID: String) async throws -> Job {
-        try await queue.retry(id: id, ownerID: userID, at: clock.now())
+        let job = try await queue.retry(id: id, ownerID: userID, at: clock.now())
+        signal?.wake(kind: job.kind)
+        return job
     }
 }
 

@@ -63,6 +63,9 @@ public struct SQLiteJobQueue: JobQueue {
         var created: Bool
     }
 
+    /// A lease that ends at `now` has expired (`nextDue` names that instant, so a worker that sleeps
+    /// until then finds the job). A running job whose cancel was asked for and whose lease expired
+    /// is not handed out: it ends `cancelled` (`job.cancelled`).
     public func claim(kinds: Set<String>, workerID: String, limit: Int, lease: Duration, now: Date) async throws -> [ClaimedJob] {
         guard !kinds.isEmpty, limit > 0 else { return [] }
         let writes = self.writes

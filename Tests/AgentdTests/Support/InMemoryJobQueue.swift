@@ -18,14 +18,17 @@ final class InMemoryJobQueue: JobQueue {
 
     private static func job(from new: NewJob, at now: Date) -> Job {
         Job(
-            id: new.id, kind: new.kind, ownerID: new.ownerID, state: .queued, payload: new.payload, priority: new.priority, maxAttempts: new.maxAttempts,
+            id: new.id, kind: new.kind, ownerID: new.ownerID, state: .queued, payload: new.payload, priority: new.priority,
+            maxAttempts: new.maxAttempts,
             runAfter: new.runAfter, idempotencyKey: new.idempotencyKey, createdAt: now, updatedAt: now)
     }
 
     func enqueue(_ new: NewJob) async throws -> (job: Job, created: Bool) {
         state.withLock { state in
             if let key = new.idempotencyKey,
-                let existing = state.jobs.values.first(where: { $0.job.idempotencyKey == key && $0.job.ownerID == new.ownerID && $0.job.kind == new.kind })
+                let existing = state.jobs.values.first(where: {
+                    $0.job.idempotencyKey == key && $0.job.ownerID == new.ownerID && $0.job.kind == new.kind
+                })
             {
                 return (existing.job, false)
             }
@@ -172,7 +175,7 @@ final class InMemoryJobQueue: JobQueue {
                 entry.job.ownerID == query.ownerID && (query.state.map { entry.job.state == $0 } ?? true)
                     && (query.kind.map { entry.job.kind == $0 } ?? true)
             }
-                .sorted { $0.seq > $1.seq }.prefix(query.limit).map { StoredJob(seq: $0.seq, job: $0.job) }
+            .sorted { $0.seq > $1.seq }.prefix(query.limit).map { StoredJob(seq: $0.seq, job: $0.job) }
         }
     }
 
