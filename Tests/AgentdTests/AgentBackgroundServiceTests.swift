@@ -15,6 +15,8 @@ import Testing
 struct AgentBackgroundServiceTests {
     let clock = TestClock()
     let queue = AgentRunTestQueue()
+    /// When a streaming run stores its partial answer (agent.runs.watch's 250 ms), fired by hand.
+    let partialTimer = ManualTimer()
 
     struct Graph {
         var dependencies: Dependencies
@@ -62,7 +64,7 @@ struct AgentBackgroundServiceTests {
     func graph(_ provider: any LLMProvider) async throws -> Graph {
         let collaborators = Dependencies.Collaborators(
             clock: clock, ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts(), llmProvider: provider, webSearch: nil,
-            jobQueue: queue)
+            jobQueue: queue, agentPartialTimer: { [partialTimer] in try await partialTimer.wait($0) })
         let dependencies = try await Dependencies.testing(configuration: DaemonConfiguration(socketPath: "", databasePath: ""), collaborators: collaborators)
         let deltas = DeltaRecorder()
         return Graph(
@@ -253,6 +255,32 @@ struct AgentBackgroundServiceTests {
         _ = try? await foreground.value
         #expect(try await answers(graph, chatID: started.chatId).map(\.content) == ["Whole answer"])
         #expect(try await graph.agent.run(id: started.runId, userID: graph.alice.id).assistantMessageId == run.assistantMessageId)
+    }
+
+    @Test("an attempt stopped by a crash after it streamed: its stored text becomes the run's partial; the next attempt's answer is the only message")
+    func partialKept() async throws {
+        let gate = Gate()
+        let provider = ScriptedLLMProvider(scripts: [AgentServiceTests.blockingScript(gate), ScriptedLLMProvider.answer(["Whole answer"])])
+        let graph = try await graph(provider)
+        let started = try await graph.agent.actInBackground(.init(message: "Partial"), user: graph.alice)
+        let claimed = try #require(try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 1, lease: .seconds(30), now: clock.now()).first)
+        let dead = Task { await graph.outcome(of: claimed) }
+        await graph.deltas.firstDelta.wait()
+        // The periodic store of the text so far ("Hel"): fired, and done once the next wait begins.
+        await partialTimer.arrivals(atLeast: 1)
+        partialTimer.fire()
+        await partialTimer.arrivals(atLeast: 2)
+        #expect(try await graph.agent.run(id: started.runId, userID: graph.alice.id).partial == nil, "no partial while the first attempt runs")
+
+        queue.expireLeases()
+        let recovered = try #require(try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w2", limit: 1, lease: .seconds(30), now: clock.now()).first)
+        #expect(try await graph.finish(recovered, queue: queue, now: clock.now(), outcome: await graph.outcome(of: recovered)).state == .succeeded)
+        let run = try await graph.agent.run(id: started.runId, userID: graph.alice.id)
+        #expect(run.status == .completed && run.attempt == 2 && run.partial == "Hel", "\(run)")
+        #expect(try await answers(graph, chatID: started.chatId).map(\.content) == ["Whole answer"])
+        gate.open()
+        _ = await dead.value
+        #expect(try await answers(graph, chatID: started.chatId).map(\.content) == ["Whole answer"])
     }
 
     @Test("at start, a background run without its job (a crash between the start and the enqueue) ends failed, interrupted; one whose job ended ends too")
