@@ -283,6 +283,26 @@ struct AgentBackgroundServiceTests {
         #expect(try await answers(graph, chatID: started.chatId).map(\.content) == ["Whole answer"])
     }
 
+    @Test("at most maxBackgroundRunsPerUser background runs going per user (-32018), nothing stored past it; another user is not counted")
+    func perUserLimit() async throws {
+        let graph = try await graph(ScriptedLLMProvider(scripts: [ScriptedLLMProvider.answer(["x"])]))
+        var runs: [AgentBackgroundRun] = []
+        for index in 0..<AgentService.maxBackgroundRunsPerUser {
+            runs.append(try await graph.agent.actInBackground(.init(message: "Run \(index)"), user: graph.alice))
+        }
+        let chats = try await graph.dependencies.chats.list(.init(), userID: graph.alice.id).items.count
+        await #expect(throws: AgentError.tooManyBackgroundRuns(limit: AgentService.maxBackgroundRunsPerUser)) {
+            try await graph.agent.actInBackground(.init(message: "One too many"), user: graph.alice)
+        }
+        #expect(AgentError.tooManyBackgroundRuns(limit: 32).rpcError.code.rawValue == -32018)
+        #expect(try await graph.dependencies.chats.list(.init(), userID: graph.alice.id).items.count == chats, "nothing stored")
+        let bob = try await graph.dependencies.auth.register(username: "bob", password: "password1")
+        _ = try await graph.agent.actInBackground(.init(message: "Bob's"), user: bob)
+        // One ends: room for one more.
+        _ = try await graph.agent.cancel(runID: runs[0].runId, userID: graph.alice.id)
+        _ = try await graph.agent.actInBackground(.init(message: "Now it fits"), user: graph.alice)
+    }
+
     @Test("at start, a background run without its job (a crash between the start and the enqueue) ends failed, interrupted; one whose job ended ends too")
     func orphans() async throws {
         let provider = ScriptedLLMProvider(scripts: [ScriptedLLMProvider.answer(["x"])])

@@ -83,7 +83,9 @@ public enum Agent {
         }
         public typealias Result = AgentActResult
         public static var timeout: Duration? { .seconds(900) }
-        public static var errors: [RPCErrorDescription] { [AgentError.notFoundDescription, AgentError.cancelledDescription] + LLMError.descriptions }
+        public static var errors: [RPCErrorDescription] {
+            [AgentError.notFoundDescription, AgentError.cancelledDescription, AgentError.tooManyBackgroundRunsDescription] + LLMError.descriptions
+        }
     }
 
     public enum Regenerate: RPCMethod {
@@ -122,7 +124,9 @@ public enum Agent {
         }
         public typealias Result = AgentActResult
         public static var timeout: Duration? { .seconds(900) }
-        public static var errors: [RPCErrorDescription] { [AgentError.notFoundDescription, AgentError.cancelledDescription] + LLMError.descriptions }
+        public static var errors: [RPCErrorDescription] {
+            [AgentError.notFoundDescription, AgentError.cancelledDescription, AgentError.tooManyBackgroundRunsDescription] + LLMError.descriptions
+        }
     }
 
     public enum Cancel: RPCMethod {

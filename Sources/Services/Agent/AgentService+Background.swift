@@ -4,6 +4,9 @@ import RPC
 // Background runs (`background: true`): the start stored and the job enqueued; each attempt as
 // the `agent.run` job runs it (AgentRunJob); the sweep at start for runs whose job is gone.
 extension AgentService {
+    /// Background runs a user may have going (queued or running) at once.
+    public static let maxBackgroundRunsPerUser = 32
+
     /// Stores the start (question, chat, run row with its job id), then enqueues the job.
     ///
     /// Two steps, not one transaction (the queue is its own store): a crash between them leaves a
@@ -14,6 +17,12 @@ extension AgentService {
     func startInBackground(_ prepared: PreparedRun, userID: String) async throws -> AgentBackgroundRun {
         guard let scheduler else {
             throw AgentError.invalid(field: "background", reason: "this daemon runs no job queue; call without background")
+        }
+        // A background call returns at once, so the `agent` class's calls in progress do not bound
+        // its runs: this does (checked before the insert, not with it: a user's two calls in
+        // progress may pass it together, so at most one more).
+        guard try await store.runningBackgroundRunCount(userID: userID) < Self.maxBackgroundRunsPerUser else {
+            throw AgentError.tooManyBackgroundRuns(limit: Self.maxBackgroundRunsPerUser)
         }
         let jobID = ids.makeID(prefix: "job_")
         var run = prepared.run

@@ -96,6 +96,8 @@ public protocol AgentStore: MessageGenerationSource, AgentPartialStore {
     /// attempt had streamed text (kept while it ran), keeps that text as the run's `partial`.
     /// Returns the run, or nil when it is not running (it ended: nothing to run again) or missing.
     func beginAttempt(runID: String, userID: String, attempt: Int) async throws -> AgentRun?
+    /// How many background runs of `userID` are `running` (queued or going).
+    func runningBackgroundRunCount(userID: String) async throws -> Int
     /// Every background run still `running`, with its user (at start, to check each has its job).
     func runningBackgroundRuns() async throws -> [OwnedAgentRun]
 }

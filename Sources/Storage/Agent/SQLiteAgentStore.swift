@@ -201,6 +201,14 @@ public struct SQLiteAgentStore: AgentStore {
         }
     }
 
+    public func runningBackgroundRunCount(userID: String) async throws -> Int {
+        try await reader.unsafeRead { db in
+            try Int.fetchOne(
+                db.cachedStatement(sql: "SELECT COUNT(*) FROM agent_runs WHERE status = 'running' AND background = 1 AND user_id = ?"),
+                arguments: [userID]) ?? 0
+        }
+    }
+
     public func runningBackgroundRuns() async throws -> [OwnedAgentRun] {
         try await reader.unsafeRead { db in
             try Row.fetchAll(
