@@ -110,7 +110,8 @@ struct Agentd: AsyncParsableCommand {
         let metrics = PrometheusMetrics()
         MetricsSystem.bootstrap(metrics.factory)
         let dependencies = Dependencies.live(configuration: configuration, database: database, metrics: metrics, logger: logger)
-        // Runs a crash left `running` end as failed (`interrupted`) before any client can see them.
+        // Runs a crash left `running` end as failed (`interrupted`) before any client can see them,
+        // and before the workers start: foreground runs, and background runs whose job is gone.
         do {
             let interrupted = try await dependencies.agent.failInterruptedRuns()
             if interrupted > 0 { logger.notice("agent runs interrupted by the last stop marked failed", metadata: ["runs": "\(interrupted)"]) }

@@ -70,19 +70,23 @@ public struct Dependencies: Sendable {
         /// Seconds on a monotonic clock, for the rate limits' token buckets (`RPCTokenBuckets`):
         /// tests pass a clock they move by hand, so a budget refills only when the test says so.
         public var rateLimitClock: @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds
-        /// Waits between two stores of a streaming run's partial answer (`Task.sleep`): tests pass
-        /// a timer they fire by hand.
-        public var agentPartialTimer: AgentPartialTimer = { try await Task.sleep(for: $0) }
+        /// The queue of background work (agent runs with `background: true`); nil: none (the
+        /// agent then refuses `background`).
+        public var jobQueue: (any JobQueue)? = nil
         /// How the job workers and the recurring jobs wait (heartbeats, backoff, the poll): tests
         /// may pass one they release by hand, with `clock`.
         public var jobSleeper: any JobSleeper = TaskSleeper()
+        /// Waits between two stores of a streaming run's partial answer (`Task.sleep`): tests pass
+        /// a timer they fire by hand.
+        public var agentPartialTimer: AgentPartialTimer = { try await Task.sleep(for: $0) }
 
         public init(
             clock: any WallClock, ids: any IDGenerator, hasher: any PasswordHasher, accounts: any UnixAccountDirectory,
             llmProvider: any LLMProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration()), webSearch: (any WebSearchClient)? = nil,
-            rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds,
-            agentPartialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) }, jobSleeper: any JobSleeper = TaskSleeper()
+            rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds, jobQueue: (any JobQueue)? = nil,
+            jobSleeper: any JobSleeper = TaskSleeper(), agentPartialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) }
         ) {
+            self.jobQueue = jobQueue
             self.agentPartialTimer = agentPartialTimer
             self.clock = clock
             self.ids = ids
@@ -149,6 +153,12 @@ public struct Dependencies: Sendable {
         staleCacheTagsByTopic[event.topic]?(event) ?? []
     }
 
+    /// What the bus hook reads of a `job.cancelled` or `job.failed` event.
+    private struct EndedJob: Decodable {
+        var jobId: String
+        var kind: String
+    }
+
     public static var quietLogger: Logger {
         var logger = Logger(label: "agentd-test")
         logger.logLevel = .critical
@@ -176,7 +186,9 @@ public struct Dependencies: Sendable {
             writer: database.writer, outbox: outbox, beforeCommitInterval: .milliseconds(20), beforeCommit: SQLiteSearchIndex.indexNewMessages)
         // Background work: one durable queue. Services that enqueue take `jobScheduler`, which
         // wakes this process's workers at once (the workers are built below, with their handlers).
-        let jobQueue = SQLiteJobQueue(writer: database.writer, groupWriter: groupWriter, clock: collaborators.clock)
+        // A test may pass its own queue.
+        let jobQueue: any JobQueue =
+            collaborators.jobQueue ?? SQLiteJobQueue(writer: database.writer, groupWriter: groupWriter, clock: collaborators.clock)
         let jobSignal = JobWakeSignal()
         let jobScheduler = JobScheduler(queue: jobQueue, signal: jobSignal)
         var authSettings = configuration.auth
@@ -206,7 +218,7 @@ public struct Dependencies: Sendable {
             clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger,
             replyBudget: configuration.replyBudget, watchCapacity: configuration.events.queueCapacity,
             watchesPerConnection: configuration.events.maxSubscriptionsPerConnection,
-            partialTimer: collaborators.agentPartialTimer, titles: titles)
+            partialTimer: collaborators.agentPartialTimer, jobs: jobScheduler, titles: titles)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
         // In-process consumers, by topic: each in its own task with its own cursor.
         let auditStore = SQLiteAuditStore(writer: database.writer, groupWriter: groupWriter)
@@ -216,6 +228,15 @@ public struct Dependencies: Sendable {
         let events = EventsService(
             store: eventStore, bus: bus, ids: collaborators.ids, clock: collaborators.clock, topics: topics, consumers: consumers,
             sessions: auth, settings: configuration.events, replyBudget: configuration.replyBudget)
+        // An agent.run job that ended without its run (cancelled while queued, failed by the
+        // workers without an attempt) ends the run too.
+        bus.onCommit { committed in
+            for event in committed where event.topic == JobsEvents.Cancelled.topic || event.topic == JobsEvents.Failed.topic {
+                guard let ended = try? event.data.decode(EndedJob.self), ended.kind == AgentRunJob.kind else { continue }
+                let userID = event.userID
+                Task { await agent.jobEnded(jobID: ended.jobId, userID: userID) }
+            }
+        }
         // A revoked session's subscriptions end (the check reads the database: off the writer).
         bus.onCommit { committed in
             for event in committed where event.topic == AuthEvents.SessionsRevoked.topic {
@@ -234,6 +255,7 @@ public struct Dependencies: Sendable {
         // bench/jobs.sh's no-op kind (`test.jobs`): only with the test methods, so no setting.
         let noopRecorder = configuration.enableTestMethods ? NoopJobRecorder() : nil
         var jobHandlers: [any JobHandler] = [
+            AgentRunJob(service: agent),
             eventsPrune,
             auditPrune,
         ]

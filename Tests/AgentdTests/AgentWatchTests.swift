@@ -67,7 +67,7 @@ struct AgentWatchTests {
     /// Starts `agent.act` on `caller` and returns once its first `count` deltas arrived there
     /// (they are published to watchers before they are sent to the caller).
     static func act(_ caller: InProcessClient, deltas count: Int) async throws -> (call: Task<AgentAnswer, any Error>, deltas: [AgentDelta]) {
-        let call = Task { try await caller.send(Agent.Act.self, .init(message: "Tell me")) }
+        let call = Task { try #require(try await caller.send(Agent.Act.self, .init(message: "Tell me")).answer) }
         var deltas: [AgentDelta] = []
         for _ in 0..<count { deltas.append(try await caller.nextNotification(of: Agent.Delta.self)) }
         return (call, deltas)
@@ -165,7 +165,7 @@ struct AgentWatchTests {
         ]) {
             daemon in
             let client = try await daemon.connect()
-            let answer = try await client.send(Agent.Act.self, .init(message: "Count"))
+            let answer = try #require(try await client.send(Agent.Act.self, .init(message: "Count")).answer)
             let runID = answer.runId
             // Stored at the end: the seq and lengths; the text is the answer message's, not kept twice.
             #expect(try await Self.stored(daemon, runID: runID) == StoredPartial(attempt: 1, seq: 3, text: nil, ends: [4, 8, 13]))

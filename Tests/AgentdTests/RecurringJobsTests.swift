@@ -28,7 +28,8 @@ struct RecurringJobsTests {
         // The daemon's graph registers both kinds, every 600 s by default.
         #expect(dependencies.recurringJobs.jobs.map(\.kind) == ["events.prune", "audit.prune"])
         #expect(dependencies.recurringJobs.jobs.map(\.interval) == [.seconds(600), .seconds(600)])
-        #expect(Set(dependencies.jobWorkers.concurrency.keys) == ["events.prune", "audit.prune"])
+        // The workers run those and agent.run (background agent runs), which does not recur.
+        #expect(Set(dependencies.jobWorkers.concurrency.keys) == ["agent.run", "events.prune", "audit.prune"])
 
         // Three events (two accounts, one module), two audit entries, all handled by the audit log.
         let alice = try await dependencies.auth.register(username: "alice", password: "password1")

@@ -12,6 +12,8 @@ public indirect enum JSONSchema: Sendable, Hashable {
     case object(properties: [Property], additionalProperties: JSONSchema? = nil)
     /// Any JSON value.
     case any
+    /// Exactly one of these (a result whose shape depends on a param: `agent.act` with `background`).
+    case oneOf([JSONSchema])
 
     public struct Property: Sendable, Hashable {
         public var name: String
@@ -50,6 +52,7 @@ public indirect enum JSONSchema: Sendable, Hashable {
             object["additionalProperties"] = additional?.jsonValue ?? .bool(false)
             return .object(object)
         case .any: return .object([:])
+        case .oneOf(let schemas): return .object(["oneOf": .array(schemas.map(\.jsonValue))])
         }
     }
 }

@@ -48,13 +48,25 @@ public struct AgentRun: Codable, Sendable, Equatable {
     public var startedAt: Date
     public var firstTokenAt: Date?
     public var finishedAt: Date?
+    /// A background run's job (`agent.run`, `jobs.get`); nil (absent) for a run tied to its call.
+    public var jobId: String?
+    /// A background run's attempts started so far (1 for the first; a restart or a transient
+    /// provider error starts another from the beginning); absent for a run tied to its call.
+    public var attempt: Int?
+    /// The text an earlier attempt of a background run had streamed when it stopped (the daemon
+    /// was killed): kept for reference, never an answer message. Absent when there is none.
+    public var partial: String?
 
     public init(
         id: String, chatId: String, userMessageId: String, assistantMessageId: String? = nil, status: AgentRunStatus, provider: String,
         model: String?,
         finishReason: LLMFinishReason? = nil, usage: LLMUsage? = nil, error: LLMErrorSummary? = nil, context: AgentContextReport? = nil,
-        searchCount: Int = 0, startedAt: Date, firstTokenAt: Date? = nil, finishedAt: Date? = nil
+        searchCount: Int = 0, startedAt: Date, firstTokenAt: Date? = nil, finishedAt: Date? = nil, jobId: String? = nil, attempt: Int? = nil,
+        partial: String? = nil
     ) {
+        self.jobId = jobId
+        self.attempt = attempt
+        self.partial = partial
         self.id = id
         self.chatId = chatId
         self.userMessageId = userMessageId
@@ -83,7 +95,7 @@ public struct AgentRun: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case id, chatId, userMessageId, assistantMessageId, status, provider, model, finishReason, usage, error, context, searchCount, startedAt,
-            firstTokenAt, finishedAt, latencyMs, timeToFirstTokenMs
+            firstTokenAt, finishedAt, latencyMs, timeToFirstTokenMs, jobId, attempt, partial
     }
 
     public init(from decoder: any Decoder) throws {
@@ -101,7 +113,9 @@ public struct AgentRun: Codable, Sendable, Equatable {
             searchCount: try container.decode(Int.self, forKey: .searchCount),
             startedAt: try container.decode(Date.self, forKey: .startedAt),
             firstTokenAt: try container.decodeIfPresent(Date.self, forKey: .firstTokenAt),
-            finishedAt: try container.decodeIfPresent(Date.self, forKey: .finishedAt))
+            finishedAt: try container.decodeIfPresent(Date.self, forKey: .finishedAt),
+            jobId: try container.decodeIfPresent(String.self, forKey: .jobId), attempt: try container.decodeIfPresent(Int.self, forKey: .attempt),
+            partial: try container.decodeIfPresent(String.self, forKey: .partial))
         _ = try container.decodeIfPresent(Int.self, forKey: .latencyMs)
         _ = try container.decodeIfPresent(Int.self, forKey: .timeToFirstTokenMs)
     }
@@ -125,6 +139,9 @@ public struct AgentRun: Codable, Sendable, Equatable {
         try container.encodeIfPresent(finishedAt, forKey: .finishedAt)
         try container.encodeIfPresent(latencyMs, forKey: .latencyMs)
         try container.encodeIfPresent(timeToFirstTokenMs, forKey: .timeToFirstTokenMs)
+        try container.encodeIfPresent(jobId, forKey: .jobId)
+        try container.encodeIfPresent(attempt, forKey: .attempt)
+        try container.encodeIfPresent(partial, forKey: .partial)
     }
 }
 
@@ -165,6 +182,80 @@ public struct AgentAnswer: Codable, Sendable, Equatable {
     }
 }
 
+/// What `agent.act` and `agent.regenerate` answer with `background: true`, at once: the run goes on
+/// as the job `jobId`, whatever happens to the connection. `messageId` is the question (stored
+/// before this reply).
+public struct AgentBackgroundRun: Codable, Sendable, Equatable {
+    public var runId: String
+    public var jobId: String
+    public var chatId: String
+    public var messageId: String
+
+    public init(runId: String, jobId: String, chatId: String, messageId: String) {
+        self.runId = runId
+        self.jobId = jobId
+        self.chatId = chatId
+        self.messageId = messageId
+    }
+}
+
+/// The result of `agent.act` and `agent.regenerate`: the answer (without `background`, exactly the
+/// `AgentAnswer` object it always was) or, with `background: true`, the background run's ids. On
+/// the wire it is one of the two objects, untagged; the schema says `oneOf` (each closed, with
+/// required members the other lacks, so a value matches exactly one).
+public enum AgentActResult: Codable, Sendable, Equatable, JSONSchemaProviding {
+    case answer(AgentAnswer)
+    case background(AgentBackgroundRun)
+
+    public var answer: AgentAnswer? {
+        if case .answer(let answer) = self { return answer }
+        return nil
+    }
+
+    public var background: AgentBackgroundRun? {
+        if case .background(let run) = self { return run }
+        return nil
+    }
+
+    /// The run, either way.
+    public var runId: String {
+        switch self {
+        case .answer(let answer): answer.runId
+        case .background(let run): run.runId
+        }
+    }
+
+    /// The run's chat, either way.
+    public var chatId: String {
+        switch self {
+        case .answer(let answer): answer.chatId
+        case .background(let run): run.chatId
+        }
+    }
+
+    private enum Key: String, CodingKey { case jobId }
+
+    public init(from decoder: any Decoder) throws {
+        // The background object is the one with `jobId`; an answer never has one.
+        if try decoder.container(keyedBy: Key.self).contains(.jobId) {
+            self = .background(try AgentBackgroundRun(from: decoder))
+        } else {
+            self = .answer(try AgentAnswer(from: decoder))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .answer(let answer): try answer.encode(to: encoder)
+        case .background(let run): try run.encode(to: encoder)
+        }
+    }
+
+    public static var jsonSchema: JSONSchema { .oneOf([JSONSchema.of(AgentAnswer.self), JSONSchema.of(AgentBackgroundRun.self)]) }
+    public static var schemaExample: AgentActResult { .background(AgentBackgroundRun(runId: "", jobId: "", chatId: "", messageId: "")) }
+}
+
+/// One `agent.delta` notification: a piece of the answer's text, numbered from 1 per run.
 /// One `agent.delta` notification: a piece of the answer's text, numbered from 1 per attempt of the
 /// run (a run has one attempt, unless a background run is started again after a crash or a retry:
 /// then its deltas start again from seq 1 of the next attempt, and its answer from the beginning).

@@ -16,6 +16,9 @@ public enum AgentError: Error, Equatable, Sendable, RPCErrorConvertible, Invalid
     case cancelled(runId: String, messageId: String?)
     /// `agent.runs.watch` on a connection with `limit` watches going: `-32042` with `{setting, limit}`.
     case tooManyWatches(limit: Int)
+    /// `background: true` while the user has `limit` background runs going: `-32018` (as the
+    /// `agent` class's calls in progress) with `{class: "agent.background", maxConcurrent}`.
+    case tooManyBackgroundRuns(limit: Int)
 
     public var rpcError: RPCError {
         switch self {
@@ -29,7 +32,16 @@ public enum AgentError: Error, Equatable, Sendable, RPCErrorConvertible, Invalid
             RPCError(
                 .tooManyWatches, "Too many watches",
                 data: try? JSONFragment(encoding: LimitData(setting: AgentService.watchLimitSetting, limit: limit)))
+        case .tooManyBackgroundRuns(let limit):
+            RPCError(
+                .tooManyCallsInProgress, "Too many calls in progress",
+                data: try? JSONFragment(encoding: InProgressData(class: "agent.background", maxConcurrent: limit)))
         }
+    }
+
+    private struct InProgressData: Encodable {
+        var `class`: String
+        var maxConcurrent: Int
     }
 
     private struct LimitData: Encodable {
@@ -37,6 +49,9 @@ public enum AgentError: Error, Equatable, Sendable, RPCErrorConvertible, Invalid
         var limit: Int
     }
 
+    static let tooManyBackgroundRunsDescription = RPCErrorDescription(
+        .tooManyCallsInProgress, "Too many calls in progress",
+        data: "{class: \"agent.background\", maxConcurrent}: background: true while the caller has that many background runs going")
     static let tooManyWatchesDescription = RPCErrorDescription(.tooManyWatches, "Too many watches", data: "{setting, limit}")
     static let notFoundDescription = RPCErrorDescription(
         .notFound, "Not found", data: "{kind: \"run\" | \"chat\" | \"message\" | \"module\" | \"prompt\", id}: not the caller's (also another user's)"

@@ -38,7 +38,7 @@ public enum Agent {
     public enum Act: RPCMethod {
         public static let name = "agent.act"
         public static let summary =
-            "Answers message in a chat (created, titled from the message, when chatId is absent) with the configured model. The message is stored first (after the active branch's last message; parentId puts it after that message, siblingOf next to that user message: an edit, a new branch). Context: the system prompt (promptId, else default.system for a chat with a module), the module's content and as much of the branch as fits the model's context window, newest kept. Streams agent.delta {runId, chatId, seq, text} notifications to this connection, stores the answer with its model, usage and timings, and returns it. webSearch offers the model a web_search tool (sources returned). Cancel with $/cancelRequest or agent.cancel: the partial answer is stored, and the call answers -32800."
+            "Answers message in a chat (created, titled from the message, when chatId is absent) with the configured model. The message is stored first (after the active branch's last message; parentId puts it after that message, siblingOf next to that user message: an edit, a new branch). Context: the system prompt (promptId, else default.system for a chat with a module), the module's content and as much of the branch as fits the model's context window, newest kept. Streams agent.delta {runId, chatId, seq, text} notifications to this connection, stores the answer with its model, usage and timings, and returns it. webSearch offers the model a web_search tool (sources returned). Cancel with $/cancelRequest or agent.cancel: the partial answer is stored, and the call answers -32800. background: true answers at once {runId, jobId, chatId, messageId} (messageId: the question, stored) and the run goes on as an agent.run job, whatever happens to the connection or the daemon (after a crash it starts again from the beginning; agent.runs.get shows it, agent.cancel or jobs.cancel stops it); without it nothing changes."
         public static let rateClass: RPCRateClassName = .agent
         public struct Params: Codable, Sendable {
             public var chatId: String?
@@ -54,12 +54,16 @@ public enum Agent {
             public var temperature: Double?
             public var maxTokens: Int?
             public var webSearch: Bool?
+            /// Run as a job and answer at once with its ids (`AgentBackgroundRun`).
+            public var background: Bool?
 
             public init(
                 chatId: String? = nil, moduleId: String? = nil, message: String, parentId: String? = nil, siblingOf: String? = nil,
                 promptId: String? = nil,
-                variables: [String: String]? = nil, model: String? = nil, temperature: Double? = nil, maxTokens: Int? = nil, webSearch: Bool? = nil
+                variables: [String: String]? = nil, model: String? = nil, temperature: Double? = nil, maxTokens: Int? = nil, webSearch: Bool? = nil,
+                background: Bool? = nil
             ) {
+                self.background = background
                 self.chatId = chatId
                 self.moduleId = moduleId
                 self.message = message
@@ -77,15 +81,17 @@ public enum Agent {
                 Options(promptId: promptId, variables: variables, model: model, temperature: temperature, maxTokens: maxTokens, webSearch: webSearch)
             }
         }
-        public typealias Result = AgentAnswer
+        public typealias Result = AgentActResult
         public static var timeout: Duration? { .seconds(900) }
-        public static var errors: [RPCErrorDescription] { [AgentError.notFoundDescription, AgentError.cancelledDescription] + LLMError.descriptions }
+        public static var errors: [RPCErrorDescription] {
+            [AgentError.notFoundDescription, AgentError.cancelledDescription, AgentError.tooManyBackgroundRunsDescription] + LLMError.descriptions
+        }
     }
 
     public enum Regenerate: RPCMethod {
         public static let name = "agent.regenerate"
         public static let summary =
-            "Answers again: messageId is an assistant message (the new answer is its sibling, same question) or a user message (a new answer to it, e.g. after a failed run). The new answer's branch becomes active; otherwise as agent.act (streaming, cancellation, result)."
+            "Answers again: messageId is an assistant message (the new answer is its sibling, same question) or a user message (a new answer to it, e.g. after a failed run). The new answer's branch becomes active; otherwise as agent.act (streaming, cancellation, result, background: true: messageId in the reply is the question)."
         public static let rateClass: RPCRateClassName = .agent
         public struct Params: Codable, Sendable {
             public var messageId: String
@@ -95,11 +101,14 @@ public enum Agent {
             public var temperature: Double?
             public var maxTokens: Int?
             public var webSearch: Bool?
+            /// Run as a job and answer at once with its ids (`AgentBackgroundRun`).
+            public var background: Bool?
 
             public init(
                 messageId: String, promptId: String? = nil, variables: [String: String]? = nil, model: String? = nil, temperature: Double? = nil,
-                maxTokens: Int? = nil, webSearch: Bool? = nil
+                maxTokens: Int? = nil, webSearch: Bool? = nil, background: Bool? = nil
             ) {
+                self.background = background
                 self.messageId = messageId
                 self.promptId = promptId
                 self.variables = variables
@@ -113,9 +122,11 @@ public enum Agent {
                 Options(promptId: promptId, variables: variables, model: model, temperature: temperature, maxTokens: maxTokens, webSearch: webSearch)
             }
         }
-        public typealias Result = AgentAnswer
+        public typealias Result = AgentActResult
         public static var timeout: Duration? { .seconds(900) }
-        public static var errors: [RPCErrorDescription] { [AgentError.notFoundDescription, AgentError.cancelledDescription] + LLMError.descriptions }
+        public static var errors: [RPCErrorDescription] {
+            [AgentError.notFoundDescription, AgentError.cancelledDescription, AgentError.tooManyBackgroundRunsDescription] + LLMError.descriptions
+        }
     }
 
     public enum Cancel: RPCMethod {
@@ -153,7 +164,8 @@ public enum Agent {
 
         public enum Get: RPCMethod {
             public static let name = "agent.runs.get"
-            public static let summary = "One of the caller's agent runs: status, provider, model, finish reason, usage, context, timings, error."
+            public static let summary =
+                "One of the caller's agent runs: status, provider, model, finish reason, usage, context, timings, error; for a background run also jobId, attempt and partial (the text an attempt stopped by a restart had streamed, never an answer)."
             public static let rateClass: RPCRateClassName = .read
             public struct Params: Codable, Sendable {
                 public var runId: String

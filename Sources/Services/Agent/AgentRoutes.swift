@@ -1,7 +1,9 @@
 import RPC
 
 /// Registers the `agent.*` methods (in every API version: they were added, no contract changed): one line each into `AgentService`, all for a
-/// signed-in user. The deltas of a run go to the connection that called it, and to its watchers (`agent.runs.watch`).
+/// signed-in user. The deltas of a run go to the connection that called it, and to its watchers (`agent.runs.watch`);
+/// with `background: true` the call answers the run's ids at once and the run goes on as an `agent.run` job
+/// (`AgentRunJob`), its deltas to its watchers only.
 public struct AgentRoutes: Sendable {
     let service: AgentService
     let auth: AuthService
@@ -14,10 +16,13 @@ public struct AgentRoutes: Sendable {
     public func register(on router: inout RPCRouter) {
         let agent = self.service
         router.onAuthenticated(Agent.Act.self, using: auth) { params, context in
-            try await agent.act(params, user: context.user, onDelta: Self.deltas(to: context), timedOut: Self.timeLimit(of: context))
+            if params.background == true { return .background(try await agent.actInBackground(params, user: context.user)) }
+            return .answer(try await agent.act(params, user: context.user, onDelta: Self.deltas(to: context), timedOut: Self.timeLimit(of: context)))
         }
         router.onAuthenticated(Agent.Regenerate.self, using: auth) { params, context in
-            try await agent.regenerate(params, user: context.user, onDelta: Self.deltas(to: context), timedOut: Self.timeLimit(of: context))
+            if params.background == true { return .background(try await agent.regenerateInBackground(params, user: context.user)) }
+            return .answer(
+                try await agent.regenerate(params, user: context.user, onDelta: Self.deltas(to: context), timedOut: Self.timeLimit(of: context)))
         }
         router.onAuthenticated(Agent.Cancel.self, using: auth) { params, context in
             try await agent.cancel(runID: params.runId, userID: context.user.id)

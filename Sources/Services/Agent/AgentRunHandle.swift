@@ -30,6 +30,9 @@ final class AgentRunHandle: Sendable {
         watcher?.resume()
     }
 
+    /// Whether `cancel()` was called (`agent.cancel`).
+    var isCancelRequested: Bool { state.withLock { $0.cancelled } }
+
     /// Returns when `cancel()` is called (at once when it already was), or when the calling task
     /// is cancelled. One watcher at a time: the run's.
     func untilCancelled() async {

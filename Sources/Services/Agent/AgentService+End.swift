@@ -110,6 +110,7 @@ extension AgentService {
         case let error as LLMError: LLMErrorSummary(kind: error.kind.rawValue, message: error.message)
         case let error as AgentError: LLMErrorSummary(kind: "invalid", message: "\(error)")
         case let error as ChatsError: LLMErrorSummary(kind: "notFound", message: "\(error)")
+        case let error as JobError: LLMErrorSummary(kind: error.kind, message: error.message)
         default: LLMErrorSummary(kind: "internal", message: "internal error")
         }
     }

@@ -30,15 +30,34 @@ extension AgentService {
             handle.markFinished()
             throw AgentError.notFound(kind: "message", id: run.userMessageId)
         }
-        // The generation is a child task (it runs where the caller's task runs: the connection's
-        // event loop, so a delta is written without a thread hop) beside a watcher that returns
-        // when `agent.cancel` asks; then the generation is cancelled, as by the caller's own
-        // cancellation, which reaches both children.
+        let outcome = await execute(
+            run, handle: handle, question: question, system: system, options: options, userID: userID, onDelta: publish, timedOut: timedOut,
+            abandons: { _, _ in false })
+        await streams.end(stream, Self.ended(run, outcome))
+        handle.markFinished()
+        return try outcome.get()
+    }
+
+    /// The run's generation, its start stored and its handle registered: the generation is a child
+    /// task (it runs where the caller's task runs: the connection's event loop, so a delta is
+    /// written without a thread hop) beside a watcher that returns when `agent.cancel` asks; then
+    /// the generation is cancelled, as by the caller's own cancellation, which reaches both children.
+    ///
+    /// `abandons` is asked before a failed or cancelled attempt's end is stored (`error` nil for a
+    /// cancellation; `streamed`: deltas were sent): true leaves the run `running`, unended, and the
+    /// outcome is `AgentAttemptAbandoned` — a background run's job runs it again (a transient
+    /// provider error, a shutdown). A foreground run never abandons.
+    func execute(
+        _ run: AgentRun, handle: AgentRunHandle, question: Message, system: String?, options: Agent.Options, userID: String,
+        onDelta: @escaping @Sendable (AgentDelta) -> Void, timedOut: @escaping @Sendable () -> Duration?,
+        abandons: @escaping @Sendable (_ error: (any Error)?, _ streamed: Bool) async -> Bool
+    ) async -> Result<AgentAnswer, any Error> {
         let service = self
-        let outcome = await withTaskGroup(of: Result<AgentAnswer, any Error>?.self) { group in
+        return await withTaskGroup(of: Result<AgentAnswer, any Error>?.self) { group in
             group.addTask {
                 await service.generate(
-                    run, question: question, system: system, options: options, userID: userID, onDelta: publish, timedOut: timedOut)
+                    run, question: question, system: system, options: options, userID: userID, onDelta: onDelta, timedOut: timedOut,
+                    abandons: abandons)
             }
             group.addTask {
                 await handle.untilCancelled()
@@ -52,9 +71,6 @@ extension AgentService {
             }
             return answer ?? .failure(CancellationError())
         }
-        await streams.end(stream, Self.ended(run, outcome))
-        handle.markFinished()
-        return try outcome.get()
     }
 
     /// What a run's text and tool turns came to so far.
@@ -85,7 +101,7 @@ extension AgentService {
     private func generate(
         _ run: AgentRun, question: Message, system: String?, options: Agent.Options, userID: String,
         onDelta: @escaping @Sendable (AgentDelta) -> Void,
-        timedOut: @Sendable () -> Duration?
+        timedOut: @Sendable () -> Duration?, abandons: @Sendable ((any Error)?, Bool) async -> Bool
     ) async -> Result<AgentAnswer, any Error> {
         var progress = Progress()
         progress.searchOffered = options.webSearch == true
@@ -111,10 +127,18 @@ extension AgentService {
                     let timeout = LLMError(.timeout, "the run passed the call's time limit (\(limit.components.seconds) s)", provider: "agentd")
                     return await end(run, .failed, progress: progress, error: timeout, userID: userID)
                 }
+                if await abandons(nil, progress.seq > 0) { return .failure(AgentAttemptAbandoned(error: CancellationError())) }
                 return await end(run, .cancelled, progress: progress, error: nil, userID: userID)
             }
+            if await abandons(error, progress.seq > 0) { return .failure(AgentAttemptAbandoned(error: error)) }
             return await end(run, .failed, progress: progress, error: error, userID: userID)
         }
+    }
+
+    /// An attempt of a background run that stopped without storing the run's end (`execute`'s
+    /// `abandons`): `error` is why (`CancellationError` for a shutdown).
+    struct AgentAttemptAbandoned: Error {
+        var error: any Error
     }
 
     /// The model's requests: one, or more while it calls tools (at most `maxToolRounds`).

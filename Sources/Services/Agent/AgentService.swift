@@ -60,6 +60,11 @@ public struct AgentService: Sendable {
     let logger: Logger
     let replyBudget: ReplyBudget
     let titles: ChatTitles?
+    /// Where background runs' `agent.run` jobs go (the queue, and a wake of this process's
+    /// workers); nil: `background: true` is refused.
+    let scheduler: JobScheduler?
+    /// The queue behind `scheduler`: a background run's job, read and cancelled.
+    var jobs: (any JobQueue)? { scheduler?.queue }
     let registry = AgentRunRegistry()
     /// Each run's deltas for its watchers (`agent.runs.watch`), and the stores of its partial answer.
     let streams: AgentRunStreams
@@ -77,12 +82,14 @@ public struct AgentService: Sendable {
     ///   - watchesPerConnection: `agent.runs.watch` going at once on one connection.
     ///   - titles: enqueues a chat's title job after its first answer; nil when `agent.auto_title` is off.
     ///   - partialTimer: waits `partialStoreInterval` between two stores of a run's partial answer.
+    ///   - jobs: how to enqueue, for `background: true` (`AgentRunJob` runs the jobs).
     public init(
         store: any AgentStore, chats: any ChatStore, prompts: any AgentPromptSource, modules: any AgentModuleSource, provider: any LLMProvider,
         webSearch: (any WebSearchClient)?, clock: any WallClock, ids: any IDGenerator, metrics: LLMMetrics, logger: Logger,
         replyBudget: ReplyBudget = ReplyBudget(), watchCapacity: Int = 4096, watchesPerConnection: Int = 64,
-        partialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) }, titles: ChatTitles? = nil
+        partialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) }, jobs: JobScheduler? = nil, titles: ChatTitles? = nil
     ) {
+        self.scheduler = jobs
         self.watchesPerConnection = watchesPerConnection
         self.streams = AgentRunStreams(
             store: store, timer: partialTimer, interval: Self.partialStoreInterval, capacity: watchCapacity, logger: logger)
@@ -114,6 +121,24 @@ public struct AgentService: Sendable {
         _ params: Agent.Act.Params, user: User, onDelta: @escaping @Sendable (AgentDelta) -> Void,
         timedOut: @escaping @Sendable () -> Duration? = { nil }
     ) async throws -> AgentAnswer {
+        let prepared = try await prepare(params, user: user)
+        return try await perform(
+            prepared.run, start: prepared.start, question: nil, system: prepared.system, options: prepared.options, userID: user.id,
+            onDelta: onDelta, timedOut: timedOut)
+    }
+
+    /// A run about to start, as `act` and `regenerate` built it: what `perform` (tied to the call)
+    /// or `startInBackground` (a job) takes.
+    struct PreparedRun {
+        var run: AgentRun
+        var start: AgentRunStart
+        /// The question when it is already stored (`agent.regenerate`).
+        var question: Message?
+        var system: String?
+        var options: Agent.Options
+    }
+
+    private func prepare(_ params: Agent.Act.Params, user: User) async throws -> PreparedRun {
         try Self.validate(message: params.message)
         let options = try Self.validate(params.options)
         let now = clock.now()
@@ -139,11 +164,11 @@ public struct AgentService: Sendable {
         let run = AgentRun(
             id: ids.makeID(prefix: "run_"), chatId: chatID, userMessageId: question.id, status: .running, provider: provider.name,
             model: options.model, startedAt: now)
-        return try await perform(
-            run,
+        return PreparedRun(
+            run: run,
             start: AgentRunStart(
                 newChat: newChat, chatCreated: chatCreated, userMessage: question, run: run, runStarted: started(run, userID: user.id)),
-            question: nil, system: system, options: options, userID: user.id, onDelta: onDelta, timedOut: timedOut)
+            question: nil, system: system, options: options)
     }
 
     /// - Throws: as `act`; `AgentError.invalid` (`messageId`) for a message that is neither an
@@ -152,6 +177,13 @@ public struct AgentService: Sendable {
         _ params: Agent.Regenerate.Params, user: User, onDelta: @escaping @Sendable (AgentDelta) -> Void,
         timedOut: @escaping @Sendable () -> Duration? = { nil }
     ) async throws -> AgentAnswer {
+        let prepared = try await prepare(params, user: user)
+        return try await perform(
+            prepared.run, start: prepared.start, question: prepared.question, system: prepared.system, options: prepared.options, userID: user.id,
+            onDelta: onDelta, timedOut: timedOut)
+    }
+
+    private func prepare(_ params: Agent.Regenerate.Params, user: User) async throws -> PreparedRun {
         let options = try Self.validate(params.options)
         guard let target = try await chats.message(id: params.messageId, userID: user.id) else {
             throw ChatsError.notFound(kind: "message", id: params.messageId)
@@ -177,9 +209,25 @@ public struct AgentService: Sendable {
         let run = AgentRun(
             id: ids.makeID(prefix: "run_"), chatId: chat.id, userMessageId: question.id, status: .running, provider: provider.name,
             model: options.model, startedAt: now)
-        return try await perform(
-            run, start: AgentRunStart(newChat: nil, chatCreated: nil, userMessage: nil, run: run, runStarted: started(run, userID: user.id)),
-            question: question, system: system, options: options, userID: user.id, onDelta: onDelta, timedOut: timedOut)
+        return PreparedRun(
+            run: run, start: AgentRunStart(newChat: nil, chatCreated: nil, userMessage: nil, run: run, runStarted: started(run, userID: user.id)),
+            question: question, system: system, options: options)
+    }
+
+    // MARK: background: true
+
+    /// `agent.act` with `background: true`: stores the question and the run, enqueues its
+    /// `agent.run` job and answers at once; `AgentRunJob` runs it.
+    ///
+    /// - Throws: as `act` before anything is stored; `AgentError.invalid` (`background`) when this
+    ///   daemon runs no job queue.
+    public func actInBackground(_ params: Agent.Act.Params, user: User) async throws -> AgentBackgroundRun {
+        try await startInBackground(try await prepare(params, user: user), userID: user.id)
+    }
+
+    /// `agent.regenerate` with `background: true` (`messageId` in the answer is the question).
+    public func regenerateInBackground(_ params: Agent.Regenerate.Params, user: User) async throws -> AgentBackgroundRun {
+        try await startInBackground(try await prepare(params, user: user), userID: user.id)
     }
 
     private func module(_ id: String?, userID: String) async throws -> Module? {

@@ -90,7 +90,26 @@ public protocol AgentStore: MessageGenerationSource, AgentPartialStore {
     func runs(_ query: AgentRunQuery) async throws -> [StoredAgentRun]
     /// The stored tool-call turns of these answers (those that have any), by message id.
     func steps(answerIDs: [String], userID: String) async throws -> [String: [LLMMessage]]
-    /// Marks every run still `running` as failed (`interrupted`), with an event each: at start,
-    /// after a crash. Returns how many.
+    /// Marks every foreground run still `running` as failed (`interrupted`), with an event each: at
+    /// start, after a crash. Background runs (with a job) are left to their job. Returns how many.
     func failInterruptedRuns(at date: Date) async throws -> Int
+    /// Starts attempt `attempt` of a running background run: counts it, and when the previous
+    /// attempt had streamed text (kept while it ran), keeps that text as the run's `partial`.
+    /// Returns the run, or nil when it is not running (it ended: nothing to run again) or missing.
+    func beginAttempt(runID: String, userID: String, attempt: Int) async throws -> AgentRun?
+    /// How many background runs of `userID` are `running` (queued or going).
+    func runningBackgroundRunCount(userID: String) async throws -> Int
+    /// Every background run still `running`, with its user (at start, to check each has its job).
+    func runningBackgroundRuns() async throws -> [OwnedAgentRun]
+}
+
+/// A run with the user it belongs to (for the daemon's own sweeps, which are not scoped to a user).
+public struct OwnedAgentRun: Sendable, Equatable {
+    public var userID: String
+    public var run: AgentRun
+
+    public init(userID: String, run: AgentRun) {
+        self.userID = userID
+        self.run = run
+    }
 }

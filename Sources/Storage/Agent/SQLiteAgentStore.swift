@@ -49,10 +49,13 @@ public struct SQLiteAgentStore: AgentStore {
             let run = start.run
             try writes.statement(
                 """
-                INSERT INTO agent_runs (id, user_id, chat_id, user_message_id, status, provider, model, started_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO agent_runs (id, user_id, chat_id, user_message_id, status, provider, model, started_at, background, job_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, in: db
-            ).run([run.id, userID, run.chatId, run.userMessageId, run.status.rawValue, run.provider, run.model, Timestamp.text(run.startedAt)])
+            ).run([
+                run.id, userID, run.chatId, run.userMessageId, run.status.rawValue, run.provider, run.model, Timestamp.text(run.startedAt),
+                run.jobId == nil ? 0 : 1, run.jobId,
+            ])
             events.append(start.runStarted)
             // One statement for the start's events.
             try writes.record(events, chatModuleID: chatModuleID, in: db)
@@ -174,7 +177,8 @@ public struct SQLiteAgentStore: AgentStore {
     public func failInterruptedRuns(at date: Date) async throws -> Int {
         let writes = self.writes
         return try await writes.write { db in
-            let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT id, user_id, chat_id FROM agent_runs WHERE status = 'running'"))
+            let rows = try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT id, user_id, chat_id FROM agent_runs WHERE status = 'running' AND background = 0"))
             let update = try db.cachedStatement(
                 sql: """
                     UPDATE agent_runs SET status = 'failed', error_kind = 'interrupted',
@@ -189,12 +193,47 @@ public struct SQLiteAgentStore: AgentStore {
         }
     }
 
+    public func beginAttempt(runID: String, userID: String, attempt: Int) async throws -> AgentRun? {
+        try await writes.write { db in
+            // `interrupted_partial` keeps the last attempt that had streamed something: an attempt stopped
+            // before its first token leaves the earlier text in place.
+            try db.cachedStatement(
+                sql: """
+                    UPDATE agent_runs SET attempt = ?, interrupted_partial = COALESCE(NULLIF(\(Self.livePartial), ''), interrupted_partial)
+                    WHERE id = ? AND user_id = ? AND status = 'running' AND background = 1
+                    """
+            ).execute(arguments: [attempt, runID, userID])
+            guard db.changesCount > 0 else { return nil }
+            return try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.columns) FROM agent_runs WHERE id = ?"), arguments: [runID]).map(Self.run)
+        }
+    }
+
+    public func runningBackgroundRunCount(userID: String) async throws -> Int {
+        try await reader.unsafeRead { db in
+            try Int.fetchOne(
+                db.cachedStatement(sql: "SELECT COUNT(*) FROM agent_runs WHERE status = 'running' AND background = 1 AND user_id = ?"),
+                arguments: [userID]) ?? 0
+        }
+    }
+
+    public func runningBackgroundRuns() async throws -> [OwnedAgentRun] {
+        try await reader.unsafeRead { db in
+            try Row.fetchAll(
+                db.cachedStatement(sql: "SELECT user_id, \(Self.columns) FROM agent_runs WHERE status = 'running' AND background = 1 ORDER BY seq")
+            ).map { OwnedAgentRun(userID: $0["user_id"], run: try Self.run($0)) }
+        }
+    }
+
     // MARK: Rows
+
+    /// The text the running attempt has streamed so far, as stored while it runs (0016, every
+    /// 250 ms and when an attempt stops: `agent.runs.watch`).
+    private static let livePartial = "partial_text"
 
     private static let columns = """
         id, chat_id, user_message_id, assistant_message_id, status, provider, model, finish_reason, prompt_tokens, completion_tokens,
         usage_estimated, error_kind, error_message, started_at, first_token_at, finished_at, kept_messages, dropped_messages,
-        estimated_tokens, searches
+        estimated_tokens, searches, background, job_id, attempt, interrupted_partial
         """
 
     private static func run(_ row: Row) throws -> AgentRun {
@@ -217,7 +256,8 @@ public struct SQLiteAgentStore: AgentStore {
             finishReason: (row["finish_reason"] as String?).map { LLMFinishReason(rawValue: $0) ?? .other },
             usage: usage, error: error, context: context, searchCount: try searches(row).count, startedAt: try Timestamp.date(row["started_at"]),
             firstTokenAt: try (row["first_token_at"] as String?).map(Timestamp.date),
-            finishedAt: try (row["finished_at"] as String?).map(Timestamp.date))
+            finishedAt: try (row["finished_at"] as String?).map(Timestamp.date), jobId: row["job_id"],
+            attempt: (row["background"] as Bool) ? row["attempt"] : nil, partial: row["interrupted_partial"])
     }
 
     private static func searches(_ row: Row) throws -> [WebSearchStep] {
