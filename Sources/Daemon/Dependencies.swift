@@ -33,7 +33,7 @@ public struct Dependencies: Sendable {
     /// Runs the registered job kinds; the daemon runs it (`JobWorkersService`), and it is the
     /// `JobCanceller` of `jobs.cancel`.
     public let jobWorkers: JobWorkers
-    /// Retention (`events.prune`, `audit.prune`) enqueued every interval; the daemon runs it.
+    /// Retention (`events.prune`, `audit.prune`, `jobs.prune`) enqueued every interval; the daemon runs it.
     public let recurringJobs: RecurringJobs
     /// Where every metric of this graph is made and rendered (`system.metrics`, `/metrics`).
     let metrics: PrometheusMetrics
@@ -226,15 +226,18 @@ public struct Dependencies: Sendable {
         // `jobs.concurrency.*` setting). See docs/ARCHITECTURE.md, "Background jobs".
         let eventsPrune = EventsPruneJob(events: events, logger: logger)
         let auditPrune = AuditPruneJob(audit: audit, logger: logger)
+        let jobsPrune = JobsPruneJob(queue: jobQueue, clock: collaborators.clock, retention: configuration.jobs.retentionAge, logger: logger)
         let jobHandlers: [any JobHandler] = [
             eventsPrune,
             auditPrune,
+            jobsPrune,
         ]
         let (jobWorkers, recurringJobs) = makeWorkers(
             configuration: configuration, queue: jobQueue, signal: jobSignal, scheduler: jobScheduler, handlers: jobHandlers,
             recurring: [
                 RecurringJob(eventsPrune, every: configuration.jobs.eventsPruneInterval),
                 RecurringJob(auditPrune, every: configuration.jobs.auditPruneInterval),
+                RecurringJob(jobsPrune, every: configuration.jobs.pruneInterval),
             ], collaborators: collaborators, logger: logger)
         // jobs.cancel stops an attempt running here at once; jobs.retry wakes the workers.
         let jobs = JobsService(
