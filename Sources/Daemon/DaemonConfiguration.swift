@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import RPC
 import RPCClient
@@ -97,7 +98,7 @@ struct CacheSettings: Sendable {
 public struct JobsSettings: Sendable {
     /// The kinds with a `jobs.concurrency.<kind>` setting (the dot written `_`): every kind the
     /// daemon registers a handler for (`Dependencies`) must be here.
-    static let kinds = ["agent.run", "chat.title", "events.prune", "audit.prune"]
+    static let kinds = ["agent.run", "chat.title", "events.prune", "audit.prune", "jobs.prune"]
 
     /// Attempts at once per kind in this process, overriding the kind's own (`jobs.concurrency.*`).
     public var concurrency: [String: Int] = [:]
@@ -108,6 +109,12 @@ public struct JobsSettings: Sendable {
     /// `audit.prune_interval_seconds`).
     public var eventsPruneInterval: Duration = .seconds(600)
     public var auditPruneInterval: Duration = .seconds(600)
+    /// How long a finished job is kept before `jobs.prune` deletes it (`jobs.retention_days`): a
+    /// user's failed job can be retried until then.
+    public var retentionAge: TimeInterval = 7 * 24 * 3600
+    /// How often `jobs.prune` is enqueued (`jobs.prune_interval_seconds`). Hourly: retention is
+    /// counted in days, and each occurrence is itself a job kept for `retentionAge`.
+    public var pruneInterval: Duration = .seconds(3600)
 
     public init() {}
 

@@ -36,7 +36,7 @@ public struct Dependencies: Sendable {
     /// Runs the registered job kinds; the daemon runs it (`JobWorkersService`), and it is the
     /// `JobCanceller` of `jobs.cancel`.
     public let jobWorkers: JobWorkers
-    /// Retention (`events.prune`, `audit.prune`) enqueued every interval; the daemon runs it.
+    /// Retention (`events.prune`, `audit.prune`, `jobs.prune`) enqueued every interval; the daemon runs it.
     public let recurringJobs: RecurringJobs
     /// Where every metric of this graph is made and rendered (`system.metrics`, `/metrics`).
     let metrics: PrometheusMetrics
@@ -252,12 +252,14 @@ public struct Dependencies: Sendable {
         // `jobs.concurrency.*` setting). See docs/ARCHITECTURE.md, "Background jobs".
         let eventsPrune = EventsPruneJob(events: events, logger: logger)
         let auditPrune = AuditPruneJob(audit: audit, logger: logger)
+        let jobsPrune = JobsPruneJob(queue: jobQueue, clock: collaborators.clock, retention: configuration.jobs.retentionAge, logger: logger)
         // bench/jobs.sh's no-op kind (`test.jobs`): only with the test methods, so no setting.
         let noopRecorder = configuration.enableTestMethods ? NoopJobRecorder() : nil
         var jobHandlers: [any JobHandler] = [
             AgentRunJob(service: agent),
             eventsPrune,
             auditPrune,
+            jobsPrune,
         ]
         if titles != nil { jobHandlers.append(ChatTitleJob(chats: chatStore, provider: collaborators.llmProvider, clock: collaborators.clock)) }
         if let noopRecorder { jobHandlers.append(NoopJob(recorder: noopRecorder)) }
@@ -266,6 +268,7 @@ public struct Dependencies: Sendable {
             recurring: [
                 RecurringJob(eventsPrune, every: configuration.jobs.eventsPruneInterval),
                 RecurringJob(auditPrune, every: configuration.jobs.auditPruneInterval),
+                RecurringJob(jobsPrune, every: configuration.jobs.pruneInterval),
             ], collaborators: collaborators, logger: logger)
         // jobs.cancel stops an attempt running here at once; jobs.retry wakes the workers.
         let jobs = JobsService(

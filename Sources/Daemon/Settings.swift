@@ -423,6 +423,12 @@ enum Settings {
                 "audit.prune_interval_seconds", environment: ["AGENTD_AUDIT_PRUNE_INTERVAL_SECONDS"], kind: .integer(minimum: 1),
                 apply: { $0.jobs.auditPruneInterval = .seconds($1.integer) }, current: { String($0.jobs.auditPruneInterval.components.seconds) }),
             Setting(
+                "jobs.retention_days", environment: ["AGENTD_JOBS_RETENTION_DAYS"], kind: .integer(minimum: 1),
+                apply: { $0.jobs.retentionAge = TimeInterval($1.integer) * 24 * 3600 }, current: { String(Int($0.jobs.retentionAge / (24 * 3600))) }),
+            Setting(
+                "jobs.prune_interval_seconds", environment: ["AGENTD_JOBS_PRUNE_INTERVAL_SECONDS"], kind: .integer(minimum: 1),
+                apply: { $0.jobs.pruneInterval = .seconds($1.integer) }, current: { String($0.jobs.pruneInterval.components.seconds) }),
+            Setting(
                 "jobs.poll_interval_ms", environment: ["AGENTD_JOBS_POLL_INTERVAL_MS"], kind: .integer(minimum: 10),
                 apply: { $0.jobs.pollInterval = .milliseconds($1.integer) }, current: { String(milliseconds($0.jobs.pollInterval)) }),
         ] + JobsSettings.kinds.map(jobConcurrencySetting)

@@ -6,7 +6,7 @@ import Testing
 
 @testable import Daemon
 
-/// Retention as recurring system jobs (`RecurringJobs`, `events.prune`, `audit.prune`) on the
+/// Retention as recurring system jobs (`RecurringJobs`, `events.prune`, `audit.prune`, `jobs.prune`) on the
 /// daemon's graph and its SQLite queue, with a clock and sleeper the test moves; and the
 /// `[jobs]` settings.
 @Suite("Recurring jobs", .timeLimit(.minutes(1)))
@@ -25,11 +25,12 @@ struct RecurringJobsTests {
             clock: time, ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts(), jobSleeper: time)
         let dependencies = try await Dependencies.testing(configuration: configuration, collaborators: collaborators)
         defer { try? dependencies.database.close() }
-        // The daemon's graph registers both kinds, every 600 s by default.
-        #expect(dependencies.recurringJobs.jobs.map(\.kind) == ["events.prune", "audit.prune"])
-        #expect(dependencies.recurringJobs.jobs.map(\.interval) == [.seconds(600), .seconds(600)])
+        // The daemon's graph registers the three kinds: events and audit every 600 s by default,
+        // the queue's own retention every hour.
+        #expect(dependencies.recurringJobs.jobs.map(\.kind) == ["events.prune", "audit.prune", "jobs.prune"])
+        #expect(dependencies.recurringJobs.jobs.map(\.interval) == [.seconds(600), .seconds(600), .seconds(3600)])
         // The workers run those and agent.run (background agent runs), which does not recur.
-        #expect(Set(dependencies.jobWorkers.concurrency.keys) == ["agent.run", "events.prune", "audit.prune"])
+        #expect(Set(dependencies.jobWorkers.concurrency.keys) == ["agent.run", "events.prune", "audit.prune", "jobs.prune"])
 
         // Three events (two accounts, one module), two audit entries, all handled by the audit log.
         let alice = try await dependencies.auth.register(username: "alice", password: "password1")
@@ -90,6 +91,72 @@ struct RecurringJobsTests {
         await running.value
     }
 
+    @Test(
+        "jobs.prune, run by the workers as a recurring job, deletes the jobs finished more than the retention ago, in batches, and no live one",
+        arguments: JobQueueBackend.allCases)
+    func jobsPrune(backend: JobQueueBackend) async throws {
+        let day: TimeInterval = 24 * 3600
+        let time = ManualTime(Self.start)
+        // Set up on the queue itself: the recording one (below) sees only what the workers do.
+        let base = try await backend.makeQueue()
+        // Jobs that ended 8, 9 and 10 days ago (a user's and the daemon's alike), one 6 days ago,
+        // and live ones created long ago: one queued, one waiting for its retry.
+        func finish(_ id: String, owner: String?, daysAgo: Double, failed: Bool = false) async throws {
+            let at = Self.start.addingTimeInterval(-daysAgo * day)
+            _ = try await base.enqueue(NewJob(id: id, kind: "test.done", ownerID: owner, runAfter: at))
+            let claimed = try #require(try await base.claim(kinds: ["test.done"], workerID: "old", limit: 1, lease: .seconds(30), now: at).first)
+            if failed {
+                _ = try await base.fail(claimed.lease, error: JobError(kind: "internal", message: "boom"), retryAt: nil, at: at)
+            } else {
+                _ = try await base.complete(claimed.lease, result: nil, at: at)
+            }
+        }
+        try await finish("job_old_1", owner: "usr_1", daysAgo: 10, failed: true)
+        try await finish("job_old_2", owner: nil, daysAgo: 9)
+        try await finish("job_old_3", owner: "usr_1", daysAgo: 8)
+        try await finish("job_recent", owner: "usr_1", daysAgo: 6, failed: true)
+        _ = try await base.enqueue(NewJob(id: "job_queued", kind: "test.idle", ownerID: "usr_1", runAfter: Self.start.addingTimeInterval(-30 * day)))
+        _ = try await base.enqueue(
+            NewJob(id: "job_waiting", kind: "test.done", ownerID: nil, maxAttempts: 2, runAfter: Self.start.addingTimeInterval(-20 * day)))
+        let waiting = try #require(
+            try await base.claim(kinds: ["test.done"], workerID: "old", limit: 1, lease: .seconds(30), now: Self.start.addingTimeInterval(-20 * day))
+                .first)
+        _ = try await base.fail(
+            waiting.lease, error: JobError(kind: "timeout", message: "t"), retryAt: Self.start.addingTimeInterval(day), at: waiting.job.runAfter)
+
+        // Two per batch: three old jobs take a full batch and a short one.
+        let queue = RecordingJobQueue(base)
+        let prune = JobsPruneJob(queue: queue, clock: time, retention: 7 * day, batchSize: 2, logger: Dependencies.quietLogger)
+        let signal = JobWakeSignal()
+        let workers = JobWorkers(
+            queue: queue, handlers: [prune], signal: signal, workerID: "host-1", clock: time, sleeper: time,
+            settings: .init(pollInterval: .seconds(3600)), logger: Dependencies.quietLogger)
+        let recurring = RecurringJobs(
+            jobs: [RecurringJob(prune, every: .seconds(3600))], scheduler: JobScheduler(queue: queue, signal: signal), ids: SequentialIDs(),
+            clock: time, sleeper: time, logger: Dependencies.quietLogger)
+        let running = Task {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await workers.run() }
+                group.addTask { await recurring.run() }
+            }
+        }
+        await queue.changes.wait { queue.completed.count == 1 }
+        await workers.shutdown(timeout: .zero)
+        running.cancel()
+        await running.value
+
+        let cutoff = Self.start.addingTimeInterval(-7 * day)
+        let prunes = queue.calls.filter { if case .prune = $0 { true } else { false } }
+        #expect(prunes == [.prune(finishedBefore: cutoff, limit: 2, deleted: 2), .prune(finishedBefore: cutoff, limit: 2, deleted: 1)])
+        let system = try await queue.list(JobQuery(ownerID: nil, limit: 10)).map(\.job)
+        let pruneJob = try #require(system.first { $0.kind == JobsPruneJob.kind })
+        #expect(pruneJob.state == .succeeded && pruneJob.result?.text == #"{"deleted":3}"#)
+        let users = try await queue.list(JobQuery(ownerID: "usr_1", limit: 10)).map(\.job.id)
+        #expect(Set(users) == ["job_recent", "job_queued"])
+        #expect(Set(system.map(\.id)) == [pruneJob.id, "job_waiting"])
+        #expect(system.first { $0.id == "job_waiting" }?.state == .queued)
+    }
+
     @Test("interval slots are aligned on the epoch; the key names the interval and the slot")
     func slots() {
         let job = RecurringJob(kind: "events.prune", interval: .seconds(600))
@@ -100,17 +167,19 @@ struct RecurringJobsTests {
         #expect(job.idempotencyKey(slotStart: Self.slot) == "600s@1800000000")
     }
 
-    @Test("[jobs], events.prune_interval_seconds and audit.prune_interval_seconds from the file and the environment; bad values refused by name")
+    @Test("[jobs] (retention and prune interval too), events.prune_interval_seconds and audit.prune_interval_seconds from the file and the environment; bad values refused by name")
     func settings() throws {
         let defaults = try LLMConfigurationTests.load().configuration.jobs
         #expect(defaults.concurrency.isEmpty && defaults.pollInterval == .seconds(5))
         #expect(defaults.eventsPruneInterval == .seconds(600) && defaults.auditPruneInterval == .seconds(600))
+        #expect(defaults.retentionAge == 7 * 24 * 3600 && defaults.pruneInterval == .seconds(3600))
 
         let loaded = try LLMConfigurationTests.load(
             """
             [jobs]
             concurrency.agent_run = 8
             poll_interval_ms = 250
+            retention_days = 30
 
             [jobs.concurrency]
             chat_title = 2
@@ -120,11 +189,12 @@ struct RecurringJobsTests {
 
             [audit]
             prune_interval_seconds = 3600
-            """, environment: ["AGENTD_JOBS_CONCURRENCY_EVENTS_PRUNE": "3"])
+            """, environment: ["AGENTD_JOBS_CONCURRENCY_EVENTS_PRUNE": "3", "AGENTD_JOBS_PRUNE_INTERVAL_SECONDS": "120"])
         let jobs = loaded.configuration.jobs
         #expect(jobs.concurrency == ["agent.run": 8, "chat.title": 2, "events.prune": 3])
         #expect(jobs.pollInterval == .milliseconds(250))
         #expect(jobs.eventsPruneInterval == .seconds(60) && jobs.auditPruneInterval == .seconds(3600))
+        #expect(jobs.retentionAge == 30 * 24 * 3600 && jobs.pruneInterval == .seconds(120))
         #expect(ConfigurationLoader.describe(loaded).contains("jobs.concurrency.agent_run"))
 
         func refusal(_ toml: String) -> String {
@@ -140,6 +210,8 @@ struct RecurringJobsTests {
         #expect(refusal("[jobs]\nconcurrency.nope = 2\n").contains("unknown key jobs.concurrency.nope"))
         #expect(refusal("[events]\nprune_interval_seconds = 0\n").contains("events.prune_interval_seconds must be at least 1, got 0"))
         #expect(refusal("[jobs]\npoll_interval_ms = 1\n").contains("jobs.poll_interval_ms must be at least 10, got 1"))
+        #expect(refusal("[jobs]\nretention_days = 0\n").contains("jobs.retention_days must be at least 1, got 0"))
+        #expect(refusal("[jobs]\nprune_interval_seconds = 0\n").contains("jobs.prune_interval_seconds must be at least 1, got 0"))
     }
 
     @Test("every job kind the daemon registers has its jobs.concurrency setting, which the workers apply")

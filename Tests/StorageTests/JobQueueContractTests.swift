@@ -84,7 +84,8 @@ struct SQLiteJobQueueHarness: JobQueueHarness {
 
 /// The `JobQueue` contract, written once against the protocol and run for every implementation:
 /// owner scoping, idempotency keys, claim order and due times, leases (expiry, renewal, loss),
-/// retries, cancellation in both states, release, `jobs.retry` and the events of each change.
+/// retries, cancellation in both states, release, `jobs.retry`, retention (`prune`) and the events
+/// of each change.
 @Suite("JobQueue contract", .timeLimit(.minutes(1)))
 struct JobQueueContractTests {
     static let t0 = Date(timeIntervalSince1970: 1_800_000_000)
@@ -456,6 +457,88 @@ struct JobQueueContractTests {
             let revived = try await queue.retry(id: "job_2", ownerID: Self.alice, at: at(6))
             #expect(revived.state == .queued && revived.maxAttempts == 3 && revived.attempt == 0 && !revived.cancelRequested)
             #expect(try await claimOne(queue, now: at(6))?.job.id == "job_2")
+        }
+    }
+
+    // MARK: Retention
+
+    /// Enqueues `id` and ends it `end` at `at(time)`: claimed and completed or failed, or cancelled
+    /// while queued. Nothing else of kind `test.noop` may be due then.
+    func finish(_ queue: any JobQueue, _ id: String, owner: String? = alice, key: String? = nil, _ end: JobState, at time: TimeInterval)
+        async throws
+    {
+        _ = try await queue.enqueue(new(id, owner: owner, runAfter: at(time - 1), key: key))
+        switch end {
+        case .cancelled:
+            _ = try await queue.cancel(id: id, ownerID: owner, at: at(time))
+        case .succeeded, .failed:
+            let claimed = try #require(try await claimOne(queue, now: at(time)))
+            #expect(claimed.job.id == id)
+            if end == .succeeded {
+                _ = try await queue.complete(claimed.lease, result: nil, at: at(time))
+            } else {
+                _ = try await queue.fail(claimed.lease, error: JobError(kind: "internal", message: "boom"), retryAt: nil, at: at(time))
+            }
+        case .queued, .running:
+            Issue.record("not a finished state: \(end)")
+        }
+    }
+
+    @Test("prune deletes finished jobs (succeeded, failed, cancelled) finished before the date, oldest first, at most limit per call, of every owner and the system alike; live and recent ones stay", arguments: JobQueueImplementations.all)
+    func prune(_ implementation: JobQueueImplementation) async throws {
+        try await with(implementation) { _, queue in
+            // Finished before the cutoff (at 50), across owners and the system.
+            try await finish(queue, "job_ok", .succeeded, at: 10)
+            try await finish(queue, "job_bob", owner: Self.bob, .succeeded, at: 15)
+            try await finish(queue, "job_failed", key: "k", .failed, at: 20)
+            try await finish(queue, "job_sys", owner: nil, .succeeded, at: 25)
+            try await finish(queue, "job_cancelled", owner: Self.bob, .cancelled, at: 30)
+            // Finished at or after the cutoff.
+            try await finish(queue, "job_at_cutoff", .succeeded, at: 50)
+            try await finish(queue, "job_recent", owner: nil, .failed, at: 100)
+            // Failed long ago, then retried: live again (queued, due later), whatever its old finish.
+            try await finish(queue, "job_retried", .failed, at: 5)
+            _ = try await queue.retry(id: "job_retried", ownerID: Self.alice, at: at(6))
+            // Live jobs created long ago: one queued (another kind, never claimed), one running,
+            // one waiting for its retry.
+            _ = try await queue.enqueue(new("job_queued", kind: "test.idle", runAfter: at(0)))
+            _ = try await queue.enqueue(new("job_waiting", runAfter: at(0), maxAttempts: 2))
+            let waiting = try #require(try await claimOne(queue, now: at(1)))
+            _ = try await queue.fail(waiting.lease, error: JobError(kind: "timeout", message: "t"), retryAt: at(10_000), at: at(2))
+            _ = try await queue.enqueue(new("job_running", owner: nil, runAfter: at(0)))
+            #expect(try await claimOne(queue, lease: .seconds(100_000), now: at(3))?.job.id == "job_running")
+
+            /// Every job left, of alice, bob and the system.
+            func left() async throws -> Set<String> {
+                var ids: Set<String> = []
+                for owner in [Self.alice, Self.bob, nil] {
+                    ids.formUnion(try await queue.list(JobQuery(ownerID: owner, limit: 100)).map(\.job.id))
+                }
+                return ids
+            }
+            let live: Set = ["job_retried", "job_queued", "job_waiting", "job_running"]
+            let recent: Set = ["job_at_cutoff", "job_recent"]
+            #expect(try await queue.prune(finishedBefore: at(50), limit: 0) == 0)
+            // Oldest finished first, two per call.
+            #expect(try await queue.prune(finishedBefore: at(50), limit: 2) == 2)
+            #expect(try await left() == live.union(recent).union(["job_failed", "job_sys", "job_cancelled"]))
+            #expect(try await queue.prune(finishedBefore: at(50), limit: 2) == 2)
+            #expect(try await left() == live.union(recent).union(["job_cancelled"]))
+            // Short of the limit: nothing older is left.
+            #expect(try await queue.prune(finishedBefore: at(50), limit: 2) == 1)
+            #expect(try await queue.prune(finishedBefore: at(50), limit: 2) == 0)
+            #expect(try await left() == live.union(recent))
+            #expect(try await queue.job(id: "job_ok", ownerID: Self.alice) == nil)
+
+            // Long after: every finished job goes, no live one does, and the live ones are untouched.
+            let before = try await queue.list(JobQuery(ownerID: Self.alice, limit: 100)).filter { live.contains($0.job.id) }
+            #expect(try await queue.prune(finishedBefore: at(1_000_000), limit: 100) == 2)
+            #expect(try await left() == live)
+            #expect(try await queue.list(JobQuery(ownerID: Self.alice, limit: 100)) == before)
+            #expect(try await queue.job(id: "job_running", ownerID: nil)?.state == .running)
+
+            // A pruned job's idempotency key is free again.
+            #expect(try await queue.enqueue(new("job_again", key: "k")).created)
         }
     }
 

@@ -14,7 +14,7 @@ struct SQLiteJobQueueTests {
         try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql).map { $0["detail"] as String }.joined(separator: "\n")
     }
 
-    @Test("claim, nextDue, the idempotency lookup and jobs.list read through their indexes")
+    @Test("claim, nextDue, the idempotency lookup, jobs.list and prune read through their indexes")
     func queryPlans() async throws {
         let harness = try await SQLiteJobQueueHarness()
         defer { harness.removeFiles() }
@@ -34,6 +34,9 @@ struct SQLiteJobQueueTests {
             #expect(key.contains("jobs_idempotency"), "\(key)")
             let list = try Self.plan(db, "SELECT seq FROM jobs WHERE owner_id IS 'usr_1' ORDER BY seq DESC LIMIT 10")
             #expect(list.contains("jobs_owner_seq") && !list.contains("TEMP B-TREE"), "\(list)")
+            let prune = try Self.plan(
+                db, "SELECT seq FROM jobs WHERE finished_at < '2026' AND state IN ('succeeded', 'failed', 'cancelled') ORDER BY finished_at LIMIT 10")
+            #expect(prune.contains("jobs_finished") && !prune.contains("TEMP B-TREE"), "\(prune)")
         }
     }
 

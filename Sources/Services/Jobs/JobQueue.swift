@@ -63,6 +63,14 @@ public protocol JobQueue: Sendable {
     /// Newest first (by `seq`), at most `query.limit` rows.
     func list(_ query: JobQuery) async throws -> [StoredJob]
 
+    /// Retention (`jobs.prune`): deletes up to `limit` finished jobs (succeeded, failed,
+    /// cancelled) of every owner, the daemon's too, whose `finishedAt` is before `finishedBefore`,
+    /// oldest first, in one short write; queued and running jobs are never deleted. Returns how many
+    /// went: fewer than `limit` means none older is left, so a caller prunes in batches (one
+    /// transaction each) instead of holding the single writer for one long delete. No event: a
+    /// pruned job is just gone (`job` answers nil, its idempotency key is free again).
+    func prune(finishedBefore: Date, limit: Int) async throws -> Int
+
     /// The earliest moment a job of `kinds` becomes claimable (a queued job's `runAfter`, a running
     /// one's lease expiry), for a worker to sleep until; nil when there is none.
     func nextDue(kinds: Set<String>) async throws -> Date?

@@ -8,7 +8,7 @@ public enum Jobs {
     public enum List: RPCMethod {
         public static let name = "jobs.list"
         public static let summary =
-            "The caller's background jobs, newest first, optionally of one state or kind, a page at a time (limit 1-200, default 50): state, attempts, due time, result or error."
+            "The caller's background jobs, newest first, optionally of one state or kind, a page at a time (limit 1-200, default 50): state, attempts, due time, result or error. A finished job (succeeded, failed, cancelled) is deleted jobs.retention_days (default 7) after it finished."
         public static let rateClass: RPCRateClassName = .read
         public struct Params: Codable, Sendable {
             public var state: JobState?
@@ -53,7 +53,7 @@ public enum Jobs {
     public enum Retry: RPCMethod {
         public static let name = "jobs.retry"
         public static let summary =
-            "Queues one of the caller's failed or cancelled jobs again, due now, with one more attempt allowed; any other state answers -32602."
+            "Queues one of the caller's failed or cancelled jobs again, due now, with one more attempt allowed; any other state answers -32602. A finished job can be retried until it is pruned (jobs.retention_days after it finished, default 7); then it is not found."
         public static let rateClass: RPCRateClassName = .write
         public struct Params: Codable, Sendable {
             public var id: String

@@ -60,10 +60,3 @@ public struct JobsService: Sendable {
         return job
     }
 }
-
-/// Until the workers run in this process: nothing runs here to cancel, so a running job learns of
-/// its cancel from its heartbeat.
-public struct NoJobCanceller: JobCanceller {
-    public init() {}
-    public func cancelRunning(jobID: String) -> Bool { false }
-}

@@ -16,6 +16,9 @@ import Services
 /// a worker whose lease expired and whose job was claimed again (attempt + 1) changes nothing.
 public struct SQLiteJobQueue: JobQueue {
     private let reader: any DatabaseReader
+    /// Only for `prune`: a delete of many rows runs in a transaction of its own, not in a group
+    /// commit, so it never holds up the small writes batched with it.
+    private let writer: any DatabaseWriter
     private let writes: GroupCommitWriter
     /// Only for `enqueue`'s `createdAt` (the protocol passes every other time in); the events'
     /// times come from the outbox's clock.
@@ -23,6 +26,7 @@ public struct SQLiteJobQueue: JobQueue {
 
     public init(writer: any DatabaseWriter, groupWriter: GroupCommitWriter, clock: any WallClock) {
         self.reader = writer
+        self.writer = writer
         self.writes = groupWriter
         self.clock = clock
     }
@@ -313,6 +317,24 @@ public struct SQLiteJobQueue: JobQueue {
         let finalArguments = arguments
         return try await reader.unsafeRead { db in
             try Row.fetchAll(db.cachedStatement(sql: sql), arguments: finalArguments).map(Self.job)
+        }
+    }
+
+    /// One statement in its own transaction, reading `jobs_finished` (0019) oldest first and
+    /// stopping at `limit`: its cost is bounded by `limit`, whatever the table holds. Only
+    /// finished jobs have a `finished_at`; the state is checked too, so that no live job is ever
+    /// deleted whatever a row holds.
+    public func prune(finishedBefore: Date, limit: Int) async throws -> Int {
+        guard limit > 0 else { return 0 }
+        let before = Timestamp.text(finishedBefore)
+        return try await writer.write { db in
+            try db.cachedStatement(
+                sql: """
+                    DELETE FROM jobs WHERE seq IN (
+                        SELECT seq FROM jobs WHERE finished_at < ? AND state IN ('succeeded', 'failed', 'cancelled') ORDER BY finished_at LIMIT ?)
+                    """
+            ).execute(arguments: [before, limit])
+            return db.changesCount
         }
     }
 

@@ -108,6 +108,15 @@ final class AgentRunTestQueue: JobQueue {
 
     func nextDue(kinds: Set<String>) async throws -> Date? { nil }
 
+    func prune(finishedBefore cutoff: Date, limit: Int) async throws -> Int {
+        jobs.withLock { jobs in
+            let old = jobs.values.filter { $0.state.isFinished && ($0.finishedAt ?? .distantFuture) < cutoff }
+                .sorted { $0.finishedAt! < $1.finishedAt! }.prefix(limit)
+            for job in old { jobs[job.id] = nil }
+            return old.count
+        }
+    }
+
     /// Expires every running job's lease (its worker died).
     func expireLeases() {
         jobs.withLock { jobs in

@@ -160,6 +160,7 @@ final class InMemoryJobQueue: JobQueue {
             job.maxAttempts += 1
             job.runAfter = at
             job.cancelRequested = false
+            job.finishedAt = nil
             state.jobs[id]!.job = job
             return job
         }
@@ -176,6 +177,18 @@ final class InMemoryJobQueue: JobQueue {
                     && (query.kind.map { entry.job.kind == $0 } ?? true)
             }
             .sorted { $0.seq > $1.seq }.prefix(query.limit).map { StoredJob(seq: $0.seq, job: $0.job) }
+        }
+    }
+
+    func prune(finishedBefore: Date, limit: Int) async throws -> Int {
+        state.withLock { state in
+            let old = state.jobs.values.filter { entry in
+                guard let finished = entry.job.finishedAt else { return false }
+                return [.succeeded, .failed, .cancelled].contains(entry.job.state) && finished < finishedBefore
+            }
+            .sorted { $0.job.finishedAt! < $1.job.finishedAt! }.prefix(max(0, limit))
+            for entry in old { state.jobs[entry.job.id] = nil }
+            return old.count
         }
     }
 

@@ -114,6 +114,7 @@ final class RecordingJobQueue: JobQueue {
         case complete(jobID: String)
         case fail(jobID: String, error: JobError, retryAt: Date?)
         case release(jobID: String)
+        case prune(finishedBefore: Date, limit: Int, deleted: Int)
     }
 
     let base: any JobQueue
@@ -177,6 +178,12 @@ final class RecordingJobQueue: JobQueue {
     func job(id: String, ownerID: String?) async throws -> Job? { try await base.job(id: id, ownerID: ownerID) }
     func list(_ query: JobQuery) async throws -> [StoredJob] { try await base.list(query) }
     func nextDue(kinds: Set<String>) async throws -> Date? { try await base.nextDue(kinds: kinds) }
+
+    func prune(finishedBefore: Date, limit: Int) async throws -> Int {
+        let deleted = try await base.prune(finishedBefore: finishedBefore, limit: limit)
+        record(.prune(finishedBefore: finishedBefore, limit: limit, deleted: deleted))
+        return deleted
+    }
 }
 
 /// A handler the test scripts: each attempt calls `body`, and the handler counts attempts running
