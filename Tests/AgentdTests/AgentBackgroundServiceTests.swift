@@ -54,7 +54,8 @@ struct AgentBackgroundServiceTests {
                 return try #require(try await queue.job(id: claimed.job.id, ownerID: claimed.job.ownerID))
             case .failure(let error):
                 let retry = handler.policy.isRetriable(error) && claimed.lease.attempt < claimed.job.maxAttempts
-                let jobError = (error as? JobError) ?? (error as? LLMError).map { JobError(kind: $0.kind.rawValue, message: $0.message) }
+                let jobError =
+                    (error as? JobError) ?? (error as? LLMError).map { JobError(kind: $0.kind.rawValue, message: $0.message) }
                     ?? JobError(kind: "internal", message: "\(error)")
                 return try await queue.fail(claimed.lease, error: jobError, retryAt: retry ? now : nil, at: now)
             }
@@ -65,7 +66,8 @@ struct AgentBackgroundServiceTests {
         let collaborators = Dependencies.Collaborators(
             clock: clock, ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts(), llmProvider: provider, webSearch: nil,
             jobQueue: queue, agentPartialTimer: { [partialTimer] in try await partialTimer.wait($0) })
-        let dependencies = try await Dependencies.testing(configuration: DaemonConfiguration(socketPath: "", databasePath: ""), collaborators: collaborators)
+        let dependencies = try await Dependencies.testing(
+            configuration: DaemonConfiguration(socketPath: "", databasePath: ""), collaborators: collaborators)
         let deltas = DeltaRecorder()
         return Graph(
             dependencies: dependencies, alice: try await dependencies.auth.register(username: "alice", password: "password1"), deltas: deltas,
@@ -76,7 +78,9 @@ struct AgentBackgroundServiceTests {
         try await graph.dependencies.chats.messages(.init(chatId: chatID, limit: 500), userID: graph.alice.id).items.filter { $0.role == .assistant }
     }
 
-    @Test("background act answers at once with the ids, the question stored; the job (owner, key = run id) runs it; one answer, deltas to the handler's sink")
+    @Test(
+        "background act answers at once with the ids, the question stored; the job (owner, key = run id) runs it; one answer, deltas to the handler's sink"
+    )
     func actRunsAsAJob() async throws {
         let provider = ScriptedLLMProvider(scripts: [ScriptedLLMProvider.answer(["Hel", "lo"])])
         let graph = try await graph(provider)
@@ -170,7 +174,8 @@ struct AgentBackgroundServiceTests {
         #expect(try await graph.work(queue, now: clock.now()).isEmpty, "a cancelled job is never claimed")
 
         let running = try await graph.agent.actInBackground(.init(chatId: queued.chatId, message: "Stop midway"), user: graph.alice)
-        let claimed = try #require(try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 1, lease: .seconds(30), now: clock.now()).first)
+        let claimed = try #require(
+            try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 1, lease: .seconds(30), now: clock.now()).first)
         let attempt = Task { await graph.outcome(of: claimed) }
         await graph.deltas.firstDelta.wait()
         let stopped = try await graph.agent.cancel(runID: running.runId, userID: graph.alice.id)
@@ -187,7 +192,8 @@ struct AgentBackgroundServiceTests {
         let provider = ScriptedLLMProvider(scripts: [AgentServiceTests.blockingScript(gate)])
         let graph = try await graph(provider)
         let started = try await graph.agent.actInBackground(.init(message: "Stop it"), user: graph.alice)
-        let claimed = try #require(try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 1, lease: .seconds(30), now: clock.now()).first)
+        let claimed = try #require(
+            try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 1, lease: .seconds(30), now: clock.now()).first)
         let attempt = Task { await graph.outcome(of: claimed) }
         await graph.deltas.firstDelta.wait()
         // What jobs.cancel does: the queue marks the job, the workers cancel its task.
@@ -206,7 +212,8 @@ struct AgentBackgroundServiceTests {
         let provider = ScriptedLLMProvider(scripts: [AgentServiceTests.blockingScript(gate), ScriptedLLMProvider.answer(["After restart"])])
         let graph = try await graph(provider)
         let started = try await graph.agent.actInBackground(.init(message: "Survive"), user: graph.alice)
-        let claimed = try #require(try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 1, lease: .seconds(30), now: clock.now()).first)
+        let claimed = try #require(
+            try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 1, lease: .seconds(30), now: clock.now()).first)
         let attempt = Task { await graph.outcome(of: claimed) }
         await graph.deltas.firstDelta.wait()
         attempt.cancel()
@@ -229,7 +236,8 @@ struct AgentBackgroundServiceTests {
         let foreground = Task { try await graph.agent.act(.init(message: "Foreground"), user: graph.alice, onDelta: foregroundDeltas.record) }
         await foregroundDeltas.firstDelta.wait()
         let started = try await graph.agent.actInBackground(.init(message: "Background"), user: graph.alice)
-        let claimed = try #require(try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 1, lease: .seconds(30), now: clock.now()).first)
+        let claimed = try #require(
+            try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 1, lease: .seconds(30), now: clock.now()).first)
         let dead = Task { await graph.outcome(of: claimed) }
         await graph.deltas.firstDelta.wait()
 
@@ -241,7 +249,8 @@ struct AgentBackgroundServiceTests {
 
         // The lease expires; another worker claims the job (recovered) and runs it from the start.
         queue.expireLeases()
-        let recovered = try #require(try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w2", limit: 1, lease: .seconds(30), now: clock.now()).first)
+        let recovered = try #require(
+            try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w2", limit: 1, lease: .seconds(30), now: clock.now()).first)
         #expect(recovered.recovered && recovered.lease.attempt == 2)
         let job = try await graph.finish(recovered, queue: queue, now: clock.now(), outcome: await graph.outcome(of: recovered))
         #expect(job.state == .succeeded, "\(job)")
@@ -263,7 +272,8 @@ struct AgentBackgroundServiceTests {
         let provider = ScriptedLLMProvider(scripts: [AgentServiceTests.blockingScript(gate), ScriptedLLMProvider.answer(["Whole answer"])])
         let graph = try await graph(provider)
         let started = try await graph.agent.actInBackground(.init(message: "Partial"), user: graph.alice)
-        let claimed = try #require(try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 1, lease: .seconds(30), now: clock.now()).first)
+        let claimed = try #require(
+            try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 1, lease: .seconds(30), now: clock.now()).first)
         let dead = Task { await graph.outcome(of: claimed) }
         await graph.deltas.firstDelta.wait()
         // The periodic store of the text so far ("Hel"): fired, and done once the next wait begins.
@@ -273,7 +283,8 @@ struct AgentBackgroundServiceTests {
         #expect(try await graph.agent.run(id: started.runId, userID: graph.alice.id).partial == nil, "no partial while the first attempt runs")
 
         queue.expireLeases()
-        let recovered = try #require(try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w2", limit: 1, lease: .seconds(30), now: clock.now()).first)
+        let recovered = try #require(
+            try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w2", limit: 1, lease: .seconds(30), now: clock.now()).first)
         #expect(try await graph.finish(recovered, queue: queue, now: clock.now(), outcome: await graph.outcome(of: recovered)).state == .succeeded)
         let run = try await graph.agent.run(id: started.runId, userID: graph.alice.id)
         #expect(run.status == .completed && run.attempt == 2 && run.partial == "Hel", "\(run)")
@@ -303,7 +314,9 @@ struct AgentBackgroundServiceTests {
         _ = try await graph.agent.actInBackground(.init(message: "Now it fits"), user: graph.alice)
     }
 
-    @Test("at start, a background run without its job (a crash between the start and the enqueue) ends failed, interrupted; one whose job ended ends too")
+    @Test(
+        "at start, a background run without its job (a crash between the start and the enqueue) ends failed, interrupted; one whose job ended ends too"
+    )
     func orphans() async throws {
         let provider = ScriptedLLMProvider(scripts: [ScriptedLLMProvider.answer(["x"])])
         let graph = try await graph(provider)
@@ -311,7 +324,10 @@ struct AgentBackgroundServiceTests {
         let ownJob = try await graph.agent.actInBackground(.init(chatId: orphan.chatId, message: "Job failed elsewhere"), user: graph.alice)
         let live = try await graph.agent.actInBackground(.init(chatId: orphan.chatId, message: "Still queued"), user: graph.alice)
         queue.remove(orphan.jobId)
-        let claimed = try #require(try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 10, lease: .seconds(30), now: clock.now()).first { $0.job.id == ownJob.jobId })
+        let claimed = try #require(
+            try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 10, lease: .seconds(30), now: clock.now()).first {
+                $0.job.id == ownJob.jobId
+            })
         _ = try await queue.fail(claimed.lease, error: JobError.interrupted, retryAt: nil, at: clock.now())
         queue.requeue(live.jobId)
 
@@ -336,7 +352,8 @@ struct AgentBackgroundServiceTests {
 
         // A job still running (an attempt going on here) is not touched by a stray event.
         let running = try await graph.agent.actInBackground(.init(chatId: queued.chatId, message: "Keep going"), user: graph.alice)
-        let claimed = try #require(try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 1, lease: .seconds(30), now: clock.now()).first)
+        let claimed = try #require(
+            try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 1, lease: .seconds(30), now: clock.now()).first)
         let attempt = Task { await graph.outcome(of: claimed) }
         await graph.deltas.firstDelta.wait()
         await graph.agent.jobEnded(jobID: running.jobId, userID: graph.alice.id)

@@ -167,7 +167,9 @@ struct RecurringJobsTests {
         #expect(job.idempotencyKey(slotStart: Self.slot) == "600s@1800000000")
     }
 
-    @Test("[jobs] (retention and prune interval too), events.prune_interval_seconds and audit.prune_interval_seconds from the file and the environment; bad values refused by name")
+    @Test(
+        "[jobs] (retention and prune interval too), events.prune_interval_seconds and audit.prune_interval_seconds from the file and the environment; bad values refused by name"
+    )
     func settings() throws {
         let defaults = try LLMConfigurationTests.load().configuration.jobs
         #expect(defaults.concurrency.isEmpty && defaults.pollInterval == .seconds(5))

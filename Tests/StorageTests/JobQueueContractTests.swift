@@ -127,7 +127,9 @@ struct JobQueueContractTests {
 
     // MARK: Enqueue, read, scoping
 
-    @Test("enqueue stores a queued job its owner reads back (get, list newest first with filters and a keyset); another owner's is missing", arguments: JobQueueImplementations.all)
+    @Test(
+        "enqueue stores a queued job its owner reads back (get, list newest first with filters and a keyset); another owner's is missing",
+        arguments: JobQueueImplementations.all)
     func enqueueGetList(_ implementation: JobQueueImplementation) async throws {
         try await with(implementation) { _, queue in
             let first = try await queue.enqueue(new("job_1", payload: #"{"n":1}"#))
@@ -160,7 +162,9 @@ struct JobQueueContractTests {
         }
     }
 
-    @Test("an idempotency key answers the owner's existing job of that kind (created: false), also the system's; another owner or kind makes a new one", arguments: JobQueueImplementations.all)
+    @Test(
+        "an idempotency key answers the owner's existing job of that kind (created: false), also the system's; another owner or kind makes a new one",
+        arguments: JobQueueImplementations.all)
     func idempotencyKeys(_ implementation: JobQueueImplementation) async throws {
         try await with(implementation) { _, queue in
             let first = try await queue.enqueue(new("job_1", key: "k"))
@@ -207,7 +211,9 @@ struct JobQueueContractTests {
         }
     }
 
-    @Test("claim takes only the kinds asked for, and each claimed job is running, attempt counted, leased until now + lease", arguments: JobQueueImplementations.all)
+    @Test(
+        "claim takes only the kinds asked for, and each claimed job is running, attempt counted, leased until now + lease",
+        arguments: JobQueueImplementations.all)
     func claimMarksRunning(_ implementation: JobQueueImplementation) async throws {
         try await with(implementation) { _, queue in
             _ = try await queue.enqueue(new("job_a", kind: "kind.a"))
@@ -293,7 +299,9 @@ struct JobQueueContractTests {
 
     // MARK: Leases
 
-    @Test("an expired lease is claimed again (recovered, attempt counted); the old lease then answers lost and its complete/fail throw leaseLost", arguments: JobQueueImplementations.all)
+    @Test(
+        "an expired lease is claimed again (recovered, attempt counted); the old lease then answers lost and its complete/fail throw leaseLost",
+        arguments: JobQueueImplementations.all)
     func leaseExpiry(_ implementation: JobQueueImplementation) async throws {
         try await with(implementation) { _, queue in
             _ = try await queue.enqueue(new("job_1", maxAttempts: 3))
@@ -378,7 +386,9 @@ struct JobQueueContractTests {
         }
     }
 
-    @Test("cancel of a running job marks it; the heartbeat answers cancelRequested; fail (or release) then ends it cancelled", arguments: JobQueueImplementations.all)
+    @Test(
+        "cancel of a running job marks it; the heartbeat answers cancelRequested; fail (or release) then ends it cancelled",
+        arguments: JobQueueImplementations.all)
     func cancelRunning(_ implementation: JobQueueImplementation) async throws {
         try await with(implementation) { _, queue in
             _ = try await queue.enqueue(new("job_1", maxAttempts: 5))
@@ -400,7 +410,9 @@ struct JobQueueContractTests {
         }
     }
 
-    @Test("a running job whose cancel was asked for and whose worker died is ended cancelled by the next claim, not run again", arguments: JobQueueImplementations.all)
+    @Test(
+        "a running job whose cancel was asked for and whose worker died is ended cancelled by the next claim, not run again",
+        arguments: JobQueueImplementations.all)
     func cancelRequestedThenWorkerDied(_ implementation: JobQueueImplementation) async throws {
         try await with(implementation) { _, queue in
             _ = try await queue.enqueue(new("job_1", maxAttempts: 3))
@@ -412,7 +424,9 @@ struct JobQueueContractTests {
         }
     }
 
-    @Test("release gives the attempt back: queued again, due at once, attempt not counted; a lost lease is ignored", arguments: JobQueueImplementations.all)
+    @Test(
+        "release gives the attempt back: queued again, due at once, attempt not counted; a lost lease is ignored",
+        arguments: JobQueueImplementations.all)
     func release(_ implementation: JobQueueImplementation) async throws {
         try await with(implementation) { _, queue in
             _ = try await queue.enqueue(new("job_1"))
@@ -429,7 +443,9 @@ struct JobQueueContractTests {
         }
     }
 
-    @Test("retry makes a failed or cancelled job queued with one more attempt allowed; a queued, running or succeeded job is invalidState", arguments: JobQueueImplementations.all)
+    @Test(
+        "retry makes a failed or cancelled job queued with one more attempt allowed; a queued, running or succeeded job is invalidState",
+        arguments: JobQueueImplementations.all)
     func retry(_ implementation: JobQueueImplementation) async throws {
         try await with(implementation) { _, queue in
             _ = try await queue.enqueue(new("job_1"))
@@ -484,7 +500,9 @@ struct JobQueueContractTests {
         }
     }
 
-    @Test("prune deletes finished jobs (succeeded, failed, cancelled) finished before the date, oldest first, at most limit per call, of every owner and the system alike; live and recent ones stay", arguments: JobQueueImplementations.all)
+    @Test(
+        "prune deletes finished jobs (succeeded, failed, cancelled) finished before the date, oldest first, at most limit per call, of every owner and the system alike; live and recent ones stay",
+        arguments: JobQueueImplementations.all)
     func prune(_ implementation: JobQueueImplementation) async throws {
         try await with(implementation) { _, queue in
             // Finished before the cutoff (at 50), across owners and the system.
@@ -544,7 +562,9 @@ struct JobQueueContractTests {
 
     // MARK: Events
 
-    @Test("each change writes its event under the owner (queued, started, succeeded, failed, cancelled); the system's jobs write none", arguments: JobQueueImplementations.all)
+    @Test(
+        "each change writes its event under the owner (queued, started, succeeded, failed, cancelled); the system's jobs write none",
+        arguments: JobQueueImplementations.all)
     func events(_ implementation: JobQueueImplementation) async throws {
         try await with(implementation) { harness, queue in
             _ = try await queue.enqueue(new("job_ok"))

@@ -26,7 +26,9 @@ struct SQLiteJobQueueTests {
                 """)
             #expect(claimQueued.contains("USING INDEX jobs_queued") && !claimQueued.contains("TEMP B-TREE"), "\(claimQueued)")
             let claimExpired = try Self.plan(
-                db, "SELECT seq FROM jobs WHERE state = 'running' AND kind IN ('a', 'b') AND lease_expires_at <= '2026' ORDER BY lease_expires_at LIMIT 1")
+                db,
+                "SELECT seq FROM jobs WHERE state = 'running' AND kind IN ('a', 'b') AND lease_expires_at <= '2026' ORDER BY lease_expires_at LIMIT 1"
+            )
             #expect(claimExpired.contains("jobs_running"), "\(claimExpired)")
             let nextDue = try Self.plan(db, "SELECT min(run_after) FROM jobs WHERE state = 'queued' AND kind IN ('a')")
             #expect(nextDue.contains("jobs_queued"), "\(nextDue)")
