@@ -24,6 +24,8 @@ Each role does what the per-process harness did, on the same uids, at least as o
                 patterns and drained. Each uid signs in once and authenticates the rest with its token.
   guess         8 connections (ABUSER_UID) send wrong passwords for `victim`, one call at a time each
                 (from when the describer, same uid, has signed in: they share the uid's `auth` budget).
+
+The roles that sign in go first; amplifiers, usernames and guessers start once they have (see main).
   select        one connection (BRANCHER_UID) selects the deep branch and the second root in turn, and
                 waits `retryAfterMs` when refused (within the limits every user has).
 
@@ -33,7 +35,8 @@ group shared ABUSER_UID with the guessers and died when their login was refused)
 
 Usage (bench/abuse.py runs it, as root so that each connection is made as its role's uid):
     abuse_hostile.py SOCKET DEEP,FORK
-Standard output: a line `ready` once every role is set up (connections open, signed in, subscribed).
+Standard output: a line `ready` once every role is set up (signed in, subscribed) and the flood (amplifiers,
+usernames, guessers) has its connections open.
 Standard input: a line `measure` starts the measured window (counters are snapshotted); end of input
 stops every role and prints one JSON line: per role, the counts and rates over the window, the
 connections held (least and mean, sampled every 0.25 s), and this process's CPU seconds.
@@ -437,44 +440,45 @@ def main():
     loop = Loop(path)
     stats = {role: Stats(role) for role in ALL_ROLES if role in ROLES_ON}
     selects = [0]
-    if "amplify" in stats:
-        for _ in range(AMPLIFIERS):
-            Connection(loop, stats["amplify"], ABUSER_UID, flood=DISCOVER_BATCH).open()
+    # Two stages. First the roles that must sign in (32 password hashes for the subscribers alone),
+    # which also keeps the guessers from spending ABUSER_UID's `auth` budget (a burst, then 1/s)
+    # before the describer, of the same uid, has signed in. Then the flood: amplifiers, usernames,
+    # guessers, which bench/abuse.py gives 2 s before it measures, as the per-process harness did.
     if "subscribe" in stats:
         per_uid = max(1, SUBSCRIBERS // SUBSCRIBER_UIDS)
         for i in range(SUBSCRIBER_UIDS):
             group = {"count": per_uid}
             Connection(loop, stats["subscribe"], ABUSER_UID + 1 + i, flow=flow_subscriber(group, i, loop, stats["subscribe"])).open()
-    def open_guessers():
-        for _ in range(GUESSERS):
-            Connection(loop, stats["guess"], ABUSER_UID, flow=flow_guess).open()
-
-    # The guessers spend ABUSER_UID's `auth` budget (a burst, then 1/s) that the describer also needs
-    # to sign in: they start once it has, or the describer would wait out refusals the whole run.
     if "descriptions" in stats:
-        Connection(loop, stats["descriptions"], ABUSER_UID, flow=flow_descriptions,
-                   on_ready=open_guessers if "guess" in stats else None).open()
-    elif "guess" in stats:
-        open_guessers()
+        Connection(loop, stats["descriptions"], ABUSER_UID, flow=flow_descriptions).open()
     if "select" in stats:
         Connection(loop, stats["select"], BRANCHER_UID, flow=flow_select(deep, fork, selects)).open()
-    if "usernames" in stats:
-        Connection(loop, stats["usernames"], ABUSER_UID, flow=flow_usernames).open()
+
+    def flood():
+        for _ in range(AMPLIFIERS if "amplify" in stats else 0):
+            Connection(loop, stats["amplify"], ABUSER_UID, flood=DISCOVER_BATCH).open()
+        if "usernames" in stats:
+            Connection(loop, stats["usernames"], ABUSER_UID, flow=flow_usernames).open()
+        for _ in range(GUESSERS if "guess" in stats else 0):
+            Connection(loop, stats["guess"], ABUSER_UID, flow=flow_guess).open()
 
     window = {}
     # What "set up" means per role: every connection open, and signed in or subscribed where it must be.
-    expected = {"amplify": ("held", AMPLIFIERS), "subscribe": ("ready", max(1, SUBSCRIBERS // SUBSCRIBER_UIDS) * SUBSCRIBER_UIDS),
-                "descriptions": ("ready", 1), "select": ("ready", 1), "guess": ("held", GUESSERS)}
-    announced = []
+    signed_in_stage = {"subscribe": max(1, SUBSCRIBERS // SUBSCRIBER_UIDS) * SUBSCRIBER_UIDS, "descriptions": 1, "select": 1}
+    flood_stage = {"amplify": AMPLIFIERS, "guess": GUESSERS}
+    progress = []   # seconds to: the sign-ins done (flood started), the flood's connections open
 
     def sample():
         if window:
             for role in stats.values():
                 role.samples.append((role.held, role.ready))
-        elif not announced and all(getattr(stats[name], gauge) >= count for name, (gauge, count) in expected.items() if name in stats):
-            announced.append(time.monotonic() - started)
+        elif not progress and all(stats[name].ready >= count for name, count in signed_in_stage.items() if name in stats):
+            progress.append(time.monotonic() - started)
+            flood()
+        elif len(progress) == 1 and all(stats[name].held >= count for name, count in flood_stage.items() if name in stats):
+            progress.append(time.monotonic() - started)
             print("ready", flush=True)
-        loop.later(0.25, sample)
+        loop.later(0.05 if len(progress) < 2 else 0.25, sample)
 
     def on_control():
         data = os.read(sys.stdin.fileno(), 4096)
@@ -493,7 +497,7 @@ def main():
     window.setdefault("at", started)
     window.setdefault("cpu", None)
     seconds = max(1e-9, ended - window["at"])
-    report = {"seconds": seconds, "setup_seconds": announced[0] if announced else None, "roles": {}, "selects": selects[0] - window.get("selects", 0),
+    report = {"seconds": seconds, "setup_seconds": progress[0] if progress else None, "roles": {}, "selects": selects[0] - window.get("selects", 0),
               "cpu_window": (cpu.user + cpu.system) - (window["cpu"].user + window["cpu"].system) if window["cpu"] else None,
               "cpu_total": cpu.user + cpu.system, "elapsed_total": ended - started}
     for name, role in stats.items():
@@ -502,7 +506,7 @@ def main():
         errors = {code: n - before_errors.get(code, 0) for code, n in role.errors.items() if n - before_errors.get(code, 0)}
         held = [h for h, _ in role.samples] or [role.held]
         ready = [r for _, r in role.samples] or [role.ready]
-        report["roles"][name] = {"counts": counts, "errors": errors, "held_min": min(held), "held_mean": sum(held) / len(held),
+        report["roles"][name] = {"counts": counts, "totals": dict(role.values), "errors": errors, "held_min": min(held), "held_mean": sum(held) / len(held),
                                  "ready_min": min(ready), "ready_mean": sum(ready) / len(ready)}
     print(json.dumps(report), flush=True)
 
