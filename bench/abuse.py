@@ -28,7 +28,8 @@ Usage: bench/abuse.py AGENTD     (bench/abuse.sh builds agentd and calls this; m
 switch uids: without root every client runs as this uid, which the daemon exempts from rate limits)
 Environment: ABUSE_PHASE (seconds, default 10), ABUSE_BRANCH (default 100000), ABUSE_AMPLIFIERS (24),
 ABUSE_SUBSCRIBERS (256), ABUSE_PACE (well-behaved calls per second, default 60), ABUSE_ROLES (which
-abuses run, comma-separated: amplify,usernames,descriptions,subscribe,guess,select — all by default).
+abuses run, comma-separated: amplify,usernames,descriptions,subscribe,guess,select — all by default),
+ABUSE_AMPLIFY_CYCLE (seconds an amplifier stays blocked before it reconnects, default 5; 0: never).
 """
 import json
 import select
@@ -52,6 +53,7 @@ BRANCH = int(os.environ.get("ABUSE_BRANCH", "100000"))
 AMPLIFIERS = int(os.environ.get("ABUSE_AMPLIFIERS", "24"))
 SUBSCRIBERS = int(os.environ.get("ABUSE_SUBSCRIBERS", "256"))
 PACE = float(os.environ.get("ABUSE_PACE", "60"))
+AMPLIFY_CYCLE = float(os.environ.get("ABUSE_AMPLIFY_CYCLE", "5"))
 # Which abuses run (for finding which one costs the well-behaved client what): all by default.
 ROLES_ON = set(os.environ.get("ABUSE_ROLES", "amplify,usernames,descriptions,subscribe,guess,select").split(","))
 GOOD_UID = 60100
@@ -187,7 +189,8 @@ def describe_roles(report):
         errors = ", ".join(f"{code} ×{n}" for code, n in sorted(role["errors"].items(), key=lambda item: -item[1])[:4])
         rate = {
             "amplify": f"{c['batches'] / seconds:.1f} batches/s of 1,000 rpc.discover ({c['bytes_sent'] / seconds / 1048576:.2f} MiB/s taken by the socket;"
-                       f" since they connected {role['totals']['batches']} batches, {role['totals']['bytes_sent'] / 1048576:.1f} MiB), {c['cuts']} cut",
+                       f" since they connected {role['totals']['batches']} batches, {role['totals']['bytes_sent'] / 1048576:.1f} MiB), {c['cuts']} cut,"
+                       f" {c['cycles']} closed and opened again after about {AMPLIFY_CYCLE:g} s blocked",
             "usernames": f"{c['calls'] / seconds:.1f} logins/s of 8 MiB offered ({c['bytes_sent'] / seconds / 1048576:.2f} MiB/s taken), "
                          f"{c['replies']} answered, {c['cuts']} cut",
             "descriptions": f"{c['calls'] / seconds:.1f} modules.create/s of 1 MiB ({c['bytes_sent'] / seconds / 1048576:.2f} MiB/s taken), "

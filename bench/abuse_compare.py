@@ -13,7 +13,8 @@ database, with the daemon's /metrics on loopback. For each it prints:
 
 Usage: bench/abuse_compare.py AGENTD   (as root; about 2 × (WARM + WINDOW) + 10 s; run it only on an
 otherwise idle machine). Environment: ABUSE_BRANCH (default 2000 here), COMPARE_WARM (2),
-COMPARE_WINDOW (6), OLD_COMMIT (7cd614d, the last commit with the per-process harness).
+COMPARE_WINDOW (6), OLD_COMMIT (7cd614d, the last commit with the per-process harness), COMPARE_SIDES
+(old,new).
 """
 import json
 import os
@@ -233,7 +234,7 @@ def main():
         branch = setup(agentd, pristine)
         print(f"machine: {os.cpu_count()} cores; branch of {abuse.BRANCH}; warm-up {WARM:.0f} s, window {WINDOW:.0f} s; "
               f"old = bench/abuse.py at {OLD_COMMIT}")
-        for side in ("old", "new"):
+        for side in os.environ.get("COMPARE_SIDES", "old,new").split(","):
             run_side(side, agentd, pristine, branch, old_dir)
     finally:
         shutil.rmtree(old_dir, ignore_errors=True)

@@ -14,7 +14,8 @@ Each role does what the per-process harness did, on the same uids, at least as o
 
   amplify       AMPLIFIERS connections (ABUSER_UID) write batches of 1,000 rpc.discover calls as fast
                 as the socket takes them and never read; a connection the daemon cuts is opened again
-                after RECONNECT_PAUSE.
+                after RECONNECT_PAUSE, and one blocked for about ABUSE_AMPLIFY_CYCLE seconds (default 5,
+                spread 0.5-1.5x over the amplifiers; 0: hold it) is closed and opened again.
   usernames     one connection (ABUSER_UID) sends auth.login with an 8 MiB username, again after each
                 answer; cut (the daemon closes a peer not signed in at its size limit), it connects
                 again after RECONNECT_PAUSE.
@@ -65,6 +66,12 @@ PASSWORD = "abuse-bench-password-1"
 # The per-process harness slept 50 ms after a cut before connecting again; the same here, so that the
 # attack's rate is the daemon's doing, not a tighter loop's.
 RECONNECT_PAUSE = 0.05
+# An amplifier the daemon has stopped reading (its unread replies at their bound) closes and connects
+# again after this many seconds blocked (0: never, it just holds the connection). Without it the
+# amplifiers go quiet once full, 2-3 s after they start: the per-process harness measured that
+# transient (612 rpc.discover/s executed in its window, its roles still starting), this one measures
+# after it, so the cycle keeps the daemon executing discovers and freeing replies the whole run.
+AMPLIFY_CYCLE = float(os.environ.get("ABUSE_AMPLIFY_CYCLE", "5"))
 IS_ROOT = os.geteuid() == 0
 
 
@@ -91,7 +98,7 @@ class Stats:
     """One role's counters. `held` (connections open now) and `ready` (connections past their
     set-up: signed in, subscribed) are gauges; the rest only grow."""
     COUNTERS = ("connects", "cuts", "connect_failures", "bytes_sent", "bytes_received", "calls", "replies",
-                "notifications", "batches")
+                "notifications", "batches", "cycles")
 
     def __init__(self, role):
         self.role = role
@@ -140,6 +147,7 @@ class Connection:
         self.waiting = False    # a Call's reply is due
         self.draining = False
         self.ready = False
+        self.progressed = 0.0   # when a write last took bytes (an amplifier's cycle)
 
     # --- life cycle -------------------------------------------------------------------------------
 
@@ -170,6 +178,7 @@ class Connection:
         self.out.clear()
         self.offset = 0
         if self.flood is not None:
+            self.progressed = time.monotonic()
             self.out.append(memoryview(self.flood))
             self.loop.selector.register(sock, selectors.EVENT_WRITE, self)
         else:
@@ -243,6 +252,8 @@ class Connection:
                 self.cut()
                 return
             self.stats.add("bytes_sent", sent)
+            if sent:
+                self.progressed = time.monotonic()
             self.offset += sent
             if self.offset == len(head):
                 self.offset = 0
@@ -454,9 +465,25 @@ def main():
     if "select" in stats:
         Connection(loop, stats["select"], BRANCHER_UID, flow=flow_select(deep, fork, selects)).open()
 
+    amplifiers = []
+
+    def cycle_amplifiers():
+        # Spread over 0.5-1.5 x AMPLIFY_CYCLE, one threshold per amplifier: they fill at the same
+        # moment, and the same threshold would bring them back in one burst every cycle.
+        now = time.monotonic()
+        for i, conn in enumerate(amplifiers):
+            if conn.sock is not None and now - conn.progressed >= AMPLIFY_CYCLE * (0.5 + i / len(amplifiers)):
+                conn.stats.add("cycles")
+                conn.stats.add("cuts", -1)      # cut() counts a cut: this one is ours
+                conn.cut()
+        loop.later(0.5, cycle_amplifiers)
+
     def flood():
         for _ in range(AMPLIFIERS if "amplify" in stats else 0):
-            Connection(loop, stats["amplify"], ABUSER_UID, flood=DISCOVER_BATCH).open()
+            amplifiers.append(Connection(loop, stats["amplify"], ABUSER_UID, flood=DISCOVER_BATCH))
+            amplifiers[-1].open()
+        if amplifiers and AMPLIFY_CYCLE > 0:
+            cycle_amplifiers()
         if "usernames" in stats:
             Connection(loop, stats["usernames"], ABUSER_UID, flow=flow_usernames).open()
         for _ in range(GUESSERS if "guess" in stats else 0):
