@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """bench/abuse_hostile.py — every hostile role of bench/abuse.py in ONE process, on non-blocking sockets.
 
-Until 2026-12-07 each role was its own Python process (about 45 of them on a 2-core machine): their own
-CPU competed with the daemon and the well-behaved client, so the abuse figure measured the harness as
-much as the daemon. Here one thread drives every connection through a selector (epoll); what it costs
-is printed next to the daemon's CPU, and each role's achieved rate is counted, so that a run shows the
-attack was as hard as intended and who used the cores.
+Until 2026-12-07 each role was its own Python process (about 45 of them on a 2-core machine). Those
+processes took seconds to start, so the measured window still held their set-up (240 auth.authenticate
+and 240 events.subscribe in a 6 s window) and the amplifiers' fill; their subscriptions were all refused
+(patterns matching no topic) and the describer died when its login was refused (bench/abuse_compare.py
+shows both sides). Here one thread drives every connection through a selector (epoll), each role's
+achieved rate is counted, and the process's CPU is printed next to the daemon's.
 
 Python, not C: the hostile side's work is the kernel's (connect, send, recv) and waiting on the daemon
 (rate-limit pauses, unread-reply pauses); at the few thousand events per second it handles, the
-interpreter's share stays small, and every reply that steers a role (tokens, `retryAfterMs`) is JSON.
-Each role does what the per-process harness did, on the same uids, at least as often:
+interpreter's share stays small (0.26 CPU s in a 6 s window, against the daemon's 1.2-1.9), and every
+reply that steers a role (tokens, `retryAfterMs`) is JSON. Each role attacks at least as hard as the
+per-process one did:
 
   amplify       AMPLIFIERS connections (ABUSER_UID) write batches of 1,000 rpc.discover calls as fast
                 as the socket takes them and never read; a connection the daemon cuts is opened again
@@ -21,18 +23,17 @@ Each role does what the per-process harness did, on the same uids, at least as o
                 again after RECONNECT_PAUSE.
   descriptions  one connection signed in as `describer` (ABUSER_UID) sends modules.create with a 1 MiB
                 description, again as soon as each answer comes.
-  subscribe     16 uids (ABUSER_UID + 1 … + 16) × SUBSCRIBERS/16 connections, each subscribed with 64 valid
-                patterns and drained. Each uid signs in once and authenticates the rest with its token.
-  guess         8 connections (ABUSER_UID) send wrong passwords for `victim`, one call at a time each
-                (from when the describer, same uid, has signed in: they share the uid's `auth` budget).
-
-The roles that sign in go first; amplifiers, usernames and guessers start once they have (see main).
+  subscribe     16 uids (ABUSER_UID + 1 … + 16; the per-process harness's first group shared ABUSER_UID)
+                × SUBSCRIBERS/16 connections, each subscribed with 64 valid patterns and drained. Each
+                uid signs in once and authenticates the rest with its token.
+  guess         8 connections (ABUSER_UID) send wrong passwords for `victim`, one call at a time each.
   select        one connection (BRANCHER_UID) selects the deep branch and the second root in turn, and
                 waits `retryAfterMs` when refused (within the limits every user has).
 
-A refusal while signing in (-32017) is waited out and retried, so a role is never lost to another
-role's spending of a shared per-uid budget (the per-process harness's describer and first subscriber
-group shared ABUSER_UID with the guessers and died when their login was refused). Every role runs until the harness is told to stop.
+The roles that sign in (subscribe, descriptions, select) go first; the flood (amplify, usernames, guess)
+starts once they have: the guessers spend ABUSER_UID's `auth` budget that the describer needs to sign
+in. A refusal while signing in (-32017) is waited out and retried. Every role runs until the harness
+is told to stop (the per-process roles stopped 2 s before the well-behaved client's loaded phase did).
 
 Usage (bench/abuse.py runs it, as root so that each connection is made as its role's uid):
     abuse_hostile.py SOCKET DEEP,FORK
@@ -43,8 +44,8 @@ stops every role and prints one JSON line: per role, the counts and rates over t
 connections held (least and mean, sampled every 0.25 s), and this process's CPU seconds.
 Environment: ABUSE_ROLES, ABUSE_AMPLIFIERS, ABUSE_SUBSCRIBERS, as for bench/abuse.py.
 """
-import errno
 import collections
+import errno
 import heapq
 import json
 import os
