@@ -6,36 +6,38 @@ The daemon runs with its shipped limits (rate limiting on) on a socket that othe
   1. setup (rate limits off): a user (uid BRANCHER_UID) builds a chat whose branch is BRANCH messages
      deep, with a second root beside it; a well-behaved user (uid GOOD_UID) registers;
   2. idle: the well-behaved client appends and reads at a steady pace for PHASE seconds (its idle p50/p99);
-  3. abuse: the same client, while other uids, each in its own process, at once:
-       - send batches of 1,000 rpc.discover calls and never read the replies (AMPLIFIERS connections),
-       - log in with usernames of several MiB,
-       - create modules with 1 MiB descriptions,
-       - hold 64-pattern subscriptions on SUBSCRIBERS connections (16 uids),
-       - guess a password with parallel wrong logins,
+  3. abuse: the same client, while ONE hostile process (bench/abuse_hostile.py, non-blocking sockets,
+     each connection made as its role's uid) at once:
+       - sends batches of 1,000 rpc.discover calls and never reads the replies (AMPLIFIERS connections),
+       - logs in with usernames of 8 MiB,
+       - creates modules with 1 MiB descriptions,
+       - holds 64-pattern subscriptions on SUBSCRIBERS connections (16 uids),
+       - guesses a password with 8 parallel wrong logins,
      and the branch's user selects back and forth between the BRANCH-deep branch (by its root, a
-     walk of BRANCH levels down) and the second root;
+     walk of BRANCH levels down) and the second root. The hostile side starts 2 s before the client
+     and runs until it has finished;
   4. check: every append the well-behaved client saw acknowledged is readable, and the daemon never exited.
 
 It prints the daemon's peak RSS (VmHWM), the database's growth during the abuse, the well-behaved
-client's p50/p99 idle and under abuse, and the acknowledged writes found; then PASS or FAIL for each
-target (RSS < 512 MiB, p99 under abuse < 5x idle p99, nothing acknowledged lost, the daemon alive).
-Exit status 0 when every target is met.
+client's p50/p99 idle and under abuse, each hostile role's achieved rate over the client's loaded phase,
+the CPU seconds the daemon, the hostile process and the client used in that phase, and the acknowledged
+writes found; then PASS or FAIL for each target (RSS < 512 MiB, p99 under abuse < 5x idle p99, nothing
+acknowledged lost, the daemon alive). Exit status 0 when every target is met.
 
 Usage: bench/abuse.py AGENTD     (bench/abuse.sh builds agentd and calls this; must run as root to
 switch uids: without root every client runs as this uid, which the daemon exempts from rate limits)
 Environment: ABUSE_PHASE (seconds, default 10), ABUSE_BRANCH (default 100000), ABUSE_AMPLIFIERS (24),
 ABUSE_SUBSCRIBERS (256), ABUSE_PACE (well-behaved calls per second, default 60), ABUSE_ROLES (which
-abuses run, comma-separated: amplify,usernames,descriptions,subscribe,guess,select — all by default).
+abuses run, comma-separated: amplify,usernames,descriptions,subscribe,guess,select — all by default),
+ABUSE_AMPLIFY_CYCLE (seconds an amplifier stays blocked before it reconnects, default 5; 0: never).
 """
 import json
+import select
 import os
-import selectors
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -51,6 +53,7 @@ BRANCH = int(os.environ.get("ABUSE_BRANCH", "100000"))
 AMPLIFIERS = int(os.environ.get("ABUSE_AMPLIFIERS", "24"))
 SUBSCRIBERS = int(os.environ.get("ABUSE_SUBSCRIBERS", "256"))
 PACE = float(os.environ.get("ABUSE_PACE", "60"))
+AMPLIFY_CYCLE = float(os.environ.get("ABUSE_AMPLIFY_CYCLE", "5"))
 # Which abuses run (for finding which one costs the well-behaved client what): all by default.
 ROLES_ON = set(os.environ.get("ABUSE_ROLES", "amplify,usernames,descriptions,subscribe,guess,select").split(","))
 GOOD_UID = 60100
@@ -88,7 +91,8 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
 
 
-# --- the roles, each run as `abuse.py ROLE SOCKET SECONDS` in its own process -----------------------
+# --- the well-behaved client and the setup, each run as `abuse.py ROLE SOCKET SECONDS ARG` in its own
+# process as its user's uid (the hostile roles are bench/abuse_hostile.py) ------------------------------
 
 def role_good(path, seconds, chat_id):
     """Appends and reads at PACE calls/s; prints one JSON line: latencies (ms) and acknowledged ids."""
@@ -96,6 +100,7 @@ def role_good(path, seconds, chat_id):
     client.call("auth.login", {"username": "good", "password": PASSWORD})
     latencies, acked = [], []
     interval = 1.0 / PACE
+    cpu_before = os.times()
     start = time.monotonic()
     n = 0
     while time.monotonic() - start < seconds:
@@ -114,95 +119,9 @@ def role_good(path, seconds, chat_id):
         if "error" in reply:
             print(json.dumps({"error": reply["error"]}), file=sys.stderr)
         n += 1
-    print(json.dumps({"latencies": latencies, "acked": acked}))
-
-
-def role_amplify(path, seconds, _):
-    """Batches of 1,000 rpc.discover on a connection that never reads; reconnects when cut."""
-    batch = ("[" + ",".join(json.dumps({"jsonrpc": "2.0", "id": i, "method": "rpc.discover"}) for i in range(1000)) + "]\n").encode()
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.connect(path)
-            sock.settimeout(max(0.1, end - time.monotonic()))
-            while time.monotonic() < end:
-                sock.sendall(batch)
-        except OSError:
-            pass
-        finally:
-            sock.close()
-        time.sleep(0.05)
-
-
-def role_usernames(path, seconds, _):
-    """auth.login with a username of 8 MiB, again and again, reading each answer (the request's
-    bytes are built once, as an attacker would: the harness's own CPU is not what is measured)."""
-    line = (json.dumps({"jsonrpc": "2.0", "id": 1, "method": "auth.login", "params": {
-        "username": "u" * (8 << 20), "password": "wrong-password-1"}}) + "\n").encode()
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            client = Client(path)
-            while time.monotonic() < end:
-                client.sock.sendall(line)
-                client.read()
-        except (OSError, EOFError):
-            time.sleep(0.05)
-
-
-def role_descriptions(path, seconds, _):
-    """modules.create with a 1 MiB description, as fast as the answers come (bytes built once)."""
-    client = Client(path)
-    sign_in(client, "describer")
-    line = (json.dumps({"jsonrpc": "2.0", "id": 1, "method": "modules.create", "params": {
-        "title": "big", "description": "d" * (1 << 20)}}) + "\n").encode()
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        client.sock.sendall(line)
-        client.read()
-
-
-def role_subscribe(path, seconds, index):
-    """SUBSCRIBERS / 16 connections of one uid, each subscribed with 64 patterns, drained."""
-    count = max(1, SUBSCRIBERS // 16)
-    first = Client(path)
-    token = sign_in(first, f"subscriber{index}")
-    topics = [f"chat.pattern{i}.*" for i in range(63)] + ["*"]
-    clients = [first]
-    for _ in range(count - 1):
-        client = Client(path)
-        client.call("auth.authenticate", {"token": token})
-        clients.append(client)
-    selector = selectors.DefaultSelector()
-    for client in clients:
-        client.send("events.subscribe", {"topics": topics})
-        client.sock.setblocking(False)
-        selector.register(client.sock, selectors.EVENT_READ)
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        for key, _ in selector.select(timeout=0.2):
-            try:
-                if not key.fileobj.recv(1 << 16):
-                    selector.unregister(key.fileobj)
-            except OSError:
-                selector.unregister(key.fileobj)
-
-
-def role_guess(path, seconds, _):
-    """Wrong passwords for one username from 8 connections at once."""
-    def guess():
-        client = Client(path)
-        end = time.monotonic() + seconds
-        n = 0
-        while time.monotonic() < end:
-            client.call("auth.login", {"username": "victim", "password": f"guess-{n}-wrong"})
-            n += 1
-    threads = [threading.Thread(target=guess) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    cpu = os.times()
+    print(json.dumps({"latencies": latencies, "acked": acked,
+                      "cpu": cpu.user + cpu.system - cpu_before.user - cpu_before.system}))
 
 
 def role_build_branch(path, _seconds, _):
@@ -214,29 +133,7 @@ def role_build_branch(path, _seconds, _):
     print(f"{deep},{fork}")
 
 
-def role_select(path, seconds, ids):
-    """Another user selects their deep branch (from its root) and their second root in turn, within
-    the rate limits every user has."""
-    deep, fork = ids.split(",")
-    client = Client(path)
-    client.result("auth.login", {"username": "brancher", "password": PASSWORD})
-    end = time.monotonic() + seconds
-    n = 0
-    while time.monotonic() < end:
-        reply = client.call("chats.branches.select", {"messageId": deep if n % 2 == 0 else fork})
-        if "result" in reply:
-            n += 1
-        elif reply["error"]["code"] == -32017:
-            time.sleep(reply["error"]["data"]["retryAfterMs"] / 1000)
-        else:
-            raise RuntimeError(f"select: {reply}")
-    print(json.dumps({"selects": n}))
-
-
-ROLES = {
-    "good": role_good, "amplify": role_amplify, "usernames": role_usernames, "descriptions": role_descriptions,
-    "subscribe": role_subscribe, "guess": role_guess, "select": role_select, "buildbranch": role_build_branch,
-}
+ROLES = {"good": role_good, "buildbranch": role_build_branch}
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -252,6 +149,59 @@ def rss_kib(pid, field):
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid):
+    """utime + stime of a running process, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def spawn_hostile(path, branch):
+    """The hostile process, as root (it connects as each role's uid); `measure` on its stdin starts
+    its counted window, end of input stops it."""
+    command = [PYTHON, os.path.join(os.path.dirname(os.path.abspath(__file__)), "abuse_hostile.py"), path, branch]
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def stop_hostile(hostile):
+    """Ends the hostile process's input (communicate closes it); returns its report (or None, its
+    error shown)."""
+    try:
+        out, err = hostile.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        hostile.kill()
+        out, err = hostile.communicate()
+    if hostile.returncode != 0 or not out.strip():
+        print(f"hostile process failed ({hostile.returncode}): {err.decode()[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(out)
+
+
+def describe_roles(report):
+    """One line per hostile role: what it achieved over the measured window."""
+    seconds = report["seconds"]
+    lines = []
+    for name, role in report["roles"].items():
+        c = role["counts"]
+        held = f"{role['held_min']}–{role['held_mean']:.0f} connections held (least–mean)"
+        errors = ", ".join(f"{code} ×{n}" for code, n in sorted(role["errors"].items(), key=lambda item: -item[1])[:4])
+        rate = {
+            "amplify": f"{c['batches'] / seconds:.1f} batches/s of 1,000 rpc.discover ({c['bytes_sent'] / seconds / 1048576:.2f} MiB/s taken by the socket;"
+                       f" since they connected {role['totals']['batches']} batches, {role['totals']['bytes_sent'] / 1048576:.1f} MiB), {c['cuts']} cut,"
+                       f" {c['cycles']} closed and opened again after about {AMPLIFY_CYCLE:g} s blocked",
+            "usernames": f"{c['calls'] / seconds:.1f} logins/s of 8 MiB offered ({c['bytes_sent'] / seconds / 1048576:.2f} MiB/s taken), "
+                         f"{c['replies']} answered, {c['cuts']} cut",
+            "descriptions": f"{c['calls'] / seconds:.1f} modules.create/s of 1 MiB ({c['bytes_sent'] / seconds / 1048576:.2f} MiB/s taken), "
+                            f"{c['replies']} answered",
+            "subscribe": f"{role['ready_min']}–{role['ready_mean']:.0f} subscriptions of 64 patterns live (least–mean), "
+                         f"{c['notifications']} notifications read",
+            "guess": f"{c['replies'] / seconds:.1f} wrong logins answered/s",
+            "select": f"{report['selects'] / seconds:.1f} selects/s ({report['selects']} done), {c['calls'] / seconds:.1f} calls/s",
+        }[name]
+        lines.append(f"  {name}: {held}; {rate}" + (f"; errors {errors}" if errors else ""))
+    return lines
 
 
 def database_bytes(folder):
@@ -296,6 +246,7 @@ def main():
     # Setup without rate limits (100,000 appends would take the owner's write budget 17 minutes on an
     # older daemon), then the run with the shipped limits.
     daemon = start(limits=False)
+    hostile = None
     failures = []
     try:
         began = time.monotonic()
@@ -319,23 +270,29 @@ def main():
         idle_out = json.loads(idle.communicate()[0])
 
         before_bytes = database_bytes(folder)
-        abusers = [spawn("amplify", path, PHASE, 0, ABUSER_UID) for _ in range(AMPLIFIERS if "amplify" in ROLES_ON else 0)]
-        abusers += [spawn(role, path, PHASE, 0, ABUSER_UID) for role in ("usernames", "descriptions", "guess") if role in ROLES_ON]
-        abusers += [spawn("subscribe", path, PHASE + 5, i, ABUSER_UID + i) for i in range(16 if "subscribe" in ROLES_ON else 0)]
-        selector = spawn("select", path, PHASE if "select" in ROLES_ON else 0, f"{deep},{fork}", BRANCHER_UID)
-        time.sleep(2)   # let the subscriptions and the amplifiers get going before measuring
+        hostile = spawn_hostile(path, f"{deep},{fork}")
+        # The roles that sign in set up first (256 subscriptions take 32 password hashes); once the
+        # flood has started, 2 s to get going before measuring, as with the per-process roles.
+        hostile_began = time.monotonic()
+        ready, _, _ = select.select([hostile.stdout], [], [], 60)
+        setup_line = hostile.stdout.readline().strip() if ready else b""
+        if setup_line != b"ready":
+            print(f"hostile process not set up after {time.monotonic() - hostile_began:.0f} s; measuring anyway", file=sys.stderr)
+        time.sleep(2)
+        hostile.stdin.write(b"measure\n")
+        hostile.stdin.flush()
+        daemon_cpu = cpu_seconds(daemon.pid)
+        loaded_began = time.monotonic()
         loaded = spawn("good", path, PHASE, good_chat, GOOD_UID)
         peak_sampled = 0
         while loaded.poll() is None:
             peak_sampled = max(peak_sampled, rss_kib(daemon.pid, "VmRSS"))
             time.sleep(0.1)
+        loaded_seconds = time.monotonic() - loaded_began
+        daemon_cpu = cpu_seconds(daemon.pid) - daemon_cpu if daemon.poll() is None else float("nan")
+        hostile_report = stop_hostile(hostile)   # the hostile side ran until the client finished
         loaded_out = json.loads(loaded.communicate()[0])
-        selects = json.loads(selector.communicate()[0] or b'{"selects": 0}')["selects"]
-        for process in abusers:
-            try:
-                process.wait(timeout=PHASE + 30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        selects = hostile_report["selects"] if hostile_report else 0
         growth = database_bytes(folder) - before_bytes
         alive = daemon.poll() is None
         peak = rss_kib(daemon.pid, "VmHWM") if alive else 0
@@ -365,6 +322,15 @@ def main():
               f" ({len(idle_out['latencies'])} calls); under abuse p50 {load_p50:.2f} ms p99 {load_p99:.2f} ms"
               f" ({len(loaded_out['latencies'])} calls); p99 ratio {ratio:.1f}x")
         print(f"branch selects of the {BRANCH}-deep branch during the abuse: {selects}")
+        if hostile_report:
+            setup = hostile_report["setup_seconds"]
+            print(f"hostile roles over the loaded phase ({hostile_report['seconds']:.1f} s, one process;"
+                  f" signed in and subscribed in {f'{setup:.1f} s' if setup is not None else 'NOT set up'}, then 2 s of flood before it):")
+            for text in describe_roles(hostile_report):
+                print(text)
+        hostile_cpu = f"{hostile_report['cpu_window']:.2f}" if hostile_report else "?"
+        print(f"CPU seconds in the loaded phase ({loaded_seconds:.1f} s x {os.cpu_count()} cores = {loaded_seconds * os.cpu_count():.1f}):"
+              f" daemon {daemon_cpu:.2f}, hostile process {hostile_cpu}, well-behaved client {loaded_out.get('cpu', float('nan')):.2f}")
         print(f"acknowledged appends readable afterwards: {len(found)}/{len(acked)}")
         print(f"daemon alive throughout: {'yes' if alive else 'NO'}")
         if not IS_ROOT:
@@ -375,6 +341,9 @@ def main():
             if not ok:
                 failures.append(target)
     finally:
+        if hostile is not None and hostile.poll() is None:
+            hostile.kill()
+            hostile.wait()
         if daemon.poll() is None:
             daemon.send_signal(signal.SIGTERM)
             try:
