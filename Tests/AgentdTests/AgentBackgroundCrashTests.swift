@@ -281,11 +281,13 @@ private final class RunWatcher {
     /// a completed run, that attempt is the run's last and its text the answer's.
     func expectWholeFinalAttempt(of got: JSON, answer: String?, daemon: DaemonProcess, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let ended = try #require(ended, "run \(index): the watch did not end: \(history)", sourceLocation: sourceLocation)
-        #expect(ended["status"] == got["status"] && ended["messageId"] == got["assistantMessageId"], "\(ended) \(got)", sourceLocation: sourceLocation)
+        #expect(
+            ended["status"] == got["status"] && ended["messageId"] == got["assistantMessageId"], "\(ended) \(got)", sourceLocation: sourceLocation)
         let final = try ClientConnection(daemon.connect()).result("v2.agent.runs.watch", #"{"runId":"\#(runID)"}"#, sourceLocation: sourceLocation)
         let count = try #require(final["seq"]?.intValue, "\(final)", sourceLocation: sourceLocation)
         #expect(final["attempt"]?.intValue == attempt, "run \(index): kept attempt \(attempt): \(final)", sourceLocation: sourceLocation)
-        #expect(seqs == Array(1..<(count + 1)), "run \(index): deltas of attempt \(attempt) kept: \(seqs); \(history)", sourceLocation: sourceLocation)
+        #expect(
+            seqs == Array(1..<(count + 1)), "run \(index): deltas of attempt \(attempt) kept: \(seqs); \(history)", sourceLocation: sourceLocation)
         #expect(text == final["text"]?.stringValue, "run \(index): \(text.debugDescription) \(final)", sourceLocation: sourceLocation)
         if got["status"]?.stringValue == "completed" {
             #expect(attempt == got["attempt"]?.intValue && count > 0, "run \(index): kept attempt \(attempt): \(got)", sourceLocation: sourceLocation)
