@@ -50,6 +50,9 @@ public struct DaemonConfiguration: Sendable {
     public var events = EventsService.Settings()
     /// Session lifetime and registration (`auth.*`); the trusted uids are `trustedUIDs`.
     public var auth = AuthService.Settings()
+    /// The password hasher's threads and how many hashes may wait for them (`auth.hash_threads`,
+    /// `auth.max_waiting_hashes`).
+    var passwordHashing = PasswordHashingPool.Settings()
     public var audit = AuditService.Settings()
     var cache = CacheSettings()
     /// The job workers and the recurring jobs (`jobs.*`, `events.prune_interval_seconds`,

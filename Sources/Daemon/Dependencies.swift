@@ -98,13 +98,14 @@ public struct Dependencies: Sendable {
             self.jobSleeper = jobSleeper
         }
 
-        /// The daemon's: the system clock, time-ordered ids, the slow KDF, `/etc/passwd`, and the configured
-        /// provider and web search over one libcurl client (`CurlHTTPClient`, proxies from the
-        /// environment).
-        static func live(llm: ReloadableLLM) -> Collaborators {
+        /// The daemon's: the system clock, time-ordered ids, the slow KDF on threads of its own at a
+        /// lower CPU priority (`PasswordHashingPool`: a burst of logins must not take the cores from
+        /// the event loops), `/etc/passwd`, and the configured provider and web search over one
+        /// libcurl client (`CurlHTTPClient`, proxies from the environment).
+        static func live(llm: ReloadableLLM, passwordHashing: PasswordHashingPool.Settings) -> Collaborators {
             Collaborators(
                 clock: SystemClock(), ids: TimeOrderedIDGenerator(clock: SystemClock()),
-                hasher: PBKDF2PasswordHasher(threadPool: .singleton),
+                hasher: PBKDF2PasswordHasher(threadPool: PasswordHashingPool(settings: passwordHashing)),
                 accounts: PasswdDirectory(threadPool: .singleton),
                 llmProvider: llm.provider, webSearch: llm.webSearch)
         }
@@ -120,7 +121,8 @@ public struct Dependencies: Sendable {
         let factory = LLMProviderFactory(client: CurlHTTPClient(logger: logger), logger: logger)
         let llm = ReloadableLLM(factory: factory, llm: configuration.llm, search: configuration.search)
         var dependencies = make(
-            configuration: configuration, database: database, collaborators: .live(llm: llm), metrics: metrics,
+            configuration: configuration, database: database,
+            collaborators: .live(llm: llm, passwordHashing: configuration.passwordHashing), metrics: metrics,
             handlerExecution: .connectionEventLoop, logger: logger)
         dependencies.llm = llm
         return dependencies

@@ -407,6 +407,12 @@ enum Settings {
                 "auth.allow_registration", environment: ["AGENTD_AUTH_ALLOW_REGISTRATION"], kind: .boolean,
                 apply: { $0.auth.allowRegistration = $1.bool }, current: { $0.auth.allowRegistration ? "true" : "false" }),
             Setting(
+                "auth.hash_threads", environment: ["AGENTD_AUTH_HASH_THREADS"], kind: .integer(minimum: 0),
+                apply: { $0.passwordHashing.threads = $1.integer }, current: { String($0.passwordHashing.threads) }),
+            Setting(
+                "auth.max_waiting_hashes", environment: ["AGENTD_AUTH_MAX_WAITING_HASHES"], kind: .integer(minimum: 0),
+                apply: { $0.passwordHashing.maxWaiting = $1.integer }, current: { String($0.passwordHashing.maxWaiting) }),
+            Setting(
                 "audit.retention_days", environment: ["AGENTD_AUDIT_RETENTION_DAYS"], kind: .integer(minimum: 1),
                 apply: { $0.audit.retentionAge = TimeInterval($1.integer) * 24 * 3600 }, current: { String(Int($0.audit.retentionAge / (24 * 3600))) }
             ),

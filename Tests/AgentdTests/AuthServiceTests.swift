@@ -215,7 +215,7 @@ struct AuthServiceTests {
 struct PBKDF2PasswordHasherTests {
     @Test("hash then verify; another password or a tampered hash fails; the format is pbkdf2-sha256$n$salt$hash")
     func roundTrip() async throws {
-        let hasher = PBKDF2PasswordHasher(iterations: 1000, threadPool: .singleton)
+        let hasher = PBKDF2PasswordHasher(iterations: 1000, threadPool: NIOThreadPool.singleton)
         let hash = try await hasher.hash("correct horse")
         let parts = hash.split(separator: "$")
         #expect(parts.count == 4)
@@ -233,7 +233,7 @@ struct PBKDF2PasswordHasherTests {
 
     @Test("a known PBKDF2-HMAC-SHA256 vector (RFC 7914 §11: P=passwd, S=salt, c=1)")
     func knownVector() async throws {
-        let hasher = PBKDF2PasswordHasher(iterations: 1, threadPool: .singleton)
+        let hasher = PBKDF2PasswordHasher(iterations: 1, threadPool: NIOThreadPool.singleton)
         let salt = Data("salt".utf8).base64EncodedString()
         let expected = Data([
             0x55, 0xac, 0x04, 0x6e, 0x56, 0xe3, 0x08, 0x9f, 0xec, 0x16, 0x91, 0xc2, 0x25, 0x44, 0xb6, 0x05,
