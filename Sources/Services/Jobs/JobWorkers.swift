@@ -13,7 +13,8 @@ import Synchronization
 ///   when one of its attempts ended, and otherwise when the earliest due job (`JobQueue.nextDue`)
 ///   is due or every `Settings.pollInterval`, for jobs other processes enqueued and for leases of
 ///   workers that died.
-/// - An attempt renews its lease every `policy.lease / 3`. `.cancelRequested` (`jobs.cancel` seen
+/// - One heartbeat loop renews the leases of all running attempts every third of the shortest
+///   kind's `policy.lease` (each for its own kind's lease). `.cancelRequested` (`jobs.cancel` seen
 ///   by a heartbeat, or `cancelRunning` here) cancels its handler's task and ends it `cancelled`;
 ///   `.lost` cancels it and stores nothing.
 /// - The end: success → `complete`; an error its kind calls retriable with attempts left →
@@ -59,6 +60,9 @@ public final class JobWorkers: JobCanceller, Sendable {
 
     // Only touched under the mutex; continuations are resumed after it is released.
     private let state = Mutex(State())
+    /// Woken when a slot is given up (and at shutdown): what the claiming loop waits for while
+    /// every slot is busy.
+    private let slotFreed = JobWakeSignal()
 
     /// A wait when the queue says a job is due already but the last claim found none (a job
     /// enqueued by another process in between, clocks that disagree): short, but never a spin.
@@ -109,9 +113,15 @@ public final class JobWorkers: JobCanceller, Sendable {
     public func run() async {
         let kinds = Set(handlers.keys)
         guard !kinds.isEmpty else { return }
+        // One heartbeat loop for every attempt, not a timer per attempt: at thousands of short
+        // jobs a second, creating and cancelling a sleep per attempt cost more than the jobs. Not a
+        // child of the group below: it renews leases until the last attempt has ended.
+        let beats = Task { await self.heartbeats() }
         await withDiscardingTaskGroup { group in
             var due = kinds
             while !isStopping, !Task.isCancelled {
+                // Frees from before this look are seen by it.
+                _ = slotFreed.take()
                 due.formUnion(signal.take().intersection(kinds))
                 for kind in due.sorted() {
                     let free = freeSlots(kind)
@@ -130,18 +140,27 @@ public final class JobWorkers: JobCanceller, Sendable {
                     if claimed.count < free { due.remove(kind) }
                     for job in claimed {
                         let attempt = register(job)
-                        group.addTask { await self.runAttempt(attempt) }
+                        group.addTask { await self.runSlot(attempt) }
                     }
                 }
                 if isStopping || Task.isCancelled { break }
                 // Claimed as many as it had slots: there may be more.
                 if due.contains(where: { freeSlots($0) > 0 }) { continue }
-                await signal.wait(timeout: await idleWait(kinds: kinds), sleeper: sleeper)
+                if kinds.contains(where: { freeSlots($0) > 0 }) {
+                    await signal.wait(timeout: await idleWait(kinds: kinds), sleeper: sleeper)
+                } else {
+                    // Every slot is busy: only a slot that frees up (or shutdown) gives this loop
+                    // work. Enqueues are noted in `signal` without waking it: under load they
+                    // came thousands of times a second, each a wake-up and a new timer for nothing.
+                    await slotFreed.wait(timeout: settings.pollInterval, sleeper: sleeper)
+                }
                 // Woken for some kinds, or the wait ran out: then every kind is looked at.
                 let woken = signal.take().intersection(kinds)
                 due.formUnion(woken.isEmpty ? kinds : woken)
             }
         }
+        beats.cancel()
+        await beats.value
     }
 
     /// Stops claiming, cancels the running attempts and releases them, waiting at most `timeout`
@@ -154,6 +173,7 @@ public final class JobWorkers: JobCanceller, Sendable {
         }
         // Wakes the loop if it waits (no kind has that name: it claims nothing more).
         signal.wake(kind: "")
+        slotFreed.wake(kind: "")
         for attempt in attempts { attempt.stop(.shutdown) }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitUntilIdle() }
@@ -214,6 +234,7 @@ public final class JobWorkers: JobCanceller, Sendable {
         for waiter in idle { waiter.resume() }
         // A slot is free: the kind may have more due.
         signal.wake(kind: attempt.kind)
+        slotFreed.wake(kind: attempt.kind)
     }
 
     /// Returns when no attempt runs here (or when the calling task is cancelled).
@@ -253,8 +274,48 @@ public final class JobWorkers: JobCanceller, Sendable {
 
     // MARK: - One attempt
 
+    /// Runs `first`, then, while its kind has jobs due, the next ones in the same slot: the slot
+    /// claims its successor itself (one job) instead of waking the claiming loop, which saves a
+    /// task and two wake-ups per job under load. The loop is woken when the slot frees up.
+    private func runSlot(_ first: JobAttempt) async {
+        var attempt = first
+        while true {
+            await runAttempt(attempt)
+            guard !isStopping, !Task.isCancelled, let next = await claimNext(after: attempt) else { break }
+            attempt = next
+        }
+        unregister(attempt)
+    }
+
+    /// Claims one more job of `previous`'s kind for its slot and puts it in `previous`'s place;
+    /// nil (the slot is then given up) when none is due or the claim failed.
+    private func claimNext(after previous: JobAttempt) async -> JobAttempt? {
+        let kind = previous.kind
+        let claimed: ClaimedJob
+        do {
+            guard
+                let job = try await queue.claim(
+                    kinds: [kind], workerID: workerID, limit: 1, lease: handlers[kind]!.policy.lease, now: clock.now()
+                ).first
+            else { return nil }
+            claimed = job
+        } catch {
+            // The claiming loop, woken when the slot is given up, tries again.
+            logger.error("could not claim jobs", metadata: ["kind": "\(kind)", "error": "\(error)"])
+            return nil
+        }
+        let attempt = JobAttempt(claimed: claimed, handler: handlers[kind]!)
+        let stopping = state.withLock { state -> Bool in
+            state.running[previous.lease.jobID] = nil
+            state.running[claimed.job.id] = attempt
+            return state.stopping
+        }
+        // Claimed while shutdown began: given back without running.
+        if stopping { attempt.stop(.shutdown) }
+        return attempt
+    }
+
     private func runAttempt(_ attempt: JobAttempt) async {
-        defer { unregister(attempt) }
         let job = attempt.claimed.job
         let policy = attempt.handler.policy
         var jobLogger = logger
@@ -277,48 +338,64 @@ public final class JobWorkers: JobCanceller, Sendable {
         }
         if attempt.claimed.recovered { logger.notice("job recovered after a stop of its worker; running it again") }
         attempt.start()
-        let outcome = await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.heartbeats(attempt, policy: policy, logger: logger) }
-            let outcome = await withTaskCancellationHandler {
-                await attempt.outcome()
-            } onCancel: {
-                // The workers' own task was cancelled (not a graceful shutdown): stop waiting.
-                attempt.stop(.shutdown)
-                attempt.abandon()
-            }
-            group.cancelAll()
-            return outcome
+        let outcome = await withTaskCancellationHandler {
+            await attempt.outcome()
+        } onCancel: {
+            // The workers' own task was cancelled (not a graceful shutdown): stop waiting.
+            attempt.stop(.shutdown)
+            attempt.abandon()
         }
         await finish(attempt, outcome, policy: policy, logger: logger)
     }
 
-    /// Renews the lease every third of it until cancelled, telling the attempt to stop when the
-    /// job's cancel was asked for or the lease was lost.
-    private func heartbeats(_ attempt: JobAttempt, policy: JobKindPolicy, logger: Logger) async {
-        let interval = policy.lease / 3
+    /// Every `heartbeatInterval`, renews the lease of every attempt running here (each for its
+    /// kind's `policy.lease`), telling an attempt to stop when its job's cancel was asked for or
+    /// its lease was lost. Until cancelled (after the last attempt ended).
+    private func heartbeats() async {
+        let interval = heartbeatInterval
         while true {
             do {
                 try await sleeper.sleep(for: interval)
             } catch {
                 return
             }
-            do {
-                let until = clock.now().addingTimeInterval(JobKindPolicy.seconds(policy.lease))
-                switch try await queue.heartbeat(attempt.lease, until: until) {
-                case .held:
-                    continue
-                case .cancelRequested:
-                    attempt.stop(.cancelRequested)
-                case .lost:
-                    logger.warning("lost the lease of a running job; stopping it")
-                    attempt.stop(.lost)
-                    return
+            let attempts = state.withLock { Array($0.running.values) }
+            // At once, so that they share a write of the queue (the group commit on SQLite).
+            await withDiscardingTaskGroup { group in
+                for attempt in attempts where attempt.stopReason != .lost {
+                    group.addTask { await self.renew(attempt) }
                 }
-            } catch {
-                if Task.isCancelled { return }
-                // Tried again at the next beat; the lease holds for two more.
-                logger.warning("could not renew a job's lease", metadata: ["error": "\(error)"])
             }
+        }
+    }
+
+    /// A third of the shortest lease of the kinds run here: an attempt's lease is renewed at most
+    /// that long after it began or was last renewed, at least twice before it would expire.
+    private var heartbeatInterval: Duration {
+        handlers.values.map { $0.policy.lease / 3 }.min() ?? .seconds(10)
+    }
+
+    private func renew(_ attempt: JobAttempt) async {
+        let lease = attempt.handler.policy.lease
+        do {
+            let until = clock.now().addingTimeInterval(JobKindPolicy.seconds(lease))
+            switch try await queue.heartbeat(attempt.lease, until: until) {
+            case .held:
+                break
+            case .cancelRequested:
+                attempt.stop(.cancelRequested)
+            case .lost:
+                // Ended here since the beat began: its lease went with its end.
+                guard state.withLock({ $0.running[attempt.lease.jobID] === attempt }) else { return }
+                var logger = logger
+                logger[metadataKey: "job_id"] = "\(attempt.lease.jobID)"
+                logger[metadataKey: "kind"] = "\(attempt.kind)"
+                logger.warning("lost the lease of a running job; stopping it")
+                attempt.stop(.lost)
+            }
+        } catch {
+            // Tried again at the next beat; the lease holds for two more.
+            logger.warning("could not renew a job's lease", metadata: ["job_id": "\(attempt.lease.jobID)", "error": "\(error)"])
         }
     }
 
