@@ -280,31 +280,42 @@ public final class JobWorkers: JobCanceller, Sendable {
     private func runSlot(_ first: JobAttempt) async {
         var attempt = first
         while true {
-            await runAttempt(attempt)
-            guard !isStopping, !Task.isCancelled, let next = await claimNext(after: attempt) else { break }
-            attempt = next
+            var next: ClaimedJob?
+            switch await runAttempt(attempt) {
+            case .claimed(let claimed): next = claimed
+            case .notClaimed:
+                if !isStopping, !Task.isCancelled { next = await claimOne(kind: attempt.kind) }
+            }
+            // A job claimed is run (or, when shutdown began, released) whatever happens: it is
+            // this worker's until then.
+            guard let next else { break }
+            attempt = replace(attempt, with: next)
         }
         unregister(attempt)
     }
 
-    /// Claims one more job of `previous`'s kind for its slot and puts it in `previous`'s place;
-    /// nil (the slot is then given up) when none is due or the claim failed.
-    private func claimNext(after previous: JobAttempt) async -> JobAttempt? {
-        let kind = previous.kind
-        let claimed: ClaimedJob
+    /// What a slot's attempt left for it.
+    private enum SlotNext {
+        /// Its end was stored with the next claim (`complete(…thenClaim:)`): its result, nil for none due.
+        case claimed(ClaimedJob?)
+        /// The slot claims its next job itself, unless the workers stop.
+        case notClaimed
+    }
+
+    /// One more job of `kind` for a slot; nil when none is due or the claim failed.
+    private func claimOne(kind: String) async -> ClaimedJob? {
         do {
-            guard
-                let job = try await queue.claim(
-                    kinds: [kind], workerID: workerID, limit: 1, lease: handlers[kind]!.policy.lease, now: clock.now()
-                ).first
-            else { return nil }
-            claimed = job
+            return try await queue.claim(kinds: [kind], workerID: workerID, limit: 1, lease: handlers[kind]!.policy.lease, now: clock.now()).first
         } catch {
             // The claiming loop, woken when the slot is given up, tries again.
             logger.error("could not claim jobs", metadata: ["kind": "\(kind)", "error": "\(error)"])
             return nil
         }
-        let attempt = JobAttempt(claimed: claimed, handler: handlers[kind]!)
+    }
+
+    /// Puts the attempt of `claimed` in `previous`'s place (same kind, same slot).
+    private func replace(_ previous: JobAttempt, with claimed: ClaimedJob) -> JobAttempt {
+        let attempt = JobAttempt(claimed: claimed, handler: handlers[claimed.job.kind]!)
         let stopping = state.withLock { state -> Bool in
             state.running[previous.lease.jobID] = nil
             state.running[claimed.job.id] = attempt
@@ -315,7 +326,7 @@ public final class JobWorkers: JobCanceller, Sendable {
         return attempt
     }
 
-    private func runAttempt(_ attempt: JobAttempt) async {
+    private func runAttempt(_ attempt: JobAttempt) async -> SlotNext {
         let job = attempt.claimed.job
         let policy = attempt.handler.policy
         var jobLogger = logger
@@ -326,15 +337,15 @@ public final class JobWorkers: JobCanceller, Sendable {
         if attempt.claimed.recovered, !policy.rerunAfterCrash || job.attempt > job.maxAttempts {
             logger.notice("job interrupted by a stop of its worker; its kind does not run again", metadata: ["max_attempts": "\(job.maxAttempts)"])
             await store(logger) { try await $0.fail(attempt.lease, error: .interrupted, retryAt: nil, at: clock.now()) }
-            return
+            return .notClaimed
         }
         if job.cancelRequested {
             await store(logger) { try await $0.fail(attempt.lease, error: Self.cancelled, retryAt: nil, at: clock.now()) }
-            return
+            return .notClaimed
         }
         if attempt.stopReason == .shutdown {
             await store(logger) { try await $0.release(attempt.lease, at: clock.now()) }
-            return
+            return .notClaimed
         }
         if attempt.claimed.recovered { logger.notice("job recovered after a stop of its worker; running it again") }
         attempt.start()
@@ -345,7 +356,7 @@ public final class JobWorkers: JobCanceller, Sendable {
             attempt.stop(.shutdown)
             attempt.abandon()
         }
-        await finish(attempt, outcome, policy: policy, logger: logger)
+        return await finish(attempt, outcome, policy: policy, logger: logger)
     }
 
     /// Every `heartbeatInterval`, renews the lease of every attempt running here (each for its
@@ -399,7 +410,7 @@ public final class JobWorkers: JobCanceller, Sendable {
         }
     }
 
-    private func finish(_ attempt: JobAttempt, _ outcome: JobAttempt.Outcome, policy: JobKindPolicy, logger: Logger) async {
+    private func finish(_ attempt: JobAttempt, _ outcome: JobAttempt.Outcome, policy: JobKindPolicy, logger: Logger) async -> SlotNext {
         let lease = attempt.lease
         let job = attempt.claimed.job
         switch (attempt.stopReason, outcome) {
@@ -409,7 +420,17 @@ public final class JobWorkers: JobCanceller, Sendable {
             await store(logger) { try await $0.release(lease, at: clock.now()) }
         case (_, .finished(.success(let result))):
             // Done, even if a stop came too late to matter: the work is not thrown away.
-            await store(logger) { try await $0.complete(lease, result: result, at: clock.now()) }
+            if attempt.stopReason != nil || isStopping {
+                await store(logger) { try await $0.complete(lease, result: result, at: clock.now()) }
+                return .notClaimed
+            }
+            // With the slot's next job in the same write.
+            var claimed: ClaimedJob?
+            await store(logger) {
+                claimed = try await $0.complete(lease, result: result, at: clock.now(), thenClaim: [attempt.kind], limit: 1, lease: policy.lease)
+                    .claimed.first
+            }
+            return .claimed(claimed)
         case (.shutdown, .finished(.failure)):
             await store(logger) { try await $0.release(lease, at: clock.now()) }
         case (.cancelRequested, .finished(.failure)):
@@ -435,6 +456,7 @@ public final class JobWorkers: JobCanceller, Sendable {
                 await store(logger) { try await $0.fail(lease, error: jobError, retryAt: nil, at: now) }
             }
         }
+        return .notClaimed
     }
 
     /// What a stopped job is failed with: the queue ends it `cancelled` (its cancel was requested).
