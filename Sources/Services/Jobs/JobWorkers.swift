@@ -10,9 +10,10 @@ import Synchronization
 ///
 /// - Claiming: whenever a kind has free slots and may have work due. A kind is looked at when an
 ///   enqueue in this process woke it (`JobScheduler` → `JobWakeSignal`: no polling on that path),
-///   when one of its attempts ended, and otherwise when the earliest due job (`JobQueue.nextDue`)
+///   when one of its slots was given up, and otherwise when the earliest due job (`JobQueue.nextDue`)
 ///   is due or every `Settings.pollInterval`, for jobs other processes enqueued and for leases of
-///   workers that died.
+///   workers that died. A slot whose attempt ended claims its next job itself (a success: in the
+///   same write as its end, `complete(…thenClaim:)`) and gives the slot up only when none is due.
 /// - One heartbeat loop renews the leases of all running attempts every third of the shortest
 ///   kind's `policy.lease` (each for its own kind's lease). `.cancelRequested` (`jobs.cancel` seen
 ///   by a heartbeat, or `cancelRunning` here) cancels its handler's task and ends it `cancelled`;
