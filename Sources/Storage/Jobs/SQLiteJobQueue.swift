@@ -161,7 +161,9 @@ public struct SQLiteJobQueue: JobQueue {
                     }
                     continue
                 }
-                guard let job = try start.rows([workerID, leaseText, nowText, nowText, candidate.seq], SQLiteJobQueue.job).first?.job else { continue }
+                guard let job = try start.rows([workerID, leaseText, nowText, nowText, candidate.seq], SQLiteJobQueue.job).first?.job else {
+                    continue
+                }
                 claimed.append(
                     ClaimedJob(job: job, lease: JobLease(jobID: job.id, workerID: workerID, attempt: job.attempt), recovered: candidate.recovered))
                 if let owner = job.ownerID {
@@ -201,7 +203,9 @@ public struct SQLiteJobQueue: JobQueue {
         }
     }
 
-    private static func complete(_ lease: JobLease, result: JSONFragment?, at atText: String, in db: Database, writes: GroupCommitWriter) throws -> Job {
+    private static func complete(_ lease: JobLease, result: JSONFragment?, at atText: String, in db: Database, writes: GroupCommitWriter) throws
+        -> Job
+    {
         let end = try writes.statement(
             """
             UPDATE jobs SET state = 'succeeded', result = ?1, error_kind = NULL, error_message = NULL, lease_expires_at = NULL,
@@ -398,12 +402,12 @@ public struct SQLiteJobQueue: JobQueue {
     // MARK: Rows
 
     /// Every column, in the order `job(text:integer:)` reads them.
-    fileprivate static let columns = """
+    private static let columns = """
         seq, id, owner_id, kind, state, payload, priority, attempt, max_attempts, run_after, idempotency_key, result, error_kind,
         error_message, cancel_requested, worker_id, lease_expires_at, created_at, updated_at, started_at, finished_at
         """
 
-    fileprivate static func job(_ row: RawStatement) throws -> StoredJob {
+    private static func job(_ row: RawStatement) throws -> StoredJob {
         try job(text: row.text, integer: row.integer)
     }
 
