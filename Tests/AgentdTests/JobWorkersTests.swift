@@ -308,6 +308,45 @@ struct JobWorkersTests {
         }
     }
 
+    @Test(
+        "one heartbeat loop renews every running attempt each third of the shortest lease, each for its own kind's lease",
+        arguments: backends())
+    func heartbeatsOfSeveralKinds(backend: JobQueueBackend) async throws {
+        let fixture = Fixture(queue: try await backend.makeQueue())
+        let gate = JobGate()
+        let short = ScriptedJobHandler(JobKindPolicy(kind: "test.short", lease: .seconds(30))) { _ in
+            try await gate.pass()
+            return nil
+        }
+        let long = ScriptedJobHandler(JobKindPolicy(kind: "test.long", concurrency: 2, lease: .seconds(90))) { _ in
+            try await gate.pass()
+            return nil
+        }
+        let workers = fixture.workers([short, long])
+        try await running(workers) {
+            let a = try await fixture.scheduler.enqueue(fixture.newJob("test.short")).job.id
+            let b = try await fixture.scheduler.enqueue(fixture.newJob("test.long")).job.id
+            let c = try await fixture.scheduler.enqueue(fixture.newJob("test.long")).job.id
+            await short.changes.wait { short.running == 1 }
+            await long.changes.wait { long.running == 2 }
+            for beat in 1...4 {
+                await fixture.time.waitForSleep(of: .seconds(10))
+                fixture.time.advance(by: 10)
+                let now = fixture.time.now()
+                await fixture.queue.waitFor { $0 == .heartbeat(jobID: a, until: now.addingTimeInterval(30), status: .held) }
+                await fixture.queue.waitFor { $0 == .heartbeat(jobID: b, until: now.addingTimeInterval(90), status: .held) }
+                await fixture.queue.waitFor { $0 == .heartbeat(jobID: c, until: now.addingTimeInterval(90), status: .held) }
+                #expect(fixture.queue.calls.filter { if case .heartbeat = $0 { true } else { false } }.count == 3 * beat)
+            }
+            // 40 s in: past the first lease of the short kind, and nobody else can take any of them.
+            let other = try await fixture.queue.base.claim(
+                kinds: ["test.short", "test.long"], workerID: "host-2", limit: 3, lease: .seconds(30), now: fixture.time.now())
+            #expect(other.isEmpty)
+            gate.open()
+            await fixture.queue.changes.wait { fixture.queue.completed.count == 3 }
+        }
+    }
+
     @Test("a lost lease stops the attempt and stores nothing", arguments: backends())
     func lostLease(backend: JobQueueBackend) async throws {
         let fixture = Fixture(queue: try await backend.makeQueue())

@@ -330,6 +330,51 @@ struct JobQueueContractTests {
         }
     }
 
+    @Test(
+        "complete with thenClaim ends the attempt succeeded and claims the next jobs as claim does, events in order; a lost lease claims nothing",
+        arguments: JobQueueImplementations.all)
+    func completeThenClaim(_ implementation: JobQueueImplementation) async throws {
+        try await with(implementation) { harness, queue in
+            _ = try await queue.enqueue(new("job_1"))
+            _ = try await queue.enqueue(new("job_2", runAfter: at(1)))
+            _ = try await queue.enqueue(new("job_high", priority: 5, runAfter: at(1)))
+            _ = try await queue.enqueue(new("job_other", kind: "kind.other"))
+            _ = try await queue.enqueue(new("job_later", runAfter: at(100)))
+            let first = try #require(try await claimOne(queue, now: at(0)))
+            #expect(first.job.id == "job_1")
+
+            let (done, next) = try await queue.complete(
+                first.lease, result: JSONFragment(unchecked: #"{"n":1}"#), at: at(2), thenClaim: ["test.noop"], limit: 1, lease: .seconds(10))
+            #expect(done.state == .succeeded && done.result?.text == #"{"n":1}"# && done.finishedAt == at(2) && done.leaseExpiresAt == nil)
+            // Claim order, the kinds asked for, due by `at`, leased from `at` for the worker of the lease.
+            #expect(next.map(\.job.id) == ["job_high"])
+            let high = try #require(next.first)
+            #expect(high.lease == JobLease(jobID: "job_high", workerID: "w1", attempt: 1) && !high.recovered)
+            #expect(high.job.state == .running && high.job.startedAt == at(2) && high.job.leaseExpiresAt == at(12))
+
+            let (_, rest) = try await queue.complete(high.lease, result: nil, at: at(3), thenClaim: ["test.noop"], limit: 5, lease: .seconds(10))
+            #expect(rest.map(\.job.id) == ["job_2"])
+            let last = try #require(rest.first)
+            let (_, none) = try await queue.complete(last.lease, result: nil, at: at(4), thenClaim: ["test.noop"], limit: 5, lease: .seconds(10))
+            #expect(none.isEmpty)
+            #expect(try await queue.job(id: "job_later", ownerID: Self.alice)?.state == .queued)
+            #expect(try await queue.job(id: "job_other", ownerID: Self.alice)?.state == .queued)
+
+            // A lost lease: the end is refused and nothing is claimed.
+            await #expect(throws: JobsError.leaseLost(last.lease)) {
+                try await queue.complete(last.lease, result: nil, at: self.at(200), thenClaim: ["test.noop"], limit: 1, lease: .seconds(10))
+            }
+            #expect(try await queue.job(id: "job_later", ownerID: Self.alice)?.state == .queued)
+
+            let started = try await harness.jobEvents().filter { $0.topic != "job.queued" }.map(\.description)
+            #expect(
+                started == [
+                    "job.started job_1#1 for \(Self.alice)", "job.succeeded job_1#1 for \(Self.alice)", "job.started job_high#1 for \(Self.alice)",
+                    "job.succeeded job_high#1 for \(Self.alice)", "job.started job_2#1 for \(Self.alice)", "job.succeeded job_2#1 for \(Self.alice)",
+                ])
+        }
+    }
+
     @Test("a heartbeat renews the lease: no other worker claims the job until the renewed lease expires", arguments: JobQueueImplementations.all)
     func heartbeatRenews(_ implementation: JobQueueImplementation) async throws {
         try await with(implementation) { _, queue in

@@ -32,6 +32,14 @@ public protocol JobQueue: Sendable {
     /// - Throws: `JobsError.leaseLost` when the lease is no longer this worker's (nothing stored).
     func complete(_ lease: JobLease, result: JSONFragment?, at: Date) async throws -> Job
 
+    /// `complete`, then `claim(kinds:workerID:limit:lease:now:)` for the same worker at `at`, in
+    /// one write where the implementation can (one transaction on SQLite): a worker whose attempt
+    /// ended takes its slot's next job without a second round trip to the database. A lost lease
+    /// throws as `complete` does and claims nothing. `JobQueue`'s extension does the two calls.
+    func complete(
+        _ lease: JobLease, result: JSONFragment?, at: Date, thenClaim kinds: Set<String>, limit: Int, lease nextLease: Duration
+    ) async throws -> (job: Job, claimed: [ClaimedJob])
+
     /// Ends the attempt as failed. With `retryAt` (a retriable error with attempts left) the job
     /// goes back to `queued`, due at `retryAt`, keeping `error` (no event: it is still live);
     /// otherwise it ends `failed` with `job.failed`. A job whose cancel was requested ends
@@ -74,4 +82,13 @@ public protocol JobQueue: Sendable {
     /// The earliest moment a job of `kinds` becomes claimable (a queued job's `runAfter`, a running
     /// one's lease expiry), for a worker to sleep until; nil when there is none.
     func nextDue(kinds: Set<String>) async throws -> Date?
+}
+
+extension JobQueue {
+    public func complete(
+        _ lease: JobLease, result: JSONFragment?, at: Date, thenClaim kinds: Set<String>, limit: Int, lease nextLease: Duration
+    ) async throws -> (job: Job, claimed: [ClaimedJob]) {
+        let job = try await complete(lease, result: result, at: at)
+        return (job, try await claim(kinds: kinds, workerID: lease.workerID, limit: limit, lease: nextLease, now: at))
+    }
 }

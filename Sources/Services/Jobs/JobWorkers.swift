@@ -10,10 +10,12 @@ import Synchronization
 ///
 /// - Claiming: whenever a kind has free slots and may have work due. A kind is looked at when an
 ///   enqueue in this process woke it (`JobScheduler` → `JobWakeSignal`: no polling on that path),
-///   when one of its attempts ended, and otherwise when the earliest due job (`JobQueue.nextDue`)
+///   when one of its slots was given up, and otherwise when the earliest due job (`JobQueue.nextDue`)
 ///   is due or every `Settings.pollInterval`, for jobs other processes enqueued and for leases of
-///   workers that died.
-/// - An attempt renews its lease every `policy.lease / 3`. `.cancelRequested` (`jobs.cancel` seen
+///   workers that died. A slot whose attempt ended claims its next job itself (a success: in the
+///   same write as its end, `complete(…thenClaim:)`) and gives the slot up only when none is due.
+/// - One heartbeat loop renews the leases of all running attempts every third of the shortest
+///   kind's `policy.lease` (each for its own kind's lease). `.cancelRequested` (`jobs.cancel` seen
 ///   by a heartbeat, or `cancelRunning` here) cancels its handler's task and ends it `cancelled`;
 ///   `.lost` cancels it and stores nothing.
 /// - The end: success → `complete`; an error its kind calls retriable with attempts left →
@@ -59,6 +61,9 @@ public final class JobWorkers: JobCanceller, Sendable {
 
     // Only touched under the mutex; continuations are resumed after it is released.
     private let state = Mutex(State())
+    /// Woken when a slot is given up (and at shutdown): what the claiming loop waits for while
+    /// every slot is busy.
+    private let slotFreed = JobWakeSignal()
 
     /// A wait when the queue says a job is due already but the last claim found none (a job
     /// enqueued by another process in between, clocks that disagree): short, but never a spin.
@@ -109,9 +114,15 @@ public final class JobWorkers: JobCanceller, Sendable {
     public func run() async {
         let kinds = Set(handlers.keys)
         guard !kinds.isEmpty else { return }
+        // One heartbeat loop for every attempt, not a timer per attempt: at thousands of short
+        // jobs a second, creating and cancelling a sleep per attempt cost more than the jobs. Not a
+        // child of the group below: it renews leases until the last attempt has ended.
+        let beats = Task { await self.heartbeats() }
         await withDiscardingTaskGroup { group in
             var due = kinds
             while !isStopping, !Task.isCancelled {
+                // Frees from before this look are seen by it.
+                _ = slotFreed.take()
                 due.formUnion(signal.take().intersection(kinds))
                 for kind in due.sorted() {
                     let free = freeSlots(kind)
@@ -130,18 +141,27 @@ public final class JobWorkers: JobCanceller, Sendable {
                     if claimed.count < free { due.remove(kind) }
                     for job in claimed {
                         let attempt = register(job)
-                        group.addTask { await self.runAttempt(attempt) }
+                        group.addTask { await self.runSlot(attempt) }
                     }
                 }
                 if isStopping || Task.isCancelled { break }
                 // Claimed as many as it had slots: there may be more.
                 if due.contains(where: { freeSlots($0) > 0 }) { continue }
-                await signal.wait(timeout: await idleWait(kinds: kinds), sleeper: sleeper)
+                if kinds.contains(where: { freeSlots($0) > 0 }) {
+                    await signal.wait(timeout: await idleWait(kinds: kinds), sleeper: sleeper)
+                } else {
+                    // Every slot is busy: only a slot that frees up (or shutdown) gives this loop
+                    // work. Enqueues are noted in `signal` without waking it: under load they
+                    // came thousands of times a second, each a wake-up and a new timer for nothing.
+                    await slotFreed.wait(timeout: settings.pollInterval, sleeper: sleeper)
+                }
                 // Woken for some kinds, or the wait ran out: then every kind is looked at.
                 let woken = signal.take().intersection(kinds)
                 due.formUnion(woken.isEmpty ? kinds : woken)
             }
         }
+        beats.cancel()
+        await beats.value
     }
 
     /// Stops claiming, cancels the running attempts and releases them, waiting at most `timeout`
@@ -154,6 +174,7 @@ public final class JobWorkers: JobCanceller, Sendable {
         }
         // Wakes the loop if it waits (no kind has that name: it claims nothing more).
         signal.wake(kind: "")
+        slotFreed.wake(kind: "")
         for attempt in attempts { attempt.stop(.shutdown) }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitUntilIdle() }
@@ -214,6 +235,7 @@ public final class JobWorkers: JobCanceller, Sendable {
         for waiter in idle { waiter.resume() }
         // A slot is free: the kind may have more due.
         signal.wake(kind: attempt.kind)
+        slotFreed.wake(kind: attempt.kind)
     }
 
     /// Returns when no attempt runs here (or when the calling task is cancelled).
@@ -253,8 +275,59 @@ public final class JobWorkers: JobCanceller, Sendable {
 
     // MARK: - One attempt
 
-    private func runAttempt(_ attempt: JobAttempt) async {
-        defer { unregister(attempt) }
+    /// Runs `first`, then, while its kind has jobs due, the next ones in the same slot: the slot
+    /// claims its successor itself (one job) instead of waking the claiming loop, which saves a
+    /// task and two wake-ups per job under load. The loop is woken when the slot frees up.
+    private func runSlot(_ first: JobAttempt) async {
+        var attempt = first
+        while true {
+            var next: ClaimedJob?
+            switch await runAttempt(attempt) {
+            case .claimed(let claimed): next = claimed
+            case .notClaimed:
+                if !isStopping, !Task.isCancelled { next = await claimOne(kind: attempt.kind) }
+            }
+            // A job claimed is run (or, when shutdown began, released) whatever happens: it is
+            // this worker's until then.
+            guard let next else { break }
+            attempt = replace(attempt, with: next)
+        }
+        unregister(attempt)
+    }
+
+    /// What a slot's attempt left for it.
+    private enum SlotNext {
+        /// Its end was stored with the next claim (`complete(…thenClaim:)`): its result, nil for none due.
+        case claimed(ClaimedJob?)
+        /// The slot claims its next job itself, unless the workers stop.
+        case notClaimed
+    }
+
+    /// One more job of `kind` for a slot; nil when none is due or the claim failed.
+    private func claimOne(kind: String) async -> ClaimedJob? {
+        do {
+            return try await queue.claim(kinds: [kind], workerID: workerID, limit: 1, lease: handlers[kind]!.policy.lease, now: clock.now()).first
+        } catch {
+            // The claiming loop, woken when the slot is given up, tries again.
+            logger.error("could not claim jobs", metadata: ["kind": "\(kind)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Puts the attempt of `claimed` in `previous`'s place (same kind, same slot).
+    private func replace(_ previous: JobAttempt, with claimed: ClaimedJob) -> JobAttempt {
+        let attempt = JobAttempt(claimed: claimed, handler: handlers[claimed.job.kind]!)
+        let stopping = state.withLock { state -> Bool in
+            state.running[previous.lease.jobID] = nil
+            state.running[claimed.job.id] = attempt
+            return state.stopping
+        }
+        // Claimed while shutdown began: given back without running.
+        if stopping { attempt.stop(.shutdown) }
+        return attempt
+    }
+
+    private func runAttempt(_ attempt: JobAttempt) async -> SlotNext {
         let job = attempt.claimed.job
         let policy = attempt.handler.policy
         var jobLogger = logger
@@ -265,64 +338,80 @@ public final class JobWorkers: JobCanceller, Sendable {
         if attempt.claimed.recovered, !policy.rerunAfterCrash || job.attempt > job.maxAttempts {
             logger.notice("job interrupted by a stop of its worker; its kind does not run again", metadata: ["max_attempts": "\(job.maxAttempts)"])
             await store(logger) { try await $0.fail(attempt.lease, error: .interrupted, retryAt: nil, at: clock.now()) }
-            return
+            return .notClaimed
         }
         if job.cancelRequested {
             await store(logger) { try await $0.fail(attempt.lease, error: Self.cancelled, retryAt: nil, at: clock.now()) }
-            return
+            return .notClaimed
         }
         if attempt.stopReason == .shutdown {
             await store(logger) { try await $0.release(attempt.lease, at: clock.now()) }
-            return
+            return .notClaimed
         }
         if attempt.claimed.recovered { logger.notice("job recovered after a stop of its worker; running it again") }
         attempt.start()
-        let outcome = await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.heartbeats(attempt, policy: policy, logger: logger) }
-            let outcome = await withTaskCancellationHandler {
-                await attempt.outcome()
-            } onCancel: {
-                // The workers' own task was cancelled (not a graceful shutdown): stop waiting.
-                attempt.stop(.shutdown)
-                attempt.abandon()
-            }
-            group.cancelAll()
-            return outcome
+        let outcome = await withTaskCancellationHandler {
+            await attempt.outcome()
+        } onCancel: {
+            // The workers' own task was cancelled (not a graceful shutdown): stop waiting.
+            attempt.stop(.shutdown)
+            attempt.abandon()
         }
-        await finish(attempt, outcome, policy: policy, logger: logger)
+        return await finish(attempt, outcome, policy: policy, logger: logger)
     }
 
-    /// Renews the lease every third of it until cancelled, telling the attempt to stop when the
-    /// job's cancel was asked for or the lease was lost.
-    private func heartbeats(_ attempt: JobAttempt, policy: JobKindPolicy, logger: Logger) async {
-        let interval = policy.lease / 3
+    /// Every `heartbeatInterval`, renews the lease of every attempt running here (each for its
+    /// kind's `policy.lease`), telling an attempt to stop when its job's cancel was asked for or
+    /// its lease was lost. Until cancelled (after the last attempt ended).
+    private func heartbeats() async {
+        let interval = heartbeatInterval
         while true {
             do {
                 try await sleeper.sleep(for: interval)
             } catch {
                 return
             }
-            do {
-                let until = clock.now().addingTimeInterval(JobKindPolicy.seconds(policy.lease))
-                switch try await queue.heartbeat(attempt.lease, until: until) {
-                case .held:
-                    continue
-                case .cancelRequested:
-                    attempt.stop(.cancelRequested)
-                case .lost:
-                    logger.warning("lost the lease of a running job; stopping it")
-                    attempt.stop(.lost)
-                    return
+            let attempts = state.withLock { Array($0.running.values) }
+            // At once, so that they share a write of the queue (the group commit on SQLite).
+            await withDiscardingTaskGroup { group in
+                for attempt in attempts where attempt.stopReason != .lost {
+                    group.addTask { await self.renew(attempt) }
                 }
-            } catch {
-                if Task.isCancelled { return }
-                // Tried again at the next beat; the lease holds for two more.
-                logger.warning("could not renew a job's lease", metadata: ["error": "\(error)"])
             }
         }
     }
 
-    private func finish(_ attempt: JobAttempt, _ outcome: JobAttempt.Outcome, policy: JobKindPolicy, logger: Logger) async {
+    /// A third of the shortest lease of the kinds run here: an attempt's lease is renewed at most
+    /// that long after it began or was last renewed, at least twice before it would expire.
+    private var heartbeatInterval: Duration {
+        handlers.values.map { $0.policy.lease / 3 }.min() ?? .seconds(10)
+    }
+
+    private func renew(_ attempt: JobAttempt) async {
+        let lease = attempt.handler.policy.lease
+        do {
+            let until = clock.now().addingTimeInterval(JobKindPolicy.seconds(lease))
+            switch try await queue.heartbeat(attempt.lease, until: until) {
+            case .held:
+                break
+            case .cancelRequested:
+                attempt.stop(.cancelRequested)
+            case .lost:
+                // Ended here since the beat began: its lease went with its end.
+                guard state.withLock({ $0.running[attempt.lease.jobID] === attempt }) else { return }
+                var logger = logger
+                logger[metadataKey: "job_id"] = "\(attempt.lease.jobID)"
+                logger[metadataKey: "kind"] = "\(attempt.kind)"
+                logger.warning("lost the lease of a running job; stopping it")
+                attempt.stop(.lost)
+            }
+        } catch {
+            // Tried again at the next beat; the lease holds for two more.
+            logger.warning("could not renew a job's lease", metadata: ["job_id": "\(attempt.lease.jobID)", "error": "\(error)"])
+        }
+    }
+
+    private func finish(_ attempt: JobAttempt, _ outcome: JobAttempt.Outcome, policy: JobKindPolicy, logger: Logger) async -> SlotNext {
         let lease = attempt.lease
         let job = attempt.claimed.job
         switch (attempt.stopReason, outcome) {
@@ -332,7 +421,17 @@ public final class JobWorkers: JobCanceller, Sendable {
             await store(logger) { try await $0.release(lease, at: clock.now()) }
         case (_, .finished(.success(let result))):
             // Done, even if a stop came too late to matter: the work is not thrown away.
-            await store(logger) { try await $0.complete(lease, result: result, at: clock.now()) }
+            if attempt.stopReason != nil || isStopping {
+                await store(logger) { try await $0.complete(lease, result: result, at: clock.now()) }
+                return .notClaimed
+            }
+            // With the slot's next job in the same write.
+            var claimed: ClaimedJob?
+            await store(logger) {
+                claimed = try await $0.complete(lease, result: result, at: clock.now(), thenClaim: [attempt.kind], limit: 1, lease: policy.lease)
+                    .claimed.first
+            }
+            return .claimed(claimed)
         case (.shutdown, .finished(.failure)):
             await store(logger) { try await $0.release(lease, at: clock.now()) }
         case (.cancelRequested, .finished(.failure)):
@@ -358,6 +457,7 @@ public final class JobWorkers: JobCanceller, Sendable {
                 await store(logger) { try await $0.fail(lease, error: jobError, retryAt: nil, at: now) }
             }
         }
+        return .notClaimed
     }
 
     /// What a stopped job is failed with: the queue ends it `cancelled` (its cancel was requested).

@@ -73,33 +73,71 @@ public struct SQLiteJobQueue: JobQueue {
     public func claim(kinds: Set<String>, workerID: String, limit: Int, lease: Duration, now: Date) async throws -> [ClaimedJob] {
         guard !kinds.isEmpty, limit > 0 else { return [] }
         let writes = self.writes
-        let kinds = kinds.sorted()
-        let marks = repeatElement("?", count: kinds.count).joined(separator: ", ")
-        // The candidates: up to `limit` due queued jobs of each kind in claim order (one subquery
-        // per kind: each reads its kind's index in that order and stops at `limit`, where one
-        // `kind IN (…)` would sort every due job of the kinds) and up to `limit` running ones whose
-        // lease expired, merged in claim order.
-        let queued = """
-            SELECT * FROM (
-                SELECT seq, state, cancel_requested, priority, run_after FROM jobs
-                WHERE state = 'queued' AND kind = ? AND run_after <= ? ORDER BY priority DESC, run_after, seq LIMIT ?)
-            """
-        let candidatesSQL = """
-            \(repeatElement(queued, count: kinds.count).joined(separator: "\nUNION ALL\n"))
-            UNION ALL
-            SELECT * FROM (
-                SELECT seq, state, cancel_requested, priority, run_after FROM jobs
-                WHERE state = 'running' AND kind IN (\(marks)) AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?)
-            ORDER BY priority DESC, run_after, seq LIMIT ?
-            """
-        let nowText = Timestamp.text(now)
-        let leaseText = Timestamp.text(now.addingTimeInterval(lease.timeInterval))
-        var arguments: [(any Sendable)?] = []
-        for kind in kinds { arguments += [kind, nowText, limit] }
-        arguments += kinds
-        arguments += [nowText, limit, limit]
-        let candidateArguments = arguments
-        return try await writes.write(isolation: .checksBeforeWrites) { db -> [ClaimedJob] in
+        let claim = Claim(kinds: kinds, workerID: workerID, limit: limit, lease: lease, now: now)
+        return try await writes.write(isolation: .checksBeforeWrites) { db in try claim.run(in: db, writes: writes) }
+    }
+
+    /// One write: the attempt's end and the next claim share a transaction (and a wait for the
+    /// writer), which is half the writes of a busy worker.
+    public func complete(
+        _ lease: JobLease, result: JSONFragment?, at: Date, thenClaim kinds: Set<String>, limit: Int, lease nextLease: Duration
+    ) async throws -> (job: Job, claimed: [ClaimedJob]) {
+        let writes = self.writes
+        let atText = Timestamp.text(at)
+        let claim = Claim(kinds: kinds, workerID: lease.workerID, limit: limit, lease: nextLease, now: at)
+        let done = try await writes.write(isolation: .checksBeforeWrites) { db -> CompletedAndClaimed in
+            // Nothing is written before the end is: a lost lease throws with no change made.
+            let job = try Self.complete(lease, result: result, at: atText, in: db, writes: writes)
+            guard !kinds.isEmpty, limit > 0 else { return CompletedAndClaimed(job: job, claimed: []) }
+            return CompletedAndClaimed(job: job, claimed: try claim.run(in: db, writes: writes))
+        }
+        return (done.job, done.claimed)
+    }
+
+    private struct CompletedAndClaimed: Sendable {
+        var job: Job
+        var claimed: [ClaimedJob]
+    }
+
+    /// A claim's statements, run inside a write of the group writer.
+    private struct Claim: Sendable {
+        let workerID: String
+        let candidatesSQL: String
+        let candidateArguments: [(any Sendable)?]
+        let nowText: String
+        let leaseText: String
+
+        init(kinds: Set<String>, workerID: String, limit: Int, lease: Duration, now: Date) {
+            let kinds = kinds.sorted()
+            let marks = repeatElement("?", count: kinds.count).joined(separator: ", ")
+            // The candidates: up to `limit` due queued jobs of each kind in claim order (one subquery
+            // per kind: each reads its kind's index in that order and stops at `limit`, where one
+            // `kind IN (…)` would sort every due job of the kinds) and up to `limit` running ones whose
+            // lease expired, merged in claim order.
+            let queued = """
+                SELECT * FROM (
+                    SELECT seq, state, cancel_requested, priority, run_after FROM jobs
+                    WHERE state = 'queued' AND kind = ? AND run_after <= ? ORDER BY priority DESC, run_after, seq LIMIT ?)
+                """
+            candidatesSQL = """
+                \(repeatElement(queued, count: kinds.count).joined(separator: "\nUNION ALL\n"))
+                UNION ALL
+                SELECT * FROM (
+                    SELECT seq, state, cancel_requested, priority, run_after FROM jobs
+                    WHERE state = 'running' AND kind IN (\(marks)) AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?)
+                ORDER BY priority DESC, run_after, seq LIMIT ?
+                """
+            nowText = Timestamp.text(now)
+            leaseText = Timestamp.text(now.addingTimeInterval(lease.timeInterval))
+            var arguments: [(any Sendable)?] = []
+            for kind in kinds { arguments += [kind, nowText, limit] }
+            arguments += kinds
+            arguments += [nowText, limit, limit]
+            candidateArguments = arguments
+            self.workerID = workerID
+        }
+
+        func run(in db: Database, writes: GroupCommitWriter) throws -> [ClaimedJob] {
             let candidates = try writes.statement(candidatesSQL, in: db).rows(candidateArguments) { row in
                 Candidate(seq: row.integer(0), recovered: row.text(1) == JobState.running.rawValue, cancelRequested: row.integer(2) != 0)
             }
@@ -107,7 +145,7 @@ public struct SQLiteJobQueue: JobQueue {
             let start = try writes.statement(
                 """
                 UPDATE jobs SET state = 'running', attempt = attempt + 1, worker_id = ?, lease_expires_at = ?, started_at = ?, updated_at = ?
-                WHERE seq = ? RETURNING \(Self.columns)
+                WHERE seq = ? RETURNING \(SQLiteJobQueue.columns)
                 """, in: db)
             var claimed: [ClaimedJob] = []
             var events: [any DomainEvent] = []
@@ -115,15 +153,17 @@ public struct SQLiteJobQueue: JobQueue {
                 if candidate.recovered && candidate.cancelRequested {
                     // Its worker died after a cancel was asked for: the cancel wins, nothing runs again.
                     let end = try writes.statement(
-                        "UPDATE jobs SET state = 'cancelled', lease_expires_at = NULL, finished_at = ?1, updated_at = ?1 WHERE seq = ?2 RETURNING \(Self.columns)",
+                        "UPDATE jobs SET state = 'cancelled', lease_expires_at = NULL, finished_at = ?1, updated_at = ?1 WHERE seq = ?2 RETURNING \(SQLiteJobQueue.columns)",
                         in: db)
-                    guard let job = try end.rows([nowText, candidate.seq], Self.job).first?.job else { continue }
+                    guard let job = try end.rows([nowText, candidate.seq], SQLiteJobQueue.job).first?.job else { continue }
                     if let owner = job.ownerID {
                         events.append(JobsEvents.Cancelled(userID: owner, jobId: job.id, kind: job.kind, attempt: job.attempt))
                     }
                     continue
                 }
-                guard let job = try start.rows([workerID, leaseText, nowText, nowText, candidate.seq], Self.job).first?.job else { continue }
+                guard let job = try start.rows([workerID, leaseText, nowText, nowText, candidate.seq], SQLiteJobQueue.job).first?.job else {
+                    continue
+                }
                 claimed.append(
                     ClaimedJob(job: job, lease: JobLease(jobID: job.id, workerID: workerID, attempt: job.attempt), recovered: candidate.recovered))
                 if let owner = job.ownerID {
@@ -159,21 +199,27 @@ public struct SQLiteJobQueue: JobQueue {
         let writes = self.writes
         let atText = Timestamp.text(at)
         return try await writes.write(isolation: .checksBeforeWrites) { db in
-            let end = try writes.statement(
-                """
-                UPDATE jobs SET state = 'succeeded', result = ?1, error_kind = NULL, error_message = NULL, lease_expires_at = NULL,
-                    finished_at = ?2, updated_at = ?2
-                WHERE id = ?3 AND state = 'running' AND worker_id = ?4 AND attempt = ?5 RETURNING \(Self.columns)
-                """, in: db)
-            guard let job = try end.rows([result?.text, atText, lease.jobID, lease.workerID, lease.attempt], Self.job).first?.job else {
-                throw JobsError.leaseLost(lease)
-            }
-            if let owner = job.ownerID {
-                try writes.record(
-                    [JobsEvents.Succeeded(userID: owner, jobId: job.id, kind: job.kind, attempt: job.attempt)], chatModuleID: nil, in: db)
-            }
-            return job
+            try Self.complete(lease, result: result, at: atText, in: db, writes: writes)
         }
+    }
+
+    private static func complete(_ lease: JobLease, result: JSONFragment?, at atText: String, in db: Database, writes: GroupCommitWriter) throws
+        -> Job
+    {
+        let end = try writes.statement(
+            """
+            UPDATE jobs SET state = 'succeeded', result = ?1, error_kind = NULL, error_message = NULL, lease_expires_at = NULL,
+                finished_at = ?2, updated_at = ?2
+            WHERE id = ?3 AND state = 'running' AND worker_id = ?4 AND attempt = ?5 RETURNING \(Self.columns)
+            """, in: db)
+        guard let job = try end.rows([result?.text, atText, lease.jobID, lease.workerID, lease.attempt], Self.job).first?.job else {
+            throw JobsError.leaseLost(lease)
+        }
+        if let owner = job.ownerID {
+            try writes.record(
+                [JobsEvents.Succeeded(userID: owner, jobId: job.id, kind: job.kind, attempt: job.attempt)], chatModuleID: nil, in: db)
+        }
+        return job
     }
 
     public func fail(_ lease: JobLease, error: JobError, retryAt: Date?, at: Date) async throws -> Job {
