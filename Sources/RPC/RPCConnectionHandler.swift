@@ -613,6 +613,31 @@ public final class RPCConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Appends one framed message made of `pieces` (in order). Small messages are copied into the
+    /// output like any other; a large one is written as its pieces, so that buffers it references
+    /// (a batch's large results, `BatchReply.pieces`) reach the socket without being copied.
+    func writeFrame(pieces: [ByteBuffer]) {
+        guard context != nil, context.channel.isActive else { return }
+        let total = pieces.reduce(0) { $0 + $1.readableBytes }
+        guard total >= BatchReply.referencedResultBytes else {
+            writeFrame { buffer in
+                for piece in pieces { buffer.writeImmutableBuffer(piece) }
+            }
+            return
+        }
+        if output == nil { output = context.channel.allocator.buffer(capacity: 512) }
+        if framing == .contentLength {
+            output!.writeStaticString("Content-Length: ")
+            output!.writeString(String(total))
+            output!.writeStaticString("\r\n\r\n")
+        }
+        // What this burst wrote before, then the pieces, in order; the rest of the burst follows.
+        if let before = output, before.readableBytes > 0 { context.write(wrapOutboundOut(before), promise: nil) }
+        for piece in pieces { context.write(wrapOutboundOut(piece), promise: nil) }
+        output = context.channel.allocator.buffer(capacity: 512)
+        if framing == .newlineDelimited { output!.writeInteger(UInt8(ascii: "\n")) }
+    }
+
     func flushIfNeeded() {
         guard context != nil, let pending = output else { return }
         output = nil

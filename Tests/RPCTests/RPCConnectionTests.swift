@@ -408,6 +408,38 @@ struct RPCConnectionTests {
         #expect(reply == json(#"[{"jsonrpc":"2.0","id":1,"result":"b"},{"jsonrpc":"2.0","id":2,"result":2}]"#))
     }
 
+    @Test(
+        "a batch whose results are large (written as references to them, not copied) answers the same bytes, in order, in both framings",
+        arguments: [false, true])
+    func batchWithLargeResults(contentLength: Bool) async throws {
+        let connection = try await InProcessConnection()
+        let first = String(repeating: "a", count: BatchReply.referencedResultBytes)
+        let second = String(repeating: "b", count: 3 * BatchReply.referencedResultBytes)
+        let batch =
+            #"[{"jsonrpc":"2.0","id":1,"method":"echo","params":{"text":"\#(first)"}},"#
+            + #"{"jsonrpc":"2.0","id":2,"method":"subtract","params":[3,1]},"#
+            + #"{"jsonrpc":"2.0","id":"x","method":"echo","params":["\#(second)"]}]"#
+        let after = #"{"jsonrpc":"2.0","id":3,"method":"subtract","params":[9,1]}"#
+        if contentLength {
+            try await connection.send("Content-Length: \(batch.utf8.count)\r\n\r\n\(batch)Content-Length: \(after.utf8.count)\r\n\r\n\(after)")
+        } else {
+            try await connection.send(batch + "\n" + after + "\n")
+        }
+        let expected = json(
+            #"[{"jsonrpc":"2.0","id":1,"result":{"text":"\#(first)"}},{"jsonrpc":"2.0","id":2,"result":2},"#
+                + #"{"jsonrpc":"2.0","id":"x","result":["\#(second)"]}]"#)
+        if contentLength {
+            let header = try await connection.next()
+            let body = try await connection.next()
+            #expect(header == "Content-Length: \(body.utf8.count)\r\n\r\n")
+            #expect(json(body) == expected)
+            #expect(try await connection.next() == "Content-Length: 35\r\n\r\n")
+        } else {
+            #expect(try await connection.nextJSON() == expected)
+        }
+        #expect(try await connection.nextJSON() == json(#"{"jsonrpc":"2.0","id":3,"result":8}"#))
+    }
+
     @Test("Content-Length framing is answered in Content-Length framing")
     func contentLengthReplies() async throws {
         let connection = try await InProcessConnection()
