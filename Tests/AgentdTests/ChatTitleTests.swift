@@ -125,6 +125,37 @@ struct ChatTitleTests {
         #expect(try both.first { $0.idempotencyKey == named.chatId }?.payload.decode(ChatTitles.Payload.self).model == "fake-large")
     }
 
+    @Test("a cancelled first run (its partial text stored as an answer) does not use up the title: the first completed answer retitles the chat once")
+    func cancelledFirstRunLeavesTheTitle() async throws {
+        let gate = Gate()
+        let graph = try await graph([
+            [.event(.text("Hal")), .wait(gate), .event(.text("f")), .event(.finished(reason: .stop, model: "m"))],
+            ScriptedLLMProvider.answer(["A whole answer."]), ScriptedLLMProvider.answer(["Whole Answers"]),
+            ScriptedLLMProvider.answer(["Another answer."]),
+        ])
+        let (agent, alice, deltas) = (graph.agent, graph.alice, DeltaRecorder())
+        let first = Task { try await agent.act(.init(message: "A question"), user: alice, onDelta: deltas.record) }
+        await deltas.firstDelta.wait()
+        let runID = try #require(deltas.all.first?.runId)
+        let cancelled = try await agent.cancel(runID: runID, userID: alice.id)
+        gate.open()
+        #expect(cancelled.status == .cancelled && cancelled.assistantMessageId != nil, "the partial text is an answer: \(cancelled)")
+        await #expect(throws: AgentError.self) { try await first.value }
+        #expect(try await titleJobs(graph).isEmpty)
+
+        let answer = try await agent.act(.init(chatId: cancelled.chatId, message: "Again"), user: alice) { _ in }
+        let jobs = try await titleJobs(graph)
+        #expect(jobs.count == 1)
+        #expect(try jobs.first?.payload.decode(ChatTitles.Payload.self) == ChatTitles.Payload(chatId: cancelled.chatId, messageId: answer.message.id))
+        #expect(try await runDueTitleJobs(graph).map(\.state) == [.succeeded])
+        #expect(try await title(graph, cancelled.chatId) == "Whole Answers")
+
+        // Once: a later completed answer enqueues nothing more.
+        _ = try await agent.act(.init(chatId: cancelled.chatId, message: "Once more"), user: alice) { _ in }
+        #expect(try await titleJobs(graph).count == 1)
+        #expect(try await renamedEvents(graph).count == 1)
+    }
+
     @Test("enqueueing a chat's title again answers the same job (the chat id is the idempotency key)")
     func enqueueIsIdempotent() async throws {
         let graph = try await graph([ScriptedLLMProvider.answer(["An answer."])])

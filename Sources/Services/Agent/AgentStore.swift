@@ -81,7 +81,9 @@ public protocol AgentStore: MessageGenerationSource, AgentPartialStore {
     func start(_ start: AgentRunStart, userID: String) async throws -> Message?
     /// Ends a running run: stores the answer (with its `chat.message.created` event), the run row
     /// and the run's event. Returns the run as stored, the answer, and whether that answer is the
-    /// chat's first (no assistant message before it, checked in the same transaction).
+    /// chat's first (checked in the same transaction: no completed run in the chat before it, and no
+    /// assistant message but the answers of its runs that did not complete, such as a cancelled
+    /// run's partial text).
     ///
     /// - Throws: `AgentError.notFound` when the user has no such running run.
     func finish(_ finish: AgentRunFinish, userID: String) async throws -> (run: AgentRun, answer: Message?, firstAnswer: Bool)

@@ -79,10 +79,20 @@ public struct SQLiteAgentStore: AgentStore {
             var firstAnswer = false
             if let message = finish.answer {
                 // Before the insert, in the same transaction: two answers finishing together cannot both be first.
+                // First means no completed run in the chat before, and no answer in it other than those
+                // of its runs that did not complete (a cancelled run's partial text, a failed run's): those
+                // do not use up the title; an answer copied by a fork, or appended by hand, does.
                 firstAnswer =
                     try Bool.fetchOne(
-                        db.cachedStatement(sql: "SELECT 1 FROM messages WHERE chat_id = ? AND role = 'assistant' LIMIT 1"), arguments: [run.chatId])
-                    == nil
+                        db.cachedStatement(sql: "SELECT 1 FROM agent_runs WHERE chat_id = ? AND status = 'completed' LIMIT 1"),
+                        arguments: [run.chatId]) == nil
+                    && Bool.fetchOne(
+                        db.cachedStatement(
+                            sql: """
+                                SELECT 1 FROM messages WHERE chat_id = ? AND role = 'assistant' AND id NOT IN
+                                    (SELECT assistant_message_id FROM agent_runs WHERE chat_id = ? AND assistant_message_id IS NOT NULL)
+                                LIMIT 1
+                                """), arguments: [run.chatId, run.chatId]) == nil
                 // Counted, not refused: the run was allowed to start and its answer is paid for, so a
                 // user passes the quota by at most the answers of the runs they have going.
                 let inserted = try SQLiteChatStore.insertMessage(message, userID: userID, ledger: ledger, enforceQuota: false, writes: writes, db: db)
