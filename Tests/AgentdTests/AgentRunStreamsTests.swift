@@ -128,4 +128,62 @@ struct AgentRunStreamsTests {
         #expect(connection.messages(1).filter { $0.contains(#""attempt":2"#) }.count == 3)
         #expect(connection.messages(3).filter { $0.contains(#""attempt":2"#) }.count == 1)
     }
+
+    @Test(
+        "a watch that read the stored partial before a whole attempt began and ended here answers the text read again, then agent.run.ended: no gap"
+    )
+    func attemptBetweenReadAndAttach() async throws {
+        let store = Store()
+        let streams = AgentRunStreams(
+            store: store, timer: { _ in try await Task.sleep(for: .seconds(3600)) }, interval: .milliseconds(250), capacity: 100,
+            logger: Logger(label: "test"))
+        let connection = Connection()
+        let running = AgentRun(
+            id: "run_1", chatId: "cht_1", userMessageId: "msg_1", status: .running, provider: "fake", model: nil, startedAt: Date())
+        var completed = running
+        completed.status = .completed
+        completed.assistantMessageId = "msg_2"
+
+        // AgentService.watch's order: the run is not going on here; its run row (running) and its
+        // partial (none yet) are read...
+        let push = RPCPushStream(id: 1, connection: connection)
+        #expect(streams.attachIfRunning(runID: running.id, userID: "usr_1", watcher: 1, push: push, since: nil, sinceAttempt: 1) == nil)
+        let read =
+            try await store.partial(runID: running.id, userID: "usr_1")
+            ?? AgentRunPartial(runID: running.id, attempt: 1, seq: 0, text: "", ends: [])
+        // ...then a whole attempt begins and ends here before the watch attaches...
+        let attempt = streams.begin(running, userID: "usr_1", attempt: 1)
+        for text in ["x", "y"] { _ = attempt.publish(AgentDelta(runId: running.id, chatId: running.chatId, seq: 0, text: text)) }
+        await streams.end(attempt, AgentRunEnded(runId: running.id, status: .completed, messageId: "msg_2"))
+        #expect(streams.count == 0)
+        // ...so the attach waits, with the stale text, and the run is then found ended.
+        let (stale, waiting) = streams.attach(run: running, partial: read, userID: "usr_1", watcher: 1, push: push, since: nil, sinceAttempt: 1)
+        #expect(waiting && stale.text == "" && stale.seq == 0)
+        let reply = try #require(try await streams.endWaiting(completed, userID: "usr_1", watcher: 1, since: nil, sinceAttempt: 1))
+        #expect(reply == AgentRunWatch(runId: running.id, chatId: running.chatId, status: .completed, attempt: 1, seq: 2, text: "xy"), "\(reply)")
+        var client = Client()
+        client.apply(reply)
+        try client.apply(connection.messages(1))
+        #expect(client.ended && client.text == "xy" && client.seq == 2)
+        #expect(streams.count == 0 && !streams.isWaiting())
+
+        // A waiting watcher that an attempt begun here took live keeps its reply: what it was sent
+        // follows it, and that attempt's end ends its watch.
+        let second = AgentRun(id: "run_2", chatId: "cht_1", userMessageId: "msg_3", status: .running, provider: "fake", model: nil, startedAt: Date())
+        var secondEnded = second
+        secondEnded.status = .cancelled
+        let live = RPCPushStream(id: 2, connection: connection)
+        let (waitReply, waits) = streams.attach(
+            run: second, partial: AgentRunPartial(runID: second.id, attempt: 1, seq: 0, text: "", ends: []), userID: "usr_1", watcher: 2,
+            push: live, since: nil, sinceAttempt: 1)
+        #expect(waits && waitReply.text == "")
+        let begun = streams.begin(second, userID: "usr_1", attempt: 1)
+        _ = begun.publish(AgentDelta(runId: second.id, chatId: second.chatId, seq: 0, text: "z"))
+        #expect(try await streams.endWaiting(secondEnded, userID: "usr_1", watcher: 2, since: nil, sinceAttempt: 1) == nil)
+        await streams.end(begun, AgentRunEnded(runId: second.id, status: .cancelled))
+        var follower = Client()
+        follower.apply(waitReply)
+        try follower.apply(connection.messages(2))
+        #expect(follower.ended && follower.text == "z" && connection.messages(2).count == 2)
+    }
 }

@@ -182,12 +182,24 @@ final class AgentRunStreams: Sendable {
         }
     }
 
-    /// A waiting watcher's run is found ended in the store: its watch ends (unless the run began
-    /// here again meanwhile, or the watcher already left).
-    func endWaiting(runID: String, watcher: UInt64, _ ended: AgentRunEnded) {
-        update(runID) { streams in
-            guard let stream = streams[runID] else { return }
-            if stream.endWaiting(watcher, ended) { streams.removeValue(forKey: runID) }
+    /// A waiting watcher's run is found ended in the store (`run`): its watch ends with `run`'s end
+    /// (unless the run began here again meanwhile, or the watcher already left). Returns the reply
+    /// to answer instead when this ended the watch: the stored partial read again, because a whole
+    /// attempt may have begun and ended here between the caller's first read and its attach (the
+    /// reply would hold that read's stale text, and `agent.run.ended` would follow it with a gap).
+    /// That read is the final one: an attempt that ended here before the attach stored its partial
+    /// before leaving the map, and one that began here after it took the watcher (no reply then).
+    func endWaiting(
+        _ run: AgentRun, userID: String, watcher: UInt64, since: Int?, sinceAttempt: Int
+    ) async throws -> AgentRunWatch? {
+        let partial = try await store.partial(runID: run.id, userID: userID)
+        return update(run.id) { streams -> AgentRunWatch? in
+            guard let stream = streams[run.id] else { return nil }
+            let (ended, empty) = stream.endWaiting(watcher, Self.ended(run))
+            if empty { streams.removeValue(forKey: run.id) }
+            guard ended, let partial else { return nil }
+            let (seq, text) = partial.catchUp(since: since, sinceAttempt: sinceAttempt)
+            return AgentRunWatch(runId: run.id, chatId: run.chatId, status: run.status, attempt: partial.attempt, seq: seq, text: text)
         }
     }
 
@@ -276,6 +288,9 @@ final class AgentRunStream: Sendable {
         var running: Bool
         var ended = false
         var watchers: [UInt64: RPCPushStream] = [:]
+        /// The watchers added while the run was not going on here that no attempt has sent anything
+        /// yet (their reply is all they have).
+        var waitingFresh: Set<UInt64> = []
         /// What the last store wrote: a periodic store skips when nothing changed since.
         var stored: (attempt: Int, seq: Int)
         var storing: Task<Void, Never>?
@@ -334,6 +349,7 @@ final class AgentRunStream: Sendable {
             state.running = true
             state.ended = false
             state.stored = (attempt, 0)
+            state.waitingFresh = []
         }
     }
 
@@ -372,8 +388,12 @@ final class AgentRunStream: Sendable {
         }
     }
 
+    /// Adds a watcher while the run is not going on here.
     fileprivate func add(_ watcher: UInt64, push: RPCPushStream) {
-        state.withLock { $0.watchers[watcher] = push }
+        state.withLock { state in
+            state.watchers[watcher] = push
+            state.waitingFresh.insert(watcher)
+        }
     }
 
     /// Ends every watch with `ended`. False when the run had ended already.
@@ -386,16 +406,18 @@ final class AgentRunStream: Sendable {
                 for watcher in state.watchers.values { watcher.finish(with: message) }
             }
             state.watchers = [:]
+            state.waitingFresh = []
             return true
         }
     }
 
-    /// Ends a waiting watcher's watch; true when the run is no longer needed in the map.
-    fileprivate func endWaiting(_ watcher: UInt64, _ ended: AgentRunEnded) -> Bool {
+    /// Ends a waiting watcher's watch: `ended` when it did so to a watcher no attempt sent anything
+    /// yet; `empty` when the run is no longer needed in the map.
+    fileprivate func endWaiting(_ watcher: UInt64, _ ended: AgentRunEnded) -> (ended: Bool, empty: Bool) {
         state.withLock { state in
-            guard !state.running, let push = state.watchers.removeValue(forKey: watcher) else { return false }
+            guard !state.running, let push = state.watchers.removeValue(forKey: watcher) else { return (false, false) }
             if let message = AgentRunStreams.message(Agent.RunEnded.self, ended) { push.finish(with: message) }
-            return state.watchers.isEmpty
+            return (state.waitingFresh.remove(watcher) != nil, state.watchers.isEmpty)
         }
     }
 
@@ -403,6 +425,7 @@ final class AgentRunStream: Sendable {
     fileprivate func remove(_ watcher: UInt64) -> Bool {
         state.withLock { state in
             state.watchers.removeValue(forKey: watcher)
+            state.waitingFresh.remove(watcher)
             return !state.running && state.watchers.isEmpty
         }
     }

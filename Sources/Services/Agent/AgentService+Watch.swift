@@ -36,12 +36,16 @@ extension AgentService {
         guard let run = try await store.run(id: runID, userID: userID) else { throw AgentError.notFound(kind: "run", id: runID) }
         let partial =
             try await store.partial(runID: runID, userID: userID) ?? AgentRunPartial(runID: runID, attempt: 1, seq: 0, text: "", ends: [])
-        let (reply, waiting) = streams.attach(
+        var (reply, waiting) = streams.attach(
             run: run, partial: partial, userID: userID, watcher: watcher, push: push, since: params.since, sinceAttempt: sinceAttempt)
         start.set(reply)
-        // The run may have ended between the read and the attach: then nothing would end the watch.
-        if waiting, let now = try await store.run(id: runID, userID: userID), now.status != .running {
-            streams.endWaiting(runID: runID, watcher: watcher, AgentRunStreams.ended(now))
+        // The run may have ended between the read and the attach: then nothing would end the watch,
+        // and the text read may be stale (a whole attempt may have run here meanwhile).
+        if waiting, let now = try await store.run(id: runID, userID: userID), now.status != .running,
+            let stored = try await streams.endWaiting(now, userID: userID, watcher: watcher, since: params.since, sinceAttempt: sinceAttempt)
+        {
+            reply = stored
+            start.set(reply)
         }
         return reply
     }
