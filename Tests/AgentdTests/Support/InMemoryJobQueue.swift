@@ -4,7 +4,9 @@ import Services
 import Synchronization
 
 /// A `JobQueue` in memory, as the protocol's documentation describes it (no events): the workers'
-/// tests run against it and against `SQLiteJobQueue`.
+/// tests run against it and against `SQLiteJobQueue`; the agent's background-run tests drive the
+/// `agent.run` handler by hand against it, with the test-only changes at the end (a worker's
+/// death, a lost enqueue) that no protocol call makes.
 final class InMemoryJobQueue: JobQueue {
     private struct State {
         var jobs: [String: (seq: Int64, job: Job)] = [:]
@@ -202,6 +204,33 @@ final class InMemoryJobQueue: JobQueue {
                 default: return nil
                 }
             }.min()
+        }
+    }
+}
+
+// What the protocol cannot do: the states a crash leaves behind, set by hand.
+extension InMemoryJobQueue {
+    /// Expires every running job's lease (its worker died): the next claim recovers it.
+    func expireLeases() {
+        state.withLock { state in
+            for (id, entry) in state.jobs where entry.job.state == .running { state.jobs[id]!.job.leaseExpiresAt = .distantPast }
+        }
+    }
+
+    /// Forgets a job (as if its enqueue never happened).
+    func remove(_ id: String) {
+        _ = state.withLock { $0.jobs.removeValue(forKey: id) }
+    }
+
+    /// Makes a claimed job queued again, its attempt not counted, as a release does (without the lease).
+    func requeue(_ id: String) {
+        state.withLock { state in
+            guard var job = state.jobs[id]?.job, job.state == .running else { return }
+            job.state = .queued
+            job.attempt -= 1
+            job.leaseExpiresAt = nil
+            job.workerId = nil
+            state.jobs[id]!.job = job
         }
     }
 }
