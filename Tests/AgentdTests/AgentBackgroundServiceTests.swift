@@ -1,5 +1,6 @@
 import AgentdTesting
 import Foundation
+import JobQueueTesting
 import RPC
 import Services
 import Storage
