@@ -127,6 +127,9 @@ let package = Package(
             ],
             path: "Tests/AgentdTesting"
         ),
+        // `InMemoryJobQueue`: the JobQueue contract's in-memory implementation, for the contract
+        // tests (StorageTests) and the workers' and agent's tests (AgentdTests).
+        .target(name: "JobQueueTesting", dependencies: ["RPC", "Services"], path: "Tests/JobQueueTesting"),
         // The command-line client (issue 8): `agentctl call|methods|login|modules|chat|watch …`.
         .executableTarget(
             name: "agentctl",
@@ -183,7 +186,7 @@ let package = Package(
         .testTarget(
             name: "StorageTests",
             dependencies: [
-                "Storage", "Services", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                "Storage", "Services", "JobQueueTesting", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -202,7 +205,7 @@ let package = Package(
             // Only what the files import: the agentd and agentctl binaries the tests start are found
             // in the build folder (TestPaths), built by `swift build --build-tests` like every target.
             dependencies: [
-                "Daemon", "AgentdTesting", "CurlHTTP", "Journal", "RPC", "Services", "Storage", "FakeLLMServer",
+                "Daemon", "AgentdTesting", "CurlHTTP", "Journal", "JobQueueTesting", "RPC", "Services", "Storage", "FakeLLMServer",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import AgentdTesting
 import Foundation
+import JobQueueTesting
 import RPC
 import Services
 import Storage
@@ -14,7 +15,7 @@ import Testing
 @Suite("Agent background runs (service and agent.run handler)", .timeLimit(.minutes(2)))
 struct AgentBackgroundServiceTests {
     let clock = TestClock()
-    let queue = AgentRunTestQueue()
+    let queue = InMemoryJobQueue()
     /// When a streaming run stores its partial answer (agent.runs.watch's 250 ms), fired by hand.
     let partialTimer = ManualTimer()
 
@@ -28,7 +29,7 @@ struct AgentBackgroundServiceTests {
         /// One worker step: claims the due `agent.run` jobs and runs each attempt as `JobWorkers`
         /// does (complete; fail, retried when the policy says so and attempts are left; release
         /// on a cancellation nobody asked for).
-        func work(_ queue: AgentRunTestQueue, now: Date) async throws -> [Job] {
+        func work(_ queue: InMemoryJobQueue, now: Date) async throws -> [Job] {
             var ended: [Job] = []
             for claimed in try await queue.claim(kinds: [AgentRunJob.kind], workerID: "w1", limit: 10, lease: .seconds(30), now: now) {
                 ended.append(try await finish(claimed, queue: queue, now: now, outcome: await outcome(of: claimed)))
@@ -40,7 +41,7 @@ struct AgentBackgroundServiceTests {
             do { return .success(try await handler.run(claimed)) } catch { return .failure(error) }
         }
 
-        func finish(_ claimed: ClaimedJob, queue: AgentRunTestQueue, now: Date, outcome: Result<JSONFragment?, any Error>) async throws -> Job {
+        func finish(_ claimed: ClaimedJob, queue: InMemoryJobQueue, now: Date, outcome: Result<JSONFragment?, any Error>) async throws -> Job {
             switch outcome {
             case .success(let result):
                 return try await queue.complete(claimed.lease, result: result, at: now)

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import JobQueueTesting
 import Logging
 import RPC
 import Services
@@ -36,8 +37,23 @@ struct JobQueueImplementation: Sendable, CustomTestStringConvertible {
 
 enum JobQueueImplementations {
     static let all: [JobQueueImplementation] = [
-        JobQueueImplementation(name: "SQLite") { try await SQLiteJobQueueHarness() }
+        JobQueueImplementation(name: "SQLite") { try await SQLiteJobQueueHarness() },
+        JobQueueImplementation(name: "memory") { InMemoryJobQueueHarness() },
     ]
+}
+
+/// The tests' `InMemoryJobQueue` (JobQueueTesting): any owner will do; its events are kept in memory.
+struct InMemoryJobQueueHarness: JobQueueHarness {
+    let memory = InMemoryJobQueue()
+    var queue: any JobQueue { memory }
+
+    func addUser(_ id: String) async throws {}
+
+    func jobEvents() async throws -> [RecordedJobEvent] {
+        memory.events.map { RecordedJobEvent(topic: $0.topic, userID: $0.ownerID, jobId: $0.jobID, attempt: $0.attempt) }
+    }
+
+    func tearDown() async {}
 }
 
 /// `SQLiteJobQueue` on a migrated temporary file, behind a group writer with an outbox (the events

@@ -1,6 +1,7 @@
 import Daemon
 import Foundation
 import GRDB
+import JobQueueTesting
 import RPC
 import Services
 import Storage

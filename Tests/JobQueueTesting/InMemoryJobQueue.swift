@@ -3,18 +3,38 @@ import RPC
 import Services
 import Synchronization
 
-/// A `JobQueue` in memory, as the protocol's documentation describes it (no events): the workers'
-/// tests run against it and against `SQLiteJobQueue`.
-final class InMemoryJobQueue: JobQueue {
+/// A `JobQueue` in memory, as the protocol's documentation describes it (its events kept in
+/// `events`, published nowhere), run through the written-once contract (`JobQueueContractTests`)
+/// beside `SQLiteJobQueue`. The workers' tests run against both; the agent's background-run tests drive the
+/// `agent.run` handler by hand against it, with the test-only changes at the end (a worker's
+/// death, a lost enqueue) that no protocol call makes.
+public final class InMemoryJobQueue: JobQueue {
     private struct State {
         var jobs: [String: (seq: Int64, job: Job)] = [:]
         var seq: Int64 = 0
+        var events: [JobEvent] = []
+
+        /// Records `topic` for `job` when it has an owner (the daemon's own jobs write none).
+        mutating func record(_ topic: String, _ job: Job) {
+            if let owner = job.ownerID { events.append(JobEvent(topic: topic, ownerID: owner, jobID: job.id, attempt: job.attempt)) }
+        }
     }
+
+    /// An event the queue wrote: what `SQLiteJobQueue` stores in `events` (topic, owner, job, attempt).
+    public struct JobEvent: Sendable, Equatable {
+        public var topic: String
+        public var ownerID: String
+        public var jobID: String
+        public var attempt: Int
+    }
+
+    /// The events written so far, oldest first.
+    public var events: [JobEvent] { state.withLock { $0.events } }
 
     // Only touched under the mutex.
     private let state = Mutex(State())
 
-    init() {}
+    public init() {}
 
     private static func job(from new: NewJob, at now: Date) -> Job {
         Job(
@@ -23,7 +43,7 @@ final class InMemoryJobQueue: JobQueue {
             runAfter: new.runAfter, idempotencyKey: new.idempotencyKey, createdAt: now, updatedAt: now)
     }
 
-    func enqueue(_ new: NewJob) async throws -> (job: Job, created: Bool) {
+    public func enqueue(_ new: NewJob) async throws -> (job: Job, created: Bool) {
         state.withLock { state in
             if let key = new.idempotencyKey,
                 let existing = state.jobs.values.first(where: {
@@ -35,17 +55,18 @@ final class InMemoryJobQueue: JobQueue {
             state.seq += 1
             let job = Self.job(from: new, at: new.runAfter)
             state.jobs[new.id] = (state.seq, job)
+            state.record("job.queued", job)
             return (job, true)
         }
     }
 
-    func claim(kinds: Set<String>, workerID: String, limit: Int, lease: Duration, now: Date) async throws -> [ClaimedJob] {
+    public func claim(kinds: Set<String>, workerID: String, limit: Int, lease: Duration, now: Date) async throws -> [ClaimedJob] {
         state.withLock { state in
             let candidates = state.jobs.values.filter { entry in
                 guard kinds.contains(entry.job.kind) else { return false }
                 switch entry.job.state {
                 case .queued: return entry.job.runAfter <= now
-                case .running: return (entry.job.leaseExpiresAt ?? .distantFuture) < now
+                case .running: return (entry.job.leaseExpiresAt ?? .distantFuture) <= now
                 default: return false
                 }
             }
@@ -59,17 +80,32 @@ final class InMemoryJobQueue: JobQueue {
             for entry in candidates {
                 var job = entry.job
                 let recovered = job.state == .running
+                if recovered && job.cancelRequested {
+                    // Its worker died after a cancel was asked for: the cancel wins, nothing runs again.
+                    job.state = .cancelled
+                    job.leaseExpiresAt = nil
+                    job.finishedAt = now
+                    job.updatedAt = now
+                    state.jobs[job.id] = (entry.seq, job)
+                    state.record("job.cancelled", job)
+                    continue
+                }
                 job.state = .running
                 job.attempt += 1
                 job.workerId = workerID
-                job.leaseExpiresAt = now.addingTimeInterval(Double(lease.components.seconds))
+                job.leaseExpiresAt = now.addingTimeInterval(Self.seconds(lease))
                 job.startedAt = now
                 job.updatedAt = now
                 state.jobs[job.id] = (entry.seq, job)
+                state.record("job.started", job)
                 claimed.append(ClaimedJob(job: job, lease: JobLease(jobID: job.id, workerID: workerID, attempt: job.attempt), recovered: recovered))
             }
             return claimed
         }
+    }
+
+    private static func seconds(_ duration: Duration) -> TimeInterval {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 
     private func held(_ lease: JobLease, _ state: State) -> Job? {
@@ -79,7 +115,7 @@ final class InMemoryJobQueue: JobQueue {
         return job
     }
 
-    func heartbeat(_ lease: JobLease, until: Date) async throws -> JobLeaseStatus {
+    public func heartbeat(_ lease: JobLease, until: Date) async throws -> JobLeaseStatus {
         state.withLock { state in
             guard var job = held(lease, state) else {
                 return .lost
@@ -91,7 +127,7 @@ final class InMemoryJobQueue: JobQueue {
         }
     }
 
-    func complete(_ lease: JobLease, result: JSONFragment?, at: Date) async throws -> Job {
+    public func complete(_ lease: JobLease, result: JSONFragment?, at: Date) async throws -> Job {
         try state.withLock { state in
             guard var job = held(lease, state) else { throw JobsError.leaseLost(lease) }
             job.state = .succeeded
@@ -99,37 +135,43 @@ final class InMemoryJobQueue: JobQueue {
             job.finishedAt = at
             job.leaseExpiresAt = nil
             state.jobs[job.id]!.job = job
+            state.record("job.succeeded", job)
             return job
         }
     }
 
-    func fail(_ lease: JobLease, error: JobError, retryAt: Date?, at: Date) async throws -> Job {
+    public func fail(_ lease: JobLease, error: JobError, retryAt: Date?, at: Date) async throws -> Job {
         try state.withLock { state in
             guard var job = held(lease, state) else { throw JobsError.leaseLost(lease) }
             job.error = error
             job.leaseExpiresAt = nil
+            job.updatedAt = at
             if job.cancelRequested {
                 job.state = .cancelled
                 job.finishedAt = at
             } else if let retryAt {
+                // Queued for the retry; a job that ends keeps its worker for the record.
                 job.state = .queued
                 job.runAfter = retryAt
+                job.workerId = nil
             } else {
                 job.state = .failed
                 job.finishedAt = at
             }
             state.jobs[job.id]!.job = job
+            if job.state != .queued { state.record("job.\(job.state.rawValue)", job) }
             return job
         }
     }
 
-    func cancel(id: String, ownerID: String?, at: Date) async throws -> Job {
+    public func cancel(id: String, ownerID: String?, at: Date) async throws -> Job {
         try state.withLock { state in
             guard var job = state.jobs[id]?.job, job.ownerID == ownerID else { throw JobsError.notFound(id: id) }
             switch job.state {
             case .queued:
                 job.state = .cancelled
                 job.finishedAt = at
+                state.record("job.cancelled", job)
             case .running:
                 job.cancelRequested = true
             default:
@@ -140,47 +182,61 @@ final class InMemoryJobQueue: JobQueue {
         }
     }
 
-    func release(_ lease: JobLease, at: Date) async throws {
+    public func release(_ lease: JobLease, at: Date) async throws {
         state.withLock { state in
             guard var job = held(lease, state) else { return }
+            job.leaseExpiresAt = nil
+            job.updatedAt = at
+            if job.cancelRequested {
+                // Given back after a cancel was asked for: it ends cancelled rather than running again.
+                job.state = .cancelled
+                job.finishedAt = at
+                state.jobs[job.id]!.job = job
+                state.record("job.cancelled", job)
+                return
+            }
             job.state = .queued
             job.attempt -= 1
             job.runAfter = at
-            job.leaseExpiresAt = nil
             job.workerId = nil
             state.jobs[job.id]!.job = job
         }
     }
 
-    func retry(id: String, ownerID: String?, at: Date) async throws -> Job {
+    public func retry(id: String, ownerID: String?, at: Date) async throws -> Job {
         try state.withLock { state in
             guard var job = state.jobs[id]?.job, job.ownerID == ownerID else { throw JobsError.notFound(id: id) }
             guard job.state == .failed || job.state == .cancelled else { throw JobsError.invalidState(id: id, state: job.state) }
             job.state = .queued
-            job.maxAttempts += 1
+            // One more attempt than those used, never fewer than it had (a job cancelled while queued keeps its own).
+            job.maxAttempts = max(job.maxAttempts, job.attempt + 1)
             job.runAfter = at
             job.cancelRequested = false
+            job.workerId = nil
+            job.leaseExpiresAt = nil
             job.finishedAt = nil
+            job.updatedAt = at
             state.jobs[id]!.job = job
+            state.record("job.queued", job)
             return job
         }
     }
 
-    func job(id: String, ownerID: String?) async throws -> Job? {
+    public func job(id: String, ownerID: String?) async throws -> Job? {
         state.withLock { state in state.jobs[id].flatMap { $0.job.ownerID == ownerID ? $0.job : nil } }
     }
 
-    func list(_ query: JobQuery) async throws -> [StoredJob] {
+    public func list(_ query: JobQuery) async throws -> [StoredJob] {
         state.withLock { state in
             state.jobs.values.filter { entry in
                 entry.job.ownerID == query.ownerID && (query.state.map { entry.job.state == $0 } ?? true)
-                    && (query.kind.map { entry.job.kind == $0 } ?? true)
+                    && (query.kind.map { entry.job.kind == $0 } ?? true) && (query.beforeSeq.map { entry.seq < $0 } ?? true)
             }
             .sorted { $0.seq > $1.seq }.prefix(query.limit).map { StoredJob(seq: $0.seq, job: $0.job) }
         }
     }
 
-    func prune(finishedBefore: Date, limit: Int) async throws -> Int {
+    public func prune(finishedBefore: Date, limit: Int) async throws -> Int {
         state.withLock { state in
             let old = state.jobs.values.filter { entry in
                 guard let finished = entry.job.finishedAt else { return false }
@@ -192,7 +248,7 @@ final class InMemoryJobQueue: JobQueue {
         }
     }
 
-    func nextDue(kinds: Set<String>) async throws -> Date? {
+    public func nextDue(kinds: Set<String>) async throws -> Date? {
         state.withLock { state in
             state.jobs.values.compactMap { entry -> Date? in
                 guard kinds.contains(entry.job.kind) else { return nil }
@@ -202,6 +258,33 @@ final class InMemoryJobQueue: JobQueue {
                 default: return nil
                 }
             }.min()
+        }
+    }
+}
+
+// What the protocol cannot do: the states a crash leaves behind, set by hand.
+extension InMemoryJobQueue {
+    /// Expires every running job's lease (its worker died): the next claim recovers it.
+    public func expireLeases() {
+        state.withLock { state in
+            for (id, entry) in state.jobs where entry.job.state == .running { state.jobs[id]!.job.leaseExpiresAt = .distantPast }
+        }
+    }
+
+    /// Forgets a job (as if its enqueue never happened).
+    public func remove(_ id: String) {
+        _ = state.withLock { $0.jobs.removeValue(forKey: id) }
+    }
+
+    /// Makes a claimed job queued again, its attempt not counted, as a release does (without the lease).
+    public func requeue(_ id: String) {
+        state.withLock { state in
+            guard var job = state.jobs[id]?.job, job.state == .running else { return }
+            job.state = .queued
+            job.attempt -= 1
+            job.leaseExpiresAt = nil
+            job.workerId = nil
+            state.jobs[id]!.job = job
         }
     }
 }
