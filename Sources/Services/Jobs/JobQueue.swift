@@ -17,7 +17,7 @@ public protocol JobQueue: Sendable {
     func enqueue(_ job: NewJob) async throws -> (job: Job, created: Bool)
 
     /// Claims up to `limit` jobs of `kinds` for `workerID`: queued ones due by `now` (`runAfter ≤
-    /// now`), and running ones whose lease expired before `now` (their worker died: `recovered`),
+    /// now`), and running ones whose lease expired by `now` (their worker died: `recovered`),
     /// highest priority first, then earliest `runAfter`, then oldest. Each becomes `running`, its
     /// attempt counted, leased until `now + lease`, with `job.started`. Two workers never claim
     /// the same attempt.
