@@ -70,8 +70,8 @@ public struct Dependencies: Sendable {
         /// Seconds on a monotonic clock, for the rate limits' token buckets (`RPCTokenBuckets`):
         /// tests pass a clock they move by hand, so a budget refills only when the test says so.
         public var rateLimitClock: @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds
-        /// The queue of background work (agent runs with `background: true`); nil: none (the
-        /// agent then refuses `background`).
+        /// The queue of background work; nil: the daemon's own (`SQLiteJobQueue` on the database).
+        /// Tests pass an in-memory one to drive jobs by hand.
         public var jobQueue: (any JobQueue)? = nil
         /// How the job workers and the recurring jobs wait (heartbeats, backoff, the poll): tests
         /// may pass one they release by hand, with `clock`.

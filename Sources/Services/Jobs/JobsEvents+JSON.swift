@@ -23,22 +23,10 @@ extension JobsEvents {
     }
 }
 
-extension JobsEvents.Queued {
-    public var json: String? { JobsEvents.json(attempt: attempt, jobId: jobId, kind: kind) }
-}
-
-extension JobsEvents.Started {
-    public var json: String? { JobsEvents.json(attempt: attempt, jobId: jobId, kind: kind) }
-}
-
-extension JobsEvents.Succeeded {
+extension JobsEvents.StateChanged {
     public var json: String? { JobsEvents.json(attempt: attempt, jobId: jobId, kind: kind) }
 }
 
 extension JobsEvents.Failed {
     public var json: String? { JobsEvents.json(attempt: attempt, errorKind: errorKind, jobId: jobId, kind: kind) }
-}
-
-extension JobsEvents.Cancelled {
-    public var json: String? { JobsEvents.json(attempt: attempt, jobId: jobId, kind: kind) }
 }
