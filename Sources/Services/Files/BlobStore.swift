@@ -71,11 +71,13 @@ public protocol BlobStore: Sendable {
     ///
     /// - Throws: `BlobStoreError.notFound`, `.invalidOffset` when fewer are staged.
     func digestStaging(_ id: StagingID, length: Int64) throws -> BlobInfo
-    /// Makes the first `info.size` staged bytes the blob `info.digest` and removes the staging area.
-    /// When that blob exists already, the staged bytes are only removed. The caller got `info`
-    /// from `digestStaging`.
+    /// Makes the staged bytes (exactly `info.size` of them, as `digestStaging` found them) the blob
+    /// `info.digest`, whole or not at all; when that blob exists already, nothing changes. The
+    /// staging area stays: the caller removes it (`removeStaging`) once the transaction that
+    /// references the blob has committed, so a crash before that commit leaves the upload whole
+    /// and resumable (`DiskBlobStore` hard-links the staged file into place).
     ///
-    /// - Throws: `BlobStoreError.notFound`.
+    /// - Throws: `BlobStoreError.notFound`, `.invalidOffset` when the staged size is not `info.size`.
     func promoteStaging(_ id: StagingID, as info: BlobInfo) throws
     /// False when there was no such staging area.
     @discardableResult func removeStaging(_ id: StagingID) throws -> Bool
@@ -104,6 +106,7 @@ extension BlobStore {
             try writeStaging(staging, data: data, at: 0)
             let info = try digestStaging(staging, length: Int64(data.count))
             try promoteStaging(staging, as: info)
+            try removeStaging(staging)
             return info
         } catch {
             _ = try? removeStaging(staging)
