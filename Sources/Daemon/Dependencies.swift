@@ -32,6 +32,9 @@ public struct Dependencies: Sendable {
     /// Where file contents live: `DiskBlobStore` at `files.blob_dir` (beside the database by
     /// default), or the collaborators' (tests).
     public let blobStore: any BlobStore
+    /// Removes what a crash left in `blobStore` that no row owns; the daemon runs it before it
+    /// serves (`Agentd.run`).
+    public let blobSweeper: BlobSweeper
     /// How services enqueue: the queue, then a wake of `jobWorkers`.
     public let jobScheduler: JobScheduler
     /// Every kind of job this graph runs (`jobWorkers` runs these): `chat.title` when
@@ -269,6 +272,11 @@ public struct Dependencies: Sendable {
         // A run that ends without running here (a queued background run cancelled) ends the
         // watches waiting for it (a check in memory at each commit; the run is read in a task).
         bus.onCommit { committed in agent.runsEnded(committed) }
+        // File contents no file references any more: `files.blob_delete` deletes them (the files
+        // service enqueues it: `BlobReleaser(scheduler:clock:ids:).release`), the start-up sweep
+        // what a crash left.
+        let fileStore = SQLiteFileStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
+        let blobSweeper = BlobSweeper(files: fileStore, blobs: blobStore, logger: logger)
         let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
         // The job kinds this daemon runs: one line each (and a `JobsSettings.kinds` entry for its
         // `jobs.concurrency.*` setting). See docs/ARCHITECTURE.md, "Background jobs".
@@ -282,6 +290,7 @@ public struct Dependencies: Sendable {
             eventsPrune,
             auditPrune,
             jobsPrune,
+            BlobDeleteJob(files: fileStore, blobs: blobStore),
         ]
         if titles != nil { jobHandlers.append(ChatTitleJob(chats: chatStore, provider: collaborators.llmProvider, clock: collaborators.clock)) }
         if let noopRecorder { jobHandlers.append(NoopJob(recorder: noopRecorder)) }
@@ -362,7 +371,7 @@ public struct Dependencies: Sendable {
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
             agent: agent, jobs: jobs, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, blobStore: blobStore,
-            jobScheduler: jobScheduler,
+            blobSweeper: blobSweeper, jobScheduler: jobScheduler,
             jobHandlers: jobHandlers, jobWorkers: jobWorkers, recurringJobs: recurringJobs, metrics: metrics, database: database)
     }
 
