@@ -95,11 +95,11 @@ struct BlobCleanupTests {
     @Test("the sweep goes through the store in batches: more orphans than one batch are all removed", arguments: BlobStoreImplementations.all)
     func sweepManyInBatches(_ implementation: BlobStoreImplementation) async throws {
         try await with(implementation) { files, blobs in
-            let count = BlobSweeper.batchSize + 7
+            let count = 3 * 2 + 1
             for index in 0..<count { _ = try blobs.write(Data("orphan \(index)".utf8), staging: StagingID("imp")!) }
             for index in 0..<count { try blobs.createStaging(StagingID("upl_\(index)")!) }
             let kept = try await storeFile("fil_1", "orphan 3", staging: "upl_kept", files, blobs)
-            let outcome = try await BlobSweeper(files: files, blobs: blobs, logger: Self.quietLogger).sweep()
+            let outcome = try await BlobSweeper(files: files, blobs: blobs, batchSize: 3, logger: Self.quietLogger).sweep()
             #expect(outcome == BlobSweeper.Outcome(stagingAreasRemoved: count, blobsDeleted: count - 1))
             #expect(try blobs.digests() == [kept.digest])
             #expect(try blobs.stagingIDs().isEmpty)

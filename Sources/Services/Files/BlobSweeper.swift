@@ -14,10 +14,10 @@ import Logging
 /// The daemon runs it once before it serves (`Agentd`): with no upload and no commit under way,
 /// "no row owns this staging area" cannot be a begin that has made its area and not yet its row,
 /// so the sweep needs no lock against the service. It costs one listing of the blob folders and
-/// one query per `batchSize` names at each start: the figures of a very large store are in the log.
+/// one query per `defaultBatchSize` names at each start: the figures of a very large store are in the log.
 public struct BlobSweeper: Sendable {
     /// Names sent to the store per query (well below SQLite's parameter limit).
-    public static let batchSize = 500
+    public static let defaultBatchSize = 500
 
     /// What one sweep removed.
     public struct Outcome: Sendable, Equatable {
@@ -33,10 +33,12 @@ public struct BlobSweeper: Sendable {
     private let files: any FileStore
     private let blobs: any BlobStore
     private let logger: Logger
+    private let batchSize: Int
 
-    public init(files: any FileStore, blobs: any BlobStore, logger: Logger) {
+    public init(files: any FileStore, blobs: any BlobStore, batchSize: Int = defaultBatchSize, logger: Logger) {
         self.files = files
         self.blobs = blobs
+        self.batchSize = max(1, batchSize)
         self.logger = logger
     }
 
@@ -50,14 +52,14 @@ public struct BlobSweeper: Sendable {
     public func sweep() async throws -> Outcome {
         var outcome = Outcome(stagingAreasRemoved: 0, blobsDeleted: 0)
         let stagings = try blobs.stagingIDs()
-        for batch in Self.batches(stagings) {
+        for batch in batches(stagings) {
             let orphans = Set(try await files.orphanStagings(batch.map(\.value)))
             for id in batch where orphans.contains(id.value) {
                 if try blobs.removeStaging(id) { outcome.stagingAreasRemoved += 1 }
             }
         }
         let digests = try blobs.digests()
-        for batch in Self.batches(digests) {
+        for batch in batches(digests) {
             for digest in try await files.unreferencedBlobs(Array(batch)) {
                 let blobs = self.blobs
                 if try await files.removeBlobIfUnreferenced(digest, remove: { try blobs.delete(digest) }) { outcome.blobsDeleted += 1 }
@@ -72,7 +74,7 @@ public struct BlobSweeper: Sendable {
         return outcome
     }
 
-    private static func batches<T>(_ items: [T]) -> [ArraySlice<T>] {
+    private func batches<T>(_ items: [T]) -> [ArraySlice<T>] {
         stride(from: 0, to: items.count, by: batchSize).map { items[$0..<min($0 + batchSize, items.count)] }
     }
 }
