@@ -29,8 +29,9 @@ struct RecurringJobsTests {
         // the queue's own retention every hour.
         #expect(dependencies.recurringJobs.jobs.map(\.kind) == ["events.prune", "audit.prune", "jobs.prune"])
         #expect(dependencies.recurringJobs.jobs.map(\.interval) == [.seconds(600), .seconds(600), .seconds(3600)])
-        // The workers run those and agent.run (background agent runs), which does not recur.
-        #expect(Set(dependencies.jobWorkers.concurrency.keys) == ["agent.run", "events.prune", "audit.prune", "jobs.prune"])
+        // The workers run those, agent.run (background agent runs) and files.blob_delete (a deleted
+        // file's blob), which do not recur.
+        #expect(Set(dependencies.jobWorkers.concurrency.keys) == ["agent.run", "events.prune", "audit.prune", "jobs.prune", "files.blob_delete"])
 
         // Three events (two accounts, one module), two audit entries, all handled by the audit log.
         let alice = try await dependencies.auth.register(username: "alice", password: "password1")

@@ -131,8 +131,9 @@ public struct DiskBlobStore: BlobStore {
         try makeFolders(folder)
         let target = blobPath(info.digest)
         if link(path, target) != 0 {
-            // Already there: content addressing says it holds these very bytes.
-            if errno == EEXIST { return }
+            // Already there: content addressing says it holds these very bytes. Its folder is
+            // synced again: the link may be from a promotion that died before its own sync.
+            if errno == EEXIST { return try syncFolder(folder) }
             throw Self.ioError("link \(path) to", target)
         }
         // The path was linked, not the open file: make sure it was still the file checked above
