@@ -239,9 +239,9 @@ public struct FilesService: Sendable {
     /// Opens `path` once and copies the open file (no second lookup a symlink swap could
     /// redirect) into `staging`, a piece at a time; returns its digest and its first bytes.
     private static func copy(path: String, into staging: StagingID, blobs: any BlobStore, maxBytes: Int64) throws -> (info: BlobInfo, head: Data) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         guard fd >= 0 else { throw FilesError.invalid(field: "path", reason: "cannot open: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
+        defer { Glibc.close(fd) }
         var status = stat()
         guard fstat(fd, &status) == 0 else { throw FilesError.invalid(field: "path", reason: "cannot stat: \(String(cString: strerror(errno)))") }
         guard status.st_mode & S_IFMT == S_IFREG else { throw FilesError.invalid(field: "path", reason: "not a regular file") }
@@ -255,7 +255,7 @@ public struct FilesService: Sendable {
             var head = Data()
             var buffer = [UInt8](repeating: 0, count: importPieceBytes)
             while true {
-                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, importPieceBytes) }
+                let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, importPieceBytes) }
                 if count < 0 {
                     if errno == EINTR { continue }
                     throw FilesError.invalid(field: "path", reason: "cannot read: \(String(cString: strerror(errno)))")
