@@ -23,6 +23,7 @@ public struct Dependencies: Sendable {
     public let audit: AuditService
     public let agent: AgentService
     public let jobs: JobsService
+    public let files: FilesService
     /// Committed events go here (from the outbox) and on to subscriptions and consumers.
     public let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
@@ -164,7 +165,7 @@ public struct Dependencies: Sendable {
     /// Every domain's events: the topics clients may subscribe to, and what invalidates the result cache.
     static let eventTypes: [any DomainEvent.Type] =
         AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all
-        + JobsEvents.all
+        + JobsEvents.all + FilesEvents.all
 
     private static let staleCacheTagsByTopic: [String: @Sendable (Event) -> [String]] = Dictionary(
         uniqueKeysWithValues: eventTypes.map { type in (type.topic, { @Sendable event in type.staleCacheTags(of: event) }) })
@@ -272,10 +273,20 @@ public struct Dependencies: Sendable {
         // A run that ends without running here (a queued background run cancelled) ends the
         // watches waiting for it (a check in memory at each commit; the run is read in a task).
         bus.onCommit { committed in agent.runsEnded(committed) }
-        // File contents no file references any more: `files.blob_delete` deletes them (the files
-        // service enqueues it: `BlobReleaser(scheduler:clock:ids:).release`), the start-up sweep
-        // what a crash left.
+        // Files: metadata in the database, bytes in the blob store, blocking file I/O on NIO's
+        // thread pool. The chunk size follows the message limit read at start (a SIGHUP that
+        // lowers it applies to uploads begun after a restart). The blob of a deleted file goes
+        // once no file references it: `files.blob_delete`, enqueued by the service
+        // (`BlobReleaser`); what a crash left, the start-up sweep (`blobSweeper`).
         let fileStore = SQLiteFileStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
+        let blobReleaser = BlobReleaser(scheduler: jobScheduler, clock: collaborators.clock, ids: collaborators.ids)
+        let files = FilesService(
+            store: fileStore, blobs: blobStore, runner: NIOThreadPool.singleton,
+            clock: collaborators.clock, ids: collaborators.ids, settings: configuration.files,
+            chunkSize: FilesService.chunkSize(maxMessageBytes: configuration.limits.maxMessageBytes), ownUID: getuid(),
+            replyBudget: configuration.replyBudget,
+            releaseBlob: { digest, fileID in try await blobReleaser.release(digest, releasedBy: fileID) })
+        let uploadsExpire = UploadsExpireJob(files: files, logger: logger)
         let blobSweeper = BlobSweeper(files: fileStore, blobs: blobStore, logger: logger)
         let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
         // The job kinds this daemon runs: one line each (and a `JobsSettings.kinds` entry for its
@@ -290,6 +301,7 @@ public struct Dependencies: Sendable {
             eventsPrune,
             auditPrune,
             jobsPrune,
+            uploadsExpire,
             BlobDeleteJob(files: fileStore, blobs: blobStore),
         ]
         if titles != nil { jobHandlers.append(ChatTitleJob(chats: chatStore, provider: collaborators.llmProvider, clock: collaborators.clock)) }
@@ -300,6 +312,7 @@ public struct Dependencies: Sendable {
                 RecurringJob(eventsPrune, every: configuration.jobs.eventsPruneInterval),
                 RecurringJob(auditPrune, every: configuration.jobs.auditPruneInterval),
                 RecurringJob(jobsPrune, every: configuration.jobs.pruneInterval),
+                RecurringJob(uploadsExpire, every: configuration.files.expireInterval),
             ], collaborators: collaborators, logger: logger)
         // jobs.cancel stops an attempt running here at once; jobs.retry wakes the workers.
         let jobs = JobsService(
@@ -328,6 +341,7 @@ public struct Dependencies: Sendable {
         AuditRoutes(service: audit, auth: auth).register(on: &router)
         AgentRoutes(service: agent, auth: auth).register(on: &router)
         JobsRoutes(service: jobs, auth: auth).register(on: &router)
+        FilesRoutes(service: files, auth: auth).register(on: &router)
         router.describe(RPCConnectionHandler.ShuttingDown.self)
 
         // One limits control for the dispatcher, the timeout and the server: SIGHUP replaces it.
@@ -370,7 +384,7 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, jobs: jobs, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, blobStore: blobStore,
+            agent: agent, jobs: jobs, files: files, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, blobStore: blobStore,
             blobSweeper: blobSweeper, jobScheduler: jobScheduler,
             jobHandlers: jobHandlers, jobWorkers: jobWorkers, recurringJobs: recurringJobs, metrics: metrics, database: database)
     }
