@@ -253,17 +253,19 @@ struct FilesTests {
                 (Data([0xC3, 0x28, 0x00]), nil, "application/octet-stream"),
                 (Data("x".utf8), "Text/Markdown", "text/markdown"),
                 (Self.png, nil, "image/png"),
+                // Empty: begin with size 0, no chunk, commit.
+                (Data(), nil, "text/plain"),
             ]
             for (data, given, expected) in cases {
                 let file = try await Self.upload(client, data, mediaType: given)
                 #expect(file.mediaType == expected, "\(expected)")
             }
             #expect(try await client.send(Files.List.self, .init(mediaType: "image/*")).items.map(\.mediaType) == ["image/png"])
-            #expect(try await client.send(Files.List.self, .init(mediaType: "text/plain")).items.count == 2)
+            #expect(try await client.send(Files.List.self, .init(mediaType: "text/plain")).items.count == 3)
             let page = try await client.send(Files.List.self, .init(limit: 5))
             #expect(page.items.count == 5)
             let rest = try await client.send(Files.List.self, .init(cursor: page.nextCursor, limit: 5))
-            #expect(rest.items.count == 3 && rest.nextCursor == nil)
+            #expect(rest.items.count == 4 && rest.nextCursor == nil)
         }
     }
 

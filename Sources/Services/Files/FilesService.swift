@@ -221,10 +221,14 @@ public struct FilesService: Sendable {
         let staging = try Self.stagingID(ids.makeID(prefix: "imp_"))
         let blobs = self.blobs
         let maxBytes = settings.maxFileBytes
-        let copied = try await runner.run { try Self.copy(path: params.path, into: staging, blobs: blobs, maxBytes: maxBytes) }
+        // Sniffing (up to a 4 MiB JSON parse) on the runner too, not on the caller's event loop.
+        let copied = try await runner.run { () throws -> (info: BlobInfo, mediaType: String) in
+            let copied = try Self.copy(path: params.path, into: staging, blobs: blobs, maxBytes: maxBytes)
+            return (copied.info, givenType ?? MediaTypeSniffer.mediaType(head: copied.head, size: copied.info.size))
+        }
         let file = FileMetadata(
-            id: ids.makeID(prefix: "fil_"), name: name, mediaType: givenType ?? MediaTypeSniffer.mediaType(head: copied.head, size: copied.info.size),
-            size: copied.info.size, sha256: copied.info.digest.hex, createdAt: clock.now())
+            id: ids.makeID(prefix: "fil_"), name: name, mediaType: copied.mediaType, size: copied.info.size, sha256: copied.info.digest.hex,
+            createdAt: clock.now())
         do {
             _ = try await store.insertFile(
                 file, userID: userID, fromUpload: nil, place: { try blobs.promoteStaging(staging, as: copied.info) },
