@@ -113,7 +113,15 @@ struct AttachmentsTests {
             let module = try await client.send(Modules.Create.self, .init(title: "M"))
             _ = try await client.send(Modules.Files.Add.self, .init(moduleId: module.id, fileId: first.id))
 
-            try await daemon.dependencies.database.writer.write { db in try db.execute(sql: "DELETE FROM files WHERE id = ?", arguments: [first.id]) }
+            // Deleted as files.delete deletes it: the module it leaves gets a module.updated event.
+            let writer = daemon.dependencies.database.writer
+            let files = SQLiteFileStore(
+                writer: writer, groupWriter: GroupCommitWriter(writer: writer, outbox: EventOutbox(clock: daemon.clock, publish: { _ in })),
+                ledger: StorageLedger(quota: .unlimited))
+            let deletion = try await files.deleteFile(id: first.id, userID: userID, event: FilesEvents.FileDeleted(userID: userID, fileId: first.id))
+            #expect(deletion?.file == first)
+            let updates = try await Self.events(daemon, topic: "module.updated")
+            #expect(updates.filter { $0.contains(module.id) && $0.contains(#""files""#) }.count == 2, "the add and the deletion: \(updates)")
 
             #expect(try await client.send(Chats.Messages.Get.self, .init(id: both.id)).attachments == [second])
             let left = try await client.send(Chats.Messages.Get.self, .init(id: one.id))
