@@ -9,8 +9,8 @@ import Testing
 @testable import Daemon
 
 /// Files attached to messages (`chats.messages.append`, `agent.act`, `agent.regenerate` with
-/// `attachments`) and to modules (`modules.files.add|remove`), in process. The files are rows put
-/// straight into the database (`insertFile`): what is tested here is the attaching, not the upload.
+/// `attachments`) and to modules (`modules.files.add|remove`), in process. The files are uploaded
+/// (`upload`), or, where many are needed, rows put straight into the database (`insertFile`).
 @Suite("Attachments (in process)", .timeLimit(.minutes(2)))
 struct AttachmentsTests {
     @Test("a message shows its attachments in order, wherever messages are read; one without keeps its bytes; a fork keeps them")
@@ -18,8 +18,8 @@ struct AttachmentsTests {
         try await withInProcessDaemon { daemon in
             let client = try await daemon.connect()
             let userID = try await client.send(Auth.WhoAmI.self, .init()).id
-            let spec = try await Self.insertFile(daemon, userID: userID, id: "fil_spec", name: "spec.md", mediaType: "text/markdown")
-            let shot = try await Self.insertFile(daemon, userID: userID, id: "fil_shot", name: "shot.png", mediaType: "image/png")
+            let spec = try await Self.upload(client, name: "spec.md", content: "# Spec\n", mediaType: "text/markdown")
+            let shot = try await Self.upload(client, name: "shot.png", content: "not really a PNG", mediaType: "image/png")
             let chat = try await client.send(Chats.Create.self, .init(title: "Files"))
 
             let plain = try await client.call("chats.messages.append", #"{"chatId":"\#(chat.id)","role":"user","content":"no files"}"#)
@@ -252,6 +252,14 @@ struct AttachmentsTests {
     }
 
     // MARK: Helpers
+
+    /// `content` uploaded in one chunk by `client`'s user: the file.
+    static func upload(_ client: InProcessClient, name: String, content: String, mediaType: String? = nil) async throws -> FileMetadata {
+        let data = Data(content.utf8)
+        let begun = try await client.send(Files.UploadBegin.self, .init(name: name, mediaType: mediaType, size: Int64(data.count)))
+        _ = try await client.send(Files.UploadChunk.self, .init(uploadId: begun.uploadId, offset: 0, data: data.base64EncodedString()))
+        return try await client.send(Files.UploadCommit.self, .init(uploadId: begun.uploadId))
+    }
 
     /// A file row of `userID`'s (the upload's result), charged to them as an upload's would be.
     static func insertFile(
