@@ -251,6 +251,24 @@ struct AttachmentsTests {
         }
     }
 
+    @Test("background: true: the question is stored with its files; a regenerate with files answers a new question carrying them")
+    func backgroundAttachments() async throws {
+        try await withInProcessDaemon(runJobs: false) { daemon in
+            let client = try await daemon.connect()
+            let log = try await Self.upload(client, name: "build.log", content: "error: x")
+            let spec = try await Self.upload(client, name: "spec.md", content: "# Spec")
+            let started = try #require(try await client.send(Agent.Act.self, .init(message: "Why?", background: true, attachments: [log.id])).background)
+            #expect(try await client.send(Chats.Messages.Get.self, .init(id: started.messageId)).attachments == [log])
+
+            let again = try #require(
+                try await client.send(Agent.Regenerate.self, .init(messageId: started.messageId, background: true, attachments: [spec.id])).background)
+            #expect(again.messageId != started.messageId)
+            let asked = try await client.send(Chats.Messages.Get.self, .init(id: again.messageId))
+            #expect(asked.content == "Why?" && asked.attachments == [spec] && asked.parentId == nil, "\(asked)")
+            #expect(try await client.send(Agent.Runs.Get.self, .init(runId: again.runId)).userMessageId == again.messageId)
+        }
+    }
+
     // MARK: Helpers
 
     /// `content` uploaded in one chunk by `client`'s user: the file.
