@@ -197,12 +197,14 @@ struct AttachmentsTests {
             let foreignFile = await #expect(throws: RPCError.self) {
                 try await client.send(Modules.Files.Add.self, .init(moduleId: module.id, fileId: theirs.id))
             }
-            #expect(foreignFile?.code.rawValue == -32030 && foreignFile?.dataValue?["kind"]?.stringValue == "file", "\(String(describing: foreignFile))")
+            #expect(
+                foreignFile?.code.rawValue == -32030 && foreignFile?.dataValue?["kind"]?.stringValue == "file", "\(String(describing: foreignFile))")
             let foreignModule = await #expect(throws: RPCError.self) {
                 try await other.send(Modules.Files.Add.self, .init(moduleId: module.id, fileId: theirs.id))
             }
             #expect(
-                foreignModule?.code.rawValue == -32030 && foreignModule?.dataValue?["kind"]?.stringValue == "module", "\(String(describing: foreignModule))")
+                foreignModule?.code.rawValue == -32030 && foreignModule?.dataValue?["kind"]?.stringValue == "module",
+                "\(String(describing: foreignModule))")
             _ = try await client.send(Modules.Files.Add.self, .init(moduleId: module.id, fileId: mine.id))
             let removeForeign = await #expect(throws: RPCError.self) {
                 try await other.send(Modules.Files.Remove.self, .init(moduleId: module.id, fileId: mine.id))
@@ -257,11 +259,13 @@ struct AttachmentsTests {
             let client = try await daemon.connect()
             let log = try await Self.upload(client, name: "build.log", content: "error: x")
             let spec = try await Self.upload(client, name: "spec.md", content: "# Spec")
-            let started = try #require(try await client.send(Agent.Act.self, .init(message: "Why?", background: true, attachments: [log.id])).background)
+            let started = try #require(
+                try await client.send(Agent.Act.self, .init(message: "Why?", background: true, attachments: [log.id])).background)
             #expect(try await client.send(Chats.Messages.Get.self, .init(id: started.messageId)).attachments == [log])
 
             let again = try #require(
-                try await client.send(Agent.Regenerate.self, .init(messageId: started.messageId, background: true, attachments: [spec.id])).background)
+                try await client.send(Agent.Regenerate.self, .init(messageId: started.messageId, background: true, attachments: [spec.id])).background
+            )
             #expect(again.messageId != started.messageId)
             let asked = try await client.send(Chats.Messages.Get.self, .init(id: again.messageId))
             #expect(asked.content == "Why?" && asked.attachments == [spec] && asked.parentId == nil, "\(asked)")

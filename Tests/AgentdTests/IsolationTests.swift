@@ -103,7 +103,8 @@ struct IsolationTests {
                 let userID = try await client.send(Auth.WhoAmI.self, RPCNoParams()).id
                 owned.ids["file"] = try await AttachmentsTests.insertFile(daemon, userID: userID, id: "fil_\(tag)", name: "\(tag).txt").id
             }
-            let added = try await Self.call(client, "modules.files.add", #"{"moduleId":"\#(owned.ids["module"]!)","fileId":"\#(owned.ids["file"]!)"}"#)
+            let added = try await Self.call(
+                client, "modules.files.add", #"{"moduleId":"\#(owned.ids["module"]!)","fileId":"\#(owned.ids["file"]!)"}"#)
             #expect(added["result"]?["files"] != nil, "\(added)")
         }
         if methods.contains("jobs.get") {
@@ -258,7 +259,9 @@ struct IsolationTests {
                 }
             }
             if names.contains("modules.files.add") {
-                for expected in ["modules.files.add.moduleId", "modules.files.add.fileId", "modules.files.remove.moduleId", "modules.files.remove.fileId"] {
+                for expected in [
+                    "modules.files.add.moduleId", "modules.files.add.fileId", "modules.files.remove.moduleId", "modules.files.remove.fileId",
+                ] {
                     #expect(checked.contains(expected), "\(expected) not checked; checked: \(checked)")
                 }
             }

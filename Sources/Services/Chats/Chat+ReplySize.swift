@@ -26,7 +26,6 @@ extension MessageDetail: ReplySized {
     }
 }
 
-
 extension MessageGeneration: ReplySized {
     /// The searches' queries and results and the tool calls' arguments are the model's and the
     /// web's text: counted in full.

@@ -202,7 +202,8 @@ public enum Chats {
                 /// Ids of the caller's files (at most 16, no duplicates): the message shows them, the agent reads them.
                 public var attachments: [String]?
                 public init(
-                    chatId: String, role: MessageRole, content: String, parentId: String? = nil, siblingOf: String? = nil, attachments: [String]? = nil
+                    chatId: String, role: MessageRole, content: String, parentId: String? = nil, siblingOf: String? = nil,
+                    attachments: [String]? = nil
                 ) {
                     self.chatId = chatId
                     self.role = role

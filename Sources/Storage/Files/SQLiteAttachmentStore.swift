@@ -42,7 +42,11 @@ public struct SQLiteAttachmentStore: AttachmentStore {
         let rows = try Row.fetchAll(
             db.cachedStatement(sql: "SELECT \(fileColumns) FROM files WHERE user_id = ? AND id IN (SELECT value FROM json_each(?))"),
             arguments: [userID, try jsonArray(ids)])
-        let found = Dictionary(try rows.map { row in let file = try file(row); return (file.id, file) }, uniquingKeysWith: { first, _ in first })
+        var found: [String: FileMetadata] = [:]
+        for row in rows {
+            let file = try file(row)
+            found[file.id] = file
+        }
         return try ids.map { id in
             guard let file = found[id] else { throw FilesError.notFound(kind: "file", id: id) }
             return file
