@@ -41,6 +41,10 @@ struct AttachmentsTests {
             #expect(page.items.map(\.attachments) == [nil, nil, [shot, spec]], "\(page)")
             let export = try await client.send(Chats.Export.self, .init(chatId: chat.id, format: .json))
             #expect(export.content.contains("shot.png"), "the JSON export holds the attachments: \(export.content)")
+            let markdown = try await client.send(Chats.Export.self, .init(chatId: chat.id, format: .markdown))
+            #expect(
+                markdown.content.contains("see these\n\nAttachments: shot.png (image/png, 16 bytes), spec.md (text/markdown, 7 bytes)\n"),
+                "the transcript names them: \(markdown.content)")
 
             let fork = try await client.send(Chats.Fork.self, .init(messageId: message.id))
             let copies = try await client.send(Chats.Messages.List.self, .init(chatId: fork.id))
