@@ -128,6 +128,10 @@ struct AttachmentsTests {
             #expect(updates.filter { $0.contains(module.id) && $0.contains(#""files""#) }.count == 2, "the add and the deletion: \(updates)")
 
             #expect(try await client.send(Chats.Messages.Get.self, .init(id: both.id)).attachments == [second])
+            // A fork copies the files still there.
+            let fork = try await client.send(Chats.Fork.self, .init(messageId: one.id))
+            let copies = try await client.send(Chats.Messages.List.self, .init(chatId: fork.id)).items
+            #expect(copies.map(\.attachments) == [[second], nil], "\(copies)")
             let left = try await client.send(Chats.Messages.Get.self, .init(id: one.id))
             #expect(left.content == "one" && left.attachments == nil, "\(left)")
             let raw = try await client.call("chats.messages.get", #"{"id":"\#(one.id)"}"#).decode(JSONValue.self)
