@@ -87,10 +87,7 @@ public enum Agent {
         public typealias Result = AgentActResult
         public static var timeout: Duration? { .seconds(900) }
         public static var errors: [RPCErrorDescription] {
-            [
-                AgentError.notFoundDescription, AgentError.cancelledDescription, AgentError.tooManyBackgroundRunsDescription,
-                Attachments.fileNotFoundDescription, Attachments.invalidDescription,
-            ] + LLMError.descriptions
+            [AgentError.notFoundDescription, AgentError.cancelledDescription, AgentError.tooManyBackgroundRunsDescription] + LLMError.descriptions
         }
     }
 
@@ -135,10 +132,7 @@ public enum Agent {
         public typealias Result = AgentActResult
         public static var timeout: Duration? { .seconds(900) }
         public static var errors: [RPCErrorDescription] {
-            [
-                AgentError.notFoundDescription, AgentError.cancelledDescription, AgentError.tooManyBackgroundRunsDescription,
-                Attachments.fileNotFoundDescription, Attachments.invalidDescription,
-            ] + LLMError.descriptions
+            [AgentError.notFoundDescription, AgentError.cancelledDescription, AgentError.tooManyBackgroundRunsDescription] + LLMError.descriptions
         }
     }
 

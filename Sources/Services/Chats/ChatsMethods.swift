@@ -214,9 +214,7 @@ public enum Chats {
                 }
             }
             public typealias Result = Message
-            public static var errors: [RPCErrorDescription] {
-                [ChatsError.notFoundDescription, Attachments.fileNotFoundDescription, Attachments.invalidDescription]
-            }
+            public static var errors: [RPCErrorDescription] { [ChatsError.notFoundDescription] }
         }
     }
 

@@ -33,13 +33,6 @@ public enum Attachments {
 
     /// No id the daemon makes is longer; a longer one is no file of anyone's.
     static let maxIDBytes = 128
-
-    /// What `chats.messages.append`, `agent.act` and `agent.regenerate` answer for a file that is not the caller's.
-    public static let fileNotFoundDescription = FilesError.fileNotFoundDescription
-    /// What they answer for a bad `attachments` param.
-    public static let invalidDescription = RPCErrorDescription(
-        .invalidParams, "Invalid params",
-        data: "{field: \"attachments\" | \"attachments[i]\", reason, limit?, actual?}: more than 16 files, a duplicate or an empty id")
 }
 
 /// Where the files attached to messages and modules are read (the agent reads a run's files

@@ -86,9 +86,7 @@ public enum Modules {
             public static let rateClass: RPCRateClassName = .write
             public typealias Params = FileParams
             public typealias Result = Module
-            public static var errors: [RPCErrorDescription] {
-                [ModulesError.notFoundDescription, Attachments.fileNotFoundDescription, ModulesError.tooManyFilesDescription]
-            }
+            public static var errors: [RPCErrorDescription] { [ModulesError.moduleOrFileNotFoundDescription] }
         }
 
         public enum Remove: RPCMethod {
@@ -97,7 +95,7 @@ public enum Modules {
             public static let rateClass: RPCRateClassName = .write
             public typealias Params = FileParams
             public typealias Result = Module
-            public static var errors: [RPCErrorDescription] { [ModulesError.notFoundDescription, ModulesError.fileNotInModuleDescription] }
+            public static var errors: [RPCErrorDescription] { [ModulesError.moduleOrFileNotFoundDescription] }
         }
 
         public struct FileParams: Codable, Sendable {
