@@ -261,6 +261,41 @@ struct AttachmentsTests {
         }
     }
 
+    @Test("agent.act in a new chat with another user's file is refused before anything is written: appends committed with it are unaffected")
+    func refusedActAbortsNoBatch() async throws {
+        try await withInProcessDaemon { daemon in
+            let client = try await daemon.connect()
+            let other = try await daemon.registerAndLogin(username: "mallory")
+            let theirs = try await Self.upload(other, name: "b.txt", content: "theirs")
+            let chat = try await client.send(Chats.Create.self, .init(title: "Busy"))
+            // Appends in flight with the refused act share its group-commit batches; none may fail with it.
+            let results = await withTaskGroup(of: String?.self) { group in
+                group.addTask {
+                    do {
+                        _ = try await client.send(Agent.Act.self, .init(message: "new chat", attachments: [theirs.id]))
+                        return "the act was not refused"
+                    } catch let error as RPCError {
+                        return error.dataValue?["kind"]?.stringValue == "file" ? nil : "act: \(error)"
+                    } catch { return "act: \(error)" }
+                }
+                for index in 0..<24 {
+                    group.addTask {
+                        do {
+                            _ = try await client.send(Chats.Messages.Append.self, .init(chatId: chat.id, role: .user, content: "m\(index)"))
+                            return nil
+                        } catch { return "append \(index): \(error)" }
+                    }
+                }
+                var failures: [String] = []
+                for await result in group { if let result { failures.append(result) } }
+                return failures
+            }
+            #expect(results.isEmpty, "\(results)")
+            #expect(try await client.send(Chats.List.self, .init()).items.map(\.id) == [chat.id], "no chat was created for the refused act")
+            #expect(try await client.send(Chats.Get.self, .init(id: chat.id)).messageCount == 24)
+        }
+    }
+
     @Test("background: true: the question is stored with its files; a regenerate with files answers a new question carrying them")
     func backgroundAttachments() async throws {
         try await withInProcessDaemon(runJobs: false) { daemon in

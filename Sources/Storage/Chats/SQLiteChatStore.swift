@@ -214,13 +214,17 @@ public struct SQLiteChatStore: ChatStore {
     /// the chat's leaf are the only writes. Elsewhere, the branch is cut at the parent and the new
     /// chain added when the parent is on it, and rebuilt up from the message when not.
     ///
+    /// `checkedAttachments`: the message's files, when the caller has read them already (before a
+    /// write of its own).
+    ///
     /// Returns the message and its chat's module (for the message's event).
     ///
     /// - Throws: `ChatsError.notFound` for a chat, or a placement message, that is not the user's;
     ///   `FilesError.notFound` for an attachment that is not one of the user's files;
     ///   `QuotaExceededError`.
     static func insertMessage(
-        _ message: NewMessage, userID: String, ledger: StorageLedger, enforceQuota: Bool = true, writes: GroupCommitWriter, db: Database
+        _ message: NewMessage, userID: String, ledger: StorageLedger, enforceQuota: Bool = true, checkedAttachments: [FileMetadata]? = nil,
+        writes: GroupCommitWriter, db: Database
     ) throws -> (message: Message, chatModuleID: String?) {
         // The chat (ownership, module) and its active leaf with that leaf's depth and chain, and the
         // user's stored bytes for the quota's check (nothing is written before it), in one statement.
@@ -282,7 +286,8 @@ public struct SQLiteChatStore: ChatStore {
         }
         // The files, before any write (a message without any costs nothing here). Their bytes are
         // charged already, as files: attaching one adds nothing to the quota.
-        let attached = message.attachments.isEmpty ? [] : try SQLiteAttachmentStore.ownedFiles(message.attachments, userID: userID, db: db)
+        let attached =
+            message.attachments.isEmpty ? [] : try checkedAttachments ?? SQLiteAttachmentStore.ownedFiles(message.attachments, userID: userID, db: db)
         try ledger.add(Int64(message.content.utf8.count), userID: userID, enforce: enforceQuota, stored: storedBytes, writes: writes, db: db)
         let created = Timestamp.text(message.createdAt)
         try writes.statement(
