@@ -22,6 +22,12 @@ public struct Dependencies: Sendable {
     public let audit: AuditService
     public let agent: AgentService
     public let jobs: JobsService
+    /// The text extracted from files (PDFs by pdftotext), which the agent reads (`FileTextSource`)
+    /// and search indexes (`SQLiteFileTextStore`, table `file_texts`).
+    public let fileTexts: any FileTextStore
+    /// Enqueues `files.extract_text`: on each `file.created` (a bus listener), and for every text
+    /// still pending at start (`Agentd.run` calls `enqueuePending`).
+    public let fileTextJobs: FileTexts
     /// Committed events go here (from the outbox) and on to subscriptions and consumers.
     public let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
@@ -222,6 +228,11 @@ public struct Dependencies: Sendable {
             watchesPerConnection: configuration.events.maxSubscriptionsPerConnection,
             partialTimer: collaborators.agentPartialTimer, jobs: jobScheduler, titles: titles)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
+        // File texts: the database marks a new file's text pending in the file's transaction; the
+        // job is enqueued once that commits (and at start for what is still pending).
+        let fileTexts = SQLiteFileTextStore(reader: database.writer, groupWriter: groupWriter)
+        let fileTextJobs = FileTexts(scheduler: jobScheduler, store: fileTexts, clock: collaborators.clock, ids: collaborators.ids, logger: logger)
+        bus.onCommit { committed in fileTextJobs.filesCreated(committed) }
         // In-process consumers, by topic: each in its own task with its own cursor.
         let auditStore = SQLiteAuditStore(writer: database.writer, groupWriter: groupWriter)
         let consumers: [any EventConsumer] = [AuditConsumer(store: auditStore)]
@@ -341,7 +352,7 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, jobs: jobs, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, jobScheduler: jobScheduler,
+            agent: agent, jobs: jobs, fileTexts: fileTexts, fileTextJobs: fileTextJobs, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, jobScheduler: jobScheduler,
             jobHandlers: jobHandlers, jobWorkers: jobWorkers, recurringJobs: recurringJobs, metrics: metrics, database: database)
     }
 
