@@ -293,6 +293,10 @@ public struct Dependencies: Sendable {
             eventsPrune,
             auditPrune,
             jobsPrune,
+            // pdftotext and the blob reads block: a thread of NIO's blocking pool, one file at a time.
+            FileTextJob(
+                store: fileTexts, blobs: blobStore, extractor: PdftotextExtractor(), runner: NIOThreadPool.singleton, clock: collaborators.clock,
+                logger: logger),
         ]
         if titles != nil { jobHandlers.append(ChatTitleJob(chats: chatStore, provider: collaborators.llmProvider, clock: collaborators.clock)) }
         if let noopRecorder { jobHandlers.append(NoopJob(recorder: noopRecorder)) }
