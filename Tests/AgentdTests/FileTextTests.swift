@@ -6,9 +6,10 @@ import JobQueueTesting
 import Logging
 import NIOPosix
 import RPC
-import Services
 import Storage
 import Testing
+
+@testable import Services
 
 /// Text extraction (issue 20, "PDFs"): the real pdftotext on PDFs made here, the
 /// `files.extract_text` job over the SQLite store and an in-memory blob store, what search and the
@@ -210,6 +211,64 @@ struct FileTextTests {
         #expect(jobs.allSatisfy { $0.job.kind == FileTextJob.kind && $0.job.maxAttempts == FileTextJob.maxAttempts })
         // The commit listener's enqueue for the same file is the same job.
         #expect(try await texts.enqueue(fileID: "fil_1").created == false)
+    }
+
+    @Test("the commit listener picks the created files of extractable types, nothing else")
+    func listenerFilter() throws {
+        func event(_ topic: String, _ file: FileMetadata) throws -> Event {
+            Event(
+                seq: 1, topic: topic, userID: "usr_1", chatID: nil, moduleID: nil, occurredAt: Date(),
+                data: try JSONFragment(encoding: FilesEvents.FileCreated(userID: "usr_1", file: file)))
+        }
+        func file(_ id: String, _ type: String) -> FileMetadata {
+            FileMetadata(id: id, name: "n", mediaType: type, size: 1, sha256: String(repeating: "0", count: 64), createdAt: Date())
+        }
+        let committed = [
+            try event("file.created", file("fil_1", "application/pdf")), try event("file.created", file("fil_2", "image/png")),
+            try event("file.deleted", file("fil_3", "application/pdf")), try event("file.created", file("fil_4", "text/x-swift")),
+        ]
+        #expect(FileTexts.extractable(committed) == ["fil_1", "fil_4"])
+    }
+
+    // MARK: Through the daemon
+
+    @Test("in process: an uploaded PDF's text is extracted by the registered job, found by search.query (kind file) and gone after files.delete")
+    func inProcess() async throws {
+        try await withInProcessDaemon(runJobs: false) { daemon in
+            let client = try await daemon.connect()
+            let pdf = MinimalPDF.make(pages: ["Invoice for the okapi enclosure"])
+            let begun = try await client.send(Files.UploadBegin.self, .init(name: "invoice.pdf", size: Int64(pdf.count)))
+            _ = try await client.send(Files.UploadChunk.self, .init(uploadId: begun.uploadId, offset: 0, data: pdf.base64EncodedString()))
+            let file = try await client.send(Files.UploadCommit.self, .init(uploadId: begun.uploadId))
+            #expect(file.mediaType == "application/pdf")
+            let userID = try await client.send(Auth.WhoAmI.self).id
+            #expect(try await daemon.dependencies.fileTexts.extractedText(fileID: file.id, userID: userID)?.state == .pending)
+            let byName = try await client.send(Search.Query.self, .init(query: "invoice", kinds: [.files]))
+            #expect(byName.items.map(\.id) == [file.id])
+
+            // The job the commit listener enqueues (the same one: keyed by the file), run here by hand.
+            _ = try await daemon.dependencies.fileTextJobs.enqueue(fileID: file.id)
+            let claimed = try await daemon.dependencies.jobQueue.claim(
+                kinds: [FileTextJob.kind], workerID: "test", limit: 10, lease: .seconds(60), now: daemon.clock.now())
+            #expect(claimed.count == 1)
+            let handler = try #require(daemon.dependencies.jobHandlers.first { $0.policy.kind == FileTextJob.kind })
+            _ = try await handler.run(try #require(claimed.first))
+
+            let text = try #require(try await daemon.dependencies.fileTexts.extractedText(fileID: file.id, userID: userID))
+            #expect(text.state == .ready && text.text?.contains("Invoice for the okapi enclosure") == true)
+            let hits = try await client.send(Search.Query.self, .init(query: "okapi enclosure"))
+            #expect(hits.items.map(\.id) == [file.id])
+            #expect(hits.items.first?.kind == .file && hits.items.first?.title == "invoice.pdf")
+
+            let other = try await daemon.registerAndLogin(username: "eve")
+            #expect(try await other.send(Search.Query.self, .init(query: "okapi")).items.isEmpty)
+            let otherID = try await other.send(Auth.WhoAmI.self).id
+            #expect(try await daemon.dependencies.fileTexts.extractedText(fileID: file.id, userID: otherID) == nil)
+
+            _ = try await client.send(Files.Delete.self, .init(id: file.id))
+            #expect(try await client.send(Search.Query.self, .init(query: "okapi")).items.isEmpty)
+            #expect(try await daemon.dependencies.fileTexts.extractedText(fileID: file.id, userID: userID) == nil)
+        }
     }
 
     static func temporaryFile(_ data: Data) throws -> String {

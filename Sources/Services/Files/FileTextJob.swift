@@ -43,15 +43,26 @@ public struct FileTexts: Sendable {
     /// has text to extract, in a task (the listener must not wait). A failed enqueue is logged; the
     /// text stays pending until the next start.
     public func filesCreated(_ committed: [Event]) {
-        for event in committed where event.topic == FilesEvents.FileCreated.topic {
-            guard let created = try? event.data.decode(CreatedFile.self), FileTextJob.extracts(mediaType: created.mediaType) else { continue }
-            Task {
+        let fileIDs = Self.extractable(committed)
+        if fileIDs.isEmpty { return }
+        Task {
+            for fileID in fileIDs {
                 do {
-                    try await enqueue(fileID: created.fileId)
+                    try await enqueue(fileID: fileID)
                 } catch {
                     logger.warning("could not enqueue files.extract_text; retried at the next start", metadata: ["error": "\(error)"])
                 }
             }
+        }
+    }
+
+    /// The ids of the files `committed` creates whose text is extracted.
+    static func extractable(_ committed: [Event]) -> [String] {
+        committed.compactMap { event in
+            guard event.topic == FilesEvents.FileCreated.topic, let created = try? event.data.decode(CreatedFile.self),
+                FileTextJob.extracts(mediaType: created.mediaType)
+            else { return nil }
+            return created.fileId
         }
     }
 
