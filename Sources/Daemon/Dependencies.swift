@@ -25,6 +25,13 @@ public struct Dependencies: Sendable {
     public let jobs: JobsService
     /// The files attached to messages and modules (`SQLiteAttachmentStore`), as the agent reads them.
     public let attachments: any AttachmentStore
+    public let files: FilesService
+    /// The text extracted from files (PDFs by pdftotext), which the agent reads (`FileTextSource`)
+    /// and search indexes (`SQLiteFileTextStore`, table `file_texts`).
+    public let fileTexts: any FileTextStore
+    /// Enqueues `files.extract_text`: on each `file.created` (a bus listener), and for every text
+    /// still pending at start (`Agentd.run` calls `enqueuePending`).
+    public let fileTextJobs: FileTexts
     /// Committed events go here (from the outbox) and on to subscriptions and consumers.
     public let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
@@ -166,7 +173,7 @@ public struct Dependencies: Sendable {
     /// Every domain's events: the topics clients may subscribe to, and what invalidates the result cache.
     static let eventTypes: [any DomainEvent.Type] =
         AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all
-        + JobsEvents.all
+        + JobsEvents.all + FilesEvents.all
 
     private static let staleCacheTagsByTopic: [String: @Sendable (Event) -> [String]] = Dictionary(
         uniqueKeysWithValues: eventTypes.map { type in (type.topic, { @Sendable event in type.staleCacheTags(of: event) }) })
@@ -249,6 +256,11 @@ public struct Dependencies: Sendable {
             watchesPerConnection: configuration.events.maxSubscriptionsPerConnection,
             partialTimer: collaborators.agentPartialTimer, jobs: jobScheduler, titles: titles)
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
+        // File texts: the database marks a new file's text pending in the file's transaction; the
+        // job is enqueued once that commits (and at start for what is still pending).
+        let fileTexts = SQLiteFileTextStore(reader: database.writer, groupWriter: groupWriter)
+        let fileTextJobs = FileTexts(scheduler: jobScheduler, store: fileTexts, clock: collaborators.clock, ids: collaborators.ids, logger: logger)
+        bus.onCommit { committed in fileTextJobs.filesCreated(committed) }
         // In-process consumers, by topic: each in its own task with its own cursor.
         let auditStore = SQLiteAuditStore(writer: database.writer, groupWriter: groupWriter)
         let consumers: [any EventConsumer] = [AuditConsumer(store: auditStore)]
@@ -281,6 +293,18 @@ public struct Dependencies: Sendable {
         // what a crash left.
         let fileStore = SQLiteFileStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
         let blobSweeper = BlobSweeper(files: fileStore, blobs: blobStore, logger: logger)
+        // Files: metadata in the database, bytes in the blob store, blocking file I/O on NIO's
+        // thread pool. The chunk size follows the message limit read at start (a SIGHUP that
+        // lowers it applies to uploads begun after a restart).
+        let files = FilesService(
+            store: fileStore, blobs: blobStore, runner: NIOThreadPool.singleton,
+            clock: collaborators.clock, ids: collaborators.ids, settings: configuration.files,
+            chunkSize: FilesService.chunkSize(maxMessageBytes: configuration.limits.maxMessageBytes), ownUID: getuid(),
+            replyBudget: configuration.replyBudget,
+            // TODO(blobs): enqueue `files.blob_delete` (BlobDeleteJob) here once the blobs helper's job is
+            // merged; until then a blob whose last file was deleted stays until the start-up sweep.
+            releaseBlob: { _ in })
+        let uploadsExpire = UploadsExpireJob(files: files, logger: logger)
         let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
         // The job kinds this daemon runs: one line each (and a `JobsSettings.kinds` entry for its
         // `jobs.concurrency.*` setting). See docs/ARCHITECTURE.md, "Background jobs".
@@ -295,6 +319,11 @@ public struct Dependencies: Sendable {
             auditPrune,
             jobsPrune,
             BlobDeleteJob(files: fileStore, blobs: blobStore),
+            uploadsExpire,
+            // pdftotext and the blob reads block: a thread of NIO's blocking pool, one file at a time.
+            FileTextJob(
+                store: fileTexts, blobs: blobStore, extractor: PdftotextExtractor(), runner: NIOThreadPool.singleton, clock: collaborators.clock,
+                logger: logger),
         ]
         if titles != nil { jobHandlers.append(ChatTitleJob(chats: chatStore, provider: collaborators.llmProvider, clock: collaborators.clock)) }
         if let noopRecorder { jobHandlers.append(NoopJob(recorder: noopRecorder)) }
@@ -304,6 +333,7 @@ public struct Dependencies: Sendable {
                 RecurringJob(eventsPrune, every: configuration.jobs.eventsPruneInterval),
                 RecurringJob(auditPrune, every: configuration.jobs.auditPruneInterval),
                 RecurringJob(jobsPrune, every: configuration.jobs.pruneInterval),
+                RecurringJob(uploadsExpire, every: configuration.files.expireInterval),
             ], collaborators: collaborators, logger: logger)
         // jobs.cancel stops an attempt running here at once; jobs.retry wakes the workers.
         let jobs = JobsService(
@@ -332,6 +362,7 @@ public struct Dependencies: Sendable {
         AuditRoutes(service: audit, auth: auth).register(on: &router)
         AgentRoutes(service: agent, auth: auth).register(on: &router)
         JobsRoutes(service: jobs, auth: auth).register(on: &router)
+        FilesRoutes(service: files, auth: auth).register(on: &router)
         router.describe(RPCConnectionHandler.ShuttingDown.self)
 
         // One limits control for the dispatcher, the timeout and the server: SIGHUP replaces it.
@@ -374,8 +405,8 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, jobs: jobs, attachments: attachments, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue,
-            blobStore: blobStore, blobSweeper: blobSweeper, jobScheduler: jobScheduler,
+            agent: agent, jobs: jobs, attachments: attachments, files: files, fileTexts: fileTexts, fileTextJobs: fileTextJobs, eventBus: bus,
+            eventConsumers: eventConsumers, jobQueue: jobQueue, blobStore: blobStore, blobSweeper: blobSweeper, jobScheduler: jobScheduler,
             jobHandlers: jobHandlers, jobWorkers: jobWorkers, recurringJobs: recurringJobs, metrics: metrics, database: database)
     }
 

@@ -1,8 +1,9 @@
-// Reply-size estimate (`ReplyBudget`): the text fields escaped, the rest a fixed allowance.
+// Reply-size estimate (`ReplyBudget`): the name and media type escaped, the rest a fixed allowance.
 
 extension FileMetadata: ReplySized {
-    /// The name and type escaped; the id, size, hash and time within the allowance.
-    public var replySize: Int { ReplySize.itemOverhead + ReplySize.text(name) + ReplySize.text(mediaType) }
+    public var replySize: Int {
+        ReplySize.itemOverhead + ReplySize.text(name) + ReplySize.text(mediaType) + 64
+    }
 }
 
 extension [FileMetadata] {
