@@ -240,6 +240,8 @@ public struct Dependencies: Sendable {
         let agentStore = SQLiteAgentStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
         // Messages' and modules' files: written by the chats and modules stores, read here.
         let attachments = SQLiteAttachmentStore(reader: database.writer)
+        let fileStore = SQLiteFileStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
+        let fileTexts = SQLiteFileTextStore(reader: database.writer, groupWriter: groupWriter)
         let chats = ChatsService(
             store: chatStore, clock: collaborators.clock, ids: collaborators.ids, generations: agentStore, replyBudget: configuration.replyBudget)
         let prompts = PromptsService(
@@ -254,11 +256,13 @@ public struct Dependencies: Sendable {
             clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger,
             replyBudget: configuration.replyBudget, watchCapacity: configuration.events.queueCapacity,
             watchesPerConnection: configuration.events.maxSubscriptionsPerConnection,
-            partialTimer: collaborators.agentPartialTimer, jobs: jobScheduler, titles: titles)
+            partialTimer: collaborators.agentPartialTimer, jobs: jobScheduler, titles: titles,
+            // The files the agent reads: blob reads block, on NIO's thread pool.
+            files: StoredAgentFiles(
+                attachments: attachments, chats: chatStore, files: fileStore, blobs: blobStore, texts: fileTexts, runner: NIOThreadPool.singleton))
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
         // File texts: the database marks a new file's text pending in the file's transaction; the
         // job is enqueued once that commits (and at start for what is still pending).
-        let fileTexts = SQLiteFileTextStore(reader: database.writer, groupWriter: groupWriter)
         let fileTextJobs = FileTexts(scheduler: jobScheduler, store: fileTexts, clock: collaborators.clock, ids: collaborators.ids, logger: logger)
         bus.onCommit { committed in fileTextJobs.filesCreated(committed) }
         // In-process consumers, by topic: each in its own task with its own cursor.
@@ -291,7 +295,6 @@ public struct Dependencies: Sendable {
         // File contents no file references any more: `files.blob_delete` deletes them (the files
         // service enqueues it: `BlobReleaser(scheduler:clock:ids:).release`), the start-up sweep
         // what a crash left.
-        let fileStore = SQLiteFileStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
         let blobSweeper = BlobSweeper(files: fileStore, blobs: blobStore, logger: logger)
         // Files: metadata in the database, bytes in the blob store, blocking file I/O on NIO's
         // thread pool. The chunk size follows the message limit read at start (a SIGHUP that

@@ -94,6 +94,13 @@ extension AgentService {
         }
     }
 
+    /// `refuseUnreadable` for a question's files given by id (not stored yet: another user's is
+    /// left to the store, which answers Not found) and the module's.
+    func refuseUnreadable(attachments: [String], module: Module?, options: Agent.Options, userID: String) async throws {
+        guard let files, !attachments.isEmpty || !(module?.files ?? []).isEmpty else { return }
+        try refuseUnreadable(try await files.files(ids: attachments, userID: userID) + (module?.files ?? []), options: options)
+    }
+
     /// The files of the branch's user messages (by message id) and of the chat's module, read for
     /// the request. The question's and the module's must all be readable (else the run is refused
     /// before the model is called); an older message's that cannot be given any more (deleted, an
@@ -102,13 +109,13 @@ extension AgentService {
         -> (messages: [String: [AgentAttachments.Part]], module: [AgentAttachments.Part])
     {
         guard let files else { return ([:], []) }
-        let asked = branch.filter { $0.role == .user }.map(\.id)
-        async let attachedFiles = files.attachments(messageIDs: asked, userID: userID)
-        async let moduleFiles = files.moduleFiles(chatID: chatID, userID: userID)
-        let (attached, module) = try await (attachedFiles, moduleFiles)
+        // Messages come with their files' metadata (`attachments`); the module's are read here.
+        let module = try await files.moduleFiles(chatID: chatID, userID: userID)
         let accepts = provider.acceptsImages(model: model)
         var parts: [String: [AgentAttachments.Part]] = [:]
-        for (messageID, list) in attached {
+        for message in branch where message.role == .user {
+            guard let list = message.attachments, !list.isEmpty else { continue }
+            let messageID = message.id
             let strict = messageID == question.id
             var read: [AgentAttachments.Part] = []
             for file in list {
@@ -138,9 +145,10 @@ extension AgentService {
         }
         if let reason = AgentAttachments.refusal(file, acceptsImages: acceptsImages, model: model) {
             // Binary content may still have text extracted from it.
-            guard AgentAttachments.kind(of: file) == .binary, case .ready(let text) = try await files.extractedText(fileID: file.id, userID: userID)
+            guard AgentAttachments.kind(of: file) == .binary, let extracted = try await files.extractedText(fileID: file.id, userID: userID),
+                extracted.state == .ready
             else { return try unreadable(reason) }
-            return Self.textPart(file, text: text, maxTextBytes: maxTextBytes)
+            return Self.textPart(file, extracted, maxTextBytes: maxTextBytes)
         }
         do {
             switch AgentAttachments.kind(of: file) {
@@ -153,13 +161,15 @@ extension AgentService {
                 let bytes = try await files.read(file, userID: userID, maxBytes: Int(file.size))
                 return AgentAttachments.Part(file: file, body: .image(LLMImage(data: bytes, mediaType: file.mediaType)))
             case .extracted, .binary:
-                switch try await files.extractedText(fileID: file.id, userID: userID) {
-                case .ready(let text): return Self.textPart(file, text: text, maxTextBytes: maxTextBytes)
+                let extracted = try await files.extractedText(fileID: file.id, userID: userID)
+                switch extracted?.state {
+                case .ready: return Self.textPart(file, extracted!, maxTextBytes: maxTextBytes)
                 case .pending:
                     // Not a refusal: the text comes soon, and the question may not need it.
                     return AgentAttachments.Part(file: file, body: .note("its text is still being extracted; ask again in a moment to have it read"))
-                case .failed(let reason): return AgentAttachments.Part(file: file, body: .note("no text could be extracted from it: " + reason))
-                case .none: return AgentAttachments.Part(file: file, body: .note("no text was extracted from it"))
+                case .failed:
+                    return AgentAttachments.Part(file: file, body: .note("no text could be extracted from it: " + (extracted?.error ?? "unknown reason")))
+                case .skipped, nil: return AgentAttachments.Part(file: file, body: .note("no text was extracted from it"))
                 }
             }
         } catch FilesError.notFound {
@@ -167,7 +177,10 @@ extension AgentService {
         }
     }
 
-    private static func textPart(_ file: FileMetadata, text: String, maxTextBytes: Int) -> AgentAttachments.Part {
+    /// Extracted text as a text part; a text the extraction cut says so at its end.
+    private static func textPart(_ file: FileMetadata, _ extracted: ExtractedText, maxTextBytes: Int) -> AgentAttachments.Part {
+        var text = extracted.text ?? ""
+        if extracted.truncated { text += "\n[the extracted text stops here: only the beginning of a long document is extracted]" }
         let size = text.utf8.count
         guard size > maxTextBytes else { return AgentAttachments.Part(file: file, body: .text(text)) }
         return AgentAttachments.Part(file: file, body: .text(AgentAttachments.utf8Prefix(text, bytes: maxTextBytes)), fullSize: Int64(size))

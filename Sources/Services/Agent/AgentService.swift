@@ -153,6 +153,7 @@ public struct AgentService: Sendable {
         let (chat, placement) = try await target(of: params, user: user)
         let moduleID = chat.map(\.moduleId) ?? params.moduleId
         let module = try await module(moduleID, userID: user.id)
+        try await refuseUnreadable(attachments: attachments, module: module, options: options, userID: user.id)
         let system = try await systemPrompt(options, module: module, user: user, now: now)
 
         var newChat: NewChat?
@@ -213,6 +214,11 @@ public struct AgentService: Sendable {
             throw ChatsError.notFound(kind: "message", id: params.messageId)
         }
         let module = try await module(chat.moduleId, userID: user.id)
+        if attachments.isEmpty {
+            try refuseUnreadable((question.attachments ?? []) + (module?.files ?? []), options: options)
+        } else {
+            try await refuseUnreadable(attachments: attachments, module: module, options: options, userID: user.id)
+        }
         let now = clock.now()
         let system = try await systemPrompt(options, module: module, user: user, now: now)
         // Messages never change, so new files make a new question: the original's sibling with the
