@@ -1,5 +1,8 @@
+import AgentdTesting
 import FakeLLMServer
 import Foundation
+import RPC
+import Services
 import Testing
 
 /// The agent reads attached files, end to end in process: files uploaded through `files.upload.*`,
@@ -99,6 +102,33 @@ struct AgentFilesTests {
                 #expect(binary["error"]?["code"]?.intValue == -32073, "\(binary)")
                 #expect(binary["error"]?["data"]?["reason"]?.stringValue?.hasPrefix("binary content is not read") == true, "\(binary)")
                 #expect(fake.chatRequests.isEmpty)
+            }
+        }
+    }
+
+    @Test("a PDF: a note while its text is pending (the run goes on); once extracted by the real pdftotext, its text reaches the prompt")
+    func pdf() async throws {
+        try await withFakeProviderInProcess { fake in
+            try await withAgentDaemon(environment: fake.openAIEnvironment(), runJobs: false) { daemon in
+                let client = InProcessConnection(try await daemon.connect())
+                let id = try await Self.upload(client, name: "report.pdf", MinimalPDF.make(pages: ["Quarterly zebra figures"]))
+                let (first, _) = try await client.act(#"{"message":"What does it say?","attachments":["\#(id)"]}"#)
+                let chatID = try #require(first["result"]?["chatId"]?.stringValue, "\(first)")
+                let pending = try #require(fake.chatRequests.first?.chatParts.last?.text)
+                #expect(pending.contains("<file name=\"report.pdf\" id=\"\(id)\" type=\"application/pdf\">\n[its text is still being extracted"), "\(pending)")
+
+                // The extraction job, run here as a worker would.
+                let handler = try #require(daemon.dependencies.jobHandlers.first(where: { $0.policy.kind == FileTextJob.kind }))
+                let now = Date()
+                let job = Job(
+                    id: "job_pdf", kind: FileTextJob.kind, ownerID: nil, state: .running, payload: try JSONFragment(encoding: FileTexts.Payload(fileId: id)),
+                    attempt: 1, runAfter: now, createdAt: now, updatedAt: now)
+                _ = try await handler.run(ClaimedJob(job: job, lease: JobLease(jobID: job.id, workerID: "test", attempt: 1), recovered: false))
+
+                _ = try await client.act(#"{"chatId":"\#(chatID)","message":"And now?"}"#)
+                let parts = try #require(fake.chatRequests.last?.chatParts)
+                let asked = try #require(parts.first { $0.role == "user" }?.text)
+                #expect(asked.contains("Quarterly zebra figures") && !asked.contains("still being extracted"), "\(asked)")
             }
         }
     }

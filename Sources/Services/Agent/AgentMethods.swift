@@ -89,7 +89,7 @@ public enum Agent {
         public static var errors: [RPCErrorDescription] {
             [
                 AgentError.notFoundDescription, AgentError.cancelledDescription, AgentError.tooManyBackgroundRunsDescription,
-                Attachments.fileNotFoundDescription, Attachments.invalidDescription,
+                Attachments.fileNotFoundDescription, Attachments.invalidDescription, FilesError.attachmentUnsupportedDescription,
             ] + LLMError.descriptions
         }
     }
@@ -137,7 +137,7 @@ public enum Agent {
         public static var errors: [RPCErrorDescription] {
             [
                 AgentError.notFoundDescription, AgentError.cancelledDescription, AgentError.tooManyBackgroundRunsDescription,
-                Attachments.fileNotFoundDescription, Attachments.invalidDescription,
+                Attachments.fileNotFoundDescription, Attachments.invalidDescription, FilesError.attachmentUnsupportedDescription,
             ] + LLMError.descriptions
         }
     }
