@@ -132,4 +132,30 @@ struct AgentFilesTests {
             }
         }
     }
+
+    @Test("a module's files: its text with the module in the system message, its image with the question; an image refused for a model without images")
+    func moduleFiles() async throws {
+        try await withFakeProviderInProcess { fake in
+            try await withAgentDaemon(environment: fake.openAIEnvironment()) { daemon in
+                let client = InProcessConnection(try await daemon.connect())
+                let module = try await client.result("modules.create", #"{"title":"Project","content":"The project notes."}"#)
+                let moduleID = try #require(module["id"]?.stringValue, "\(module)")
+                let text = try await Self.upload(client, name: "glossary.md", mediaType: "text/markdown", Data("frobnicate: to tweak".utf8))
+                let image = try await Self.upload(client, name: "dot.png", Self.png)
+                for id in [text, image] { _ = try await client.result("modules.files.add", #"{"moduleId":"\#(moduleID)","fileId":"\#(id)"}"#) }
+
+                let (reply, _) = try await client.act(#"{"moduleId":"\#(moduleID)","message":"Define frobnicate"}"#)
+                #expect(reply["result"] != nil, "\(reply)")
+                let parts = try #require(fake.chatRequests.first?.chatParts)
+                let system = try #require(parts.first { $0.role == "system" }?.text)
+                #expect(system.contains("The project notes.") && system.contains("The module's files follow."), "\(system)")
+                #expect(system.contains("<file name=\"glossary.md\" id=\"\(text)\" type=\"text/markdown\">\nfrobnicate: to tweak\n</file>"), "\(system)")
+                #expect(parts.last?.role == "user" && parts.last?.imageURLs == ["data:image/png;base64," + Self.png.base64EncodedString()])
+
+                let refused = try await client.call("v2.agent.act", #"{"moduleId":"\#(moduleID)","message":"Again","model":"gpt-3.5-turbo"}"#)
+                #expect(refused["error"]?["code"]?.intValue == -32073 && refused["error"]?["data"]?["fileId"]?.stringValue == image, "\(refused)")
+                #expect(fake.chatRequests.count == 1)
+            }
+        }
+    }
 }
