@@ -102,6 +102,14 @@ struct AgentFilesTests {
                 #expect(binary["error"]?["code"]?.intValue == -32073, "\(binary)")
                 #expect(binary["error"]?["data"]?["reason"]?.stringValue?.hasPrefix("binary content is not read") == true, "\(binary)")
                 #expect(fake.chatRequests.isEmpty)
+
+                // agent.regenerate with the image: refused the same way, before the model.
+                let (answered, _) = try await client.act(#"{"message":"Hello"}"#)
+                let answerID = try #require(answered["result"]?["message"]?["id"]?.stringValue, "\(answered)")
+                #expect(fake.chatRequests.count == 1)
+                let again = try await client.call("v2.agent.regenerate", #"{"messageId":"\#(answerID)","attachments":["\#(id)"]}"#)
+                #expect(again["error"]?["code"]?.intValue == -32073 && again["error"]?["data"]?["fileId"]?.stringValue == id, "\(again)")
+                #expect(fake.chatRequests.count == 1)
             }
         }
     }

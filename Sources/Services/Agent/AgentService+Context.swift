@@ -84,7 +84,8 @@ extension AgentService {
     ///
     /// - Throws: `FilesError.attachmentUnsupported` naming the first such file and why.
     func refuseUnreadable(_ files: [FileMetadata], options: Agent.Options) throws {
-        guard !files.isEmpty else { return }
+        // Without a file source the agent sends no files, so none can be refused.
+        guard self.files != nil, !files.isEmpty else { return }
         let model = options.model ?? provider.defaultModel ?? ""
         let accepts = provider.acceptsImages(model: model)
         for file in files {
