@@ -115,6 +115,9 @@ struct Agentd: AsyncParsableCommand {
         do {
             let interrupted = try await dependencies.agent.failInterruptedRuns()
             if interrupted > 0 { logger.notice("agent runs interrupted by the last stop marked failed", metadata: ["runs": "\(interrupted)"]) }
+            // Files whose text extraction a stop interrupted or never enqueued (the job is queued
+            // now and runs once the workers start).
+            try await dependencies.fileTextJobs.enqueuePending()
         } catch {
             Self.fail(DaemonError(databaseError: error, path: configuration.databasePath))
         }

@@ -326,12 +326,15 @@ struct AttachmentsTests {
         return try await client.send(Files.UploadCommit.self, .init(uploadId: begun.uploadId))
     }
 
-    /// A file row of `userID`'s (the upload's result), charged to them as an upload's would be.
+    /// A file row of `userID`'s (the upload's result), charged to them as an upload's would be,
+    /// with its content ("hello") in the blob store: the agent reads it.
     static func insertFile(
-        _ daemon: InProcessDaemon, userID: String, id: String, name: String, mediaType: String = "text/plain", size: Int64 = 5
+        _ daemon: InProcessDaemon, userID: String, id: String, name: String, mediaType: String = "text/plain"
     ) async throws -> FileMetadata {
+        let content = Data("hello".utf8)
+        let blob = try daemon.dependencies.blobStore.write(content, staging: try #require(StagingID("test_" + id)))
         let file = FileMetadata(
-            id: id, name: name, mediaType: mediaType, size: size, sha256: String(repeating: "ab", count: 32),
+            id: id, name: name, mediaType: mediaType, size: Int64(content.count), sha256: blob.digest.hex,
             createdAt: Date(timeIntervalSince1970: 1_700_000_000))
         try await daemon.dependencies.database.writer.write { db in
             try db.execute(

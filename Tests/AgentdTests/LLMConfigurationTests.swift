@@ -1,3 +1,4 @@
+import CurlHTTP
 import Foundation
 import Services
 import Testing
@@ -121,5 +122,31 @@ struct LLMConfigurationTests {
             let error = #expect(throws: (any Error).self, "\(text)") { try Self.load(text) }
             #expect(error.map { "\($0)".contains(message) } == true, "\(String(describing: error)) for \(text)")
         }
+    }
+
+    @Test("llm.image_models: the default list, a TOML array or the environment's comma list; a * inside a name is refused")
+    func imageModels() throws {
+        #expect(try Self.load().configuration.llm.imageModels == LLMImageModels.defaultPatterns)
+        let file = try Self.load("[llm]\nimage_models = [\"gpt-4o*\", \"local-vl\"]\n")
+        #expect(file.configuration.llm.imageModels == ["gpt-4o*", "local-vl"])
+        let environment = try Self.load(environment: ["AGENTD_LLM_IMAGE_MODELS": "llava*, qwen2.5vl"])
+        #expect(environment.configuration.llm.imageModels == ["llava*", "qwen2.5vl"])
+        #expect(environment.sources["llm.image_models"] == .environment("AGENTD_LLM_IMAGE_MODELS"))
+        let error = #expect(throws: (any Error).self) { try Self.load("[llm]\nimage_models = [\"gpt-*-mini\"]\n") }
+        #expect("\(error.map(String.init(describing:)) ?? "")".contains("image_models"), "\(String(describing: error))")
+    }
+
+    @Test("llm.image_models is reloadable: the agent's forwarding provider answers from the new list after an update")
+    func imageModelsReload() async throws {
+        let client = CurlHTTPClient(proxy: .none)
+        let configuration = LLMConfiguration(apiKey: "test-key-not-secret", model: "gpt-4o", imageModels: ["local-vl"])
+        let llm = ReloadableLLM(factory: LLMProviderFactory(client: client), llm: configuration, search: WebSearchConfiguration())
+        let provider = llm.provider
+        #expect(provider.acceptsImages(model: "local-vl") && !provider.acceptsImages(model: "gpt-4o"))
+        var changed = configuration
+        changed.imageModels = ["gpt-4o*"]
+        llm.update(llm: changed, search: WebSearchConfiguration())
+        #expect(!provider.acceptsImages(model: "local-vl") && provider.acceptsImages(model: "gpt-4o-mini"))
+        await client.shutdown()
     }
 }

@@ -21,6 +21,9 @@
 // `"stream": true` answers SSE (`data: {…}\n\n` … `data: [DONE]`), with a final usage chunk
 // (`choices: []`) when `stream_options.include_usage` is true; otherwise a `chat.completion` body.
 //
+// A message's `content` may be a string or OpenAI's parts (`text`, `image_url` with a `data:image/…;
+// base64,` or `https://` URL, images in user messages only); other parts get OpenAI's 400. What
+// arrived is in `requests[i].chatParts` / `.chatImageURLs`.
 // The default answer echoes the last user message: "Echo: <text>", streamed one word per delta.
 // Scenarios by model name (so a daemon run as a subprocess or a benchmark can pick behaviour):
 //   fake-slow                 the echo, 100 ms between deltas

@@ -63,6 +63,27 @@ import Testing
         }
     }
 
+    @Test("array content: text and image_url parts are accepted, echoed and recorded; a bad image URL or an image outside a user message is a 400")
+    func contentParts() async throws {
+        try await Self.withServer { server, client in
+            let parts = #"[{"type":"text","text":"what is"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw=="}}]"#
+            let (status, body, _) = try await Self.post(
+                client, server.baseURL + "/v1/chat/completions", #"{"model":"m","messages":[{"role":"user","content":\#(parts)}]}"#)
+            #expect(status == 200 && body.contains("\"content\":\"Echo: what is\""), "\(body)")
+            let recorded = try #require(server.requests.last)
+            #expect(recorded.chatImageURLs == ["data:image/png;base64,iVBORw=="])
+            #expect(recorded.chatParts.first?.role == "user" && recorded.chatParts.first?.text == "what is")
+
+            let badURL = #"[{"type":"image_url","image_url":{"url":"file:///etc/passwd"}}]"#
+            let (refused, error, _) = try await Self.post(
+                client, server.baseURL + "/v1/chat/completions", #"{"model":"m","messages":[{"role":"user","content":\#(badURL)}]}"#)
+            #expect(refused == 400 && error.contains("Invalid image URL"), "\(error)")
+            let (system, systemError, _) = try await Self.post(
+                client, server.baseURL + "/v1/chat/completions", #"{"model":"m","messages":[{"role":"system","content":\#(parts)}]}"#)
+            #expect(system == 400 && systemError.contains("only valid in user messages"), "\(systemError)")
+        }
+    }
+
     @Test func azureRoutesCheckApiKeyAndApiVersion() async throws {
         try await Self.withServer(.init(apiKey: "test-key-not-secret")) { server, client in
             let chat = "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}"

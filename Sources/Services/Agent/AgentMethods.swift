@@ -87,7 +87,10 @@ public enum Agent {
         public typealias Result = AgentActResult
         public static var timeout: Duration? { .seconds(900) }
         public static var errors: [RPCErrorDescription] {
-            [AgentError.notFoundDescription, AgentError.cancelledDescription, AgentError.tooManyBackgroundRunsDescription] + LLMError.descriptions
+            [
+                AgentError.notFoundDescription, AgentError.cancelledDescription, AgentError.tooManyBackgroundRunsDescription,
+                FilesError.attachmentUnsupportedDescription,
+            ] + LLMError.descriptions
         }
     }
 
@@ -132,7 +135,10 @@ public enum Agent {
         public typealias Result = AgentActResult
         public static var timeout: Duration? { .seconds(900) }
         public static var errors: [RPCErrorDescription] {
-            [AgentError.notFoundDescription, AgentError.cancelledDescription, AgentError.tooManyBackgroundRunsDescription] + LLMError.descriptions
+            [
+                AgentError.notFoundDescription, AgentError.cancelledDescription, AgentError.tooManyBackgroundRunsDescription,
+                FilesError.attachmentUnsupportedDescription,
+            ] + LLMError.descriptions
         }
     }
 

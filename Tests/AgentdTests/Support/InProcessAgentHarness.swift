@@ -47,7 +47,8 @@ extension FakeProvider {
 /// `environment` configures (`AGENTD_LLM_*`, `AGENTD_TAVILY_*`, as the live daemon reads them),
 /// over a real libcurl client. The collaborators are the daemon's (system clock, time-ordered ids)
 /// but for the fast hasher and the fake passwd database.
-func withAgentDaemon<T: Sendable>(environment: [String: String], _ body: (InProcessDaemon) async throws -> T) async throws -> T {
+/// `runJobs: false`: no job runs unless the test runs it.
+func withAgentDaemon<T: Sendable>(environment: [String: String], runJobs: Bool = true, _ body: (InProcessDaemon) async throws -> T) async throws -> T {
     // An empty configuration file, so that no user's or /etc's file is read: only the environment's settings.
     let empty = FileManager.default.temporaryDirectory.appendingPathComponent("agentd-empty-\(UUID().uuidString).toml").path
     try Data().write(to: URL(fileURLWithPath: empty))
@@ -62,7 +63,7 @@ func withAgentDaemon<T: Sendable>(environment: [String: String], _ body: (InProc
     let collaborators = Dependencies.Collaborators(
         clock: SystemClock(), ids: TimeOrderedIDGenerator(clock: SystemClock()), hasher: FakeHasher(), accounts: FakeAccounts(),
         llmProvider: factory.makeProvider(loaded.llm), webSearch: factory.makeWebSearchClient(loaded.search))
-    return try await withInProcessDaemon(collaborators: collaborators, body)
+    return try await withInProcessDaemon(collaborators: collaborators, runJobs: runJobs, body)
 }
 
 /// `ClientConnection` on an in-process connection: the same calls, awaited. Its own ids are the
