@@ -343,7 +343,8 @@ struct LocalFile {
         free(resolved)
     }
 
-    var name: String { String(absolutePath.split(separator: "/").last ?? Substring(path)) }
+    /// The path's last component as given (a symlink's own name, not its target's).
+    var name: String { String(path.split(separator: "/").last ?? Substring(absolutePath)) }
 
     func close() { Glibc.close(fd) }
 
