@@ -239,11 +239,18 @@ struct FileUploader {
         }
         var bar = progress ? ProgressBar(name: name, total: file.size, start: offset) : nil
         defer { bar?.finish() }
+        func prepare(_ at: Int64) throws -> Chunk {
+            let bytes = try file.read(at: at, count: Int(min(Int64(chunkSize), file.size - at)))
+            return Chunk(uploadID: uploadID, offset: at, bytes: bytes)
+        }
         do {
+            var prepared: Chunk?
             while offset < file.size {
-                let bytes = try file.read(at: offset, count: Int(min(Int64(chunkSize), file.size - offset)))
+                let chunk = try prepared.flatMap { $0.offset == offset ? $0 : nil } ?? prepare(offset)
+                prepared = nil
                 do {
-                    offset = try sendChunk(uploadID: uploadID, offset: offset, bytes: bytes)
+                    // The next chunk is read and encoded while agentd stores this one.
+                    offset = try send(chunk) { if chunk.end < file.size { prepared = try? prepare(chunk.end) } }
                 } catch let failure as CLIFailure where failure.status == .cannotConnect {
                     offset = try reconnectAndAskOffset(uploadID: uploadID, after: failure)
                 } catch let failure as CLIFailure where failure.rpcError?.code.rawValue == -32070 {
@@ -267,15 +274,35 @@ struct FileUploader {
     /// fits under any chunkSize agentd announces (4 MiB).
     static let resumedChunkSize = 1 << 20
 
-    /// Sends one chunk; returns the offset agentd answers (where the next chunk starts). A -32017
-    /// (rate limited) waits as told and sends it again.
-    private func sendChunk(uploadID: String, offset: Int64, bytes: Data) throws -> Int64 {
-        // Written by hand: base64 needs no escaping, and a 5 MiB string is not worth a JSON tree.
-        let params = #"{"uploadId":\#(JSONTree.string(uploadID).compact),"offset":\#(offset),"data":"\#(bytes.base64EncodedString())"}"#
+    /// One `files.upload.chunk` call's params, ready to send.
+    struct Chunk {
+        let offset: Int64
+        /// Where the next chunk starts.
+        let end: Int64
+        let params: JSONFragment
+
+        init(uploadID: String, offset: Int64, bytes: Data) {
+            self.offset = offset
+            end = offset + Int64(bytes.count)
+            // Written by hand: base64 needs no escaping, and a 5 MiB string is not worth a JSON tree.
+            params = JSONFragment(
+                unchecked: #"{"uploadId":\#(JSONTree.string(uploadID).compact),"offset":\#(offset),"data":"\#(bytes.base64EncodedString())"}"#)
+        }
+    }
+
+    /// Sends one chunk, runs `meanwhile` while agentd works on it, and returns the offset agentd
+    /// answers (where the next chunk starts). A -32017 (rate limited) waits as told and sends it again.
+    private func send(_ chunk: Chunk, meanwhile: () -> Void) throws -> Int64 {
         var waits = 0
+        var ranMeanwhile = false
         while true {
             do {
-                let answer = try JSONTree(parsing: session.callRaw("files.upload.chunk", params: JSONFragment(unchecked: params)).text)
+                let id = try session.sendRaw("files.upload.chunk", params: chunk.params)
+                if !ranMeanwhile {
+                    ranMeanwhile = true
+                    meanwhile()
+                }
+                let answer = try JSONTree(parsing: session.replyRaw(to: id).text)
                 guard let next = answer["offset"]?.integer else {
                     throw CLIFailure("files.upload.chunk answered no offset: \(answer.compact)", status: .otherRPCError)
                 }

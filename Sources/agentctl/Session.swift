@@ -159,6 +159,28 @@ final class Session {
         }
     }
 
+    /// `callRaw` in two halves, for a caller with work to do while the daemon answers.
+    func sendRaw(_ method: String, params: JSONFragment?) throws -> RPCID {
+        do {
+            return try connection.send(method, params: params)
+        } catch {
+            throw Self.failure(error)
+        }
+    }
+
+    func replyRaw(to id: RPCID) throws -> JSONFragment {
+        let outcome: Result<JSONFragment, RPCError>
+        do {
+            outcome = try connection.reply(to: id)
+        } catch {
+            throw Self.failure(error)
+        }
+        switch outcome {
+        case .success(let result): return result
+        case .failure(let error): throw CLIFailure.rpc(error)
+        }
+    }
+
     private func rawCall(_ method: String, _ params: JSONTree?) throws -> JSONTree {
         let result = try callRaw(method, params: params.map { JSONFragment(unchecked: $0.compact) })
         do {
