@@ -255,18 +255,36 @@ struct FileUploader {
                     offset = try reconnectAndAskOffset(uploadID: uploadID, after: failure)
                 } catch let failure as CLIFailure where failure.rpcError?.code.rawValue == -32070 {
                     // Offset mismatch: a chunk arrived whose answer was lost; go on from where agentd is.
-                    guard let expected = failure.rpcError?.data.flatMap({ try? JSONTree(parsing: $0.text) })?["expected"]?.integer else {
-                        throw failure
-                    }
+                    guard let expected = failure.rpcError?.data.flatMap({ try? JSONTree(parsing: $0.text) })?["expected"]?.integer,
+                        Int64(expected) != offset
+                    else { throw failure }
                     offset = Int64(expected)
                 }
                 bar?.update(offset)
             }
-            return try session.call("files.upload.commit", .object([("uploadId", .string(uploadID))]))
+            return try commit(uploadID: uploadID)
         } catch let failure as CLIFailure where failure.status == .cannotConnect || failure.status == .rateLimited {
             throw CLIFailure(
                 "\(failure.description); the upload stopped at byte \(offset) of \(file.size): finish it within the hour with "
                     + "`agentctl files upload \(file.path) --resume \(uploadID)`", status: failure.status)
+        }
+    }
+
+    /// Commits; after a lost connection, reconnects and commits again: the first commit either
+    /// happened (the upload is gone: -32030) or did not (this one does it).
+    private func commit(uploadID: String) throws -> JSONTree {
+        let params = JSONTree.object([("uploadId", .string(uploadID))])
+        do {
+            return try session.call("files.upload.commit", params)
+        } catch let failure as CLIFailure where failure.status == .cannotConnect {
+            do {
+                _ = try reconnectAndAskOffset(uploadID: uploadID, after: failure)
+                return try session.call("files.upload.commit", params)
+            } catch let gone as CLIFailure where gone.status == .notFound {
+                throw CLIFailure(
+                    "the connection was lost during files.upload.commit and upload \(uploadID) is gone: it was committed "
+                        + "(`agentctl files list` shows the file) or it expired", status: .notFound)
+            }
         }
     }
 
