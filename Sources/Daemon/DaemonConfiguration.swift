@@ -17,6 +17,8 @@ public struct DaemonConfiguration: Sendable {
     var socketMode: mode_t = 0o600
     var socketGroup: String?
     var databasePath: String
+    /// Where file contents live (`files.blob_dir`); nil: `blobs` beside the database (`blobFolder`).
+    var blobDirectory: String?
     var configFile: String?
     var logLevel: Logger.Level = .info
     /// The daemon's own uid is never rate limited unless `limits.rate_exempt_own_uid` is off.
@@ -66,6 +68,14 @@ public struct DaemonConfiguration: Sendable {
     /// The same rule `agentctl` uses to find the daemon (`AgentdSocket`).
     static func defaultSocketPath() -> String {
         AgentdSocket.defaultPath()
+    }
+
+    /// The `DiskBlobStore`'s folder: `files.blob_dir`, else `blobs` in the database's folder
+    /// (`$XDG_DATA_HOME/agentd/blobs` by default), so that the two are backed up together.
+    var blobFolder: String {
+        if let blobDirectory { return blobDirectory }
+        guard let slash = databasePath.lastIndex(of: "/") else { return "blobs" }
+        return databasePath[..<slash] + "/blobs"
     }
 
     /// `$XDG_DATA_HOME/agentd/agentd.sqlite`, else `~/.local/share/agentd/agentd.sqlite`.

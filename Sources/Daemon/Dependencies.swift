@@ -1,4 +1,5 @@
 import CurlHTTP
+import Foundation
 import Logging
 import NIOPosix
 import RPC
@@ -28,6 +29,9 @@ public struct Dependencies: Sendable {
     public let eventConsumers: [EventConsumerRunner]
     /// The durable queue of background work (`SQLiteJobQueue`).
     public let jobQueue: any JobQueue
+    /// Where file contents live: `DiskBlobStore` at `files.blob_dir` (beside the database by
+    /// default), or the collaborators' (tests).
+    public let blobStore: any BlobStore
     /// How services enqueue: the queue, then a wake of `jobWorkers`.
     public let jobScheduler: JobScheduler
     /// Every kind of job this graph runs (`jobWorkers` runs these): `chat.title` when
@@ -79,14 +83,20 @@ public struct Dependencies: Sendable {
         /// Waits between two stores of a streaming run's partial answer (`Task.sleep`): tests pass
         /// a timer they fire by hand.
         public var agentPartialTimer: AgentPartialTimer = { try await Task.sleep(for: $0) }
+        /// Where file contents live; nil: the daemon's own (`DiskBlobStore` at the configuration's
+        /// `blobFolder`; in `testing`, a temporary folder made when first written). The in-process
+        /// daemon passes an `InMemoryBlobStore`.
+        public var blobStore: (any BlobStore)? = nil
 
         public init(
             clock: any WallClock, ids: any IDGenerator, hasher: any PasswordHasher, accounts: any UnixAccountDirectory,
             llmProvider: any LLMProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration()), webSearch: (any WebSearchClient)? = nil,
             rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds, jobQueue: (any JobQueue)? = nil,
-            jobSleeper: any JobSleeper = TaskSleeper(), agentPartialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) }
+            jobSleeper: any JobSleeper = TaskSleeper(), agentPartialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) },
+            blobStore: (any BlobStore)? = nil
         ) {
             self.jobQueue = jobQueue
+            self.blobStore = blobStore
             self.agentPartialTimer = agentPartialTimer
             self.clock = clock
             self.ids = ids
@@ -135,6 +145,13 @@ public struct Dependencies: Sendable {
     {
         let database = try AgentDatabase.inMemory()
         _ = try await database.migrate(logger: logger)
+        var collaborators = collaborators
+        if collaborators.blobStore == nil {
+            // Never the configured folder (a test's configuration names no real database): a
+            // folder of its own, made only if a test stores a file.
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("agentd-blobs-\(UUID().uuidString)").path
+            collaborators.blobStore = DiskBlobStore(root: folder)
+        }
         return make(
             configuration: configuration, database: database, collaborators: collaborators, metrics: PrometheusMetrics(),
             handlerExecution: .globalPool,
@@ -193,6 +210,9 @@ public struct Dependencies: Sendable {
             collaborators.jobQueue ?? SQLiteJobQueue(writer: database.writer, groupWriter: groupWriter, clock: collaborators.clock)
         let jobSignal = JobWakeSignal()
         let jobScheduler = JobScheduler(queue: jobQueue, signal: jobSignal)
+        // File contents: beside the database unless `files.blob_dir` says otherwise. Nothing is
+        // created on disk before the first write.
+        let blobStore: any BlobStore = collaborators.blobStore ?? DiskBlobStore(root: configuration.blobFolder)
         var authSettings = configuration.auth
         authSettings.trustedUIDs = configuration.trustedUIDs
         // Every store that writes a user's text counts it against the quota, in the write's transaction.
@@ -341,7 +361,8 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, jobs: jobs, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, jobScheduler: jobScheduler,
+            agent: agent, jobs: jobs, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, blobStore: blobStore,
+            jobScheduler: jobScheduler,
             jobHandlers: jobHandlers, jobWorkers: jobWorkers, recurringJobs: recurringJobs, metrics: metrics, database: database)
     }
 

@@ -257,6 +257,10 @@ enum Settings {
             Setting(
                 "server.database", flag: "--database", environment: ["AGENTD_DATABASE"], kind: .string,
                 apply: { $0.databasePath = $1.string }, current: { $0.databasePath }),
+            // Unset: `blobs` beside the database (`DaemonConfiguration.blobFolder`).
+            Setting(
+                "files.blob_dir", environment: ["AGENTD_FILES_BLOB_DIR"], kind: .string,
+                apply: { $0.blobDirectory = $1.string }, current: { $0.blobDirectory }),
             Setting(
                 "server.log_level", flag: "--log-level", environment: ["AGENTD_LOG_LEVEL"], kind: .logLevel, reloadable: true,
                 apply: { $0.logLevel = LogLevel(rawValue: $1.string)!.level }, current: { "\($0.logLevel)" }),
