@@ -60,6 +60,8 @@ public struct DaemonConfiguration: Sendable {
     /// The job workers and the recurring jobs (`jobs.*`, `events.prune_interval_seconds`,
     /// `audit.prune_interval_seconds`).
     public var jobs = JobsSettings()
+    /// Uploads and files (`files.*`): the largest file, open uploads per user, an upload's lifetime.
+    public var files = FilesService.Settings()
     /// Test-only (`--test-hold-event-consumers`): in-process consumers do not run, so a test can
     /// stop the daemon between an event's commit and its dispatch.
     var holdEventConsumers = false
@@ -111,7 +113,7 @@ struct CacheSettings: Sendable {
 public struct JobsSettings: Sendable {
     /// The kinds with a `jobs.concurrency.<kind>` setting (the dot written `_`): every kind the
     /// daemon registers a handler for (`Dependencies`) must be here.
-    static let kinds = ["agent.run", "chat.title", "events.prune", "audit.prune", "jobs.prune"]
+    static let kinds = ["agent.run", "chat.title", "events.prune", "audit.prune", "jobs.prune", "files.uploads_expire"]
 
     /// Attempts at once per kind in this process, overriding the kind's own (`jobs.concurrency.*`).
     public var concurrency: [String: Int] = [:]

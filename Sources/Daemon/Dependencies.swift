@@ -23,6 +23,7 @@ public struct Dependencies: Sendable {
     public let audit: AuditService
     public let agent: AgentService
     public let jobs: JobsService
+    public let files: FilesService
     /// Committed events go here (from the outbox) and on to subscriptions and consumers.
     public let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
@@ -161,7 +162,7 @@ public struct Dependencies: Sendable {
     /// Every domain's events: the topics clients may subscribe to, and what invalidates the result cache.
     static let eventTypes: [any DomainEvent.Type] =
         AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all
-        + JobsEvents.all
+        + JobsEvents.all + FilesEvents.all
 
     private static let staleCacheTagsByTopic: [String: @Sendable (Event) -> [String]] = Dictionary(
         uniqueKeysWithValues: eventTypes.map { type in (type.topic, { @Sendable event in type.staleCacheTags(of: event) }) })
@@ -269,6 +270,18 @@ public struct Dependencies: Sendable {
         // A run that ends without running here (a queued background run cancelled) ends the
         // watches waiting for it (a check in memory at each commit; the run is read in a task).
         bus.onCommit { committed in agent.runsEnded(committed) }
+        // Files: metadata in the database, bytes in the blob store, blocking file I/O on NIO's
+        // thread pool. The chunk size follows the message limit read at start (a SIGHUP that
+        // lowers it applies to uploads begun after a restart).
+        let files = FilesService(
+            store: SQLiteFileStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), blobs: blobStore, runner: NIOThreadPool.singleton,
+            clock: collaborators.clock, ids: collaborators.ids, settings: configuration.files,
+            chunkSize: FilesService.chunkSize(maxMessageBytes: configuration.limits.maxMessageBytes), ownUID: getuid(),
+            replyBudget: configuration.replyBudget,
+            // TODO(blobs): enqueue `files.blob_delete` (BlobDeleteJob) here once the blobs helper's job is
+            // merged; until then a blob whose last file was deleted stays until the start-up sweep.
+            releaseBlob: { _ in })
+        let uploadsExpire = UploadsExpireJob(files: files, logger: logger)
         let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
         // The job kinds this daemon runs: one line each (and a `JobsSettings.kinds` entry for its
         // `jobs.concurrency.*` setting). See docs/ARCHITECTURE.md, "Background jobs".
@@ -282,6 +295,7 @@ public struct Dependencies: Sendable {
             eventsPrune,
             auditPrune,
             jobsPrune,
+            uploadsExpire,
         ]
         if titles != nil { jobHandlers.append(ChatTitleJob(chats: chatStore, provider: collaborators.llmProvider, clock: collaborators.clock)) }
         if let noopRecorder { jobHandlers.append(NoopJob(recorder: noopRecorder)) }
@@ -291,6 +305,7 @@ public struct Dependencies: Sendable {
                 RecurringJob(eventsPrune, every: configuration.jobs.eventsPruneInterval),
                 RecurringJob(auditPrune, every: configuration.jobs.auditPruneInterval),
                 RecurringJob(jobsPrune, every: configuration.jobs.pruneInterval),
+                RecurringJob(uploadsExpire, every: configuration.files.expireInterval),
             ], collaborators: collaborators, logger: logger)
         // jobs.cancel stops an attempt running here at once; jobs.retry wakes the workers.
         let jobs = JobsService(
@@ -319,6 +334,7 @@ public struct Dependencies: Sendable {
         AuditRoutes(service: audit, auth: auth).register(on: &router)
         AgentRoutes(service: agent, auth: auth).register(on: &router)
         JobsRoutes(service: jobs, auth: auth).register(on: &router)
+        FilesRoutes(service: files, auth: auth).register(on: &router)
         router.describe(RPCConnectionHandler.ShuttingDown.self)
 
         // One limits control for the dispatcher, the timeout and the server: SIGHUP replaces it.
@@ -361,7 +377,7 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, jobs: jobs, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, blobStore: blobStore,
+            agent: agent, jobs: jobs, files: files, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, blobStore: blobStore,
             jobScheduler: jobScheduler,
             jobHandlers: jobHandlers, jobWorkers: jobWorkers, recurringJobs: recurringJobs, metrics: metrics, database: database)
     }

@@ -438,6 +438,19 @@ enum Settings {
             Setting(
                 "jobs.prune_interval_seconds", environment: ["AGENTD_JOBS_PRUNE_INTERVAL_SECONDS"], kind: .integer(minimum: 1),
                 apply: { $0.jobs.pruneInterval = .seconds($1.integer) }, current: { String($0.jobs.pruneInterval.components.seconds) }),
+            // Not reloadable: the files service is built with them.
+            Setting(
+                "files.max_file_bytes", environment: ["AGENTD_FILES_MAX_FILE_BYTES"], kind: .integer(minimum: 1),
+                apply: { $0.files.maxFileBytes = Int64($1.integer) }, current: { String($0.files.maxFileBytes) }),
+            Setting(
+                "files.max_open_uploads", environment: ["AGENTD_FILES_MAX_OPEN_UPLOADS"], kind: .integer(minimum: 1),
+                apply: { $0.files.maxOpenUploads = $1.integer }, current: { String($0.files.maxOpenUploads) }),
+            Setting(
+                "files.upload_ttl_seconds", environment: ["AGENTD_FILES_UPLOAD_TTL_SECONDS"], kind: .integer(minimum: 1),
+                apply: { $0.files.uploadTTL = TimeInterval($1.integer) }, current: { String(Int($0.files.uploadTTL)) }),
+            Setting(
+                "files.uploads_expire_interval_seconds", environment: ["AGENTD_FILES_UPLOADS_EXPIRE_INTERVAL_SECONDS"], kind: .integer(minimum: 1),
+                apply: { $0.files.expireInterval = .seconds($1.integer) }, current: { String($0.files.expireInterval.components.seconds) }),
             Setting(
                 "jobs.poll_interval_ms", environment: ["AGENTD_JOBS_POLL_INTERVAL_MS"], kind: .integer(minimum: 10),
                 apply: { $0.jobs.pollInterval = .milliseconds($1.integer) }, current: { String(milliseconds($0.jobs.pollInterval)) }),
