@@ -24,6 +24,8 @@ public struct Dependencies: Sendable {
     public let agent: AgentService
     public let jobs: JobsService
     public let files: FilesService
+    /// The files attached to messages and modules (`SQLiteAttachmentStore`), as the agent reads them.
+    public let attachments: any AttachmentStore
     /// Committed events go here (from the outbox) and on to subscriptions and consumers.
     public let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
@@ -227,6 +229,8 @@ public struct Dependencies: Sendable {
             replyBudget: configuration.replyBudget)
         let chatStore = SQLiteChatStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
         let agentStore = SQLiteAgentStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
+        // Messages' and modules' files: written by the chats and modules stores, read here.
+        let attachments = SQLiteAttachmentStore(reader: database.writer)
         let chats = ChatsService(
             store: chatStore, clock: collaborators.clock, ids: collaborators.ids, generations: agentStore, replyBudget: configuration.replyBudget)
         let prompts = PromptsService(
@@ -377,8 +381,8 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, jobs: jobs, files: files, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, blobStore: blobStore,
-            jobScheduler: jobScheduler,
+            agent: agent, jobs: jobs, files: files, attachments: attachments, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue,
+            blobStore: blobStore, jobScheduler: jobScheduler,
             jobHandlers: jobHandlers, jobWorkers: jobWorkers, recurringJobs: recurringJobs, metrics: metrics, database: database)
     }
 

@@ -17,12 +17,15 @@ extension MessagePreview: ReplySized {
 }
 
 extension Message: ReplySized {
-    public var replySize: Int { ReplySize.itemOverhead + ReplySize.text(content) }
+    public var replySize: Int { ReplySize.itemOverhead + ReplySize.text(content) + (attachments?.replySize ?? 0) }
 }
 
 extension MessageDetail: ReplySized {
-    public var replySize: Int { ReplySize.itemOverhead + ReplySize.text(content) + (generation?.replySize ?? 0) }
+    public var replySize: Int {
+        ReplySize.itemOverhead + ReplySize.text(content) + (attachments?.replySize ?? 0) + (generation?.replySize ?? 0)
+    }
 }
+
 
 extension MessageGeneration: ReplySized {
     /// The searches' queries and results and the tool calls' arguments are the model's and the

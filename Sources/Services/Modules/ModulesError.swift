@@ -22,4 +22,8 @@ public enum ModulesError: Error, Equatable, Sendable, RPCErrorConvertible, Inval
 
     static let notFoundDescription = RPCErrorDescription(
         .notFound, "Not found", data: "{kind: \"module\", id}: no module with this id for the caller (also another user's)")
+    static let tooManyFilesDescription = RPCErrorDescription(
+        .invalidParams, "Invalid params", data: "{field: \"fileId\", reason, limit, actual}: the module holds 32 files already")
+    static let fileNotInModuleDescription = RPCErrorDescription(
+        .notFound, "Not found", data: "{kind: \"file\", id}: the file is not in this module")
 }
