@@ -108,8 +108,10 @@ extension AgentctlTests {
     func uploadListReadDelete() throws {
         try Self.withAgentctl { _, ctl, folder in
             // Not text, bigger than one 1 MiB read and than a 4 MiB chunk: several chunks and reads.
-            var generator = SystemRandomNumberGenerator()
-            let bytes = Data((0..<(5 << 20) + 123).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            let random = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
+            let bytes = random.readData(ofLength: (5 << 20) + 123)
+            try random.close()
+            #expect(bytes.count == (5 << 20) + 123)
             let binary = folder + "/blob.bin"
             try bytes.write(to: URL(fileURLWithPath: binary))
             let text = folder + "/notes.txt"
@@ -151,6 +153,35 @@ extension AgentctlTests {
             #expect(gone.status == 4, "\(gone)")
             let missing = try ctl.run(["files", "upload", folder + "/nothing-here"])
             #expect(missing.status == 1 && missing.stderr.contains("cannot open"), "\(missing)")
+        }
+    }
+
+    @Test("chat --attach against the real daemon and the fake provider: the question is stored with the file's metadata as its attachment")
+    func chatAttachStoresAttachment() async throws {
+        try await withFakeProvider { fake in
+            try Self.withAgentctl(environment: fake.openAIEnvironment()) { daemon, ctl, folder in
+                let path = folder + "/notes.txt"
+                try Self.foxText.write(toFile: path, atomically: true, encoding: .utf8)
+                let chat = try ctl.startOnTerminal(["chat", "--no-color", "--attach", path], in: folder)
+                try chat.waitForOutput(containing: "(attached notes.txt, text/plain, 51 B: fil_")
+                try chat.waitForOutput(containing: "> ")
+                let mark = chat.stdout.count
+                try chat.type("summarise it\n")
+                try chat.waitForOutput(timeout: .seconds(30), "the answer and the prompt") {
+                    let tail = String($0.dropFirst(mark))
+                    return tail.contains("Echo: ") && tail.hasSuffix("> ")
+                }
+                try chat.type("\u{04}")
+                #expect(try chat.waitForExit() == .exited(0), "\(chat.stdout)")
+
+                let file = try #require(try JSON(parsing: ctl.run(["files", "list", "--json"]).stdout).arrayValue?.first)
+                let client = ClientConnection(try daemon.connect())
+                let chatID = try #require(try client.result("chats.list")["items"]?[0]?["id"]?.stringValue)
+                let messages = try #require(try client.result("chats.messages.list", #"{"chatId":"\#(chatID)"}"#)["items"]?.arrayValue)
+                let question = try #require(messages.first, "\(messages)")
+                #expect(question["content"] == .string("summarise it") && question["attachments"] == .array([file]), "\(question)")
+                #expect(messages.dropFirst().allSatisfy { $0["attachments"] == nil }, "\(messages)")
+            }
         }
     }
 
