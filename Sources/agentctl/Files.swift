@@ -39,8 +39,9 @@ struct Files: ParsableCommand {
                 import is refused (another user's daemon, a path agentd does not see), it is sent over \
                 the socket in chunks (files.upload.*), with a progress bar on stderr when that is a \
                 terminal. A dropped connection is reconnected and the upload continues where agentd \
-                says it stands; if agentctl itself stops, `--resume UPLOAD_ID` (printed then) finishes \
-                it within the hour.
+                says it stands; if agentctl itself stops, `--resume UPLOAD_ID` finishes it within the \
+                hour (the id is printed on a terminal when the upload starts, and in the message when \
+                agentctl gives up).
                 """)
         @OptionGroup var global: GlobalOptions
         @Argument(help: ArgumentHelp("The file.", valueName: "path")) var path: String
@@ -236,6 +237,10 @@ struct FileUploader {
             uploadID = id
             chunkSize = size
             offset = 0
+        }
+        if progress, resume == nil {
+            // A person may press Ctrl-C: the id is what finishes the upload later.
+            Terminal.err("upload \(uploadID) (if it stops: agentctl files upload \(file.path) --resume \(uploadID))\n")
         }
         var bar = progress ? ProgressBar(name: name, total: file.size, start: offset) : nil
         defer { bar?.finish() }

@@ -61,6 +61,7 @@ extension AgentctlTests {
         let upload = try ctl.startOnTerminal(["files", "upload", "--no-import", path], in: directory.path)
         #expect(try upload.waitForExit() == .exited(0), "\(upload.stdout)")
         let shown = upload.stdout
+        #expect(shown.contains("upload upl_fake (if it stops: agentctl files upload \(path) --resume upl_fake)\r\n"), "\(shown.debugDescription)")
         #expect(shown.contains("\rfox.txt  [------------------------]   0%  0 B / 51 B"), "\(shown.debugDescription)")
         #expect(shown.contains("\rfox.txt  [########################] 100%  51 B / 51 B"), "\(shown.debugDescription)")
         #expect(shown.hasSuffix("fil_fake  fake  text/plain  51 B\r\n"), "\(shown.debugDescription)")
