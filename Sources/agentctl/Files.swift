@@ -497,6 +497,7 @@ struct ProgressBar {
         let rate = seconds > 0.05 ? "  \(ByteCount.text(Int64(Double(current - start) / seconds)))/s" : ""
         let shown = name.count > 30 ? String(name.prefix(29)) + "…" : name
         Terminal.err(
-            "\r\(shown)  [\(bar)] \(String(format: "%3d", Int(fraction * 100)))%  \(ByteCount.text(current)) / \(ByteCount.text(total))\(rate)\u{1B}[K")
+            "\r\(shown)  [\(bar)] \(String(format: "%3d", Int(fraction * 100)))%  \(ByteCount.text(current)) / \(ByteCount.text(total))\(rate)\u{1B}[K"
+        )
     }
 }

@@ -29,7 +29,10 @@ extension AgentctlTests {
         #expect(upload.status == 0, "\(upload)")
         #expect(try JSON(parsing: upload.stdout)["id"] == .string("fil_fake"), "\(upload)")
         #expect(String(decoding: server.uploaded, as: UTF8.self) == Self.foxText, "every byte once, in order")
-        #expect(upload.stderr == "agentctl: files.import refused (error -32020: Unauthorized {\"reason\":\"files.import is only for the daemon's own uid\"}); uploading over the socket instead\n", "\(upload)")
+        #expect(
+            upload.stderr
+                == "agentctl: files.import refused (error -32020: Unauthorized {\"reason\":\"files.import is only for the daemon's own uid\"}); uploading over the socket instead\n",
+            "\(upload)")
 
         let calls = server.received.filter { $0["method"]?.stringValue?.hasPrefix("files.") ?? false }
         let imported = try #require(calls.first)
