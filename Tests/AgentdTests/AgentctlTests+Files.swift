@@ -14,13 +14,14 @@ extension AgentctlTests {
     static let foxSHA256 = "2c70543bdfc9d190d3f1a623dac0360f35a79ccbe31621a81795cccd9a5a59f5"
 
     @Test(
-        "files upload: a refused import falls back to chunks; after the connection drops mid-upload it reconnects, asks where the upload stands and finishes; no progress when not a terminal (fake server)"
+        "files upload: a refused import falls back to chunks; after the connection drops mid-upload it reconnects, asks where the upload stands and finishes; a rate-limited chunk is sent again; no progress when not a terminal (fake server)"
     )
     func uploadRecovers() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let server = try FakeAgentServer(path: directory.path + "/fake.sock")
         server.dropAfterChunk = 3
+        server.rateLimitOffset = 40
         let ctl = Agentctl(socketPath: server.path, configHome: directory.path + "/config")
         let path = directory.path + "/fox.txt"
         try Self.foxText.write(toFile: path, atomically: true, encoding: .utf8)
@@ -40,14 +41,15 @@ extension AgentctlTests {
         let begin = try #require(calls.first { $0["method"] == .string("files.upload.begin") })
         #expect(
             begin["params"] == .object(["name": .string("fox.txt"), "size": .integer(51), "sha256": .string(Self.foxSHA256)]), "\(begin)")
-        // 8-byte chunks; the third (16…23) was stored but its answer lost: status says 24.
+        // 8-byte chunks; the third (16…23) was stored but its answer lost: status says 24. The one
+        // at 40 is refused -32017 once, then sent again after retryAfterMs.
         let sequence = calls.dropFirst(2).map { call -> String in
             let method = call["method"]?.stringValue ?? "?"
             return method == "files.upload.chunk" ? "chunk \(call["params"]?["offset"]?.intValue ?? -1)" : method
         }
         #expect(
             sequence == [
-                "chunk 0", "chunk 8", "chunk 16", "files.upload.status", "chunk 24", "chunk 32", "chunk 40", "chunk 48", "files.upload.commit",
+                "chunk 0", "chunk 8", "chunk 16", "files.upload.status", "chunk 24", "chunk 32", "chunk 40", "chunk 40", "chunk 48", "files.upload.commit",
             ], "\(sequence)")
         let hellos = server.received.filter { $0["method"] == .string("session.hello") }
         #expect(hellos.count == 2, "one reconnection")

@@ -16,7 +16,8 @@ import Glibc
 /// `files.import` refused -32020 (as for another uid), `files.upload.begin` answers `upl_fake` with
 /// chunkSize 8, chunks are appended only at the upload's offset (else -32070 {expected, actual}),
 /// `files.upload.status`, `files.upload.commit` (the test compares the bytes and the SHA-256 begin
-/// announced). With `dropAfterChunk` = n, the connection is closed after the n-th chunk is
+/// announced). With `rateLimitOffset` the chunk at that offset is refused once with -32017; with
+/// `dropAfterChunk` = n, the connection is closed after the n-th chunk is
 /// stored and before it is answered (once): the client must reconnect and ask where it stands.
 final class FakeAgentServer: @unchecked Sendable {
     let path: String
@@ -29,6 +30,7 @@ final class FakeAgentServer: @unchecked Sendable {
     private var announcedSize = 0
     private var chunksStored = 0
     private var _dropAfterChunk: Int?
+    private var _rateLimitOffset: Int?
 
     var received: [JSON] { lock.withLock { _received } }
     /// The bytes the upload received so far.
@@ -36,6 +38,11 @@ final class FakeAgentServer: @unchecked Sendable {
     var dropAfterChunk: Int? {
         get { lock.withLock { _dropAfterChunk } }
         set { lock.withLock { _dropAfterChunk = newValue } }
+    }
+    /// The chunk at this offset is refused once with -32017 (retryAfterMs 20).
+    var rateLimitOffset: Int? {
+        get { lock.withLock { _rateLimitOffset } }
+        set { lock.withLock { _rateLimitOffset = newValue } }
     }
 
     init(path: String) throws {
@@ -143,6 +150,10 @@ final class FakeAgentServer: @unchecked Sendable {
             case "files.upload.chunk":
                 guard params?["uploadId"]?.stringValue == "upl_fake" else { return #""error":{"code":-32030,"message":"Not found"}"# }
                 let offset = params?["offset"]?.intValue ?? -1
+                if offset == _rateLimitOffset {
+                    _rateLimitOffset = nil
+                    return #""error":{"code":-32017,"message":"Rate limited","data":{"rateClass":"write","cost":1,"retryAfterMs":20}}"#
+                }
                 guard offset == _uploaded.count else {
                     return #""error":{"code":-32070,"message":"Offset mismatch","data":{"expected":\#(_uploaded.count),"actual":\#(offset)}}"#
                 }
