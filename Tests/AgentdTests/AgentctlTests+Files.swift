@@ -49,7 +49,8 @@ extension AgentctlTests {
         }
         #expect(
             sequence == [
-                "chunk 0", "chunk 8", "chunk 16", "files.upload.status", "chunk 24", "chunk 32", "chunk 40", "chunk 40", "chunk 48", "files.upload.commit",
+                "chunk 0", "chunk 8", "chunk 16", "files.upload.status", "chunk 24", "chunk 32", "chunk 40", "chunk 40", "chunk 48",
+                "files.upload.commit",
             ], "\(sequence)")
         let hellos = server.received.filter { $0["method"] == .string("session.hello") }
         #expect(hellos.count == 2, "one reconnection")
