@@ -5,7 +5,8 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # README's examples and tests, systemd for its tools (systemd-analyze, systemd-socket-activate).
 # sqlite3 (the shell) for operators and bench/storage.sh; python3 for bench/crash.py (the crash-consistency
 # test runs it) and scripts/api-docs.py (make schema, and the test that docs/API.md is current).
-APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev libsystemd-dev socat systemd pkg-config sqlite3 python3
+# poppler-utils for pdftotext, which extracts the text of uploaded PDFs (docs/FILES.md, "PDFs").
+APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev libsystemd-dev socat systemd pkg-config sqlite3 python3 poppler-utils
 CONFIG ?= debug
 ARGS ?=
 # Release builds skip Swift's dynamic exclusivity checks: ~14% of a ping's instructions, mostly in

@@ -115,8 +115,19 @@ struct Agentd: AsyncParsableCommand {
         do {
             let interrupted = try await dependencies.agent.failInterruptedRuns()
             if interrupted > 0 { logger.notice("agent runs interrupted by the last stop marked failed", metadata: ["runs": "\(interrupted)"]) }
+            // Files whose text extraction a stop interrupted or never enqueued (the job is queued
+            // now and runs once the workers start).
+            try await dependencies.fileTextJobs.enqueuePending()
         } catch {
             Self.fail(DaemonError(databaseError: error, path: configuration.databasePath))
+        }
+        // Before any upload can begin: what a crash left in the blob folder that no row owns (see
+        // `BlobSweeper`). A failure is logged, not fatal: an orphan costs space, and the next start
+        // tries again.
+        do {
+            try await dependencies.blobSweeper.sweep()
+        } catch {
+            logger.error("cannot sweep the blob store", metadata: ["folder": "\(configuration.blobFolder)", "error": "\(error)"])
         }
         // Before the socket listens: a metrics address that cannot be bound stops startup first.
         var metricsServer: MetricsHTTPServer?

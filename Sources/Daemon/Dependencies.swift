@@ -23,9 +23,15 @@ public struct Dependencies: Sendable {
     public let audit: AuditService
     public let agent: AgentService
     public let jobs: JobsService
-    public let files: FilesService
     /// The files attached to messages and modules (`SQLiteAttachmentStore`), as the agent reads them.
     public let attachments: any AttachmentStore
+    public let files: FilesService
+    /// The text extracted from files (PDFs by pdftotext), which the agent reads (`FileTextSource`)
+    /// and search indexes (`SQLiteFileTextStore`, table `file_texts`).
+    public let fileTexts: any FileTextStore
+    /// Enqueues `files.extract_text`: on each `file.created` (a bus listener), and for every text
+    /// still pending at start (`Agentd.run` calls `enqueuePending`).
+    public let fileTextJobs: FileTexts
     /// Committed events go here (from the outbox) and on to subscriptions and consumers.
     public let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
@@ -35,6 +41,9 @@ public struct Dependencies: Sendable {
     /// Where file contents live: `DiskBlobStore` at `files.blob_dir` (beside the database by
     /// default), or the collaborators' (tests).
     public let blobStore: any BlobStore
+    /// Removes what a crash left in `blobStore` that no row owns; the daemon runs it before it
+    /// serves (`Agentd.run`).
+    public let blobSweeper: BlobSweeper
     /// How services enqueue: the queue, then a wake of `jobWorkers`.
     public let jobScheduler: JobScheduler
     /// Every kind of job this graph runs (`jobWorkers` runs these): `chat.title` when
@@ -231,6 +240,8 @@ public struct Dependencies: Sendable {
         let agentStore = SQLiteAgentStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
         // Messages' and modules' files: written by the chats and modules stores, read here.
         let attachments = SQLiteAttachmentStore(reader: database.writer)
+        let fileStore = SQLiteFileStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
+        let fileTexts = SQLiteFileTextStore(reader: database.writer, groupWriter: groupWriter)
         let chats = ChatsService(
             store: chatStore, clock: collaborators.clock, ids: collaborators.ids, generations: agentStore, replyBudget: configuration.replyBudget)
         let prompts = PromptsService(
@@ -245,8 +256,15 @@ public struct Dependencies: Sendable {
             clock: collaborators.clock, ids: collaborators.ids, metrics: LLMMetrics(factory: metrics.factory), logger: logger,
             replyBudget: configuration.replyBudget, watchCapacity: configuration.events.queueCapacity,
             watchesPerConnection: configuration.events.maxSubscriptionsPerConnection,
-            partialTimer: collaborators.agentPartialTimer, jobs: jobScheduler, titles: titles)
+            partialTimer: collaborators.agentPartialTimer, jobs: jobScheduler, titles: titles,
+            // The files the agent reads: blob reads block, on NIO's thread pool.
+            files: StoredAgentFiles(
+                attachments: attachments, chats: chatStore, files: fileStore, blobs: blobStore, texts: fileTexts, runner: NIOThreadPool.singleton))
         let search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: groupWriter), replyBudget: configuration.replyBudget)
+        // File texts: the database marks a new file's text pending in the file's transaction; the
+        // job is enqueued once that commits (and at start for what is still pending).
+        let fileTextJobs = FileTexts(scheduler: jobScheduler, store: fileTexts, clock: collaborators.clock, ids: collaborators.ids, logger: logger)
+        bus.onCommit { committed in fileTextJobs.filesCreated(committed) }
         // In-process consumers, by topic: each in its own task with its own cursor.
         let auditStore = SQLiteAuditStore(writer: database.writer, groupWriter: groupWriter)
         let consumers: [any EventConsumer] = [AuditConsumer(store: auditStore)]
@@ -274,11 +292,15 @@ public struct Dependencies: Sendable {
         // A run that ends without running here (a queued background run cancelled) ends the
         // watches waiting for it (a check in memory at each commit; the run is read in a task).
         bus.onCommit { committed in agent.runsEnded(committed) }
+        // File contents no file references any more: `files.blob_delete` deletes them (the files
+        // service enqueues it: `BlobReleaser(scheduler:clock:ids:).release`), the start-up sweep
+        // what a crash left.
+        let blobSweeper = BlobSweeper(files: fileStore, blobs: blobStore, logger: logger)
         // Files: metadata in the database, bytes in the blob store, blocking file I/O on NIO's
         // thread pool. The chunk size follows the message limit read at start (a SIGHUP that
         // lowers it applies to uploads begun after a restart).
         let files = FilesService(
-            store: SQLiteFileStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), blobs: blobStore, runner: NIOThreadPool.singleton,
+            store: fileStore, blobs: blobStore, runner: NIOThreadPool.singleton,
             clock: collaborators.clock, ids: collaborators.ids, settings: configuration.files,
             chunkSize: FilesService.chunkSize(maxMessageBytes: configuration.limits.maxMessageBytes), ownUID: getuid(),
             replyBudget: configuration.replyBudget,
@@ -299,7 +321,12 @@ public struct Dependencies: Sendable {
             eventsPrune,
             auditPrune,
             jobsPrune,
+            BlobDeleteJob(files: fileStore, blobs: blobStore),
             uploadsExpire,
+            // pdftotext and the blob reads block: a thread of NIO's blocking pool, one file at a time.
+            FileTextJob(
+                store: fileTexts, blobs: blobStore, extractor: PdftotextExtractor(), runner: NIOThreadPool.singleton, clock: collaborators.clock,
+                logger: logger),
         ]
         if titles != nil { jobHandlers.append(ChatTitleJob(chats: chatStore, provider: collaborators.llmProvider, clock: collaborators.clock)) }
         if let noopRecorder { jobHandlers.append(NoopJob(recorder: noopRecorder)) }
@@ -381,8 +408,8 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, jobs: jobs, files: files, attachments: attachments, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue,
-            blobStore: blobStore, jobScheduler: jobScheduler,
+            agent: agent, jobs: jobs, attachments: attachments, files: files, fileTexts: fileTexts, fileTextJobs: fileTextJobs, eventBus: bus,
+            eventConsumers: eventConsumers, jobQueue: jobQueue, blobStore: blobStore, blobSweeper: blobSweeper, jobScheduler: jobScheduler,
             jobHandlers: jobHandlers, jobWorkers: jobWorkers, recurringJobs: recurringJobs, metrics: metrics, database: database)
     }
 

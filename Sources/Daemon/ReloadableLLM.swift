@@ -48,6 +48,7 @@ final class ReloadableLLM: Sendable {
         var name: String { owner.currentProvider.name }
         var defaultModel: String? { owner.currentProvider.defaultModel }
         func contextWindow(model: String) -> Int { owner.currentProvider.contextWindow(model: model) }
+        func acceptsImages(model: String) -> Bool { owner.currentProvider.acceptsImages(model: model) }
         func stream(_ request: LLMRequest) -> AsyncThrowingStream<LLMStreamEvent, any Error> { owner.currentProvider.stream(request) }
     }
 

@@ -45,6 +45,8 @@ struct Setting: Sendable {
         /// LLM fallbacks: an array of inline tables `{provider?, base_url?, model}` or of strings
         /// `model` / `provider:model` / `provider:model@base_url` (the environment's comma list).
         case fallbackList
+        /// Model names, or prefixes ending in `*` (`llm.image_models`); the environment's comma list.
+        case modelPatternList
     }
 
     let key: String
@@ -145,6 +147,15 @@ struct Setting: Sendable {
             default:
                 return .failure(.init("must be an array of strings"))
             }
+        case .modelPatternList:
+            let items: [String]
+            switch value {
+            case .array(let values) where values.allSatisfy({ if case .string = $0 { true } else { false } }): items = values.map(\.string)
+            case .string(let text): items = text.split(separator: ",").map { $0.trimmed() }
+            default: return .failure(.init("must be an array of model names (a trailing * for a prefix)"))
+            }
+            if let problem = items.lazy.compactMap(LLMImageModels.problem(in:)).first { return .failure(.init("has \(problem)")) }
+            return .success(.array(items.map(ConfigValue.string)))
         case .fallbackList:
             let items: [ConfigValue]
             switch value {
@@ -374,6 +385,9 @@ enum Settings {
             Setting(
                 "llm.context_window", environment: ["AGENTD_LLM_CONTEXT_WINDOW"], kind: .integer(minimum: 256), reloadable: true,
                 apply: { $0.llm.contextWindow = $1.integer }, current: { $0.llm.contextWindow.map(String.init) }),
+            Setting(
+                "llm.image_models", environment: ["AGENTD_LLM_IMAGE_MODELS"], kind: .modelPatternList, reloadable: true,
+                apply: { $0.llm.imageModels = $1.strings }, current: { "[" + $0.llm.imageModels.joined(separator: ", ") + "]" }),
             // Not reloadable: the agent is built with or without its title jobs.
             Setting(
                 "agent.auto_title", environment: ["AGENTD_AGENT_AUTO_TITLE"], kind: .boolean,

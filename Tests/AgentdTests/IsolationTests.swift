@@ -33,12 +33,14 @@ struct IsolationTests {
         case "promptId": return "prompt"
         case "subscription": return "subscription"
         case "runId": return "run"
+        case "fileId": return "file"
         case "id":
             if method.hasPrefix("chats.messages.") { return "message" }
             if method.hasPrefix("chats.") { return "chat" }
             if method.hasPrefix("modules.") { return "module" }
             if method.hasPrefix("prompts.") { return "prompt" }
             if method.hasPrefix("jobs.") { return "job" }
+            if method.hasPrefix("files.") { return "file" }
             return nil
         default: return nil
         }
@@ -88,6 +90,13 @@ struct IsolationTests {
             #expect(act.errorCode == -32050, "\(act)")
             let runs = try await Self.call(client, "v2.agent.runs.list", #"{"chatId":"\#(owned.ids["chat"]!)"}"#)
             owned.ids["run"] = try #require(runs["result"]?["items"]?.arrayValue?.first?["id"]?.stringValue, "\(runs)")
+        }
+        if methods.contains("modules.files.add") {
+            // A file (its row, as an upload leaves it), in the module.
+            let userID = try await client.send(Auth.WhoAmI.self, RPCNoParams()).id
+            owned.ids["file"] = try await AttachmentsTests.insertFile(daemon, userID: userID, id: "fil_\(tag)", name: "\(tag).txt").id
+            let added = try await Self.call(client, "modules.files.add", #"{"moduleId":"\#(owned.ids["module"]!)","fileId":"\#(owned.ids["file"]!)"}"#)
+            #expect(added["result"]?["files"] != nil, "\(added)")
         }
         if methods.contains("jobs.get") {
             let userID = try await client.send(Auth.WhoAmI.self, RPCNoParams()).id
@@ -230,6 +239,11 @@ struct IsolationTests {
                 "events.subscribe.filter.moduleId", "events.replay.filter.chatId",
                 "events.replay.filter.moduleId", "agent.runs.list.chatId", "v2.agent.runs.list.chatId",
             ]
+            if names.contains("modules.files.add") {
+                for expected in ["modules.files.add.moduleId", "modules.files.add.fileId", "modules.files.remove.moduleId", "modules.files.remove.fileId"] {
+                    #expect(checked.contains(expected), "\(expected) not checked; checked: \(checked)")
+                }
+            }
             if names.contains("jobs.get") {
                 for expected in ["jobs.get.id", "jobs.cancel.id", "jobs.retry.id", "v2.jobs.get.id"] {
                     #expect(checked.contains(expected), "\(expected) not checked; checked: \(checked)")

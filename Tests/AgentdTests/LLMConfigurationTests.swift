@@ -122,4 +122,16 @@ struct LLMConfigurationTests {
             #expect(error.map { "\($0)".contains(message) } == true, "\(String(describing: error)) for \(text)")
         }
     }
+
+    @Test("llm.image_models: the default list, a TOML array or the environment's comma list; a * inside a name is refused")
+    func imageModels() throws {
+        #expect(try Self.load().configuration.llm.imageModels == LLMImageModels.defaultPatterns)
+        let file = try Self.load("[llm]\nimage_models = [\"gpt-4o*\", \"local-vl\"]\n")
+        #expect(file.configuration.llm.imageModels == ["gpt-4o*", "local-vl"])
+        let environment = try Self.load(environment: ["AGENTD_LLM_IMAGE_MODELS": "llava*, qwen2.5vl"])
+        #expect(environment.configuration.llm.imageModels == ["llava*", "qwen2.5vl"])
+        #expect(environment.sources["llm.image_models"] == .environment("AGENTD_LLM_IMAGE_MODELS"))
+        let error = #expect(throws: (any Error).self) { try Self.load("[llm]\nimage_models = [\"gpt-*-mini\"]\n") }
+        #expect("\(error.map(String.init(describing:)) ?? "")".contains("image_models"), "\(String(describing: error))")
+    }
 }

@@ -21,17 +21,22 @@ struct MethodPolicyTests {
         "auth.register": "register",
         "agent.act": "agent", "agent.regenerate": "agent",
         "search.query": "expensive", "chats.export": "expensive", "chats.fork": "expensive", "events.replay": "expensive",
-        "modules.create": "write", "modules.update": "write", "modules.delete": "write", "chats.create": "write", "chats.rename": "write",
+        "modules.create": "write", "modules.update": "write", "modules.delete": "write", "modules.files.add": "write",
+        "modules.files.remove": "write", "chats.create": "write", "chats.rename": "write",
         "chats.delete": "write", "chats.messages.append": "write", "chats.branches.select": "write", "prompts.create": "write",
         "prompts.update": "write", "prompts.delete": "write", "events.subscribe": "write", "jobs.retry": "write",
         "modules.get": "read", "modules.list": "read", "chats.get": "read", "chats.list": "read", "chats.messages.list": "read",
         "chats.messages.get": "read", "prompts.get": "read", "prompts.list": "read", "prompts.versions": "read", "prompts.render": "read",
         "audit.list": "read", "agent.runs.list": "read", "agent.runs.get": "read", "agent.runs.watch": "read", "jobs.list": "read",
         "jobs.get": "read",
+        "files.upload.begin": "write", "files.upload.chunk": "write", "files.upload.commit": "write", "files.import": "write",
+        "files.delete": "write", "files.upload.status": "read", "files.get": "read", "files.read": "read", "files.list": "read",
     ]
 
     /// The methods whose results are cached, and the tag prefix each is filed under (with its `id`).
-    static let cached: [String: String] = ["modules.get": "module", "prompts.get": "prompt", "prompts.render": "prompt"]
+    static let cached: [String: String] = [
+        "modules.get": "module", "prompts.get": "prompt", "prompts.render": "prompt", "files.get": "file",
+    ]
 
     static func dispatcher() async throws -> RPCDispatcher {
         var configuration = DaemonConfiguration(socketPath: "", databasePath: "")

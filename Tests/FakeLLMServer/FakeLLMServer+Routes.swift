@@ -64,6 +64,9 @@ extension FakeLLMServer {
             return .openAIError(status: 400, message: "We could not parse the JSON body of your request.", type: "invalid_request_error", code: nil)
         }
         let model = (json["model"] as? String) ?? defaultModel ?? "gpt-4o-mini"
+        if let problem = contentProblem(json["messages"]) {
+            return .openAIError(status: 400, message: problem, type: "invalid_request_error", code: "invalid_content")
+        }
         let stream = (json["stream"] as? Bool) == true
         let includeUsage = ((json["stream_options"] as? [String: Any])?["include_usage"] as? Bool) == true
         let messages = (json["messages"] as? [[String: Any]]) ?? []
@@ -152,6 +155,30 @@ extension FakeLLMServer {
         case "fake-content-filter-400": return .azureContentFilter400
         default: return echo(answer)
         }
+    }
+
+    /// What OpenAI would refuse in messages' array `content`: a part that is neither `text` with a
+    /// string nor `image_url` with a `data:image/…;base64,` or `https://` URL, or images outside a
+    /// user message. nil when every content is a string, null, or such parts.
+    private func contentProblem(_ messages: Any?) -> String? {
+        for (index, message) in ((messages as? [[String: Any]]) ?? []).enumerated() {
+            guard let parts = message["content"] as? [Any] else { continue }
+            for part in parts {
+                guard let part = part as? [String: Any] else { return "messages[\(index)].content: a part is not an object" }
+                switch part["type"] as? String {
+                case "text":
+                    guard part["text"] is String else { return "messages[\(index)].content: a text part without text" }
+                case "image_url":
+                    guard (message["role"] as? String) == "user" else { return "messages[\(index)]: image_url is only valid in user messages" }
+                    guard let url = (part["image_url"] as? [String: Any])?["url"] as? String,
+                        (url.hasPrefix("data:image/") && url.contains(";base64,")) || url.hasPrefix("https://")
+                    else { return "messages[\(index)].content: Invalid image URL" }
+                default:
+                    return "messages[\(index)].content: unknown part type \(String(describing: part["type"]))"
+                }
+            }
+        }
+        return nil
     }
 
     /// A message's text: a string `content`, or the `text` parts of an array.

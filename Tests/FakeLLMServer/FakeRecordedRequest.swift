@@ -36,6 +36,26 @@ public struct FakeRecordedRequest: Sendable {
         (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]
     }
 
+    /// A chat request's messages as the server read them: role, text (a string `content`, or its
+    /// `text` parts joined) and the `image_url` parts' URLs, in order (a data URL arrives whole).
+    public var chatParts: [(role: String, text: String?, imageURLs: [String])] {
+        let messages = (jsonObject()?["messages"] as? [[String: Any]]) ?? []
+        return messages.map { message in
+            let role = (message["role"] as? String) ?? "?"
+            if let content = message["content"] as? String { return (role, content, []) }
+            guard let parts = message["content"] as? [[String: Any]] else { return (role, nil, []) }
+            let texts = parts.compactMap { $0["type"] as? String == "text" ? $0["text"] as? String : nil }
+            let urls = parts.compactMap { part -> String? in
+                guard part["type"] as? String == "image_url" else { return nil }
+                return (part["image_url"] as? [String: Any])?["url"] as? String
+            }
+            return (role, texts.isEmpty ? nil : texts.joined(), urls)
+        }
+    }
+
+    /// Every image URL of a chat request, in order.
+    public var chatImageURLs: [String] { chatParts.flatMap(\.imageURLs) }
+
     init(index: Int, connection: Int, method: String, uri: String, headers: [(name: String, value: String)], body: [UInt8]) {
         self.index = index
         self.connection = connection

@@ -14,11 +14,32 @@ public struct AgentContextReport: Codable, Sendable, Equatable {
     /// Older messages of the branch left out because they did not fit the model's context window.
     public var droppedMessages: Int
     public var estimatedTokens: Int
+    /// The attached files whose text was cut to fit (a visible note in the request says so too);
+    /// absent when none was. In the reply of `agent.act`/`agent.regenerate`; not stored
+    /// (`agent.runs.get` shows the three counts above).
+    public var cutFiles: [AgentContextCut]?
 
-    public init(keptMessages: Int, droppedMessages: Int, estimatedTokens: Int) {
+    public init(keptMessages: Int, droppedMessages: Int, estimatedTokens: Int, cutFiles: [AgentContextCut]? = nil) {
         self.keptMessages = keptMessages
         self.droppedMessages = droppedMessages
         self.estimatedTokens = estimatedTokens
+        self.cutFiles = cutFiles
+    }
+}
+
+/// A file whose text went into a request only in part: its first `keptBytes` bytes of `size`.
+public struct AgentContextCut: Codable, Sendable, Equatable {
+    public var fileId: String
+    public var name: String
+    public var keptBytes: Int64
+    /// The text's size in bytes: the file's for a text file, the extracted text's for a PDF.
+    public var size: Int64
+
+    public init(fileId: String, name: String, keptBytes: Int64, size: Int64) {
+        self.fileId = fileId
+        self.name = name
+        self.keptBytes = keptBytes
+        self.size = size
     }
 }
 

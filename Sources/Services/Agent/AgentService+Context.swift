@@ -66,10 +66,123 @@ extension AgentService {
         }
         let answers = branch.filter { $0.role == .assistant }.map(\.id)
         let steps = answers.isEmpty ? [:] : try await store.steps(answerIDs: answers, userID: userID)
-        var units = AgentContext.units(branch: branch, steps: steps)
+        let model = options.model ?? provider.defaultModel ?? ""
+        let (parts, moduleParts) = try await fileParts(
+            branch: branch, question: question, chatID: run.chatId, model: model, maxTextBytes: AgentContext.maxHistoryBytes(window: window, reserve: reserve),
+            userID: userID)
+        var units = AgentContext.units(branch: branch, steps: steps, parts: parts)
         let current = units.removeLast()
         return try AgentContext.build(
-            system: system, history: units, current: current, window: window, reserve: reserve, tools: tools, provider: provider.name,
-            unread: question.depth - branch.count)
+            system: system, moduleFiles: moduleParts, history: units, current: current, window: window, reserve: reserve, tools: tools,
+            provider: provider.name, unread: question.depth - branch.count)
+    }
+
+    // MARK: Files
+
+    /// Refuses, before anything is stored or the model called, the files `model` cannot be given
+    /// (judged by their metadata: an image for a model without images, binary content).
+    ///
+    /// - Throws: `FilesError.attachmentUnsupported` naming the first such file and why.
+    func refuseUnreadable(_ files: [FileMetadata], options: Agent.Options) throws {
+        guard !files.isEmpty else { return }
+        let model = options.model ?? provider.defaultModel ?? ""
+        let accepts = provider.acceptsImages(model: model)
+        for file in files {
+            if let reason = AgentAttachments.refusal(file, acceptsImages: accepts, model: model) {
+                throw FilesError.attachmentUnsupported(fileId: file.id, name: file.name, reason: reason)
+            }
+        }
+    }
+
+    /// `refuseUnreadable` for a question's files given by id (not stored yet: another user's is
+    /// left to the store, which answers Not found) and the module's.
+    func refuseUnreadable(attachments: [String], module: Module?, options: Agent.Options, userID: String) async throws {
+        guard let files, !attachments.isEmpty || !(module?.files ?? []).isEmpty else { return }
+        try refuseUnreadable(try await files.files(ids: attachments, userID: userID) + (module?.files ?? []), options: options)
+    }
+
+    /// The files of the branch's user messages (by message id) and of the chat's module, read for
+    /// the request. The question's and the module's must all be readable (else the run is refused
+    /// before the model is called); an older message's that cannot be given any more (deleted, an
+    /// image for this model) is replaced by a note, so a chat stays usable after a model change.
+    private func fileParts(branch: [Message], question: Message, chatID: String, model: String, maxTextBytes: Int, userID: String) async throws
+        -> (messages: [String: [AgentAttachments.Part]], module: [AgentAttachments.Part])
+    {
+        guard let files else { return ([:], []) }
+        // Messages come with their files' metadata (`attachments`); the module's are read here.
+        let module = try await files.moduleFiles(chatID: chatID, userID: userID)
+        let accepts = provider.acceptsImages(model: model)
+        var parts: [String: [AgentAttachments.Part]] = [:]
+        for message in branch where message.role == .user {
+            guard let list = message.attachments, !list.isEmpty else { continue }
+            let messageID = message.id
+            let strict = messageID == question.id
+            var read: [AgentAttachments.Part] = []
+            for file in list {
+                read.append(
+                    try await part(file, files: files, strict: strict, acceptsImages: accepts, model: model, maxTextBytes: maxTextBytes, userID: userID))
+            }
+            parts[messageID] = read
+        }
+        var moduleParts: [AgentAttachments.Part] = []
+        for file in module {
+            moduleParts.append(
+                try await part(file, files: files, strict: true, acceptsImages: accepts, model: model, maxTextBytes: maxTextBytes, userID: userID))
+        }
+        return (parts, moduleParts)
+    }
+
+    /// One file as it goes into the request: its text (at most `maxTextBytes` of it: more never
+    /// fits), its image, or a note saying why its content is not there.
+    ///
+    /// - Throws: `FilesError.attachmentUnsupported` when `strict` and the file cannot be given.
+    private func part(
+        _ file: FileMetadata, files: any AgentFileSource, strict: Bool, acceptsImages: Bool, model: String, maxTextBytes: Int, userID: String
+    ) async throws -> AgentAttachments.Part {
+        func unreadable(_ reason: String) throws -> AgentAttachments.Part {
+            if strict { throw FilesError.attachmentUnsupported(fileId: file.id, name: file.name, reason: reason) }
+            return AgentAttachments.Part(file: file, body: .note("not shown: " + reason))
+        }
+        if let reason = AgentAttachments.refusal(file, acceptsImages: acceptsImages, model: model) {
+            // Binary content may still have text extracted from it.
+            guard AgentAttachments.kind(of: file) == .binary, let extracted = try await files.extractedText(fileID: file.id, userID: userID),
+                extracted.state == .ready
+            else { return try unreadable(reason) }
+            return Self.textPart(file, extracted, maxTextBytes: maxTextBytes)
+        }
+        do {
+            switch AgentAttachments.kind(of: file) {
+            case .text:
+                let complete = file.size <= Int64(maxTextBytes)
+                let bytes = try await files.read(file, userID: userID, maxBytes: complete ? Int(file.size) : maxTextBytes)
+                guard let text = AgentAttachments.text(bytes, complete: complete) else { return try unreadable("it is not UTF-8 text") }
+                return AgentAttachments.Part(file: file, body: .text(text), fullSize: complete ? nil : file.size)
+            case .image:
+                let bytes = try await files.read(file, userID: userID, maxBytes: Int(file.size))
+                return AgentAttachments.Part(file: file, body: .image(LLMImage(data: bytes, mediaType: file.mediaType)))
+            case .extracted, .binary:
+                let extracted = try await files.extractedText(fileID: file.id, userID: userID)
+                switch extracted?.state {
+                case .ready: return Self.textPart(file, extracted!, maxTextBytes: maxTextBytes)
+                case .pending:
+                    // Not a refusal: the text comes soon, and the question may not need it.
+                    return AgentAttachments.Part(file: file, body: .note("its text is still being extracted; ask again in a moment to have it read"))
+                case .failed:
+                    return AgentAttachments.Part(file: file, body: .note("no text could be extracted from it: " + (extracted?.error ?? "unknown reason")))
+                case .skipped, nil: return AgentAttachments.Part(file: file, body: .note("no text was extracted from it"))
+                }
+            }
+        } catch FilesError.notFound {
+            return try unreadable("the file was deleted")
+        }
+    }
+
+    /// Extracted text as a text part; a text the extraction cut says so at its end.
+    private static func textPart(_ file: FileMetadata, _ extracted: ExtractedText, maxTextBytes: Int) -> AgentAttachments.Part {
+        var text = extracted.text ?? ""
+        if extracted.truncated { text += "\n[the extracted text stops here: only the beginning of a long document is extracted]" }
+        let size = text.utf8.count
+        guard size > maxTextBytes else { return AgentAttachments.Part(file: file, body: .text(text)) }
+        return AgentAttachments.Part(file: file, body: .text(AgentAttachments.utf8Prefix(text, bytes: maxTextBytes)), fullSize: Int64(size))
     }
 }

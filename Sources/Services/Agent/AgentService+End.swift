@@ -111,6 +111,9 @@ extension AgentService {
         case let error as AgentError: LLMErrorSummary(kind: "invalid", message: "\(error)")
         case let error as ChatsError: LLMErrorSummary(kind: "notFound", message: "\(error)")
         case let error as JobError: LLMErrorSummary(kind: error.kind, message: error.message)
+        case FilesError.attachmentUnsupported(let fileID, let name, let reason):
+            LLMErrorSummary(kind: "attachmentUnsupported", message: "\(name) (\(fileID)): \(reason)")
+        case FilesError.notFound: LLMErrorSummary(kind: "notFound", message: "\(error)")
         default: LLMErrorSummary(kind: "internal", message: "internal error")
         }
     }

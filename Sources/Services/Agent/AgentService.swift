@@ -63,6 +63,9 @@ public struct AgentService: Sendable {
     /// Where background runs' `agent.run` jobs go (the queue, and a wake of this process's
     /// workers); nil: `background: true` is refused.
     let scheduler: JobScheduler?
+    /// The files attached to messages and modules; nil: the agent sends no files (a chat's
+    /// attachments are left out of its requests).
+    let files: (any AgentFileSource)?
     /// The queue behind `scheduler`: a background run's job, read and cancelled.
     var jobs: (any JobQueue)? { scheduler?.queue }
     let registry = AgentRunRegistry()
@@ -83,12 +86,15 @@ public struct AgentService: Sendable {
     ///   - titles: enqueues a chat's title job after its first answer; nil when `agent.auto_title` is off.
     ///   - partialTimer: waits `partialStoreInterval` between two stores of a run's partial answer.
     ///   - jobs: how to enqueue, for `background: true` (`AgentRunJob` runs the jobs).
+    ///   - files: where the agent reads attached files (`AgentFileSource`).
     public init(
         store: any AgentStore, chats: any ChatStore, prompts: any AgentPromptSource, modules: any AgentModuleSource, provider: any LLMProvider,
         webSearch: (any WebSearchClient)?, clock: any WallClock, ids: any IDGenerator, metrics: LLMMetrics, logger: Logger,
         replyBudget: ReplyBudget = ReplyBudget(), watchCapacity: Int = 4096, watchesPerConnection: Int = 64,
-        partialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) }, jobs: JobScheduler? = nil, titles: ChatTitles? = nil
+        partialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) }, jobs: JobScheduler? = nil, titles: ChatTitles? = nil,
+        files: (any AgentFileSource)? = nil
     ) {
+        self.files = files
         self.scheduler = jobs
         self.watchesPerConnection = watchesPerConnection
         self.streams = AgentRunStreams(
@@ -147,6 +153,7 @@ public struct AgentService: Sendable {
         let (chat, placement) = try await target(of: params, user: user)
         let moduleID = chat.map(\.moduleId) ?? params.moduleId
         let module = try await module(moduleID, userID: user.id)
+        try await refuseUnreadable(attachments: attachments, module: module, options: options, userID: user.id)
         let system = try await systemPrompt(options, module: module, user: user, now: now)
 
         var newChat: NewChat?
@@ -207,6 +214,11 @@ public struct AgentService: Sendable {
             throw ChatsError.notFound(kind: "message", id: params.messageId)
         }
         let module = try await module(chat.moduleId, userID: user.id)
+        if attachments.isEmpty {
+            try refuseUnreadable((question.attachments ?? []) + (module?.files ?? []), options: options)
+        } else {
+            try await refuseUnreadable(attachments: attachments, module: module, options: options, userID: user.id)
+        }
         let now = clock.now()
         let system = try await systemPrompt(options, module: module, user: user, now: now)
         // Messages never change, so new files make a new question: the original's sibling with the

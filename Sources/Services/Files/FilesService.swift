@@ -294,8 +294,10 @@ public struct FilesService: Sendable {
     public func read(_ params: Files.Read.Params, userID: String) async throws -> Files.Read.Result {
         let offset = params.offset ?? 0
         guard offset >= 0 else { throw FilesError.invalid(field: "offset", reason: "at least 0") }
-        let length = params.length ?? Self.maxReadBytes
-        guard (0...Self.maxReadBytes).contains(length) else { throw FilesError.invalid(field: "length", reason: "between 0 and \(Self.maxReadBytes)") }
+        // 4 MiB, or what a reply of `limits.reply_budget_bytes` can carry in base64.
+        let maxLength = min(Self.maxReadBytes, max(3, (replyBudget.bytes - 1024) / 4 * 3))
+        let length = params.length ?? maxLength
+        guard (0...maxLength).contains(length) else { throw FilesError.invalid(field: "length", reason: "between 0 and \(maxLength)") }
         let file = try await get(id: params.id, userID: userID)
         guard let digest = file.digest else { throw FilesError.notFound(kind: "file", id: params.id) }
         let end = min(file.size, offset + Int64(length))

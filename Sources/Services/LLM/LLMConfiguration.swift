@@ -65,14 +65,18 @@ public struct LLMConfiguration: Sendable, Equatable, CustomStringConvertible, Cu
     public var fallbacks: [Fallback]
     /// Overrides the table of well-known models (`LLMContextWindows`) for every model.
     public var contextWindow: Int?
+    /// The models that take images (`llm.image_models`: names, or prefixes ending in `*`).
+    public var imageModels: [String]
 
     public static let defaultOpenAIBaseURL = "https://api.openai.com/v1"
     public static let defaultAzureAPIVersion = "2024-10-21"
 
     public init(
         provider: ProviderKind = .openai, baseURL: String? = nil, apiKey: String? = nil, model: String? = nil, azureDeployment: String? = nil,
-        azureAPIVersion: String? = nil, timeoutSeconds: Int = 120, maxRetries: Int = 2, fallbacks: [Fallback] = [], contextWindow: Int? = nil
+        azureAPIVersion: String? = nil, timeoutSeconds: Int = 120, maxRetries: Int = 2, fallbacks: [Fallback] = [], contextWindow: Int? = nil,
+        imageModels: [String] = LLMImageModels.defaultPatterns
     ) {
+        self.imageModels = imageModels
         self.provider = provider
         self.baseURL = baseURL
         self.apiKey = apiKey
@@ -115,7 +119,7 @@ public struct LLMConfiguration: Sendable, Equatable, CustomStringConvertible, Cu
         "LLMConfiguration(provider: \(provider.rawValue), baseURL: \(baseURL ?? "default"), apiKey: \(apiKey.isBlank ? "unset" : "set"), "
             + "model: \(model ?? "unset"), azureDeployment: \(azureDeployment ?? "unset"), azureAPIVersion: \(azureAPIVersion ?? "unset"), "
             + "timeoutSeconds: \(timeoutSeconds), maxRetries: \(maxRetries), fallbacks: \(fallbacks.map(\.description)), "
-            + "contextWindow: \(contextWindow.map(String.init) ?? "table"))"
+            + "contextWindow: \(contextWindow.map(String.init) ?? "table"), imageModels: \(imageModels))"
     }
 
     public var debugDescription: String { description }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A chat-completion model behind an API: OpenAI, Azure OpenAI or an OpenAI-compatible server.
 /// The agent only knows this protocol; `LLMProviderFactory` builds the configured one.
 public protocol LLMProvider: Sendable {
@@ -9,6 +11,9 @@ public protocol LLMProvider: Sendable {
     /// The context window of `model` in tokens, as far as the provider knows it (configuration or a
     /// table of well-known models); what the agent budgets the history against.
     func contextWindow(model: String) -> Int
+    /// Whether `model` takes image input (`llm.image_models`): the agent refuses a run that would
+    /// give images to a model that does not, before calling it.
+    func acceptsImages(model: String) -> Bool
 
     /// Streams one chat completion. The stream yields text and tool-call deltas as they arrive, then
     /// usage (when known), then exactly one `.finished`, and ends. It throws an `LLMError`: before
@@ -16,6 +21,12 @@ public protocol LLMProvider: Sendable {
     /// the partial text once deltas have been yielded. Cancelling the consuming task aborts the HTTP
     /// transfer at once.
     func stream(_ request: LLMRequest) -> AsyncThrowingStream<LLMStreamEvent, any Error>
+}
+
+extension LLMProvider {
+    /// The default list (`LLMImageModels.defaultPatterns`); providers built from a configuration
+    /// answer from its `imageModels`, and wrappers forward to what they wrap.
+    public func acceptsImages(model: String) -> Bool { LLMImageModels.default.accepts(model) }
 }
 
 public struct LLMRequest: Sendable, Equatable {
@@ -48,12 +59,55 @@ public struct LLMMessage: Sendable, Equatable, Codable {
     public var toolCalls: [LLMToolCall]
     /// A `tool` message: the id of the call it answers.
     public var toolCallID: String?
+    /// Images given with a user message's text (attached files), after it; empty for most
+    /// messages, which then go to the provider exactly as before (`content` a string).
+    public var images: [LLMImage]
 
-    public init(role: Role, content: String?, toolCalls: [LLMToolCall] = [], toolCallID: String? = nil) {
+    public init(role: Role, content: String?, toolCalls: [LLMToolCall] = [], toolCallID: String? = nil, images: [LLMImage] = []) {
         self.role = role
         self.content = content
         self.toolCalls = toolCalls
         self.toolCallID = toolCallID
+        self.images = images
+    }
+
+    // Stored runs keep their tool turns as this JSON (`agent_runs.steps`): `images` is written only
+    // when there are some and read as empty when absent, so rows written before it decode.
+    private enum CodingKeys: String, CodingKey { case role, content, toolCalls, toolCallID, images }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        role = try container.decode(Role.self, forKey: .role)
+        content = try container.decodeIfPresent(String.self, forKey: .content)
+        toolCalls = try container.decode([LLMToolCall].self, forKey: .toolCalls)
+        toolCallID = try container.decodeIfPresent(String.self, forKey: .toolCallID)
+        images = try container.decodeIfPresent([LLMImage].self, forKey: .images) ?? []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(role, forKey: .role)
+        try container.encodeIfPresent(content, forKey: .content)
+        try container.encode(toolCalls, forKey: .toolCalls)
+        try container.encodeIfPresent(toolCallID, forKey: .toolCallID)
+        if !images.isEmpty { try container.encode(images, forKey: .images) }
+    }
+}
+
+/// An image the model is shown: a `data:` URL holding the bytes (`data:image/png;base64,…`), so
+/// the provider needs no access to the daemon's files. Only models that accept images get one
+/// (`LLMProvider.acceptsImages`).
+public struct LLMImage: Sendable, Equatable, Codable {
+    /// `data:<media type>;base64,<bytes>`.
+    public var url: String
+
+    public init(url: String) {
+        self.url = url
+    }
+
+    /// The data URL of `data`, of type `mediaType` (`image/png`, …).
+    public init(data: some Collection<UInt8>, mediaType: String) {
+        self.url = "data:" + mediaType + ";base64," + Data(data).base64EncodedString()
     }
 }
 

@@ -94,6 +94,7 @@ public struct UnconfiguredLLMProvider: LLMProvider {
     public var name: String { configuration.provider.rawValue }
     public var defaultModel: String? { configuration.model }
     public func contextWindow(model: String) -> Int { configuration.contextWindow ?? LLMContextWindows.window(for: model) }
+    public func acceptsImages(model: String) -> Bool { LLMImageModels(patterns: configuration.imageModels).accepts(model) }
 
     /// Names every setting still to set: what the factory needed, and `llm.model` when none is
     /// configured (a request may name its own model, but a first-time user needs one default).

@@ -58,6 +58,10 @@ public struct OpenAIFamilyProvider: LLMProvider {
         configuration.contextWindow ?? LLMContextWindows.window(for: model)
     }
 
+    public func acceptsImages(model: String) -> Bool {
+        LLMImageModels(patterns: configuration.imageModels).accepts(model)
+    }
+
     /// The stream runs in the consumer's own task: each `next()` reads the body as far as the next
     /// events, so a delta goes from libcurl's thread straight to the task that iterates (one
     /// thread hop, not one per wrapper). Dropping the iterator, or cancelling its task, ends the
@@ -230,7 +234,8 @@ public struct OpenAIFamilyProvider: LLMProvider {
     }
 }
 
-/// A Chat Completions request body: `messages`, `model` (not for Azure deployments), `stream: true`,
+/// A Chat Completions request body: `messages` (a message with images has content parts
+/// `[{type: "text", text}, {type: "image_url", image_url: {url}}…]`), `model` (not for Azure deployments), `stream: true`,
 /// `stream_options`, `temperature`, `max_tokens` or `max_completion_tokens`, `tools`.
 private struct ChatCompletionBody: Encodable {
     struct Tool: Encodable {
@@ -270,7 +275,26 @@ private struct ChatCompletionBody: Encodable {
         for message in messages {
             var object = list.nestedContainer(keyedBy: Key.self)
             try object.encode(message.role.rawValue, forKey: "role")
-            if let content = message.content { try object.encode(content, forKey: "content") } else { try object.encodeNil(forKey: "content") }
+            if !message.images.isEmpty {
+                // Content parts only for a message with images: every other message keeps its
+                // plain string (its bytes, and servers that know no parts, unchanged).
+                var parts = object.nestedUnkeyedContainer(forKey: "content")
+                if let content = message.content {
+                    var text = parts.nestedContainer(keyedBy: Key.self)
+                    try text.encode("text", forKey: "type")
+                    try text.encode(content, forKey: "text")
+                }
+                for image in message.images {
+                    var part = parts.nestedContainer(keyedBy: Key.self)
+                    try part.encode("image_url", forKey: "type")
+                    var url = part.nestedContainer(keyedBy: Key.self, forKey: "image_url")
+                    try url.encode(image.url, forKey: "url")
+                }
+            } else if let content = message.content {
+                try object.encode(content, forKey: "content")
+            } else {
+                try object.encodeNil(forKey: "content")
+            }
             if !message.toolCalls.isEmpty {
                 var calls = object.nestedUnkeyedContainer(forKey: "tool_calls")
                 for call in message.toolCalls {

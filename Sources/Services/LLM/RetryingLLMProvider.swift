@@ -72,6 +72,7 @@ public struct RetryingLLMProvider: LLMProvider {
     public var name: String { base.name }
     public var defaultModel: String? { base.defaultModel }
     public func contextWindow(model: String) -> Int { base.contextWindow(model: model) }
+    public func acceptsImages(model: String) -> Bool { base.acceptsImages(model: model) }
 
     /// Runs in the consumer's task, like the providers it wraps (no task of its own, no extra
     /// thread hop per delta).
@@ -160,6 +161,8 @@ public struct FallbackLLMProvider: LLMProvider {
     public var name: String { members[0].provider.name }
     public var defaultModel: String? { members[0].model ?? members[0].provider.defaultModel }
     public func contextWindow(model: String) -> Int { members[0].provider.contextWindow(model: model) }
+    /// The primary's answer: a request with images skips the fallbacks whose model takes none.
+    public func acceptsImages(model: String) -> Bool { members[0].provider.acceptsImages(model: model) }
 
     /// Runs in the consumer's task, like the providers it wraps.
     public func stream(_ request: LLMRequest) -> AsyncThrowingStream<LLMStreamEvent, any Error> {
@@ -172,6 +175,9 @@ public struct FallbackLLMProvider: LLMProvider {
     private final class FallbackCursor: @unchecked Sendable {
         private let chain: FallbackLLMProvider
         private let request: LLMRequest
+        /// The members tried, in order: all of them, but for a request with images the fallbacks
+        /// whose model takes none (they would only answer a 400).
+        private let tried: [FallbackLLMProvider.Member]
         private var position = 0
         private var events = AttemptEvents()
         private var firstError: (any Error)?
@@ -179,17 +185,21 @@ public struct FallbackLLMProvider: LLMProvider {
         init(_ chain: FallbackLLMProvider, request: LLMRequest) {
             self.chain = chain
             self.request = request
+            let hasImages = request.messages.contains { !$0.images.isEmpty }
+            self.tried = chain.members.enumerated().filter { index, member in
+                index == 0 || !hasImages || member.provider.acceptsImages(model: member.model ?? request.model ?? member.provider.defaultModel ?? "")
+            }.map(\.element)
         }
 
         func next() async throws -> LLMStreamEvent? {
             while !events.finished {
-                let member = chain.members[position]
+                let member = tried[position]
                 var attempt = request
                 if let model = member.model { attempt.model = model }
                 do {
                     return try await events.next { member.provider.stream(attempt) }
                 } catch let error as LLMError
-                    where !events.yielded && FallbackLLMProvider.fallbackKinds.contains(error.kind) && position + 1 < chain.members.count
+                    where !events.yielded && FallbackLLMProvider.fallbackKinds.contains(error.kind) && position + 1 < tried.count
                     && !Task.isCancelled
                 {
                     chain.logger?.notice(

@@ -1,13 +1,14 @@
-/// One result of `search.query`: a module or a message of the caller's, with a snippet of the
-/// matching text.
+/// One result of `search.query`: a module, a message or a file of the caller's, with a snippet of
+/// the matching text.
 public struct SearchHit: Codable, Sendable, Equatable {
     public enum Kind: String, Codable, Sendable, CaseIterable {
         case module
         case message
+        case file
     }
 
     public var kind: Kind
-    /// The module's id (`mod_…`) or the message's.
+    /// The module's id (`mod_…`), the message's, or the file's (`fil_…`).
     public var id: String
     /// For a message: its chat.
     public var chatId: String?
@@ -15,10 +16,12 @@ public struct SearchHit: Codable, Sendable, Equatable {
     public var moduleId: String?
     /// For a message: `user`, `assistant` or `system`.
     public var role: String?
-    /// The module's title, or the message's chat's title.
+    /// For a file: its media type.
+    public var mediaType: String?
+    /// The module's title, the message's chat's title, or the file's name.
     public var title: String
     /// Up to 16 words around the best match, from the column that matches best (for a module:
-    /// title, description or content). Each matched word is wrapped in
+    /// title, description or content; for a file: its name or its extracted text). Each matched word is wrapped in
     /// `SearchHit.highlightStart` and `.highlightEnd`; `…` marks text left out.
     public var snippet: String
     // No relevance score: BM25 weighs words by how many rows hold them across all users, so a
@@ -32,13 +35,15 @@ public struct SearchHit: Codable, Sendable, Equatable {
     public static let ellipsis = "\u{2026}"
 
     public init(
-        kind: Kind, id: String, chatId: String? = nil, moduleId: String? = nil, role: String? = nil, title: String, snippet: String
+        kind: Kind, id: String, chatId: String? = nil, moduleId: String? = nil, role: String? = nil, mediaType: String? = nil, title: String,
+        snippet: String
     ) {
         self.kind = kind
         self.id = id
         self.chatId = chatId
         self.moduleId = moduleId
         self.role = role
+        self.mediaType = mediaType
         self.title = title
         self.snippet = snippet
     }

@@ -21,7 +21,7 @@ public struct SearchQuery: Sendable, Equatable {
     }
 }
 
-/// The full-text index over the users' modules and messages. `SQLiteSearchIndex` in Storage
+/// The full-text index over the users' modules, messages and files (names and extracted text). `SQLiteSearchIndex` in Storage
 /// implements it (SQLite FTS5, kept in sync with the tables by triggers, so nothing has to tell it
 /// about changes).
 public protocol SearchIndex: Sendable {

@@ -1,11 +1,11 @@
 import RPC
 
-/// The `search.*` methods: full-text search over the caller's modules and messages.
+/// The `search.*` methods: full-text search over the caller's modules, messages and files.
 public enum Search {
     public enum Query: RPCMethod {
         public static let name = "search.query"
         public static let summary =
-            "Full-text search over the caller's modules (title, description, content) and chat messages, best first. query: plain words (1-1000 characters), never syntax; all must match, without case or accents on Latin letters; the last word, from 2 characters, also matches words it begins. kinds: modules and/or messages (default both). limit: 1-100 (default 20). Snippets wrap each matched word in ⟦ and ⟧."
+            "Full-text search over the caller's modules (title, description, content), chat messages and files (name, and the text extracted from PDFs and text files), best first. query: plain words (1-1000 characters), never syntax; all must match, without case or accents on Latin letters; the last word, from 2 characters, also matches words it begins. kinds: any of modules, messages, files (default all). limit: 1-100 (default 20). Snippets wrap each matched word in ⟦ and ⟧."
         public static let rateClass: RPCRateClassName = .expensive
         public struct Params: Codable, Sendable {
             public var query: String

@@ -1,4 +1,4 @@
-/// Full-text search over the caller's modules and messages. The query is plain words, never a
+/// Full-text search over the caller's modules, messages and files. The query is plain words, never a
 /// query language: the service splits it on white space and the index matches every word (each
 /// quoted as a phrase), so no input can fail to parse or reach another user's rows.
 public struct SearchService: Sendable {

@@ -116,6 +116,11 @@ public struct SQLiteAttachmentStore: AttachmentStore {
         ).map(file)
     }
 
+    /// The modules file `fileID` is in (deleting it takes it out of them).
+    static func modulesHolding(fileID: String, db: Database) throws -> [String] {
+        try String.fetchAll(db.cachedStatement(sql: "SELECT module_id FROM module_files WHERE file_id = ? ORDER BY seq"), arguments: [fileID])
+    }
+
     // MARK: Rows
 
     static let fileColumns = fileColumns(nil)

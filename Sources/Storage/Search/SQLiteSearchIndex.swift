@@ -3,13 +3,14 @@ import Services
 
 /// The search index on SQLite FTS5: `modules_fts` and `messages_fts` (0006), external-content
 /// tables kept in sync with `modules` by triggers, and with `messages` by triggers for deletes and
-/// `indexNewMessages` for inserts (0007: once per write batch, not once per row).
+/// `indexNewMessages` for inserts (0007: once per write batch, not once per row); `files_fts`
+/// (0022) on `file_texts`, by triggers (a file's name when it is stored, its text when extracted).
 ///
 /// Each kind is one query: the FTS5 match drives, then a join back to the base table on rowid
 /// (`seq`) keeps the user's rows. Measured with this SQL on 10,000 modules of ~300 words (system
 /// SQLite 3.40): under 1 ms for a rare word, ~8 ms for a word in 1,100 modules, 30–45 ms for a word
 /// in all of them (sorting every match by BM25). An UNINDEXED `user_id` column in the index was
-/// about twice as slow, a `rowid IN (the user's rows)` filter ten times. Both kinds are read in one
+/// about twice as slow, a `rowid IN (the user's rows)` filter ten times. The kinds are read in one
 /// transaction and merged by BM25 score, which stays here (see `SearchHit`: it would reveal other
 /// users' data).
 public struct SQLiteSearchIndex: SearchIndex {
@@ -61,7 +62,10 @@ public struct SQLiteSearchIndex: SearchIndex {
             if query.kinds.contains(.messages) {
                 scored += try Self.messages(matching: match, userID: query.userID, limit: query.limit, db: db)
             }
-            // Stable for equal scores: modules first, then each kind's own order.
+            if query.kinds.contains(.files) {
+                scored += try Self.files(matching: match, userID: query.userID, limit: query.limit, db: db)
+            }
+            // Stable for equal scores: modules first, then messages, then files, then each kind's own order.
             let ranked = scored.enumerated().sorted { lhs, rhs in
                 lhs.element.score != rhs.element.score ? lhs.element.score > rhs.element.score : lhs.offset < rhs.offset
             }
@@ -107,6 +111,27 @@ public struct SQLiteSearchIndex: SearchIndex {
             return (hit, row["score"])
         }
     }
+
+    /// Files by name and extracted text (`files_fts`, 0022, on `file_texts`, which holds a copy of
+    /// the name): a name match weighs like ten text matches, as a module's title does.
+    private static func files(matching match: String, userID: String, limit: Int, db: Database) throws -> [(hit: SearchHit, score: Double)] {
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT f.id, f.name, f.media_type, snippet(files_fts, -1, ?, ?, ?, ?) AS snippet,
+                    -bm25(files_fts, ?, ?) AS score
+                FROM files_fts CROSS JOIN files f ON f.seq = files_fts.rowid
+                WHERE files_fts MATCH ? AND f.user_id = ?
+                ORDER BY score DESC, f.seq DESC LIMIT ?
+                """,
+            arguments: snippetArguments + [fileWeights.name, fileWeights.text, match, userID, limit])
+        return rows.map { row in
+            (SearchHit(kind: .file, id: row["id"], mediaType: row["media_type"], title: row["name"], snippet: row["snippet"]), row["score"])
+        }
+    }
+
+    /// BM25 column weights of `files_fts` (name, text).
+    static let fileWeights = (name: 10.0, text: 1.0)
 
     private static let snippetArguments: StatementArguments = [SearchHit.highlightStart, SearchHit.highlightEnd, SearchHit.ellipsis, snippetTokens]
 
