@@ -163,7 +163,9 @@ extension AgentctlTests {
         }
     }
 
-    @Test("chat --attach against the real daemon and the fake provider: the question is stored with the file's metadata as its attachment")
+    @Test(
+        "chat --attach against the real daemon and the fake provider: the question is stored with the file's metadata as its attachment, and the file's text reaches the provider"
+    )
     func chatAttachStoresAttachment() async throws {
         try await withFakeProvider { fake in
             try Self.withAgentctl(environment: fake.openAIEnvironment()) { daemon, ctl, folder in
@@ -188,6 +190,9 @@ extension AgentctlTests {
                 let question = try #require(messages.first, "\(messages)")
                 #expect(question["content"] == .string("summarise it") && question["attachments"] == .array([file]), "\(question)")
                 #expect(messages.dropFirst().allSatisfy { $0["attachments"] == nil }, "\(messages)")
+                // The agent read it: the text file went to the provider with the question.
+                let request = try #require(fake.chatRequests.last)
+                #expect(request.bodyText.contains(Self.foxText), "\(request.bodyText)")
             }
         }
     }
