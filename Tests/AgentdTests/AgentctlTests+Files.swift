@@ -151,6 +151,10 @@ extension AgentctlTests {
             #expect(try Data(contentsOf: URL(fileURLWithPath: copy)) == bytes, "the bytes read back are the bytes uploaded")
             let piped = try ctl.run(["files", "read", textID])
             #expect(piped.stdout == Self.foxText, "\(piped)")
+            // Binary bytes are not written to a terminal.
+            let onTerminal = try ctl.startOnTerminal(["files", "read", binaryID], in: folder)
+            #expect(try onTerminal.waitForExit() == .exited(1))
+            #expect(onTerminal.stdout.contains("; redirect stdout or give --output"), "\(onTerminal.stdout)")
 
             #expect(try JSON(parsing: ctl.run(["files", "show", textID]).stdout)["mediaType"] == .string("text/plain"))
             #expect(try JSON(parsing: ctl.run(["files", "get", binaryID]).stdout)["size"]?.intValue == bytes.count)
