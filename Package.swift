@@ -141,6 +141,8 @@ let package = Package(
             dependencies: [
                 "RPC", "RPCClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // `files upload` sends the file's SHA-256 with files.upload.begin.
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // bench/encoder.sh: ns per encode of a modules.list page, JSONEncoder against RPCJSONEncoder.

@@ -8,7 +8,7 @@ import Glibc
 struct Agentctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agentctl",
-        abstract: "Talk to agentd from a shell: call its methods, manage modules, chats and prompts, chat, follow events.",
+        abstract: "Talk to agentd from a shell: call its methods, manage modules, chats, prompts and files, chat, follow events.",
         discussion: """
             agentctl finds the daemon like the daemon finds its socket: --socket, then $AGENTD_SOCKET, \
             then $XDG_RUNTIME_DIR/agentd/agentd.sock (else /tmp/agentd-$UID/agentd.sock). It speaks API \
@@ -31,6 +31,8 @@ struct Agentctl: ParsableCommand {
               agentctl methods 'chats.*'
               agentctl describe modules.create
               agentctl modules list
+              agentctl files upload notes.pdf
+              agentctl chat --attach screenshot.png
               agentctl chat --module mod_…
               agentctl watch 'chat.*' --since 120
               agentctl --generate-completion-script bash > /etc/bash_completion.d/agentctl
@@ -40,7 +42,7 @@ struct Agentctl: ParsableCommand {
         version: Session.clientVersion,
         subcommands: [
             Call.self, Methods.self, Describe.self, Login.self, Logout.self, Whoami.self,
-            Modules.self, Chats.self, Prompts.self, Chat.self, Watch.self,
+            Modules.self, Chats.self, Prompts.self, Files.self, Chat.self, Watch.self,
         ]
     )
 

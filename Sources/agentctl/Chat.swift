@@ -14,8 +14,12 @@ struct Chat: ParsableCommand {
             streams. Ctrl-C while an answer streams cancels that answer and returns to the prompt; \
             Ctrl-C at the prompt, Ctrl-D or /quit leave.
 
+            --attach uploads files (as `agentctl files upload` does) and attaches them to your first \
+            message; /attach does the same for the next one.
+
             Commands:
               /new            start a new chat (the next message creates it)
+              /attach PATH    attach a file to your next message
               /model NAME     use this model from now on (/model alone shows it)
               /search on|off  let the assistant search the web
               /help           this list
@@ -25,6 +29,7 @@ struct Chat: ParsableCommand {
               agentctl chat
               agentctl chat --module mod_… --model gpt-4o-mini
               agentctl chat --chat cht_…        # continue a chat
+              agentctl chat --attach build.log --attach screenshot.png
             """
     )
 
@@ -42,12 +47,18 @@ struct Chat: ParsableCommand {
     @Flag(help: "Start with web search on.")
     var search = false
 
+    @Option(name: .customLong("attach"), help: ArgumentHelp("Upload this file and attach it to your first message (repeatable).", valueName: "path"))
+    var attachments: [String] = []
+
     func run() throws {
         let session = try Session(global)
         try session.requireVersion2(for: "chat")
         var conversation = Conversation(
             session: session, chatID: chat, moduleID: module, model: model, webSearch: search, interrupt: InterruptPipe.install(),
             colors: Terminal.wantsColor(noColorFlag: global.noColor))
+        // Uploaded before the prompt appears: a file that cannot be stored ends the command
+        // before anything is asked.
+        for path in attachments { try conversation.attach(path) }
         try conversation.run()
     }
 }
@@ -59,6 +70,8 @@ struct Conversation {
     let moduleID: String?
     var model: String?
     var webSearch: Bool
+    /// Files (`fil_…`) sent with the next message, then forgotten.
+    private(set) var pendingAttachments: [String] = []
     /// Readable after each SIGINT.
     let interrupt: Int32
     let colors: Bool
@@ -76,6 +89,7 @@ struct Conversation {
 
     static let help = """
         /new            start a new chat
+        /attach PATH    attach a file to your next message
         /model NAME     use this model (/model alone shows it)
         /search on|off  web search
         /help           this list
@@ -120,6 +134,14 @@ struct Conversation {
         case ("/model", 2):
             model = words[1]
             Terminal.out("model: \(words[1])\n")
+        case ("/attach", _) where words.count >= 2:
+            // The path is the rest of the line, spaces included.
+            let path = String(text.dropFirst("/attach".count)).trimmedWhitespace()
+            do {
+                try attach(path)
+            } catch let failure as CLIFailure {
+                Terminal.err("agentctl: \(failure.description)\n")
+            }
         case ("/search", 2) where words[1] == "on" || words[1] == "off":
             webSearch = words[1] == "on"
             Terminal.out("web search: \(words[1])\n")
@@ -129,9 +151,27 @@ struct Conversation {
         return true
     }
 
+    /// Stores the file at `path` (an import or an upload, see `FileUploader`) and keeps its id for
+    /// the next message.
+    mutating func attach(_ path: String) throws {
+        let file = try FileUploader(session: session, progress: Terminal.stderrIsTerminal)
+            .store(path: path, name: nil, mediaType: nil, mode: .automatic)
+        guard let id = file["id"]?.string else {
+            throw CLIFailure("the file was stored but agentd answered no id: \(file.compact)", status: .otherRPCError)
+        }
+        pendingAttachments.append(id)
+        let size = file["size"]?.integer.map(ByteCount.text) ?? "?"
+        Terminal.out("(attached \(file["name"]?.string ?? path), \(file["mediaType"]?.string ?? "?"), \(size): \(id); sent with your next message)\n")
+    }
+
     /// Sends one message with agent.act and streams the answer; Ctrl-C cancels it.
     private mutating func ask(_ message: String) throws {
         var params: [(String, JSONTree)] = [("message", .string(message))]
+        if !pendingAttachments.isEmpty {
+            params.append(("attachments", .array(pendingAttachments.map(JSONTree.string))))
+            // Sent once, whatever the answer: the question is stored with them when it is stored.
+            pendingAttachments = []
+        }
         if let chatID { params.append(("chatId", .string(chatID))) }
         if chatID == nil, let moduleID { params.append(("moduleId", .string(moduleID))) }
         if let model { params.append(("model", .string(model))) }

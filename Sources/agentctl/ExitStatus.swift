@@ -52,15 +52,19 @@ enum ExitStatus: Int32, CaseIterable {
 struct CLIFailure: Error, CustomStringConvertible {
     let description: String
     let status: ExitStatus
+    /// The error reply this failure reports, for a command that reacts to its code or data
+    /// (`files upload` continues from a -32070's expected offset).
+    let rpcError: RPCError?
 
-    init(_ description: String, status: ExitStatus) {
+    init(_ description: String, status: ExitStatus, rpcError: RPCError? = nil) {
         self.description = description
         self.status = status
+        self.rpcError = rpcError
     }
 
     /// An error reply, as `-32030 Not found {"id":"…","kind":"module"}`.
     static func rpc(_ error: RPCError) -> CLIFailure {
-        CLIFailure(describe(error), status: .forCode(error.code))
+        CLIFailure(describe(error), status: .forCode(error.code), rpcError: error)
     }
 
     static func describe(_ error: RPCError) -> String {

@@ -56,19 +56,39 @@ struct GlobalOptions: ParsableArguments {
 final class Session {
     static let clientVersion = "0.1.0"
 
-    let connection: RPCClientConnection
+    /// Replaced by `reconnect()`.
+    private(set) var connection: RPCClientConnection
     private(set) var apiVersion = "1"
     /// Whether the connection is signed in with the saved token.
     private(set) var usesToken = false
+    private let options: GlobalOptions
+    private let authenticate: Bool
 
     /// - Parameter authenticate: false for `login` (which replaces the token) and `logout`.
     init(_ options: GlobalOptions, authenticate: Bool = true) throws {
+        self.options = options
+        self.authenticate = authenticate
         connection = try Self.connect(path: options.socketPath, trusting: options.trustedServerUIDs)
         try handshake()
         if authenticate, let token = TokenStore.load() {
             try authenticateWith(token)
         }
     }
+
+    /// A new connection in place of a lost one, handshaken and signed in as the first was (for a
+    /// command that resumes its work, such as an upload).
+    func reconnect() throws {
+        connection.close()
+        connection = try Self.connect(path: options.socketPath, trusting: options.trustedServerUIDs)
+        usesToken = false
+        try handshake()
+        if authenticate, let token = TokenStore.load() {
+            try authenticateWith(token)
+        }
+    }
+
+    /// Whether the daemon runs as this process's user (then it can read what we can: `files.import`).
+    var servedBySameUser: Bool { connection.serverUID == getuid() }
 
     /// Connects, then checks who serves the socket before anything is sent (the hello names us, the
     /// next call carries the saved token or a typed password): our uid, root, or one we were told
@@ -127,15 +147,42 @@ final class Session {
         try rawCall(method, params)
     }
 
-    private func rawCall(_ method: String, _ params: JSONTree?) throws -> JSONTree {
-        let result: JSONFragment
+    /// Calls a method with params already serialised, and returns the result unparsed: for big
+    /// payloads (a file chunk's base64) that need not go through `JSONTree`.
+    func callRaw(_ method: String, params: JSONFragment?) throws -> JSONFragment {
         do {
-            result = try connection.call(method, params: params.map { JSONFragment(unchecked: $0.compact) })
+            return try connection.call(method, params: params)
         } catch let error as RPCError {
             throw CLIFailure.rpc(error)
         } catch let error as RPCClientError {
             throw Self.failure(error)
         }
+    }
+
+    /// `callRaw` in two halves, for a caller with work to do while the daemon answers.
+    func sendRaw(_ method: String, params: JSONFragment?) throws -> RPCID {
+        do {
+            return try connection.send(method, params: params)
+        } catch {
+            throw Self.failure(error)
+        }
+    }
+
+    func replyRaw(to id: RPCID) throws -> JSONFragment {
+        let outcome: Result<JSONFragment, RPCError>
+        do {
+            outcome = try connection.reply(to: id)
+        } catch {
+            throw Self.failure(error)
+        }
+        switch outcome {
+        case .success(let result): return result
+        case .failure(let error): throw CLIFailure.rpc(error)
+        }
+    }
+
+    private func rawCall(_ method: String, _ params: JSONTree?) throws -> JSONTree {
+        let result = try callRaw(method, params: params.map { JSONFragment(unchecked: $0.compact) })
         do {
             return try JSONTree(parsing: result.text)
         } catch {

@@ -7,6 +7,7 @@ import Glibc
 enum Terminal {
     static var stdoutIsTerminal: Bool { isatty(STDOUT_FILENO) != 0 }
     static var stdinIsTerminal: Bool { isatty(STDIN_FILENO) != 0 }
+    static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) != 0 }
 
     static func out(_ text: String) { write(STDOUT_FILENO, text) }
     static func err(_ text: String) { write(STDERR_FILENO, text) }
