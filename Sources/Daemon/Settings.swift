@@ -488,7 +488,7 @@ enum Settings {
 
     /// The rate classes set per second (`limits.rate_<class>_per_second`); `register` is set per
     /// minute (`limits.rate_register_per_minute`), and `exempt` is never limited.
-    private static let perSecondRateClasses: [RPCRateClassName] = [.read, .write, .expensive, .auth, .agent]
+    private static let perSecondRateClasses: [RPCRateClassName] = [.read, .write, .expensive, .auth, .agent, .upload]
 
     /// `limits.rate_<class>_per_second` and `limits.rate_<class>_burst`.
     private static func rateSettings(_ name: String) -> [Setting] {

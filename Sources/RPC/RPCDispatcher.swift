@@ -63,6 +63,9 @@ public struct RPCLimits: Sendable, Equatable {
         "register": RPCRateClass("register", perSecond: 1.0 / 60, burst: 5),
         // agent.act (the agent issue): a few answers at once per user; the rate hardly matters.
         "agent": RPCRateClass("agent", perSecond: 2, burst: 20, maxConcurrent: 2),
+        // files.upload.chunk: a token per 64 KiB (`rateBytesPerToken`), so about 125 MiB/s of
+        // base64 with 256 MiB at once; the storage quota bounds what it can keep.
+        "upload": RPCRateClass("upload", perSecond: 2000, burst: 4096),
     ]
 
     public init() {}

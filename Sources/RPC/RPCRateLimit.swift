@@ -19,6 +19,10 @@ public enum RPCRateClassName: String, Sendable, CaseIterable {
     case register
     /// Long calls that a user runs a few of at once (`RPCRateClass.maxConcurrent`).
     case agent
+    /// File content sent over the socket (`files.upload.chunk`): a budget of bytes of its own, so
+    /// that an upload goes at disk speed without spending the caller's `write` budget, and a
+    /// stream of chunks cannot starve their other writes.
+    case upload
 }
 
 /// A budget that a group of methods shares per caller: a token bucket holding at most `burst`

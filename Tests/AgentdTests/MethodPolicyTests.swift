@@ -29,7 +29,7 @@ struct MethodPolicyTests {
         "chats.messages.get": "read", "prompts.get": "read", "prompts.list": "read", "prompts.versions": "read", "prompts.render": "read",
         "audit.list": "read", "agent.runs.list": "read", "agent.runs.get": "read", "agent.runs.watch": "read", "jobs.list": "read",
         "jobs.get": "read",
-        "files.upload.begin": "write", "files.upload.chunk": "write", "files.upload.commit": "write", "files.import": "write",
+        "files.upload.begin": "write", "files.upload.chunk": "upload", "files.upload.commit": "write", "files.import": "write",
         "files.delete": "write", "files.upload.status": "read", "files.get": "read", "files.read": "read", "files.list": "read",
     ]
 

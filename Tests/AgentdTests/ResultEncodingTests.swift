@@ -27,6 +27,8 @@ struct ResultEncodingTests {
         Chats.ListV2.self, Chats.Messages.GetV2.self,
         Agent.Act.self, Agent.Regenerate.self, Agent.Cancel.self, Agent.Runs.List.self, Agent.Runs.Get.self, Agent.Runs.Watch.self,
         Jobs.List.self, Jobs.Get.self, Jobs.Cancel.self, Jobs.Retry.self,
+        Files.UploadBegin.self, Files.UploadChunk.self, Files.UploadStatus.self, Files.UploadCommit.self, Files.Import.self, Files.Get.self,
+        Files.Read.self, Files.List.self, Files.Delete.self, Modules.Files.Add.self, Modules.Files.Remove.self,
         RPCDiscover.self, SessionHello.self,
     ]
 

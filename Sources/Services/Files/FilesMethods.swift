@@ -45,7 +45,7 @@ public enum Files {
         public static var errors: [RPCErrorDescription] { [FilesError.uploadNotFoundDescription, FilesError.offsetMismatchDescription] }
         public static let summary =
             "Appends base64 data (at most chunkSize bytes) at offset, which must be the upload's offset (files.upload.status); durable when answered."
-        public static let rateClass: RPCRateClassName = .write
+        public static let rateClass: RPCRateClassName = .upload
         public struct Params: Codable, Sendable {
             public var uploadId: String
             public var offset: Int64
