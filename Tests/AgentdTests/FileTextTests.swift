@@ -61,7 +61,8 @@ struct FileTextTests {
         // A stand-in that never ends (sh ignores the PDF's path and `-`): killed at the limit.
         let started = ContinuousClock.now
         #expect(throws: PDFTextExtractionError.unreadable("pdftotext ran longer than 0.3 seconds and was stopped")) {
-            try PdftotextExtractor(command: ["sh", "-c", "exec sleep 60", "sh"]).extractText(path: broken, maxBytes: 1 << 20, timeout: .milliseconds(300))
+            try PdftotextExtractor(command: ["sh", "-c", "exec sleep 60", "sh"]).extractText(
+                path: broken, maxBytes: 1 << 20, timeout: .milliseconds(300))
         }
         #expect(ContinuousClock.now - started < .seconds(10))
     }
@@ -97,7 +98,8 @@ struct FileTextTests {
             search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: nil))
             try await database.writer.write { db in
                 for (id, name) in [("usr_1", "alice"), ("usr_2", "bob")] {
-                    try db.execute(sql: "INSERT INTO users (id, username, created_at) VALUES (?, ?, '2027-01-15T08:00:00.000Z')", arguments: [id, name])
+                    try db.execute(
+                        sql: "INSERT INTO users (id, username, created_at) VALUES (?, ?, '2027-01-15T08:00:00.000Z')", arguments: [id, name])
                 }
             }
         }
@@ -117,7 +119,8 @@ struct FileTextTests {
             let payload = try JSONFragment(encoding: FileTexts.Payload(fileId: fileID))
             let now = Date()
             let job = Job(
-                id: "job_\(fileID)", kind: FileTextJob.kind, ownerID: nil, state: .running, payload: payload, attempt: 1, runAfter: now, createdAt: now,
+                id: "job_\(fileID)", kind: FileTextJob.kind, ownerID: nil, state: .running, payload: payload, attempt: 1, runAfter: now,
+                createdAt: now,
                 updatedAt: now)
             return try await self.job.run(ClaimedJob(job: job, lease: JobLease(jobID: job.id, workerID: "w", attempt: 1), recovered: false))?.text
         }
@@ -130,7 +133,8 @@ struct FileTextTests {
     @Test("a PDF's text is extracted once, found by search (kind file) and readable by the agent's interface; its deletion unindexes it")
     func pdfEndToEnd() async throws {
         let graph = try await Graph()
-        try await graph.addFile("fil_1", name: "report.pdf", mediaType: "application/pdf", content: MinimalPDF.make(pages: ["Quarterly zebra figures"]))
+        try await graph.addFile(
+            "fil_1", name: "report.pdf", mediaType: "application/pdf", content: MinimalPDF.make(pages: ["Quarterly zebra figures"]))
         #expect(try await graph.find("zebra").isEmpty)
 
         #expect(try await graph.run(fileID: "fil_1") == #"{"state":"ready","truncated":false}"#)
@@ -159,7 +163,10 @@ struct FileTextTests {
         let result = try await graph.run(fileID: "fil_1")
         #expect(result?.contains(#""state":"failed""#) == true)
         let text = try #require(try await graph.store.extractedText(fileID: "fil_1", userID: "usr_1"))
-        #expect(text == ExtractedText(state: .failed, error: "pdftotext could not read the PDF (damaged, not a PDF, or encrypted)", extractedAt: text.extractedAt))
+        #expect(
+            text
+                == ExtractedText(
+                    state: .failed, error: "pdftotext could not read the PDF (damaged, not a PDF, or encrypted)", extractedAt: text.extractedAt))
         // Its name is still found.
         #expect(try await graph.find("broken").map(\.id) == ["fil_1"])
     }
@@ -176,7 +183,11 @@ struct FileTextTests {
 
         try await graph.addFile("fil_2", name: "blob.txt", mediaType: "text/plain", content: Data([0x66, 0xFF, 0x00, 0x67]))
         _ = try await graph.run(fileID: "fil_2")
-        #expect(try await graph.store.extractedText(fileID: "fil_2", userID: "usr_1") == ExtractedText(state: .failed, error: "not UTF-8 text", extractedAt: try await graph.store.extractedText(fileID: "fil_2", userID: "usr_1")?.extractedAt))
+        #expect(
+            try await graph.store.extractedText(fileID: "fil_2", userID: "usr_1")
+                == ExtractedText(
+                    state: .failed, error: "not UTF-8 text",
+                    extractedAt: try await graph.store.extractedText(fileID: "fil_2", userID: "usr_1")?.extractedAt))
     }
 
     @Test("a blob store failure fails the attempt as retriable and leaves the text pending")

@@ -2,9 +2,9 @@ import Foundation
 import Services
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// `PDFTextExtractor` by poppler's `pdftotext` (Debian's poppler-utils, installed by `make deps`):
@@ -99,7 +99,7 @@ public struct PdftotextExtractor: PDFTextExtractor {
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        defer { for argument in argv { free(argument) } }
         var pid: pid_t = 0
         let result = posix_spawnp(&pid, argv[0]!, &actions, nil, argv, environ)
         guard result == 0 else {
