@@ -74,7 +74,8 @@ struct SQLiteFileTextStoreTests {
         #expect(try await fixture.store.extractedText(fileID: "fil_9", userID: "usr_1") == nil)
 
         let task = try #require(try await fixture.store.pendingText(fileID: "fil_1"))
-        #expect(task.fileID == "fil_1" && task.mediaType == "application/pdf" && task.size == 123 && task.digest.hex == Self.sha)
+        #expect(task.fileID == "fil_1" && task.userID == "usr_1" && task.mediaType == "application/pdf")
+        #expect(task.size == 123 && task.digest.hex == Self.sha)
 
         let all = try await fixture.store.pendingTexts(afterSeq: 0, limit: 10)
         #expect(all.map(\.fileID) == ["fil_1", "fil_2", "fil_4"])
@@ -176,5 +177,13 @@ struct SQLiteFileTextStoreTests {
         let index = SQLiteSearchIndex(reader: database.writer, indexer: nil)
         let hits = try await index.search(SearchQuery(userID: "usr_1", words: ["photo"], lastWordIsPrefix: false, kinds: [.files], limit: 10))
         #expect(hits.map(\.id) == ["fil_2"])
+    }
+}
+
+extension SQLiteFileTextStore {
+    /// `finishText` with the event the job makes (for usr_1: these tests' files are theirs).
+    func finishText(fileID: String, outcome: FileTextOutcome, at: Date) async throws -> Bool {
+        try await finishText(
+            fileID: fileID, outcome: outcome, at: at, event: FileTextEvents.TextExtracted(userID: "usr_1", fileId: fileID, outcome: outcome))
     }
 }
