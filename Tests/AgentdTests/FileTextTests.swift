@@ -58,13 +58,26 @@ struct FileTextTests {
         } catch PDFTextExtractionError.unavailable(let reason) {
             #expect(reason.contains("poppler-utils"))
         }
-        // A stand-in that never ends (sh ignores the PDF's path and `-`): killed at the limit.
+        // A stand-in that never ends and starts a child (sh ignores the PDF's path and `-`): the
+        // whole group is killed at the limit, the child too.
+        let pidFile = NSTemporaryDirectory() + "/agentd-test-\(UUID().uuidString).pid"
+        defer { unlink(pidFile) }
         let started = ContinuousClock.now
         #expect(throws: PDFTextExtractionError.unreadable("pdftotext ran longer than 0.3 seconds and was stopped")) {
-            try PdftotextExtractor(command: ["sh", "-c", "exec sleep 60", "sh"]).extractText(
+            try PdftotextExtractor(command: ["sh", "-c", "sleep 60 & echo $! > \(pidFile); wait", "sh"]).extractText(
                 path: broken, maxBytes: 1 << 20, timeout: .milliseconds(300))
         }
         #expect(ContinuousClock.now - started < .seconds(10))
+        let child = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        // SIGKILL reaches the group at once, but a process dies when it next runs: it must be gone,
+        // or a zombie its dead parent left behind, within moments.
+        func running() -> Bool {
+            let state = (try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8))?.split(separator: " ").dropFirst(2).first
+            return state != nil && state != "Z" && state != "X"
+        }
+        let deadline = Deadline(.seconds(5))
+        while running() && !deadline.hasPassed { usleep(1_000) }
+        #expect(!running(), "the child \(child) of the killed stand-in still runs")
     }
 
     @Test("a split UTF-8 character at a cut is dropped, a whole one kept")
