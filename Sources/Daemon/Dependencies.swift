@@ -39,6 +39,9 @@ public struct Dependencies: Sendable {
     /// Where file contents live: `DiskBlobStore` at `files.blob_dir` (beside the database by
     /// default), or the collaborators' (tests).
     public let blobStore: any BlobStore
+    /// Removes what a crash left in `blobStore` that no row owns; the daemon runs it before it
+    /// serves (`Agentd.run`).
+    public let blobSweeper: BlobSweeper
     /// How services enqueue: the queue, then a wake of `jobWorkers`.
     public let jobScheduler: JobScheduler
     /// Every kind of job this graph runs (`jobWorkers` runs these): `chat.title` when
@@ -283,16 +286,19 @@ public struct Dependencies: Sendable {
         bus.onCommit { committed in agent.runsEnded(committed) }
         // Files: metadata in the database, bytes in the blob store, blocking file I/O on NIO's
         // thread pool. The chunk size follows the message limit read at start (a SIGHUP that
-        // lowers it applies to uploads begun after a restart).
+        // lowers it applies to uploads begun after a restart). The blob of a deleted file goes
+        // once no file references it: `files.blob_delete`, enqueued by the service
+        // (`BlobReleaser`); what a crash left, the start-up sweep (`blobSweeper`).
+        let fileStore = SQLiteFileStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
+        let blobReleaser = BlobReleaser(scheduler: jobScheduler, clock: collaborators.clock, ids: collaborators.ids)
         let files = FilesService(
-            store: SQLiteFileStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), blobs: blobStore, runner: NIOThreadPool.singleton,
+            store: fileStore, blobs: blobStore, runner: NIOThreadPool.singleton,
             clock: collaborators.clock, ids: collaborators.ids, settings: configuration.files,
             chunkSize: FilesService.chunkSize(maxMessageBytes: configuration.limits.maxMessageBytes), ownUID: getuid(),
             replyBudget: configuration.replyBudget,
-            // TODO(blobs): enqueue `files.blob_delete` (BlobDeleteJob) here once the blobs helper's job is
-            // merged; until then a blob whose last file was deleted stays until the start-up sweep.
-            releaseBlob: { _ in })
+            releaseBlob: { digest, fileID in try await blobReleaser.release(digest, releasedBy: fileID) })
         let uploadsExpire = UploadsExpireJob(files: files, logger: logger)
+        let blobSweeper = BlobSweeper(files: fileStore, blobs: blobStore, logger: logger)
         let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
         // The job kinds this daemon runs: one line each (and a `JobsSettings.kinds` entry for its
         // `jobs.concurrency.*` setting). See docs/ARCHITECTURE.md, "Background jobs".
@@ -307,6 +313,7 @@ public struct Dependencies: Sendable {
             auditPrune,
             jobsPrune,
             uploadsExpire,
+            BlobDeleteJob(files: fileStore, blobs: blobStore),
             // pdftotext and the blob reads block: a thread of NIO's blocking pool, one file at a time.
             FileTextJob(
                 store: fileTexts, blobs: blobStore, extractor: PdftotextExtractor(), runner: NIOThreadPool.singleton, clock: collaborators.clock,
@@ -393,7 +400,7 @@ public struct Dependencies: Sendable {
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
             agent: agent, jobs: jobs, files: files, fileTexts: fileTexts, fileTextJobs: fileTextJobs, eventBus: bus, eventConsumers: eventConsumers,
-            jobQueue: jobQueue, blobStore: blobStore, jobScheduler: jobScheduler,
+            jobQueue: jobQueue, blobStore: blobStore, blobSweeper: blobSweeper, jobScheduler: jobScheduler,
             jobHandlers: jobHandlers, jobWorkers: jobWorkers, recurringJobs: recurringJobs, metrics: metrics, database: database)
     }
 
