@@ -31,6 +31,9 @@ struct FileTextProcessTests {
             let items = try #require(found["result"]?["items"]?.arrayValue, "reply: \(found)")
             #expect(items.map { $0["id"]?.stringValue } == [fileID], "reply: \(found)")
             #expect(items.first?["kind"]?.stringValue == "file" && items.first?["title"]?.stringValue == "minutes.pdf", "reply: \(found)")
+            // docs/SEARCH.md's example.
+            #expect(items.first?["snippet"]?.stringValue == "Board minutes about the ⟦capybara⟧ ⟦budget⟧", "reply: \(found)")
+            #expect(items.first?["mediaType"]?.stringValue == "application/pdf", "reply: \(found)")
 
             let broken = try AuthTests.call(client, id: 3, "files.import", #"{"path":"\#(bad)"}"#)
             let brokenID = try #require(broken["result"]?["id"]?.stringValue, "reply: \(broken)")

@@ -137,10 +137,12 @@ public struct PdftotextExtractor: PDFTextExtractor {
 
     /// The output as text: NULs dropped (SQLite's text functions stop at one), a character the
     /// cap split dropped, anything not UTF-8 replaced (pdftotext writes UTF-8, but a PDF's fonts
-    /// can map glyphs to anything).
+    /// can map glyphs to anything), and the white space at the end dropped (pdftotext ends every
+    /// page with a form feed: the last one would end every snippet of the text).
     static func text(_ bytes: [UInt8], cut: Bool) -> String {
         let bytes = cut ? FileTextJob.droppingSplitCharacter(bytes) : bytes[...]
-        return String(decoding: bytes.filter { $0 != 0 }, as: UTF8.self)
+        let text = String(decoding: bytes.filter { $0 != 0 }, as: UTF8.self)
+        return String(text[..<(text.lastIndex { !$0.isWhitespace }.map(text.index(after:)) ?? text.startIndex)])
     }
 
     private static func errnoText() -> String {
