@@ -30,6 +30,8 @@ public struct Dependencies: Sendable {
     /// Enqueues `files.extract_text`: on each `file.created` (a bus listener), and for every text
     /// still pending at start (`Agentd.run` calls `enqueuePending`).
     public let fileTextJobs: FileTexts
+    /// The files attached to messages and modules (`SQLiteAttachmentStore`), as the agent reads them.
+    public let attachments: any AttachmentStore
     /// Committed events go here (from the outbox) and on to subscriptions and consumers.
     public let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
@@ -236,6 +238,8 @@ public struct Dependencies: Sendable {
             replyBudget: configuration.replyBudget)
         let chatStore = SQLiteChatStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
         let agentStore = SQLiteAgentStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
+        // Messages' and modules' files: written by the chats and modules stores, read here.
+        let attachments = SQLiteAttachmentStore(reader: database.writer)
         let chats = ChatsService(
             store: chatStore, clock: collaborators.clock, ids: collaborators.ids, generations: agentStore, replyBudget: configuration.replyBudget)
         let prompts = PromptsService(
@@ -399,8 +403,8 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, jobs: jobs, files: files, fileTexts: fileTexts, fileTextJobs: fileTextJobs, eventBus: bus, eventConsumers: eventConsumers,
-            jobQueue: jobQueue, blobStore: blobStore, blobSweeper: blobSweeper, jobScheduler: jobScheduler,
+            agent: agent, jobs: jobs, files: files, fileTexts: fileTexts, fileTextJobs: fileTextJobs, attachments: attachments, eventBus: bus,
+            eventConsumers: eventConsumers, jobQueue: jobQueue, blobStore: blobStore, blobSweeper: blobSweeper, jobScheduler: jobScheduler,
             jobHandlers: jobHandlers, jobWorkers: jobWorkers, recurringJobs: recurringJobs, metrics: metrics, database: database)
     }
 

@@ -119,6 +119,16 @@ struct DiscoveryTests {
         grown.append("methods", try JSON(parsing: #"{"name":"modules.new","params":[],"result":{"name":"result","schema":{}}}"#))
         grown.append("x-notifications", try JSON(parsing: #"{"name":"modules.changed","params":{}}"#))
         grown.append("x-errors", try JSON(parsing: #"{"code":-32999,"message":"New"}"#))
+        // Also allowed: a new optional param after the others, a new optional result member, one more error.
+        grown.update(method: "modules.get") { method in
+            method.append("params", .object(["name": .string("verbose"), "required": .bool(false), "schema": .object(["type": .string("boolean")])]))
+            method.append("errors", .object(["code": .integer(-32602), "message": .string("Invalid params")]))
+            guard var result = method["result"], var schema = result["schema"], var properties = schema["properties"] else { return }
+            properties.set("files", .object(["type": .string("array"), "items": .object([:])]))
+            schema.set("properties", properties)
+            result.set("schema", schema)
+            method.set("result", result)
+        }
         #expect(
             APICompatibility.breaks(published: published, current: grown).isEmpty, "\(APICompatibility.breaks(published: published, current: grown))")
 
@@ -127,6 +137,22 @@ struct DiscoveryTests {
             $0.set("params", try JSON(parsing: #"[{"name":"id","required":true,"schema":{"type":"integer"}}]"#))
         }
         #expect(APICompatibility.breaks(published: published, current: retyped) == ["method modules.get: its params changed"])
+
+        var required = published
+        required.update(method: "modules.get") { method in
+            method.append("params", .object(["name": .string("verbose"), "required": .bool(true), "schema": .object(["type": .string("boolean")])]))
+        }
+        #expect(APICompatibility.breaks(published: published, current: required) == ["method modules.get: its params changed"])
+        var requiredResult = published
+        requiredResult.update(method: "modules.get") { method in
+            guard var result = method["result"], var schema = result["schema"], var properties = schema["properties"] else { return }
+            properties.set("files", .object(["type": .string("array")]))
+            schema.set("properties", properties)
+            schema.append("required", .string("files"))
+            result.set("schema", schema)
+            method.set("result", result)
+        }
+        #expect(APICompatibility.breaks(published: published, current: requiredResult) == ["method modules.get: its result changed"])
 
         var removed = published
         removed.set("methods", .array((published["methods"]?.arrayValue ?? []).filter { $0["name"] != .string("modules.get") }))

@@ -33,12 +33,15 @@ struct IsolationTests {
         case "promptId": return "prompt"
         case "subscription": return "subscription"
         case "runId": return "run"
+        case "fileId": return "file"
+        case "uploadId": return "upload"
         case "id":
             if method.hasPrefix("chats.messages.") { return "message" }
             if method.hasPrefix("chats.") { return "chat" }
             if method.hasPrefix("modules.") { return "module" }
             if method.hasPrefix("prompts.") { return "prompt" }
             if method.hasPrefix("jobs.") { return "job" }
+            if method.hasPrefix("files.") { return "file" }
             return nil
         default: return nil
         }
@@ -89,6 +92,21 @@ struct IsolationTests {
             let runs = try await Self.call(client, "v2.agent.runs.list", #"{"chatId":"\#(owned.ids["chat"]!)"}"#)
             owned.ids["run"] = try #require(runs["result"]?["items"]?.arrayValue?.first?["id"]?.stringValue, "\(runs)")
         }
+        if methods.contains("files.upload.begin") {
+            // A file, and an upload left open.
+            owned.ids["file"] = try await AttachmentsTests.upload(client, name: "\(tag).txt", content: "\(tag) file").id
+            owned.ids["upload"] = try await client.send(Files.UploadBegin.self, .init(name: "\(tag).bin", size: 10)).uploadId
+        }
+        if methods.contains("modules.files.add") {
+            // A file in the module (its row, as an upload leaves it, when the daemon has no uploads).
+            if owned.ids["file"] == nil {
+                let userID = try await client.send(Auth.WhoAmI.self, RPCNoParams()).id
+                owned.ids["file"] = try await AttachmentsTests.insertFile(daemon, userID: userID, id: "fil_\(tag)", name: "\(tag).txt").id
+            }
+            let added = try await Self.call(
+                client, "modules.files.add", #"{"moduleId":"\#(owned.ids["module"]!)","fileId":"\#(owned.ids["file"]!)"}"#)
+            #expect(added["result"]?["files"] != nil, "\(added)")
+        }
         if methods.contains("jobs.get") {
             let userID = try await client.send(Auth.WhoAmI.self, RPCNoParams()).id
             let job = try await daemon.dependencies.jobQueue.enqueue(
@@ -99,8 +117,8 @@ struct IsolationTests {
     }
 
     /// Values for required params that a type's filler would make fail before the id is looked at
-    /// (no topic at all is an error of its own).
-    static let fillers: [String: JSON] = ["topics": .array([.string("*")])]
+    /// (no topic at all is an error of its own; a chunk's data must be base64).
+    static let fillers: [String: JSON] = ["topics": .array([.string("*")]), "data": .string("AA==")]
 
     /// A value for a required param that is not under test.
     static func filler(for schema: JSON?) -> JSON {
@@ -123,6 +141,8 @@ struct IsolationTests {
             try await Self.call(client, "chats.messages.list", #"{"chatId":"\#(owned.ids["chat"]!)"}"#),
         ]
         if let prompt = owned.ids["prompt"] { replies.append(try await call(client, "prompts.get", #"{"id":"\#(prompt)"}"#)) }
+        if let file = owned.ids["file"] { replies.append(try await call(client, "files.get", #"{"id":"\#(file)"}"#)) }
+        if let upload = owned.ids["upload"] { replies.append(try await call(client, "files.upload.status", #"{"uploadId":"\#(upload)"}"#)) }
         for reply in replies { #expect(reply["result"] != nil, "owner's read failed: \(reply)") }
         return replies.map(withoutID)
     }
@@ -230,6 +250,21 @@ struct IsolationTests {
                 "events.subscribe.filter.moduleId", "events.replay.filter.chatId",
                 "events.replay.filter.moduleId", "agent.runs.list.chatId", "v2.agent.runs.list.chatId",
             ]
+            if names.contains("files.upload.begin") {
+                for expected in [
+                    "files.get.id", "files.read.id", "files.delete.id", "files.upload.status.uploadId", "files.upload.chunk.uploadId",
+                    "files.upload.commit.uploadId",
+                ] {
+                    #expect(checked.contains(expected), "\(expected) not checked; checked: \(checked)")
+                }
+            }
+            if names.contains("modules.files.add") {
+                for expected in [
+                    "modules.files.add.moduleId", "modules.files.add.fileId", "modules.files.remove.moduleId", "modules.files.remove.fileId",
+                ] {
+                    #expect(checked.contains(expected), "\(expected) not checked; checked: \(checked)")
+                }
+            }
             if names.contains("jobs.get") {
                 for expected in ["jobs.get.id", "jobs.cancel.id", "jobs.retry.id", "v2.jobs.get.id"] {
                     #expect(checked.contains(expected), "\(expected) not checked; checked: \(checked)")

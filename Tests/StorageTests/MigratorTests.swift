@@ -39,7 +39,8 @@ struct MigratorTests {
                     [
                         "schema_migrations", "users", "sessions", "login_failures", "modules", "module_tags", "chats", "messages", "prompts",
                         "prompt_versions", "search_progress", "events", "event_consumers", "event_retention", "audit_entries", "agent_runs",
-                        "user_usage", "chat_segments", "chain_forks", "jobs", "files", "file_uploads", "file_texts",
+                        "user_usage", "chat_segments", "chain_forks", "jobs", "files", "file_uploads", "message_attachments",
+                        "module_files", "file_texts",
                     ] + fts))
         let status = try await database.migrationStatus()
         #expect(status.pending.isEmpty)

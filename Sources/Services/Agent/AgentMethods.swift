@@ -38,7 +38,7 @@ public enum Agent {
     public enum Act: RPCMethod {
         public static let name = "agent.act"
         public static let summary =
-            "Answers message in a chat (created, titled from the message, when chatId is absent) with the configured model. The message is stored first (after the active branch's last message; parentId puts it after that message, siblingOf next to that user message: an edit, a new branch). Context: the system prompt (promptId, else default.system for a chat with a module), the module's content and as much of the branch as fits the model's context window, newest kept. Streams agent.delta {runId, chatId, seq, text} notifications to this connection, stores the answer with its model, usage and timings, and returns it. webSearch offers the model a web_search tool (sources returned). Cancel with $/cancelRequest or agent.cancel: the partial answer is stored, and the call answers -32800. background: true answers at once {runId, jobId, chatId, messageId} (messageId: the question, stored) and the run goes on as an agent.run job, whatever happens to the connection or the daemon (after a crash it starts again from the beginning; agent.runs.get shows it, agent.cancel or jobs.cancel stops it); without it nothing changes."
+            "Answers message in a chat (created, titled from the message, when chatId is absent) with the configured model. The message is stored first, with its attachments (up to 16 of the caller's file ids) (after the active branch's last message; parentId puts it after that message, siblingOf next to that user message: an edit, a new branch). Context: the system prompt (promptId, else default.system for a chat with a module), the module's content and as much of the branch as fits the model's context window, newest kept. Streams agent.delta {runId, chatId, seq, text} notifications to this connection, stores the answer with its model, usage and timings, and returns it. webSearch offers the model a web_search tool (sources returned). Cancel with $/cancelRequest or agent.cancel: the partial answer is stored, and the call answers -32800. background: true answers at once {runId, jobId, chatId, messageId} (messageId: the question, stored) and the run goes on as an agent.run job, whatever happens to the connection or the daemon (after a crash it starts again from the beginning; agent.runs.get shows it, agent.cancel or jobs.cancel stops it); without it nothing changes."
         public static let rateClass: RPCRateClassName = .agent
         public struct Params: Codable, Sendable {
             public var chatId: String?
@@ -56,14 +56,17 @@ public enum Agent {
             public var webSearch: Bool?
             /// Run as a job and answer at once with its ids (`AgentBackgroundRun`).
             public var background: Bool?
+            /// Ids of the caller's files (at most 16, no duplicates), stored with the message; the agent reads them.
+            public var attachments: [String]?
 
             public init(
                 chatId: String? = nil, moduleId: String? = nil, message: String, parentId: String? = nil, siblingOf: String? = nil,
                 promptId: String? = nil,
                 variables: [String: String]? = nil, model: String? = nil, temperature: Double? = nil, maxTokens: Int? = nil, webSearch: Bool? = nil,
-                background: Bool? = nil
+                background: Bool? = nil, attachments: [String]? = nil
             ) {
                 self.background = background
+                self.attachments = attachments
                 self.chatId = chatId
                 self.moduleId = moduleId
                 self.message = message
@@ -91,7 +94,7 @@ public enum Agent {
     public enum Regenerate: RPCMethod {
         public static let name = "agent.regenerate"
         public static let summary =
-            "Answers again: messageId is an assistant message (the new answer is its sibling, same question) or a user message (a new answer to it, e.g. after a failed run). The new answer's branch becomes active; otherwise as agent.act (streaming, cancellation, result, background: true: messageId in the reply is the question)."
+            "Answers again: messageId is an assistant message (the new answer is its sibling, same question) or a user message (a new answer to it, e.g. after a failed run). The new answer's branch becomes active. With attachments, the question is stored again beside the original (same content, exactly these files: an edit) and that one is answered. Otherwise as agent.act (streaming, cancellation, result, background: true: messageId in the reply is the question)."
         public static let rateClass: RPCRateClassName = .agent
         public struct Params: Codable, Sendable {
             public var messageId: String
@@ -103,12 +106,16 @@ public enum Agent {
             public var webSearch: Bool?
             /// Run as a job and answer at once with its ids (`AgentBackgroundRun`).
             public var background: Bool?
+            /// When given (not empty): the question is asked again as a new user message beside the
+            /// original (same content) carrying exactly these files, and that is what is answered.
+            public var attachments: [String]?
 
             public init(
                 messageId: String, promptId: String? = nil, variables: [String: String]? = nil, model: String? = nil, temperature: Double? = nil,
-                maxTokens: Int? = nil, webSearch: Bool? = nil, background: Bool? = nil
+                maxTokens: Int? = nil, webSearch: Bool? = nil, background: Bool? = nil, attachments: [String]? = nil
             ) {
                 self.background = background
+                self.attachments = attachments
                 self.messageId = messageId
                 self.promptId = promptId
                 self.variables = variables

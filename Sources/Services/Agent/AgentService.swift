@@ -141,6 +141,7 @@ public struct AgentService: Sendable {
     private func prepare(_ params: Agent.Act.Params, user: User) async throws -> PreparedRun {
         try Self.validate(message: params.message)
         let options = try Self.validate(params.options)
+        let attachments = try Attachments.validate(params.attachments)
         let now = clock.now()
         // The chat (given, found through the placement message, or nil: new) and where the question goes.
         let (chat, placement) = try await target(of: params, user: user)
@@ -160,7 +161,8 @@ public struct AgentService: Sendable {
             chatID = created.id
         }
         let question = NewMessage(
-            id: ids.makeID(prefix: "msg_"), chatID: chatID, placement: placement, role: .user, content: params.message, createdAt: now)
+            id: ids.makeID(prefix: "msg_"), chatID: chatID, placement: placement, role: .user, content: params.message, createdAt: now,
+            attachments: attachments)
         let run = AgentRun(
             id: ids.makeID(prefix: "run_"), chatId: chatID, userMessageId: question.id, status: .running, provider: provider.name,
             model: options.model, startedAt: now)
@@ -185,6 +187,7 @@ public struct AgentService: Sendable {
 
     private func prepare(_ params: Agent.Regenerate.Params, user: User) async throws -> PreparedRun {
         let options = try Self.validate(params.options)
+        let attachments = try Attachments.validate(params.attachments)
         guard let target = try await chats.message(id: params.messageId, userID: user.id) else {
             throw ChatsError.notFound(kind: "message", id: params.messageId)
         }
@@ -206,12 +209,20 @@ public struct AgentService: Sendable {
         let module = try await module(chat.moduleId, userID: user.id)
         let now = clock.now()
         let system = try await systemPrompt(options, module: module, user: user, now: now)
+        // Messages never change, so new files make a new question: the original's sibling with the
+        // same content and exactly these files (what an edit through agent.act would store).
+        let asked =
+            attachments.isEmpty
+            ? nil
+            : NewMessage(
+                id: ids.makeID(prefix: "msg_"), chatID: chat.id, placement: .siblingOf(messageID: question.id), role: .user,
+                content: question.content, createdAt: now, attachments: attachments)
         let run = AgentRun(
-            id: ids.makeID(prefix: "run_"), chatId: chat.id, userMessageId: question.id, status: .running, provider: provider.name,
+            id: ids.makeID(prefix: "run_"), chatId: chat.id, userMessageId: asked?.id ?? question.id, status: .running, provider: provider.name,
             model: options.model, startedAt: now)
         return PreparedRun(
-            run: run, start: AgentRunStart(newChat: nil, chatCreated: nil, userMessage: nil, run: run, runStarted: started(run, userID: user.id)),
-            question: question, system: system, options: options)
+            run: run, start: AgentRunStart(newChat: nil, chatCreated: nil, userMessage: asked, run: run, runStarted: started(run, userID: user.id)),
+            question: asked == nil ? question : nil, system: system, options: options)
     }
 
     // MARK: background: true

@@ -17,11 +17,13 @@ extension MessagePreview: ReplySized {
 }
 
 extension Message: ReplySized {
-    public var replySize: Int { ReplySize.itemOverhead + ReplySize.text(content) }
+    public var replySize: Int { ReplySize.itemOverhead + ReplySize.text(content) + (attachments?.replySize ?? 0) }
 }
 
 extension MessageDetail: ReplySized {
-    public var replySize: Int { ReplySize.itemOverhead + ReplySize.text(content) + (generation?.replySize ?? 0) }
+    public var replySize: Int {
+        ReplySize.itemOverhead + ReplySize.text(content) + (attachments?.replySize ?? 0) + (generation?.replySize ?? 0)
+    }
 }
 
 extension MessageGeneration: ReplySized {

@@ -70,8 +70,14 @@ public struct Message: Codable, Sendable, Equatable {
     /// 1 for a first message, the parent's depth + 1 otherwise: its position on its branch.
     public var depth: Int
     public var createdAt: Date
+    /// The files given with the message, in their order (those deleted since left out); absent
+    /// when there are none, so a message without files reads as before files existed.
+    public var attachments: [FileMetadata]?
 
-    public init(id: String, chatId: String, parentId: String?, role: MessageRole, content: String, depth: Int, createdAt: Date) {
+    public init(
+        id: String, chatId: String, parentId: String?, role: MessageRole, content: String, depth: Int, createdAt: Date,
+        attachments: [FileMetadata]? = nil
+    ) {
         self.id = id
         self.chatId = chatId
         self.parentId = parentId
@@ -79,6 +85,7 @@ public struct Message: Codable, Sendable, Equatable {
         self.content = content
         self.depth = depth
         self.createdAt = createdAt
+        self.attachments = attachments
     }
 }
 

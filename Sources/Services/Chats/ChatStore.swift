@@ -57,14 +57,19 @@ public struct NewMessage: Sendable, Equatable {
     public var role: MessageRole
     public var content: String
     public var createdAt: Date
+    /// File ids, checked (`Attachments.validate`); the store refuses one that is not the user's.
+    public var attachments: [String]
 
-    public init(id: String, chatID: String, placement: MessagePlacement, role: MessageRole, content: String, createdAt: Date) {
+    public init(
+        id: String, chatID: String, placement: MessagePlacement, role: MessageRole, content: String, createdAt: Date, attachments: [String] = []
+    ) {
         self.id = id
         self.chatID = chatID
         self.placement = placement
         self.role = role
         self.content = content
         self.createdAt = createdAt
+        self.attachments = attachments
     }
 }
 
@@ -135,7 +140,8 @@ public protocol ChatStore: Sendable {
     /// message is committed.
     ///
     /// - Throws: `ChatsError.notFound` for a chat, or a placement message, that is not the user's
-    ///   (or, for a placement message, not in that chat).
+    ///   (or, for a placement message, not in that chat); `FilesError.notFound` for an attachment
+    ///   that is not one of the user's files.
     func append(_ message: NewMessage, userID: String, event: @escaping @Sendable (Message) -> ChatsEvents.MessageCreated) async throws -> Message
     /// Makes the branch through `messageID` active: its leaf is found by following the newest child
     /// from that message down. Returns the chat; nil when the user has no such message.

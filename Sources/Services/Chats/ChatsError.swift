@@ -19,5 +19,7 @@ public enum ChatsError: Error, Equatable, Sendable, RPCErrorConvertible, Invalid
 
     static let notFoundDescription = RPCErrorDescription(
         .notFound, "Not found",
-        data: "{kind: \"chat\" | \"message\" | \"module\", id}: no such chat, message or module for the caller (also another user's)")
+        data:
+            "{kind: \"chat\" | \"message\" | \"module\" | \"file\", id}: no such chat, message, module or file (an attachment) for the caller (also another user's)"
+    )
 }

@@ -191,7 +191,7 @@ public enum Chats {
         public enum Append: RPCMethod {
             public static let name = "chats.messages.append"
             public static let summary =
-                "Adds a message (content: at most 1 MiB) and makes its branch active. By default it follows the active branch's last message; parentId puts it after that message instead, siblingOf next to that message (an edit or a regeneration: a new branch). The reply comes once the message is committed."
+                "Adds a message (content: at most 1 MiB; attachments: up to 16 of the caller's file ids, shown with it) and makes its branch active. By default it follows the active branch's last message; parentId puts it after that message instead, siblingOf next to that message (an edit or a regeneration: a new branch). The reply comes once the message is committed."
             public static let rateClass: RPCRateClassName = .write
             public struct Params: Codable, Sendable {
                 public var chatId: String
@@ -199,12 +199,18 @@ public enum Chats {
                 public var content: String
                 public var parentId: String?
                 public var siblingOf: String?
-                public init(chatId: String, role: MessageRole, content: String, parentId: String? = nil, siblingOf: String? = nil) {
+                /// Ids of the caller's files (at most 16, no duplicates): the message shows them, the agent reads them.
+                public var attachments: [String]?
+                public init(
+                    chatId: String, role: MessageRole, content: String, parentId: String? = nil, siblingOf: String? = nil,
+                    attachments: [String]? = nil
+                ) {
                     self.chatId = chatId
                     self.role = role
                     self.content = content
                     self.parentId = parentId
                     self.siblingOf = siblingOf
+                    self.attachments = attachments
                 }
             }
             public typealias Result = Message

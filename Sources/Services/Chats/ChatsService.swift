@@ -99,8 +99,8 @@ public struct ChatsService: Sendable {
         return true
     }
 
-    /// A new chat with copies of the path down to `messageId` (new ids; same roles, contents and
-    /// times), in the original's module.
+    /// A new chat with copies of the path down to `messageId` (new ids; same roles, contents,
+    /// times and attachments), in the original's module.
     ///
     /// - Throws: `ChatsError.invalid` (`title`), `.notFound(kind: "message")`.
     public func fork(_ params: Chats.Fork.Params, userID: String) async throws -> Chat {
@@ -115,7 +115,7 @@ public struct ChatsService: Sendable {
             copies.append(
                 Message(
                     id: ids.makeID(prefix: "msg_"), chatId: chatID, parentId: copies.last?.id, role: message.role,
-                    content: message.content, depth: message.depth, createdAt: message.createdAt))
+                    content: message.content, depth: message.depth, createdAt: message.createdAt, attachments: message.attachments))
         }
         let forkTitle = title ?? Self.forkTitle(of: original.title)
         // "Title (fork)" of a title the user chose is theirs too: no title job replaces it.
@@ -195,16 +195,18 @@ public struct ChatsService: Sendable {
         return try replyBudget.check(MessageDetail(message, generation: generation))
     }
 
-    /// - Throws: `ChatsError.invalid` (`content`, `parentId` with `siblingOf`), `.notFound`.
+    /// - Throws: `ChatsError.invalid` (`content`, `parentId` with `siblingOf`), `.notFound`;
+    ///   `FilesError.invalid`/`.tooLarge` (`attachments`), `.notFound` (an attachment not the user's).
     public func append(_ params: Chats.Messages.Append.Params, userID: String) async throws -> Message {
         guard params.content.utf8.count <= Self.maxContentBytes else {
             throw ChatsError.invalid(field: "content", reason: "at most \(Self.maxContentBytes) bytes of UTF-8")
         }
         let placement = try MessagePlacement(parentId: params.parentId, siblingOf: params.siblingOf, invalid: ChatsError.self)
+        let attachments = try Attachments.validate(params.attachments)
         return try await store.append(
             NewMessage(
                 id: ids.makeID(prefix: "msg_"), chatID: params.chatId, placement: placement, role: params.role, content: params.content,
-                createdAt: clock.now()),
+                createdAt: clock.now(), attachments: attachments),
             userID: userID, event: { ChatsEvents.MessageCreated(userID: userID, message: $0) })
     }
 

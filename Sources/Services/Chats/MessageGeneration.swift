@@ -81,6 +81,8 @@ public struct MessageDetail: Codable, Sendable, Equatable {
     public var content: String
     public var depth: Int
     public var createdAt: Date
+    /// As `Message.attachments`.
+    public var attachments: [FileMetadata]?
     /// Present for an assistant message the agent wrote.
     public var generation: MessageGeneration?
 
@@ -92,6 +94,7 @@ public struct MessageDetail: Codable, Sendable, Equatable {
         self.content = message.content
         self.depth = message.depth
         self.createdAt = message.createdAt
+        self.attachments = message.attachments
         self.generation = generation
     }
 }

@@ -5,3 +5,8 @@ extension FileMetadata: ReplySized {
         ReplySize.itemOverhead + ReplySize.text(name) + ReplySize.text(mediaType) + 64
     }
 }
+
+extension [FileMetadata] {
+    /// A message's attachments, a module's files.
+    var replySize: Int { reduce(0) { $0 + $1.replySize } }
+}

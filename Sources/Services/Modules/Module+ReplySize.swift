@@ -3,5 +3,6 @@
 extension Module: ReplySized {
     public var replySize: Int {
         ReplySize.itemOverhead + ReplySize.text(title) + ReplySize.text(description) + ReplySize.text(content) + ReplySize.texts(tags)
+            + (files?.replySize ?? 0)
     }
 }

@@ -13,8 +13,15 @@ public struct Module: Codable, Sendable, Equatable {
     public var tags: [String]
     public var createdAt: Date
     public var updatedAt: Date
+    /// The files given to the module (`modules.files.add`), in the order they were added, at most
+    /// 32: the agent reads them with the module's content. Absent when there are none, and in
+    /// `modules.list`'s pages.
+    public var files: [FileMetadata]?
 
-    public init(id: String, title: String, description: String, content: String, tags: [String], createdAt: Date, updatedAt: Date) {
+    public init(
+        id: String, title: String, description: String, content: String, tags: [String], createdAt: Date, updatedAt: Date,
+        files: [FileMetadata]? = nil
+    ) {
         self.id = id
         self.title = title
         self.description = description
@@ -22,5 +29,6 @@ public struct Module: Codable, Sendable, Equatable {
         self.tags = tags
         self.createdAt = createdAt
         self.updatedAt = updatedAt
+        self.files = files
     }
 }

@@ -68,6 +68,19 @@ public protocol ModuleStore: Sendable {
     func update(id: String, userID: String, changes: ModuleChanges, event: ModulesEvents.ModuleUpdated) async throws -> Module?
     /// False when the user has no such module.
     func delete(id: String, userID: String, event: ModulesEvents.ModuleDeleted) async throws -> Bool
-    /// Newest first (by `seq`), at most `query.limit` rows.
+    /// Newest first (by `seq`), at most `query.limit` rows (without their `files`).
     func list(_ query: ModuleQuery) async throws -> [StoredModule]
+
+    /// Adds one of the user's files to the module (its `updatedAt` and `event` only when it was not
+    /// there yet) and returns the module; nil when the user has no such module.
+    ///
+    /// - Throws: `FilesError.notFound(kind: "file")` for a file that is not the user's,
+    ///   `FilesError.tooLarge` (`fileId`) when the module has `maxFiles` files already.
+    func addFile(moduleID: String, fileID: String, userID: String, maxFiles: Int, updatedAt: Date, event: ModulesEvents.ModuleUpdated)
+        async throws -> Module?
+    /// Takes a file out of the module (the file stays) and returns the module; nil when the user
+    /// has no such module.
+    ///
+    /// - Throws: `FilesError.notFound(kind: "file")` when the file is not in the module.
+    func removeFile(moduleID: String, fileID: String, userID: String, updatedAt: Date, event: ModulesEvents.ModuleUpdated) async throws -> Module?
 }

@@ -22,4 +22,7 @@ public enum ModulesError: Error, Equatable, Sendable, RPCErrorConvertible, Inval
 
     static let notFoundDescription = RPCErrorDescription(
         .notFound, "Not found", data: "{kind: \"module\", id}: no module with this id for the caller (also another user's)")
+    static let moduleOrFileNotFoundDescription = RPCErrorDescription(
+        .notFound, "Not found",
+        data: "{kind: \"module\" | \"file\", id}: no such module or file for the caller (also another user's); for remove, a file not in the module")
 }

@@ -24,7 +24,8 @@ public enum ModulesEvents {
         public static let topic = "module.updated"
         public var userID: String
         public var moduleId: String
-        /// The fields the update was given (`title`, `description`, `content`, `tags`), sorted.
+        /// The fields the update was given (`title`, `description`, `content`, `tags`), sorted;
+        /// `["files"]` for `modules.files.add|remove`.
         public var fields: [String]
         public var moduleID: String? { moduleId }
 

@@ -28,7 +28,7 @@ public enum Modules {
 
     public enum Get: RPCMethod {
         public static let name = "modules.get"
-        public static let summary = "One of the caller's modules."
+        public static let summary = "One of the caller's modules, with its files (metadata) when it has some."
         public static let rateClass: RPCRateClassName = .read
         public static let cacheRule: RPCCacheRule? = .byID(tag: Modules.cacheTag)
         public struct Params: Codable, Sendable {
@@ -75,6 +75,37 @@ public enum Modules {
             public init(deleted: Bool) { self.deleted = deleted }
         }
         public static var errors: [RPCErrorDescription] { [ModulesError.notFoundDescription] }
+    }
+
+    /// `modules.files.*`: the files a module holds (the agent reads them with its content).
+    public enum Files {
+        public enum Add: RPCMethod {
+            public static let name = "modules.files.add"
+            public static let summary =
+                "Adds one of the caller's files to a module (at most 32 per module; adding one already there changes nothing). Returns the module, with its files."
+            public static let rateClass: RPCRateClassName = .write
+            public typealias Params = FileParams
+            public typealias Result = Module
+            public static var errors: [RPCErrorDescription] { [ModulesError.moduleOrFileNotFoundDescription] }
+        }
+
+        public enum Remove: RPCMethod {
+            public static let name = "modules.files.remove"
+            public static let summary = "Takes a file out of a module (the file itself stays). Returns the module, with its files."
+            public static let rateClass: RPCRateClassName = .write
+            public typealias Params = FileParams
+            public typealias Result = Module
+            public static var errors: [RPCErrorDescription] { [ModulesError.moduleOrFileNotFoundDescription] }
+        }
+
+        public struct FileParams: Codable, Sendable {
+            public var moduleId: String
+            public var fileId: String
+            public init(moduleId: String, fileId: String) {
+                self.moduleId = moduleId
+                self.fileId = fileId
+            }
+        }
     }
 
     public enum List: RPCMethod {

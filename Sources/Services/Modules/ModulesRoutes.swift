@@ -19,5 +19,9 @@ public struct ModulesRoutes: Sendable {
             .init(deleted: try await modules.delete(id: params.id, userID: context.user.id))
         }
         router.onAuthenticated(Modules.List.self, using: auth) { params, context in try await modules.list(params, userID: context.user.id) }
+        router.onAuthenticated(Modules.Files.Add.self, using: auth) { params, context in try await modules.addFile(params, userID: context.user.id) }
+        router.onAuthenticated(Modules.Files.Remove.self, using: auth) { params, context in
+            try await modules.removeFile(params, userID: context.user.id)
+        }
     }
 }

@@ -95,6 +95,34 @@ public struct ModulesService: Sendable {
         return try Page(rows: rows, limit: limit, budget: replyBudget, position: \.seq, item: \.module)
     }
 
+    // MARK: Files
+
+    /// `modules.files.add`: idempotent (a file already there changes nothing, no event).
+    ///
+    /// - Throws: `ModulesError.notFound`; `FilesError.notFound(kind: "file")`, `.tooLarge` (`fileId`,
+    ///   past `Attachments.maxPerModule`).
+    public func addFile(_ params: Modules.Files.FileParams, userID: String) async throws -> Module {
+        let event = ModulesEvents.ModuleUpdated(userID: userID, moduleId: params.moduleId, fields: ["files"])
+        guard
+            let module = try await store.addFile(
+                moduleID: params.moduleId, fileID: params.fileId, userID: userID, maxFiles: Attachments.maxPerModule, updatedAt: clock.now(),
+                event: event)
+        else { throw ModulesError.notFound(id: params.moduleId) }
+        return try replyBudget.check(module)
+    }
+
+    /// `modules.files.remove`.
+    ///
+    /// - Throws: `ModulesError.notFound`; `FilesError.notFound(kind: "file")` when the file is not in the module.
+    public func removeFile(_ params: Modules.Files.FileParams, userID: String) async throws -> Module {
+        let event = ModulesEvents.ModuleUpdated(userID: userID, moduleId: params.moduleId, fields: ["files"])
+        guard
+            let module = try await store.removeFile(
+                moduleID: params.moduleId, fileID: params.fileId, userID: userID, updatedAt: clock.now(), event: event)
+        else { throw ModulesError.notFound(id: params.moduleId) }
+        return try replyBudget.check(module)
+    }
+
     // MARK: Validation
 
     static func validate(content: String) throws {

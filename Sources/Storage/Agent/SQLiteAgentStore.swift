@@ -26,6 +26,12 @@ public struct SQLiteAgentStore: AgentStore {
             // The quota before any write (no savepoint): the new chat's title and the question.
             let title = start.newChat.map { Int64($0.title.utf8.count) } ?? 0
             try ledger.check(adding: title + Int64(start.userMessage?.content.utf8.count ?? 0), userID: userID, writes: writes, db: db)
+            // The question's files too, before the new chat is written: a throw after a write
+            // would abort the whole batch (GroupCommitWriter.Isolation).
+            var attached: [FileMetadata]?
+            if let files = start.userMessage?.attachments, !files.isEmpty {
+                attached = try SQLiteAttachmentStore.ownedFiles(files, userID: userID, db: db)
+            }
             var events: [any DomainEvent] = []
             // The module of the run's chat, for the events.
             let chatModuleID: String?
@@ -42,7 +48,8 @@ public struct SQLiteAgentStore: AgentStore {
             }
             var question: Message?
             if let message = start.userMessage {
-                let inserted = try SQLiteChatStore.insertMessage(message, userID: userID, ledger: ledger, writes: writes, db: db)
+                let inserted = try SQLiteChatStore.insertMessage(
+                    message, userID: userID, ledger: ledger, checkedAttachments: attached, writes: writes, db: db)
                 events.append(ChatsEvents.MessageCreated(userID: userID, message: inserted.message))
                 question = inserted.message
             }

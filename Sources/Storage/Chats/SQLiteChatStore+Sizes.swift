@@ -55,7 +55,10 @@ extension SQLiteChatStore {
                         WHERE tail.total <= ? OR tail.id = ? ORDER BY m.depth
                         """),
                 arguments: [messageID, userID, maxContentBytes, maxContentBytes, messageID])
-            return rows.isEmpty ? nil : try rows.map(Self.message)
+            guard !rows.isEmpty else { return nil }
+            var messages = try rows.map(Self.message)
+            try SQLiteAttachmentStore.fill(&messages, db: db)
+            return messages
         }
     }
 }

@@ -122,7 +122,7 @@ public struct SQLiteChatStore: ChatStore {
         try await reader.unsafeRead { db in
             try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT \(Self.messageColumns) FROM messages WHERE id = ? AND user_id = ?"), arguments: [id, userID]
-            ).map(Self.message)
+            ).map(Self.message).flatMap { try SQLiteAttachmentStore.fill($0, db: db) }
         }
     }
 
@@ -147,7 +147,9 @@ public struct SQLiteChatStore: ChatStore {
                         """),
                 arguments: [afterDepth, upTo, chatID, userID])
             guard !rows.isEmpty else { return nil }
-            return try rows.compactMap { row in row["id"] as String? == nil ? nil : try Self.message(row) }
+            var messages = try rows.compactMap { row in row["id"] as String? == nil ? nil : try Self.message(row) }
+            try SQLiteAttachmentStore.fill(&messages, db: db)
+            return messages
         }
     }
 
@@ -164,7 +166,10 @@ public struct SQLiteChatStore: ChatStore {
                         SELECT \(Self.messageColumns("m")) FROM path JOIN messages m ON m.id = path.id ORDER BY m.depth
                         """),
                 arguments: [messageID, userID])
-            return rows.isEmpty ? nil : try rows.map(Self.message)
+            guard !rows.isEmpty else { return nil }
+            var messages = try rows.map(Self.message)
+            try SQLiteAttachmentStore.fill(&messages, db: db)
+            return messages
         }
     }
 
@@ -174,10 +179,12 @@ public struct SQLiteChatStore: ChatStore {
             else {
                 return nil
             }
-            return try Row.fetchAll(
+            var messages = try Row.fetchAll(
                 db.cachedStatement(sql: "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? ORDER BY depth, seq"), arguments: [chatID]
             )
             .map(Self.message)
+            try SQLiteAttachmentStore.fill(&messages, db: db)
+            return messages
         }
     }
 
@@ -207,12 +214,17 @@ public struct SQLiteChatStore: ChatStore {
     /// the chat's leaf are the only writes. Elsewhere, the branch is cut at the parent and the new
     /// chain added when the parent is on it, and rebuilt up from the message when not.
     ///
+    /// `checkedAttachments`: the message's files, when the caller has read them already (before a
+    /// write of its own).
+    ///
     /// Returns the message and its chat's module (for the message's event).
     ///
     /// - Throws: `ChatsError.notFound` for a chat, or a placement message, that is not the user's;
+    ///   `FilesError.notFound` for an attachment that is not one of the user's files;
     ///   `QuotaExceededError`.
     static func insertMessage(
-        _ message: NewMessage, userID: String, ledger: StorageLedger, enforceQuota: Bool = true, writes: GroupCommitWriter, db: Database
+        _ message: NewMessage, userID: String, ledger: StorageLedger, enforceQuota: Bool = true, checkedAttachments: [FileMetadata]? = nil,
+        writes: GroupCommitWriter, db: Database
     ) throws -> (message: Message, chatModuleID: String?) {
         // The chat (ownership, module) and its active leaf with that leaf's depth and chain, and the
         // user's stored bytes for the quota's check (nothing is written before it), in one statement.
@@ -272,13 +284,21 @@ public struct SQLiteChatStore: ChatStore {
                 if !hasChild { continuedChain = chain }
             }
         }
+        // The files, before any write (a message without any costs nothing here). Their bytes are
+        // charged already, as files: attaching one adds nothing to the quota.
+        let attached =
+            message.attachments.isEmpty ? [] : try checkedAttachments ?? SQLiteAttachmentStore.ownedFiles(message.attachments, userID: userID, db: db)
         try ledger.add(Int64(message.content.utf8.count), userID: userID, enforce: enforceQuota, stored: storedBytes, writes: writes, db: db)
         let created = Timestamp.text(message.createdAt)
         try writes.statement(
-            "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at, chain_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            """
+            INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at, chain_seq, attachment_count)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
             in: db
-        ).run([message.id, message.chatID, userID, parentID, message.role.rawValue, message.content, depth, created, continuedChain])
+        ).run([message.id, message.chatID, userID, parentID, message.role.rawValue, message.content, depth, created, continuedChain, attached.count])
         let messageSeq = db.lastInsertedRowID
+        if !attached.isEmpty { try SQLiteAttachmentStore.attach(message.attachments, toMessage: message.id, db: db) }
         // A new chain counts in the chat's branch_version: a select planned before it is planned again.
         try writes.statement("UPDATE chats SET active_message_id = ?, updated_at = ?, branch_version = branch_version + ? WHERE seq = ?", in: db)
             .run([message.id, created, continuedChain == nil ? 1 : 0, chatSeq])
@@ -308,7 +328,7 @@ public struct SQLiteChatStore: ChatStore {
         }
         let inserted = Message(
             id: message.id, chatId: message.chatID, parentId: parentID, role: message.role, content: message.content, depth: depth,
-            createdAt: message.createdAt)
+            createdAt: message.createdAt, attachments: attached.isEmpty ? nil : attached)
         return (inserted, chatModuleID)
     }
 
@@ -469,6 +489,7 @@ public struct SQLiteChatStore: ChatStore {
                 sql:
                     "INSERT INTO messages (id, chat_id, user_id, parent_id, role, content, depth, created_at, chain_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             )
+            let countAttachments = try db.cachedStatement(sql: "UPDATE messages SET attachment_count = ? WHERE id = ?")
             // The copies are a path (each the child of the one before), so one chain; their chains
             // are worked out as an append's would be all the same.
             var placed: [String: (chain: Int64, depth: Int, hasChild: Bool)] = [:]
@@ -486,6 +507,11 @@ public struct SQLiteChatStore: ChatStore {
                     message.id, chat.id, userID, message.parentId, message.role.rawValue, message.content, message.depth,
                     Timestamp.text(message.createdAt), chain,
                 ])
+                // The copy keeps the original's files (those still there).
+                if let files = message.attachments, !files.isEmpty {
+                    let count = try SQLiteAttachmentStore.attachRemaining(files.map(\.id), toMessage: message.id, userID: userID, db: db)
+                    try countAttachments.execute(arguments: [count, message.id])
+                }
                 if chain == nil {
                     let seq = db.lastInsertedRowID
                     chain = seq
@@ -548,13 +574,17 @@ public struct SQLiteChatStore: ChatStore {
 
     static func messageColumns(_ table: String?) -> String {
         let prefix = table.map { "\($0)." } ?? ""
-        return ["id", "chat_id", "parent_id", "role", "content", "depth", "created_at"].map { prefix + $0 }.joined(separator: ", ")
+        return ["id", "chat_id", "parent_id", "role", "content", "depth", "created_at", "attachment_count"].map { prefix + $0 }.joined(
+            separator: ", ")
     }
 
+    /// A row of `messageColumns`. A message appended with files has `attachments` `[]`, to be
+    /// filled in by `SQLiteAttachmentStore.fill` (which every read of messages calls).
     static func message(_ row: Row) throws -> Message {
-        Message(
+        let attachmentCount: Int = row["attachment_count"] ?? 0
+        return Message(
             id: row["id"], chatId: row["chat_id"], parentId: row["parent_id"], role: try role(row["role"]), content: row["content"],
-            depth: row["depth"], createdAt: try Timestamp.date(row["created_at"]))
+            depth: row["depth"], createdAt: try Timestamp.date(row["created_at"]), attachments: attachmentCount > 0 ? [] : nil)
     }
 
     private static func role(_ text: String) throws -> MessageRole {

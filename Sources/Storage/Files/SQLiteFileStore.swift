@@ -164,8 +164,14 @@ public struct SQLiteFileStore: FileStore {
                     db.cachedStatement(sql: "SELECT \(Self.fileColumns) FROM files WHERE id = ? AND user_id = ?"), arguments: [id, userID]
                 ).map({ try Self.storedFile($0).file })
             else { return nil }
+            // The modules it leaves (ON DELETE CASCADE, 0021) change too: their module.updated
+            // events (which also make modules.get's cached replies stale).
+            let modules = try SQLiteAttachmentStore.modulesHolding(fileID: id, db: db)
             try db.cachedStatement(sql: "DELETE FROM files WHERE id = ?").execute(arguments: [id])
             try writes.record(event, in: db)
+            for moduleID in modules {
+                try writes.record(ModulesEvents.ModuleUpdated(userID: userID, moduleId: moduleID, fields: ["files"]), in: db)
+            }
             let referenced = try Int.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM files WHERE sha256 = ? LIMIT 1"), arguments: [file.sha256]) != nil
             return FileDeletion(file: file, unreferencedBlob: referenced ? nil : file.digest)
         }

@@ -2,7 +2,8 @@ import Foundation
 import GRDB
 import Services
 
-/// The modules domain's store on SQLite: tables `modules` and `module_tags` (0003). Reads go
+/// The modules domain's store on SQLite: tables `modules` and `module_tags` (0003), and the
+/// modules' files (`module_files`, 0021, through `SQLiteAttachmentStore`'s helpers). Reads go
 /// through GRDB's async API, writes through the shared `GroupCommitWriter` (with their events);
 /// never on an event loop.
 public struct SQLiteModuleStore: ModuleStore {
@@ -36,12 +37,14 @@ public struct SQLiteModuleStore: ModuleStore {
     }
 
     public func module(id: String, userID: String) async throws -> Module? {
-        // One statement (tags included), so no snapshot transaction is needed.
+        // One statement (tags included, and whether there are files), so no snapshot transaction is
+        // needed; the files, when there are some, are a second one: a file added or removed between
+        // the two shows or not, as it would a moment earlier or later.
         try await writer.unsafeRead { db in
             try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT \(Self.columnsWithTags) FROM modules WHERE id = ? AND user_id = ?"), arguments: [id, userID]
             )
-            .map { try Self.storedModule($0).module }
+            .map { try Self.withFiles(Self.storedModule($0).module, db: db) }
         }
     }
 
@@ -63,8 +66,50 @@ public struct SQLiteModuleStore: ModuleStore {
                 try Self.insertTags(tags, moduleID: id, db: db)
             }
             try writes.record(event, in: db)
-            return try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.columnsWithTags) FROM modules WHERE id = ?"), arguments: [id])
-                .map { try Self.storedModule($0).module }
+            return try Self.module(id: id, db: db)
+        }
+    }
+
+    public func addFile(moduleID: String, fileID: String, userID: String, maxFiles: Int, updatedAt: Date, event: ModulesEvents.ModuleUpdated)
+        async throws -> Module?
+    {
+        try await writes.write { db in
+            guard
+                let count = try Int.fetchOne(
+                    db.cachedStatement(
+                        sql: "SELECT (SELECT count(*) FROM module_files WHERE module_id = modules.id) FROM modules WHERE id = ? AND user_id = ?"),
+                    arguments: [moduleID, userID])
+            else { return nil }
+            _ = try SQLiteAttachmentStore.ownedFiles([fileID], userID: userID, db: db)
+            try db.cachedStatement(sql: "INSERT OR IGNORE INTO module_files (module_id, file_id, added_at) SELECT ?1, ?2, ?3 WHERE ?4 < ?5")
+                .execute(arguments: [moduleID, fileID, Timestamp.text(updatedAt), count, maxFiles])
+            if db.changesCount > 0 {
+                try Self.touch(moduleID, updatedAt: updatedAt, db: db)
+                try writes.record(event, in: db)
+            } else if count >= maxFiles,
+                try Bool.fetchOne(
+                    db.cachedStatement(sql: "SELECT 1 FROM module_files WHERE module_id = ? AND file_id = ?"), arguments: [moduleID, fileID]) == nil
+            {
+                throw FilesError.tooLarge(
+                    field: "fileId", reason: "a module holds at most \(maxFiles) files", limit: Int64(maxFiles), actual: Int64(count + 1))
+            }
+            return try Self.module(id: moduleID, db: db)
+        }
+    }
+
+    public func removeFile(moduleID: String, fileID: String, userID: String, updatedAt: Date, event: ModulesEvents.ModuleUpdated) async throws
+        -> Module?
+    {
+        try await writes.write { db in
+            guard
+                try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM modules WHERE id = ? AND user_id = ?"), arguments: [moduleID, userID])
+                    != nil
+            else { return nil }
+            try db.cachedStatement(sql: "DELETE FROM module_files WHERE module_id = ? AND file_id = ?").execute(arguments: [moduleID, fileID])
+            guard db.changesCount > 0 else { throw FilesError.notFound(kind: "file", id: fileID) }
+            try Self.touch(moduleID, updatedAt: updatedAt, db: db)
+            try writes.record(event, in: db)
+            return try Self.module(id: moduleID, db: db)
         }
     }
 
@@ -100,18 +145,44 @@ public struct SQLiteModuleStore: ModuleStore {
         let sql = "SELECT \(Self.columnsWithTags) FROM modules WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq DESC LIMIT ?"
         let finalArguments = arguments
         return try await writer.unsafeRead { db in
-            try Row.fetchAll(db.cachedStatement(sql: sql), arguments: finalArguments).map { try Self.storedModule($0) }
+            // A page's modules go without their files (modules.get shows them).
+            try Row.fetchAll(db.cachedStatement(sql: sql), arguments: finalArguments).map { row in
+                var stored = try Self.storedModule(row)
+                stored.module.files = nil
+                return stored
+            }
         }
     }
 
     // MARK: Helpers
 
+    /// The module with its files (the caller has checked it is the user's).
+    private static func module(id: String, db: Database) throws -> Module? {
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT \(columnsWithTags) FROM modules WHERE id = ?"), arguments: [id])
+            .map { try withFiles(storedModule($0).module, db: db) }
+    }
+
+    /// `module` with its files, read when the row said it has some (`has_files`).
+    private static func withFiles(_ module: Module, db: Database) throws -> Module {
+        guard module.files != nil else { return module }
+        var module = module
+        let files = try SQLiteAttachmentStore.moduleFiles(moduleID: module.id, db: db)
+        module.files = files.isEmpty ? nil : files
+        return module
+    }
+
+    private static func touch(_ moduleID: String, updatedAt: Date, db: Database) throws {
+        try db.cachedStatement(sql: "UPDATE modules SET updated_at = ? WHERE id = ?").execute(arguments: [Timestamp.text(updatedAt), moduleID])
+    }
+
     private static let columns = "seq, id, title, description, content, created_at, updated_at"
 
-    /// `columns` and the module's tags, sorted, joined by U+001F (which tags may not contain).
+    /// `columns` and the module's tags, sorted, joined by U+001F (which tags may not contain), and
+    /// whether it has files.
     private static let columnsWithTags =
         columns + """
-            , (SELECT group_concat(tag, char(31)) FROM (SELECT tag FROM module_tags WHERE module_id = modules.id ORDER BY tag)) AS tags
+            , (SELECT group_concat(tag, char(31)) FROM (SELECT tag FROM module_tags WHERE module_id = modules.id ORDER BY tag)) AS tags,
+            EXISTS (SELECT 1 FROM module_files WHERE module_id = modules.id) AS has_files
             """
 
     private static func insertTags(_ tags: [String], moduleID: String, db: Database) throws {
@@ -120,14 +191,16 @@ public struct SQLiteModuleStore: ModuleStore {
         }
     }
 
-    /// A row selected with `columnsWithTags`.
+    /// A row selected with `columnsWithTags`; `files` is `[]` when the module has some (`withFiles`
+    /// reads them), nil otherwise.
     private static func storedModule(_ row: Row) throws -> StoredModule {
         let joined: String? = row["tags"]
         // Sorted here as the service sorts them (group_concat's order is not guaranteed).
         let tags = joined.map { $0.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init).sorted() } ?? []
         let module = Module(
             id: row["id"], title: row["title"], description: row["description"], content: row["content"], tags: tags,
-            createdAt: try Timestamp.date(row["created_at"]), updatedAt: try Timestamp.date(row["updated_at"]))
+            createdAt: try Timestamp.date(row["created_at"]), updatedAt: try Timestamp.date(row["updated_at"]),
+            files: row["has_files"] as Bool? == true ? [] : nil)
         return StoredModule(seq: row["seq"], module: module)
     }
 
