@@ -173,7 +173,7 @@ public struct Dependencies: Sendable {
     /// Every domain's events: the topics clients may subscribe to, and what invalidates the result cache.
     static let eventTypes: [any DomainEvent.Type] =
         AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all
-        + JobsEvents.all + FilesEvents.all
+        + JobsEvents.all + FilesEvents.all + FileTextEvents.all
 
     private static let staleCacheTagsByTopic: [String: @Sendable (Event) -> [String]] = Dictionary(
         uniqueKeysWithValues: eventTypes.map { type in (type.topic, { @Sendable event in type.staleCacheTags(of: event) }) })

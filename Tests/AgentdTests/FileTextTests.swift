@@ -58,12 +58,26 @@ struct FileTextTests {
         } catch PDFTextExtractionError.unavailable(let reason) {
             #expect(reason.contains("poppler-utils"))
         }
-        // A stand-in that never ends (sh ignores the PDF's path and `-`): killed at the limit.
+        // A stand-in that never ends and starts a child (sh ignores the PDF's path and `-`): the
+        // whole group is killed at the limit, the child too.
+        let pidFile = NSTemporaryDirectory() + "/agentd-test-\(UUID().uuidString).pid"
+        defer { unlink(pidFile) }
         let started = ContinuousClock.now
         #expect(throws: PDFTextExtractionError.unreadable("pdftotext ran longer than 0.3 seconds and was stopped")) {
-            try PdftotextExtractor(command: ["sh", "-c", "exec sleep 60", "sh"]).extractText(path: broken, maxBytes: 1 << 20, timeout: .milliseconds(300))
+            try PdftotextExtractor(command: ["sh", "-c", "sleep 60 & echo $! > \(pidFile); wait", "sh"]).extractText(
+                path: broken, maxBytes: 1 << 20, timeout: .milliseconds(300))
         }
         #expect(ContinuousClock.now - started < .seconds(10))
+        let child = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        // SIGKILL reaches the group at once, but a process dies when it next runs: it must be gone,
+        // or a zombie its dead parent left behind, within moments.
+        func running() -> Bool {
+            let state = (try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8))?.split(separator: " ").dropFirst(2).first
+            return state != nil && state != "Z" && state != "X"
+        }
+        let deadline = Deadline(.seconds(5))
+        while running() && !deadline.hasPassed { usleep(1_000) }
+        #expect(!running(), "the child \(child) of the killed stand-in still runs")
     }
 
     @Test("a split UTF-8 character at a cut is dropped, a whole one kept")
@@ -97,7 +111,8 @@ struct FileTextTests {
             search = SearchService(index: SQLiteSearchIndex(reader: database.writer, indexer: nil))
             try await database.writer.write { db in
                 for (id, name) in [("usr_1", "alice"), ("usr_2", "bob")] {
-                    try db.execute(sql: "INSERT INTO users (id, username, created_at) VALUES (?, ?, '2027-01-15T08:00:00.000Z')", arguments: [id, name])
+                    try db.execute(
+                        sql: "INSERT INTO users (id, username, created_at) VALUES (?, ?, '2027-01-15T08:00:00.000Z')", arguments: [id, name])
                 }
             }
         }
@@ -117,7 +132,8 @@ struct FileTextTests {
             let payload = try JSONFragment(encoding: FileTexts.Payload(fileId: fileID))
             let now = Date()
             let job = Job(
-                id: "job_\(fileID)", kind: FileTextJob.kind, ownerID: nil, state: .running, payload: payload, attempt: 1, runAfter: now, createdAt: now,
+                id: "job_\(fileID)", kind: FileTextJob.kind, ownerID: nil, state: .running, payload: payload, attempt: 1, runAfter: now,
+                createdAt: now,
                 updatedAt: now)
             return try await self.job.run(ClaimedJob(job: job, lease: JobLease(jobID: job.id, workerID: "w", attempt: 1), recovered: false))?.text
         }
@@ -130,7 +146,8 @@ struct FileTextTests {
     @Test("a PDF's text is extracted once, found by search (kind file) and readable by the agent's interface; its deletion unindexes it")
     func pdfEndToEnd() async throws {
         let graph = try await Graph()
-        try await graph.addFile("fil_1", name: "report.pdf", mediaType: "application/pdf", content: MinimalPDF.make(pages: ["Quarterly zebra figures"]))
+        try await graph.addFile(
+            "fil_1", name: "report.pdf", mediaType: "application/pdf", content: MinimalPDF.make(pages: ["Quarterly zebra figures"]))
         #expect(try await graph.find("zebra").isEmpty)
 
         #expect(try await graph.run(fileID: "fil_1") == #"{"state":"ready","truncated":false}"#)
@@ -159,7 +176,10 @@ struct FileTextTests {
         let result = try await graph.run(fileID: "fil_1")
         #expect(result?.contains(#""state":"failed""#) == true)
         let text = try #require(try await graph.store.extractedText(fileID: "fil_1", userID: "usr_1"))
-        #expect(text == ExtractedText(state: .failed, error: "pdftotext could not read the PDF (damaged, not a PDF, or encrypted)", extractedAt: text.extractedAt))
+        #expect(
+            text
+                == ExtractedText(
+                    state: .failed, error: "pdftotext could not read the PDF (damaged, not a PDF, or encrypted)", extractedAt: text.extractedAt))
         // Its name is still found.
         #expect(try await graph.find("broken").map(\.id) == ["fil_1"])
     }
@@ -176,7 +196,11 @@ struct FileTextTests {
 
         try await graph.addFile("fil_2", name: "blob.txt", mediaType: "text/plain", content: Data([0x66, 0xFF, 0x00, 0x67]))
         _ = try await graph.run(fileID: "fil_2")
-        #expect(try await graph.store.extractedText(fileID: "fil_2", userID: "usr_1") == ExtractedText(state: .failed, error: "not UTF-8 text", extractedAt: try await graph.store.extractedText(fileID: "fil_2", userID: "usr_1")?.extractedAt))
+        #expect(
+            try await graph.store.extractedText(fileID: "fil_2", userID: "usr_1")
+                == ExtractedText(
+                    state: .failed, error: "not UTF-8 text",
+                    extractedAt: try await graph.store.extractedText(fileID: "fil_2", userID: "usr_1")?.extractedAt))
     }
 
     @Test("a blob store failure fails the attempt as retriable and leaves the text pending")
@@ -243,7 +267,7 @@ struct FileTextTests {
             #expect(file.mediaType == "application/pdf")
             let userID = try await client.send(Auth.WhoAmI.self).id
             #expect(try await daemon.dependencies.fileTexts.extractedText(fileID: file.id, userID: userID)?.state == .pending)
-            let byName = try await client.send(Search.Query.self, .init(query: "invoice", kinds: [.files]))
+            let byName = try await Self.search(client, #"{"query":"invoice","kinds":["files"]}"#)
             #expect(byName.items.map(\.id) == [file.id])
 
             // The job the commit listener enqueues (the same one: keyed by the file), run here by hand.
@@ -256,19 +280,28 @@ struct FileTextTests {
 
             let text = try #require(try await daemon.dependencies.fileTexts.extractedText(fileID: file.id, userID: userID))
             #expect(text.state == .ready && text.text?.contains("Invoice for the okapi enclosure") == true)
-            let hits = try await client.send(Search.Query.self, .init(query: "okapi enclosure"))
+            let hits = try await Self.search(client, #"{"query":"okapi enclosure"}"#)
             #expect(hits.items.map(\.id) == [file.id])
             #expect(hits.items.first?.kind == .file && hits.items.first?.title == "invoice.pdf")
+            // API version 1 (no session.hello) knows no files: its hits never hold one.
+            #expect(try await client.send(Search.QueryV1.self, .init(query: "okapi enclosure")).items.isEmpty)
+            let v1Files = await #expect(throws: RPCError.self) { try await client.call("search.query", #"{"query":"okapi","kinds":["files"]}"#) }
+            #expect(v1Files?.code == .invalidParams)
 
             let other = try await daemon.registerAndLogin(username: "eve")
-            #expect(try await other.send(Search.Query.self, .init(query: "okapi")).items.isEmpty)
+            #expect(try await Self.search(other, #"{"query":"okapi"}"#).items.isEmpty)
             let otherID = try await other.send(Auth.WhoAmI.self).id
             #expect(try await daemon.dependencies.fileTexts.extractedText(fileID: file.id, userID: otherID) == nil)
 
             _ = try await client.send(Files.Delete.self, .init(id: file.id))
-            #expect(try await client.send(Search.Query.self, .init(query: "okapi")).items.isEmpty)
+            #expect(try await Self.search(client, #"{"query":"okapi"}"#).items.isEmpty)
             #expect(try await daemon.dependencies.fileTexts.extractedText(fileID: file.id, userID: userID) == nil)
         }
+    }
+
+    /// `search.query` in API version 2, the first with files.
+    static func search(_ client: InProcessClient, _ params: String) async throws -> Search.Query.Result {
+        try await client.call("v2.search.query", params).decode(Search.Query.Result.self)
     }
 
     static func temporaryFile(_ data: Data) throws -> String {

@@ -29,11 +29,12 @@ struct RecurringJobsTests {
         // the queue's own retention every hour, expired uploads every 5 minutes.
         #expect(dependencies.recurringJobs.jobs.map(\.kind) == ["events.prune", "audit.prune", "jobs.prune", "files.uploads_expire"])
         #expect(dependencies.recurringJobs.jobs.map(\.interval) == [.seconds(600), .seconds(600), .seconds(3600), .seconds(300)])
-        // The workers run those, agent.run (background agent runs) and files.blob_delete (enqueued
-        // by files.delete), which do not recur.
+        // The workers run those, agent.run (background agent runs), files.blob_delete (enqueued
+        // by files.delete) and files.extract_text (enqueued for each new PDF or text file), which
+        // do not recur.
         #expect(
             Set(dependencies.jobWorkers.concurrency.keys)
-                == ["agent.run", "events.prune", "audit.prune", "jobs.prune", "files.uploads_expire", "files.blob_delete"])
+                == ["agent.run", "events.prune", "audit.prune", "jobs.prune", "files.uploads_expire", "files.blob_delete", "files.extract_text"])
 
         // Three events (two accounts, one module), two audit entries, all handled by the audit log.
         let alice = try await dependencies.auth.register(username: "alice", password: "password1")

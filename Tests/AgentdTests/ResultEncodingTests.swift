@@ -22,7 +22,7 @@ struct ResultEncodingTests {
         Chats.Messages.List.self, Chats.Messages.Get.self, Chats.Messages.Append.self, Chats.Branches.Select.self,
         Prompts.Create.self, Prompts.Get.self, Prompts.Update.self, Prompts.Delete.self, Prompts.List.self, Prompts.Versions.self,
         Prompts.Render.self,
-        Search.Query.self,
+        Search.Query.self, Search.QueryV1.self,
         Events.Subscribe.self, Events.Unsubscribe.self, Events.Replay.self, Audit.List.self,
         Chats.ListV2.self, Chats.Messages.GetV2.self,
         Agent.Act.self, Agent.Regenerate.self, Agent.Cancel.self, Agent.Runs.List.self, Agent.Runs.Get.self, Agent.Runs.Watch.self,

@@ -54,7 +54,7 @@ struct SearchTests {
 
             // Raw params: most of these cannot be written with the typed params.
             for (params, field) in [
-                (#"{"query":"  "}"#, "query"), (#"{"query":"x","kinds":["modules","files"]}"#, "kinds[1]"),
+                (#"{"query":"  "}"#, "query"), (#"{"query":"x","kinds":["modules","chats"]}"#, "kinds[1]"),
                 (#"{"query":"x","kinds":[]}"#, "kinds"), (#"{"query":"x","limit":101}"#, "limit"), (#"{}"#, "query"),
                 (#"{"query":"x","sort":"date"}"#, "sort"),
             ] {

@@ -32,7 +32,7 @@ struct MigratorTests {
         let applied = try await database.migrate(logger: Self.logger)
         #expect(applied == Migration.embedded)
         // The FTS5 tables of 0006 come with their shadow tables (external content: no _content).
-        let fts = ["modules_fts", "messages_fts"].flatMap { table in ["", "_data", "_idx", "_docsize", "_config"].map { table + $0 } }
+        let fts = ["modules_fts", "messages_fts", "files_fts"].flatMap { table in ["", "_data", "_idx", "_docsize", "_config"].map { table + $0 } }
         #expect(
             try await Self.tables(database.writer)
                 == Set(
@@ -40,7 +40,7 @@ struct MigratorTests {
                         "schema_migrations", "users", "sessions", "login_failures", "modules", "module_tags", "chats", "messages", "prompts",
                         "prompt_versions", "search_progress", "events", "event_consumers", "event_retention", "audit_entries", "agent_runs",
                         "user_usage", "chat_segments", "chain_forks", "jobs", "files", "file_uploads", "message_attachments",
-                        "module_files",
+                        "module_files", "file_texts",
                     ] + fts))
         let status = try await database.migrationStatus()
         #expect(status.pending.isEmpty)

@@ -28,7 +28,8 @@ struct SQLiteFileTextStoreTests {
             index = SQLiteSearchIndex(reader: database.writer, indexer: nil)
             try await database.writer.write { db in
                 for (id, name) in [("usr_1", "alice"), ("usr_2", "bob")] {
-                    try db.execute(sql: "INSERT INTO users (id, username, created_at) VALUES (?, ?, ?)", arguments: [id, name, SQLiteFileTextStoreTests.now])
+                    try db.execute(
+                        sql: "INSERT INTO users (id, username, created_at) VALUES (?, ?, ?)", arguments: [id, name, SQLiteFileTextStoreTests.now])
                 }
             }
         }
@@ -73,7 +74,8 @@ struct SQLiteFileTextStoreTests {
         #expect(try await fixture.store.extractedText(fileID: "fil_9", userID: "usr_1") == nil)
 
         let task = try #require(try await fixture.store.pendingText(fileID: "fil_1"))
-        #expect(task.fileID == "fil_1" && task.mediaType == "application/pdf" && task.size == 123 && task.digest.hex == Self.sha)
+        #expect(task.fileID == "fil_1" && task.userID == "usr_1" && task.mediaType == "application/pdf")
+        #expect(task.size == 123 && task.digest.hex == Self.sha)
 
         let all = try await fixture.store.pendingTexts(afterSeq: 0, limit: 10)
         #expect(all.map(\.fileID) == ["fil_1", "fil_2", "fil_4"])
@@ -99,7 +101,8 @@ struct SQLiteFileTextStoreTests {
 
         #expect(try await fixture.store.finishText(fileID: "fil_2", outcome: .failed(reason: "damaged"), at: at))
         #expect(
-            try await fixture.store.extractedText(fileID: "fil_2", userID: "usr_1") == ExtractedText(state: .failed, error: "damaged", extractedAt: at))
+            try await fixture.store.extractedText(fileID: "fil_2", userID: "usr_1")
+                == ExtractedText(state: .failed, error: "damaged", extractedAt: at))
 
         #expect(try await fixture.store.finishText(fileID: "fil_3", outcome: .ready(text: "x", truncated: false), at: at) == false)
         #expect(try await fixture.store.finishText(fileID: "fil_9", outcome: .ready(text: "x", truncated: false), at: at) == false)
@@ -112,10 +115,15 @@ struct SQLiteFileTextStoreTests {
         try await fixture.insertFile("fil_2", user: "usr_2", name: "quarterly numbers.pdf", mediaType: "application/pdf")
 
         let byName = try await fixture.search(["quarterly"])
-        #expect(byName == [SearchHit(kind: .file, id: "fil_1", mediaType: "application/pdf", title: "Quarterly report.pdf", snippet: "⟦Quarterly⟧ report.pdf")])
+        #expect(
+            byName == [
+                SearchHit(
+                    kind: .file, id: "fil_1", mediaType: "application/pdf", title: "Quarterly report.pdf", snippet: "⟦Quarterly⟧ report.pdf")
+            ])
         #expect(try await fixture.search(["zebra"]).isEmpty)
 
-        _ = try await fixture.store.finishText(fileID: "fil_1", outcome: .ready(text: "Revenue grew; the zebra crossing was rebuilt.", truncated: false), at: Date())
+        _ = try await fixture.store.finishText(
+            fileID: "fil_1", outcome: .ready(text: "Revenue grew; the zebra crossing was rebuilt.", truncated: false), at: Date())
         let byText = try await fixture.search(["zebra", "crossing"])
         #expect(byText.map(\.id) == ["fil_1"])
         #expect(byText.first?.snippet.contains("⟦zebra⟧ ⟦crossing⟧") == true)
@@ -142,7 +150,9 @@ struct SQLiteFileTextStoreTests {
         let rows = try await fixture.database.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM file_texts") }
         #expect(rows == 0)
         try await fixture.database.writer.write { db in try db.execute(sql: "INSERT INTO files_fts (files_fts) VALUES ('integrity-check')") }
-        let matches = try await fixture.database.writer.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM files_fts WHERE files_fts MATCH 'bravo'") }
+        let matches = try await fixture.database.writer.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM files_fts WHERE files_fts MATCH 'bravo'")
+        }
         #expect(matches == 0)
     }
 
@@ -167,5 +177,13 @@ struct SQLiteFileTextStoreTests {
         let index = SQLiteSearchIndex(reader: database.writer, indexer: nil)
         let hits = try await index.search(SearchQuery(userID: "usr_1", words: ["photo"], lastWordIsPrefix: false, kinds: [.files], limit: 10))
         #expect(hits.map(\.id) == ["fil_2"])
+    }
+}
+
+extension SQLiteFileTextStore {
+    /// `finishText` with the event the job makes (for usr_1: these tests' files are theirs).
+    func finishText(fileID: String, outcome: FileTextOutcome, at: Date) async throws -> Bool {
+        try await finishText(
+            fileID: fileID, outcome: outcome, at: at, event: FileTextEvents.TextExtracted(userID: "usr_1", fileId: fileID, outcome: outcome))
     }
 }

@@ -47,13 +47,16 @@ public struct FileTextTask: Sendable, Equatable {
     /// The file's position (`files.seq`): the cursor of `FileTextStore.pendingTexts`.
     public var seq: Int64
     public var fileID: String
+    /// The file's owner (the event of the outcome is theirs).
+    public var userID: String
     public var mediaType: String
     public var size: Int64
     public var digest: BlobDigest
 
-    public init(seq: Int64, fileID: String, mediaType: String, size: Int64, digest: BlobDigest) {
+    public init(seq: Int64, fileID: String, userID: String, mediaType: String, size: Int64, digest: BlobDigest) {
         self.seq = seq
         self.fileID = fileID
+        self.userID = userID
         self.mediaType = mediaType
         self.size = size
         self.digest = digest
@@ -77,7 +80,38 @@ public protocol FileTextStore: FileTextSource {
     /// Files whose text is pending, of every user, by `seq`, after `afterSeq` (the start-up
     /// enqueue pages through them).
     func pendingTexts(afterSeq: Int64, limit: Int) async throws -> [FileTextTask]
-    /// Stores the outcome for `fileID` when its text is still pending; false when it is not (the
-    /// file was deleted meanwhile, or another attempt finished first).
-    func finishText(fileID: String, outcome: FileTextOutcome, at: Date) async throws -> Bool
+    /// Stores the outcome for `fileID` when its text is still pending, with `event`; false (and
+    /// no event) when it is not (the file was deleted meanwhile, or another attempt finished first).
+    func finishText(fileID: String, outcome: FileTextOutcome, at: Date, event: FileTextEvents.TextExtracted) async throws -> Bool
+}
+
+/// The event of a file's text extraction: a client learns when search finds the file by its text
+/// (or why it never will). The text itself is not in it.
+public enum FileTextEvents {
+    public struct TextExtracted: DomainEvent, Equatable {
+        public static let topic = "file.text_extracted"
+        public var userID: String
+        public var fileId: String
+        /// `ready` or `failed`.
+        public var state: FileTextState
+        /// With `failed`: why.
+        public var error: String?
+
+        public init(userID: String, fileId: String, outcome: FileTextOutcome) {
+            self.userID = userID
+            self.fileId = fileId
+            switch outcome {
+            case .ready:
+                state = .ready
+                error = nil
+            case .failed(let reason):
+                state = .failed
+                error = reason
+            }
+        }
+
+        enum CodingKeys: String, CodingKey { case fileId, state, error }
+    }
+
+    public static let all: [any DomainEvent.Type] = [TextExtracted.self]
 }

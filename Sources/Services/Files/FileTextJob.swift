@@ -174,7 +174,8 @@ public struct FileTextJob: JobHandler {
             return try JSONFragment(encoding: Outcome(state: "gone"))
         }
         let outcome = try await extract(task)
-        guard try await store.finishText(fileID: task.fileID, outcome: outcome, at: clock.now()) else {
+        let event = FileTextEvents.TextExtracted(userID: task.userID, fileId: task.fileID, outcome: outcome)
+        guard try await store.finishText(fileID: task.fileID, outcome: outcome, at: clock.now(), event: event) else {
             return try JSONFragment(encoding: Outcome(state: "gone"))
         }
         switch outcome {

@@ -2,6 +2,7 @@ import RPC
 
 /// The `search.*` methods: full-text search over the caller's modules, messages and files.
 public enum Search {
+    /// `search.query` from API version 2 (files included); version 1's is `QueryV1`.
     public enum Query: RPCMethod {
         public static let name = "search.query"
         public static let summary =

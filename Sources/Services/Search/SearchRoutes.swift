@@ -12,6 +12,11 @@ public struct SearchRoutes: Sendable {
 
     public func register(on router: inout RPCRouter) {
         let search = self.service
-        router.onAuthenticated(Search.Query.self, using: auth) { params, context in try await search.query(params, userID: context.user.id) }
+        router.onAuthenticated(Search.QueryV1.self, in: .until("1"), using: auth) { params, context in
+            try await search.queryV1(params, userID: context.user.id)
+        }
+        router.onAuthenticated(Search.Query.self, in: .from("2"), using: auth) { params, context in
+            try await search.query(params, userID: context.user.id)
+        }
     }
 }

@@ -2,16 +2,18 @@ import Foundation
 import Services
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// `PDFTextExtractor` by poppler's `pdftotext` (Debian's poppler-utils, installed by `make deps`):
-/// `nice -n 10 pdftotext -enc UTF-8 -q FILE -`, its standard output read through a pipe. The
-/// parser of an untrusted PDF runs in a process of its own, at a lower CPU priority than the
-/// daemon's event loops, killed (SIGKILL) when it runs past the time limit; its output is read up
-/// to the cap, then it is killed and the text cut there.
+/// `timeout -s KILL T nice -n 10 pdftotext -enc UTF-8 -q FILE -`, its standard output read
+/// through a pipe. The parser of an untrusted PDF runs in a process of its own, at a lower CPU
+/// priority than the daemon's event loops, killed (SIGKILL) when it runs past the time limit; its
+/// output is read up to the cap, then it is killed and the text cut there. coreutils' `timeout`
+/// (a few seconds after our own limit) is the backstop when the daemon itself dies meanwhile
+/// (kill -9): nothing else would stop a PDF that makes pdftotext loop.
 public struct PdftotextExtractor: PDFTextExtractor {
     /// The program and its leading arguments: the PDF's path and `-` (stdout) are appended.
     private let command: [String]
@@ -34,7 +36,8 @@ public struct PdftotextExtractor: PDFTextExtractor {
         let pid: pid_t
         do {
             defer { close(writeFD) }
-            pid = try spawn(arguments: command + [path, "-"], stdout: writeFD)
+            let backstop = "\(timeout.components.seconds + 5)s"
+            pid = try spawn(arguments: ["timeout", "-s", "KILL", backstop] + command + [path, "-"], stdout: writeFD)
         }
         // From here the child is reaped whatever happens.
         let deadline = ContinuousClock.now + timeout
@@ -70,7 +73,8 @@ public struct PdftotextExtractor: PDFTextExtractor {
             }
             output.append(contentsOf: buffer[0..<count])
         }
-        if truncated || timedOut { kill(pid, SIGKILL) }
+        // The whole group: timeout, and nice's pdftotext under it.
+        if truncated || timedOut { kill(-pid, SIGKILL) }
         let status = Self.wait(pid)
         if timedOut { throw PDFTextExtractionError.unreadable("pdftotext ran longer than \(timeout) and was stopped") }
         if !truncated {
@@ -81,7 +85,9 @@ public struct PdftotextExtractor: PDFTextExtractor {
             case 0: break
             case 1: throw PDFTextExtractionError.unreadable("pdftotext could not read the PDF (damaged, not a PDF, or encrypted)")
             case 3: throw PDFTextExtractionError.unreadable("the PDF does not permit copying its text")
-            // nice's own: the program could not be found or run.
+            // timeout's: its backstop fired (only when our own limit could not act).
+            case 124, 137: throw PDFTextExtractionError.unreadable("pdftotext ran longer than \(timeout) and was stopped")
+            // timeout's and nice's own: the program could not be found or run.
             case 126, 127: throw PDFTextExtractionError.unavailable("\(command.joined(separator: " ")) could not run (is poppler-utils installed?)")
             default: throw PDFTextExtractionError.unreadable("pdftotext failed (exit status \(status.exitCode))")
             }
@@ -90,7 +96,7 @@ public struct PdftotextExtractor: PDFTextExtractor {
     }
 
     /// Starts `arguments` (found on PATH) with stdin from /dev/null, stdout `stdout`, stderr to
-    /// /dev/null.
+    /// /dev/null, in a process group of its own (so that one kill reaches everything it starts).
     private func spawn(arguments: [String], stdout: Int32) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -98,10 +104,15 @@ public struct PdftotextExtractor: PDFTextExtractor {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        defer { for argument in argv { free(argument) } }
         var pid: pid_t = 0
-        let result = posix_spawnp(&pid, argv[0]!, &actions, nil, argv, environ)
+        let result = posix_spawnp(&pid, argv[0]!, &actions, &attributes, argv, environ)
         guard result == 0 else {
             throw PDFTextExtractionError.unavailable("\(arguments[0]) could not start: \(String(cString: strerror(result)))")
         }
@@ -126,10 +137,12 @@ public struct PdftotextExtractor: PDFTextExtractor {
 
     /// The output as text: NULs dropped (SQLite's text functions stop at one), a character the
     /// cap split dropped, anything not UTF-8 replaced (pdftotext writes UTF-8, but a PDF's fonts
-    /// can map glyphs to anything).
+    /// can map glyphs to anything), and the white space at the end dropped (pdftotext ends every
+    /// page with a form feed: the last one would end every snippet of the text).
     static func text(_ bytes: [UInt8], cut: Bool) -> String {
         let bytes = cut ? FileTextJob.droppingSplitCharacter(bytes) : bytes[...]
-        return String(decoding: bytes.filter { $0 != 0 }, as: UTF8.self)
+        let text = String(decoding: bytes.filter { $0 != 0 }, as: UTF8.self)
+        return String(text[..<(text.lastIndex { !$0.isWhitespace }.map(text.index(after:)) ?? text.startIndex)])
     }
 
     private static func errnoText() -> String {

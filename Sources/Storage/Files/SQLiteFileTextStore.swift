@@ -40,7 +40,7 @@ public struct SQLiteFileTextStore: FileTextStore {
             try Row.fetchOne(
                 db.cachedStatement(
                     sql: """
-                        SELECT f.seq, f.id, f.media_type, f.size, f.sha256
+                        SELECT f.seq, f.id, f.user_id, f.media_type, f.size, f.sha256
                         FROM files f JOIN file_texts t ON t.file_seq = f.seq WHERE f.id = ? AND t.state = 'pending'
                         """), arguments: [fileID]
             ).map(Self.task)
@@ -52,7 +52,7 @@ public struct SQLiteFileTextStore: FileTextStore {
             try Row.fetchAll(
                 db.cachedStatement(
                     sql: """
-                        SELECT f.seq, f.id, f.media_type, f.size, f.sha256
+                        SELECT f.seq, f.id, f.user_id, f.media_type, f.size, f.sha256
                         FROM file_texts t JOIN files f ON f.seq = t.file_seq
                         WHERE t.state = 'pending' AND t.file_seq > ? ORDER BY t.file_seq LIMIT ?
                         """), arguments: [afterSeq, limit]
@@ -60,12 +60,13 @@ public struct SQLiteFileTextStore: FileTextStore {
         }
     }
 
-    public func finishText(fileID: String, outcome: FileTextOutcome, at: Date) async throws -> Bool {
+    public func finishText(fileID: String, outcome: FileTextOutcome, at: Date, event: FileTextEvents.TextExtracted) async throws -> Bool {
         let (state, text, truncated, error): (FileTextState, String?, Bool, String?) =
             switch outcome {
             case .ready(let text, let truncated): (.ready, text, truncated, nil)
             case .failed(let reason): (.failed, nil, false, reason)
             }
+        let writes = self.writes
         return try await writes.write { db in
             try db.cachedStatement(
                 sql: """
@@ -73,13 +74,16 @@ public struct SQLiteFileTextStore: FileTextStore {
                     WHERE state = 'pending' AND file_seq = (SELECT seq FROM files WHERE id = ?)
                     """
             ).execute(arguments: [state.rawValue, text, truncated, error, Timestamp.text(at), fileID])
-            return db.changesCount > 0
+            guard db.changesCount > 0 else { return false }
+            try writes.record(event, in: db)
+            return true
         }
     }
 
     private static func task(_ row: Row) throws -> FileTextTask {
         let sha256: String = row["sha256"]
         guard let digest = BlobDigest(hex: sha256) else { throw DatabaseError(message: "files.sha256 \(sha256) is not a SHA-256") }
-        return FileTextTask(seq: row["seq"], fileID: row["id"], mediaType: row["media_type"], size: row["size"], digest: digest)
+        return FileTextTask(
+            seq: row["seq"], fileID: row["id"], userID: row["user_id"], mediaType: row["media_type"], size: row["size"], digest: digest)
     }
 }
