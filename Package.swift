@@ -121,7 +121,7 @@ let package = Package(
         .target(
             name: "AgentdTesting",
             dependencies: [
-                "Daemon", "RPC", "Services",
+                "Daemon", "RPC", "Services", "BlobStoreTesting",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -130,6 +130,11 @@ let package = Package(
         // `InMemoryJobQueue`: the JobQueue contract's in-memory implementation, for the contract
         // tests (StorageTests) and the workers' and agent's tests (AgentdTests).
         .target(name: "JobQueueTesting", dependencies: ["RPC", "Services"], path: "Tests/JobQueueTesting"),
+        // `InMemoryBlobStore`: the BlobStore contract's in-memory implementation, for the contract
+        // tests (StorageTests), the in-process daemon (AgentdTesting) and the files tests.
+        .target(
+            name: "BlobStoreTesting", dependencies: ["Services", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Tests/BlobStoreTesting"),
         // The command-line client (issue 8): `agentctl call|methods|login|modules|chat|watch …`.
         .executableTarget(
             name: "agentctl",
@@ -186,7 +191,7 @@ let package = Package(
         .testTarget(
             name: "StorageTests",
             dependencies: [
-                "Storage", "Services", "JobQueueTesting", .product(name: "GRDB", package: "GRDB.swift"),
+                "Storage", "Services", "JobQueueTesting", "BlobStoreTesting", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -206,7 +211,7 @@ let package = Package(
             // Only what the files import: the agentd and agentctl binaries the tests start are found
             // in the build folder (TestPaths), built by `swift build --build-tests` like every target.
             dependencies: [
-                "Daemon", "AgentdTesting", "CurlHTTP", "Journal", "JobQueueTesting", "RPC", "Services", "Storage", "FakeLLMServer",
+                "Daemon", "AgentdTesting", "BlobStoreTesting", "CurlHTTP", "Journal", "JobQueueTesting", "RPC", "Services", "Storage", "FakeLLMServer",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),

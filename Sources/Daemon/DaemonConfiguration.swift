@@ -17,6 +17,8 @@ public struct DaemonConfiguration: Sendable {
     var socketMode: mode_t = 0o600
     var socketGroup: String?
     var databasePath: String
+    /// Where file contents live (`files.blob_dir`); nil: `blobs` beside the database (`blobFolder`).
+    var blobDirectory: String?
     var configFile: String?
     var logLevel: Logger.Level = .info
     /// The daemon's own uid is never rate limited unless `limits.rate_exempt_own_uid` is off.
@@ -58,6 +60,8 @@ public struct DaemonConfiguration: Sendable {
     /// The job workers and the recurring jobs (`jobs.*`, `events.prune_interval_seconds`,
     /// `audit.prune_interval_seconds`).
     public var jobs = JobsSettings()
+    /// Uploads and files (`files.*`): the largest file, open uploads per user, an upload's lifetime.
+    public var files = FilesService.Settings()
     /// Test-only (`--test-hold-event-consumers`): in-process consumers do not run, so a test can
     /// stop the daemon between an event's commit and its dispatch.
     var holdEventConsumers = false
@@ -66,6 +70,14 @@ public struct DaemonConfiguration: Sendable {
     /// The same rule `agentctl` uses to find the daemon (`AgentdSocket`).
     static func defaultSocketPath() -> String {
         AgentdSocket.defaultPath()
+    }
+
+    /// The `DiskBlobStore`'s folder: `files.blob_dir`, else `blobs` in the database's folder
+    /// (`$XDG_DATA_HOME/agentd/blobs` by default), so that the two are backed up together.
+    var blobFolder: String {
+        if let blobDirectory { return blobDirectory }
+        guard let slash = databasePath.lastIndex(of: "/") else { return "blobs" }
+        return databasePath[..<slash] + "/blobs"
     }
 
     /// `$XDG_DATA_HOME/agentd/agentd.sqlite`, else `~/.local/share/agentd/agentd.sqlite`.
@@ -101,7 +113,7 @@ struct CacheSettings: Sendable {
 public struct JobsSettings: Sendable {
     /// The kinds with a `jobs.concurrency.<kind>` setting (the dot written `_`): every kind the
     /// daemon registers a handler for (`Dependencies`) must be here.
-    static let kinds = ["agent.run", "chat.title", "events.prune", "audit.prune", "jobs.prune"]
+    static let kinds = ["agent.run", "chat.title", "events.prune", "audit.prune", "jobs.prune", "files.uploads_expire"]
 
     /// Attempts at once per kind in this process, overriding the kind's own (`jobs.concurrency.*`).
     public var concurrency: [String: Int] = [:]

@@ -1,4 +1,5 @@
 import CurlHTTP
+import Foundation
 import Logging
 import NIOPosix
 import RPC
@@ -22,12 +23,16 @@ public struct Dependencies: Sendable {
     public let audit: AuditService
     public let agent: AgentService
     public let jobs: JobsService
+    public let files: FilesService
     /// Committed events go here (from the outbox) and on to subscriptions and consumers.
     public let eventBus: EventBus
     /// The in-process event consumers (audit, …); the daemon runs them (`EventsBackgroundService`).
     public let eventConsumers: [EventConsumerRunner]
     /// The durable queue of background work (`SQLiteJobQueue`).
     public let jobQueue: any JobQueue
+    /// Where file contents live: `DiskBlobStore` at `files.blob_dir` (beside the database by
+    /// default), or the collaborators' (tests).
+    public let blobStore: any BlobStore
     /// How services enqueue: the queue, then a wake of `jobWorkers`.
     public let jobScheduler: JobScheduler
     /// Every kind of job this graph runs (`jobWorkers` runs these): `chat.title` when
@@ -79,14 +84,20 @@ public struct Dependencies: Sendable {
         /// Waits between two stores of a streaming run's partial answer (`Task.sleep`): tests pass
         /// a timer they fire by hand.
         public var agentPartialTimer: AgentPartialTimer = { try await Task.sleep(for: $0) }
+        /// Where file contents live; nil: the daemon's own (`DiskBlobStore` at the configuration's
+        /// `blobFolder`; in `testing`, a temporary folder made when first written). The in-process
+        /// daemon passes an `InMemoryBlobStore`.
+        public var blobStore: (any BlobStore)? = nil
 
         public init(
             clock: any WallClock, ids: any IDGenerator, hasher: any PasswordHasher, accounts: any UnixAccountDirectory,
             llmProvider: any LLMProvider = UnconfiguredLLMProvider(configuration: LLMConfiguration()), webSearch: (any WebSearchClient)? = nil,
             rateLimitClock: @escaping @Sendable () -> Double = RPCTokenBuckets.monotonicSeconds, jobQueue: (any JobQueue)? = nil,
-            jobSleeper: any JobSleeper = TaskSleeper(), agentPartialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) }
+            jobSleeper: any JobSleeper = TaskSleeper(), agentPartialTimer: @escaping AgentPartialTimer = { try await Task.sleep(for: $0) },
+            blobStore: (any BlobStore)? = nil
         ) {
             self.jobQueue = jobQueue
+            self.blobStore = blobStore
             self.agentPartialTimer = agentPartialTimer
             self.clock = clock
             self.ids = ids
@@ -135,6 +146,13 @@ public struct Dependencies: Sendable {
     {
         let database = try AgentDatabase.inMemory()
         _ = try await database.migrate(logger: logger)
+        var collaborators = collaborators
+        if collaborators.blobStore == nil {
+            // Never the configured folder (a test's configuration names no real database): a
+            // folder of its own, made only if a test stores a file.
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent("agentd-blobs-\(UUID().uuidString)").path
+            collaborators.blobStore = DiskBlobStore(root: folder)
+        }
         return make(
             configuration: configuration, database: database, collaborators: collaborators, metrics: PrometheusMetrics(),
             handlerExecution: .globalPool,
@@ -144,7 +162,7 @@ public struct Dependencies: Sendable {
     /// Every domain's events: the topics clients may subscribe to, and what invalidates the result cache.
     static let eventTypes: [any DomainEvent.Type] =
         AuthEvents.all + ModulesEvents.all + ChatsEvents.all + PromptsEvents.all + AgentEvents.all
-        + JobsEvents.all
+        + JobsEvents.all + FilesEvents.all
 
     private static let staleCacheTagsByTopic: [String: @Sendable (Event) -> [String]] = Dictionary(
         uniqueKeysWithValues: eventTypes.map { type in (type.topic, { @Sendable event in type.staleCacheTags(of: event) }) })
@@ -193,6 +211,9 @@ public struct Dependencies: Sendable {
             collaborators.jobQueue ?? SQLiteJobQueue(writer: database.writer, groupWriter: groupWriter, clock: collaborators.clock)
         let jobSignal = JobWakeSignal()
         let jobScheduler = JobScheduler(queue: jobQueue, signal: jobSignal)
+        // File contents: beside the database unless `files.blob_dir` says otherwise. Nothing is
+        // created on disk before the first write.
+        let blobStore: any BlobStore = collaborators.blobStore ?? DiskBlobStore(root: configuration.blobFolder)
         var authSettings = configuration.auth
         authSettings.trustedUIDs = configuration.trustedUIDs
         // Every store that writes a user's text counts it against the quota, in the write's transaction.
@@ -249,6 +270,18 @@ public struct Dependencies: Sendable {
         // A run that ends without running here (a queued background run cancelled) ends the
         // watches waiting for it (a check in memory at each commit; the run is read in a task).
         bus.onCommit { committed in agent.runsEnded(committed) }
+        // Files: metadata in the database, bytes in the blob store, blocking file I/O on NIO's
+        // thread pool. The chunk size follows the message limit read at start (a SIGHUP that
+        // lowers it applies to uploads begun after a restart).
+        let files = FilesService(
+            store: SQLiteFileStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), blobs: blobStore, runner: NIOThreadPool.singleton,
+            clock: collaborators.clock, ids: collaborators.ids, settings: configuration.files,
+            chunkSize: FilesService.chunkSize(maxMessageBytes: configuration.limits.maxMessageBytes), ownUID: getuid(),
+            replyBudget: configuration.replyBudget,
+            // TODO(blobs): enqueue `files.blob_delete` (BlobDeleteJob) here once the blobs helper's job is
+            // merged; until then a blob whose last file was deleted stays until the start-up sweep.
+            releaseBlob: { _ in })
+        let uploadsExpire = UploadsExpireJob(files: files, logger: logger)
         let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
         // The job kinds this daemon runs: one line each (and a `JobsSettings.kinds` entry for its
         // `jobs.concurrency.*` setting). See docs/ARCHITECTURE.md, "Background jobs".
@@ -262,6 +295,7 @@ public struct Dependencies: Sendable {
             eventsPrune,
             auditPrune,
             jobsPrune,
+            uploadsExpire,
         ]
         if titles != nil { jobHandlers.append(ChatTitleJob(chats: chatStore, provider: collaborators.llmProvider, clock: collaborators.clock)) }
         if let noopRecorder { jobHandlers.append(NoopJob(recorder: noopRecorder)) }
@@ -271,6 +305,7 @@ public struct Dependencies: Sendable {
                 RecurringJob(eventsPrune, every: configuration.jobs.eventsPruneInterval),
                 RecurringJob(auditPrune, every: configuration.jobs.auditPruneInterval),
                 RecurringJob(jobsPrune, every: configuration.jobs.pruneInterval),
+                RecurringJob(uploadsExpire, every: configuration.files.expireInterval),
             ], collaborators: collaborators, logger: logger)
         // jobs.cancel stops an attempt running here at once; jobs.retry wakes the workers.
         let jobs = JobsService(
@@ -299,6 +334,7 @@ public struct Dependencies: Sendable {
         AuditRoutes(service: audit, auth: auth).register(on: &router)
         AgentRoutes(service: agent, auth: auth).register(on: &router)
         JobsRoutes(service: jobs, auth: auth).register(on: &router)
+        FilesRoutes(service: files, auth: auth).register(on: &router)
         router.describe(RPCConnectionHandler.ShuttingDown.self)
 
         // One limits control for the dispatcher, the timeout and the server: SIGHUP replaces it.
@@ -341,7 +377,8 @@ public struct Dependencies: Sendable {
         metrics.gauge("storage_write_queue_depth", help: "Writes waiting for the next group-commit transaction.") { groupWriter.queuedCount }
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
-            agent: agent, jobs: jobs, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, jobScheduler: jobScheduler,
+            agent: agent, jobs: jobs, files: files, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, blobStore: blobStore,
+            jobScheduler: jobScheduler,
             jobHandlers: jobHandlers, jobWorkers: jobWorkers, recurringJobs: recurringJobs, metrics: metrics, database: database)
     }
 

@@ -257,6 +257,10 @@ enum Settings {
             Setting(
                 "server.database", flag: "--database", environment: ["AGENTD_DATABASE"], kind: .string,
                 apply: { $0.databasePath = $1.string }, current: { $0.databasePath }),
+            // Unset: `blobs` beside the database (`DaemonConfiguration.blobFolder`).
+            Setting(
+                "files.blob_dir", environment: ["AGENTD_FILES_BLOB_DIR"], kind: .string,
+                apply: { $0.blobDirectory = $1.string }, current: { $0.blobDirectory }),
             Setting(
                 "server.log_level", flag: "--log-level", environment: ["AGENTD_LOG_LEVEL"], kind: .logLevel, reloadable: true,
                 apply: { $0.logLevel = LogLevel(rawValue: $1.string)!.level }, current: { "\($0.logLevel)" }),
@@ -434,6 +438,19 @@ enum Settings {
             Setting(
                 "jobs.prune_interval_seconds", environment: ["AGENTD_JOBS_PRUNE_INTERVAL_SECONDS"], kind: .integer(minimum: 1),
                 apply: { $0.jobs.pruneInterval = .seconds($1.integer) }, current: { String($0.jobs.pruneInterval.components.seconds) }),
+            // Not reloadable: the files service is built with them.
+            Setting(
+                "files.max_file_bytes", environment: ["AGENTD_FILES_MAX_FILE_BYTES"], kind: .integer(minimum: 1),
+                apply: { $0.files.maxFileBytes = Int64($1.integer) }, current: { String($0.files.maxFileBytes) }),
+            Setting(
+                "files.max_open_uploads", environment: ["AGENTD_FILES_MAX_OPEN_UPLOADS"], kind: .integer(minimum: 1),
+                apply: { $0.files.maxOpenUploads = $1.integer }, current: { String($0.files.maxOpenUploads) }),
+            Setting(
+                "files.upload_ttl_seconds", environment: ["AGENTD_FILES_UPLOAD_TTL_SECONDS"], kind: .integer(minimum: 1),
+                apply: { $0.files.uploadTTL = TimeInterval($1.integer) }, current: { String(Int($0.files.uploadTTL)) }),
+            Setting(
+                "files.uploads_expire_interval_seconds", environment: ["AGENTD_FILES_UPLOADS_EXPIRE_INTERVAL_SECONDS"], kind: .integer(minimum: 1),
+                apply: { $0.files.expireInterval = .seconds($1.integer) }, current: { String($0.files.expireInterval.components.seconds) }),
             Setting(
                 "jobs.poll_interval_ms", environment: ["AGENTD_JOBS_POLL_INTERVAL_MS"], kind: .integer(minimum: 10),
                 apply: { $0.jobs.pollInterval = .milliseconds($1.integer) }, current: { String(milliseconds($0.jobs.pollInterval)) }),

@@ -97,6 +97,8 @@ public struct StorageLedger: Sendable {
                     + coalesce((SELECT sum(coalesce(length(CAST(nullif(steps, '[]') AS BLOB)), 0)
                         + coalesce(length(CAST(nullif(searches, '[]') AS BLOB)), 0)
                         + coalesce(length(CAST(error_message AS BLOB)), 0)) FROM agent_runs WHERE user_id = ?1), 0)
+                    + coalesce((SELECT sum(size) FROM files WHERE user_id = ?1), 0)
+                    + coalesce((SELECT sum(size) FROM file_uploads WHERE user_id = ?1), 0)
                 """, arguments: [userID]) ?? 0
     }
 }

@@ -1,3 +1,4 @@
+import BlobStoreTesting
 import Daemon
 import Foundation
 import Logging
@@ -34,7 +35,7 @@ public final class InProcessDaemon: Sendable {
     ///     applied after these test defaults: test methods (`system.sleep`, …) on and rate limiting
     ///     off, as `withDaemon` starts the binary.
     ///   - collaborators: nil for the fakes (`TestClock`, `SequentialIDs`, `FakeHasher`,
-    ///     `FakeAccounts`, no model, no web search; the rate limits' token buckets on `clock` too,
+    ///     `FakeAccounts`, no model, no web search, an `InMemoryBlobStore`; the rate limits' token buckets on `clock` too,
     ///     so a budget refills only after `clock.advance(by:)`); pass your own to script the agent.
     ///   - runEventConsumers: run the in-process event consumers (the audit log), as the daemon does.
     ///   - runJobs: run the job workers and the recurring jobs (retention), as the daemon does.
@@ -54,7 +55,8 @@ public final class InProcessDaemon: Sendable {
         let collaborators =
             collaborators
             ?? Dependencies.Collaborators(
-                clock: clock, ids: SequentialIDs(), hasher: hasher, accounts: FakeAccounts(), rateLimitClock: { clock.now().timeIntervalSince1970 })
+                clock: clock, ids: SequentialIDs(), hasher: hasher, accounts: FakeAccounts(), rateLimitClock: { clock.now().timeIntervalSince1970 },
+                blobStore: InMemoryBlobStore())
         let dependencies = try await Dependencies.testing(configuration: configuration, collaborators: collaborators)
         self.dependencies = dependencies
         if runEventConsumers {

@@ -28,10 +28,14 @@ struct MethodPolicyTests {
         "chats.messages.get": "read", "prompts.get": "read", "prompts.list": "read", "prompts.versions": "read", "prompts.render": "read",
         "audit.list": "read", "agent.runs.list": "read", "agent.runs.get": "read", "agent.runs.watch": "read", "jobs.list": "read",
         "jobs.get": "read",
+        "files.upload.begin": "write", "files.upload.chunk": "write", "files.upload.commit": "write", "files.import": "write",
+        "files.delete": "write", "files.upload.status": "read", "files.get": "read", "files.read": "read", "files.list": "read",
     ]
 
     /// The methods whose results are cached, and the tag prefix each is filed under (with its `id`).
-    static let cached: [String: String] = ["modules.get": "module", "prompts.get": "prompt", "prompts.render": "prompt"]
+    static let cached: [String: String] = [
+        "modules.get": "module", "prompts.get": "prompt", "prompts.render": "prompt", "files.get": "file",
+    ]
 
     static func dispatcher() async throws -> RPCDispatcher {
         var configuration = DaemonConfiguration(socketPath: "", databasePath: "")

@@ -35,10 +35,11 @@ public protocol FileStore: Sendable {
 
     /// In one transaction: runs `place` (which puts the blob in the blob store, when it is not
     /// there), inserts the file, removes the upload `fromUpload` (its reservation with it) when
-    /// given, charges the file's size and records `event`. Returns the file's `seq`.
+    /// given, charges the file's size and records `event`. Returns the file's `seq`. (`place` is
+    /// escaping: a store hands it to its writer's queue.)
     ///
     /// - Throws: `QuotaExceededError` (nothing is kept), what `place` throws.
-    func insertFile(_ file: FileMetadata, userID: String, fromUpload: String?, place: @Sendable () throws -> Void, event: FilesEvents.FileCreated)
+    func insertFile(_ file: FileMetadata, userID: String, fromUpload: String?, place: @escaping @Sendable () throws -> Void, event: FilesEvents.FileCreated)
         async throws -> Int64
     func file(id: String, userID: String) async throws -> FileMetadata?
     /// Those of `ids` the user has, in the order of `ids` (missing ones left out).
@@ -53,7 +54,7 @@ public protocol FileStore: Sendable {
 
     /// In one transaction: when no file references `digest`, runs `remove` (which deletes the blob)
     /// and returns true; else false and `remove` is not run.
-    func removeBlobIfUnreferenced(_ digest: BlobDigest, remove: @Sendable () throws -> Void) async throws -> Bool
+    func removeBlobIfUnreferenced(_ digest: BlobDigest, remove: @escaping @Sendable () throws -> Void) async throws -> Bool
     /// Of `digests`, those no file references (the sweep at start deletes them, each through
     /// `removeBlobIfUnreferenced`).
     func unreferencedBlobs(_ digests: [BlobDigest]) async throws -> [BlobDigest]

@@ -41,10 +41,15 @@ public enum FilesError: Error, Equatable, Sendable, RPCErrorConvertible, Invalid
         case .checksumMismatch(let field, let expected, let actual):
             RPCError(.uploadChecksumMismatch, "Upload does not match", data: ["field": field, "expected": expected, "actual": actual])
         case .tooManyUploads(let limit):
-            RPCError(.tooManyUploads, "Too many uploads in progress", data: ["limit": "\(limit)", "setting": "files.max_open_uploads"])
+            RPCError(.tooManyUploads, "Too many uploads in progress", data: TooManyUploads(limit: limit, setting: "files.max_open_uploads"))
         case .attachmentUnsupported(let fileId, let name, let reason):
             RPCError(.attachmentUnsupported, "Attachment not supported", data: ["fileId": fileId, "name": name, "reason": reason])
         }
+    }
+
+    private struct TooManyUploads: Encodable {
+        var limit: Int
+        var setting: String
     }
 
     static let fileNotFoundDescription = RPCErrorDescription(
@@ -56,6 +61,9 @@ public enum FilesError: Error, Equatable, Sendable, RPCErrorConvertible, Invalid
     static let checksumMismatchDescription = RPCErrorDescription(
         .uploadChecksumMismatch, "Upload does not match",
         data: "{field, expected, actual}: the bytes' sha256 or size is not the one given to files.upload.begin; nothing was kept")
+    static let importUnauthorizedDescription = RPCErrorDescription(
+        .unauthorized, "Unauthorized",
+        data: "{reason}: no principal on this connection, or the caller's peer uid is not the daemon's own (files.import reads as the daemon's user)")
     static let tooManyUploadsDescription = RPCErrorDescription(
         .tooManyUploads, "Too many uploads in progress", data: "{limit, setting}: commit or let expire one of the caller's uploads first")
 }

@@ -9,6 +9,7 @@ public enum Files {
 
     public enum UploadBegin: RPCMethod {
         public static let name = "files.upload.begin"
+        public static var errors: [RPCErrorDescription] { [FilesError.tooManyUploadsDescription, QuotaExceededError.description] }
         public static let summary =
             "Starts an upload of size bytes (at most files.max_file_bytes); send them with files.upload.chunk, chunkSize at a time, then files.upload.commit. Expires after an hour unfinished."
         public static let rateClass: RPCRateClassName = .write
@@ -41,6 +42,7 @@ public enum Files {
 
     public enum UploadChunk: RPCMethod {
         public static let name = "files.upload.chunk"
+        public static var errors: [RPCErrorDescription] { [FilesError.uploadNotFoundDescription, FilesError.offsetMismatchDescription] }
         public static let summary =
             "Appends base64 data (at most chunkSize bytes) at offset, which must be the upload's offset (files.upload.status); durable when answered."
         public static let rateClass: RPCRateClassName = .write
@@ -60,6 +62,7 @@ public enum Files {
 
     public enum UploadStatus: RPCMethod {
         public static let name = "files.upload.status"
+        public static var errors: [RPCErrorDescription] { [FilesError.uploadNotFoundDescription] }
         public static let summary = "Where an upload stands: offset is where the next chunk starts."
         public static let rateClass: RPCRateClassName = .read
         public struct Params: Codable, Sendable {
@@ -82,6 +85,7 @@ public enum Files {
 
     public enum UploadCommit: RPCMethod {
         public static let name = "files.upload.commit"
+        public static var errors: [RPCErrorDescription] { [FilesError.uploadNotFoundDescription, FilesError.checksumMismatchDescription, QuotaExceededError.description] }
         public static let summary =
             "Makes a complete upload a file; a sha256 or size that does not match what begin announced is refused and nothing is kept."
         public static let rateClass: RPCRateClassName = .write
@@ -94,6 +98,7 @@ public enum Files {
 
     public enum Import: RPCMethod {
         public static let name = "files.import"
+        public static var errors: [RPCErrorDescription] { [FilesError.importUnauthorizedDescription, QuotaExceededError.description] }
         public static let summary =
             "Stores the file at an absolute path, read by the daemon itself: only for a caller whose peer uid is the daemon's own."
         public static let rateClass: RPCRateClassName = .write
@@ -113,6 +118,7 @@ public enum Files {
 
     public enum Get: RPCMethod {
         public static let name = "files.get"
+        public static var errors: [RPCErrorDescription] { [FilesError.fileNotFoundDescription] }
         public static let summary = "One of the caller's files (its metadata; files.read for the bytes)."
         public static let rateClass: RPCRateClassName = .read
         public static let cacheRule: RPCCacheRule? = .byID(tag: Files.cacheTag)
@@ -125,6 +131,7 @@ public enum Files {
 
     public enum Read: RPCMethod {
         public static let name = "files.read"
+        public static var errors: [RPCErrorDescription] { [FilesError.fileNotFoundDescription] }
         public static let summary = "Bytes of one of the caller's files, base64: length (default and at most 4 MiB) from offset (default 0)."
         public static let rateClass: RPCRateClassName = .read
         public struct Params: Codable, Sendable {
@@ -171,6 +178,7 @@ public enum Files {
 
     public enum Delete: RPCMethod {
         public static let name = "files.delete"
+        public static var errors: [RPCErrorDescription] { [FilesError.fileNotFoundDescription] }
         public static let summary = "Deletes one of the caller's files: it leaves the messages and modules it was attached to."
         public static let rateClass: RPCRateClassName = .write
         public struct Params: Codable, Sendable {
