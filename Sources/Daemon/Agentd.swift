@@ -118,6 +118,14 @@ struct Agentd: AsyncParsableCommand {
         } catch {
             Self.fail(DaemonError(databaseError: error, path: configuration.databasePath))
         }
+        // Before any upload can begin: what a crash left in the blob folder that no row owns (see
+        // `BlobSweeper`). A failure is logged, not fatal: an orphan costs space, and the next start
+        // tries again.
+        do {
+            try await dependencies.blobSweeper.sweep()
+        } catch {
+            logger.error("cannot sweep the blob store", metadata: ["folder": "\(configuration.blobFolder)", "error": "\(error)"])
+        }
         // Before the socket listens: a metrics address that cannot be bound stops startup first.
         var metricsServer: MetricsHTTPServer?
         if let address = configuration.metricsListen {

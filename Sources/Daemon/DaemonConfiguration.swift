@@ -113,7 +113,7 @@ struct CacheSettings: Sendable {
 public struct JobsSettings: Sendable {
     /// The kinds with a `jobs.concurrency.<kind>` setting (the dot written `_`): every kind the
     /// daemon registers a handler for (`Dependencies`) must be here.
-    static let kinds = ["agent.run", "chat.title", "events.prune", "audit.prune", "jobs.prune", "files.uploads_expire"]
+    static let kinds = ["agent.run", "chat.title", "events.prune", "audit.prune", "jobs.prune", "files.uploads_expire", "files.blob_delete"]
 
     /// Attempts at once per kind in this process, overriding the kind's own (`jobs.concurrency.*`).
     public var concurrency: [String: Int] = [:]

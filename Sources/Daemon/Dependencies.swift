@@ -33,6 +33,9 @@ public struct Dependencies: Sendable {
     /// Where file contents live: `DiskBlobStore` at `files.blob_dir` (beside the database by
     /// default), or the collaborators' (tests).
     public let blobStore: any BlobStore
+    /// Removes what a crash left in `blobStore` that no row owns; the daemon runs it before it
+    /// serves (`Agentd.run`).
+    public let blobSweeper: BlobSweeper
     /// How services enqueue: the queue, then a wake of `jobWorkers`.
     public let jobScheduler: JobScheduler
     /// Every kind of job this graph runs (`jobWorkers` runs these): `chat.title` when
@@ -270,17 +273,23 @@ public struct Dependencies: Sendable {
         // A run that ends without running here (a queued background run cancelled) ends the
         // watches waiting for it (a check in memory at each commit; the run is read in a task).
         bus.onCommit { committed in agent.runsEnded(committed) }
+        // File contents no file references any more: `files.blob_delete` deletes them (the files
+        // service enqueues it through `BlobReleaser`), the start-up sweep what a crash left.
+        let fileStore = SQLiteFileStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
+        let blobSweeper = BlobSweeper(files: fileStore, blobs: blobStore, logger: logger)
+        let blobReleaser = BlobReleaser(scheduler: jobScheduler, clock: collaborators.clock, ids: collaborators.ids)
+        let releaseIDs = collaborators.ids
         // Files: metadata in the database, bytes in the blob store, blocking file I/O on NIO's
         // thread pool. The chunk size follows the message limit read at start (a SIGHUP that
         // lowers it applies to uploads begun after a restart).
         let files = FilesService(
-            store: SQLiteFileStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger), blobs: blobStore, runner: NIOThreadPool.singleton,
+            store: fileStore, blobs: blobStore, runner: NIOThreadPool.singleton,
             clock: collaborators.clock, ids: collaborators.ids, settings: configuration.files,
             chunkSize: FilesService.chunkSize(maxMessageBytes: configuration.limits.maxMessageBytes), ownUID: getuid(),
             replyBudget: configuration.replyBudget,
-            // TODO(blobs): enqueue `files.blob_delete` (BlobDeleteJob) here once the blobs helper's job is
-            // merged; until then a blob whose last file was deleted stays until the start-up sweep.
-            releaseBlob: { _ in })
+            // Merged in h-filesproc: the release has no file id here yet, so each gets an id of
+            // its own (no deduplication of a retried call's release).
+            releaseBlob: { digest in try await blobReleaser.release(digest, releasedBy: releaseIDs.makeID(prefix: "rel_")) })
         let uploadsExpire = UploadsExpireJob(files: files, logger: logger)
         let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
         // The job kinds this daemon runs: one line each (and a `JobsSettings.kinds` entry for its
@@ -296,6 +305,7 @@ public struct Dependencies: Sendable {
             auditPrune,
             jobsPrune,
             uploadsExpire,
+            BlobDeleteJob(files: fileStore, blobs: blobStore),
         ]
         if titles != nil { jobHandlers.append(ChatTitleJob(chats: chatStore, provider: collaborators.llmProvider, clock: collaborators.clock)) }
         if let noopRecorder { jobHandlers.append(NoopJob(recorder: noopRecorder)) }
@@ -378,7 +388,7 @@ public struct Dependencies: Sendable {
         return Dependencies(
             dispatcher: dispatcher, auth: auth, modules: modules, chats: chats, prompts: prompts, search: search, events: events, audit: audit,
             agent: agent, jobs: jobs, files: files, eventBus: bus, eventConsumers: eventConsumers, jobQueue: jobQueue, blobStore: blobStore,
-            jobScheduler: jobScheduler,
+            blobSweeper: blobSweeper, jobScheduler: jobScheduler,
             jobHandlers: jobHandlers, jobWorkers: jobWorkers, recurringJobs: recurringJobs, metrics: metrics, database: database)
     }
 
