@@ -25,12 +25,15 @@ struct RecurringJobsTests {
             clock: time, ids: SequentialIDs(), hasher: FakeHasher(), accounts: FakeAccounts(), jobSleeper: time)
         let dependencies = try await Dependencies.testing(configuration: configuration, collaborators: collaborators)
         defer { try? dependencies.database.close() }
-        // The daemon's graph registers the three kinds: events and audit every 600 s by default,
-        // the queue's own retention every hour.
-        #expect(dependencies.recurringJobs.jobs.map(\.kind) == ["events.prune", "audit.prune", "jobs.prune"])
-        #expect(dependencies.recurringJobs.jobs.map(\.interval) == [.seconds(600), .seconds(600), .seconds(3600)])
-        // The workers run those and agent.run (background agent runs), which does not recur.
-        #expect(Set(dependencies.jobWorkers.concurrency.keys) == ["agent.run", "events.prune", "audit.prune", "jobs.prune"])
+        // The daemon's graph registers four recurring kinds: events and audit every 600 s by default,
+        // the queue's own retention every hour, expired uploads every 5 minutes.
+        #expect(dependencies.recurringJobs.jobs.map(\.kind) == ["events.prune", "audit.prune", "jobs.prune", "files.uploads_expire"])
+        #expect(dependencies.recurringJobs.jobs.map(\.interval) == [.seconds(600), .seconds(600), .seconds(3600), .seconds(300)])
+        // The workers run those, agent.run (background agent runs) and files.blob_delete (enqueued
+        // by files.delete), which do not recur.
+        #expect(
+            Set(dependencies.jobWorkers.concurrency.keys)
+                == ["agent.run", "events.prune", "audit.prune", "jobs.prune", "files.uploads_expire", "files.blob_delete"])
 
         // Three events (two accounts, one module), two audit entries, all handled by the audit log.
         let alice = try await dependencies.auth.register(username: "alice", password: "password1")

@@ -1,6 +1,7 @@
 import BlobStoreTesting
 import Foundation
 import Services
+import Synchronization
 import Testing
 
 @testable import Storage
@@ -142,6 +143,26 @@ struct BlobStoreContractTests {
             #expect(try !store.removeStaging(first))
             #expect(try store.stagingIDs() == [second])
             #expect(try store.stat(Self.abc) == info)
+        }
+    }
+
+    @Test("the same content promoted from several areas at once is one whole blob, and every promotion succeeds", arguments: BlobStoreImplementations.all)
+    func concurrentPromotions(_ implementation: BlobStoreImplementation) throws {
+        try with(implementation) { store in
+            let content = Data(repeating: 0x5a, count: 300_000)
+            let ids = (0..<8).map { Self.staging("upl_\($0)") }
+            for id in ids {
+                try store.createStaging(id)
+                try store.writeStaging(id, data: content, at: 0)
+            }
+            let info = try store.digestStaging(ids[0], length: Int64(content.count))
+            let failures = Mutex(0)
+            DispatchQueue.concurrentPerform(iterations: ids.count) { index in
+                do { try store.promoteStaging(ids[index], as: info) } catch { failures.withLock { $0 += 1 } }
+            }
+            #expect(failures.withLock { $0 } == 0)
+            #expect(try store.digests() == [info.digest])
+            #expect(try store.read(info.digest, range: 0..<Int64(content.count)) == content)
         }
     }
 

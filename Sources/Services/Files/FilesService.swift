@@ -48,8 +48,9 @@ public struct FilesService: Sendable {
     private let settings: Settings
     private let chunkSize: Int
     private let ownUID: UInt32
-    /// Enqueues the deletion of a blob no file references any more (`files.blob_delete`).
-    private let releaseBlob: @Sendable (BlobDigest) async throws -> Void
+    /// Enqueues the deletion of a blob no file references any more (`files.blob_delete`), with
+    /// the id of the file whose deletion released it (the job's idempotency key, with the digest).
+    private let releaseBlob: @Sendable (BlobDigest, _ fileID: String) async throws -> Void
     private let replyBudget: ReplyBudget
     private let locks = UploadLocks()
 
@@ -60,7 +61,7 @@ public struct FilesService: Sendable {
     public init(
         store: any FileStore, blobs: any BlobStore, runner: any BlockingWorkRunner, clock: any WallClock, ids: any IDGenerator,
         settings: Settings = Settings(), chunkSize: Int = FilesService.maxChunkBytes, ownUID: UInt32,
-        replyBudget: ReplyBudget = ReplyBudget(), releaseBlob: @escaping @Sendable (BlobDigest) async throws -> Void
+        replyBudget: ReplyBudget = ReplyBudget(), releaseBlob: @escaping @Sendable (BlobDigest, _ fileID: String) async throws -> Void
     ) {
         self.store = store
         self.blobs = blobs
@@ -327,7 +328,7 @@ public struct FilesService: Sendable {
         guard let deletion = try await store.deleteFile(id: id, userID: userID, event: FilesEvents.FileDeleted(userID: userID, fileId: id)) else {
             throw FilesError.notFound(kind: "file", id: id)
         }
-        if let digest = deletion.unreferencedBlob { try await releaseBlob(digest) }
+        if let digest = deletion.unreferencedBlob { try await releaseBlob(digest, id) }
         return true
     }
 

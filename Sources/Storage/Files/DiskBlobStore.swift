@@ -131,8 +131,9 @@ public struct DiskBlobStore: BlobStore {
         try makeFolders(folder)
         let target = blobPath(info.digest)
         if link(path, target) != 0 {
-            // Already there: content addressing says it holds these very bytes.
-            if errno == EEXIST { return }
+            // Already there: content addressing says it holds these very bytes. Its folder is
+            // synced again: the link may be from a promotion that died before its own sync.
+            if errno == EEXIST { return try syncFolder(folder) }
             throw Self.ioError("link \(path) to", target)
         }
         // The path was linked, not the open file: make sure it was still the file checked above
@@ -203,8 +204,9 @@ public struct DiskBlobStore: BlobStore {
     private func separateStaging(_ path: String, size: Int64) throws -> Int32 {
         let source = try openExisting(path, flags: O_RDONLY, missing: path)
         defer { close(source) }
-        let temporary = path + ".copy"
-        unlink(temporary)
+        // A name that is a staging id no upload has: a copy a crash cut short is an orphan area,
+        // which the start-up sweep removes.
+        let temporary = stagingFolder + "/copy-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
         let copy = open(temporary, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard copy >= 0 else { throw Self.ioError("create", temporary) }
         do {
