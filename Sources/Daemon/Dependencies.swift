@@ -275,19 +275,18 @@ public struct Dependencies: Sendable {
         bus.onCommit { committed in agent.runsEnded(committed) }
         // Files: metadata in the database, bytes in the blob store, blocking file I/O on NIO's
         // thread pool. The chunk size follows the message limit read at start (a SIGHUP that
-        // lowers it applies to uploads begun after a restart). The blob of a deleted file goes
-        // once no file references it: `files.blob_delete`, enqueued by the service
-        // (`BlobReleaser`); what a crash left, the start-up sweep (`blobSweeper`).
+        // lowers it applies to uploads begun after a restart). File contents no file references
+        // any more: `files.blob_delete` deletes them (the files service enqueues it through
+        // `BlobReleaser`), the start-up sweep what a crash left.
         let fileStore = SQLiteFileStore(writer: database.writer, groupWriter: groupWriter, ledger: ledger)
+        let blobSweeper = BlobSweeper(files: fileStore, blobs: blobStore, logger: logger)
         let blobReleaser = BlobReleaser(scheduler: jobScheduler, clock: collaborators.clock, ids: collaborators.ids)
         let files = FilesService(
-            store: fileStore, blobs: blobStore, runner: NIOThreadPool.singleton,
-            clock: collaborators.clock, ids: collaborators.ids, settings: configuration.files,
-            chunkSize: FilesService.chunkSize(maxMessageBytes: configuration.limits.maxMessageBytes), ownUID: getuid(),
-            replyBudget: configuration.replyBudget,
-            releaseBlob: { digest, fileID in try await blobReleaser.release(digest, releasedBy: fileID) })
+            store: fileStore, blobs: blobStore, runner: NIOThreadPool.singleton, clock: collaborators.clock, ids: collaborators.ids,
+            settings: configuration.files, chunkSize: FilesService.chunkSize(maxMessageBytes: configuration.limits.maxMessageBytes),
+            ownUID: getuid(), replyBudget: configuration.replyBudget,
+            releaseBlob: { digest, releasedBy in _ = try await blobReleaser.release(digest, releasedBy: releasedBy) })
         let uploadsExpire = UploadsExpireJob(files: files, logger: logger)
-        let blobSweeper = BlobSweeper(files: fileStore, blobs: blobStore, logger: logger)
         let audit = AuditService(store: auditStore, clock: collaborators.clock, settings: configuration.audit, replyBudget: configuration.replyBudget)
         // The job kinds this daemon runs: one line each (and a `JobsSettings.kinds` entry for its
         // `jobs.concurrency.*` setting). See docs/ARCHITECTURE.md, "Background jobs".

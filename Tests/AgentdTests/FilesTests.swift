@@ -44,7 +44,7 @@ struct FilesTests {
         return try #require(Data(base64Encoded: read.data))
     }
 
-    @Test("upload in chunks: begin, chunk, status, a wrong offset (-32070 {expected, actual}), commit; get, read, list, delete")
+    @Test("upload in chunks: begin, chunk, status, a wrong offset (-32070 {expected, actual}), commit; get, read, list, delete; file.created and file.deleted")
     func uploadLifecycle() async throws {
         try await withInProcessDaemon { daemon in
             let client = try await daemon.connect()
@@ -81,6 +81,13 @@ struct FilesTests {
             let deleted = await #expect(throws: RPCError.self) { try await client.send(Files.Get.self, .init(id: file.id)) }
             #expect(Self.code(deleted) == -32030 && deleted?.dataValue?["kind"]?.stringValue == "file", "\(String(describing: deleted))")
             #expect(try await client.send(Files.List.self, .init()).items.isEmpty)
+
+            // The events: the file's name, type and size, never its hash.
+            let replayed = try await client.send(Events.Replay.self, .init(since: 0, topics: ["file.*"]))
+            #expect(replayed.events.map(\.topic) == ["file.created", "file.deleted"])
+            let created = try replayed.events[0].data.decode(JSONValue.self)
+            #expect(created == .object(["fileId": .string(file.id), "name": .string("pic.png"), "mediaType": .string("image/png"), "size": .number(108)]), "\(created)")
+            #expect(try replayed.events[1].data.decode(JSONValue.self) == .object(["fileId": .string(file.id)]))
         }
     }
 
@@ -253,17 +260,19 @@ struct FilesTests {
                 (Data([0xC3, 0x28, 0x00]), nil, "application/octet-stream"),
                 (Data("x".utf8), "Text/Markdown", "text/markdown"),
                 (Self.png, nil, "image/png"),
+                // Empty: begin with size 0, no chunk, commit.
+                (Data(), nil, "text/plain"),
             ]
             for (data, given, expected) in cases {
                 let file = try await Self.upload(client, data, mediaType: given)
                 #expect(file.mediaType == expected, "\(expected)")
             }
             #expect(try await client.send(Files.List.self, .init(mediaType: "image/*")).items.map(\.mediaType) == ["image/png"])
-            #expect(try await client.send(Files.List.self, .init(mediaType: "text/plain")).items.count == 2)
+            #expect(try await client.send(Files.List.self, .init(mediaType: "text/plain")).items.count == 3)
             let page = try await client.send(Files.List.self, .init(limit: 5))
             #expect(page.items.count == 5)
             let rest = try await client.send(Files.List.self, .init(cursor: page.nextCursor, limit: 5))
-            #expect(rest.items.count == 3 && rest.nextCursor == nil)
+            #expect(rest.items.count == 4 && rest.nextCursor == nil)
         }
     }
 

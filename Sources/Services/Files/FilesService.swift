@@ -49,8 +49,8 @@ public struct FilesService: Sendable {
     private let chunkSize: Int
     private let ownUID: UInt32
     /// Enqueues the deletion of a blob no file references any more (`files.blob_delete`), with
-    /// the id of the file whose deletion released it (the job's idempotency key, with the digest).
-    private let releaseBlob: @Sendable (BlobDigest, _ fileID: String) async throws -> Void
+    /// the id of the file whose deletion released it.
+    private let releaseBlob: @Sendable (BlobDigest, _ releasedBy: String) async throws -> Void
     private let replyBudget: ReplyBudget
     private let locks = UploadLocks()
 
@@ -61,7 +61,7 @@ public struct FilesService: Sendable {
     public init(
         store: any FileStore, blobs: any BlobStore, runner: any BlockingWorkRunner, clock: any WallClock, ids: any IDGenerator,
         settings: Settings = Settings(), chunkSize: Int = FilesService.maxChunkBytes, ownUID: UInt32,
-        replyBudget: ReplyBudget = ReplyBudget(), releaseBlob: @escaping @Sendable (BlobDigest, _ fileID: String) async throws -> Void
+        replyBudget: ReplyBudget = ReplyBudget(), releaseBlob: @escaping @Sendable (BlobDigest, _ releasedBy: String) async throws -> Void
     ) {
         self.store = store
         self.blobs = blobs
@@ -221,10 +221,14 @@ public struct FilesService: Sendable {
         let staging = try Self.stagingID(ids.makeID(prefix: "imp_"))
         let blobs = self.blobs
         let maxBytes = settings.maxFileBytes
-        let copied = try await runner.run { try Self.copy(path: params.path, into: staging, blobs: blobs, maxBytes: maxBytes) }
+        // Sniffing (up to a 4 MiB JSON parse) on the runner too, not on the caller's event loop.
+        let copied = try await runner.run { () throws -> (info: BlobInfo, mediaType: String) in
+            let copied = try Self.copy(path: params.path, into: staging, blobs: blobs, maxBytes: maxBytes)
+            return (copied.info, givenType ?? MediaTypeSniffer.mediaType(head: copied.head, size: copied.info.size))
+        }
         let file = FileMetadata(
-            id: ids.makeID(prefix: "fil_"), name: name, mediaType: givenType ?? MediaTypeSniffer.mediaType(head: copied.head, size: copied.info.size),
-            size: copied.info.size, sha256: copied.info.digest.hex, createdAt: clock.now())
+            id: ids.makeID(prefix: "fil_"), name: name, mediaType: copied.mediaType, size: copied.info.size, sha256: copied.info.digest.hex,
+            createdAt: clock.now())
         do {
             _ = try await store.insertFile(
                 file, userID: userID, fromUpload: nil, place: { try blobs.promoteStaging(staging, as: copied.info) },
