@@ -22,12 +22,13 @@ struct FilesProcessTests {
     /// Bytes that are not text (so nothing is sniffed from them but octet-stream) and differ per seed.
     static func content(_ count: Int, seed: UInt8 = 1) -> Data {
         var state = UInt32(seed) &* 2_654_435_761 | 1
-        return Data((0..<count).map { _ in
-            state ^= state << 13
-            state ^= state >> 17
-            state ^= state << 5
-            return UInt8(truncatingIfNeeded: state)
-        })
+        return Data(
+            (0..<count).map { _ in
+                state ^= state << 13
+                state ^= state >> 17
+                state ^= state << 5
+                return UInt8(truncatingIfNeeded: state)
+            })
     }
 
     static func sha256(_ data: Data) throws -> String {
@@ -106,7 +107,8 @@ struct FilesProcessTests {
             var offset = start
             while offset < data.count {
                 let end = min(offset + FilesProcessTests.chunkSize, data.count)
-                let status = try result("files.upload.chunk", Self.chunkParams(uploadID, data[offset..<end], at: offset), sourceLocation: sourceLocation)
+                let status = try result(
+                    "files.upload.chunk", Self.chunkParams(uploadID, data[offset..<end], at: offset), sourceLocation: sourceLocation)
                 #expect(status["offset"]?.intValue == end, "\(status)", sourceLocation: sourceLocation)
                 offset = end
             }
@@ -129,7 +131,9 @@ struct FilesProcessTests {
 
     // MARK: Resuming
 
-    @Test("an upload interrupted by closing the connection (mid-chunk) is finished from another: status gives the offset, a wrong offset answers -32070 {expected, actual}")
+    @Test(
+        "an upload interrupted by closing the connection (mid-chunk) is finished from another: status gives the offset, a wrong offset answers -32070 {expected, actual}"
+    )
     func resumeFromAnotherConnection() throws {
         let place = try Place()
         let daemon = try place.start()
