@@ -319,7 +319,7 @@ struct Tuning: ParsableArguments {
     var metricsMaxConnections: Int?
     @Option(help: "Closes a /metrics connection idle this long, in milliseconds (default: 30000).")
     var metricsIdleTimeoutMs: Int?
-    @Flag(help: ArgumentHelp("Register test-only methods (test.sleep).", visibility: .hidden))
+    @Flag(help: ArgumentHelp("Register test-only methods (test.sleep, test.jobs, test.chunk).", visibility: .hidden))
     var enableTestMethods = false
     @Flag(help: ArgumentHelp("Test only: do not run the in-process event consumers.", visibility: .hidden))
     var testHoldEventConsumers = false

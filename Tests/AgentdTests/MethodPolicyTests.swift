@@ -16,7 +16,7 @@ struct MethodPolicyTests {
     static let rateClasses: [String: String] = [
         "rpc.discover": "exempt", "session.hello": "exempt", "system.ping": "exempt", "system.echo": "exempt", "system.version": "exempt",
         "system.metrics": "exempt", "test.sleep": "exempt", "auth.whoami": "exempt", "auth.logout": "exempt", "events.unsubscribe": "exempt",
-        "agent.cancel": "exempt", "jobs.cancel": "exempt", "test.jobs": "exempt",
+        "agent.cancel": "exempt", "jobs.cancel": "exempt", "test.jobs": "exempt", "test.chunk": "exempt",
         "auth.login": "auth", "auth.authenticate": "auth", "auth.changePassword": "auth",
         "auth.register": "register",
         "agent.act": "agent", "agent.regenerate": "agent",

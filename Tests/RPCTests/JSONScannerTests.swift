@@ -69,4 +69,53 @@ struct JSONScannerTests {
         let depth = Array("{\"a\":[\"[[[\",{\"b\":[]}]}".utf8).withUnsafeBytes { JSONScanner.maximumDepth(of: $0) }
         #expect(depth == 4)
     }
+
+    /// Strings are stepped over 8 bytes at a time while the bytes are plain ASCII: every special
+    /// byte must still be seen wherever it falls in a word, and at the end (a tail under 8 bytes).
+    @Test("a special byte is seen at every position of a long string")
+    func specialBytesAtEveryPosition() {
+        func scan(_ bytes: [UInt8]) -> (contents: Range<Int>, escaped: Bool)? {
+            bytes.withUnsafeBytes { raw in
+                var scanner = JSONScanner(raw, maxDepth: 8)
+                return try? scanner.scanString()
+            }
+        }
+        let plain = Array(repeating: UInt8(ascii: "A"), count: 40)
+        for position in 0..<plain.count {
+            func string(_ inserted: [UInt8]) -> [UInt8] {
+                var bytes = plain
+                bytes.replaceSubrange(position..<position + 1, with: inserted)
+                return [0x22] + bytes + [0x22]
+            }
+            // A quote ends the string there.
+            #expect(scan(string([0x22]))?.contents == 1..<1 + position, "quote at \(position)")
+            // A control character, a bad escape or bad UTF-8 is refused.
+            for refused: [UInt8] in [[0x01], [0x1F], [0x5C, 0x78], [0xFF], [0xC0, 0xAF], [0xE2, 0x82]] {
+                #expect(scan(string(refused)) == nil, "\(refused) at \(position)")
+            }
+            // An escape and valid UTF-8 are accepted, the escape noted.
+            let escaped = string([0x5C, 0x22])
+            #expect(scan(escaped)?.contents == 1..<escaped.count - 1, "escape at \(position)")
+            #expect(scan(escaped)?.escaped == true)
+            let utf8 = string(Array("é中😀".utf8))
+            #expect(scan(utf8)?.contents == 1..<utf8.count - 1, "UTF-8 at \(position)")
+            #expect(scan(utf8)?.escaped == false)
+            // 0x20, 0x7F and the neighbours of `"` and `\` are plain.
+            #expect(scan(string([0x20, 0x7F, 0x21, 0x23, 0x5B, 0x5D]))?.escaped == false)
+        }
+        // Unterminated: the scan runs to the end and fails.
+        #expect(scan([0x22] + plain) == nil)
+    }
+
+    @Test("the lenient skip steps over a long string and its escapes")
+    func lenientSkipOfLongString() {
+        let body = String(repeating: "abcdefgh", count: 9) + "\\\"" + String(repeating: "x", count: 13)
+        let text = "\"\(body)\",1"
+        let end = Array(text.utf8).withUnsafeBytes { raw in
+            var scanner = JSONScanner(raw, maxDepth: 8)
+            _ = scanner.skipValueLeniently()
+            return scanner.index
+        }
+        #expect(end == text.utf8.count - 2)
+    }
 }

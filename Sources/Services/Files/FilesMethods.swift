@@ -191,3 +191,8 @@ public enum Files {
         }
     }
 }
+
+extension Files.UploadChunk.Params: RPCLargeStringParams {
+    public static var largeStringName: String { "data" }
+    public mutating func setLargeString(_ value: String) { data = value }
+}

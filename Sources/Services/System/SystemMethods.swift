@@ -52,6 +52,19 @@ public enum System {
         }
     }
 
+    /// Registered only with `--enable-test-methods`: takes what `files.upload.chunk` takes and only
+    /// decodes its base64, so that a profile of the RPC layer's handling of a 4 MiB chunk
+    /// (`bench/filesload chunk`, BENCHMARKS.md "Files") has no disk I/O in it.
+    public enum DecodeChunk: RPCMethod {
+        public static let name = "test.chunk"
+        public static let summary = "Test only: decodes the base64 data of files.upload.chunk's params and answers how many bytes it holds."
+        public static let rateClass: RPCRateClassName = .exempt
+        public typealias Params = Files.UploadChunk.Params
+        public struct Result: Codable, Sendable {
+            public var size: Int
+        }
+    }
+
     public struct VersionInfo: Codable, Sendable, Equatable {
         public var name: String
         public var version: String

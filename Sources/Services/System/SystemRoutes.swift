@@ -27,6 +27,7 @@ public struct SystemRoutes: Sendable {
         router.onAuthenticated(System.Metrics.self, using: auth) { _, _ in service.metricsText() }
         if includeTestMethods {
             router.on(System.Sleep.self) { params, _ in try await service.sleep(milliseconds: params.ms) }
+            router.on(System.DecodeChunk.self) { params, _ in try service.decodeChunk(params) }
         }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import RPC
 
 /// What the `system.*` methods answer. Holds the build's identity and the metrics exposition, given
@@ -31,5 +32,10 @@ public struct SystemService: Sendable {
         }
         try await clock.sleep(for: .milliseconds(milliseconds))
         return .init(sleptMs: milliseconds)
+    }
+
+    public func decodeChunk(_ params: Files.UploadChunk.Params) throws -> System.DecodeChunk.Result {
+        guard let data = Data(base64Encoded: params.data) else { throw RPCError.invalidParams(field: "data", reason: "not base64") }
+        return .init(size: data.count)
     }
 }
