@@ -42,7 +42,7 @@ public final class InMemoryBlobStore: BlobStore {
         try withState { $0.staging[id] = Data() }
     }
 
-    public func writeStaging(_ id: StagingID, data: Data, at offset: Int64) throws {
+    public func writeStaging(_ id: StagingID, data: Data, at offset: Int64, durable: Bool) throws {
         try withState { state in
             guard var staged = state.staging[id] else { throw BlobStoreError.notFound("staging area \(id)") }
             guard offset >= 0, offset <= Int64(staged.count) else { throw BlobStoreError.invalidOffset(expected: Int64(staged.count), actual: offset) }

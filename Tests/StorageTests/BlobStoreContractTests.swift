@@ -47,6 +47,25 @@ struct BlobStoreContractTests {
         try store.write(Data(text.utf8), staging: Self.staging(name))
     }
 
+    @Test("pieces written without waiting for the disk (an import) read back whole once promoted", arguments: BlobStoreImplementations.all)
+    func writesWithoutWaiting(_ implementation: BlobStoreImplementation) throws {
+        try with(implementation) { store in
+            let id = Self.staging("imp_1")
+            try store.createStaging(id)
+            try store.writeStaging(id, data: Data("ab".utf8), at: 0, durable: false)
+            try store.writeStaging(id, data: Data("c".utf8), at: 2, durable: false)
+            #expect(try store.stagingSize(id) == 3)
+            try store.promoteStaging(id, as: BlobInfo(digest: Self.abc, size: 3))
+            #expect(try store.read(Self.abc, range: 0..<10) == Data("abc".utf8))
+            #expect(try store.stat(Self.abc) == BlobInfo(digest: Self.abc, size: 3))
+            // A size that is not the staged one is refused: nothing is named after bytes not there.
+            try store.createStaging(id)
+            try store.writeStaging(id, data: Data("abcd".utf8), at: 0, durable: false)
+            #expect(throws: BlobStoreError.self) { try store.promoteStaging(id, as: BlobInfo(digest: Self.empty, size: 3)) }
+            #expect(try store.stat(Self.empty) == nil)
+        }
+    }
+
     @Test("a staged, digested and promoted blob reads back whole under its SHA-256", arguments: BlobStoreImplementations.all)
     func roundTrip(_ implementation: BlobStoreImplementation) throws {
         try with(implementation) { store in

@@ -60,11 +60,13 @@ public protocol BlobStore: Sendable {
     /// Creates an empty staging area; an existing one with this id is emptied.
     func createStaging(_ id: StagingID) throws
     /// Writes `data` at `offset` (at most the staged size: no holes) and drops any staged bytes
-    /// past the end of `data`; durable when it returns.
+    /// past the end of `data`. `durable`: on disk when it returns (an upload's chunk, answered as
+    /// stored); false: on disk by the time `promoteStaging` returns (a copy made in one call, such
+    /// as `files.import`, which would otherwise wait for the disk once per piece).
     ///
     /// - Throws: `BlobStoreError.notFound` when there is no such staging area,
     ///   `.invalidOffset` past its end.
-    func writeStaging(_ id: StagingID, data: Data, at offset: Int64) throws
+    func writeStaging(_ id: StagingID, data: Data, at offset: Int64, durable: Bool) throws
     /// The staged size; nil when there is no such staging area.
     func stagingSize(_ id: StagingID) throws -> Int64?
     /// The SHA-256 and size of the first `length` staged bytes (reads them).
@@ -99,6 +101,11 @@ public protocol BlobStore: Sendable {
 }
 
 extension BlobStore {
+    /// Writes `data` at `offset`, durable when it returns.
+    public func writeStaging(_ id: StagingID, data: Data, at offset: Int64) throws {
+        try writeStaging(id, data: data, at: offset, durable: true)
+    }
+
     /// Stores `data` as a blob through a staging area named `staging` (whole or absent).
     public func write(_ data: Data, staging: StagingID) throws -> BlobInfo {
         try createStaging(staging)
