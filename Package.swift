@@ -213,7 +213,8 @@ let package = Package(
             // Only what the files import: the agentd and agentctl binaries the tests start are found
             // in the build folder (TestPaths), built by `swift build --build-tests` like every target.
             dependencies: [
-                "Daemon", "AgentdTesting", "BlobStoreTesting", "CurlHTTP", "Journal", "JobQueueTesting", "RPC", "Services", "Storage", "FakeLLMServer",
+                "Daemon", "AgentdTesting", "BlobStoreTesting", "CurlHTTP", "Journal", "JobQueueTesting", "RPC", "Services", "Storage",
+                "FakeLLMServer",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),

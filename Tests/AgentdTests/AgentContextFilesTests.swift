@@ -7,7 +7,8 @@ import Testing
 @Suite("Agent context with files: kinds, refusals, the budget, the cut note and the report")
 struct AgentContextFilesTests {
     static func file(_ id: String, _ name: String, _ type: String, size: Int64) -> FileMetadata {
-        FileMetadata(id: id, name: name, mediaType: type, size: size, sha256: String(repeating: "0", count: 64), createdAt: Date(timeIntervalSince1970: 0))
+        FileMetadata(
+            id: id, name: name, mediaType: type, size: size, sha256: String(repeating: "0", count: 64), createdAt: Date(timeIntervalSince1970: 0))
     }
 
     static func textPart(_ id: String, _ text: String) -> AgentAttachments.Part {
@@ -22,7 +23,8 @@ struct AgentContextFilesTests {
     func kinds() {
         let cases: [(String, String, AgentAttachments.Kind)] = [
             ("a.txt", "text/plain", .text), ("a.json", "application/json", .text), ("a", "application/vnd.api+json", .text),
-            ("a.ts", "application/typescript", .text), ("main.swift", "application/octet-stream", .text), ("Makefile", "application/octet-stream", .text),
+            ("a.ts", "application/typescript", .text), ("main.swift", "application/octet-stream", .text),
+            ("Makefile", "application/octet-stream", .text),
             ("a.png", "image/png", .image), ("a.jpg", "image/jpeg", .image), ("a.webp", "image/webp", .image), ("a.gif", "image/gif", .image),
             ("a.pdf", "application/pdf", .extracted), ("a.zip", "application/zip", .binary), ("a.bin", "application/octet-stream", .binary),
             ("a.svg", "image/svg+xml", .text), ("a.csv", "text/csv; charset=utf-8", .text), ("a.tiff", "image/tiff", .binary),
@@ -33,7 +35,9 @@ struct AgentContextFilesTests {
         #expect(AgentAttachments.refusal(png, acceptsImages: false, model: "gpt-3.5-turbo")?.contains("gpt-3.5-turbo takes no images") == true)
         let huge = Self.file("fil_2", "big.png", "image/png", size: 21 << 20)
         #expect(AgentAttachments.refusal(huge, acceptsImages: true, model: "gpt-4o")?.contains("20 MiB") == true)
-        #expect(AgentAttachments.refusal(Self.file("f", "a.zip", "application/zip", size: 1), acceptsImages: true, model: "m") == "binary content is not read (application/zip): the agent reads text, images and PDFs")
+        #expect(
+            AgentAttachments.refusal(Self.file("f", "a.zip", "application/zip", size: 1), acceptsImages: true, model: "m")
+                == "binary content is not read (application/zip): the agent reads text, images and PDFs")
         #expect(AgentAttachments.refusal(Self.file("f", "a.pdf", "application/pdf", size: 1), acceptsImages: false, model: "m") == nil)
     }
 
@@ -110,9 +114,11 @@ struct AgentContextFilesTests {
     func images() throws {
         let image = LLMImage(data: Array(repeating: 7, count: 300_000), mediaType: "image/png")
         let part = AgentAttachments.Part(file: Self.file("fil_i", "shot.png", "image/png", size: 300_000), body: .image(image))
-        let modulePart = AgentAttachments.Part(file: Self.file("fil_j", "logo.gif", "image/gif", size: 10), body: .image(LLMImage(url: "data:image/gif;base64,R0lG")))
+        let modulePart = AgentAttachments.Part(
+            file: Self.file("fil_j", "logo.gif", "image/gif", size: 10), body: .image(LLMImage(url: "data:image/gif;base64,R0lG")))
         let built = try AgentContext.build(
-            system: "sys", moduleFiles: [modulePart], history: [], current: Self.question("What is it?", [part]), window: 8_000, reserve: 100, tools: [],
+            system: "sys", moduleFiles: [modulePart], history: [], current: Self.question("What is it?", [part]), window: 8_000, reserve: 100,
+            tools: [],
             provider: "fake")
         let question = try #require(built.messages.last)
         #expect(question.images == [image, LLMImage(url: "data:image/gif;base64,R0lG")])
@@ -123,9 +129,13 @@ struct AgentContextFilesTests {
 
     @Test("a note (a PDF whose text is not extracted yet) is written in place of the content")
     func note() throws {
-        let part = AgentAttachments.Part(file: Self.file("fil_p", "spec.pdf", "application/pdf", size: 1_000), body: .note("its text is still being extracted"))
-        let built = try AgentContext.build(system: nil, history: [], current: Self.question("Q", [part]), window: 4_000, reserve: 100, tools: [], provider: "fake")
-        #expect(built.messages.last?.content?.contains("<file name=\"spec.pdf\" id=\"fil_p\" type=\"application/pdf\">\n[its text is still being extracted]\n</file>") == true)
+        let part = AgentAttachments.Part(
+            file: Self.file("fil_p", "spec.pdf", "application/pdf", size: 1_000), body: .note("its text is still being extracted"))
+        let built = try AgentContext.build(
+            system: nil, history: [], current: Self.question("Q", [part]), window: 4_000, reserve: 100, tools: [], provider: "fake")
+        #expect(
+            built.messages.last?.content?.contains(
+                "<file name=\"spec.pdf\" id=\"fil_p\" type=\"application/pdf\">\n[its text is still being extracted]\n</file>") == true)
         #expect(built.report.cutFiles == nil)
     }
 
@@ -148,7 +158,8 @@ struct AgentContextFilesTests {
     func overflow() {
         let parts = (1...40).map { Self.textPart("fil_\($0)", "text") }
         #expect(throws: LLMError.self) {
-            try AgentContext.build(system: nil, history: [], current: Self.question("Q", parts), window: 600, reserve: 100, tools: [], provider: "fake")
+            try AgentContext.build(
+                system: nil, history: [], current: Self.question("Q", parts), window: 600, reserve: 100, tools: [], provider: "fake")
         }
     }
 }

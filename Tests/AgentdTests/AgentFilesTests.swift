@@ -37,7 +37,9 @@ struct AgentFilesTests {
                 #expect(sent.role == "user" && sent.imageURLs.isEmpty)
                 let text = try #require(sent.text)
                 #expect(text.hasPrefix("What is the code?\n\nThe user attached a file"), "\(text)")
-                #expect(text.contains("<file name=\"notes.txt\" id=\"\(id)\" type=\"text/plain\">\nThe launch code is 4417.\nKeep it safe.\n</file>"), "\(text)")
+                #expect(
+                    text.contains("<file name=\"notes.txt\" id=\"\(id)\" type=\"text/plain\">\nThe launch code is 4417.\nKeep it safe.\n</file>"),
+                    "\(text)")
 
                 let chatID = try #require(result["chatId"]?.stringValue)
                 _ = try await client.act(#"{"chatId":"\#(chatID)","message":"And again?"}"#)
@@ -123,13 +125,16 @@ struct AgentFilesTests {
                 let (first, _) = try await client.act(#"{"message":"What does it say?","attachments":["\#(id)"]}"#)
                 let chatID = try #require(first["result"]?["chatId"]?.stringValue, "\(first)")
                 let pending = try #require(fake.chatRequests.first?.chatParts.last?.text)
-                #expect(pending.contains("<file name=\"report.pdf\" id=\"\(id)\" type=\"application/pdf\">\n[its text is still being extracted"), "\(pending)")
+                #expect(
+                    pending.contains("<file name=\"report.pdf\" id=\"\(id)\" type=\"application/pdf\">\n[its text is still being extracted"),
+                    "\(pending)")
 
                 // The extraction job, run here as a worker would.
                 let handler = try #require(daemon.dependencies.jobHandlers.first(where: { $0.policy.kind == FileTextJob.kind }))
                 let now = Date()
                 let job = Job(
-                    id: "job_pdf", kind: FileTextJob.kind, ownerID: nil, state: .running, payload: try JSONFragment(encoding: FileTexts.Payload(fileId: id)),
+                    id: "job_pdf", kind: FileTextJob.kind, ownerID: nil, state: .running,
+                    payload: try JSONFragment(encoding: FileTexts.Payload(fileId: id)),
                     attempt: 1, runAfter: now, createdAt: now, updatedAt: now)
                 _ = try await handler.run(ClaimedJob(job: job, lease: JobLease(jobID: job.id, workerID: "test", attempt: 1), recovered: false))
 
@@ -141,7 +146,8 @@ struct AgentFilesTests {
         }
     }
 
-    @Test("a module's files: its text with the module in the system message, its image with the question; an image refused for a model without images")
+    @Test(
+        "a module's files: its text with the module in the system message, its image with the question; an image refused for a model without images")
     func moduleFiles() async throws {
         try await withFakeProviderInProcess { fake in
             try await withAgentDaemon(environment: fake.openAIEnvironment()) { daemon in
@@ -157,7 +163,8 @@ struct AgentFilesTests {
                 let parts = try #require(fake.chatRequests.first?.chatParts)
                 let system = try #require(parts.first { $0.role == "system" }?.text)
                 #expect(system.contains("The project notes.") && system.contains("The module's files follow."), "\(system)")
-                #expect(system.contains("<file name=\"glossary.md\" id=\"\(text)\" type=\"text/markdown\">\nfrobnicate: to tweak\n</file>"), "\(system)")
+                #expect(
+                    system.contains("<file name=\"glossary.md\" id=\"\(text)\" type=\"text/markdown\">\nfrobnicate: to tweak\n</file>"), "\(system)")
                 #expect(parts.last?.role == "user" && parts.last?.imageURLs == ["data:image/png;base64," + Self.png.base64EncodedString()])
 
                 let refused = try await client.call("v2.agent.act", #"{"moduleId":"\#(moduleID)","message":"Again","model":"gpt-3.5-turbo"}"#)

@@ -28,7 +28,8 @@ struct FilesTests {
         var offset = 0
         while offset < data.count {
             let piece = data[offset..<min(data.count, offset + chunk)]
-            _ = try await client.send(Files.UploadChunk.self, .init(uploadId: begun.uploadId, offset: Int64(offset), data: piece.base64EncodedString()))
+            _ = try await client.send(
+                Files.UploadChunk.self, .init(uploadId: begun.uploadId, offset: Int64(offset), data: piece.base64EncodedString()))
             offset += piece.count
         }
         return try await client.send(Files.UploadCommit.self, .init(uploadId: begun.uploadId))
@@ -44,23 +45,29 @@ struct FilesTests {
         return try #require(Data(base64Encoded: read.data))
     }
 
-    @Test("upload in chunks: begin, chunk, status, a wrong offset (-32070 {expected, actual}), commit; get, read, list, delete; file.created and file.deleted")
+    @Test(
+        "upload in chunks: begin, chunk, status, a wrong offset (-32070 {expected, actual}), commit; get, read, list, delete; file.created and file.deleted"
+    )
     func uploadLifecycle() async throws {
         try await withInProcessDaemon { daemon in
             let client = try await daemon.connect()
-            let begun = try await client.send(Files.UploadBegin.self, .init(name: "pic.png", size: Int64(Self.png.count), sha256: Self.sha256(Self.png)))
+            let begun = try await client.send(
+                Files.UploadBegin.self, .init(name: "pic.png", size: Int64(Self.png.count), sha256: Self.sha256(Self.png)))
             #expect(begun.uploadId.hasPrefix("upl_"))
             #expect(begun.chunkSize == 4 << 20)
-            let first = try await client.send(Files.UploadChunk.self, .init(uploadId: begun.uploadId, offset: 0, data: Self.png[0..<50].base64EncodedString()))
+            let first = try await client.send(
+                Files.UploadChunk.self, .init(uploadId: begun.uploadId, offset: 0, data: Self.png[0..<50].base64EncodedString()))
             #expect(first.offset == 50 && first.size == Int64(Self.png.count))
             let wrong = await #expect(throws: RPCError.self) {
-                try await client.send(Files.UploadChunk.self, .init(uploadId: begun.uploadId, offset: 0, data: Self.png[0..<50].base64EncodedString()))
+                try await client.send(
+                    Files.UploadChunk.self, .init(uploadId: begun.uploadId, offset: 0, data: Self.png[0..<50].base64EncodedString()))
             }
             #expect(Self.code(wrong) == -32070, "\(String(describing: wrong))")
             #expect(wrong?.dataValue?["expected"]?.intValue == 50)
             #expect(wrong?.dataValue?["actual"]?.intValue == 0)
             #expect(try await client.send(Files.UploadStatus.self, .init(uploadId: begun.uploadId)).offset == 50)
-            _ = try await client.send(Files.UploadChunk.self, .init(uploadId: begun.uploadId, offset: 50, data: Self.png[50...].base64EncodedString()))
+            _ = try await client.send(
+                Files.UploadChunk.self, .init(uploadId: begun.uploadId, offset: 50, data: Self.png[50...].base64EncodedString()))
             let file = try await client.send(Files.UploadCommit.self, .init(uploadId: begun.uploadId))
             #expect(file.id.hasPrefix("fil_"))
             #expect(file.mediaType == "image/png")
@@ -86,7 +93,10 @@ struct FilesTests {
             let replayed = try await client.send(Events.Replay.self, .init(since: 0, topics: ["file.*"]))
             #expect(replayed.events.map(\.topic) == ["file.created", "file.deleted"])
             let created = try replayed.events[0].data.decode(JSONValue.self)
-            #expect(created == .object(["fileId": .string(file.id), "name": .string("pic.png"), "mediaType": .string("image/png"), "size": .number(108)]), "\(created)")
+            #expect(
+                created
+                    == .object(["fileId": .string(file.id), "name": .string("pic.png"), "mediaType": .string("image/png"), "size": .number(108)]),
+                "\(created)")
             #expect(try replayed.events[1].data.decode(JSONValue.self) == .object(["fileId": .string(file.id)]))
         }
     }
@@ -155,20 +165,25 @@ struct FilesTests {
             #expect(big?.dataValue?["actual"]?.intValue == 10_001)
             #expect(big?.dataValue?["reason"]?.stringValue?.contains("files.max_file_bytes") == true)
             for name in ["", "a/b", "tab\there", String(repeating: "é", count: 128), ".."] {
-                let error = await #expect(throws: RPCError.self, "\(name)") { try await client.send(Files.UploadBegin.self, .init(name: name, size: 1)) }
+                let error = await #expect(throws: RPCError.self, "\(name)") {
+                    try await client.send(Files.UploadBegin.self, .init(name: name, size: 1))
+                }
                 #expect(error?.dataValue?["field"]?.stringValue == "name", "\(name): \(String(describing: error))")
             }
             let badType = await #expect(throws: RPCError.self) {
                 try await client.send(Files.UploadBegin.self, .init(name: "a", mediaType: "nonsense", size: 1))
             }
             #expect(badType?.dataValue?["field"]?.stringValue == "mediaType")
-            let badSHA = await #expect(throws: RPCError.self) { try await client.send(Files.UploadBegin.self, .init(name: "a", size: 1, sha256: "abc")) }
+            let badSHA = await #expect(throws: RPCError.self) {
+                try await client.send(Files.UploadBegin.self, .init(name: "a", size: 1, sha256: "abc"))
+            }
             #expect(badSHA?.dataValue?["field"]?.stringValue == "sha256")
 
             let begun = try await client.send(Files.UploadBegin.self, .init(name: "a", size: 9000))
             #expect(begun.chunkSize == 6144)
             let tooBig = await #expect(throws: RPCError.self) {
-                try await client.send(Files.UploadChunk.self, .init(uploadId: begun.uploadId, offset: 0, data: Data(count: 6147).base64EncodedString()))
+                try await client.send(
+                    Files.UploadChunk.self, .init(uploadId: begun.uploadId, offset: 0, data: Data(count: 6147).base64EncodedString()))
             }
             #expect(tooBig?.dataValue?["field"]?.stringValue == "data", "\(String(describing: tooBig))")
             let notBase64 = await #expect(throws: RPCError.self) {
@@ -176,9 +191,11 @@ struct FilesTests {
             }
             #expect(notBase64?.dataValue?["field"]?.stringValue == "data")
             #expect(notBase64?.dataValue?["reason"]?.stringValue?.contains("base64") == true)
-            _ = try await client.send(Files.UploadChunk.self, .init(uploadId: begun.uploadId, offset: 0, data: Data(count: 6000).base64EncodedString()))
+            _ = try await client.send(
+                Files.UploadChunk.self, .init(uploadId: begun.uploadId, offset: 0, data: Data(count: 6000).base64EncodedString()))
             let past = await #expect(throws: RPCError.self) {
-                try await client.send(Files.UploadChunk.self, .init(uploadId: begun.uploadId, offset: 6000, data: Data(count: 3001).base64EncodedString()))
+                try await client.send(
+                    Files.UploadChunk.self, .init(uploadId: begun.uploadId, offset: 6000, data: Data(count: 3001).base64EncodedString()))
             }
             #expect(past?.dataValue?["field"]?.stringValue == "data")
             #expect(try await client.send(Files.UploadStatus.self, .init(uploadId: begun.uploadId)).offset == 6000)
@@ -211,7 +228,9 @@ struct FilesTests {
         }
     }
 
-    @Test("another user: the caller's file and upload ids answer Not found; identical content is two files, each charged; deleting one keeps the other's bytes")
+    @Test(
+        "another user: the caller's file and upload ids answer Not found; identical content is two files, each charged; deleting one keeps the other's bytes"
+    )
     func anotherUser() async throws {
         try await withInProcessDaemon { daemon in
             let alice = try await daemon.connect()
@@ -227,7 +246,10 @@ struct FilesTests {
                 ("files.read", "file", { _ = try await $0.send(Files.Read.self, .init(id: fileID)) }),
                 ("files.delete", "file", { _ = try await $0.send(Files.Delete.self, .init(id: fileID)) }),
                 ("files.upload.status", "upload", { _ = try await $0.send(Files.UploadStatus.self, .init(uploadId: uploadID)) }),
-                ("files.upload.chunk", "upload", { _ = try await $0.send(Files.UploadChunk.self, .init(uploadId: uploadID, offset: 0, data: "aGVsbG8=")) }),
+                (
+                    "files.upload.chunk", "upload",
+                    { _ = try await $0.send(Files.UploadChunk.self, .init(uploadId: uploadID, offset: 0, data: "aGVsbG8=")) }
+                ),
                 ("files.upload.commit", "upload", { _ = try await $0.send(Files.UploadCommit.self, .init(uploadId: uploadID)) }),
             ]
             for (method, kind, call) in calls {
@@ -276,7 +298,9 @@ struct FilesTests {
         }
     }
 
-    @Test("files.import: the daemon's own uid stores the file at a path; another uid gets -32020 with a reason; relative paths, folders and files past the limit are refused")
+    @Test(
+        "files.import: the daemon's own uid stores the file at a path; another uid gets -32020 with a reason; relative paths, folders and files past the limit are refused"
+    )
     func importFromPath() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("agentd-import-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)

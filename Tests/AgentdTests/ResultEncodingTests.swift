@@ -15,7 +15,7 @@ struct ResultEncodingTests {
     /// The method types behind every registered name; `registryIsCovered` fails when a method is
     /// registered that is missing here.
     static let methods: [any RPCMethod.Type] = [
-        System.Ping.self, System.Echo.self, System.Version.self, System.Metrics.self, System.Sleep.self, TestJobs.Run.self,
+        System.Ping.self, System.Echo.self, System.Version.self, System.Metrics.self, System.Sleep.self, System.DecodeChunk.self, TestJobs.Run.self,
         Auth.Register.self, Auth.Login.self, Auth.Authenticate.self, Auth.Logout.self, Auth.WhoAmI.self, Auth.ChangePassword.self,
         Modules.Create.self, Modules.Get.self, Modules.Update.self, Modules.Delete.self, Modules.List.self,
         Chats.Create.self, Chats.Get.self, Chats.List.self, Chats.Rename.self, Chats.Delete.self, Chats.Fork.self, Chats.Export.self,

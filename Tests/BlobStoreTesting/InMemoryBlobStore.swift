@@ -45,7 +45,9 @@ public final class InMemoryBlobStore: BlobStore {
     public func writeStaging(_ id: StagingID, data: Data, at offset: Int64, durable: Bool) throws {
         try withState { state in
             guard var staged = state.staging[id] else { throw BlobStoreError.notFound("staging area \(id)") }
-            guard offset >= 0, offset <= Int64(staged.count) else { throw BlobStoreError.invalidOffset(expected: Int64(staged.count), actual: offset) }
+            guard offset >= 0, offset <= Int64(staged.count) else {
+                throw BlobStoreError.invalidOffset(expected: Int64(staged.count), actual: offset)
+            }
             staged.removeSubrange(Int(offset)...)
             staged.append(data)
             state.staging[id] = staged
@@ -54,6 +56,16 @@ public final class InMemoryBlobStore: BlobStore {
 
     public func stagingSize(_ id: StagingID) throws -> Int64? {
         try withState { state in state.staging[id].map { Int64($0.count) } }
+    }
+
+    public func readStaging(_ id: StagingID, range: Range<Int64>) throws -> Data {
+        try withState { state in
+            guard let staged = state.staging[id] else { throw BlobStoreError.notFound("staging area \(id)") }
+            let size = Int64(staged.count)
+            let lower = max(0, min(range.lowerBound, size))
+            let upper = max(lower, min(range.upperBound, size))
+            return Data(staged[staged.startIndex + Int(lower)..<staged.startIndex + Int(upper)])
+        }
     }
 
     public func digestStaging(_ id: StagingID, length: Int64) throws -> BlobInfo {

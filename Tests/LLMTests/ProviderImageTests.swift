@@ -49,9 +49,11 @@ struct ProviderImageTests {
             #expect(defaults.accepts(model), "\(model)")
         }
         for model in ["o1-mini", "o3-mini", "gpt-3.5-turbo", "gpt-4", "llama3.1", ""] { #expect(!defaults.accepts(model), "\(model)") }
-        #expect(LLMImageModels.problem(in: "gpt-*-mini") != nil && LLMImageModels.problem(in: "") != nil && LLMImageModels.problem(in: "gpt-4o*") == nil)
+        #expect(
+            LLMImageModels.problem(in: "gpt-*-mini") != nil && LLMImageModels.problem(in: "") != nil && LLMImageModels.problem(in: "gpt-4o*") == nil)
 
-        let provider = OpenAIFamilyProvider(configuration: LLMConfiguration(apiKey: testKey, imageModels: ["local-vl"]), client: ScriptedHTTPClient([]))
+        let provider = OpenAIFamilyProvider(
+            configuration: LLMConfiguration(apiKey: testKey, imageModels: ["local-vl"]), client: ScriptedHTTPClient([]))
         #expect(provider.acceptsImages(model: "local-vl") && !provider.acceptsImages(model: "gpt-4o"))
         let retrying = RetryingLLMProvider(provider, policy: LLMRetryPolicy(maxRetries: 1))
         #expect(retrying.acceptsImages(model: "local-vl") && !retrying.acceptsImages(model: "gpt-4o"))

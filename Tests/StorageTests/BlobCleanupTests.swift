@@ -135,7 +135,8 @@ struct BlobCleanupTests {
             let job = BlobDeleteJob(files: files, blobs: blobs)
             let queue = InMemoryJobQueue()
             let gone = try await storeFile("fil_1", "gone", staging: "upl_1", files, blobs)
-            let deletion = try await files.deleteFile(id: "fil_1", userID: Self.alice, event: FilesEvents.FileDeleted(userID: Self.alice, fileId: "fil_1"))
+            let deletion = try await files.deleteFile(
+                id: "fil_1", userID: Self.alice, event: FilesEvents.FileDeleted(userID: Self.alice, fileId: "fil_1"))
             #expect(deletion?.unreferencedBlob == gone.digest)
             let claimed = try await releaseAndClaim(gone.digest, releasedBy: "fil_1", queue: queue)
             #expect(claimed.job.ownerID == nil && claimed.job.payload.text == #"{"sha256":"\#(gone.digest.hex)"}"#)
@@ -203,9 +204,11 @@ private struct FixedClock: WallClock {
 private final class CountingIDs: IDGenerator {
     private let next = Mutex(0)
     func makeID(prefix: String) -> String {
-        prefix + String(next.withLock { value in
-            value += 1
-            return value
-        })
+        prefix
+            + String(
+                next.withLock { value in
+                    value += 1
+                    return value
+                })
     }
 }

@@ -55,6 +55,8 @@ struct BlobStoreContractTests {
             try store.writeStaging(id, data: Data("ab".utf8), at: 0, durable: false)
             try store.writeStaging(id, data: Data("c".utf8), at: 2, durable: false)
             #expect(try store.stagingSize(id) == 3)
+            #expect(try store.readStaging(id, range: 1..<10) == Data("bc".utf8))
+            #expect(try store.readStaging(id, range: 5..<10) == Data())
             try store.promoteStaging(id, as: BlobInfo(digest: Self.abc, size: 3))
             #expect(try store.read(Self.abc, range: 0..<10) == Data("abc".utf8))
             #expect(try store.stat(Self.abc) == BlobInfo(digest: Self.abc, size: 3))
@@ -63,6 +65,7 @@ struct BlobStoreContractTests {
             try store.writeStaging(id, data: Data("abcd".utf8), at: 0, durable: false)
             #expect(throws: BlobStoreError.self) { try store.promoteStaging(id, as: BlobInfo(digest: Self.empty, size: 3)) }
             #expect(try store.stat(Self.empty) == nil)
+            #expect(throws: BlobStoreError.self) { try store.readStaging(Self.staging("upl_none"), range: 0..<1) }
         }
     }
 
@@ -88,7 +91,9 @@ struct BlobStoreContractTests {
         }
     }
 
-    @Test("staging: writes go at an offset up to the staged size, a write drops what was past its end, a missing area is notFound", arguments: BlobStoreImplementations.all)
+    @Test(
+        "staging: writes go at an offset up to the staged size, a write drops what was past its end, a missing area is notFound",
+        arguments: BlobStoreImplementations.all)
     func stagingOffsets(_ implementation: BlobStoreImplementation) throws {
         try with(implementation) { store in
             let id = Self.staging("upl_offsets")
@@ -118,7 +123,9 @@ struct BlobStoreContractTests {
         }
     }
 
-    @Test("digestStaging hashes the first `length` bytes, in pieces for a large area; more than staged is invalidOffset", arguments: BlobStoreImplementations.all)
+    @Test(
+        "digestStaging hashes the first `length` bytes, in pieces for a large area; more than staged is invalidOffset",
+        arguments: BlobStoreImplementations.all)
     func digest(_ implementation: BlobStoreImplementation) throws {
         try with(implementation) { store in
             let id = Self.staging("upl_digest")
@@ -132,11 +139,15 @@ struct BlobStoreContractTests {
             var large = Data(count: 3 << 20 + 17)
             for index in large.indices { large[index] = UInt8(truncatingIfNeeded: index &* 31 &+ index >> 9) }
             try store.writeStaging(id, data: large, at: 0)
-            #expect(try store.digestStaging(id, length: Int64(large.count)) == BlobInfo(digest: InMemoryBlobStore.digest(of: large), size: Int64(large.count)))
+            #expect(
+                try store.digestStaging(id, length: Int64(large.count))
+                    == BlobInfo(digest: InMemoryBlobStore.digest(of: large), size: Int64(large.count)))
         }
     }
 
-    @Test("promote is idempotent for the same content, leaves the staging area, and refuses a size that is not the staged one", arguments: BlobStoreImplementations.all)
+    @Test(
+        "promote is idempotent for the same content, leaves the staging area, and refuses a size that is not the staged one",
+        arguments: BlobStoreImplementations.all)
     func promote(_ implementation: BlobStoreImplementation) throws {
         try with(implementation) { store in
             let first = Self.staging("upl_a")
@@ -165,7 +176,9 @@ struct BlobStoreContractTests {
         }
     }
 
-    @Test("the same content promoted from several areas at once is one whole blob, and every promotion succeeds", arguments: BlobStoreImplementations.all)
+    @Test(
+        "the same content promoted from several areas at once is one whole blob, and every promotion succeeds",
+        arguments: BlobStoreImplementations.all)
     func concurrentPromotions(_ implementation: BlobStoreImplementation) throws {
         try with(implementation) { store in
             let content = Data(repeating: 0x5a, count: 300_000)
@@ -185,7 +198,8 @@ struct BlobStoreContractTests {
         }
     }
 
-    @Test("a blob never changes: writing or re-creating its staging area after the promotion leaves its bytes", arguments: BlobStoreImplementations.all)
+    @Test(
+        "a blob never changes: writing or re-creating its staging area after the promotion leaves its bytes", arguments: BlobStoreImplementations.all)
     func blobImmutableAfterPromote(_ implementation: BlobStoreImplementation) throws {
         try with(implementation) { store in
             let id = Self.staging("upl_keep")

@@ -89,7 +89,8 @@ struct FileStoreContractTests {
     static let bob = "usr_bob"
 
     func with(
-        _ implementation: FileStoreImplementation, quota: StorageQuota = .unlimited, _ body: (any FileStoreHarness, any FileStore) async throws -> Void
+        _ implementation: FileStoreImplementation, quota: StorageQuota = .unlimited,
+        _ body: (any FileStoreHarness, any FileStore) async throws -> Void
     ) async throws {
         let harness = try await implementation.make(quota)
         do {

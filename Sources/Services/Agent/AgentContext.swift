@@ -89,7 +89,8 @@ enum AgentContext {
         func question(kept: [Int]) -> [LLMMessage] { attach(current.parts, kept: kept, to: current.messages) }
         let none = firstParts.map { _ in 0 }
         let slack = firstParts.reduce(0) { $0 + (AgentAttachments.overhead($1) - AgentAttachments.render($1, kept: 0).utf8.count) }
-        let fixedMessages = (systemMessage(kept: Array(none[current.parts.count...])).map { [$0] } ?? []) + question(kept: Array(none[..<current.parts.count]))
+        let fixedMessages =
+            (systemMessage(kept: Array(none[current.parts.count...])).map { [$0] } ?? []) + question(kept: Array(none[..<current.parts.count]))
         let fixed = estimate(fixedMessages) + estimate(tools: tools) + (slack + 3) / 4
         guard fixed <= available else {
             throw LLMError(

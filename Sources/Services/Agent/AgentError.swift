@@ -54,7 +54,8 @@ public enum AgentError: Error, Equatable, Sendable, RPCErrorConvertible, Invalid
         data: "{class: \"agent.background\", maxConcurrent}: background: true while the caller has that many background runs going")
     static let tooManyWatchesDescription = RPCErrorDescription(.tooManyWatches, "Too many watches", data: "{setting, limit}")
     static let notFoundDescription = RPCErrorDescription(
-        .notFound, "Not found", data:
+        .notFound, "Not found",
+        data:
             "{kind: \"run\" | \"chat\" | \"message\" | \"module\" | \"prompt\" | \"file\", id}: not the caller's (also another user's); file: an attachment"
     )
     static let cancelledDescription = RPCErrorDescription(

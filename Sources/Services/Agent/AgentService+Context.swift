@@ -68,7 +68,8 @@ extension AgentService {
         let steps = answers.isEmpty ? [:] : try await store.steps(answerIDs: answers, userID: userID)
         let model = options.model ?? provider.defaultModel ?? ""
         let (parts, moduleParts) = try await fileParts(
-            branch: branch, question: question, chatID: run.chatId, model: model, maxTextBytes: AgentContext.maxHistoryBytes(window: window, reserve: reserve),
+            branch: branch, question: question, chatID: run.chatId, model: model,
+            maxTextBytes: AgentContext.maxHistoryBytes(window: window, reserve: reserve),
             userID: userID)
         var units = AgentContext.units(branch: branch, steps: steps, parts: parts)
         let current = units.removeLast()
@@ -121,7 +122,8 @@ extension AgentService {
             var read: [AgentAttachments.Part] = []
             for file in list {
                 read.append(
-                    try await part(file, files: files, strict: strict, acceptsImages: accepts, model: model, maxTextBytes: maxTextBytes, userID: userID))
+                    try await part(
+                        file, files: files, strict: strict, acceptsImages: accepts, model: model, maxTextBytes: maxTextBytes, userID: userID))
             }
             parts[messageID] = read
         }
@@ -169,7 +171,8 @@ extension AgentService {
                     // Not a refusal: the text comes soon, and the question may not need it.
                     return AgentAttachments.Part(file: file, body: .note("its text is still being extracted; ask again in a moment to have it read"))
                 case .failed:
-                    return AgentAttachments.Part(file: file, body: .note("no text could be extracted from it: " + (extracted?.error ?? "unknown reason")))
+                    return AgentAttachments.Part(
+                        file: file, body: .note("no text could be extracted from it: " + (extracted?.error ?? "unknown reason")))
                 case .skipped, nil: return AgentAttachments.Part(file: file, body: .note("no text was extracted from it"))
                 }
             }

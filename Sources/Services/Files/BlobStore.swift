@@ -69,6 +69,11 @@ public protocol BlobStore: Sendable {
     func writeStaging(_ id: StagingID, data: Data, at offset: Int64, durable: Bool) throws
     /// The staged size; nil when there is no such staging area.
     func stagingSize(_ id: StagingID) throws -> Int64?
+    /// The staged bytes of `range`, cut at the staged end (empty past it): what a commit sniffs
+    /// the media type from, before the bytes are a blob.
+    ///
+    /// - Throws: `BlobStoreError.notFound`.
+    func readStaging(_ id: StagingID, range: Range<Int64>) throws -> Data
     /// The SHA-256 and size of the first `length` staged bytes (reads them).
     ///
     /// - Throws: `BlobStoreError.notFound`, `.invalidOffset` when fewer are staged.

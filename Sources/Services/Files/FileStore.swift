@@ -39,7 +39,9 @@ public protocol FileStore: Sendable {
     /// escaping: a store hands it to its writer's queue.)
     ///
     /// - Throws: `QuotaExceededError` (nothing is kept), what `place` throws.
-    func insertFile(_ file: FileMetadata, userID: String, fromUpload: String?, place: @escaping @Sendable () throws -> Void, event: FilesEvents.FileCreated)
+    func insertFile(
+        _ file: FileMetadata, userID: String, fromUpload: String?, place: @escaping @Sendable () throws -> Void, event: FilesEvents.FileCreated
+    )
         async throws -> Int64
     func file(id: String, userID: String) async throws -> FileMetadata?
     /// Those of `ids` the user has, in the order of `ids` (missing ones left out).

@@ -55,7 +55,8 @@ public enum FilesError: Error, Equatable, Sendable, RPCErrorConvertible, Invalid
     /// What `agent.act` and `agent.regenerate` answer for a file the model cannot be given.
     public static let attachmentUnsupportedDescription = RPCErrorDescription(
         .attachmentUnsupported, "Attachment not supported",
-        data: "{fileId, name, reason}: an image for a model not in llm.image_models, binary content, text that is not UTF-8; the model was not called")
+        data: "{fileId, name, reason}: an image for a model not in llm.image_models, binary content, text that is not UTF-8; the model was not called"
+    )
     static let fileNotFoundDescription = RPCErrorDescription(
         .notFound, "Not found", data: "{kind: \"file\", id}: no file with this id for the caller (also another user's)")
     static let uploadNotFoundDescription = RPCErrorDescription(

@@ -85,7 +85,9 @@ public enum Files {
 
     public enum UploadCommit: RPCMethod {
         public static let name = "files.upload.commit"
-        public static var errors: [RPCErrorDescription] { [FilesError.uploadNotFoundDescription, FilesError.checksumMismatchDescription, QuotaExceededError.description] }
+        public static var errors: [RPCErrorDescription] {
+            [FilesError.uploadNotFoundDescription, FilesError.checksumMismatchDescription, QuotaExceededError.description]
+        }
         public static let summary =
             "Makes a complete upload a file; a sha256 or size that does not match what begin announced is refused and nothing is kept."
         public static let rateClass: RPCRateClassName = .write

@@ -12,8 +12,10 @@ public struct FilesRoutes: Sendable {
 
     public func register(on router: inout RPCRouter) {
         let files = self.service
-        router.onAuthenticated(Files.UploadBegin.self, using: auth) { params, context in try await files.beginUpload(params, userID: context.user.id) }
-        router.onAuthenticated(Files.UploadChunk.self, using: auth) { params, context in try await files.appendChunk(params, userID: context.user.id) }
+        router.onAuthenticated(Files.UploadBegin.self, using: auth) { params, context in try await files.beginUpload(params, userID: context.user.id)
+        }
+        router.onAuthenticated(Files.UploadChunk.self, using: auth) { params, context in try await files.appendChunk(params, userID: context.user.id)
+        }
         router.onAuthenticated(Files.UploadStatus.self, using: auth) { params, context in
             try await files.uploadStatus(id: params.uploadId, userID: context.user.id)
         }

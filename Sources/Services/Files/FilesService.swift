@@ -168,7 +168,8 @@ public struct FilesService: Sendable {
             let upload = try await self.openUpload(id: id, userID: userID)
             guard upload.received == upload.size else {
                 throw FilesError.invalid(
-                    field: "uploadId", reason: "incomplete: \(upload.received) of \(upload.size) bytes received; the next chunk starts at offset \(upload.received)")
+                    field: "uploadId",
+                    reason: "incomplete: \(upload.received) of \(upload.size) bytes received; the next chunk starts at offset \(upload.received)")
             }
             let staging = try Self.stagingID(upload.id)
             let blobs = self.blobs
@@ -179,28 +180,18 @@ public struct FilesService: Sendable {
                 throw FilesError.checksumMismatch(field: "sha256", expected: expected, actual: info.digest.hex)
             }
             var mediaType = upload.mediaType
-            var promotedEarly = false
             if mediaType == nil {
-                // Sniffing reads the first bytes, which only a blob offers: promote now (the insert
-                // promotes again inside its transaction, a no-op unless the blob was deleted meanwhile).
                 mediaType = try await self.runner.run { () throws -> String in
-                    try blobs.promoteStaging(staging, as: info)
-                    let head = try blobs.read(info.digest, range: 0..<Self.sniffLength(size: info.size))
+                    let head = try blobs.readStaging(staging, range: 0..<Self.sniffLength(size: info.size))
                     return MediaTypeSniffer.mediaType(head: head, size: info.size)
                 }
-                promotedEarly = true
             }
             let file = FileMetadata(
                 id: self.ids.makeID(prefix: "fil_"), name: upload.name, mediaType: mediaType ?? "application/octet-stream", size: info.size,
                 sha256: info.digest.hex, createdAt: self.clock.now())
-            do {
-                _ = try await self.store.insertFile(
-                    file, userID: userID, fromUpload: upload.id, place: { try blobs.promoteStaging(staging, as: info) },
-                    event: FilesEvents.FileCreated(userID: userID, file: file))
-            } catch {
-                if promotedEarly { try? await self.releaseBlobIfUnreferenced(info.digest) }
-                throw error
-            }
+            _ = try await self.store.insertFile(
+                file, userID: userID, fromUpload: upload.id, place: { try blobs.promoteStaging(staging, as: info) },
+                event: FilesEvents.FileCreated(userID: userID, file: file))
             // After the commit: a crash before this leaves the staging area, which the sweep removes.
             _ = try? await self.runner.run { try blobs.removeStaging(staging) }
             return file
@@ -216,10 +207,13 @@ public struct FilesService: Sendable {
     public func importFile(_ params: Files.Import.Params, userID: String, peerUID: UInt32?) async throws -> FileMetadata {
         guard peerUID == ownUID else {
             throw AuthError.unauthorized(
-                reason: "files.import reads a path with the daemon's own permissions: only a connection of the daemon's uid may call it; use files.upload.begin")
+                reason:
+                    "files.import reads a path with the daemon's own permissions: only a connection of the daemon's uid may call it; use files.upload.begin"
+            )
         }
         guard params.path.hasPrefix("/") else { throw FilesError.invalid(field: "path", reason: "an absolute path") }
-        let name = try Self.validName(params.name ?? String(params.path.split(separator: "/").last ?? ""), field: params.name == nil ? "path" : "name")
+        let name = try Self.validName(
+            params.name ?? String(params.path.split(separator: "/").last ?? ""), field: params.name == nil ? "path" : "name")
         let givenType = try params.mediaType.map { try Self.validMediaType($0) }
         let staging = try Self.stagingID(ids.makeID(prefix: "imp_"))
         let blobs = self.blobs
@@ -383,11 +377,6 @@ public struct FilesService: Sendable {
             throw FilesError.notFound(kind: "upload", id: id)
         }
         return upload
-    }
-
-    private func releaseBlobIfUnreferenced(_ digest: BlobDigest) async throws {
-        let blobs = self.blobs
-        _ = try await store.removeBlobIfUnreferenced(digest) { try blobs.delete(digest) }
     }
 
     private func checkSize(_ size: Int64, field: String) throws {

@@ -171,8 +171,15 @@ public struct DiskBlobStore: BlobStore {
     }
 
     public func read(_ digest: BlobDigest, range: Range<Int64>) throws -> Data {
-        let path = blobPath(digest)
-        let fd = try openExisting(path, flags: O_RDONLY, missing: "blob \(digest)")
+        try read(blobPath(digest), range: range, missing: "blob \(digest)")
+    }
+
+    public func readStaging(_ id: StagingID, range: Range<Int64>) throws -> Data {
+        try read(stagingPath(id), range: range, missing: "staging area \(id)")
+    }
+
+    private func read(_ path: String, range: Range<Int64>, missing: String) throws -> Data {
+        let fd = try openExisting(path, flags: O_RDONLY, missing: missing)
         defer { close(fd) }
         let size = Int64(try Self.status(of: fd, path).st_size)
         let lower = max(0, min(range.lowerBound, size))
@@ -180,8 +187,8 @@ public struct DiskBlobStore: BlobStore {
         let count = Int(upper - lower)
         var data = Data(count: count)
         let read = try data.withUnsafeMutableBytes { buffer in try Self.readFully(fd, into: buffer, at: lower, path) }
-        // A blob never shrinks; fewer bytes than its size means the disk lost them.
-        guard read == count else { throw BlobStoreError.io("blob \(path) ended at \(lower + Int64(read)), before its size \(size)") }
+        // A file here never shrinks while read; fewer bytes than its size means the disk lost them.
+        guard read == count else { throw BlobStoreError.io("\(path) ended at \(lower + Int64(read)), before its size \(size)") }
         return data
     }
 

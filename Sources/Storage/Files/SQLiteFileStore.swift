@@ -172,7 +172,8 @@ public struct SQLiteFileStore: FileStore {
             for moduleID in modules {
                 try writes.record(ModulesEvents.ModuleUpdated(userID: userID, moduleId: moduleID, fields: ["files"]), in: db)
             }
-            let referenced = try Int.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM files WHERE sha256 = ? LIMIT 1"), arguments: [file.sha256]) != nil
+            let referenced =
+                try Int.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM files WHERE sha256 = ? LIMIT 1"), arguments: [file.sha256]) != nil
             return FileDeletion(file: file, unreferencedBlob: referenced ? nil : file.digest)
         }
     }

@@ -48,7 +48,8 @@ extension FakeProvider {
 /// over a real libcurl client. The collaborators are the daemon's (system clock, time-ordered ids)
 /// but for the fast hasher and the fake passwd database.
 /// `runJobs: false`: no job runs unless the test runs it.
-func withAgentDaemon<T: Sendable>(environment: [String: String], runJobs: Bool = true, _ body: (InProcessDaemon) async throws -> T) async throws -> T {
+func withAgentDaemon<T: Sendable>(environment: [String: String], runJobs: Bool = true, _ body: (InProcessDaemon) async throws -> T) async throws -> T
+{
     // An empty configuration file, so that no user's or /etc's file is read: only the environment's settings.
     let empty = FileManager.default.temporaryDirectory.appendingPathComponent("agentd-empty-\(UUID().uuidString).toml").path
     try Data().write(to: URL(fileURLWithPath: empty))
