@@ -298,7 +298,8 @@ public struct Dependencies: Sendable {
         // any more: `files.blob_delete` deletes them (the files service enqueues it through
         // `BlobReleaser`), the start-up sweep what a crash left.
         let blobSweeper = BlobSweeper(files: fileStore, blobs: blobStore, logger: logger)
-        let blobReleaser = BlobReleaser(scheduler: jobScheduler, clock: collaborators.clock, ids: collaborators.ids)
+        let blobReleaser = BlobReleaser(
+            scheduler: jobScheduler, clock: collaborators.clock, ids: collaborators.ids, delay: configuration.files.blobDeleteDelay)
         let files = FilesService(
             store: fileStore, blobs: blobStore, runner: NIOThreadPool.singleton, clock: collaborators.clock, ids: collaborators.ids,
             settings: configuration.files, chunkSize: FilesService.chunkSize(maxMessageBytes: configuration.limits.maxMessageBytes),

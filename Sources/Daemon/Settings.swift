@@ -466,6 +466,9 @@ enum Settings {
                 "files.uploads_expire_interval_seconds", environment: ["AGENTD_FILES_UPLOADS_EXPIRE_INTERVAL_SECONDS"], kind: .integer(minimum: 1),
                 apply: { $0.files.expireInterval = .seconds($1.integer) }, current: { String($0.files.expireInterval.components.seconds) }),
             Setting(
+                "files.blob_delete_delay_seconds", environment: ["AGENTD_FILES_BLOB_DELETE_DELAY_SECONDS"], kind: .integer(minimum: 0),
+                apply: { $0.files.blobDeleteDelay = .seconds($1.integer) }, current: { String($0.files.blobDeleteDelay.components.seconds) }),
+            Setting(
                 "jobs.poll_interval_ms", environment: ["AGENTD_JOBS_POLL_INTERVAL_MS"], kind: .integer(minimum: 10),
                 apply: { $0.jobs.pollInterval = .milliseconds($1.integer) }, current: { String(milliseconds($0.jobs.pollInterval)) }),
         ] + JobsSettings.kinds.map(jobConcurrencySetting)

@@ -13,8 +13,9 @@ struct BlobDeleteTests {
     /// Claims every queued `files.blob_delete` job and runs it with the graph's own handler.
     static func runBlobDeleteJobs(_ daemon: InProcessDaemon) async throws -> [String] {
         let handler = try #require(daemon.dependencies.jobHandlers.first { $0.policy.kind == BlobDeleteJob.kind })
+        // Due `files.blob_delete_delay_seconds` after the release (an hour): claimed as then.
         let claimed = try await daemon.dependencies.jobQueue.claim(
-            kinds: [BlobDeleteJob.kind], workerID: "test", limit: 10, lease: .seconds(60), now: daemon.clock.now())
+            kinds: [BlobDeleteJob.kind], workerID: "test", limit: 10, lease: .seconds(60), now: daemon.clock.now().addingTimeInterval(3600))
         var results: [String] = []
         for job in claimed {
             #expect(job.job.ownerID == nil)
@@ -40,9 +41,13 @@ struct BlobDeleteTests {
             #expect(try await Self.runBlobDeleteJobs(daemon).isEmpty)
             #expect(try await FilesTests.readAll(bob, his.id) == content)
 
-            // Bob's goes: the last reference; the job deletes the blob.
+            // Bob's goes: the last reference; the job deletes the blob, an hour later (a backup
+            // copying the blob folder after the database meanwhile still finds it).
             #expect(try await bob.send(Files.Delete.self, .init(id: his.id)).deleted)
             #expect(try daemon.dependencies.blobStore.stat(digest) != nil)
+            let early = try await daemon.dependencies.jobQueue.claim(
+                kinds: [BlobDeleteJob.kind], workerID: "test", limit: 10, lease: .seconds(60), now: daemon.clock.now().addingTimeInterval(3599))
+            #expect(early.isEmpty, "due only after files.blob_delete_delay_seconds")
             #expect(try await Self.runBlobDeleteJobs(daemon) == [#"{"deleted":true}"#])
             #expect(try daemon.dependencies.blobStore.digests().isEmpty)
 

@@ -80,17 +80,22 @@ public struct BlobReleaser: Sendable {
     private let scheduler: JobScheduler
     private let clock: any WallClock
     private let ids: any IDGenerator
+    private let delay: Duration
 
-    public init(scheduler: JobScheduler, clock: any WallClock, ids: any IDGenerator) {
+    /// - Parameter delay: how long after the release the job is due (`files.blob_delete_delay_seconds`).
+    public init(scheduler: JobScheduler, clock: any WallClock, ids: any IDGenerator, delay: Duration = .zero) {
         self.scheduler = scheduler
         self.clock = clock
         self.ids = ids
+        self.delay = delay
     }
 
-    /// Enqueues the deletion of `digest`, released by `releasedBy` (see `BlobDeleteJob.newJob`).
+    /// Enqueues the deletion of `digest`, released by `releasedBy` (see `BlobDeleteJob.newJob`),
+    /// due `delay` from now.
     @discardableResult
     public func release(_ digest: BlobDigest, releasedBy: String) async throws -> Job {
-        try await scheduler.enqueue(BlobDeleteJob.newJob(digest: digest, releasedBy: releasedBy, id: ids.makeID(prefix: "job_"), at: clock.now()))
-            .job
+        let seconds = Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
+        let due = clock.now().addingTimeInterval(seconds)
+        return try await scheduler.enqueue(BlobDeleteJob.newJob(digest: digest, releasedBy: releasedBy, id: ids.makeID(prefix: "job_"), at: due)).job
     }
 }

@@ -21,6 +21,10 @@ public struct FilesService: Sendable {
         public var uploadTTL: TimeInterval = 3600
         /// `files.uploads_expire_interval_seconds`: how often `files.uploads_expire` is enqueued.
         public var expireInterval: Duration = .seconds(300)
+        /// `files.blob_delete_delay_seconds`: how long the content of a deleted file stays after its
+        /// last file went, so that a backup copying the blob folder after the database still finds
+        /// every blob the database copy names (docs/OPERATIONS.md).
+        public var blobDeleteDelay: Duration = .seconds(3600)
 
         public init() {}
     }
