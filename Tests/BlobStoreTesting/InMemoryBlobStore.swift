@@ -121,6 +121,6 @@ public final class InMemoryBlobStore: BlobStore {
 
     /// The lowercase hex SHA-256 of `data`.
     public static func digest(of data: some DataProtocol) -> BlobDigest {
-        BlobDigest(hex: SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined())!
+        BlobDigest(SHA256.hash(data: data))
     }
 }

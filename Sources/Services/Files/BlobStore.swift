@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// A blob's name: the lowercase hex SHA-256 of its bytes (content addressing: one blob per
@@ -10,6 +11,11 @@ public struct BlobDigest: Hashable, Sendable, Comparable, CustomStringConvertibl
     public init?(hex: String) {
         guard hex.utf8.count == 64, hex.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else { return nil }
         self.hex = hex
+    }
+
+    /// The digest a content's SHA-256 names.
+    public init(_ digest: SHA256.Digest) {
+        self.hex = digest.map { String(format: "%02x", $0) }.joined()
     }
 
     public var description: String { hex }

@@ -444,6 +444,6 @@ private final class ImportHashing: @unchecked Sendable {
     func update(_ data: Data) { hasher.update(data: data) }
 
     func digest() -> BlobDigest {
-        BlobDigest(hex: hasher.finalize().map { String(format: "%02x", $0) }.joined())!
+        BlobDigest(hasher.finalize())
     }
 }

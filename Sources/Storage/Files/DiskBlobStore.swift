@@ -123,8 +123,7 @@ public struct DiskBlobStore: BlobStore {
             hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
             offset += Int64(count)
         }
-        let hex = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-        return BlobInfo(digest: BlobDigest(hex: hex)!, size: length)
+        return BlobInfo(digest: BlobDigest(hasher.finalize()), size: length)
     }
 
     public func promoteStaging(_ id: StagingID, as info: BlobInfo) throws {
